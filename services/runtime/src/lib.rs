@@ -1,0 +1,22 @@
+//! What every sse-connector service needs, and nothing service-specific: telemetry set-up and
+//! trace-context helpers, gRPC serving with health and reflection, the shutdown signal, backoff,
+//! TLS client configuration and the exit code for bad configuration.
+
+pub mod backoff;
+pub mod serve;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tls;
+
+pub use backoff::Backoff;
+pub use serve::{Serving, bind, serve};
+pub use shutdown::Shutdown;
+
+/// Exit code for bad configuration (`EX_USAGE` of sysexits.h).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// Prints a configuration error and exits with [`EXIT_CONFIG`], so orchestrators see a config fault.
+pub fn exit_config_error(service: &str, err: &dyn std::fmt::Display) -> ! {
+    eprintln!("{service}: configuration error: {err}");
+    std::process::exit(EXIT_CONFIG)
+}

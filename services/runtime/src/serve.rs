@@ -1,0 +1,133 @@
+//! gRPC serving: a tonic server with `grpc.health.v1`, reflection (v1 and v1alpha, since grpcurl
+//! 1.8 speaks only v1alpha), callers' trace context joined per request, and graceful shutdown.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// Why serving failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The reflection descriptors are invalid (a build defect).
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed.
+    #[error("grpc transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Binds `addr` and prints `<service> listening on <addr>` on stdout (port 0 picks a free port),
+/// so scripts and tests learn the address without guessing.
+pub async fn bind(addr: SocketAddr, service: &str) -> std::io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{service} listening on {local}");
+    let _ = out.flush();
+    Ok(listener)
+}
+
+/// A gRPC server under construction: health (and its reporter) and reflection are already in.
+pub struct Serving {
+    /// Health of the process; a service sets it serving once its dependencies are connected.
+    pub health: HealthReporter,
+    routes: RoutesBuilder,
+    descriptors: Vec<&'static [u8]>,
+}
+
+impl Serving {
+    /// A server whose reflection describes `descriptor` (an encoded `FileDescriptorSet`).
+    pub fn new(descriptor: &'static [u8]) -> Self {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health_service);
+        Self {
+            health,
+            routes,
+            descriptors: vec![descriptor, tonic_health::pb::FILE_DESCRIPTOR_SET],
+        }
+    }
+
+    /// Adds one of the service's own gRPC services.
+    pub fn add_service<S>(mut self, svc: S) -> Self
+    where
+        S: tower_service::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.routes.add_service(svc);
+        self
+    }
+
+    /// Serves until `shutdown` is cancelled: health turns NOT_SERVING first, then open calls
+    /// finish (stream handlers watch the same token) and the server returns.
+    pub async fn run(
+        mut self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServeError> {
+        let mut v1 = tonic_reflection::server::Builder::configure();
+        let mut v1alpha = tonic_reflection::server::Builder::configure();
+        for d in &self.descriptors {
+            v1 = v1.register_encoded_file_descriptor_set(d);
+            v1alpha = v1alpha.register_encoded_file_descriptor_set(d);
+        }
+        self.routes.add_service(v1.build_v1()?);
+        self.routes.add_service(v1alpha.build_v1alpha()?);
+        let health = self.health.clone();
+        let signal = async move {
+            shutdown.cancelled().await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+        };
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .trace_fn(request_span)
+            .add_routes(self.routes.routes())
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Serves `serving` on `listener` until `shutdown`; a convenience for `Serving::run`.
+pub async fn serve(
+    serving: Serving,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    serving.run(listener, shutdown).await
+}
+
+/// One span per gRPC call, joined to the caller's trace; health and reflection stay untraced.
+fn request_span(req: &http::Request<()>) -> tracing::Span {
+    let path = req.uri().path();
+    if path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.") {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!("grpc.request", otel.name = %path, rpc.system = "grpc");
+    let header = |k: &str| {
+        req.headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
+    crate::telemetry::set_parent(&span, header("traceparent"), header("tracestate"));
+    span
+}
