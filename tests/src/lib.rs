@@ -1,1 +1,36 @@
-//! End-to-end test support.
+//! Test kit for the end-to-end tests and the local demo: a real Mosquitto on a free port, the
+//! real service binaries, an SSE source, an MQTT 5 subscriber, an OTLP trace receiver and grpcurl.
+//! Everything waits on signals or conditions with a deadline, never on a bare sleep.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod broker;
+pub mod grpcurl;
+pub mod mqtt;
+pub mod otlp;
+pub mod procs;
+pub mod source;
+pub mod stack;
+
+use std::time::{Duration, Instant};
+
+/// How long an end-to-end wait may take before the test fails (generous: CI machines are loaded).
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `cond` until it returns `Some`, failing with `what` after [`DEADLINE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut cond: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = cond().await {
+            return Ok(v);
+        }
+        if start.elapsed() > DEADLINE {
+            anyhow::bail!("timed out after {DEADLINE:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

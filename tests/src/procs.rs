@@ -1,0 +1,127 @@
+//! The real service binaries, started as child processes on port 0; the bound address is read
+//! from the `<service> listening on <addr>` line they print.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Directory of the workspace's built binaries: `$SSE_BIN_DIR`, else the target dir of this test.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SSE_BIN_DIR") {
+        return d.into();
+    }
+    // target/<profile>/deps/<test> -> target/<profile>
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// A running service process; killed when dropped.
+pub struct Service {
+    /// Binary name.
+    pub name: String,
+    /// Address it listens on.
+    pub addr: SocketAddr,
+    child: Child,
+    /// Every line it wrote to stderr (logs), for assertions and failure output.
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Service {
+    /// Starts `name` (e.g. `sse-publisher`) with `args` plus `--listen 127.0.0.1:0`, and `envs`.
+    pub async fn start(name: &str, args: &[String], envs: &[(String, String)]) -> anyhow::Result<Self> {
+        let path = bin_dir().join(name);
+        anyhow::ensure!(
+            path.exists(),
+            "{} is not built: run `cargo build --workspace --bins` (just test does)",
+            path.display()
+        );
+        let mut cmd = Command::new(&path);
+        cmd.arg("--listen")
+            .arg("127.0.0.1:0")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().with_context(|| format!("spawn {name}"))?;
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        if let Some(err) = child.stderr.take() {
+            let logs = logs.clone();
+            let tag = name.to_string();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(err).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    if std::env::var_os("SSE_TEST_LOGS").is_some() {
+                        eprintln!("[{tag}] {l}");
+                    }
+                    if let Ok(mut v) = logs.lock() {
+                        v.push(l);
+                    }
+                }
+            });
+        }
+        let out = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(out).lines();
+        let marker = format!("{name} listening on ");
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(l) = lines.next_line().await? {
+                if let Some(a) = l.strip_prefix(&marker) {
+                    return Ok::<_, anyhow::Error>(a.trim().parse::<SocketAddr>()?);
+                }
+            }
+            anyhow::bail!("{name} exited before printing its address")
+        })
+        .await
+        .with_context(|| format!("{name} did not print its address"))??;
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            name: name.to_string(),
+            addr,
+            child,
+            logs,
+        })
+    }
+
+    /// `http://<addr>`, the form the services take for their peers.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status (at most `timeout`).
+    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = self.child.id().context("already exited")?;
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {pid} failed");
+        Ok(tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .with_context(|| format!("{} did not exit within {timeout:?} of SIGTERM", self.name))??)
+    }
+
+    /// All log lines so far, joined.
+    pub fn log_text(&self) -> String {
+        self.logs.lock().map(|v| v.join("\n")).unwrap_or_default()
+    }
+}
