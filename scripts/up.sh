@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs the whole system locally: Mosquitto on a free port, the demo SSE source, the three services
+# configured from deploy/local/, and prints every message reaching the broker until Ctrl-C, which
+# stops everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+run=.local/run
+rm -rf "$run" && mkdir -p "$run/resources" "$run/secrets" "$run/trust" "$run/schemas"
+bin=target/debug
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  echo; echo "stopping..."
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Starts "$@" in the background with stdout to $run/<name>.out, waits for its "listening on" line.
+start() {
+  local name=$1; shift
+  "$bin/$name" "$@" >"$run/$name.out" 2>"$run/$name.log" &
+  pids+=($!)
+  for _ in $(seq 1 300); do
+    if addr=$(grep -m1 -oP "^$name listening on \K\S+" "$run/$name.out" 2>/dev/null); then
+      echo "$addr"; return 0
+    fi
+    kill -0 "${pids[-1]}" 2>/dev/null || { echo "$name exited; see $run/$name.log" >&2; cat "$run/$name.log" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "$name did not start; see $run/$name.log" >&2; return 1
+}
+
+mqtt_port=$(free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$mqtt_port" >"$run/mosquitto.conf"
+mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
+"$mosquitto_bin" -c "$run/mosquitto.conf" >"$run/mosquitto.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null && break; sleep 0.1; done
+
+demo=$(start sse-demo-source --listen 127.0.0.1:0)
+sed "s#http://127.0.0.1:8088#http://$demo#g" deploy/local/resources/*.yaml >"$run/resources/local.yaml"
+publisher=$(start sse-publisher --listen 127.0.0.1:0 --mqtt-url "mqtt://127.0.0.1:$mqtt_port")
+schema=$(start sse-schema --listen 127.0.0.1:0 --publisher "http://$publisher" --data-dir "$run/schemas")
+ingest=$(start sse-ingest --listen 127.0.0.1:0 --schema "http://$schema" --resources "$run/resources" \
+  --secrets-dir "$run/secrets" --trust-dir "$run/trust")
+
+cat <<INFO
+broker     mqtt://127.0.0.1:$mqtt_port
+source     http://$demo  (demo weather station)
+publisher  $publisher   schema $schema   ingest $ingest   (logs in $run/)
+try:       grpcurl -plaintext $ingest sseconnector.v1.IngestService/ListStreams
+           grpcurl -plaintext $schema sseconnector.v1.SchemaService/ListSchemas
+messages on factory/# (Ctrl-C stops everything):
+INFO
+mosquitto_sub -h 127.0.0.1 -p "$mqtt_port" -V mqttv5 -t 'factory/#' -F '%t qos=%q retain=%r %C | %p%n    %P' &
+pids+=($!)
+wait "${pids[-1]}"
