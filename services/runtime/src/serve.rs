@@ -81,9 +81,17 @@ impl Serving {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> Result<(), ServeError> {
-        let mut v1 = tonic_reflection::server::Builder::configure();
-        let mut v1alpha = tonic_reflection::server::Builder::configure();
-        for d in &self.descriptors {
+        // Both reflection versions describe every service, each other included, so a v1alpha
+        // client (grpcurl 1.8) and a v1 client list the same thing.
+        let mut v1 =
+            tonic_reflection::server::Builder::configure().include_reflection_service(false);
+        let mut v1alpha =
+            tonic_reflection::server::Builder::configure().include_reflection_service(false);
+        let reflection: [&'static [u8]; 2] = [
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ];
+        for d in self.descriptors.iter().chain(reflection.iter()) {
             v1 = v1.register_encoded_file_descriptor_set(d);
             v1alpha = v1alpha.register_encoded_file_descriptor_set(d);
         }

@@ -68,8 +68,9 @@ pub fn init(service: &'static str) -> Guard {
             .build()
         {
             Ok(exporter) => {
-                builder = builder
-                    .with_span_processor(BatchSpanProcessor::builder(exporter, runtime::Tokio).build())
+                builder = builder.with_span_processor(
+                    BatchSpanProcessor::builder(exporter, runtime::Tokio).build(),
+                )
             }
             Err(e) => export_error = Some(e.to_string()),
         }

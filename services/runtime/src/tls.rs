@@ -57,9 +57,7 @@ pub fn system_roots() -> RootCertStore {
 }
 
 /// A client configuration trusting the system roots and `extra` CAs, without client auth.
-pub fn client_config(
-    extra: Vec<CertificateDer<'static>>,
-) -> Result<ClientConfig, TlsError> {
+pub fn client_config(extra: Vec<CertificateDer<'static>>) -> Result<ClientConfig, TlsError> {
     let mut roots = system_roots();
     for c in extra {
         roots.add(c)?;
