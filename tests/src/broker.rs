@@ -37,7 +37,10 @@ impl Mosquitto {
             .context("cannot start mosquitto: install it with `just setup` (apt mosquitto)")?;
         let start = Instant::now();
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 break;
             }
             anyhow::ensure!(

@@ -23,7 +23,11 @@ pub async fn call(addr: &str, data: Option<&str>, args: &[&str]) -> anyhow::Resu
 }
 
 /// Runs grpcurl and parses its JSON output.
-pub async fn call_json(addr: &str, data: Option<&str>, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+pub async fn call_json(
+    addr: &str,
+    data: Option<&str>,
+    args: &[&str],
+) -> anyhow::Result<serde_json::Value> {
     let out = call(addr, data, args).await?;
     serde_json::from_str(&out).with_context(|| format!("grpcurl output is not JSON: {out}"))
 }

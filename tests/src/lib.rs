@@ -8,6 +8,7 @@ pub mod broker;
 pub mod grpcurl;
 pub mod mqtt;
 pub mod otlp;
+pub mod pki;
 pub mod procs;
 pub mod source;
 pub mod stack;

@@ -58,7 +58,10 @@ impl Subscriber {
     /// Connects to the broker on `port` and subscribes to `filter` at QoS 1, keeping the retain
     /// flag as published; returns once the broker acknowledged the subscription.
     pub async fn connect(port: u16, filter: &str) -> anyhow::Result<Self> {
-        let id = format!("test-sub-{}", std::process::id() as u64 * 1000 + rand_u16() as u64);
+        let id = format!(
+            "test-sub-{}",
+            std::process::id() as u64 * 1000 + rand_u16() as u64
+        );
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
         opts.set_keep_alive(Duration::from_secs(30));
         let (client, mut eventloop) = AsyncClient::new(opts, 1000);

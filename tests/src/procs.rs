@@ -38,7 +38,11 @@ pub struct Service {
 
 impl Service {
     /// Starts `name` (e.g. `sse-publisher`) with `args` plus `--listen 127.0.0.1:0`, and `envs`.
-    pub async fn start(name: &str, args: &[String], envs: &[(String, String)]) -> anyhow::Result<Self> {
+    pub async fn start(
+        name: &str,
+        args: &[String],
+        envs: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let path = bin_dir().join(name);
         anyhow::ensure!(
             path.exists(),
@@ -109,7 +113,10 @@ impl Service {
     }
 
     /// Sends SIGTERM and waits for the exit status (at most `timeout`).
-    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+    pub async fn terminate(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<std::process::ExitStatus> {
         let pid = self.child.id().context("already exited")?;
         let status = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -117,7 +124,9 @@ impl Service {
         anyhow::ensure!(status.success(), "kill -TERM {pid} failed");
         Ok(tokio::time::timeout(timeout, self.child.wait())
             .await
-            .with_context(|| format!("{} did not exit within {timeout:?} of SIGTERM", self.name))??)
+            .with_context(|| {
+                format!("{} did not exit within {timeout:?} of SIGTERM", self.name)
+            })??)
     }
 
     /// All log lines so far, joined.

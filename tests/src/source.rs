@@ -40,8 +40,23 @@ impl SeenRequest {
     }
 }
 
-/// Chooses the body for a request: `None` answers 404.
-pub type Feed = Arc<dyn Fn(&SeenRequest) -> Option<Chunks> + Send + Sync>;
+/// What the source answers to one request.
+pub enum Reply {
+    /// 200 with `text/event-stream` and this body.
+    Sse(Chunks),
+    /// Another response: status, extra headers, and a short body.
+    Status(u16, Vec<(String, String)>, String),
+}
+
+impl Reply {
+    /// 404 Not Found.
+    pub fn not_found() -> Self {
+        Reply::Status(404, vec![], "not found\n".into())
+    }
+}
+
+/// Chooses the reply for a request.
+pub type Feed = Arc<dyn Fn(&SeenRequest) -> Reply + Send + Sync>;
 
 /// A running SSE source.
 pub struct SseSource {
@@ -49,6 +64,7 @@ pub struct SseSource {
     pub addr: SocketAddr,
     /// Every request received, in order.
     pub requests: Arc<Mutex<Vec<SeenRequest>>>,
+    tls_errors: Arc<Mutex<Vec<String>>>,
     token: CancellationToken,
 }
 
@@ -59,12 +75,38 @@ impl Drop for SseSource {
 }
 
 impl SseSource {
-    /// Serves `feed` on `listener` until dropped.
+    /// Serves `feed` over plain HTTP on `listener` until dropped.
     pub fn start(listener: TcpListener, feed: Feed) -> std::io::Result<Self> {
+        Self::start_with(listener, feed, None)
+    }
+
+    /// Serves `feed` over HTTPS with `tls` (which may require client certificates).
+    pub fn start_tls(
+        listener: TcpListener,
+        feed: Feed,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<Self> {
+        Self::start_with(listener, feed, Some(tokio_rustls::TlsAcceptor::from(tls)))
+    }
+
+    /// Every TLS handshake failure seen by the server, e.g. a rejected client certificate.
+    pub fn tls_errors(&self) -> Vec<String> {
+        self.tls_errors
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    fn start_with(
+        listener: TcpListener,
+        feed: Feed,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let tls_errors = Arc::new(Mutex::new(Vec::new()));
         let token = CancellationToken::new();
-        let (reqs, tok) = (requests.clone(), token.clone());
+        let (reqs, tok, tls_errs) = (requests.clone(), token.clone(), tls_errors.clone());
         tokio::spawn(async move {
             loop {
                 let (sock, _) = tokio::select! {
@@ -73,6 +115,7 @@ impl SseSource {
                 };
                 let _ = sock.set_nodelay(true);
                 let (feed, reqs, tok) = (feed.clone(), reqs.clone(), tok.clone());
+                let (tls, tls_errs) = (tls.clone(), tls_errs.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let seen = SeenRequest {
@@ -95,11 +138,27 @@ impl SseSource {
                         }
                         async move { Ok::<_, Infallible>(respond(body)) }
                     });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(sock), svc);
-                    tokio::select! {
-                        _ = conn => {}
-                        _ = tok.cancelled() => {}
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            tokio::select! {
+                                _ = http.serve_connection(TokioIo::new(sock), svc) => {}
+                                _ = tok.cancelled() => {}
+                            }
+                        }
+                        Some(acceptor) => match acceptor.accept(sock).await {
+                            Ok(stream) => {
+                                tokio::select! {
+                                    _ = http.serve_connection(TokioIo::new(stream), svc) => {}
+                                    _ = tok.cancelled() => {}
+                                }
+                            }
+                            Err(e) => {
+                                if let Ok(mut v) = tls_errs.lock() {
+                                    v.push(e.to_string());
+                                }
+                            }
+                        },
                     }
                 });
             }
@@ -107,6 +166,7 @@ impl SseSource {
         Ok(Self {
             addr,
             requests,
+            tls_errors,
             token,
         })
     }
@@ -122,9 +182,9 @@ impl SseSource {
     }
 }
 
-fn respond(body: Option<Chunks>) -> Response<UnsyncBoxBody<Bytes, Infallible>> {
-    match body {
-        Some(chunks) => {
+fn respond(reply: Reply) -> Response<UnsyncBoxBody<Bytes, Infallible>> {
+    match reply {
+        Reply::Sse(chunks) => {
             let frames = chunks.map(|b| Ok::<_, Infallible>(Frame::data(b)));
             let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
             r.headers_mut().insert(
@@ -137,9 +197,18 @@ fn respond(body: Option<Chunks>) -> Response<UnsyncBoxBody<Bytes, Infallible>> {
             );
             r
         }
-        None => {
-            let mut r = Response::new(BodyExt::boxed_unsync(Full::new(Bytes::from_static(b"not found\n"))));
-            *r.status_mut() = StatusCode::NOT_FOUND;
+        Reply::Status(code, headers, body) => {
+            let mut r = Response::new(BodyExt::boxed_unsync(Full::new(Bytes::from(body))));
+            *r.status_mut() =
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            for (k, v) in headers {
+                if let (Ok(k), Ok(v)) = (
+                    hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                    hyper::header::HeaderValue::from_str(&v),
+                ) {
+                    r.headers_mut().append(k, v);
+                }
+            }
             r
         }
     }
@@ -180,11 +249,17 @@ pub fn demo_feed(interval: Duration) -> Feed {
             .header("last-event-id")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let path = req.path.split('?').next().unwrap_or("").trim_end_matches('/').to_string();
+        let path = req
+            .path
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_string();
         let kind = match path.rsplit('/').next() {
             Some("readings") => 0,
             Some("alerts") => 1,
-            _ => return None,
+            _ => return Reply::not_found(),
         };
         let start = after + 1;
         let ticks = futures::stream::unfold(start, move |n| async move {
@@ -192,8 +267,10 @@ pub fn demo_feed(interval: Duration) -> Feed {
             Some((n, n + 1))
         });
         let s = ticks.map(move |n| Bytes::from(demo_event(kind, n)));
-        let hello = futures::stream::once(async { Bytes::from_static(b": demo weather station\nretry: 2000\n\n") });
-        Some(Box::pin(hello.chain(s)) as Chunks)
+        let hello = futures::stream::once(async {
+            Bytes::from_static(b": demo weather station\nretry: 2000\n\n")
+        });
+        Reply::Sse(Box::pin(hello.chain(s)))
     })
 }
 

@@ -39,7 +39,10 @@ impl Stack {
         std::fs::create_dir_all(&res_dir)?;
         std::fs::create_dir_all(dir.path().join("secrets"))?;
         std::fs::create_dir_all(dir.path().join("trust"))?;
-        std::fs::write(res_dir.join("resources.yaml"), resources(&source.base_url()))?;
+        std::fs::write(
+            res_dir.join("resources.yaml"),
+            resources(&source.base_url()),
+        )?;
         let otel = |name: &str| {
             vec![
                 ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.endpoint()),
@@ -92,7 +95,9 @@ impl Stack {
     }
 
     /// Stops every service with SIGTERM and returns their exit statuses (ingest first).
-    pub async fn terminate_all(&mut self) -> anyhow::Result<Vec<(String, std::process::ExitStatus)>> {
+    pub async fn terminate_all(
+        &mut self,
+    ) -> anyhow::Result<Vec<(String, std::process::ExitStatus)>> {
         let mut out = Vec::new();
         for svc in [&mut self.ingest, &mut self.schema, &mut self.publisher] {
             let st = svc.terminate(Duration::from_secs(20)).await?;

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use sse_e2e::grpcurl;
 use sse_e2e::mqtt::{Received, Subscriber};
-use sse_e2e::source::{Feed, blocks_then_hold, block};
+use sse_e2e::source::{Feed, Reply, block, blocks_then_hold};
 use sse_e2e::stack::Stack;
 
 const READING_1: &str = r#"{"station":"ws-01","temperature":21.5,"humidity":48}"#;
@@ -22,17 +22,17 @@ fn feed() -> Feed {
     std::sync::Arc::new(|req| {
         let path = req.path.clone();
         match path.as_str() {
-            "/base/readings" => Some(blocks_then_hold(vec![
+            "/base/readings" => Reply::Sse(blocks_then_hold(vec![
                 block(Some("1"), Some("reading"), READING_1),
                 block(Some("2"), Some("reading"), READING_2),
                 block(Some("3"), None, READING_3),
             ])),
-            "/base" => Some(blocks_then_hold(vec![
+            "/base" => Reply::Sse(blocks_then_hold(vec![
                 block(Some("a1"), Some("temperature-threshold"), OVERHEAT),
                 block(Some("a2"), Some("other"), r#"{"x":1}"#),
                 block(Some("a3"), Some("heartbeat"), HEARTBEAT),
             ])),
-            _ => None,
+            _ => Reply::not_found(),
         }
     })
 }
@@ -114,13 +114,18 @@ fn check_common(m: &Received, subject: &str, sse_event: &str) {
     assert!(id.len() >= 16, "id {id}");
     let time = m.user("time").expect("time");
     humantime::parse_rfc3339(time).unwrap_or_else(|e| panic!("time {time}: {e}"));
-    assert!(is_traceparent(m.user("traceparent").expect("traceparent")), "{m:?}");
+    assert!(
+        is_traceparent(m.user("traceparent").expect("traceparent")),
+        "{m:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_delivers_datasets_and_events_with_every_property() {
     let stack = Stack::start(feed(), resources).await.unwrap();
-    let sub = Subscriber::connect(stack.broker.port, "e2e/#").await.unwrap();
+    let sub = Subscriber::connect(stack.broker.port, "e2e/#")
+        .await
+        .unwrap();
     let msgs = sub
         .wait_until("3 readings, 1 overheat, 1 heartbeat", |m| {
             on(m, "e2e/readings").len() >= 3
@@ -135,7 +140,11 @@ async fn pipeline_delivers_datasets_and_events_with_every_property() {
     let payloads: Vec<String> = readings.iter().map(|m| m.text()).collect();
     assert_eq!(payloads, vec![READING_1, READING_2, READING_3]);
     for (i, m) in readings.iter().enumerate() {
-        check_common(m, "asset-a/readings", if i < 2 { "reading" } else { "message" });
+        check_common(
+            m,
+            "asset-a/readings",
+            if i < 2 { "reading" } else { "message" },
+        );
         assert_eq!(m.qos, 1);
         assert!(!m.retain);
         let expiry = m.props.message_expiry_interval.expect("expiry");
@@ -144,7 +153,10 @@ async fn pipeline_delivers_datasets_and_events_with_every_property() {
         assert_eq!(m.user("type"), Some("DataSet/weather"));
         assert_eq!(m.user("sseid"), Some((i + 1).to_string().as_str()));
     }
-    assert_eq!(readings[0].props.content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        readings[0].props.content_type.as_deref(),
+        Some("application/json")
+    );
     assert_eq!(
         readings[2].props.content_type.as_deref(),
         Some("text/plain; charset=utf-8")
@@ -152,10 +164,16 @@ async fn pipeline_delivers_datasets_and_events_with_every_property() {
     // Same shape in another key order: same schema; text has none.
     let ds0 = readings[0].user("dataschema").expect("dataschema on JSON");
     let re = |s: &str| {
-        let rest = s.strip_prefix("aio-sr://sse-connector/").unwrap_or_else(|| panic!("{s}"));
+        let rest = s
+            .strip_prefix("aio-sr://sse-connector/")
+            .unwrap_or_else(|| panic!("{s}"));
         let (name, version) = rest.split_once(':').unwrap();
         assert_eq!(name.len(), 64, "{s}");
-        assert!(name.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()), "{s}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()),
+            "{s}"
+        );
         assert_eq!(version, "1", "{s}");
     };
     re(ds0);
@@ -172,31 +190,50 @@ async fn pipeline_delivers_datasets_and_events_with_every_property() {
     assert!(o.retain);
     assert!(o.props.message_expiry_interval.expect("expiry") <= 60);
     assert_eq!(o.user("type"), Some("Event"));
-    assert_eq!(o.user("source"), Some("ms-aio:station/temperature-threshold"));
+    assert_eq!(
+        o.user("source"),
+        Some("ms-aio:station/temperature-threshold")
+    );
     assert_eq!(o.user("sseid"), Some("a1"));
     assert!(o.user("dataschema").is_some());
 
     // An event without its own destination uses the group's default, not the asset's.
     let b = on(&msgs, "e2e/alerts");
-    assert_eq!(b.len(), 1, "only the heartbeat goes to the group default: {b:?}");
+    assert_eq!(
+        b.len(),
+        1,
+        "only the heartbeat goes to the group default: {b:?}"
+    );
     assert_eq!(b[0].text(), HEARTBEAT);
     check_common(b[0], "asset-a/alerts/beat", "heartbeat");
     assert_eq!(b[0].props.message_expiry_interval, None);
     assert!(on(&msgs, "e2e/asset-default").is_empty());
     assert!(on(&msgs, "e2e/lost").is_empty());
-    assert!(!msgs.iter().any(|m| m.text() == r#"{"x":1}"#), "unmatched type forwarded");
+    assert!(
+        !msgs.iter().any(|m| m.text() == r#"{"x":1}"#),
+        "unmatched type forwarded"
+    );
 
     // The source saw SSE requests.
     let seen = stack.source.seen();
-    let r = seen.iter().find(|r| r.path == "/base/readings").expect("readings request");
+    let r = seen
+        .iter()
+        .find(|r| r.path == "/base/readings")
+        .expect("readings request");
     assert_eq!(r.header("accept"), Some("text/event-stream"));
-    assert_eq!(seen.iter().filter(|r| r.path == "/base/readings").count(), 1, "one connection per URL");
+    assert_eq!(
+        seen.iter().filter(|r| r.path == "/base/readings").count(),
+        1,
+        "one connection per URL"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_apis_answer_grpcurl() {
     let stack = Stack::start(feed(), resources).await.unwrap();
-    let sub = Subscriber::connect(stack.broker.port, "e2e/#").await.unwrap();
+    let sub = Subscriber::connect(stack.broker.port, "e2e/#")
+        .await
+        .unwrap();
     let msgs = sub
         .wait_until("the first reading", |m| !on(m, "e2e/readings").is_empty())
         .await
@@ -209,13 +246,19 @@ async fn grpc_apis_answer_grpcurl() {
     ] {
         let addr = svc.addr.to_string();
         let list = grpcurl::call(&addr, None, &["list"]).await.unwrap();
-        for expected in [own, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"] {
+        for expected in [
+            own,
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+        ] {
             assert!(list.contains(expected), "{} lists {list}", svc.name);
         }
         let health = sse_e2e::eventually("SERVING", || {
             let addr = addr.clone();
             async move {
-                let h = grpcurl::call_json(&addr, None, &["grpc.health.v1.Health/Check"]).await.ok()?;
+                let h = grpcurl::call_json(&addr, None, &["grpc.health.v1.Health/Check"])
+                    .await
+                    .ok()?;
                 (h["status"] == "SERVING").then_some(h)
             }
         })
@@ -228,11 +271,18 @@ async fn grpc_apis_answer_grpcurl() {
     let st = sse_e2e::eventually("ingest counts", || {
         let ingest = ingest.clone();
         async move {
-            let v = grpcurl::call_json(&ingest, None, &["sseconnector.v1.IngestService/ListStreams"])
-                .await
-                .ok()?;
+            let v = grpcurl::call_json(
+                &ingest,
+                None,
+                &["sseconnector.v1.IngestService/ListStreams"],
+            )
+            .await
+            .ok()?;
             let streams = v["streams"].as_array()?.clone();
-            let base = streams.iter().find(|s| s["url"].as_str().is_some_and(|u| u.ends_with("/base")))?.clone();
+            let base = streams
+                .iter()
+                .find(|s| s["url"].as_str().is_some_and(|u| u.ends_with("/base")))?
+                .clone();
             let unmatched: u64 = base["eventsUnmatched"].as_str()?.parse().ok()?;
             (unmatched >= 1 && base["lastEventId"] == "a3").then_some(v)
         }
@@ -243,15 +293,30 @@ async fn grpc_apis_answer_grpcurl() {
     assert_eq!(streams.len(), 2, "{st}");
     assert!(streams.iter().all(|s| s["connected"] == true), "{st}");
     let errors = st["resourceErrors"].to_string();
-    assert!(errors.contains("orphan") && errors.contains("no-such-device"), "{st}");
+    assert!(
+        errors.contains("orphan") && errors.contains("no-such-device"),
+        "{st}"
+    );
 
     // Schema: list, get by name and version, infer a payload.
     let schema = stack.schema.addr.to_string();
-    let dataschema = on(&msgs, "e2e/readings")[0].user("dataschema").unwrap().to_string();
-    let (name, version) = dataschema.rsplit('/').next().unwrap().split_once(':').unwrap();
-    let list = grpcurl::call_json(&schema, None, &["sseconnector.v1.SchemaService/ListSchemas"])
-        .await
+    let dataschema = on(&msgs, "e2e/readings")[0]
+        .user("dataschema")
+        .unwrap()
+        .to_string();
+    let (name, version) = dataschema
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split_once(':')
         .unwrap();
+    let list = grpcurl::call_json(
+        &schema,
+        None,
+        &["sseconnector.v1.SchemaService/ListSchemas"],
+    )
+    .await
+    .unwrap();
     assert!(list.to_string().contains(name), "{list}");
     let got = grpcurl::call_json(
         &schema,
@@ -263,7 +328,10 @@ async fn grpc_apis_answer_grpcurl() {
     let content: serde_json::Value =
         serde_json::from_str(got["schema"]["content"].as_str().unwrap()).unwrap();
     assert_eq!(content["type"], "object", "{content}");
-    assert_eq!(content["properties"]["temperature"]["type"], "number", "{content}");
+    assert_eq!(
+        content["properties"]["temperature"]["type"], "number",
+        "{content}"
+    );
     let inferred = grpcurl::call_json(
         &schema,
         Some(r#"{"payload":"{\"a\": 1, \"b\": [\"x\"]}"}"#),
@@ -294,12 +362,17 @@ async fn grpc_apis_answer_grpcurl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_per_event_across_all_services() {
     let stack = Stack::start(feed(), resources).await.unwrap();
-    let sub = Subscriber::connect(stack.broker.port, "e2e/#").await.unwrap();
+    let sub = Subscriber::connect(stack.broker.port, "e2e/#")
+        .await
+        .unwrap();
     let msgs = sub
         .wait_until("a reading", |m| !on(m, "e2e/readings").is_empty())
         .await
         .unwrap();
-    let tp = on(&msgs, "e2e/readings")[0].user("traceparent").unwrap().to_string();
+    let tp = on(&msgs, "e2e/readings")[0]
+        .user("traceparent")
+        .unwrap()
+        .to_string();
     let trace_id = tp.split('-').nth(1).unwrap().to_string();
     let spans = sse_e2e::eventually("spans of all three services in the trace", || {
         let spans = stack.otlp.spans();
@@ -317,9 +390,15 @@ async fn one_trace_per_event_across_all_services() {
     .unwrap();
     // The MQTT traceparent names a span of the trace (the publisher's), and the spans form one tree.
     let span_id = tp.split('-').nth(2).unwrap();
-    let publisher_span = spans.iter().find(|s| s.span_id == span_id).expect("traceparent span exported");
+    let publisher_span = spans
+        .iter()
+        .find(|s| s.span_id == span_id)
+        .expect("traceparent span exported");
     assert_eq!(publisher_span.service, "sse-publisher");
-    let roots: Vec<_> = spans.iter().filter(|s| s.parent_span_id.is_empty()).collect();
+    let roots: Vec<_> = spans
+        .iter()
+        .filter(|s| s.parent_span_id.is_empty())
+        .collect();
     assert_eq!(roots.len(), 1, "one root span: {spans:?}");
     assert_eq!(roots[0].service, "sse-ingest");
     // Other events got other traces.
@@ -329,13 +408,18 @@ async fn one_trace_per_event_across_all_services() {
         .filter_map(|m| m.user("traceparent"))
         .filter(|t| t.split('-').nth(1) != Some(trace_id.as_str()))
         .count();
-    assert_eq!(other + 1, on(&msgs, "e2e/readings").len() + on(&msgs, "e2e/overheat").len());
+    assert_eq!(
+        other + 1,
+        on(&msgs, "e2e/readings").len() + on(&msgs, "e2e/overheat").len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_exit_cleanly_on_sigterm() {
     let mut stack = Stack::start(feed(), resources).await.unwrap();
-    let sub = Subscriber::connect(stack.broker.port, "e2e/#").await.unwrap();
+    let sub = Subscriber::connect(stack.broker.port, "e2e/#")
+        .await
+        .unwrap();
     sub.wait_until("a reading", |m| !on(m, "e2e/readings").is_empty())
         .await
         .unwrap();

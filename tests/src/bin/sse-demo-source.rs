@@ -24,10 +24,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("sse-demo-source listening on {}", listener.local_addr()?);
-    let _source = sse_e2e::source::SseSource::start(
-        listener,
-        sse_e2e::source::demo_feed(args.interval),
-    )?;
+    let _source =
+        sse_e2e::source::SseSource::start(listener, sse_e2e::source::demo_feed(args.interval))?;
     tokio::signal::ctrl_c().await?;
     Ok(())
 }
