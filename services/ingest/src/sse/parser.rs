@@ -1,4 +1,19 @@
-//! Incremental parser for `text/event-stream` bodies, following the WHATWG HTML rules.
+//! Incremental parser for `text/event-stream` bodies, following the WHATWG HTML rules
+//! ("Server-sent events", parsing and interpreting an event stream).
+//!
+//! Works on bytes: line ends (CR, LF) and field syntax (`:`, space) are ASCII, and an ASCII byte
+//! always ends an incomplete UTF-8 sequence, so decoding each complete line (or the joined data
+//! buffer) with U+FFFD replacement gives exactly what decoding the whole stream would. Each byte
+//! is scanned once (`memchr`); memory is bounded by `max_event_bytes` plus a few bytes.
+
+use std::mem;
+
+const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
+/// Buffers grown past this by a big event are shrunk back after use.
+const KEEP_CAPACITY: usize = 64 * 1024;
+/// The longest prefix before a `data` value (`data: `): a line longer than the limit plus this
+/// cannot hold a data value within the limit.
+const DATA_PREFIX: usize = 6;
 
 /// One dispatched SSE event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,15 +33,40 @@ pub enum ParserNotice {
     Retry(u64),
     /// A block whose data exceeded the limit was discarded.
     EventTooLarge {
-        /// How many data bytes the block had when it was cut off.
+        /// How many data bytes the block held when it was cut off (for an overlong `event` or
+        /// `id` line: the bytes of that value seen up to the cut).
         bytes: usize,
     },
 }
 
+/// Where the parser stands on the stream's leading byte order mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bom {
+    /// Still at the stream start: this many BOM bytes matched so far.
+    Matching(usize),
+    /// Past the start: BOM bytes are content.
+    Done,
+}
+
 /// Incremental WHATWG parser over byte chunks.
+#[derive(Debug)]
 pub struct Parser {
     max_event_bytes: usize,
+    /// Longest line kept in memory; longer lines are handled by their prefix only.
+    line_limit: usize,
+    bom: Bom,
+    /// The bytes of the current line so far (when it spans chunks).
+    line: Vec<u8>,
+    /// The current line is over the limit and was already handled: drop bytes up to its end.
+    skipping_line: bool,
+    /// The previous chunk ended with CR: an LF starting the next one belongs to it.
+    skip_lf: bool,
+    data: Vec<u8>,
+    event_type: String,
+    id_buffer: String,
     last_event_id: String,
+    /// The current block went over the limit: it will not fire.
+    too_large: bool,
 }
 
 impl Parser {
@@ -34,14 +74,63 @@ impl Parser {
     pub fn new(max_event_bytes: usize) -> Self {
         Self {
             max_event_bytes,
+            line_limit: max_event_bytes.saturating_add(DATA_PREFIX),
+            bom: Bom::Matching(0),
+            line: Vec::new(),
+            skipping_line: false,
+            skip_lf: false,
+            data: Vec::new(),
+            event_type: String::new(),
+            id_buffer: String::new(),
             last_event_id: String::new(),
+            too_large: false,
         }
     }
 
     /// Feeds one chunk; pushes dispatched events and notices in stream order.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>, notices: &mut Vec<ParserNotice>) {
-        let _ = (chunk, out, notices, self.max_event_bytes);
-        todo!()
+        let mut rest = chunk;
+        while let Bom::Matching(matched) = self.bom {
+            let Some((&byte, tail)) = rest.split_first() else {
+                return;
+            };
+            if byte == BOM[matched] {
+                rest = tail;
+                self.bom = if matched + 1 == BOM.len() {
+                    Bom::Done
+                } else {
+                    Bom::Matching(matched + 1)
+                };
+            } else {
+                // Not a BOM after all: the matched bytes are content (they hold no line end).
+                self.bom = Bom::Done;
+                self.push_partial(&BOM[..matched], notices);
+            }
+        }
+        if self.skip_lf {
+            let Some((&byte, tail)) = rest.split_first() else {
+                return;
+            };
+            self.skip_lf = false;
+            if byte == b'\n' {
+                rest = tail;
+            }
+        }
+        while let Some(i) = memchr::memchr2(b'\n', b'\r', rest) {
+            let terminator = rest[i];
+            self.end_line(&rest[..i], out, notices);
+            rest = &rest[i + 1..];
+            if terminator == b'\r' {
+                match rest.first() {
+                    None => self.skip_lf = true,
+                    Some(b'\n') => rest = &rest[1..],
+                    Some(_) => {}
+                }
+            }
+        }
+        if !rest.is_empty() {
+            self.push_partial(rest, notices);
+        }
     }
 
     /// The last event ID string (to send as Last-Event-ID).
@@ -51,9 +140,369 @@ impl Parser {
 
     /// Sets the last event ID (resume from a checkpoint).
     pub fn set_last_event_id(&mut self, id: &str) {
-        self.last_event_id = id.to_owned();
+        id.clone_into(&mut self.last_event_id);
+        id.clone_into(&mut self.id_buffer);
     }
 
     /// A new connection starts: drop any partial block/line, reset BOM and UTF-8 state, keep the last event ID.
-    pub fn reset_connection(&mut self) {}
+    pub fn reset_connection(&mut self) {
+        self.bom = Bom::Matching(0);
+        self.line.clear();
+        self.line.shrink_to(KEEP_CAPACITY);
+        self.skipping_line = false;
+        self.skip_lf = false;
+        self.data.clear();
+        self.data.shrink_to(KEEP_CAPACITY);
+        self.event_type.clear();
+        // An id from a block that never dispatched is not committed.
+        self.id_buffer.clone_from(&self.last_event_id);
+        self.too_large = false;
+    }
+
+    /// Adds bytes of a line whose end has not arrived yet.
+    fn push_partial(&mut self, part: &[u8], notices: &mut Vec<ParserNotice>) {
+        if self.skipping_line {
+            return;
+        }
+        if self.line.len() + part.len() > self.line_limit {
+            self.overlong_from_buffer(part, notices);
+            self.skipping_line = true;
+        } else {
+            self.line.extend_from_slice(part);
+        }
+    }
+
+    /// The line whose last bytes are `part` has ended.
+    fn end_line(&mut self, part: &[u8], out: &mut Vec<SseEvent>, notices: &mut Vec<ParserNotice>) {
+        if self.skipping_line {
+            self.skipping_line = false;
+        } else if self.line.is_empty() {
+            if part.len() > self.line_limit {
+                self.overlong_line(&part[..=self.line_limit], notices);
+            } else {
+                self.process_line(part, out, notices);
+            }
+        } else if self.line.len() + part.len() > self.line_limit {
+            self.overlong_from_buffer(part, notices);
+        } else {
+            self.line.extend_from_slice(part);
+            let line = mem::take(&mut self.line);
+            self.process_line(&line, out, notices);
+            self.line = line;
+            self.line.clear();
+            self.line.shrink_to(KEEP_CAPACITY);
+        }
+    }
+
+    /// The buffered line plus `part` goes over the limit: handle it by its first `line_limit + 1` bytes.
+    fn overlong_from_buffer(&mut self, part: &[u8], notices: &mut Vec<ParserNotice>) {
+        let need = (self.line_limit + 1).saturating_sub(self.line.len());
+        self.line.extend_from_slice(&part[..need.min(part.len())]);
+        let line = mem::take(&mut self.line);
+        self.overlong_line(&line, notices);
+        self.line = line;
+        self.line.clear();
+        self.line.shrink_to(KEEP_CAPACITY);
+    }
+
+    /// A line longer than the limit, known by its prefix: a `data`, `event` or `id` line makes
+    /// its block too large; comments, unknown fields and (absurd) `retry` values are ignored.
+    fn overlong_line(&mut self, prefix: &[u8], notices: &mut Vec<ParserNotice>) {
+        if prefix.first() == Some(&b':') {
+            return;
+        }
+        let Some(colon) = memchr::memchr(b':', prefix) else {
+            return;
+        };
+        if matches!(&prefix[..colon], b"data" | b"event" | b"id") {
+            let value = strip_space(&prefix[colon + 1..]);
+            self.mark_too_large(self.data.len() + value.len(), notices);
+        }
+    }
+
+    fn mark_too_large(&mut self, bytes: usize, notices: &mut Vec<ParserNotice>) {
+        if !self.too_large {
+            self.too_large = true;
+            notices.push(ParserNotice::EventTooLarge { bytes });
+        }
+        self.data.clear();
+        self.data.shrink_to(KEEP_CAPACITY);
+    }
+
+    /// One complete line (without its terminator), within the line limit.
+    fn process_line(
+        &mut self,
+        line: &[u8],
+        out: &mut Vec<SseEvent>,
+        notices: &mut Vec<ParserNotice>,
+    ) {
+        let (field, value) = match memchr::memchr(b':', line) {
+            None if line.is_empty() => return self.dispatch(out),
+            None => (line, &[][..]),
+            Some(0) => return, // comment
+            Some(i) => (&line[..i], strip_space(&line[i + 1..])),
+        };
+        match field {
+            b"data" => {
+                if self.too_large {
+                    return;
+                }
+                let bytes = self.data.len() + value.len();
+                if bytes > self.max_event_bytes {
+                    self.mark_too_large(bytes, notices);
+                } else {
+                    self.data.extend_from_slice(value);
+                    self.data.push(b'\n');
+                }
+            }
+            b"event" => {
+                self.event_type.clear();
+                self.event_type.push_str(&String::from_utf8_lossy(value));
+            }
+            b"id" if memchr::memchr(0, value).is_none() => {
+                self.id_buffer.clear();
+                self.id_buffer.push_str(&String::from_utf8_lossy(value));
+            }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                let ms = value.iter().fold(0u64, |acc, d| {
+                    acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                });
+                notices.push(ParserNotice::Retry(ms));
+            }
+            _ => {}
+        }
+    }
+
+    /// A blank line: commit the id, fire the block's event if it has data, start a new block.
+    fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
+        if self.last_event_id != self.id_buffer {
+            self.last_event_id.clone_from(&self.id_buffer);
+        }
+        let too_large = mem::replace(&mut self.too_large, false);
+        if too_large || self.data.is_empty() {
+            self.data.clear();
+            self.event_type.clear();
+            return;
+        }
+        let len = self.data.len() - 1; // drop the final LF
+        let data = String::from_utf8_lossy(&self.data[..len]).into_owned();
+        self.data.clear();
+        self.data.shrink_to(KEEP_CAPACITY);
+        let event_type = if self.event_type.is_empty() {
+            "message".to_owned()
+        } else {
+            mem::take(&mut self.event_type)
+        };
+        out.push(SseEvent {
+            event_type,
+            data,
+            last_event_id: self.last_event_id.clone(),
+        });
+    }
+}
+
+/// Removes one leading U+0020 from a field value.
+fn strip_space(value: &[u8]) -> &[u8] {
+    value.strip_prefix(b" ").unwrap_or(value)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    const DEFAULT_MAX: usize = 16 * 1024 * 1024;
+
+    #[derive(Deserialize)]
+    struct Vectors {
+        vectors: Vec<Vector>,
+    }
+
+    #[derive(Deserialize)]
+    struct Vector {
+        name: String,
+        chunks: Vec<Chunk>,
+        events: Vec<ExpectedEvent>,
+        last_event_id: String,
+        #[serde(default)]
+        notices: Vec<ExpectedNotice>,
+        max_event_bytes: Option<usize>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Chunk {
+        Text(String),
+        Bytes(Vec<u8>),
+    }
+
+    impl Chunk {
+        fn bytes(&self) -> &[u8] {
+            match self {
+                Chunk::Text(s) => s.as_bytes(),
+                Chunk::Bytes(b) => b,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct ExpectedEvent {
+        #[serde(rename = "type")]
+        event_type: String,
+        data: String,
+        id: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum ExpectedNotice {
+        Retry(u64),
+        TooLarge(usize),
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Outcome {
+        events: Vec<SseEvent>,
+        notices: Vec<ParserNotice>,
+        last_event_id: String,
+    }
+
+    fn parse<'a>(max: usize, chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
+        let mut parser = Parser::new(max);
+        let (mut events, mut notices) = (Vec::new(), Vec::new());
+        for chunk in chunks {
+            parser.feed(chunk, &mut events, &mut notices);
+        }
+        Outcome {
+            events,
+            notices,
+            last_event_id: parser.last_event_id().to_owned(),
+        }
+    }
+
+    fn expected(v: &Vector) -> Outcome {
+        Outcome {
+            events: v
+                .events
+                .iter()
+                .map(|e| SseEvent {
+                    event_type: e.event_type.clone(),
+                    data: e.data.clone(),
+                    last_event_id: e.id.clone(),
+                })
+                .collect(),
+            notices: v
+                .notices
+                .iter()
+                .map(|n| match n {
+                    ExpectedNotice::Retry(ms) => ParserNotice::Retry(*ms),
+                    ExpectedNotice::TooLarge(bytes) => {
+                        ParserNotice::EventTooLarge { bytes: *bytes }
+                    }
+                })
+                .collect(),
+            last_event_id: v.last_event_id.clone(),
+        }
+    }
+
+    fn vectors() -> Vec<Vector> {
+        let text = include_str!("../../tests/data/sse_vectors.json");
+        serde_json::from_str::<Vectors>(text).unwrap().vectors
+    }
+
+    #[test]
+    fn conformance_vectors_whatever_the_chunking() {
+        let vectors = vectors();
+        assert!(vectors.len() > 80);
+        for v in &vectors {
+            let max = v.max_event_bytes.unwrap_or(DEFAULT_MAX);
+            let want = expected(v);
+            let all: Vec<u8> = v.chunks.iter().flat_map(|c| c.bytes().to_vec()).collect();
+
+            let given = parse(max, v.chunks.iter().map(Chunk::bytes));
+            assert_eq!(given, want, "vector {:?} as given", v.name);
+            let one = parse(max, [all.as_slice()]);
+            assert_eq!(one, want, "vector {:?} in one chunk", v.name);
+            let bytes = parse(max, all.chunks(1));
+            assert_eq!(bytes, want, "vector {:?} one byte per chunk", v.name);
+            for split in 0..=all.len() {
+                let (a, b) = all.split_at(split);
+                let two = parse(max, [a, b]);
+                assert_eq!(two, want, "vector {:?} split at {split}", v.name);
+            }
+        }
+    }
+
+    #[test]
+    fn eight_mib_event_in_tcp_sized_chunks_is_delivered_intact() {
+        let payload: String = (0..8 * 1024 * 1024)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let stream = format!("id: big\ndata: {payload}\n\ndata: after\n\n");
+        let mut parser = Parser::new(DEFAULT_MAX);
+        let (mut events, mut notices) = (Vec::new(), Vec::new());
+        for chunk in stream.as_bytes().chunks(1460) {
+            parser.feed(chunk, &mut events, &mut notices);
+        }
+        assert!(notices.is_empty());
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].data.len(), payload.len());
+        assert!(events[0].data == payload);
+        assert_eq!(events[0].last_event_id, "big");
+        assert_eq!(events[1].data, "after");
+        assert!(parser.line.capacity() <= KEEP_CAPACITY);
+        assert!(parser.data.capacity() <= KEEP_CAPACITY);
+    }
+
+    #[test]
+    fn event_over_the_limit_is_discarded_with_bounded_memory_and_the_stream_goes_on() {
+        let max = 64 * 1024;
+        let big = "x".repeat(1024 * 1024);
+        let stream = format!("data: small\n\ndata: {big}\ndata: {big}\n\n: {big}\ndata: next\n\n");
+        let mut parser = Parser::new(max);
+        let (mut events, mut notices) = (Vec::new(), Vec::new());
+        for chunk in stream.as_bytes().chunks(1460) {
+            parser.feed(chunk, &mut events, &mut notices);
+            assert!(parser.line.len() <= max + DATA_PREFIX);
+            assert!(parser.data.len() <= max + 1);
+        }
+        let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
+        assert_eq!(data, ["small", "next"]);
+        assert_eq!(notices, [ParserNotice::EventTooLarge { bytes: max + 1 }]);
+    }
+
+    #[test]
+    fn reset_connection_drops_partial_block_and_restarts_bom_and_utf8() {
+        let mut parser = Parser::new(DEFAULT_MAX);
+        let (mut events, mut notices) = (Vec::new(), Vec::new());
+        parser.feed(
+            b"id: 1\ndata: a\n\nid: 2\ndata: partial",
+            &mut events,
+            &mut notices,
+        );
+        parser.feed(&[0xE2, 0x82], &mut events, &mut notices);
+        parser.reset_connection();
+        parser.feed(&[0xEF, 0xBB, 0xBF], &mut events, &mut notices);
+        parser.feed(b"data: b\r", &mut events, &mut notices);
+        parser.reset_connection();
+        parser.feed(b"\ndata: c\n\n", &mut events, &mut notices);
+        let got: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| (e.data.as_str(), e.last_event_id.as_str()))
+            .collect();
+        // "b" never got its blank line; the LF after the reset is a blank line of its own.
+        assert_eq!(got, [("a", "1"), ("c", "1")]);
+        assert_eq!(parser.last_event_id(), "1");
+    }
+
+    #[test]
+    fn set_last_event_id_is_inherited_by_events() {
+        let mut parser = Parser::new(DEFAULT_MAX);
+        parser.set_last_event_id("42");
+        let (mut events, mut notices) = (Vec::new(), Vec::new());
+        parser.feed(b"data: a\n\n", &mut events, &mut notices);
+        assert_eq!(events[0].last_event_id, "42");
+        assert_eq!(parser.last_event_id(), "42");
+    }
 }
