@@ -1,12 +1,37 @@
 //! Reads one SSE stream over HTTP(S), reconnecting with backoff and `Last-Event-ID`.
+//!
+//! Policy (the WHATWG processing model, with the retries production SDKs add):
+//! 200 + `text/event-stream` streams; 204, other 2xx and a wrong content type stop for good;
+//! 5xx and 429 retry with backoff (honouring `Retry-After`); 401, 403, other 4xx and header
+//! errors retry with a long backoff (60 s doubling to 5 min); network errors, a closed body and
+//! silence past `read_timeout` reconnect after the server's `retry:` time or the backoff.
+//! Redirects (up to 10) are followed, but every reconnect starts again at the configured URL;
+//! the per-connection headers are not sent to another origin.
 
+use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use sse_runtime::Backoff;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-use super::parser::{ParserNotice, SseEvent};
+use super::parser::{Parser, ParserNotice, SseEvent};
+
+/// Redirects followed for one connection attempt.
+const MAX_REDIRECTS: usize = 10;
+/// Longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// What a stream reader reports to its owner, in order.
 #[derive(Debug)]
@@ -48,12 +73,12 @@ pub struct ClientConfig {
     pub headers: HeaderSource,
     /// TLS settings for `https` URLs.
     pub tls: Arc<rustls::ClientConfig>,
-    /// Silence longer than this = dead connection (default 60 s).
+    /// Silence longer than this = dead connection (default 60 s); also bounds connect + response headers.
     pub read_timeout: Duration,
     /// Events with more data than this are discarded (default 16 MiB).
     pub max_event_bytes: usize,
-    /// Reconnect delays after failures (default `Backoff::standard()`).
-    pub backoff: sse_runtime::Backoff,
+    /// Reconnect delays after network errors, closed streams and 5xx (default `Backoff::standard()`).
+    pub backoff: Backoff,
 }
 
 impl ClientConfig {
@@ -65,8 +90,18 @@ impl ClientConfig {
             tls,
             read_timeout: Duration::from_secs(60),
             max_event_bytes: 16 * 1024 * 1024,
-            backoff: sse_runtime::Backoff::standard(),
+            backoff: Backoff::standard(),
         }
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("url", &display_url(&self.url))
+            .field("read_timeout", &self.read_timeout)
+            .field("max_event_bytes", &self.max_event_bytes)
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,6 +114,564 @@ pub async fn run(
     tx: mpsc::Sender<ClientEvent>,
     token: CancellationToken,
 ) {
-    let _ = (cfg, last_event_id, tx, token);
-    todo!()
+    Reader::new(cfg, &last_event_id, tx, token).run().await;
+}
+
+type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// How long to wait before the next attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delay {
+    /// An established stream ended: the server's `retry:` time, else the backoff.
+    AfterStream,
+    /// No stream was established: the backoff, but never sooner than the server's `retry:` time.
+    Backoff,
+    /// A problem that needs someone to act (auth, 4xx, bad headers): the long backoff.
+    Long,
+    /// The server said when (`Retry-After`).
+    Exactly(Duration),
+}
+
+/// How one connection attempt ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Attempt {
+    Retry {
+        error: String,
+        delay: Delay,
+    },
+    Stop(String),
+    /// Cancelled, or the consumer is gone.
+    Quit,
+}
+
+struct Reader {
+    cfg: ClientConfig,
+    client: HttpsClient,
+    parser: Parser,
+    backoff: Backoff,
+    long_backoff: Backoff,
+    server_retry: Option<Duration>,
+    tx: mpsc::Sender<ClientEvent>,
+    token: CancellationToken,
+}
+
+impl Reader {
+    fn new(
+        cfg: ClientConfig,
+        last_event_id: &str,
+        tx: mpsc::Sender<ClientEvent>,
+        token: CancellationToken,
+    ) -> Self {
+        let mut tls = (*cfg.tls).clone();
+        tls.alpn_protocols.clear(); // HTTP/1.1 only; hyper-rustls refuses preset ALPN.
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(cfg.read_timeout));
+        http.set_keepalive(Some(Duration::from_secs(30)));
+        http.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(connector);
+        let mut parser = Parser::new(cfg.max_event_bytes);
+        parser.set_last_event_id(last_event_id);
+        Self {
+            backoff: cfg.backoff.clone(),
+            long_backoff: Backoff::new(Duration::from_secs(60), Duration::from_secs(300)),
+            cfg,
+            client,
+            parser,
+            server_retry: None,
+            tx,
+            token,
+        }
+    }
+
+    async fn run(mut self) {
+        let mut attempt = 0u64;
+        loop {
+            attempt += 1;
+            if !self.send(ClientEvent::Connecting { attempt }).await {
+                return;
+            }
+            let span = tracing::info_span!(
+                "sse_connection",
+                otel.name = "sse connection",
+                url = %display_url(&self.cfg.url),
+                attempt
+            );
+            let outcome = self.connect_and_read().instrument(span).await;
+            let (error, delay) = match outcome {
+                Attempt::Quit => return,
+                Attempt::Stop(reason) => {
+                    tracing::warn!(url = %display_url(&self.cfg.url), %reason, "sse stream stopped");
+                    self.send(ClientEvent::Stopped { reason }).await;
+                    return;
+                }
+                Attempt::Retry { error, delay } => (error, delay),
+            };
+            let wait = self.delay(delay);
+            tracing::info!(
+                url = %display_url(&self.cfg.url),
+                %error,
+                retry_in_ms = wait.as_millis() as u64,
+                "sse stream disconnected"
+            );
+            let event = ClientEvent::Disconnected {
+                error,
+                retry_in: Some(wait),
+            };
+            if !self.send(event).await {
+                return;
+            }
+            self.parser.reset_connection();
+            tokio::select! {
+                () = self.token.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    fn delay(&mut self, delay: Delay) -> Duration {
+        match delay {
+            Delay::AfterStream => match self.server_retry {
+                Some(retry) => retry,
+                None => self.backoff.next_delay(),
+            },
+            Delay::Backoff => {
+                let backoff = self.backoff.next_delay();
+                self.server_retry
+                    .map_or(backoff, |retry| retry.max(backoff))
+            }
+            Delay::Long => self.long_backoff.next_delay(),
+            Delay::Exactly(d) => {
+                self.backoff.next_delay(); // keep the sequence growing while the server is unwell
+                d
+            }
+        }
+    }
+
+    /// Sends to the owner; false when cancelled or the owner is gone.
+    async fn send(&self, event: ClientEvent) -> bool {
+        tokio::select! {
+            () = self.token.cancelled() => false,
+            sent = self.tx.send(event) => sent.is_ok(),
+        }
+    }
+
+    /// One connection: request (following redirects), then read the stream until it ends.
+    async fn connect_and_read(&mut self) -> Attempt {
+        let extra = match (self.cfg.headers)() {
+            Ok(headers) => headers,
+            Err(error) => {
+                return Attempt::Retry {
+                    error: format!("request headers: {error}"),
+                    delay: Delay::Long,
+                };
+            }
+        };
+        let mut url = without_credentials(&self.cfg.url);
+        let origin = url.origin();
+        let mut same_origin = true;
+        for redirects in 0..=MAX_REDIRECTS {
+            let request = match build_request(
+                &url,
+                same_origin.then_some(&extra),
+                self.parser.last_event_id(),
+            ) {
+                Ok(request) => request,
+                Err(reason) => return Attempt::Stop(reason),
+            };
+            let response = tokio::select! {
+                () = self.token.cancelled() => return Attempt::Quit,
+                r = tokio::time::timeout(self.cfg.read_timeout, self.client.request(request)) => r,
+            };
+            let response = match response {
+                Err(_) => {
+                    return Attempt::Retry {
+                        error: format!(
+                            "no response within {}",
+                            humantime::format_duration(self.cfg.read_timeout)
+                        ),
+                        delay: Delay::Backoff,
+                    };
+                }
+                Ok(Err(e)) => {
+                    return Attempt::Retry {
+                        error: error_chain(&e),
+                        delay: Delay::Backoff,
+                    };
+                }
+                Ok(Ok(response)) => response,
+            };
+            if !is_redirect(response.status()) {
+                return match classify(&response) {
+                    Some(outcome) => outcome,
+                    None => self.read_stream(response.into_body()).await,
+                };
+            }
+            if redirects == MAX_REDIRECTS {
+                break;
+            }
+            match redirect_target(&url, &response) {
+                Ok(next) => {
+                    tracing::debug!(to = %display_url(&next), status = response.status().as_u16(), "sse redirect");
+                    same_origin &= next.origin() == origin;
+                    url = next;
+                }
+                Err(error) => {
+                    return Attempt::Retry {
+                        error,
+                        delay: Delay::Long,
+                    };
+                }
+            }
+        }
+        Attempt::Retry {
+            error: format!("too many redirects (more than {MAX_REDIRECTS})"),
+            delay: Delay::Long,
+        }
+    }
+
+    /// Feeds the body to the parser and the events to the owner until the stream ends.
+    async fn read_stream(&mut self, mut body: Incoming) -> Attempt {
+        if !self.send(ClientEvent::Connected).await {
+            return Attempt::Quit;
+        }
+        tracing::info!(url = %display_url(&self.cfg.url), "sse stream connected");
+        self.backoff.connected();
+        self.long_backoff.reset();
+        let (mut events, mut notices) = (Vec::new(), Vec::new());
+        loop {
+            let frame = tokio::select! {
+                () = self.token.cancelled() => return Attempt::Quit,
+                f = tokio::time::timeout(self.cfg.read_timeout, body.frame()) => f,
+            };
+            let frame = match frame {
+                Err(_) => {
+                    return Attempt::Retry {
+                        error: format!(
+                            "read timeout: no data for {}",
+                            humantime::format_duration(self.cfg.read_timeout)
+                        ),
+                        delay: Delay::AfterStream,
+                    };
+                }
+                Ok(None) => {
+                    return Attempt::Retry {
+                        error: "server closed the stream".to_owned(),
+                        delay: Delay::AfterStream,
+                    };
+                }
+                Ok(Some(Err(e))) => {
+                    return Attempt::Retry {
+                        error: format!("stream broke: {}", error_chain(&e)),
+                        delay: Delay::AfterStream,
+                    };
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            self.parser.feed(&data, &mut events, &mut notices);
+            for event in events.drain(..) {
+                if !self.send(ClientEvent::Event(event)).await {
+                    return Attempt::Quit;
+                }
+            }
+            for notice in notices.drain(..) {
+                match notice {
+                    ParserNotice::Retry(ms) => self.server_retry = Some(Duration::from_millis(ms)),
+                    ParserNotice::EventTooLarge { bytes } => {
+                        tracing::warn!(
+                            bytes,
+                            limit = self.cfg.max_event_bytes,
+                            "sse event over the size limit discarded"
+                        );
+                    }
+                }
+                if !self.send(ClientEvent::Notice(notice)).await {
+                    return Attempt::Quit;
+                }
+            }
+        }
+    }
+}
+
+/// The GET for one hop: SSE headers, the caller's headers (same origin only), `Last-Event-ID`.
+fn build_request(
+    url: &url::Url,
+    extra: Option<&HeaderMap>,
+    last_event_id: &str,
+) -> Result<Request<Empty<Bytes>>, String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("unsupported URL scheme {:?}", url.scheme()));
+    }
+    let uri: http::Uri = url
+        .as_str()
+        .parse()
+        .map_err(|_| "URL is not a valid request URI".to_owned())?;
+    let mut request = Request::new(Empty::new());
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    if let Some(extra) = extra {
+        headers.extend(extra.clone());
+    }
+    headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if !last_event_id.is_empty() {
+        match HeaderValue::from_bytes(last_event_id.as_bytes()) {
+            Ok(value) => {
+                headers.insert("last-event-id", value);
+            }
+            Err(_) => tracing::warn!(
+                len = last_event_id.len(),
+                "last event ID is not a valid header value; connecting without Last-Event-ID"
+            ),
+        }
+    }
+    Ok(request)
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// Where a redirect points, resolved against the current URL.
+fn redirect_target(current: &url::Url, response: &Response<Incoming>) -> Result<url::Url, String> {
+    let status = status_text(response.status());
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| format!("redirect without a valid Location ({status})"))?;
+    let next = current
+        .join(location)
+        .map_err(|_| format!("redirect to an invalid Location ({status})"))?;
+    if !matches!(next.scheme(), "http" | "https") {
+        return Err(format!("redirect to an unsupported scheme ({status})"));
+    }
+    Ok(without_credentials(&next))
+}
+
+/// What a final (non-redirect) response means; `None` = a stream to read.
+fn classify(response: &Response<Incoming>) -> Option<Attempt> {
+    let status = response.status();
+    let code = status.as_u16();
+    let outcome = match code {
+        200 => {
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            match content_type {
+                Some(ct) if is_event_stream(&ct) => return None,
+                Some(ct) => Attempt::Stop(format!(
+                    "wrong content type {:?}, expected text/event-stream (HTTP 200)",
+                    truncate(&ct, 100)
+                )),
+                None => Attempt::Stop(
+                    "no content type, expected text/event-stream (HTTP 200)".to_owned(),
+                ),
+            }
+        }
+        204 => Attempt::Stop("server asked to stop (HTTP 204 No Content)".to_owned()),
+        _ if status.is_success() => Attempt::Stop(format!(
+            "unexpected {}, expected HTTP 200",
+            status_text(status)
+        )),
+        401 => Attempt::Retry {
+            error: "unauthorized (HTTP 401)".to_owned(),
+            delay: Delay::Long,
+        },
+        403 => Attempt::Retry {
+            error: "forbidden (HTTP 403)".to_owned(),
+            delay: Delay::Long,
+        },
+        429 | 500..=599 => Attempt::Retry {
+            error: status_text(status),
+            delay: retry_after(response.headers()).map_or(Delay::Backoff, Delay::Exactly),
+        },
+        _ => Attempt::Retry {
+            error: status_text(status),
+            delay: Delay::Long,
+        },
+    };
+    Some(outcome)
+}
+
+/// Whether a Content-Type's MIME essence is `text/event-stream` (case-insensitive, parameters ignored).
+fn is_event_stream(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
+/// `Retry-After` as seconds or an HTTP date, capped at an hour.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let delay = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(delay.min(MAX_RETRY_AFTER))
+}
+
+/// "HTTP 503 Service Unavailable".
+fn status_text(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(reason) => format!("HTTP {} {reason}", status.as_u16()),
+        None => format!("HTTP {}", status.as_u16()),
+    }
+}
+
+/// An error and its causes, e.g. "client error (Connect): tcp connect error: Connection refused".
+fn error_chain(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// The URL without user name and password (never sent, never logged).
+fn without_credentials(url: &url::Url) -> url::Url {
+    let mut url = url.clone();
+    // Only fails for URLs that cannot have credentials, which then have none.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url
+}
+
+/// The URL for logs: scheme, host, port and path; no credentials, no query (it may hold tokens).
+fn display_url(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port() {
+        Some(port) => format!("{}://{host}:{port}{}", url.scheme(), url.path()),
+        None => format!("{}://{host}{}", url.scheme(), url.path()),
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_stream_content_type_essence() {
+        assert!(is_event_stream("text/event-stream"));
+        assert!(is_event_stream("Text/Event-Stream; charset=utf-8"));
+        assert!(is_event_stream(" text/event-stream ;foo=bar"));
+        assert!(!is_event_stream("text/plain"));
+        assert!(!is_event_stream("text/event-streams"));
+        assert!(!is_event_stream(""));
+    }
+
+    #[test]
+    fn retry_after_seconds_and_date() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("999999"));
+        assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
+        headers.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        let later =
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+        let d = retry_after(&headers).unwrap();
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn status_texts() {
+        assert_eq!(
+            status_text(StatusCode::SERVICE_UNAVAILABLE),
+            "HTTP 503 Service Unavailable"
+        );
+        assert_eq!(status_text(StatusCode::from_u16(599).unwrap()), "HTTP 599");
+    }
+
+    #[test]
+    fn request_headers_and_last_event_id_policy() {
+        let url: url::Url = "http://127.0.0.1:1/s?x=1".parse().unwrap();
+        let mut extra = HeaderMap::new();
+        extra.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        extra.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let request = build_request(&url, Some(&extra), "42").unwrap();
+        let h = request.headers();
+        assert_eq!(h[header::ACCEPT], "text/event-stream");
+        assert_eq!(h[header::CACHE_CONTROL], "no-cache");
+        assert_eq!(h[header::AUTHORIZATION], "Basic abc");
+        assert_eq!(h["last-event-id"], "42");
+        assert_eq!(request.uri(), "http://127.0.0.1:1/s?x=1");
+
+        let request = build_request(&url, None, "").unwrap();
+        assert!(request.headers().get("last-event-id").is_none());
+        assert!(request.headers().get(header::AUTHORIZATION).is_none());
+
+        let request = build_request(&url, None, "a\u{1}b").unwrap();
+        assert!(request.headers().get("last-event-id").is_none());
+        let request = build_request(&url, None, "caf\u{e9}").unwrap();
+        assert_eq!(
+            request.headers()["last-event-id"].as_bytes(),
+            "caf\u{e9}".as_bytes()
+        );
+
+        let ftp: url::Url = "ftp://h/x".parse().unwrap();
+        assert!(build_request(&ftp, None, "").is_err());
+    }
+
+    #[test]
+    fn urls_lose_credentials_and_queries_in_logs() {
+        let url: url::Url = "https://user:secret@h.example:8443/p/s?token=abc"
+            .parse()
+            .unwrap();
+        assert_eq!(display_url(&url), "https://h.example:8443/p/s");
+        assert_eq!(
+            without_credentials(&url).as_str(),
+            "https://h.example:8443/p/s?token=abc"
+        );
+    }
+
+    #[test]
+    fn error_chain_names_causes_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        assert_eq!(error_chain(&io), "connection refused");
+    }
 }
