@@ -1,0 +1,143 @@
+//! The service's typed configuration: flags with environment fallbacks (and Azure IoT Operations
+//! aliases for the secrets and trust directories).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// Azure IoT Operations name of the secrets directory variable, read when neither the flag nor
+/// `SECRETS_DIR` is set.
+pub const SECRETS_DIR_ALIAS: &str = "DEVICE_ENDPOINT_CREDENTIALS_MOUNT_PATH";
+/// Azure IoT Operations name of the trust bundle directory variable, read when neither the flag
+/// nor `TRUST_DIR` is set.
+pub const TRUST_DIR_ALIAS: &str = "DEVICE_ENDPOINT_TLS_TRUST_BUNDLE_CA_CERT_MOUNT_PATH";
+
+/// Everything `sse-ingest` is configured with.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "sse-ingest",
+    version,
+    about = "Reads SSE streams of devices, routes each event to its asset dataset or event, streams it to the schema service."
+)]
+pub struct Config {
+    /// Address the gRPC server (IngestService, health, reflection) listens on; port 0 picks one.
+    #[arg(long, env = "INGEST_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// The schema service (`SchemaService.Process` is called on it).
+    #[arg(long, env = "SCHEMA_ADDR", default_value = "http://127.0.0.1:50052")]
+    pub schema: String,
+    /// Directory of Device and Asset YAML resources.
+    #[arg(long, env = "RESOURCES_DIR", default_value = "deploy/local/resources")]
+    pub resources: PathBuf,
+    /// Directory of secrets: `<dir>/<secret>/<key>` files (alias env DEVICE_ENDPOINT_CREDENTIALS_MOUNT_PATH).
+    #[arg(long = "secrets-dir", env = "SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// Directory of trust lists: `<dir>/<trustList>/*.pem` (alias env DEVICE_ENDPOINT_TLS_TRUST_BUNDLE_CA_CERT_MOUNT_PATH).
+    #[arg(long = "trust-dir", env = "TRUST_DIR")]
+    pub trust_dir: Option<PathBuf>,
+    /// Silence on an SSE connection longer than this means the connection is dead.
+    #[arg(long, env = "INGEST_READ_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub read_timeout: Duration,
+    /// Events with more data than this many bytes are discarded.
+    #[arg(long, env = "INGEST_MAX_EVENT_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_event_bytes: usize,
+    /// Events sent to the schema service and not yet acknowledged; reading pauses at this many.
+    #[arg(long, env = "INGEST_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_in_flight: u64,
+}
+
+impl Config {
+    /// Fills the secrets and trust directories from the Azure IoT Operations variables when
+    /// neither the flag nor the primary variable set them (`env` looks a variable up).
+    pub fn with_aliases(mut self, env: impl Fn(&str) -> Option<String>) -> Self {
+        let alias = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if self.secrets_dir.is_none() {
+            self.secrets_dir = alias(SECRETS_DIR_ALIAS);
+        }
+        if self.trust_dir.is_none() {
+            self.trust_dir = alias(TRUST_DIR_ALIAS);
+        }
+        self
+    }
+
+    /// Checks what can be checked before starting: the resources directory exists and the
+    /// schema address is a URI.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !self.resources.is_dir() {
+            return Err(Error::ResourcesDirMissing(self.resources.clone()));
+        }
+        self.schema_endpoint().map(|_| ())
+    }
+
+    /// The schema service endpoint for the gRPC client.
+    pub fn schema_endpoint(&self) -> Result<tonic::transport::Endpoint, Error> {
+        tonic::transport::Endpoint::from_shared(self.schema.clone()).map_err(|e| {
+            Error::SchemaAddr {
+                addr: self.schema.clone(),
+                reason: e.to_string(),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut all = vec!["sse-ingest"];
+        all.extend_from_slice(args);
+        Config::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&[]);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(c.schema, "http://127.0.0.1:50052");
+        assert_eq!(c.read_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_event_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.max_in_flight, 10_000);
+    }
+
+    #[test]
+    fn flags_parse_durations_and_paths() {
+        let c = parse(&[
+            "--read-timeout",
+            "1m 30s",
+            "--secrets-dir",
+            "/s",
+            "--max-in-flight",
+            "5",
+        ]);
+        assert_eq!(c.read_timeout, Duration::from_secs(90));
+        assert_eq!(c.secrets_dir, Some(PathBuf::from("/s")));
+        assert_eq!(c.max_in_flight, 5);
+        assert!(Config::try_parse_from(["sse-ingest", "--max-in-flight", "0"]).is_err());
+    }
+
+    #[test]
+    fn aliases_apply_only_when_unset() {
+        let env = |k: &str| match k {
+            SECRETS_DIR_ALIAS => Some("/aio/secrets".to_string()),
+            TRUST_DIR_ALIAS => Some("/aio/trust".to_string()),
+            _ => None,
+        };
+        let c = parse(&[]).with_aliases(env);
+        assert_eq!(c.secrets_dir, Some(PathBuf::from("/aio/secrets")));
+        assert_eq!(c.trust_dir, Some(PathBuf::from("/aio/trust")));
+        let c = parse(&["--secrets-dir", "/mine"]).with_aliases(env);
+        assert_eq!(c.secrets_dir, Some(PathBuf::from("/mine")));
+    }
+
+    #[test]
+    fn missing_resources_dir_is_a_config_error_naming_it() {
+        let c = parse(&["--resources", "/no/such/resources-dir"]);
+        let e = c.validate().unwrap_err();
+        assert!(e.is_config());
+        assert!(e.to_string().contains("/no/such/resources-dir"), "{e}");
+    }
+}

@@ -1,0 +1,1110 @@
+//! Device and Asset resources (the Azure Device Registry model): YAML loading, validation, and
+//! the validated domain model the rest of ingest works from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::error::Error;
+
+/// The only `apiVersion` served.
+pub const API_VERSION: &str = "namespaces.deviceregistry.microsoft.com/v1";
+/// The largest MQTT topic name, in bytes.
+const MAX_TOPIC_BYTES: usize = 65_535;
+
+/// A resource that cannot be served, with the reason: reported in status, logged once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceError {
+    /// `Device/<name>` or `Asset/<name>` (or `document <n>` when the name is unknown).
+    pub resource: String,
+    /// The file it was read from.
+    pub file: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ResourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.resource, self.file, self.message)
+    }
+}
+
+/// A reference to a secret file: `<secret>/<key>` under the secrets directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    /// The secret (a directory).
+    pub secret: String,
+    /// The key (a file in it).
+    pub key: String,
+}
+
+impl SecretRef {
+    /// Parses `<secret>/<key>`; both parts non-empty, plain names (no `..`, no further `/`).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let plain = |p: &str| !p.is_empty() && p != "." && p != ".." && !p.contains('\\');
+        match s.split_once('/') {
+            Some((secret, key)) if plain(secret) && plain(key) && !key.contains('/') => Ok(Self {
+                secret: secret.to_string(),
+                key: key.to_string(),
+            }),
+            _ => Err(format!(
+                "secret reference {s:?} is not of the form <secret>/<key>"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.secret, self.key)
+    }
+}
+
+/// How ingest authenticates to an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// No credentials.
+    Anonymous,
+    /// HTTP Basic from two secret files, read at each connect.
+    UsernamePassword {
+        /// The user name secret.
+        username: SecretRef,
+        /// The password secret.
+        password: SecretRef,
+    },
+}
+
+/// One SSE inbound endpoint of a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The base URL.
+    pub address: Url,
+    /// Credentials.
+    pub auth: Auth,
+    /// Name of the trust list (a directory under the trust dir) of extra CAs.
+    pub trust_list: Option<String>,
+}
+
+/// A device and its SSE endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Resource name.
+    pub name: String,
+    /// File it was read from.
+    pub file: String,
+    /// SSE endpoints by name (endpoints of other types are left out).
+    pub endpoints: BTreeMap<String, Endpoint>,
+    /// Endpoints of other connectors' types (an asset on one is not ours).
+    pub foreign_endpoints: Vec<String>,
+}
+
+/// MQTT quality of service of a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qos {
+    /// At most once.
+    AtMostOnce,
+    /// At least once (the default).
+    AtLeastOnce,
+}
+
+/// Where a routed event is delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// An MQTT publish.
+    Mqtt {
+        /// Topic name (validated).
+        topic: String,
+        /// Quality of service.
+        qos: Qos,
+        /// Retain flag (`Keep`).
+        retain: bool,
+        /// Message expiry in seconds.
+        ttl: Option<u32>,
+    },
+    /// A broker state store `SET`.
+    StateStore {
+        /// The key.
+        key: String,
+    },
+}
+
+/// A dataset: every event of a path on the endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dataset {
+    /// Dataset name.
+    pub name: String,
+    /// Path on the endpoint.
+    pub data_source: String,
+    /// Optional type reference.
+    pub type_ref: String,
+    /// Resolved destination (own, else the asset's default).
+    pub destination: Destination,
+}
+
+/// One event of an event group: SSE events of one type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetEvent {
+    /// Event name.
+    pub name: String,
+    /// The SSE event type to match.
+    pub data_source: String,
+    /// Optional type reference (the event's, else the group's).
+    pub type_ref: String,
+    /// Resolved destination (own, else the group's default, else the asset's default).
+    pub destination: Destination,
+}
+
+/// An event group: one path on the endpoint, events matched by type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventGroup {
+    /// Group name.
+    pub name: String,
+    /// Path on the endpoint (usually "").
+    pub data_source: String,
+    /// Its events.
+    pub events: Vec<AssetEvent>,
+}
+
+/// A validated asset, ready to route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asset {
+    /// Resource name.
+    pub name: String,
+    /// File it was read from.
+    pub file: String,
+    /// Device it reads from.
+    pub device: String,
+    /// Endpoint of the device.
+    pub endpoint: String,
+    /// Datasets.
+    pub datasets: Vec<Dataset>,
+    /// Event groups.
+    pub event_groups: Vec<EventGroup>,
+}
+
+/// Everything loaded from the resources directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Valid devices by name.
+    pub devices: BTreeMap<String, Device>,
+    /// Valid, enabled assets that read an SSE endpoint.
+    pub assets: Vec<Asset>,
+    /// Resources that cannot be served.
+    pub errors: Vec<ResourceError>,
+}
+
+// ---- the YAML model (unknown fields allowed: Azure's full model has many) ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    api_version: Option<String>,
+    kind: Option<String>,
+    metadata: Option<Metadata>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DeviceDoc {
+    spec: DeviceSpec,
+}
+
+#[derive(Deserialize, Default)]
+struct DeviceSpec {
+    #[serde(default)]
+    endpoints: Endpoints,
+}
+
+#[derive(Deserialize, Default)]
+struct Endpoints {
+    #[serde(default)]
+    inbound: BTreeMap<String, InboundEndpoint>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InboundEndpoint {
+    endpoint_type: String,
+    address: String,
+    authentication: Option<Authentication>,
+    trust_settings: Option<TrustSettings>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Authentication {
+    method: String,
+    username_password_credentials: Option<UsernamePasswordCredentials>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsernamePasswordCredentials {
+    username_secret_name: String,
+    password_secret_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrustSettings {
+    trust_list: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AssetDoc {
+    spec: AssetSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AssetSpec {
+    device_ref: DeviceRef,
+    enabled: Option<bool>,
+    #[serde(default)]
+    default_datasets_destinations: Vec<DestinationDoc>,
+    #[serde(default)]
+    default_events_destinations: Vec<DestinationDoc>,
+    #[serde(default)]
+    datasets: Vec<DatasetDoc>,
+    #[serde(default)]
+    event_groups: Vec<EventGroupDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceRef {
+    device_name: String,
+    endpoint_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DatasetDoc {
+    name: String,
+    #[serde(default)]
+    data_source: String,
+    #[serde(default)]
+    destinations: Vec<DestinationDoc>,
+    type_ref: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventGroupDoc {
+    name: String,
+    #[serde(default)]
+    data_source: String,
+    #[serde(default)]
+    default_destinations: Vec<DestinationDoc>,
+    type_ref: Option<String>,
+    #[serde(default)]
+    events: Vec<EventDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventDoc {
+    name: String,
+    #[serde(default)]
+    data_source: String,
+    #[serde(default)]
+    destinations: Vec<DestinationDoc>,
+    type_ref: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DestinationDoc {
+    target: String,
+    #[serde(default)]
+    configuration: DestinationConfig,
+}
+
+#[derive(Deserialize, Default)]
+struct DestinationConfig {
+    topic: Option<String>,
+    qos: Option<String>,
+    retain: Option<String>,
+    ttl: Option<u32>,
+    key: Option<String>,
+}
+
+/// Whether an `endpointType` is the SSE connector's (any case, every alias in use).
+pub fn is_sse_endpoint_type(t: &str) -> bool {
+    ["microsoft.ssehttp", "microsoft.sse"].contains(&t.to_ascii_lowercase().as_str())
+}
+
+/// Checks an MQTT topic name for publishing: non-empty, no wildcards, no NUL, at most 65535 bytes.
+pub fn validate_topic(topic: &str) -> Result<(), String> {
+    if topic.is_empty() {
+        return Err("MQTT topic is empty".into());
+    }
+    if topic.contains(['+', '#']) {
+        return Err(format!("MQTT topic {topic:?} contains a wildcard (+ or #)"));
+    }
+    if topic.contains('\0') {
+        return Err("MQTT topic contains a NUL character".into());
+    }
+    if topic.len() > MAX_TOPIC_BYTES {
+        return Err(format!(
+            "MQTT topic is {} bytes, more than {MAX_TOPIC_BYTES}",
+            topic.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Which data operation a destination list belongs to (events cannot use the state store).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Dataset,
+    Event,
+}
+
+/// Converts the first destination of a list (Azure's rule: only one is used).
+fn destination(list: &[DestinationDoc], op: Operation) -> Option<Result<Destination, String>> {
+    let d = list.first()?;
+    Some(convert_destination(d, op))
+}
+
+fn convert_destination(d: &DestinationDoc, op: Operation) -> Result<Destination, String> {
+    let c = &d.configuration;
+    match d.target.as_str() {
+        "Mqtt" => {
+            let topic = c.topic.clone().unwrap_or_default();
+            validate_topic(&topic)?;
+            let qos = match c.qos.as_deref() {
+                None | Some("Qos1") => Qos::AtLeastOnce,
+                Some("Qos0") => Qos::AtMostOnce,
+                Some(other) => return Err(format!("unknown qos {other:?} (Qos0 or Qos1)")),
+            };
+            let retain = match c.retain.as_deref() {
+                None | Some("Never") => false,
+                Some("Keep") => true,
+                Some(other) => return Err(format!("unknown retain {other:?} (Keep or Never)")),
+            };
+            Ok(Destination::Mqtt {
+                topic,
+                qos,
+                retain,
+                ttl: c.ttl,
+            })
+        }
+        "BrokerStateStore" if op == Operation::Event => {
+            Err("events cannot target BrokerStateStore".into())
+        }
+        "BrokerStateStore" => match c.key.as_deref() {
+            Some(k) if !k.is_empty() => Ok(Destination::StateStore { key: k.to_string() }),
+            _ => Err("BrokerStateStore destination has no key".into()),
+        },
+        "Storage" => Err("Storage destinations are not supported".into()),
+        other => Err(format!("unknown destination target {other:?}")),
+    }
+}
+
+/// A document read from a file before validation.
+enum Raw {
+    Device(String, DeviceDoc),
+    Asset(String, AssetDoc),
+}
+
+/// Splits a YAML stream into documents at `---` lines, so a broken document does not hide the
+/// documents after it. Returns each document's text and its first line number.
+fn split_documents(text: &str) -> Vec<(String, usize)> {
+    let mut docs = Vec::new();
+    let mut cur = String::new();
+    let mut start = 1;
+    for (i, line) in text.lines().enumerate() {
+        let marker = line
+            .strip_prefix("---")
+            .filter(|rest| rest.is_empty() || rest.starts_with([' ', '\t']));
+        if let Some(rest) = marker {
+            docs.push((std::mem::take(&mut cur), start));
+            start = i + 1;
+            cur.push_str(rest);
+            cur.push('\n');
+        } else if line == "..." || line.starts_with("... ") {
+            continue;
+        } else {
+            cur.push_str(line);
+            cur.push('\n');
+        }
+    }
+    docs.push((cur, start));
+    docs
+}
+
+/// Parses every document of one file: devices and assets go to `raws`, problems to `errors`.
+fn parse_file(
+    text: &str,
+    file: &str,
+    raws: &mut Vec<(String, Raw)>,
+    errors: &mut Vec<ResourceError>,
+) {
+    for (doc, line) in split_documents(text) {
+        let value: serde_yaml_ng::Value = match serde_yaml_ng::from_str(&doc) {
+            Ok(v) => v,
+            Err(e) => {
+                errors.push(ResourceError {
+                    resource: format!("document at line {line}"),
+                    file: file.to_string(),
+                    message: format!("unparsable YAML: {e}"),
+                });
+                continue;
+            }
+        };
+        if value.is_null() {
+            continue;
+        }
+        let header: Header = match serde_yaml_ng::from_value(value.clone()) {
+            Ok(h) => h,
+            Err(e) => {
+                errors.push(ResourceError {
+                    resource: format!("document at line {line}"),
+                    file: file.to_string(),
+                    message: format!("not a resource: {e}"),
+                });
+                continue;
+            }
+        };
+        let kind = header.kind.unwrap_or_default();
+        if header.api_version.as_deref() != Some(API_VERSION)
+            || !matches!(kind.as_str(), "Device" | "Asset")
+        {
+            tracing::debug!(
+                file,
+                line,
+                kind,
+                "ignoring a document that is not a Device or Asset"
+            );
+            continue;
+        }
+        let Some(name) = header
+            .metadata
+            .and_then(|m| m.name)
+            .filter(|n| !n.is_empty())
+        else {
+            errors.push(ResourceError {
+                resource: format!("{kind} at line {line}"),
+                file: file.to_string(),
+                message: "metadata.name is missing".into(),
+            });
+            continue;
+        };
+        let parsed = if kind == "Device" {
+            serde_yaml_ng::from_value(value).map(|d| Raw::Device(name.clone(), d))
+        } else {
+            serde_yaml_ng::from_value(value).map(|a| Raw::Asset(name.clone(), a))
+        };
+        match parsed {
+            Ok(raw) => raws.push((file.to_string(), raw)),
+            Err(e) => errors.push(ResourceError {
+                resource: format!("{kind}/{name}"),
+                file: file.to_string(),
+                message: format!("invalid {kind}: {e}"),
+            }),
+        }
+    }
+}
+
+fn convert_endpoint(ep: &InboundEndpoint) -> Result<Endpoint, String> {
+    let address = Url::parse(&ep.address).map_err(|e| format!("address {:?}: {e}", ep.address))?;
+    if !matches!(address.scheme(), "http" | "https") {
+        return Err(format!("address {:?} is not http(s)", ep.address));
+    }
+    let auth = match &ep.authentication {
+        None => Auth::Anonymous,
+        Some(a) => match a.method.as_str() {
+            "Anonymous" => Auth::Anonymous,
+            "UsernamePassword" => {
+                let c = a
+                    .username_password_credentials
+                    .as_ref()
+                    .ok_or("UsernamePassword authentication without usernamePasswordCredentials")?;
+                Auth::UsernamePassword {
+                    username: SecretRef::parse(&c.username_secret_name)?,
+                    password: SecretRef::parse(&c.password_secret_name)?,
+                }
+            }
+            "Certificate" => return Err("Certificate authentication is not supported yet".into()),
+            other => return Err(format!("unsupported authentication method {other:?}")),
+        },
+    };
+    let trust_list = ep
+        .trust_settings
+        .as_ref()
+        .and_then(|t| t.trust_list.clone())
+        .filter(|t| !t.is_empty());
+    if let Some(t) = trust_list
+        .as_ref()
+        .filter(|t| t.contains('/') || *t == ".." || *t == ".")
+    {
+        return Err(format!("trust list {t:?} is not a plain name"));
+    }
+    Ok(Endpoint {
+        address,
+        auth,
+        trust_list,
+    })
+}
+
+/// Validates the devices, then the assets against them.
+fn validate(raws: Vec<(String, Raw)>, mut errors: Vec<ResourceError>) -> Resources {
+    let mut devices: BTreeMap<String, Device> = BTreeMap::new();
+    // Endpoints that exist but cannot be served: assets on them get an error too.
+    let mut broken: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut assets_raw = Vec::new();
+    for (file, raw) in raws {
+        match raw {
+            Raw::Asset(name, doc) => assets_raw.push((file, name, doc)),
+            Raw::Device(name, doc) => {
+                let err = |message: String| ResourceError {
+                    resource: format!("Device/{name}"),
+                    file: file.clone(),
+                    message,
+                };
+                if let Some(first) = devices.get(&name) {
+                    errors.push(err(format!(
+                        "duplicate Device name (first in {})",
+                        first.file
+                    )));
+                    continue;
+                }
+                let mut device = Device {
+                    name: name.clone(),
+                    file: file.clone(),
+                    endpoints: BTreeMap::new(),
+                    foreign_endpoints: Vec::new(),
+                };
+                for (ep_name, ep) in &doc.spec.endpoints.inbound {
+                    if !is_sse_endpoint_type(&ep.endpoint_type) {
+                        device.foreign_endpoints.push(ep_name.clone());
+                        continue;
+                    }
+                    match convert_endpoint(ep) {
+                        Ok(e) => {
+                            device.endpoints.insert(ep_name.clone(), e);
+                        }
+                        Err(m) => {
+                            errors.push(err(format!("endpoint {ep_name}: {m}")));
+                            broken.insert((name.clone(), ep_name.clone()), m);
+                        }
+                    }
+                }
+                devices.insert(name, device);
+            }
+        }
+    }
+    let mut assets: Vec<Asset> = Vec::new();
+    for (file, name, doc) in assets_raw {
+        let spec = doc.spec;
+        if spec.enabled == Some(false) {
+            tracing::info!(asset = %name, file, "asset disabled; skipped");
+            continue;
+        }
+        let mut problems = Vec::new();
+        let dev = &spec.device_ref;
+        if assets.iter().any(|a| a.name == name) {
+            problems.push("duplicate Asset name".to_string());
+        }
+        match devices.get(&dev.device_name) {
+            None => problems.push(format!("unknown device {:?}", dev.device_name)),
+            Some(d) if d.foreign_endpoints.contains(&dev.endpoint_name) => {
+                tracing::debug!(asset = %name, "asset reads an endpoint of another connector; skipped");
+                continue;
+            }
+            Some(d) if !d.endpoints.contains_key(&dev.endpoint_name) => {
+                match broken.get(&(dev.device_name.clone(), dev.endpoint_name.clone())) {
+                    Some(m) => problems.push(format!(
+                        "endpoint {:?} of device {:?} cannot be served: {m}",
+                        dev.endpoint_name, dev.device_name
+                    )),
+                    None => problems.push(format!(
+                        "unknown endpoint {:?} of device {:?}",
+                        dev.endpoint_name, dev.device_name
+                    )),
+                }
+            }
+            Some(_) => {}
+        }
+        let mut datasets = Vec::new();
+        for ds in &spec.datasets {
+            let dest = destination(&ds.destinations, Operation::Dataset)
+                .or_else(|| destination(&spec.default_datasets_destinations, Operation::Dataset));
+            match dest {
+                None => problems.push(format!("dataset {:?} has no destination", ds.name)),
+                Some(Err(m)) => problems.push(format!("dataset {:?}: {m}", ds.name)),
+                Some(Ok(destination)) => datasets.push(Dataset {
+                    name: ds.name.clone(),
+                    data_source: ds.data_source.clone(),
+                    type_ref: ds.type_ref.clone().unwrap_or_default(),
+                    destination,
+                }),
+            }
+        }
+        let mut event_groups = Vec::new();
+        for g in &spec.event_groups {
+            let mut events = Vec::new();
+            for ev in &g.events {
+                let dest = destination(&ev.destinations, Operation::Event)
+                    .or_else(|| destination(&g.default_destinations, Operation::Event))
+                    .or_else(|| destination(&spec.default_events_destinations, Operation::Event));
+                match dest {
+                    None => problems.push(format!(
+                        "event {:?} of group {:?} has no destination",
+                        ev.name, g.name
+                    )),
+                    Some(Err(m)) => {
+                        problems.push(format!("event {:?} of group {:?}: {m}", ev.name, g.name))
+                    }
+                    Some(Ok(destination)) => events.push(AssetEvent {
+                        name: ev.name.clone(),
+                        data_source: ev.data_source.clone(),
+                        type_ref: ev
+                            .type_ref
+                            .clone()
+                            .or_else(|| g.type_ref.clone())
+                            .unwrap_or_default(),
+                        destination,
+                    }),
+                }
+            }
+            event_groups.push(EventGroup {
+                name: g.name.clone(),
+                data_source: g.data_source.clone(),
+                events,
+            });
+        }
+        if problems.is_empty() {
+            assets.push(Asset {
+                name,
+                file,
+                device: dev.device_name.clone(),
+                endpoint: dev.endpoint_name.clone(),
+                datasets,
+                event_groups,
+            });
+        } else {
+            for message in problems {
+                errors.push(ResourceError {
+                    resource: format!("Asset/{name}"),
+                    file: file.clone(),
+                    message,
+                });
+            }
+        }
+    }
+    Resources {
+        devices,
+        assets,
+        errors,
+    }
+}
+
+/// Loads and validates resources from YAML texts, each with the file name it came from.
+pub fn load_texts<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Resources {
+    let mut raws = Vec::new();
+    let mut errors = Vec::new();
+    for (file, text) in files {
+        parse_file(text, file, &mut raws, &mut errors);
+    }
+    validate(raws, errors)
+}
+
+/// Loads every `*.yaml` / `*.yml` file of `dir` (sorted by name, so results are stable).
+pub fn load_dir(dir: &Path) -> Result<Resources, Error> {
+    if !dir.is_dir() {
+        return Err(Error::ResourcesDirMissing(dir.to_path_buf()));
+    }
+    let dir_err = |e: std::io::Error| Error::ResourcesDir {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(dir_err)? {
+        let path = entry.map_err(dir_err)?.path();
+        let yaml = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e == "yaml" || e == "yml");
+        if yaml && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    let mut texts = Vec::new();
+    let mut read_errors = Vec::new();
+    for path in paths {
+        let file = path.display().to_string();
+        match std::fs::read_to_string(&path) {
+            Ok(t) => texts.push((file, t)),
+            Err(e) => read_errors.push(ResourceError {
+                resource: "file".into(),
+                file,
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    let mut res = load_texts(texts.iter().map(|(f, t)| (f.as_str(), t.as_str())));
+    read_errors.append(&mut res.errors);
+    res.errors = read_errors;
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEVICE: &str = r#"
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Device
+metadata: { name: dev }
+spec:
+  endpoints:
+    inbound:
+      sse-0:
+        endpointType: Microsoft.SSEHttp
+        address: http://127.0.0.1:8088/base
+        authentication: { method: Anonymous }
+      sse-1:
+        endpointType: microsoft.sse
+        address: https://h:8443
+        authentication:
+          method: UsernamePassword
+          usernamePasswordCredentials: { usernameSecretName: creds/user, passwordSecretName: creds/pass }
+        trustSettings: { trustList: my-ca }
+      sse-2:
+        endpointType: MICROSOFT.SSE
+        address: http://h2
+      rest:
+        endpointType: Microsoft.Http
+        address: http://h3
+"#;
+
+    fn asset(name: &str, spec: &str) -> String {
+        format!(
+            "apiVersion: namespaces.deviceregistry.microsoft.com/v1\nkind: Asset\nmetadata: {{ name: {name} }}\nspec:\n{spec}"
+        )
+    }
+
+    fn load(docs: &[String]) -> Resources {
+        let text = docs.join("\n---\n");
+        load_texts([("res.yaml", text.as_str())])
+    }
+
+    fn mqtt(topic: &str) -> Destination {
+        Destination::Mqtt {
+            topic: topic.into(),
+            qos: Qos::AtLeastOnce,
+            retain: false,
+            ttl: None,
+        }
+    }
+
+    fn only_error(r: &Resources) -> &ResourceError {
+        assert_eq!(r.errors.len(), 1, "{:#?}", r.errors);
+        &r.errors[0]
+    }
+
+    #[test]
+    fn devices_accept_every_sse_alias_and_skip_other_types() {
+        let r = load(&[DEVICE.into()]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let d = &r.devices["dev"];
+        assert_eq!(
+            d.endpoints.keys().collect::<Vec<_>>(),
+            ["sse-0", "sse-1", "sse-2"]
+        );
+        assert_eq!(d.foreign_endpoints, ["rest"]);
+        assert_eq!(d.endpoints["sse-2"].auth, Auth::Anonymous);
+        assert_eq!(d.endpoints["sse-1"].trust_list.as_deref(), Some("my-ca"));
+        assert_eq!(
+            d.endpoints["sse-1"].auth,
+            Auth::UsernamePassword {
+                username: SecretRef::parse("creds/user").unwrap(),
+                password: SecretRef::parse("creds/pass").unwrap(),
+            }
+        );
+        assert!(is_sse_endpoint_type("Microsoft.SSE"));
+        assert!(!is_sse_endpoint_type("Microsoft.Http"));
+    }
+
+    #[test]
+    fn multi_document_file_with_other_kinds_and_empty_documents() {
+        let text = format!(
+            "---\n{DEVICE}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{ name: x }}\n---\n# only a comment\n---\n{}\n...\n",
+            asset(
+                "a",
+                "  deviceRef: { deviceName: dev, endpointName: sse-0 }\n  datasets:\n    - { name: d, dataSource: /r, destinations: [ { target: Mqtt, configuration: { topic: t } } ] }\n"
+            )
+        );
+        let r = load_texts([("f.yaml", text.as_str())]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.devices.len(), 1);
+        assert_eq!(r.assets.len(), 1);
+        assert_eq!(r.assets[0].datasets[0].destination, mqtt("t"));
+        assert_eq!(r.assets[0].file, "f.yaml");
+    }
+
+    #[test]
+    fn a_broken_document_does_not_stop_the_others() {
+        let text = format!(
+            "{DEVICE}\n---\nkind: [unclosed\n---\n{}",
+            asset(
+                "a",
+                "  deviceRef: { deviceName: dev, endpointName: sse-0 }\n  defaultDatasetsDestinations: [ { target: Mqtt, configuration: { topic: t } } ]\n  datasets: [ { name: d } ]\n"
+            )
+        );
+        let r = load_texts([("f.yaml", text.as_str())]);
+        let e = only_error(&r);
+        assert_eq!(e.file, "f.yaml");
+        assert!(e.message.contains("unparsable"), "{e}");
+        assert_eq!(r.assets.len(), 1);
+        assert_eq!(r.assets[0].datasets[0].data_source, "");
+    }
+
+    #[test]
+    fn dataset_destination_precedence() {
+        let r = load(&[
+            DEVICE.into(),
+            asset(
+                "a",
+                r#"  deviceRef: { deviceName: dev, endpointName: sse-0 }
+  defaultDatasetsDestinations:
+    - { target: Mqtt, configuration: { topic: default/ds, qos: Qos0, retain: Keep, ttl: 60 } }
+    - { target: Mqtt, configuration: { topic: ignored } }
+  datasets:
+    - { name: own, dataSource: /a, typeRef: tr, destinations: [ { target: BrokerStateStore, configuration: { key: k1 } } ] }
+    - { name: inherited, dataSource: /b }
+    - { name: empty-list, dataSource: /c, destinations: [] }
+"#,
+            ),
+        ]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let ds = &r.assets[0].datasets;
+        assert_eq!(
+            ds[0].destination,
+            Destination::StateStore { key: "k1".into() }
+        );
+        assert_eq!(ds[0].type_ref, "tr");
+        let default = Destination::Mqtt {
+            topic: "default/ds".into(),
+            qos: Qos::AtMostOnce,
+            retain: true,
+            ttl: Some(60),
+        };
+        assert_eq!(ds[1].destination, default);
+        assert_eq!(ds[2].destination, default);
+    }
+
+    #[test]
+    fn event_destination_precedence() {
+        let r = load(&[
+            DEVICE.into(),
+            asset(
+                "a",
+                r#"  deviceRef: { deviceName: dev, endpointName: sse-0 }
+  defaultEventsDestinations: [ { target: Mqtt, configuration: { topic: asset/default } } ]
+  eventGroups:
+    - name: g1
+      typeRef: group-type
+      defaultDestinations: [ { target: Mqtt, configuration: { topic: group/default } } ]
+      events:
+        - { name: own, dataSource: x, destinations: [ { target: Mqtt, configuration: { topic: own } } ] }
+        - { name: group, dataSource: y, typeRef: own-type }
+    - name: g2
+      dataSource: /other
+      events:
+        - { name: asset, dataSource: z }
+"#,
+            ),
+        ]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let g = &r.assets[0].event_groups;
+        assert_eq!(g[0].events[0].destination, mqtt("own"));
+        assert_eq!(g[0].events[0].type_ref, "group-type");
+        assert_eq!(g[0].events[1].destination, mqtt("group/default"));
+        assert_eq!(g[0].events[1].type_ref, "own-type");
+        assert_eq!(g[1].events[0].destination, mqtt("asset/default"));
+        assert_eq!(g[1].data_source, "/other");
+    }
+
+    #[test]
+    fn disabled_assets_and_assets_of_other_connectors_are_skipped() {
+        let r = load(&[
+            DEVICE.into(),
+            asset(
+                "off",
+                "  enabled: false\n  deviceRef: { deviceName: nope, endpointName: x }\n",
+            ),
+            asset(
+                "rest",
+                "  deviceRef: { deviceName: dev, endpointName: rest }\n  datasets: [ { name: d } ]\n",
+            ),
+        ]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert!(r.assets.is_empty());
+    }
+
+    fn asset_error(spec: &str) -> ResourceError {
+        let r = load(&[
+            DEVICE.into(),
+            asset("bad", spec),
+            asset(
+                "good",
+                "  deviceRef: { deviceName: dev, endpointName: sse-0 }\n  datasets: [ { name: d, destinations: [ { target: Mqtt, configuration: { topic: ok } } ] } ]\n",
+            ),
+        ]);
+        assert_eq!(r.assets.len(), 1, "the good asset keeps running");
+        assert_eq!(r.assets[0].name, "good");
+        let e = only_error(&r).clone();
+        assert_eq!(e.resource, "Asset/bad");
+        assert_eq!(e.file, "res.yaml");
+        e
+    }
+
+    fn with_dest(dest: &str) -> String {
+        format!(
+            "  deviceRef: {{ deviceName: dev, endpointName: sse-0 }}\n  datasets: [ {{ name: d, destinations: [ {dest} ] }} ]\n"
+        )
+    }
+
+    #[test]
+    fn validation_errors_name_resource_file_and_problem() {
+        let e = asset_error("  deviceRef: { deviceName: ghost, endpointName: sse-0 }\n");
+        assert!(
+            e.message.contains("unknown device") && e.message.contains("ghost"),
+            "{e}"
+        );
+        let e = asset_error("  deviceRef: { deviceName: dev, endpointName: sse-9 }\n");
+        assert!(
+            e.message.contains("unknown endpoint") && e.message.contains("sse-9"),
+            "{e}"
+        );
+        let e = asset_error(
+            "  deviceRef: { deviceName: dev, endpointName: sse-0 }\n  datasets: [ { name: d } ]\n",
+        );
+        assert!(e.message.contains("no destination"), "{e}");
+        let e = asset_error(
+            "  deviceRef: { deviceName: dev, endpointName: sse-0 }\n  eventGroups: [ { name: g, events: [ { name: e, dataSource: t } ] } ]\n",
+        );
+        assert!(
+            e.message.contains("no destination") && e.message.contains("\"e\""),
+            "{e}"
+        );
+        let e = asset_error(&with_dest(
+            "{ target: Mqtt, configuration: { topic: \"\" } }",
+        ));
+        assert!(e.message.contains("empty"), "{e}");
+        let e = asset_error(&with_dest(
+            "{ target: Mqtt, configuration: { topic: a/+/b } }",
+        ));
+        assert!(e.message.contains("wildcard"), "{e}");
+        let e = asset_error(&with_dest(
+            "{ target: Mqtt, configuration: { topic: a/# } }",
+        ));
+        assert!(e.message.contains("wildcard"), "{e}");
+        let e = asset_error(&with_dest(
+            "{ target: Mqtt, configuration: { topic: \"a\\0b\" } }",
+        ));
+        assert!(e.message.contains("NUL"), "{e}");
+        let long = "a".repeat(65_536);
+        let e = asset_error(&with_dest(&format!(
+            "{{ target: Mqtt, configuration: {{ topic: {long} }} }}"
+        )));
+        assert!(e.message.contains("65535"), "{}", e.message.len());
+        let e = asset_error(&with_dest(
+            "{ target: Storage, configuration: { path: /x } }",
+        ));
+        assert!(
+            e.message.contains("Storage destinations are not supported"),
+            "{e}"
+        );
+        let e = asset_error(&with_dest(
+            "{ target: Mqtt, configuration: { topic: t, qos: Qos2 } }",
+        ));
+        assert!(e.message.contains("Qos2"), "{e}");
+        let e = asset_error(
+            "  deviceRef: { deviceName: dev, endpointName: sse-0 }\n  eventGroups: [ { name: g, events: [ { name: e, dataSource: t, destinations: [ { target: BrokerStateStore, configuration: { key: k } } ] } ] } ]\n",
+        );
+        assert!(e.message.contains("cannot target BrokerStateStore"), "{e}");
+        let e = asset_error("  deviceRef: 42\n");
+        assert!(e.message.contains("invalid Asset"), "{e}");
+    }
+
+    #[test]
+    fn unsupported_auth_is_a_device_error_and_its_assets_fail() {
+        let dev = r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Device
+metadata: { name: certdev }
+spec:
+  endpoints:
+    inbound:
+      sse-0:
+        endpointType: Microsoft.SSEHttp
+        address: https://h
+        authentication:
+          method: Certificate
+          x509Credentials: { certificateSecretName: c/cert }
+"#;
+        let r = load(&[
+            dev.into(),
+            asset(
+                "a",
+                "  deviceRef: { deviceName: certdev, endpointName: sse-0 }\n  datasets: [ { name: d, destinations: [ { target: Mqtt, configuration: { topic: t } } ] } ]\n",
+            ),
+        ]);
+        assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
+        assert_eq!(r.errors[0].resource, "Device/certdev");
+        assert!(
+            r.errors[0]
+                .message
+                .contains("Certificate authentication is not supported yet")
+        );
+        assert_eq!(r.errors[1].resource, "Asset/a");
+        assert!(r.errors[1].message.contains("cannot be served"));
+        assert!(r.assets.is_empty());
+    }
+
+    #[test]
+    fn secret_references_must_be_secret_slash_key() {
+        assert_eq!(
+            SecretRef::parse("s/k").unwrap(),
+            SecretRef {
+                secret: "s".into(),
+                key: "k".into()
+            }
+        );
+        for bad in ["", "s", "s/", "/k", "s/k/x", "../k", "s/.."] {
+            assert!(SecretRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn load_dir_reads_yaml_and_yml_only_and_reports_a_missing_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), DEVICE).unwrap();
+        std::fs::write(
+            dir.path().join("b.yml"),
+            asset(
+                "x",
+                "  deviceRef: { deviceName: dev, endpointName: sse-0 }\n  datasets: [ { name: d, destinations: [ { target: Mqtt, configuration: { topic: t } } ] } ]\n",
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("c.txt"), "kind: [broken").unwrap();
+        let r = load_dir(dir.path()).unwrap();
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.assets.len(), 1);
+        assert!(r.assets[0].file.ends_with("b.yml"));
+        let missing = dir.path().join("nope");
+        let e = load_dir(&missing).unwrap_err();
+        assert!(e.to_string().contains("nope"));
+    }
+}
