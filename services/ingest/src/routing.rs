@@ -1,0 +1,410 @@
+//! Resources to a stream plan: one entry per distinct SSE stream (device/endpoint + URL) with the
+//! datasets and event-group events it feeds, and per SSE event which routes it goes to.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::resources::{Auth, Destination, Resources};
+
+/// Kind of data operation a route feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// A dataset: every event of its stream.
+    Dataset,
+    /// An event of an event group: SSE events of one type.
+    Event,
+}
+
+/// One dataset or event-group event fed by a stream, with its destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Device resource name.
+    pub device: String,
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Asset resource name.
+    pub asset: String,
+    /// Dataset or event.
+    pub kind: RouteKind,
+    /// Dataset name or event group name.
+    pub group: String,
+    /// Event name (events only).
+    pub event: String,
+    /// Dataset path or event type.
+    pub data_source: String,
+    /// Optional type reference.
+    pub type_ref: String,
+    /// Where events go.
+    pub destination: Destination,
+}
+
+impl Route {
+    /// The CloudEvents subject: `asset/dataset` or `asset/group/event`.
+    pub fn subject(&self) -> String {
+        match self.kind {
+            RouteKind::Dataset => format!("{}/{}", self.asset, self.group),
+            RouteKind::Event => format!("{}/{}/{}", self.asset, self.group, self.event),
+        }
+    }
+
+    /// Whether an event of this (event) route takes SSE events of `event_type`: the data source
+    /// equals the type, also when written with a leading `/`.
+    pub fn matches_type(&self, event_type: &str) -> bool {
+        self.data_source == event_type || self.data_source.strip_prefix('/') == Some(event_type)
+    }
+}
+
+/// An event group reading a stream: its events, matched by SSE event type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPlan {
+    /// Asset name.
+    pub asset: String,
+    /// Group name.
+    pub name: String,
+    /// One route per event of the group.
+    pub events: Vec<Arc<Route>>,
+}
+
+/// One SSE stream to read and what it feeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamPlan {
+    /// `<device>/<endpoint>|<url>`.
+    pub key: String,
+    /// The URL read.
+    pub url: Url,
+    /// Device name.
+    pub device: String,
+    /// Endpoint name.
+    pub endpoint: String,
+    /// Credentials of the endpoint.
+    pub auth: Auth,
+    /// Trust list of the endpoint.
+    pub trust_list: Option<String>,
+    /// Datasets on this stream: each takes every event.
+    pub datasets: Vec<Arc<Route>>,
+    /// Event groups on this stream.
+    pub groups: Vec<GroupPlan>,
+}
+
+/// Where one SSE event goes.
+#[derive(Debug, Default)]
+pub struct Dispatch {
+    /// Every matching route, datasets first, in resource order.
+    pub routes: Vec<Arc<Route>>,
+    /// Event groups that had no event for this type.
+    pub unmatched: u64,
+}
+
+impl StreamPlan {
+    /// The routes of one SSE event of type `event_type`.
+    pub fn dispatch(&self, event_type: &str) -> Dispatch {
+        let mut d = Dispatch {
+            routes: self.datasets.clone(),
+            unmatched: 0,
+        };
+        for g in &self.groups {
+            let before = d.routes.len();
+            d.routes.extend(
+                g.events
+                    .iter()
+                    .filter(|r| r.matches_type(event_type))
+                    .cloned(),
+            );
+            if d.routes.len() == before {
+                d.unmatched += 1;
+            }
+        }
+        d
+    }
+
+    /// Subjects of every route fed by this stream (for status).
+    pub fn subjects(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.datasets.iter().map(|r| r.subject()).collect();
+        for g in &self.groups {
+            if g.events.is_empty() {
+                v.push(format!("{}/{}", g.asset, g.name));
+            }
+            v.extend(g.events.iter().map(|r| r.subject()));
+        }
+        v
+    }
+}
+
+/// Joins an address and a data source path with exactly one `/`; `""` is the address itself.
+/// A query in the data source replaces the address's.
+pub fn join_url(address: &Url, data_source: &str) -> Url {
+    let rest = data_source.trim_start_matches('/');
+    if rest.is_empty() {
+        return address.clone();
+    }
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    let mut url = address.clone();
+    let base = address.path().trim_end_matches('/');
+    url.set_path(&format!("{base}/{path}"));
+    if query.is_some() {
+        url.set_query(query);
+    }
+    url
+}
+
+/// The stream key: `<device>/<endpoint>|<url>`.
+pub fn stream_key(device: &str, endpoint: &str, url: &Url) -> String {
+    format!("{device}/{endpoint}|{url}")
+}
+
+/// Builds the streams to read from validated resources, sorted by key.
+pub fn plan(resources: &Resources) -> Vec<StreamPlan> {
+    let mut streams: BTreeMap<String, StreamPlan> = BTreeMap::new();
+    for asset in &resources.assets {
+        let Some(ep) = resources
+            .devices
+            .get(&asset.device)
+            .and_then(|d| d.endpoints.get(&asset.endpoint))
+        else {
+            continue; // validation already reported it
+        };
+        let mut stream = |data_source: &str| {
+            let url = join_url(&ep.address, data_source);
+            let key = stream_key(&asset.device, &asset.endpoint, &url);
+            streams
+                .entry(key.clone())
+                .or_insert_with(|| StreamPlan {
+                    key,
+                    url,
+                    device: asset.device.clone(),
+                    endpoint: asset.endpoint.clone(),
+                    auth: ep.auth.clone(),
+                    trust_list: ep.trust_list.clone(),
+                    datasets: Vec::new(),
+                    groups: Vec::new(),
+                })
+                .key
+                .clone()
+        };
+        let route = |kind,
+                     group: &str,
+                     event: &str,
+                     data_source: &str,
+                     type_ref: &str,
+                     destination: &Destination| {
+            Arc::new(Route {
+                device: asset.device.clone(),
+                endpoint: asset.endpoint.clone(),
+                asset: asset.name.clone(),
+                kind,
+                group: group.to_string(),
+                event: event.to_string(),
+                data_source: data_source.to_string(),
+                type_ref: type_ref.to_string(),
+                destination: destination.clone(),
+            })
+        };
+        let mut additions: Vec<(String, Option<Arc<Route>>, Option<GroupPlan>)> = Vec::new();
+        for ds in &asset.datasets {
+            let key = stream(&ds.data_source);
+            let r = route(
+                RouteKind::Dataset,
+                &ds.name,
+                "",
+                &ds.data_source,
+                &ds.type_ref,
+                &ds.destination,
+            );
+            additions.push((key, Some(r), None));
+        }
+        for g in &asset.event_groups {
+            let key = stream(&g.data_source);
+            let events = g
+                .events
+                .iter()
+                .map(|e| {
+                    route(
+                        RouteKind::Event,
+                        &g.name,
+                        &e.name,
+                        &e.data_source,
+                        &e.type_ref,
+                        &e.destination,
+                    )
+                })
+                .collect();
+            additions.push((
+                key,
+                None,
+                Some(GroupPlan {
+                    asset: asset.name.clone(),
+                    name: g.name.clone(),
+                    events,
+                }),
+            ));
+        }
+        for (key, ds, group) in additions {
+            if let Some(s) = streams.get_mut(&key) {
+                s.datasets.extend(ds);
+                s.groups.extend(group);
+            }
+        }
+    }
+    streams.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::load_texts;
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn join_uses_exactly_one_slash() {
+        let cases = [
+            ("http://h/base", "/readings", "http://h/base/readings"),
+            ("http://h/base/", "/readings", "http://h/base/readings"),
+            ("http://h/base", "readings", "http://h/base/readings"),
+            ("http://h/base/", "readings", "http://h/base/readings"),
+            ("http://h/base//", "//readings", "http://h/base/readings"),
+            ("http://h", "/readings", "http://h/readings"),
+            ("http://h:8080/", "a/b", "http://h:8080/a/b"),
+            ("http://h/base", "", "http://h/base"),
+            ("http://h/base/", "", "http://h/base/"),
+            ("http://h/base", "/", "http://h/base"),
+            ("http://h/base?x=1", "/r", "http://h/base/r?x=1"),
+            ("http://h/base?x=1", "/r?y=2", "http://h/base/r?y=2"),
+        ];
+        for (a, d, want) in cases {
+            assert_eq!(join_url(&url(a), d).as_str(), want, "{a} + {d}");
+        }
+    }
+
+    const RES: &str = r#"
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Device
+metadata: { name: dev }
+spec:
+  endpoints:
+    inbound:
+      sse-0: { endpointType: Microsoft.SSEHttp, address: "http://h/base" }
+      sse-1: { endpointType: Microsoft.SSEHttp, address: "http://h/base" }
+---
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Asset
+metadata: { name: a1 }
+spec:
+  deviceRef: { deviceName: dev, endpointName: sse-0 }
+  defaultDatasetsDestinations: [ { target: Mqtt, configuration: { topic: ds } } ]
+  defaultEventsDestinations: [ { target: Mqtt, configuration: { topic: ev } } ]
+  datasets:
+    - { name: readings, dataSource: /readings }
+    - { name: everything, dataSource: "" }
+  eventGroups:
+    - name: alerts
+      events:
+        - { name: hot, dataSource: temperature-threshold }
+        - { name: beat, dataSource: /heartbeat }
+        - { name: beat-too, dataSource: heartbeat }
+    - name: other
+      dataSource: /readings
+      events:
+        - { name: r, dataSource: reading }
+---
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Asset
+metadata: { name: a2 }
+spec:
+  deviceRef: { deviceName: dev, endpointName: sse-0 }
+  datasets:
+    - { name: same-path, dataSource: readings, destinations: [ { target: Mqtt, configuration: { topic: x } } ] }
+---
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Asset
+metadata: { name: a3 }
+spec:
+  deviceRef: { deviceName: dev, endpointName: sse-1 }
+  datasets:
+    - { name: d, dataSource: /readings, destinations: [ { target: Mqtt, configuration: { topic: y } } ] }
+"#;
+
+    fn plans() -> Vec<StreamPlan> {
+        let r = load_texts([("r.yaml", RES)]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        plan(&r)
+    }
+
+    #[test]
+    fn one_stream_per_distinct_endpoint_and_url() {
+        let p = plans();
+        let keys: Vec<&str> = p.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "dev/sse-0|http://h/base",
+                "dev/sse-0|http://h/base/readings",
+                "dev/sse-1|http://h/base/readings",
+            ]
+        );
+        assert_eq!(
+            p[1].subjects(),
+            ["a1/readings", "a2/same-path", "a1/other/r"]
+        );
+        assert_eq!(
+            p[0].subjects(),
+            [
+                "a1/everything",
+                "a1/alerts/hot",
+                "a1/alerts/beat",
+                "a1/alerts/beat-too"
+            ]
+        );
+        assert_eq!(p[2].subjects(), ["a3/d"]);
+    }
+
+    fn subjects(d: &Dispatch) -> Vec<String> {
+        d.routes.iter().map(|r| r.subject()).collect()
+    }
+
+    #[test]
+    fn datasets_take_everything_groups_match_by_type() {
+        let p = plans();
+        let d = p[0].dispatch("temperature-threshold");
+        assert_eq!(subjects(&d), ["a1/everything", "a1/alerts/hot"]);
+        assert_eq!(d.unmatched, 0);
+        let d = p[0].dispatch("heartbeat");
+        assert_eq!(
+            subjects(&d),
+            ["a1/everything", "a1/alerts/beat", "a1/alerts/beat-too"]
+        );
+        let d = p[0].dispatch("other");
+        assert_eq!(subjects(&d), ["a1/everything"]);
+        assert_eq!(d.unmatched, 1);
+        // "/heartbeat" is not an event type that "heartbeat" (no slash) matches, the reverse only.
+        let d = p[0].dispatch("/heartbeat");
+        assert_eq!(subjects(&d), ["a1/everything", "a1/alerts/beat"]);
+        let d = p[1].dispatch("message");
+        assert_eq!(subjects(&d), ["a1/readings", "a2/same-path"]);
+        assert_eq!(d.unmatched, 1);
+    }
+
+    #[test]
+    fn routes_carry_resolved_destinations_and_names() {
+        let p = plans();
+        let d = p[0].dispatch("temperature-threshold");
+        let hot = &d.routes[1];
+        assert_eq!(hot.kind, RouteKind::Event);
+        assert_eq!(hot.device, "dev");
+        assert_eq!(hot.endpoint, "sse-0");
+        assert_eq!(hot.group, "alerts");
+        assert_eq!(hot.event, "hot");
+        assert_eq!(hot.data_source, "temperature-threshold");
+        assert!(matches!(&hot.destination, Destination::Mqtt { topic, .. } if topic == "ev"));
+        let ds = &d.routes[0];
+        assert_eq!(ds.kind, RouteKind::Dataset);
+        assert!(matches!(&ds.destination, Destination::Mqtt { topic, .. } if topic == "ds"));
+    }
+}
