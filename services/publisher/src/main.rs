@@ -1,1 +1,30 @@
-fn main() {}
+//! `sse-publisher`: parse the configuration, start telemetry, bind, run until SIGTERM, drain.
+
+use std::time::Duration;
+
+use clap::Parser;
+use sse_publisher::Config;
+use sse_runtime::{Shutdown, exit_config_error, telemetry};
+
+const SERVICE: &str = "sse-publisher";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = match Config::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => exit_config_error(SERVICE, &e),
+    };
+    if let Err(e) = config.mqtt_settings() {
+        exit_config_error(SERVICE, &e);
+    }
+    let guard = telemetry::init(SERVICE);
+    let listener = sse_runtime::bind(config.listen, SERVICE).await?;
+    let shutdown = Shutdown::on_signals();
+    let result = sse_publisher::run(listener, config, shutdown.clone()).await;
+    if !shutdown.drain(Duration::from_secs(10)).await {
+        tracing::warn!("drain timed out");
+    }
+    guard.shutdown().await;
+    result.map_err(Into::into)
+}

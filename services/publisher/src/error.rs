@@ -1,0 +1,79 @@
+//! The crate's error type and the gRPC status each error becomes.
+
+/// Why something failed. Never contains a password or payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Bad configuration (exit code 64 at start).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// An event or request that cannot be published as it is.
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    /// The topic is not a valid MQTT topic name.
+    #[error("invalid topic {topic:?}: {reason}")]
+    InvalidTopic {
+        /// The topic.
+        topic: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The broker cannot take this message (size, QoS or retain it does not support).
+    #[error("broker cannot take the message: {0}")]
+    Unsupported(String),
+    /// The broker refused the message with an MQTT 5 reason code.
+    #[error("broker rejected the message: {0}")]
+    Rejected(String),
+    /// No broker connection (in time).
+    #[error("mqtt broker unavailable")]
+    Unavailable,
+    /// The publisher is stopping.
+    #[error("publisher shutting down")]
+    ShuttingDown,
+    /// gRPC serving failed.
+    #[error("serving: {0}")]
+    Serve(String),
+}
+
+impl Error {
+    /// Whether re-sending the same message can never succeed (it is acked with an error).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Error::Invalid(_)
+                | Error::InvalidTopic { .. }
+                | Error::Unsupported(_)
+                | Error::Rejected(_)
+        )
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        let msg = e.to_string();
+        match e {
+            Error::Invalid(_) | Error::InvalidTopic { .. } => tonic::Status::invalid_argument(msg),
+            Error::Unsupported(_) | Error::Rejected(_) => tonic::Status::failed_precondition(msg),
+            Error::Unavailable | Error::ShuttingDown => tonic::Status::unavailable(msg),
+            Error::Config(_) | Error::Serve(_) => tonic::Status::internal(msg),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_to_grpc_codes() {
+        let s: tonic::Status = Error::InvalidTopic {
+            topic: "a/#".into(),
+            reason: "wildcard",
+        }
+        .into();
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        let s: tonic::Status = Error::Unavailable.into();
+        assert_eq!(s.code(), tonic::Code::Unavailable);
+        assert!(Error::Rejected("NotAuthorized".into()).is_permanent());
+        assert!(!Error::Unavailable.is_permanent());
+    }
+}

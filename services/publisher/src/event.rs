@@ -1,0 +1,125 @@
+//! The domain form of an event and of a single message, as the gRPC adapter hands them over.
+
+use bytes::Bytes;
+
+/// One SSE event on its way to the broker.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Event {
+    /// CloudEvents id, stable across redeliveries.
+    pub id: String,
+    /// Position in its ingest stream, echoed in the ack.
+    pub seq: u64,
+    /// Stream the event came from, echoed in the ack.
+    pub stream_key: String,
+    /// The SSE data, byte for byte.
+    pub data: Bytes,
+    /// SSE event type (empty means `message`).
+    pub sse_event: String,
+    /// SSE last event id (empty when none).
+    pub sse_id: String,
+    /// When ingest received the event, Unix nanoseconds.
+    pub received_unix_nanos: i64,
+    /// What the event belongs to and where it goes.
+    pub route: Route,
+    /// W3C trace context of the event's trace.
+    pub traceparent: String,
+    /// W3C tracestate.
+    pub tracestate: String,
+    /// Schema reference (empty when none).
+    pub dataschema: String,
+}
+
+/// What an event belongs to and where it is delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Route {
+    /// Device name.
+    pub device: String,
+    /// Inbound endpoint name.
+    pub endpoint: String,
+    /// Asset name.
+    pub asset: String,
+    /// Dataset or event.
+    pub kind: RouteKind,
+    /// Dataset name or event group name.
+    pub group: String,
+    /// Event name (events only).
+    pub event: String,
+    /// Data source of the dataset or event.
+    pub data_source: String,
+    /// Optional typeRef.
+    pub type_ref: String,
+    /// Destination (None when the route carries none).
+    pub destination: Option<Destination>,
+}
+
+/// Kind of data operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Not set by the sender.
+    #[default]
+    Unspecified,
+    /// A dataset.
+    Dataset,
+    /// An event of an event group.
+    Event,
+}
+
+/// Where an event goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// An MQTT topic.
+    Mqtt(MqttDestination),
+    /// A key of the broker state store.
+    StateStore {
+        /// Key to SET.
+        key: String,
+    },
+}
+
+/// MQTT publish options of a destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttDestination {
+    /// Topic name.
+    pub topic: String,
+    /// Quality of service.
+    pub qos: Qos,
+    /// Retain flag.
+    pub retain: bool,
+    /// Message expiry in seconds.
+    pub ttl_seconds: Option<u32>,
+}
+
+/// The QoS levels the publisher uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Qos {
+    /// QoS 0: acked once written to the socket.
+    AtMostOnce,
+    /// QoS 1: acked on PUBACK.
+    AtLeastOnce,
+}
+
+impl From<Qos> for rumqttc::v5::mqttbytes::QoS {
+    fn from(q: Qos) -> Self {
+        match q {
+            Qos::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+            Qos::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        }
+    }
+}
+
+/// A single message of `PublishMessage`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SingleMessage {
+    /// Topic name.
+    pub topic: String,
+    /// Payload.
+    pub payload: Bytes,
+    /// Quality of service.
+    pub qos: Qos,
+    /// Retain flag.
+    pub retain: bool,
+    /// Message expiry in seconds.
+    pub ttl_seconds: Option<u32>,
+    /// Content type.
+    pub content_type: Option<String>,
+}

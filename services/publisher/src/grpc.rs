@@ -1,0 +1,375 @@
+//! The gRPC edge: `PublisherService` converts proto messages to domain types, publishes through
+//! [`Mqtt`], and turns deliveries into acks (or statuses).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use rand::Rng;
+use sse_proto::v1 as pb;
+use sse_proto::v1::publisher_service_server::PublisherService;
+use sse_runtime::Shutdown;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
+
+use crate::error::Error;
+use crate::event::{Destination, Event, MqttDestination, Qos, Route, RouteKind, SingleMessage};
+use crate::mqtt::Mqtt;
+use crate::properties::{self, StoreStamp};
+use crate::state_store::Hlc;
+
+/// How long `PublishMessage` waits for a broker connection and then for the broker's ack.
+pub const UNARY_WAIT: Duration = Duration::from_secs(5);
+/// Most acknowledgement batches buffered towards a slow caller.
+const RESPONSE_BUFFER: usize = 16;
+
+/// `sseconnector.v1.PublisherService` on top of the broker connection.
+#[derive(Clone)]
+pub struct PublisherGrpc {
+    mqtt: Mqtt,
+    hlc: Arc<Mutex<Hlc>>,
+    shutdown: Shutdown,
+}
+
+impl PublisherGrpc {
+    /// A service publishing through `mqtt`; stream handlers stop on `shutdown`.
+    pub fn new(mqtt: Mqtt, shutdown: Shutdown) -> Self {
+        Self {
+            mqtt,
+            hlc: Arc::new(Mutex::new(Hlc::default())),
+            shutdown,
+        }
+    }
+
+    fn stamp(&self) -> StoreStamp {
+        let client_id = self.mqtt.client_id().to_string();
+        let ts = match self.hlc.lock() {
+            Ok(mut h) => h.next_ts(&client_id),
+            Err(poisoned) => poisoned.into_inner().next_ts(&client_id),
+        };
+        let correlation: [u8; 16] = rand::rng().random();
+        StoreStamp {
+            client_id,
+            ts,
+            correlation: Bytes::copy_from_slice(&correlation),
+        }
+    }
+}
+
+/// An event's acknowledgement, or None when it was not delivered (the caller must re-send).
+type Pending = Pin<Box<dyn Future<Output = Option<pb::Ack>> + Send>>;
+
+fn ack(ev: &Event, error: Option<&Error>) -> pb::Ack {
+    pb::Ack {
+        stream_key: ev.stream_key.clone(),
+        seq: ev.seq,
+        error: error.map(ToString::to_string).unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl PublisherService for PublisherGrpc {
+    type PublishStream = ReceiverStream<Result<pb::PublishResponse, Status>>;
+
+    async fn publish(
+        &self,
+        request: Request<Streaming<pb::PublishRequest>>,
+    ) -> Result<Response<Self::PublishStream>, Status> {
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
+        let this = self.clone();
+        self.shutdown
+            .tracker
+            .spawn(async move { this.handle_stream(inbound, tx).await });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn publish_message(
+        &self,
+        request: Request<pb::PublishMessageRequest>,
+    ) -> Result<Response<pb::PublishMessageResponse>, Status> {
+        let single = single_from_proto(request.into_inner())?;
+        let message = properties::single_message(&single)?;
+        if !self.mqtt.wait_connected(UNARY_WAIT).await {
+            return Err(Error::Unavailable.into());
+        }
+        let slot = tokio::time::timeout(UNARY_WAIT, self.mqtt.reserve())
+            .await
+            .map_err(|_| Error::Unavailable)??;
+        let delivery = slot.send(message);
+        match tokio::time::timeout(UNARY_WAIT, delivery).await {
+            Ok(Ok(Ok(()))) => Ok(Response::new(pb::PublishMessageResponse {})),
+            Ok(Ok(Err(e))) => Err(e.into()),
+            Ok(Err(_)) | Err(_) => Err(Error::Unavailable.into()),
+        }
+    }
+}
+
+impl PublisherGrpc {
+    /// One `Publish` stream: publish events in order, send acks back as they come.
+    async fn handle_stream(
+        self,
+        mut inbound: Streaming<pb::PublishRequest>,
+        tx: mpsc::Sender<Result<pb::PublishResponse, Status>>,
+    ) {
+        let token = self.shutdown.token.clone();
+        let mut backlog: VecDeque<Event> = VecDeque::new();
+        let mut waiting: FuturesUnordered<Pending> = FuturesUnordered::new();
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                biased;
+                _ = token.cancelled(), if reading => {
+                    // Stop accepting; what is queued at the broker still gets its acks.
+                    reading = false;
+                    backlog.clear();
+                }
+                Some(first) = waiting.next() => {
+                    let mut acks = Vec::new();
+                    let mut undelivered = false;
+                    let mut take = |a: Option<pb::Ack>| match a {
+                        Some(a) => acks.push(a),
+                        None => undelivered = true,
+                    };
+                    take(first);
+                    while let Some(Some(a)) = waiting.next().now_or_never() {
+                        take(a);
+                    }
+                    if !acks.is_empty() && tx.send(Ok(pb::PublishResponse { acks })).await.is_err() {
+                        return; // the caller is gone
+                    }
+                    if undelivered {
+                        let _ = tx
+                            .send(Err(Status::unavailable(
+                                "publisher stopped before the broker acknowledged some events; re-send them",
+                            )))
+                            .await;
+                        return;
+                    }
+                }
+                slot = self.mqtt.reserve(), if !backlog.is_empty() => {
+                    let Ok(slot) = slot else {
+                        let _ = tx.send(Err(Error::ShuttingDown.into())).await;
+                        return;
+                    };
+                    let Some(ev) = backlog.pop_front() else { continue };
+                    let topic = properties::destination_topic(&ev).unwrap_or_default().to_string();
+                    let span = tracing::info_span!(
+                        parent: None,
+                        "publish",
+                        otel.name = "mqtt publish",
+                        messaging.destination = %topic,
+                        messaging.system = "mqtt",
+                    );
+                    sse_runtime::telemetry::set_parent(&span, &ev.traceparent, &ev.tracestate);
+                    let traceparent = sse_runtime::telemetry::trace_context(&span).0;
+                    match properties::event_message(&ev, &traceparent, || self.stamp()) {
+                        Ok(message) => {
+                            let delivery = slot.send(message);
+                            waiting.push(Box::pin(
+                                async move {
+                                    match delivery.await {
+                                        Ok(Ok(())) => Some(ack(&ev, None)),
+                                        Ok(Err(e)) if e.is_permanent() => {
+                                            tracing::warn!(error = %e, id = %ev.id, "event not publishable");
+                                            Some(ack(&ev, Some(&e)))
+                                        }
+                                        Ok(Err(_)) | Err(_) => None,
+                                    }
+                                }
+                                .instrument(span),
+                            ));
+                        }
+                        Err(e) => {
+                            span.in_scope(|| tracing::warn!(error = %e, id = %ev.id, "event not publishable"));
+                            let a = ack(&ev, Some(&e));
+                            waiting.push(Box::pin(async move { Some(a) }));
+                        }
+                    }
+                }
+                msg = inbound.message(), if reading && backlog.is_empty() => match msg {
+                    Ok(Some(req)) => {
+                        for ev in req.events {
+                            match event_from_proto(ev) {
+                                Ok(ev) => backlog.push_back(ev),
+                                Err((a, e)) => {
+                                    tracing::warn!(error = %e, "event not publishable");
+                                    waiting.push(Box::pin(async move { Some(a) }));
+                                }
+                            }
+                        }
+                    }
+                    Ok(None) => reading = false,
+                    Err(status) => {
+                        tracing::debug!(%status, "publish stream ended by the caller");
+                        reading = false;
+                    }
+                },
+                else => return,
+            }
+        }
+    }
+}
+
+/// Converts a proto event; on failure, the error ack to send.
+fn event_from_proto(ev: pb::Event) -> Result<Event, (pb::Ack, Error)> {
+    let fail = |ev: &pb::Event, e: Error| {
+        (
+            pb::Ack {
+                stream_key: ev.stream_key.clone(),
+                seq: ev.seq,
+                error: e.to_string(),
+            },
+            e,
+        )
+    };
+    let route = ev.route.clone().unwrap_or_default();
+    let kind = match pb::RouteKind::try_from(route.kind) {
+        Ok(pb::RouteKind::Dataset) => RouteKind::Dataset,
+        Ok(pb::RouteKind::Event) => RouteKind::Event,
+        Ok(pb::RouteKind::Unspecified) => RouteKind::Unspecified,
+        Err(_) => {
+            return Err(fail(
+                &ev,
+                Error::Invalid(format!("unknown route kind {}", route.kind)),
+            ));
+        }
+    };
+    let destination = match route.destination.and_then(|d| d.target) {
+        None => None,
+        Some(pb::destination::Target::Mqtt(m)) => Some(Destination::Mqtt(MqttDestination {
+            qos: qos_from_proto(m.qos).map_err(|e| fail(&ev, e))?,
+            topic: m.topic,
+            retain: m.retain,
+            ttl_seconds: m.ttl_seconds,
+        })),
+        Some(pb::destination::Target::StateStore(s)) => {
+            Some(Destination::StateStore { key: s.key })
+        }
+    };
+    Ok(Event {
+        id: ev.id,
+        seq: ev.seq,
+        stream_key: ev.stream_key,
+        data: ev.data,
+        sse_event: ev.sse_event,
+        sse_id: ev.sse_id,
+        received_unix_nanos: ev.received_unix_nanos,
+        route: Route {
+            device: route.device,
+            endpoint: route.endpoint,
+            asset: route.asset,
+            kind,
+            group: route.group,
+            event: route.event,
+            data_source: route.data_source,
+            type_ref: route.type_ref,
+            destination,
+        },
+        traceparent: ev.traceparent,
+        tracestate: ev.tracestate,
+        dataschema: ev.dataschema,
+    })
+}
+
+/// QOS_UNSPECIFIED means QoS 1.
+fn qos_from_proto(q: i32) -> Result<Qos, Error> {
+    match pb::Qos::try_from(q) {
+        Ok(pb::Qos::AtMostOnce) => Ok(Qos::AtMostOnce),
+        Ok(pb::Qos::AtLeastOnce) | Ok(pb::Qos::Unspecified) => Ok(Qos::AtLeastOnce),
+        Err(_) => Err(Error::Invalid(format!("unknown qos {q}"))),
+    }
+}
+
+fn single_from_proto(r: pb::PublishMessageRequest) -> Result<SingleMessage, Error> {
+    Ok(SingleMessage {
+        qos: qos_from_proto(r.qos)?,
+        topic: r.topic,
+        payload: Bytes::from(r.payload),
+        retain: r.retain,
+        ttl_seconds: (r.ttl_seconds > 0).then_some(r.ttl_seconds),
+        content_type: (!r.content_type.is_empty()).then_some(r.content_type),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qos_mapping() {
+        assert_eq!(qos_from_proto(0).unwrap(), Qos::AtLeastOnce);
+        assert_eq!(qos_from_proto(1).unwrap(), Qos::AtMostOnce);
+        assert_eq!(qos_from_proto(2).unwrap(), Qos::AtLeastOnce);
+        assert!(qos_from_proto(9).is_err());
+    }
+
+    #[test]
+    fn converts_events() {
+        let ev = pb::Event {
+            id: "i".into(),
+            seq: 3,
+            stream_key: "k".into(),
+            data: Bytes::from_static(b"{}"),
+            route: Some(pb::Route {
+                kind: pb::RouteKind::Dataset as i32,
+                destination: Some(pb::Destination {
+                    target: Some(pb::destination::Target::Mqtt(pb::MqttDestination {
+                        topic: "t".into(),
+                        qos: 0,
+                        retain: true,
+                        ttl_seconds: Some(9),
+                    })),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let d = event_from_proto(ev).unwrap();
+        assert_eq!(d.route.kind, RouteKind::Dataset);
+        assert_eq!(
+            d.route.destination,
+            Some(Destination::Mqtt(MqttDestination {
+                topic: "t".into(),
+                qos: Qos::AtLeastOnce,
+                retain: true,
+                ttl_seconds: Some(9)
+            }))
+        );
+        let bad = pb::Event {
+            seq: 4,
+            stream_key: "k".into(),
+            route: Some(pb::Route {
+                kind: 77,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let (a, _) = event_from_proto(bad).unwrap_err();
+        assert_eq!((a.seq, a.stream_key.as_str()), (4, "k"));
+        assert!(!a.error.is_empty());
+    }
+
+    #[test]
+    fn converts_single_messages() {
+        let m = single_from_proto(pb::PublishMessageRequest {
+            topic: "t".into(),
+            payload: "p".into(),
+            qos: 1,
+            retain: false,
+            ttl_seconds: 0,
+            content_type: String::new(),
+        })
+        .unwrap();
+        assert_eq!(m.qos, Qos::AtMostOnce);
+        assert_eq!(m.ttl_seconds, None);
+        assert_eq!(m.content_type, None);
+    }
+}

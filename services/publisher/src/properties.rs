@@ -1,0 +1,483 @@
+//! Pure mapping from a domain event to the MQTT 5 message on the broker: topic, QoS, retain and
+//! `PublishProperties` (the table "The message on the broker" in DESIGN.md), plus topic checks.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
+
+use crate::error::Error;
+use crate::event::{Destination, Event, Qos, RouteKind, SingleMessage};
+use crate::state_store;
+
+/// Content type of JSON data.
+pub const JSON: &str = "application/json";
+/// Content type of any other data.
+pub const TEXT: &str = "text/plain; charset=utf-8";
+
+/// A message ready to be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Topic name (validated).
+    pub topic: String,
+    /// Quality of service.
+    pub qos: Qos,
+    /// Retain flag.
+    pub retain: bool,
+    /// Payload.
+    pub payload: Bytes,
+    /// MQTT 5 properties.
+    pub properties: PublishProperties,
+}
+
+impl Message {
+    /// The rumqttc packet (packet id 0: the event loop assigns one).
+    pub fn to_publish(&self) -> Publish {
+        let mut p = Publish::new(
+            self.topic.as_str(),
+            self.qos.into(),
+            self.payload.clone(),
+            Some(self.properties.clone()),
+        );
+        p.retain = self.retain;
+        p
+    }
+}
+
+/// What a state store request needs besides the event: the client id, the `__ts` stamp and
+/// random correlation data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreStamp {
+    /// MQTT client id (names the response topic).
+    pub client_id: String,
+    /// Hybrid logical clock value for `__ts`.
+    pub ts: String,
+    /// Correlation data of the request.
+    pub correlation: Bytes,
+}
+
+/// The topic an event goes to (for span attributes), or None without a destination.
+pub fn destination_topic(ev: &Event) -> Option<&str> {
+    match ev.route.destination.as_ref()? {
+        Destination::Mqtt(m) => Some(m.topic.as_str()),
+        Destination::StateStore { .. } => Some(state_store::REQUEST_TOPIC),
+    }
+}
+
+/// The message for `ev`, with `traceparent` as its trace context; `stamp` is called only for a
+/// state store destination.
+pub fn event_message(
+    ev: &Event,
+    traceparent: &str,
+    stamp: impl FnOnce() -> StoreStamp,
+) -> Result<Message, Error> {
+    match &ev.route.destination {
+        None => Err(Error::Invalid("event has no destination".into())),
+        Some(Destination::Mqtt(m)) => {
+            validate_topic(&m.topic)?;
+            Ok(Message {
+                topic: m.topic.clone(),
+                qos: m.qos,
+                retain: m.retain,
+                payload: ev.data.clone(),
+                properties: PublishProperties {
+                    message_expiry_interval: m.ttl_seconds,
+                    content_type: Some(content_type(&ev.data).to_string()),
+                    user_properties: cloud_event_properties(ev, traceparent)?,
+                    ..Default::default()
+                },
+            })
+        }
+        Some(Destination::StateStore { key }) => {
+            if key.is_empty() {
+                return Err(Error::Invalid("state store key is empty".into()));
+            }
+            let stamp = stamp();
+            let mut user_properties = vec![("__ts".to_string(), stamp.ts)];
+            if !traceparent.is_empty() {
+                user_properties.push(("traceparent".into(), traceparent.to_string()));
+            }
+            Ok(Message {
+                topic: state_store::REQUEST_TOPIC.to_string(),
+                qos: Qos::AtLeastOnce,
+                retain: false,
+                payload: state_store::resp_set(key.as_bytes(), &ev.data).into(),
+                properties: PublishProperties {
+                    response_topic: Some(state_store::response_topic(&stamp.client_id)),
+                    correlation_data: Some(stamp.correlation),
+                    user_properties,
+                    ..Default::default()
+                },
+            })
+        }
+    }
+}
+
+/// The message of a `PublishMessage` request.
+pub fn single_message(m: &SingleMessage) -> Result<Message, Error> {
+    validate_topic(&m.topic)?;
+    Ok(Message {
+        topic: m.topic.clone(),
+        qos: m.qos,
+        retain: m.retain,
+        payload: m.payload.clone(),
+        properties: PublishProperties {
+            message_expiry_interval: m.ttl_seconds,
+            content_type: m.content_type.clone(),
+            ..Default::default()
+        },
+    })
+}
+
+/// `application/json` when `data` parses as JSON, else text.
+pub fn content_type(data: &[u8]) -> &'static str {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(data).is_ok() {
+        JSON
+    } else {
+        TEXT
+    }
+}
+
+/// Checks an MQTT topic name to publish to: non-empty, no wildcards, no NUL, at most 65535 bytes.
+pub fn validate_topic(topic: &str) -> Result<(), Error> {
+    let bad = |reason| {
+        Err(Error::InvalidTopic {
+            topic: topic.to_string(),
+            reason,
+        })
+    };
+    if topic.is_empty() {
+        return bad("empty");
+    }
+    if topic.contains(['+', '#']) {
+        return bad("wildcards are not allowed in a topic name");
+    }
+    if topic.contains('\0') {
+        return bad("contains NUL");
+    }
+    if topic.len() > usize::from(u16::MAX) {
+        return bad("longer than 65535 bytes");
+    }
+    Ok(())
+}
+
+/// The CloudEvents and Azure IoT Operations user properties, in their fixed order.
+fn cloud_event_properties(ev: &Event, traceparent: &str) -> Result<Vec<(String, String)>, Error> {
+    let r = &ev.route;
+    let (kind, subject) = match r.kind {
+        RouteKind::Event => ("Event", format!("{}/{}/{}", r.asset, r.group, r.event)),
+        RouteKind::Dataset => ("DataSet", format!("{}/{}", r.asset, r.group)),
+        RouteKind::Unspecified => return Err(Error::Invalid("route kind not set".into())),
+    };
+    let type_ = if r.type_ref.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}/{}", r.type_ref)
+    };
+    let mut props = vec![
+        ("specversion".to_string(), "1.0".to_string()),
+        ("id".into(), ev.id.clone()),
+        ("source".into(), source(&r.device, &r.data_source)),
+        ("type".into(), type_),
+        ("subject".into(), subject),
+        ("time".into(), rfc3339_millis(ev.received_unix_nanos)),
+    ];
+    if !ev.dataschema.is_empty() {
+        props.push(("dataschema".into(), ev.dataschema.clone()));
+    }
+    props.push((
+        "aiodeviceref".into(),
+        format!("ms-aio:{}/{}", r.device, r.endpoint),
+    ));
+    props.push(("aioassetref".into(), format!("ms-aio:{}", r.asset)));
+    let sse_event = if ev.sse_event.is_empty() {
+        "message"
+    } else {
+        ev.sse_event.as_str()
+    };
+    props.push(("sseevent".into(), sse_event.to_string()));
+    if !ev.sse_id.is_empty() {
+        props.push(("sseid".into(), ev.sse_id.clone()));
+    }
+    if !traceparent.is_empty() {
+        props.push(("traceparent".into(), traceparent.to_string()));
+    }
+    Ok(props)
+}
+
+/// `ms-aio:<device>`, plus `/<data source>` when that is a non-empty valid URI reference.
+pub fn source(device: &str, data_source: &str) -> String {
+    let path = data_source.trim_start_matches('/');
+    if !path.is_empty() && is_uri_reference(data_source) {
+        format!("ms-aio:{device}/{path}")
+    } else {
+        format!("ms-aio:{device}")
+    }
+}
+
+/// Only RFC 3986 characters (unreserved, reserved, `%` with two hex digits), no spaces.
+fn is_uri_reference(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'%' {
+            let hex = |j: usize| b.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !(hex(i + 1) && hex(i + 2)) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        let ok = c.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=".contains(&c);
+        if !ok {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// RFC 3339 UTC with milliseconds of a Unix time in nanoseconds (negative: the epoch).
+pub fn rfc3339_millis(unix_nanos: i64) -> String {
+    let nanos = u64::try_from(unix_nanos).unwrap_or(0);
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_nanos(nanos)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{MqttDestination, Route};
+
+    fn event(kind: RouteKind, dest: Destination) -> Event {
+        Event {
+            id: "ev-1".into(),
+            seq: 7,
+            stream_key: "s".into(),
+            data: Bytes::from_static(b"{\"temp\":21.5}"),
+            sse_event: "temperature-threshold".into(),
+            sse_id: "42".into(),
+            received_unix_nanos: 1_700_000_000_123_456_789,
+            route: Route {
+                device: "weather-station".into(),
+                endpoint: "sse-0".into(),
+                asset: "my-sse-source".into(),
+                kind,
+                group: "alerts".into(),
+                event: "overheat".into(),
+                data_source: "temperature-threshold".into(),
+                type_ref: String::new(),
+                destination: Some(dest),
+            },
+            traceparent: String::new(),
+            tracestate: String::new(),
+            dataschema: "aio-sr://ns/ABC:1".into(),
+        }
+    }
+
+    fn mqtt(qos: Qos, retain: bool, ttl: Option<u32>) -> Destination {
+        Destination::Mqtt(MqttDestination {
+            topic: "factory/weather/alerts".into(),
+            qos,
+            retain,
+            ttl_seconds: ttl,
+        })
+    }
+
+    fn no_stamp() -> StoreStamp {
+        panic!("stamp asked for an MQTT destination")
+    }
+
+    fn props(m: &Message) -> Vec<(&str, &str)> {
+        m.properties
+            .user_properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn event_row_by_row() {
+        let ev = event(RouteKind::Event, mqtt(Qos::AtLeastOnce, true, Some(3600)));
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let m = event_message(&ev, tp, no_stamp).unwrap();
+        assert_eq!(m.topic, "factory/weather/alerts");
+        assert_eq!(m.qos, Qos::AtLeastOnce);
+        assert!(m.retain);
+        assert_eq!(m.properties.message_expiry_interval, Some(3600));
+        assert_eq!(m.payload, ev.data);
+        assert_eq!(m.properties.content_type.as_deref(), Some(JSON));
+        assert_eq!(
+            props(&m),
+            vec![
+                ("specversion", "1.0"),
+                ("id", "ev-1"),
+                ("source", "ms-aio:weather-station/temperature-threshold"),
+                ("type", "Event"),
+                ("subject", "my-sse-source/alerts/overheat"),
+                ("time", "2023-11-14T22:13:20.123Z"),
+                ("dataschema", "aio-sr://ns/ABC:1"),
+                ("aiodeviceref", "ms-aio:weather-station/sse-0"),
+                ("aioassetref", "ms-aio:my-sse-source"),
+                ("sseevent", "temperature-threshold"),
+                ("sseid", "42"),
+                ("traceparent", tp),
+            ]
+        );
+        let p = m.to_publish();
+        assert!(p.retain);
+        assert_eq!(p.pkid, 0);
+        assert_eq!(&p.topic[..], b"factory/weather/alerts");
+    }
+
+    #[test]
+    fn dataset_row_with_type_ref_and_optional_fields_absent() {
+        let mut ev = event(RouteKind::Dataset, mqtt(Qos::AtMostOnce, false, None));
+        ev.route.group = "all-readings".into();
+        ev.route.data_source = "/readings".into();
+        ev.route.type_ref = "dtmi:x;1".into();
+        ev.sse_event.clear();
+        ev.sse_id.clear();
+        ev.dataschema.clear();
+        ev.data = Bytes::from_static(b"not json");
+        let m = event_message(&ev, "", no_stamp).unwrap();
+        assert_eq!(m.qos, Qos::AtMostOnce);
+        assert!(!m.retain);
+        assert_eq!(m.properties.message_expiry_interval, None);
+        assert_eq!(m.properties.content_type.as_deref(), Some(TEXT));
+        assert_eq!(
+            props(&m),
+            vec![
+                ("specversion", "1.0"),
+                ("id", "ev-1"),
+                ("source", "ms-aio:weather-station/readings"),
+                ("type", "DataSet/dtmi:x;1"),
+                ("subject", "my-sse-source/all-readings"),
+                ("time", "2023-11-14T22:13:20.123Z"),
+                ("aiodeviceref", "ms-aio:weather-station/sse-0"),
+                ("aioassetref", "ms-aio:my-sse-source"),
+                ("sseevent", "message"),
+            ]
+        );
+    }
+
+    #[test]
+    fn content_type_json_vs_text() {
+        for json in [&b"{}"[..], b"[1,2]", b"42", b"\"s\"", b" true ", b"null"] {
+            assert_eq!(content_type(json), JSON, "{json:?}");
+        }
+        for text in [&b""[..], b"hello", b"{", b"{} {}", b"\xff"] {
+            assert_eq!(content_type(text), TEXT, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn source_rule() {
+        assert_eq!(source("d", ""), "ms-aio:d");
+        assert_eq!(source("d", "/"), "ms-aio:d");
+        assert_eq!(source("d", "/a/b?x=1"), "ms-aio:d/a/b?x=1");
+        assert_eq!(source("d", "a%20b"), "ms-aio:d/a%20b");
+        assert_eq!(source("d", "has space"), "ms-aio:d");
+        assert_eq!(source("d", "bad%2"), "ms-aio:d");
+        assert_eq!(source("d", "bad%zz"), "ms-aio:d");
+        assert_eq!(source("d", "ünï"), "ms-aio:d");
+        assert_eq!(source("d", "a\"b"), "ms-aio:d");
+    }
+
+    #[test]
+    fn time_is_utc_millis() {
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(-5), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(1_500_000_000), "1970-01-01T00:00:01.500Z");
+    }
+
+    #[test]
+    fn rejects_bad_events() {
+        let mut ev = event(RouteKind::Event, mqtt(Qos::AtLeastOnce, false, None));
+        ev.route.destination = None;
+        assert!(matches!(
+            event_message(&ev, "", no_stamp),
+            Err(Error::Invalid(_))
+        ));
+        let ev = event(RouteKind::Unspecified, mqtt(Qos::AtLeastOnce, false, None));
+        assert!(matches!(
+            event_message(&ev, "", no_stamp),
+            Err(Error::Invalid(_))
+        ));
+        let mut ev = event(RouteKind::Event, mqtt(Qos::AtLeastOnce, false, None));
+        if let Some(Destination::Mqtt(m)) = &mut ev.route.destination {
+            m.topic = "a/+/b".into();
+        }
+        assert!(matches!(
+            event_message(&ev, "", no_stamp),
+            Err(Error::InvalidTopic { .. })
+        ));
+    }
+
+    #[test]
+    fn topic_validation() {
+        assert!(validate_topic("a/b").is_ok());
+        assert!(validate_topic("").is_err());
+        assert!(validate_topic("a/#").is_err());
+        assert!(validate_topic("+").is_err());
+        assert!(validate_topic("a\0b").is_err());
+        assert!(validate_topic(&"x".repeat(70_000)).is_err());
+    }
+
+    #[test]
+    fn state_store_request() {
+        let ev = event(
+            RouteKind::Dataset,
+            Destination::StateStore {
+                key: "weather-latest".into(),
+            },
+        );
+        let m = event_message(&ev, "00-tp", || StoreStamp {
+            client_id: "pub-1".into(),
+            ts: "001700000000123:00000:pub-1".into(),
+            correlation: Bytes::from_static(&[7; 16]),
+        })
+        .unwrap();
+        assert_eq!(m.topic, state_store::REQUEST_TOPIC);
+        assert_eq!(m.qos, Qos::AtLeastOnce);
+        assert!(!m.retain);
+        assert_eq!(
+            &m.payload[..],
+            b"*3\r\n$3\r\nSET\r\n$14\r\nweather-latest\r\n$13\r\n{\"temp\":21.5}\r\n"
+        );
+        assert_eq!(
+            m.properties.response_topic.as_deref(),
+            Some(
+                "clients/pub-1/statestore/v1/FA9AE35F-2F64-47CD-9BFF-08E2B32A0FE8/command/invoke/response"
+            )
+        );
+        assert_eq!(
+            m.properties.correlation_data.as_deref(),
+            Some(&[7u8; 16][..])
+        );
+        assert_eq!(
+            props(&m),
+            vec![
+                ("__ts", "001700000000123:00000:pub-1"),
+                ("traceparent", "00-tp")
+            ]
+        );
+    }
+
+    #[test]
+    fn single_message_maps_fields() {
+        let m = single_message(&SingleMessage {
+            topic: "t".into(),
+            payload: Bytes::from_static(b"hi"),
+            qos: Qos::AtMostOnce,
+            retain: true,
+            ttl_seconds: Some(5),
+            content_type: Some("text/plain".into()),
+        })
+        .unwrap();
+        assert_eq!(m.properties.message_expiry_interval, Some(5));
+        assert_eq!(m.properties.content_type.as_deref(), Some("text/plain"));
+        assert!(m.retain);
+        assert!(m.properties.user_properties.is_empty());
+    }
+}
