@@ -1,1 +1,29 @@
-fn main() {}
+//! `sse-ingest`: parses its configuration, starts telemetry, binds, and hands off to
+//! [`sse_ingest::run`] until SIGTERM; then drains with a timeout.
+
+use std::time::Duration;
+
+use clap::Parser;
+use sse_ingest::Config;
+
+const SERVICE: &str = "sse-ingest";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse().with_aliases(|k| std::env::var(k).ok());
+    if let Err(e) = config.validate() {
+        sse_runtime::exit_config_error(SERVICE, &e);
+    }
+    let telemetry = sse_runtime::telemetry::init(SERVICE);
+    let listener = sse_runtime::bind(config.listen, SERVICE).await?;
+    let shutdown = sse_runtime::Shutdown::on_signals();
+    let result = sse_ingest::run(listener, config, shutdown.clone()).await;
+    if !shutdown.drain(Duration::from_secs(10)).await {
+        tracing::warn!("shutdown: tasks still running after 10 s; exiting anyway");
+    }
+    telemetry.shutdown().await;
+    match result {
+        Err(e) if e.is_config() => sse_runtime::exit_config_error(SERVICE, &e),
+        r => Ok(r?),
+    }
+}

@@ -1,0 +1,199 @@
+//! The gRPC edge: `IngestService` (`ListStreams`) and the conversions between domain types and
+//! the `sseconnector.v1` proto messages.
+
+use std::sync::Arc;
+
+use sse_proto::v1 as pb;
+use sse_proto::v1::ingest_service_server::IngestService;
+
+use crate::event::RoutedEvent;
+use crate::resources::{Destination, Qos, ResourceError};
+use crate::routing::{Route, RouteKind};
+use crate::status::{Status, StreamStatus};
+
+/// `IngestService` over the shared stream status.
+#[derive(Debug, Clone)]
+pub struct IngestApi {
+    status: Arc<Status>,
+}
+
+impl IngestApi {
+    /// The API answering from `status`.
+    pub fn new(status: Arc<Status>) -> Self {
+        Self { status }
+    }
+}
+
+#[tonic::async_trait]
+impl IngestService for IngestApi {
+    async fn list_streams(
+        &self,
+        _request: tonic::Request<pb::ListStreamsRequest>,
+    ) -> Result<tonic::Response<pb::ListStreamsResponse>, tonic::Status> {
+        Ok(tonic::Response::new(pb::ListStreamsResponse {
+            streams: self
+                .status
+                .streams()
+                .into_iter()
+                .map(stream_status)
+                .collect(),
+            resource_errors: self
+                .status
+                .resource_errors()
+                .iter()
+                .map(resource_error)
+                .collect(),
+        }))
+    }
+}
+
+/// A stream's status as the proto message.
+pub fn stream_status(s: StreamStatus) -> pb::StreamStatus {
+    pb::StreamStatus {
+        key: s.key,
+        url: s.url,
+        connected: s.connected,
+        events_received: s.received,
+        events_forwarded: s.forwarded,
+        events_unmatched: s.unmatched,
+        events_acknowledged: s.acknowledged,
+        last_event_id: s.last_event_id,
+        last_error: s.last_error,
+        connects: s.connects,
+        routes: s.routes,
+    }
+}
+
+/// A resource error as the proto message.
+pub fn resource_error(e: &ResourceError) -> pb::ResourceError {
+    pb::ResourceError {
+        resource: e.resource.clone(),
+        file: e.file.clone(),
+        message: e.message.clone(),
+    }
+}
+
+/// A destination as the proto message.
+pub fn destination(d: &Destination) -> pb::Destination {
+    use pb::destination::Target;
+    let target = match d {
+        Destination::Mqtt {
+            topic,
+            qos,
+            retain,
+            ttl,
+        } => Target::Mqtt(pb::MqttDestination {
+            topic: topic.clone(),
+            qos: match qos {
+                Qos::AtMostOnce => pb::Qos::AtMostOnce,
+                Qos::AtLeastOnce => pb::Qos::AtLeastOnce,
+            } as i32,
+            retain: *retain,
+            ttl_seconds: *ttl,
+        }),
+        Destination::StateStore { key } => {
+            Target::StateStore(pb::StateStoreDestination { key: key.clone() })
+        }
+    };
+    pb::Destination {
+        target: Some(target),
+    }
+}
+
+/// A route as the proto message.
+pub fn route(r: &Route) -> pb::Route {
+    pb::Route {
+        device: r.device.clone(),
+        endpoint: r.endpoint.clone(),
+        asset: r.asset.clone(),
+        kind: match r.kind {
+            RouteKind::Dataset => pb::RouteKind::Dataset,
+            RouteKind::Event => pb::RouteKind::Event,
+        } as i32,
+        group: r.group.clone(),
+        event: r.event.clone(),
+        data_source: r.data_source.clone(),
+        type_ref: r.type_ref.clone(),
+        destination: Some(destination(&r.destination)),
+    }
+}
+
+/// A routed event as the proto message sent to the schema service.
+pub fn event(e: RoutedEvent) -> pb::Event {
+    pb::Event {
+        id: e.id,
+        seq: e.seq,
+        stream_key: e.stream_key.to_string(),
+        data: bytes::Bytes::from(e.data),
+        sse_event: e.sse_event,
+        sse_id: e.sse_id,
+        received_unix_nanos: e.received_unix_nanos,
+        route: Some(route(&e.route)),
+        traceparent: e.traceparent,
+        tracestate: e.tracestate,
+        dataschema: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_conversion_keeps_every_field() {
+        let r = Arc::new(Route {
+            device: "d".into(),
+            endpoint: "e".into(),
+            asset: "a".into(),
+            kind: RouteKind::Event,
+            group: "g".into(),
+            event: "ev".into(),
+            data_source: "t".into(),
+            type_ref: "tr".into(),
+            destination: Destination::Mqtt {
+                topic: "x/y".into(),
+                qos: Qos::AtMostOnce,
+                retain: true,
+                ttl: Some(5),
+            },
+        });
+        let p = event(RoutedEvent {
+            id: "id".into(),
+            seq: 7,
+            stream_key: "k".into(),
+            data: "{}".into(),
+            sse_event: "t".into(),
+            sse_id: "3".into(),
+            received_unix_nanos: 42,
+            route: r,
+            traceparent: "tp".into(),
+            tracestate: "ts".into(),
+        });
+        assert_eq!(
+            (p.id.as_str(), p.seq, p.stream_key.as_str()),
+            ("id", 7, "k")
+        );
+        assert_eq!(&p.data[..], b"{}");
+        assert_eq!((p.sse_event.as_str(), p.sse_id.as_str()), ("t", "3"));
+        assert_eq!(p.received_unix_nanos, 42);
+        assert_eq!(
+            (p.traceparent.as_str(), p.tracestate.as_str()),
+            ("tp", "ts")
+        );
+        let route = p.route.unwrap();
+        assert_eq!(route.kind, pb::RouteKind::Event as i32);
+        assert_eq!((route.group.as_str(), route.event.as_str()), ("g", "ev"));
+        assert_eq!(route.type_ref, "tr");
+        match route.destination.unwrap().target.unwrap() {
+            pb::destination::Target::Mqtt(m) => {
+                assert_eq!(m.topic, "x/y");
+                assert_eq!(m.qos, pb::Qos::AtMostOnce as i32);
+                assert!(m.retain);
+                assert_eq!(m.ttl_seconds, Some(5));
+            }
+            other => panic!("{other:?}"),
+        }
+        let ss = destination(&Destination::StateStore { key: "k".into() });
+        assert!(matches!(ss.target, Some(pb::destination::Target::StateStore(s)) if s.key == "k"));
+    }
+}

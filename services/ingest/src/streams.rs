@@ -1,0 +1,202 @@
+//! One supervised task per SSE stream: runs the SSE client, turns its reports into status
+//! updates, and each dispatched SSE event into routed events (one per matching dataset/event,
+//! each with its own `seq`, id and the event's trace context) for the forwarder.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth;
+use crate::event::{IdGen, RoutedEvent};
+use crate::routing::StreamPlan;
+use crate::sse::{self, ClientConfig, ClientEvent, ParserNotice, SseEvent};
+use crate::status::Status;
+
+/// Client events buffered between the SSE reader and its stream task.
+const CLIENT_QUEUE: usize = 64;
+
+/// What every stream reader is configured with.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// Secrets directory for credentials.
+    pub secrets_dir: Option<PathBuf>,
+    /// Trust directory for extra CAs.
+    pub trust_dir: Option<PathBuf>,
+    /// Silence longer than this = dead connection.
+    pub read_timeout: Duration,
+    /// Largest event kept.
+    pub max_event_bytes: usize,
+}
+
+/// One stream's reader: its plan, where events go and what it updates.
+pub struct StreamTask {
+    plan: Arc<StreamPlan>,
+    key: Arc<str>,
+    settings: StreamSettings,
+    status: Arc<Status>,
+    out: mpsc::Sender<RoutedEvent>,
+    ids: IdGen,
+    seq: u64,
+}
+
+impl StreamTask {
+    /// A reader of `plan` sending routed events to `out`.
+    pub fn new(
+        plan: Arc<StreamPlan>,
+        settings: StreamSettings,
+        status: Arc<Status>,
+        out: mpsc::Sender<RoutedEvent>,
+    ) -> Self {
+        Self {
+            key: Arc::from(plan.key.as_str()),
+            plan,
+            settings,
+            status,
+            out,
+            ids: IdGen::new(),
+            seq: 0,
+        }
+    }
+
+    /// Reads the stream until `token` is cancelled, the server stops it for good, or the
+    /// forwarder is gone.
+    pub async fn run(mut self, token: CancellationToken) {
+        let Some(tls) = self.tls(&token).await else {
+            return;
+        };
+        let headers = auth::header_source(&self.plan.auth, self.settings.secrets_dir.clone());
+        let mut cfg = ClientConfig::new(self.plan.url.clone(), headers, tls);
+        cfg.read_timeout = self.settings.read_timeout;
+        cfg.max_event_bytes = self.settings.max_event_bytes;
+        let (tx, mut rx) = mpsc::channel(CLIENT_QUEUE);
+        let client_token = token.child_token();
+        let reader = sse::run(cfg, String::new(), tx, client_token.clone());
+        let consume = async {
+            while let Some(ev) = rx.recv().await {
+                if !self.handle(ev, &token).await {
+                    break;
+                }
+            }
+            // Stop the reader when the consumer stops first (forwarder gone or shutdown).
+            client_token.cancel();
+        };
+        tokio::join!(reader, consume);
+        self.status.update(&self.key, |s| s.connected = false);
+        tracing::debug!(stream = %self.key, "stream reader stopped");
+    }
+
+    /// The TLS configuration, retried with backoff while the trust list cannot be read.
+    async fn tls(&self, token: &CancellationToken) -> Option<Arc<rustls::ClientConfig>> {
+        let mut backoff = sse_runtime::Backoff::standard();
+        loop {
+            match auth::tls_config(
+                self.settings.trust_dir.as_deref(),
+                self.plan.trust_list.as_deref(),
+            ) {
+                Ok(t) => return Some(t),
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(stream = %self.key, error = %e, retry_in = ?delay, "cannot build the TLS configuration");
+                    self.status.update(&self.key, |s| s.last_error = e);
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = token.cancelled() => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles one client report; false when the stream task must stop.
+    async fn handle(&mut self, ev: ClientEvent, token: &CancellationToken) -> bool {
+        let key = self.key.clone();
+        match ev {
+            ClientEvent::Connecting { attempt } => {
+                tracing::debug!(stream = %key, attempt, "connecting");
+                self.status.update(&key, |s| s.connects += 1);
+            }
+            ClientEvent::Connected => {
+                tracing::info!(stream = %key, "SSE stream connected");
+                self.ids.connected();
+                self.status.update(&key, |s| s.connected = true);
+            }
+            ClientEvent::Disconnected { error, retry_in } => {
+                tracing::warn!(stream = %key, %error, ?retry_in, "SSE stream disconnected");
+                self.status.update(&key, |s| {
+                    s.connected = false;
+                    s.last_error = error;
+                });
+            }
+            ClientEvent::Stopped { reason } => {
+                tracing::warn!(stream = %key, %reason, "SSE stream stopped; no reconnection until the resource changes");
+                self.status.update(&key, |s| {
+                    s.connected = false;
+                    s.last_error = reason;
+                });
+            }
+            ClientEvent::Notice(ParserNotice::EventTooLarge { bytes }) => {
+                let msg = format!(
+                    "event of {bytes} bytes discarded (limit {})",
+                    self.settings.max_event_bytes
+                );
+                tracing::warn!(stream = %key, bytes, "SSE event over the size limit discarded");
+                self.status.update(&key, |s| s.last_error = msg);
+            }
+            ClientEvent::Notice(ParserNotice::Retry(ms)) => {
+                tracing::debug!(stream = %key, ms, "server set the reconnection time");
+            }
+            ClientEvent::Event(e) => return self.dispatch(e, token).await,
+        }
+        true
+    }
+
+    /// Routes one SSE event and hands its routed events to the forwarder (waiting while the
+    /// forwarder is full: backpressure). False when shut down or the forwarder is gone.
+    async fn dispatch(&mut self, e: SseEvent, token: &CancellationToken) -> bool {
+        let received_unix_nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let d = self.plan.dispatch(&e.event_type);
+        self.status.update(&self.key, |s| {
+            s.received += 1;
+            s.unmatched += d.unmatched;
+            s.last_event_id.clone_from(&e.last_event_id);
+        });
+        let index = self.ids.next_index(&e.last_event_id);
+        let span = tracing::info_span!(
+            parent: None,
+            "sse event",
+            otel.name = "sse event",
+            sse.stream = %self.key,
+            sse.event = %e.event_type,
+            sse.routes = d.routes.len(),
+        );
+        let (traceparent, tracestate) = sse_runtime::telemetry::trace_context(&span);
+        for route in d.routes {
+            self.seq += 1;
+            let routed = RoutedEvent {
+                id: self
+                    .ids
+                    .id(&self.key, &route.subject(), &e.last_event_id, index),
+                seq: self.seq,
+                stream_key: self.key.clone(),
+                data: e.data.clone(),
+                sse_event: e.event_type.clone(),
+                sse_id: e.last_event_id.clone(),
+                received_unix_nanos,
+                route,
+                traceparent: traceparent.clone(),
+                tracestate: tracestate.clone(),
+            };
+            tokio::select! {
+                r = self.out.send(routed) => if r.is_err() { return false },
+                _ = token.cancelled() => return false,
+            }
+        }
+        true
+    }
+}
