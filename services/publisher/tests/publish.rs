@@ -25,7 +25,7 @@ const STORE_TOPIC: &str = "statestore/v1/FA9AE35F-2F64-47CD-9BFF-08E2B32A0FE8/co
 
 struct Broker {
     _dir: tempfile::TempDir,
-    _child: Child,
+    child: Child,
     port: u16,
 }
 
@@ -35,8 +35,11 @@ async fn free_port() -> Result<u16> {
 }
 
 async fn mosquitto() -> Result<Broker> {
+    mosquitto_on(free_port().await?).await
+}
+
+async fn mosquitto_on(port: u16) -> Result<Broker> {
     let dir = tempfile::tempdir()?;
-    let port = free_port().await?;
     let conf = dir.path().join("mosquitto.conf");
     std::fs::write(
         &conf,
@@ -62,7 +65,7 @@ async fn mosquitto() -> Result<Broker> {
     }
     Ok(Broker {
         _dir: dir,
-        _child: child,
+        child,
         port,
     })
 }
@@ -93,10 +96,8 @@ async fn subscriber(port: u16, filters: &[&str]) -> Result<mpsc::Receiver<Publis
                         let _ = s.send(());
                     }
                 }
-                Event::Incoming(Incoming::Publish(p)) => {
-                    if tx.send(p).await.is_err() {
-                        break;
-                    }
+                Event::Incoming(Incoming::Publish(p)) if tx.send(p.clone()).await.is_err() => {
+                    break;
                 }
                 _ => {}
             }
@@ -420,6 +421,61 @@ async fn publish_message_without_broker_is_unavailable() -> Result<()> {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
+    publ.shutdown.token.cancel();
+    timeout(WAIT, publ.task).await???;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_after_the_broker_restarts() -> Result<()> {
+    let mut broker = mosquitto().await?;
+    let port = broker.port;
+    let publ = publisher(port).await?;
+    let mut client = PublisherServiceClient::connect(format!("http://{}", publ.addr)).await?;
+    let (req_tx, req_rx) = mpsc::channel(4);
+    let mut acks = client
+        .publish(tokio_stream::wrappers::ReceiverStream::new(req_rx))
+        .await?
+        .into_inner();
+    req_tx
+        .send(pb::PublishRequest {
+            events: vec![mqtt_event(
+                1,
+                "restart/a",
+                pb::Qos::AtLeastOnce,
+                false,
+                None,
+            )],
+        })
+        .await?;
+    let first = timeout(WAIT, acks.message()).await??.context("ack 1")?;
+    assert_eq!(first.acks[0].seq, 1);
+
+    // The broker goes away: the next event is not acked until it is back and has the message.
+    broker.child.kill().await?;
+    let _ = broker.child.wait().await;
+    req_tx
+        .send(pb::PublishRequest {
+            events: vec![mqtt_event(2, "restart/b", pb::Qos::AtLeastOnce, true, None)],
+        })
+        .await?;
+    assert!(
+        timeout(Duration::from_millis(500), acks.message())
+            .await
+            .is_err(),
+        "no ack while the broker is away"
+    );
+    let _broker = mosquitto_on(port).await?;
+    let second = timeout(WAIT * 2, acks.message()).await??.context("ack 2")?;
+    assert_eq!((second.acks[0].seq, second.acks[0].error.as_str()), (2, ""));
+    // It is on the broker (retained, so a late subscriber still sees it).
+    let mut sub = subscriber(port, &["restart/#"]).await?;
+    let p = timeout(WAIT, sub.recv())
+        .await?
+        .context("retained message")?;
+    assert_eq!(&p.topic[..], b"restart/b");
+
+    drop(req_tx);
     publ.shutdown.token.cancel();
     timeout(WAIT, publ.task).await???;
     Ok(())
