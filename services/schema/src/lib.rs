@@ -1,1 +1,73 @@
-//! placeholder
+//! `sse-schema`: infers a JSON Schema (draft-07) per dataset and event from the payloads it sees,
+//! registers a new version when a shape changes (embedded registry, durable on disk), tags each
+//! event with its `dataschema`, and forwards the events to the publisher, relaying acks back.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod canonical;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod infer;
+pub mod pipeline;
+pub mod publisher;
+pub mod registry;
+pub mod relay;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sse_proto::v1::schema_service_server::SchemaServiceServer;
+use sse_runtime::{Serving, Shutdown};
+use tokio::net::TcpListener;
+use tonic_health::ServingStatus;
+
+pub use config::Config;
+pub use error::Error;
+
+/// How long, on shutdown, each stream keeps relaying acks for events already forwarded.
+pub const STREAM_DRAIN: Duration = Duration::from_secs(10);
+
+/// Largest gRPC message accepted from ingest.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Serves the schema service on `listener` until `shutdown.token` is cancelled and every stream
+/// has ended.
+pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), Error> {
+    config.validate()?;
+    let dir = config.data_dir.clone();
+    let namespace = config.registry_namespace.clone();
+    let registry =
+        tokio::task::spawn_blocking(move || registry::FileRegistry::open(&dir, &namespace))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+    let pipeline = Arc::new(pipeline::Pipeline::new(
+        Arc::new(registry),
+        &config.registry_namespace,
+        config.max_payload_bytes,
+    ));
+    let channel = publisher::channel(&config.publisher);
+    let relay = relay::Relay::new(
+        pipeline.clone(),
+        channel.clone(),
+        shutdown.clone(),
+        STREAM_DRAIN,
+    );
+    let svc = SchemaServiceServer::new(grpc::SchemaGrpc::new(pipeline, relay))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET).add_service(svc);
+    let health = serving.health.clone();
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status(publisher::SERVICE_NAME, ServingStatus::NotServing)
+        .await;
+    shutdown.tracker.spawn(publisher::watch_health(
+        channel,
+        health,
+        shutdown.token.clone(),
+    ));
+    serving.run(listener, shutdown.token.clone()).await?;
+    Ok(())
+}

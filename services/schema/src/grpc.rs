@@ -1,0 +1,116 @@
+//! The `SchemaService` gRPC adapter: turns requests into domain calls and records into proto
+//! messages. `Process` is handed to the [`Relay`].
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use sse_proto::v1::schema_service_server::SchemaService;
+use sse_proto::v1::{
+    GetSchemaRequest, GetSchemaResponse, InferSchemaRequest, InferSchemaResponse,
+    ListSchemasRequest, ListSchemasResponse, ProcessRequest, ProcessResponse, PutSchemaRequest,
+    PutSchemaResponse, Schema,
+};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::Error;
+use crate::pipeline::{Pipeline, infer_payload};
+use crate::registry::{NewSchema, Registry, SchemaRecord};
+use crate::relay::Relay;
+
+/// The gRPC service: the registry API and the event stream.
+pub struct SchemaGrpc<R> {
+    pipeline: Arc<Pipeline<R>>,
+    relay: Relay<R>,
+}
+
+impl<R: Registry> SchemaGrpc<R> {
+    /// The service over a pipeline (and its registry) and a relay.
+    pub fn new(pipeline: Arc<Pipeline<R>>, relay: Relay<R>) -> Self {
+        Self { pipeline, relay }
+    }
+}
+
+fn to_proto(r: SchemaRecord) -> Schema {
+    Schema {
+        name: r.name,
+        version: r.version,
+        namespace: r.namespace,
+        format: r.format,
+        content: r.content,
+        subject: r.subject,
+    }
+}
+
+#[tonic::async_trait]
+impl<R: Registry> SchemaService for SchemaGrpc<R> {
+    type ProcessStream = ReceiverStream<Result<ProcessResponse, Status>>;
+
+    async fn process(
+        &self,
+        request: Request<Streaming<ProcessRequest>>,
+    ) -> Result<Response<Self::ProcessStream>, Status> {
+        Ok(Response::new(self.relay.start(request.into_inner())))
+    }
+
+    async fn put_schema(
+        &self,
+        request: Request<PutSchemaRequest>,
+    ) -> Result<Response<PutSchemaResponse>, Status> {
+        let req = request.into_inner();
+        let content: Value = serde_json::from_str(&req.content)
+            .map_err(|e| Error::InvalidSchema(format!("content is not JSON: {e}")))?;
+        if !content.is_object() {
+            return Err(Error::InvalidSchema("content must be a JSON object".into()).into());
+        }
+        let version = if req.version.is_empty() {
+            "1".to_string()
+        } else {
+            req.version
+        };
+        let record = self
+            .pipeline
+            .registry()
+            .put(NewSchema::new(&content, version, ""))
+            .await?;
+        Ok(Response::new(PutSchemaResponse {
+            schema: Some(to_proto(record)),
+        }))
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<GetSchemaRequest>,
+    ) -> Result<Response<GetSchemaResponse>, Status> {
+        let req = request.into_inner();
+        if req.name.is_empty() {
+            return Err(Status::invalid_argument("name is required"));
+        }
+        let version = (!req.version.is_empty()).then_some(req.version.as_str());
+        let record = self.pipeline.registry().get(&req.name, version).await?;
+        Ok(Response::new(GetSchemaResponse {
+            schema: Some(to_proto(record)),
+        }))
+    }
+
+    async fn list_schemas(
+        &self,
+        _request: Request<ListSchemasRequest>,
+    ) -> Result<Response<ListSchemasResponse>, Status> {
+        let schemas = self.pipeline.registry().list().await?;
+        Ok(Response::new(ListSchemasResponse {
+            schemas: schemas.into_iter().map(to_proto).collect(),
+        }))
+    }
+
+    async fn infer_schema(
+        &self,
+        request: Request<InferSchemaRequest>,
+    ) -> Result<Response<InferSchemaResponse>, Status> {
+        let inferred = infer_payload(request.into_inner().payload.as_bytes())?;
+        Ok(Response::new(InferSchemaResponse {
+            content: inferred.content,
+            name: inferred.name,
+        }))
+    }
+}

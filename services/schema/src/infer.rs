@@ -1,0 +1,478 @@
+//! JSON Schema (draft-07) inference: the shape of JSON payloads, merged over time.
+//!
+//! A [`Shape`] is the state of a subject's schema; merging a payload into it is a pure function
+//! ([`Shape::merged`]), and [`Shape::from_schema`] reads back a schema this module rendered, so a
+//! restart resumes merging from the last registered version.
+//!
+//! Merge rules:
+//! - each JSON kind maps to a draft-07 type: `null`, `boolean`, `integer` (a number written
+//!   without fraction or exponent), `number`, `string`, `array`, `object`;
+//! - `integer` and `number` widen to `number`; a `number` schema already covers integers;
+//! - any other conflict keeps every type seen, as a sorted `type` list (`["null","string"]`,
+//!   `["object","string"]`). `properties`, `required` and `items` then describe the object and
+//!   array members of the union only, which is what draft-07 means by them. We chose a type list
+//!   over `anyOf` because it is shorter, keeps one node per path, and merges trivially;
+//! - an object's `properties` are the union of the keys seen; `required` holds the keys present
+//!   in every object seen at that place (omitted when empty); objects nest;
+//! - an array's `items` is the merge of every element seen (omitted while only empty arrays were
+//!   seen);
+//! - `additionalProperties` is never emitted, and the root carries `$schema`.
+//!
+//! Fast path: [`Shape::covers`] tells, without allocating, whether merging a payload would change
+//! nothing (same shape in another key order or with other values), so known shapes cost one walk.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+
+/// The `$schema` URI of every schema this service produces.
+pub const DRAFT_07: &str = "http://json-schema.org/draft-07/schema#";
+
+/// A JSON Schema type name. Declared in alphabetical order, so a set of them renders sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `array`
+    Array,
+    /// `boolean`
+    Boolean,
+    /// `integer`
+    Integer,
+    /// `null`
+    Null,
+    /// `number`
+    Number,
+    /// `object`
+    Object,
+    /// `string`
+    String,
+}
+
+impl Kind {
+    /// The draft-07 type name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Array => "array",
+            Kind::Boolean => "boolean",
+            Kind::Integer => "integer",
+            Kind::Null => "null",
+            Kind::Number => "number",
+            Kind::Object => "object",
+            Kind::String => "string",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "array" => Kind::Array,
+            "boolean" => Kind::Boolean,
+            "integer" => Kind::Integer,
+            "null" => Kind::Null,
+            "number" => Kind::Number,
+            "object" => Kind::Object,
+            "string" => Kind::String,
+            _ => return None,
+        })
+    }
+}
+
+/// The inferred schema of one place in a JSON document (the root, a property, array items).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shape {
+    types: BTreeSet<Kind>,
+    properties: BTreeMap<String, Shape>,
+    required: BTreeSet<String>,
+    items: Option<Box<Shape>>,
+}
+
+impl Shape {
+    /// The shape of one payload.
+    pub fn of(value: &Value) -> Self {
+        let mut s = Shape::default();
+        s.absorb(value);
+        s
+    }
+
+    /// This shape merged with `value`'s: a pure function, the heart of inference.
+    pub fn merged(&self, value: &Value) -> Self {
+        let mut s = self.clone();
+        s.absorb(value);
+        s
+    }
+
+    /// Whether merging `value` would leave this shape unchanged.
+    pub fn covers(&self, value: &Value) -> bool {
+        match value {
+            Value::Null => self.types.contains(&Kind::Null),
+            Value::Bool(_) => self.types.contains(&Kind::Boolean),
+            Value::Number(n) if is_integer(n) => {
+                self.types.contains(&Kind::Integer) || self.types.contains(&Kind::Number)
+            }
+            Value::Number(_) => self.types.contains(&Kind::Number),
+            Value::String(_) => self.types.contains(&Kind::String),
+            Value::Array(elems) => {
+                self.types.contains(&Kind::Array)
+                    && elems.iter().all(|e| match &self.items {
+                        Some(items) => items.covers(e),
+                        None => false,
+                    })
+            }
+            Value::Object(map) => {
+                self.types.contains(&Kind::Object)
+                    && self.required.iter().all(|k| map.contains_key(k))
+                    && map.iter().all(|(k, v)| match self.properties.get(k) {
+                        Some(p) => p.covers(v),
+                        None => false,
+                    })
+            }
+        }
+    }
+
+    /// The types this place has been seen with.
+    pub fn types(&self) -> impl Iterator<Item = Kind> + '_ {
+        self.types.iter().copied()
+    }
+
+    fn absorb(&mut self, value: &Value) {
+        match value {
+            Value::Null => {
+                self.types.insert(Kind::Null);
+            }
+            Value::Bool(_) => {
+                self.types.insert(Kind::Boolean);
+            }
+            Value::Number(n) if is_integer(n) => {
+                if !self.types.contains(&Kind::Number) {
+                    self.types.insert(Kind::Integer);
+                }
+            }
+            Value::Number(_) => {
+                self.types.remove(&Kind::Integer);
+                self.types.insert(Kind::Number);
+            }
+            Value::String(_) => {
+                self.types.insert(Kind::String);
+            }
+            Value::Array(elems) => {
+                self.types.insert(Kind::Array);
+                for e in elems {
+                    self.items.get_or_insert_with(Default::default).absorb(e);
+                }
+            }
+            Value::Object(map) => {
+                if self.types.insert(Kind::Object) {
+                    // The first object seen here: every key it has is required so far.
+                    self.required = map.keys().cloned().collect();
+                } else {
+                    self.required.retain(|k| map.contains_key(k));
+                }
+                for (k, v) in map {
+                    match self.properties.get_mut(k) {
+                        Some(p) => p.absorb(v),
+                        None => {
+                            self.properties.insert(k.clone(), Shape::of(v));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The draft-07 schema document of this shape, with `$schema` at the root.
+    pub fn to_schema(&self) -> Value {
+        let mut v = self.render();
+        if let Value::Object(m) = &mut v {
+            m.insert("$schema".into(), Value::String(DRAFT_07.into()));
+        }
+        v
+    }
+
+    fn render(&self) -> Value {
+        let mut m = Map::new();
+        let types: Vec<Value> = self
+            .types
+            .iter()
+            .map(|t| Value::String(t.as_str().into()))
+            .collect();
+        match types.len() {
+            0 => {}
+            1 => {
+                m.insert("type".into(), types.into_iter().next().unwrap_or_default());
+            }
+            _ => {
+                m.insert("type".into(), Value::Array(types));
+            }
+        }
+        if self.types.contains(&Kind::Object) {
+            let props: Map<String, Value> = self
+                .properties
+                .iter()
+                .map(|(k, p)| (k.clone(), p.render()))
+                .collect();
+            m.insert("properties".into(), Value::Object(props));
+            if !self.required.is_empty() {
+                let req = self.required.iter().cloned().map(Value::String).collect();
+                m.insert("required".into(), Value::Array(req));
+            }
+        }
+        if let (true, Some(items)) = (self.types.contains(&Kind::Array), &self.items) {
+            m.insert("items".into(), items.render());
+        }
+        Value::Object(m)
+    }
+
+    /// Reads back a schema rendered by [`Shape::to_schema`] (to resume merging after a restart).
+    /// Keywords this module never emits are an error, so a foreign schema is not half-understood.
+    pub fn from_schema(schema: &Value) -> Result<Self, Error> {
+        Self::parse(schema, true)
+    }
+
+    fn parse(v: &Value, root: bool) -> Result<Self, Error> {
+        let bad = |what: &str| Error::InvalidSchema(what.to_string());
+        let m = v.as_object().ok_or_else(|| bad("not an object"))?;
+        let mut s = Shape::default();
+        for (k, val) in m {
+            match k.as_str() {
+                "$schema" if root => {}
+                "type" => {
+                    let names: Vec<&Value> = match val {
+                        Value::Array(a) => a.iter().collect(),
+                        other => vec![other],
+                    };
+                    for n in names {
+                        let kind = n
+                            .as_str()
+                            .and_then(Kind::parse)
+                            .ok_or_else(|| bad("unknown type"))?;
+                        s.types.insert(kind);
+                    }
+                }
+                "properties" => {
+                    let props = val.as_object().ok_or_else(|| bad("properties"))?;
+                    for (pk, pv) in props {
+                        s.properties.insert(pk.clone(), Self::parse(pv, false)?);
+                    }
+                }
+                "required" => {
+                    let req = val.as_array().ok_or_else(|| bad("required"))?;
+                    for r in req {
+                        let r = r.as_str().ok_or_else(|| bad("required"))?;
+                        s.required.insert(r.to_string());
+                    }
+                }
+                "items" => s.items = Some(Box::new(Self::parse(val, false)?)),
+                other => return Err(bad(&format!("unsupported keyword {other}"))),
+            }
+        }
+        if s.types.contains(&Kind::Number) {
+            s.types.remove(&Kind::Integer);
+        }
+        Ok(s)
+    }
+}
+
+fn is_integer(n: &serde_json::Number) -> bool {
+    n.is_i64() || n.is_u64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn infer(payloads: &[Value]) -> Value {
+        let mut s = Shape::default();
+        for p in payloads {
+            s = s.merged(p);
+        }
+        s.to_schema()
+    }
+
+    #[test]
+    fn scalar_types() {
+        for (v, t) in [
+            (json!(null), "null"),
+            (json!(true), "boolean"),
+            (json!(3), "integer"),
+            (json!(-3), "integer"),
+            (json!(u64::MAX), "integer"),
+            (json!(1.5), "number"),
+            (json!("x"), "string"),
+        ] {
+            assert_eq!(infer(std::slice::from_ref(&v))["type"], t, "{v}");
+        }
+    }
+
+    #[test]
+    fn root_has_draft07_and_no_additional_properties() {
+        let s = infer(&[json!({"a": {"b": 1}})]);
+        assert_eq!(s["$schema"], DRAFT_07);
+        assert!(s["properties"]["a"].get("$schema").is_none());
+        assert!(!s.to_string().contains("additionalProperties"));
+    }
+
+    #[test]
+    fn object_properties_and_required() {
+        let s = infer(&[json!({"b": 1, "a": "x"})]);
+        assert_eq!(
+            s,
+            json!({
+                "$schema": DRAFT_07,
+                "type": "object",
+                "properties": {"a": {"type": "string"}, "b": {"type": "integer"}},
+                "required": ["a", "b"]
+            })
+        );
+    }
+
+    #[test]
+    fn property_missing_from_some_payloads_is_not_required() {
+        let s = infer(&[json!({"a": 1, "b": 2}), json!({"a": 3, "c": 4})]);
+        assert_eq!(s["required"], json!(["a"]));
+        assert_eq!(s["properties"]["b"]["type"], "integer");
+        assert_eq!(s["properties"]["c"]["type"], "integer");
+    }
+
+    #[test]
+    fn required_omitted_when_empty() {
+        let s = infer(&[json!({"a": 1}), json!({"b": 2})]);
+        assert!(s.get("required").is_none(), "{s}");
+        let s = infer(&[json!({})]);
+        assert_eq!(s["properties"], json!({}));
+        assert!(s.get("required").is_none(), "{s}");
+    }
+
+    #[test]
+    fn null_and_string_become_sorted_type_list() {
+        let s = infer(&[json!({"a": "x"}), json!({"a": null})]);
+        assert_eq!(s["properties"]["a"]["type"], json!(["null", "string"]));
+        let s = infer(&[json!(null), json!("x")]);
+        assert_eq!(s["type"], json!(["null", "string"]));
+    }
+
+    #[test]
+    fn integer_and_number_widen_to_number() {
+        assert_eq!(infer(&[json!(1), json!(1.5)])["type"], "number");
+        assert_eq!(infer(&[json!(1.5), json!(1)])["type"], "number");
+        assert_eq!(infer(&[json!(1), json!(2)])["type"], "integer");
+        assert_eq!(
+            infer(&[json!(1), json!(null), json!(2.5)])["type"],
+            json!(["null", "number"])
+        );
+    }
+
+    #[test]
+    fn other_conflicts_become_type_list_keeping_members() {
+        let s = infer(&[json!({"a": 1}), json!("x"), json!([true])]);
+        assert_eq!(s["type"], json!(["array", "object", "string"]));
+        assert_eq!(s["properties"]["a"]["type"], "integer");
+        assert_eq!(s["required"], json!(["a"]));
+        assert_eq!(s["items"]["type"], "boolean");
+        assert_eq!(
+            infer(&[json!(true), json!(1)])["type"],
+            json!(["boolean", "integer"])
+        );
+    }
+
+    #[test]
+    fn object_after_null_starts_required_from_that_object() {
+        let s = infer(&[json!(null), json!({"a": 1})]);
+        assert_eq!(s["type"], json!(["null", "object"]));
+        assert_eq!(s["required"], json!(["a"]));
+    }
+
+    #[test]
+    fn arrays_merge_items_over_all_elements() {
+        let s = infer(&[json!([1, 2.5, null])]);
+        assert_eq!(s["items"]["type"], json!(["null", "number"]));
+        let s = infer(&[json!([{"a": 1, "b": 1}, {"a": 2}])]);
+        assert_eq!(s["items"]["required"], json!(["a"]));
+        let s = infer(&[json!(["x"]), json!([1])]);
+        assert_eq!(s["items"]["type"], json!(["integer", "string"]));
+    }
+
+    #[test]
+    fn empty_array_has_no_items_until_an_element_is_seen() {
+        let s = infer(&[json!([])]);
+        assert_eq!(s, json!({"$schema": DRAFT_07, "type": "array"}));
+        let s = infer(&[json!([]), json!(["x"])]);
+        assert_eq!(s["items"]["type"], "string");
+    }
+
+    #[test]
+    fn objects_nest() {
+        let s = infer(&[
+            json!({"o": {"p": {"q": [ {"r": 1} ]}}}),
+            json!({"o": {"p": {"q": [ {"r": "s"} ]}}}),
+        ]);
+        assert_eq!(
+            s["properties"]["o"]["properties"]["p"]["properties"]["q"]["items"]["properties"]["r"]
+                ["type"],
+            json!(["integer", "string"])
+        );
+        assert_eq!(s["properties"]["o"]["required"], json!(["p"]));
+    }
+
+    #[test]
+    fn covers_exactly_when_merge_changes_nothing() {
+        let cases = [
+            (json!({"a": 1, "b": "x"}), json!({"b": "y", "a": 2}), true),
+            (json!({"a": 1.5}), json!({"a": 2}), true),
+            (json!({"a": 1}), json!({"a": 2.5}), false),
+            (json!({"a": 1, "b": 1}), json!({"a": 1}), false),
+            (json!({"a": 1}), json!({"a": 1, "b": 1}), false),
+            (json!([1]), json!([]), true),
+            (json!([]), json!([1]), false),
+            (json!([1]), json!([1, 2, 3]), true),
+            (json!(null), json!({}), false),
+            (json!("x"), json!(null), false),
+            (
+                json!({"a": [{"b": null}]}),
+                json!({"a": [{"b": null}, {"b": null}]}),
+                true,
+            ),
+        ];
+        for (first, second, covered) in cases {
+            let s = Shape::of(&first);
+            assert_eq!(s.covers(&second), covered, "{first} then {second}");
+            assert_eq!(s.merged(&second) == s, covered, "{first} then {second}");
+        }
+        assert!(!Shape::default().covers(&json!(null)));
+    }
+
+    #[test]
+    fn merge_is_order_independent_for_types() {
+        let a = json!({"x": 1, "y": null});
+        let b = json!({"x": 2.5, "y": "s", "z": true});
+        assert_eq!(
+            Shape::of(&a).merged(&b).to_schema(),
+            Shape::of(&b).merged(&a).to_schema()
+        );
+    }
+
+    #[test]
+    fn schema_round_trips_so_a_restart_keeps_merging() {
+        let payloads = [
+            json!({"a": [1, {"b": null}], "c": {}, "d": []}),
+            json!({"a": ["x"], "c": {"e": 1.5}, "f": null}),
+        ];
+        let mut s = Shape::default();
+        for p in &payloads {
+            s = s.merged(p);
+            let back = Shape::from_schema(&s.to_schema()).unwrap();
+            assert_eq!(back, s);
+        }
+        let resumed = Shape::from_schema(&s.to_schema()).unwrap();
+        let next = json!({"a": [true]});
+        assert_eq!(resumed.merged(&next), s.merged(&next));
+    }
+
+    #[test]
+    fn foreign_schemas_are_rejected_by_from_schema() {
+        assert!(Shape::from_schema(&json!({"type": "object", "anyOf": []})).is_err());
+        assert!(Shape::from_schema(&json!({"type": "date"})).is_err());
+        assert!(Shape::from_schema(&json!("object")).is_err());
+        assert!(Shape::from_schema(&json!({"properties": {"a": {"$schema": "x"}}})).is_err());
+    }
+}

@@ -1,0 +1,460 @@
+//! The schema registry: the [`Registry`] trait the service depends on, and [`FileRegistry`], the
+//! embedded implementation, durable in a directory.
+//!
+//! `FileRegistry` keeps one JSON file per (name, version), `<NAME>@<version>.json`, written to a
+//! temporary file, fsynced and renamed (then the directory fsynced), so a crash leaves either the
+//! old state or the new, never a torn file. At start it loads every file; leftover temporary files
+//! (names starting with `.`) are removed and unreadable files skipped with a warning.
+//!
+//! The same shape seen by two subjects gets the same name; when it also gets the same version,
+//! the one file lists both subjects (`subjects`), so each subject resumes its numbering.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::canonical::{is_name, name_of, to_canonical};
+use crate::error::Error;
+
+/// The format of every schema this registry holds.
+pub const FORMAT: &str = "JsonSchema/draft-07";
+
+/// One registered schema version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaRecord {
+    /// SHA-256 (uppercase hex) of `content`.
+    pub name: String,
+    /// Version ("1", "2", ...).
+    pub version: String,
+    /// Registry namespace.
+    pub namespace: String,
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// The schema, canonical JSON.
+    pub content: String,
+    /// The first subject this version was registered for; empty for manual puts.
+    pub subject: String,
+    /// Every subject this version was registered for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+}
+
+/// A schema to register: canonical content and its name, a version and the subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSchema {
+    /// Content-addressed name.
+    pub name: String,
+    /// Canonical JSON.
+    pub content: String,
+    /// Version to register.
+    pub version: String,
+    /// Subject, empty for manual puts.
+    pub subject: String,
+}
+
+impl NewSchema {
+    /// A schema from its JSON document: canonicalizes it and names it.
+    pub fn new(schema: &Value, version: impl Into<String>, subject: impl Into<String>) -> Self {
+        let content = to_canonical(schema);
+        Self {
+            name: name_of(&content),
+            content,
+            version: version.into(),
+            subject: subject.into(),
+        }
+    }
+}
+
+/// Where schemas are stored: the embedded [`FileRegistry`] now, an external registry later.
+pub trait Registry: Send + Sync + 'static {
+    /// Stores a schema version; storing an existing (name, version) again returns it unchanged.
+    fn put(&self, schema: NewSchema) -> impl Future<Output = Result<SchemaRecord, Error>> + Send;
+    /// One version of a schema; the highest version when `version` is `None`.
+    fn get(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> impl Future<Output = Result<SchemaRecord, Error>> + Send;
+    /// Every registered version, ordered by name then version.
+    fn list(&self) -> impl Future<Output = Result<Vec<SchemaRecord>, Error>> + Send;
+    /// The highest version registered for `subject`, to resume inference after a restart.
+    fn current(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = Result<Option<SchemaRecord>, Error>> + Send;
+}
+
+/// Orders versions: numeric ones by value (above any non-numeric), others by text.
+pub fn version_key(v: &str) -> (Option<u64>, &str) {
+    (v.parse().ok(), v)
+}
+
+/// Checks a version string: 1 to 64 of `[A-Za-z0-9._-]`, not starting with `.`.
+pub fn validate_version(v: &str) -> Result<(), Error> {
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && !v.starts_with('.')
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidVersion(v.chars().take(80).collect()))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    by_key: BTreeMap<(String, String), SchemaRecord>,
+}
+
+impl Index {
+    fn insert(&mut self, r: SchemaRecord) {
+        self.by_key.insert((r.name.clone(), r.version.clone()), r);
+    }
+
+    fn highest(&self, mut pred: impl FnMut(&SchemaRecord) -> bool) -> Option<&SchemaRecord> {
+        self.by_key
+            .values()
+            .filter(|r| pred(r))
+            .max_by(|a, b| version_key(&a.version).cmp(&version_key(&b.version)))
+    }
+}
+
+/// The embedded registry: an in-memory index over one durable file per schema version.
+#[derive(Debug)]
+pub struct FileRegistry {
+    dir: PathBuf,
+    namespace: String,
+    index: Mutex<Index>,
+    /// Latest version per subject, kept beside the index for O(1) lookups.
+    subjects: Mutex<HashMap<String, (String, String)>>,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl FileRegistry {
+    /// Opens (creating it if needed) the registry in `dir` and loads every schema file.
+    pub fn open(dir: &Path, namespace: &str) -> Result<Self, Error> {
+        let dir_err = |source| Error::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        let mut index = Index::default();
+        for entry in std::fs::read_dir(dir).map_err(dir_err)? {
+            let entry = entry.map_err(dir_err)?;
+            let path = entry.path();
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            if file_name.starts_with('.') && file_name.ends_with(".tmp") {
+                // A write interrupted by a crash: never renamed, so never part of the registry.
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            if file_name.starts_with('.') || !file_name.ends_with(".json") {
+                continue;
+            }
+            match load_file(&path) {
+                Ok(r) => index.insert(r),
+                Err(reason) => {
+                    tracing::warn!(file = %path.display(), %reason, "skipping unreadable schema file")
+                }
+            }
+        }
+        let mut subjects: HashMap<String, (String, String)> = HashMap::new();
+        for r in index.by_key.values() {
+            for s in record_subjects(r) {
+                let newer = match subjects.get(s) {
+                    Some((_, v)) => version_key(&r.version) > version_key(v),
+                    None => true,
+                };
+                if newer {
+                    subjects.insert(s.to_string(), (r.name.clone(), r.version.clone()));
+                }
+            }
+        }
+        tracing::info!(dir = %dir.display(), schemas = index.by_key.len(), "schema registry loaded");
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            namespace: namespace.to_string(),
+            index: Mutex::new(index),
+            subjects: Mutex::new(subjects),
+        })
+    }
+
+    fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_subjects(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {
+        self.subjects.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn store(&self, record: SchemaRecord) -> Result<SchemaRecord, Error> {
+        let dir = self.dir.clone();
+        let r = record.clone();
+        tokio::task::spawn_blocking(move || write_record(&dir, &r))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        {
+            let mut subjects = self.lock_subjects();
+            for s in record_subjects(&record) {
+                let newer = match subjects.get(s) {
+                    Some((_, v)) => version_key(&record.version) > version_key(v),
+                    None => true,
+                };
+                if newer {
+                    subjects.insert(s.to_string(), (record.name.clone(), record.version.clone()));
+                }
+            }
+        }
+        self.lock_index().insert(record.clone());
+        Ok(record)
+    }
+}
+
+impl Registry for FileRegistry {
+    async fn put(&self, schema: NewSchema) -> Result<SchemaRecord, Error> {
+        validate_version(&schema.version)?;
+        let existing = self
+            .lock_index()
+            .by_key
+            .get(&(schema.name.clone(), schema.version.clone()))
+            .cloned();
+        let record = match existing {
+            Some(r)
+                if schema.subject.is_empty()
+                    || record_subjects(&r).any(|s| s == schema.subject) =>
+            {
+                return Ok(r);
+            }
+            Some(mut r) => {
+                if r.subjects.is_empty() && !r.subject.is_empty() {
+                    r.subjects.push(r.subject.clone());
+                }
+                if r.subject.is_empty() {
+                    r.subject = schema.subject.clone();
+                }
+                r.subjects.push(schema.subject);
+                r.subjects.sort();
+                r.subjects.dedup();
+                r
+            }
+            None => SchemaRecord {
+                name: schema.name,
+                version: schema.version,
+                namespace: self.namespace.clone(),
+                format: FORMAT.to_string(),
+                content: schema.content,
+                subject: schema.subject,
+                subjects: Vec::new(),
+            },
+        };
+        self.store(record).await
+    }
+
+    async fn get(&self, name: &str, version: Option<&str>) -> Result<SchemaRecord, Error> {
+        let index = self.lock_index();
+        let found = match version {
+            Some(v) => index.by_key.get(&(name.to_string(), v.to_string())),
+            None => index.highest(|r| r.name == name),
+        };
+        found.cloned().ok_or_else(|| {
+            Error::NotFound(match version {
+                Some(v) => format!("{name}:{v}"),
+                None => name.to_string(),
+            })
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<SchemaRecord>, Error> {
+        let mut all: Vec<SchemaRecord> = self.lock_index().by_key.values().cloned().collect();
+        all.sort_by(|a, b| {
+            (a.name.as_str(), version_key(&a.version))
+                .cmp(&(b.name.as_str(), version_key(&b.version)))
+        });
+        Ok(all)
+    }
+
+    async fn current(&self, subject: &str) -> Result<Option<SchemaRecord>, Error> {
+        let key = self.lock_subjects().get(subject).cloned();
+        Ok(key.and_then(|k| self.lock_index().by_key.get(&k).cloned()))
+    }
+}
+
+fn record_subjects(r: &SchemaRecord) -> impl Iterator<Item = &str> {
+    std::iter::once(r.subject.as_str())
+        .chain(r.subjects.iter().map(String::as_str))
+        .filter(|s| !s.is_empty())
+}
+
+fn file_name(r: &SchemaRecord) -> String {
+    format!("{}@{}.json", r.name, r.version)
+}
+
+fn load_file(path: &Path) -> Result<SchemaRecord, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let r: SchemaRecord = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    if !is_name(&r.name) || name_of(&r.content) != r.name {
+        return Err("name does not match content".into());
+    }
+    validate_version(&r.version).map_err(|e| e.to_string())?;
+    if !serde_json::from_str::<Value>(&r.content).is_ok_and(|v| v.is_object()) {
+        return Err("content is not a JSON object".into());
+    }
+    Ok(r)
+}
+
+fn write_record(dir: &Path, r: &SchemaRecord) -> Result<(), Error> {
+    let werr = |source| Error::Write {
+        name: r.name.clone(),
+        version: r.version.clone(),
+        source,
+    };
+    let bytes = serde_json::to_vec_pretty(r)
+        .map_err(|e| werr(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    let final_name = file_name(r);
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{final_name}.{}.{n}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, dir.join(&final_name))?;
+        // Make the rename itself durable.
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(werr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema(n: u64) -> Value {
+        json!({"type": "object", "properties": {format!("p{n}"): {"type": "integer"}}})
+    }
+
+    #[tokio::test]
+    async fn put_get_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+        let a = reg.put(NewSchema::new(&schema(1), "1", "")).await.unwrap();
+        assert_eq!(a.namespace, "ns");
+        assert_eq!(a.format, FORMAT);
+        assert!(is_name(&a.name));
+        let a2 = reg.put(NewSchema::new(&schema(1), "2", "")).await.unwrap();
+        assert_eq!(reg.get(&a.name, None).await.unwrap(), a2);
+        assert_eq!(reg.get(&a.name, Some("1")).await.unwrap(), a);
+        assert!(matches!(
+            reg.get(&a.name, Some("3")).await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            reg.get("nope", None).await,
+            Err(Error::NotFound(_))
+        ));
+        // Idempotent.
+        assert_eq!(
+            reg.put(NewSchema::new(&schema(1), "1", "")).await.unwrap(),
+            a
+        );
+        assert_eq!(reg.list().await.unwrap(), vec![a, a2]);
+    }
+
+    #[tokio::test]
+    async fn rejects_unsafe_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+        for v in ["", "../x", ".hidden", "a/b", &"9".repeat(65)] {
+            assert!(
+                matches!(
+                    reg.put(NewSchema::new(&schema(1), v, "")).await,
+                    Err(Error::InvalidVersion(_))
+                ),
+                "{v}"
+            );
+        }
+        assert!(
+            reg.put(NewSchema::new(&schema(1), "1.0-beta_2", ""))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn durable_across_reopen_with_subject_numbering() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v1, v2, other) = {
+            let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+            let v1 = reg
+                .put(NewSchema::new(&schema(1), "1", "a/d"))
+                .await
+                .unwrap();
+            let v2 = reg
+                .put(NewSchema::new(&schema(2), "2", "a/d"))
+                .await
+                .unwrap();
+            // Another subject reaching the same shape at the same version shares the file.
+            let other = reg
+                .put(NewSchema::new(&schema(1), "1", "b/d"))
+                .await
+                .unwrap();
+            assert_eq!(reg.current("a/d").await.unwrap(), Some(v2.clone()));
+            (v1, v2, other)
+        };
+        assert_eq!(other.name, v1.name);
+        assert_eq!(other.subjects, vec!["a/d".to_string(), "b/d".to_string()]);
+        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+        assert_eq!(reg.current("a/d").await.unwrap(), Some(v2.clone()));
+        assert_eq!(reg.current("b/d").await.unwrap(), Some(other.clone()));
+        assert_eq!(reg.current("c/d").await.unwrap(), None);
+        assert_eq!(reg.get(&v1.name, Some("1")).await.unwrap(), other);
+        assert_eq!(reg.list().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn leftover_temp_and_corrupt_files_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = {
+            let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+            reg.put(NewSchema::new(&schema(1), "1", "a/d"))
+                .await
+                .unwrap()
+        };
+        // A crash mid-write leaves a temp file with a torn prefix of a record.
+        let tmp = dir.path().join(format!(".{}@2.json.1.0.tmp", kept.name));
+        std::fs::write(&tmp, b"{\"name\":\"AB").unwrap();
+        std::fs::write(dir.path().join("garbage.json"), b"{not json").unwrap();
+        let mut tampered = kept.clone();
+        tampered.version = "9".into();
+        tampered.content = "{}".into();
+        std::fs::write(
+            dir.path().join("tampered.json"),
+            serde_json::to_vec(&tampered).unwrap(),
+        )
+        .unwrap();
+        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+        assert_eq!(reg.list().await.unwrap(), vec![kept.clone()]);
+        assert_eq!(reg.current("a/d").await.unwrap(), Some(kept));
+        assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn versions_order_numerically() {
+        let mut v = vec!["10", "9", "2", "x"];
+        v.sort_by_key(|s| version_key(s));
+        assert_eq!(v, vec!["x", "2", "9", "10"]);
+    }
+}
