@@ -74,9 +74,11 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         status: status.clone(),
         open: open_tx,
     };
-    shutdown
-        .tracker
-        .spawn(forwarder.run(events_rx, token.clone()));
+    let forwarder_token = token.clone();
+    shutdown.tracker.spawn(async move {
+        forwarder.run(events_rx, forwarder_token).await;
+        tracing::debug!("forwarder stopped");
+    });
     let settings = streams::StreamSettings {
         secrets_dir: config.secrets_dir.clone(),
         trust_dir: config.trust_dir.clone(),

@@ -21,6 +21,7 @@ async fn main() -> anyhow::Result<()> {
     if !shutdown.drain(Duration::from_secs(10)).await {
         tracing::warn!("shutdown: tasks still running after 10 s; exiting anyway");
     }
+    tracing::debug!("drained");
     telemetry.shutdown().await;
     match result {
         Err(e) if e.is_config() => sse_runtime::exit_config_error(SERVICE, &e),

@@ -70,9 +70,23 @@ async fn sse_server() -> SocketAddr {
 // ---- the fake schema service ----
 
 /// Events per Process stream, in arrival order.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 struct Recorder {
     streams: Arc<Mutex<Vec<Vec<pb::Event>>>>,
+    /// Drop the first Process stream once it got [`DROP_AFTER`] events, without acking.
+    drop_first: bool,
+    /// Acknowledge events (else never).
+    ack: bool,
+}
+
+impl Recorder {
+    fn new(drop_first: bool, ack: bool) -> Self {
+        Self {
+            streams: Arc::default(),
+            drop_first,
+            ack,
+        }
+    }
 }
 
 /// Drops the first Process stream (without acking) once it received this many events.
@@ -94,6 +108,7 @@ impl SchemaService for Recorder {
         };
         let (tx, rx) = mpsc::channel(16);
         let streams = self.streams.clone();
+        let (drop_first, ack) = (self.drop_first, self.ack);
         tokio::spawn(async move {
             while let Ok(Some(req)) = inbound.message().await {
                 let total = {
@@ -101,11 +116,14 @@ impl SchemaService for Recorder {
                     s[idx].extend(req.events.iter().cloned());
                     s[idx].len()
                 };
-                if idx == 0 {
+                if idx == 0 && drop_first {
                     if total >= DROP_AFTER {
                         let _ = tx.send(Err(tonic::Status::unavailable("dropped"))).await;
                         return;
                     }
+                    continue;
+                }
+                if !ack {
                     continue;
                 }
                 let acks = req
@@ -251,7 +269,7 @@ fn topic(e: &pb::Event) -> String {
 async fn routes_events_resends_unacked_and_reports_status() {
     let telemetry = sse_runtime::telemetry::init("sse-ingest-test");
     let sse = sse_server().await;
-    let recorder = Recorder::default();
+    let recorder = Recorder::new(true, true);
     let schema = schema_server(recorder.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -467,6 +485,63 @@ async fn routes_events_resends_unacked_and_reports_status() {
         .unwrap();
     assert!(shutdown.drain(Duration::from_secs(10)).await);
     telemetry.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_in_flight_window_stops_forwarding() {
+    let sse = sse_server().await;
+    let recorder = Recorder::new(false, false);
+    let schema = schema_server(recorder.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("resources.yaml"),
+        resources(&format!("http://{sse}")),
+    )
+    .unwrap();
+    let config = sse_ingest::Config::try_parse_from([
+        "sse-ingest".to_string(),
+        "--schema".into(),
+        format!("http://{schema}"),
+        "--resources".into(),
+        dir.path().display().to_string(),
+        "--max-in-flight".into(),
+        "2".into(),
+    ])
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ingest = listener.local_addr().unwrap();
+    let shutdown = sse_runtime::Shutdown::new();
+    let run = tokio::spawn(sse_ingest::run(listener, config, shutdown.clone()));
+    let client = IngestServiceClient::connect(format!("http://{ingest}"))
+        .await
+        .unwrap();
+    // Every SSE event was read (the routed ones wait in bounded queues) ...
+    let list = eventually("all SSE events read", 10, || {
+        let mut client = client.clone();
+        async move {
+            let l = client
+                .list_streams(pb::ListStreamsRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            let received: u64 = l.streams.iter().map(|s| s.events_received).sum();
+            let forwarded: u64 = l.streams.iter().map(|s| s.events_forwarded).sum();
+            (received == 6 && forwarded == 2).then_some(l)
+        }
+    })
+    .await;
+    // ... but only the window's worth went to schema, and nothing was acknowledged.
+    let sent: usize = recorder.streams.lock().unwrap().iter().map(Vec::len).sum();
+    assert_eq!(sent, 2);
+    assert!(list.streams.iter().all(|s| s.events_acknowledged == 0));
+    shutdown.token.cancel();
+    tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    // The drain gives up on the unacknowledged events after its bounded wait.
+    assert!(shutdown.drain(Duration::from_secs(10)).await);
 }
 
 #[tokio::test]
