@@ -208,4 +208,14 @@ mod tests {
                 .contains("no trust dir")
         );
     }
+
+    #[test]
+    fn trust_list_with_a_pem_certificate_builds_and_hidden_entries_are_skipped() {
+        let ca = rcgen::generate_simple_self_signed(vec!["device.local".to_string()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "ca/ca.crt", &ca.cert.pem());
+        // Kubernetes mount bookkeeping is not a certificate and must be ignored.
+        write(dir.path(), "ca/..data", "not a certificate");
+        assert!(tls_config(Some(dir.path()), Some("ca")).is_ok());
+    }
 }
