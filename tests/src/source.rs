@@ -285,7 +285,7 @@ fn demo_event(kind: u8, n: u64) -> String {
             r#"{{"station":"ws-01","seq":{n},"temperature":{temperature:.2},"humidity":{humidity:.1},"pressure":1013.2,"unit":"C","time":"{now}"}}"#
         );
         block(Some(&n.to_string()), Some("reading"), &data)
-    } else if n % 4 == 0 {
+    } else if n.is_multiple_of(4) {
         let data = format!(
             r#"{{"station":"ws-01","seq":{n},"threshold":24.0,"temperature":{:.2},"severity":"warning","time":"{now}"}}"#,
             temperature.max(24.1)

@@ -45,10 +45,12 @@ impl Backoff {
     /// The delay before the next attempt: a random value in [current/2, current], then doubles.
     /// A connection that stayed up for the healthy period resets the sequence first.
     pub fn next_delay(&mut self) -> Duration {
-        if let Some(at) = self.connected_at.take() {
-            if at.elapsed() >= self.healthy_after {
-                self.current = self.initial;
-            }
+        if self
+            .connected_at
+            .take()
+            .is_some_and(|at| at.elapsed() >= self.healthy_after)
+        {
+            self.current = self.initial;
         }
         let base = self.current;
         self.current = (self.current * 2).min(self.max);
