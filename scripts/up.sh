@@ -56,6 +56,6 @@ try:       grpcurl -plaintext $ingest sseconnector.v1.IngestService/ListStreams
            grpcurl -plaintext $schema sseconnector.v1.SchemaService/ListSchemas
 messages on factory/# (Ctrl-C stops everything):
 INFO
-mosquitto_sub -h 127.0.0.1 -p "$mqtt_port" -V mqttv5 -t 'factory/#' -F '%t qos=%q retain=%r %C | %p%n    %P' &
+mosquitto_sub -h 127.0.0.1 -p "$mqtt_port" -V mqttv5 -q 1 -t 'factory/#' -F '%t qos=%q retain=%r %C | %p\n    %P' &
 pids+=($!)
 wait "${pids[-1]}"
