@@ -19,14 +19,15 @@ trap cleanup EXIT INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# Starts "$@" in the background with stdout to $run/<name>.out, waits for its "listening on" line.
+# Starts "$@" in the background with stdout to $run/<name>.out, waits for its "listening on" line
+# and sets $addr to it (no command substitution: the pid must be recorded in this shell).
 start() {
   local name=$1; shift
   "$bin/$name" "$@" >"$run/$name.out" 2>"$run/$name.log" &
   pids+=($!)
   for _ in $(seq 1 300); do
     if addr=$(grep -m1 -oP "^$name listening on \K\S+" "$run/$name.out" 2>/dev/null); then
-      echo "$addr"; return 0
+      return 0
     fi
     kill -0 "${pids[-1]}" 2>/dev/null || { echo "$name exited; see $run/$name.log" >&2; cat "$run/$name.log" >&2; return 1; }
     sleep 0.1
@@ -41,12 +42,12 @@ mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 pids+=($!)
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null && break; sleep 0.1; done
 
-demo=$(start sse-demo-source --listen 127.0.0.1:0)
+start sse-demo-source --listen 127.0.0.1:0; demo=$addr
 sed "s#http://127.0.0.1:8088#http://$demo#g" deploy/local/resources/*.yaml >"$run/resources/local.yaml"
-publisher=$(start sse-publisher --listen 127.0.0.1:0 --mqtt-url "mqtt://127.0.0.1:$mqtt_port")
-schema=$(start sse-schema --listen 127.0.0.1:0 --publisher "http://$publisher" --data-dir "$run/schemas")
-ingest=$(start sse-ingest --listen 127.0.0.1:0 --schema "http://$schema" --resources "$run/resources" \
-  --secrets-dir "$run/secrets" --trust-dir "$run/trust")
+start sse-publisher --listen 127.0.0.1:0 --mqtt-url "mqtt://127.0.0.1:$mqtt_port"; publisher=$addr
+start sse-schema --listen 127.0.0.1:0 --publisher "http://$publisher" --data-dir "$run/schemas"; schema=$addr
+start sse-ingest --listen 127.0.0.1:0 --schema "http://$schema" --resources "$run/resources" \
+  --secrets-dir "$run/secrets" --trust-dir "$run/trust"; ingest=$addr
 
 cat <<INFO
 broker     mqtt://127.0.0.1:$mqtt_port
