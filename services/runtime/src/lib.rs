@@ -9,7 +9,7 @@ pub mod telemetry;
 pub mod tls;
 
 pub use backoff::Backoff;
-pub use serve::{Serving, bind, serve};
+pub use serve::{Serving, bind};
 pub use shutdown::Shutdown;
 
 /// Exit code for bad configuration (`EX_USAGE` of sysexits.h).

@@ -119,15 +119,6 @@ impl Serving {
     }
 }
 
-/// Serves `serving` on `listener` until `shutdown`; a convenience for `Serving::run`.
-pub async fn serve(
-    serving: Serving,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> Result<(), ServeError> {
-    serving.run(listener, shutdown).await
-}
-
 /// One span per gRPC call, joined to the caller's trace; health and reflection stay untraced.
 fn request_span(req: &http::Request<()>) -> tracing::Span {
     let path = req.uri().path();
