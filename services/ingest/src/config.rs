@@ -43,6 +43,23 @@ pub struct Config {
     /// Events with more data than this many bytes are discarded.
     #[arg(long, env = "INGEST_MAX_EVENT_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_event_bytes: usize,
+    /// After a change in the resources directory, reload once it has been quiet this long.
+    #[arg(long, env = "INGEST_RELOAD_DEBOUNCE", default_value = "300ms", value_parser = humantime::parse_duration)]
+    pub reload_debounce: Duration,
+    /// Re-read the resources directory this often even without a change notification (0: never).
+    #[arg(long, env = "INGEST_RESCAN_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub rescan_interval: Duration,
+    /// Publish each device's and asset's status as retained JSON under this topic prefix
+    /// (`<prefix>/device/<name>`, `<prefix>/asset/<name>`); empty: do not publish.
+    #[arg(
+        long,
+        env = "INGEST_STATUS_TOPIC",
+        default_value = "sse-connector/status"
+    )]
+    pub status_topic: String,
+    /// Re-publish unchanged status this often (changes are published within a second).
+    #[arg(long, env = "INGEST_STATUS_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub status_interval: Duration,
     /// Events sent to the schema service and not yet acknowledged; reading pauses at this many.
     #[arg(long, env = "INGEST_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: u64,

@@ -9,7 +9,7 @@ use sse_proto::v1::ingest_service_server::IngestService;
 use crate::event::RoutedEvent;
 use crate::resources::{Destination, Qos, ResourceError};
 use crate::routing::{Route, RouteKind};
-use crate::status::{Status, StreamStatus};
+use crate::status::{self, Status, StreamStatus};
 
 /// `IngestService` over the shared stream status.
 #[derive(Debug, Clone)]
@@ -45,6 +45,92 @@ impl IngestService for IngestApi {
                 .collect(),
         }))
     }
+
+    async fn get_status(
+        &self,
+        _request: tonic::Request<pb::GetStatusRequest>,
+    ) -> Result<tonic::Response<pb::GetStatusResponse>, tonic::Status> {
+        Ok(tonic::Response::new(report(self.status.report())))
+    }
+}
+
+/// The ADR shaped status report as the proto message.
+pub fn report(r: status::Report) -> pb::GetStatusResponse {
+    pb::GetStatusResponse {
+        devices: r
+            .devices
+            .into_iter()
+            .map(|(name, d)| pb::DeviceStatus {
+                name,
+                config: Some(config_status(d.config)),
+                inbound_endpoints: d
+                    .endpoints
+                    .inbound
+                    .into_iter()
+                    .map(|(name, e)| pb::EndpointStatus {
+                        name,
+                        error: e.error.map(status_error),
+                        runtime_health: e.runtime_health.map(health),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        assets: r
+            .assets
+            .into_iter()
+            .map(|(name, a)| pb::AssetStatus {
+                name,
+                config: Some(config_status(a.config)),
+                datasets: a.datasets.into_iter().map(operation).collect(),
+                event_groups: a
+                    .event_groups
+                    .into_iter()
+                    .map(|g| pb::EventGroupStatus {
+                        name: g.name,
+                        events: g.events.into_iter().map(operation).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn status_error(e: status::StatusError) -> pb::StatusError {
+    pb::StatusError {
+        code: e.code,
+        message: e.message,
+    }
+}
+
+fn config_status(c: status::ConfigStatus) -> pb::ConfigStatus {
+    pb::ConfigStatus {
+        last_transition_time: c.last_transition_time,
+        error: c.error.map(status_error),
+    }
+}
+
+fn health(h: status::RuntimeHealth) -> pb::RuntimeHealth {
+    pb::RuntimeHealth {
+        status: h.status,
+        last_update_time: h.last_update_time,
+        message: h.message,
+        reason_code: h.reason_code,
+    }
+}
+
+fn operation(o: status::OperationStatus) -> pb::OperationStatus {
+    pb::OperationStatus {
+        name: o.name,
+        error: o.error.map(status_error),
+        message_schema_reference: o
+            .message_schema_reference
+            .map(|r| pb::MessageSchemaReference {
+                schema_name: r.schema_name,
+                schema_registry_namespace: r.schema_registry_namespace,
+                schema_version: r.schema_version,
+            }),
+        runtime_health: Some(health(o.runtime_health)),
+    }
 }
 
 /// A stream's status as the proto message.
@@ -60,6 +146,7 @@ pub fn stream_status(s: StreamStatus) -> pb::StreamStatus {
         last_event_id: s.last_event_id,
         last_error: s.last_error,
         connects: s.connects,
+        state: s.state.as_str().to_string(),
         routes: s.routes,
     }
 }
@@ -109,6 +196,7 @@ pub fn route(r: &Route) -> pb::Route {
         kind: match r.kind {
             RouteKind::Dataset => pb::RouteKind::Dataset,
             RouteKind::Event => pb::RouteKind::Event,
+            RouteKind::Status => pb::RouteKind::Status,
         } as i32,
         group: r.group.clone(),
         event: r.event.clone(),

@@ -9,11 +9,14 @@ pub mod error;
 pub mod event;
 pub mod forward;
 pub mod grpc;
+pub mod report;
 pub mod resources;
 pub mod routing;
 pub mod sse;
 pub mod status;
 pub mod streams;
+pub mod supervisor;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +24,7 @@ use std::time::Duration;
 use sse_proto::v1::ingest_service_server::IngestServiceServer;
 use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -45,19 +48,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true);
     let res = resources::load_dir(&config.resources)?;
-    for e in &res.errors {
-        tracing::warn!(resource = %e.resource, file = %e.file, error = %e.message, "resource cannot be served");
-    }
-    let plans = routing::plan(&res);
-    tracing::info!(
-        dir = %config.resources.display(),
-        devices = res.devices.len(),
-        assets = res.assets.len(),
-        streams = plans.len(),
-        errors = res.errors.len(),
-        "resources loaded"
-    );
-    let status = Arc::new(status::Status::new(&plans, res.errors));
+    let status = Arc::new(status::Status::default());
+    let plans = plan_streams(&config, &res, &status, &[]);
 
     let api = IngestServiceServer::new(grpc::IngestApi::new(status.clone()));
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET).add_service(api);
@@ -65,7 +57,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
     set_health(&health, false).await;
 
     let token = shutdown.token.clone();
-    let (open_tx, open_rx) = watch::channel(false);
+    let (open_tx, open_rx) = tokio::sync::watch::channel(false);
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let forwarder = forward::Forwarder {
         endpoint,
@@ -85,23 +77,101 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         read_timeout: config.read_timeout,
         max_event_bytes: config.max_event_bytes,
     };
-    for plan in plans {
-        tracing::info!(stream = %plan.key, routes = ?plan.subjects(), "reading stream");
-        let task = streams::StreamTask::new(
-            Arc::new(plan),
-            settings.clone(),
-            status.clone(),
-            events_tx.clone(),
-        );
-        shutdown.tracker.spawn(task.run(token.clone()));
+    if !config.status_topic.is_empty() {
+        let reporter = report::Reporter {
+            status: status.clone(),
+            prefix: config.status_topic.trim_end_matches('/').to_string(),
+            interval: config.status_interval,
+            out: events_tx.clone(),
+        };
+        shutdown.tracker.spawn(reporter.run(token.clone()));
     }
-    drop(events_tx);
+    let mut streams = supervisor::Supervisor::new(
+        settings,
+        status.clone(),
+        events_tx,
+        shutdown.tracker.clone(),
+        token.clone(),
+    );
+    streams.apply(plans).await;
+    shutdown.tracker.spawn(follow_resources(
+        config,
+        streams,
+        status,
+        res,
+        token.clone(),
+    ));
     shutdown
         .tracker
         .spawn(follow_health(health, open_rx, token.clone()));
 
     serving.run(listener, token).await?;
     Ok(())
+}
+
+/// The streams this replica reads for `res`, with the status following them; logs what changed
+/// since `before` (the previous resources' errors).
+fn plan_streams(
+    config: &Config,
+    res: &resources::Resources,
+    status: &status::Status,
+    before: &[resources::ResourceError],
+) -> Vec<routing::StreamPlan> {
+    for e in res.errors.iter().filter(|e| !before.contains(e)) {
+        tracing::warn!(resource = %e.resource, file = %e.file, error = %e.message, "resource cannot be served");
+    }
+    let plans = routing::plan(res);
+    tracing::info!(
+        dir = %config.resources.display(),
+        devices = res.devices.len(),
+        assets = res.assets.len(),
+        streams = plans.len(),
+        errors = res.errors.len(),
+        "resources loaded"
+    );
+    status.reconcile(&plans, res);
+    plans
+}
+
+/// Reloads the resources whenever their directory changes and applies the difference: changed
+/// streams reconnect, removed ones close, new ones start, the rest are left alone. A directory
+/// that cannot be read keeps the current streams running.
+async fn follow_resources(
+    config: Config,
+    mut streams: supervisor::Supervisor,
+    status: Arc<status::Status>,
+    mut current: resources::Resources,
+    token: tokio_util::sync::CancellationToken,
+) {
+    let mut dir = watch::DirWatch::new(
+        &config.resources,
+        watch::WatchSettings {
+            debounce: config.reload_debounce,
+            rescan: config.rescan_interval,
+        },
+    );
+    while dir.next(&token).await.is_some() {
+        let res = match resources::load_dir(&config.resources) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload the resources; the current streams keep running");
+                continue;
+            }
+        };
+        if res == current {
+            continue;
+        }
+        let plans = plan_streams(&config, &res, &status, &current.errors);
+        let applied = streams.apply(plans).await;
+        tracing::info!(
+            started = applied.started.len(),
+            restarted = applied.restarted.len(),
+            stopped = applied.stopped.len(),
+            unchanged = applied.unchanged,
+            "resources reloaded"
+        );
+        current = res;
+    }
 }
 
 /// Sets overall and `IngestService` health.
@@ -120,7 +190,7 @@ async fn set_health(health: &HealthReporter, serving: bool) {
 /// Health follows the Process stream to schema (resources are loaded before it starts).
 async fn follow_health(
     health: HealthReporter,
-    mut open: watch::Receiver<bool>,
+    mut open: tokio::sync::watch::Receiver<bool>,
     token: tokio_util::sync::CancellationToken,
 ) {
     loop {

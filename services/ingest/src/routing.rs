@@ -15,6 +15,8 @@ pub enum RouteKind {
     Dataset,
     /// An event of an event group: SSE events of one type.
     Event,
+    /// A status report of the connector itself (`group` is `device` or `asset`).
+    Status,
 }
 
 /// One dataset or event-group event fed by a stream, with its destination.
@@ -46,6 +48,7 @@ impl Route {
         match self.kind {
             RouteKind::Dataset => format!("{}/{}", self.asset, self.group),
             RouteKind::Event => format!("{}/{}/{}", self.asset, self.group, self.event),
+            RouteKind::Status => format!("status/{}/{}", self.group, self.asset),
         }
     }
 

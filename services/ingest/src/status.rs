@@ -1,20 +1,64 @@
-//! Per-stream counters and state, and the resource errors, for `ListStreams` and the logs.
+//! What ingest is doing, kept current by the readers and the forwarder: per-stream counters and
+//! state, per-route (dataset / event) schema reference and delivery error, the resources that
+//! cannot be served, and from all of it the Azure Device Registry shaped status of every device
+//! and asset (config error with code and message, runtime health Available / Unavailable).
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
 
-use crate::resources::ResourceError;
+use serde::Serialize;
+
+use crate::resources::{ResourceError, Resources};
 use crate::routing::StreamPlan;
 
+/// Where a stream's reader is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum StreamState {
+    /// Not started yet.
+    #[default]
+    Idle,
+    /// Connecting (or waiting to).
+    Connecting,
+    /// The response is open and being read.
+    Connected,
+    /// The connection ended or failed; a reconnect is scheduled.
+    Disconnected,
+    /// The server told us to stop (204, wrong content type): no reconnection until the resource
+    /// changes.
+    Stopped,
+}
+
+impl StreamState {
+    /// The name used in status reason codes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "Idle",
+            Self::Connecting => "Connecting",
+            Self::Connected => "Connected",
+            Self::Disconnected => "Disconnected",
+            Self::Stopped => "Stopped",
+        }
+    }
+}
+
 /// State of one SSE stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamStatus {
     /// Stream key.
     pub key: String,
     /// URL read.
     pub url: String,
+    /// Device the stream belongs to.
+    pub device: String,
+    /// Inbound endpoint of the device.
+    pub endpoint: String,
     /// Whether the HTTP response is open and being read.
     pub connected: bool,
+    /// Where the reader is.
+    pub state: StreamState,
+    /// When `state` last changed.
+    pub since: SystemTime,
     /// Events dispatched by the SSE parser.
     pub received: u64,
     /// Routed events handed to the schema service.
@@ -35,62 +79,480 @@ pub struct StreamStatus {
     pub routes: Vec<String>,
 }
 
+impl Default for StreamStatus {
+    fn default() -> Self {
+        Self {
+            key: String::new(),
+            url: String::new(),
+            device: String::new(),
+            endpoint: String::new(),
+            connected: false,
+            state: StreamState::Idle,
+            since: SystemTime::UNIX_EPOCH,
+            received: 0,
+            forwarded: 0,
+            unmatched: 0,
+            acknowledged: 0,
+            failed: 0,
+            last_event_id: String::new(),
+            last_error: String::new(),
+            connects: 0,
+            routes: Vec::new(),
+        }
+    }
+}
+
+impl StreamStatus {
+    /// Moves to `state` (recording when, if it changed).
+    pub fn set_state(&mut self, state: StreamState) {
+        if self.state != state {
+            self.state = state;
+            self.since = SystemTime::now();
+        }
+        self.connected = state == StreamState::Connected;
+    }
+
+    fn from_plan(p: &StreamPlan) -> Self {
+        Self {
+            key: p.key.clone(),
+            url: p.url.to_string(),
+            device: p.device.clone(),
+            endpoint: p.endpoint.clone(),
+            routes: p.subjects(),
+            since: SystemTime::now(),
+            ..Default::default()
+        }
+    }
+}
+
+/// The registered schema a dataset's or event's messages follow (ADR `messageSchemaReference`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaReference {
+    /// Schema name (SHA-256 of its canonical JSON).
+    pub schema_name: String,
+    /// Registry namespace.
+    pub schema_registry_namespace: String,
+    /// Schema version.
+    pub schema_version: String,
+}
+
+impl SchemaReference {
+    /// Parses a `dataschema` value `aio-sr://<namespace>/<name>:<version>`.
+    pub fn from_dataschema(s: &str) -> Option<Self> {
+        let rest = s.strip_prefix("aio-sr://")?;
+        let (namespace, name_version) = rest.split_once('/')?;
+        let (name, version) = name_version.rsplit_once(':')?;
+        if namespace.is_empty() || name.is_empty() || version.is_empty() {
+            return None;
+        }
+        Some(Self {
+            schema_name: name.to_string(),
+            schema_registry_namespace: namespace.to_string(),
+            schema_version: version.to_string(),
+        })
+    }
+}
+
+/// What is known of one dataset or event beyond its stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteStatus {
+    /// The schema its latest message follows.
+    pub schema: Option<SchemaReference>,
+    /// The last delivery or schema problem, empty when none.
+    pub last_error: String,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    streams: BTreeMap<String, StreamStatus>,
+    routes: BTreeMap<String, RouteStatus>,
+    resource_errors: Vec<ResourceError>,
+    resources: Resources,
+    loaded_at: Option<SystemTime>,
+}
+
 /// Shared status of every stream, updated by the readers and the forwarder.
 #[derive(Debug, Default)]
 pub struct Status {
-    streams: Mutex<BTreeMap<String, StreamStatus>>,
-    resource_errors: Vec<ResourceError>,
+    inner: Mutex<Inner>,
+}
+
+/// Which streams a reconciliation added, changed, removed or left alone.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// New stream keys.
+    pub added: Vec<String>,
+    /// Stream keys no longer planned.
+    pub removed: Vec<String>,
 }
 
 impl Status {
     /// Status for the planned streams (all idle) and the resources that cannot be served.
     pub fn new(plans: &[StreamPlan], resource_errors: Vec<ResourceError>) -> Self {
-        let streams = plans
-            .iter()
-            .map(|p| {
-                (
-                    p.key.clone(),
-                    StreamStatus {
-                        key: p.key.clone(),
-                        url: p.url.to_string(),
-                        routes: p.subjects(),
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect();
-        Self {
-            streams: Mutex::new(streams),
-            resource_errors,
-        }
+        let s = Self::default();
+        s.reconcile(
+            plans,
+            &Resources {
+                errors: resource_errors,
+                ..Default::default()
+            },
+        );
+        s
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, StreamStatus>> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain counters behind: still usable.
-        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the status follow a new set of plans and resources: new streams start idle, removed
+    /// ones disappear, kept ones keep their counters (their URL and routes follow the plan).
+    pub fn reconcile(&self, plans: &[StreamPlan], resources: &Resources) -> Changes {
+        let mut inner = self.lock();
+        let mut changes = Changes::default();
+        let mut next = BTreeMap::new();
+        for p in plans {
+            let s = match inner.streams.remove(&p.key) {
+                Some(mut s) => {
+                    s.routes = p.subjects();
+                    s
+                }
+                None => {
+                    changes.added.push(p.key.clone());
+                    StreamStatus::from_plan(p)
+                }
+            };
+            next.insert(p.key.clone(), s);
+        }
+        changes.removed = inner.streams.keys().cloned().collect();
+        inner.streams = next;
+        let subjects: std::collections::BTreeSet<String> =
+            plans.iter().flat_map(|p| p.subjects()).collect();
+        inner.routes.retain(|k, _| subjects.contains(k));
+        inner.resource_errors = resources.errors.clone();
+        inner.resources = resources.clone();
+        inner.loaded_at = Some(SystemTime::now());
+        changes
     }
 
     /// Applies `f` to the status of stream `key` (unknown keys are ignored).
     pub fn update(&self, key: &str, f: impl FnOnce(&mut StreamStatus)) {
-        if let Some(s) = self.lock().get_mut(key) {
+        if let Some(s) = self.lock().streams.get_mut(key) {
             f(s);
         }
     }
 
+    /// Applies `f` to the status of the dataset / event `subject`.
+    pub fn update_route(&self, subject: &str, f: impl FnOnce(&mut RouteStatus)) {
+        f(self.lock().routes.entry(subject.to_string()).or_default());
+    }
+
     /// One stream's status.
     pub fn get(&self, key: &str) -> Option<StreamStatus> {
-        self.lock().get(key).cloned()
+        self.lock().streams.get(key).cloned()
     }
 
     /// Every stream, sorted by key.
     pub fn streams(&self) -> Vec<StreamStatus> {
-        self.lock().values().cloned().collect()
+        self.lock().streams.values().cloned().collect()
     }
 
     /// Resources that cannot be served.
-    pub fn resource_errors(&self) -> &[ResourceError] {
-        &self.resource_errors
+    pub fn resource_errors(&self) -> Vec<ResourceError> {
+        self.lock().resource_errors.clone()
     }
+
+    /// The Azure Device Registry shaped status of every device and asset.
+    pub fn report(&self) -> Report {
+        let inner = self.lock();
+        build_report(&inner)
+    }
+}
+
+// ---- the Azure Device Registry status shape ----
+
+/// An error in ADR status: a code and a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusError {
+    /// Machine-readable code.
+    pub code: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// ADR `status.config`: whether the resource as written can be served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigStatus {
+    /// When the resources were (re)loaded, RFC 3339.
+    pub last_transition_time: String,
+    /// Why the resource cannot be served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<StatusError>,
+}
+
+/// ADR runtime health (ADR 0028): Available or Unavailable with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuntimeHealth {
+    /// `Available` or `Unavailable`.
+    pub status: String,
+    /// When the health last changed, RFC 3339.
+    pub last_update_time: String,
+    /// Why, for Unavailable.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The reader state (`Connected`, `Connecting`, `Disconnected`, `Stopped`, `Idle`).
+    pub reason_code: String,
+}
+
+impl RuntimeHealth {
+    /// Whether the status is Available.
+    pub fn available(&self) -> bool {
+        self.status == "Available"
+    }
+}
+
+/// ADR status of one inbound endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointStatus {
+    /// Configuration error of the endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<StatusError>,
+    /// Health of the streams read from the endpoint (absent when none is read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_health: Option<RuntimeHealth>,
+}
+
+/// ADR `status.endpoints`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Endpoints {
+    /// Inbound endpoints by name.
+    pub inbound: BTreeMap<String, EndpointStatus>,
+}
+
+/// ADR status of a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceStatus {
+    /// Whether the device resource can be served.
+    pub config: ConfigStatus,
+    /// Per-endpoint status.
+    pub endpoints: Endpoints,
+}
+
+/// ADR status of a dataset or an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationStatus {
+    /// Dataset or event name.
+    pub name: String,
+    /// Last delivery or schema problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<StatusError>,
+    /// The schema its messages follow, once registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_schema_reference: Option<SchemaReference>,
+    /// Health of the stream it is read from.
+    pub runtime_health: RuntimeHealth,
+}
+
+/// ADR status of an event group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventGroupStatus {
+    /// Group name.
+    pub name: String,
+    /// Its events.
+    pub events: Vec<OperationStatus>,
+}
+
+/// ADR status of an asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssetStatus {
+    /// Whether the asset resource can be served.
+    pub config: ConfigStatus,
+    /// Its datasets.
+    pub datasets: Vec<OperationStatus>,
+    /// Its event groups.
+    pub event_groups: Vec<EventGroupStatus>,
+}
+
+/// Every device's and asset's status, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Devices by name.
+    pub devices: BTreeMap<String, DeviceStatus>,
+    /// Assets by name.
+    pub assets: BTreeMap<String, AssetStatus>,
+}
+
+/// RFC 3339 (UTC, seconds) of a time.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn health_of(s: &StreamStatus) -> RuntimeHealth {
+    let available = s.state == StreamState::Connected;
+    RuntimeHealth {
+        status: if available {
+            "Available"
+        } else {
+            "Unavailable"
+        }
+        .to_string(),
+        last_update_time: rfc3339(s.since),
+        message: if available {
+            String::new()
+        } else if s.last_error.is_empty() {
+            format!("stream {}", s.state.as_str().to_lowercase())
+        } else {
+            s.last_error.clone()
+        },
+        reason_code: s.state.as_str().to_string(),
+    }
+}
+
+/// The worst health of several streams (Available only when all are).
+fn combined(streams: &[&StreamStatus]) -> Option<RuntimeHealth> {
+    let first = streams.first()?;
+    Some(
+        streams
+            .iter()
+            .find(|s| s.state != StreamState::Connected)
+            .map_or_else(|| health_of(first), |s| health_of(s)),
+    )
+}
+
+fn config_error(errors: &[ResourceError], resource: &str) -> Option<StatusError> {
+    let msgs: Vec<&str> = errors
+        .iter()
+        .filter(|e| e.resource == resource)
+        .map(|e| e.message.as_str())
+        .collect();
+    (!msgs.is_empty()).then(|| StatusError {
+        code: "InvalidConfiguration".to_string(),
+        message: msgs.join("; "),
+    })
+}
+
+fn build_report(inner: &Inner) -> Report {
+    let when = rfc3339(inner.loaded_at.unwrap_or(SystemTime::UNIX_EPOCH));
+    let config = |resource: &str| ConfigStatus {
+        last_transition_time: when.clone(),
+        error: config_error(&inner.resource_errors, resource),
+    };
+    let mut report = Report::default();
+    // Indexes first: status is built for thousands of streams.
+    let mut by_endpoint: BTreeMap<(&str, &str), Vec<&StreamStatus>> = BTreeMap::new();
+    let mut by_subject: std::collections::HashMap<&str, &StreamStatus> =
+        std::collections::HashMap::new();
+    for s in inner.streams.values() {
+        by_endpoint
+            .entry((s.device.as_str(), s.endpoint.as_str()))
+            .or_default()
+            .push(s);
+        for r in &s.routes {
+            by_subject.insert(r.as_str(), s);
+        }
+    }
+    // Resources that failed validation still get a status naming the problem.
+    for e in &inner.resource_errors {
+        if let Some(name) = e.resource.strip_prefix("Device/") {
+            report
+                .devices
+                .entry(name.to_string())
+                .or_insert_with(|| DeviceStatus {
+                    config: config(&e.resource),
+                    endpoints: Endpoints::default(),
+                });
+        } else if let Some(name) = e.resource.strip_prefix("Asset/") {
+            report
+                .assets
+                .entry(name.to_string())
+                .or_insert_with(|| AssetStatus {
+                    config: config(&e.resource),
+                    datasets: Vec::new(),
+                    event_groups: Vec::new(),
+                });
+        }
+    }
+    for (name, device) in &inner.resources.devices {
+        let endpoints = device
+            .endpoints
+            .keys()
+            .map(|ep| {
+                let streams = by_endpoint
+                    .get(&(name.as_str(), ep.as_str()))
+                    .map_or(&[][..], |v| v.as_slice());
+                (
+                    ep.clone(),
+                    EndpointStatus {
+                        error: None,
+                        runtime_health: combined(streams),
+                    },
+                )
+            })
+            .collect();
+        report.devices.insert(
+            name.clone(),
+            DeviceStatus {
+                config: config(&format!("Device/{name}")),
+                endpoints: Endpoints { inbound: endpoints },
+            },
+        );
+    }
+    for asset in &inner.resources.assets {
+        let op = |name: &str, subject: String| {
+            let route = inner.routes.get(&subject);
+            OperationStatus {
+                name: name.to_string(),
+                error: route
+                    .filter(|r| !r.last_error.is_empty())
+                    .map(|r| StatusError {
+                        code: "DeliveryFailed".to_string(),
+                        message: r.last_error.clone(),
+                    }),
+                message_schema_reference: route.and_then(|r| r.schema.clone()),
+                runtime_health: by_subject.get(subject.as_str()).copied().map_or_else(
+                    || RuntimeHealth {
+                        status: "Unavailable".to_string(),
+                        last_update_time: when.clone(),
+                        message: "not read by this replica".to_string(),
+                        reason_code: "NotAssigned".to_string(),
+                    },
+                    health_of,
+                ),
+            }
+        };
+        let datasets = asset
+            .datasets
+            .iter()
+            .map(|d| op(&d.name, format!("{}/{}", asset.name, d.name)))
+            .collect();
+        let event_groups = asset
+            .event_groups
+            .iter()
+            .map(|g| EventGroupStatus {
+                name: g.name.clone(),
+                events: g
+                    .events
+                    .iter()
+                    .map(|e| op(&e.name, format!("{}/{}/{}", asset.name, g.name, e.name)))
+                    .collect(),
+            })
+            .collect();
+        report.assets.insert(
+            asset.name.clone(),
+            AssetStatus {
+                config: config(&format!("Asset/{}", asset.name)),
+                datasets,
+                event_groups,
+            },
+        );
+    }
+    report
 }
 
 #[cfg(test)]
@@ -99,11 +561,7 @@ mod tests {
     use crate::resources::load_texts;
     use crate::routing::plan;
 
-    #[test]
-    fn streams_sorted_by_key_with_routes_and_updates() {
-        let r = load_texts([(
-            "r.yaml",
-            r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
+    const RES: &str = r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
 kind: Device
 metadata: { name: d }
 spec: { endpoints: { inbound: { e: { endpointType: Microsoft.SSE, address: "http://h/x" } } } }
@@ -115,8 +573,11 @@ spec:
   deviceRef: { deviceName: d, endpointName: e }
   defaultDatasetsDestinations: [ { target: Mqtt, configuration: { topic: t } } ]
   datasets: [ { name: z, dataSource: /z }, { name: b, dataSource: /b } ]
-"#,
-        )]);
+"#;
+
+    #[test]
+    fn streams_sorted_by_key_with_routes_and_updates() {
+        let r = load_texts([("r.yaml", RES)]);
         let err = ResourceError {
             resource: "Asset/x".into(),
             file: "f".into(),
@@ -125,7 +586,7 @@ spec:
         let s = Status::new(&plan(&r), vec![err.clone()]);
         s.update("d/e|http://h/x/z", |st| {
             st.received += 2;
-            st.connected = true;
+            st.set_state(StreamState::Connected);
         });
         s.update("nope", |st| st.received += 1);
         let all = s.streams();
@@ -136,5 +597,92 @@ spec:
         assert_eq!(all[1].received, 2);
         assert!(all[1].connected);
         assert_eq!(s.resource_errors(), [err]);
+    }
+
+    #[test]
+    fn reconcile_keeps_counters_of_kept_streams_and_reports_changes() {
+        let r = load_texts([("r.yaml", RES)]);
+        let s = Status::default();
+        let c = s.reconcile(&plan(&r), &r);
+        assert_eq!(c.added.len(), 2);
+        s.update("d/e|http://h/x/b", |st| st.received = 7);
+        let text = RES.replace("{ name: z, dataSource: /z }, ", "");
+        let r2 = load_texts([("r.yaml", text.as_str())]);
+        let c = s.reconcile(&plan(&r2), &r2);
+        assert_eq!(c.added, Vec::<String>::new());
+        assert_eq!(c.removed, ["d/e|http://h/x/z"]);
+        assert_eq!(s.get("d/e|http://h/x/b").unwrap().received, 7);
+        assert!(s.get("d/e|http://h/x/z").is_none());
+    }
+
+    #[test]
+    fn adr_report_has_health_schema_reference_and_config_errors() {
+        let r = load_texts([("r.yaml", RES)]);
+        let s = Status::default();
+        s.reconcile(
+            &plan(&r),
+            &Resources {
+                errors: vec![ResourceError {
+                    resource: "Asset/broken".into(),
+                    file: "f".into(),
+                    message: "unknown device nope".into(),
+                }],
+                ..r.clone()
+            },
+        );
+        s.update("d/e|http://h/x/z", |st| {
+            st.set_state(StreamState::Connected)
+        });
+        s.update("d/e|http://h/x/b", |st| {
+            st.set_state(StreamState::Disconnected);
+            st.last_error = "HTTP 503 Service Unavailable".into();
+        });
+        s.update_route("a/z", |r| {
+            r.schema = SchemaReference::from_dataschema("aio-sr://ns/ABC:2");
+        });
+        let rep = s.report();
+        let a = &rep.assets["a"];
+        assert!(a.config.error.is_none());
+        let z = a.datasets.iter().find(|d| d.name == "z").unwrap();
+        assert!(z.runtime_health.available());
+        assert_eq!(
+            z.message_schema_reference.as_ref().unwrap().schema_version,
+            "2"
+        );
+        let b = a.datasets.iter().find(|d| d.name == "b").unwrap();
+        assert_eq!(b.runtime_health.status, "Unavailable");
+        assert_eq!(b.runtime_health.reason_code, "Disconnected");
+        assert!(b.runtime_health.message.contains("503"));
+        // The endpoint is as healthy as its worst stream.
+        let ep = &rep.devices["d"].endpoints.inbound["e"];
+        assert!(!ep.runtime_health.as_ref().unwrap().available());
+        let broken = &rep.assets["broken"];
+        assert_eq!(
+            broken.config.error.as_ref().unwrap().message,
+            "unknown device nope"
+        );
+        let json = serde_json::to_value(&rep.assets["a"]).unwrap();
+        assert_eq!(
+            json["datasets"][0]["messageSchemaReference"]["schemaRegistryNamespace"],
+            "ns"
+        );
+        assert!(json["config"]["lastTransitionTime"].is_string());
+    }
+
+    #[test]
+    fn dataschema_parsing_and_rfc3339() {
+        assert_eq!(
+            SchemaReference::from_dataschema("aio-sr://n/N:1"),
+            Some(SchemaReference {
+                schema_name: "N".into(),
+                schema_registry_namespace: "n".into(),
+                schema_version: "1".into()
+            })
+        );
+        assert_eq!(SchemaReference::from_dataschema("http://x"), None);
+        assert_eq!(SchemaReference::from_dataschema("aio-sr://n/N"), None);
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_743_000);
+        assert_eq!(rfc3339(t), "2026-11-27T01:30:00Z");
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
     }
 }

@@ -3,7 +3,8 @@
 //! each with its own `seq`, id and the event's trace context) for the forwarder.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
@@ -13,7 +14,7 @@ use crate::auth;
 use crate::event::{IdGen, RoutedEvent};
 use crate::routing::StreamPlan;
 use crate::sse::{self, ClientConfig, ClientEvent, ParserNotice, SseEvent};
-use crate::status::Status;
+use crate::status::{Status, StreamState};
 
 /// Client events buffered between the SSE reader and its stream task.
 const CLIENT_QUEUE: usize = 64;
@@ -31,6 +32,45 @@ pub struct StreamSettings {
     pub max_event_bytes: usize,
 }
 
+/// What outlives one reader of a stream, so a reader restarted after a resource change goes on
+/// where the previous one stopped: the `seq` counter (acks are keyed by it) and the last event ID
+/// whose routed events were all handed to the forwarder.
+#[derive(Debug, Clone, Default)]
+pub struct Resume {
+    seq: Arc<AtomicU64>,
+    last_event_id: Arc<Mutex<String>>,
+}
+
+impl Resume {
+    /// Resume state starting from `last_event_id` (empty: from the live end of the stream).
+    pub fn from_last_event_id(last_event_id: impl Into<String>) -> Self {
+        Self {
+            seq: Arc::default(),
+            last_event_id: Arc::new(Mutex::new(last_event_id.into())),
+        }
+    }
+
+    /// The last event ID whose events were all handed on.
+    pub fn last_event_id(&self) -> String {
+        self.last_event_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_last_event_id(&self, id: &str) {
+        let mut last = self.last_event_id.lock().unwrap_or_else(|e| e.into_inner());
+        if *last != id {
+            last.clear();
+            last.push_str(id);
+        }
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
 /// One stream's reader: its plan, where events go and what it updates.
 pub struct StreamTask {
     plan: Arc<StreamPlan>,
@@ -39,7 +79,7 @@ pub struct StreamTask {
     status: Arc<Status>,
     out: mpsc::Sender<RoutedEvent>,
     ids: IdGen,
-    seq: u64,
+    resume: Resume,
 }
 
 impl StreamTask {
@@ -57,8 +97,14 @@ impl StreamTask {
             status,
             out,
             ids: IdGen::new(),
-            seq: 0,
+            resume: Resume::default(),
         }
+    }
+
+    /// Goes on from `resume` (a previous reader's state) instead of starting afresh.
+    pub fn resuming(mut self, resume: Resume) -> Self {
+        self.resume = resume;
+        self
     }
 
     /// Reads the stream until `token` is cancelled, the server stops it for good, or the
@@ -73,7 +119,7 @@ impl StreamTask {
         cfg.max_event_bytes = self.settings.max_event_bytes;
         let (tx, mut rx) = mpsc::channel(CLIENT_QUEUE);
         let client_token = token.child_token();
-        let reader = sse::run(cfg, String::new(), tx, client_token.clone());
+        let reader = sse::run(cfg, self.resume.last_event_id(), tx, client_token.clone());
         let consume = async {
             while let Some(ev) = rx.recv().await {
                 if !self.handle(ev, &token).await {
@@ -84,7 +130,11 @@ impl StreamTask {
             client_token.cancel();
         };
         tokio::join!(reader, consume);
-        self.status.update(&self.key, |s| s.connected = false);
+        self.status.update(&self.key, |s| {
+            if s.state != StreamState::Stopped {
+                s.set_state(StreamState::Idle);
+            }
+        });
         tracing::debug!(stream = %self.key, "stream reader stopped");
     }
 
@@ -116,24 +166,32 @@ impl StreamTask {
         match ev {
             ClientEvent::Connecting { attempt } => {
                 tracing::debug!(stream = %key, attempt, "connecting");
-                self.status.update(&key, |s| s.connects += 1);
+                self.status.update(&key, |s| {
+                    s.connects += 1;
+                    if s.state != StreamState::Disconnected {
+                        s.set_state(StreamState::Connecting);
+                    }
+                });
             }
             ClientEvent::Connected => {
                 tracing::info!(stream = %key, "SSE stream connected");
                 self.ids.connected();
-                self.status.update(&key, |s| s.connected = true);
+                self.status.update(&key, |s| {
+                    s.set_state(StreamState::Connected);
+                    s.last_error.clear();
+                });
             }
             ClientEvent::Disconnected { error, retry_in } => {
                 tracing::warn!(stream = %key, %error, ?retry_in, "SSE stream disconnected");
                 self.status.update(&key, |s| {
-                    s.connected = false;
+                    s.set_state(StreamState::Disconnected);
                     s.last_error = error;
                 });
             }
             ClientEvent::Stopped { reason } => {
                 tracing::warn!(stream = %key, %reason, "SSE stream stopped; no reconnection until the resource changes");
                 self.status.update(&key, |s| {
-                    s.connected = false;
+                    s.set_state(StreamState::Stopped);
                     s.last_error = reason;
                 });
             }
@@ -177,12 +235,11 @@ impl StreamTask {
         );
         let (traceparent, tracestate) = sse_runtime::telemetry::trace_context(&span);
         for route in d.routes {
-            self.seq += 1;
             let routed = RoutedEvent {
                 id: self
                     .ids
                     .id(&self.key, &route.subject(), &e.last_event_id, index),
-                seq: self.seq,
+                seq: self.resume.next_seq(),
                 stream_key: self.key.clone(),
                 data: e.data.clone(),
                 sse_event: e.event_type.clone(),
@@ -197,6 +254,7 @@ impl StreamTask {
                 _ = token.cancelled() => return false,
             }
         }
+        self.resume.set_last_event_id(&e.last_event_id);
         true
     }
 }

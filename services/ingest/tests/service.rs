@@ -284,6 +284,9 @@ async fn routes_events_resends_unacked_and_reports_status() {
         format!("http://{schema}"),
         "--resources".into(),
         dir.path().display().to_string(),
+        // Status reports travel the same stream; these tests count only routed events.
+        "--status-topic".into(),
+        String::new(),
     ])
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -506,6 +509,8 @@ async fn a_full_in_flight_window_stops_forwarding() {
         dir.path().display().to_string(),
         "--max-in-flight".into(),
         "2".into(),
+        "--status-topic".into(),
+        String::new(),
     ])
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

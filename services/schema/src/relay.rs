@@ -313,6 +313,8 @@ pub fn subject_of(ev: &Event) -> Option<String> {
         RouteKind::Event => true,
         RouteKind::Dataset => false,
         RouteKind::Unspecified => !route.event.is_empty(),
+        // The connector's own status reports get no schema.
+        RouteKind::Status => return None,
     };
     Some(if event_kind {
         format!("{}/{}/{}", route.asset, route.group, route.event)
