@@ -63,6 +63,15 @@ pub struct Config {
     /// Events sent to the schema service and not yet acknowledged; reading pauses at this many.
     #[arg(long, env = "INGEST_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: u64,
+    /// Ingest replicas splitting the SSE streams by rendezvous hashing of the stream key (1: read every stream).
+    #[arg(long, env = "INGEST_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub replicas: u32,
+    /// This replica's ordinal in 0..replicas (default: from the pod name).
+    #[arg(long, env = "INGEST_ORDINAL")]
+    pub ordinal: Option<u32>,
+    /// StatefulSet pod name `<name>-<ordinal>`: gives the ordinal when `--ordinal` is not set.
+    #[arg(long = "pod-name", env = "POD_NAME")]
+    pub pod_name: Option<String>,
 }
 
 impl Config {

@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod report;
 pub mod resources;
 pub mod routing;
+pub mod shard;
 pub mod sse;
 pub mod status;
 pub mod streams;
