@@ -122,6 +122,7 @@ fn plan_streams(
         tracing::warn!(resource = %e.resource, file = %e.file, error = %e.message, "resource cannot be served");
     }
     let plans = routing::plan(res);
+    let plans = shard::select(config, plans);
     tracing::info!(
         dir = %config.resources.display(),
         devices = res.devices.len(),
