@@ -3,6 +3,7 @@
 //! TLS client configuration and the exit code for bad configuration.
 
 pub mod backoff;
+pub mod peers;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;
