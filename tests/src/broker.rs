@@ -1,6 +1,8 @@
-//! A real Mosquitto broker on a free loopback port, stopped when dropped.
+//! A real Mosquitto broker on a free loopback port, stopped when dropped. It can take extra
+//! configuration lines (ACLs, password files, TLS), keep its state on disk, and be stopped and
+//! started again on the same port, for fault tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -11,49 +13,88 @@ use tokio::process::{Child, Command};
 pub struct Mosquitto {
     /// The port it listens on (127.0.0.1).
     pub port: u16,
-    child: Child,
+    child: Option<Child>,
+    conf: PathBuf,
     _dir: tempfile::TempDir,
 }
+
+/// Settings of the default configuration; a line of the extra configuration that starts with
+/// one of these keys replaces the default line.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("allow_anonymous", "allow_anonymous true"),
+    ("persistence", "persistence false"),
+    ("max_inflight_messages", "max_inflight_messages 0"),
+    ("max_queued_messages", "max_queued_messages 100000"),
+];
 
 impl Mosquitto {
     /// Starts Mosquitto with anonymous access on a free port and waits until it accepts connections.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts Mosquitto on a free port with `extra` configuration lines after the listener line
+    /// (e.g. `acl_file /path`, `password_file /path`, `require_certificate true`). `{dir}` in a
+    /// line is replaced by the broker's own directory (for `persistence_location {dir}/`).
+    pub async fn start_with(extra: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
         let conf: PathBuf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 0\nmax_queued_messages 100000\n"
-            ),
-        )?;
+        std::fs::write(&conf, config(port, dir.path(), extra))?;
+        let mut m = Self {
+            port,
+            child: None,
+            conf,
+            _dir: dir,
+        };
+        m.spawn().await?;
+        Ok(m)
+    }
+
+    /// Starts Mosquitto that keeps sessions and queued messages on disk, so a stop with
+    /// [`Mosquitto::terminate`] and a [`Mosquitto::restart`] lose nothing.
+    pub async fn start_persistent() -> anyhow::Result<Self> {
+        Self::start_with(&["persistence true", "persistence_location {dir}/"]).await
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
         let child = Command::new(mosquitto_path())
             .arg("-c")
-            .arg(&conf)
+            .arg(&self.conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .context("cannot start mosquitto: install it with `just setup` (apt mosquitto)")?;
+        self.child = Some(child);
         let start = Instant::now();
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
                 .await
                 .is_ok()
             {
-                break;
+                return Ok(());
+            }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                anyhow::bail!(
+                    "mosquitto exited at start ({status}); config:\n{}",
+                    self.config_text()
+                );
             }
             anyhow::ensure!(
                 start.elapsed() < Duration::from_secs(20),
-                "mosquitto did not accept connections on port {port}"
+                "mosquitto did not accept connections on port {}",
+                self.port
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(Self {
-            port,
-            child,
-            _dir: dir,
-        })
+    }
+
+    /// The configuration file's text (for failure messages).
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(&self.conf).unwrap_or_default()
     }
 
     /// `mqtt://127.0.0.1:<port>`.
@@ -63,8 +104,57 @@ impl Mosquitto {
 
     /// Stops the broker now.
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        self.kill().await;
     }
+
+    /// Kills the broker (SIGKILL) and waits for it to exit; [`Mosquitto::restart`] starts it again.
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+        }
+    }
+
+    /// Stops the broker with SIGTERM (it saves its state when persistent) and waits for it to
+    /// exit; [`Mosquitto::restart`] starts it again on the same port.
+    pub async fn terminate(&mut self) -> anyhow::Result<()> {
+        let Some(mut c) = self.child.take() else {
+            return Ok(());
+        };
+        let pid = c.id().context("mosquitto already exited")?;
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {pid} failed");
+        tokio::time::timeout(Duration::from_secs(20), c.wait())
+            .await
+            .context("mosquitto did not exit after SIGTERM")??;
+        Ok(())
+    }
+
+    /// Starts the broker again on the same port with the same configuration (and, when
+    /// persistent, the state it saved).
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "mosquitto is still running");
+        self.spawn().await
+    }
+}
+
+fn config(port: u16, dir: &Path, extra: &[&str]) -> String {
+    let mut out = format!("listener {port} 127.0.0.1\n");
+    for (key, line) in DEFAULTS {
+        let replaced = extra
+            .iter()
+            .any(|l| l.split_whitespace().next() == Some(*key));
+        if !replaced {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    for line in extra {
+        out.push_str(&line.replace("{dir}", &dir.display().to_string()));
+        out.push('\n');
+    }
+    out
 }
 
 fn mosquitto_path() -> PathBuf {
@@ -80,4 +170,22 @@ fn mosquitto_path() -> PathBuf {
 pub fn free_port() -> std::io::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_lines_replace_defaults() {
+        let c = config(
+            1883,
+            Path::new("/d"),
+            &["persistence true", "persistence_location {dir}/"],
+        );
+        assert!(c.starts_with("listener 1883 127.0.0.1\n"));
+        assert!(!c.contains("persistence false"));
+        assert!(c.contains("persistence true\npersistence_location /d/\n"));
+        assert!(c.contains("allow_anonymous true"));
+    }
 }

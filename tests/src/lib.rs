@@ -7,6 +7,7 @@
 pub mod broker;
 pub mod grpcurl;
 pub mod mqtt;
+pub mod numbered;
 pub mod otlp;
 pub mod pki;
 pub mod procs;

@@ -25,6 +25,12 @@ pub fn bin_dir() -> PathBuf {
     dir
 }
 
+fn tracing_free_note(name: &str, e: &anyhow::Error) {
+    if std::env::var_os("SSE_TEST_LOGS").is_some() {
+        eprintln!("[{name}] restart attempt failed: {e:#}");
+    }
+}
+
 /// A running service process; killed when dropped.
 pub struct Service {
     /// Binary name.
@@ -34,12 +40,24 @@ pub struct Service {
     child: Child,
     /// Every line it wrote to stderr (logs), for assertions and failure output.
     pub logs: Arc<Mutex<Vec<String>>>,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
 }
 
 impl Service {
     /// Starts `name` (e.g. `sse-publisher`) with `args` plus `--listen 127.0.0.1:0`, and `envs`.
     pub async fn start(
         name: &str,
+        args: &[String],
+        envs: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        Self::start_on(name, SocketAddr::from(([127, 0, 0, 1], 0)), args, envs).await
+    }
+
+    /// Starts `name` listening on `listen` (port 0 picks a free port), with `args` and `envs`.
+    pub async fn start_on(
+        name: &str,
+        listen: SocketAddr,
         args: &[String],
         envs: &[(String, String)],
     ) -> anyhow::Result<Self> {
@@ -51,7 +69,7 @@ impl Service {
         );
         let mut cmd = Command::new(&path);
         cmd.arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen.to_string())
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -99,7 +117,52 @@ impl Service {
             addr,
             child,
             logs,
+            args: args.to_vec(),
+            envs: envs.to_vec(),
         })
+    }
+
+    /// Kills the process with SIGKILL (no drain, no goodbye) and waits for it to exit.
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await.context("kill -9")?;
+        Ok(())
+    }
+
+    /// Starts the same binary again with the same arguments, on the same address it had (so
+    /// its peers find it again); the logs keep accumulating.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        let started = tokio::time::Instant::now();
+        let next = loop {
+            match Self::start_on(&self.name, self.addr, &self.args, &self.envs).await {
+                Ok(next) => break next,
+                // The old socket may linger for a moment after a kill.
+                Err(e) if started.elapsed() < Duration::from_secs(20) => {
+                    tracing_free_note(&self.name, &e);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let old_logs = std::mem::take(&mut *self.logs.lock().map_err(|_| anyhow::anyhow!("logs"))?);
+        if let Ok(mut new) = next.logs.lock() {
+            let mut all = old_logs;
+            all.push(format!("---- {} restarted ----", self.name));
+            all.append(&mut new);
+            *new = all;
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// Resident memory of the process in KiB (`VmRSS` of `/proc/<pid>/status`).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
     }
 
     /// `http://<addr>`, the form the services take for their peers.

@@ -1,15 +1,28 @@
-//! Configuration: flags with environment fallbacks, validated into the settings the MQTT
+//! Configuration: flags with environment fallbacks, merged with Azure IoT Operations'
+//! `MQTT_CONNECTION_CONFIGURATION` (explicit flags win), and validated into the settings the MQTT
 //! connection needs before anything starts (bad values exit with code 64 in `main`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use rand::Rng;
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject;
+use serde::Deserialize;
 
 use crate::error::Error;
+
+/// Keep-alive when neither a flag nor the Azure configuration sets one.
+const DEFAULT_KEEP_ALIVE_SECS: u64 = 30;
+/// Session expiry when neither a flag nor the Azure configuration sets one.
+const DEFAULT_SESSION_EXPIRY_SECS: u32 = 3600;
+/// In-flight limit when neither a flag nor the Azure configuration sets one.
+const DEFAULT_MAX_INFLIGHT: u16 = 100;
+/// The file name of the connection configuration in Azure's connector configuration mount.
+const AIO_CONNECTION_FILE: &str = "MQTT_CONNECTION_CONFIGURATION";
 
 /// Flags of `sse-publisher`, each also read from the environment variable named in brackets.
 #[derive(Debug, Clone, Parser)]
@@ -22,113 +35,393 @@ pub struct Config {
     /// Address the gRPC server listens on (port 0 picks a free port).
     #[arg(long, env = "PUBLISHER_LISTEN", default_value = "127.0.0.1:50053")]
     pub listen: SocketAddr,
-    /// Broker URL: `mqtt://host:port`, or `mqtts://host:port` for TLS.
-    #[arg(long, env = "MQTT_URL", default_value = "mqtt://127.0.0.1:1883")]
-    pub mqtt_url: String,
-    /// MQTT client id (default: CONNECTOR_ID, else `sse-publisher-<random>`).
-    #[arg(long, env = "MQTT_CLIENT_ID")]
-    pub mqtt_client_id: Option<String>,
-    /// Connector id, the client id when `--mqtt-client-id` is not given (Azure IoT Operations).
+    /// Broker URL: `mqtt://host:port`, or `mqtts://host:port` for TLS
+    /// [default: from MQTT_CONNECTION_CONFIGURATION, else mqtt://127.0.0.1:1883].
+    #[arg(long, env = "MQTT_URL")]
+    pub mqtt_url: Option<String>,
+    /// MQTT client id (default: CONNECTOR_ID, else POD_NAME, else `sse-publisher-<random>`).
+    #[arg(
+        long = "client-id",
+        visible_alias = "mqtt-client-id",
+        env = "MQTT_CLIENT_ID"
+    )]
+    pub client_id: Option<String>,
+    /// Connector id, the client id when `--client-id` is not given (Azure IoT Operations).
     #[arg(long = "connector-id", env = "CONNECTOR_ID", hide = true)]
     pub connector_id: Option<String>,
+    /// Pod name, the client id when neither `--client-id` nor CONNECTOR_ID is given.
+    #[arg(long = "pod-name", env = "POD_NAME", hide = true)]
+    pub pod_name: Option<String>,
     /// MQTT user name.
     #[arg(long, env = "MQTT_USERNAME")]
     pub mqtt_username: Option<String>,
     /// File holding the MQTT password, read at each connect (so rotation needs no restart).
     #[arg(long, env = "MQTT_PASSWORD_FILE")]
     pub mqtt_password_file: Option<PathBuf>,
+    /// Service account token file for the `K8S-SAT` MQTT 5 enhanced authentication (Azure IoT
+    /// Operations), read at each connect.
+    #[arg(long, env = "MQTT_SAT_FILE")]
+    pub mqtt_sat_file: Option<PathBuf>,
     /// Extra CA certificates (PEM) trusted for `mqtts://`, on top of the system roots.
     #[arg(long, env = "MQTT_CA_FILE")]
     pub mqtt_ca_file: Option<PathBuf>,
-    /// MQTT keep-alive in seconds (at least 5).
-    #[arg(long, env = "MQTT_KEEP_ALIVE", default_value_t = 30)]
-    pub mqtt_keep_alive: u64,
-    /// Most QoS 1 publishes awaiting the broker's PUBACK at once.
-    #[arg(long, env = "MQTT_MAX_INFLIGHT", default_value_t = 100)]
-    pub max_inflight: u16,
+    /// Client certificate chain (PEM) for mutual TLS; needs `--mqtt-key-file`.
+    #[arg(long, env = "MQTT_CERT_FILE", requires = "mqtt_key_file")]
+    pub mqtt_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of `--mqtt-cert-file`.
+    #[arg(long, env = "MQTT_KEY_FILE", requires = "mqtt_cert_file")]
+    pub mqtt_key_file: Option<PathBuf>,
+    /// MQTT keep-alive in seconds, at least 5 [default: 30].
+    #[arg(long, env = "MQTT_KEEP_ALIVE")]
+    pub mqtt_keep_alive: Option<u64>,
+    /// Session expiry interval in seconds: how long the broker keeps the session (and the
+    /// unacknowledged publishes) after a disconnect [default: 3600].
+    #[arg(long, env = "MQTT_SESSION_EXPIRY")]
+    pub mqtt_session_expiry: Option<u32>,
+    /// Start with a clean session (discards what the broker kept of the last one).
+    #[arg(long, env = "MQTT_CLEAN_START")]
+    pub mqtt_clean_start: bool,
+    /// Most QoS 1 publishes awaiting the broker's PUBACK at once [default: 100].
+    #[arg(long, env = "MQTT_MAX_INFLIGHT")]
+    pub max_inflight: Option<u16>,
+    /// A QoS 1 publish without PUBACK for this long recycles the connection (and is re-sent).
+    #[arg(long, env = "MQTT_PUBACK_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub puback_timeout: Duration,
+    /// How long to wait for the state store's response to a SET before trying again.
+    #[arg(long, env = "STATE_STORE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub state_store_timeout: Duration,
+    /// Attempts of a state store SET before the event is acknowledged with an error.
+    #[arg(long, env = "STATE_STORE_ATTEMPTS", default_value_t = 3)]
+    pub state_store_attempts: u32,
+    /// Azure IoT Operations broker connection configuration: a JSON file path, or the JSON text
+    /// itself (host, keepAliveSeconds, maxInflightMessages, sessionExpirySeconds, tls,
+    /// authentication). Flags win over it.
+    #[arg(long, env = "MQTT_CONNECTION_CONFIGURATION")]
+    pub mqtt_connection_configuration: Option<String>,
+    /// Azure's connector configuration mount; its `MQTT_CONNECTION_CONFIGURATION` file is used
+    /// when `--mqtt-connection-configuration` is not given.
+    #[arg(long, env = "CONNECTOR_CONFIGURATION_MOUNT_PATH", hide = true)]
+    pub connector_configuration_dir: Option<PathBuf>,
+    /// Azure's broker CA bundle mount (a directory of PEM files), trusted when the Azure
+    /// configuration enables TLS and `--mqtt-ca-file` is not given.
+    #[arg(long, env = "BROKER_TLS_TRUST_BUNDLE_CACERT_MOUNT_PATH", hide = true)]
+    pub broker_trust_dir: Option<PathBuf>,
+    /// Azure's broker service account token file, used when the Azure configuration asks for
+    /// `ServiceAccountToken` authentication and `--mqtt-sat-file` is not given.
+    #[arg(long, env = "BROKER_SAT_MOUNT_PATH", hide = true)]
+    pub broker_sat_file: Option<PathBuf>,
+}
+
+/// Where the TLS material comes from; read afresh at each connect (rotation needs no restart).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM files of extra trusted CAs.
+    pub ca_files: Vec<PathBuf>,
+    /// Client certificate chain and private key, for mutual TLS.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+impl TlsFiles {
+    /// A rustls client configuration from the files (ring provider, system roots plus the CAs).
+    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, Error> {
+        let mut roots = sse_runtime::tls::system_roots();
+        for path in &self.ca_files {
+            let certs = sse_runtime::tls::load_certs(path)
+                .map_err(|e| Error::Config(format!("broker CA: {e}")))?;
+            for c in certs {
+                roots
+                    .add(c)
+                    .map_err(|e| Error::Config(format!("broker CA {}: {e}", path.display())))?;
+            }
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(sse_runtime::tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Config(format!("tls: {e}")))?
+            .with_root_certificates(roots);
+        let config = match &self.client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = sse_runtime::tls::load_certs(cert)
+                    .map_err(|e| Error::Config(format!("client certificate: {e}")))?;
+                // The key's parse error is not shown: it could quote key material.
+                let key_der = PrivateKeyDer::from_pem_file(key).map_err(|_| {
+                    Error::Config(format!(
+                        "client key {}: unreadable or not a PEM private key",
+                        key.display()
+                    ))
+                })?;
+                builder
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(|e| Error::Config(format!("client certificate and key: {e}")))?
+            }
+        };
+        Ok(Arc::new(config))
+    }
 }
 
 /// Validated MQTT connection settings.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct MqttSettings {
     /// Broker host name or address.
     pub host: String,
     /// Broker port.
     pub port: u16,
-    /// TLS client configuration, for `mqtts://`.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// TLS material, for `mqtts://`.
+    pub tls: Option<TlsFiles>,
     /// MQTT client id.
     pub client_id: String,
     /// User name, if any.
     pub username: Option<String>,
     /// Password file, read at connect time.
     pub password_file: Option<PathBuf>,
+    /// Service account token file for `K8S-SAT` authentication, read at connect time.
+    pub sat_file: Option<PathBuf>,
     /// Keep-alive interval.
     pub keep_alive: Duration,
+    /// Session expiry interval in seconds.
+    pub session_expiry: u32,
+    /// Start with a clean session.
+    pub clean_start: bool,
     /// Most QoS 1 publishes in flight.
     pub max_inflight: u16,
+    /// How long a QoS 1 publish may wait for its PUBACK before the connection is recycled.
+    pub puback_timeout: Duration,
+    /// How long to wait for a state store response.
+    pub store_timeout: Duration,
+    /// Attempts of a state store request.
+    pub store_attempts: u32,
 }
 
-impl std::fmt::Debug for MqttSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MqttSettings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls.is_some())
-            .field("client_id", &self.client_id)
-            .field("username", &self.username)
-            .field("password_file", &self.password_file)
-            .field("keep_alive", &self.keep_alive)
-            .field("max_inflight", &self.max_inflight)
-            .finish()
+/// The fields of Azure IoT Operations' `MQTT_CONNECTION_CONFIGURATION` the publisher uses.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AioConnection {
+    host: Option<String>,
+    port: Option<u16>,
+    keep_alive_seconds: Option<u64>,
+    max_inflight_messages: Option<u16>,
+    protocol: Option<String>,
+    session_expiry_seconds: Option<u32>,
+    tls: Option<AioTls>,
+    authentication: Option<AioAuthentication>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AioTls {
+    mode: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AioAuthentication {
+    method: Option<String>,
+}
+
+impl AioConnection {
+    /// Reads `raw`: JSON text when it starts with `{`, else the path of a JSON file.
+    fn load(raw: &str) -> Result<Self, Error> {
+        let (text, what) = if raw.trim_start().starts_with('{') {
+            (raw.to_string(), "MQTT_CONNECTION_CONFIGURATION".to_string())
+        } else {
+            let text = std::fs::read_to_string(raw).map_err(|e| {
+                Error::Config(format!("MQTT_CONNECTION_CONFIGURATION file {raw}: {e}"))
+            })?;
+            (text, format!("MQTT_CONNECTION_CONFIGURATION file {raw}"))
+        };
+        serde_json::from_str(&text).map_err(|e| Error::Config(format!("{what}: {e}")))
+    }
+
+    fn tls_enabled(&self) -> bool {
+        self.tls
+            .as_ref()
+            .and_then(|t| t.mode.as_deref())
+            .is_some_and(|m| m.eq_ignore_ascii_case("enabled"))
+    }
+
+    /// `mqtt(s)://host:port` from `host` (which may carry the port) and `port`.
+    fn url(&self) -> Result<Option<String>, Error> {
+        if let Some(p) = self.protocol.as_deref()
+            && !p.eq_ignore_ascii_case("mqtt")
+        {
+            return Err(Error::Config(format!(
+                "MQTT_CONNECTION_CONFIGURATION protocol {p:?}: only mqtt is supported"
+            )));
+        }
+        let Some(host) = self.host.as_deref().filter(|h| !h.is_empty()) else {
+            return Ok(None);
+        };
+        let scheme = if self.tls_enabled() { "mqtts" } else { "mqtt" };
+        let has_port = match host.rsplit_once(':') {
+            Some((h, p)) => {
+                !p.is_empty()
+                    && p.bytes().all(|b| b.is_ascii_digit())
+                    && (!h.contains(':') || h.ends_with(']'))
+            }
+            None => false,
+        };
+        Ok(Some(match (has_port, self.port) {
+            (true, _) | (false, None) => format!("{scheme}://{host}"),
+            (false, Some(port)) => format!("{scheme}://{host}:{port}"),
+        }))
+    }
+
+    /// Whether the configuration asks for service account token authentication.
+    fn wants_sat(&self) -> Result<bool, Error> {
+        match self
+            .authentication
+            .as_ref()
+            .and_then(|a| a.method.as_deref())
+        {
+            None => Ok(false),
+            Some(m) => match m.to_ascii_lowercase().as_str() {
+                "sat" | "serviceaccounttoken" | "kubernetes" | "k8s-sat" => Ok(true),
+                "none" | "anonymous" => Ok(false),
+                _ => Err(Error::Config(format!(
+                    "MQTT_CONNECTION_CONFIGURATION authentication.method {m:?}: use ServiceAccountToken"
+                ))),
+            },
+        }
     }
 }
 
 impl Config {
-    /// Validates the flags into connection settings; reads the CA file, if any.
+    /// The Azure connection configuration: the flag (path or JSON), else the file in the
+    /// connector configuration mount, else none.
+    fn aio_connection(&self) -> Result<AioConnection, Error> {
+        if let Some(raw) = self
+            .mqtt_connection_configuration
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+        {
+            return AioConnection::load(raw);
+        }
+        if let Some(dir) = &self.connector_configuration_dir {
+            let file = dir.join(AIO_CONNECTION_FILE);
+            if file.is_file() {
+                return AioConnection::load(&file.display().to_string());
+            }
+        }
+        Ok(AioConnection::default())
+    }
+
+    /// Validates the flags (and the Azure configuration) into connection settings; reads the
+    /// TLS files once so that a bad one stops the start.
     pub fn mqtt_settings(&self) -> Result<MqttSettings, Error> {
-        let (host, port, tls) = parse_url(&self.mqtt_url)?;
+        let aio = self.aio_connection()?;
+        let url = match (&self.mqtt_url, aio.url()?) {
+            (Some(u), _) => u.clone(),
+            (None, Some(u)) => u,
+            (None, None) => "mqtt://127.0.0.1:1883".to_string(),
+        };
+        let (host, port, tls) = parse_url(&url)?;
         let tls = if tls {
-            let extra = match &self.mqtt_ca_file {
-                Some(path) => sse_runtime::tls::load_certs(path)
-                    .map_err(|e| Error::Config(format!("--mqtt-ca-file: {e}")))?,
-                None => Vec::new(),
+            let ca_files = match (&self.mqtt_ca_file, &self.broker_trust_dir) {
+                (Some(f), _) => vec![f.clone()],
+                (None, Some(dir)) if aio.tls_enabled() => pem_files(dir)?,
+                (None, _) => Vec::new(),
             };
-            let cfg = sse_runtime::tls::client_config(extra)
-                .map_err(|e| Error::Config(format!("tls: {e}")))?;
-            Some(Arc::new(cfg))
+            let files = TlsFiles {
+                ca_files,
+                client: self.mqtt_cert_file.clone().zip(self.mqtt_key_file.clone()),
+            };
+            files.client_config()?;
+            Some(files)
         } else {
+            if self.mqtt_cert_file.is_some() || self.mqtt_ca_file.is_some() {
+                return Err(Error::Config(format!(
+                    "--mqtt-ca-file / --mqtt-cert-file need a TLS broker URL (mqtts://), got {url:?}"
+                )));
+            }
             None
         };
-        if self.mqtt_keep_alive < 5 {
+        let sat_file = match (&self.mqtt_sat_file, aio.wants_sat()?) {
+            (Some(f), _) => Some(f.clone()),
+            (None, true) => Some(self.broker_sat_file.clone().ok_or_else(|| {
+                Error::Config(
+                    "MQTT_CONNECTION_CONFIGURATION asks for ServiceAccountToken authentication: \
+                     set --mqtt-sat-file or BROKER_SAT_MOUNT_PATH"
+                        .into(),
+                )
+            })?),
+            (None, false) => None,
+        };
+        let sat_file = sat_file.map(|f| if f.is_dir() { f.join("token") } else { f });
+        let keep_alive = self
+            .mqtt_keep_alive
+            .or(aio.keep_alive_seconds)
+            .unwrap_or(DEFAULT_KEEP_ALIVE_SECS);
+        if keep_alive < 5 {
             return Err(Error::Config(format!(
-                "--mqtt-keep-alive must be at least 5 seconds, got {}",
-                self.mqtt_keep_alive
+                "--mqtt-keep-alive must be at least 5 seconds, got {keep_alive}"
             )));
         }
-        if self.max_inflight == 0 {
+        let max_inflight = self
+            .max_inflight
+            .or(aio.max_inflight_messages)
+            .unwrap_or(DEFAULT_MAX_INFLIGHT);
+        if max_inflight == 0 {
             return Err(Error::Config("--max-inflight must be at least 1".into()));
+        }
+        if self.puback_timeout < Duration::from_secs(1) {
+            return Err(Error::Config("--puback-timeout must be at least 1s".into()));
+        }
+        if self.state_store_attempts == 0 {
+            return Err(Error::Config(
+                "--state-store-attempts must be at least 1".into(),
+            ));
         }
         Ok(MqttSettings {
             host,
             port,
             tls,
-            client_id: client_id(self.mqtt_client_id.as_deref(), self.connector_id.as_deref()),
+            client_id: client_id(
+                self.client_id.as_deref(),
+                self.connector_id.as_deref(),
+                self.pod_name.as_deref(),
+            ),
             username: self.mqtt_username.clone().filter(|u| !u.is_empty()),
             password_file: self.mqtt_password_file.clone(),
-            keep_alive: Duration::from_secs(self.mqtt_keep_alive),
-            max_inflight: self.max_inflight,
+            sat_file,
+            keep_alive: Duration::from_secs(keep_alive),
+            session_expiry: self
+                .mqtt_session_expiry
+                .or(aio.session_expiry_seconds)
+                .unwrap_or(DEFAULT_SESSION_EXPIRY_SECS),
+            clean_start: self.mqtt_clean_start,
+            max_inflight,
+            puback_timeout: self.puback_timeout,
+            store_timeout: self.state_store_timeout.max(Duration::from_millis(100)),
+            store_attempts: self.state_store_attempts,
         })
     }
 }
 
-/// The client id: the flag, else the connector id, else `sse-publisher-<random>`.
-fn client_id(flag: Option<&str>, connector: Option<&str>) -> String {
-    if let Some(id) = flag.filter(|s| !s.is_empty()) {
-        return id.to_string();
+/// Every regular file of `dir` (sorted), each expected to hold PEM certificates.
+fn pem_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let bad =
+        |e: std::io::Error| Error::Config(format!("broker CA directory {}: {e}", dir.display()));
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(bad)? {
+        let path = entry.map_err(bad)?.path();
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if path.is_file() && !hidden {
+            files.push(path);
+        }
     }
-    if let Some(id) = connector.filter(|s| !s.is_empty()) {
-        return id.to_string();
+    files.sort();
+    Ok(files)
+}
+
+/// The client id: the flag, else the connector id, else the pod name, else a random one.
+fn client_id(flag: Option<&str>, connector: Option<&str>, pod: Option<&str>) -> String {
+    for id in [flag, connector, pod].into_iter().flatten() {
+        if !id.is_empty() {
+            return id.to_string();
+        }
     }
     let n: u64 = rand::rng().random();
     format!("sse-publisher-{n:016x}")
@@ -194,22 +487,166 @@ mod tests {
 
     #[test]
     fn client_id_precedence() {
-        assert_eq!(client_id(Some("a"), Some("b")), "a");
-        assert_eq!(client_id(None, Some("b")), "b");
-        assert_eq!(client_id(Some(""), Some("b")), "b");
-        assert!(client_id(None, None).starts_with("sse-publisher-"));
+        assert_eq!(client_id(Some("a"), Some("b"), Some("c")), "a");
+        assert_eq!(client_id(None, Some("b"), Some("c")), "b");
+        assert_eq!(client_id(Some(""), Some("b"), None), "b");
+        assert_eq!(client_id(None, None, Some("pod-7")), "pod-7");
+        assert!(client_id(None, None, None).starts_with("sse-publisher-"));
+        let s = config(&["--pod-name", "pod-1", "--mqtt-url", "mqtt://h"])
+            .mqtt_settings()
+            .unwrap();
+        assert_eq!(s.client_id, "pod-1");
     }
 
     #[test]
     fn validates_numbers() {
-        assert!(config(&["--mqtt-keep-alive", "2"]).mqtt_settings().is_err());
-        assert!(config(&["--max-inflight", "0"]).mqtt_settings().is_err());
-        let s = config(&["--mqtt-client-id", "pub-1"])
-            .mqtt_settings()
-            .unwrap();
+        let args = ["--mqtt-url", "mqtt://127.0.0.1:1883"];
+        let with = |extra: &[&str]| {
+            let mut a = args.to_vec();
+            a.extend_from_slice(extra);
+            config(&a).mqtt_settings()
+        };
+        assert!(with(&["--mqtt-keep-alive", "2"]).is_err());
+        assert!(with(&["--max-inflight", "0"]).is_err());
+        assert!(with(&["--state-store-attempts", "0"]).is_err());
+        let s = with(&["--mqtt-client-id", "pub-1"]).unwrap();
         assert_eq!(s.client_id, "pub-1");
         assert_eq!(s.keep_alive, Duration::from_secs(30));
         assert_eq!(s.max_inflight, 100);
+        assert_eq!(s.session_expiry, 3600);
+        assert!(!s.clean_start);
+        assert_eq!(s.puback_timeout, Duration::from_secs(30));
         assert!(s.tls.is_none());
+        let s = with(&[
+            "--client-id",
+            "pub-2",
+            "--mqtt-clean-start",
+            "--mqtt-session-expiry",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(s.client_id, "pub-2");
+        assert!(s.clean_start);
+        assert_eq!(s.session_expiry, 0);
+    }
+
+    const AIO: &str = r#"{"host":"aio-broker:18883","keepAliveSeconds":60,"maxInflightMessages":7,
+        "protocol":"mqtt","sessionExpirySeconds":600,"tls":{"mode":"Enabled"},
+        "authentication":{"method":"ServiceAccountToken","serviceAccountTokenSettings":{"audience":"aio-internal"}}}"#;
+
+    #[test]
+    fn azure_connection_configuration_as_json_text() {
+        let s = config(&[
+            "--mqtt-connection-configuration",
+            AIO,
+            "--broker-sat-file",
+            "/var/run/secrets/tokens/broker-sat",
+        ])
+        .mqtt_settings()
+        .unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("aio-broker", 18883));
+        assert!(s.tls.is_some());
+        assert_eq!(s.keep_alive, Duration::from_secs(60));
+        assert_eq!(s.max_inflight, 7);
+        assert_eq!(s.session_expiry, 600);
+        assert_eq!(
+            s.sat_file.as_deref(),
+            Some(Path::new("/var/run/secrets/tokens/broker-sat"))
+        );
+    }
+
+    #[test]
+    fn flags_win_over_the_azure_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(AIO_CONNECTION_FILE);
+        std::fs::write(&file, AIO).unwrap();
+        let s = config(&[
+            "--connector-configuration-dir",
+            &dir.path().display().to_string(),
+            "--mqtt-url",
+            "mqtt://127.0.0.1:1999",
+            "--mqtt-keep-alive",
+            "9",
+            "--max-inflight",
+            "3",
+            "--mqtt-sat-file",
+            "/tmp/sat",
+        ])
+        .mqtt_settings()
+        .unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 1999));
+        assert!(s.tls.is_none());
+        assert_eq!(s.keep_alive, Duration::from_secs(9));
+        assert_eq!(s.max_inflight, 3);
+        assert_eq!(s.session_expiry, 600);
+        assert_eq!(s.sat_file.as_deref(), Some(Path::new("/tmp/sat")));
+        // the same file named by path
+        let s = config(&[
+            "--mqtt-connection-configuration",
+            &file.display().to_string(),
+            "--mqtt-sat-file",
+            "/tmp/sat",
+        ])
+        .mqtt_settings()
+        .unwrap();
+        assert_eq!(s.port, 18883);
+    }
+
+    #[test]
+    fn azure_configuration_errors_name_the_field() {
+        let e = config(&["--mqtt-connection-configuration", AIO])
+            .mqtt_settings()
+            .unwrap_err();
+        assert!(e.to_string().contains("BROKER_SAT_MOUNT_PATH"), "{e}");
+        let e = config(&[
+            "--mqtt-connection-configuration",
+            r#"{"host":"h","protocol":"amqp"}"#,
+        ])
+        .mqtt_settings()
+        .unwrap_err();
+        assert!(e.to_string().contains("protocol"), "{e}");
+        let e = config(&["--mqtt-connection-configuration", "/nonexistent/conf.json"])
+            .mqtt_settings()
+            .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/conf.json"), "{e}");
+        let e = config(&["--mqtt-connection-configuration", "{not json"])
+            .mqtt_settings()
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("MQTT_CONNECTION_CONFIGURATION"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn host_forms() {
+        let url = |j: &str| AioConnection::load(j).unwrap().url().unwrap();
+        assert_eq!(url(r#"{"host":"b"}"#).as_deref(), Some("mqtt://b"));
+        assert_eq!(
+            url(r#"{"host":"b","port":1884}"#).as_deref(),
+            Some("mqtt://b:1884")
+        );
+        assert_eq!(
+            url(r#"{"host":"[::1]:1884","tls":{"mode":"Enabled"}}"#).as_deref(),
+            Some("mqtts://[::1]:1884")
+        );
+        assert_eq!(url(r#"{"tls":{"mode":"Disabled"}}"#), None);
+    }
+
+    #[test]
+    fn tls_files_are_checked_at_start() {
+        let e = config(&[
+            "--mqtt-url",
+            "mqtts://h",
+            "--mqtt-ca-file",
+            "/nonexistent/ca.pem",
+        ])
+        .mqtt_settings()
+        .unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+        let e = config(&["--mqtt-url", "mqtt://h", "--mqtt-ca-file", "/x"])
+            .mqtt_settings()
+            .unwrap_err();
+        assert!(e.to_string().contains("mqtts"), "{e}");
     }
 }

@@ -23,6 +23,9 @@ pub enum Error {
     /// The broker refused the message with an MQTT 5 reason code.
     #[error("broker rejected the message: {0}")]
     Rejected(String),
+    /// The state store did not set the key: its answer, or no answer, after bounded attempts.
+    #[error("state store: {0}")]
+    StateStore(String),
     /// No broker connection (in time).
     #[error("mqtt broker unavailable")]
     Unavailable,
@@ -43,6 +46,7 @@ impl Error {
                 | Error::InvalidTopic { .. }
                 | Error::Unsupported(_)
                 | Error::Rejected(_)
+                | Error::StateStore(_)
         )
     }
 }
@@ -52,7 +56,9 @@ impl From<Error> for tonic::Status {
         let msg = e.to_string();
         match e {
             Error::Invalid(_) | Error::InvalidTopic { .. } => tonic::Status::invalid_argument(msg),
-            Error::Unsupported(_) | Error::Rejected(_) => tonic::Status::failed_precondition(msg),
+            Error::Unsupported(_) | Error::Rejected(_) | Error::StateStore(_) => {
+                tonic::Status::failed_precondition(msg)
+            }
             Error::Unavailable | Error::ShuttingDown => tonic::Status::unavailable(msg),
             Error::Config(_) | Error::Serve(_) => tonic::Status::internal(msg),
         }

@@ -62,6 +62,9 @@ pub enum RouteKind {
     Dataset,
     /// An event of an event group.
     Event,
+    /// A status report of the connector itself: published as is and retained, without
+    /// CloudEvents properties.
+    Status,
 }
 
 /// Where an event goes.

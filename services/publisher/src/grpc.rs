@@ -4,13 +4,11 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use rand::Rng;
 use sse_proto::v1 as pb;
 use sse_proto::v1::publisher_service_server::PublisherService;
 use sse_runtime::Shutdown;
@@ -23,7 +21,6 @@ use crate::error::Error;
 use crate::event::{Destination, Event, MqttDestination, Qos, Route, RouteKind, SingleMessage};
 use crate::mqtt::Mqtt;
 use crate::properties::{self, StoreStamp};
-use crate::state_store::Hlc;
 
 /// How long `PublishMessage` waits for a broker connection and then for the broker's ack.
 pub const UNARY_WAIT: Duration = Duration::from_secs(5);
@@ -34,32 +31,17 @@ const RESPONSE_BUFFER: usize = 16;
 #[derive(Clone)]
 pub struct PublisherGrpc {
     mqtt: Mqtt,
-    hlc: Arc<Mutex<Hlc>>,
     shutdown: Shutdown,
 }
 
 impl PublisherGrpc {
     /// A service publishing through `mqtt`; stream handlers stop on `shutdown`.
     pub fn new(mqtt: Mqtt, shutdown: Shutdown) -> Self {
-        Self {
-            mqtt,
-            hlc: Arc::new(Mutex::new(Hlc::default())),
-            shutdown,
-        }
+        Self { mqtt, shutdown }
     }
 
     fn stamp(&self) -> StoreStamp {
-        let client_id = self.mqtt.client_id().to_string();
-        let ts = match self.hlc.lock() {
-            Ok(mut h) => h.next_ts(&client_id),
-            Err(poisoned) => poisoned.into_inner().next_ts(&client_id),
-        };
-        let correlation: [u8; 16] = rand::rng().random();
-        StoreStamp {
-            client_id,
-            ts,
-            correlation: Bytes::copy_from_slice(&correlation),
-        }
+        self.mqtt.stamp()
     }
 }
 
@@ -231,14 +213,16 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, (pb::Ack, Error)> {
         )
     };
     let route = ev.route.clone().unwrap_or_default();
-    let kind = match pb::RouteKind::try_from(route.kind) {
-        Ok(pb::RouteKind::Dataset) => RouteKind::Dataset,
-        Ok(pb::RouteKind::Event) => RouteKind::Event,
-        Ok(pb::RouteKind::Unspecified) => RouteKind::Unspecified,
-        Err(_) => {
+    // Matched by number so this builds with and without ROUTE_KIND_STATUS in the proto.
+    let kind = match route.kind {
+        k if k == pb::RouteKind::Dataset as i32 => RouteKind::Dataset,
+        k if k == pb::RouteKind::Event as i32 => RouteKind::Event,
+        k if k == pb::RouteKind::Unspecified as i32 => RouteKind::Unspecified,
+        ROUTE_KIND_STATUS => RouteKind::Status,
+        other => {
             return Err(fail(
                 &ev,
-                Error::Invalid(format!("unknown route kind {}", route.kind)),
+                Error::Invalid(format!("unknown route kind {other}")),
             ));
         }
     };
@@ -278,6 +262,9 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, (pb::Ack, Error)> {
         dataschema: ev.dataschema,
     })
 }
+
+/// `ROUTE_KIND_STATUS`: a status report of the connector, published as is.
+const ROUTE_KIND_STATUS: i32 = 3;
 
 /// QOS_UNSPECIFIED means QoS 1.
 fn qos_from_proto(q: i32) -> Result<Qos, Error> {

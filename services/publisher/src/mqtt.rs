@@ -32,12 +32,43 @@
 //! that the broker does not have. Messages still outstanding at shutdown are dropped unresolved,
 //! which the caller sees as "not acknowledged" and re-sends.
 
+//!
+//! # Authentication and TLS, read at every connect
+//!
+//! Before each connect the password file, the service account token file (`K8S-SAT`: the
+//! token is the CONNECT's authentication data, MQTT 5 enhanced authentication as Azure IoT
+//! Operations' broker expects it) and the TLS files are read afresh, so rotated secrets take
+//! effect on the next connection. A connect that fails is logged with a reason naming the
+//! problem (refused credentials, an untrusted broker certificate, a rejected client
+//! certificate), never the secret, and health stays NOT_SERVING.
+//!
+//! # Lost PUBACKs
+//!
+//! A QoS 1 publish that has waited `--puback-timeout` for its PUBACK recycles the connection:
+//! the socket is dropped and everything outstanding is re-sent after the next CONNACK.
+//!
+//! # State store responses
+//!
+//! A state store request is resolved by the store's response, not by its PUBACK: the task
+//! subscribes to its response topic, matches responses by correlation data, and `+OK` resolves
+//! the message. `-ERR ...`, any other answer, or no answer within `--state-store-timeout` sends
+//! the request again with a fresh `__ts`, up to `--state-store-attempts` times; then it resolves
+//! as a permanent failure naming the store's answer.
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::v5::{ConnAck, PubAck, PubAckReason, Publish};
-use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, Request};
+use bytes::Bytes;
+use rand::Rng;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{
+    ConnAck, ConnectReturnCode, Filter, PubAck, PubAckReason, Publish, Subscribe,
+    SubscribeReasonCode,
+};
+use rumqttc::v5::{
+    AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, Request, StateError,
+};
 use rumqttc::{Outgoing, TlsConfiguration, Transport};
 use sse_runtime::{Backoff, Shutdown};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -47,12 +78,13 @@ use tokio_util::sync::CancellationToken;
 use crate::config::MqttSettings;
 use crate::error::Error;
 use crate::event::Qos;
-use crate::properties::Message;
+use crate::properties::{Message, StoreStamp};
+use crate::state_store::{self, Hlc};
 
 /// How long shutdown waits for outstanding messages to be acknowledged.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Session expiry asked of the broker, so unacknowledged QoS 1 publishes survive a reconnect.
-const SESSION_EXPIRY_SECS: u32 = 300;
+/// The MQTT 5 authentication method of Azure IoT Operations' service account tokens.
+pub const SAT_METHOD: &str = "K8S-SAT";
 
 /// Resolves once the broker has the message (`Ok`), refused it for good (`Err`), or, when the
 /// sender is dropped, never: the message was not delivered and may be re-sent.
@@ -63,6 +95,25 @@ pub type Delivery = oneshot::Receiver<Result<(), Error>>;
 struct Job {
     message: Message,
     reply: oneshot::Sender<Result<(), Error>>,
+    /// State store attempts already made (0 for a new message).
+    attempts: u32,
+}
+
+/// Stamps state store requests: the client id and a hybrid logical clock shared by every
+/// request of this process, so `__ts` never goes backwards, also for re-sent requests.
+#[derive(Debug)]
+struct Stamper {
+    client_id: Arc<str>,
+    hlc: Mutex<Hlc>,
+}
+
+impl Stamper {
+    fn ts(&self) -> String {
+        match self.hlc.lock() {
+            Ok(mut h) => h.next_ts(&self.client_id),
+            Err(poisoned) => poisoned.into_inner().next_ts(&self.client_id),
+        }
+    }
 }
 
 /// Handle to the broker connection: queue messages, watch the connection state.
@@ -70,7 +121,7 @@ struct Job {
 pub struct Mqtt {
     jobs: mpsc::Sender<Job>,
     connected: watch::Receiver<bool>,
-    client_id: Arc<str>,
+    stamper: Arc<Stamper>,
 }
 
 /// A reserved place in the connection's bounded queue.
@@ -81,7 +132,11 @@ impl Slot<'_> {
     /// Queues `message`; the returned [`Delivery`] resolves when the broker has it.
     pub fn send(self, message: Message) -> Delivery {
         let (reply, rx) = oneshot::channel();
-        self.0.send(Job { message, reply });
+        self.0.send(Job {
+            message,
+            reply,
+            attempts: 0,
+        });
         rx
     }
 }
@@ -91,15 +146,22 @@ impl Mqtt {
     pub fn start(settings: MqttSettings, shutdown: &Shutdown) -> Self {
         let (jobs_tx, jobs_rx) = mpsc::channel(usize::from(settings.max_inflight));
         let (connected_tx, connected_rx) = watch::channel(false);
-        let client_id: Arc<str> = settings.client_id.clone().into();
+        let stamper = Arc::new(Stamper {
+            client_id: settings.client_id.clone().into(),
+            hlc: Mutex::new(Hlc::default()),
+        });
         let token = shutdown.token.clone();
-        shutdown
-            .tracker
-            .spawn(connection(settings, jobs_rx, connected_tx, token));
+        shutdown.tracker.spawn(connection(
+            settings,
+            jobs_rx,
+            connected_tx,
+            token,
+            stamper.clone(),
+        ));
         Self {
             jobs: jobs_tx,
             connected: connected_rx,
-            client_id,
+            stamper,
         }
     }
 
@@ -114,7 +176,17 @@ impl Mqtt {
 
     /// The MQTT client id.
     pub fn client_id(&self) -> &str {
-        &self.client_id
+        &self.stamper.client_id
+    }
+
+    /// What a state store request needs: client id, a fresh `__ts`, random correlation data.
+    pub fn stamp(&self) -> StoreStamp {
+        let correlation: [u8; 16] = rand::rng().random();
+        StoreStamp {
+            client_id: self.client_id().to_string(),
+            ts: self.stamper.ts(),
+            correlation: Bytes::copy_from_slice(&correlation),
+        }
     }
 
     /// Follows the connection state: true from CONNACK until the connection drops.
@@ -132,40 +204,151 @@ impl Mqtt {
     }
 }
 
-/// rumqttc options for `settings` (credentials are set before each connect).
+/// rumqttc options for `settings` (credentials and TLS are set before each connect).
 fn options(settings: &MqttSettings) -> MqttOptions {
     let mut o = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
     o.set_keep_alive(settings.keep_alive)
-        .set_clean_start(false)
-        .set_session_expiry_interval(Some(SESSION_EXPIRY_SECS))
+        .set_clean_start(settings.clean_start)
+        .set_session_expiry_interval(Some(settings.session_expiry))
         .set_outgoing_inflight_upper_limit(settings.max_inflight)
         .set_connection_timeout(10);
-    if let Some(tls) = &settings.tls {
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            tls.clone(),
-        )));
-    }
     o
 }
 
-/// Reads the credentials, the password file afresh each time. Errors never hold the password.
-async fn credentials(settings: &MqttSettings) -> Result<Option<(String, String)>, String> {
+/// Reads the secrets and TLS files for the next connect into `options`. Errors name the file,
+/// never its content.
+async fn prepare_connect(settings: &MqttSettings, o: &mut MqttOptions) -> Result<(), String> {
     let user = settings.username.clone();
     match &settings.password_file {
-        None => Ok(user.map(|u| (u, String::new()))),
+        None => {
+            if let Some(u) = user {
+                o.set_credentials(u, String::new());
+            }
+        }
         Some(path) => {
             let pw = tokio::fs::read_to_string(path).await.map_err(|e| {
                 format!("cannot read password file {}: {}", path.display(), e.kind())
             })?;
             let pw = pw.trim_end_matches(['\r', '\n']).to_string();
-            Ok(Some((user.unwrap_or_default(), pw)))
+            o.set_credentials(user.unwrap_or_default(), pw);
         }
     }
+    if let Some(path) = &settings.sat_file {
+        let token = tokio::fs::read(path).await.map_err(|e| {
+            format!(
+                "cannot read service account token file {}: {}",
+                path.display(),
+                e.kind()
+            )
+        })?;
+        let token = token.trim_ascii().to_vec();
+        if token.is_empty() {
+            return Err(format!(
+                "service account token file {} is empty",
+                path.display()
+            ));
+        }
+        o.set_authentication_method(Some(SAT_METHOD.to_string()));
+        o.set_authentication_data(Some(Bytes::from(token)));
+    }
+    if let Some(files) = &settings.tls {
+        let config = files.client_config().map_err(|e| e.to_string())?;
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+    }
+    Ok(())
+}
+
+/// Why a connection failed or dropped, in words that name the problem (never a secret).
+pub fn describe(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ConnectionRefused(code) => refused(*code),
+        ConnectionError::MqttState(StateError::ConnFail { reason }) => refused(*reason),
+        ConnectionError::MqttState(StateError::ServerDisconnect {
+            reason_code,
+            reason_string,
+        }) => format!(
+            "the broker disconnected: {reason_code:?}{}",
+            reason_string
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default()
+        ),
+        ConnectionError::Timeout(_) => "no CONNACK from the broker in time".to_string(),
+        other => match find_tls_error(other) {
+            Some(tls) => describe_tls(tls),
+            None => match find_io_kind(other) {
+                Some(std::io::ErrorKind::ConnectionRefused) => {
+                    "the broker refused the TCP connection (not listening?)".to_string()
+                }
+                _ => other.to_string(),
+            },
+        },
+    }
+}
+
+fn refused(code: ConnectReturnCode) -> String {
+    match code {
+        ConnectReturnCode::BadUserNamePassword => {
+            "the broker refused the credentials: bad user name or password (check the user name and the password file)".to_string()
+        }
+        ConnectReturnCode::NotAuthorized => {
+            "the broker refused the connection: not authorized".to_string()
+        }
+        ConnectReturnCode::BadAuthenticationMethod => format!(
+            "the broker refused the authentication method (the service account token uses {SAT_METHOD})"
+        ),
+        other => format!("the broker refused the connection: {other:?}"),
+    }
+}
+
+fn describe_tls(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(why) => format!(
+            "TLS: the broker's certificate is not trusted ({why:?}); check the broker CA (--mqtt-ca-file)"
+        ),
+        rustls::Error::AlertReceived(alert) => format!(
+            "TLS: the broker rejected the handshake ({alert:?}); check the client certificate and key (--mqtt-cert-file, --mqtt-key-file)"
+        ),
+        other => format!("TLS: {other}"),
+    }
+}
+
+/// The rustls error somewhere in the cause chain of `e`.
+fn find_tls_error(e: &ConnectionError) -> Option<&rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+        {
+            if let Some(t) = inner.downcast_ref::<rustls::Error>() {
+                return Some(t);
+            }
+            cur = inner.source();
+            continue;
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn find_io_kind(e: &ConnectionError) -> Option<std::io::ErrorKind> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        cur = err.source();
+    }
+    None
 }
 
 enum Outcome {
     Polled(Box<Result<Event, ConnectionError>>),
     Deadline,
+    PubackTimeout,
 }
 
 /// The connection task: poll, admit, reconnect, drain.
@@ -174,14 +357,16 @@ async fn connection(
     mut jobs: mpsc::Receiver<Job>,
     connected_tx: watch::Sender<bool>,
     token: CancellationToken,
+    stamper: Arc<Stamper>,
 ) {
     let (client, mut eventloop) =
         AsyncClient::new(options(&settings), usize::from(settings.max_inflight) + 1);
-    let mut book = Book::new(settings.max_inflight);
+    let mut book = Book::new(&settings, stamper);
     let mut backoff = Backoff::standard();
     let mut delay: Option<Duration> = None;
     let mut draining: Option<Instant> = None;
     let mut disconnect_sent = false;
+    let mut last_failure: Option<String> = None;
     loop {
         if let Some(d) = delay.take() {
             if draining.is_some() {
@@ -192,32 +377,37 @@ async fn connection(
                 _ = token.cancelled() => break,
             }
         }
-        if !book.connected {
-            match credentials(&settings).await {
-                Ok(Some((u, p))) => {
-                    eventloop.options.set_credentials(u, p);
-                }
-                Ok(None) => {}
-                Err(reason) => {
-                    tracing::warn!(%reason, "mqtt credentials unavailable; retrying");
-                    delay = Some(backoff.next_delay());
-                    continue;
-                }
-            }
+        if !book.connected
+            && let Err(reason) = prepare_connect(&settings, &mut eventloop.options).await
+        {
+            tracing::warn!(%reason, "cannot connect to the mqtt broker; retrying");
+            delay = Some(backoff.next_delay());
+            continue;
         }
         let outcome = {
             let poll = eventloop.poll();
             tokio::pin!(poll);
             loop {
-                let deadline =
-                    draining.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                while book.connected && book.items.len() < book.limit {
+                    let Some(job) = book.retry.pop_front() else {
+                        break;
+                    };
+                    book.admit(job, &client);
+                }
+                let far = Instant::now() + Duration::from_secs(3600);
+                let deadline = draining.unwrap_or(far);
+                let puback_deadline = book
+                    .oldest_unacked()
+                    .map(|t| t + settings.puback_timeout)
+                    .filter(|_| book.connected);
+                let store_deadline = book.next_store_deadline();
                 tokio::select! {
                     biased;
                     ev = &mut poll => break Outcome::Polled(Box::new(ev)),
                     _ = token.cancelled(), if draining.is_none() => {
                         draining = Some(Instant::now() + DRAIN_TIMEOUT);
                         jobs.close();
-                        if book.items.is_empty() && book.connected && !disconnect_sent {
+                        if book.idle() && book.connected && !disconnect_sent {
                             disconnect_sent = client.try_disconnect().is_ok();
                         }
                         if !book.connected {
@@ -225,6 +415,12 @@ async fn connection(
                         }
                     }
                     _ = tokio::time::sleep_until(deadline), if draining.is_some() => break Outcome::Deadline,
+                    _ = tokio::time::sleep_until(puback_deadline.unwrap_or(far)), if puback_deadline.is_some() => {
+                        break Outcome::PubackTimeout;
+                    }
+                    _ = tokio::time::sleep_until(store_deadline.unwrap_or(far)), if store_deadline.is_some() => {
+                        book.expire_store(Instant::now());
+                    }
                     job = jobs.recv(), if book.connected && draining.is_none() && book.items.len() < book.limit => {
                         match job {
                             Some(job) => book.admit(job, &client),
@@ -236,11 +432,23 @@ async fn connection(
         };
         let polled = match outcome {
             Outcome::Deadline => break,
+            Outcome::PubackTimeout => {
+                tracing::warn!(
+                    timeout = ?settings.puback_timeout,
+                    outstanding = book.items.len(),
+                    "no PUBACK in time; recycling the mqtt connection to re-send"
+                );
+                eventloop.clean();
+                lost(&mut book, &mut eventloop, &connected_tx);
+                delay = Some(backoff.next_delay());
+                continue;
+            }
             Outcome::Polled(ev) => *ev,
         };
         match polled {
             Ok(Event::Incoming(Incoming::ConnAck(connack))) => {
                 backoff.connected();
+                last_failure = None;
                 let replay = book.on_connack(&connack, settings.max_inflight);
                 tracing::info!(
                     session_present = connack.session_present,
@@ -250,6 +458,13 @@ async fn connection(
                 eventloop
                     .pending
                     .extend(replay.into_iter().map(Request::Publish));
+                if !connack.session_present {
+                    // The response topic of state store requests (a kept session keeps it).
+                    let filter = Filter::new(book.response_topic.clone(), QoS::AtLeastOnce);
+                    eventloop
+                        .pending
+                        .push_front(Request::Subscribe(Subscribe::new(filter, None)));
+                }
                 let _ = connected_tx.send(true);
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) if disconnect_sent => break,
@@ -267,23 +482,27 @@ async fn connection(
                 if disconnect_sent {
                     break;
                 }
+                let reason = describe(&e);
                 if book.connected {
-                    tracing::warn!(error = %e, "mqtt connection lost; reconnecting");
+                    tracing::warn!(%reason, "mqtt connection lost; reconnecting");
+                } else if last_failure.as_deref() != Some(reason.as_str()) {
+                    tracing::error!(%reason, broker = %format!("{}:{}", settings.host, settings.port), "cannot connect to the mqtt broker; retrying");
                 } else {
-                    tracing::warn!(error = %e, "mqtt connect failed; retrying");
+                    tracing::debug!(%reason, "mqtt connect failed again; retrying");
                 }
+                last_failure = Some(reason);
                 lost(&mut book, &mut eventloop, &connected_tx);
                 delay = Some(backoff.next_delay());
             }
         }
-        if draining.is_some() && book.items.is_empty() && book.connected && !disconnect_sent {
+        if draining.is_some() && book.idle() && book.connected && !disconnect_sent {
             disconnect_sent = client.try_disconnect().is_ok();
         }
     }
     let _ = connected_tx.send(false);
-    if !book.items.is_empty() {
+    if !book.idle() {
         tracing::warn!(
-            unacknowledged = book.items.len(),
+            unacknowledged = book.items.len() + book.store.len() + book.retry.len(),
             "stopping with messages the broker has not acknowledged; upstream re-sends them"
         );
     }
@@ -304,6 +523,21 @@ struct Item {
     reply: Option<oneshot::Sender<Result<(), Error>>>,
     /// Packet id the broker knows it by (QoS 1, once sent).
     pkid: Option<u16>,
+    /// When it was written on the current connection (QoS 1), for the PUBACK timeout.
+    sent_at: Option<Instant>,
+    /// State store attempts before this one.
+    attempts: u32,
+    /// A state store response that arrived before the request's PUBACK.
+    early_response: Option<Result<(), String>>,
+}
+
+/// A state store request the broker has (PUBACK), waiting for the store's response.
+#[derive(Debug)]
+struct StoreWait {
+    message: Message,
+    reply: oneshot::Sender<Result<(), Error>>,
+    attempts: u32,
+    deadline: Instant,
 }
 
 /// The bookkeeping that maps rumqttc events to messages (see the module docs).
@@ -321,10 +555,36 @@ struct Book {
     retain_available: bool,
     qos1_available: bool,
     needs_reset: bool,
+    /// State store requests awaiting their response, by correlation data.
+    store: HashMap<Bytes, StoreWait>,
+    /// State store requests to send again, before any new message.
+    retry: VecDeque<Job>,
+    response_topic: String,
+    store_timeout: Duration,
+    store_attempts: u32,
+    stamper: Arc<Stamper>,
+}
+
+/// The state store's answer: `+OK` is success, anything else is the text to report.
+fn store_answer(payload: &[u8]) -> Result<(), String> {
+    if payload.starts_with(b"+OK") {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(payload);
+    let text = text.trim_end_matches(['\r', '\n']);
+    let text: String = text.chars().take(200).collect();
+    match text.strip_prefix('-') {
+        Some(err) => Err(format!("state store answered {err:?}")),
+        None => Err(format!("unexpected state store answer {text:?}")),
+    }
+}
+
+fn is_store_request(m: &Message) -> bool {
+    m.topic == state_store::REQUEST_TOPIC && m.properties.correlation_data.is_some()
 }
 
 impl Book {
-    fn new(max_inflight: u16) -> Self {
+    fn new(settings: &MqttSettings, stamper: Arc<Stamper>) -> Self {
         Self {
             items: BTreeMap::new(),
             next_order: 0,
@@ -332,12 +592,23 @@ impl Book {
             by_pkid: HashMap::new(),
             collided: None,
             connected: false,
-            limit: usize::from(max_inflight),
+            limit: usize::from(settings.max_inflight),
             max_packet: None,
             retain_available: true,
             qos1_available: true,
             needs_reset: false,
+            store: HashMap::new(),
+            retry: VecDeque::new(),
+            response_topic: state_store::response_topic(&stamper.client_id),
+            store_timeout: settings.store_timeout,
+            store_attempts: settings.store_attempts,
+            stamper,
         }
+    }
+
+    /// Nothing outstanding.
+    fn idle(&self) -> bool {
+        self.items.is_empty() && self.store.is_empty() && self.retry.is_empty()
     }
 
     /// Hands a message to rumqttc, or resolves it at once when the broker cannot take it.
@@ -371,6 +642,9 @@ impl Book {
                 message: job.message,
                 reply: Some(job.reply),
                 pkid: None,
+                sent_at: None,
+                attempts: job.attempts,
+                early_response: None,
             },
         );
         self.expect.push_back(order);
@@ -400,6 +674,68 @@ impl Book {
     fn finish(&mut self, order: u64, result: Result<(), Error>) {
         if let Some(reply) = self.items.remove(&order).and_then(|mut i| i.reply.take()) {
             let _ = reply.send(result);
+        }
+    }
+
+    /// When the oldest QoS 1 publish still waiting for its PUBACK was written.
+    fn oldest_unacked(&self) -> Option<Instant> {
+        self.items.values().filter_map(|i| i.sent_at).min()
+    }
+
+    /// The earliest deadline of a state store response.
+    fn next_store_deadline(&self) -> Option<Instant> {
+        self.store.values().map(|w| w.deadline).min()
+    }
+
+    /// Gives up waiting for the responses due by `now`.
+    fn expire_store(&mut self, now: Instant) {
+        let due: Vec<Bytes> = self
+            .store
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if let Some(w) = self.store.remove(&key) {
+                let why = format!("no state store response within {:?}", self.store_timeout);
+                self.store_result(w.message, w.reply, w.attempts, Err(why));
+            }
+        }
+    }
+
+    /// Resolves a state store request with the store's answer, or queues another attempt.
+    fn store_result(
+        &mut self,
+        mut message: Message,
+        reply: oneshot::Sender<Result<(), Error>>,
+        attempts: u32,
+        answer: Result<(), String>,
+    ) {
+        let attempts = attempts + 1;
+        match answer {
+            Ok(()) => {
+                let _ = reply.send(Ok(()));
+            }
+            Err(why) if attempts >= self.store_attempts => {
+                tracing::warn!(%why, attempts, "state store request failed");
+                let _ = reply.send(Err(Error::StateStore(format!(
+                    "{why} (after {attempts} attempts)"
+                ))));
+            }
+            Err(why) => {
+                tracing::info!(%why, attempts, "state store request failed; trying again");
+                let ts = self.stamper.ts();
+                for (k, v) in message.properties.user_properties.iter_mut() {
+                    if k == "__ts" {
+                        *v = ts.clone();
+                    }
+                }
+                self.retry.push_back(Job {
+                    message,
+                    reply,
+                    attempts,
+                });
+            }
         }
     }
 
@@ -437,6 +773,9 @@ impl Book {
         self.expect.clear();
         self.collided = None;
         self.needs_reset = false;
+        for item in self.items.values_mut() {
+            item.sent_at = None;
+        }
     }
 
     /// Takes an event of the event loop.
@@ -456,6 +795,20 @@ impl Book {
             }
             // A PUBACK counts even when read just before the connection dropped.
             Event::Incoming(Incoming::PubAck(ack)) => self.on_puback(ack),
+            Event::Incoming(Incoming::Publish(p)) if p.topic == self.response_topic.as_bytes() => {
+                self.on_store_response(p)
+            }
+            Event::Incoming(Incoming::SubAck(ack)) => {
+                for code in &ack.return_codes {
+                    if !matches!(code, SubscribeReasonCode::Success(_)) {
+                        tracing::error!(
+                            ?code,
+                            topic = %self.response_topic,
+                            "the broker refused the state store response subscription"
+                        );
+                    }
+                }
+            }
             _ => {}
         }
     }
@@ -467,6 +820,9 @@ impl Book {
         {
             self.collided = None;
             self.by_pkid.insert(pkid, order);
+            if let Some(item) = self.items.get_mut(&order) {
+                item.sent_at = Some(Instant::now());
+            }
             return;
         }
         let Some(order) = self.expect.pop_front() else {
@@ -477,6 +833,7 @@ impl Book {
             Some(item) if item.message.qos == Qos::AtMostOnce => true,
             Some(item) => {
                 item.pkid = Some(pkid);
+                item.sent_at = Some(Instant::now());
                 false
             }
             None => return,
@@ -505,7 +862,63 @@ impl Book {
                 Err(Error::Rejected(format!("{reason:?}{detail}")))
             }
         };
-        self.finish(order, result);
+        let is_store = self
+            .items
+            .get(&order)
+            .is_some_and(|i| is_store_request(&i.message));
+        if result.is_err() || !is_store {
+            self.finish(order, result);
+            return;
+        }
+        // The broker has the request; the store's response resolves it.
+        let Some(mut item) = self.items.remove(&order) else {
+            return;
+        };
+        let Some(reply) = item.reply.take() else {
+            return;
+        };
+        match item.early_response.take() {
+            Some(answer) => self.store_result(item.message, reply, item.attempts, answer),
+            None => {
+                let Some(key) = item.message.properties.correlation_data.clone() else {
+                    return;
+                };
+                self.store.insert(
+                    key,
+                    StoreWait {
+                        message: item.message,
+                        reply,
+                        attempts: item.attempts,
+                        deadline: Instant::now() + self.store_timeout,
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_store_response(&mut self, p: &Publish) {
+        let Some(key) = p
+            .properties
+            .as_ref()
+            .and_then(|pr| pr.correlation_data.clone())
+        else {
+            tracing::debug!("state store response without correlation data");
+            return;
+        };
+        let answer = store_answer(&p.payload);
+        if let Some(w) = self.store.remove(&key) {
+            self.store_result(w.message, w.reply, w.attempts, answer);
+            return;
+        }
+        // The response can overtake the request's PUBACK.
+        let early = self
+            .items
+            .values_mut()
+            .find(|i| i.message.properties.correlation_data.as_ref() == Some(&key));
+        match early {
+            Some(item) => item.early_response = Some(answer),
+            None => tracing::debug!("state store response for no outstanding request"),
+        }
     }
 }
 
@@ -513,7 +926,8 @@ impl Book {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use rumqttc::v5::mqttbytes::v5::{ConnAckProperties, ConnectReturnCode, PublishProperties};
+    use clap::Parser;
+    use rumqttc::v5::mqttbytes::v5::{ConnAckProperties, PublishProperties};
 
     fn message(qos: Qos) -> Message {
         Message {
@@ -530,6 +944,7 @@ mod tests {
         book.track(Job {
             message: message(qos),
             reply,
+            attempts: 0,
         });
         rx
     }
@@ -552,8 +967,26 @@ mod tests {
         Event::Outgoing(Outgoing::Publish(pkid))
     }
 
+    fn settings(max_inflight: u16) -> MqttSettings {
+        let mut s = crate::Config::try_parse_from(["sse-publisher", "--client-id", "c1"])
+            .unwrap()
+            .mqtt_settings()
+            .unwrap();
+        s.max_inflight = max_inflight;
+        s
+    }
+
+    fn book(max_inflight: u16) -> Book {
+        let s = settings(max_inflight);
+        let stamper = Arc::new(Stamper {
+            client_id: s.client_id.clone().into(),
+            hlc: Mutex::new(Hlc::default()),
+        });
+        Book::new(&s, stamper)
+    }
+
     fn connected() -> Book {
-        let mut b = Book::new(10);
+        let mut b = book(10);
         assert!(b.on_connack(&connack(false), 10).is_empty());
         b
     }
@@ -651,9 +1084,161 @@ mod tests {
         assert!(!b.needs_reset);
     }
 
+    fn store_message(correlation: &'static [u8]) -> Message {
+        Message {
+            topic: state_store::REQUEST_TOPIC.into(),
+            qos: Qos::AtLeastOnce,
+            retain: false,
+            payload: Bytes::from_static(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"),
+            properties: PublishProperties {
+                response_topic: Some(state_store::response_topic("c1")),
+                correlation_data: Some(Bytes::from_static(correlation)),
+                user_properties: vec![("__ts".into(), "000000000000001:00000:c1".into())],
+                ..Default::default()
+            },
+        }
+    }
+
+    fn store_job(book: &mut Book, correlation: &'static [u8]) -> Delivery {
+        let (reply, rx) = oneshot::channel();
+        book.track(Job {
+            message: store_message(correlation),
+            reply,
+            attempts: 0,
+        });
+        rx
+    }
+
+    fn response(correlation: &'static [u8], payload: &'static [u8]) -> Event {
+        let mut p = Publish::new(
+            state_store::response_topic("c1"),
+            QoS::AtLeastOnce,
+            Bytes::from_static(payload),
+            Some(PublishProperties {
+                correlation_data: Some(Bytes::from_static(correlation)),
+                ..Default::default()
+            }),
+        );
+        p.pkid = 9;
+        Event::Incoming(Incoming::Publish(p))
+    }
+
+    /// Re-admits what the book queued for another attempt, as the connection task does.
+    fn readmit(b: &mut Book) -> usize {
+        let mut n = 0;
+        while let Some(job) = b.retry.pop_front() {
+            b.track(job);
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn store_request_resolves_on_ok_not_on_puback() {
+        let mut b = connected();
+        let mut d = store_job(&mut b, b"c-1");
+        b.on_event(&sent(1));
+        b.on_event(&puback(1, PubAckReason::Success));
+        assert!(d.try_recv().is_err());
+        assert!(!b.idle());
+        b.on_event(&response(b"other", b"+OK\r\n"));
+        assert!(d.try_recv().is_err());
+        b.on_event(&response(b"c-1", b"+OK\r\n"));
+        assert_eq!(d.try_recv().unwrap(), Ok(()));
+        assert!(b.idle());
+    }
+
+    #[test]
+    fn store_response_may_overtake_the_puback() {
+        let mut b = connected();
+        let mut d = store_job(&mut b, b"c-2");
+        b.on_event(&sent(1));
+        b.on_event(&response(b"c-2", b"+OK\r\n"));
+        assert!(d.try_recv().is_err());
+        b.on_event(&puback(1, PubAckReason::Success));
+        assert_eq!(d.try_recv().unwrap(), Ok(()));
+    }
+
+    #[test]
+    fn store_error_is_retried_with_a_fresh_ts_then_fails() {
+        let mut b = connected();
+        let mut d = store_job(&mut b, b"c-3");
+        for attempt in 1..=3u16 {
+            let pkid = attempt;
+            b.on_event(&sent(pkid));
+            b.on_event(&puback(pkid, PubAckReason::Success));
+            b.on_event(&response(b"c-3", b"-ERR the quota has been exceeded\r\n"));
+            if attempt < 3 {
+                assert!(d.try_recv().is_err());
+                let job = b.retry.front().unwrap();
+                let ts = &job.message.properties.user_properties[0];
+                assert_eq!(ts.0, "__ts");
+                assert_ne!(ts.1, "000000000000001:00000:c1");
+                assert_eq!(readmit(&mut b), 1);
+            }
+        }
+        let e = d.try_recv().unwrap().unwrap_err();
+        assert!(e.is_permanent());
+        let text = e.to_string();
+        assert!(text.contains("ERR the quota has been exceeded"), "{text}");
+        assert!(text.contains("3 attempts"), "{text}");
+        assert!(b.idle());
+    }
+
+    #[test]
+    fn store_timeout_is_retried_then_fails() {
+        let mut b = connected();
+        b.store_attempts = 2;
+        let mut d = store_job(&mut b, b"c-4");
+        b.on_event(&sent(1));
+        b.on_event(&puback(1, PubAckReason::Success));
+        let due = b.next_store_deadline().unwrap();
+        b.expire_store(due - Duration::from_millis(1));
+        assert!(b.retry.is_empty());
+        b.expire_store(due);
+        assert_eq!(readmit(&mut b), 1);
+        b.on_event(&sent(2));
+        b.on_event(&puback(2, PubAckReason::Success));
+        b.expire_store(b.next_store_deadline().unwrap());
+        let e = d.try_recv().unwrap().unwrap_err();
+        assert!(e.to_string().contains("no state store response"), "{e}");
+    }
+
+    #[test]
+    fn puback_clock_starts_when_written_and_stops_on_disconnect() {
+        let mut b = connected();
+        let _d = job(&mut b, Qos::AtLeastOnce);
+        assert!(b.oldest_unacked().is_none());
+        b.on_event(&sent(1));
+        assert!(b.oldest_unacked().is_some());
+        b.on_disconnect();
+        assert!(b.oldest_unacked().is_none());
+    }
+
+    #[test]
+    fn describes_connect_failures_without_secrets() {
+        let e = ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword);
+        assert!(describe(&e).contains("bad user name or password"));
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        let d = describe(&ConnectionError::Io(io));
+        assert!(
+            d.contains("not trusted") && d.contains("UnknownIssuer"),
+            "{d}"
+        );
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired),
+        );
+        let d = describe(&ConnectionError::Io(io));
+        assert!(d.contains("client certificate"), "{d}");
+    }
+
     #[test]
     fn connack_limits() {
-        let mut b = Book::new(100);
+        let mut b = book(100);
         let ack = ConnAck {
             session_present: false,
             code: ConnectReturnCode::Success,

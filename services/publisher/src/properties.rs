@@ -73,6 +73,25 @@ pub fn event_message(
 ) -> Result<Message, Error> {
     match &ev.route.destination {
         None => Err(Error::Invalid("event has no destination".into())),
+        Some(Destination::Mqtt(m)) if ev.route.kind == RouteKind::Status => {
+            validate_topic(&m.topic)?;
+            let mut user_properties = Vec::new();
+            if !traceparent.is_empty() {
+                user_properties.push(("traceparent".to_string(), traceparent.to_string()));
+            }
+            Ok(Message {
+                topic: m.topic.clone(),
+                qos: m.qos,
+                retain: true,
+                payload: ev.data.clone(),
+                properties: PublishProperties {
+                    message_expiry_interval: m.ttl_seconds,
+                    content_type: Some(content_type(&ev.data).to_string()),
+                    user_properties,
+                    ..Default::default()
+                },
+            })
+        }
         Some(Destination::Mqtt(m)) => {
             validate_topic(&m.topic)?;
             Ok(Message {
@@ -168,6 +187,9 @@ fn cloud_event_properties(ev: &Event, traceparent: &str) -> Result<Vec<(String, 
         RouteKind::Event => ("Event", format!("{}/{}/{}", r.asset, r.group, r.event)),
         RouteKind::Dataset => ("DataSet", format!("{}/{}", r.asset, r.group)),
         RouteKind::Unspecified => return Err(Error::Invalid("route kind not set".into())),
+        RouteKind::Status => {
+            return Err(Error::Invalid("a status report has no CloudEvent".into()));
+        }
     };
     let type_ = if r.type_ref.is_empty() {
         kind.to_string()
@@ -412,6 +434,14 @@ mod tests {
             event_message(&ev, "", no_stamp),
             Err(Error::InvalidTopic { .. })
         ));
+    }
+
+    #[test]
+    fn status_reports_are_retained_without_cloud_events() {
+        let ev = event(RouteKind::Status, mqtt(Qos::AtLeastOnce, false, None));
+        let m = event_message(&ev, "00-aa-bb-01", no_stamp).unwrap();
+        assert!(m.retain);
+        assert_eq!(props(&m), vec![("traceparent", "00-aa-bb-01")]);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Filter, Publish};
 use rumqttc::v5::{AsyncClient, Event, Incoming, MqttOptions};
+use sse_e2e::mqtt::{StateStoreMock, StoreReply};
 use sse_proto::v1 as pb;
 use sse_proto::v1::publisher_service_client::PublisherServiceClient;
 use sse_publisher::Config;
@@ -188,6 +189,8 @@ async fn publishes_events_and_acks_them() -> Result<()> {
     let _guard = sse_runtime::telemetry::init("sse-publisher-test");
     let broker = mosquitto().await?;
     let mut sub = subscriber(broker.port, &["test/#", "statestore/#"]).await?;
+    let store =
+        StateStoreMock::start(broker.port, std::sync::Arc::new(|_| StoreReply::Apply)).await?;
     let publ = publisher(broker.port).await?;
     let mut client = PublisherServiceClient::connect(format!("http://{}", publ.addr)).await?;
 
@@ -357,6 +360,11 @@ async fn publishes_events_and_acks_them() -> Result<()> {
     let m4: HashMap<_, _> = user_props(p4).into_iter().collect();
     let ts: Vec<&str> = m4["__ts"].split(':').collect();
     assert_eq!((ts[0].len(), ts[1].len(), ts[2]), (15, 5, "pub-test"));
+    // acked only after the store answered +OK
+    assert_eq!(
+        store.get("weather-latest").as_deref(),
+        Some(&b"{\"temp\":21.5}"[..])
+    );
 
     drop(req_tx);
     publ.shutdown.token.cancel();
