@@ -133,6 +133,7 @@ impl SchemaService for Recorder {
                         stream_key: e.stream_key.clone(),
                         seq: e.seq,
                         error: String::new(),
+                        ..Default::default()
                     })
                     .collect();
                 if tx.send(Ok(pb::ProcessResponse { acks })).await.is_err() {

@@ -53,6 +53,7 @@ fn ack(ev: &Event, error: Option<&Error>) -> pb::Ack {
         stream_key: ev.stream_key.clone(),
         seq: ev.seq,
         error: error.map(ToString::to_string).unwrap_or_default(),
+        ..Default::default()
     }
 }
 
@@ -208,6 +209,7 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, (pb::Ack, Error)> {
                 stream_key: ev.stream_key.clone(),
                 seq: ev.seq,
                 error: e.to_string(),
+                ..Default::default()
             },
             e,
         )

@@ -77,6 +77,7 @@ impl PublisherService for FakePublisher {
                         stream_key: e.stream_key.clone(),
                         seq: e.seq,
                         error: String::new(),
+                        ..Default::default()
                     })
                     .collect();
                 events.lock().unwrap().extend(batch.events);
