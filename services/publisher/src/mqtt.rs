@@ -292,7 +292,7 @@ fn refused(code: ConnectReturnCode) -> String {
             "the broker refused the credentials: bad user name or password (check the user name and the password file)".to_string()
         }
         ConnectReturnCode::NotAuthorized => {
-            "the broker refused the connection: not authorized".to_string()
+            "the broker refused the connection: not authorized (check the user name and password file, or the service account token)".to_string()
         }
         ConnectReturnCode::BadAuthenticationMethod => format!(
             "the broker refused the authentication method (the service account token uses {SAT_METHOD})"
@@ -329,9 +329,20 @@ fn find_tls_error(e: &ConnectionError) -> Option<&rustls::Error> {
             cur = inner.source();
             continue;
         }
-        cur = err.source();
+        cur = cause(err);
     }
     None
+}
+
+/// The next error in the chain, also through rumqttc's `StateError::Deserialization`, which
+/// does not expose its cause as a `source`.
+fn cause<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    if let Some(StateError::Deserialization(inner)) = err.downcast_ref::<StateError>() {
+        return Some(inner);
+    }
+    err.source()
 }
 
 fn find_io_kind(e: &ConnectionError) -> Option<std::io::ErrorKind> {
@@ -340,7 +351,7 @@ fn find_io_kind(e: &ConnectionError) -> Option<std::io::ErrorKind> {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return Some(io.kind());
         }
-        cur = err.source();
+        cur = cause(err);
     }
     None
 }
@@ -1232,7 +1243,10 @@ mod tests {
             std::io::ErrorKind::InvalidData,
             rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired),
         );
-        let d = describe(&ConnectionError::Io(io));
+        let wrapped = ConnectionError::MqttState(StateError::Deserialization(
+            rumqttc::v5::mqttbytes::Error::Io(io),
+        ));
+        let d = describe(&wrapped);
         assert!(d.contains("client certificate"), "{d}");
     }
 
