@@ -60,6 +60,33 @@ pub struct Config {
     /// Re-publish unchanged status this often (changes are published within a second).
     #[arg(long, env = "INGEST_STATUS_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub status_interval: Duration,
+    /// Where each stream's acknowledged resume point (last event ID) is kept: `file:///path`
+    /// (or a plain path) for a JSON file, `mqtt://host:port` / `mqtts://host:port` for retained
+    /// messages on a broker (survives the pod moving), empty for nowhere.
+    #[arg(long, env = "CHECKPOINT_STORE", default_value = "")]
+    pub checkpoint_store: String,
+    /// Topic prefix of the retained checkpoint messages.
+    #[arg(
+        long,
+        env = "CHECKPOINT_TOPIC",
+        default_value = "sse-connector/checkpoint"
+    )]
+    pub checkpoint_topic: String,
+    /// How often changed checkpoints are written.
+    #[arg(long, env = "CHECKPOINT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub checkpoint_interval: Duration,
+    /// Broker user name for the checkpoint store.
+    #[arg(long = "mqtt-username", env = "MQTT_USERNAME")]
+    pub mqtt_username: Option<String>,
+    /// File holding the broker password for the checkpoint store (read at connect).
+    #[arg(long = "mqtt-password-file", env = "MQTT_PASSWORD_FILE")]
+    pub mqtt_password_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) for an `mqtts://` checkpoint store.
+    #[arg(long = "mqtt-ca-file", env = "MQTT_CA_FILE")]
+    pub mqtt_ca_file: Option<PathBuf>,
+    /// Service account token file for the broker's `K8S-SAT` authentication (read at connect).
+    #[arg(long = "mqtt-sat-file", env = "MQTT_SAT_FILE")]
+    pub mqtt_sat_file: Option<PathBuf>,
     /// Events sent to the schema service and not yet acknowledged; reading pauses at this many.
     #[arg(long, env = "INGEST_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: u64,
@@ -72,6 +99,12 @@ pub struct Config {
     /// StatefulSet pod name `<name>-<ordinal>`: gives the ordinal when `--ordinal` is not set.
     #[arg(long = "pod-name", env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// Directory of PEM CA certificates trusted for every SSE endpoint (beside each endpoint's trust list).
+    #[arg(long = "trust-bundle", env = "TRUST_BUNDLE_DIR")]
+    pub trust_bundle: Option<PathBuf>,
+    /// Do not trust the system's root CAs for SSE endpoints (only the trust bundle and trust lists).
+    #[arg(long = "no-system-roots", env = "NO_SYSTEM_ROOTS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_system_roots: bool,
 }
 
 impl Config {
@@ -94,7 +127,31 @@ impl Config {
         if !self.resources.is_dir() {
             return Err(Error::ResourcesDirMissing(self.resources.clone()));
         }
+        self.checkpoint_store()?;
         self.schema_endpoint().map(|_| ())
+    }
+
+    /// The checkpoint store as configured.
+    pub fn checkpoint_store(&self) -> Result<crate::checkpoint::StoreConfig, Error> {
+        use crate::checkpoint::StoreConfig;
+        let mut store =
+            StoreConfig::parse(&self.checkpoint_store).map_err(|e| Error::Config(e.to_string()))?;
+        if let StoreConfig::Mqtt {
+            prefix,
+            username,
+            password_file,
+            ca_file,
+            sat_file,
+            ..
+        } = &mut store
+        {
+            prefix.clone_from(&self.checkpoint_topic);
+            username.clone_from(&self.mqtt_username);
+            password_file.clone_from(&self.mqtt_password_file);
+            ca_file.clone_from(&self.mqtt_ca_file);
+            sat_file.clone_from(&self.mqtt_sat_file);
+        }
+        Ok(store)
     }
 
     /// The schema service endpoint for the gRPC client.

@@ -24,6 +24,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A setting is invalid.
+    #[error("{0}")]
+    Config(String),
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Serve(#[from] sse_runtime::serve::ServeError),
@@ -34,7 +37,10 @@ impl Error {
     pub fn is_config(&self) -> bool {
         matches!(
             self,
-            Error::ResourcesDirMissing(_) | Error::ResourcesDir { .. } | Error::SchemaAddr { .. }
+            Error::ResourcesDirMissing(_)
+                | Error::ResourcesDir { .. }
+                | Error::SchemaAddr { .. }
+                | Error::Config(_)
         )
     }
 }
@@ -44,7 +50,8 @@ impl From<Error> for tonic::Status {
         match e {
             Error::ResourcesDirMissing(_)
             | Error::ResourcesDir { .. }
-            | Error::SchemaAddr { .. } => tonic::Status::failed_precondition(e.to_string()),
+            | Error::SchemaAddr { .. }
+            | Error::Config(_) => tonic::Status::failed_precondition(e.to_string()),
             Error::Serve(_) => tonic::Status::internal(e.to_string()),
         }
     }

@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod auth;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod event;
@@ -58,6 +59,15 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
     set_health(&health, false).await;
 
     let token = shutdown.token.clone();
+    let Some(checkpoints) = open_checkpoints(&config, &token).await? else {
+        return Ok(()); // shut down while waiting for the store
+    };
+    let checkpoints = Arc::new(checkpoints);
+    shutdown.tracker.spawn(
+        checkpoints
+            .clone()
+            .run(config.checkpoint_interval, token.clone()),
+    );
     let (open_tx, open_rx) = tokio::sync::watch::channel(false);
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let forwarder = forward::Forwarder {
@@ -65,6 +75,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         max_in_flight: usize::try_from(config.max_in_flight).unwrap_or(usize::MAX),
         drain_timeout: DRAIN_TIMEOUT,
         status: status.clone(),
+        checkpoints: checkpoints.clone(),
         open: open_tx,
     };
     let forwarder_token = token.clone();
@@ -77,6 +88,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         trust_dir: config.trust_dir.clone(),
         read_timeout: config.read_timeout,
         max_event_bytes: config.max_event_bytes,
+        trust_bundle: config.trust_bundle.clone(),
+        system_roots: !config.no_system_roots,
     };
     if !config.status_topic.is_empty() {
         let reporter = report::Reporter {
@@ -93,6 +106,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         events_tx,
         shutdown.tracker.clone(),
         token.clone(),
+        checkpoints,
     );
     streams.apply(plans).await;
     shutdown.tracker.spawn(follow_resources(
@@ -108,6 +122,30 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
 
     serving.run(listener, token).await?;
     Ok(())
+}
+
+/// Opens the checkpoint store, waiting with backoff while it is unreachable (a broker not up
+/// yet); `None` when shut down meanwhile. Reading starts only after the checkpoints are loaded,
+/// so no stream restarts from its live end by mistake.
+async fn open_checkpoints(
+    config: &Config,
+    token: &tokio_util::sync::CancellationToken,
+) -> Result<Option<checkpoint::Checkpoints>, Error> {
+    let store = config.checkpoint_store()?;
+    let mut backoff = sse_runtime::Backoff::standard();
+    loop {
+        match checkpoint::Checkpoints::open(&store, token.clone()).await {
+            Ok(c) => return Ok(Some(c)),
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot load the checkpoints; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = token.cancelled() => return Ok(None),
+                }
+            }
+        }
+    }
 }
 
 /// The streams this replica reads for `res`, with the status following them; logs what changed

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth;
+use crate::checkpoint::{self, SharedProgress};
 use crate::event::{IdGen, RoutedEvent};
 use crate::routing::StreamPlan;
 use crate::sse::{self, ClientConfig, ClientEvent, ParserNotice, SseEvent};
@@ -30,6 +31,10 @@ pub struct StreamSettings {
     pub read_timeout: Duration,
     /// Largest event kept.
     pub max_event_bytes: usize,
+    /// Directory of CA certificates trusted for every endpoint.
+    pub trust_bundle: Option<PathBuf>,
+    /// Whether the system's root CAs are trusted.
+    pub system_roots: bool,
 }
 
 /// What outlives one reader of a stream, so a reader restarted after a resource change goes on
@@ -39,6 +44,7 @@ pub struct StreamSettings {
 pub struct Resume {
     seq: Arc<AtomicU64>,
     last_event_id: Arc<Mutex<String>>,
+    progress: SharedProgress,
 }
 
 impl Resume {
@@ -47,7 +53,14 @@ impl Resume {
         Self {
             seq: Arc::default(),
             last_event_id: Arc::new(Mutex::new(last_event_id.into())),
+            progress: SharedProgress::default(),
         }
+    }
+
+    /// Records acknowledgement progress in `progress` (shared with the checkpoints).
+    pub fn with_progress(mut self, progress: SharedProgress) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// The last event ID whose events were all handed on.
@@ -110,10 +123,10 @@ impl StreamTask {
     /// Reads the stream until `token` is cancelled, the server stops it for good, or the
     /// forwarder is gone.
     pub async fn run(mut self, token: CancellationToken) {
-        let Some(tls) = self.tls(&token).await else {
+        let Some(connector) = self.tls(&token).await else {
             return;
         };
-        let headers = auth::header_source(&self.plan.auth, self.settings.secrets_dir.clone());
+        let (tls, headers) = (connector.tls_config(), connector.header_source());
         let mut cfg = ClientConfig::new(self.plan.url.clone(), headers, tls);
         cfg.read_timeout = self.settings.read_timeout;
         cfg.max_event_bytes = self.settings.max_event_bytes;
@@ -138,15 +151,24 @@ impl StreamTask {
         tracing::debug!(stream = %self.key, "stream reader stopped");
     }
 
-    /// The TLS configuration, retried with backoff while the trust list cannot be read.
-    async fn tls(&self, token: &CancellationToken) -> Option<Arc<rustls::ClientConfig>> {
+    /// The endpoint's connector (TLS configuration and credentials, re-read at each connect),
+    /// retried with backoff while it cannot be built.
+    async fn tls(&self, token: &CancellationToken) -> Option<auth::Connector> {
         let mut backoff = sse_runtime::Backoff::standard();
+        let trust = auth::TrustSources {
+            trust_dir: self.settings.trust_dir.clone(),
+            trust_bundle: self.settings.trust_bundle.clone(),
+            system_roots: self.settings.system_roots,
+        };
         loop {
-            match auth::tls_config(
-                self.settings.trust_dir.as_deref(),
+            match auth::Connector::new(
+                &self.plan.url,
+                &self.plan.auth,
                 self.plan.trust_list.as_deref(),
+                self.settings.secrets_dir.clone(),
+                trust.clone(),
             ) {
-                Ok(t) => return Some(t),
+                Ok(c) => return Some(c),
                 Err(e) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(stream = %self.key, error = %e, retry_in = ?delay, "cannot build the TLS configuration");
@@ -234,12 +256,15 @@ impl StreamTask {
             sse.routes = d.routes.len(),
         );
         let (traceparent, tracestate) = sse_runtime::telemetry::trace_context(&span);
-        for route in d.routes {
+        let seqs: Vec<u64> = d.routes.iter().map(|_| self.resume.next_seq()).collect();
+        // Registered before any is sent, so no ack can come before its event is known.
+        checkpoint::lock(&self.resume.progress).sent(&seqs, &e.last_event_id);
+        for (route, seq) in d.routes.into_iter().zip(seqs) {
             let routed = RoutedEvent {
                 id: self
                     .ids
                     .id(&self.key, &route.subject(), &e.last_event_id, index),
-                seq: self.resume.next_seq(),
+                seq,
                 stream_key: self.key.clone(),
                 data: e.data.clone(),
                 sse_event: e.event_type.clone(),

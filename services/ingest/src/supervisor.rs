@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::checkpoint::Checkpoints;
 use crate::event::RoutedEvent;
 use crate::routing::StreamPlan;
 use crate::status::Status;
@@ -50,6 +51,7 @@ pub struct Supervisor {
     tracker: TaskTracker,
     token: CancellationToken,
     running: HashMap<String, Running>,
+    checkpoints: Arc<Checkpoints>,
 }
 
 impl Supervisor {
@@ -60,6 +62,7 @@ impl Supervisor {
         out: mpsc::Sender<RoutedEvent>,
         tracker: TaskTracker,
         token: CancellationToken,
+        checkpoints: Arc<Checkpoints>,
     ) -> Self {
         Self {
             settings,
@@ -68,6 +71,7 @@ impl Supervisor {
             tracker,
             token,
             running: HashMap::new(),
+            checkpoints,
         }
     }
 
@@ -117,9 +121,10 @@ impl Supervisor {
                     resume
                 }
                 None => {
-                    tracing::info!(stream = %key, routes = ?plan.subjects(), "reading stream");
+                    let (progress, from) = self.checkpoints.resume(&key);
+                    tracing::info!(stream = %key, routes = ?plan.subjects(), resume_after = %from, "reading stream");
                     applied.started.push(key.clone());
-                    Resume::default()
+                    Resume::from_last_event_id(from).with_progress(progress)
                 }
             };
             self.start(plan, resume);
