@@ -182,7 +182,8 @@ impl PublisherGrpc {
                         for ev in req.events {
                             match event_from_proto(ev) {
                                 Ok(ev) => backlog.push_back(ev),
-                                Err((a, e)) => {
+                                Err(failed) => {
+                                    let (a, e) = *failed;
                                     tracing::warn!(error = %e, "event not publishable");
                                     waiting.push(Box::pin(async move { Some(a) }));
                                 }
@@ -202,9 +203,9 @@ impl PublisherGrpc {
 }
 
 /// Converts a proto event; on failure, the error ack to send.
-fn event_from_proto(ev: pb::Event) -> Result<Event, (pb::Ack, Error)> {
+fn event_from_proto(ev: pb::Event) -> Result<Event, Box<(pb::Ack, Error)>> {
     let fail = |ev: &pb::Event, e: Error| {
-        (
+        Box::new((
             pb::Ack {
                 stream_key: ev.stream_key.clone(),
                 seq: ev.seq,
@@ -212,7 +213,7 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, (pb::Ack, Error)> {
                 ..Default::default()
             },
             e,
-        )
+        ))
     };
     let route = ev.route.clone().unwrap_or_default();
     // Matched by number so this builds with and without ROUTE_KIND_STATUS in the proto.
@@ -341,7 +342,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let (a, _) = event_from_proto(bad).unwrap_err();
+        let (a, _) = *event_from_proto(bad).unwrap_err();
         assert_eq!((a.seq, a.stream_key.as_str()), (4, "k"));
         assert!(!a.error.is_empty());
     }
