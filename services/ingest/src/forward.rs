@@ -1,19 +1,30 @@
-//! The single `SchemaService.Process` stream to the schema service: sends routed events in
-//! batches, keeps every unacknowledged event in a bounded in-flight window (a full window stops
-//! taking events, so readers block: backpressure), applies acks, and after a broken stream
-//! reconnects with backoff and re-sends every unacknowledged event in order.
+//! The `SchemaService.Process` streams to the schema service: one per address its name resolves
+//! to (a headless Service: one per schema pod), each SSE stream assigned to one of them by
+//! rendezvous hashing of its key, so the events of one SSE stream stay in order on one peer.
+//! Sends routed events in batches, keeps every unacknowledged event in one bounded in-flight
+//! window (a full window stops taking events, so readers block: backpressure), applies acks, and
+//! after a broken stream reconnects with backoff and re-sends its unacknowledged events in order.
+//! When the address set changes, the SSE streams of a removed address move to another one and
+//! their unacknowledged events are re-sent there (at least once, same ids).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, SelectAll};
+use futures::{Stream, StreamExt};
 use sse_proto::v1 as pb;
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
+use sse_runtime::peers::{self, Peer, Peers};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::Checkpoints;
 use crate::event::RoutedEvent;
 use crate::grpc;
 use crate::status::Status;
@@ -103,24 +114,87 @@ fn batches(events: impl IntoIterator<Item = pb::Event>) -> VecDeque<pb::ProcessR
 /// How the forwarder reaches the schema service and how it behaves.
 #[derive(Debug, Clone)]
 pub struct Forwarder {
-    /// The schema service.
+    /// The schema service: its name, timeouts and keepalives. Every address the name resolves
+    /// to gets its own Process stream.
     pub endpoint: tonic::transport::Endpoint,
-    /// Unacknowledged events at most.
+    /// Unacknowledged events at most (over every Process stream together).
     pub max_in_flight: usize,
     /// How long shutdown waits for outstanding acks.
     pub drain_timeout: Duration,
     /// Stream counters.
     pub status: Arc<Status>,
-    /// Whether the Process stream is open (drives health).
+    /// Per-stream acknowledgement progress (the resume checkpoints).
+    pub checkpoints: Arc<Checkpoints>,
+    /// Whether a Process stream is open (drives health).
     pub open: watch::Sender<bool>,
 }
 
-/// Why a Process stream ended.
-enum End {
-    /// Shutdown finished (drained or timed out).
-    Done,
-    /// The stream broke; reconnect.
-    Broken(String),
+/// Which schema address each SSE stream goes to: rendezvous hashing of the stream key over the
+/// current address set, so every event of one stream travels, in order, on one Process stream.
+#[derive(Debug, Default)]
+pub struct Router {
+    peers: Vec<Peer>,
+    cache: HashMap<String, Option<SocketAddr>>,
+}
+
+impl Router {
+    /// A router over `peers`.
+    pub fn new(peers: Vec<Peer>) -> Self {
+        Self {
+            peers,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The current address set.
+    pub fn peers(&self) -> &[Peer] {
+        &self.peers
+    }
+
+    /// The address the stream `key` goes to; `None` while no address is known.
+    pub fn owner(&mut self, key: &str) -> Option<SocketAddr> {
+        if let Some(a) = self.cache.get(key) {
+            return *a;
+        }
+        let a = peers::owner(key, &self.peers).map(|p| p.addr);
+        self.cache.insert(key.to_string(), a);
+        a
+    }
+
+    /// Switches to a new address set; returns the previous one.
+    pub fn replace(&mut self, peers: Vec<Peer>) -> Vec<Peer> {
+        self.cache.clear();
+        std::mem::replace(&mut self.peers, peers)
+    }
+}
+
+/// An open Process stream: where requests go, and the responses.
+struct Session {
+    tx: mpsc::UnboundedSender<pb::ProcessRequest>,
+    responses: tonic::Streaming<pb::ProcessResponse>,
+}
+
+/// A Process stream being opened: its address, its session number, the outcome.
+type Opening = Pin<Box<dyn Future<Output = (SocketAddr, u64, Result<Session, String>)> + Send>>;
+/// One session's responses, tagged; `None` marks the end of the stream.
+type Responses = Pin<
+    Box<
+        dyn Stream<
+                Item = (
+                    SocketAddr,
+                    u64,
+                    Option<Result<pb::ProcessResponse, tonic::Status>>,
+                ),
+            > + Send,
+    >,
+>;
+
+/// One schema address and its Process stream (open, being opened, or waiting to retry).
+struct Lane {
+    session: u64,
+    tx: Option<mpsc::UnboundedSender<pb::ProcessRequest>>,
+    retry_at: Option<Instant>,
+    backoff: sse_runtime::Backoff,
 }
 
 /// The forwarder's state across Process streams.
@@ -129,133 +203,270 @@ struct State {
     rx: mpsc::Receiver<RoutedEvent>,
     rx_open: bool,
     deadline: Option<Instant>,
+    router: Router,
+    lanes: BTreeMap<SocketAddr, Lane>,
+    openings: FuturesUnordered<Opening>,
+    responses: SelectAll<Responses>,
+    sessions: u64,
 }
 
 impl State {
     fn drained(&self) -> bool {
         self.inflight.is_empty() && (!self.rx_open || self.rx.is_empty())
     }
+
+    fn any_open(&self) -> bool {
+        self.lanes.values().any(|l| l.tx.is_some())
+    }
+
+    fn next_retry(&self) -> Option<Instant> {
+        self.lanes.values().filter_map(|l| l.retry_at).min()
+    }
 }
 
 impl Forwarder {
-    /// Forwards events from `rx` until shutdown: on `token`, keeps the stream open up to the
-    /// drain timeout for outstanding acks, then closes it and returns.
+    /// Forwards events from `rx` until shutdown, over one Process stream per address the
+    /// schema name resolves to (re-resolved periodically and after failures): on `token`, keeps
+    /// the streams open up to the drain timeout for outstanding acks, then closes them and
+    /// returns.
     pub async fn run(self, rx: mpsc::Receiver<RoutedEvent>, token: CancellationToken) {
+        let uri = self.endpoint.uri().to_string();
+        let peers = match peers::parse_targets(&uri) {
+            Ok(targets) => Peers::spawn(targets, peers::RESOLVE_EVERY),
+            Err(e) => {
+                // Config validation rules this out; never read events we cannot forward.
+                tracing::error!(schema = %uri, error = %e, "schema address unusable; not forwarding");
+                token.cancelled().await;
+                return;
+            }
+        };
+        self.run_with(peers, rx, token).await;
+    }
+
+    /// [`Forwarder::run`] over a given address set (it follows the set's changes).
+    pub async fn run_with(
+        self,
+        peers: Peers,
+        rx: mpsc::Receiver<RoutedEvent>,
+        token: CancellationToken,
+    ) {
+        let mut set = peers.subscribe();
+        let mut set_live = true;
         let mut st = State {
             inflight: InFlight::new(self.max_in_flight),
             rx,
             rx_open: true,
             deadline: None,
+            router: Router::default(),
+            lanes: BTreeMap::new(),
+            openings: FuturesUnordered::new(),
+            responses: SelectAll::new(),
+            sessions: 0,
         };
-        let mut backoff = sse_runtime::Backoff::standard();
+        let first = set.borrow_and_update().clone();
+        self.on_peers(&mut st, first);
         let far = Duration::from_secs(365 * 24 * 3600);
         loop {
             if token.is_cancelled() && st.deadline.is_none() {
                 st.deadline = Some(Instant::now() + self.drain_timeout);
             }
-            if st.deadline.is_some() && st.drained() {
-                return;
-            }
-            let opened = tokio::select! {
-                r = self.open() => r,
-                _ = token.cancelled(), if st.deadline.is_none() => continue,
-                _ = tokio::time::sleep_until(st.deadline.unwrap_or_else(|| Instant::now() + far)) => return,
-            };
-            let end = match opened {
-                Ok((tx, responses)) => {
-                    tracing::info!(schema = %self.endpoint.uri(), resend = st.inflight.len(), "Process stream to schema open");
-                    backoff.connected();
-                    self.open.send_replace(true);
-                    let end = self.session(&mut st, tx, responses, &token).await;
-                    self.open.send_replace(false);
-                    end
+            if st.deadline.is_some() {
+                if st.drained() {
+                    break;
                 }
-                Err(e) => End::Broken(e),
-            };
-            match end {
-                End::Done => return,
-                End::Broken(reason) => {
-                    if st.deadline.is_some() {
-                        tracing::warn!(unacknowledged = st.inflight.len(), %reason, "schema unavailable during shutdown");
-                        return;
-                    }
-                    let delay = backoff.next_delay();
-                    tracing::warn!(schema = %self.endpoint.uri(), %reason, retry_in = ?delay, "Process stream to schema unavailable");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = token.cancelled() => {}
-                    }
+                if !st.any_open() && st.openings.is_empty() {
+                    tracing::warn!(
+                        unacknowledged = st.inflight.len(),
+                        "schema unavailable during shutdown"
+                    );
+                    break;
                 }
             }
-        }
-    }
-
-    /// Connects and opens the Process stream.
-    async fn open(
-        &self,
-    ) -> Result<
-        (
-            mpsc::Sender<pb::ProcessRequest>,
-            tonic::Streaming<pb::ProcessResponse>,
-        ),
-        String,
-    > {
-        let channel = self.endpoint.connect().await.map_err(|e| error_chain(&e))?;
-        let mut client = SchemaServiceClient::new(channel)
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
-        let (tx, rx) = mpsc::channel(MAX_PENDING_BATCHES);
-        let responses = client
-            .process(ReceiverStream::new(rx))
-            .await
-            .map_err(|s| format!("{}: {}", s.code(), s.message()))?
-            .into_inner();
-        Ok((tx, responses))
-    }
-
-    /// Runs one Process stream: re-sends what is unacknowledged, then sends and acks.
-    async fn session(
-        &self,
-        st: &mut State,
-        tx: mpsc::Sender<pb::ProcessRequest>,
-        mut responses: tonic::Streaming<pb::ProcessResponse>,
-        token: &CancellationToken,
-    ) -> End {
-        let mut pending = batches(st.inflight.iter().cloned());
-        let far = Duration::from_secs(365 * 24 * 3600);
-        loop {
-            if token.is_cancelled() && st.deadline.is_none() {
-                st.deadline = Some(Instant::now() + self.drain_timeout);
-            }
-            if st.deadline.is_some() && pending.is_empty() && st.drained() {
-                return End::Done;
-            }
-            let take = st.rx_open && st.inflight.has_room() && pending.len() < MAX_PENDING_BATCHES;
+            let take = st.rx_open && st.inflight.has_room();
+            let retry_at = st.next_retry().filter(|_| st.deadline.is_none());
             tokio::select! {
                 biased;
-                msg = responses.message() => match msg {
-                    Ok(Some(r)) => self.apply_acks(&mut st.inflight, r.acks),
-                    Ok(None) => return End::Broken("schema closed the stream".into()),
-                    Err(s) => return End::Broken(format!("{}: {}", s.code(), s.message())),
-                },
-                permit = tx.reserve(), if !pending.is_empty() => match (permit, pending.pop_front()) {
-                    (Ok(p), Some(batch)) => p.send(batch),
-                    _ => return End::Broken("request stream closed".into()),
+                Some((addr, session, msg)) = st.responses.next(), if !st.responses.is_empty() => {
+                    self.on_response(&mut st, &peers, addr, session, msg);
+                }
+                Some((addr, session, opened)) = st.openings.next(), if !st.openings.is_empty() => {
+                    self.on_open(&mut st, &peers, addr, session, opened);
+                }
+                changed = set.changed(), if set_live => match changed {
+                    Ok(()) => {
+                        let next = set.borrow_and_update().clone();
+                        self.on_peers(&mut st, next);
+                    }
+                    Err(_) => set_live = false,
                 },
                 ev = st.rx.recv(), if take => match ev {
                     None => st.rx_open = false,
                     Some(first) => {
-                        let batch = self.take_batch(st, first);
-                        pending.extend(batches(batch));
+                        let batch = self.take_batch(&mut st, first);
+                        dispatch(&mut st, batch);
                     }
                 },
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(|| Instant::now() + far)), if retry_at.is_some() => {
+                    self.start_due(&mut st);
+                }
                 _ = token.cancelled(), if st.deadline.is_none() => {}
-                _ = tokio::time::sleep_until(st.deadline.unwrap_or_else(|| Instant::now() + far)) => {
-                    tracing::warn!(unacknowledged = st.inflight.len(), "drain timeout: closing the Process stream with events unacknowledged");
-                    return End::Done;
+                _ = tokio::time::sleep_until(st.deadline.unwrap_or_else(|| Instant::now() + far)), if st.deadline.is_some() => {
+                    tracing::warn!(unacknowledged = st.inflight.len(), "drain timeout: closing the Process streams with events unacknowledged");
+                    break;
                 }
             }
+            let up = st.any_open();
+            self.open
+                .send_if_modified(|o| std::mem::replace(o, up) != up);
         }
+        self.open.send_replace(false);
+    }
+
+    /// Follows a new address set: closes the streams of removed addresses, opens streams to new
+    /// ones, and re-sends the unacknowledged events of every SSE stream that moved to an open
+    /// Process stream (the others are re-sent when theirs opens).
+    fn on_peers(&self, st: &mut State, next: Vec<Peer>) {
+        if next.as_slice() == st.router.peers() {
+            return;
+        }
+        let old = st.router.replace(next.clone());
+        st.lanes
+            .retain(|addr, _| next.iter().any(|p| p.addr == *addr));
+        for p in &next {
+            if let std::collections::btree_map::Entry::Vacant(slot) = st.lanes.entry(p.addr) {
+                slot.insert(Lane {
+                    session: 0,
+                    tx: None,
+                    retry_at: None,
+                    backoff: sse_runtime::Backoff::standard(),
+                });
+                self.start(st, p.addr);
+            }
+        }
+        let mut moved: BTreeMap<SocketAddr, Vec<pb::Event>> = BTreeMap::new();
+        for e in st.inflight.iter() {
+            let before = peers::owner(&e.stream_key, &old).map(|p| p.addr);
+            let after = st.router.owner(&e.stream_key);
+            if let Some(a) = after.filter(|a| before != Some(*a)) {
+                moved.entry(a).or_default().push(e.clone());
+            }
+        }
+        let mut resent = 0;
+        for (addr, events) in moved {
+            if let Some(tx) = st.lanes.get(&addr).and_then(|l| l.tx.as_ref()) {
+                resent += events.len();
+                send(tx, events);
+            }
+        }
+        tracing::info!(
+            schema = ?next.iter().map(|p| p.addr.to_string()).collect::<Vec<_>>(),
+            resent,
+            "schema addresses changed"
+        );
+    }
+
+    /// Starts opening the Process stream of `addr`.
+    fn start(&self, st: &mut State, addr: SocketAddr) {
+        let Some(lane) = st.lanes.get_mut(&addr) else {
+            return;
+        };
+        st.sessions += 1;
+        let session = st.sessions;
+        lane.session = session;
+        lane.tx = None;
+        lane.retry_at = None;
+        let endpoint = self.endpoint.clone();
+        st.openings.push(Box::pin(async move {
+            (addr, session, open_session(&endpoint, addr).await)
+        }));
+    }
+
+    /// Retries every lane whose backoff is over.
+    fn start_due(&self, st: &mut State) {
+        let now = Instant::now();
+        let due: Vec<SocketAddr> = st
+            .lanes
+            .iter()
+            .filter(|(_, l)| l.retry_at.is_some_and(|t| t <= now))
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in due {
+            self.start(st, addr);
+        }
+    }
+
+    /// A Process stream opened (or failed to): on success re-sends, in order, every
+    /// unacknowledged event of the SSE streams it carries.
+    fn on_open(
+        &self,
+        st: &mut State,
+        peers: &Peers,
+        addr: SocketAddr,
+        session: u64,
+        opened: Result<Session, String>,
+    ) {
+        let Some(lane) = st.lanes.get_mut(&addr) else {
+            return; // removed meanwhile; dropping the session closes it
+        };
+        if lane.session != session {
+            return;
+        }
+        match opened {
+            Ok(s) => {
+                lane.backoff.connected();
+                lane.tx = Some(s.tx.clone());
+                st.responses.push(Box::pin(
+                    s.responses
+                        .map(Some)
+                        .chain(futures::stream::once(async { None }))
+                        .map(move |m| (addr, session, m)),
+                ));
+                let mut resend = Vec::new();
+                for e in st.inflight.iter() {
+                    if st.router.owner(&e.stream_key) == Some(addr) {
+                        resend.push(e.clone());
+                    }
+                }
+                tracing::info!(schema = %self.endpoint.uri(), %addr, resend = resend.len(), "Process stream to schema open");
+                send(&s.tx, resend);
+            }
+            Err(reason) => {
+                let delay = lane.backoff.next_delay();
+                lane.retry_at = Some(Instant::now() + delay);
+                tracing::warn!(schema = %self.endpoint.uri(), %addr, %reason, retry_in = ?delay, "Process stream to schema unavailable");
+                peers.refresh();
+            }
+        }
+    }
+
+    /// Applies acks (from any session: an ack is an ack) and notices a broken stream.
+    fn on_response(
+        &self,
+        st: &mut State,
+        peers: &Peers,
+        addr: SocketAddr,
+        session: u64,
+        msg: Option<Result<pb::ProcessResponse, tonic::Status>>,
+    ) {
+        let reason = match msg {
+            Some(Ok(r)) => {
+                self.apply_acks(&mut st.inflight, r.acks);
+                return;
+            }
+            Some(Err(s)) => format!("{}: {}", s.code(), s.message()),
+            None => "schema closed the stream".to_string(),
+        };
+        let Some(lane) = st.lanes.get_mut(&addr) else {
+            return;
+        };
+        if lane.session != session || lane.tx.is_none() {
+            return; // an older session of this address
+        }
+        lane.tx = None;
+        let delay = lane.backoff.next_delay();
+        lane.retry_at = Some(Instant::now() + delay);
+        tracing::warn!(schema = %self.endpoint.uri(), %addr, %reason, unacknowledged = st.inflight.len(), retry_in = ?delay, "Process stream to schema broke");
+        peers.refresh();
     }
 
     /// Takes `first` and every event already queued (while the window has room), records them
@@ -283,20 +494,62 @@ impl Forwarder {
 
     fn apply_acks(&self, inflight: &mut InFlight<pb::Event>, acks: Vec<pb::Ack>) {
         for a in acks {
-            if inflight.ack(&a.stream_key, a.seq).is_none() {
+            let Some(ev) = inflight.ack(&a.stream_key, a.seq) else {
                 continue; // a duplicate after a re-send
-            }
-            if a.error.is_empty() {
-                self.status.update(&a.stream_key, |s| s.acknowledged += 1);
-            } else {
+            };
+            self.checkpoints.acked(&a.stream_key, a.seq);
+            if !a.error.is_empty() {
                 tracing::warn!(stream = %a.stream_key, seq = a.seq, error = %a.error, "event delivery failed");
-                self.status.update(&a.stream_key, |s| {
-                    s.failed += 1;
-                    s.last_error = format!("delivery failed: {}", a.error);
-                });
             }
+            self.status.apply_ack(&ev, &a);
         }
     }
+}
+
+/// Sends new events on the Process stream of their SSE stream's address; events whose address
+/// has no open stream wait in flight and go when it opens.
+fn dispatch(st: &mut State, events: Vec<pb::Event>) {
+    let mut by_lane: BTreeMap<SocketAddr, Vec<pb::Event>> = BTreeMap::new();
+    for e in events {
+        if let Some(a) = st.router.owner(&e.stream_key) {
+            by_lane.entry(a).or_default().push(e);
+        }
+    }
+    for (addr, events) in by_lane {
+        if let Some(tx) = st.lanes.get(&addr).and_then(|l| l.tx.as_ref()) {
+            send(tx, events);
+        }
+    }
+}
+
+/// Queues events on a Process stream in batches. The queue is bounded by the in-flight window
+/// (every queued event is in flight); a closed stream is noticed on its response side.
+fn send(tx: &mpsc::UnboundedSender<pb::ProcessRequest>, events: Vec<pb::Event>) {
+    for batch in batches(events) {
+        if tx.send(batch).is_err() {
+            return;
+        }
+    }
+}
+
+/// Connects to one schema address and opens the Process stream.
+async fn open_session(
+    endpoint: &tonic::transport::Endpoint,
+    addr: SocketAddr,
+) -> Result<Session, String> {
+    let channel = peers::connect(endpoint, addr)
+        .await
+        .map_err(|e| error_chain(&e))?;
+    let mut client = SchemaServiceClient::new(channel)
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let responses = client
+        .process(UnboundedReceiverStream::new(rx))
+        .await
+        .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+        .into_inner();
+    Ok(Session { tx, responses })
 }
 
 /// An error and its causes, joined (tonic's transport errors say little at the top level).
@@ -351,6 +604,331 @@ mod tests {
         let sizes: Vec<usize> = b.iter().map(|r| r.events.len()).collect();
         assert_eq!(sizes, [2, 1, 2]);
         assert!(batches(Vec::new()).is_empty());
+    }
+
+    fn peer(addr: &str) -> Peer {
+        Peer {
+            addr: addr.parse().unwrap(),
+            uri: tonic::transport::Uri::from_static("http://schema:50052"),
+        }
+    }
+
+    fn key(i: usize) -> String {
+        format!("device-{i}/sse-0|http://10.1.0.{}:8080/events/{i}", i % 5)
+    }
+
+    #[test]
+    fn router_keeps_each_stream_on_one_address_and_moves_only_those_of_a_removed_one() {
+        let (a, b, c) = (
+            peer("10.0.0.1:50052"),
+            peer("10.0.0.2:50052"),
+            peer("10.0.0.3:50052"),
+        );
+        let mut r = Router::new(vec![a.clone(), b.clone(), c.clone()]);
+        let before: Vec<SocketAddr> = (0..300).map(|i| r.owner(&key(i)).unwrap()).collect();
+        // stable: asking again (cached or not) gives the same address
+        for (i, owner) in before.iter().enumerate() {
+            assert_eq!(r.owner(&key(i)), Some(*owner));
+            assert_eq!(
+                peers::owner(&key(i), r.peers()).map(|p| p.addr),
+                Some(*owner)
+            );
+        }
+        for p in [&a, &b, &c] {
+            let n = before.iter().filter(|o| **o == p.addr).count();
+            assert!((60..=140).contains(&n), "{} has {n} of 300", p.addr);
+        }
+        let old = r.replace(vec![a.clone(), c.clone()]);
+        assert_eq!(old.len(), 3);
+        for (i, owner) in before.iter().enumerate() {
+            let now = r.owner(&key(i)).unwrap();
+            if *owner == b.addr {
+                assert!(now == a.addr || now == c.addr);
+            } else {
+                assert_eq!(now, *owner, "{} moved though its address stayed", key(i));
+            }
+        }
+        r.replace(Vec::new());
+        assert_eq!(r.owner(&key(1)), None);
+    }
+
+    /// A schema service that records what each address received and acks it (or not); its
+    /// counter counts acks sent, or events received when it does not ack.
+    #[derive(Clone)]
+    struct FakeSchema {
+        name: &'static str,
+        ack: bool,
+        seen: Arc<std::sync::Mutex<Vec<(&'static str, pb::Event)>>>,
+        acked: watch::Sender<usize>,
+    }
+
+    #[tonic::async_trait]
+    impl pb::schema_service_server::SchemaService for FakeSchema {
+        type ProcessStream =
+            tokio_stream::wrappers::ReceiverStream<Result<pb::ProcessResponse, tonic::Status>>;
+
+        async fn process(
+            &self,
+            request: tonic::Request<tonic::Streaming<pb::ProcessRequest>>,
+        ) -> Result<tonic::Response<Self::ProcessStream>, tonic::Status> {
+            let mut inbound = request.into_inner();
+            let (tx, rx) = mpsc::channel(16);
+            let me = self.clone();
+            tokio::spawn(async move {
+                while let Ok(Some(req)) = inbound.message().await {
+                    me.seen
+                        .lock()
+                        .unwrap()
+                        .extend(req.events.iter().map(|e| (me.name, e.clone())));
+                    if !me.ack {
+                        me.acked.send_modify(|a| *a += req.events.len());
+                        continue;
+                    }
+                    let acks: Vec<pb::Ack> = req
+                        .events
+                        .iter()
+                        .map(|e| pb::Ack {
+                            stream_key: e.stream_key.clone(),
+                            seq: e.seq,
+                            ..Default::default()
+                        })
+                        .collect();
+                    let n = acks.len();
+                    if tx.send(Ok(pb::ProcessResponse { acks })).await.is_err() {
+                        return;
+                    }
+                    me.acked.send_modify(|a| *a += n);
+                }
+            });
+            Ok(tonic::Response::new(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            ))
+        }
+
+        async fn put_schema(
+            &self,
+            _: tonic::Request<pb::PutSchemaRequest>,
+        ) -> Result<tonic::Response<pb::PutSchemaResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("fake"))
+        }
+
+        async fn get_schema(
+            &self,
+            _: tonic::Request<pb::GetSchemaRequest>,
+        ) -> Result<tonic::Response<pb::GetSchemaResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("fake"))
+        }
+
+        async fn list_schemas(
+            &self,
+            _: tonic::Request<pb::ListSchemasRequest>,
+        ) -> Result<tonic::Response<pb::ListSchemasResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("fake"))
+        }
+
+        async fn list_subjects(
+            &self,
+            _: tonic::Request<pb::ListSubjectsRequest>,
+        ) -> Result<tonic::Response<pb::ListSubjectsResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("fake"))
+        }
+
+        async fn infer_schema(
+            &self,
+            _: tonic::Request<pb::InferSchemaRequest>,
+        ) -> Result<tonic::Response<pb::InferSchemaResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("fake"))
+        }
+    }
+
+    type Seen = Arc<std::sync::Mutex<Vec<(&'static str, pb::Event)>>>;
+
+    /// Starts a fake schema on `ip` (port 0); its address and its ack counter.
+    async fn fake(
+        ip: &str,
+        name: &'static str,
+        ack: bool,
+        seen: Seen,
+        token: CancellationToken,
+    ) -> (Peer, watch::Receiver<usize>) {
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (acked, acked_rx) = watch::channel(0);
+        let svc = FakeSchema {
+            name,
+            ack,
+            seen,
+            acked,
+        };
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(pb::schema_service_server::SchemaServiceServer::new(svc))
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    token.cancelled_owned(),
+                ),
+        );
+        (peer(&addr.to_string()), acked_rx)
+    }
+
+    fn routed(key: &str, seq: u64) -> RoutedEvent {
+        use crate::resources::{Destination, Qos};
+        use crate::routing::{Route, RouteKind};
+        RoutedEvent {
+            id: format!("{key}#{seq}"),
+            seq,
+            stream_key: key.into(),
+            data: format!("{{\"n\":{seq}}}"),
+            sse_event: "message".into(),
+            sse_id: String::new(),
+            received_unix_nanos: 1,
+            route: Arc::new(Route {
+                device: "d".into(),
+                endpoint: "e".into(),
+                asset: "a".into(),
+                kind: RouteKind::Dataset,
+                group: "g".into(),
+                event: String::new(),
+                data_source: "/x".into(),
+                type_ref: String::new(),
+                destination: Destination::Mqtt {
+                    topic: "t".into(),
+                    qos: Qos::AtLeastOnce,
+                    retain: false,
+                    ttl: None,
+                },
+            }),
+            traceparent: String::new(),
+            tracestate: String::new(),
+        }
+    }
+
+    fn forwarder() -> (Forwarder, watch::Receiver<bool>) {
+        let (open, open_rx) = watch::channel(false);
+        let f = Forwarder {
+            endpoint: tonic::transport::Endpoint::from_static("http://schema:50052"),
+            max_in_flight: 1000,
+            drain_timeout: Duration::from_secs(30),
+            status: Arc::new(Status::default()),
+            checkpoints: Arc::new(Checkpoints::in_memory()),
+            open,
+        };
+        (f, open_rx)
+    }
+
+    /// Per stream key: the addresses (fake names) it was seen on, and its seqs per name.
+    fn by_key(seen: &Seen) -> BTreeMap<String, BTreeMap<&'static str, Vec<u64>>> {
+        let mut out: BTreeMap<String, BTreeMap<&'static str, Vec<u64>>> = BTreeMap::new();
+        for (name, e) in seen.lock().unwrap().iter() {
+            out.entry(e.stream_key.clone())
+                .or_default()
+                .entry(name)
+                .or_default()
+                .push(e.seq);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn each_stream_goes_in_order_to_one_of_several_schema_addresses() {
+        let token = CancellationToken::new();
+        let seen: Seen = Arc::default();
+        let (a, mut a_acked) = fake("127.0.0.1", "a", true, seen.clone(), token.clone()).await;
+        let (b, mut b_acked) = fake("127.0.0.2", "b", true, seen.clone(), token.clone()).await;
+        let (_set, peers) = Peers::manual(vec![a.clone(), b.clone()]);
+        let (f, _open) = forwarder();
+        let (tx, rx) = mpsc::channel(64);
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(f.run_with(peers, rx, stop.clone()));
+        for seq in 1..=5 {
+            for i in 0..20 {
+                tx.send(routed(&key(i), seq)).await.unwrap();
+            }
+        }
+        let mut total = 0;
+        while total < 100 {
+            tokio::select! {
+                r = a_acked.changed() => r.unwrap(),
+                r = b_acked.changed() => r.unwrap(),
+            }
+            total = *a_acked.borrow() + *b_acked.borrow();
+        }
+        assert_eq!(total, 100);
+        let mut router = Router::new(vec![a, b]);
+        let keys = by_key(&seen);
+        assert_eq!(keys.len(), 20);
+        let mut names = std::collections::BTreeSet::new();
+        for (k, on) in &keys {
+            assert_eq!(on.len(), 1, "{k} went to {:?}", on.keys());
+            let (name, seqs) = on.iter().next().unwrap();
+            assert_eq!(seqs, &[1, 2, 3, 4, 5], "{k} out of order");
+            let expected = if router.owner(k).unwrap().ip().to_string() == "127.0.0.1" {
+                "a"
+            } else {
+                "b"
+            };
+            assert_eq!(*name, expected);
+            names.insert(*name);
+        }
+        assert_eq!(names.len(), 2, "both addresses carry streams");
+        drop(tx);
+        stop.cancel();
+        run.await.unwrap();
+        token.cancel();
+    }
+
+    #[tokio::test]
+    async fn streams_of_a_removed_address_move_and_their_unacked_events_are_resent() {
+        let token = CancellationToken::new();
+        let seen: Seen = Arc::default();
+        let (a, mut a_acked) = fake("127.0.0.1", "a", true, seen.clone(), token.clone()).await;
+        // b takes events but never acknowledges them (a replica about to go away)
+        let (b, mut b_seen) = fake("127.0.0.2", "b", false, seen.clone(), token.clone()).await;
+        let (set, peers) = Peers::manual(vec![a.clone(), b.clone()]);
+        let (f, _open) = forwarder();
+        let (tx, rx) = mpsc::channel(64);
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(f.run_with(peers, rx, stop.clone()));
+        let mut router = Router::new(vec![a.clone(), b.clone()]);
+        let on_b: Vec<String> = (0..20)
+            .map(key)
+            .filter(|k| router.owner(k) == Some(b.addr))
+            .collect();
+        assert!(!on_b.is_empty() && on_b.len() < 20);
+        for seq in 1..=3 {
+            for i in 0..20 {
+                tx.send(routed(&key(i), seq)).await.unwrap();
+            }
+        }
+        let on_a = (20 - on_b.len()) * 3;
+        a_acked.wait_for(|n| *n >= on_a).await.unwrap();
+        // every event of b's streams reached b (unacked) before b goes
+        b_seen.wait_for(|n| *n >= on_b.len() * 3).await.unwrap();
+        set.send_replace(vec![a.clone()]);
+        a_acked.wait_for(|n| *n >= 60).await.unwrap();
+        let keys = by_key(&seen);
+        for k in &on_b {
+            assert_eq!(keys[k].get("b"), Some(&vec![1, 2, 3]));
+            assert_eq!(
+                keys[k].get("a"),
+                Some(&vec![1, 2, 3]),
+                "{k} re-sent in order"
+            );
+        }
+        // re-sent with the same ids
+        let ids = |name: &str| -> std::collections::BTreeSet<String> {
+            seen.lock()
+                .unwrap()
+                .iter()
+                .filter(|(n, e)| *n == name && on_b.contains(&e.stream_key))
+                .map(|(_, e)| e.id.clone())
+                .collect()
+        };
+        assert_eq!(ids("a"), ids("b"));
+        drop(tx);
+        stop.cancel();
+        run.await.unwrap();
+        token.cancel();
     }
 
     #[test]

@@ -174,15 +174,15 @@ impl Peers {
         Self { rx, refresh }
     }
 
-    /// A fixed set that never changes (tests, literal addresses).
-    pub fn fixed(mut peers: Vec<Peer>) -> Self {
-        peers.sort();
-        peers.dedup();
-        let (_tx, rx) = watch::channel(peers);
-        Self {
+    /// A set changed only through the returned sender (tests, or addresses from elsewhere);
+    /// keep it sorted.
+    pub fn manual(peers: Vec<Peer>) -> (watch::Sender<Vec<Peer>>, Self) {
+        let (tx, rx) = watch::channel(peers);
+        let me = Self {
             rx,
             refresh: Arc::new(Notify::new()),
-        }
+        };
+        (tx, me)
     }
 
     /// A receiver of the sorted address set (empty until the first resolution succeeds).
@@ -244,9 +244,15 @@ async fn resolve_loop(
             *cur = all;
             true
         });
+        // Nothing known yet (the peer's pods are not ready): look again soon.
+        let wait = if tx.borrow().is_empty() {
+            MIN_RESOLVE_GAP
+        } else {
+            every
+        };
         tokio::select! {
             _ = tx.closed() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = refresh.notified() => {
                 tokio::select! {
                     _ = tx.closed() => return,
