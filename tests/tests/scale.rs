@@ -1,0 +1,403 @@
+//! Scale-out with the real binaries and a real Mosquitto: ingest replicas split 30 SSE streams by
+//! rendezvous hashing (each stream read by exactly one replica, before and after going from 3
+//! replicas to 2, and only the streams of the removed replica move), and schema spreads the
+//! streams over two publishers behind one address (each event reaches the broker once, each
+//! stream on one publisher).
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sse_e2e::broker::{Mosquitto, free_port};
+use sse_e2e::grpcurl;
+use sse_e2e::mqtt::Subscriber;
+use sse_e2e::otlp::OtlpReceiver;
+use sse_e2e::procs::Service;
+use sse_e2e::source::{Feed, Reply, SseSource, block, blocks_then_hold};
+
+const STREAMS: usize = 30;
+
+/// Per path `/s/<i>`: `events` numbered events, then the stream stays open.
+fn feed(events: usize) -> Feed {
+    std::sync::Arc::new(move |req| {
+        let Some(i) = req.path.strip_prefix("/s/") else {
+            return Reply::not_found();
+        };
+        let blocks = (1..=events)
+            .map(|n| {
+                block(
+                    Some(&n.to_string()),
+                    None,
+                    &format!(r#"{{"stream":{i},"n":{n}}}"#),
+                )
+            })
+            .collect();
+        Reply::Sse(blocks_then_hold(blocks))
+    })
+}
+
+/// One device whose endpoint serves 30 paths, and one asset with a dataset per path: 30 streams.
+fn resources(base: &str) -> String {
+    let mut datasets = String::new();
+    for i in 0..STREAMS {
+        datasets.push_str(&format!("    - {{ name: s{i}, dataSource: /{i} }}\n"));
+    }
+    format!(
+        r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Device
+metadata: {{ name: plant }}
+spec:
+  endpoints:
+    inbound:
+      sse-0:
+        endpointType: Microsoft.SSEHttp
+        address: {base}/s
+        authentication: {{ method: Anonymous }}
+---
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Asset
+metadata: {{ name: line }}
+spec:
+  deviceRef: {{ deviceName: plant, endpointName: sse-0 }}
+  defaultDatasetsDestinations:
+    - {{ target: Mqtt, configuration: {{ topic: scale/readings, qos: Qos1, retain: Never }} }}
+  datasets:
+{datasets}"#
+    )
+}
+
+/// The test's files: resources written for `source`.
+struct Dirs {
+    dir: tempfile::TempDir,
+}
+
+impl Dirs {
+    fn new(source: &SseSource) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("resources")).unwrap();
+        std::fs::write(
+            dir.path().join("resources/resources.yaml"),
+            resources(&source.base_url()),
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    fn ingest_args(&self, schema: &str, extra: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "--schema".into(),
+            schema.into(),
+            "--resources".into(),
+            self.dir.path().join("resources").display().to_string(),
+            "--status-topic".into(),
+            String::new(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    }
+}
+
+/// The streams one ingest lists, by key, with whether each is connected.
+async fn list_streams(ingest: &Service) -> Option<BTreeMap<String, bool>> {
+    let v = grpcurl::call_json(
+        &ingest.addr.to_string(),
+        None,
+        &["sseconnector.v1.IngestService/ListStreams"],
+    )
+    .await
+    .ok()?;
+    let mut out = BTreeMap::new();
+    for s in v["streams"].as_array().cloned().unwrap_or_default() {
+        out.insert(
+            s["key"].as_str()?.to_string(),
+            s["connected"].as_bool().unwrap_or(false),
+        );
+    }
+    Some(out)
+}
+
+/// Waits until the ingests together have all 30 streams connected; returns, per ingest, the
+/// keys it lists.
+async fn owned(ingests: &[Service]) -> Vec<BTreeSet<String>> {
+    sse_e2e::eventually("every stream connected on some replica", || async {
+        let mut per = Vec::new();
+        let mut connected = 0;
+        for i in ingests {
+            let l = list_streams(i).await?;
+            connected += l.values().filter(|c| **c).count();
+            per.push(l.into_keys().collect::<BTreeSet<_>>());
+        }
+        (connected >= STREAMS).then_some(per)
+    })
+    .await
+    .unwrap()
+}
+
+/// Requests the source has seen per path.
+fn requests_per_path(source: &SseSource) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for r in source.seen() {
+        *m.entry(r.path).or_default() += 1;
+    }
+    m
+}
+
+fn check_split(per: &[BTreeSet<String>]) -> BTreeMap<String, usize> {
+    let mut owner = BTreeMap::new();
+    for (ordinal, keys) in per.iter().enumerate() {
+        assert!(!keys.is_empty(), "replica {ordinal} reads nothing: {per:?}");
+        for k in keys {
+            if let Some(other) = owner.insert(k.clone(), ordinal) {
+                panic!("{k} listed by replicas {other} and {ordinal}");
+            }
+        }
+    }
+    assert_eq!(owner.len(), STREAMS, "{per:?}");
+    owner
+}
+
+async fn start_ingests(
+    dirs: &Dirs,
+    schema: &str,
+    replicas: usize,
+    by_pod_name: bool,
+) -> Vec<Service> {
+    let mut v = Vec::new();
+    for o in 0..replicas {
+        let (r, o) = (replicas.to_string(), o.to_string());
+        let pod = format!("sse-ingest-{o}");
+        let extra: Vec<&str> = if by_pod_name {
+            vec!["--replicas", &r, "--pod-name", &pod]
+        } else {
+            vec!["--replicas", &r, "--ordinal", &o]
+        };
+        v.push(
+            Service::start("sse-ingest", &dirs.ingest_args(schema, &extra), &[])
+                .await
+                .unwrap(),
+        );
+    }
+    v
+}
+
+#[tokio::test]
+async fn ingest_replicas_read_each_stream_once_and_rebalance_only_what_they_must() {
+    let broker = Mosquitto::start().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = SseSource::start(listener, feed(1)).unwrap();
+    let dirs = Dirs::new(&source);
+    let sub = Subscriber::connect(broker.port, "scale/#").await.unwrap();
+    let publisher = Service::start("sse-publisher", &["--mqtt-url".into(), broker.url()], &[])
+        .await
+        .unwrap();
+    let data = dirs.dir.path().join("schemas").display().to_string();
+    let schema = Service::start(
+        "sse-schema",
+        &[
+            "--publisher".into(),
+            publisher.url(),
+            "--data-dir".into(),
+            data,
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+
+    // Three replicas, ordinals from --ordinal.
+    let mut three = start_ingests(&dirs, &schema.url(), 3, false).await;
+    let per3 = owned(&three).await;
+    let owner3 = check_split(&per3);
+    let reqs = requests_per_path(&source);
+    assert_eq!(reqs.len(), STREAMS, "{reqs:?}");
+    assert!(
+        reqs.values().all(|n| *n == 1),
+        "a stream read twice: {reqs:?}"
+    );
+    let msgs = sub
+        .wait_until("one event per stream", |m| m.len() >= STREAMS)
+        .await
+        .unwrap();
+    let subjects: BTreeSet<&str> = msgs.iter().filter_map(|m| m.user("subject")).collect();
+    assert_eq!(subjects.len(), STREAMS);
+    eprintln!(
+        "3 replicas: {:?} streams each",
+        per3.iter().map(BTreeSet::len).collect::<Vec<_>>()
+    );
+
+    for i in &mut three {
+        let st = i.terminate(Duration::from_secs(20)).await.unwrap();
+        assert!(st.success(), "{st:?}\n{}", i.log_text());
+    }
+    drop(three);
+    let before = requests_per_path(&source);
+
+    // Two replicas, ordinals from the StatefulSet pod name.
+    let two = start_ingests(&dirs, &schema.url(), 2, true).await;
+    let per2 = owned(&two).await;
+    let owner2 = check_split(&per2);
+    let after = requests_per_path(&source);
+    for (path, n) in &after {
+        assert_eq!(
+            n - before.get(path).copied().unwrap_or(0),
+            1,
+            "{path} after the restart"
+        );
+    }
+    let mut moved = 0;
+    for (k, o3) in &owner3 {
+        if *o3 < 2 {
+            assert_eq!(owner2[k], *o3, "{k} moved from a replica that stayed");
+        } else {
+            moved += 1;
+        }
+    }
+    assert_eq!(moved, per3[2].len());
+    eprintln!(
+        "2 replicas: {:?} streams each; {moved} moved",
+        per2.iter().map(BTreeSet::len).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn two_publishers_behind_one_address_each_get_streams_and_every_event_arrives_once() {
+    const EVENTS: usize = 3;
+    let broker = Mosquitto::start().await.unwrap();
+    let otlp = OtlpReceiver::start().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = SseSource::start(listener, feed(EVENTS)).unwrap();
+    let dirs = Dirs::new(&source);
+    let sub = Subscriber::connect(broker.port, "scale/#").await.unwrap();
+    let otel = |name: &str| {
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.endpoint()),
+            ("OTEL_BSP_SCHEDULE_DELAY".to_string(), "100".to_string()),
+            ("OTEL_SERVICE_NAME".to_string(), name.to_string()),
+        ]
+    };
+    // Both publishers on one port, on 127.0.0.1 and 127.0.0.2.
+    let (a, b) = loop {
+        let port = free_port().unwrap();
+        let on = |ip: [u8; 4]| SocketAddr::from((ip, port));
+        let args = ["--mqtt-url".to_string(), broker.url()];
+        let Ok(a) = Service::start_on(
+            "sse-publisher",
+            on([127, 0, 0, 1]),
+            &args,
+            &otel("publisher-a"),
+        )
+        .await
+        else {
+            continue;
+        };
+        match Service::start_on(
+            "sse-publisher",
+            on([127, 0, 0, 2]),
+            &args,
+            &otel("publisher-b"),
+        )
+        .await
+        {
+            Ok(b) => break (a, b),
+            Err(_) => continue, // the port was taken on 127.0.0.2 meanwhile
+        }
+    };
+    let port = a.addr.port();
+    let data = dirs.dir.path().join("schemas").display().to_string();
+    let schema = Service::start(
+        "sse-schema",
+        &[
+            "--publisher".into(),
+            format!("http://127.0.0.1,127.0.0.2:{port}"),
+            "--data-dir".into(),
+            data,
+        ],
+        &otel("sse-schema"),
+    )
+    .await
+    .unwrap();
+    let ingest = Service::start(
+        "sse-ingest",
+        &dirs.ingest_args(&schema.url(), &[]),
+        &otel("sse-ingest"),
+    )
+    .await
+    .unwrap();
+
+    // Every event acknowledged: nothing is left to re-send.
+    sse_e2e::eventually("every event acknowledged", || async {
+        let v = grpcurl::call_json(
+            &ingest.addr.to_string(),
+            None,
+            &["sseconnector.v1.IngestService/ListStreams"],
+        )
+        .await
+        .ok()?;
+        let streams = v["streams"].as_array()?.clone();
+        let acked: u64 = streams
+            .iter()
+            .map(|s| {
+                s["eventsAcknowledged"]
+                    .as_str()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            })
+            .sum();
+        (streams.len() == STREAMS && acked as usize == STREAMS * EVENTS).then_some(())
+    })
+    .await
+    .unwrap();
+    let msgs = sub
+        .wait_until("every event on the broker", |m| m.len() >= STREAMS * EVENTS)
+        .await
+        .unwrap();
+    let ids: BTreeSet<&str> = msgs.iter().filter_map(|m| m.user("id")).collect();
+    assert_eq!(msgs.len(), STREAMS * EVENTS, "duplicates on the broker");
+    assert_eq!(ids.len(), STREAMS * EVENTS);
+
+    // Which publisher published each event: the service of the "mqtt publish" span in the
+    // event's trace.
+    let trace_of = |m: &sse_e2e::mqtt::Received| {
+        m.user("traceparent")
+            .and_then(|t| t.split('-').nth(1))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let traces: BTreeSet<String> = msgs.iter().map(trace_of).collect();
+    let by_trace = sse_e2e::eventually("a publish span for every event", || {
+        let spans = otlp.spans();
+        let traces = traces.clone();
+        async move {
+            let m: BTreeMap<String, String> = spans
+                .into_iter()
+                .filter(|s| s.name == "mqtt publish" && traces.contains(&s.trace_id))
+                .map(|s| (s.trace_id, s.service))
+                .collect();
+            (m.len() == traces.len()).then_some(m)
+        }
+    })
+    .await
+    .unwrap();
+    let mut per_subject: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut per_publisher: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in &msgs {
+        let publisher = by_trace[&trace_of(m)].as_str();
+        per_subject
+            .entry(m.user("subject").unwrap_or_default())
+            .or_default()
+            .insert(publisher);
+        *per_publisher.entry(publisher).or_default() += 1;
+    }
+    eprintln!("events per publisher: {per_publisher:?}");
+    assert_eq!(
+        per_publisher.len(),
+        2,
+        "both publishers get traffic: {per_publisher:?}"
+    );
+    for (subject, pubs) in &per_subject {
+        assert_eq!(pubs.len(), 1, "{subject} went to {pubs:?}");
+    }
+    drop((a, b, schema, ingest));
+}
