@@ -2,11 +2,23 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use tonic::transport::Uri;
 
+use crate::azure::AzureSettings;
 use crate::error::Error;
+use crate::pipeline::Limits;
+
+/// Which registry holds the schemas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RegistryKind {
+    /// The embedded registry, durable in the data dir.
+    Embedded,
+    /// The Azure IoT Operations Schema Registry (MQTT 5 RPC).
+    Azure,
+}
 
 /// Configuration of `sse-schema`.
 #[derive(Debug, Clone, Parser)]
@@ -35,6 +47,36 @@ pub struct Config {
     /// Payloads larger than this many bytes are forwarded without a schema.
     #[arg(long, env = "SCHEMA_MAX_PAYLOAD_BYTES", default_value_t = 1024 * 1024)]
     pub max_payload_bytes: usize,
+    /// Payloads nesting arrays/objects deeper than this are forwarded without a schema.
+    #[arg(long, env = "SCHEMA_MAX_DEPTH", default_value_t = 32)]
+    pub max_depth: usize,
+    /// Payloads with more object members than this (all levels) are forwarded without a schema.
+    #[arg(long, env = "SCHEMA_MAX_PROPERTIES", default_value_t = 1000)]
+    pub max_properties: usize,
+    /// Where schemas are registered.
+    #[arg(long, env = "SCHEMA_REGISTRY", value_enum, default_value = "embedded")]
+    pub registry: RegistryKind,
+    /// Broker of the Azure schema registry (`mqtt://host:port` or `mqtts://host:port`).
+    #[arg(long, env = "SCHEMA_REGISTRY_MQTT_URL")]
+    pub registry_mqtt_url: Option<Uri>,
+    /// MQTT client id for the registry calls (default: `sse-schema-<random>`).
+    #[arg(long, env = "SCHEMA_REGISTRY_MQTT_CLIENT_ID")]
+    pub registry_mqtt_client_id: Option<String>,
+    /// Extra CA certificates (PEM) trusted for `mqtts://`.
+    #[arg(long, env = "SCHEMA_REGISTRY_MQTT_CA_FILE")]
+    pub registry_mqtt_ca_file: Option<PathBuf>,
+    /// MQTT user name for the registry's broker.
+    #[arg(long, env = "SCHEMA_REGISTRY_MQTT_USERNAME")]
+    pub registry_mqtt_username: Option<String>,
+    /// File holding the MQTT password (read at each connect).
+    #[arg(long, env = "SCHEMA_REGISTRY_MQTT_PASSWORD_FILE")]
+    pub registry_mqtt_password_file: Option<PathBuf>,
+    /// How long one registry call waits for its answer.
+    #[arg(long, env = "SCHEMA_REGISTRY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub registry_timeout: Duration,
+    /// Attempts per registry call (network errors and 500 are retried with backoff).
+    #[arg(long, env = "SCHEMA_REGISTRY_ATTEMPTS", default_value_t = 5)]
+    pub registry_attempts: u32,
 }
 
 impl Config {
@@ -67,6 +109,15 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
+        if self.max_depth == 0 || self.max_properties == 0 {
+            return Err(Error::Config {
+                field: "--max-depth / --max-properties (SCHEMA_MAX_DEPTH / SCHEMA_MAX_PROPERTIES)",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.registry == RegistryKind::Azure {
+            self.azure()?;
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::Config {
                 field: "--data-dir (SCHEMA_DATA_DIR)",
@@ -74,6 +125,67 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The payload limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_bytes: self.max_payload_bytes,
+            max_depth: self.max_depth,
+            max_properties: self.max_properties,
+        }
+    }
+
+    /// The Azure registry settings (with `--registry azure`).
+    pub fn azure(&self) -> Result<AzureSettings, Error> {
+        const URL: &str = "--registry-mqtt-url (SCHEMA_REGISTRY_MQTT_URL)";
+        let bad = |reason: &str| Error::Config {
+            field: URL,
+            reason: reason.into(),
+        };
+        let url = self
+            .registry_mqtt_url
+            .as_ref()
+            .ok_or_else(|| bad("required with --registry azure"))?;
+        let (tls, default_port) = match url.scheme_str() {
+            Some("mqtt") => (None, 1883),
+            Some("mqtts") => (Some(self.registry_mqtt_ca_file.clone()), 8883),
+            _ => return Err(bad("expected mqtt://host:port or mqtts://host:port")),
+        };
+        let host = url
+            .host()
+            .ok_or_else(|| bad("expected mqtt://host:port or mqtts://host:port"))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let client_id = match &self.registry_mqtt_client_id {
+            Some(id) => id.clone(),
+            None => format!("sse-schema-{:08x}", rand::random::<u32>()),
+        };
+        if client_id.is_empty() || client_id.len() > 128 || client_id.contains(['/', '+', '#']) {
+            return Err(Error::Config {
+                field: "--registry-mqtt-client-id (SCHEMA_REGISTRY_MQTT_CLIENT_ID)",
+                reason: "expected 1 to 128 characters without '/', '+' or '#'".into(),
+            });
+        }
+        if self.registry_attempts == 0 || self.registry_timeout.is_zero() {
+            return Err(Error::Config {
+                field: "--registry-attempts / --registry-timeout",
+                reason: "must be at least 1 and longer than zero".into(),
+            });
+        }
+        Ok(AzureSettings {
+            host,
+            port: url.port_u16().unwrap_or(default_port),
+            tls,
+            client_id,
+            username: self.registry_mqtt_username.clone(),
+            password_file: self.registry_mqtt_password_file.clone(),
+            timeout: self.registry_timeout,
+            attempts: self.registry_attempts,
+            retry_initial: Duration::from_millis(500),
+        })
     }
 }
 
@@ -93,6 +205,9 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./data/schemas"));
         assert_eq!(c.registry_namespace, "sse-connector");
         assert_eq!(c.max_payload_bytes, 1 << 20);
+        assert_eq!(c.limits().max_depth, 32);
+        assert_eq!(c.limits().max_properties, 1000);
+        assert_eq!(c.registry, RegistryKind::Embedded);
         c.validate().unwrap();
     }
 
@@ -117,6 +232,39 @@ mod tests {
     }
 
     #[test]
+    fn azure_registry_settings() {
+        let c = parse(&[
+            "--registry",
+            "azure",
+            "--registry-mqtt-url",
+            "mqtts://broker.local",
+            "--registry-mqtt-client-id",
+            "me",
+            "--registry-timeout",
+            "3s",
+        ])
+        .unwrap();
+        c.validate().unwrap();
+        let a = c.azure().unwrap();
+        assert_eq!((a.host.as_str(), a.port), ("broker.local", 8883));
+        assert_eq!(a.tls, Some(None));
+        assert_eq!(a.client_id, "me");
+        assert_eq!(a.timeout, Duration::from_secs(3));
+        assert_eq!(a.attempts, 5);
+        let a = parse(&[
+            "--registry",
+            "azure",
+            "--registry-mqtt-url",
+            "mqtt://127.0.0.1:1884",
+        ])
+        .unwrap()
+        .azure()
+        .unwrap();
+        assert_eq!((a.host.as_str(), a.port, a.tls), ("127.0.0.1", 1884, None));
+        assert!(a.client_id.starts_with("sse-schema-"));
+    }
+
+    #[test]
     fn rejects_bad_values() {
         assert!(parse(&["--listen", "nope"]).is_err());
         assert!(parse(&["--max-payload-bytes", "-1"]).is_err());
@@ -126,6 +274,17 @@ mod tests {
             &["--registry-namespace", "a/b"],
             &["--registry-namespace", ""],
             &["--max-payload-bytes", "0"],
+            &["--max-depth", "0"],
+            &["--registry", "azure"],
+            &["--registry", "azure", "--registry-mqtt-url", "http://b:1"],
+            &[
+                "--registry",
+                "azure",
+                "--registry-mqtt-url",
+                "mqtt://b:1",
+                "--registry-mqtt-client-id",
+                "a/b",
+            ],
         ] {
             let c = parse(args).unwrap();
             assert!(c.validate().unwrap_err().is_config(), "{args:?}");

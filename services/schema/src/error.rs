@@ -46,6 +46,17 @@ pub enum Error {
     /// A blocking task of the registry failed.
     #[error("registry task failed: {0}")]
     Task(String),
+    /// The external registry answered with an error (`{code, message}`).
+    #[error("schema registry refused the request ({code}): {message}")]
+    Registry {
+        /// The registry's status code (400, 404, 500, ...).
+        code: u16,
+        /// The registry's message.
+        message: String,
+    },
+    /// The external registry could not be reached or did not answer in time.
+    #[error("schema registry unavailable: {0}")]
+    RegistryUnavailable(String),
     /// The gRPC server failed.
     #[error(transparent)]
     Serve(#[from] sse_runtime::serve::ServeError),
@@ -65,7 +76,11 @@ impl From<Error> for tonic::Status {
             Error::NotJson(_) | Error::InvalidSchema(_) | Error::InvalidVersion(_) => {
                 tonic::Status::invalid_argument(msg)
             }
-            Error::NotFound(_) => tonic::Status::not_found(msg),
+            Error::NotFound(_) | Error::Registry { code: 404, .. } => tonic::Status::not_found(msg),
+            Error::Registry { code: 400, .. } => tonic::Status::invalid_argument(msg),
+            Error::Registry { .. } | Error::RegistryUnavailable(_) => {
+                tonic::Status::unavailable(msg)
+            }
             Error::Config { .. } => tonic::Status::failed_precondition(msg),
             Error::DataDir { .. } | Error::Write { .. } | Error::Task(_) | Error::Serve(_) => {
                 tonic::Status::internal(msg)
@@ -84,6 +99,14 @@ mod tests {
         assert_eq!(s.code(), tonic::Code::InvalidArgument);
         let s: tonic::Status = Error::NotFound("A:1".into()).into();
         assert_eq!(s.code(), tonic::Code::NotFound);
+        let s: tonic::Status = Error::Registry {
+            code: 400,
+            message: "bad".into(),
+        }
+        .into();
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        let s: tonic::Status = Error::RegistryUnavailable("x".into()).into();
+        assert_eq!(s.code(), tonic::Code::Unavailable);
         assert!(
             Error::Config {
                 field: "--listen",

@@ -7,12 +7,14 @@ use serde_json::Value;
 use sse_proto::v1::schema_service_server::SchemaService;
 use sse_proto::v1::{
     GetSchemaRequest, GetSchemaResponse, InferSchemaRequest, InferSchemaResponse,
-    ListSchemasRequest, ListSchemasResponse, ProcessRequest, ProcessResponse, PutSchemaRequest,
-    PutSchemaResponse, Schema,
+    ListSchemasRequest, ListSchemasResponse, ListSubjectsRequest, ListSubjectsResponse,
+    NoSchemaCount, ProcessRequest, ProcessResponse, PutSchemaRequest, PutSchemaResponse, Schema,
+    SubjectStatus,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::acks::{reason_to_proto, reference_to_proto};
 use crate::error::Error;
 use crate::pipeline::{Pipeline, infer_payload};
 use crate::registry::{NewSchema, Registry, SchemaRecord};
@@ -112,5 +114,38 @@ impl<R: Registry> SchemaService for SchemaGrpc<R> {
             content: inferred.content,
             name: inferred.name,
         }))
+    }
+
+    async fn list_subjects(
+        &self,
+        _request: Request<ListSubjectsRequest>,
+    ) -> Result<Response<ListSubjectsResponse>, Status> {
+        let subjects = self
+            .pipeline
+            .subjects()
+            .await
+            .into_iter()
+            .map(|s| {
+                let mut out = SubjectStatus {
+                    subject: s.subject,
+                    schema: s.schema.as_ref().map(reference_to_proto),
+                    events_with_schema: s.with_schema,
+                    events_without_schema: s
+                        .without_schema
+                        .into_iter()
+                        .map(|(r, n)| NoSchemaCount {
+                            reason: reason_to_proto(r) as i32,
+                            count: n,
+                        })
+                        .collect(),
+                    ..Default::default()
+                };
+                if let Some(r) = s.last_reason {
+                    out.set_last_no_schema_reason(reason_to_proto(r));
+                }
+                out
+            })
+            .collect();
+        Ok(Response::new(ListSubjectsResponse { subjects }))
     }
 }

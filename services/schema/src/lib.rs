@@ -4,6 +4,8 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod acks;
+pub mod azure;
 pub mod canonical;
 pub mod config;
 pub mod error;
@@ -37,14 +39,28 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
     config.validate()?;
     let dir = config.data_dir.clone();
     let namespace = config.registry_namespace.clone();
-    let registry =
-        tokio::task::spawn_blocking(move || registry::FileRegistry::open(&dir, &namespace))
+    let registry = match config.registry {
+        config::RegistryKind::Embedded => {
+            let file =
+                tokio::task::spawn_blocking(move || registry::FileRegistry::open(&dir, &namespace))
+                    .await
+                    .map_err(|e| Error::Task(e.to_string()))??;
+            registry::AnyRegistry::File(file)
+        }
+        config::RegistryKind::Azure => {
+            let settings = config.azure()?;
+            let mirror = tokio::task::spawn_blocking(move || {
+                registry::FileRegistry::open_mirror(&dir, &namespace)
+            })
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
+            registry::AnyRegistry::Azure(azure::AzureRegistry::new(&settings, mirror, &shutdown))
+        }
+    };
     let pipeline = Arc::new(pipeline::Pipeline::new(
         Arc::new(registry),
         &config.registry_namespace,
-        config.max_payload_bytes,
+        config.limits(),
     ));
     let channel = publisher::channel(&config.publisher);
     let relay = relay::Relay::new(

@@ -1,9 +1,16 @@
 //! Per-subject inference state: merge each JSON payload into its subject's schema, register a new
-//! version when the merged schema changed, and hand back the `dataschema` reference.
+//! version when the merged schema changed, and hand back the schema reference.
 //!
 //! A subject's state is loaded from the registry the first time the subject is seen (its highest
 //! version), so a restart resumes both the schema and the version numbering. Events of one
 //! subject are processed one at a time (a per-subject lock), events of different subjects not.
+//!
+//! A payload that is not JSON, or is over one of the [`Limits`], goes on without a schema; the
+//! [`Outcome`] says why, each subject counts the events per reason ([`SubjectStatus`]), and the
+//! first such event of each reason is logged at debug level per subject.
+//!
+//! Fast path: for a payload whose shape is already known, the cost is one parse, one limit walk
+//! and one [`Shape::covers`] walk, none of which allocates beyond the parsed value.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +20,7 @@ use serde_json::Value;
 use crate::canonical::{name_of, to_canonical};
 use crate::error::Error;
 use crate::infer::Shape;
-use crate::registry::{NewSchema, Registry};
+use crate::registry::{NewSchema, Registry, SchemaRecord};
 
 /// The inferred schema of one payload, as `InferSchema` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,12 +47,135 @@ pub fn dataschema(namespace: &str, name: &str, version: &str) -> String {
     format!("aio-sr://{namespace}/{name}:{version}")
 }
 
+/// Bounds on the payloads whose schema is inferred; larger or deeper ones pass without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest payload, in bytes.
+    pub max_bytes: usize,
+    /// Deepest nesting of arrays and objects (a scalar is depth 0, `{"a":1}` depth 1).
+    pub max_depth: usize,
+    /// Most object members in one payload, counted over every level.
+    pub max_properties: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 1 << 20,
+            max_depth: 32,
+            max_properties: 1000,
+        }
+    }
+}
+
+/// Why an event went on without a schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NoSchema {
+    /// The payload is not JSON.
+    NotJson,
+    /// The payload is over [`Limits::max_bytes`].
+    TooLarge,
+    /// The payload nests deeper than [`Limits::max_depth`].
+    TooDeep,
+    /// The payload has more members than [`Limits::max_properties`].
+    TooManyProperties,
+    /// The registry could not register the schema.
+    RegistryError,
+}
+
+impl NoSchema {
+    /// Every reason, in a fixed order (the index of the per-subject counters).
+    pub const ALL: [NoSchema; 5] = [
+        NoSchema::NotJson,
+        NoSchema::TooLarge,
+        NoSchema::TooDeep,
+        NoSchema::TooManyProperties,
+        NoSchema::RegistryError,
+    ];
+
+    /// A short name for logs and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoSchema::NotJson => "not JSON",
+            NoSchema::TooLarge => "over the size limit",
+            NoSchema::TooDeep => "over the depth limit",
+            NoSchema::TooManyProperties => "over the property limit",
+            NoSchema::RegistryError => "registry error",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A registered schema version an event is tagged with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaRef {
+    /// Schema name.
+    pub name: String,
+    /// Registry namespace.
+    pub namespace: String,
+    /// Version.
+    pub version: String,
+    /// `aio-sr://<namespace>/<name>:<version>`.
+    pub dataschema: String,
+}
+
+impl SchemaRef {
+    fn new(name: &str, namespace: &str, version: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            version: version.to_string(),
+            dataschema: dataschema(namespace, name, version),
+        }
+    }
+}
+
+/// What inference made of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The event follows this schema version.
+    Schema(Arc<SchemaRef>),
+    /// The event goes without a schema, for this reason.
+    NoSchema(NoSchema),
+}
+
+impl Outcome {
+    /// The `dataschema` reference, if any.
+    pub fn dataschema(&self) -> Option<&str> {
+        match self {
+            Outcome::Schema(r) => Some(&r.dataschema),
+            Outcome::NoSchema(_) => None,
+        }
+    }
+}
+
+/// What the status of one subject shows: its current schema and its events without one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectStatus {
+    /// `<asset>/<dataset>` or `<asset>/<group>/<event>`.
+    pub subject: String,
+    /// The schema version events of the subject are tagged with now.
+    pub schema: Option<SchemaRef>,
+    /// Events tagged with a schema.
+    pub with_schema: u64,
+    /// Events without a schema, per reason (in [`NoSchema::ALL`] order), only non-zero ones.
+    pub without_schema: Vec<(NoSchema, u64)>,
+    /// The reason of the latest event without a schema.
+    pub last_reason: Option<NoSchema>,
+}
+
 #[derive(Debug, Default)]
 struct SubjectState {
     loaded: bool,
     shape: Shape,
     version: u64,
-    dataschema: Option<String>,
+    current: Option<Arc<SchemaRef>>,
+    with_schema: u64,
+    without: [u64; NoSchema::ALL.len()],
+    last_reason: Option<NoSchema>,
 }
 
 /// Schema inference for every subject, backed by a registry.
@@ -53,17 +183,18 @@ struct SubjectState {
 pub struct Pipeline<R> {
     registry: Arc<R>,
     namespace: String,
-    max_payload_bytes: usize,
+    limits: Limits,
     subjects: Mutex<HashMap<String, Arc<tokio::sync::Mutex<SubjectState>>>>,
 }
 
 impl<R: Registry> Pipeline<R> {
-    /// A pipeline registering in `registry` under `namespace`; larger payloads get no schema.
-    pub fn new(registry: Arc<R>, namespace: &str, max_payload_bytes: usize) -> Self {
+    /// A pipeline registering in `registry`; `namespace` is used in references when the registry
+    /// does not name its own; payloads over `limits` get no schema.
+    pub fn new(registry: Arc<R>, namespace: &str, limits: Limits) -> Self {
         Self {
             registry,
             namespace: namespace.to_string(),
-            max_payload_bytes,
+            limits,
             subjects: Mutex::new(HashMap::new()),
         }
     }
@@ -78,47 +209,148 @@ impl<R: Registry> Pipeline<R> {
         &self.namespace
     }
 
-    /// The `dataschema` for an event of `subject` with `data`: `None` when the data is not JSON
-    /// or larger than the limit. Registers a new version when the subject's shape changed.
+    /// The limits applied to payloads.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The `dataschema` for an event of `subject` with `data`: `None` when the event goes without
+    /// a schema (see [`Pipeline::tag`] for why). Registers a new version when the shape changed.
     pub async fn process(&self, subject: &str, data: &[u8]) -> Result<Option<String>, Error> {
-        if data.len() > self.max_payload_bytes {
-            tracing::debug!(
-                subject,
-                bytes = data.len(),
-                "payload over the size limit: no schema"
-            );
-            return Ok(None);
-        }
-        let Ok(value) = serde_json::from_slice::<Value>(data) else {
-            return Ok(None);
-        };
-        let entry = {
-            let mut subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
-            subjects.entry(subject.to_string()).or_default().clone()
-        };
+        Ok(self
+            .tag(subject, data)
+            .await
+            .dataschema()
+            .map(str::to_string))
+    }
+
+    /// Infers the schema of an event of `subject` with `data`, registering a new version when the
+    /// subject's shape changed, and says which schema the event follows or why it has none.
+    pub async fn tag(&self, subject: &str, data: &[u8]) -> Outcome {
+        let parsed = self.check(data);
+        let entry = self.entry(subject);
         let mut state = entry.lock().await;
-        if !state.loaded {
-            self.load(subject, &mut state).await?;
+        let outcome = match parsed {
+            Ok(value) => self.infer(subject, &mut state, &value).await,
+            Err(reason) => Outcome::NoSchema(reason),
+        };
+        match &outcome {
+            Outcome::Schema(_) => state.with_schema += 1,
+            Outcome::NoSchema(reason) => {
+                let n = &mut state.without[reason.index()];
+                if *n == 0 {
+                    tracing::debug!(
+                        subject,
+                        reason = reason.as_str(),
+                        bytes = data.len(),
+                        "event forwarded without a schema (logged once per subject and reason)"
+                    );
+                }
+                *n += 1;
+                state.last_reason = Some(*reason);
+            }
         }
-        if state.dataschema.is_some() && state.shape.covers(&value) {
-            return Ok(state.dataschema.clone());
+        outcome
+    }
+
+    /// The status of every subject seen since start, ordered by subject.
+    pub async fn subjects(&self) -> Vec<SubjectStatus> {
+        let entries: Vec<(String, Arc<tokio::sync::Mutex<SubjectState>>)> = {
+            let subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
+            subjects
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for (subject, entry) in entries {
+            let state = entry.lock().await;
+            out.push(SubjectStatus {
+                subject,
+                schema: state.current.as_deref().cloned(),
+                with_schema: state.with_schema,
+                without_schema: NoSchema::ALL
+                    .iter()
+                    .map(|r| (*r, state.without[r.index()]))
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
+                last_reason: state.last_reason,
+            });
         }
-        let merged = state.shape.merged(&value);
+        out.sort_by(|a, b| a.subject.cmp(&b.subject));
+        out
+    }
+
+    fn entry(&self, subject: &str) -> Arc<tokio::sync::Mutex<SubjectState>> {
+        let mut subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = subjects.get(subject) {
+            return e.clone();
+        }
+        subjects.entry(subject.to_string()).or_default().clone()
+    }
+
+    /// Parses `data` and checks it against the limits.
+    fn check(&self, data: &[u8]) -> Result<Value, NoSchema> {
+        if data.len() > self.limits.max_bytes {
+            return Err(NoSchema::TooLarge);
+        }
+        let value = serde_json::from_slice::<Value>(data).map_err(|e| {
+            // serde_json refuses nesting beyond 128 levels before building anything.
+            if e.to_string().starts_with("recursion limit exceeded") {
+                NoSchema::TooDeep
+            } else {
+                NoSchema::NotJson
+            }
+        })?;
+        let mut members = 0;
+        within(&value, 0, &self.limits, &mut members)?;
+        Ok(value)
+    }
+
+    async fn infer(&self, subject: &str, state: &mut SubjectState, value: &Value) -> Outcome {
+        if !state.loaded
+            && let Err(e) = self.load(subject, state).await
+        {
+            tracing::warn!(subject, error = %e, "cannot read the subject's schema from the registry; forwarding without a schema");
+            return Outcome::NoSchema(NoSchema::RegistryError);
+        }
+        if let Some(current) = &state.current
+            && state.shape.covers(value)
+        {
+            return Outcome::Schema(current.clone());
+        }
+        let merged = state.shape.merged(value);
         let version = state.version + 1;
-        let record = self
+        let put = self
             .registry
             .put(NewSchema::new(
                 &merged.to_schema(),
                 version.to_string(),
                 subject,
             ))
-            .await?;
+            .await;
+        let record = match put {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(subject, error = %e, "schema not registered; forwarding without it");
+                return Outcome::NoSchema(NoSchema::RegistryError);
+            }
+        };
         tracing::info!(subject, name = %record.name, version = %record.version, "registered schema version");
-        let reference = dataschema(&self.namespace, &record.name, &record.version);
+        let reference = Arc::new(self.reference(&record));
         state.shape = merged;
-        state.version = version;
-        state.dataschema = Some(reference.clone());
-        Ok(Some(reference))
+        state.version = record.version.parse().unwrap_or(version);
+        state.current = Some(reference.clone());
+        Outcome::Schema(reference)
+    }
+
+    fn reference(&self, record: &SchemaRecord) -> SchemaRef {
+        let namespace = if record.namespace.is_empty() {
+            &self.namespace
+        } else {
+            &record.namespace
+        };
+        SchemaRef::new(&record.name, namespace, &record.version)
     }
 
     async fn load(&self, subject: &str, state: &mut SubjectState) -> Result<(), Error> {
@@ -130,8 +362,7 @@ impl<R: Registry> Pipeline<R> {
             match shape {
                 Ok(shape) => {
                     state.shape = shape;
-                    state.dataschema =
-                        Some(dataschema(&self.namespace, &record.name, &record.version));
+                    state.current = Some(Arc::new(self.reference(&record)));
                 }
                 Err(e) => {
                     tracing::warn!(subject, error = %e, "cannot resume the stored schema; inferring afresh");
@@ -143,6 +374,31 @@ impl<R: Registry> Pipeline<R> {
     }
 }
 
+/// Checks depth and member count of `v` (at nesting `depth`) against `limits`, without allocating.
+fn within(v: &Value, depth: usize, limits: &Limits, members: &mut usize) -> Result<(), NoSchema> {
+    match v {
+        Value::Array(a) => {
+            if depth + 1 > limits.max_depth {
+                return Err(NoSchema::TooDeep);
+            }
+            a.iter()
+                .try_for_each(|e| within(e, depth + 1, limits, members))
+        }
+        Value::Object(m) => {
+            if depth + 1 > limits.max_depth {
+                return Err(NoSchema::TooDeep);
+            }
+            *members += m.len();
+            if *members > limits.max_properties {
+                return Err(NoSchema::TooManyProperties);
+            }
+            m.values()
+                .try_for_each(|e| within(e, depth + 1, limits, members))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,7 +406,15 @@ mod tests {
 
     fn pipeline(dir: &std::path::Path) -> Pipeline<FileRegistry> {
         let reg = FileRegistry::open(dir, "ns").unwrap();
-        Pipeline::new(Arc::new(reg), "ns", 1024)
+        Pipeline::new(
+            Arc::new(reg),
+            "ns",
+            Limits {
+                max_bytes: 1024,
+                max_depth: 4,
+                max_properties: 8,
+            },
+        )
     }
 
     fn version(reference: &str) -> &str {
@@ -222,6 +486,69 @@ mod tests {
         let r3 = p.process("a/d", br#"{"x":"s"}"#).await.unwrap().unwrap();
         assert_eq!(version(&r3), "3");
         assert_eq!(p.registry().list().await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn limits_and_non_json_say_why_and_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pipeline(dir.path());
+        let deep = br#"{"a":{"b":{"c":{"d":{"e":1}}}}}"#;
+        let wide = br#"{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9}"#;
+        let nested_wide = br#"{"a":{"b":1,"c":2,"d":3},"e":[{"f":1,"g":2,"h":3,"i":4}]}"#;
+        let big = format!("[{}]", vec!["1"; 600].join(","));
+        let too_deep_for_serde = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for (data, reason) in [
+            (&b"plain"[..], NoSchema::NotJson),
+            (b"", NoSchema::NotJson),
+            (big.as_bytes(), NoSchema::TooLarge),
+            (deep, NoSchema::TooDeep),
+            (too_deep_for_serde.as_bytes(), NoSchema::TooDeep),
+            (wide, NoSchema::TooManyProperties),
+            (nested_wide, NoSchema::TooManyProperties),
+        ] {
+            assert_eq!(
+                p.tag("a/d", data).await,
+                Outcome::NoSchema(reason),
+                "{}",
+                String::from_utf8_lossy(data)
+            );
+        }
+        // Right at the limits: a schema.
+        let ok = br#"{"a":{"b":{"c":[1]}},"d":1,"e":2,"f":3,"g":4,"h":5}"#;
+        let Outcome::Schema(r) = p.tag("a/d", ok).await else {
+            panic!("no schema at the limits");
+        };
+        assert_eq!(r.version, "1");
+        assert_eq!(r.namespace, "ns");
+        let status = p.subjects().await;
+        assert_eq!(status.len(), 1);
+        let s = &status[0];
+        assert_eq!(s.subject, "a/d");
+        assert_eq!(s.schema.as_ref(), Some(&*r));
+        assert_eq!(s.with_schema, 1);
+        assert_eq!(
+            s.without_schema,
+            vec![
+                (NoSchema::NotJson, 2),
+                (NoSchema::TooLarge, 1),
+                (NoSchema::TooDeep, 2),
+                (NoSchema::TooManyProperties, 2)
+            ]
+        );
+        assert_eq!(s.last_reason, Some(NoSchema::TooManyProperties));
+        assert_eq!(p.registry().list().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn serde_recursion_limit_is_too_deep() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+        let p = Pipeline::new(Arc::new(reg), "ns", Limits::default());
+        let nested = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(
+            p.tag("a/d", nested.as_bytes()).await,
+            Outcome::NoSchema(NoSchema::TooDeep)
+        );
     }
 
     #[test]

@@ -71,7 +71,8 @@ impl NewSchema {
     }
 }
 
-/// Where schemas are stored: the embedded [`FileRegistry`] now, an external registry later.
+/// Where schemas are stored: the embedded [`FileRegistry`], or an external registry
+/// ([`crate::azure::AzureRegistry`]); [`AnyRegistry`] picks one at run time.
 pub trait Registry: Send + Sync + 'static {
     /// Stores a schema version; storing an existing (name, version) again returns it unchanged.
     fn put(&self, schema: NewSchema) -> impl Future<Output = Result<SchemaRecord, Error>> + Send;
@@ -142,6 +143,16 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 impl FileRegistry {
     /// Opens (creating it if needed) the registry in `dir` and loads every schema file.
     pub fn open(dir: &Path, namespace: &str) -> Result<Self, Error> {
+        Self::open_with(dir, namespace, true)
+    }
+
+    /// Opens a local mirror of an external registry in `dir`: the same files, but names are the
+    /// external registry's, so they are not checked against the content.
+    pub fn open_mirror(dir: &Path, namespace: &str) -> Result<Self, Error> {
+        Self::open_with(dir, namespace, false)
+    }
+
+    fn open_with(dir: &Path, namespace: &str, verify_names: bool) -> Result<Self, Error> {
         let dir_err = |source| Error::DataDir {
             path: dir.to_path_buf(),
             source,
@@ -160,7 +171,7 @@ impl FileRegistry {
             if file_name.starts_with('.') || !file_name.ends_with(".json") {
                 continue;
             }
-            match load_file(&path) {
+            match load_file(&path, verify_names) {
                 Ok(r) => index.insert(r),
                 Err(reason) => {
                     tracing::warn!(file = %path.display(), %reason, "skipping unreadable schema file")
@@ -217,6 +228,79 @@ impl FileRegistry {
         self.lock_index().insert(record.clone());
         Ok(record)
     }
+
+    /// Stores a record named elsewhere (by an external registry) for `subject` (empty for none),
+    /// adding the subject to an existing record of the same name and version.
+    pub async fn remember(
+        &self,
+        record: SchemaRecord,
+        subject: &str,
+    ) -> Result<SchemaRecord, Error> {
+        validate_version(&record.version)?;
+        if !is_safe_name(&record.name) {
+            return Err(Error::InvalidSchema(format!(
+                "unusable schema name {:?}",
+                record.name.chars().take(80).collect::<String>()
+            )));
+        }
+        let existing = self
+            .lock_index()
+            .by_key
+            .get(&(record.name.clone(), record.version.clone()))
+            .cloned();
+        match with_subject(existing, subject) {
+            Merge::Unchanged(r) => Ok(r),
+            Merge::Updated(r) => self.store(r).await,
+            Merge::New => {
+                let mut record = record;
+                record.subject = subject.to_string();
+                record.subjects.clear();
+                self.store(record).await
+            }
+        }
+    }
+}
+
+/// What adding a subject to the record of a (name, version) means.
+enum Merge {
+    /// The record already lists the subject: nothing to write.
+    Unchanged(SchemaRecord),
+    /// The record with the subject added, to write.
+    Updated(SchemaRecord),
+    /// No record yet.
+    New,
+}
+
+/// `existing` with `subject` added.
+fn with_subject(existing: Option<SchemaRecord>, subject: &str) -> Merge {
+    match existing {
+        Some(r) if subject.is_empty() || record_subjects(&r).any(|s| s == subject) => {
+            Merge::Unchanged(r)
+        }
+        Some(mut r) => {
+            if r.subjects.is_empty() && !r.subject.is_empty() {
+                r.subjects.push(r.subject.clone());
+            }
+            if r.subject.is_empty() {
+                r.subject = subject.to_string();
+            }
+            r.subjects.push(subject.to_string());
+            r.subjects.sort();
+            r.subjects.dedup();
+            Merge::Updated(r)
+        }
+        None => Merge::New,
+    }
+}
+
+/// Whether an external registry's schema name can be a file name here.
+fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 impl Registry for FileRegistry {
@@ -227,26 +311,10 @@ impl Registry for FileRegistry {
             .by_key
             .get(&(schema.name.clone(), schema.version.clone()))
             .cloned();
-        let record = match existing {
-            Some(r)
-                if schema.subject.is_empty()
-                    || record_subjects(&r).any(|s| s == schema.subject) =>
-            {
-                return Ok(r);
-            }
-            Some(mut r) => {
-                if r.subjects.is_empty() && !r.subject.is_empty() {
-                    r.subjects.push(r.subject.clone());
-                }
-                if r.subject.is_empty() {
-                    r.subject = schema.subject.clone();
-                }
-                r.subjects.push(schema.subject);
-                r.subjects.sort();
-                r.subjects.dedup();
-                r
-            }
-            None => SchemaRecord {
+        let record = match with_subject(existing, &schema.subject) {
+            Merge::Unchanged(r) => return Ok(r),
+            Merge::Updated(r) => r,
+            Merge::New => SchemaRecord {
                 name: schema.name,
                 version: schema.version,
                 namespace: self.namespace.clone(),
@@ -288,6 +356,45 @@ impl Registry for FileRegistry {
     }
 }
 
+/// The registry chosen by configuration: the embedded one (default) or an external one.
+#[derive(Debug)]
+pub enum AnyRegistry {
+    /// [`FileRegistry`] in the data dir.
+    File(FileRegistry),
+    /// The Azure IoT Operations Schema Registry over MQTT RPC.
+    Azure(crate::azure::AzureRegistry),
+}
+
+impl Registry for AnyRegistry {
+    async fn put(&self, schema: NewSchema) -> Result<SchemaRecord, Error> {
+        match self {
+            AnyRegistry::File(r) => r.put(schema).await,
+            AnyRegistry::Azure(r) => r.put(schema).await,
+        }
+    }
+
+    async fn get(&self, name: &str, version: Option<&str>) -> Result<SchemaRecord, Error> {
+        match self {
+            AnyRegistry::File(r) => r.get(name, version).await,
+            AnyRegistry::Azure(r) => r.get(name, version).await,
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<SchemaRecord>, Error> {
+        match self {
+            AnyRegistry::File(r) => r.list().await,
+            AnyRegistry::Azure(r) => r.list().await,
+        }
+    }
+
+    async fn current(&self, subject: &str) -> Result<Option<SchemaRecord>, Error> {
+        match self {
+            AnyRegistry::File(r) => r.current(subject).await,
+            AnyRegistry::Azure(r) => r.current(subject).await,
+        }
+    }
+}
+
 fn record_subjects(r: &SchemaRecord) -> impl Iterator<Item = &str> {
     std::iter::once(r.subject.as_str())
         .chain(r.subjects.iter().map(String::as_str))
@@ -298,11 +405,14 @@ fn file_name(r: &SchemaRecord) -> String {
     format!("{}@{}.json", r.name, r.version)
 }
 
-fn load_file(path: &Path) -> Result<SchemaRecord, String> {
+fn load_file(path: &Path, verify_names: bool) -> Result<SchemaRecord, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let r: SchemaRecord = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-    if !is_name(&r.name) || name_of(&r.content) != r.name {
+    if verify_names && (!is_name(&r.name) || name_of(&r.content) != r.name) {
         return Err("name does not match content".into());
+    }
+    if !verify_names && !is_safe_name(&r.name) {
+        return Err("unusable name".into());
     }
     validate_version(&r.version).map_err(|e| e.to_string())?;
     if !serde_json::from_str::<Value>(&r.content).is_ok_and(|v| v.is_object()) {

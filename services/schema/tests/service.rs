@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use clap::Parser;
 use sse_proto::v1::publisher_service_server::{PublisherService, PublisherServiceServer};
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
 use sse_proto::v1::{
@@ -141,13 +142,15 @@ impl Schema {
     async fn start(data_dir: &Path, publisher: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let config = sse_schema::Config {
-            listen: addr,
-            publisher: format!("http://{publisher}").parse().unwrap(),
-            data_dir: data_dir.to_path_buf(),
-            registry_namespace: "test-ns".into(),
-            max_payload_bytes: 4096,
-        };
+        let config = sse_schema::Config::try_parse_from([
+            "sse-schema".to_string(),
+            format!("--listen={addr}"),
+            format!("--publisher=http://{publisher}"),
+            format!("--data-dir={}", data_dir.display()),
+            "--registry-namespace=test-ns".into(),
+            "--max-payload-bytes=4096".into(),
+        ])
+        .unwrap();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(sse_schema::run(listener, config, shutdown.clone()));
         Self {

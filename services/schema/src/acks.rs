@@ -1,0 +1,152 @@
+//! What the schema service adds to the acks it relays: the schema each event was tagged with, or
+//! why it has none, so ingest can show the message schema reference of every dataset and event.
+//!
+//! One [`AckNotes`] per `Process` stream: a note per forwarded event, keyed by stream key and
+//! `seq`, taken out when its ack passes. Its size is bounded by ingest's in-flight window, and it
+//! is dropped with the stream.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sse_proto::v1::{Ack, Event, NoSchemaReason, SchemaReference};
+
+use crate::pipeline::{NoSchema, Outcome, SchemaRef};
+
+#[derive(Debug, Clone)]
+enum Note {
+    Schema(Arc<SchemaRef>),
+    NoSchema(NoSchemaReason),
+}
+
+/// Notes of the events of one stream whose acks have not passed yet.
+#[derive(Debug, Default)]
+pub struct AckNotes {
+    by_stream: Mutex<HashMap<String, HashMap<u64, Note>>>,
+}
+
+/// The proto reason for a pipeline reason.
+pub fn reason_to_proto(r: NoSchema) -> NoSchemaReason {
+    match r {
+        NoSchema::NotJson => NoSchemaReason::NotJson,
+        NoSchema::TooLarge => NoSchemaReason::TooLarge,
+        NoSchema::TooDeep => NoSchemaReason::TooDeep,
+        NoSchema::TooManyProperties => NoSchemaReason::TooManyProperties,
+        NoSchema::RegistryError => NoSchemaReason::RegistryError,
+    }
+}
+
+/// The proto reference of a schema version.
+pub fn reference_to_proto(r: &SchemaRef) -> SchemaReference {
+    SchemaReference {
+        name: r.name.clone(),
+        namespace: r.namespace.clone(),
+        version: r.version.clone(),
+    }
+}
+
+impl AckNotes {
+    /// Notes what inference made of `ev`; `None` for an event without a route.
+    pub fn record(&self, ev: &Event, outcome: Option<&Outcome>) {
+        let note = match outcome {
+            Some(Outcome::Schema(r)) => Note::Schema(r.clone()),
+            Some(Outcome::NoSchema(r)) => Note::NoSchema(reason_to_proto(*r)),
+            None => Note::NoSchema(NoSchemaReason::NoRoute),
+        };
+        let mut map = self.by_stream.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get_mut(ev.stream_key.as_str()) {
+            Some(m) => {
+                m.insert(ev.seq, note);
+            }
+            None => {
+                map.entry(ev.stream_key.clone())
+                    .or_default()
+                    .insert(ev.seq, note);
+            }
+        }
+    }
+
+    /// Sets the schema fields of `acks` from the notes of their events, taking the notes out.
+    pub fn annotate(&self, acks: &mut [Ack]) {
+        let mut map = self.by_stream.lock().unwrap_or_else(|p| p.into_inner());
+        for ack in acks {
+            let Some(m) = map.get_mut(ack.stream_key.as_str()) else {
+                continue;
+            };
+            match m.remove(&ack.seq) {
+                Some(Note::Schema(r)) => ack.schema = Some(reference_to_proto(&r)),
+                Some(Note::NoSchema(reason)) => ack.set_no_schema_reason(reason),
+                None => {}
+            }
+            if m.is_empty() {
+                map.remove(ack.stream_key.as_str());
+            }
+        }
+    }
+
+    /// How many events await their ack.
+    pub fn len(&self) -> usize {
+        let map = self.by_stream.lock().unwrap_or_else(|p| p.into_inner());
+        map.values().map(HashMap::len).sum()
+    }
+
+    /// Whether no event awaits its ack.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(key: &str, seq: u64) -> Event {
+        Event {
+            stream_key: key.into(),
+            seq,
+            ..Default::default()
+        }
+    }
+
+    fn ack(key: &str, seq: u64) -> Ack {
+        Ack {
+            stream_key: key.into(),
+            seq,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn acks_get_the_note_of_their_event_once() {
+        let notes = AckNotes::default();
+        let r = Arc::new(SchemaRef {
+            name: "N".into(),
+            namespace: "ns".into(),
+            version: "2".into(),
+            dataschema: "aio-sr://ns/N:2".into(),
+        });
+        notes.record(&ev("s", 1), Some(&Outcome::Schema(r)));
+        notes.record(&ev("s", 2), Some(&Outcome::NoSchema(NoSchema::TooDeep)));
+        notes.record(&ev("t", 1), None);
+        assert_eq!(notes.len(), 3);
+        let mut acks = vec![ack("s", 1), ack("s", 2), ack("t", 1), ack("u", 9)];
+        notes.annotate(&mut acks);
+        assert_eq!(
+            acks[0].schema,
+            Some(SchemaReference {
+                name: "N".into(),
+                namespace: "ns".into(),
+                version: "2".into()
+            })
+        );
+        assert_eq!(acks[0].no_schema_reason(), NoSchemaReason::Unspecified);
+        assert_eq!(acks[1].schema, None);
+        assert_eq!(acks[1].no_schema_reason(), NoSchemaReason::TooDeep);
+        assert_eq!(acks[2].no_schema_reason(), NoSchemaReason::NoRoute);
+        assert_eq!(acks[3], ack("u", 9));
+        assert!(notes.is_empty());
+        // A second ack of the same event (a re-send) carries nothing more.
+        let mut again = vec![ack("s", 1)];
+        notes.annotate(&mut again);
+        assert_eq!(again[0], ack("s", 1));
+    }
+}
