@@ -128,6 +128,7 @@ impl Config {
             return Err(Error::ResourcesDirMissing(self.resources.clone()));
         }
         self.checkpoint_store()?;
+        crate::shard::Shard::from_config(self).map_err(|e| Error::Config(e.to_string()))?;
         self.schema_endpoint().map(|_| ())
     }
 

@@ -289,6 +289,21 @@ mod tests {
             Err(ShardError::PodName(_))
         ));
         assert!(Config::try_parse_from(["sse-ingest", "--replicas", "0"]).is_err());
+        // a bad combination is a configuration error at start (exit code 64)
+        let dir = std::env::temp_dir();
+        let dir = dir.to_str().unwrap();
+        let e = config(&["--resources", dir, "--replicas", "3"])
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.is_config() && e.to_string().contains("INGEST_REPLICAS"),
+            "{e}"
+        );
+        assert!(
+            config(&["--resources", dir, "--replicas", "3", "--ordinal", "2"])
+                .validate()
+                .is_ok()
+        );
         // one replica reads everything whatever the pod is called
         let one = Shard::from_config(&config(&["--pod-name", "anything"])).unwrap();
         assert!(keys(20).iter().all(|k| one.owns(k)));
