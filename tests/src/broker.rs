@@ -41,6 +41,11 @@ impl Mosquitto {
         let port = free_port()?;
         let conf: PathBuf = dir.path().join("mosquitto.conf");
         std::fs::write(&conf, config(port, dir.path(), extra))?;
+        // Started as root, mosquitto drops to its own user: let it write its database here.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )?;
         let mut m = Self {
             port,
             child: None,
