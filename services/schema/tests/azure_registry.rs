@@ -1,0 +1,536 @@
+//! The Azure IoT Operations Schema Registry backend against a real Mosquitto and an in-test
+//! responder that follows the registry's published MQTT RPC contract: put/get round trips, the
+//! per-subject numbering kept across a restart, retries on 500 and on no answer, no retry on 400,
+//! and `sse-schema --registry azure` serving its gRPC API from it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, PublishProperties};
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sse_e2e::broker::Mosquitto;
+use sse_proto::v1::schema_service_client::SchemaServiceClient;
+use sse_proto::v1::{GetSchemaRequest, ListSchemasRequest, PutSchemaRequest};
+use sse_runtime::Shutdown;
+use sse_schema::Error;
+use sse_schema::azure::{AzureRegistry, AzureSettings, GET_TOPIC, PUT_TOPIC};
+use sse_schema::canonical::name_of;
+use sse_schema::pipeline::{Limits, Outcome, Pipeline};
+use sse_schema::registry::{FileRegistry, NewSchema, Registry};
+use tokio::task::JoinHandle;
+
+/// The namespace the registry's test host answers with.
+const NAMESPACE: &str = "DefaultSRNamespace";
+
+/// One request the responder received.
+#[derive(Debug, Clone)]
+struct Seen {
+    topic: String,
+    props: PublishProperties,
+    payload: Value,
+}
+
+impl Seen {
+    fn user(&self, k: &str) -> Option<&str> {
+        self.props
+            .user_properties
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// (name, version) -> the stored schema object.
+    store: HashMap<(String, String), Value>,
+    /// Status codes to answer the next requests with instead of serving them.
+    fail_next: Vec<u16>,
+    seen: Vec<Seen>,
+}
+
+/// A mock of the Azure IoT Operations Schema Registry, an Azure-only service, following its
+/// published protocol (`SchemaRegistry.TM.json` and the Azure IoT Operations RPC protocol):
+/// requests on `adr/dtmi:ms:adr:SchemaRegistry;2/{put,get}` through the shared subscription
+/// group `schema-registry-edge`; each needs a Response Topic, 16 bytes of Correlation Data and a
+/// `__protVer` 1.x, else it is answered `__stat` 400. PUT takes `{format, schemaType,
+/// schemaContent, version}`, names the schema as the registry's test host does (uppercase hex
+/// SHA-256 of the UTF-8 `schemaContent`, namespace `DefaultSRNamespace`), stores it by name and
+/// version (an identical put is idempotent) and answers `{schema: {name, namespace, format,
+/// schemaType, version, schemaContent, hash, ...}}`; GET takes `{name, version}`. Errors answer
+/// `__stat` 400/404/500 with `{code, message, target?}`. Answers go to the Response Topic with
+/// the request's Correlation Data, QoS 1, content type `application/json`.
+struct Responder {
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn error(code: u16, message: &str, target: Option<&str>) -> (u16, Value) {
+    let mut v = json!({"code": code, "message": message});
+    if let Some(t) = target {
+        v["target"] = json!(t);
+    }
+    (code, v)
+}
+
+impl Responder {
+    async fn start(port: u16) -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
+        let mut o = MqttOptions::new("schema-registry-mock", "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(30));
+        let (client, mut eventloop) = AsyncClient::new(o, 100);
+        let (subacked_tx, subacked_rx) = tokio::sync::oneshot::channel();
+        let st = state.clone();
+        let answers = client.clone();
+        let task = tokio::spawn(async move {
+            let client = answers;
+            let mut subacked = Some(subacked_tx);
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(tx) = subacked.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                        let props = p.properties.clone().unwrap_or_default();
+                        let Some(response_topic) = props.response_topic.clone() else {
+                            continue; // nowhere to answer: the protocol drops it
+                        };
+                        let (status, body) = Self::handle(&st, &topic, &props, &p.payload);
+                        let mut user = vec![
+                            ("__stat".to_string(), status.to_string()),
+                            ("__protVer".to_string(), "1.0".to_string()),
+                        ];
+                        if status >= 400 {
+                            user.push((
+                                "__stMsg".to_string(),
+                                body["message"].as_str().unwrap_or_default().to_string(),
+                            ));
+                        }
+                        let answer = PublishProperties {
+                            correlation_data: props.correlation_data.clone(),
+                            content_type: Some("application/json".into()),
+                            payload_format_indicator: Some(1),
+                            user_properties: user,
+                            ..Default::default()
+                        };
+                        let client = client.clone();
+                        tokio::spawn(async move {
+                            let _ = client
+                                .publish_with_properties(
+                                    response_topic,
+                                    QoS::AtLeastOnce,
+                                    false,
+                                    serde_json::to_vec(&body).unwrap(),
+                                    answer,
+                                )
+                                .await;
+                        });
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        let filters = ["put", "get"]
+            .map(|c| {
+                Filter::new(
+                    format!("$share/schema-registry-edge/adr/dtmi:ms:adr:SchemaRegistry;2/{c}"),
+                    QoS::AtLeastOnce,
+                )
+            })
+            .to_vec();
+        client.subscribe_many(filters).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), subacked_rx)
+            .await
+            .expect("no SUBACK for the responder")
+            .unwrap();
+        Self { state, task }
+    }
+
+    fn handle(
+        state: &Mutex<State>,
+        topic: &str,
+        props: &PublishProperties,
+        payload: &Bytes,
+    ) -> (u16, Value) {
+        let mut st = state.lock().unwrap();
+        let body: Value = serde_json::from_slice(payload).unwrap_or(Value::Null);
+        st.seen.push(Seen {
+            topic: topic.to_string(),
+            props: props.clone(),
+            payload: body.clone(),
+        });
+        if props.correlation_data.as_ref().map(Bytes::len) != Some(16) {
+            return error(
+                400,
+                "Correlation data bytes do not conform to a GUID.",
+                None,
+            );
+        }
+        let version = props
+            .user_properties
+            .iter()
+            .find(|(k, _)| k == "__protVer")
+            .map(|(_, v)| v.clone());
+        if !version.is_some_and(|v| v.starts_with("1.")) {
+            return error(505, "unsupported protocol version", None);
+        }
+        if !st.fail_next.is_empty() {
+            let code = st.fail_next.remove(0);
+            return error(code, "injected failure", None);
+        }
+        let text = |k: &str| body[k].as_str().map(str::to_string);
+        if topic == PUT_TOPIC {
+            let (Some(format), Some(schema_type), Some(content), Some(version)) = (
+                text("format"),
+                text("schemaType"),
+                text("schemaContent"),
+                text("version"),
+            ) else {
+                return error(
+                    400,
+                    "format, schemaType, schemaContent and version are required",
+                    None,
+                );
+            };
+            if format != "JsonSchema/draft-07" && format != "Delta/1.0" {
+                return error(400, "unsupported format", Some("Format"));
+            }
+            if schema_type != "MessageSchema" {
+                return error(400, "unsupported schemaType", Some("SchemaType"));
+            }
+            if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+                return error(400, "version must be digits", Some("Version"));
+            }
+            if serde_json::from_str::<Value>(&content).is_err() {
+                return error(
+                    400,
+                    "schemaContent is not valid JSON",
+                    Some("SchemaContent"),
+                );
+            }
+            let name: String = Sha256::digest(content.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect();
+            let schema = st
+                .store
+                .entry((name.clone(), version.clone()))
+                .or_insert_with(|| {
+                    json!({
+                        "name": name, "namespace": NAMESPACE, "format": format,
+                        "schemaType": schema_type, "version": version,
+                        "schemaContent": content, "hash": name, "tags": {}
+                    })
+                })
+                .clone();
+            (200, json!({ "schema": schema }))
+        } else if topic == GET_TOPIC {
+            let (Some(name), Some(version)) = (text("name"), text("version")) else {
+                return error(400, "name and version are required", None);
+            };
+            match st.store.get(&(name, version)) {
+                Some(s) => (200, json!({ "schema": s })),
+                None => error(404, "schema not found", None),
+            }
+        } else {
+            error(404, "unknown command", None)
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    fn fail_next(&self, codes: &[u16]) {
+        self.state.lock().unwrap().fail_next = codes.to_vec();
+    }
+}
+
+fn settings(port: u16, client_id: &str) -> AzureSettings {
+    AzureSettings {
+        host: "127.0.0.1".into(),
+        port,
+        tls: None,
+        client_id: client_id.into(),
+        username: None,
+        password_file: None,
+        timeout: Duration::from_secs(10),
+        attempts: 4,
+        retry_initial: Duration::from_millis(20),
+    }
+}
+
+fn registry(
+    port: u16,
+    client_id: &str,
+    dir: &std::path::Path,
+    shutdown: &Shutdown,
+) -> AzureRegistry {
+    let mirror = FileRegistry::open_mirror(dir, "sse-connector").unwrap();
+    AzureRegistry::new(&settings(port, client_id), mirror, shutdown)
+}
+
+fn version_of(o: &Outcome) -> String {
+    match o {
+        Outcome::Schema(r) => r.version.clone(),
+        other => panic!("no schema: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_versions_over_mqtt_rpc_and_across_a_restart() {
+    let broker = Mosquitto::start().await.unwrap();
+    let responder = Responder::start(broker.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = Shutdown::new();
+    let reg = Arc::new(registry(broker.port, "schema-a", dir.path(), &shutdown));
+    let p = Pipeline::new(reg.clone(), "sse-connector", Limits::default());
+
+    let v1 = p.tag("a/d", br#"{"t":21.5,"s":"x"}"#).await;
+    assert_eq!(version_of(&v1), "1");
+    assert_eq!(version_of(&p.tag("a/d", br#"{"s":"y","t":3}"#).await), "1");
+    let v2 = p.tag("a/d", br#"{"t":1.5,"s":"x","extra":true}"#).await;
+    assert_eq!(version_of(&v2), "2");
+    let Outcome::Schema(r2) = &v2 else {
+        unreachable!()
+    };
+    // The registry's name and namespace make the reference.
+    assert_eq!(r2.namespace, NAMESPACE);
+    assert_eq!(r2.dataschema, format!("aio-sr://{NAMESPACE}/{}:2", r2.name));
+
+    let seen = responder.seen();
+    assert_eq!(seen.len(), 2, "one PUT per new shape: {seen:?}");
+    for s in &seen {
+        assert_eq!(s.topic, PUT_TOPIC);
+        assert_eq!(
+            s.props.response_topic.as_deref(),
+            Some("clients/schema-a/adr/dtmi:ms:adr:SchemaRegistry;2/put")
+        );
+        assert_eq!(s.props.correlation_data.as_ref().map(Bytes::len), Some(16));
+        assert_eq!(s.props.content_type.as_deref(), Some("application/json"));
+        assert_eq!(s.props.payload_format_indicator, Some(1));
+        assert_eq!(s.user("__protVer"), Some("1.0"));
+        assert_eq!(s.user("__srcId"), Some("schema-a"));
+        assert!(s.user("__ts").is_some_and(|ts| ts.ends_with(":schema-a")));
+        let keys: Vec<&str> = s
+            .payload
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys.len(), 4, "{keys:?}");
+        assert_eq!(s.payload["format"], "JsonSchema/draft-07");
+        assert_eq!(s.payload["schemaType"], "MessageSchema");
+        let content = s.payload["schemaContent"].as_str().unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(content).unwrap()["$schema"],
+            "http://json-schema.org/draft-07/schema#"
+        );
+    }
+    assert_eq!(seen[1].payload["version"], "2");
+    assert_ne!(
+        seen[0].props.correlation_data, seen[1].props.correlation_data,
+        "fresh correlation data per call"
+    );
+    // Our canonical content is what the registry hashed: the same name both sides.
+    assert_eq!(
+        r2.name,
+        name_of(seen[1].payload["schemaContent"].as_str().unwrap())
+    );
+
+    // List and get answer from the mirror; another replica's get goes to the registry.
+    let list = reg.list().await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(reg.get(&r2.name, Some("2")).await.unwrap().subject, "a/d");
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = registry(broker.port, "schema-b", other_dir.path(), &shutdown);
+    let fetched = other.get(&r2.name, Some("2")).await.unwrap();
+    assert_eq!(fetched.namespace, NAMESPACE);
+    assert_eq!(
+        fetched.content,
+        seen[1].payload["schemaContent"].as_str().unwrap()
+    );
+    assert!(matches!(
+        other.get(&r2.name, Some("7")).await,
+        Err(Error::NotFound(_))
+    ));
+    let gets: Vec<Seen> = responder
+        .seen()
+        .into_iter()
+        .filter(|s| s.topic == GET_TOPIC)
+        .collect();
+    assert_eq!(gets.len(), 2);
+    assert_eq!(gets[0].payload, json!({"name": r2.name, "version": "2"}));
+    assert_eq!(
+        gets[0].props.response_topic.as_deref(),
+        Some("clients/schema-b/adr/dtmi:ms:adr:SchemaRegistry;2/get")
+    );
+
+    // A restart resumes the subject's schema and numbering from the mirror: a known shape
+    // registers nothing, a new one gets version 3.
+    shutdown.token.cancel();
+    shutdown.tracker.close();
+    shutdown.tracker.wait().await;
+    drop(p);
+    drop(reg);
+    let shutdown = Shutdown::new();
+    let reg = Arc::new(registry(broker.port, "schema-a", dir.path(), &shutdown));
+    let p = Pipeline::new(reg, "sse-connector", Limits::default());
+    let puts = |r: &Responder| r.seen().iter().filter(|s| s.topic == PUT_TOPIC).count();
+    let before = puts(&responder);
+    assert_eq!(p.tag("a/d", br#"{"t":2,"s":"z","extra":false}"#).await, v2);
+    assert_eq!(puts(&responder), before);
+    let v3 = p.tag("a/d", br#"{"t":2,"s":null}"#).await;
+    assert_eq!(version_of(&v3), "3");
+    assert_eq!(puts(&responder), before + 1);
+    shutdown.token.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_500_and_silence_but_not_400() {
+    let broker = Mosquitto::start().await.unwrap();
+    let responder = Responder::start(broker.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = Shutdown::new();
+    let reg = registry(broker.port, "schema-r", dir.path(), &shutdown);
+    let schema = |n: u64| {
+        NewSchema::new(
+            &json!({"type": "object", "properties": {format!("p{n}"): {}}}),
+            "1",
+            "a/d",
+        )
+    };
+
+    // 500 twice, then served: three requests, one result.
+    responder.fail_next(&[500, 500]);
+    let r = reg.put(schema(1)).await.unwrap();
+    assert_eq!(r.version, "1");
+    assert_eq!(responder.seen().len(), 3);
+
+    // 400 is final: one request, the registry's code and message.
+    responder.fail_next(&[400]);
+    match reg.put(schema(2)).await {
+        Err(Error::Registry { code: 400, message }) => assert_eq!(message, "injected failure"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(responder.seen().len(), 4);
+
+    // The responder's own validation: content that is not JSON is refused with 400.
+    let bad = NewSchema {
+        name: "X".into(),
+        content: "not json".into(),
+        version: "1".into(),
+        subject: "a/d".into(),
+    };
+    match reg.put(bad).await {
+        Err(Error::Registry { code: 400, message }) => {
+            assert!(message.contains("schemaContent"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(responder.seen().len(), 5);
+
+    // 500 on every attempt: gives up after the configured attempts.
+    responder.fail_next(&[500; 10]);
+    assert!(matches!(
+        reg.put(schema(3)).await,
+        Err(Error::Registry { code: 500, .. })
+    ));
+    assert_eq!(responder.seen().len(), 9);
+
+    // Nobody answers: retried as a network error, then unavailable.
+    drop(responder);
+    let mut s = settings(broker.port, "schema-q");
+    s.timeout = Duration::from_millis(300);
+    s.attempts = 2;
+    let quiet = AzureRegistry::new(
+        &s,
+        FileRegistry::open_mirror(tempfile::tempdir().unwrap().path(), "ns").unwrap(),
+        &shutdown,
+    );
+    assert!(matches!(
+        quiet.put(schema(4)).await,
+        Err(Error::RegistryUnavailable(_))
+    ));
+    shutdown.token.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_with_azure_registry_serves_put_get_list() {
+    let broker = Mosquitto::start().await.unwrap();
+    let responder = Responder::start(broker.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = sse_schema::Config::try_parse_from([
+        "sse-schema".to_string(),
+        "--publisher=http://127.0.0.1:1".into(),
+        format!("--data-dir={}", dir.path().display()),
+        "--registry=azure".into(),
+        format!("--registry-mqtt-url=mqtt://127.0.0.1:{}", broker.port),
+        "--registry-mqtt-client-id=schema-svc".into(),
+    ])
+    .unwrap();
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(sse_schema::run(listener, config, shutdown.clone()));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = SchemaServiceClient::new(channel);
+    let put = client
+        .put_schema(PutSchemaRequest {
+            content: r#"{"type":"object","properties":{"a":{"type":"integer"}}}"#.into(),
+            version: "4".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .schema
+        .unwrap();
+    assert_eq!(
+        (put.namespace.as_str(), put.version.as_str()),
+        (NAMESPACE, "4")
+    );
+    assert_eq!(responder.seen().len(), 1);
+    let got = client
+        .get_schema(GetSchemaRequest {
+            name: put.name.clone(),
+            version: "4".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .schema
+        .unwrap();
+    assert_eq!(got, put);
+    let list = client
+        .list_schemas(ListSchemasRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .schemas;
+    assert_eq!(list, vec![put]);
+    shutdown.token.cancel();
+    task.await.unwrap().unwrap();
+}
