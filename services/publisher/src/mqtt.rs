@@ -470,6 +470,9 @@ async fn connection(
                     .pending
                     .extend(replay.into_iter().map(Request::Publish));
                 if !connack.session_present {
+                    book.response_subscribed = false;
+                }
+                if !book.response_subscribed {
                     // The response topic of state store requests (a kept session keeps it).
                     let filter = Filter::new(book.response_topic.clone(), QoS::AtLeastOnce);
                     eventloop
@@ -571,6 +574,8 @@ struct Book {
     /// State store requests to send again, before any new message.
     retry: VecDeque<Job>,
     response_topic: String,
+    /// Whether the broker confirmed the response topic subscription in the current session.
+    response_subscribed: bool,
     store_timeout: Duration,
     store_attempts: u32,
     stamper: Arc<Stamper>,
@@ -611,6 +616,7 @@ impl Book {
             store: HashMap::new(),
             retry: VecDeque::new(),
             response_topic: state_store::response_topic(&stamper.client_id),
+            response_subscribed: false,
             store_timeout: settings.store_timeout,
             store_attempts: settings.store_attempts,
             stamper,
@@ -811,7 +817,9 @@ impl Book {
             }
             Event::Incoming(Incoming::SubAck(ack)) => {
                 for code in &ack.return_codes {
-                    if !matches!(code, SubscribeReasonCode::Success(_)) {
+                    if matches!(code, SubscribeReasonCode::Success(_)) {
+                        self.response_subscribed = true;
+                    } else {
                         tracing::error!(
                             ?code,
                             topic = %self.response_topic,
