@@ -104,7 +104,7 @@ async fn state_store_ok_error_and_silence() -> Result<()> {
             s("--client-id"),
             s("pub-store"),
             s("--state-store-timeout"),
-            s("500ms"),
+            s("2s"),
             s("--state-store-attempts"),
             s("2"),
         ],
