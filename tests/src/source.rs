@@ -15,6 +15,7 @@ use hyper::body::Frame;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -28,6 +29,8 @@ pub struct SeenRequest {
     pub path: String,
     /// Header name/value pairs, lowercase names.
     pub headers: Vec<(String, String)>,
+    /// The client certificate presented on the TLS connection (DER), if any.
+    pub client_cert: Option<Vec<u8>>,
 }
 
 impl SeenRequest {
@@ -117,48 +120,56 @@ impl SseSource {
                 let (feed, reqs, tok) = (feed.clone(), reqs.clone(), tok.clone());
                 let (tls, tls_errs) = (tls.clone(), tls_errs.clone());
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let seen = SeenRequest {
-                            path: req
-                                .uri()
-                                .path_and_query()
-                                .map(|p| p.to_string())
-                                .unwrap_or_default(),
-                            headers: req
-                                .headers()
-                                .iter()
-                                .map(|(k, v)| {
-                                    (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())
-                                })
-                                .collect(),
-                        };
-                        let body = feed(&seen);
-                        if let Ok(mut r) = reqs.lock() {
-                            r.push(seen);
-                        }
-                        async move { Ok::<_, Infallible>(respond(body)) }
-                    });
                     let http = hyper::server::conn::http1::Builder::new();
-                    match tls {
-                        None => {
+                    let Some(acceptor) = tls else {
+                        let svc = service_fn(move |req| {
+                            let r = handle(&feed, &reqs, None, &req);
+                            async move { Ok::<_, Infallible>(r) }
+                        });
+                        tokio::select! {
+                            _ = http.serve_connection(TokioIo::new(sock), svc) => {}
+                            _ = tok.cancelled() => {}
+                        }
+                        return;
+                    };
+                    match acceptor.accept(sock).into_fallible().await {
+                        Ok(stream) => {
+                            let client_cert = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .map(|c| c.to_vec());
+                            let svc = service_fn(move |req| {
+                                let r = handle(&feed, &reqs, client_cert.as_deref(), &req);
+                                async move { Ok::<_, Infallible>(r) }
+                            });
                             tokio::select! {
-                                _ = http.serve_connection(TokioIo::new(sock), svc) => {}
+                                _ = http.serve_connection(TokioIo::new(stream), svc) => {}
                                 _ = tok.cancelled() => {}
                             }
                         }
-                        Some(acceptor) => match acceptor.accept(sock).await {
-                            Ok(stream) => {
-                                tokio::select! {
-                                    _ = http.serve_connection(TokioIo::new(stream), svc) => {}
-                                    _ = tok.cancelled() => {}
-                                }
+                        Err((e, mut sock)) => {
+                            if let Ok(mut v) = tls_errs.lock() {
+                                v.push(e.to_string());
                             }
-                            Err(e) => {
-                                if let Ok(mut v) = tls_errs.lock() {
-                                    v.push(e.to_string());
+                            // The alert is sent; read what the client already sent until it
+                            // closes, so closing does not reset the connection and lose the
+                            // alert before the client reads it.
+                            let mut sink = [0u8; 4096];
+                            let drain = async {
+                                while let Ok(n) = sock.read(&mut sink).await {
+                                    if n == 0 {
+                                        break;
+                                    }
                                 }
+                            };
+                            tokio::select! {
+                                _ = drain => {}
+                                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                                _ = tok.cancelled() => {}
                             }
-                        },
+                        }
                     }
                 });
             }
@@ -176,10 +187,42 @@ impl SseSource {
         format!("http://{}", self.addr)
     }
 
+    /// `https://<addr>`.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
     /// A copy of the requests seen so far.
     pub fn seen(&self) -> Vec<SeenRequest> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
+}
+
+/// Records one request (with the connection's client certificate) and answers it with `feed`.
+fn handle(
+    feed: &Feed,
+    reqs: &Mutex<Vec<SeenRequest>>,
+    client_cert: Option<&[u8]>,
+    req: &Request<hyper::body::Incoming>,
+) -> Response<UnsyncBoxBody<Bytes, Infallible>> {
+    let seen = SeenRequest {
+        path: req
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect(),
+        client_cert: client_cert.map(<[u8]>::to_vec),
+    };
+    let body = feed(&seen);
+    if let Ok(mut r) = reqs.lock() {
+        r.push(seen);
+    }
+    respond(body)
 }
 
 fn respond(reply: Reply) -> Response<UnsyncBoxBody<Bytes, Infallible>> {
@@ -299,4 +342,41 @@ fn demo_event(kind: u8, n: u64) -> String {
 
 fn humantime_now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// `inner`, behind HTTP Basic: a request without `Authorization: Basic base64(user:password)`
+/// gets 401 with a `WWW-Authenticate` challenge.
+pub fn basic_auth(user: &str, password: &str, inner: Feed) -> Feed {
+    let expected = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
+    Arc::new(move |req: &SeenRequest| {
+        if req.header("authorization") == Some(expected.as_str()) {
+            inner(req)
+        } else {
+            Reply::Status(
+                401,
+                vec![("www-authenticate".into(), "Basic realm=\"sse\"".into())],
+                "unauthorized\n".into(),
+            )
+        }
+    })
+}
+
+/// Standard base64 with padding (RFC 4648), for the Basic check.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let sextet = |shift: u32| char::from(ALPHABET[((n >> shift) & 63) as usize]);
+        out.push(sextet(18));
+        out.push(sextet(12));
+        out.push(if chunk.len() > 1 { sextet(6) } else { '=' });
+        out.push(if chunk.len() > 2 { sextet(0) } else { '=' });
+    }
+    out
 }

@@ -1,28 +1,72 @@
-//! Per-endpoint credentials and trust: the header source the SSE client calls at each connect
-//! (so rotated secrets apply) and the TLS configuration with the endpoint's extra CAs.
+//! Per-endpoint credentials and trust, read from files at every connection attempt so rotated
+//! secrets, keys and CAs apply without a restart.
+//!
+//! A [`Connector`] gives the SSE client two things: a rustls configuration built once, whose
+//! server certificate verifier and client certificate resolver use whatever was loaded last,
+//! and a header source the client calls before each connection. That call re-reads the trust
+//! (system roots, the trust bundle directory, the endpoint's trust list) and the credentials
+//! (HTTP Basic secrets, or the client certificate and key, checked to match), so a bad file is
+//! reported before connecting, by name, never by value.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, VerifierBuilderError};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::resources::{Auth, SecretRef};
 use crate::sse::HeaderSource;
 
-/// Reads one secret file `<dir>/<secret>/<key>`, trailing newline trimmed. Errors name the
-/// reference and the problem, never the value.
-pub fn read_secret(dir: Option<&Path>, r: &SecretRef) -> Result<String, String> {
+/// Where the CAs that verify endpoints come from, for every endpoint.
+#[derive(Debug, Clone)]
+pub struct TrustSources {
+    /// Directory of per-endpoint trust lists: `<dir>/<trustList>/*`.
+    pub trust_dir: Option<PathBuf>,
+    /// Directory whose PEM files are trusted for every endpoint.
+    pub trust_bundle: Option<PathBuf>,
+    /// Whether the system's root CAs are trusted too.
+    pub system_roots: bool,
+}
+
+impl Default for TrustSources {
+    fn default() -> Self {
+        Self {
+            trust_dir: None,
+            trust_bundle: None,
+            system_roots: true,
+        }
+    }
+}
+
+/// Reads one secret file `<dir>/<secret>/<key>` as bytes. Errors name the reference and the
+/// problem, never the value.
+pub fn read_secret_bytes(dir: Option<&Path>, r: &SecretRef) -> Result<Vec<u8>, String> {
     let dir = dir.ok_or_else(|| format!("secret {r}: no secrets dir is configured"))?;
     let path = dir.join(&r.secret).join(&r.key);
-    let bytes = std::fs::read(&path).map_err(|e| format!("secret {r}: cannot read: {e}"))?;
-    let mut text = String::from_utf8(bytes).map_err(|_| format!("secret {r}: not UTF-8 text"))?;
+    std::fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("secret {r} is missing"),
+        _ => format!("secret {r} is unreadable: {}", e.kind()),
+    })
+}
+
+/// Reads one secret file `<dir>/<secret>/<key>` as text, trailing newline trimmed. Errors name
+/// the reference and the problem, never the value.
+pub fn read_secret(dir: Option<&Path>, r: &SecretRef) -> Result<String, String> {
+    let bytes = read_secret_bytes(dir, r)?;
+    let mut text = String::from_utf8(bytes).map_err(|_| format!("secret {r} is not UTF-8 text"))?;
     while text.ends_with('\n') || text.ends_with('\r') {
         text.pop();
     }
     Ok(text)
 }
 
-/// The `Authorization: Basic` value for a user and password.
+/// The `Authorization: Basic` value for a user and password, marked sensitive.
 pub fn basic_value(user: &str, password: &str) -> Result<HeaderValue, String> {
     let encoded = base64(format!("{user}:{password}").as_bytes());
     let mut v = HeaderValue::from_str(&format!("Basic {encoded}"))
@@ -31,61 +75,298 @@ pub fn basic_value(user: &str, password: &str) -> Result<HeaderValue, String> {
     Ok(v)
 }
 
-/// The headers to send at each connect for `auth`; reads secrets each time it is called.
-pub fn header_source(auth: &Auth, secrets_dir: Option<PathBuf>) -> HeaderSource {
-    match auth.clone() {
-        Auth::Anonymous => Arc::new(|| Ok(HeaderMap::new())),
-        Auth::UsernamePassword { username, password } => Arc::new(move || {
-            let dir = secrets_dir.as_deref();
-            let user = read_secret(dir, &username)?;
-            let pass = read_secret(dir, &password)?;
-            let mut h = HeaderMap::new();
-            h.insert(AUTHORIZATION, basic_value(&user, &pass)?);
-            Ok(h)
-        }),
+/// The client identity of a `Certificate` endpoint: certificate chain (plus the intermediates
+/// secret) and key, checked to belong together. Errors name the secret references only.
+pub fn client_identity(
+    dir: Option<&Path>,
+    certificate: &SecretRef,
+    key: &SecretRef,
+    intermediates: Option<&SecretRef>,
+) -> Result<CertifiedKey, String> {
+    let cert_what = format!("client certificate {certificate}");
+    let mut chain =
+        sse_runtime::tls::parse_certs(&read_secret_bytes(dir, certificate)?, &cert_what)
+            .map_err(|e| e.to_string())?;
+    if let Some(r) = intermediates {
+        let what = format!("intermediate certificates {r}");
+        chain.extend(
+            sse_runtime::tls::parse_certs(&read_secret_bytes(dir, r)?, &what)
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let key_what = format!("client key {key}");
+    let key_der = sse_runtime::tls::parse_private_key(&read_secret_bytes(dir, key)?, &key_what)
+        .map_err(|e| e.to_string())?;
+    sse_runtime::tls::certified_key(chain, key_der, &cert_what, &key_what)
+        .map_err(|e| e.to_string())
+}
+
+/// One endpoint's way of connecting: a TLS configuration and a header source that reloads
+/// trust and credentials at each connection attempt.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    live: Arc<Live>,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+/// What a connection attempt loads, and what was loaded last.
+struct Live {
+    auth: Auth,
+    trust_list: Option<String>,
+    secrets_dir: Option<PathBuf>,
+    trust: TrustSources,
+    /// Whether the endpoint is `https` (then a missing root store is an error before connecting).
+    https: bool,
+    verifier: Mutex<Option<Arc<WebPkiServerVerifier>>>,
+    identity: Mutex<Option<Arc<CertifiedKey>>>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the loaded key.
+        f.debug_struct("Live")
+            .field("trust_list", &self.trust_list)
+            .field("https", &self.https)
+            .finish_non_exhaustive()
     }
 }
 
-/// The TLS client configuration for an endpoint: system roots plus every certificate file in
-/// `<trust dir>/<trust list>/` when the endpoint names a trust list.
-pub fn tls_config(
-    trust_dir: Option<&Path>,
-    trust_list: Option<&str>,
-) -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut extra = Vec::new();
-    if let Some(list) = trust_list {
-        let base =
-            trust_dir.ok_or_else(|| format!("trust list {list}: no trust dir is configured"))?;
-        let dir = base.join(list);
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| format!("trust list {list}: cannot read {}: {e}", dir.display()))?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            // Kubernetes mounts keep bookkeeping entries (`..data`) beside the files.
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| !n.starts_with('.'))
-                    && p.is_file()
-            })
-            .collect();
-        files.sort();
-        for f in &files {
-            extra.extend(
-                sse_runtime::tls::load_certs(f).map_err(|e| format!("trust list {list}: {e}"))?,
-            );
+impl Connector {
+    /// The connector of an endpoint at `url` with `auth` and its optional trust list.
+    pub fn new(
+        url: &url::Url,
+        auth: &Auth,
+        trust_list: Option<&str>,
+        secrets_dir: Option<PathBuf>,
+        trust: TrustSources,
+    ) -> Result<Self, String> {
+        let provider = sse_runtime::tls::provider();
+        let live = Arc::new(Live {
+            auth: auth.clone(),
+            trust_list: trust_list.map(str::to_owned),
+            secrets_dir,
+            trust,
+            https: url.scheme() == "https",
+            verifier: Mutex::new(None),
+            identity: Mutex::new(None),
+        });
+        let verifier = Arc::new(CurrentTrust {
+            live: live.clone(),
+            algorithms: provider.signature_verification_algorithms,
+        });
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("tls configuration: {e}"))?
+            // Not a relaxation: CurrentTrust delegates to rustls' WebPKI verifier, rebuilt from
+            // the trust files at each connection attempt.
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let mut tls = match auth {
+            Auth::Certificate { .. } => {
+                builder.with_client_cert_resolver(Arc::new(CurrentIdentity(live.clone())))
+            }
+            Auth::Anonymous | Auth::UsernamePassword { .. } => builder.with_no_client_auth(),
+        };
+        // A resumed session skips both certificate checks and keeps the old client identity:
+        // every connection does a full handshake, so rotated trust and keys always apply.
+        tls.resumption = rustls::client::Resumption::disabled();
+        Ok(Self {
+            live,
+            tls: Arc::new(tls),
+        })
+    }
+
+    /// The TLS configuration (its trust and client certificate follow the last [`Self::prepare`]).
+    pub fn tls_config(&self) -> Arc<rustls::ClientConfig> {
+        self.tls.clone()
+    }
+
+    /// The header source for the SSE client: [`Self::prepare`] at every connection attempt.
+    pub fn header_source(&self) -> HeaderSource {
+        let this = self.clone();
+        Arc::new(move || this.prepare())
+    }
+
+    /// Re-reads trust and credentials for the next connection; returns the request headers.
+    pub fn prepare(&self) -> Result<HeaderMap, String> {
+        let live = &self.live;
+        let verifier = match build_verifier(&live.trust, live.trust_list.as_deref())? {
+            Some(v) => Some(v),
+            None if live.https => {
+                return Err(
+                    "no trusted certificate authority: system roots are off and no trust bundle or trust list holds a certificate"
+                        .to_owned(),
+                );
+            }
+            None => None,
+        };
+        *lock(&live.verifier) = verifier;
+        let dir = live.secrets_dir.as_deref();
+        let mut headers = HeaderMap::new();
+        match &live.auth {
+            Auth::Anonymous => {}
+            Auth::UsernamePassword { username, password } => {
+                let user = read_secret(dir, username)?;
+                let pass = read_secret(dir, password)?;
+                headers.insert(AUTHORIZATION, basic_value(&user, &pass)?);
+            }
+            Auth::Certificate {
+                certificate,
+                key,
+                intermediates,
+            } => {
+                let identity = client_identity(dir, certificate, key, intermediates.as_ref())?;
+                *lock(&live.identity) = Some(Arc::new(identity));
+            }
         }
-        if extra.is_empty() {
-            return Err(format!(
-                "trust list {list}: no certificate in {}",
-                dir.display()
-            ));
+        Ok(headers)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The roots for one endpoint: system roots (when on), every certificate of the trust bundle
+/// directory, and of the endpoint's trust list. `None` when that leaves no root at all.
+fn build_verifier(
+    trust: &TrustSources,
+    trust_list: Option<&str>,
+) -> Result<Option<Arc<WebPkiServerVerifier>>, String> {
+    let mut roots = if trust.system_roots {
+        sse_runtime::tls::system_roots()
+    } else {
+        RootCertStore::empty()
+    };
+    if let Some(dir) = &trust.trust_bundle {
+        let what = format!("trust bundle {}", dir.display());
+        for f in pem_files(dir, &what)? {
+            add_certs(&mut roots, &f, &what)?;
         }
     }
-    sse_runtime::tls::client_config(extra)
-        .map(Arc::new)
-        .map_err(|e| e.to_string())
+    if let Some(list) = trust_list {
+        let what = format!("trust list {list}");
+        let base = trust
+            .trust_dir
+            .as_deref()
+            .ok_or_else(|| format!("{what}: no trust dir is configured"))?;
+        let dir = base.join(list);
+        let files = pem_files(&dir, &what)?;
+        if files.is_empty() {
+            return Err(format!("{what}: no certificate in {}", dir.display()));
+        }
+        for f in files {
+            add_certs(&mut roots, &f, &what)?;
+        }
+    }
+    match WebPkiServerVerifier::builder_with_provider(Arc::new(roots), sse_runtime::tls::provider())
+        .build()
+    {
+        Ok(v) => Ok(Some(v)),
+        Err(VerifierBuilderError::NoRootAnchors) => Ok(None),
+        Err(e) => Err(format!("trust: {e}")),
+    }
+}
+
+/// The certificate files of a trust directory, sorted; hidden entries skipped.
+fn pem_files(dir: &Path, what: &str) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("{what}: cannot read {}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        // Kubernetes mounts keep bookkeeping entries (`..data`) beside the files.
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('.'))
+                && p.is_file()
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn add_certs(roots: &mut RootCertStore, file: &Path, what: &str) -> Result<(), String> {
+    for c in sse_runtime::tls::load_certs(file).map_err(|e| format!("{what}: {e}"))? {
+        roots
+            .add(c)
+            .map_err(|e| format!("{what}: {}: {e}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// Verifies servers with the WebPKI verifier of the trust loaded last.
+#[derive(Debug)]
+struct CurrentTrust {
+    live: Arc<Live>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for CurrentTrust {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let current = lock(&self.live.verifier).clone();
+        match current {
+            Some(v) => {
+                v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Presents the client certificate loaded last.
+struct CurrentIdentity(Arc<Live>);
+
+impl std::fmt::Debug for CurrentIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CurrentIdentity")
+    }
+}
+
+impl ResolvesClientCert for CurrentIdentity {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        lock(&self.0.identity).clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 /// Standard base64 with padding (RFC 4648), for HTTP Basic.
@@ -122,6 +403,24 @@ mod tests {
         std::fs::write(p, value).unwrap();
     }
 
+    fn connector(url: &str, auth: Auth, secrets: Option<&Path>, trust: TrustSources) -> Connector {
+        Connector::new(
+            &url.parse().unwrap(),
+            &auth,
+            None,
+            secrets.map(Path::to_path_buf),
+            trust,
+        )
+        .unwrap()
+    }
+
+    fn basic(user: &str, pass: &str) -> Auth {
+        Auth::UsernamePassword {
+            username: secret(user),
+            password: secret(pass),
+        }
+    }
+
     #[test]
     fn base64_rfc4648_vectors() {
         for (i, o) in [
@@ -139,8 +438,8 @@ mod tests {
 
     #[test]
     fn anonymous_sends_no_header() {
-        let h = header_source(&Auth::Anonymous, None)().unwrap();
-        assert!(h.is_empty());
+        let c = connector("https://h", Auth::Anonymous, None, TrustSources::default());
+        assert!(c.prepare().unwrap().is_empty());
     }
 
     #[test]
@@ -148,13 +447,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "creds/user", "Aladdin\n");
         write(dir.path(), "creds/pass", "open sesame\r\n");
-        let src = header_source(
-            &Auth::UsernamePassword {
-                username: secret("creds/user"),
-                password: secret("creds/pass"),
-            },
-            Some(dir.path().to_path_buf()),
+        let c = connector(
+            "http://h",
+            basic("creds/user", "creds/pass"),
+            Some(dir.path()),
+            TrustSources::default(),
         );
+        let src = c.header_source();
         let h = src().unwrap();
         assert_eq!(h[AUTHORIZATION], "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
         assert!(h[AUTHORIZATION].is_sensitive());
@@ -170,52 +469,143 @@ mod tests {
     fn missing_secret_error_names_the_reference_not_a_value() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "creds/user", "top-secret-user");
-        let src = header_source(
-            &Auth::UsernamePassword {
-                username: secret("creds/user"),
-                password: secret("creds/missing"),
-            },
-            Some(dir.path().to_path_buf()),
+        let c = connector(
+            "http://h",
+            basic("creds/user", "creds/missing"),
+            Some(dir.path()),
+            TrustSources::default(),
         );
-        let e = src().unwrap_err();
-        assert!(e.contains("creds/missing"), "{e}");
-        assert!(!e.contains("top-secret-user"), "{e}");
-        let none = header_source(
-            &Auth::UsernamePassword {
-                username: secret("creds/user"),
-                password: secret("creds/user"),
-            },
+        let e = c.prepare().unwrap_err();
+        assert_eq!(e, "secret creds/missing is missing");
+        let none = connector(
+            "http://h",
+            basic("creds/user", "creds/user"),
             None,
+            TrustSources::default(),
         );
-        assert!(none().unwrap_err().contains("no secrets dir"));
+        assert!(none.prepare().unwrap_err().contains("no secrets dir"));
     }
 
     #[test]
     fn trust_list_loads_every_certificate_file() {
-        // No trust list: system roots only.
-        assert!(tls_config(None, None).is_ok());
         let dir = tempfile::tempdir().unwrap();
-        let e = tls_config(Some(dir.path()), Some("ca")).unwrap_err();
+        let trust = TrustSources {
+            trust_dir: Some(dir.path().to_path_buf()),
+            ..TrustSources::default()
+        };
+        // No trust list: system roots only.
+        assert!(build_verifier(&trust, None).is_ok());
+        let e = build_verifier(&trust, Some("ca")).unwrap_err();
         assert!(e.contains("trust list ca"), "{e}");
         std::fs::create_dir_all(dir.path().join("ca")).unwrap();
-        let e = tls_config(Some(dir.path()), Some("ca")).unwrap_err();
+        let e = build_verifier(&trust, Some("ca")).unwrap_err();
         assert!(e.contains("no certificate"), "{e}");
         write(dir.path(), "ca/bad.pem", "not a certificate");
-        assert!(tls_config(Some(dir.path()), Some("ca")).is_err());
-        assert!(
-            tls_config(None, Some("ca"))
-                .unwrap_err()
-                .contains("no trust dir")
-        );
+        assert!(build_verifier(&trust, Some("ca")).is_err());
+        let e = build_verifier(&TrustSources::default(), Some("ca")).unwrap_err();
+        assert!(e.contains("no trust dir"), "{e}");
     }
 
     #[test]
-    fn trust_list_with_a_pem_certificate_builds_and_hidden_entries_are_skipped() {
+    fn trust_list_and_bundle_with_pem_certificates_and_hidden_entries_skipped() {
         let ca = rcgen::generate_simple_self_signed(vec!["device.local".to_string()]).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "ca/ca.crt", &ca.cert.pem());
+        write(dir.path(), "trust/ca/ca.crt", &ca.cert.pem());
         // Kubernetes mount bookkeeping is not a certificate and must be ignored.
-        write(dir.path(), "ca/..data", "not a certificate");
-        assert!(tls_config(Some(dir.path()), Some("ca")).is_ok());
+        write(dir.path(), "trust/ca/..data", "not a certificate");
+        write(dir.path(), "bundle/a.pem", &ca.cert.pem());
+        write(dir.path(), "bundle/..2026_01_01", "not a certificate");
+        let trust = TrustSources {
+            trust_dir: Some(dir.path().join("trust")),
+            trust_bundle: Some(dir.path().join("bundle")),
+            system_roots: false,
+        };
+        assert!(build_verifier(&trust, Some("ca")).unwrap().is_some());
+        assert!(build_verifier(&trust, None).unwrap().is_some());
+        write(dir.path(), "bundle/b.pem", "garbage");
+        let e = build_verifier(&trust, None).unwrap_err();
+        assert!(e.contains("trust bundle"), "{e}");
+    }
+
+    #[test]
+    fn no_roots_at_all_fails_https_before_connecting_but_not_http() {
+        let dir = tempfile::tempdir().unwrap();
+        let trust = TrustSources {
+            trust_dir: None,
+            trust_bundle: Some(dir.path().to_path_buf()),
+            system_roots: false,
+        };
+        let c = connector("https://h", Auth::Anonymous, None, trust.clone());
+        let e = c.prepare().unwrap_err();
+        assert!(e.contains("no trusted certificate authority"), "{e}");
+        let c = connector("http://h", Auth::Anonymous, None, trust);
+        assert!(c.prepare().is_ok());
+    }
+
+    fn client_cert(key: &rcgen::KeyPair) -> String {
+        let mut p = rcgen::CertificateParams::new(vec!["client".to_string()]).unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "client");
+        p.self_signed(key).unwrap().pem()
+    }
+
+    #[test]
+    fn certificate_auth_loads_a_matching_pair_and_refuses_a_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let other = rcgen::KeyPair::generate().unwrap();
+        write(dir.path(), "c/cert", &client_cert(&key));
+        write(dir.path(), "c/key", &key.serialize_pem());
+        write(dir.path(), "c/other", &other.serialize_pem());
+        let auth = |k: &str| Auth::Certificate {
+            certificate: secret("c/cert"),
+            key: secret(k),
+            intermediates: None,
+        };
+        let c = connector(
+            "https://h",
+            auth("c/key"),
+            Some(dir.path()),
+            TrustSources::default(),
+        );
+        assert!(c.prepare().unwrap().is_empty(), "no header for mTLS");
+        assert!(lock(&c.live.identity).is_some());
+        let e = connector(
+            "https://h",
+            auth("c/other"),
+            Some(dir.path()),
+            TrustSources::default(),
+        )
+        .prepare()
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "client key c/other does not match client certificate c/cert"
+        );
+        let e = connector(
+            "https://h",
+            auth("c/missing"),
+            Some(dir.path()),
+            TrustSources::default(),
+        )
+        .prepare()
+        .unwrap_err();
+        assert_eq!(e, "secret c/missing is missing");
+        // A key file that is not a key: named, not quoted.
+        write(
+            dir.path(),
+            "c/bad",
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LXZhbHVl\n",
+        );
+        let e = connector(
+            "https://h",
+            auth("c/bad"),
+            Some(dir.path()),
+            TrustSources::default(),
+        )
+        .prepare()
+        .unwrap_err();
+        assert!(e.starts_with("client key c/bad: "), "{e}");
+        assert!(!e.contains("c2VjcmV0"), "{e}");
     }
 }

@@ -75,6 +75,15 @@ pub enum Auth {
         /// The password secret.
         password: SecretRef,
     },
+    /// An x509 client certificate (mutual TLS) from PEM secret files, read at each connect.
+    Certificate {
+        /// The client certificate (its chain may follow it in the same file).
+        certificate: SecretRef,
+        /// The certificate's private key: PKCS#8, PKCS#1 or SEC1.
+        key: SecretRef,
+        /// Intermediate CA certificates sent after the client certificate.
+        intermediates: Option<SecretRef>,
+    },
 }
 
 /// One SSE inbound endpoint of a device.
@@ -242,6 +251,15 @@ struct InboundEndpoint {
 struct Authentication {
     method: String,
     username_password_credentials: Option<UsernamePasswordCredentials>,
+    x509_credentials: Option<X509Credentials>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct X509Credentials {
+    certificate_secret_name: Option<String>,
+    key_secret_name: Option<String>,
+    intermediate_certificates_secret_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -532,7 +550,30 @@ fn convert_endpoint(ep: &InboundEndpoint) -> Result<Endpoint, String> {
                     password: SecretRef::parse(&c.password_secret_name)?,
                 }
             }
-            "Certificate" => return Err("Certificate authentication is not supported yet".into()),
+            "Certificate" => {
+                let c = a
+                    .x509_credentials
+                    .as_ref()
+                    .ok_or("Certificate authentication without x509Credentials")?;
+                let required = |v: &Option<String>, field: &str| {
+                    v.as_deref()
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(|| {
+                            format!("Certificate authentication without x509Credentials.{field}")
+                        })
+                        .and_then(SecretRef::parse)
+                };
+                Auth::Certificate {
+                    certificate: required(&c.certificate_secret_name, "certificateSecretName")?,
+                    key: required(&c.key_secret_name, "keySecretName")?,
+                    intermediates: c
+                        .intermediate_certificates_secret_name
+                        .as_deref()
+                        .filter(|s| !s.is_empty())
+                        .map(SecretRef::parse)
+                        .transpose()?,
+                }
+            }
             other => return Err(format!("unsupported authentication method {other:?}")),
         },
     };
@@ -1038,11 +1079,11 @@ spec:
         assert!(e.message.contains("invalid Asset"), "{e}");
     }
 
-    #[test]
-    fn unsupported_auth_is_a_device_error_and_its_assets_fail() {
-        let dev = r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
+    fn cert_device(x509: &str) -> String {
+        format!(
+            r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
 kind: Device
-metadata: { name: certdev }
+metadata: {{ name: certdev }}
 spec:
   endpoints:
     inbound:
@@ -1051,10 +1092,42 @@ spec:
         address: https://h
         authentication:
           method: Certificate
-          x509Credentials: { certificateSecretName: c/cert }
-"#;
+          {x509}
+"#
+        )
+    }
+
+    #[test]
+    fn certificate_auth_reads_the_three_secret_references() {
+        let r = load(&[cert_device(
+            "x509Credentials: { certificateSecretName: c/cert, keySecretName: c/key, intermediateCertificatesSecretName: c/chain }",
+        )]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(
+            r.devices["certdev"].endpoints["sse-0"].auth,
+            Auth::Certificate {
+                certificate: SecretRef::parse("c/cert").unwrap(),
+                key: SecretRef::parse("c/key").unwrap(),
+                intermediates: Some(SecretRef::parse("c/chain").unwrap()),
+            }
+        );
+        let r = load(&[cert_device(
+            "x509Credentials: { certificateSecretName: c/cert, keySecretName: c/key }",
+        )]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert!(matches!(
+            r.devices["certdev"].endpoints["sse-0"].auth,
+            Auth::Certificate {
+                intermediates: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn incomplete_certificate_auth_is_a_device_error_and_its_assets_fail() {
         let r = load(&[
-            dev.into(),
+            cert_device("x509Credentials: { certificateSecretName: c/cert }"),
             asset(
                 "a",
                 "  deviceRef: { deviceName: certdev, endpointName: sse-0 }\n  datasets: [ { name: d, destinations: [ { target: Mqtt, configuration: { topic: t } } ] } ]\n",
@@ -1065,11 +1138,35 @@ spec:
         assert!(
             r.errors[0]
                 .message
-                .contains("Certificate authentication is not supported yet")
+                .contains("without x509Credentials.keySecretName"),
+            "{}",
+            r.errors[0].message
         );
         assert_eq!(r.errors[1].resource, "Asset/a");
         assert!(r.errors[1].message.contains("cannot be served"));
         assert!(r.assets.is_empty());
+        for (x509, want) in [
+            (
+                "note: none",
+                "Certificate authentication without x509Credentials",
+            ),
+            (
+                "x509Credentials: { certificateSecretName: c/cert, keySecretName: nokey }",
+                "not of the form",
+            ),
+            (
+                "x509Credentials: { certificateSecretName: c/cert, keySecretName: c/key, intermediateCertificatesSecretName: ../x }",
+                "not of the form",
+            ),
+        ] {
+            let r = load(&[cert_device(x509)]);
+            assert_eq!(r.errors.len(), 1, "{x509}: {:?}", r.errors);
+            assert!(
+                r.errors[0].message.contains(want),
+                "{}",
+                r.errors[0].message
+            );
+        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! TLS client configuration: rustls with the ring provider, system roots plus extra CAs from PEM.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore};
-use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Why a TLS configuration could not be built. Never contains key material.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,39 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("tls configuration: {0}")]
     Rustls(#[from] rustls::Error),
+    /// PEM text held no certificate (`what` names its origin, e.g. a secret reference).
+    #[error("{what}: no PEM certificate")]
+    NoCertificate {
+        /// Where the text came from.
+        what: String,
+    },
+    /// The end-entity certificate cannot be parsed.
+    #[error("{what}: not a valid X.509 certificate")]
+    BadCertificate {
+        /// Where the certificate came from.
+        what: String,
+    },
+    /// PEM text held no usable private key. Deliberately without the parser's detail, which
+    /// may quote the text.
+    #[error("{what}: no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
+    NoKey {
+        /// Where the text came from.
+        what: String,
+    },
+    /// The private key is of a type or size the ring provider cannot sign with.
+    #[error("{what}: unsupported private key (RSA, ECDSA P-256/P-384 or Ed25519 expected)")]
+    UnsupportedKey {
+        /// Where the key came from.
+        what: String,
+    },
+    /// The private key is not the one of the certificate's public key.
+    #[error("{key} does not match {cert}")]
+    KeyMismatch {
+        /// Where the key came from.
+        key: String,
+        /// Where the certificate came from.
+        cert: String,
+    },
 }
 
 /// The ring crypto provider, the only one this project uses.
@@ -45,15 +79,77 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError>
     Ok(certs)
 }
 
-/// The system's root certificates (unreadable ones are skipped with a warning).
-pub fn system_roots() -> RootCertStore {
-    let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for e in &native.errors {
-        tracing::warn!(error = %e, "could not load some system root certificates");
+/// Every certificate of PEM text; `what` names its origin in errors.
+pub fn parse_certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| TlsError::NoCertificate {
+            what: what.to_owned(),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate {
+            what: what.to_owned(),
+        });
     }
-    let (_added, _ignored) = roots.add_parsable_certificates(native.certs);
-    roots
+    Ok(certs)
+}
+
+/// The first private key of PEM text: PKCS#8 (`PRIVATE KEY`), PKCS#1 (`RSA PRIVATE KEY`) or
+/// SEC1 (`EC PRIVATE KEY`). Errors never quote the text.
+pub fn parse_private_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|_| TlsError::NoKey {
+        what: what.to_owned(),
+    })
+}
+
+/// A client identity for rustls: `chain` (end-entity certificate first) and its private key,
+/// checked to belong together before any connection is made.
+pub fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    cert_what: &str,
+    key_what: &str,
+) -> Result<CertifiedKey, TlsError> {
+    let signer =
+        provider()
+            .key_provider
+            .load_private_key(key)
+            .map_err(|_| TlsError::UnsupportedKey {
+                what: key_what.to_owned(),
+            })?;
+    let certified = CertifiedKey::new(chain, signer);
+    match certified.keys_match() {
+        // A key type whose public half rustls cannot compute: nothing to compare against.
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(certified)
+        }
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err(TlsError::KeyMismatch {
+                key: key_what.to_owned(),
+                cert: cert_what.to_owned(),
+            })
+        }
+        Err(_) => Err(TlsError::BadCertificate {
+            what: cert_what.to_owned(),
+        }),
+    }
+}
+
+/// The system's root certificates (unreadable ones are skipped with a warning). Read once per
+/// process and then copied: the system store changes with the image, not while running.
+pub fn system_roots() -> RootCertStore {
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            let native = rustls_native_certs::load_native_certs();
+            for e in &native.errors {
+                tracing::warn!(error = %e, "could not load some system root certificates");
+            }
+            let (_added, _ignored) = roots.add_parsable_certificates(native.certs);
+            roots
+        })
+        .clone()
 }
 
 /// A client configuration trusting the system roots and `extra` CAs, without client auth.

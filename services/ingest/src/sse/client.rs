@@ -2,8 +2,10 @@
 //!
 //! Policy (the WHATWG processing model, with the retries production SDKs add):
 //! 200 + `text/event-stream` streams; 204, other 2xx and a wrong content type stop for good;
-//! 5xx and 429 retry with backoff (honouring `Retry-After`); 401, 403, other 4xx and header
-//! errors retry with a long backoff (60 s doubling to 5 min); network errors, a closed body and
+//! 5xx and 429 retry with backoff (honouring `Retry-After`); 401, 403, other 4xx, credential
+//! errors (the header source) and TLS verification failures (expired, untrusted or misnamed server
+//! certificate, client certificate rejected) retry with a long backoff (60 s doubling to 5 min),
+//! each with its own message; network errors, a closed body and
 //! silence past `read_timeout` reconnect after the server's `retry:` time or the backoff.
 //! Redirects (up to 10) are followed, but every reconnect starts again at the configured URL;
 //! the per-connection headers are not sent to another origin.
@@ -268,8 +270,9 @@ impl Reader {
         let extra = match (self.cfg.headers)() {
             Ok(headers) => headers,
             Err(error) => {
+                // Self-describing (e.g. "secret c/key is missing"), never a secret value.
                 return Attempt::Retry {
-                    error: format!("request headers: {error}"),
+                    error,
                     delay: Delay::Long,
                 };
             }
@@ -301,9 +304,15 @@ impl Reader {
                     };
                 }
                 Ok(Err(e)) => {
-                    return Attempt::Retry {
-                        error: error_chain(&e),
-                        delay: Delay::Backoff,
+                    return match tls_problem(&e, &url) {
+                        Some(error) => Attempt::Retry {
+                            error,
+                            delay: Delay::Long,
+                        },
+                        None => Attempt::Retry {
+                            error: error_chain(&e),
+                            delay: Delay::Backoff,
+                        },
                     };
                 }
                 Ok(Ok(response)) => response,
@@ -535,6 +544,62 @@ fn status_text(status: StatusCode) -> String {
     match status.canonical_reason() {
         Some(reason) => format!("HTTP {} {reason}", status.as_u16()),
         None => format!("HTTP {}", status.as_u16()),
+    }
+}
+
+/// The TLS failure in an error's source chain, named for the person who must act on it:
+/// the server's certificate (expired, untrusted, wrong name) or ours (rejected by the server).
+/// `None` for anything else (network errors keep the ordinary backoff).
+fn tls_problem(error: &(dyn StdError + 'static), url: &url::Url) -> Option<String> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(r) = e.downcast_ref::<rustls::Error>() {
+            return Some(describe_tls(r, url.host_str().unwrap_or("")));
+        }
+        // tokio-rustls and hyper-rustls wrap rustls errors in (nested) io::Errors, whose
+        // `source()` skips the wrapped error: step into it instead.
+        next = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+/// A rustls error as a status message.
+fn describe_tls(error: &rustls::Error, host: &str) -> String {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    match error {
+        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "server certificate expired".to_owned()
+        }
+        E::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
+            "server certificate not yet valid".to_owned()
+        }
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            format!("server certificate is not valid for host name {host}")
+        }
+        E::InvalidCertificate(C::UnknownIssuer) => {
+            "server certificate untrusted: unknown issuer (add its CA to the trust bundle or the endpoint's trust list)".to_owned()
+        }
+        E::InvalidCertificate(C::BadSignature) => {
+            "server certificate untrusted: its chain does not verify against the trusted CAs (bad signature)".to_owned()
+        }
+        E::InvalidCertificate(other) => format!("server certificate rejected: {other:?}"),
+        E::AlertReceived(A::CertificateRequired) => {
+            "client certificate rejected by the server: it requires one and none was sent".to_owned()
+        }
+        E::AlertReceived(
+            alert @ (A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied),
+        ) => format!("client certificate rejected by the server (TLS alert {alert:?})"),
+        E::AlertReceived(alert) => format!("TLS handshake refused by the server (TLS alert {alert:?})"),
+        other => format!("TLS error: {other}"),
     }
 }
 
