@@ -78,6 +78,10 @@ proto: setup
     buf lint
     cargo build -p sse-proto
 
-# Criterion benchmarks (not part of `just test`).
-bench:
-    cargo bench --workspace
+# Benchmarks, not part of `just test` (about 4 minutes): the three release binaries against a raw
+# MQTT publisher and a Python bridge under the same load, many idle streams, the criterion numbers;
+# prints the table, writes docs/benchmarks.json and docs/benchmarks.md. BENCH_SCALE=0.1: quick run.
+bench: setup
+    cargo build --release --workspace --bins
+    cargo bench --no-run --quiet -p sse-ingest -p sse-schema --benches
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; SSE_BIN_DIR="$PWD/target/release" target/release/sse-bench

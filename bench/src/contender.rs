@@ -1,0 +1,226 @@
+//! One contender of a run (the pipeline, the raw ceiling or the Python bridge): its feed, its
+//! subscriber and its processes, and one measured window of events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use sse_e2e::broker::Mosquitto;
+use tokio::time::Instant;
+
+use crate::pipeline::Pipeline;
+use crate::python::Bridge;
+use crate::raw::RawPublisher;
+use crate::source::LoadSource;
+use crate::subscriber::Subscriber;
+use crate::{procstat, python};
+
+/// Which system carries the events from the source to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// sse-ingest → sse-schema → sse-publisher.
+    Pipeline,
+    /// A rumqttc publisher straight to the broker (no SSE at all): the ceiling.
+    Raw,
+    /// httpx-sse + paho-mqtt, one reader thread per stream.
+    Python,
+}
+
+impl Kind {
+    /// The name used in tables and topics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Pipeline => "pipeline",
+            Kind::Raw => "raw",
+            Kind::Python => "python",
+        }
+    }
+}
+
+/// The measurements of one window.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    /// Which contender.
+    pub kind: Kind,
+    /// Run number (0-based; contenders interleave within a run number).
+    pub run: usize,
+    /// Events expected (streams × events per stream).
+    pub events: u64,
+    /// Expected events never delivered.
+    pub lost: u64,
+    /// Extra deliveries.
+    pub duplicates: u64,
+    /// Events delivered after a later one of the same stream.
+    pub out_of_order: u64,
+    /// From the start of the burst to the last event at the subscriber, s.
+    pub seconds: f64,
+    /// Events delivered per second.
+    pub events_per_s: f64,
+    /// Median latency, µs.
+    pub p50_us: Option<f64>,
+    /// 99th percentile latency, µs.
+    pub p99_us: Option<f64>,
+    /// Worst latency, µs.
+    pub max_us: Option<f64>,
+    /// CPU time of the bridge's processes per event, µs (none for raw: nothing bridges).
+    pub cpu_us_per_event: Option<f64>,
+    /// The same per process (`name`, µs per event).
+    pub cpu_split: Vec<(String, f64)>,
+}
+
+enum Feed {
+    Sse(LoadSource, Bridging),
+    Raw(Arc<RawPublisher>),
+}
+
+enum Bridging {
+    Pipeline(Box<Pipeline>),
+    Python(Box<Bridge>),
+}
+
+/// A contender ready to run windows.
+pub struct Contender {
+    /// Which one.
+    pub kind: Kind,
+    streams: u32,
+    sub: Subscriber,
+    feed: Feed,
+    sent: u64,
+}
+
+impl Contender {
+    /// Sets `kind` up for `streams` streams and pushes one warm-up event through every stream
+    /// (connections open, schemas registered) before any measured window.
+    pub async fn start(kind: Kind, broker: &Mosquitto, streams: u32) -> anyhow::Result<Self> {
+        let prefix = format!("bench/{}", kind.name());
+        let sub = Subscriber::connect(broker.port, &prefix, streams).await?;
+        let feed = match kind {
+            Kind::Raw => Feed::Raw(Arc::new(
+                RawPublisher::connect(broker.port, &prefix, streams).await?,
+            )),
+            Kind::Pipeline => {
+                let source = LoadSource::start(streams, Duration::from_secs(15)).await?;
+                let p = Pipeline::start(broker, &source, streams, &prefix).await?;
+                Feed::Sse(source, Bridging::Pipeline(Box::new(p)))
+            }
+            Kind::Python => {
+                python::ensure_installed().map_err(anyhow::Error::msg)?;
+                let source = LoadSource::start(streams, Duration::from_secs(15)).await?;
+                let b = Bridge::start(&source.base_url(), streams, broker.port, &prefix).await?;
+                Feed::Sse(source, Bridging::Python(Box::new(b)))
+            }
+        };
+        let mut c = Self {
+            kind,
+            streams,
+            sub,
+            feed,
+            sent: 0,
+        };
+        let warm = c.window(1, None, Duration::from_secs(60)).await?;
+        if warm.lost > 0 {
+            anyhow::bail!(
+                "{}: warm-up event of {} of {} streams never arrived{}",
+                kind.name(),
+                warm.lost,
+                streams,
+                c.logs()
+            );
+        }
+        Ok(c)
+    }
+
+    fn logs(&self) -> String {
+        match &self.feed {
+            Feed::Sse(_, Bridging::Pipeline(p)) => format!("\n{}", p.log_tail()),
+            _ => String::new(),
+        }
+    }
+
+    /// CPU time of the bridging processes so far.
+    fn cpu(&self) -> Vec<(String, Duration)> {
+        match &self.feed {
+            Feed::Raw(_) => vec![],
+            Feed::Sse(_, Bridging::Pipeline(p)) => ["ingest", "schema", "publisher"]
+                .into_iter()
+                .map(String::from)
+                .zip(p.cpu())
+                .collect(),
+            Feed::Sse(_, Bridging::Python(b)) => vec![(
+                "python".into(),
+                b.pid()
+                    .and_then(|p| procstat::cpu_time(p).ok())
+                    .unwrap_or_default(),
+            )],
+        }
+    }
+
+    /// Sends `per_stream` more events on every stream (at `rate` events/s over all streams, or
+    /// as fast as possible) and measures their delivery. `stall`: how long without progress
+    /// counts the missing events as lost.
+    pub async fn window(
+        &mut self,
+        per_stream: u64,
+        rate: Option<f64>,
+        stall: Duration,
+    ) -> anyhow::Result<RunResult> {
+        let (lo, hi) = (self.sent, self.sent + per_stream);
+        self.sub.expect(lo, hi);
+        let cpu0 = self.cpu();
+        let go = Instant::now();
+        let sending = match &self.feed {
+            Feed::Sse(source, _) => {
+                source.send_until(hi, rate);
+                None
+            }
+            Feed::Raw(raw) => {
+                let raw = raw.clone();
+                Some(tokio::spawn(
+                    async move { raw.send(lo + 1, hi, rate).await },
+                ))
+            }
+        };
+        let out = self.sub.wait(stall).await;
+        let end = out.complete_at.unwrap_or_else(Instant::now);
+        let cpu1 = self.cpu();
+        if let Some(task) = sending {
+            task.abort();
+        }
+        self.sent = hi;
+        let seconds = (end - go).as_secs_f64();
+        let us = |ns: Option<u64>| ns.map(|n| n as f64 / 1e3);
+        let events = out.expected.max(1) as f64;
+        let cpu_split: Vec<(String, f64)> = cpu0
+            .iter()
+            .zip(&cpu1)
+            .map(|((name, a), (_, b))| {
+                (
+                    name.clone(),
+                    b.saturating_sub(*a).as_secs_f64() * 1e6 / events,
+                )
+            })
+            .collect();
+        Ok(RunResult {
+            kind: self.kind,
+            run: 0,
+            events: out.expected,
+            lost: out.lost,
+            duplicates: out.duplicates,
+            out_of_order: out.out_of_order,
+            seconds,
+            events_per_s: out.received as f64 / seconds.max(1e-9),
+            p50_us: us(out.latency_quantile(0.5)),
+            p99_us: us(out.latency_quantile(0.99)),
+            max_us: us(out.latency_quantile(1.0)),
+            cpu_us_per_event: (!cpu_split.is_empty())
+                .then(|| cpu_split.iter().map(|(_, v)| v).sum()),
+            cpu_split,
+        })
+    }
+
+    /// Streams this contender feeds.
+    pub fn streams(&self) -> u32 {
+        self.streams
+    }
+}

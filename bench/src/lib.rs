@@ -1,0 +1,198 @@
+//! `just bench`: the whole system under load on one machine, with the same load given in the same
+//! run to a raw MQTT publisher (the ceiling) and to a hand-written Python bridge (what users build
+//! today). Writes docs/benchmarks.json and docs/benchmarks.md.
+
+pub mod contender;
+pub mod criterion;
+pub mod machine;
+pub mod payload;
+pub mod pipeline;
+pub mod procstat;
+pub mod python;
+pub mod raw;
+pub mod report;
+pub mod scenarios;
+pub mod source;
+pub mod subscriber;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sse_e2e::broker::Mosquitto;
+
+use crate::contender::Kind;
+use crate::report::Report;
+
+/// The harness's knobs.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "sse-bench",
+    about = "Benchmarks sse-connector against a raw MQTT publisher and a Python bridge."
+)]
+pub struct Settings {
+    /// Multiplies every load (events, durations, idle streams); 0.1 for a quick run.
+    #[arg(long, env = "BENCH_SCALE", default_value_t = 1.0)]
+    pub scale: f64,
+    /// Interleaved runs per contender (medians are reported).
+    #[arg(long, env = "BENCH_RUNS", default_value_t = 3)]
+    pub runs: usize,
+    /// Share of the throughput scenario's events the Python bridge gets (it is ~10× slower;
+    /// its rate is what is compared).
+    #[arg(long, env = "BENCH_PYTHON_SHARE", default_value_t = 0.1)]
+    pub python_share: f64,
+    /// Scenarios to run, comma separated: source, throughput, latency, idle, micro.
+    #[arg(
+        long,
+        env = "BENCH_ONLY",
+        value_delimiter = ',',
+        default_value = "source,throughput,latency,idle,micro"
+    )]
+    pub only: Vec<String>,
+    /// Measurement time of each criterion benchmark.
+    #[arg(long, env = "BENCH_CRITERION_TIME", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub criterion_time: Duration,
+    /// Directory for benchmarks.json and benchmarks.md (nothing written when empty).
+    #[arg(long, env = "BENCH_OUT", default_value = "docs")]
+    pub out: PathBuf,
+}
+
+impl Settings {
+    fn on(&self, scenario: &str) -> bool {
+        self.only.iter().any(|s| s.trim() == scenario)
+    }
+
+    fn scaled(&self, n: f64, min: f64) -> f64 {
+        (n * self.scale).max(min)
+    }
+}
+
+/// The workspace root (this crate's parent directory).
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(PathBuf::from).unwrap_or(here)
+}
+
+/// Runs the selected scenarios and writes the report.
+pub async fn run(settings: Settings) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let machine = machine::Machine::detect();
+    let broker = Mosquitto::start().await?;
+    let mut report = Report {
+        machine,
+        scale: settings.scale,
+        runs: settings.runs,
+        source_alone: None,
+        throughput: None,
+        latency: None,
+        idle: None,
+        micro: vec![],
+        targets: vec![],
+        notes: vec![],
+        seconds: 0.0,
+    };
+    let runs = settings.runs.max(1);
+    // Scenario 1 and the source alone: 4 streams, 200k events.
+    let streams1 = 4u32;
+    let per_stream1 = (settings.scaled(200_000.0, 400.0) / f64::from(streams1)).round() as u64;
+    if settings.on("source") {
+        eprintln!("bench: the load source alone");
+        report.source_alone = Some(scenarios::source_alone(streams1, per_stream1 * 2, runs).await?);
+    }
+    if settings.on("throughput") {
+        let py = ((per_stream1 as f64) * settings.python_share)
+            .round()
+            .max(1.0) as u64;
+        report.throughput = Some(
+            scenarios::contest(
+                &broker,
+                &format!("1. Throughput: {streams1} streams as fast as possible"),
+                streams1,
+                &[
+                    (Kind::Pipeline, per_stream1),
+                    (Kind::Raw, per_stream1),
+                    (Kind::Python, py),
+                ],
+                None,
+                runs,
+            )
+            .await,
+        );
+        if py != per_stream1 {
+            report.notes.push(format!(
+                "Throughput: the Python bridge gets {:.0} % of the events per run ({} instead of {}) \
+                 so the harness stays under 5 minutes; its rate is what is compared (BENCH_PYTHON_SHARE).",
+                100.0 * settings.python_share,
+                py * u64::from(streams1),
+                per_stream1 * u64::from(streams1)
+            ));
+        }
+    }
+    if settings.on("latency") {
+        let (streams, rate) = (100u32, 1000.0);
+        let seconds = settings.scaled(20.0, 2.0);
+        let per_stream = (rate * seconds / f64::from(streams)).round().max(1.0) as u64;
+        report.latency = Some(
+            scenarios::contest(
+                &broker,
+                &format!(
+                    "2. Latency and cost: {streams} streams at {rate:.0} events/s for {seconds:.0} s"
+                ),
+                streams,
+                &[
+                    (Kind::Pipeline, per_stream),
+                    (Kind::Raw, per_stream),
+                    (Kind::Python, per_stream),
+                ],
+                Some(rate),
+                runs,
+            )
+            .await,
+        );
+    }
+    if settings.on("idle") {
+        let mut streams = settings.scaled(10_000.0, 10.0).round() as u32;
+        // The source and ingest each hold one socket per stream.
+        if let Some(limit) = procstat::open_files_limit() {
+            let room = limit.saturating_sub(512).min(u64::from(u32::MAX)) as u32;
+            if room < streams {
+                report.notes.push(format!(
+                    "Idle streams: {room} instead of {streams}: the open-files limit is {limit} \
+                     (`ulimit -n`; `just bench` raises it)."
+                ));
+                streams = room.max(1);
+            }
+        }
+        let window = Duration::from_secs_f64(settings.scaled(16.0, 3.0));
+        eprintln!("bench: {streams} idle streams");
+        match scenarios::idle(&broker, streams, window).await {
+            Ok(i) => report.idle = Some(i),
+            Err(e) => report.notes.push(format!("Idle streams: failed: {e:#}")),
+        }
+    }
+    if settings.on("micro") {
+        let (est, mut notes) = scenarios::micro(&workspace_root(), settings.criterion_time);
+        report.micro = est;
+        report.notes.append(&mut notes);
+    }
+    broker.stop().await;
+    report.notes.push(
+        "Latency is from the source's write of the event (timestamp in the payload) to its \
+         arrival at the MQTT 5 QoS 1 subscriber. CPU per event is utime+stime from /proc of the \
+         bridging processes (the three services; the Python process) over the run, divided by its \
+         events; the raw publisher bridges nothing."
+            .into(),
+    );
+    report.seconds = started.elapsed().as_secs_f64();
+    report.judge();
+    if !settings.out.as_os_str().is_empty() {
+        std::fs::create_dir_all(&settings.out)?;
+        let json = settings.out.join("benchmarks.json");
+        std::fs::write(&json, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("write {}", json.display()))?;
+        let md = settings.out.join("benchmarks.md");
+        std::fs::write(&md, report.markdown())
+            .with_context(|| format!("write {}", md.display()))?;
+    }
+    Ok(report)
+}

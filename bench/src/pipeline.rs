@@ -1,0 +1,182 @@
+//! The system under test: the three release binaries (sse-ingest, sse-schema, sse-publisher)
+//! wired together, with Device and Asset resources generated for K streams of the load source.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use sse_e2e::broker::Mosquitto;
+use sse_e2e::procs::Service;
+
+use crate::procstat;
+use crate::source::LoadSource;
+
+/// Datasets per generated asset.
+const DATASETS_PER_ASSET: u32 = 100;
+
+/// Resources for `streams` streams of the source at `base`: one device, assets of up to 100
+/// datasets, dataset `i` reading `/s/<i>` and publishing to `<prefix>/s<i>` at QoS 1.
+pub fn resources_yaml(base: &str, streams: u32, prefix: &str) -> String {
+    let mut y = format!(
+        "apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Device
+metadata: {{ name: bench-source }}
+spec:
+  endpoints:
+    inbound:
+      sse-0:
+        endpointType: Microsoft.SSEHttp
+        address: {base}
+        authentication: {{ method: Anonymous }}
+"
+    );
+    for asset in 0..streams.div_ceil(DATASETS_PER_ASSET) {
+        let _ = write!(
+            y,
+            "---
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Asset
+metadata: {{ name: bench-{asset} }}
+spec:
+  deviceRef: {{ deviceName: bench-source, endpointName: sse-0 }}
+  datasets:
+"
+        );
+        let first = asset * DATASETS_PER_ASSET;
+        for i in first..streams.min(first + DATASETS_PER_ASSET) {
+            let _ = writeln!(
+                y,
+                "    - {{ name: s{i}, dataSource: {path}, destinations: [ {{ target: Mqtt, configuration: {{ topic: {prefix}/s{i}, qos: Qos1, retain: Never }} }} ] }}",
+                path = LoadSource::path(i)
+            );
+        }
+    }
+    y
+}
+
+/// The three services, running; killed when dropped.
+pub struct Pipeline {
+    /// `sse-ingest`.
+    pub ingest: Service,
+    /// `sse-schema`.
+    pub schema: Service,
+    /// `sse-publisher`.
+    pub publisher: Service,
+    _dir: tempfile::TempDir,
+}
+
+impl Pipeline {
+    /// Starts publisher, schema and ingest (in that order) for `streams` streams of `source`.
+    pub async fn start(
+        broker: &Mosquitto,
+        source: &LoadSource,
+        streams: u32,
+        prefix: &str,
+    ) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let res = dir.path().join("resources");
+        for d in ["resources", "secrets", "trust"] {
+            std::fs::create_dir_all(dir.path().join(d))?;
+        }
+        std::fs::write(
+            res.join("bench.yaml"),
+            resources_yaml(&source.base_url(), streams, prefix),
+        )?;
+        let s = |x: &str| x.to_string();
+        let quiet = [(s("RUST_LOG"), s("warn"))];
+        let publisher =
+            Service::start("sse-publisher", &[s("--mqtt-url"), broker.url()], &quiet).await?;
+        let schema = Service::start(
+            "sse-schema",
+            &[
+                s("--publisher"),
+                publisher.url(),
+                s("--data-dir"),
+                dir.path().join("schemas").display().to_string(),
+            ],
+            &quiet,
+        )
+        .await?;
+        let path = |d: &str| dir.path().join(d).display().to_string();
+        let ingest = Service::start(
+            "sse-ingest",
+            &[
+                s("--schema"),
+                schema.url(),
+                s("--resources"),
+                path("resources"),
+                s("--secrets-dir"),
+                path("secrets"),
+                s("--trust-dir"),
+                path("trust"),
+            ],
+            &quiet,
+        )
+        .await?;
+        Ok(Self {
+            ingest,
+            schema,
+            publisher,
+            _dir: dir,
+        })
+    }
+
+    /// CPU time used so far by ingest, schema and publisher.
+    pub fn cpu(&self) -> [Duration; 3] {
+        [&self.ingest, &self.schema, &self.publisher].map(|s| {
+            s.pid()
+                .and_then(|p| procstat::cpu_time(p).ok())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Resident memory of ingest, schema and publisher, KiB.
+    pub fn rss_kib(&self) -> [u64; 3] {
+        [&self.ingest, &self.schema, &self.publisher].map(|s| {
+            s.pid()
+                .and_then(|p| procstat::rss_kib(p).ok())
+                .unwrap_or_default()
+        })
+    }
+
+    /// The last log lines of every service (for a failed run).
+    pub fn log_tail(&self) -> String {
+        [&self.ingest, &self.schema, &self.publisher]
+            .iter()
+            .map(|s| {
+                let text = s.log_text();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(5)..].join("\n  ");
+                format!("{}:\n  {tail}", s.name)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_split_streams_into_assets_of_100() {
+        let y = resources_yaml("http://127.0.0.1:9", 250, "bench/p");
+        assert_eq!(y.matches("kind: Asset").count(), 3);
+        assert_eq!(y.matches("dataSource: /s/").count(), 250);
+        assert!(y.contains("{ name: s249, dataSource: /s/249,"));
+        assert!(y.contains("topic: bench/p/s249, qos: Qos1"));
+        for doc in y.split("---\n") {
+            let v: serde_json::Value = serde_yaml_ng::from_str(doc).expect("yaml");
+            assert_eq!(
+                v["apiVersion"],
+                "namespaces.deviceregistry.microsoft.com/v1"
+            );
+        }
+        let last: serde_json::Value =
+            serde_yaml_ng::from_str(y.rsplit("---\n").next().expect("doc")).expect("yaml");
+        assert_eq!(last["spec"]["datasets"].as_array().map(Vec::len), Some(50));
+        assert_eq!(
+            last["spec"]["datasets"][0]["destinations"][0]["configuration"]["qos"],
+            "Qos1"
+        );
+    }
+}

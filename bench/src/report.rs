@@ -1,0 +1,504 @@
+//! The report of one `just bench`: what was measured, the medians, the targets of issue #8, and
+//! its JSON and Markdown forms.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::contender::{Kind, RunResult};
+use crate::criterion::Estimate;
+use crate::machine::Machine;
+
+/// The medians of one contender over its runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Which contender.
+    pub kind: Kind,
+    /// Events per stream in each run.
+    pub events_per_stream: u64,
+    /// Every run, in order.
+    pub runs: Vec<RunResult>,
+    /// Median events per second.
+    pub events_per_s: Option<f64>,
+    /// Median of the runs' median latency, µs.
+    pub p50_us: Option<f64>,
+    /// Median of the runs' 99th percentile latency, µs.
+    pub p99_us: Option<f64>,
+    /// Median CPU time of the bridging processes per event, µs.
+    pub cpu_us_per_event: Option<f64>,
+    /// The same per process.
+    pub cpu_split: Vec<(String, f64)>,
+    /// Lost events over all runs.
+    pub lost: u64,
+    /// Duplicates over all runs.
+    pub duplicates: u64,
+    /// Out-of-order deliveries over all runs.
+    pub out_of_order: u64,
+    /// Why this contender did not run (or stopped).
+    pub error: Option<String>,
+}
+
+/// The median of `v` (mean of the middle two for an even count); `None` when empty.
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+impl Summary {
+    /// Summarises `runs` of `kind`.
+    pub fn new(
+        kind: Kind,
+        events_per_stream: u64,
+        runs: Vec<RunResult>,
+        error: Option<String>,
+    ) -> Self {
+        let med =
+            |f: &dyn Fn(&RunResult) -> Option<f64>| median(runs.iter().filter_map(f).collect());
+        let names: Vec<String> = runs
+            .first()
+            .map(|r| r.cpu_split.iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default();
+        let cpu_split = names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| Some((n.clone(), med(&|r| r.cpu_split.get(i).map(|c| c.1))?)))
+            .collect();
+        Self {
+            kind,
+            events_per_stream,
+            events_per_s: med(&|r| Some(r.events_per_s)),
+            p50_us: med(&|r| r.p50_us),
+            p99_us: med(&|r| r.p99_us),
+            cpu_us_per_event: med(&|r| r.cpu_us_per_event),
+            cpu_split,
+            lost: runs.iter().map(|r| r.lost).sum(),
+            duplicates: runs.iter().map(|r| r.duplicates).sum(),
+            out_of_order: runs.iter().map(|r| r.out_of_order).sum(),
+            runs,
+            error,
+        }
+    }
+}
+
+/// One load scenario with its contenders.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    /// Title.
+    pub title: String,
+    /// Streams.
+    pub streams: u32,
+    /// Offered rate over all streams (events/s); `None`: as fast as possible.
+    pub rate: Option<f64>,
+    /// Each contender's medians and runs.
+    pub contenders: Vec<Summary>,
+}
+
+impl Scenario {
+    /// The summary of `kind`, when it ran.
+    pub fn get(&self, kind: Kind) -> Option<&Summary> {
+        self.contenders
+            .iter()
+            .find(|s| s.kind == kind && s.error.is_none())
+    }
+}
+
+/// The load source measured alone (read over raw TCP, nothing else running).
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceAlone {
+    /// Streams.
+    pub streams: u32,
+    /// Events per stream per run.
+    pub events_per_stream: u64,
+    /// Median events per second.
+    pub events_per_s: f64,
+    /// Median MiB per second on the wire.
+    pub mib_per_s: f64,
+    /// Every run's events per second.
+    pub runs: Vec<f64>,
+}
+
+/// Scenario 3: many idle streams in one ingest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Idle {
+    /// Concurrent streams.
+    pub streams: u32,
+    /// Seconds from ingest start until every stream was open at the source.
+    pub connect_seconds: f64,
+    /// Ingest resident memory with one stream, KiB.
+    pub ingest_rss_one_kib: u64,
+    /// Ingest resident memory with every stream, KiB.
+    pub ingest_rss_kib: u64,
+    /// (RSS with all − RSS with one) / (streams − 1), KiB.
+    pub kib_per_stream: f64,
+    /// Measured idle window, s.
+    pub window_seconds: f64,
+    /// Keep-alive comments the source sent in the window.
+    pub keepalives: u64,
+    /// CPU of each service over the window, % of one core.
+    pub cpu_percent: Vec<(String, f64)>,
+    /// Resident memory of schema and publisher, KiB.
+    pub other_rss_kib: Vec<(String, u64)>,
+}
+
+/// A target of issue #8 and whether this run met it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// What is compared.
+    pub what: String,
+    /// The target.
+    pub target: String,
+    /// The measured value.
+    pub measured: String,
+    /// Met?
+    pub met: bool,
+}
+
+/// Everything `just bench` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Machine and versions.
+    pub machine: Machine,
+    /// The scale factor of the loads (1 = the issue's loads).
+    pub scale: f64,
+    /// Interleaved runs per contender.
+    pub runs: usize,
+    /// The load source alone.
+    pub source_alone: Option<SourceAlone>,
+    /// Scenario 1.
+    pub throughput: Option<Scenario>,
+    /// Scenario 2.
+    pub latency: Option<Scenario>,
+    /// Scenario 3.
+    pub idle: Option<Idle>,
+    /// Scenario 4.
+    pub micro: Vec<Estimate>,
+    /// Targets and verdicts.
+    pub targets: Vec<Target>,
+    /// Anything skipped or worth knowing.
+    pub notes: Vec<String>,
+    /// Wall time of the harness, s.
+    pub seconds: f64,
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|x| format!("{x:.digits$}"))
+        .unwrap_or_else(|| "–".into())
+}
+
+fn thousands(v: f64) -> String {
+    let n = v.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Report {
+    /// Checks the targets of issue #8 against the medians.
+    pub fn judge(&mut self) {
+        let mut t = Vec::new();
+        if let Some(s) = &self.throughput {
+            let rate = |k| s.get(k).and_then(|x| x.events_per_s);
+            if let (Some(p), Some(r)) = (rate(Kind::Pipeline), rate(Kind::Raw)) {
+                t.push(Target {
+                    what: "throughput: pipeline / raw".into(),
+                    target: "≥ 50 %".into(),
+                    measured: format!("{:.0} %", 100.0 * p / r),
+                    met: p >= 0.5 * r,
+                });
+            }
+            if let (Some(p), Some(py)) = (rate(Kind::Pipeline), rate(Kind::Python)) {
+                t.push(Target {
+                    what: "throughput: pipeline / python".into(),
+                    target: "≥ 3×".into(),
+                    measured: format!("{:.1}×", p / py),
+                    met: p >= 3.0 * py,
+                });
+            }
+            for c in &s.contenders {
+                if c.error.is_none() {
+                    t.push(zero_lost("throughput", c));
+                }
+            }
+        }
+        if let Some(s) = &self.latency {
+            if let Some(p) = s.get(Kind::Pipeline) {
+                if let Some(p99) = p.p99_us {
+                    t.push(Target {
+                        what: "latency: pipeline p99".into(),
+                        target: "< 600 µs".into(),
+                        measured: format!("{p99:.0} µs"),
+                        met: p99 < 600.0,
+                    });
+                }
+                if let Some(cpu) = p.cpu_us_per_event {
+                    t.push(Target {
+                        what: "cost: CPU of the three services per event".into(),
+                        target: "< 100 µs".into(),
+                        measured: format!("{cpu:.0} µs"),
+                        met: cpu < 100.0,
+                    });
+                }
+            }
+            for c in &s.contenders {
+                if c.error.is_none() {
+                    t.push(zero_lost("latency", c));
+                }
+            }
+        }
+        if let Some(i) = &self.idle {
+            t.push(Target {
+                what: format!("{} idle streams: ingest memory per stream", i.streams),
+                target: "< 32 KiB".into(),
+                measured: format!("{:.1} KiB", i.kib_per_stream),
+                met: i.kib_per_stream < 32.0,
+            });
+            if let Some((_, cpu)) = i.cpu_percent.first() {
+                t.push(Target {
+                    what: format!("{} idle streams: ingest CPU", i.streams),
+                    target: "near 0 (< 2 % of a core)".into(),
+                    measured: format!("{cpu:.2} %"),
+                    met: *cpu < 2.0,
+                });
+            }
+        }
+        self.targets = t;
+    }
+
+    /// The Markdown page (also printed as the table on the terminal).
+    pub fn markdown(&self) -> String {
+        let m = &self.machine;
+        let mut s = String::new();
+        let _ = writeln!(s, "# Benchmarks\n");
+        let _ = writeln!(
+            s,
+            "Written by `just bench` (crate `bench/`, issue #8). Generator, broker, subscriber and the \
+             system under test share one machine, so only ratios within one run mean much; every \
+             number is the median of {} interleaved runs{}.\n",
+            self.runs,
+            if (self.scale - 1.0).abs() > 1e-9 {
+                format!(
+                    ", at **scale {} of the issue's loads** (BENCH_SCALE)",
+                    self.scale
+                )
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(s, "| machine | |\n|---|---|");
+        let _ = writeln!(s, "| CPU | {} ({} cores) |", m.cpu, m.cores);
+        let _ = writeln!(s, "| memory | {} MiB |", m.memory_mib);
+        let _ = writeln!(s, "| kernel | {} |", m.kernel);
+        let _ = writeln!(s, "| rustc | {} |", m.rustc);
+        let _ = writeln!(s, "| Mosquitto | {} |", m.mosquitto);
+        let _ = writeln!(s, "| Python | {} |", m.python);
+        let _ = writeln!(s, "| load average at start | {} |", m.load_average);
+        let _ = writeln!(s, "| date | {} |", m.date);
+        let _ = writeln!(s, "| harness wall time | {:.0} s |\n", self.seconds);
+
+        if !self.targets.is_empty() {
+            let _ = writeln!(s, "## Targets (issue #8)\n");
+            let _ = writeln!(s, "| | target | measured | met |\n|---|---|---|---|");
+            for t in &self.targets {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} |",
+                    t.what,
+                    t.target,
+                    t.measured,
+                    if t.met { "yes" } else { "**no**" }
+                );
+            }
+            s.push('\n');
+        }
+        if let Some(a) = &self.source_alone {
+            let _ = writeln!(s, "## The load source alone\n");
+            let _ = writeln!(
+                s,
+                "{} streams, {} events each, read over raw TCP with nothing else running: \
+                 **{} events/s** ({:.0} MiB/s), runs: {}.\n",
+                a.streams,
+                a.events_per_stream,
+                thousands(a.events_per_s),
+                a.mib_per_s,
+                a.runs
+                    .iter()
+                    .map(|r| thousands(*r))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        for sc in [&self.throughput, &self.latency].into_iter().flatten() {
+            scenario_md(&mut s, sc);
+        }
+        if let Some(i) = &self.idle {
+            let _ = writeln!(s, "## 3. Many idle streams\n");
+            let _ = writeln!(
+                s,
+                "{} SSE streams into one sse-ingest, keep-alive comments every 15 s; all open after {:.1} s.\n",
+                i.streams, i.connect_seconds
+            );
+            let _ = writeln!(s, "| | value |\n|---|---|");
+            let _ = writeln!(s, "| ingest RSS, 1 stream | {} KiB |", i.ingest_rss_one_kib);
+            let _ = writeln!(
+                s,
+                "| ingest RSS, {} streams | {} KiB |",
+                i.streams, i.ingest_rss_kib
+            );
+            let _ = writeln!(s, "| memory per stream | **{:.1} KiB** |", i.kib_per_stream);
+            for (n, c) in &i.cpu_percent {
+                let _ = writeln!(
+                    s,
+                    "| {n} CPU over {:.0} s idle ({} keep-alives) | {c:.2} % of a core |",
+                    i.window_seconds, i.keepalives
+                );
+            }
+            for (n, r) in &i.other_rss_kib {
+                let _ = writeln!(s, "| {n} RSS | {r} KiB |");
+            }
+            s.push('\n');
+        }
+        if !self.micro.is_empty() {
+            let _ = writeln!(s, "## 4. Micro-benchmarks (criterion, short measurement)\n");
+            let _ = writeln!(
+                s,
+                "| benchmark | time per iteration | throughput | events/s | ns per event |\n|---|---|---|---|---|"
+            );
+            for e in &self.micro {
+                let thr = match (e.bytes_per_s, e.elements_per_s) {
+                    (Some(b), _) => format!("{:.0} MiB/s", b / 1048576.0),
+                    (_, Some(el)) => format!("{} elements/s", thousands(el)),
+                    _ => "–".into(),
+                };
+                let eps = e.events_per_s.or(e.elements_per_s);
+                let _ = writeln!(
+                    s,
+                    "| {} `{}` | {} | {} | {} | {} |",
+                    e.package,
+                    e.id,
+                    human_ns(e.time_ns),
+                    thr,
+                    eps.map(thousands).unwrap_or_else(|| "–".into()),
+                    eps.map(|x| format!("{:.0}", 1e9 / x))
+                        .unwrap_or_else(|| "–".into()),
+                );
+            }
+            s.push('\n');
+        }
+        if !self.notes.is_empty() {
+            let _ = writeln!(s, "## Notes\n");
+            for n in &self.notes {
+                let _ = writeln!(s, "- {n}");
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
+
+fn zero_lost(scenario: &str, c: &Summary) -> Target {
+    Target {
+        what: format!("{scenario}: {} lost, every run", c.kind.name()),
+        target: "0".into(),
+        measured: format!(
+            "{} lost, {} duplicated, {} out of order",
+            c.lost, c.duplicates, c.out_of_order
+        ),
+        met: c.lost == 0,
+    }
+}
+
+fn human_ns(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+fn scenario_md(s: &mut String, sc: &Scenario) {
+    let _ = writeln!(s, "## {}\n", sc.title);
+    let _ = writeln!(
+        s,
+        "| contender | events per run | events/s | p50 | p99 | CPU per event | CPU split (µs/event) | lost | dup | out of order |\n|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for c in &sc.contenders {
+        if let Some(e) = &c.error {
+            let _ = writeln!(s, "| {} | skipped: {e} | | | | | | | | |", c.kind.name());
+            continue;
+        }
+        let split = c
+            .cpu_split
+            .iter()
+            .map(|(n, v)| format!("{n} {v:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            s,
+            "| {} | {} | **{}** | {} µs | {} µs | {} | {} | {} | {} | {} |",
+            c.kind.name(),
+            thousands((c.events_per_stream * u64::from(sc.streams)) as f64),
+            c.events_per_s.map(thousands).unwrap_or_else(|| "–".into()),
+            opt(c.p50_us, 0),
+            opt(c.p99_us, 0),
+            c.cpu_us_per_event
+                .map(|v| format!("{v:.1} µs"))
+                .unwrap_or_else(|| "–".into()),
+            if split.is_empty() {
+                "–".into()
+            } else {
+                split
+            },
+            c.lost,
+            c.duplicates,
+            c.out_of_order
+        );
+    }
+    let _ = writeln!(s, "\nEvery run (events/s; p99 µs):\n");
+    for c in &sc.contenders {
+        if c.runs.is_empty() {
+            continue;
+        }
+        let runs = c
+            .runs
+            .iter()
+            .map(|r| format!("{} ({})", thousands(r.events_per_s), opt(r.p99_us, 0)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(s, "- {}: {runs}", c.kind.name());
+    }
+    s.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(1234567.4), "1,234,567");
+        assert_eq!(thousands(999.0), "999");
+    }
+}

@@ -1,0 +1,227 @@
+//! The scenarios of issue #8: the source alone, throughput, latency and cost, many idle streams
+//! and the criterion micro-benchmarks.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sse_e2e::broker::Mosquitto;
+use tokio::time::Instant;
+
+use crate::contender::{Contender, Kind, RunResult};
+use crate::criterion::{self, Estimate};
+use crate::pipeline::Pipeline;
+use crate::report::{Idle, Scenario, SourceAlone, Summary, median};
+use crate::source::{self, LoadSource};
+
+/// How long without a new event counts the missing ones as lost.
+const STALL: Duration = Duration::from_secs(15);
+
+/// Measures the load source alone: `streams` streams of `per_stream` events read over raw TCP.
+pub async fn source_alone(
+    streams: u32,
+    per_stream: u64,
+    runs: usize,
+) -> anyhow::Result<SourceAlone> {
+    let mut rates = Vec::new();
+    let mut bytes_per_event = 0.0;
+    for _ in 0..runs {
+        let src = LoadSource::start(streams, Duration::from_secs(15)).await?;
+        let addr = src.base_url().trim_start_matches("http://").to_string();
+        let readers = source::drain_count(&addr, streams, per_stream).await?;
+        wait_for("source streams open", Duration::from_secs(10), || {
+            src.open_streams() == streams as usize
+        })
+        .await?;
+        let go = Instant::now();
+        src.send_until(per_stream, None);
+        let mut total = 0;
+        for r in readers {
+            total += r.await??;
+        }
+        let secs = go.elapsed().as_secs_f64();
+        rates.push(total as f64 / secs);
+        let mut one = Vec::new();
+        crate::payload::write_sse_event(&mut one, 0, per_stream / 2, crate::payload::now_ns());
+        bytes_per_event = one.len() as f64;
+    }
+    let eps = median(rates.clone()).unwrap_or_default();
+    Ok(SourceAlone {
+        streams,
+        events_per_stream: per_stream,
+        events_per_s: eps,
+        mib_per_s: eps * bytes_per_event / 1048576.0,
+        runs: rates,
+    })
+}
+
+/// Polls `cond` every 50 ms until it holds, failing after `deadline`.
+async fn wait_for(
+    what: &str,
+    deadline: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    while !cond() {
+        anyhow::ensure!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Runs every contender (`kind`, events per stream per run) for `runs` interleaved runs over
+/// `streams` streams at `rate` (events/s over all streams, or as fast as possible).
+pub async fn contest(
+    broker: &Mosquitto,
+    title: &str,
+    streams: u32,
+    contenders: &[(Kind, u64)],
+    rate: Option<f64>,
+    runs: usize,
+) -> Scenario {
+    let mut ready: Vec<(Contender, u64, Vec<RunResult>, Option<String>)> = Vec::new();
+    let mut summaries = Vec::new();
+    for &(kind, per_stream) in contenders {
+        eprintln!("bench: {title}: starting {}", kind.name());
+        match Contender::start(kind, broker, streams).await {
+            Ok(c) => ready.push((c, per_stream, Vec::new(), None)),
+            Err(e) => summaries.push(Summary::new(
+                kind,
+                per_stream,
+                vec![],
+                Some(format!("{e:#}")),
+            )),
+        }
+    }
+    for run in 0..runs {
+        for (c, per_stream, results, error) in &mut ready {
+            if error.is_some() {
+                continue;
+            }
+            match c.window(*per_stream, rate, STALL).await {
+                Ok(mut r) => {
+                    r.run = run;
+                    eprintln!(
+                        "bench: {title}: run {run} {:<8} {:>9.0} events/s  p50 {:>8} µs  p99 {:>8} µs  cpu {:>6} µs/event  lost {} dup {} ooo {}",
+                        c.kind.name(),
+                        r.events_per_s,
+                        r.p50_us.map(|v| format!("{v:.0}")).unwrap_or_default(),
+                        r.p99_us.map(|v| format!("{v:.0}")).unwrap_or_default(),
+                        r.cpu_us_per_event
+                            .map(|v| format!("{v:.1}"))
+                            .unwrap_or_default(),
+                        r.lost,
+                        r.duplicates,
+                        r.out_of_order
+                    );
+                    results.push(r);
+                }
+                Err(e) => *error = Some(format!("run {run}: {e:#}")),
+            }
+        }
+    }
+    for (c, per_stream, results, error) in ready {
+        summaries.push(Summary::new(c.kind, per_stream, results, error));
+    }
+    summaries.sort_by_key(|s| {
+        contenders
+            .iter()
+            .position(|(k, _)| *k == s.kind)
+            .unwrap_or(usize::MAX)
+    });
+    Scenario {
+        title: title.to_string(),
+        streams,
+        rate,
+        contenders: summaries,
+    }
+}
+
+/// Scenario 3: `streams` idle streams into one ingest; memory per stream against a one-stream
+/// ingest, and CPU over an idle `window`.
+pub async fn idle(broker: &Mosquitto, streams: u32, window: Duration) -> anyhow::Result<Idle> {
+    let keepalive = Duration::from_secs(15);
+    let prefix = "bench/idle";
+    let rss_one = {
+        let src = LoadSource::start(1, keepalive).await?;
+        let p = Pipeline::start(broker, &src, 1, prefix).await?;
+        wait_for("one idle stream open", Duration::from_secs(60), || {
+            src.open_streams() == 1
+        })
+        .await?;
+        p.rss_kib()[0]
+    };
+    let src = LoadSource::start(streams, keepalive).await?;
+    let start = Instant::now();
+    let p = Pipeline::start(broker, &src, streams, prefix).await?;
+    let mut last_report = Instant::now();
+    wait_for(
+        &format!("{streams} idle streams open"),
+        Duration::from_secs(180),
+        || {
+            if last_report.elapsed() > Duration::from_secs(5) {
+                eprintln!(
+                    "bench: idle: {} of {streams} streams open",
+                    src.open_streams()
+                );
+                last_report = Instant::now();
+            }
+            src.open_streams() >= streams as usize
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", p.log_tail()))?;
+    let connect_seconds = start.elapsed().as_secs_f64();
+    let (cpu0, ka0, t0) = (p.cpu(), src.keepalives(), Instant::now());
+    tokio::time::sleep(window).await;
+    let (cpu1, ka1, secs) = (p.cpu(), src.keepalives(), t0.elapsed().as_secs_f64());
+    let rss = p.rss_kib();
+    let names = ["ingest", "schema", "publisher"];
+    Ok(Idle {
+        streams,
+        connect_seconds,
+        ingest_rss_one_kib: rss_one,
+        ingest_rss_kib: rss[0],
+        kib_per_stream: rss[0].saturating_sub(rss_one) as f64 / f64::from(streams.max(2) - 1),
+        window_seconds: secs,
+        keepalives: ka1 - ka0,
+        cpu_percent: names
+            .iter()
+            .zip(cpu0.iter().zip(&cpu1))
+            .map(|(n, (a, b))| {
+                (
+                    n.to_string(),
+                    100.0 * b.saturating_sub(*a).as_secs_f64() / secs,
+                )
+            })
+            .collect(),
+        other_rss_kib: vec![("schema".into(), rss[1]), ("publisher".into(), rss[2])],
+    })
+}
+
+/// Scenario 4: the parser benchmark of ingest and, when present, the inference benchmark of
+/// schema. Returns the estimates and a note for each benchmark that could not run.
+pub fn micro(root: &Path, measurement: Duration) -> (Vec<Estimate>, Vec<String>) {
+    let mut est = Vec::new();
+    let mut notes = Vec::new();
+    let benches = [
+        ("sse-ingest", "parser", "services/ingest/benches/parser.rs"),
+        ("sse-schema", "infer", "services/schema/benches/infer.rs"),
+    ];
+    for (package, bench, file) in benches {
+        if !root.join(file).exists() {
+            notes.push(format!(
+                "{file} does not exist (yet): no {package} {bench} numbers"
+            ));
+            continue;
+        }
+        eprintln!("bench: criterion: {package} {bench}");
+        match criterion::run(root, package, bench, measurement) {
+            Ok(mut e) => est.append(&mut e),
+            Err(e) => notes.push(format!("{package} {bench}: {e:#}")),
+        }
+    }
+    (est, notes)
+}
