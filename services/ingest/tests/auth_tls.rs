@@ -326,11 +326,11 @@ async fn client_certificate_and_trust_are_reread_at_each_connection() {
     let other = Pki::new().unwrap();
     write_bundle(&files, &other);
     let error = loop {
-        if let ClientEvent::Disconnected { error, retry_in } = reader.next().await {
-            if error.contains("untrusted") {
-                assert!(retry_in.unwrap() >= Duration::from_secs(30));
-                break error;
-            }
+        if let ClientEvent::Disconnected { error, retry_in } = reader.next().await
+            && error.contains("untrusted")
+        {
+            assert!(retry_in.unwrap() >= Duration::from_secs(30));
+            break error;
         }
     };
     assert!(error.starts_with("server certificate untrusted"), "{error}");
