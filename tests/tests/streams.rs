@@ -212,6 +212,37 @@ async fn unavailable_recovers_while_204_and_wrong_type_stop_with_status() {
             .clone()
     };
     assert_eq!(ds("flaky")["runtimeHealth"]["status"], "Available");
+    // The delivered dataset shows the schema its messages follow, as the broker saw it.
+    let reference = eventually("the schema reference in status", || {
+        let addr = addr.clone();
+        async move {
+            let s = grpcurl::call_json(&addr, None, &["sseconnector.v1.IngestService/GetStatus"])
+                .await
+                .ok()?;
+            let asset = s["assets"]
+                .as_array()?
+                .iter()
+                .find(|a| a["name"] == "plant")?;
+            let flaky = asset["datasets"]
+                .as_array()?
+                .iter()
+                .find(|d| d["name"] == "flaky")?;
+            let r = flaky.get("messageSchemaReference")?.clone();
+            r.is_object().then_some(r)
+        }
+    })
+    .await
+    .unwrap();
+    let dataschema = sub.all()[0].user("dataschema").unwrap().to_string();
+    assert_eq!(
+        dataschema,
+        format!(
+            "aio-sr://{}/{}:{}",
+            reference["schemaRegistryNamespace"].as_str().unwrap(),
+            reference["schemaName"].as_str().unwrap(),
+            reference["schemaVersion"].as_str().unwrap()
+        )
+    );
     assert_eq!(ds("gone")["runtimeHealth"]["status"], "Unavailable");
     let gone = ds("gone")["runtimeHealth"]["message"].to_string();
     assert!(gone.contains("204"), "{gone}");

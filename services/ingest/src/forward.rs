@@ -191,6 +191,8 @@ type Responses = Pin<
 
 /// One schema address and its Process stream (open, being opened, or waiting to retry).
 struct Lane {
+    /// Failed to open or broke, and not open again yet: its SSE streams go elsewhere meanwhile.
+    down: bool,
     session: u64,
     tx: Option<mpsc::UnboundedSender<pb::ProcessRequest>>,
     retry_at: Option<Instant>,
@@ -203,6 +205,9 @@ struct State {
     rx: mpsc::Receiver<RoutedEvent>,
     rx_open: bool,
     deadline: Option<Instant>,
+    /// Every address the schema name resolves to.
+    all: Vec<Peer>,
+    /// Which address each SSE stream goes to: rendezvous over the addresses not down.
     router: Router,
     lanes: BTreeMap<SocketAddr, Lane>,
     openings: FuturesUnordered<Opening>,
@@ -257,6 +262,7 @@ impl Forwarder {
             rx,
             rx_open: true,
             deadline: None,
+            all: Vec::new(),
             router: Router::default(),
             lanes: BTreeMap::new(),
             openings: FuturesUnordered::new(),
@@ -323,18 +329,18 @@ impl Forwarder {
     }
 
     /// Follows a new address set: closes the streams of removed addresses, opens streams to new
-    /// ones, and re-sends the unacknowledged events of every SSE stream that moved to an open
-    /// Process stream (the others are re-sent when theirs opens).
+    /// ones, and moves SSE streams as [`Forwarder::reroute`] says.
     fn on_peers(&self, st: &mut State, next: Vec<Peer>) {
-        if next.as_slice() == st.router.peers() {
+        if next == st.all {
             return;
         }
-        let old = st.router.replace(next.clone());
+        st.all = next.clone();
         st.lanes
             .retain(|addr, _| next.iter().any(|p| p.addr == *addr));
         for p in &next {
             if let std::collections::btree_map::Entry::Vacant(slot) = st.lanes.entry(p.addr) {
                 slot.insert(Lane {
+                    down: false,
                     session: 0,
                     tx: None,
                     retry_at: None,
@@ -343,11 +349,36 @@ impl Forwarder {
                 self.start(st, p.addr);
             }
         }
+        tracing::info!(
+            schema = ?next.iter().map(|p| p.addr.to_string()).collect::<Vec<_>>(),
+            "schema addresses changed"
+        );
+        self.reroute(st, None);
+    }
+
+    /// Assigns the SSE streams over the addresses that are not down (all of them when every one
+    /// is), and re-sends the unacknowledged events of every SSE stream that moved to an open
+    /// Process stream (except `opening`'s, which re-sends all its own; the others re-send when
+    /// theirs opens). At least once: an event may then arrive twice, with the same id.
+    fn reroute(&self, st: &mut State, opening: Option<SocketAddr>) {
+        let mut live: Vec<Peer> = st
+            .all
+            .iter()
+            .filter(|p| st.lanes.get(&p.addr).is_some_and(|l| !l.down))
+            .cloned()
+            .collect();
+        if live.is_empty() {
+            live = st.all.clone();
+        }
+        if live.as_slice() == st.router.peers() {
+            return;
+        }
+        let old = st.router.replace(live);
         let mut moved: BTreeMap<SocketAddr, Vec<pb::Event>> = BTreeMap::new();
         for e in st.inflight.iter() {
             let before = peers::owner(&e.stream_key, &old).map(|p| p.addr);
             let after = st.router.owner(&e.stream_key);
-            if let Some(a) = after.filter(|a| before != Some(*a)) {
+            if let Some(a) = after.filter(|a| before != Some(*a) && opening != Some(*a)) {
                 moved.entry(a).or_default().push(e.clone());
             }
         }
@@ -359,9 +390,9 @@ impl Forwarder {
             }
         }
         tracing::info!(
-            schema = ?next.iter().map(|p| p.addr.to_string()).collect::<Vec<_>>(),
+            live = ?st.router.peers().iter().map(|p| p.addr.to_string()).collect::<Vec<_>>(),
             resent,
-            "schema addresses changed"
+            "SSE streams reassigned over the schema addresses"
         );
     }
 
@@ -414,6 +445,7 @@ impl Forwarder {
         match opened {
             Ok(s) => {
                 lane.backoff.connected();
+                lane.down = false;
                 lane.tx = Some(s.tx.clone());
                 st.responses.push(Box::pin(
                     s.responses
@@ -421,6 +453,7 @@ impl Forwarder {
                         .chain(futures::stream::once(async { None }))
                         .map(move |m| (addr, session, m)),
                 ));
+                self.reroute(st, Some(addr));
                 let mut resend = Vec::new();
                 for e in st.inflight.iter() {
                     if st.router.owner(&e.stream_key) == Some(addr) {
@@ -433,8 +466,10 @@ impl Forwarder {
             Err(reason) => {
                 let delay = lane.backoff.next_delay();
                 lane.retry_at = Some(Instant::now() + delay);
+                lane.down = true;
                 tracing::warn!(schema = %self.endpoint.uri(), %addr, %reason, retry_in = ?delay, "Process stream to schema unavailable");
                 peers.refresh();
+                self.reroute(st, None);
             }
         }
     }
@@ -463,10 +498,12 @@ impl Forwarder {
             return; // an older session of this address
         }
         lane.tx = None;
+        lane.down = true;
         let delay = lane.backoff.next_delay();
         lane.retry_at = Some(Instant::now() + delay);
         tracing::warn!(schema = %self.endpoint.uri(), %addr, %reason, unacknowledged = st.inflight.len(), retry_in = ?delay, "Process stream to schema broke");
         peers.refresh();
+        self.reroute(st, None);
     }
 
     /// Takes `first` and every event already queued (while the window has room), records them
@@ -925,6 +962,38 @@ mod tests {
                 .collect()
         };
         assert_eq!(ids("a"), ids("b"));
+        drop(tx);
+        stop.cancel();
+        run.await.unwrap();
+        token.cancel();
+    }
+
+    #[tokio::test]
+    async fn streams_of_an_address_that_cannot_be_reached_go_to_the_others() {
+        let token = CancellationToken::new();
+        let seen: Seen = Arc::default();
+        let (a, mut a_acked) = fake("127.0.0.1", "a", true, seen.clone(), token.clone()).await;
+        // nothing listens here: bind, learn the port, close
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+            peer(&l.local_addr().unwrap().to_string())
+        };
+        let (_set, peers) = Peers::manual(vec![a.clone(), dead.clone()]);
+        let mut router = Router::new(vec![a.clone(), dead.clone()]);
+        assert!((0..20).any(|i| router.owner(&key(i)) == Some(dead.addr)));
+        let (f, _open) = forwarder();
+        let (tx, rx) = mpsc::channel(64);
+        let stop = CancellationToken::new();
+        let run = tokio::spawn(f.run_with(peers, rx, stop.clone()));
+        for seq in 1..=2 {
+            for i in 0..20 {
+                tx.send(routed(&key(i), seq)).await.unwrap();
+            }
+        }
+        a_acked.wait_for(|n| *n >= 40).await.unwrap();
+        let keys = by_key(&seen);
+        assert_eq!(keys.len(), 20);
+        assert!(keys.values().all(|on| on.get("a") == Some(&vec![1, 2])));
         drop(tx);
         stop.cancel();
         run.await.unwrap();

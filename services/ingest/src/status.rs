@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use serde::Serialize;
+use sse_proto::v1 as pb;
 
 use crate::resources::{ResourceError, Resources};
 use crate::routing::StreamPlan;
@@ -161,6 +162,35 @@ pub struct RouteStatus {
     pub schema: Option<SchemaReference>,
     /// The last delivery or schema problem, empty when none.
     pub last_error: String,
+    /// Code of `last_error` (`DeliveryFailed`, `NoSchema`).
+    pub error_code: &'static str,
+}
+
+/// The dataset / event subject of an event on the wire (`None` for status reports).
+fn subject_of(ev: &pb::Event) -> Option<String> {
+    let r = ev.route.as_ref()?;
+    match r.kind() {
+        pb::RouteKind::Dataset => Some(format!("{}/{}", r.asset, r.group)),
+        pb::RouteKind::Event => Some(format!("{}/{}/{}", r.asset, r.group, r.event)),
+        pb::RouteKind::Status | pb::RouteKind::Unspecified => None,
+    }
+}
+
+/// Why an event went without a schema, in words, for status.
+fn no_schema_message(reason: pb::NoSchemaReason) -> Option<&'static str> {
+    use pb::NoSchemaReason as R;
+    match reason {
+        R::Unspecified | R::NoRoute => None,
+        R::NotJson => Some("payload is not JSON: forwarded without a schema"),
+        R::TooLarge => Some("payload over the schema size limit: forwarded without a schema"),
+        R::TooDeep => {
+            Some("payload nests deeper than the schema depth limit: forwarded without a schema")
+        }
+        R::TooManyProperties => {
+            Some("payload has more properties than the schema limit: forwarded without a schema")
+        }
+        R::RegistryError => Some("schema registry unavailable: forwarded without a schema"),
+    }
 }
 
 #[derive(Debug, Default)]
@@ -246,6 +276,47 @@ impl Status {
     /// Applies `f` to the status of the dataset / event `subject`.
     pub fn update_route(&self, subject: &str, f: impl FnOnce(&mut RouteStatus)) {
         f(self.lock().routes.entry(subject.to_string()).or_default());
+    }
+
+    /// Applies one acknowledgement of `ev`: stream counters, and the dataset's / event's schema
+    /// reference or the reason it has none, or its delivery failure.
+    pub fn apply_ack(&self, ev: &pb::Event, ack: &pb::Ack) {
+        let mut inner = self.lock();
+        if let Some(s) = inner.streams.get_mut(&ack.stream_key) {
+            if ack.error.is_empty() {
+                s.acknowledged += 1;
+            } else {
+                s.failed += 1;
+                s.last_error = format!("delivery failed: {}", ack.error);
+            }
+        }
+        let Some(subject) = subject_of(ev) else {
+            return;
+        };
+        let r = inner.routes.entry(subject).or_default();
+        if !ack.error.is_empty() {
+            r.last_error = format!("delivery failed: {}", ack.error);
+            r.error_code = "DeliveryFailed";
+            return;
+        }
+        if let Some(s) = &ack.schema {
+            r.schema = Some(SchemaReference {
+                schema_name: s.name.clone(),
+                schema_registry_namespace: s.namespace.clone(),
+                schema_version: s.version.clone(),
+            });
+        }
+        match no_schema_message(ack.no_schema_reason()) {
+            Some(m) => {
+                r.last_error = m.to_string();
+                r.error_code = "NoSchema";
+            }
+            // A delivered event with a schema clears an earlier problem.
+            None => {
+                r.last_error.clear();
+                r.error_code = "";
+            }
+        }
     }
 
     /// One stream's status.
@@ -511,7 +582,7 @@ fn build_report(inner: &Inner) -> Report {
                 error: route
                     .filter(|r| !r.last_error.is_empty())
                     .map(|r| StatusError {
-                        code: "DeliveryFailed".to_string(),
+                        code: r.error_code.to_string(),
                         message: r.last_error.clone(),
                     }),
                 message_schema_reference: route.and_then(|r| r.schema.clone()),

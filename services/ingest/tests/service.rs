@@ -171,6 +171,13 @@ impl SchemaService for Recorder {
     ) -> Result<tonic::Response<pb::InferSchemaResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("fake"))
     }
+
+    async fn list_subjects(
+        &self,
+        _: tonic::Request<pb::ListSubjectsRequest>,
+    ) -> Result<tonic::Response<pb::ListSubjectsResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("fake"))
+    }
 }
 
 async fn schema_server(recorder: Recorder) -> SocketAddr {
