@@ -20,9 +20,15 @@
 //!
 //! Fast path: [`Shape::covers`] tells, without allocating, whether merging a payload would change
 //! nothing (same shape in another key order or with other values), so known shapes cost one walk.
+//! [`Shape::covers_json`] does the same on the raw bytes while parsing them, without building a
+//! `Value` at all (keys are borrowed from the input), so a known shape costs less than parsing.
 
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::Error;
@@ -127,6 +133,23 @@ impl Shape {
                     })
             }
         }
+    }
+
+    /// Whether `data` is JSON within `max_depth` and `max_properties` (see
+    /// `pipeline::Limits`) whose merge would leave this shape unchanged, checked while parsing,
+    /// without building a `Value`. `false` means "take the slow path" (not JSON, over a limit,
+    /// a new shape, or duplicate keys), never a wrong `true`.
+    pub fn covers_json(&self, data: &[u8], max_depth: usize, max_properties: usize) -> bool {
+        let members = Cell::new(0);
+        let check = Check {
+            shape: self,
+            depth: 0,
+            max_depth,
+            max_properties,
+            members: &members,
+        };
+        let mut de = serde_json::Deserializer::from_slice(data);
+        matches!(check.deserialize(&mut de), Ok(true)) && de.end().is_ok()
     }
 
     /// The types this place has been seen with.
@@ -269,6 +292,194 @@ impl Shape {
             s.types.remove(&Kind::Integer);
         }
         Ok(s)
+    }
+}
+
+/// The streaming check of [`Shape::covers_json`]: a visitor that fails (aborting the parse) at
+/// the first value the shape does not cover.
+struct Check<'s> {
+    shape: &'s Shape,
+    depth: usize,
+    max_depth: usize,
+    max_properties: usize,
+    members: &'s Cell<usize>,
+}
+
+/// Most required keys tracked per object on the fast path (more take the slow path).
+const FAST_REQUIRED: usize = 32;
+
+impl<'s> Check<'s> {
+    fn has(&self, k: Kind) -> bool {
+        self.shape.types.contains(&k)
+    }
+
+    fn child(&self, shape: &'s Shape) -> Check<'s> {
+        Check {
+            shape,
+            depth: self.depth + 1,
+            max_depth: self.max_depth,
+            max_properties: self.max_properties,
+            members: self.members,
+        }
+    }
+
+    fn nest<E: de::Error>(&self) -> Result<(), E> {
+        if self.depth + 1 > self.max_depth {
+            Err(E::custom("too deep"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn uncovered<T, E: de::Error>() -> Result<T, E> {
+    Err(E::custom("not covered"))
+}
+
+impl<'de> DeserializeSeed<'de> for Check<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Check<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        if self.has(Kind::Null) {
+            Ok(true)
+        } else {
+            uncovered()
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        if self.has(Kind::Boolean) {
+            Ok(true)
+        } else {
+            uncovered()
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        if self.has(Kind::Integer) || self.has(Kind::Number) {
+            Ok(true)
+        } else {
+            uncovered()
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        if self.has(Kind::Integer) || self.has(Kind::Number) {
+            Ok(true)
+        } else {
+            uncovered()
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        if self.has(Kind::Number) {
+            Ok(true)
+        } else {
+            uncovered()
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        if self.has(Kind::String) {
+            Ok(true)
+        } else {
+            uncovered()
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        if !self.has(Kind::Array) {
+            return uncovered();
+        }
+        self.nest()?;
+        match &self.shape.items {
+            Some(items) => {
+                let child = self.child(items);
+                while seq.next_element_seed(Check { ..child })?.is_some() {}
+            }
+            // Only empty arrays seen so far: any element is new.
+            None => {
+                if seq.next_element::<IgnoredAny>()?.is_some() {
+                    return uncovered();
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        if !self.has(Kind::Object) {
+            return uncovered();
+        }
+        self.nest()?;
+        let required = &self.shape.required;
+        if required.len() > FAST_REQUIRED {
+            return uncovered();
+        }
+        let mut seen: [&str; FAST_REQUIRED] = [""; FAST_REQUIRED];
+        let mut n_seen = 0;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let members = self.members.get() + 1;
+            if members > self.max_properties {
+                return Err(de::Error::custom("too many properties"));
+            }
+            self.members.set(members);
+            let Some((name, prop)) = self.shape.properties.get_key_value(key.as_ref()) else {
+                return uncovered();
+            };
+            if required.contains(name.as_str()) {
+                if seen[..n_seen].contains(&name.as_str()) {
+                    return uncovered(); // a duplicate key: let the slow path decide
+                }
+                seen[n_seen] = name.as_str();
+                n_seen += 1;
+            }
+            map.next_value_seed(self.child(prop))?;
+        }
+        if n_seen == required.len() {
+            Ok(true)
+        } else {
+            uncovered()
+        }
+    }
+}
+
+/// Reads an object key, borrowed from the input when it has no escapes.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
     }
 }
 
@@ -439,6 +650,60 @@ mod tests {
             assert_eq!(s.merged(&second) == s, covered, "{first} then {second}");
         }
         assert!(!Shape::default().covers(&json!(null)));
+    }
+
+    #[test]
+    fn covers_json_agrees_with_covers() {
+        let shapes = [
+            json!({"a": 1, "b": "x", "c": [1.5, null], "d": {"e": true}}),
+            json!({"a": 1.5}),
+            json!([]),
+            json!([{"a": 1}]),
+            json!(null),
+        ];
+        let payloads = [
+            r#"{"b":"y","a":2,"c":[],"d":{"e":false}}"#,
+            r#"{"a":2,"b":"y","c":[1,null,2.5],"d":{"e":false}}"#,
+            r#"{"a":2,"b":"y","c":[1,null,2.5],"d":{}}"#,
+            r#"{"a":2,"b":"y","c":[1,"s"],"d":{"e":false}}"#,
+            r#"{"a":2,"c":[],"d":{"e":false}}"#,
+            r#"{"a":2,"b":"y","c":[],"d":{"e":false},"z":1}"#,
+            r#"{"a":1}"#,
+            r#"{"a":"1"}"#,
+            "[]",
+            "[1]",
+            r#"[{"a":5}, {"a":6}]"#,
+            r#"[{"a":5}, {}]"#,
+            "null",
+            r#"{"a\u0041":1}"#,
+        ];
+        for shape in &shapes {
+            let s = Shape::of(shape);
+            for p in payloads {
+                let v: Value = serde_json::from_str(p).unwrap();
+                assert_eq!(
+                    s.covers_json(p.as_bytes(), 64, 1000),
+                    s.covers(&v),
+                    "{shape} / {p}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn covers_json_is_never_wrongly_true() {
+        let s = Shape::of(&json!({"a": 1, "b": 2}));
+        // A duplicate key hides a missing required one.
+        assert!(!s.covers_json(br#"{"a":1,"a":2}"#, 64, 1000));
+        assert!(!s.covers_json(br#"{"a":1,"b":2} trailing"#, 64, 1000));
+        assert!(!s.covers_json(br#"{"a":1,"b":"#, 64, 1000));
+        assert!(!s.covers_json(b"", 64, 1000));
+        // Limits: depth 1 and 2 members.
+        assert!(s.covers_json(br#"{"a":1,"b":2}"#, 1, 2));
+        assert!(!s.covers_json(br#"{"a":1,"b":2}"#, 0, 2));
+        assert!(!s.covers_json(br#"{"a":1,"b":2}"#, 1, 1));
+        let escaped = br#"{"\u0061":1,"b":2}"#;
+        assert!(s.covers_json(escaped, 64, 1000));
     }
 
     #[test]

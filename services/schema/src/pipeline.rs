@@ -9,8 +9,10 @@
 //! [`Outcome`] says why, each subject counts the events per reason ([`SubjectStatus`]), and the
 //! first such event of each reason is logged at debug level per subject.
 //!
-//! Fast path: for a payload whose shape is already known, the cost is one parse, one limit walk
-//! and one [`Shape::covers`] walk, none of which allocates beyond the parsed value.
+//! Fast path: for a payload whose shape is already known, the cost is one parse that checks the
+//! shape and the limits as it goes ([`Shape::covers_json`]) and builds nothing; anything else
+//! (new shape, over a limit, not JSON) takes the slow path: parse into a `Value`, check the
+//! limits, merge, register.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -227,9 +229,20 @@ impl<R: Registry> Pipeline<R> {
     /// Infers the schema of an event of `subject` with `data`, registering a new version when the
     /// subject's shape changed, and says which schema the event follows or why it has none.
     pub async fn tag(&self, subject: &str, data: &[u8]) -> Outcome {
-        let parsed = self.check(data);
         let entry = self.entry(subject);
         let mut state = entry.lock().await;
+        // Fast path: a known shape, checked while parsing, with no `Value` built.
+        if data.len() <= self.limits.max_bytes
+            && let Some(current) = &state.current
+            && state
+                .shape
+                .covers_json(data, self.limits.max_depth, self.limits.max_properties)
+        {
+            let current = current.clone();
+            state.with_schema += 1;
+            return Outcome::Schema(current);
+        }
+        let parsed = self.check(data);
         let outcome = match parsed {
             Ok(value) => self.infer(subject, &mut state, &value).await,
             Err(reason) => Outcome::NoSchema(reason),

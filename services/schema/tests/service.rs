@@ -13,8 +13,8 @@ use clap::Parser;
 use sse_proto::v1::publisher_service_server::{PublisherService, PublisherServiceServer};
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
 use sse_proto::v1::{
-    Ack, Event, GetSchemaRequest, InferSchemaRequest, ListSchemasRequest, ProcessRequest,
-    ProcessResponse, PublishMessageRequest, PublishMessageResponse, PublishRequest,
+    Ack, Event, GetSchemaRequest, InferSchemaRequest, ListSchemasRequest, NoSchemaReason,
+    ProcessRequest, ProcessResponse, PublishMessageRequest, PublishMessageResponse, PublishRequest,
     PublishResponse, PutSchemaRequest, Route, RouteKind,
 };
 use sse_runtime::Shutdown;
@@ -410,6 +410,19 @@ async fn process_tags_relays_and_resumes_after_restart() {
         acks.iter()
             .all(|a| a.stream_key == "dev/ep http://x/readings")
     );
+    // Each relayed ack says which schema its event got, or why none.
+    let refs: Vec<Option<(String, String)>> = acks
+        .iter()
+        .map(|a| {
+            a.schema
+                .as_ref()
+                .map(|r| (r.namespace.clone(), r.version.clone()))
+        })
+        .collect();
+    let v = |n: &str| Some(("test-ns".to_string(), n.to_string()));
+    assert_eq!(refs, vec![v("1"), v("1"), None, v("2"), v("1")]);
+    assert_eq!(acks[2].no_schema_reason(), NoSchemaReason::NotJson);
+    assert_eq!(acks[0].no_schema_reason(), NoSchemaReason::Unspecified);
     // Ingest ends its stream: the relay ends it cleanly after the acks.
     drop(s.tx);
     let end = tokio::time::timeout(DEADLINE, s.rx.message())
