@@ -309,6 +309,21 @@ impl Report {
         let _ = writeln!(s, "| date | {} |", m.date);
         let _ = writeln!(s, "| harness wall time | {:.0} s |\n", self.seconds);
 
+        let _ = writeln!(
+            s,
+            "How it is measured: a load source in the harness serves K SSE streams (`/s/<i>`, \
+             ~200-byte JSON events carrying a send timestamp in ns and a sequence number; it honours \
+             `Last-Event-ID`). The pipeline is the three release binaries (sse-ingest → sse-schema → \
+             sse-publisher) with one dataset per stream publishing at QoS 1; `raw` is one rumqttc \
+             client publishing the same payloads straight to Mosquitto ({} in flight); `python` is \
+             bench/python/bridge.py (httpx-sse + paho-mqtt v5, QoS 1, one reader thread per stream, \
+             at most {} un-acknowledged publishes). One MQTT 5 QoS 1 subscriber per contender counts \
+             every event per stream (lost, duplicated, out of order) and its latency. Each contender \
+             first carries one warm-up event per stream; runs interleave (pipeline, raw, python, \
+             pipeline, …). Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.\n",
+            crate::raw::IN_FLIGHT,
+            crate::python::IN_FLIGHT
+        );
         if !self.targets.is_empty() {
             let _ = writeln!(s, "## Targets (issue #8)\n");
             let _ = writeln!(s, "| | target | measured | met |\n|---|---|---|---|");
