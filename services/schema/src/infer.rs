@@ -83,10 +83,49 @@ impl Kind {
     }
 }
 
+/// A set of [`Kind`]s as a bit set (iterates in [`Kind`] order, which is alphabetical).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+struct Kinds(u8);
+
+impl Kinds {
+    const ALL: [Kind; 7] = [
+        Kind::Array,
+        Kind::Boolean,
+        Kind::Integer,
+        Kind::Null,
+        Kind::Number,
+        Kind::Object,
+        Kind::String,
+    ];
+
+    fn bit(k: Kind) -> u8 {
+        1 << (k as u8)
+    }
+
+    fn contains(&self, k: &Kind) -> bool {
+        self.0 & Self::bit(*k) != 0
+    }
+
+    /// Adds `k`; true when it was not there.
+    fn insert(&mut self, k: Kind) -> bool {
+        let new = !self.contains(&k);
+        self.0 |= Self::bit(k);
+        new
+    }
+
+    fn remove(&mut self, k: &Kind) {
+        self.0 &= !Self::bit(*k);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Kind> + '_ {
+        Self::ALL.iter().filter(|k| self.contains(k))
+    }
+}
+
 /// The inferred schema of one place in a JSON document (the root, a property, array items).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Shape {
-    types: BTreeSet<Kind>,
+    types: Kinds,
     properties: BTreeMap<String, Shape>,
     required: BTreeSet<String>,
     items: Option<Box<Shape>>,
@@ -428,7 +467,8 @@ impl<'de> Visitor<'de> for Check<'_> {
         if required.len() > FAST_REQUIRED {
             return uncovered();
         }
-        let mut seen: [&str; FAST_REQUIRED] = [""; FAST_REQUIRED];
+        // Required keys seen, by address in `required` (no string compares).
+        let mut seen: [*const String; FAST_REQUIRED] = [std::ptr::null(); FAST_REQUIRED];
         let mut n_seen = 0;
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let members = self.members.get() + 1;
@@ -439,11 +479,12 @@ impl<'de> Visitor<'de> for Check<'_> {
             let Some((name, prop)) = self.shape.properties.get_key_value(key.as_ref()) else {
                 return uncovered();
             };
-            if required.contains(name.as_str()) {
-                if seen[..n_seen].contains(&name.as_str()) {
+            if let Some(req) = required.get(name.as_str()) {
+                let at: *const String = req;
+                if seen[..n_seen].contains(&at) {
                     return uncovered(); // a duplicate key: let the slow path decide
                 }
-                seen[n_seen] = name.as_str();
+                seen[n_seen] = at;
                 n_seen += 1;
             }
             map.next_value_seed(self.child(prop))?;
