@@ -1,10 +1,17 @@
-//! The connection to the publisher: one lazily connected gRPC channel shared by every stream, a
-//! reachability probe (the publisher's `grpc.health.v1` Check) with backoff, and the health
-//! watcher that turns this service SERVING once the publisher has been reached.
+//! The connection to the publisher: every address its name resolves to (a headless Service: one
+//! per publisher pod; or a list, `http://a,b:50053`), followed as it changes, with one lazily
+//! connected gRPC channel per address shared by every stream; a reachability probe (the
+//! publisher's `grpc.health.v1` Check) with backoff, and the health watcher that turns this
+//! service SERVING once a publisher has been reached.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sse_runtime::Backoff;
+use sse_runtime::peers::{self, Peer, Peers};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic_health::ServingStatus;
@@ -15,41 +22,106 @@ use tonic_health::server::HealthReporter;
 /// The gRPC service name this process reports health for, besides the overall `""`.
 pub const SERVICE_NAME: &str = "sseconnector.v1.SchemaService";
 
-/// A channel to the publisher; it connects on first use and reconnects by itself.
-pub fn channel(uri: &Uri) -> Channel {
-    Endpoint::from(uri.clone())
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true)
-        .connect_lazy()
+/// The publisher's addresses and a channel to each; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Publishers {
+    peers: Peers,
+    channels: Arc<Mutex<HashMap<SocketAddr, Channel>>>,
 }
 
-/// Probes the publisher once: true when it answered the health check at all.
-pub async fn reachable(channel: &Channel) -> bool {
-    let mut client = HealthClient::new(channel.clone());
-    let req = HealthCheckRequest {
-        service: String::new(),
-    };
-    match tokio::time::timeout(Duration::from_secs(5), client.check(req)).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(status)) => {
-            tracing::debug!(error = %status.message(), "publisher not reachable yet");
-            false
+/// The publisher at `uri`: resolves it to every address now and periodically (must be called
+/// inside a tokio runtime).
+pub fn channel(uri: &Uri) -> Publishers {
+    let peers = match peers::parse_targets(&uri.to_string()) {
+        Ok(targets) => Peers::spawn(targets, peers::RESOLVE_EVERY),
+        Err(e) => {
+            // Config validation rules this out; with no address nothing is ever reachable.
+            tracing::error!(publisher = %uri, error = %e, "publisher address unusable");
+            Peers::manual(Vec::new()).1
         }
-        Err(_) => false,
+    };
+    Publishers::new(peers)
+}
+
+impl Publishers {
+    /// Publishers at the addresses `peers` yields.
+    pub fn new(peers: Peers) -> Self {
+        Self {
+            peers,
+            channels: Arc::default(),
+        }
+    }
+
+    /// The current sorted address set.
+    pub fn current(&self) -> Vec<Peer> {
+        self.peers.current()
+    }
+
+    /// A receiver of the address set, to follow its changes.
+    pub fn subscribe(&self) -> watch::Receiver<Vec<Peer>> {
+        self.peers.subscribe()
+    }
+
+    /// Asks for the addresses to be resolved again soon (after a failure).
+    pub fn refresh(&self) {
+        self.peers.refresh();
+    }
+
+    /// The channel to one address; it connects on first use and reconnects by itself.
+    pub fn channel_to(&self, peer: &Peer) -> Channel {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if channels.len() > 64 {
+            let live = self.peers.current();
+            channels.retain(|a, _| live.iter().any(|p| p.addr == *a));
+        }
+        channels
+            .entry(peer.addr)
+            .or_insert_with(|| {
+                let endpoint = Endpoint::from(peer.uri.clone())
+                    .connect_timeout(Duration::from_secs(5))
+                    .http2_keep_alive_interval(Duration::from_secs(20))
+                    .keep_alive_timeout(Duration::from_secs(10))
+                    .keep_alive_while_idle(true);
+                peers::connect_lazy(&endpoint, peer.addr)
+            })
+            .clone()
     }
 }
 
+/// Probes the publisher once: true when one of its addresses answered the health check at all.
+pub async fn reachable(publishers: &Publishers) -> bool {
+    let probes = publishers.current().into_iter().map(|p| {
+        let mut client = HealthClient::new(publishers.channel_to(&p));
+        async move {
+            let req = HealthCheckRequest {
+                service: String::new(),
+            };
+            match tokio::time::timeout(Duration::from_secs(5), client.check(req)).await {
+                Ok(Ok(_)) => true,
+                Ok(Err(status)) => {
+                    tracing::debug!(addr = %p.addr, error = %status.message(), "publisher not reachable yet");
+                    false
+                }
+                Err(_) => false,
+            }
+        }
+    });
+    futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .any(|ok| ok)
+}
+
 /// Waits, with backoff, until the publisher is reachable. False when `token` was cancelled first.
-pub async fn wait_reachable(channel: &Channel, token: &CancellationToken) -> bool {
+pub async fn wait_reachable(publishers: &Publishers, token: &CancellationToken) -> bool {
     let mut backoff = Backoff::standard().with_healthy_after(Duration::from_secs(30));
     let mut attempts = 0u32;
     loop {
         tokio::select! {
             _ = token.cancelled() => return false,
-            ok = reachable(channel) => if ok { return true },
+            ok = reachable(publishers) => if ok { return true },
         }
+        publishers.refresh();
         attempts += 1;
         if attempts == 5 {
             tracing::warn!("publisher still not reachable; retrying");
@@ -63,8 +135,12 @@ pub async fn wait_reachable(channel: &Channel, token: &CancellationToken) -> boo
 
 /// Reports NOT_SERVING until the publisher has been reached once, then SERVING (overall and
 /// for [`SERVICE_NAME`]). Returns when done or when `token` is cancelled.
-pub async fn watch_health(channel: Channel, health: HealthReporter, token: CancellationToken) {
-    if wait_reachable(&channel, &token).await && !token.is_cancelled() {
+pub async fn watch_health(
+    publishers: Publishers,
+    health: HealthReporter,
+    token: CancellationToken,
+) {
+    if wait_reachable(&publishers, &token).await && !token.is_cancelled() {
         tracing::info!("publisher reached; serving");
         health.set_service_status("", ServingStatus::Serving).await;
         health

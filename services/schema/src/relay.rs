@@ -1,35 +1,43 @@
 //! The `Process` stream, an edge adapter: events from ingest get their schema and a child trace
-//! context, go on to the publisher's `Publish` stream in batches, and the publisher's acks come
+//! context, go on to the publisher's `Publish` streams in batches, and the publishers' acks come
 //! back to ingest unchanged.
 //!
 //! One task per ingest stream, under the shutdown tracker. It waits (with backoff, reading nothing
-//! from ingest, which therefore backs off too) until the publisher is reachable, then runs two
-//! halves together: *forward* (ingest -> publisher) and *relay* (publisher acks -> ingest). Both
-//! channels are bounded, so a slow publisher slows ingest down. How the stream ends:
-//! - ingest ends its stream: the publisher stream is closed once everything was forwarded, the
+//! from ingest, which therefore backs off too) until a publisher is reachable, then opens one
+//! `Publish` stream per publisher address and runs two halves together: *forward* (ingest ->
+//! publishers; each event goes to the address its ingest stream key is assigned to by rendezvous
+//! hashing, so one SSE stream stays in order on one publisher) and *relay* (publisher acks ->
+//! ingest). All channels are bounded, so a slow publisher slows ingest down. How the stream ends:
+//! - ingest ends its stream: the publisher streams are closed once everything was forwarded, the
 //!   remaining acks are relayed, and the ingest stream ends OK;
-//! - the publisher stream breaks or ends early: the ingest stream ends with UNAVAILABLE (ingest
+//! - a publisher stream breaks or ends early: the ingest stream ends with UNAVAILABLE (ingest
 //!   re-sends what was not acked);
-//! - shutdown: no new events are read, the publisher stream is closed, acks are relayed for at
+//! - the publisher address set changes: forwarding pauses between batches, the publisher streams
+//!   are closed and their acks relayed, and forwarding resumes over streams to the new set (so no
+//!   SSE stream is ever on two publishers at once); a removed publisher that is gone breaks its
+//!   stream, and ingest re-sends (at least once, same ids);
+//! - shutdown: no new events are read, the publisher streams are closed, acks are relayed for at
 //!   most the drain period, and the ingest stream ends with UNAVAILABLE.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::SelectAll;
 use futures::{FutureExt, Stream, StreamExt};
 use sse_proto::v1::publisher_service_client::PublisherServiceClient;
 use sse_proto::v1::{
     Event, ProcessRequest, ProcessResponse, PublishRequest, PublishResponse, RouteKind,
 };
+use sse_runtime::peers::{self, Peer};
 use sse_runtime::{Shutdown, telemetry};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
-use tonic::transport::Channel;
 use tracing::Instrument;
 
+use crate::acks::AckNotes;
 use crate::pipeline::Pipeline;
 use crate::publisher;
 use crate::registry::Registry;
@@ -59,12 +67,31 @@ enum End {
     Drained,
 }
 
-/// Starts `Process` streams: the pipeline, the publisher channel and the shutdown they share.
+/// How the forward half stopped without an error.
+#[derive(Debug, PartialEq, Eq)]
+enum Forwarded {
+    /// Ingest ended its stream, or shutdown.
+    Done,
+    /// The publisher address set changed: the publisher streams are to be renewed.
+    Switch,
+}
+
+/// How one set of publisher streams ended.
+enum Epoch {
+    /// The address set changed and every publisher stream closed cleanly: go on with new ones.
+    Switch,
+    /// The ingest stream is over, with this error for ingest, if any.
+    End(Option<Status>),
+}
+
+/// Starts `Process` streams: the pipeline, the publishers and the shutdown they share.
 pub struct Relay<R> {
     pipeline: Arc<Pipeline<R>>,
-    publisher: Channel,
+    publisher: publisher::Publishers,
     shutdown: Shutdown,
     drain: Duration,
+    /// Schema notes of this stream's events, for the acks (a fresh set per stream).
+    notes: Arc<AckNotes>,
 }
 
 impl<R> Clone for Relay<R> {
@@ -74,6 +101,7 @@ impl<R> Clone for Relay<R> {
             publisher: self.publisher.clone(),
             shutdown: self.shutdown.clone(),
             drain: self.drain,
+            notes: self.notes.clone(),
         }
     }
 }
@@ -82,7 +110,7 @@ impl<R: Registry> Relay<R> {
     /// A relay; on shutdown each stream relays acks for at most `drain`.
     pub fn new(
         pipeline: Arc<Pipeline<R>>,
-        publisher: Channel,
+        publisher: publisher::Publishers,
         shutdown: Shutdown,
         drain: Duration,
     ) -> Self {
@@ -91,6 +119,7 @@ impl<R: Registry> Relay<R> {
             publisher,
             shutdown,
             drain,
+            notes: Arc::default(),
         }
     }
 
@@ -100,7 +129,8 @@ impl<R: Registry> Relay<R> {
         S: Stream<Item = Result<ProcessRequest, Status>> + Send + Unpin + 'static,
     {
         let (out, out_rx) = mpsc::channel(CHANNEL_CAPACITY);
-        let this = self.clone();
+        let mut this = self.clone();
+        this.notes = Arc::default();
         self.shutdown
             .tracker
             .spawn(async move { this.run_stream(ingest, out).await });
@@ -119,44 +149,18 @@ impl<R: Registry> Relay<R> {
                 .await;
             return;
         }
-        let (pub_tx, pub_rx) = mpsc::channel::<PublishRequest>(CHANNEL_CAPACITY);
-        let mut client = PublisherServiceClient::new(self.publisher.clone());
-        let call = async move { client.publish(ReceiverStream::new(pub_rx)).await };
-        let relay = relay_acks(call, out.clone());
-        let forward = self.forward(&mut ingest, pub_tx, &token);
-        let drain = self.drain;
-        let drain_over = async {
-            token.cancelled().await;
-            tokio::time::sleep(drain).await;
-        };
-        tokio::pin!(relay, forward, drain_over);
-        let mut forwarding = true;
-        let end = loop {
-            tokio::select! {
-                r = &mut forward, if forwarding => {
-                    forwarding = false;
-                    if let Err(e) = r {
-                        break e;
-                    }
+        let mut set = self.publisher.subscribe();
+        let status = loop {
+            let peers = set.borrow_and_update().clone();
+            match self.epoch(&mut ingest, &out, &peers, &set, &token).await {
+                Epoch::Switch => {
+                    tracing::info!(
+                        publishers = ?set.borrow().iter().map(|p| p.addr.to_string()).collect::<Vec<_>>(),
+                        "publisher addresses changed; renewing the publisher streams"
+                    );
                 }
-                e = &mut relay => break e,
-                _ = &mut drain_over => break End::Drained,
+                Epoch::End(status) => break status,
             }
-        };
-        let status = match end {
-            End::IngestGone => None,
-            End::PublisherClosed if forwarding => {
-                Some(Status::unavailable("publisher closed the stream"))
-            }
-            End::PublisherClosed if token.is_cancelled() => {
-                Some(Status::unavailable("schema service shutting down"))
-            }
-            End::PublisherClosed => None,
-            End::PublisherBroke(s) => Some(Status::unavailable(format!(
-                "publisher stream broke: {}",
-                s.message()
-            ))),
-            End::Drained => Some(Status::unavailable("schema service shutting down")),
         };
         if let Some(status) = status {
             tracing::info!(reason = %status.message(), "ending ingest stream");
@@ -164,24 +168,108 @@ impl<R: Registry> Relay<R> {
         }
     }
 
-    /// Reads ingest, prepares each event and forwards batches; closes the publisher stream (by
-    /// dropping `pub_tx`) when ingest ends or on shutdown.
+    /// Runs the ingest stream over one `Publish` stream per address in `peers` until it ends or
+    /// the address set changes.
+    async fn epoch<S>(
+        &self,
+        ingest: &mut S,
+        out: &Out,
+        peers: &[Peer],
+        set: &watch::Receiver<Vec<Peer>>,
+        token: &CancellationToken,
+    ) -> Epoch
+    where
+        S: Stream<Item = Result<ProcessRequest, Status>> + Send + Unpin + 'static,
+    {
+        if peers.is_empty() {
+            self.publisher.refresh();
+            return Epoch::End(Some(Status::unavailable("no publisher address known")));
+        }
+        let mut lanes = Vec::with_capacity(peers.len());
+        let mut calls = Vec::with_capacity(peers.len());
+        for p in peers {
+            let (pub_tx, pub_rx) = mpsc::channel::<PublishRequest>(CHANNEL_CAPACITY);
+            let mut client = PublisherServiceClient::new(self.publisher.channel_to(p));
+            calls.push(async move { client.publish(ReceiverStream::new(pub_rx)).await });
+            lanes.push(pub_tx);
+        }
+        let relay = relay_acks(calls, out.clone(), self.notes.clone());
+        let forward = self.forward(ingest, peers, lanes, set.clone(), token);
+        let drain = self.drain;
+        let drain_over = async {
+            token.cancelled().await;
+            tokio::time::sleep(drain).await;
+        };
+        tokio::pin!(relay, forward, drain_over);
+        let mut forwarding = true;
+        let mut switching = false;
+        let end = loop {
+            tokio::select! {
+                r = &mut forward, if forwarding => {
+                    forwarding = false;
+                    match r {
+                        Ok(Forwarded::Switch) => switching = true,
+                        Ok(Forwarded::Done) => {}
+                        Err(e) => break e,
+                    }
+                }
+                e = &mut relay => break e,
+                _ = &mut drain_over => break End::Drained,
+            }
+        };
+        if let (true, End::PublisherBroke(s)) = (switching, &end) {
+            tracing::info!(error = %s.message(), "a publisher stream broke while switching addresses");
+        }
+        Epoch::End(match end {
+            End::IngestGone => None,
+            End::PublisherClosed if forwarding => {
+                Some(Status::unavailable("publisher closed the stream"))
+            }
+            End::PublisherClosed if token.is_cancelled() => {
+                Some(Status::unavailable("schema service shutting down"))
+            }
+            End::PublisherClosed if switching => return Epoch::Switch,
+            End::PublisherClosed => None,
+            End::PublisherBroke(s) => {
+                self.publisher.refresh();
+                Some(Status::unavailable(format!(
+                    "publisher stream broke: {}",
+                    s.message()
+                )))
+            }
+            End::Drained => Some(Status::unavailable("schema service shutting down")),
+        })
+    }
+
+    /// Reads ingest, prepares each event and forwards batches, each event on the publisher
+    /// stream of its ingest stream key's address; closes the publisher streams (by dropping
+    /// `lanes`) when ingest ends, on shutdown, or, between batches, when the address set changes.
     async fn forward<S>(
         &self,
         ingest: &mut S,
-        pub_tx: mpsc::Sender<PublishRequest>,
+        peers: &[Peer],
+        lanes: Vec<mpsc::Sender<PublishRequest>>,
+        mut set: watch::Receiver<Vec<Peer>>,
         token: &CancellationToken,
-    ) -> Result<(), End>
+    ) -> Result<Forwarded, End>
     where
         S: Stream<Item = Result<ProcessRequest, Status>> + Unpin,
     {
+        let mut set_live = true;
+        let mut lane_of: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
         loop {
             let first = tokio::select! {
-                _ = token.cancelled() => return Ok(()),
+                _ = token.cancelled() => return Ok(Forwarded::Done),
+                changed = set.changed(), if set_live => match changed {
+                    Ok(()) if set.borrow_and_update().as_slice() != peers => return Ok(Forwarded::Switch),
+                    Ok(()) => continue,
+                    Err(_) => { set_live = false; continue }
+                },
                 r = ingest.next() => r,
             };
             let Some(Ok(req)) = first else {
-                return Ok(());
+                return Ok(Forwarded::Done);
             };
             let mut events = req.events;
             let mut ended = false;
@@ -196,25 +284,32 @@ impl<R: Registry> Relay<R> {
                     None => break,
                 }
             }
-            let mut batch = Vec::new();
-            let mut bytes = 0;
+            let mut batches: Vec<(Vec<Event>, usize)> = vec![(Vec::new(), 0); lanes.len()];
             for ev in events {
                 let ev = self.prepare(ev).await;
+                let lane = *lane_of.entry(ev.stream_key.clone()).or_insert_with(|| {
+                    peers::owner(&ev.stream_key, peers)
+                        .and_then(|o| peers.iter().position(|p| p == o))
+                        .unwrap_or(0)
+                });
                 let size = ev.data.len() + EVENT_OVERHEAD;
+                let (batch, bytes) = &mut batches[lane];
                 if !batch.is_empty()
-                    && (batch.len() >= BATCH_MAX_EVENTS || bytes + size > BATCH_MAX_BYTES)
+                    && (batch.len() >= BATCH_MAX_EVENTS || *bytes + size > BATCH_MAX_BYTES)
                 {
-                    send(&pub_tx, std::mem::take(&mut batch), token).await?;
-                    bytes = 0;
+                    send(&lanes[lane], std::mem::take(batch), token).await?;
+                    *bytes = 0;
                 }
-                bytes += size;
+                *bytes += size;
                 batch.push(ev);
             }
-            if !batch.is_empty() {
-                send(&pub_tx, batch, token).await?;
+            for (lane, (batch, _)) in batches.into_iter().enumerate() {
+                if !batch.is_empty() {
+                    send(&lanes[lane], batch, token).await?;
+                }
             }
             if ended || token.is_cancelled() {
-                return Ok(());
+                return Ok(Forwarded::Done);
             }
         }
     }
@@ -232,20 +327,21 @@ impl<R: Registry> Relay<R> {
         telemetry::set_parent(&span, &ev.traceparent, &ev.tracestate);
         match subject {
             Some(subject) => {
-                match self
+                let outcome = self
                     .pipeline
-                    .process(&subject, &ev.data)
+                    .tag(&subject, &ev.data)
                     .instrument(span.clone())
-                    .await
-                {
-                    Ok(Some(reference)) => ev.dataschema = reference,
-                    Ok(None) => ev.dataschema.clear(),
-                    Err(e) => span.in_scope(|| {
-                        tracing::warn!(error = %e, "schema not registered; forwarding without it");
-                    }),
+                    .await;
+                match outcome.dataschema() {
+                    Some(d) => ev.dataschema = d.to_string(),
+                    None => ev.dataschema.clear(),
                 }
+                self.notes.record(&ev, Some(&outcome));
             }
-            None => span.in_scope(|| tracing::debug!("event without a route: no schema")),
+            None => {
+                self.notes.record(&ev, None);
+                span.in_scope(|| tracing::debug!("event without a route: no schema"));
+            }
         }
         let (traceparent, tracestate) = telemetry::trace_context(&span);
         if !traceparent.is_empty() {
@@ -269,25 +365,49 @@ async fn send(
     }
 }
 
-/// Relays the publisher's acks to ingest until one side ends.
-async fn relay_acks<F>(call: F, out: Out) -> End
+/// What one publisher stream yields to the relay.
+enum LaneEvent {
+    /// Acks, or the call's or stream's failure.
+    Item(Result<PublishResponse, Status>),
+    /// The publisher ended the stream.
+    Closed,
+}
+
+/// Relays the acks of every publisher stream to ingest until ingest goes, one stream fails, or
+/// every one has closed.
+async fn relay_acks<F>(calls: Vec<F>, out: Out, notes: Arc<AckNotes>) -> End
 where
-    F: Future<Output = Result<tonic::Response<tonic::Streaming<PublishResponse>>, Status>>,
+    F: Future<Output = Result<tonic::Response<tonic::Streaming<PublishResponse>>, Status>>
+        + Send
+        + 'static,
 {
-    let mut acks = tokio::select! {
-        _ = out.closed() => return End::IngestGone,
-        r = call => match r {
-            Ok(r) => r.into_inner(),
-            Err(s) => return End::PublisherBroke(s),
-        },
-    };
+    let lanes = calls.len();
+    let mut merged = SelectAll::new();
+    for call in calls {
+        merged.push(
+            futures::stream::once(call)
+                .flat_map(|r| match r {
+                    Ok(resp) => resp
+                        .into_inner()
+                        .map(LaneEvent::Item)
+                        .chain(futures::stream::once(async { LaneEvent::Closed }))
+                        .left_stream(),
+                    Err(s) => {
+                        futures::stream::once(async move { LaneEvent::Item(Err(s)) }).right_stream()
+                    }
+                })
+                .boxed(),
+        );
+    }
+    let mut closed = 0;
     loop {
         let msg = tokio::select! {
             _ = out.closed() => return End::IngestGone,
-            m = acks.message() => m,
+            m = merged.next() => m,
         };
         match msg {
-            Ok(Some(resp)) => {
+            Some(LaneEvent::Item(Ok(mut resp))) => {
+                notes.annotate(&mut resp.acks);
                 if out
                     .send(Ok(ProcessResponse { acks: resp.acks }))
                     .await
@@ -296,8 +416,14 @@ where
                     return End::IngestGone;
                 }
             }
-            Ok(None) => return End::PublisherClosed,
-            Err(s) => return End::PublisherBroke(s),
+            Some(LaneEvent::Item(Err(s))) => return End::PublisherBroke(s),
+            Some(LaneEvent::Closed) => {
+                closed += 1;
+                if closed == lanes {
+                    return End::PublisherClosed;
+                }
+            }
+            None => return End::PublisherClosed,
         }
     }
 }
