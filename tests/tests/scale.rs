@@ -38,6 +38,62 @@ fn feed(events: usize) -> Feed {
     })
 }
 
+/// Two publishers on one port, on 127.0.0.1 and 127.0.0.2 (`publisher-a`, `publisher-b`), with
+/// the environment `env` gives for each name.
+async fn two_publishers(
+    broker: &Mosquitto,
+    env: impl Fn(&str) -> Vec<(String, String)>,
+) -> (Service, Service) {
+    loop {
+        let port = free_port().unwrap();
+        let on = |ip: [u8; 4]| SocketAddr::from((ip, port));
+        let args = ["--mqtt-url".to_string(), broker.url()];
+        let Ok(a) = Service::start_on(
+            "sse-publisher",
+            on([127, 0, 0, 1]),
+            &args,
+            &env("publisher-a"),
+        )
+        .await
+        else {
+            continue;
+        };
+        // The port may have been taken on 127.0.0.2 meanwhile: try another.
+        if let Ok(b) = Service::start_on(
+            "sse-publisher",
+            on([127, 0, 0, 2]),
+            &args,
+            &env("publisher-b"),
+        )
+        .await
+        {
+            return (a, b);
+        }
+    }
+}
+
+/// The sum of `eventsAcknowledged` over the streams `ingest` lists, if it lists `STREAMS`.
+async fn acknowledged(ingest: &Service) -> Option<usize> {
+    let v = grpcurl::call_json(
+        &ingest.addr.to_string(),
+        None,
+        &["sseconnector.v1.IngestService/ListStreams"],
+    )
+    .await
+    .ok()?;
+    let streams = v["streams"].as_array()?.clone();
+    let acked: usize = streams
+        .iter()
+        .map(|s| {
+            s["eventsAcknowledged"]
+                .as_str()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    (streams.len() == STREAMS).then_some(acked)
+}
+
 /// One device whose endpoint serves 30 paths, and one asset with a dataset per path: 30 streams.
 fn resources(base: &str) -> String {
     let mut datasets = String::new();
@@ -277,33 +333,7 @@ async fn two_publishers_behind_one_address_each_get_streams_and_every_event_arri
             ("OTEL_SERVICE_NAME".to_string(), name.to_string()),
         ]
     };
-    // Both publishers on one port, on 127.0.0.1 and 127.0.0.2.
-    let (a, b) = loop {
-        let port = free_port().unwrap();
-        let on = |ip: [u8; 4]| SocketAddr::from((ip, port));
-        let args = ["--mqtt-url".to_string(), broker.url()];
-        let Ok(a) = Service::start_on(
-            "sse-publisher",
-            on([127, 0, 0, 1]),
-            &args,
-            &otel("publisher-a"),
-        )
-        .await
-        else {
-            continue;
-        };
-        match Service::start_on(
-            "sse-publisher",
-            on([127, 0, 0, 2]),
-            &args,
-            &otel("publisher-b"),
-        )
-        .await
-        {
-            Ok(b) => break (a, b),
-            Err(_) => continue, // the port was taken on 127.0.0.2 meanwhile
-        }
-    };
+    let (a, b) = two_publishers(&broker, |n| otel(n)).await;
     let port = a.addr.port();
     let data = dirs.dir.path().join("schemas").display().to_string();
     let schema = Service::start(
@@ -328,24 +358,7 @@ async fn two_publishers_behind_one_address_each_get_streams_and_every_event_arri
 
     // Every event acknowledged: nothing is left to re-send.
     sse_e2e::eventually("every event acknowledged", || async {
-        let v = grpcurl::call_json(
-            &ingest.addr.to_string(),
-            None,
-            &["sseconnector.v1.IngestService/ListStreams"],
-        )
-        .await
-        .ok()?;
-        let streams = v["streams"].as_array()?.clone();
-        let acked: u64 = streams
-            .iter()
-            .map(|s| {
-                s["eventsAcknowledged"]
-                    .as_str()
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(0)
-            })
-            .sum();
-        (streams.len() == STREAMS && acked as usize == STREAMS * EVENTS).then_some(())
+        (acknowledged(&ingest).await? == STREAMS * EVENTS).then_some(())
     })
     .await
     .unwrap();
@@ -400,4 +413,51 @@ async fn two_publishers_behind_one_address_each_get_streams_and_every_event_arri
         assert_eq!(pubs.len(), 1, "{subject} went to {pubs:?}");
     }
     drop((a, b, schema, ingest));
+}
+
+#[tokio::test]
+async fn a_listed_publisher_that_is_gone_is_left_out_and_the_other_takes_every_stream() {
+    const EVENTS: usize = 2;
+    let broker = Mosquitto::start().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = SseSource::start(listener, feed(EVENTS)).unwrap();
+    let dirs = Dirs::new(&source);
+    let sub = Subscriber::connect(broker.port, "scale/#").await.unwrap();
+    let (a, mut b) = two_publishers(&broker, |_| Vec::new()).await;
+    let port = a.addr.port();
+    let data = dirs.dir.path().join("schemas").display().to_string();
+    let schema = Service::start(
+        "sse-schema",
+        &[
+            "--publisher".into(),
+            format!("http://127.0.0.1,127.0.0.2:{port}"),
+            "--data-dir".into(),
+            data,
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    // 127.0.0.2 stays listed but is gone (a host down, or a pod DNS still lists).
+    b.kill().await.unwrap();
+    let ingest = Service::start("sse-ingest", &dirs.ingest_args(&schema.url(), &[]), &[])
+        .await
+        .unwrap();
+    sse_e2e::eventually("every event acknowledged", || async {
+        (acknowledged(&ingest).await? == STREAMS * EVENTS).then_some(())
+    })
+    .await
+    .unwrap();
+    let msgs = sub
+        .wait_until("every event on the broker", |m| m.len() >= STREAMS * EVENTS)
+        .await
+        .unwrap();
+    let ids: BTreeSet<&str> = msgs.iter().filter_map(|m| m.user("id")).collect();
+    assert_eq!(ids.len(), STREAMS * EVENTS, "every event at least once");
+    eprintln!(
+        "{} messages for {} events with one of two publishers gone",
+        msgs.len(),
+        ids.len()
+    );
+    drop((a, schema, ingest));
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use sse_runtime::Backoff;
 use sse_runtime::peers::{self, Peer, Peers};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic_health::ServingStatus;
@@ -22,11 +23,16 @@ use tonic_health::server::HealthReporter;
 /// The gRPC service name this process reports health for, besides the overall `""`.
 pub const SERVICE_NAME: &str = "sseconnector.v1.SchemaService";
 
+/// How long an address whose stream failed is left out before it is probed again.
+const DOWN_FOR: Duration = Duration::from_secs(10);
+
 /// The publisher's addresses and a channel to each; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Publishers {
     peers: Peers,
     channels: Arc<Mutex<HashMap<SocketAddr, Channel>>>,
+    /// Addresses whose stream failed, left out until the instant given.
+    down: Arc<Mutex<HashMap<SocketAddr, Instant>>>,
 }
 
 /// The publisher at `uri`: resolves it to every address now and periodically (must be called
@@ -49,7 +55,55 @@ impl Publishers {
         Self {
             peers,
             channels: Arc::default(),
+            down: Arc::default(),
         }
+    }
+
+    fn down(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Instant>> {
+        self.down.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Leaves `addr` out for a while: its stream failed (the pod may be gone while the name
+    /// still lists it, or a listed host is down).
+    pub fn mark_down(&self, addr: SocketAddr) {
+        self.down().insert(addr, Instant::now() + DOWN_FOR);
+        self.refresh();
+    }
+
+    /// When the earliest address left out is due to be probed again.
+    pub fn next_probe(&self) -> Option<Instant> {
+        self.down().values().min().copied()
+    }
+
+    /// The addresses to use now: the current set without those left out (all of them when every
+    /// one is). An address whose time out is over is probed first and used only if it answers.
+    pub async fn live(&self) -> Vec<Peer> {
+        let all = self.current();
+        let now = Instant::now();
+        let due: Vec<Peer> = {
+            let down = self.down();
+            all.iter()
+                .filter(|p| down.get(&p.addr).is_some_and(|t| *t <= now))
+                .cloned()
+                .collect()
+        };
+        for p in due {
+            let ok = probe(&self.channel_to(&p), p.addr).await;
+            let mut down = self.down();
+            if ok {
+                down.remove(&p.addr);
+            } else {
+                down.insert(p.addr, Instant::now() + DOWN_FOR);
+            }
+        }
+        let mut down = self.down();
+        down.retain(|a, _| all.iter().any(|p| p.addr == *a));
+        let live: Vec<Peer> = all
+            .iter()
+            .filter(|p| !down.contains_key(&p.addr))
+            .cloned()
+            .collect();
+        if live.is_empty() { all } else { live }
     }
 
     /// The current sorted address set.
@@ -88,23 +142,27 @@ impl Publishers {
     }
 }
 
+/// Probes one publisher address: true when it answered the health check at all.
+async fn probe(channel: &Channel, addr: SocketAddr) -> bool {
+    let mut client = HealthClient::new(channel.clone());
+    let req = HealthCheckRequest {
+        service: String::new(),
+    };
+    match tokio::time::timeout(Duration::from_secs(5), client.check(req)).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(status)) => {
+            tracing::debug!(%addr, error = %status.message(), "publisher not reachable");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
 /// Probes the publisher once: true when one of its addresses answered the health check at all.
 pub async fn reachable(publishers: &Publishers) -> bool {
     let probes = publishers.current().into_iter().map(|p| {
-        let mut client = HealthClient::new(publishers.channel_to(&p));
-        async move {
-            let req = HealthCheckRequest {
-                service: String::new(),
-            };
-            match tokio::time::timeout(Duration::from_secs(5), client.check(req)).await {
-                Ok(Ok(_)) => true,
-                Ok(Err(status)) => {
-                    tracing::debug!(addr = %p.addr, error = %status.message(), "publisher not reachable yet");
-                    false
-                }
-                Err(_) => false,
-            }
-        }
+        let channel = publishers.channel_to(&p);
+        async move { probe(&channel, p.addr).await }
     });
     futures::future::join_all(probes)
         .await

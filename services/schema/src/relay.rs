@@ -20,6 +20,7 @@
 //!   most the drain period, and the ingest stream ends with UNAVAILABLE.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -151,7 +152,8 @@ impl<R: Registry> Relay<R> {
         }
         let mut set = self.publisher.subscribe();
         let status = loop {
-            let peers = set.borrow_and_update().clone();
+            set.borrow_and_update();
+            let peers = self.publisher.live().await;
             match self.epoch(&mut ingest, &out, &peers, &set, &token).await {
                 Epoch::Switch => {
                     tracing::info!(
@@ -187,13 +189,16 @@ impl<R: Registry> Relay<R> {
         }
         let mut lanes = Vec::with_capacity(peers.len());
         let mut calls = Vec::with_capacity(peers.len());
+        let publishers = self.publisher.clone();
         for p in peers {
             let (pub_tx, pub_rx) = mpsc::channel::<PublishRequest>(CHANNEL_CAPACITY);
             let mut client = PublisherServiceClient::new(self.publisher.channel_to(p));
-            calls.push(async move { client.publish(ReceiverStream::new(pub_rx)).await });
+            calls.push((p.addr, async move {
+                client.publish(ReceiverStream::new(pub_rx)).await
+            }));
             lanes.push(pub_tx);
         }
-        let relay = relay_acks(calls, out.clone(), self.notes.clone());
+        let relay = relay_acks(calls, out.clone(), self.notes.clone(), publishers);
         let forward = self.forward(ingest, peers, lanes, set.clone(), token);
         let drain = self.drain;
         let drain_over = async {
@@ -258,14 +263,28 @@ impl<R: Registry> Relay<R> {
         let mut set_live = true;
         let mut lane_of: std::collections::HashMap<String, usize> =
             std::collections::HashMap::new();
+        let far = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
         loop {
+            let next_probe = self.publisher.next_probe();
             let first = tokio::select! {
                 _ = token.cancelled() => return Ok(Forwarded::Done),
-                changed = set.changed(), if set_live => match changed {
-                    Ok(()) if set.borrow_and_update().as_slice() != peers => return Ok(Forwarded::Switch),
-                    Ok(()) => continue,
-                    Err(_) => { set_live = false; continue }
-                },
+                changed = set.changed(), if set_live => {
+                    if changed.is_err() {
+                        set_live = false;
+                    }
+                    set.borrow_and_update();
+                    if self.publisher.live().await.as_slice() != peers {
+                        return Ok(Forwarded::Switch);
+                    }
+                    continue;
+                }
+                // An address left out is due for a probe: take it back if it answers.
+                _ = tokio::time::sleep_until(next_probe.unwrap_or(far)), if next_probe.is_some() => {
+                    if self.publisher.live().await.as_slice() != peers {
+                        return Ok(Forwarded::Switch);
+                    }
+                    continue;
+                }
                 r = ingest.next() => r,
             };
             let Some(Ok(req)) = first else {
@@ -375,7 +394,12 @@ enum LaneEvent {
 
 /// Relays the acks of every publisher stream to ingest until ingest goes, one stream fails, or
 /// every one has closed.
-async fn relay_acks<F>(calls: Vec<F>, out: Out, notes: Arc<AckNotes>) -> End
+async fn relay_acks<F>(
+    calls: Vec<(SocketAddr, F)>,
+    out: Out,
+    notes: Arc<AckNotes>,
+    publishers: publisher::Publishers,
+) -> End
 where
     F: Future<Output = Result<tonic::Response<tonic::Streaming<PublishResponse>>, Status>>
         + Send
@@ -383,7 +407,7 @@ where
 {
     let lanes = calls.len();
     let mut merged = SelectAll::new();
-    for call in calls {
+    for (addr, call) in calls {
         merged.push(
             futures::stream::once(call)
                 .flat_map(|r| match r {
@@ -396,6 +420,7 @@ where
                         futures::stream::once(async move { LaneEvent::Item(Err(s)) }).right_stream()
                     }
                 })
+                .map(move |e| (addr, e))
                 .boxed(),
         );
     }
@@ -406,7 +431,7 @@ where
             m = merged.next() => m,
         };
         match msg {
-            Some(LaneEvent::Item(Ok(mut resp))) => {
+            Some((_, LaneEvent::Item(Ok(mut resp)))) => {
                 notes.annotate(&mut resp.acks);
                 if out
                     .send(Ok(ProcessResponse { acks: resp.acks }))
@@ -416,8 +441,13 @@ where
                     return End::IngestGone;
                 }
             }
-            Some(LaneEvent::Item(Err(s))) => return End::PublisherBroke(s),
-            Some(LaneEvent::Closed) => {
+            Some((addr, LaneEvent::Item(Err(s)))) => {
+                // Leave the address out of the next streams until it answers again.
+                tracing::info!(%addr, error = %s.message(), "publisher stream failed");
+                publishers.mark_down(addr);
+                return End::PublisherBroke(s);
+            }
+            Some((_, LaneEvent::Closed)) => {
                 closed += 1;
                 if closed == lanes {
                     return End::PublisherClosed;
