@@ -76,42 +76,44 @@ fn events_per_iteration(stderr: &str) -> Option<u64> {
 }
 
 /// Parses criterion's report: an id line (or an id before `time:` on the same line), then
-/// `time: [lo mid hi]` and optionally `thrpt: [lo mid hi]`.
+/// `time: [lo mid hi]` and optionally `thrpt: [lo mid hi]`; `change:` blocks are skipped.
 pub fn parse(package: &str, stdout: &str) -> Vec<Estimate> {
     let mut out: Vec<Estimate> = Vec::new();
-    let mut last_id = String::new();
+    let mut previous = "";
+    let mut in_change = false;
     for line in stdout.lines() {
         let t = line.trim();
-        if t.is_empty() || t.starts_with("Benchmarking") || t.starts_with("Found ") {
+        if t.is_empty() || t.starts_with("Benchmarking") {
             continue;
         }
         if let Some((before, rest)) = t.split_once("time:") {
             let id = if before.trim().is_empty() {
-                last_id.clone()
+                previous
             } else {
-                before.trim().to_string()
+                before.trim()
             };
-            if let Some(ns) = middle(rest).and_then(|(v, u)| time_ns(v, u)) {
-                out.push(Estimate {
+            in_change = id == "change:";
+            let ns = middle(rest).and_then(|(v, u)| time_ns(v, u));
+            match ns {
+                Some(ns) if !in_change => out.push(Estimate {
                     package: package.to_string(),
-                    id,
+                    id: id.to_string(),
                     time_ns: ns,
                     bytes_per_s: None,
                     elements_per_s: None,
                     events_per_s: None,
-                });
+                }),
+                _ => {}
             }
         } else if let Some((_, rest)) = t.split_once("thrpt:") {
-            if let (Some(e), Some((v, u))) = (out.last_mut(), middle(rest)) {
-                match rate(v, u) {
-                    Some((r, true)) => e.bytes_per_s = Some(r),
-                    Some((r, false)) => e.elements_per_s = Some(r),
-                    None => {}
-                }
+            let last = out.last_mut().filter(|_| !in_change);
+            match (last, middle(rest).and_then(|(v, u)| rate(v, u))) {
+                (Some(e), Some((r, true))) => e.bytes_per_s = Some(r),
+                (Some(e), Some((r, false))) => e.elements_per_s = Some(r),
+                _ => {}
             }
-        } else if !t.contains(':') && !t.starts_with('(') && !t.contains('%') {
-            last_id = t.to_string();
         }
+        previous = t;
     }
     out
 }
@@ -168,16 +170,25 @@ parser/100B events, 1460B chunks
                         thrpt:  [606.06 MiB/s 609.76 MiB/s 613.50 MiB/s]
                  change:
                         time:   [-1.2% +0.1% +1.5%] (p = 0.90 > 0.05)
+                        thrpt:  [-1.5% -0.1% +1.2%]
+                        No change in performance detected.
 Found 3 outliers among 100 measurements (3.00%)
   3 (3.00%) high mild
 infer/known shape       time:   [812.10 ns 815.00 ns 818.40 ns]
                         thrpt:  [1.2219 Melem/s 1.2270 Melem/s 1.2314 Melem/s]
+Benchmarking schema/Shape::covers_json (fast path alone): Analyzing
+schema/Shape::covers_json (fast path alone)
+                        time:   [95.100 ns 96.000 ns 97.000 ns]
+                        change: [-3.1% -2.0% -1.0%] (p = 0.00 < 0.05)
+                        Performance has improved.
 ";
 
     #[test]
     fn parses_time_and_throughput_of_each_benchmark() {
         let e = parse("p", OUT);
-        assert_eq!(e.len(), 2, "{e:?}");
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert_eq!(e[2].id, "schema/Shape::covers_json (fast path alone)");
+        assert!((e[2].time_ns - 96.0).abs() < 1e-9);
         assert_eq!(e[0].id, "parser/100B events, 1460B chunks");
         assert!((e[0].time_ns - 1.64e6).abs() < 1.0);
         assert!((e[0].bytes_per_s.expect("bytes") - 609.76 * 1048576.0).abs() < 1.0);

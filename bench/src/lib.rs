@@ -107,6 +107,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         micro: vec![],
         targets: vec![],
         notes: vec![],
+        timings: vec![],
         seconds: 0.0,
     };
     let runs = settings.runs.max(1);
@@ -114,10 +115,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     let streams1 = 4u32;
     let per_stream1 = (settings.scaled(200_000.0, 400.0) / f64::from(streams1)).round() as u64;
     if settings.on("source") {
+        let t = Instant::now();
         eprintln!("bench: the load source alone");
         report.source_alone = Some(scenarios::source_alone(streams1, per_stream1 * 2, runs).await?);
+        report
+            .timings
+            .push(("source".into(), t.elapsed().as_secs_f64()));
     }
     if settings.on("throughput") {
+        let t = Instant::now();
         let py = ((per_stream1 as f64) * settings.python_share)
             .round()
             .max(1.0) as u64;
@@ -145,8 +151,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
                 per_stream1 * u64::from(streams1)
             ));
         }
+        report
+            .timings
+            .push(("throughput".into(), t.elapsed().as_secs_f64()));
     }
     if settings.on("idle") {
+        let t = Instant::now();
         let mut streams = settings.scaled(10_000.0, 10.0).round() as u32;
         // The source and ingest each hold one socket per stream.
         if let Some(limit) = procstat::open_files_limit() {
@@ -165,13 +175,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
             Ok(i) => report.idle = Some(i),
             Err(e) => report.notes.push(format!("Idle streams: failed: {e:#}")),
         }
+        report
+            .timings
+            .push(("idle".into(), t.elapsed().as_secs_f64()));
     }
     if settings.on("micro") {
+        let t = Instant::now();
         let (est, mut notes) = scenarios::micro(&workspace_root(), settings.criterion_time);
         report.micro = est;
         report.notes.append(&mut notes);
+        report
+            .timings
+            .push(("micro".into(), t.elapsed().as_secs_f64()));
     }
     if settings.on("latency") {
+        let t = Instant::now();
         let (streams, rate) = (100u32, 1000.0);
         let contenders =
             settings.contenders([(Kind::Pipeline, 0), (Kind::Raw, 0), (Kind::Python, 0)]);
@@ -205,6 +223,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
             )
             .await,
         );
+        report
+            .timings
+            .push(("latency".into(), t.elapsed().as_secs_f64()));
     }
     broker.stop().await;
     report.notes.push(

@@ -184,6 +184,8 @@ pub struct Report {
     pub targets: Vec<Target>,
     /// Anything skipped or worth knowing.
     pub notes: Vec<String>,
+    /// Wall time of each scenario, s.
+    pub timings: Vec<(String, f64)>,
     /// Wall time of the harness, s.
     pub seconds: f64,
 }
@@ -307,7 +309,16 @@ impl Report {
         let _ = writeln!(s, "| Python | {} |", m.python);
         let _ = writeln!(s, "| load average at start | {} |", m.load_average);
         let _ = writeln!(s, "| date | {} |", m.date);
-        let _ = writeln!(s, "| harness wall time | {:.0} s |\n", self.seconds);
+        let _ = writeln!(
+            s,
+            "| harness wall time | {:.0} s ({}) |\n",
+            self.seconds,
+            self.timings
+                .iter()
+                .map(|(n, t)| format!("{n} {t:.0} s"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
 
         let _ = writeln!(
             s,
