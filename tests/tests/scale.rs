@@ -17,6 +17,34 @@ use sse_e2e::otlp::OtlpReceiver;
 use sse_e2e::procs::Service;
 use sse_e2e::source::{Feed, Reply, SseSource, block, blocks_then_hold};
 
+/// Per path `/s/<i>`: a numbered event every 100 ms, from after `Last-Event-ID`.
+fn ticking() -> Feed {
+    std::sync::Arc::new(|req| {
+        let Some(i) = req.path.strip_prefix("/s/").map(str::to_string) else {
+            return Reply::not_found();
+        };
+        let from: u64 = req
+            .header("last-event-id")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let events = futures::stream::unfold(from, move |n| {
+            let i = i.clone();
+            async move {
+                // the source's pace, not a synchronisation
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let n = n + 1;
+                let b = block(
+                    Some(&n.to_string()),
+                    None,
+                    &format!(r#"{{"stream":{i},"n":{n}}}"#),
+                );
+                Some((bytes::Bytes::from(b), n))
+            }
+        });
+        Reply::Sse(Box::pin(events))
+    })
+}
+
 const STREAMS: usize = 30;
 
 /// Per path `/s/<i>`: `events` numbered events, then the stream stays open.
@@ -460,4 +488,87 @@ async fn a_listed_publisher_that_is_gone_is_left_out_and_the_other_takes_every_s
         ids.len()
     );
     drop((a, schema, ingest));
+}
+
+#[tokio::test]
+async fn a_publisher_that_comes_back_gets_streams_again_and_no_event_is_lost() {
+    let broker = Mosquitto::start().await.unwrap();
+    let otlp = OtlpReceiver::start().await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = SseSource::start(listener, ticking()).unwrap();
+    let dirs = Dirs::new(&source);
+    let sub = Subscriber::connect(broker.port, "scale/#").await.unwrap();
+    let otel = |name: &str| {
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.endpoint()),
+            ("OTEL_BSP_SCHEDULE_DELAY".to_string(), "100".to_string()),
+            ("OTEL_SERVICE_NAME".to_string(), name.to_string()),
+        ]
+    };
+    let (a, mut b) = two_publishers(&broker, |n| otel(n)).await;
+    let port = a.addr.port();
+    let data = dirs.dir.path().join("schemas").display().to_string();
+    let schema = Service::start(
+        "sse-schema",
+        &[
+            "--publisher".into(),
+            format!("http://127.0.0.1,127.0.0.2:{port}"),
+            "--data-dir".into(),
+            data,
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    let ingest = Service::start("sse-ingest", &dirs.ingest_args(&schema.url(), &[]), &[])
+        .await
+        .unwrap();
+    let published_by = |name: &str| {
+        otlp.spans()
+            .iter()
+            .filter(|s| s.name == "mqtt publish" && s.service == name)
+            .count()
+    };
+    sse_e2e::eventually("both publishers publish", || async {
+        (published_by("publisher-a") > 0 && published_by("publisher-b") > 0).then_some(())
+    })
+    .await
+    .unwrap();
+
+    b.kill().await.unwrap();
+    let on_a = published_by("publisher-a");
+    sse_e2e::eventually("publisher-a takes over", || async {
+        (published_by("publisher-a") > on_a + 2 * STREAMS).then_some(())
+    })
+    .await
+    .unwrap();
+    let on_b = published_by("publisher-b");
+    b.restart().await.unwrap();
+    // Left out for a while, then probed and given its streams again.
+    sse_e2e::eventually("publisher-b publishes again", || async {
+        (published_by("publisher-b") > on_b + STREAMS).then_some(())
+    })
+    .await
+    .unwrap();
+
+    // No gap in any stream: every number up to the highest seen reached the broker.
+    let msgs = sub.all();
+    let mut seen: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+    for m in &msgs {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        seen.entry(v["stream"].as_u64().unwrap())
+            .or_default()
+            .insert(v["n"].as_u64().unwrap());
+    }
+    assert_eq!(seen.len(), STREAMS);
+    for (stream, ns) in &seen {
+        let max = *ns.iter().next_back().unwrap();
+        assert_eq!(ns.len() as u64, max, "stream {stream} has a gap: {ns:?}");
+    }
+    let events: usize = seen.values().map(BTreeSet::len).sum();
+    eprintln!(
+        "{} messages for {events} events across a publisher kill and restart",
+        msgs.len()
+    );
+    drop((a, b, schema, ingest));
 }
