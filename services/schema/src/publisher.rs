@@ -211,6 +211,31 @@ pub async fn watch_health(
 mod tests {
     use super::*;
 
+    fn peer(addr: &str) -> Peer {
+        Peer {
+            addr: addr.parse().unwrap(),
+            uri: Uri::from_static("http://publisher:50053"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_address_marked_down_is_left_out_unless_all_are() {
+        let (a, b) = (peer("10.0.0.1:50053"), peer("10.0.0.2:50053"));
+        let (_set, peers) = Peers::manual(vec![a.clone(), b.clone()]);
+        let p = Publishers::new(peers);
+        assert_eq!(p.live().await, [a.clone(), b.clone()]);
+        assert_eq!(p.next_probe(), None);
+        p.mark_down(b.addr);
+        assert_eq!(p.live().await, [a.clone()]);
+        assert!(p.next_probe().is_some());
+        p.mark_down(a.addr);
+        assert_eq!(
+            p.live().await,
+            [a, b],
+            "with every address down, try them all"
+        );
+    }
+
     #[tokio::test]
     async fn unreachable_publisher_waits_until_cancelled() {
         // A port nothing listens on: bind, learn the port, close.
