@@ -461,3 +461,20 @@ async fn each_failure_has_its_own_error_and_a_long_backoff() {
         assert!(!e.contains("wrong"), "{e}");
     }
 }
+
+#[test]
+fn trust_flags_parse() {
+    use clap::Parser;
+    let c = sse_ingest::Config::try_parse_from(["sse-ingest"]).unwrap();
+    assert_eq!(c.trust_bundle, None);
+    assert!(!c.no_system_roots, "system roots are on by default");
+    let c = sse_ingest::Config::try_parse_from([
+        "sse-ingest",
+        "--trust-bundle",
+        "/etc/sse/bundle",
+        "--no-system-roots",
+    ])
+    .unwrap();
+    assert_eq!(c.trust_bundle, Some("/etc/sse/bundle".into()));
+    assert!(c.no_system_roots);
+}

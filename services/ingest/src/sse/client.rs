@@ -558,7 +558,10 @@ fn tls_problem(error: &(dyn StdError + 'static), url: &url::Url) -> Option<Strin
         }
         // tokio-rustls and hyper-rustls wrap rustls errors in (nested) io::Errors, whose
         // `source()` skips the wrapped error: step into it instead.
-        next = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
             Some(inner) => Some(inner as &(dyn StdError + 'static)),
             None => e.source(),
         };
