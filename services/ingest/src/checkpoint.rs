@@ -82,11 +82,11 @@ impl Progress {
             if floor.is_some_and(|f| f <= *last_seq) {
                 break;
             }
-            if let Some((_, id)) = self.events.pop_front() {
-                if self.committed.as_deref() != Some(id.as_str()) {
-                    self.committed = Some(id);
-                    self.dirty = true;
-                }
+            if let Some((_, id)) = self.events.pop_front()
+                && self.committed.as_deref() != Some(id.as_str())
+            {
+                self.committed = Some(id);
+                self.dirty = true;
             }
         }
     }
