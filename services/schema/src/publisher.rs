@@ -25,6 +25,10 @@ pub const SERVICE_NAME: &str = "sseconnector.v1.SchemaService";
 
 /// How long an address whose stream failed is left out before it is probed again.
 const DOWN_FOR: Duration = Duration::from_secs(10);
+/// How long probing a left-out address may hold up its caller (forwarding waits meanwhile).
+const REPROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a reachability probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The publisher's addresses and a channel to each; cheap to clone.
 #[derive(Debug, Clone)]
@@ -76,7 +80,8 @@ impl Publishers {
     }
 
     /// The addresses to use now: the current set without those left out (all of them when every
-    /// one is). An address whose time out is over is probed first and used only if it answers.
+    /// one is). An address whose time out is over is probed first (for at most a second) and used
+    /// only if it answers.
     pub async fn live(&self) -> Vec<Peer> {
         let all = self.current();
         let now = Instant::now();
@@ -88,7 +93,7 @@ impl Publishers {
                 .collect()
         };
         for p in due {
-            let ok = probe(&self.channel_to(&p), p.addr).await;
+            let ok = probe(&self.channel_to(&p), p.addr, REPROBE_TIMEOUT).await;
             let mut down = self.down();
             if ok {
                 down.remove(&p.addr);
@@ -143,12 +148,12 @@ impl Publishers {
 }
 
 /// Probes one publisher address: true when it answered the health check at all.
-async fn probe(channel: &Channel, addr: SocketAddr) -> bool {
+async fn probe(channel: &Channel, addr: SocketAddr, timeout: Duration) -> bool {
     let mut client = HealthClient::new(channel.clone());
     let req = HealthCheckRequest {
         service: String::new(),
     };
-    match tokio::time::timeout(Duration::from_secs(5), client.check(req)).await {
+    match tokio::time::timeout(timeout, client.check(req)).await {
         Ok(Ok(_)) => true,
         Ok(Err(status)) => {
             tracing::debug!(%addr, error = %status.message(), "publisher not reachable");
@@ -162,7 +167,7 @@ async fn probe(channel: &Channel, addr: SocketAddr) -> bool {
 pub async fn reachable(publishers: &Publishers) -> bool {
     let probes = publishers.current().into_iter().map(|p| {
         let channel = publishers.channel_to(&p);
-        async move { probe(&channel, p.addr).await }
+        async move { probe(&channel, p.addr, PROBE_TIMEOUT).await }
     });
     futures::future::join_all(probes)
         .await
