@@ -92,9 +92,17 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         system_roots: !config.no_system_roots,
     };
     if !config.status_topic.is_empty() {
+        let mut prefix = config.status_topic.trim_end_matches('/').to_string();
+        // Several replicas each report the part they read, under their own ordinal.
+        if let Ok(shard) = shard::Shard::from_config(&config)
+            && shard.replicas() > 1
+        {
+            status.set_partial(shard.ordinal() == 0);
+            prefix = format!("{prefix}/{}", shard.ordinal());
+        }
         let reporter = report::Reporter {
             status: status.clone(),
-            prefix: config.status_topic.trim_end_matches('/').to_string(),
+            prefix,
             interval: config.status_interval,
             out: events_tx.clone(),
         };

@@ -200,6 +200,10 @@ struct Inner {
     resource_errors: Vec<ResourceError>,
     resources: Resources,
     loaded_at: Option<SystemTime>,
+    /// One of several replicas: report only what this one reads.
+    partial: bool,
+    /// Of several replicas, the one reporting resources no replica reads (config errors).
+    reports_unread: bool,
 }
 
 /// Shared status of every stream, updated by the readers and the forwarder.
@@ -264,6 +268,15 @@ impl Status {
         inner.resources = resources.clone();
         inner.loaded_at = Some(SystemTime::now());
         changes
+    }
+
+    /// Makes this the status of one replica of several: reports cover only the datasets, events
+    /// and endpoints it reads, and resources no replica reads (those with a config error) only
+    /// when `reports_unread`.
+    pub fn set_partial(&self, reports_unread: bool) {
+        let mut inner = self.lock();
+        inner.partial = true;
+        inner.reports_unread = reports_unread;
     }
 
     /// Applies `f` to the status of stream `key` (unknown keys are ignored).
@@ -528,8 +541,12 @@ fn build_report(inner: &Inner) -> Report {
             by_subject.insert(r.as_str(), s);
         }
     }
-    // Resources that failed validation still get a status naming the problem.
-    for e in &inner.resource_errors {
+    // Resources that failed validation still get a status naming the problem (from one replica).
+    for e in inner
+        .resource_errors
+        .iter()
+        .filter(|_| !inner.partial || inner.reports_unread)
+    {
         if let Some(name) = e.resource.strip_prefix("Device/") {
             report
                 .devices
@@ -565,11 +582,19 @@ fn build_report(inner: &Inner) -> Report {
                     },
                 )
             })
-            .collect();
+            .filter(|(_, e)| !inner.partial || e.runtime_health.is_some())
+            .collect::<BTreeMap<_, _>>();
+        let config = config(&format!("Device/{name}"));
+        if inner.partial
+            && endpoints.is_empty()
+            && !(inner.reports_unread && config.error.is_some())
+        {
+            continue;
+        }
         report.devices.insert(
             name.clone(),
             DeviceStatus {
-                config: config(&format!("Device/{name}")),
+                config,
                 endpoints: Endpoints { inbound: endpoints },
             },
         );
@@ -577,7 +602,10 @@ fn build_report(inner: &Inner) -> Report {
     for asset in &inner.resources.assets {
         let op = |name: &str, subject: String| {
             let route = inner.routes.get(&subject);
-            OperationStatus {
+            if inner.partial && !by_subject.contains_key(subject.as_str()) {
+                return None;
+            }
+            Some(OperationStatus {
                 name: name.to_string(),
                 error: route
                     .filter(|r| !r.last_error.is_empty())
@@ -595,14 +623,14 @@ fn build_report(inner: &Inner) -> Report {
                     },
                     health_of,
                 ),
-            }
+            })
         };
-        let datasets = asset
+        let datasets: Vec<OperationStatus> = asset
             .datasets
             .iter()
-            .map(|d| op(&d.name, format!("{}/{}", asset.name, d.name)))
+            .filter_map(|d| op(&d.name, format!("{}/{}", asset.name, d.name)))
             .collect();
-        let event_groups = asset
+        let event_groups: Vec<EventGroupStatus> = asset
             .event_groups
             .iter()
             .map(|g| EventGroupStatus {
@@ -610,14 +638,23 @@ fn build_report(inner: &Inner) -> Report {
                 events: g
                     .events
                     .iter()
-                    .map(|e| op(&e.name, format!("{}/{}/{}", asset.name, g.name, e.name)))
+                    .filter_map(|e| op(&e.name, format!("{}/{}/{}", asset.name, g.name, e.name)))
                     .collect(),
             })
+            .filter(|g| !inner.partial || !g.events.is_empty())
             .collect();
+        let config = config(&format!("Asset/{}", asset.name));
+        if inner.partial
+            && datasets.is_empty()
+            && event_groups.is_empty()
+            && !(inner.reports_unread && config.error.is_some())
+        {
+            continue;
+        }
         report.assets.insert(
             asset.name.clone(),
             AssetStatus {
-                config: config(&format!("Asset/{}", asset.name)),
+                config,
                 datasets,
                 event_groups,
             },
@@ -738,6 +775,43 @@ spec:
             "ns"
         );
         assert!(json["config"]["lastTransitionTime"].is_string());
+    }
+
+    #[test]
+    fn a_replica_reports_only_what_it_reads() {
+        let r = load_texts([("r.yaml", RES)]);
+        let owned: Vec<StreamPlan> = plan(&r)
+            .into_iter()
+            .filter(|p| p.key.ends_with("/z"))
+            .collect();
+        let errors = vec![ResourceError {
+            resource: "Asset/broken".into(),
+            file: "f".into(),
+            message: "m".into(),
+        }];
+        let with_errors = Resources {
+            errors,
+            ..r.clone()
+        };
+        let s = Status::default();
+        s.set_partial(false);
+        s.reconcile(&owned, &with_errors);
+        let rep = s.report();
+        let names: Vec<&str> = rep.assets["a"]
+            .datasets
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(names, ["z"], "b is read by another replica");
+        assert!(!rep.assets.contains_key("broken"), "ordinal 0 reports it");
+        s.set_partial(true);
+        assert!(s.report().assets.contains_key("broken"));
+        // A replica that reads nothing of the asset does not report it at all.
+        let idle = Status::default();
+        idle.set_partial(false);
+        idle.reconcile(&[], &r);
+        assert!(idle.report().assets.is_empty());
+        assert!(idle.report().devices.is_empty());
     }
 
     #[test]
