@@ -33,7 +33,7 @@ pub fn run(
     bench: &str,
     measurement: Duration,
 ) -> anyhow::Result<Vec<Estimate>> {
-    let secs = measurement.as_secs().max(1).to_string();
+    let secs = format!("{:.2}", measurement.as_secs_f64().max(0.5));
     let out = std::process::Command::new("cargo")
         .current_dir(root)
         .args(["bench", "--quiet", "-p", package, "--bench", bench, "--"])
