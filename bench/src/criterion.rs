@@ -39,7 +39,7 @@ pub fn run(
         .args(["bench", "--quiet", "-p", package, "--bench", bench, "--"])
         .args([
             "--warm-up-time",
-            "1",
+            "0.3",
             "--measurement-time",
             &secs,
             "--noplot",

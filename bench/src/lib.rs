@@ -62,7 +62,7 @@ pub struct Settings {
     #[arg(long, env = "BENCH_BUDGET", default_value = "280s", value_parser = humantime::parse_duration)]
     pub budget: Duration,
     /// Measurement time of each criterion benchmark.
-    #[arg(long, env = "BENCH_CRITERION_TIME", default_value = "1500ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "BENCH_CRITERION_TIME", default_value = "1s", value_parser = humantime::parse_duration)]
     pub criterion_time: Duration,
     /// Directory for benchmarks.json and benchmarks.md (nothing written when empty).
     #[arg(long, env = "BENCH_OUT", default_value = "docs")]
