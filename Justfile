@@ -83,5 +83,6 @@ proto: setup
 # prints the table, writes docs/benchmarks.json and docs/benchmarks.md. BENCH_SCALE=0.1: quick run.
 bench: setup
     cargo build --release --workspace --bins
-    cargo bench --no-run --quiet -p sse-ingest -p sse-schema --benches
+    cargo bench --no-run --quiet -p sse-ingest --bench parser
+    if [ -f services/schema/benches/infer.rs ]; then cargo bench --no-run --quiet -p sse-schema --bench infer; fi
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; SSE_BIN_DIR="$PWD/target/release" target/release/sse-bench

@@ -1,0 +1,109 @@
+//! The harness's own parts against real sockets and a real Mosquitto: the load source resumes
+//! after `Last-Event-ID` and keeps its schedule, and the subscriber counts what the raw publisher
+//! sends without loss.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::time::Duration;
+
+use sse_bench::payload;
+use sse_bench::raw::RawPublisher;
+use sse_bench::source::LoadSource;
+use sse_bench::subscriber::Subscriber;
+use sse_e2e::broker::Mosquitto;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Reads the raw HTTP response of `path` until `until` appears, with a deadline.
+async fn read_until(addr: &str, path: &str, header: &str, until: &str) -> String {
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{header}\r\n");
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !text.contains(until) {
+            let n = sock.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed early: {text}");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {until:?} in {text}"));
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_resumes_after_last_event_id() {
+    let src = LoadSource::start(2, Duration::from_secs(15)).await.unwrap();
+    let addr = src.base_url().trim_start_matches("http://").to_string();
+    src.send_until(4, None);
+    let text = read_until(&addr, "/s/1", "Last-Event-ID: 2\r\n", "id: 4\n").await;
+    assert!(text.contains("content-type: text/event-stream"), "{text}");
+    assert!(!text.contains("id: 2\n"), "resumed after 2: {text}");
+    let data: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.len(), 2, "{text}");
+    let stamp = payload::parse(data[0].as_bytes()).unwrap();
+    assert_eq!((stamp.stream, stamp.seq), (1, 3));
+    assert_eq!(data[0].len(), payload::PAYLOAD_BYTES);
+    let missing = read_until(&addr, "/s/2", "", "\r\n\r\n").await;
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_spreads_a_rated_burst_over_streams() {
+    let src = LoadSource::start(2, Duration::from_secs(15)).await.unwrap();
+    let addr = src.base_url().trim_start_matches("http://").to_string();
+    let reader = tokio::spawn({
+        let addr = addr.clone();
+        async move { read_until(&addr, "/s/0", "", "id: 10\n").await }
+    });
+    sse_e2e::eventually("the stream open", || async {
+        (src.open_streams() == 1).then_some(())
+    })
+    .await
+    .unwrap();
+    let start = std::time::Instant::now();
+    // 20 events over 2 streams at 200 events/s: the 10th of stream 0 is due at 90 ms.
+    src.send_until(10, Some(200.0));
+    let text = reader.await.unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(90),
+        "{:?}",
+        start.elapsed()
+    );
+    let seqs: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| payload::parse(d.as_bytes()))
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_counts_every_raw_event_at_qos1() {
+    let broker = Mosquitto::start().await.unwrap();
+    let mut sub = Subscriber::connect(broker.port, "t/raw", 3).await.unwrap();
+    let raw = RawPublisher::connect(broker.port, "t/raw", 3)
+        .await
+        .unwrap();
+    sub.expect(0, 500);
+    raw.send(1, 500, None).await.unwrap();
+    let out = sub.wait(Duration::from_secs(20)).await;
+    assert_eq!(
+        (out.expected, out.received, out.lost, out.duplicates),
+        (1500, 1500, 0, 0)
+    );
+    assert_eq!(out.out_of_order, 0);
+    assert_eq!(out.latencies_ns.len(), 1500);
+    assert!(out.complete_at.is_some());
+    // The next window: events of the first one count as duplicates, not as received.
+    sub.expect(500, 505);
+    raw.send(499, 505, None).await.unwrap();
+    let out = sub.wait(Duration::from_secs(20)).await;
+    assert_eq!((out.received, out.lost, out.duplicates), (15, 0, 6));
+    broker.stop().await;
+}
