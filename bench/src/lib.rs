@@ -142,6 +142,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
             )
             .await,
         );
+        report.notes.push(
+            "Throughput: the source writes as fast as each contender reads, so latency in this \
+             scenario is mostly time spent queued in bounded buffers (ingest's in-flight window, \
+             the raw client's 1000 in flight); scenario 2 is the latency measurement."
+                .into(),
+        );
         if py != per_stream1 {
             report.notes.push(format!(
                 "Throughput: the Python bridge gets {:.0} % of the events per run ({} instead of {}) \
@@ -228,6 +234,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
             .push(("latency".into(), t.elapsed().as_secs_f64()));
     }
     broker.stop().await;
+    report.notes.push(
+        "The services run with RUST_LOG=warn and no OTLP endpoint (traces are not exported), \
+         their defaults otherwise; resources: one device, one dataset per stream."
+            .into(),
+    );
     report.notes.push(
         "Latency is from the source's write of the event (timestamp in the payload) to its \
          arrival at the MQTT 5 QoS 1 subscriber. CPU per event is utime+stime from /proc of the \
