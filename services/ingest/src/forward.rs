@@ -34,13 +34,17 @@ const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// Batches queued for the request stream at most (more waits in the event channel).
 const MAX_PENDING_BATCHES: usize = 4;
 
-/// Unacknowledged items in send order, looked up by (stream key, seq); bounded.
+/// Unacknowledged items in send order, looked up by (stream key, seq); bounded in items and in
+/// bytes (one item always fits, however large).
 #[derive(Debug)]
 pub struct InFlight<T> {
     capacity: usize,
+    max_bytes: usize,
+    bytes: usize,
     next: u64,
-    order: BTreeMap<u64, T>,
-    index: HashMap<(String, u64), u64>,
+    order: BTreeMap<u64, (T, usize)>,
+    /// Per stream key, seq to position in `order` (nested so lookups by `&str` allocate nothing).
+    index: HashMap<String, HashMap<u64, u64>>,
 }
 
 impl<T> InFlight<T> {
@@ -48,15 +52,23 @@ impl<T> InFlight<T> {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity: capacity.max(1),
+            max_bytes: usize::MAX,
+            bytes: 0,
             next: 0,
             order: BTreeMap::new(),
             index: HashMap::new(),
         }
     }
 
+    /// Also bounds the window to `max_bytes` of data.
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes.max(1);
+        self
+    }
+
     /// Whether another item fits.
     pub fn has_room(&self) -> bool {
-        self.order.len() < self.capacity
+        self.order.is_empty() || (self.order.len() < self.capacity && self.bytes < self.max_bytes)
     }
 
     /// Items waiting for an ack.
@@ -64,29 +76,48 @@ impl<T> InFlight<T> {
         self.order.len()
     }
 
+    /// Bytes of data waiting for an ack.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Whether nothing waits for an ack.
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
     }
 
-    /// Adds an item sent now (a repeated key replaces the older item and moves to the end).
-    pub fn push(&mut self, key: &str, seq: u64, item: T) {
-        if let Some(old) = self.index.insert((key.to_string(), seq), self.next) {
-            self.order.remove(&old);
+    /// Adds an item of `bytes` data sent now (a repeated key replaces the older item and moves
+    /// to the end).
+    pub fn push(&mut self, key: &str, seq: u64, item: T, bytes: usize) {
+        let seqs = match self.index.get_mut(key) {
+            Some(s) => s,
+            None => self.index.entry(key.to_string()).or_default(),
+        };
+        if let Some(old) = seqs.insert(seq, self.next)
+            && let Some((_, b)) = self.order.remove(&old)
+        {
+            self.bytes -= b;
         }
-        self.order.insert(self.next, item);
+        self.order.insert(self.next, (item, bytes));
+        self.bytes += bytes;
         self.next += 1;
     }
 
     /// Removes the acknowledged item; `None` for an unknown or already acknowledged one.
     pub fn ack(&mut self, key: &str, seq: u64) -> Option<T> {
-        let pos = self.index.remove(&(key.to_string(), seq))?;
-        self.order.remove(&pos)
+        let seqs = self.index.get_mut(key)?;
+        let pos = seqs.remove(&seq)?;
+        if seqs.is_empty() {
+            self.index.remove(key);
+        }
+        let (item, b) = self.order.remove(&pos)?;
+        self.bytes -= b;
+        Some(item)
     }
 
     /// Every unacknowledged item, in the order it was first sent.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.order.values()
+        self.order.values().map(|(item, _)| item)
     }
 }
 
@@ -119,6 +150,8 @@ pub struct Forwarder {
     pub endpoint: tonic::transport::Endpoint,
     /// Unacknowledged events at most (over every Process stream together).
     pub max_in_flight: usize,
+    /// Unacknowledged data at most, in bytes.
+    pub max_in_flight_bytes: usize,
     /// How long shutdown waits for outstanding acks.
     pub drain_timeout: Duration,
     /// Stream counters.
@@ -258,7 +291,7 @@ impl Forwarder {
         let mut set = peers.subscribe();
         let mut set_live = true;
         let mut st = State {
-            inflight: InFlight::new(self.max_in_flight),
+            inflight: InFlight::new(self.max_in_flight).with_max_bytes(self.max_in_flight_bytes),
             rx,
             rx_open: true,
             deadline: None,
@@ -517,7 +550,8 @@ impl Forwarder {
             *counts.entry(ev.stream_key.clone()).or_default() += 1;
             let p = grpc::event(ev);
             bytes += p.data.len();
-            st.inflight.push(&p.stream_key, p.seq, p.clone());
+            st.inflight
+                .push(&p.stream_key, p.seq, p.clone(), p.data.len());
             out.push(p);
             if st.inflight.has_room() && bytes < MAX_BATCH_BYTES * MAX_PENDING_BATCHES {
                 next = st.rx.try_recv().ok();
@@ -611,21 +645,41 @@ mod tests {
     #[test]
     fn in_flight_is_bounded_acked_by_key_and_resent_in_order() {
         let mut w = InFlight::new(3);
-        w.push("a", 1, "a1");
-        w.push("b", 1, "b1");
-        w.push("a", 2, "a2");
+        w.push("a", 1, "a1", 2);
+        w.push("b", 1, "b1", 2);
+        w.push("a", 2, "a2", 2);
         assert!(!w.has_room());
         assert_eq!(w.ack("b", 1), Some("b1"));
         assert_eq!(w.ack("b", 1), None);
         assert_eq!(w.ack("c", 9), None);
         assert!(w.has_room());
-        w.push("a", 3, "a3");
+        w.push("a", 3, "a3", 2);
         assert_eq!(w.iter().copied().collect::<Vec<_>>(), ["a1", "a2", "a3"]);
         assert_eq!(w.ack("a", 1), Some("a1"));
         assert_eq!(w.len(), 2);
-        w.push("a", 2, "a2 again");
+        w.push("a", 2, "a2 again", 2);
         assert_eq!(w.iter().copied().collect::<Vec<_>>(), ["a3", "a2 again"]);
         assert_eq!(w.len(), 2);
+    }
+
+    #[test]
+    fn in_flight_is_bounded_in_bytes_but_always_takes_one() {
+        let mut w = InFlight::new(100).with_max_bytes(10);
+        assert!(w.has_room());
+        w.push("a", 1, (), 25);
+        assert!(!w.has_room(), "over the byte bound");
+        assert_eq!(w.bytes(), 25);
+        w.ack("a", 1);
+        assert!(w.has_room());
+        w.push("a", 2, (), 4);
+        w.push("a", 3, (), 4);
+        assert!(w.has_room());
+        w.push("a", 3, (), 8); // a re-send replaces the older copy
+        assert_eq!(w.bytes(), 12);
+        assert!(!w.has_room());
+        w.ack("a", 2);
+        w.ack("a", 3);
+        assert_eq!((w.len(), w.bytes()), (0, 0));
     }
 
     fn ev(n: usize) -> pb::Event {
@@ -845,6 +899,7 @@ mod tests {
         let f = Forwarder {
             endpoint: tonic::transport::Endpoint::from_static("http://schema:50052"),
             max_in_flight: 1000,
+            max_in_flight_bytes: usize::MAX,
             drain_timeout: Duration::from_secs(30),
             status: Arc::new(Status::default()),
             checkpoints: Arc::new(Checkpoints::in_memory()),

@@ -73,6 +73,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
     let forwarder = forward::Forwarder {
         endpoint,
         max_in_flight: usize::try_from(config.max_in_flight).unwrap_or(usize::MAX),
+        max_in_flight_bytes: usize::try_from(config.max_in_flight_bytes).unwrap_or(usize::MAX),
         drain_timeout: DRAIN_TIMEOUT,
         status: status.clone(),
         checkpoints: checkpoints.clone(),
