@@ -354,7 +354,7 @@ impl Report {
             let _ = writeln!(s, "## The load source alone\n");
             let _ = writeln!(
                 s,
-                "{} streams, {} events each, read over raw TCP with nothing else running: \
+                "{} streams, {} events each, read over raw TCP by the harness, no contender running: \
                  **{} events/s** ({:.0} MiB/s), runs: {}.\n",
                 a.streams,
                 a.events_per_stream,
