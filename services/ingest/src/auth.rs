@@ -190,15 +190,20 @@ impl Connector {
     /// Re-reads trust and credentials for the next connection; returns the request headers.
     pub fn prepare(&self) -> Result<HeaderMap, String> {
         let live = &self.live;
-        let verifier = match build_verifier(&live.trust, live.trust_list.as_deref())? {
-            Some(v) => Some(v),
-            None if live.https => {
-                return Err(
-                    "no trusted certificate authority: system roots are off and no trust bundle or trust list holds a certificate"
-                        .to_owned(),
-                );
+        // Plain `http` needs no roots (a redirect to `https` builds them when it gets there):
+        // thousands of idle plain streams then hold no root store each.
+        let verifier = if live.https {
+            match build_verifier(&live.trust, live.trust_list.as_deref())? {
+                Some(v) => Some(v),
+                None => {
+                    return Err(
+                        "no trusted certificate authority: system roots are off and no trust bundle or trust list holds a certificate"
+                            .to_owned(),
+                    );
+                }
             }
-            None => None,
+        } else {
+            None
         };
         *lock(&live.verifier) = verifier;
         let dir = live.secrets_dir.as_deref();
@@ -233,6 +238,25 @@ fn build_verifier(
     trust: &TrustSources,
     trust_list: Option<&str>,
 ) -> Result<Option<Arc<WebPkiServerVerifier>>, String> {
+    // The common case, system roots only, shares one verifier (they are read once per process).
+    if trust.system_roots && trust.trust_bundle.is_none() && trust_list.is_none() {
+        static SYSTEM: std::sync::OnceLock<Option<Arc<WebPkiServerVerifier>>> =
+            std::sync::OnceLock::new();
+        return Ok(SYSTEM
+            .get_or_init(|| {
+                let roots = sse_runtime::tls::system_roots();
+                if roots.is_empty() {
+                    return None;
+                }
+                WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    sse_runtime::tls::provider(),
+                )
+                .build()
+                .ok()
+            })
+            .clone());
+    }
     let mut roots = if trust.system_roots {
         sse_runtime::tls::system_roots()
     } else {
@@ -312,7 +336,12 @@ impl ServerCertVerifier for CurrentTrust {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let current = lock(&self.live.verifier).clone();
+        let mut current = lock(&self.live.verifier).clone();
+        if current.is_none() && !self.live.https {
+            // An `http` endpoint redirected to `https`: load its trust now.
+            current = build_verifier(&self.live.trust, self.live.trust_list.as_deref())
+                .map_err(rustls::Error::General)?;
+        }
         match current {
             Some(v) => {
                 v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
