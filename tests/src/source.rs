@@ -347,7 +347,7 @@ fn humantime_now() -> String {
 /// `inner`, behind HTTP Basic: a request without `Authorization: Basic base64(user:password)`
 /// gets 401 with a `WWW-Authenticate` challenge.
 pub fn basic_auth(user: &str, password: &str, inner: Feed) -> Feed {
-    let expected = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
+    let expected = format!("Basic {}", b64(format!("{user}:{password}").as_bytes()));
     Arc::new(move |req: &SeenRequest| {
         if req.header("authorization") == Some(expected.as_str()) {
             inner(req)
@@ -361,22 +361,8 @@ pub fn basic_auth(user: &str, password: &str, inner: Feed) -> Feed {
     })
 }
 
-/// Standard base64 with padding (RFC 4648), for the Basic check.
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let sextet = |shift: u32| char::from(ALPHABET[((n >> shift) & 63) as usize]);
-        out.push(sextet(18));
-        out.push(sextet(12));
-        out.push(if chunk.len() > 1 { sextet(6) } else { '=' });
-        out.push(if chunk.len() > 2 { sextet(0) } else { '=' });
-    }
-    out
+/// Standard base64 (RFC 4648, padded), as HTTP Basic uses it.
+fn b64(input: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(input)
 }
