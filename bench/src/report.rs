@@ -374,8 +374,12 @@ impl Report {
             let _ = writeln!(s, "## 3. Many idle streams\n");
             let _ = writeln!(
                 s,
-                "{} SSE streams into one sse-ingest, keep-alive comments every 15 s; all open after {:.1} s.\n",
-                i.streams, i.connect_seconds
+                "{} SSE streams into one sse-ingest, keep-alive comments every 15 s; all open after {:.1} s; \
+                 CPU measured over {:.0} s from {} s after the last one opened.\n",
+                i.streams,
+                i.connect_seconds,
+                i.window_seconds,
+                crate::scenarios::IDLE_SETTLE.as_secs()
             );
             let _ = writeln!(s, "| | value |\n|---|---|");
             let _ = writeln!(s, "| ingest RSS, 1 stream | {} KiB |", i.ingest_rss_one_kib);

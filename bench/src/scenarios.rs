@@ -13,6 +13,9 @@ use crate::pipeline::Pipeline;
 use crate::report::{Idle, Scenario, SourceAlone, Summary, median};
 use crate::source::{self, LoadSource};
 
+/// Time between the last idle stream opening and the start of the idle CPU window.
+pub const IDLE_SETTLE: Duration = Duration::from_secs(2);
+
 /// How long without a new event counts the missing ones as lost.
 const STALL: Duration = Duration::from_secs(15);
 
@@ -174,6 +177,9 @@ pub async fn idle(broker: &Mosquitto, streams: u32, window: Duration) -> anyhow:
     .await
     .map_err(|e| anyhow::anyhow!("{e}\n{}", p.log_tail()))?;
     let connect_seconds = start.elapsed().as_secs_f64();
+    // Let the tail of connecting (status reports, first reads) pass: idle means steady state.
+    // The window still holds each stream's first keep-alive (15 s after it opened).
+    tokio::time::sleep(IDLE_SETTLE).await;
     let (cpu0, ka0, t0) = (p.cpu(), src.keepalives(), Instant::now());
     tokio::time::sleep(window).await;
     let (cpu1, ka1, secs) = (p.cpu(), src.keepalives(), t0.elapsed().as_secs_f64());
