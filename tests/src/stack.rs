@@ -50,39 +50,27 @@ impl Stack {
                 ("OTEL_SERVICE_NAME".to_string(), name.to_string()),
             ]
         };
+        let dirs = |name: &str| dir.path().join(name).display().to_string();
         let s = |x: &str| x.to_string();
-        let publisher = Service::start(
-            "sse-publisher",
-            &[s("--mqtt-url"), broker.url()],
-            &otel("sse-publisher"),
-        )
-        .await?;
-        let schema = Service::start(
-            "sse-schema",
-            &[
-                s("--publisher"),
-                publisher.url(),
-                s("--data-dir"),
-                dir.path().join("schemas").display().to_string(),
-            ],
-            &otel("sse-schema"),
-        )
-        .await?;
-        let ingest = Service::start(
-            "sse-ingest",
-            &[
-                s("--schema"),
-                schema.url(),
-                s("--resources"),
-                res_dir.display().to_string(),
+        let services = Pipeline::start(PipelineArgs {
+            mqtt_url: broker.url(),
+            data_dir: dirs("schemas"),
+            resources: res_dir.display().to_string(),
+            publisher: vec![],
+            ingest: vec![
                 s("--secrets-dir"),
-                dir.path().join("secrets").display().to_string(),
+                dirs("secrets"),
                 s("--trust-dir"),
-                dir.path().join("trust").display().to_string(),
+                dirs("trust"),
             ],
-            &otel("sse-ingest"),
-        )
+            env: Some(&otel),
+        })
         .await?;
+        let Pipeline {
+            publisher,
+            schema,
+            ingest,
+        } = services;
         Ok(Self {
             broker,
             source,
@@ -104,5 +92,71 @@ impl Stack {
             out.push((svc.name.clone(), st));
         }
         Ok(out)
+    }
+}
+
+/// Environment variables for a service, by its name.
+pub type EnvOf<'a> = dyn Fn(&str) -> Vec<(String, String)> + 'a;
+
+/// What the three services of one pipeline are started with.
+pub struct PipelineArgs<'a> {
+    /// Broker URL for the publisher.
+    pub mqtt_url: String,
+    /// Schema service data directory.
+    pub data_dir: String,
+    /// Ingest resources directory.
+    pub resources: String,
+    /// Extra publisher arguments.
+    pub publisher: Vec<String>,
+    /// Extra ingest arguments.
+    pub ingest: Vec<String>,
+    /// Environment per service name (e.g. OTLP settings), if any.
+    pub env: Option<&'a EnvOf<'a>>,
+}
+
+/// The three real binaries wired together: publisher, then schema pointing at it, then ingest
+/// pointing at schema.
+pub struct Pipeline {
+    /// `sse-publisher`.
+    pub publisher: Service,
+    /// `sse-schema`.
+    pub schema: Service,
+    /// `sse-ingest`.
+    pub ingest: Service,
+}
+
+impl Pipeline {
+    /// Starts the three services, each on a free port.
+    pub async fn start(args: PipelineArgs<'_>) -> anyhow::Result<Self> {
+        let env = |name: &str| args.env.map(|f| f(name)).unwrap_or_default();
+        let s = |x: &str| x.to_string();
+        let mut publisher_args = vec![s("--mqtt-url"), args.mqtt_url.clone()];
+        publisher_args.extend(args.publisher.iter().cloned());
+        let publisher =
+            Service::start("sse-publisher", &publisher_args, &env("sse-publisher")).await?;
+        let schema = Service::start(
+            "sse-schema",
+            &[
+                s("--publisher"),
+                publisher.url(),
+                s("--data-dir"),
+                args.data_dir.clone(),
+            ],
+            &env("sse-schema"),
+        )
+        .await?;
+        let mut ingest_args = vec![
+            s("--schema"),
+            schema.url(),
+            s("--resources"),
+            args.resources.clone(),
+        ];
+        ingest_args.extend(args.ingest.iter().cloned());
+        let ingest = Service::start("sse-ingest", &ingest_args, &env("sse-ingest")).await?;
+        Ok(Self {
+            publisher,
+            schema,
+            ingest,
+        })
     }
 }

@@ -15,6 +15,7 @@ use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::{Received, Subscriber};
 use sse_e2e::numbered::{NumberedSource, Numbering, number_of};
 use sse_e2e::procs::Service;
+use sse_e2e::stack::{Pipeline, PipelineArgs};
 
 const TOPIC: &str = "delivery/numbers";
 
@@ -68,40 +69,21 @@ impl Rig {
         std::fs::create_dir_all(&res)?;
         std::fs::write(res.join("numbers.yaml"), resources(&source.base_url()))?;
         let s = |x: &str| x.to_string();
-        let publisher = Service::start(
-            "sse-publisher",
-            &[
-                s("--mqtt-url"),
-                broker.url(),
-                s("--client-id"),
-                format!("delivery-pub-{name}"),
-            ],
-            &[],
-        )
-        .await?;
-        let schema = Service::start(
-            "sse-schema",
-            &[
-                s("--publisher"),
-                publisher.url(),
-                s("--data-dir"),
-                dir.path().join("schemas").display().to_string(),
-            ],
-            &[],
-        )
-        .await?;
-        let ingest = Service::start(
-            "sse-ingest",
-            &[
-                s("--schema"),
-                schema.url(),
-                s("--resources"),
-                res.display().to_string(),
+        let Pipeline {
+            publisher,
+            schema,
+            ingest,
+        } = Pipeline::start(PipelineArgs {
+            mqtt_url: broker.url(),
+            data_dir: dir.path().join("schemas").display().to_string(),
+            resources: res.display().to_string(),
+            publisher: vec![s("--client-id"), format!("delivery-pub-{name}")],
+            ingest: vec![
                 s("--checkpoint-store"),
                 dir.path().join("checkpoints.json").display().to_string(),
             ],
-            &[],
-        )
+            env: None,
+        })
         .await?;
         Ok(Self {
             broker,

@@ -11,6 +11,7 @@ use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::{Received, Subscriber};
 use sse_e2e::numbered::{NumberedSource, Numbering, number_of};
 use sse_e2e::procs::Service;
+use sse_e2e::stack::{Pipeline, PipelineArgs};
 
 struct Rig {
     broker: Mosquitto,
@@ -56,34 +57,18 @@ impl Rig {
         std::fs::create_dir_all(&res).unwrap();
         std::fs::write(res.join("r.yaml"), resources(&source.base_url())).unwrap();
         let sub = Subscriber::connect(broker.port, TOPIC).await.unwrap();
-        let s = |x: &str| x.to_string();
-        let publisher = Service::start("sse-publisher", &[s("--mqtt-url"), broker.url()], &[])
-            .await
-            .unwrap();
-        let schema = Service::start(
-            "sse-schema",
-            &[
-                s("--publisher"),
-                publisher.url(),
-                s("--data-dir"),
-                dir.path().join("schemas").display().to_string(),
-            ],
-            &[],
-        )
-        .await
-        .unwrap();
         let store = if mqtt_checkpoint {
             broker.url()
         } else {
             dir.path().join("checkpoints.json").display().to_string()
         };
-        let ingest = Service::start(
-            "sse-ingest",
-            &[
-                s("--schema"),
-                schema.url(),
-                s("--resources"),
-                res.display().to_string(),
+        let s = |x: &str| x.to_string();
+        let services = Pipeline::start(PipelineArgs {
+            mqtt_url: broker.url(),
+            data_dir: dir.path().join("schemas").display().to_string(),
+            resources: res.display().to_string(),
+            publisher: vec![],
+            ingest: vec![
                 s("--checkpoint-store"),
                 store,
                 s("--checkpoint-interval"),
@@ -91,10 +76,15 @@ impl Rig {
                 s("--status-topic"),
                 String::new(),
             ],
-            &[],
-        )
+            env: None,
+        })
         .await
         .unwrap();
+        let Pipeline {
+            publisher,
+            schema,
+            ingest,
+        } = services;
         Self {
             broker,
             source,

@@ -119,10 +119,6 @@ pub async fn run(
     Reader::new(cfg, &last_event_id, tx, token).run().await;
 }
 
-/// Bytes read from a stream's socket at a time: a few TCP segments of events. A fixed size keeps
-/// thousands of mostly idle streams small (hyper's adaptive buffer starts at 8 KiB and grows).
-const READ_BUFFER: usize = 4096;
-
 type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// How long to wait before the next attempt.
@@ -182,7 +178,6 @@ impl Reader {
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
-            .http1_read_buf_exact_size(READ_BUFFER)
             .build(connector);
         let mut parser = Parser::new(cfg.max_event_bytes);
         parser.set_last_event_id(last_event_id);
