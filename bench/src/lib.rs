@@ -59,7 +59,7 @@ pub struct Settings {
     pub contenders: Vec<String>,
     /// Wall time the harness aims to stay within; the latency scenario runs last and shortens its
     /// runs to fit (with a note in the report).
-    #[arg(long, env = "BENCH_BUDGET", default_value = "280s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "BENCH_BUDGET", default_value = "250s", value_parser = humantime::parse_duration)]
     pub budget: Duration,
     /// Measurement time of each criterion benchmark.
     #[arg(long, env = "BENCH_CRITERION_TIME", default_value = "1s", value_parser = humantime::parse_duration)]
