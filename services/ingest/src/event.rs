@@ -2,10 +2,19 @@
 //! stable across a redelivery of the same event.
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
 use crate::routing::Route;
+
+/// Now as Unix time in nanoseconds (the `received_unix_nanos` of an event).
+pub fn unix_nanos_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
 
 /// One SSE event routed to one dataset or event, on its way to the schema service.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -136,9 +136,9 @@ fn operation(o: status::OperationStatus) -> pb::OperationStatus {
 /// A stream's status as the proto message.
 pub fn stream_status(s: StreamStatus) -> pb::StreamStatus {
     pb::StreamStatus {
+        connected: s.connected(),
         key: s.key,
         url: s.url,
-        connected: s.connected,
         events_received: s.received,
         events_forwarded: s.forwarded,
         events_unmatched: s.unmatched,

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::event::RoutedEvent;
+use crate::event::{RoutedEvent, unix_nanos_now};
 use crate::resources::{Destination, Qos};
 use crate::routing::{Route, RouteKind};
 use crate::status::Status;
@@ -34,17 +34,32 @@ pub struct Reporter {
     pub out: mpsc::Sender<RoutedEvent>,
 }
 
-/// The retained messages the status should be on the broker now: topic to JSON.
-pub fn messages(status: &Status, prefix: &str) -> BTreeMap<String, String> {
+/// One retained status message: what it describes and its JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retained {
+    /// `device` or `asset`.
+    pub kind: &'static str,
+    /// Resource name.
+    pub name: String,
+    /// ADR shaped status; empty clears the retained message.
+    pub json: String,
+}
+
+/// The retained messages the status should be on the broker now, by topic.
+pub fn messages(status: &Status, prefix: &str) -> BTreeMap<String, Retained> {
     let report = status.report();
     let mut out = BTreeMap::new();
-    let mut put = |kind: &str, name: &str, json: Result<String, serde_json::Error>| {
+    let mut put = |kind: &'static str, name: &str, json: Result<String, serde_json::Error>| {
         // A name with MQTT wildcards or separators cannot be a topic level.
         if name.is_empty() || name.contains(['+', '#', '/', '\0']) {
             return;
         }
         if let Ok(json) = json {
-            out.insert(format!("{prefix}/{kind}/{name}"), json);
+            let name = name.to_string();
+            out.insert(
+                format!("{prefix}/{kind}/{name}"),
+                Retained { kind, name, json },
+            );
         }
     };
     for (name, d) in &report.devices {
@@ -59,7 +74,7 @@ pub fn messages(status: &Status, prefix: &str) -> BTreeMap<String, String> {
 impl Reporter {
     /// Publishes until `token` is cancelled or the forwarder is gone.
     pub async fn run(self, token: CancellationToken) {
-        let mut published: BTreeMap<String, String> = BTreeMap::new();
+        let mut published: BTreeMap<String, Retained> = BTreeMap::new();
         let mut seq = 0u64;
         let mut last_full = Instant::now();
         let mut tick = tokio::time::interval(CHECK_EVERY);
@@ -74,21 +89,24 @@ impl Reporter {
             if full {
                 last_full = Instant::now();
             }
-            let mut batch: Vec<(String, String)> = now
+            let mut batch: Vec<(String, Retained)> = now
                 .iter()
-                .filter(|(t, j)| full || published.get(*t) != Some(*j))
-                .map(|(t, j)| (t.clone(), j.clone()))
+                .filter(|(t, r)| full || published.get(*t) != Some(*r))
+                .map(|(t, r)| (t.clone(), r.clone()))
                 .collect();
             // Removed resources: clear their retained status.
             batch.extend(
                 published
-                    .keys()
-                    .filter(|t| !now.contains_key(*t))
-                    .map(|t| (t.clone(), String::new())),
+                    .iter()
+                    .filter(|(t, _)| !now.contains_key(*t))
+                    .map(|(t, r)| {
+                        let json = String::new();
+                        (t.clone(), Retained { json, ..r.clone() })
+                    }),
             );
-            for (topic, json) in batch {
+            for (topic, r) in batch {
                 seq += 1;
-                let ev = status_event(&topic, json, seq);
+                let ev = status_event(topic, r, seq);
                 tokio::select! {
                     r = self.out.send(ev) => if r.is_err() { return },
                     _ = token.cancelled() => return,
@@ -100,39 +118,27 @@ impl Reporter {
 }
 
 /// One status message as a routed event to a retained QoS 1 topic.
-fn status_event(topic: &str, json: String, seq: u64) -> RoutedEvent {
-    let (group, asset) = topic
-        .rsplit_once('/')
-        .map(|(head, name)| {
-            (
-                head.rsplit('/').next().unwrap_or_default().to_string(),
-                name.to_string(),
-            )
-        })
-        .unwrap_or_default();
-    let received_unix_nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+fn status_event(topic: String, r: Retained, seq: u64) -> RoutedEvent {
+    let received_unix_nanos = unix_nanos_now();
     RoutedEvent {
         id: format!("status-{received_unix_nanos}-{seq}"),
         seq,
         stream_key: Arc::from(STATUS_STREAM),
-        data: json,
+        data: r.json,
         sse_event: String::new(),
         sse_id: String::new(),
         received_unix_nanos,
         route: Arc::new(Route {
             device: String::new(),
             endpoint: String::new(),
-            asset,
+            asset: r.name,
             kind: RouteKind::Status,
-            group,
+            group: r.kind.to_string(),
             event: String::new(),
             data_source: String::new(),
             type_ref: String::new(),
             destination: Destination::Mqtt {
-                topic: topic.to_string(),
+                topic,
                 qos: Qos::AtLeastOnce,
                 retain: true,
                 ttl: None,

@@ -54,8 +54,6 @@ pub struct StreamStatus {
     pub device: String,
     /// Inbound endpoint of the device.
     pub endpoint: String,
-    /// Whether the HTTP response is open and being read.
-    pub connected: bool,
     /// Where the reader is.
     pub state: StreamState,
     /// When `state` last changed.
@@ -87,7 +85,6 @@ impl Default for StreamStatus {
             url: String::new(),
             device: String::new(),
             endpoint: String::new(),
-            connected: false,
             state: StreamState::Idle,
             since: SystemTime::UNIX_EPOCH,
             received: 0,
@@ -110,7 +107,11 @@ impl StreamStatus {
             self.state = state;
             self.since = SystemTime::now();
         }
-        self.connected = state == StreamState::Connected;
+    }
+
+    /// Whether the HTTP response is open and being read.
+    pub fn connected(&self) -> bool {
+        self.state == StreamState::Connected
     }
 
     fn from_plan(p: &StreamPlan) -> Self {
@@ -703,7 +704,7 @@ spec:
         assert_eq!(all[0].routes, ["a/b"]);
         assert_eq!(all[1].url, "http://h/x/z");
         assert_eq!(all[1].received, 2);
-        assert!(all[1].connected);
+        assert!(all[1].connected());
         assert_eq!(s.resource_errors(), [err]);
     }
 

@@ -5,14 +5,14 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth;
 use crate::checkpoint::{self, SharedProgress};
-use crate::event::{IdGen, RoutedEvent};
+use crate::event::{self, IdGen, RoutedEvent};
 use crate::routing::StreamPlan;
 use crate::sse::{self, ClientConfig, ClientEvent, ParserNotice, SseEvent};
 use crate::status::{Status, StreamState};
@@ -236,10 +236,7 @@ impl StreamTask {
     /// Routes one SSE event and hands its routed events to the forwarder (waiting while the
     /// forwarder is full: backpressure). False when shut down or the forwarder is gone.
     async fn dispatch(&mut self, e: SseEvent, token: &CancellationToken) -> bool {
-        let received_unix_nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let received_unix_nanos = event::unix_nanos_now();
         let d = self.plan.dispatch(&e.event_type);
         self.status.update(&self.key, |s| {
             s.received += 1;
