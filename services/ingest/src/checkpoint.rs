@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{ConnectProperties, Packet};
+use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -405,28 +404,15 @@ async fn mqtt_open(
     let mut opts = MqttOptions::new(client_id.clone(), host, port);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_clean_start(true);
-    let read = |p: &PathBuf, what: &str| {
-        std::fs::read_to_string(p)
-            .map(|s| s.trim_end().to_string())
-            .map_err(|e| {
-                CheckpointError::Mqtt(format!("cannot read the {what} file {}: {e}", p.display()))
-            })
+    let credentials = sse_runtime::mqtt::BrokerCredentials {
+        username: username.clone(),
+        password_file: password_file.clone(),
+        sat_file: sat_file.clone(),
     };
-    if let Some(user) = username {
-        let password = password_file
-            .as_ref()
-            .map(|p| read(p, "password"))
-            .transpose()?
-            .unwrap_or_default();
-        opts.set_credentials(user.clone(), password);
-    }
-    if let Some(sat) = sat_file {
-        let token = read(sat, "service account token")?;
-        let mut props = ConnectProperties::new();
-        props.authentication_method = Some("K8S-SAT".to_string());
-        props.authentication_data = Some(Bytes::from(token));
-        opts.set_connect_properties(props);
-    }
+    credentials
+        .apply(&mut opts)
+        .await
+        .map_err(CheckpointError::Mqtt)?;
     if tls {
         let extra = match ca_file {
             Some(f) => {
@@ -481,12 +467,17 @@ async fn mqtt_open(
         .unsubscribe(format!("{prefix}/#"))
         .await
         .map_err(|e| CheckpointError::Mqtt(e.to_string()))?;
-    tokio::spawn(drive(events, token));
+    tokio::spawn(drive(events, credentials, token));
     Ok((client, loaded))
 }
 
-/// Runs the checkpoint client's event loop (reconnecting after errors) until cancelled.
-async fn drive(mut events: EventLoop, token: CancellationToken) {
+/// Runs the checkpoint client's event loop until cancelled; after an error it reconnects with
+/// the credentials read again (a rotated password or token).
+async fn drive(
+    mut events: EventLoop,
+    credentials: sse_runtime::mqtt::BrokerCredentials,
+    token: CancellationToken,
+) {
     let mut backoff = sse_runtime::Backoff::standard();
     loop {
         tokio::select! {
@@ -500,6 +491,9 @@ async fn drive(mut events: EventLoop, token: CancellationToken) {
                     tokio::select! {
                         _ = token.cancelled() => return,
                         _ = tokio::time::sleep(delay) => {}
+                    }
+                    if let Err(e) = credentials.apply(&mut events.options).await {
+                        tracing::warn!(error = %e, "checkpoint broker credentials");
                     }
                 }
             }

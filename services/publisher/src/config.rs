@@ -170,12 +170,8 @@ pub struct MqttSettings {
     pub tls: Option<TlsFiles>,
     /// MQTT client id.
     pub client_id: String,
-    /// User name, if any.
-    pub username: Option<String>,
-    /// Password file, read at connect time.
-    pub password_file: Option<PathBuf>,
-    /// Service account token file for `K8S-SAT` authentication, read at connect time.
-    pub sat_file: Option<PathBuf>,
+    /// User name, password file and service account token file (files read at connect time).
+    pub credentials: sse_runtime::mqtt::BrokerCredentials,
     /// Keep-alive interval.
     pub keep_alive: Duration,
     /// Session expiry interval in seconds.
@@ -380,9 +376,11 @@ impl Config {
                 self.connector_id.as_deref(),
                 self.pod_name.as_deref(),
             ),
-            username: self.mqtt_username.clone().filter(|u| !u.is_empty()),
-            password_file: self.mqtt_password_file.clone(),
-            sat_file,
+            credentials: sse_runtime::mqtt::BrokerCredentials {
+                username: self.mqtt_username.clone().filter(|u| !u.is_empty()),
+                password_file: self.mqtt_password_file.clone(),
+                sat_file,
+            },
             keep_alive: Duration::from_secs(keep_alive),
             session_expiry: self
                 .mqtt_session_expiry
@@ -550,7 +548,7 @@ mod tests {
         assert_eq!(s.max_inflight, 7);
         assert_eq!(s.session_expiry, 600);
         assert_eq!(
-            s.sat_file.as_deref(),
+            s.credentials.sat_file.as_deref(),
             Some(Path::new("/var/run/secrets/tokens/broker-sat"))
         );
     }
@@ -579,7 +577,10 @@ mod tests {
         assert_eq!(s.keep_alive, Duration::from_secs(9));
         assert_eq!(s.max_inflight, 3);
         assert_eq!(s.session_expiry, 600);
-        assert_eq!(s.sat_file.as_deref(), Some(Path::new("/tmp/sat")));
+        assert_eq!(
+            s.credentials.sat_file.as_deref(),
+            Some(Path::new("/tmp/sat"))
+        );
         // the same file named by path
         let s = config(&[
             "--mqtt-connection-configuration",

@@ -84,7 +84,7 @@ use crate::state_store::{self, Hlc};
 /// How long shutdown waits for outstanding messages to be acknowledged.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The MQTT 5 authentication method of Azure IoT Operations' service account tokens.
-pub const SAT_METHOD: &str = "K8S-SAT";
+pub const SAT_METHOD: &str = sse_runtime::mqtt::SAT_METHOD;
 
 /// Resolves once the broker has the message (`Ok`), refused it for good (`Err`), or, when the
 /// sender is dropped, never: the message was not delivered and may be re-sent.
@@ -218,39 +218,7 @@ fn options(settings: &MqttSettings) -> MqttOptions {
 /// Reads the secrets and TLS files for the next connect into `options`. Errors name the file,
 /// never its content.
 async fn prepare_connect(settings: &MqttSettings, o: &mut MqttOptions) -> Result<(), String> {
-    let user = settings.username.clone();
-    match &settings.password_file {
-        None => {
-            if let Some(u) = user {
-                o.set_credentials(u, String::new());
-            }
-        }
-        Some(path) => {
-            let pw = tokio::fs::read_to_string(path).await.map_err(|e| {
-                format!("cannot read password file {}: {}", path.display(), e.kind())
-            })?;
-            let pw = pw.trim_end_matches(['\r', '\n']).to_string();
-            o.set_credentials(user.unwrap_or_default(), pw);
-        }
-    }
-    if let Some(path) = &settings.sat_file {
-        let token = tokio::fs::read(path).await.map_err(|e| {
-            format!(
-                "cannot read service account token file {}: {}",
-                path.display(),
-                e.kind()
-            )
-        })?;
-        let token = token.trim_ascii().to_vec();
-        if token.is_empty() {
-            return Err(format!(
-                "service account token file {} is empty",
-                path.display()
-            ));
-        }
-        o.set_authentication_method(Some(SAT_METHOD.to_string()));
-        o.set_authentication_data(Some(Bytes::from(token)));
-    }
+    settings.credentials.apply(o).await?;
     if let Some(files) = &settings.tls {
         let config = files.client_config().map_err(|e| e.to_string())?;
         o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));

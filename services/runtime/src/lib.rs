@@ -1,8 +1,11 @@
 //! What every sse-connector service needs, and nothing service-specific: telemetry set-up and
 //! trace-context helpers, gRPC serving with health and reflection, the shutdown signal, backoff,
-//! TLS client configuration and the exit code for bad configuration.
+//! TLS client configuration, broker credentials read at connect, and the exit code for bad
+//! configuration.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod backoff;
+pub mod mqtt;
 pub mod peers;
 pub mod serve;
 pub mod shutdown;
