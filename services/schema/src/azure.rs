@@ -62,10 +62,8 @@ pub struct AzureSettings {
     pub tls: Option<Option<PathBuf>>,
     /// MQTT client id (also the `__srcId` and part of the response topic).
     pub client_id: String,
-    /// User name, if any.
-    pub username: Option<String>,
-    /// File holding the password, read at each connect.
-    pub password_file: Option<PathBuf>,
+    /// User name, password file and service account token file (files read at each connect).
+    pub credentials: sse_runtime::mqtt::BrokerCredentials,
     /// How long one call waits for its answer.
     pub timeout: Duration,
     /// Attempts per call, counting the first.
@@ -313,23 +311,9 @@ impl Rpc {
     }
 }
 
-/// Reads the password (and TLS) for the next connect. Errors name the file, never its content.
+/// Reads the credentials (and TLS) for the next connect. Errors name the file, never its content.
 async fn prepare_connect(settings: &AzureSettings, o: &mut MqttOptions) -> Result<(), String> {
-    match (&settings.username, &settings.password_file) {
-        (u, Some(path)) => {
-            let pw = tokio::fs::read_to_string(path).await.map_err(|e| {
-                format!("cannot read password file {}: {}", path.display(), e.kind())
-            })?;
-            o.set_credentials(
-                u.clone().unwrap_or_default(),
-                pw.trim_end_matches(['\r', '\n']),
-            );
-        }
-        (Some(u), None) => {
-            o.set_credentials(u.clone(), String::new());
-        }
-        (None, None) => {}
-    }
+    settings.credentials.apply(o).await?;
     if let Some(ca) = &settings.tls {
         let extra = match ca {
             Some(path) => sse_runtime::tls::load_certs(path).map_err(|e| e.to_string())?,

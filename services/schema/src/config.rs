@@ -71,6 +71,10 @@ pub struct Config {
     /// File holding the MQTT password (read at each connect).
     #[arg(long, env = "SCHEMA_REGISTRY_MQTT_PASSWORD_FILE")]
     pub registry_mqtt_password_file: Option<PathBuf>,
+    /// Service account token file for the registry broker's `K8S-SAT` authentication (read at
+    /// each connect).
+    #[arg(long, env = "SCHEMA_REGISTRY_MQTT_SAT_FILE")]
+    pub registry_mqtt_sat_file: Option<PathBuf>,
     /// How long one registry call waits for its answer.
     #[arg(long, env = "SCHEMA_REGISTRY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub registry_timeout: Duration,
@@ -180,8 +184,11 @@ impl Config {
             port: url.port_u16().unwrap_or(default_port),
             tls,
             client_id,
-            username: self.registry_mqtt_username.clone(),
-            password_file: self.registry_mqtt_password_file.clone(),
+            credentials: sse_runtime::mqtt::BrokerCredentials {
+                username: self.registry_mqtt_username.clone(),
+                password_file: self.registry_mqtt_password_file.clone(),
+                sat_file: self.registry_mqtt_sat_file.clone(),
+            },
             timeout: self.registry_timeout,
             attempts: self.registry_attempts,
             retry_initial: Duration::from_millis(500),
