@@ -8,6 +8,11 @@ use sse_ingest::Config;
 
 const SERVICE: &str = "sse-ingest";
 
+/// mimalloc: the services allocate many small, short-lived buffers per event; glibc malloc
+/// spent up to 10% of their CPU there, consolidating (see docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // One thread: the work is I/O bound, and at low event rates a multi-thread runtime spends most
 // of its CPU waking threads (`just bench`: 370 -> 252 µs of CPU per event over the three
 // services at 1,000 events/s). Scale out with replicas.

@@ -87,6 +87,10 @@ pub struct Config {
     /// A QoS 1 publish without PUBACK for this long recycles the connection (and is re-sent).
     #[arg(long, env = "MQTT_PUBACK_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub puback_timeout: Duration,
+    /// How long acks are held to go upstream together (at most 512 at once); 0 sends each at
+    /// once. Holding them a few milliseconds spares the upstream services a wake-up per event.
+    #[arg(long, env = "ACK_DELAY", default_value = "5ms", value_parser = humantime::parse_duration)]
+    pub ack_delay: Duration,
     /// How long to wait for the state store's response to a SET before trying again.
     #[arg(long, env = "STATE_STORE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub state_store_timeout: Duration,

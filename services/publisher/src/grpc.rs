@@ -26,18 +26,32 @@ use crate::properties::{self, StoreStamp};
 pub const UNARY_WAIT: Duration = Duration::from_secs(5);
 /// Most acknowledgement batches buffered towards a slow caller.
 const RESPONSE_BUFFER: usize = 16;
+/// Acks sent at once without waiting for the ack delay.
+const ACK_BATCH: usize = 512;
 
 /// `sseconnector.v1.PublisherService` on top of the broker connection.
 #[derive(Clone)]
 pub struct PublisherGrpc {
     mqtt: Mqtt,
     shutdown: Shutdown,
+    ack_delay: Duration,
 }
 
 impl PublisherGrpc {
     /// A service publishing through `mqtt`; stream handlers stop on `shutdown`.
     pub fn new(mqtt: Mqtt, shutdown: Shutdown) -> Self {
-        Self { mqtt, shutdown }
+        Self {
+            mqtt,
+            shutdown,
+            ack_delay: Duration::ZERO,
+        }
+    }
+
+    /// Holds acks up to `delay` (or [`ACK_BATCH`] of them) to send them together: at a steady
+    /// trickle of events this spares the callers a wake-up per event (see docs/performance.md).
+    pub fn with_ack_delay(mut self, delay: Duration) -> Self {
+        self.ack_delay = delay;
+        self
     }
 
     fn stamp(&self) -> StoreStamp {
@@ -106,7 +120,16 @@ impl PublisherGrpc {
         let mut backlog: VecDeque<Event> = VecDeque::new();
         let mut waiting: FuturesUnordered<Pending> = FuturesUnordered::new();
         let mut reading = true;
+        // Acks not sent yet, and when they go at the latest.
+        let mut acks: Vec<pb::Ack> = Vec::new();
+        let flush = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(flush);
         loop {
+            if !reading && backlog.is_empty() && waiting.is_empty() {
+                // Nothing more can come: the held acks go now.
+                let _ = send_acks(&tx, &mut acks).await;
+                return;
+            }
             tokio::select! {
                 biased;
                 _ = token.cancelled(), if reading => {
@@ -114,8 +137,13 @@ impl PublisherGrpc {
                     reading = false;
                     backlog.clear();
                 }
+                _ = &mut flush, if !acks.is_empty() => {
+                    if send_acks(&tx, &mut acks).await.is_err() {
+                        return;
+                    }
+                }
                 Some(first) = waiting.next() => {
-                    let mut acks = Vec::new();
+                    let was_empty = acks.is_empty();
                     let mut undelivered = false;
                     let mut take = |a: Option<pb::Ack>| match a {
                         Some(a) => acks.push(a),
@@ -125,8 +153,12 @@ impl PublisherGrpc {
                     while let Some(Some(a)) = waiting.next().now_or_never() {
                         take(a);
                     }
-                    if !acks.is_empty() && tx.send(Ok(pb::PublishResponse { acks })).await.is_err() {
-                        return; // the caller is gone
+                    if undelivered || acks.len() >= ACK_BATCH || self.ack_delay.is_zero() {
+                        if send_acks(&tx, &mut acks).await.is_err() {
+                            return; // the caller is gone
+                        }
+                    } else if was_empty && !acks.is_empty() {
+                        flush.as_mut().reset(tokio::time::Instant::now() + self.ack_delay);
                     }
                     if undelivered {
                         let _ = tx
@@ -200,6 +232,20 @@ impl PublisherGrpc {
             }
         }
     }
+}
+
+/// Sends the held acks, if any; an error when the caller is gone.
+async fn send_acks(
+    tx: &mpsc::Sender<Result<pb::PublishResponse, Status>>,
+    acks: &mut Vec<pb::Ack>,
+) -> Result<(), ()> {
+    if acks.is_empty() {
+        return Ok(());
+    }
+    let acks = std::mem::take(acks);
+    tx.send(Ok(pb::PublishResponse { acks }))
+        .await
+        .map_err(|_| ())
 }
 
 /// Converts a proto event; on failure, the error ack to send.

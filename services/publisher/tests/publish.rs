@@ -115,13 +115,20 @@ struct Publisher {
 }
 
 async fn publisher(port: u16) -> Result<Publisher> {
-    let config = Config::try_parse_from_args(&[
+    publisher_with(port, &[]).await
+}
+
+async fn publisher_with(port: u16, extra: &[&str]) -> Result<Publisher> {
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let mut args = vec![
         "sse-publisher",
         "--mqtt-url",
-        &format!("mqtt://127.0.0.1:{port}"),
+        &url,
         "--mqtt-client-id",
         "pub-test",
-    ])?;
+    ];
+    args.extend_from_slice(extra);
+    let config = Config::try_parse_from_args(&args)?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let shutdown = Shutdown::new();
@@ -369,6 +376,50 @@ async fn publishes_events_and_acks_them() -> Result<()> {
     drop(req_tx);
     publ.shutdown.token.cancel();
     timeout(WAIT, publ.task).await???;
+    Ok(())
+}
+
+/// Acks are held (here for an hour) and go in one response once 512 are waiting, or when the
+/// caller closes its side and nothing is left in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_are_held_and_sent_together() -> Result<()> {
+    let broker = mosquitto().await?;
+    let mut sub = subscriber(broker.port, &["held/#"]).await?;
+    let publ = publisher_with(broker.port, &["--ack-delay", "1h"]).await?;
+    let mut client = PublisherServiceClient::connect(format!("http://{}", publ.addr)).await?;
+    let (req_tx, req_rx) = mpsc::channel(4);
+    let mut acks = client
+        .publish(tokio_stream::wrappers::ReceiverStream::new(req_rx))
+        .await?
+        .into_inner();
+    let events = |from: u64, to: u64| pb::PublishRequest {
+        events: (from..to)
+            .map(|i| mqtt_event(i, "held/t", pb::Qos::AtLeastOnce, false, None))
+            .collect(),
+    };
+    // 600 events with the stream open: the first response comes once 512 acks wait.
+    req_tx.send(events(0, 600)).await?;
+    let first = timeout(WAIT, acks.message())
+        .await??
+        .context("ack stream ended")?;
+    assert!(first.acks.len() >= 512, "{} acks", first.acks.len());
+    let mut seen: Vec<u64> = first.acks.iter().map(|a| a.seq).collect();
+    // The rest of them, and 3 more, go together once the caller closes its side.
+    req_tx.send(events(600, 603)).await?;
+    for _ in 0..603 {
+        timeout(WAIT, sub.recv())
+            .await?
+            .context("subscriber ended")?;
+    }
+    drop(req_tx);
+    while let Some(resp) = timeout(WAIT, acks.message()).await?? {
+        assert!(resp.acks.iter().all(|a| a.error.is_empty()), "{resp:?}");
+        seen.extend(resp.acks.iter().map(|a| a.seq));
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..603).collect::<Vec<_>>());
+    publ.shutdown.token.cancel();
+    let _ = timeout(WAIT, publ.task).await;
     Ok(())
 }
 
