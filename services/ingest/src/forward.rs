@@ -42,7 +42,8 @@ pub struct InFlight<T> {
     max_bytes: usize,
     bytes: usize,
     next: u64,
-    order: BTreeMap<u64, (T, usize)>,
+    /// Boxed: a B-tree node shifts its values on insert and remove, and an event is large.
+    order: BTreeMap<u64, Box<(T, usize)>>,
     /// Per stream key, seq to position in `order` (nested so lookups by `&str` allocate nothing).
     index: HashMap<String, HashMap<u64, u64>>,
 }
@@ -94,11 +95,11 @@ impl<T> InFlight<T> {
             None => self.index.entry(key.to_string()).or_default(),
         };
         if let Some(old) = seqs.insert(seq, self.next)
-            && let Some((_, b)) = self.order.remove(&old)
+            && let Some(old) = self.order.remove(&old)
         {
-            self.bytes -= b;
+            self.bytes -= old.1;
         }
-        self.order.insert(self.next, (item, bytes));
+        self.order.insert(self.next, Box::new((item, bytes)));
         self.bytes += bytes;
         self.next += 1;
     }
@@ -110,14 +111,14 @@ impl<T> InFlight<T> {
         if seqs.is_empty() {
             self.index.remove(key);
         }
-        let (item, b) = self.order.remove(&pos)?;
+        let (item, b) = *self.order.remove(&pos)?;
         self.bytes -= b;
         Some(item)
     }
 
     /// Every unacknowledged item, in the order it was first sent.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.order.values().map(|(item, _)| item)
+        self.order.values().map(|b| &b.0)
     }
 }
 

@@ -20,7 +20,7 @@ const DEFAULT_KEEP_ALIVE_SECS: u64 = 30;
 /// Session expiry when neither a flag nor the Azure configuration sets one.
 const DEFAULT_SESSION_EXPIRY_SECS: u32 = 3600;
 /// In-flight limit when neither a flag nor the Azure configuration sets one.
-const DEFAULT_MAX_INFLIGHT: u16 = 100;
+const DEFAULT_MAX_INFLIGHT: u16 = 1000;
 /// The file name of the connection configuration in Azure's connector configuration mount.
 const AIO_CONNECTION_FILE: &str = "MQTT_CONNECTION_CONFIGURATION";
 
@@ -81,7 +81,8 @@ pub struct Config {
     /// Start with a clean session (discards what the broker kept of the last one).
     #[arg(long, env = "MQTT_CLEAN_START")]
     pub mqtt_clean_start: bool,
-    /// Most QoS 1 publishes awaiting the broker's PUBACK at once [default: 100].
+    /// Most QoS 1 publishes awaiting the broker's PUBACK at once; the broker's receive maximum
+    /// caps it [default: 1000, the window that keeps a local broker busy, see docs/performance.md].
     #[arg(long, env = "MQTT_MAX_INFLIGHT")]
     pub max_inflight: Option<u16>,
     /// A QoS 1 publish without PUBACK for this long recycles the connection (and is re-sent).
@@ -514,7 +515,7 @@ mod tests {
         let s = with(&["--mqtt-client-id", "pub-1"]).unwrap();
         assert_eq!(s.client_id, "pub-1");
         assert_eq!(s.keep_alive, Duration::from_secs(30));
-        assert_eq!(s.max_inflight, 100);
+        assert_eq!(s.max_inflight, 1000);
         assert_eq!(s.session_expiry, 3600);
         assert!(!s.clean_start);
         assert_eq!(s.puback_timeout, Duration::from_secs(30));

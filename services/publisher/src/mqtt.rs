@@ -525,7 +525,8 @@ struct StoreWait {
 /// The bookkeeping that maps rumqttc events to messages (see the module docs).
 #[derive(Debug)]
 struct Book {
-    items: BTreeMap<u64, Item>,
+    /// Boxed: a B-tree node shifts its values on insert and remove, and an `Item` is large.
+    items: BTreeMap<u64, Box<Item>>,
     next_order: u64,
     /// Messages handed to rumqttc whose `Outgoing` event has not been seen, in order.
     expect: VecDeque<u64>,
@@ -623,14 +624,14 @@ impl Book {
         self.next_order += 1;
         self.items.insert(
             order,
-            Item {
+            Box::new(Item {
                 message: job.message,
                 reply: Some(job.reply),
                 pkid: None,
                 sent_at: None,
                 attempts: job.attempts,
                 early_response: None,
-            },
+            }),
         );
         self.expect.push_back(order);
     }
