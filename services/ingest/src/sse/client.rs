@@ -14,20 +14,14 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use sse_runtime::Backoff;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::http::{self as transport, Body, Conn};
 use super::parser::{Parser, ParserNotice, SseEvent};
 
 /// Redirects followed for one connection attempt.
@@ -119,8 +113,6 @@ pub async fn run(
     Reader::new(cfg, &last_event_id, tx, token).run().await;
 }
 
-type HttpsClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
-
 /// How long to wait before the next attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Delay {
@@ -148,7 +140,6 @@ enum Attempt {
 
 struct Reader {
     cfg: ClientConfig,
-    client: HttpsClient,
     parser: Parser,
     backoff: Backoff,
     long_backoff: Backoff,
@@ -164,28 +155,12 @@ impl Reader {
         tx: mpsc::Sender<ClientEvent>,
         token: CancellationToken,
     ) -> Self {
-        let mut tls = (*cfg.tls).clone();
-        tls.alpn_protocols.clear(); // HTTP/1.1 only; hyper-rustls refuses preset ALPN.
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(cfg.read_timeout));
-        http.set_keepalive(Some(Duration::from_secs(30)));
-        http.set_nodelay(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(0)
-            .build(connector);
         let mut parser = Parser::new(cfg.max_event_bytes);
         parser.set_last_event_id(last_event_id);
         Self {
             backoff: cfg.backoff.clone(),
             long_backoff: Backoff::new(Duration::from_secs(60), Duration::from_secs(300)),
             cfg,
-            client,
             parser,
             server_retry: None,
             tx,
@@ -291,7 +266,7 @@ impl Reader {
             };
             let response = tokio::select! {
                 () = self.token.cancelled() => return Attempt::Quit,
-                r = tokio::time::timeout(self.cfg.read_timeout, self.client.request(request)) => r,
+                r = tokio::time::timeout(self.cfg.read_timeout, open(&url, &self.cfg.tls, &request)) => r,
             };
             let response = match response {
                 Err(_) => {
@@ -315,12 +290,13 @@ impl Reader {
                         },
                     };
                 }
-                Ok(Ok(response)) => response,
+                Ok(Ok(opened)) => opened,
             };
+            let (mut conn, response, body) = response;
             if !is_redirect(response.status()) {
                 return match classify(&response) {
                     Some(outcome) => outcome,
-                    None => self.read_stream(response.into_body()).await,
+                    None => self.read_stream(&mut conn, body).await,
                 };
             }
             if redirects == MAX_REDIRECTS {
@@ -347,7 +323,7 @@ impl Reader {
     }
 
     /// Feeds the body to the parser and the events to the owner until the stream ends.
-    async fn read_stream(&mut self, mut body: Incoming) -> Attempt {
+    async fn read_stream(&mut self, conn: &mut Conn, mut body: Body) -> Attempt {
         if !self.send(ClientEvent::Connected).await {
             return Attempt::Quit;
         }
@@ -356,11 +332,15 @@ impl Reader {
         self.long_backoff.reset();
         let (mut events, mut notices) = (Vec::new(), Vec::new());
         loop {
-            let frame = tokio::select! {
+            let parser = &mut self.parser;
+            let read = tokio::select! {
                 () = self.token.cancelled() => return Attempt::Quit,
-                f = tokio::time::timeout(self.cfg.read_timeout, body.frame()) => f,
+                r = tokio::time::timeout(
+                    self.cfg.read_timeout,
+                    body.read(conn, |data| parser.feed(data, &mut events, &mut notices)),
+                ) => r,
             };
-            let frame = match frame {
+            match read {
                 Err(_) => {
                     return Attempt::Retry {
                         error: format!(
@@ -370,46 +350,67 @@ impl Reader {
                         delay: Delay::AfterStream,
                     };
                 }
-                Ok(None) => {
-                    return Attempt::Retry {
-                        error: "server closed the stream".to_owned(),
-                        delay: Delay::AfterStream,
-                    };
-                }
-                Ok(Some(Err(e))) => {
+                Ok(Err(e)) => {
                     return Attempt::Retry {
                         error: format!("stream broke: {}", error_chain(&e)),
                         delay: Delay::AfterStream,
                     };
                 }
-                Ok(Some(Ok(frame))) => frame,
-            };
-            let Ok(data) = frame.into_data() else {
-                continue; // trailers
-            };
-            self.parser.feed(&data, &mut events, &mut notices);
-            for event in events.drain(..) {
-                if !self.send(ClientEvent::Event(event)).await {
-                    return Attempt::Quit;
-                }
-            }
-            for notice in notices.drain(..) {
-                match notice {
-                    ParserNotice::Retry(ms) => self.server_retry = Some(Duration::from_millis(ms)),
-                    ParserNotice::EventTooLarge { bytes } => {
-                        tracing::warn!(
-                            bytes,
-                            limit = self.cfg.max_event_bytes,
-                            "sse event over the size limit discarded"
-                        );
+                Ok(Ok(more)) => {
+                    if !self.dispatch(&mut events, &mut notices).await {
+                        return Attempt::Quit;
                     }
-                }
-                if !self.send(ClientEvent::Notice(notice)).await {
-                    return Attempt::Quit;
+                    if !more {
+                        return Attempt::Retry {
+                            error: "server closed the stream".to_owned(),
+                            delay: Delay::AfterStream,
+                        };
+                    }
                 }
             }
         }
     }
+
+    /// Hands parsed events and notices to the owner; false when it is gone or cancelled.
+    async fn dispatch(
+        &mut self,
+        events: &mut Vec<SseEvent>,
+        notices: &mut Vec<ParserNotice>,
+    ) -> bool {
+        for event in events.drain(..) {
+            if !self.send(ClientEvent::Event(event)).await {
+                return false;
+            }
+        }
+        for notice in notices.drain(..) {
+            match notice {
+                ParserNotice::Retry(ms) => self.server_retry = Some(Duration::from_millis(ms)),
+                ParserNotice::EventTooLarge { bytes } => {
+                    tracing::warn!(
+                        bytes,
+                        limit = self.cfg.max_event_bytes,
+                        "sse event over the size limit discarded"
+                    );
+                }
+            }
+            if !self.send(ClientEvent::Notice(notice)).await {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// One request: connect, send, read the response head.
+async fn open(
+    url: &url::Url,
+    tls: &Arc<rustls::ClientConfig>,
+    request: &Request<()>,
+) -> Result<(Conn, Response<()>, Body), transport::HttpError> {
+    let mut conn = transport::connect(url, tls).await?;
+    transport::send(&mut conn, request).await?;
+    let (response, body) = transport::read_head(&mut conn).await?;
+    Ok((conn, response, body))
 }
 
 /// The GET for one hop: SSE headers, the caller's headers (same origin only), `Last-Event-ID`.
@@ -417,7 +418,7 @@ fn build_request(
     url: &url::Url,
     extra: Option<&HeaderMap>,
     last_event_id: &str,
-) -> Result<Request<Empty<Bytes>>, String> {
+) -> Result<Request<()>, String> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("unsupported URL scheme {:?}", url.scheme()));
     }
@@ -425,7 +426,7 @@ fn build_request(
         .as_str()
         .parse()
         .map_err(|_| "URL is not a valid request URI".to_owned())?;
-    let mut request = Request::new(Empty::new());
+    let mut request = Request::new(());
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
     if let Some(extra) = extra {
@@ -456,7 +457,7 @@ fn is_redirect(status: StatusCode) -> bool {
 }
 
 /// Where a redirect points, resolved against the current URL.
-fn redirect_target(current: &url::Url, response: &Response<Incoming>) -> Result<url::Url, String> {
+fn redirect_target(current: &url::Url, response: &Response<()>) -> Result<url::Url, String> {
     let status = status_text(response.status());
     let location = response
         .headers()
@@ -473,7 +474,7 @@ fn redirect_target(current: &url::Url, response: &Response<Incoming>) -> Result<
 }
 
 /// What a final (non-redirect) response means; `None` = a stream to read.
-fn classify(response: &Response<Incoming>) -> Option<Attempt> {
+fn classify(response: &Response<()>) -> Option<Attempt> {
     let status = response.status();
     let code = status.as_u16();
     let outcome = match code {
@@ -556,7 +557,7 @@ fn tls_problem(error: &(dyn StdError + 'static), url: &url::Url) -> Option<Strin
         if let Some(r) = e.downcast_ref::<rustls::Error>() {
             return Some(describe_tls(r, url.host_str().unwrap_or("")));
         }
-        // tokio-rustls and hyper-rustls wrap rustls errors in (nested) io::Errors, whose
+        // tokio-rustls wraps rustls errors in (nested) io::Errors, whose
         // `source()` skips the wrapped error: step into it instead.
         next = match e
             .downcast_ref::<std::io::Error>()
@@ -606,7 +607,7 @@ fn describe_tls(error: &rustls::Error, host: &str) -> String {
     }
 }
 
-/// An error and its causes, e.g. "client error (Connect): tcp connect error: Connection refused".
+/// An error and its causes, e.g. "tcp connect error: Connection refused (os error 111)".
 fn error_chain(error: &dyn StdError) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
