@@ -77,6 +77,7 @@ impl Reporter {
         let mut published: BTreeMap<String, Retained> = BTreeMap::new();
         let mut seq = 0u64;
         let mut last_full = Instant::now();
+        let mut last_revision = None;
         let mut tick = tokio::time::interval(CHECK_EVERY);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -84,11 +85,16 @@ impl Reporter {
                 _ = tick.tick() => {}
                 _ = token.cancelled() => return,
             }
-            let now = messages(&self.status, &self.prefix);
             let full = last_full.elapsed() >= self.interval;
+            let revision = self.status.revision();
+            if !full && last_revision == Some(revision) {
+                continue; // nothing the report shows changed
+            }
+            last_revision = Some(revision);
             if full {
                 last_full = Instant::now();
             }
+            let now = messages(&self.status, &self.prefix);
             let mut batch: Vec<(String, Retained)> = now
                 .iter()
                 .filter(|(t, r)| full || published.get(*t) != Some(*r))
