@@ -89,8 +89,9 @@ pub struct Config {
     #[arg(long, env = "MQTT_PUBACK_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub puback_timeout: Duration,
     /// How long acks are held to go upstream together (at most 512 at once); 0 sends each at
-    /// once. Holding them a few milliseconds spares the upstream services a wake-up per event.
-    #[arg(long, env = "ACK_DELAY", default_value = "5ms", value_parser = humantime::parse_duration)]
+    /// once. Holding them spares the schema service and ingest a wake-up per event at low rates;
+    /// only their in-flight windows and checkpoints see the delay, never the broker.
+    #[arg(long, env = "ACK_DELAY", default_value = "20ms", value_parser = humantime::parse_duration)]
     pub ack_delay: Duration,
     /// How long to wait for the state store's response to a SET before trying again.
     #[arg(long, env = "STATE_STORE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
