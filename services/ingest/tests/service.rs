@@ -528,9 +528,12 @@ async fn a_full_in_flight_window_stops_forwarding() {
     let client = IngestServiceClient::connect(format!("http://{ingest}"))
         .await
         .unwrap();
-    // Every SSE event was read (the routed ones wait in bounded queues) ...
-    let list = eventually("all SSE events read", 10, || {
+    let sent = || -> usize { recorder.streams.lock().unwrap().iter().map(Vec::len).sum() };
+    // Every SSE event was read (the routed ones wait in bounded queues), and the window's worth
+    // reached the schema service ...
+    let list = eventually("all SSE events read, two of them sent", 10, || {
         let mut client = client.clone();
+        let sent = sent();
         async move {
             let l = client
                 .list_streams(pb::ListStreamsRequest {})
@@ -539,13 +542,19 @@ async fn a_full_in_flight_window_stops_forwarding() {
                 .into_inner();
             let received: u64 = l.streams.iter().map(|s| s.events_received).sum();
             let forwarded: u64 = l.streams.iter().map(|s| s.events_forwarded).sum();
-            (received == 6 && forwarded == 2).then_some(l)
+            (received == 6 && forwarded == 2 && sent == 2).then_some(l)
         }
     })
     .await;
-    // ... but only the window's worth went to schema, and nothing was acknowledged.
-    let sent: usize = recorder.streams.lock().unwrap().iter().map(Vec::len).sum();
-    assert_eq!(sent, 2);
+    // ... but no more than the window's worth, and nothing was acknowledged.
+    let l = client
+        .clone()
+        .list_streams(pb::ListStreamsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(l.streams.iter().map(|s| s.events_forwarded).sum::<u64>(), 2);
+    assert_eq!(sent(), 2);
     assert!(list.streams.iter().all(|s| s.events_acknowledged == 0));
     shutdown.token.cancel();
     tokio::time::timeout(Duration::from_secs(10), run)
