@@ -76,11 +76,18 @@ impl IdGen {
 
     /// The index of the next SSE event, whose last event ID is `last_event_id`.
     pub fn next_index(&mut self, last_event_id: &str) -> u64 {
-        if self.last_id.as_deref() == Some(last_event_id) {
-            self.index += 1;
-        } else {
-            self.last_id = Some(last_event_id.to_string());
-            self.index = 0;
+        match &mut self.last_id {
+            Some(last) if last == last_event_id => self.index += 1,
+            Some(last) => {
+                // Reuses the string: the last ID changes with almost every event.
+                last.clear();
+                last.push_str(last_event_id);
+                self.index = 0;
+            }
+            None => {
+                self.last_id = Some(last_event_id.to_string());
+                self.index = 0;
+            }
         }
         self.index
     }
@@ -102,12 +109,14 @@ impl IdGen {
 
 /// Formats 16 bytes as 32 lowercase hex digits grouped like a UUID (8-4-4-4-12).
 fn uuid_like(b: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(36);
     for (i, byte) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
             s.push('-');
         }
-        s.push_str(&format!("{byte:02x}"));
+        s.push(char::from(HEX[usize::from(byte >> 4)]));
+        s.push(char::from(HEX[usize::from(byte & 0xf)]));
     }
     s
 }
