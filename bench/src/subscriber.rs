@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use anyhow::Context;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{Filter, Packet};
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::v5::mqttbytes::v5::Filter;
+use rumqttc::v5::{AsyncClient, MqttOptions};
+use sse_e2e::mqtt::subscribe_and_drive;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -158,48 +158,26 @@ impl Subscriber {
         let mut net = rumqttc::NetworkOptions::new();
         net.set_tcp_nodelay(true);
         opts.set_network_options(net);
-        let (client, mut eventloop) = AsyncClient::new(opts, 100);
+        let (client, eventloop) = AsyncClient::new(opts, 100);
         let tally = Arc::new(Mutex::new(Tally::default()));
         let (progress_tx, progress) = watch::channel(0u64);
-        let (subacked_tx, subacked_rx) = tokio::sync::oneshot::channel();
         let t = tally.clone();
-        let task = tokio::spawn(async move {
-            let mut subacked = Some(subacked_tx);
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        if let Some(tx) = subacked.take() {
-                            let _ = tx.send(());
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let now_ns = payload::now_ns();
-                        let now = Instant::now();
-                        let mut tally = t.lock().unwrap_or_else(PoisonError::into_inner);
-                        match payload::parse(&p.payload) {
-                            Some(stamp) => tally.record(stamp, now_ns, now),
-                            None => tally.foreign += 1,
-                        }
-                        let (d, done) = (tally.distinct, tally.complete_at.is_some());
-                        drop(tally);
-                        if done || d % 256 == 0 {
-                            progress_tx.send_replace(d);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        eprintln!("bench subscriber: {e}; reconnecting");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
+        let filters = vec![Filter::new(format!("{prefix}/#"), QoS::AtLeastOnce)];
+        let task = subscribe_and_drive("bench subscriber", &client, eventloop, filters, move |p| {
+            let now_ns = payload::now_ns();
+            let now = Instant::now();
+            let mut tally = t.lock().unwrap_or_else(PoisonError::into_inner);
+            match payload::parse(&p.payload) {
+                Some(stamp) => tally.record(stamp, now_ns, now),
+                None => tally.foreign += 1,
             }
-        });
-        client
-            .subscribe_many(vec![Filter::new(format!("{prefix}/#"), QoS::AtLeastOnce)])
-            .await?;
-        tokio::time::timeout(Duration::from_secs(20), subacked_rx)
-            .await
-            .context("no SUBACK from the broker")??;
+            let (d, done) = (tally.distinct, tally.complete_at.is_some());
+            drop(tally);
+            if done || d % 256 == 0 {
+                progress_tx.send_replace(d);
+            }
+        })
+        .await?;
         Ok(Self {
             tally,
             progress,

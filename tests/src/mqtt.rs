@@ -3,11 +3,51 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{Filter, Packet, PublishProperties, RetainForwardRule};
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, PublishProperties, RetainForwardRule};
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use tokio::task::JoinHandle;
+
+/// Runs `eventloop` in a task that hands every incoming publish to `on_publish` (an error is
+/// printed under `name` and retried after 100 ms: rumqttc reconnects), subscribes to `filters`
+/// and returns the task once the broker acknowledged the subscription (within 20 s).
+pub async fn subscribe_and_drive(
+    name: &str,
+    client: &AsyncClient,
+    mut eventloop: EventLoop,
+    filters: Vec<Filter>,
+    mut on_publish: impl FnMut(Publish) + Send + 'static,
+) -> anyhow::Result<JoinHandle<()>> {
+    let (subacked_tx, subacked_rx) = tokio::sync::oneshot::channel();
+    let who = name.to_owned();
+    let task = tokio::spawn(async move {
+        let mut subacked = Some(subacked_tx);
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(tx) = subacked.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => on_publish(p),
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("{who}: {e}; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    client.subscribe_many(filters).await?;
+    match tokio::time::timeout(Duration::from_secs(20), subacked_rx).await {
+        Ok(Ok(())) => Ok(task),
+        _ => {
+            task.abort();
+            anyhow::bail!("no SUBACK for {name}")
+        }
+    }
+}
 
 /// One message as the subscriber received it.
 #[derive(Debug, Clone)]
@@ -85,47 +125,29 @@ impl Subscriber {
     /// Connects with `opts` and subscribes to `filter` at QoS 1 (retain as published); the
     /// event loop reconnects on its own after an error.
     pub async fn connect_with(opts: MqttOptions, filter: &str) -> anyhow::Result<Self> {
-        let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+        let (client, eventloop) = AsyncClient::new(opts, 1000);
         let messages = Arc::new(Mutex::new(Vec::new()));
-        let (subacked_tx, subacked_rx) = tokio::sync::oneshot::channel();
         let msgs = messages.clone();
-        let task = tokio::spawn(async move {
-            let mut subacked = Some(subacked_tx);
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        if let Some(tx) = subacked.take() {
-                            let _ = tx.send(());
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let r = Received {
-                            topic: String::from_utf8_lossy(&p.topic).into_owned(),
-                            payload: p.payload.clone(),
-                            qos: match p.qos {
-                                QoS::AtMostOnce => 0,
-                                QoS::AtLeastOnce => 1,
-                                QoS::ExactlyOnce => 2,
-                            },
-                            retain: p.retain,
-                            props: p.properties.clone().unwrap_or_default(),
-                        };
-                        if let Ok(mut m) = msgs.lock() {
-                            m.push(r);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        });
         let mut f = Filter::new(filter, QoS::AtLeastOnce);
         f.preserve_retain = true;
         f.retain_forward_rule = RetainForwardRule::OnEverySubscribe;
-        client.subscribe_many(vec![f]).await?;
-        tokio::time::timeout(Duration::from_secs(20), subacked_rx)
-            .await
-            .context("no SUBACK from the broker")??;
+        let task = subscribe_and_drive("test subscriber", &client, eventloop, vec![f], move |p| {
+            let r = Received {
+                topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                payload: p.payload.clone(),
+                qos: match p.qos {
+                    QoS::AtMostOnce => 0,
+                    QoS::AtLeastOnce => 1,
+                    QoS::ExactlyOnce => 2,
+                },
+                retain: p.retain,
+                props: p.properties.clone().unwrap_or_default(),
+            };
+            if let Ok(mut m) = msgs.lock() {
+                m.push(r);
+            }
+        })
+        .await?;
         Ok(Self {
             messages,
             client,
@@ -228,76 +250,57 @@ impl StateStoreMock {
         let id = format!("statestore-mock-{}", rand_u16());
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
         opts.set_keep_alive(Duration::from_secs(10));
-        let (client, mut eventloop) = AsyncClient::new(opts, 1000);
+        let (client, eventloop) = AsyncClient::new(opts, 1000);
         let store = Arc::new(Mutex::new(std::collections::HashMap::new()));
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let (subacked_tx, subacked_rx) = tokio::sync::oneshot::channel();
         let (st, reqs, answer) = (store.clone(), requests.clone(), client.clone());
-        let task = tokio::spawn(async move {
-            let mut subacked = Some(subacked_tx);
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        if let Some(tx) = subacked.take() {
-                            let _ = tx.send(());
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let props = p.properties.clone().unwrap_or_default();
-                        let req = StoreRequest {
-                            command: resp3_array(&p.payload).unwrap_or_default(),
-                            ts: props
-                                .user_properties
-                                .iter()
-                                .find(|(k, _)| k == "__ts")
-                                .map(|(_, v)| v.clone()),
-                            correlation: props.correlation_data.clone(),
-                            response_topic: props.response_topic.clone(),
-                        };
-                        if let Ok(mut r) = reqs.lock() {
-                            r.push(req.clone());
-                        }
-                        let Some(topic) = req.response_topic.clone() else {
-                            continue; // no response topic: nowhere to answer
-                        };
-                        let (payload, version) = match policy(&req) {
-                            StoreReply::Silent => continue,
-                            StoreReply::Error(text) => (format!("-{text}\r\n").into_bytes(), None),
-                            StoreReply::Apply => apply(&req, &st),
-                        };
-                        let mut user_properties = Vec::new();
-                        if let Some(v) = version {
-                            user_properties.push(("__ts".to_string(), v));
-                        }
-                        let rp = PublishProperties {
-                            correlation_data: req.correlation.clone(),
-                            user_properties,
-                            ..Default::default()
-                        };
-                        let c = answer.clone();
-                        tokio::spawn(async move {
-                            let _ = c
-                                .publish_with_properties(
-                                    topic,
-                                    QoS::AtLeastOnce,
-                                    false,
-                                    payload,
-                                    rp,
-                                )
-                                .await;
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        let filters = vec![Filter::new(STATE_STORE_TOPIC, QoS::AtLeastOnce)];
+        let task = subscribe_and_drive(
+            "the state store mock",
+            &client,
+            eventloop,
+            filters,
+            move |p| {
+                let props = p.properties.clone().unwrap_or_default();
+                let req = StoreRequest {
+                    command: resp3_array(&p.payload).unwrap_or_default(),
+                    ts: props
+                        .user_properties
+                        .iter()
+                        .find(|(k, _)| k == "__ts")
+                        .map(|(_, v)| v.clone()),
+                    correlation: props.correlation_data.clone(),
+                    response_topic: props.response_topic.clone(),
+                };
+                if let Ok(mut r) = reqs.lock() {
+                    r.push(req.clone());
                 }
-            }
-        });
-        client
-            .subscribe(STATE_STORE_TOPIC, QoS::AtLeastOnce)
-            .await?;
-        tokio::time::timeout(Duration::from_secs(20), subacked_rx)
-            .await
-            .context("no SUBACK for the state store mock")??;
+                let Some(topic) = req.response_topic.clone() else {
+                    return; // no response topic: nowhere to answer
+                };
+                let (payload, version) = match policy(&req) {
+                    StoreReply::Silent => return,
+                    StoreReply::Error(text) => (format!("-{text}\r\n").into_bytes(), None),
+                    StoreReply::Apply => apply(&req, &st),
+                };
+                let mut user_properties = Vec::new();
+                if let Some(v) = version {
+                    user_properties.push(("__ts".to_string(), v));
+                }
+                let rp = PublishProperties {
+                    correlation_data: req.correlation.clone(),
+                    user_properties,
+                    ..Default::default()
+                };
+                let c = answer.clone();
+                tokio::spawn(async move {
+                    let _ = c
+                        .publish_with_properties(topic, QoS::AtLeastOnce, false, payload, rp)
+                        .await;
+                });
+            },
+        )
+        .await?;
         Ok(Self {
             store,
             requests,

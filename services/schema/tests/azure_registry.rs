@@ -12,11 +12,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use clap::Parser;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{Filter, Packet, PublishProperties};
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::v5::mqttbytes::v5::{Filter, PublishProperties};
+use rumqttc::v5::{AsyncClient, MqttOptions};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sse_e2e::broker::Mosquitto;
+use sse_e2e::mqtt::subscribe_and_drive;
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
 use sse_proto::v1::{GetSchemaRequest, ListSchemasRequest, PutSchemaRequest};
 use sse_runtime::Shutdown;
@@ -92,62 +93,9 @@ impl Responder {
         let state = Arc::new(Mutex::new(State::default()));
         let mut o = MqttOptions::new("schema-registry-mock", "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(30));
-        let (client, mut eventloop) = AsyncClient::new(o, 100);
-        let (subacked_tx, subacked_rx) = tokio::sync::oneshot::channel();
+        let (client, eventloop) = AsyncClient::new(o, 100);
         let st = state.clone();
         let answers = client.clone();
-        let task = tokio::spawn(async move {
-            let client = answers;
-            let mut subacked = Some(subacked_tx);
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        if let Some(tx) = subacked.take() {
-                            let _ = tx.send(());
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let topic = String::from_utf8_lossy(&p.topic).into_owned();
-                        let props = p.properties.clone().unwrap_or_default();
-                        let Some(response_topic) = props.response_topic.clone() else {
-                            continue; // nowhere to answer: the protocol drops it
-                        };
-                        let (status, body) = Self::handle(&st, &topic, &props, &p.payload);
-                        let mut user = vec![
-                            ("__stat".to_string(), status.to_string()),
-                            ("__protVer".to_string(), "1.0".to_string()),
-                        ];
-                        if status >= 400 {
-                            user.push((
-                                "__stMsg".to_string(),
-                                body["message"].as_str().unwrap_or_default().to_string(),
-                            ));
-                        }
-                        let answer = PublishProperties {
-                            correlation_data: props.correlation_data.clone(),
-                            content_type: Some("application/json".into()),
-                            payload_format_indicator: Some(1),
-                            user_properties: user,
-                            ..Default::default()
-                        };
-                        let client = client.clone();
-                        tokio::spawn(async move {
-                            let _ = client
-                                .publish_with_properties(
-                                    response_topic,
-                                    QoS::AtLeastOnce,
-                                    false,
-                                    serde_json::to_vec(&body).unwrap(),
-                                    answer,
-                                )
-                                .await;
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        });
         let filters = ["put", "get"]
             .map(|c| {
                 Filter::new(
@@ -156,11 +104,51 @@ impl Responder {
                 )
             })
             .to_vec();
-        client.subscribe_many(filters).await.unwrap();
-        tokio::time::timeout(Duration::from_secs(20), subacked_rx)
-            .await
-            .expect("no SUBACK for the responder")
-            .unwrap();
+        let task = subscribe_and_drive(
+            "the registry responder",
+            &client,
+            eventloop,
+            filters,
+            move |p| {
+                let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                let props = p.properties.clone().unwrap_or_default();
+                let Some(response_topic) = props.response_topic.clone() else {
+                    return; // nowhere to answer: the protocol drops it
+                };
+                let (status, body) = Self::handle(&st, &topic, &props, &p.payload);
+                let mut user = vec![
+                    ("__stat".to_string(), status.to_string()),
+                    ("__protVer".to_string(), "1.0".to_string()),
+                ];
+                if status >= 400 {
+                    user.push((
+                        "__stMsg".to_string(),
+                        body["message"].as_str().unwrap_or_default().to_string(),
+                    ));
+                }
+                let answer = PublishProperties {
+                    correlation_data: props.correlation_data.clone(),
+                    content_type: Some("application/json".into()),
+                    payload_format_indicator: Some(1),
+                    user_properties: user,
+                    ..Default::default()
+                };
+                let client = answers.clone();
+                tokio::spawn(async move {
+                    let _ = client
+                        .publish_with_properties(
+                            response_topic,
+                            QoS::AtLeastOnce,
+                            false,
+                            serde_json::to_vec(&body).unwrap(),
+                            answer,
+                        )
+                        .await;
+                });
+            },
+        )
+        .await
+        .expect("the responder subscribes");
         Self { state, task }
     }
 
