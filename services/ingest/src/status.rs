@@ -218,16 +218,9 @@ pub struct Status {
     revision: AtomicU64,
 }
 
-/// What of a stream's status its report shows (the error as a hash, so no copy is made).
-fn reported(s: &StreamStatus) -> (StreamState, SystemTime, u64) {
-    let error = if s.last_error.is_empty() {
-        0
-    } else {
-        let mut h = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(&s.last_error, &mut h);
-        std::hash::Hasher::finish(&h) | 1
-    };
-    (s.state, s.since, error)
+/// What of a stream's status its report shows (no allocation while there is no error).
+fn reported(s: &StreamStatus) -> (StreamState, SystemTime, String) {
+    (s.state, s.since, s.last_error.clone())
 }
 
 /// Which streams a reconciliation added, changed, removed or left alone.
@@ -295,7 +288,6 @@ impl Status {
         inner.resource_errors = resources.errors.clone();
         inner.resources = resources.clone();
         inner.loaded_at = Some(SystemTime::now());
-        drop(inner);
         self.changed();
         changes
     }
@@ -307,7 +299,6 @@ impl Status {
         let mut inner = self.lock();
         inner.partial = true;
         inner.reports_unread = reports_unread;
-        drop(inner);
         self.changed();
     }
 
@@ -320,7 +311,6 @@ impl Status {
         let before = reported(s);
         f(s);
         if reported(s) != before {
-            drop(inner);
             self.changed();
         }
     }
@@ -377,9 +367,11 @@ impl Status {
         }
         match no_schema_message(ack.no_schema_reason()) {
             Some(m) => {
-                changed |= r.last_error != m || r.error_code != "NoSchema";
-                r.last_error = m.to_string();
-                r.error_code = "NoSchema";
+                if r.last_error != m || r.error_code != "NoSchema" {
+                    r.last_error = m.to_string();
+                    r.error_code = "NoSchema";
+                    changed = true;
+                }
             }
             // A delivered event with a schema clears an earlier problem.
             None => {

@@ -38,20 +38,15 @@ pub struct PublisherGrpc {
 }
 
 impl PublisherGrpc {
-    /// A service publishing through `mqtt`; stream handlers stop on `shutdown`.
-    pub fn new(mqtt: Mqtt, shutdown: Shutdown) -> Self {
+    /// A service publishing through `mqtt`; stream handlers stop on `shutdown`. Acks are held up
+    /// to `ack_delay` (or [`ACK_BATCH`] of them) to go together: at a steady trickle of events
+    /// this spares the callers a wake-up per event (see docs/performance.md).
+    pub fn new(mqtt: Mqtt, shutdown: Shutdown, ack_delay: Duration) -> Self {
         Self {
             mqtt,
             shutdown,
-            ack_delay: Duration::ZERO,
+            ack_delay,
         }
-    }
-
-    /// Holds acks up to `delay` (or [`ACK_BATCH`] of them) to send them together: at a steady
-    /// trickle of events this spares the callers a wake-up per event (see docs/performance.md).
-    pub fn with_ack_delay(mut self, delay: Duration) -> Self {
-        self.ack_delay = delay;
-        self
     }
 
     fn stamp(&self) -> StoreStamp {

@@ -24,9 +24,11 @@ pub use error::Error;
 pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), Error> {
     let settings = config.mqtt_settings()?;
     let mqtt = mqtt::Mqtt::start(settings, &shutdown);
-    let svc = PublisherServiceServer::new(
-        grpc::PublisherGrpc::new(mqtt.clone(), shutdown.clone()).with_ack_delay(config.ack_delay),
-    );
+    let svc = PublisherServiceServer::new(grpc::PublisherGrpc::new(
+        mqtt.clone(),
+        shutdown.clone(),
+        config.ack_delay,
+    ));
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET).add_service(svc);
     let health = serving.health.clone();
     for name in ["", PUBLISHER_SERVICE] {

@@ -264,11 +264,11 @@ impl Reader {
                 Ok(request) => request,
                 Err(reason) => return Attempt::Stop(reason),
             };
-            let response = tokio::select! {
+            let opened = tokio::select! {
                 () = self.token.cancelled() => return Attempt::Quit,
                 r = tokio::time::timeout(self.cfg.read_timeout, open(&url, &self.cfg.tls, &request)) => r,
             };
-            let response = match response {
+            let (mut conn, response, body) = match opened {
                 Err(_) => {
                     return Attempt::Retry {
                         error: format!(
@@ -292,7 +292,6 @@ impl Reader {
                 }
                 Ok(Ok(opened)) => opened,
             };
-            let (mut conn, response, body) = response;
             if !is_redirect(response.status()) {
                 return match classify(&response) {
                     Some(outcome) => outcome,
