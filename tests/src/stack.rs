@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::broker::Mosquitto;
+use crate::mqtt::Subscriber;
 use crate::otlp::OtlpReceiver;
 use crate::procs::Service;
 use crate::source::{Feed, SseSource};
@@ -28,9 +29,14 @@ pub struct Stack {
 
 impl Stack {
     /// Starts the stack. `resources` gets the SSE source's base URL (`http://127.0.0.1:PORT`) and
-    /// returns the YAML written to `resources/resources.yaml`.
-    pub async fn start(feed: Feed, resources: impl Fn(&str) -> String) -> anyhow::Result<Self> {
+    /// returns the YAML written to `resources/resources.yaml`. With it comes a subscriber on
+    /// `e2e/#`, subscribed before the services start, so it sees every event they publish.
+    pub async fn start(
+        feed: Feed,
+        resources: impl Fn(&str) -> String,
+    ) -> anyhow::Result<(Self, Subscriber)> {
         let broker = Mosquitto::start().await?;
+        let sub = Subscriber::connect(broker.port, "e2e/#").await?;
         let otlp = OtlpReceiver::start().await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let source = SseSource::start(listener, feed)?;
@@ -71,15 +77,18 @@ impl Stack {
             schema,
             ingest,
         } = services;
-        Ok(Self {
-            broker,
-            source,
-            otlp,
-            publisher,
-            schema,
-            ingest,
-            dir,
-        })
+        Ok((
+            Self {
+                broker,
+                source,
+                otlp,
+                publisher,
+                schema,
+                ingest,
+                dir,
+            },
+            sub,
+        ))
     }
 
     /// Stops every service with SIGTERM and returns their exit statuses (ingest first).

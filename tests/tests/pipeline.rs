@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use sse_e2e::grpcurl;
-use sse_e2e::mqtt::{Received, Subscriber};
+use sse_e2e::mqtt::Received;
 use sse_e2e::source::{Feed, Reply, block, blocks_then_hold};
 use sse_e2e::stack::Stack;
 
@@ -122,10 +122,7 @@ fn check_common(m: &Received, subject: &str, sse_event: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipeline_delivers_datasets_and_events_with_every_property() {
-    let stack = Stack::start(feed(), resources).await.unwrap();
-    let sub = Subscriber::connect(stack.broker.port, "e2e/#")
-        .await
-        .unwrap();
+    let (stack, sub) = Stack::start(feed(), resources).await.unwrap();
     let msgs = sub
         .wait_until("3 readings, 1 overheat, 1 heartbeat", |m| {
             on(m, "e2e/readings").len() >= 3
@@ -230,10 +227,7 @@ async fn pipeline_delivers_datasets_and_events_with_every_property() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_apis_answer_grpcurl() {
-    let stack = Stack::start(feed(), resources).await.unwrap();
-    let sub = Subscriber::connect(stack.broker.port, "e2e/#")
-        .await
-        .unwrap();
+    let (stack, sub) = Stack::start(feed(), resources).await.unwrap();
     let msgs = sub
         .wait_until("the first reading", |m| !on(m, "e2e/readings").is_empty())
         .await
@@ -361,10 +355,7 @@ async fn grpc_apis_answer_grpcurl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_per_event_across_all_services() {
-    let stack = Stack::start(feed(), resources).await.unwrap();
-    let sub = Subscriber::connect(stack.broker.port, "e2e/#")
-        .await
-        .unwrap();
+    let (stack, sub) = Stack::start(feed(), resources).await.unwrap();
     let msgs = sub
         .wait_until("a reading", |m| !on(m, "e2e/readings").is_empty())
         .await
@@ -416,10 +407,7 @@ async fn one_trace_per_event_across_all_services() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_exit_cleanly_on_sigterm() {
-    let mut stack = Stack::start(feed(), resources).await.unwrap();
-    let sub = Subscriber::connect(stack.broker.port, "e2e/#")
-        .await
-        .unwrap();
+    let (mut stack, sub) = Stack::start(feed(), resources).await.unwrap();
     sub.wait_until("a reading", |m| !on(m, "e2e/readings").is_empty())
         .await
         .unwrap();

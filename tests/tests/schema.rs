@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 use sse_e2e::grpcurl;
-use sse_e2e::mqtt::{Received, Subscriber};
+use sse_e2e::mqtt::Received;
 use sse_e2e::source::{Feed, Reply, block, blocks_then_hold};
 use sse_e2e::stack::Stack;
 
@@ -141,10 +141,7 @@ fn check(seen: &BTreeMap<String, Vec<String>>, events: &[(&str, &str, &str)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_on_the_broker_survive_a_schema_restart_and_grpcurl_shows_them() {
     let after = Arc::new(AtomicBool::new(false));
-    let mut stack = Stack::start(feed(after.clone()), resources).await.unwrap();
-    let sub = Subscriber::connect(stack.broker.port, "e2e/#")
-        .await
-        .unwrap();
+    let (mut stack, sub) = Stack::start(feed(after.clone()), resources).await.unwrap();
     let msgs = sub
         .wait_until("the events before the restart", |m| {
             let seen = by_id(m);

@@ -97,14 +97,11 @@ async fn resumes_with_last_event_id_drops_partial_blocks_and_honours_id_reset() 
         ("/n", _) => Reply::Sse(blocks_then_hold(vec![block(None, None, r#"{"n":5}"#)])),
         _ => Reply::not_found(),
     });
-    let stack = Stack::start(feed, |base| {
+    let (stack, sub) = Stack::start(feed, |base| {
         device(base) + &asset("counter", &[("numbers", "/n", "e2e/n")])
     })
     .await
     .unwrap();
-    let sub = Subscriber::connect(stack.broker.port, "e2e/#")
-        .await
-        .unwrap();
     let msgs = sub
         .wait_until("events 1..5", |m| numbers(m, "e2e/n").len() >= 5)
         .await
@@ -153,7 +150,7 @@ async fn unavailable_recovers_while_204_and_wrong_type_stop_with_status() {
         ),
         _ => Reply::not_found(),
     });
-    let stack = Stack::start(feed, |base| {
+    let (stack, sub) = Stack::start(feed, |base| {
         device(base)
             + &asset(
                 "plant",
@@ -167,9 +164,6 @@ async fn unavailable_recovers_while_204_and_wrong_type_stop_with_status() {
     .await
     .unwrap();
     let status_sub = Subscriber::connect(stack.broker.port, "sse-connector/status/#")
-        .await
-        .unwrap();
-    let sub = Subscriber::connect(stack.broker.port, "e2e/#")
         .await
         .unwrap();
     sub.wait_until("the event after the 503", |m| {
@@ -309,16 +303,13 @@ async fn an_edited_resource_file_takes_effect_without_disturbing_other_streams()
             }
         })
     };
-    let stack = Stack::start(feed, |base| {
+    let (stack, sub) = Stack::start(feed, |base| {
         device(base) + &asset("one", &[("a", "/a", "e2e/a")])
     })
     .await
     .unwrap();
     let file = stack.dir.path().join("resources/resources.yaml");
     let base = stack.source.base_url();
-    let sub = Subscriber::connect(stack.broker.port, "e2e/#")
-        .await
-        .unwrap();
     sub.wait_until("the first stream", |m| numbers(m, "e2e/a") == [1])
         .await
         .unwrap();
