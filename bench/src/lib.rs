@@ -61,6 +61,10 @@ pub struct Settings {
     /// runs to fit (with a note in the report).
     #[arg(long, env = "BENCH_BUDGET", default_value = "250s", value_parser = humantime::parse_duration)]
     pub budget: Duration,
+    /// Event rate of the latency scenario, events/s over its 100 streams (the load is
+    /// 1000; other rates show how the cost per event depends on the gap between events).
+    #[arg(long, env = "BENCH_LATENCY_RATE", default_value_t = 1000.0)]
+    pub latency_rate: f64,
     /// Measurement time of each criterion benchmark.
     #[arg(long, env = "BENCH_CRITERION_TIME", default_value = "1s", value_parser = humantime::parse_duration)]
     pub criterion_time: Duration,
@@ -196,7 +200,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     }
     if settings.on("latency") {
         let t = Instant::now();
-        let (streams, rate) = (100u32, 1000.0);
+        let (streams, rate) = (100u32, settings.latency_rate);
         let contenders =
             settings.contenders([(Kind::Pipeline, 0), (Kind::Raw, 0), (Kind::Python, 0)]);
         let wanted = settings.scaled(20.0, 2.0);
