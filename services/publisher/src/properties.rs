@@ -101,7 +101,7 @@ pub fn event_message(
                 payload: ev.data.clone(),
                 properties: PublishProperties {
                     message_expiry_interval: m.ttl_seconds,
-                    content_type: Some(event_content_type(ev).to_string()),
+                    content_type: Some(content_type(&ev.data).to_string()),
                     user_properties: cloud_event_properties(ev, traceparent)?,
                     ..Default::default()
                 },
@@ -154,16 +154,6 @@ pub fn content_type(data: &[u8]) -> &'static str {
         JSON
     } else {
         TEXT
-    }
-}
-
-/// The content type of an event's data: JSON when the schema service tagged it with a schema (it
-/// infers schemas only from data that parsed as JSON), else decided by parsing the data.
-pub fn event_content_type(ev: &Event) -> &'static str {
-    if ev.dataschema.is_empty() {
-        content_type(&ev.data)
-    } else {
-        JSON
     }
 }
 
@@ -401,20 +391,6 @@ mod tests {
         for text in [&b""[..], b"hello", b"{", b"{} {}", b"\xff"] {
             assert_eq!(content_type(text), TEXT, "{text:?}");
         }
-    }
-
-    #[test]
-    fn an_event_with_a_schema_is_json_without_parsing_it_again() {
-        let mut ev = Event {
-            data: Bytes::from_static(b"not json"),
-            ..Default::default()
-        };
-        assert_eq!(event_content_type(&ev), TEXT);
-        ev.dataschema = "aio-sr://ns/N:1".into();
-        assert_eq!(event_content_type(&ev), JSON);
-        ev.data = Bytes::from_static(b"{\"a\":1}");
-        ev.dataschema.clear();
-        assert_eq!(event_content_type(&ev), JSON);
     }
 
     #[test]
