@@ -25,6 +25,9 @@ pub enum Kind {
     Raw,
     /// httpx-sse + paho-mqtt, one reader thread per stream.
     Python,
+    /// The pipeline again, from the binaries in `BENCH_BASELINE` (another build, for an A/B
+    /// comparison within one run).
+    Baseline,
 }
 
 impl Kind {
@@ -34,6 +37,7 @@ impl Kind {
             Kind::Pipeline => "pipeline",
             Kind::Raw => "raw",
             Kind::Python => "python",
+            Kind::Baseline => "baseline",
         }
     }
 }
@@ -99,9 +103,14 @@ impl Contender {
             Kind::Raw => Feed::Raw(Arc::new(
                 RawPublisher::connect(broker.port, &prefix, streams).await?,
             )),
-            Kind::Pipeline => {
+            Kind::Pipeline | Kind::Baseline => {
+                let bins = match kind {
+                    Kind::Baseline => crate::baseline_dir()
+                        .ok_or_else(|| anyhow::anyhow!("baseline: BENCH_BASELINE is not set"))?,
+                    _ => sse_e2e::procs::bin_dir(),
+                };
                 let source = LoadSource::start(streams, Duration::from_secs(15)).await?;
-                let p = Pipeline::start(broker, &source, streams, &prefix).await?;
+                let p = Pipeline::start(&bins, broker, &source, streams, &prefix).await?;
                 Feed::Sse(source, Bridging::Pipeline(Box::new(p)))
             }
             Kind::Python => {

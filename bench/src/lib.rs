@@ -65,6 +65,11 @@ pub struct Settings {
     /// 1000; other rates show how the cost per event depends on the gap between events).
     #[arg(long, env = "BENCH_LATENCY_RATE", default_value_t = 1000.0, value_parser = positive_rate)]
     pub latency_rate: f64,
+    /// Directory of another build of the three services (e.g. main's `target/release`, copied):
+    /// runs it as the contender `baseline` next to the pipeline in the throughput and latency
+    /// scenarios, interleaved, so a change is judged within one run on this noisy machine.
+    #[arg(long, env = "BENCH_BASELINE")]
+    pub baseline: Option<PathBuf>,
     /// Measurement time of each criterion benchmark.
     #[arg(long, env = "BENCH_CRITERION_TIME", default_value = "1s", value_parser = humantime::parse_duration)]
     pub criterion_time: Duration,
@@ -90,15 +95,26 @@ impl Settings {
         self.only.iter().any(|s| s.trim() == scenario)
     }
 
-    fn contenders(&self, all: [(Kind, u64); 3]) -> Vec<(Kind, u64)> {
+    /// The selected contenders in interleaving order; the baseline runs whenever one is given.
+    fn contenders(&self, all: [(Kind, u64); 4]) -> Vec<(Kind, u64)> {
         all.into_iter()
-            .filter(|(k, _)| self.contenders.iter().any(|c| c.trim() == k.name()))
+            .filter(|(k, _)| match k {
+                Kind::Baseline => self.baseline.is_some(),
+                _ => self.contenders.iter().any(|c| c.trim() == k.name()),
+            })
             .collect()
     }
 
     fn scaled(&self, n: f64, min: f64) -> f64 {
         (n * self.scale).max(min)
     }
+}
+
+static BASELINE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Where the baseline contender's binaries are, when one was given.
+pub fn baseline_dir() -> Option<PathBuf> {
+    BASELINE.get().cloned()
 }
 
 /// The workspace root (this crate's parent directory).
@@ -110,6 +126,24 @@ pub fn workspace_root() -> PathBuf {
 /// Runs the selected scenarios and writes the report.
 pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     let started = Instant::now();
+    if let Some(dir) = &settings.baseline {
+        for bin in ["sse-ingest", "sse-schema", "sse-publisher"] {
+            anyhow::ensure!(
+                dir.join(bin).is_file(),
+                "BENCH_BASELINE {}: no {bin} there",
+                dir.display()
+            );
+        }
+        let _ = BASELINE.set(dir.clone());
+    }
+    let baseline_note = settings.baseline.as_ref().map(|d| {
+        format!(
+            "`baseline` is the pipeline again from the binaries in {} (BENCH_BASELINE), \
+             interleaved with `pipeline` (the binaries in {}): compare the two within this run.",
+            d.display(),
+            sse_e2e::procs::bin_dir().display()
+        )
+    });
     let machine = machine::Machine::detect();
     let broker = Mosquitto::start().await?;
     let mut report = Report {
@@ -122,7 +156,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         idle: None,
         micro: vec![],
         targets: vec![],
-        notes: vec![],
+        notes: baseline_note.into_iter().collect(),
         timings: vec![],
         seconds: 0.0,
     };
@@ -150,6 +184,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
                 streams1,
                 &settings.contenders([
                     (Kind::Pipeline, per_stream1),
+                    (Kind::Baseline, per_stream1),
                     (Kind::Raw, per_stream1),
                     (Kind::Python, py),
                 ]),
@@ -219,8 +254,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
                  1,000: its p99 and CPU targets are set for 1,000 events/s."
             ));
         }
-        let contenders =
-            settings.contenders([(Kind::Pipeline, 0), (Kind::Raw, 0), (Kind::Python, 0)]);
+        let contenders = settings.contenders([
+            (Kind::Pipeline, 0),
+            (Kind::Baseline, 0),
+            (Kind::Raw, 0),
+            (Kind::Python, 0),
+        ]);
         let wanted = settings.scaled(20.0, 2.0);
         // Runs last and gets what is left of the time budget (setup and tails take ~15 s).
         let left = settings.budget.as_secs_f64() - started.elapsed().as_secs_f64() - 15.0;
@@ -283,8 +322,31 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_baseline_runs_only_when_given_and_right_after_the_pipeline() {
+        use clap::Parser;
+        let all = [
+            (Kind::Pipeline, 1),
+            (Kind::Baseline, 2),
+            (Kind::Raw, 3),
+            (Kind::Python, 4),
+        ];
+        let kinds = |args: &[&str]| -> Vec<Kind> {
+            let s =
+                Settings::try_parse_from(std::iter::once("sse-bench").chain(args.iter().copied()))
+                    .unwrap();
+            s.contenders(all).into_iter().map(|(k, _)| k).collect()
+        };
+        assert_eq!(kinds(&[]), [Kind::Pipeline, Kind::Raw, Kind::Python]);
+        assert_eq!(
+            kinds(&["--baseline", "/b", "--contenders", "pipeline"]),
+            [Kind::Pipeline, Kind::Baseline]
+        );
+    }
 
     #[test]
     fn latency_rate_must_be_a_positive_finite_rate() {

@@ -2,6 +2,8 @@
 //! wired together, with Device and Asset resources generated for K streams of the load source.
 
 use std::fmt::Write;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use sse_e2e::broker::Mosquitto;
@@ -65,8 +67,10 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts publisher, schema and ingest (in that order) for `streams` streams of `source`.
+    /// Starts publisher, schema and ingest (in that order), the binaries in `bin_dir`, for
+    /// `streams` streams of `source`.
     pub async fn start(
+        bin_dir: &Path,
         broker: &Mosquitto,
         source: &LoadSource,
         streams: u32,
@@ -83,23 +87,27 @@ impl Pipeline {
         )?;
         let s = |x: &str| x.to_string();
         let quiet = [(s("RUST_LOG"), s("warn"))];
-        let publisher =
-            Service::start("sse-publisher", &[s("--mqtt-url"), broker.url()], &quiet).await?;
-        let schema = Service::start(
+        let quiet = &quiet[..];
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        let start = |name: &str, args: Vec<String>| {
+            let path = bin_dir.join(name);
+            async move { Service::start_at(&path, any_port, &args, quiet).await }
+        };
+        let publisher = start("sse-publisher", vec![s("--mqtt-url"), broker.url()]).await?;
+        let schema = start(
             "sse-schema",
-            &[
+            vec![
                 s("--publisher"),
                 publisher.url(),
                 s("--data-dir"),
                 dir.path().join("schemas").display().to_string(),
             ],
-            &quiet,
         )
         .await?;
         let path = |d: &str| dir.path().join(d).display().to_string();
-        let ingest = Service::start(
+        let ingest = start(
             "sse-ingest",
-            &[
+            vec![
                 s("--schema"),
                 schema.url(),
                 s("--resources"),
@@ -109,7 +117,6 @@ impl Pipeline {
                 s("--trust-dir"),
                 path("trust"),
             ],
-            &quiet,
         )
         .await?;
         Ok(Self {

@@ -40,6 +40,7 @@ pub struct Service {
     child: Child,
     /// Every line it wrote to stderr (logs), for assertions and failure output.
     pub logs: Arc<Mutex<Vec<String>>>,
+    path: PathBuf,
     args: Vec<String>,
     envs: Vec<(String, String)>,
 }
@@ -61,13 +62,27 @@ impl Service {
         args: &[String],
         envs: &[(String, String)],
     ) -> anyhow::Result<Self> {
-        let path = bin_dir().join(name);
+        Self::start_at(&bin_dir().join(name), listen, args, envs).await
+    }
+
+    /// Starts the binary at `path` (another build of a service, e.g. a benchmark's baseline)
+    /// listening on `listen`, with `args` and `envs`.
+    pub async fn start_at(
+        path: &std::path::Path,
+        listen: SocketAddr,
+        args: &[String],
+        envs: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .context("binary path has no file name")?;
         anyhow::ensure!(
             path.exists(),
             "{} is not built: run `cargo build --workspace --bins` (just test does)",
             path.display()
         );
-        let mut cmd = Command::new(&path);
+        let mut cmd = Command::new(path);
         cmd.arg("--listen")
             .arg(listen.to_string())
             .args(args)
@@ -117,6 +132,7 @@ impl Service {
             addr,
             child,
             logs,
+            path: path.to_path_buf(),
             args: args.to_vec(),
             envs: envs.to_vec(),
         })
@@ -133,7 +149,7 @@ impl Service {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         let started = tokio::time::Instant::now();
         let next = loop {
-            match Self::start_on(&self.name, self.addr, &self.args, &self.envs).await {
+            match Self::start_at(&self.path, self.addr, &self.args, &self.envs).await {
                 Ok(next) => break next,
                 // The old socket may linger for a moment after a kill.
                 Err(e) if started.elapsed() < Duration::from_secs(20) => {
