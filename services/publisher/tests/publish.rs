@@ -151,6 +151,23 @@ impl ParseArgs for Config {
     }
 }
 
+/// Connects to the publisher at `addr` and opens a Publish stream: where requests go in and the
+/// acks come out.
+async fn open_publish(
+    addr: SocketAddr,
+) -> Result<(
+    mpsc::Sender<pb::PublishRequest>,
+    tonic::Streaming<pb::PublishResponse>,
+)> {
+    let mut client = PublisherServiceClient::connect(format!("http://{addr}")).await?;
+    let (req_tx, req_rx) = mpsc::channel(4);
+    let acks = client
+        .publish(tokio_stream::wrappers::ReceiverStream::new(req_rx))
+        .await?
+        .into_inner();
+    Ok((req_tx, acks))
+}
+
 fn user_props(p: &Publish) -> Vec<(String, String)> {
     p.properties
         .as_ref()
@@ -386,12 +403,7 @@ async fn acks_are_held_and_sent_together() -> Result<()> {
     let broker = mosquitto().await?;
     let mut sub = subscriber(broker.port, &["held/#"]).await?;
     let publ = publisher_with(broker.port, &["--ack-delay", "1h"]).await?;
-    let mut client = PublisherServiceClient::connect(format!("http://{}", publ.addr)).await?;
-    let (req_tx, req_rx) = mpsc::channel(4);
-    let mut acks = client
-        .publish(tokio_stream::wrappers::ReceiverStream::new(req_rx))
-        .await?
-        .into_inner();
+    let (req_tx, mut acks) = open_publish(publ.addr).await?;
     let events = |from: u64, to: u64| pb::PublishRequest {
         events: (from..to)
             .map(|i| mqtt_event(i, "held/t", pb::Qos::AtLeastOnce, false, None))
@@ -490,12 +502,7 @@ async fn resumes_after_the_broker_restarts() -> Result<()> {
     let mut broker = mosquitto().await?;
     let port = broker.port;
     let publ = publisher(port).await?;
-    let mut client = PublisherServiceClient::connect(format!("http://{}", publ.addr)).await?;
-    let (req_tx, req_rx) = mpsc::channel(4);
-    let mut acks = client
-        .publish(tokio_stream::wrappers::ReceiverStream::new(req_rx))
-        .await?
-        .into_inner();
+    let (req_tx, mut acks) = open_publish(publ.addr).await?;
     req_tx
         .send(pb::PublishRequest {
             events: vec![mqtt_event(
