@@ -127,7 +127,7 @@ pub fn workspace_root() -> PathBuf {
 pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     let started = Instant::now();
     if let Some(dir) = &settings.baseline {
-        for bin in ["sse-ingest", "sse-schema", "sse-publisher"] {
+        for bin in pipeline::BINARIES {
             anyhow::ensure!(
                 dir.join(bin).is_file(),
                 "BENCH_BASELINE {}: no {bin} there",

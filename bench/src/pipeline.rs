@@ -12,6 +12,9 @@ use sse_e2e::procs::Service;
 use crate::procstat;
 use crate::source::LoadSource;
 
+/// The binaries of the pipeline, in the order they start.
+pub const BINARIES: [&str; 3] = ["sse-publisher", "sse-schema", "sse-ingest"];
+
 /// Datasets per generated asset.
 const DATASETS_PER_ASSET: u32 = 100;
 
@@ -93,9 +96,10 @@ impl Pipeline {
             let path = bin_dir.join(name);
             async move { Service::start_at(&path, any_port, &args, quiet).await }
         };
-        let publisher = start("sse-publisher", vec![s("--mqtt-url"), broker.url()]).await?;
+        let [publisher_bin, schema_bin, ingest_bin] = BINARIES;
+        let publisher = start(publisher_bin, vec![s("--mqtt-url"), broker.url()]).await?;
         let schema = start(
-            "sse-schema",
+            schema_bin,
             vec![
                 s("--publisher"),
                 publisher.url(),
@@ -106,7 +110,7 @@ impl Pipeline {
         .await?;
         let path = |d: &str| dir.path().join(d).display().to_string();
         let ingest = start(
-            "sse-ingest",
+            ingest_bin,
             vec![
                 s("--schema"),
                 schema.url(),
