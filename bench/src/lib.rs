@@ -97,12 +97,7 @@ impl Settings {
 
     /// The selected contenders in interleaving order; the baseline runs whenever one is given.
     fn contenders(&self, all: [(Kind, u64); 4]) -> Vec<(Kind, u64)> {
-        all.into_iter()
-            .filter(|(k, _)| match k {
-                Kind::Baseline => self.baseline.is_some(),
-                _ => self.contenders.iter().any(|c| c.trim() == k.name()),
-            })
-            .collect()
+        select(all, &self.contenders, self.baseline.is_some())
     }
 
     fn scaled(&self, n: f64, min: f64) -> f64 {
@@ -321,6 +316,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// Keeps the contenders named in `names` (and the baseline when there is one), in `all`'s order.
+fn select(all: [(Kind, u64); 4], names: &[String], baseline: bool) -> Vec<(Kind, u64)> {
+    all.into_iter()
+        .filter(|(k, _)| match k {
+            Kind::Baseline => baseline,
+            _ => names.iter().any(|c| c.trim() == k.name()),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -328,24 +333,39 @@ mod tests {
 
     #[test]
     fn the_baseline_runs_only_when_given_and_right_after_the_pipeline() {
-        use clap::Parser;
+        // Selection is tested apart from clap, which would also read BENCH_* from the shell.
         let all = [
             (Kind::Pipeline, 1),
             (Kind::Baseline, 2),
             (Kind::Raw, 3),
             (Kind::Python, 4),
         ];
-        let kinds = |args: &[&str]| -> Vec<Kind> {
-            let s =
-                Settings::try_parse_from(std::iter::once("sse-bench").chain(args.iter().copied()))
-                    .unwrap();
-            s.contenders(all).into_iter().map(|(k, _)| k).collect()
+        let kinds = |names: &[&str], baseline: bool| -> Vec<Kind> {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            select(all, &names, baseline)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
         };
-        assert_eq!(kinds(&[]), [Kind::Pipeline, Kind::Raw, Kind::Python]);
+        let every = ["pipeline", "raw", "python"];
         assert_eq!(
-            kinds(&["--baseline", "/b", "--contenders", "pipeline"]),
-            [Kind::Pipeline, Kind::Baseline]
+            kinds(&every, false),
+            [Kind::Pipeline, Kind::Raw, Kind::Python]
         );
+        assert_eq!(kinds(&["pipeline"], true), [Kind::Pipeline, Kind::Baseline]);
+        assert_eq!(kinds(&[" raw "], false), [Kind::Raw]);
+    }
+
+    #[test]
+    fn the_default_contenders_are_the_pipeline_and_both_baselines() {
+        use clap::Parser;
+        // Only when the shell does not choose them itself.
+        if std::env::var_os("BENCH_CONTENDERS").is_some() {
+            return;
+        }
+        let s = Settings::try_parse_from(["sse-bench"]).unwrap();
+        let names: Vec<&str> = s.contenders.iter().map(|c| c.trim()).collect();
+        assert_eq!(names, ["pipeline", "raw", "python"]);
     }
 
     #[test]
