@@ -346,6 +346,13 @@ async fn connection(
     let mut draining: Option<Instant> = None;
     let mut disconnect_sent = false;
     let mut last_failure: Option<String> = None;
+    // Made once, not at every turn of the loop below (which turns about twice per event): the
+    // stop signal and one timer for whichever deadline is next (drain, PUBACK, state store).
+    let stopped = token.clone().cancelled_owned();
+    tokio::pin!(stopped);
+    let timer = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
     loop {
         if let Some(d) = delay.take() {
             if draining.is_some() {
@@ -373,17 +380,25 @@ async fn connection(
                     };
                     book.admit(job, &client);
                 }
-                let far = Instant::now() + Duration::from_secs(3600);
-                let deadline = draining.unwrap_or(far);
                 let puback_deadline = book
                     .oldest_unacked()
                     .map(|t| t + settings.puback_timeout)
                     .filter(|_| book.connected);
                 let store_deadline = book.next_store_deadline();
+                let next = [draining, puback_deadline, store_deadline]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                if next != armed {
+                    if let Some(at) = next {
+                        timer.as_mut().reset(at);
+                    }
+                    armed = next;
+                }
                 tokio::select! {
                     biased;
                     ev = &mut poll => break Outcome::Polled(Box::new(ev)),
-                    _ = token.cancelled(), if draining.is_none() => {
+                    _ = &mut stopped, if draining.is_none() => {
                         draining = Some(Instant::now() + DRAIN_TIMEOUT);
                         jobs.close();
                         if book.idle() && book.connected && !disconnect_sent {
@@ -393,16 +408,30 @@ async fn connection(
                             break Outcome::Deadline;
                         }
                     }
-                    _ = tokio::time::sleep_until(deadline), if draining.is_some() => break Outcome::Deadline,
-                    _ = tokio::time::sleep_until(puback_deadline.unwrap_or(far)), if puback_deadline.is_some() => {
-                        break Outcome::PubackTimeout;
-                    }
-                    _ = tokio::time::sleep_until(store_deadline.unwrap_or(far)), if store_deadline.is_some() => {
-                        book.expire_store(Instant::now());
+                    _ = &mut timer, if armed.is_some() => {
+                        armed = None; // fired: set again on the next turn
+                        let now = Instant::now();
+                        let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
+                        if due(draining) {
+                            break Outcome::Deadline;
+                        }
+                        if due(puback_deadline) {
+                            break Outcome::PubackTimeout;
+                        }
+                        if due(store_deadline) {
+                            book.expire_store(now);
+                        }
                     }
                     job = jobs.recv(), if book.connected && draining.is_none() && book.items.len() < book.limit => {
                         match job {
-                            Some(job) => book.admit(job, &client),
+                            Some(job) => {
+                                book.admit(job, &client);
+                                // At full speed more are waiting: take them in this turn.
+                                while book.items.len() < book.limit {
+                                    let Ok(job) = jobs.try_recv() else { break };
+                                    book.admit(job, &client);
+                                }
+                            }
                             None => draining = Some(Instant::now() + DRAIN_TIMEOUT),
                         }
                     }
