@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sse_runtime::telemetry::EventTrace;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -244,15 +245,24 @@ impl StreamTask {
             s.last_event_id.clone_from(&e.last_event_id);
         });
         let index = self.ids.next_index(&e.last_event_id);
-        let span = tracing::info_span!(
-            parent: None,
-            "sse event",
-            otel.name = "sse event",
-            sse.stream = %self.key,
-            sse.event = %e.event_type,
-            sse.routes = d.routes.len(),
+        let EventTrace {
+            traceparent,
+            tracestate,
+            ..
+        } = EventTrace::start(
+            || {
+                tracing::info_span!(
+                    parent: None,
+                    "sse event",
+                    otel.name = "sse event",
+                    sse.stream = %self.key,
+                    sse.event = %e.event_type,
+                    sse.routes = d.routes.len(),
+                )
+            },
+            "",
+            "",
         );
-        let (traceparent, tracestate) = sse_runtime::telemetry::trace_context(&span);
         let seqs: Vec<u64> = d.routes.iter().map(|_| self.resume.next_seq()).collect();
         // Registered before any is sent, so no ack can come before its event is known.
         checkpoint::lock(&self.resume.progress).sent(&seqs, &e.last_event_id);

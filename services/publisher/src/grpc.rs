@@ -12,6 +12,7 @@ use futures::{FutureExt, StreamExt};
 use sse_proto::v1 as pb;
 use sse_proto::v1::publisher_service_server::PublisherService;
 use sse_runtime::Shutdown;
+use sse_runtime::telemetry::EventTrace;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -170,16 +171,20 @@ impl PublisherGrpc {
                         return;
                     };
                     let Some(ev) = backlog.pop_front() else { continue };
-                    let topic = properties::destination_topic(&ev).unwrap_or_default().to_string();
-                    let span = tracing::info_span!(
-                        parent: None,
-                        "publish",
-                        otel.name = "mqtt publish",
-                        messaging.destination = %topic,
-                        messaging.system = "mqtt",
+                    let EventTrace { span, traceparent, .. } = EventTrace::start(
+                        || {
+                            let topic = properties::destination_topic(&ev).unwrap_or_default();
+                            tracing::info_span!(
+                                parent: None,
+                                "publish",
+                                otel.name = "mqtt publish",
+                                messaging.destination = %topic,
+                                messaging.system = "mqtt",
+                            )
+                        },
+                        &ev.traceparent,
+                        &ev.tracestate,
                     );
-                    sse_runtime::telemetry::set_parent(&span, &ev.traceparent, &ev.tracestate);
-                    let traceparent = sse_runtime::telemetry::trace_context(&span).0;
                     match properties::event_message(&ev, &traceparent, || self.stamp()) {
                         Ok(message) => {
                             let delivery = slot.send(message);

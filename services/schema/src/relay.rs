@@ -337,19 +337,24 @@ impl<R: Registry> Relay<R> {
     /// for the publisher.
     async fn prepare(&self, mut ev: Event) -> Event {
         let subject = subject_of(&ev);
-        let span = tracing::info_span!(
-            parent: None,
-            "schema",
-            otel.name = "schema infer",
-            subject = %subject.as_deref().unwrap_or_default()
+        let trace = telemetry::EventTrace::start(
+            || {
+                tracing::info_span!(
+                    parent: None,
+                    "schema",
+                    otel.name = "schema infer",
+                    subject = %subject.as_deref().unwrap_or_default()
+                )
+            },
+            &ev.traceparent,
+            &ev.tracestate,
         );
-        telemetry::set_parent(&span, &ev.traceparent, &ev.tracestate);
         match subject {
             Some(subject) => {
                 let outcome = self
                     .pipeline
                     .tag(&subject, &ev.data)
-                    .instrument(span.clone())
+                    .instrument(trace.span.clone())
                     .await;
                 match outcome.dataschema() {
                     Some(d) => ev.dataschema = d.to_string(),
@@ -359,13 +364,14 @@ impl<R: Registry> Relay<R> {
             }
             None => {
                 self.notes.record(&ev, None);
-                span.in_scope(|| tracing::debug!("event without a route: no schema"));
+                trace
+                    .span
+                    .in_scope(|| tracing::debug!("event without a route: no schema"));
             }
         }
-        let (traceparent, tracestate) = telemetry::trace_context(&span);
-        if !traceparent.is_empty() {
-            ev.traceparent = traceparent;
-            ev.tracestate = tracestate;
+        if !trace.traceparent.is_empty() {
+            ev.traceparent = trace.traceparent;
+            ev.tracestate = trace.tracestate;
         }
         ev
     }
