@@ -89,12 +89,14 @@ impl Pipeline {
             resources_yaml(&source.base_url(), streams, prefix),
         )?;
         let s = |x: &str| x.to_string();
-        let quiet = [(s("RUST_LOG"), s("warn"))];
-        let quiet = &quiet[..];
+        // The services' default log level, set so that a RUST_LOG in the shell cannot change what
+        // is measured.
+        let env = [(s("RUST_LOG"), s("info"))];
+        let env = &env[..];
         let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
         let start = |name: &str, args: Vec<String>| {
             let path = bin_dir.join(name);
-            async move { Service::start_at(&path, any_port, &args, quiet).await }
+            async move { Service::start_at(&path, any_port, &args, env).await }
         };
         let [publisher_bin, schema_bin, ingest_bin] = BINARIES;
         let publisher = start(publisher_bin, vec![s("--mqtt-url"), broker.url()]).await?;
