@@ -107,7 +107,7 @@ impl Contender {
                 let bins = match kind {
                     Kind::Baseline => crate::baseline_dir()
                         .ok_or_else(|| anyhow::anyhow!("baseline: BENCH_BASELINE is not set"))?,
-                    _ => sse_e2e::procs::bin_dir(),
+                    _ => crate::pipeline_dir(),
                 };
                 let source = LoadSource::start(streams, Duration::from_secs(15)).await?;
                 let p = Pipeline::start(&bins, broker, &source, streams, &prefix).await?;

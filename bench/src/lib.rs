@@ -15,7 +15,7 @@ pub mod scenarios;
 pub mod source;
 pub mod subscriber;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -108,11 +108,38 @@ impl Settings {
     }
 }
 
+static PIPELINE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 static BASELINE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
-/// Where the baseline contender's binaries are, when one was given.
+/// Where the pipeline's binaries run from: the copy [`run`] made, else the build's directory.
+pub fn pipeline_dir() -> PathBuf {
+    PIPELINE
+        .get()
+        .cloned()
+        .unwrap_or_else(sse_e2e::procs::bin_dir)
+}
+
+/// Where the baseline contender's binaries run from, when one was given.
 pub fn baseline_dir() -> Option<PathBuf> {
     BASELINE.get().cloned()
+}
+
+/// Copies the pipeline's three binaries from `from` into `to` (created). The contenders run
+/// from such copies, as an installation would: on this machine the same binary run straight from
+/// the linker's output cost 12 % more CPU per event than a copy of it (A/A test in
+/// docs/performance.md), which would make two builds incomparable and the pipeline look worse.
+fn install(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for bin in pipeline::BINARIES {
+        anyhow::ensure!(
+            from.join(bin).is_file(),
+            "{}: no {bin} there (build with `cargo build --release --workspace --bins`)",
+            from.display()
+        );
+        std::fs::copy(from.join(bin), to.join(bin))
+            .with_context(|| format!("copying {bin} from {}", from.display()))?;
+    }
+    Ok(())
 }
 
 /// The workspace root (this crate's parent directory).
@@ -124,15 +151,12 @@ pub fn workspace_root() -> PathBuf {
 /// Runs the selected scenarios and writes the report.
 pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     let started = Instant::now();
+    let installed = tempfile::tempdir()?;
+    install(&sse_e2e::procs::bin_dir(), &installed.path().join("pipeline"))?;
+    let _ = PIPELINE.set(installed.path().join("pipeline"));
     if let Some(dir) = &settings.baseline {
-        for bin in pipeline::BINARIES {
-            anyhow::ensure!(
-                dir.join(bin).is_file(),
-                "BENCH_BASELINE {}: no {bin} there",
-                dir.display()
-            );
-        }
-        let _ = BASELINE.set(dir.clone());
+        install(dir, &installed.path().join("baseline")).context("BENCH_BASELINE")?;
+        let _ = BASELINE.set(installed.path().join("baseline"));
     }
     let baseline_note = settings.baseline.as_ref().map(|d| {
         format!(
@@ -296,7 +320,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     broker.stop().await;
     report.notes.push(
         "The services run with their defaults (RUST_LOG=info, no OTLP endpoint: every event \
-         still carries a W3C traceparent, no spans are exported); resources: one device, one \
+         still carries a W3C traceparent, no spans are exported), from copies of the release \
+         binaries made at start, as an installation runs them; resources: one device, one \
          dataset per stream."
             .into(),
     );
