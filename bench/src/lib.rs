@@ -152,7 +152,10 @@ pub fn workspace_root() -> PathBuf {
 pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     let started = Instant::now();
     let installed = tempfile::tempdir()?;
-    install(&sse_e2e::procs::bin_dir(), &installed.path().join("pipeline"))?;
+    install(
+        &sse_e2e::procs::bin_dir(),
+        &installed.path().join("pipeline"),
+    )?;
     let _ = PIPELINE.set(installed.path().join("pipeline"));
     if let Some(dir) = &settings.baseline {
         install(dir, &installed.path().join("baseline")).context("BENCH_BASELINE")?;
