@@ -81,23 +81,26 @@ pub fn init(service: &'static str) -> Guard {
             Err(e) => export_error = Some(e.to_string()),
         }
     }
-    EXPORTING.store(
-        otlp_configured() && export_error.is_none(),
-        Ordering::Relaxed,
-    );
+    let exporting = otlp_configured() && export_error.is_none();
+    EXPORTING.store(exporting, Ordering::Relaxed);
     let provider = builder.build();
     global::set_tracer_provider(provider.clone());
     // A long-lived span (a stream's, a connection's) is entered at every poll, i.e. for every
     // event: activating its OpenTelemetry context there (nothing reads it: every event carries
     // its context explicitly), timing busy and idle periods and naming the thread (always the
     // same: the services run on one) cost 2-3 % of the CPU per event (A/B in docs/performance.md).
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer(service))
-        .with_context_activation(false)
-        .with_tracked_inactivity(false)
-        .with_threads(false)
-        // Only our own spans: no telemetry about the gRPC and HTTP plumbing (or about telemetry).
-        .with_filter(filter_fn(|meta| meta.target().starts_with("sse_")));
+    // Without an exporter there is no OpenTelemetry layer at all: it would keep a span builder
+    // per open span (every stream has one) and act on every entry, for spans nobody receives.
+    let otel = exporting.then(|| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(service))
+            .with_context_activation(false)
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            // Only our own spans: no telemetry about the gRPC and HTTP plumbing (or about
+            // telemetry).
+            .with_filter(filter_fn(|meta| meta.target().starts_with("sse_")))
+    });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::registry()
         .with(filter)
