@@ -75,9 +75,10 @@ async fn wait_for(
 }
 
 /// The order of `n` contenders in run `run`: each run starts with the next one (pipeline, raw,
-/// python; raw, python, pipeline; ...). On this machine the first window of a run costs more: an
-/// A/A test of the same binaries measured 11 % more CPU per event and a higher p99 in first
-/// place. So every contender takes every place equally often when runs are a multiple of `n`.
+/// python; raw, python, pipeline; ...), so no contender always runs first or always right after the
+/// same one, and every one takes every place equally often when runs are a multiple of `n`. (An
+/// A/A test that first seemed to show the first place costing more turned out to measure the
+/// binary file instead; see `install` in lib.rs. Balancing the order costs nothing all the same.)
 fn run_order(run: usize, n: usize) -> impl Iterator<Item = usize> {
     (0..n).map(move |k| (run + k) % n)
 }

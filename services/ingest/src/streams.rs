@@ -245,10 +245,11 @@ impl StreamTask {
             s.last_event_id.clone_from(&e.last_event_id);
         });
         let index = self.ids.next_index(&e.last_event_id);
+        // The span (when traces are exported) lasts until the event is handed on, as before.
         let EventTrace {
+            span: _span,
             traceparent,
             tracestate,
-            ..
         } = EventTrace::start(
             || {
                 tracing::info_span!(
