@@ -2,7 +2,6 @@
 //! `OTEL_EXPORTER_OTLP_*` variables ask for it, the W3C propagator, and trace-context helpers for
 //! the per-event context carried inside stream messages.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::propagation::{
@@ -118,12 +117,9 @@ pub fn init(service: &'static str) -> Guard {
 /// W3C trace context of a span, as carried in an event: (`traceparent`, `tracestate`).
 pub fn trace_context(span: &tracing::Span) -> (String, String) {
     let cx = span.context();
-    let mut carrier: HashMap<String, String> = HashMap::new();
-    global::get_text_map_propagator(|p| p.inject_context(&cx, &mut carrier));
-    (
-        carrier.remove("traceparent").unwrap_or_default(),
-        carrier.remove("tracestate").unwrap_or_default(),
-    )
+    let mut out = Carrying::default();
+    global::get_text_map_propagator(|p| p.inject_context(&cx, &mut out));
+    (out.traceparent, out.tracestate)
 }
 
 /// Makes `span` a child of the trace context carried by an event or a request header.
@@ -131,12 +127,12 @@ pub fn set_parent(span: &tracing::Span, traceparent: &str, tracestate: &str) {
     if traceparent.is_empty() {
         return;
     }
-    let mut carrier: HashMap<String, String> = HashMap::new();
-    carrier.insert("traceparent".into(), traceparent.into());
-    if !tracestate.is_empty() {
-        carrier.insert("tracestate".into(), tracestate.into());
-    }
-    let cx = global::get_text_map_propagator(|p| p.extract(&carrier));
+    let cx = global::get_text_map_propagator(|p| {
+        p.extract(&Carried {
+            traceparent,
+            tracestate,
+        })
+    });
     let _ = span.set_parent(cx);
 }
 
@@ -213,7 +209,7 @@ fn child_context(traceparent: &str, tracestate: &str) -> (String, String) {
     (out.traceparent, out.tracestate)
 }
 
-/// An event's W3C headers, read by the propagator.
+/// W3C headers carried by an event or a request, read by the propagator.
 struct Carried<'a> {
     traceparent: &'a str,
     tracestate: &'a str,
@@ -234,7 +230,7 @@ impl Extractor for Carried<'_> {
     }
 }
 
-/// The W3C headers written by the propagator.
+/// W3C headers written by the propagator, to carry on.
 #[derive(Default)]
 struct Carrying {
     traceparent: String,
