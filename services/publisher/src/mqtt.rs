@@ -352,7 +352,6 @@ async fn connection(
     tokio::pin!(stopped);
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
-    let mut armed: Option<Instant> = None;
     loop {
         if let Some(d) = delay.take() {
             if draining.is_some() {
@@ -389,11 +388,10 @@ async fn connection(
                     .into_iter()
                     .flatten()
                     .min();
-                if next != armed {
-                    if let Some(at) = next {
-                        timer.as_mut().reset(at);
-                    }
-                    armed = next;
+                if let Some(at) = next
+                    && at != timer.deadline()
+                {
+                    timer.as_mut().reset(at);
                 }
                 tokio::select! {
                     biased;
@@ -408,8 +406,9 @@ async fn connection(
                             break Outcome::Deadline;
                         }
                     }
-                    _ = &mut timer, if armed.is_some() => {
-                        armed = None; // fired: set again on the next turn
+                    // Every deadline due when it fires is dealt with below, so the next turn
+                    // sets it to a later one (or leaves it alone when there is none).
+                    _ = &mut timer, if next.is_some() => {
                         let now = Instant::now();
                         let due = |d: Option<Instant>| d.is_some_and(|d| d <= now);
                         if due(draining) {
