@@ -152,14 +152,13 @@ pub fn workspace_root() -> PathBuf {
 pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     let started = Instant::now();
     let installed = tempfile::tempdir()?;
-    install(
-        &sse_e2e::procs::bin_dir(),
-        &installed.path().join("pipeline"),
-    )?;
-    let _ = PIPELINE.set(installed.path().join("pipeline"));
+    let pipeline_copy = installed.path().join("pipeline");
+    install(&sse_e2e::procs::bin_dir(), &pipeline_copy)?;
+    let _ = PIPELINE.set(pipeline_copy);
     if let Some(dir) = &settings.baseline {
-        install(dir, &installed.path().join("baseline")).context("BENCH_BASELINE")?;
-        let _ = BASELINE.set(installed.path().join("baseline"));
+        let baseline_copy = installed.path().join("baseline");
+        install(dir, &baseline_copy).context("BENCH_BASELINE")?;
+        let _ = BASELINE.set(baseline_copy);
     }
     let baseline_note = settings.baseline.as_ref().map(|d| {
         format!(

@@ -330,8 +330,9 @@ impl Report {
              bench/python/bridge.py (httpx-sse + paho-mqtt v5, QoS 1, one reader thread per stream, \
              at most {} un-acknowledged publishes). One MQTT 5 QoS 1 subscriber per contender counts \
              every event per stream (lost, duplicated, out of order) and its latency. Each contender \
-             first carries one warm-up event per stream; runs interleave (pipeline, raw, python, \
-             pipeline, …). Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.\n",
+             first carries one warm-up event per stream; runs interleave, each \
+             starting with the next contender (pipeline, raw, python; raw, python, pipeline; …), \
+             all from copies of the binaries made at start. Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.\n",
             crate::raw::IN_FLIGHT,
             crate::python::IN_FLIGHT
         );
