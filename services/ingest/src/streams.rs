@@ -15,11 +15,8 @@ use crate::auth;
 use crate::checkpoint::{self, SharedProgress};
 use crate::event::{self, IdGen, RoutedEvent};
 use crate::routing::StreamPlan;
-use crate::sse::{self, ClientConfig, ClientEvent, ParserNotice, SseEvent};
+use crate::sse::{self, ClientConfig, ClientEvent, Owner, ParserNotice, SseEvent};
 use crate::status::{Status, StreamState};
-
-/// Client events buffered between the SSE reader and its stream task.
-const CLIENT_QUEUE: usize = 64;
 
 /// What every stream reader is configured with.
 #[derive(Debug, Clone)]
@@ -96,6 +93,18 @@ pub struct StreamTask {
     resume: Resume,
 }
 
+/// The stream task as the SSE reader's owner: each report is handled in the reader's own task.
+struct Reports<'a> {
+    task: &'a mut StreamTask,
+    token: &'a CancellationToken,
+}
+
+impl Owner for Reports<'_> {
+    fn report(&mut self, event: ClientEvent) -> impl Future<Output = bool> + Send {
+        self.task.handle(event, self.token)
+    }
+}
+
 impl StreamTask {
     /// A reader of `plan` sending routed events to `out`.
     pub fn new(
@@ -131,19 +140,12 @@ impl StreamTask {
         let mut cfg = ClientConfig::new(self.plan.url.clone(), headers, tls);
         cfg.read_timeout = self.settings.read_timeout;
         cfg.max_event_bytes = self.settings.max_event_bytes;
-        let (tx, mut rx) = mpsc::channel(CLIENT_QUEUE);
-        let client_token = token.child_token();
-        let reader = sse::run(cfg, self.resume.last_event_id(), tx, client_token.clone());
-        let consume = async {
-            while let Some(ev) = rx.recv().await {
-                if !self.handle(ev, &token).await {
-                    break;
-                }
-            }
-            // Stop the reader when the consumer stops first (forwarder gone or shutdown).
-            client_token.cancel();
+        let last_event_id = self.resume.last_event_id();
+        let owner = Reports {
+            task: &mut self,
+            token: &token,
         };
-        tokio::join!(reader, consume);
+        sse::run(cfg, last_event_id, owner, token.clone()).await;
         self.status.update(&self.key, |s| {
             if s.state != StreamState::Stopped {
                 s.set_state(StreamState::Idle);
@@ -282,7 +284,9 @@ impl StreamTask {
                 traceparent: traceparent.clone(),
                 tracestate: tracestate.clone(),
             };
+            // The send goes first: with room in the queue no cancellation waiter is registered.
             tokio::select! {
+                biased;
                 r = self.out.send(routed) => if r.is_err() { return false },
                 _ = token.cancelled() => return false,
             }

@@ -18,6 +18,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
 use sse_runtime::Backoff;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -101,16 +102,31 @@ impl std::fmt::Debug for ClientConfig {
     }
 }
 
+/// Where a reader's reports go, in order. The reader awaits each one before it reads on, so a
+/// slow owner stops the reading (backpressure).
+pub trait Owner: Send {
+    /// Takes one report; false when the reader must stop (the owner is gone or stopping).
+    fn report(&mut self, event: ClientEvent) -> impl Future<Output = bool> + Send;
+}
+
+/// A channel as owner, for tools and tests that read the reports from the receiver; the reader
+/// stops when the receiver is dropped.
+impl Owner for mpsc::Sender<ClientEvent> {
+    async fn report(&mut self, event: ClientEvent) -> bool {
+        self.send(event).await.is_ok()
+    }
+}
+
 /// Reads the stream until `token` is cancelled or it is stopped for good, reconnecting with backoff;
-/// sends every ClientEvent with `tx.send(..).await` (so a slow consumer stops the reading: backpressure).
-/// Returns when cancelled, when stopped, or when `tx` is closed.
+/// hands every ClientEvent to `owner` in the reader's own task (no queue between them).
+/// Returns when cancelled, when stopped, or when the owner says stop.
 pub async fn run(
     cfg: ClientConfig,
     last_event_id: String,
-    tx: mpsc::Sender<ClientEvent>,
+    owner: impl Owner,
     token: CancellationToken,
 ) {
-    Reader::new(cfg, &last_event_id, tx, token).run().await;
+    Reader::new(cfg, &last_event_id, owner, token).run().await;
 }
 
 /// How long to wait before the next attempt.
@@ -138,23 +154,18 @@ enum Attempt {
     Quit,
 }
 
-struct Reader {
+struct Reader<O> {
     cfg: ClientConfig,
     parser: Parser,
     backoff: Backoff,
     long_backoff: Backoff,
     server_retry: Option<Duration>,
-    tx: mpsc::Sender<ClientEvent>,
+    owner: O,
     token: CancellationToken,
 }
 
-impl Reader {
-    fn new(
-        cfg: ClientConfig,
-        last_event_id: &str,
-        tx: mpsc::Sender<ClientEvent>,
-        token: CancellationToken,
-    ) -> Self {
+impl<O: Owner> Reader<O> {
+    fn new(cfg: ClientConfig, last_event_id: &str, owner: O, token: CancellationToken) -> Self {
         let mut parser = Parser::new(cfg.max_event_bytes);
         parser.set_last_event_id(last_event_id);
         Self {
@@ -163,7 +174,7 @@ impl Reader {
             cfg,
             parser,
             server_retry: None,
-            tx,
+            owner,
             token,
         }
     }
@@ -232,11 +243,13 @@ impl Reader {
         }
     }
 
-    /// Sends to the owner; false when cancelled or the owner is gone.
-    async fn send(&self, event: ClientEvent) -> bool {
+    /// Hands one report to the owner; false when cancelled or the owner says stop. The owner
+    /// goes first: when it takes the report at once, no cancellation waiter is registered.
+    async fn send(&mut self, event: ClientEvent) -> bool {
         tokio::select! {
+            biased;
+            taken = self.owner.report(event) => taken,
             () = self.token.cancelled() => false,
-            sent = self.tx.send(event) => sent.is_ok(),
         }
     }
 
@@ -330,17 +343,25 @@ impl Reader {
         self.backoff.connected();
         self.long_backoff.reset();
         let (mut events, mut notices) = (Vec::new(), Vec::new());
+        // One cancellation waiter and one timer for the whole connection, not one of each per
+        // read: the timer is moved on only when it fires before the silence is long enough.
+        let cancelled = self.token.clone().cancelled_owned();
+        tokio::pin!(cancelled);
+        let mut last_data = Instant::now();
+        let silence = tokio::time::sleep_until(last_data + self.cfg.read_timeout);
+        tokio::pin!(silence);
         loop {
             let parser = &mut self.parser;
             let read = tokio::select! {
-                () = self.token.cancelled() => return Attempt::Quit,
-                r = tokio::time::timeout(
-                    self.cfg.read_timeout,
-                    body.read(conn, |data| parser.feed(data, &mut events, &mut notices)),
-                ) => r,
-            };
-            match read {
-                Err(_) => {
+                biased;
+                () = &mut cancelled => return Attempt::Quit,
+                r = body.read(conn, |data| parser.feed(data, &mut events, &mut notices)) => r,
+                () = &mut silence => {
+                    let due = last_data + self.cfg.read_timeout;
+                    if Instant::now() < due {
+                        silence.as_mut().reset(due);
+                        continue;
+                    }
                     return Attempt::Retry {
                         error: format!(
                             "read timeout: no data for {}",
@@ -349,13 +370,16 @@ impl Reader {
                         delay: Delay::AfterStream,
                     };
                 }
-                Ok(Err(e)) => {
+            };
+            last_data = Instant::now();
+            match read {
+                Err(e) => {
                     return Attempt::Retry {
                         error: format!("stream broke: {}", error_chain(&e)),
                         delay: Delay::AfterStream,
                     };
                 }
-                Ok(Ok(more)) => {
+                Ok(more) => {
                     if !self.dispatch(&mut events, &mut notices).await {
                         return Attempt::Quit;
                     }

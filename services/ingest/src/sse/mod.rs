@@ -4,5 +4,5 @@ pub mod client;
 pub mod http;
 pub mod parser;
 
-pub use client::{ClientConfig, ClientEvent, HeaderSource, run};
+pub use client::{ClientConfig, ClientEvent, HeaderSource, Owner, run};
 pub use parser::{Parser, ParserNotice, SseEvent};
