@@ -1,5 +1,5 @@
-//! One contender of a run (the pipeline, the raw ceiling or the Python bridge): its feed, its
-//! subscriber and its processes, and one measured window of events.
+//! One contender of a run (the pipeline, the raw ceiling, the Python bridge or the bare
+//! architecture): its feed, its subscriber and its processes, and one measured window of events.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::pipeline::Pipeline;
 use crate::python::Bridge;
 use crate::raw::RawPublisher;
+use crate::skeleton::Skeleton;
 use crate::source::LoadSource;
 use crate::subscriber::Subscriber;
 use crate::{procstat, python};
@@ -28,6 +29,9 @@ pub enum Kind {
     /// The pipeline again, from the binaries in `BENCH_BASELINE` (another build, for an A/B
     /// comparison within one run).
     Baseline,
+    /// `sse-bench-skeleton`: three processes joined by gRPC bidi streams with the services' real
+    /// messages but none of their logic (opt-in): what the architecture alone costs.
+    Skeleton,
 }
 
 impl Kind {
@@ -38,6 +42,7 @@ impl Kind {
             Kind::Raw => "raw",
             Kind::Python => "python",
             Kind::Baseline => "baseline",
+            Kind::Skeleton => "skeleton",
         }
     }
 }
@@ -81,6 +86,7 @@ enum Feed {
 enum Bridging {
     Pipeline(Box<Pipeline>),
     Python(Box<Bridge>),
+    Skeleton(Box<Skeleton>),
 }
 
 /// A contender ready to run windows.
@@ -119,6 +125,12 @@ impl Contender {
                 let b = Bridge::start(&source.base_url(), streams, broker.port, &prefix).await?;
                 Feed::Sse(source, Bridging::Python(Box::new(b)))
             }
+            Kind::Skeleton => {
+                let source = LoadSource::start(streams, Duration::from_secs(15)).await?;
+                let bins = crate::pipeline_dir();
+                let s = Skeleton::start(&bins, broker, &source, streams, &prefix).await?;
+                Feed::Sse(source, Bridging::Skeleton(Box::new(s)))
+            }
         };
         let mut c = Self {
             kind,
@@ -143,6 +155,7 @@ impl Contender {
     fn logs(&self) -> String {
         match &self.feed {
             Feed::Sse(_, Bridging::Pipeline(p)) => format!("\n{}", p.log_tail()),
+            Feed::Sse(_, Bridging::Skeleton(s)) => format!("\n{}", s.log_tail()),
             _ => String::new(),
         }
     }
@@ -155,6 +168,11 @@ impl Contender {
                 .into_iter()
                 .map(String::from)
                 .zip(p.cpu())
+                .collect(),
+            Feed::Sse(_, Bridging::Skeleton(s)) => crate::skeleton::ROLES
+                .into_iter()
+                .map(String::from)
+                .zip(s.cpu())
                 .collect(),
             Feed::Sse(_, Bridging::Python(b)) => vec![(
                 "python".into(),

@@ -12,6 +12,7 @@ pub mod python;
 pub mod raw;
 pub mod report;
 pub mod scenarios;
+pub mod skeleton;
 pub mod source;
 pub mod subscriber;
 
@@ -49,7 +50,8 @@ pub struct Settings {
         default_value = "source,throughput,latency,idle,micro"
     )]
     pub only: Vec<String>,
-    /// Contenders of the throughput and latency scenarios, comma separated: pipeline, raw, python.
+    /// Contenders of the throughput and latency scenarios, comma separated: pipeline, raw, python,
+    /// and `skeleton` (the bare architecture, only when named: it is not in the default set).
     #[arg(
         long,
         env = "BENCH_CONTENDERS",
@@ -99,7 +101,7 @@ impl Settings {
     }
 
     /// The selected contenders in interleaving order; the baseline runs whenever one is given.
-    fn contenders(&self, all: [(Kind, u64); 4]) -> Vec<(Kind, u64)> {
+    fn contenders(&self, all: [(Kind, u64); 5]) -> Vec<(Kind, u64)> {
         select(all, &self.contenders, self.baseline.is_some())
     }
 
@@ -111,7 +113,8 @@ impl Settings {
 static PIPELINE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 static BASELINE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
-/// Where the pipeline's binaries run from: the copy [`run`] made, else the build's directory.
+/// Where the pipeline's binaries (and the skeleton's, when selected) run from: the copy [`run`]
+/// made, else the build's directory.
 pub fn pipeline_dir() -> PathBuf {
     PIPELINE
         .get()
@@ -124,13 +127,13 @@ pub fn baseline_dir() -> Option<PathBuf> {
     BASELINE.get().cloned()
 }
 
-/// Copies the pipeline's three binaries from `from` into `to` (created). The contenders run
-/// from such copies, as an installation would: on this machine the same binary run straight from
-/// the linker's output cost 12 % more CPU per event than a copy of it (A/A test in
-/// docs/performance.md), which would make two builds incomparable and the pipeline look worse.
-fn install(from: &Path, to: &Path) -> anyhow::Result<()> {
+/// Copies `bins` from `from` into `to` (created). The contenders run from such copies, as an
+/// installation would: on this machine the same binary run straight from the linker's output cost
+/// 12 % more CPU per event than a copy of it (A/A test in docs/performance.md), which would make
+/// two builds incomparable and the pipeline look worse.
+fn install(from: &Path, to: &Path, bins: &[&str]) -> anyhow::Result<()> {
     std::fs::create_dir_all(to)?;
-    for bin in pipeline::BINARIES {
+    for &bin in bins {
         anyhow::ensure!(
             from.join(bin).is_file(),
             "{}: no {bin} there (build with `cargo build --release --workspace --bins`)",
@@ -153,11 +156,15 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     let started = Instant::now();
     let installed = tempfile::tempdir()?;
     let pipeline_copy = installed.path().join("pipeline");
-    install(&sse_e2e::procs::bin_dir(), &pipeline_copy)?;
+    install(
+        &sse_e2e::procs::bin_dir(),
+        &pipeline_copy,
+        &installed_binaries(&settings.contenders),
+    )?;
     let _ = PIPELINE.set(pipeline_copy);
     if let Some(dir) = &settings.baseline {
         let baseline_copy = installed.path().join("baseline");
-        install(dir, &baseline_copy).context("BENCH_BASELINE")?;
+        install(dir, &baseline_copy, &pipeline::BINARIES).context("BENCH_BASELINE")?;
         let _ = BASELINE.set(baseline_copy);
     }
     let baseline_note = settings.baseline.as_ref().map(|d| {
@@ -209,6 +216,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
                 &settings.contenders([
                     (Kind::Pipeline, per_stream1),
                     (Kind::Baseline, per_stream1),
+                    (Kind::Skeleton, per_stream1),
                     (Kind::Raw, per_stream1),
                     (Kind::Python, py),
                 ]),
@@ -281,6 +289,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         let contenders = settings.contenders([
             (Kind::Pipeline, 0),
             (Kind::Baseline, 0),
+            (Kind::Skeleton, 0),
             (Kind::Raw, 0),
             (Kind::Python, 0),
         ]);
@@ -330,8 +339,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     report.notes.push(
         "Latency is from the source's write of the event (timestamp in the payload) to its \
          arrival at the MQTT 5 QoS 1 subscriber. CPU per event is utime+stime from /proc of the \
-         bridging processes (the three services; the Python process) over the run, divided by its \
-         events; the raw publisher bridges nothing."
+         bridging processes (the three services; the Python process; the skeleton's three \
+         roles) over the run, divided by its events; the raw publisher bridges nothing."
             .into(),
     );
     report.seconds = started.elapsed().as_secs_f64();
@@ -348,8 +357,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// The binaries copied from the build's directory: the pipeline's, and the skeleton's when it is
+/// one of the contenders `names`.
+fn installed_binaries(names: &[String]) -> Vec<&'static str> {
+    let mut bins = pipeline::BINARIES.to_vec();
+    if names.iter().any(|c| c.trim() == Kind::Skeleton.name()) {
+        bins.push(skeleton::BINARY);
+    }
+    bins
+}
+
 /// Keeps the contenders named in `names` (and the baseline when there is one), in `all`'s order.
-fn select(all: [(Kind, u64); 4], names: &[String], baseline: bool) -> Vec<(Kind, u64)> {
+fn select(all: [(Kind, u64); 5], names: &[String], baseline: bool) -> Vec<(Kind, u64)> {
     all.into_iter()
         .filter(|(k, _)| match k {
             Kind::Baseline => baseline,
@@ -369,6 +388,7 @@ mod tests {
         let all = [
             (Kind::Pipeline, 1),
             (Kind::Baseline, 2),
+            (Kind::Skeleton, 5),
             (Kind::Raw, 3),
             (Kind::Python, 4),
         ];
@@ -386,6 +406,26 @@ mod tests {
         );
         assert_eq!(kinds(&["pipeline"], true), [Kind::Pipeline, Kind::Baseline]);
         assert_eq!(kinds(&[" raw "], false), [Kind::Raw]);
+        assert_eq!(
+            kinds(&["pipeline", "skeleton"], false),
+            [Kind::Pipeline, Kind::Skeleton]
+        );
+        assert_eq!(
+            kinds(&["skeleton", "pipeline"], true),
+            [Kind::Pipeline, Kind::Baseline, Kind::Skeleton]
+        );
+    }
+
+    #[test]
+    fn the_skeleton_is_installed_only_when_selected() {
+        let names = |n: &[&str]| -> Vec<String> { n.iter().map(|x| x.to_string()).collect() };
+        assert_eq!(
+            installed_binaries(&names(&["pipeline", "raw", "python"])),
+            pipeline::BINARIES
+        );
+        let with = installed_binaries(&names(&["pipeline", " skeleton"]));
+        assert_eq!(with.last(), Some(&skeleton::BINARY));
+        assert_eq!(with.len(), pipeline::BINARIES.len() + 1);
     }
 
     #[test]

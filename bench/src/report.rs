@@ -209,6 +209,14 @@ fn thousands(v: f64) -> String {
 }
 
 impl Report {
+    /// Whether `kind` is a contender of a scenario of this report (to explain it only then).
+    fn has(&self, kind: Kind) -> bool {
+        [&self.throughput, &self.latency]
+            .into_iter()
+            .flatten()
+            .any(|sc| sc.contenders.iter().any(|c| c.kind == kind))
+    }
+
     /// Checks the targets of issue #8 against the medians.
     pub fn judge(&mut self) {
         let mut t = Vec::new();
@@ -332,9 +340,19 @@ impl Report {
              every event per stream (lost, duplicated, out of order) and its latency. Each contender \
              first carries one warm-up event per stream; runs interleave, each \
              starting with the next contender (pipeline, raw, python; raw, python, pipeline; …), \
-             all from copies of the binaries made at start. Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.\n",
+             all from copies of the binaries made at start. Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.{}\n",
             crate::raw::IN_FLIGHT,
-            crate::python::IN_FLIGHT
+            crate::python::IN_FLIGHT,
+            if self.has(Kind::Skeleton) {
+                " `skeleton` (opt-in: `BENCH_CONTENDERS=pipeline,skeleton`) is the pipeline's bare \
+                 architecture, bench/src/bin/sse-bench-skeleton.rs: three processes (`in` reads \
+                 the SSE streams, `mid`, `out` publishes at QoS 1) joined by the same tonic gRPC \
+                 bidi streams and protobuf messages, with none of the services' logic (no routing, \
+                 schemas, acks or tracing), so the pipeline's CPU per event minus the skeleton's \
+                 is what our code costs on this machine, the acks sent back upstream included."
+            } else {
+                ""
+            }
         );
         if !self.targets.is_empty() {
             let _ = writeln!(s, "## Targets (issue #8)\n");
