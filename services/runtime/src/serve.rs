@@ -6,10 +6,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -109,11 +109,13 @@ impl Serving {
                 .set_service_status("", ServingStatus::NotServing)
                 .await;
         };
+        // `Server::tcp_nodelay` applies only to listeners tonic binds itself; accepted sockets
+        // of our own listener get it here (acks and flow-control updates go out at once).
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
-            .tcp_nodelay(true)
             .trace_fn(request_span)
             .add_routes(self.routes.routes())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+            .serve_with_incoming_shutdown(incoming, signal)
             .await?;
         Ok(())
     }
