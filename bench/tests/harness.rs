@@ -1,6 +1,6 @@
 //! The harness's own parts against real sockets and a real Mosquitto: the load source resumes
 //! after `Last-Event-ID` and keeps its schedule, and the subscriber counts what the raw publisher
-//! sends without loss.
+//! sends without loss, and the skeleton contender's three processes carry every SSE event to it.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use sse_bench::payload;
 use sse_bench::raw::RawPublisher;
+use sse_bench::skeleton::Skeleton;
 use sse_bench::source::LoadSource;
 use sse_bench::subscriber::Subscriber;
 use sse_e2e::broker::Mosquitto;
@@ -105,5 +106,32 @@ async fn subscriber_counts_every_raw_event_at_qos1() {
     raw.send(499, 505, None).await.unwrap();
     let out = sub.wait(Duration::from_secs(20)).await;
     assert_eq!((out.received, out.lost, out.duplicates), (15, 0, 6));
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skeleton_carries_every_sse_event_at_qos1() {
+    let broker = Mosquitto::start().await.unwrap();
+    let src = LoadSource::start(3, Duration::from_secs(15)).await.unwrap();
+    let mut sub = Subscriber::connect(broker.port, "t/skel", 3).await.unwrap();
+    let bins = sse_e2e::procs::bin_dir();
+    let skeleton = Skeleton::start(&bins, &broker, &src, 3, "t/skel")
+        .await
+        .unwrap();
+    sse_e2e::eventually("the skeleton reading every stream", || async {
+        (src.open_streams() == 3).then_some(())
+    })
+    .await
+    .unwrap();
+    sub.expect(0, 200);
+    src.send_until(200, None);
+    let out = sub.wait(Duration::from_secs(20)).await;
+    assert_eq!(
+        (out.expected, out.received, out.lost, out.duplicates),
+        (600, 600, 0, 0),
+        "{}",
+        skeleton.log_tail()
+    );
+    assert_eq!(out.out_of_order, 0);
     broker.stop().await;
 }
