@@ -295,3 +295,126 @@ impl StreamTask {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::load_texts;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// One device whose SSE endpoint is `address`, read by one dataset.
+    fn plan_for(address: &str) -> StreamPlan {
+        let yaml = format!(
+            r#"
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Device
+metadata: {{ name: dev }}
+spec:
+  endpoints:
+    inbound:
+      sse-0: {{ endpointType: Microsoft.SSEHttp, address: "{address}" }}
+---
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Asset
+metadata: {{ name: a }}
+spec:
+  deviceRef: {{ deviceName: dev, endpointName: sse-0 }}
+  datasets:
+    - {{ name: all, dataSource: "", destinations: [ {{ target: Mqtt, configuration: {{ topic: t }} }} ] }}
+"#
+        );
+        let r = load_texts([("r.yaml", yaml.as_str())]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        crate::routing::plan(&r).remove(0)
+    }
+
+    fn settings() -> StreamSettings {
+        StreamSettings {
+            secrets_dir: None,
+            trust_dir: None,
+            read_timeout: Duration::from_secs(30),
+            max_event_bytes: 1 << 20,
+            trust_bundle: None,
+            system_roots: false,
+        }
+    }
+
+    /// Accepts one SSE request and answers with the stream's head; the socket stays open.
+    async fn accept_stream(listener: &TcpListener) -> TcpStream {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = sock.read(&mut buf).await.unwrap();
+            assert!(n > 0, "request cut short");
+            head.extend_from_slice(&buf[..n]);
+        }
+        sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
+            .await
+            .unwrap();
+        sock
+    }
+
+    async fn started(
+        out: mpsc::Sender<RoutedEvent>,
+    ) -> (
+        TcpListener,
+        tokio::task::JoinHandle<()>,
+        Arc<Status>,
+        String,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let plan = plan_for(&format!("http://{}/", listener.local_addr().unwrap()));
+        let key = plan.key.clone();
+        let status = Arc::new(Status::new(std::slice::from_ref(&plan), Vec::new()));
+        let task = StreamTask::new(Arc::new(plan), settings(), status.clone(), out);
+        let run = tokio::spawn(task.run(CancellationToken::new()));
+        (listener, run, status, key)
+    }
+
+    #[tokio::test]
+    async fn routes_each_event_with_its_own_seq_and_a_child_trace() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let (listener, run, status, key) = started(tx).await;
+        let mut sock = accept_stream(&listener).await;
+        sock.write_all(b"id: 7\ndata: {\"a\":1}\n\nid: 8\ndata: {\"a\":2}\n\n")
+            .await
+            .unwrap();
+        let (first, second) = (rx.recv().await.unwrap(), rx.recv().await.unwrap());
+        assert_eq!((first.seq, second.seq), (1, 2));
+        assert_eq!((first.sse_id.as_str(), &*first.data), ("7", "{\"a\":1}"));
+        assert_eq!((second.sse_id.as_str(), &*second.data), ("8", "{\"a\":2}"));
+        assert_eq!(&*first.stream_key, key.as_str());
+        assert!(
+            first.traceparent.starts_with("00-"),
+            "{}",
+            first.traceparent
+        );
+        assert_ne!(first.traceparent, second.traceparent);
+        let stream = status.get(&key).unwrap();
+        assert_eq!((stream.received, stream.state), (2, StreamState::Connected));
+        run.abort();
+    }
+
+    #[tokio::test]
+    async fn stops_reading_when_the_forwarder_is_gone() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let (listener, run, status, key) = started(tx).await;
+        let mut sock = accept_stream(&listener).await;
+        sock.write_all(b"data: one\n\n").await.unwrap();
+        assert_eq!(&*rx.recv().await.unwrap().data, "one");
+        drop(rx);
+        // The next event finds no forwarder: the task ends on its own (no cancellation), and
+        // closes the connection.
+        sock.write_all(b"data: two\n\n").await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("the stream task did not stop")
+            .unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(20), sock.read_to_end(&mut rest));
+        assert!(read.await.is_ok(), "the connection was left open");
+        assert_eq!(status.get(&key).unwrap().state, StreamState::Idle);
+    }
+}
