@@ -91,7 +91,7 @@ pub struct Config {
     /// How long acks are held to go upstream together (at most 512 at once); 0 sends each at
     /// once. Holding them spares the schema service and ingest a wake-up per event at low rates;
     /// only their in-flight windows and checkpoints see the delay, never the broker.
-    #[arg(long, env = "ACK_DELAY", default_value = "20ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ACK_DELAY", default_value = "200ms", value_parser = humantime::parse_duration)]
     pub ack_delay: Duration,
     /// How long to wait for the state store's response to a SET before trying again.
     #[arg(long, env = "STATE_STORE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -500,6 +500,14 @@ mod tests {
             .mqtt_settings()
             .unwrap();
         assert_eq!(s.client_id, "pod-1");
+    }
+
+    #[test]
+    fn acks_are_held_200ms_by_default() {
+        let c = config(&["--mqtt-url", "mqtt://h"]);
+        assert_eq!(c.ack_delay, Duration::from_millis(200));
+        let c = config(&["--mqtt-url", "mqtt://h", "--ack-delay", "0"]);
+        assert_eq!(c.ack_delay, Duration::ZERO);
     }
 
     #[test]
