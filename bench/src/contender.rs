@@ -174,12 +174,9 @@ impl Contender {
                 .map(String::from)
                 .zip(s.cpu())
                 .collect(),
-            Feed::Sse(_, Bridging::Python(b)) => vec![(
-                "python".into(),
-                b.pid()
-                    .and_then(|p| procstat::cpu_time(p).ok())
-                    .unwrap_or_default(),
-            )],
+            Feed::Sse(_, Bridging::Python(b)) => {
+                vec![("python".into(), procstat::cpu_time_or_zero(b.pid()))]
+            }
         }
     }
 

@@ -135,11 +135,7 @@ impl Pipeline {
 
     /// CPU time used so far by ingest, schema and publisher.
     pub fn cpu(&self) -> [Duration; 3] {
-        [&self.ingest, &self.schema, &self.publisher].map(|s| {
-            s.pid()
-                .and_then(|p| procstat::cpu_time(p).ok())
-                .unwrap_or_default()
-        })
+        [&self.ingest, &self.schema, &self.publisher].map(|s| procstat::cpu_time_or_zero(s.pid()))
     }
 
     /// Resident memory of ingest, schema and publisher, KiB.
@@ -153,17 +149,22 @@ impl Pipeline {
 
     /// The last log lines of every service (for a failed run).
     pub fn log_tail(&self) -> String {
-        [&self.ingest, &self.schema, &self.publisher]
-            .iter()
-            .map(|s| {
-                let text = s.log_text();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(5)..].join("\n  ");
-                format!("{}:\n  {tail}", s.name)
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        log_tails([&self.ingest, &self.schema, &self.publisher].map(|s| (s.name.clone(), s)))
     }
+}
+
+/// The last five log lines of each process, under its label (for a failed run).
+pub fn log_tails<'a>(processes: impl IntoIterator<Item = (String, &'a Service)>) -> String {
+    processes
+        .into_iter()
+        .map(|(label, s)| {
+            let text = s.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(5)..].join("\n  ");
+            format!("{label}:\n  {tail}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

@@ -34,6 +34,12 @@ pub fn cpu_time(pid: u32) -> std::io::Result<Duration> {
     Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
 }
 
+/// CPU time `pid` has used so far, zero when there is no process to read (not started, or gone):
+/// a window's CPU is a difference of two readings, and a missing one must not fail the run.
+pub fn cpu_time_or_zero(pid: Option<u32>) -> Duration {
+    pid.and_then(|p| cpu_time(p).ok()).unwrap_or_default()
+}
+
 /// Resident set size of `pid` in KiB (`VmRSS` of `/proc/<pid>/status`).
 pub fn rss_kib(pid: u32) -> std::io::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -71,5 +77,13 @@ mod tests {
         assert!(cpu_time(pid).expect("stat") > Duration::ZERO);
         assert!(rss_kib(pid).expect("status") > 100);
         assert!(open_files_limit().expect("limits") > 0);
+        assert!(cpu_time_or_zero(Some(pid)) > Duration::ZERO);
+    }
+
+    #[test]
+    fn a_missing_process_costs_zero() {
+        assert_eq!(cpu_time_or_zero(None), Duration::ZERO);
+        // Above the kernel's pid_max (at most 2^22), so never a live process.
+        assert_eq!(cpu_time_or_zero(Some(u32::MAX)), Duration::ZERO);
     }
 }

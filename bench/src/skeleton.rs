@@ -62,25 +62,18 @@ impl Skeleton {
 
     /// CPU time used so far by in, mid and out.
     pub fn cpu(&self) -> [Duration; 3] {
-        self.roles.each_ref().map(|s| {
-            s.pid()
-                .and_then(|p| procstat::cpu_time(p).ok())
-                .unwrap_or_default()
-        })
+        self.roles
+            .each_ref()
+            .map(|s| procstat::cpu_time_or_zero(s.pid()))
     }
 
     /// The last log lines of every role (for a failed run).
     pub fn log_tail(&self) -> String {
-        ROLES
-            .iter()
-            .zip(&self.roles)
-            .map(|(role, s)| {
-                let text = s.log_text();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = lines[lines.len().saturating_sub(5)..].join("\n  ");
-                format!("skeleton {role}:\n  {tail}")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        crate::pipeline::log_tails(
+            ROLES
+                .iter()
+                .zip(&self.roles)
+                .map(|(role, s)| (format!("skeleton {role}"), s)),
+        )
     }
 }
