@@ -7,13 +7,27 @@ use std::time::Duration;
 use anyhow::Context;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::Packet;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use tokio::time::Instant;
 
 use crate::payload;
 
 /// QoS 1 messages the raw publisher keeps in flight.
 pub const IN_FLIGHT: u16 = 1000;
+
+/// A publishing client to the broker on 127.0.0.1:`port`, id `<name>-<pid>`: QoS 1 with
+/// [`IN_FLIGHT`] publishes in flight and Nagle's algorithm off. It connects when its event loop is
+/// first polled. The raw contender and the skeleton's `out` publish through the same setup.
+pub fn client(name: &str, port: u16) -> (AsyncClient, EventLoop) {
+    let id = format!("{name}-{}", std::process::id());
+    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(60))
+        .set_outgoing_inflight_upper_limit(IN_FLIGHT);
+    let mut net = rumqttc::NetworkOptions::new();
+    net.set_tcp_nodelay(true);
+    opts.set_network_options(net);
+    AsyncClient::new(opts, usize::from(IN_FLIGHT))
+}
 
 /// A connected raw publisher; its event loop stops when dropped.
 pub struct RawPublisher {
@@ -31,17 +45,7 @@ impl Drop for RawPublisher {
 impl RawPublisher {
     /// Connects to the broker on `port`; stream `i` publishes to `<prefix>/s<i>`.
     pub async fn connect(port: u16, prefix: &str, streams: u32) -> anyhow::Result<Self> {
-        let mut opts = MqttOptions::new(
-            format!("bench-raw-{}", std::process::id()),
-            "127.0.0.1",
-            port,
-        );
-        opts.set_keep_alive(Duration::from_secs(60))
-            .set_outgoing_inflight_upper_limit(IN_FLIGHT);
-        let mut net = rumqttc::NetworkOptions::new();
-        net.set_tcp_nodelay(true);
-        opts.set_network_options(net);
-        let (client, mut eventloop) = AsyncClient::new(opts, usize::from(IN_FLIGHT));
+        let (client, mut eventloop) = client("bench-raw", port);
         let (connected_tx, connected_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let mut connected = Some(connected_tx);

@@ -8,13 +8,13 @@
 //! event carries. No acks, no reconnects: an error ends the process with a message.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use bytes::{Buf, Bytes, BytesMut};
 use clap::Parser;
+use rumqttc::v5::AsyncClient;
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, MqttOptions};
 use sse_proto::v1 as pb;
 use sse_proto::v1::publisher_service_client::PublisherServiceClient;
 use sse_proto::v1::publisher_service_server::{PublisherService, PublisherServiceServer};
@@ -33,8 +33,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The name in the `<name> listening on <addr>` line, the services' format.
 const NAME: &str = "sse-bench-skeleton";
-/// QoS 1 publishes in flight at most, as the raw contender and the publisher's default.
-const IN_FLIGHT: u16 = 1000;
 /// Requests queued for a gRPC stream at most.
 const QUEUE: usize = 64;
 
@@ -90,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
                 .await?)
         }
         Role::Out => {
-            let (mqtt, mut eventloop) = mqtt(cli.mqtt_port);
+            let (mqtt, mut eventloop) = sse_bench::raw::client("bench-skeleton", cli.mqtt_port);
             let out = PublisherServiceServer::new(Out { mqtt });
             let serve = Server::builder()
                 .add_service(out)
@@ -416,19 +414,6 @@ impl SchemaService for Mid {
     ) -> Answer<pb::ListSubjectsResponse> {
         unimplemented()
     }
-}
-
-/// A client for the broker on 127.0.0.1:`port`, set up as the raw contender's; it connects when
-/// its event loop is first polled.
-fn mqtt(port: u16) -> (AsyncClient, rumqttc::v5::EventLoop) {
-    let id = format!("bench-skeleton-{}", std::process::id());
-    let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-    opts.set_keep_alive(Duration::from_secs(60))
-        .set_outgoing_inflight_upper_limit(IN_FLIGHT);
-    let mut net = rumqttc::NetworkOptions::new();
-    net.set_tcp_nodelay(true);
-    opts.set_network_options(net);
-    AsyncClient::new(opts, usize::from(IN_FLIGHT))
 }
 
 /// `out`: publishes every event of a Publish stream to the topic in its route.
