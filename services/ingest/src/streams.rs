@@ -374,7 +374,7 @@ spec:
     }
 
     #[tokio::test]
-    async fn routes_each_event_with_its_own_seq_and_a_child_trace() {
+    async fn routes_each_event_with_its_own_seq_and_trace() {
         let (tx, mut rx) = mpsc::channel(8);
         let (listener, run, status, key) = started(tx).await;
         let mut sock = accept_stream(&listener).await;
@@ -391,7 +391,10 @@ spec:
             "{}",
             first.traceparent
         );
-        assert_ne!(first.traceparent, second.traceparent);
+        // Ingest starts each event's trace: a trace id of its own, not only a span id.
+        let trace_id = |tp: &str| tp.split('-').nth(1).map(str::to_owned);
+        assert_ne!(trace_id(&first.traceparent), trace_id(&second.traceparent));
+        assert_eq!(trace_id(&first.traceparent).map(|t| t.len()), Some(32));
         let stream = status.get(&key).unwrap();
         assert_eq!((stream.received, stream.state), (2, StreamState::Connected));
         run.abort();
