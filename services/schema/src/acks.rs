@@ -1,11 +1,11 @@
 //! What the schema service adds to the acks it relays: the schema each event was tagged with, or
 //! why it has none, so ingest can show the message schema reference of every dataset and event.
 //!
-//! One [`AckNotes`] per `Process` stream: a note per forwarded event, keyed by stream key and
-//! `seq`, taken out when its ack passes. Its size is bounded by ingest's in-flight window, and it
-//! is dropped with the stream.
+//! One [`AckNotes`] per `Process` stream: a note per forwarded event, kept per stream key in
+//! `seq` order and taken out when its ack passes. Its size is bounded by ingest's in-flight window,
+//! and it is dropped with the stream.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use sse_proto::v1::{Ack, Event, NoSchemaReason, SchemaReference};
@@ -21,7 +21,9 @@ enum Note {
 /// Notes of the events of one stream whose acks have not passed yet.
 #[derive(Debug, Default)]
 pub struct AckNotes {
-    by_stream: Mutex<HashMap<String, HashMap<u64, Note>>>,
+    /// Per stream key, in `seq` order: events go out in that order and their acks come back in
+    /// it, so a note is added at the back and taken from the front (a search otherwise).
+    by_stream: Mutex<HashMap<String, VecDeque<(u64, Note)>>>,
 }
 
 /// The proto reason for a pipeline reason.
@@ -53,15 +55,19 @@ impl AckNotes {
             None => Note::NoSchema(NoSchemaReason::NoRoute),
         };
         let mut map = self.by_stream.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get_mut(ev.stream_key.as_str()) {
-            Some(m) => {
-                m.insert(ev.seq, note);
+        let q = match map.get_mut(ev.stream_key.as_str()) {
+            Some(q) => q,
+            None => map.entry(ev.stream_key.clone()).or_default(),
+        };
+        match q.back() {
+            Some(&(last, _)) if last >= ev.seq => {
+                // A re-sent event, or one out of order: its place in the queue.
+                match q.binary_search_by_key(&ev.seq, |&(seq, _)| seq) {
+                    Ok(i) => q[i].1 = note,
+                    Err(i) => q.insert(i, (ev.seq, note)),
+                }
             }
-            None => {
-                map.entry(ev.stream_key.clone())
-                    .or_default()
-                    .insert(ev.seq, note);
-            }
+            _ => q.push_back((ev.seq, note)),
         }
     }
 
@@ -69,15 +75,22 @@ impl AckNotes {
     pub fn annotate(&self, acks: &mut [Ack]) {
         let mut map = self.by_stream.lock().unwrap_or_else(|p| p.into_inner());
         for ack in acks {
-            let Some(m) = map.get_mut(ack.stream_key.as_str()) else {
+            let Some(q) = map.get_mut(ack.stream_key.as_str()) else {
                 continue;
             };
-            match m.remove(&ack.seq) {
+            let note = if q.front().is_some_and(|&(seq, _)| seq == ack.seq) {
+                q.pop_front()
+            } else {
+                q.binary_search_by_key(&ack.seq, |&(seq, _)| seq)
+                    .ok()
+                    .and_then(|i| q.remove(i))
+            };
+            match note.map(|(_, n)| n) {
                 Some(Note::Schema(r)) => ack.schema = Some(reference_to_proto(&r)),
                 Some(Note::NoSchema(reason)) => ack.set_no_schema_reason(reason),
                 None => {}
             }
-            if m.is_empty() {
+            if q.is_empty() {
                 map.remove(ack.stream_key.as_str());
             }
         }
@@ -86,7 +99,7 @@ impl AckNotes {
     /// How many events await their ack.
     pub fn len(&self) -> usize {
         let map = self.by_stream.lock().unwrap_or_else(|p| p.into_inner());
-        map.values().map(HashMap::len).sum()
+        map.values().map(VecDeque::len).sum()
     }
 
     /// Whether no event awaits its ack.
@@ -148,5 +161,41 @@ mod tests {
         let mut again = vec![ack("s", 1)];
         notes.annotate(&mut again);
         assert_eq!(again[0], ack("s", 1));
+    }
+
+    #[test]
+    fn re_sent_and_out_of_order_events_keep_one_note_each() {
+        let notes = AckNotes::default();
+        let tagged = |n: &str| {
+            Some(Outcome::Schema(Arc::new(SchemaRef {
+                name: n.into(),
+                namespace: "ns".into(),
+                version: "1".into(),
+                dataschema: String::new(),
+            })))
+        };
+        for (seq, name) in [(1, "a"), (2, "b"), (4, "d"), (3, "c"), (2, "B")] {
+            notes.record(&ev("s", seq), tagged(name).as_ref());
+        }
+        assert_eq!(notes.len(), 4, "the re-sent event 2 replaced its note");
+        // Acks out of order, one for an event never seen, and one twice.
+        let mut acks = vec![
+            ack("s", 3),
+            ack("s", 1),
+            ack("s", 9),
+            ack("s", 4),
+            ack("s", 3),
+        ];
+        notes.annotate(&mut acks);
+        let names: Vec<_> = acks
+            .iter()
+            .map(|a| a.schema.as_ref().map(|s| s.name.as_str()))
+            .collect();
+        assert_eq!(names, [Some("c"), Some("a"), None, Some("d"), None]);
+        assert_eq!(notes.len(), 1);
+        let mut last = vec![ack("s", 2)];
+        notes.annotate(&mut last);
+        assert_eq!(last[0].schema.as_ref().map(|s| s.name.as_str()), Some("B"));
+        assert!(notes.is_empty());
     }
 }
