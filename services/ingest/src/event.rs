@@ -25,8 +25,8 @@ pub struct RoutedEvent {
     pub seq: u64,
     /// The stream it was read from.
     pub stream_key: Arc<str>,
-    /// The SSE data.
-    pub data: String,
+    /// The SSE data, shared by the routed events of one SSE event and with the message sent.
+    pub data: bytes::Bytes,
     /// The SSE event type.
     pub sse_event: String,
     /// The SSE last event ID at dispatch.

@@ -44,8 +44,10 @@ pub struct InFlight<T> {
     next: u64,
     /// Boxed: a B-tree node shifts its values on insert and remove, and an event is large.
     order: BTreeMap<u64, Box<(T, usize)>>,
-    /// Per stream key, seq to position in `order` (nested so lookups by `&str` allocate nothing).
-    index: HashMap<String, HashMap<u64, u64>>,
+    /// Per stream key (looked up by `&str`, allocating nothing), (seq, position in `order`) in
+    /// seq order: events are sent and acknowledged in that order, so an entry is added at the
+    /// back and taken from the front (a search only for a re-sent or out-of-order one).
+    index: HashMap<String, VecDeque<(u64, u64)>>,
 }
 
 impl<T> InFlight<T> {
@@ -94,7 +96,20 @@ impl<T> InFlight<T> {
             Some(s) => s,
             None => self.index.entry(key.to_string()).or_default(),
         };
-        if let Some(old) = seqs.insert(seq, self.next)
+        let replaced = match seqs.back() {
+            Some(&(last, _)) if last >= seq => match seqs.binary_search_by_key(&seq, |e| e.0) {
+                Ok(i) => Some(std::mem::replace(&mut seqs[i].1, self.next)),
+                Err(i) => {
+                    seqs.insert(i, (seq, self.next));
+                    None
+                }
+            },
+            _ => {
+                seqs.push_back((seq, self.next));
+                None
+            }
+        };
+        if let Some(old) = replaced
             && let Some(old) = self.order.remove(&old)
         {
             self.bytes -= old.1;
@@ -107,7 +122,12 @@ impl<T> InFlight<T> {
     /// Removes the acknowledged item; `None` for an unknown or already acknowledged one.
     pub fn ack(&mut self, key: &str, seq: u64) -> Option<T> {
         let seqs = self.index.get_mut(key)?;
-        let pos = seqs.remove(&seq)?;
+        let (_, pos) = if seqs.front().is_some_and(|e| e.0 == seq) {
+            seqs.pop_front()?
+        } else {
+            let i = seqs.binary_search_by_key(&seq, |e| e.0).ok()?;
+            seqs.remove(i)?
+        };
         if seqs.is_empty() {
             self.index.remove(key);
         }
@@ -235,7 +255,8 @@ struct Lane {
 
 /// The forwarder's state across Process streams.
 struct State {
-    inflight: InFlight<pb::Event>,
+    /// Kept as routed (the route shared, not copied); made into messages when (re-)sent.
+    inflight: InFlight<RoutedEvent>,
     rx: mpsc::Receiver<RoutedEvent>,
     rx_open: bool,
     deadline: Option<Instant>,
@@ -413,7 +434,7 @@ impl Forwarder {
             let before = peers::owner(&e.stream_key, &old).map(|p| p.addr);
             let after = st.router.owner(&e.stream_key);
             if let Some(a) = after.filter(|a| before != Some(*a) && opening != Some(*a)) {
-                moved.entry(a).or_default().push(e.clone());
+                moved.entry(a).or_default().push(grpc::event(e));
             }
         }
         let mut resent = 0;
@@ -491,7 +512,7 @@ impl Forwarder {
                 let mut resend = Vec::new();
                 for e in st.inflight.iter() {
                     if st.router.owner(&e.stream_key) == Some(addr) {
-                        resend.push(e.clone());
+                        resend.push(grpc::event(e));
                     }
                 }
                 tracing::info!(schema = %self.endpoint.uri(), %addr, resend = resend.len(), "Process stream to schema open");
@@ -549,10 +570,9 @@ impl Forwarder {
         let mut counts: HashMap<Arc<str>, u64> = HashMap::new();
         while let Some(ev) = next.take() {
             *counts.entry(ev.stream_key.clone()).or_default() += 1;
-            let p = grpc::event(ev);
+            let p = grpc::event(&ev);
             bytes += p.data.len();
-            st.inflight
-                .push(&p.stream_key, p.seq, p.clone(), p.data.len());
+            st.inflight.push(&p.stream_key, p.seq, ev, p.data.len());
             out.push(p);
             if st.inflight.has_room() && bytes < MAX_BATCH_BYTES * MAX_PENDING_BATCHES {
                 next = st.rx.try_recv().ok();
@@ -564,7 +584,7 @@ impl Forwarder {
         out
     }
 
-    fn apply_acks(&self, inflight: &mut InFlight<pb::Event>, acks: Vec<pb::Ack>) {
+    fn apply_acks(&self, inflight: &mut InFlight<RoutedEvent>, acks: Vec<pb::Ack>) {
         for a in acks {
             let Some(ev) = inflight.ack(&a.stream_key, a.seq) else {
                 continue; // a duplicate after a re-send
@@ -573,7 +593,7 @@ impl Forwarder {
             if !a.error.is_empty() {
                 tracing::warn!(stream = %a.stream_key, seq = a.seq, error = %a.error, "event delivery failed");
             }
-            self.status.apply_ack(&ev, &a);
+            self.status.apply_ack(&ev.route, &a);
         }
     }
 }
@@ -661,6 +681,13 @@ mod tests {
         w.push("a", 2, "a2 again", 2);
         assert_eq!(w.iter().copied().collect::<Vec<_>>(), ["a3", "a2 again"]);
         assert_eq!(w.len(), 2);
+        // An older seq sent again after its ack, then acks out of order.
+        w.push("a", 1, "a1 again", 2);
+        assert_eq!(w.ack("a", 2), Some("a2 again"));
+        assert_eq!(w.ack("a", 3), Some("a3"));
+        assert_eq!(w.ack("a", 3), None);
+        assert_eq!(w.ack("a", 1), Some("a1 again"));
+        assert!(w.is_empty());
     }
 
     #[test]
@@ -870,7 +897,7 @@ mod tests {
             id: format!("{key}#{seq}"),
             seq,
             stream_key: key.into(),
-            data: format!("{{\"n\":{seq}}}"),
+            data: format!("{{\"n\":{seq}}}").into(),
             sse_event: "message".into(),
             sse_id: String::new(),
             received_unix_nanos: 1,

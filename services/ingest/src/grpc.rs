@@ -207,18 +207,18 @@ pub fn route(r: &Route) -> pb::Route {
 }
 
 /// A routed event as the proto message sent to the schema service.
-pub fn event(e: RoutedEvent) -> pb::Event {
+pub fn event(e: &RoutedEvent) -> pb::Event {
     pb::Event {
-        id: e.id,
+        id: e.id.clone(),
         seq: e.seq,
         stream_key: e.stream_key.to_string(),
-        data: bytes::Bytes::from(e.data),
-        sse_event: e.sse_event,
-        sse_id: e.sse_id,
+        data: e.data.clone(),
+        sse_event: e.sse_event.clone(),
+        sse_id: e.sse_id.clone(),
         received_unix_nanos: e.received_unix_nanos,
         route: Some(route(&e.route)),
-        traceparent: e.traceparent,
-        tracestate: e.tracestate,
+        traceparent: e.traceparent.clone(),
+        tracestate: e.tracestate.clone(),
         dataschema: String::new(),
     }
 }
@@ -245,7 +245,7 @@ mod tests {
                 ttl: Some(5),
             },
         });
-        let p = event(RoutedEvent {
+        let p = event(&RoutedEvent {
             id: "id".into(),
             seq: 7,
             stream_key: "k".into(),

@@ -130,7 +130,7 @@ fn status_event(topic: String, r: Retained, seq: u64) -> RoutedEvent {
         id: format!("status-{received_unix_nanos}-{seq}"),
         seq,
         stream_key: Arc::from(STATUS_STREAM),
-        data: r.json,
+        data: r.json.into(),
         sse_event: String::new(),
         sse_id: String::new(),
         received_unix_nanos,
@@ -200,7 +200,7 @@ spec:
         assert_eq!(topic, "p/asset/a");
         assert!(retain);
         assert_eq!(first[0].route.kind, RouteKind::Status);
-        let json: serde_json::Value = serde_json::from_str(&first[0].data).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&first[0].data).unwrap();
         assert_eq!(json["datasets"][0]["name"], "z");
         assert_eq!(
             json["datasets"][0]["runtimeHealth"]["status"],
@@ -216,7 +216,7 @@ spec:
         };
         // Either the asset or the device (whose endpoint health also changed).
         assert!(topic == "p/asset/a" || topic == "p/device/d", "{topic}");
-        let json: serde_json::Value = serde_json::from_str(&next.data).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&next.data).unwrap();
         assert!(json.to_string().contains("Available"));
         // The resources are removed: both retained messages are cleared.
         status.reconcile(&[], &Default::default());

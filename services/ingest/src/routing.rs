@@ -45,10 +45,27 @@ pub struct Route {
 impl Route {
     /// The CloudEvents subject: `asset/dataset` or `asset/group/event`.
     pub fn subject(&self) -> String {
-        match self.kind {
-            RouteKind::Dataset => format!("{}/{}", self.asset, self.group),
-            RouteKind::Event => format!("{}/{}/{}", self.asset, self.group, self.event),
-            RouteKind::Status => format!("status/{}/{}", self.group, self.asset),
+        let mut s = String::new();
+        self.write_subject(&mut s);
+        s
+    }
+
+    /// [`Route::subject`] into a buffer the caller keeps (once per event, without `format!`).
+    pub fn write_subject(&self, out: &mut String) {
+        out.clear();
+        let (a, b) = match self.kind {
+            RouteKind::Status => {
+                out.push_str("status/");
+                (&self.group, &self.asset)
+            }
+            RouteKind::Dataset | RouteKind::Event => (&self.asset, &self.group),
+        };
+        out.push_str(a);
+        out.push('/');
+        out.push_str(b);
+        if self.kind == RouteKind::Event {
+            out.push('/');
+            out.push_str(&self.event);
         }
     }
 
@@ -370,6 +387,19 @@ spec:
 
     fn subjects(d: &Dispatch) -> Vec<String> {
         d.routes.iter().map(|r| r.subject()).collect()
+    }
+
+    #[test]
+    fn subject_of_a_status_route_and_into_a_used_buffer() {
+        let p = plans();
+        let mut r = Route::clone(&p[0].dispatch("temperature-threshold").routes[1]);
+        let mut buf = "left over from a longer subject".to_string();
+        r.write_subject(&mut buf);
+        assert_eq!(buf, "a1/alerts/hot");
+        r.kind = RouteKind::Status;
+        r.write_subject(&mut buf);
+        assert_eq!(buf, "status/alerts/a1");
+        assert_eq!(r.subject(), buf);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::Serialize;
 use sse_proto::v1 as pb;
 
 use crate::resources::{ResourceError, Resources};
-use crate::routing::StreamPlan;
+use crate::routing::{Route, RouteKind, StreamPlan};
 
 /// Where a stream's reader is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -168,25 +168,14 @@ pub struct RouteStatus {
     pub error_code: &'static str,
 }
 
-/// Writes the dataset / event subject of an event on the wire into `out`; false for a status
-/// report, which has none.
-fn subject_of(ev: &pb::Event, out: &mut String) -> bool {
-    out.clear();
-    let Some(r) = ev.route.as_ref() else {
+/// Writes the dataset / event subject of a route into `out`; false for a status report's
+/// route, which has none.
+fn subject_of(route: &Route, out: &mut String) -> bool {
+    if route.kind == RouteKind::Status {
+        out.clear();
         return false;
-    };
-    let event = match r.kind() {
-        pb::RouteKind::Dataset => None,
-        pb::RouteKind::Event => Some(r.event.as_str()),
-        pb::RouteKind::Status | pb::RouteKind::Unspecified => return false,
-    };
-    out.push_str(&r.asset);
-    out.push('/');
-    out.push_str(&r.group);
-    if let Some(e) = event {
-        out.push('/');
-        out.push_str(e);
     }
+    route.write_subject(out);
     true
 }
 
@@ -336,16 +325,16 @@ impl Status {
         self.changed();
     }
 
-    /// Applies one acknowledgement of `ev`: stream counters, and the dataset's / event's schema
+    /// Applies one acknowledgement of an event on `route`: stream counters, and the dataset's / event's schema
     /// reference or the reason it has none, or its delivery failure.
-    pub fn apply_ack(&self, ev: &pb::Event, ack: &pb::Ack) {
-        if self.apply_ack_locked(ev, ack) {
+    pub fn apply_ack(&self, route: &Route, ack: &pb::Ack) {
+        if self.apply_ack_locked(route, ack) {
             self.changed();
         }
     }
 
     /// [`Status::apply_ack`]; whether the report changed.
-    fn apply_ack_locked(&self, ev: &pb::Event, ack: &pb::Ack) -> bool {
+    fn apply_ack_locked(&self, route: &Route, ack: &pb::Ack) -> bool {
         let mut guard = self.lock();
         let inner = &mut *guard;
         if let Some(s) = inner.streams.get_mut(&ack.stream_key) {
@@ -356,7 +345,7 @@ impl Status {
                 s.last_error = format!("delivery failed: {}", ack.error);
             }
         }
-        if !subject_of(ev, &mut inner.subject) {
+        if !subject_of(route, &mut inner.subject) {
             return !ack.error.is_empty();
         }
         let r = match inner.routes.get_mut(inner.subject.as_str()) {
@@ -772,15 +761,9 @@ spec:
         s.update(key, |st| st.last_error = "bang".into());
         assert!(s.revision() > r2, "another error of the same length");
         let r3 = s.revision();
-        let ev = pb::Event {
-            stream_key: key.into(),
-            route: Some(pb::Route {
-                asset: "a".into(),
-                kind: pb::RouteKind::Dataset as i32,
-                group: "z".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
+        let ev = Route {
+            group: "z".into(),
+            ..route(RouteKind::Dataset)
         };
         let ack = |version: &str| pb::Ack {
             stream_key: key.into(),
@@ -800,25 +783,34 @@ spec:
         assert!(s.revision() > r4, "a new schema version");
     }
 
+    /// A route of `kind` of asset `a`, group `g`, event `e`.
+    fn route(kind: RouteKind) -> Route {
+        Route {
+            device: "d".into(),
+            endpoint: "e".into(),
+            asset: "a".into(),
+            kind,
+            group: "g".into(),
+            event: "e".into(),
+            data_source: String::new(),
+            type_ref: String::new(),
+            destination: crate::resources::Destination::Mqtt {
+                topic: "t".into(),
+                qos: crate::resources::Qos::AtLeastOnce,
+                retain: false,
+                ttl: None,
+            },
+        }
+    }
+
     #[test]
     fn subjects_of_datasets_and_events_none_for_status_reports() {
-        let ev = |kind: pb::RouteKind| pb::Event {
-            route: Some(pb::Route {
-                asset: "a".into(),
-                kind: kind as i32,
-                group: "g".into(),
-                event: "e".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
         let mut out = "left over".to_string();
-        assert!(subject_of(&ev(pb::RouteKind::Event), &mut out));
+        assert!(subject_of(&route(RouteKind::Event), &mut out));
         assert_eq!(out, "a/g/e");
-        assert!(subject_of(&ev(pb::RouteKind::Dataset), &mut out));
+        assert!(subject_of(&route(RouteKind::Dataset), &mut out));
         assert_eq!(out, "a/g");
-        assert!(!subject_of(&ev(pb::RouteKind::Status), &mut out));
-        assert!(!subject_of(&pb::Event::default(), &mut out));
+        assert!(!subject_of(&route(RouteKind::Status), &mut out));
     }
 
     #[test]

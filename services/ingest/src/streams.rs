@@ -90,6 +90,8 @@ pub struct StreamTask {
     status: Arc<Status>,
     out: mpsc::Sender<RoutedEvent>,
     ids: IdGen,
+    /// The subject of the route being dispatched, for its event id (a buffer kept).
+    subject: String,
     resume: Resume,
 }
 
@@ -120,6 +122,7 @@ impl StreamTask {
             status,
             out,
             ids: IdGen::new(),
+            subject: String::new(),
             resume: Resume::default(),
         }
     }
@@ -238,7 +241,7 @@ impl StreamTask {
 
     /// Routes one SSE event and hands its routed events to the forwarder (waiting while the
     /// forwarder is full: backpressure). False when shut down or the forwarder is gone.
-    async fn dispatch(&mut self, e: SseEvent, token: &CancellationToken) -> bool {
+    async fn dispatch(&mut self, mut e: SseEvent, token: &CancellationToken) -> bool {
         let received_unix_nanos = event::unix_nanos_now();
         let d = self.plan.dispatch(&e.event_type);
         self.status.update(&self.key, |s| {
@@ -269,14 +272,16 @@ impl StreamTask {
         let seqs: Vec<u64> = d.routes.iter().map(|_| self.resume.next_seq()).collect();
         // Registered before any is sent, so no ack can come before its event is known.
         checkpoint::lock(&self.resume.progress).sent(&seqs, &e.last_event_id);
+        let data = bytes::Bytes::from(std::mem::take(&mut e.data));
         for (route, seq) in d.routes.into_iter().zip(seqs) {
+            route.write_subject(&mut self.subject);
             let routed = RoutedEvent {
                 id: self
                     .ids
-                    .id(&self.key, &route.subject(), &e.last_event_id, index),
+                    .id(&self.key, &self.subject, &e.last_event_id, index),
                 seq,
                 stream_key: self.key.clone(),
-                data: e.data.clone(),
+                data: data.clone(),
                 sse_event: e.event_type.clone(),
                 sse_id: e.last_event_id.clone(),
                 received_unix_nanos,
@@ -383,8 +388,14 @@ spec:
             .unwrap();
         let (first, second) = (rx.recv().await.unwrap(), rx.recv().await.unwrap());
         assert_eq!((first.seq, second.seq), (1, 2));
-        assert_eq!((first.sse_id.as_str(), &*first.data), ("7", "{\"a\":1}"));
-        assert_eq!((second.sse_id.as_str(), &*second.data), ("8", "{\"a\":2}"));
+        assert_eq!(
+            (first.sse_id.as_str(), &*first.data),
+            ("7", &b"{\"a\":1}"[..])
+        );
+        assert_eq!(
+            (second.sse_id.as_str(), &*second.data),
+            ("8", &b"{\"a\":2}"[..])
+        );
         assert_eq!(&*first.stream_key, key.as_str());
         assert!(
             first.traceparent.starts_with("00-"),
@@ -406,7 +417,7 @@ spec:
         let (listener, run, status, key) = started(tx).await;
         let mut sock = accept_stream(&listener).await;
         sock.write_all(b"data: one\n\n").await.unwrap();
-        assert_eq!(&*rx.recv().await.unwrap().data, "one");
+        assert_eq!(&*rx.recv().await.unwrap().data, b"one");
         drop(rx);
         // The next event finds no forwarder: the task ends on its own (no cancellation), and
         // closes the connection.
