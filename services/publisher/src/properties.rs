@@ -184,8 +184,8 @@ pub fn validate_topic(topic: &str) -> Result<(), Error> {
 fn cloud_event_properties(ev: &Event, traceparent: &str) -> Result<Vec<(String, String)>, Error> {
     let r = &ev.route;
     let (kind, subject) = match r.kind {
-        RouteKind::Event => ("Event", format!("{}/{}/{}", r.asset, r.group, r.event)),
-        RouteKind::Dataset => ("DataSet", format!("{}/{}", r.asset, r.group)),
+        RouteKind::Event => ("Event", [&r.asset, "/", &r.group, "/", &r.event].concat()),
+        RouteKind::Dataset => ("DataSet", [&r.asset, "/", &r.group].concat()),
         RouteKind::Unspecified => return Err(Error::Invalid("route kind not set".into())),
         RouteKind::Status => {
             return Err(Error::Invalid("a status report has no CloudEvent".into()));
@@ -194,24 +194,26 @@ fn cloud_event_properties(ev: &Event, traceparent: &str) -> Result<Vec<(String, 
     let type_ = if r.type_ref.is_empty() {
         kind.to_string()
     } else {
-        format!("{kind}/{}", r.type_ref)
+        [kind, "/", &r.type_ref].concat()
     };
-    let mut props = vec![
+    // At most 12 properties: one allocation for the list.
+    let mut props = Vec::with_capacity(12);
+    props.extend([
         ("specversion".to_string(), "1.0".to_string()),
         ("id".into(), ev.id.clone()),
         ("source".into(), source(&r.device, &r.data_source)),
         ("type".into(), type_),
         ("subject".into(), subject),
         ("time".into(), rfc3339_millis(ev.received_unix_nanos)),
-    ];
+    ]);
     if !ev.dataschema.is_empty() {
         props.push(("dataschema".into(), ev.dataschema.clone()));
     }
     props.push((
         "aiodeviceref".into(),
-        format!("ms-aio:{}/{}", r.device, r.endpoint),
+        ["ms-aio:", &r.device, "/", &r.endpoint].concat(),
     ));
-    props.push(("aioassetref".into(), format!("ms-aio:{}", r.asset)));
+    props.push(("aioassetref".into(), ["ms-aio:", &r.asset].concat()));
     let sse_event = if ev.sse_event.is_empty() {
         "message"
     } else {
@@ -231,9 +233,9 @@ fn cloud_event_properties(ev: &Event, traceparent: &str) -> Result<Vec<(String, 
 pub fn source(device: &str, data_source: &str) -> String {
     let path = data_source.trim_start_matches('/');
     if !path.is_empty() && is_uri_reference(data_source) {
-        format!("ms-aio:{device}/{path}")
+        ["ms-aio:", device, "/", path].concat()
     } else {
-        format!("ms-aio:{device}")
+        ["ms-aio:", device].concat()
     }
 }
 
