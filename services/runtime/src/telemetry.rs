@@ -220,7 +220,8 @@ fn write_traceparent(cx: &SpanContext) -> String {
     let _ = hex::encode_to_slice(cx.trace_id().to_bytes(), &mut out[3..35]);
     let _ = hex::encode_to_slice(cx.span_id().to_bytes(), &mut out[36..52]);
     let _ = hex::encode_to_slice(flags, &mut out[53..55]);
-    out.iter().map(|&b| char::from(b)).collect()
+    // Hex digits and dashes only: always UTF-8, one allocation of exactly 55 bytes.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 /// W3C headers carried by an event or a request, read by the propagator.
