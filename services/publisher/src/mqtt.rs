@@ -674,8 +674,10 @@ impl Book {
         if m.qos == Qos::AtLeastOnce && !self.qos1_available {
             return Err(Error::Unsupported("the broker supports only QoS 0".into()));
         }
-        if let Some(max) = self.max_packet {
-            let size = m.to_publish().size();
+        if let Some(max) = self.max_packet
+            && m.packet_size_bound() > max as usize
+        {
+            let size = m.packet_size();
             if size > max as usize {
                 return Err(Error::Unsupported(format!(
                     "{size} bytes exceed the broker's maximum packet size of {max}"
@@ -1292,5 +1294,13 @@ mod tests {
         m.payload = Bytes::from(vec![0u8; 100]);
         assert!(matches!(b.check(&m), Err(Error::Unsupported(_))));
         assert!(b.check(&message(Qos::AtLeastOnce)).is_ok());
+        // The limit counts the packet id: 20 bytes with it pass, 22 do not (20 without it).
+        let sized = |n: usize| Message {
+            payload: Bytes::from(vec![b'x'; n]),
+            ..message(Qos::AtLeastOnce)
+        };
+        assert_eq!(sized(12).packet_size(), 20);
+        assert!(b.check(&sized(12)).is_ok());
+        assert!(matches!(b.check(&sized(14)), Err(Error::Unsupported(_))));
     }
 }

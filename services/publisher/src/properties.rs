@@ -42,6 +42,38 @@ impl Message {
         p.retain = self.retain;
         p
     }
+
+    /// The PUBLISH packet's size on the wire, with the packet id it gets at QoS 1.
+    pub fn packet_size(&self) -> usize {
+        let mut p = self.to_publish();
+        if self.qos == Qos::AtLeastOnce {
+            p.pkid = 1; // only its presence counts: rumqttc leaves out the id of packet id 0
+        }
+        p.size()
+    }
+
+    /// At least [`Message::packet_size`], without building the packet (a copy of every
+    /// property): the bytes of the topic, payload and properties plus the most their encoding
+    /// adds. Checked against a broker's maximum packet size first, so only a message near that
+    /// limit is measured exactly.
+    pub fn packet_size_bound(&self) -> usize {
+        let p = &self.properties;
+        let field = |len: Option<usize>| len.map_or(0, |n| 1 + 2 + n);
+        let properties = 2 // payload format indicator
+            + 5 // message expiry interval
+            + 3 // topic alias
+            + field(p.response_topic.as_ref().map(String::len))
+            + field(p.correlation_data.as_ref().map(Bytes::len))
+            + field(p.content_type.as_ref().map(String::len))
+            + p.user_properties
+                .iter()
+                .map(|(k, v)| 1 + 2 + k.len() + 2 + v.len())
+                .sum::<usize>()
+            + 5 * p.subscription_identifiers.len();
+        // Fixed header (type byte and up to 4 length bytes), topic length, packet id, property
+        // length (up to 4 bytes).
+        5 + 2 + self.topic.len() + 2 + 4 + properties + self.payload.len()
+    }
 }
 
 /// What a state store request needs besides the event: the client id, the `__ts` stamp and
@@ -383,6 +415,51 @@ mod tests {
                 ("sseevent", "message"),
             ]
         );
+    }
+
+    #[test]
+    fn packet_size_bound_is_never_below_the_exact_size() {
+        let full = PublishProperties {
+            payload_format_indicator: Some(1),
+            message_expiry_interval: Some(60),
+            topic_alias: Some(3),
+            response_topic: Some("r/t".into()),
+            correlation_data: Some(Bytes::from_static(b"corr")),
+            user_properties: vec![("k".into(), "v".into()), ("key".into(), "x".repeat(300))],
+            subscription_identifiers: vec![1, 300, 70_000],
+            content_type: Some(JSON.into()),
+        };
+        // Payload sizes across the remaining length's 1-, 2-, 3- and 4-byte encodings.
+        for len in [0, 1, 100, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152] {
+            for properties in [PublishProperties::default(), full.clone()] {
+                for qos in [Qos::AtMostOnce, Qos::AtLeastOnce] {
+                    let m = Message {
+                        topic: "a/b".into(),
+                        qos,
+                        retain: false,
+                        payload: Bytes::from(vec![b'x'; len]),
+                        properties: properties.clone(),
+                    };
+                    let (exact, bound) = (m.packet_size(), m.packet_size_bound());
+                    assert!(bound >= exact, "len {len} {qos:?}: {bound} < {exact}");
+                    assert!(bound <= exact + 40, "a loose bound: {bound} for {exact}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packet_size_counts_the_packet_id_of_qos1() {
+        let m = |qos| Message {
+            topic: "t".into(),
+            qos,
+            retain: false,
+            payload: Bytes::from_static(b"x"),
+            properties: PublishProperties::default(),
+        };
+        // Fixed header 2, topic 3, property length 1, payload 1; the packet id 2 more at QoS 1.
+        assert_eq!(m(Qos::AtMostOnce).packet_size(), 7);
+        assert_eq!(m(Qos::AtLeastOnce).packet_size(), 9);
     }
 
     #[test]
