@@ -19,6 +19,7 @@ use futures::{Stream, StreamExt};
 use sse_proto::v1 as pb;
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
 use sse_runtime::peers::{self, Peer, Peers};
+use sse_runtime::seq::SeqQueue;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -44,10 +45,8 @@ pub struct InFlight<T> {
     next: u64,
     /// Boxed: a B-tree node shifts its values on insert and remove, and an event is large.
     order: BTreeMap<u64, Box<(T, usize)>>,
-    /// Per stream key (looked up by `&str`, allocating nothing), (seq, position in `order`) in
-    /// seq order: events are sent and acknowledged in that order, so an entry is added at the
-    /// back and taken from the front (a search only for a re-sent or out-of-order one).
-    index: HashMap<String, VecDeque<(u64, u64)>>,
+    /// Per stream key (looked up by `&str`, allocating nothing), seq to position in `order`.
+    index: HashMap<String, SeqQueue<u64>>,
 }
 
 impl<T> InFlight<T> {
@@ -96,20 +95,7 @@ impl<T> InFlight<T> {
             Some(s) => s,
             None => self.index.entry(key.to_string()).or_default(),
         };
-        let replaced = match seqs.back() {
-            Some(&(last, _)) if last >= seq => match seqs.binary_search_by_key(&seq, |e| e.0) {
-                Ok(i) => Some(std::mem::replace(&mut seqs[i].1, self.next)),
-                Err(i) => {
-                    seqs.insert(i, (seq, self.next));
-                    None
-                }
-            },
-            _ => {
-                seqs.push_back((seq, self.next));
-                None
-            }
-        };
-        if let Some(old) = replaced
+        if let Some(old) = seqs.insert(seq, self.next)
             && let Some(old) = self.order.remove(&old)
         {
             self.bytes -= old.1;
@@ -122,12 +108,7 @@ impl<T> InFlight<T> {
     /// Removes the acknowledged item; `None` for an unknown or already acknowledged one.
     pub fn ack(&mut self, key: &str, seq: u64) -> Option<T> {
         let seqs = self.index.get_mut(key)?;
-        let (_, pos) = if seqs.front().is_some_and(|e| e.0 == seq) {
-            seqs.pop_front()?
-        } else {
-            let i = seqs.binary_search_by_key(&seq, |e| e.0).ok()?;
-            seqs.remove(i)?
-        };
+        let pos = seqs.take(seq)?;
         if seqs.is_empty() {
             self.index.remove(key);
         }

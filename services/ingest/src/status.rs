@@ -325,8 +325,8 @@ impl Status {
         self.changed();
     }
 
-    /// Applies one acknowledgement of an event on `route`: stream counters, and the dataset's / event's schema
-    /// reference or the reason it has none, or its delivery failure.
+    /// Applies one acknowledgement of an event on `route`: stream counters, and the dataset's /
+    /// event's schema reference or the reason it has none, or its delivery failure.
     pub fn apply_ack(&self, route: &Route, ack: &pb::Ack) {
         if self.apply_ack_locked(route, ack) {
             self.changed();
@@ -761,7 +761,7 @@ spec:
         s.update(key, |st| st.last_error = "bang".into());
         assert!(s.revision() > r2, "another error of the same length");
         let r3 = s.revision();
-        let ev = Route {
+        let z = Route {
             group: "z".into(),
             ..route(RouteKind::Dataset)
         };
@@ -774,12 +774,12 @@ spec:
             }),
             ..Default::default()
         };
-        s.apply_ack(&ev, &ack("1"));
+        s.apply_ack(&z, &ack("1"));
         let r4 = s.revision();
         assert!(r4 > r3, "a first schema reference");
-        s.apply_ack(&ev, &ack("1"));
+        s.apply_ack(&z, &ack("1"));
         assert_eq!(s.revision(), r4, "the same reference again");
-        s.apply_ack(&ev, &ack("2"));
+        s.apply_ack(&z, &ack("2"));
         assert!(s.revision() > r4, "a new schema version");
     }
 

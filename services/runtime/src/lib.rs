@@ -1,12 +1,13 @@
 //! What every sse-connector service needs, and nothing service-specific: telemetry set-up and
 //! trace-context helpers, gRPC serving with health and reflection, the shutdown signal, backoff,
-//! TLS client configuration, broker credentials read at connect, and the exit code for bad
-//! configuration.
+//! TLS client configuration, broker credentials read at connect, the seq-ordered queue of the ack
+//! bookkeeping, and the exit code for bad configuration.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod backoff;
 pub mod mqtt;
 pub mod peers;
+pub mod seq;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;

@@ -5,10 +5,11 @@
 //! `seq` order and taken out when its ack passes. Its size is bounded by ingest's in-flight window,
 //! and it is dropped with the stream.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sse_proto::v1::{Ack, Event, NoSchemaReason, SchemaReference};
+use sse_runtime::seq::SeqQueue;
 
 use crate::pipeline::{NoSchema, Outcome, SchemaRef};
 
@@ -21,9 +22,8 @@ enum Note {
 /// Notes of the events of one stream whose acks have not passed yet.
 #[derive(Debug, Default)]
 pub struct AckNotes {
-    /// Per stream key, in `seq` order: events go out in that order and their acks come back in
-    /// it, so a note is added at the back and taken from the front (a search otherwise).
-    by_stream: Mutex<HashMap<String, VecDeque<(u64, Note)>>>,
+    /// Per stream key, by `seq`.
+    by_stream: Mutex<HashMap<String, SeqQueue<Note>>>,
 }
 
 /// The proto reason for a pipeline reason.
@@ -59,16 +59,8 @@ impl AckNotes {
             Some(q) => q,
             None => map.entry(ev.stream_key.clone()).or_default(),
         };
-        match q.back() {
-            Some(&(last, _)) if last >= ev.seq => {
-                // A re-sent event, or one out of order: its place in the queue.
-                match q.binary_search_by_key(&ev.seq, |&(seq, _)| seq) {
-                    Ok(i) => q[i].1 = note,
-                    Err(i) => q.insert(i, (ev.seq, note)),
-                }
-            }
-            _ => q.push_back((ev.seq, note)),
-        }
+        // A re-sent event's note replaces the one it had.
+        q.insert(ev.seq, note);
     }
 
     /// Sets the schema fields of `acks` from the notes of their events, taking the notes out.
@@ -78,14 +70,7 @@ impl AckNotes {
             let Some(q) = map.get_mut(ack.stream_key.as_str()) else {
                 continue;
             };
-            let note = if q.front().is_some_and(|&(seq, _)| seq == ack.seq) {
-                q.pop_front()
-            } else {
-                q.binary_search_by_key(&ack.seq, |&(seq, _)| seq)
-                    .ok()
-                    .and_then(|i| q.remove(i))
-            };
-            match note.map(|(_, n)| n) {
+            match q.take(ack.seq) {
                 Some(Note::Schema(r)) => ack.schema = Some(reference_to_proto(&r)),
                 Some(Note::NoSchema(reason)) => ack.set_no_schema_reason(reason),
                 None => {}
@@ -99,7 +84,7 @@ impl AckNotes {
     /// How many events await their ack.
     pub fn len(&self) -> usize {
         let map = self.by_stream.lock().unwrap_or_else(|p| p.into_inner());
-        map.values().map(VecDeque::len).sum()
+        map.values().map(SeqQueue::len).sum()
     }
 
     /// Whether no event awaits its ack.
