@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod backoff;
+pub mod link;
 pub mod mqtt;
 pub mod peers;
 pub mod seq;

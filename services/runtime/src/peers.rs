@@ -20,7 +20,9 @@ use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Endpoint, Uri};
+
+use crate::link::Link;
 
 /// How often the addresses are resolved again when nothing asks for it sooner.
 pub const RESOLVE_EVERY: Duration = Duration::from_secs(10);
@@ -281,18 +283,23 @@ fn weight(key: &str, addr: &SocketAddr) -> u64 {
     u64::from_be_bytes(first)
 }
 
-/// A channel that reaches `addr` but speaks to it as `endpoint` (its name, timeouts and
-/// keepalives); connects on first use and reconnects by itself.
-pub fn connect_lazy(endpoint: &Endpoint, addr: SocketAddr) -> Channel {
-    endpoint.connect_with_connector_lazy(To(addr))
+/// A link that reaches `addr` but speaks to it as `endpoint` (its name, timeouts and
+/// keepalives); connects on first use and reconnects by itself (in-process when `addr` is served
+/// by this process, see [`Link`]).
+pub fn connect_lazy(endpoint: &Endpoint, addr: SocketAddr) -> Link {
+    Link::to(addr, || endpoint.connect_with_connector_lazy(To(addr)))
 }
 
-/// Connects now to `addr`, speaking to it as `endpoint`.
+/// Connects now to `addr`, speaking to it as `endpoint` (in-process when `addr` is served by this
+/// process).
 pub async fn connect(
     endpoint: &Endpoint,
     addr: SocketAddr,
-) -> Result<Channel, tonic::transport::Error> {
-    endpoint.connect_with_connector(To(addr)).await
+) -> Result<Link, tonic::transport::Error> {
+    if let Some(link) = Link::in_process(addr) {
+        return Ok(link);
+    }
+    Ok(Link::Net(endpoint.connect_with_connector(To(addr)).await?))
 }
 
 /// A connector to one fixed socket address, whatever the URI says.

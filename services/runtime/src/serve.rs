@@ -111,10 +111,15 @@ impl Serving {
         };
         // `Server::tcp_nodelay` applies only to listeners tonic binds itself; accepted sockets
         // of our own listener get it here (acks and flow-control updates go out at once).
+        let routes = self.routes.routes();
+        // In `sse-connector`, the other services of this process call these routes directly.
+        let _in_process = listener
+            .local_addr()
+            .map(|a| crate::link::Registered::new(a, &routes));
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .trace_fn(request_span)
-            .add_routes(self.routes.routes())
+            .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, signal)
             .await?;
         Ok(())

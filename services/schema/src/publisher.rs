@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sse_runtime::Backoff;
+use sse_runtime::link::Link;
 use sse_runtime::peers::{self, Peer, Peers};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Endpoint, Uri};
 use tonic_health::ServingStatus;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -34,7 +35,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct Publishers {
     peers: Peers,
-    channels: Arc<Mutex<HashMap<SocketAddr, Channel>>>,
+    channels: Arc<Mutex<HashMap<SocketAddr, Link>>>,
     /// Addresses whose stream failed, left out until the instant given.
     down: Arc<Mutex<HashMap<SocketAddr, Instant>>>,
 }
@@ -127,7 +128,7 @@ impl Publishers {
     }
 
     /// The channel to one address; it connects on first use and reconnects by itself.
-    pub fn channel_to(&self, peer: &Peer) -> Channel {
+    pub fn channel_to(&self, peer: &Peer) -> Link {
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if channels.len() > 64 {
             let live = self.peers.current();
@@ -148,7 +149,7 @@ impl Publishers {
 }
 
 /// Probes one publisher address: true when it answered the health check at all.
-async fn probe(channel: &Channel, addr: SocketAddr, timeout: Duration) -> bool {
+async fn probe(channel: &Link, addr: SocketAddr, timeout: Duration) -> bool {
     let mut client = HealthClient::new(channel.clone());
     let req = HealthCheckRequest {
         service: String::new(),

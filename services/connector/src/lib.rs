@@ -1,0 +1,206 @@
+//! `sse-connector`: ingest, schema and publisher in one process, for a laptop or a small edge box
+//! where three processes would be three times the wake-ups for every event.
+//!
+//! Each service runs exactly as its own binary does (same library, same gRPC streams between
+//! them, each with its own gRPC server, health and reflection), on one tokio thread; they are
+//! joined over loopback, so an event crosses no process boundary before the broker. Shutdown goes
+//! in the order of the stream: ingest stops reading and drains first, then schema, then the
+//! publisher, so what ingest sent out is published and acknowledged before its consumer stops.
+
+pub mod args;
+
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use clap::Parser;
+use sse_runtime::Shutdown;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use args::Part;
+
+/// The three services' configurations, parsed by their own parsers.
+#[derive(Debug)]
+pub struct Configs {
+    /// Ingest's; its `schema` address is set when the schema service is bound.
+    pub ingest: sse_ingest::Config,
+    /// The schema service's; its `publisher` address is set when the publisher is bound.
+    pub schema: sse_schema::Config,
+    /// The publisher's.
+    pub publisher: sse_publisher::Config,
+}
+
+/// Why the connector could not start or stopped with an error; each names its service.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A service's flags (or environment variables) did not parse.
+    #[error("{0}: {1}")]
+    Args(&'static str, String),
+    /// `sse-ingest` failed.
+    #[error("sse-ingest: {0}")]
+    Ingest(#[from] sse_ingest::Error),
+    /// `sse-schema` failed.
+    #[error("sse-schema: {0}")]
+    Schema(#[from] sse_schema::Error),
+    /// `sse-publisher` failed.
+    #[error("sse-publisher: {0}")]
+    Publisher(#[from] sse_publisher::Error),
+    /// A service's listen address could not be bound.
+    #[error("{part}: cannot listen on {addr}: {source}")]
+    Bind {
+        /// Which service.
+        part: &'static str,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A service's task ended without a result (it panicked).
+    #[error("{0}: task failed: {1}")]
+    Task(&'static str, String),
+}
+
+impl Error {
+    /// Whether the error is the operator's configuration (the binary exits with code 64).
+    pub fn is_config(&self) -> bool {
+        match self {
+            Error::Args(..) | Error::Bind { .. } => true,
+            Error::Ingest(e) => e.is_config(),
+            Error::Schema(e) => e.is_config(),
+            Error::Publisher(e) => matches!(e, sse_publisher::Error::Config(_)),
+            Error::Task(..) => false,
+        }
+    }
+}
+
+/// A placeholder peer address while parsing; replaced by the bound one before anything connects.
+const PLACEHOLDER: &str = "http://127.0.0.1:1";
+
+impl Configs {
+    /// Parses each service's arguments (from [`args::split`]) with its own parser, environment
+    /// variables included, and checks what each service checks before it starts.
+    pub fn parse(args: [Vec<OsString>; 3]) -> Result<Self, Error> {
+        let [i, s, p] = args;
+        let clap_err = |part: Part, e: clap::Error| Error::Args(part.name(), e.to_string());
+        let mut ingest = sse_ingest::Config::try_parse_from(i)
+            .map_err(|e| clap_err(Part::Ingest, e))?
+            .with_aliases(|k| std::env::var(k).ok());
+        let mut schema =
+            sse_schema::Config::try_parse_from(s).map_err(|e| clap_err(Part::Schema, e))?;
+        let publisher =
+            sse_publisher::Config::try_parse_from(p).map_err(|e| clap_err(Part::Publisher, e))?;
+        // SCHEMA_ADDR / PUBLISHER_ADDR in the environment mean nothing here: the peers are in
+        // this process.
+        ingest.schema = PLACEHOLDER.to_string();
+        schema.publisher = http::Uri::from_static(PLACEHOLDER);
+        ingest.validate()?;
+        schema.validate()?;
+        publisher.mqtt_settings()?;
+        Ok(Self {
+            ingest,
+            schema,
+            publisher,
+        })
+    }
+}
+
+/// Binds the three services, runs them until `stop` is cancelled (or one of them ends), then
+/// stops them in the order of the stream. Returns the first error of any of them.
+pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error> {
+    let Configs {
+        mut ingest,
+        mut schema,
+        publisher,
+    } = configs;
+    sse_runtime::link::serve_in_process();
+    let pl = bind(publisher.listen, Part::Publisher).await?;
+    let sl = bind(schema.listen, Part::Schema).await?;
+    schema.publisher = peer_uri(&pl)?;
+    let il = bind(ingest.listen, Part::Ingest).await?;
+    ingest.schema = peer_uri(&sl)?.to_string();
+
+    let parts = [Shutdown::new(), Shutdown::new(), Shutdown::new()];
+    let publisher_task = spawn(
+        sse_publisher::run(pl, publisher, parts[2].clone()),
+        stop.clone(),
+    );
+    let schema_task = spawn(sse_schema::run(sl, schema, parts[1].clone()), stop.clone());
+    let ingest_task = spawn(sse_ingest::run(il, ingest, parts[0].clone()), stop.clone());
+    stop.cancelled().await;
+    tracing::info!("stopping: ingest, then schema, then publisher");
+    let mut first: Option<Error> = None;
+    let order = [
+        (Part::Ingest, ingest_task, Duration::from_secs(10)),
+        (
+            Part::Schema,
+            schema_task,
+            sse_schema::STREAM_DRAIN + Duration::from_secs(5),
+        ),
+        (Part::Publisher, publisher_task, Duration::from_secs(10)),
+    ];
+    for ((part, task, drain), shutdown) in order.into_iter().zip([&parts[0], &parts[1], &parts[2]])
+    {
+        shutdown.token.cancel();
+        let result = task
+            .await
+            .unwrap_or_else(|e| Err(Error::Task(part.name(), e.to_string())));
+        if !shutdown.drain(drain).await {
+            tracing::warn!(
+                service = part.name(),
+                "shutdown: tasks still running after {drain:?}"
+            );
+        }
+        if let Err(e) = result {
+            tracing::error!(service = part.name(), error = %e, "stopped with an error");
+            first.get_or_insert(e);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Runs a service as a task; when it ends on its own, `stop` takes the others down with it.
+fn spawn<E: Into<Error>>(
+    service: impl Future<Output = Result<(), E>> + Send + 'static,
+    stop: CancellationToken,
+) -> JoinHandle<Result<(), Error>> {
+    tokio::spawn(async move {
+        let r = service.await.map_err(Into::into);
+        stop.cancel();
+        r
+    })
+}
+
+/// Binds `addr`, printing `sse-connector <service> listening on <addr>` (ingest, the front door,
+/// prints `sse-connector listening on <addr>`).
+async fn bind(addr: SocketAddr, part: Part) -> Result<TcpListener, Error> {
+    let label = match part {
+        Part::Ingest => "sse-connector",
+        Part::Schema => "sse-connector schema",
+        Part::Publisher => "sse-connector publisher",
+    };
+    sse_runtime::bind(addr, label)
+        .await
+        .map_err(|source| Error::Bind {
+            part: part.name(),
+            addr,
+            source,
+        })
+}
+
+/// Where a service in this process reaches the one bound on `listener`: a wildcard address is
+/// reached through loopback.
+fn peer_uri(listener: &TcpListener) -> Result<http::Uri, Error> {
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Task("bind", e.to_string()))?;
+    let ip = match local.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, local.port()))
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| Error::Task("bind", e.to_string()))
+}

@@ -1,0 +1,36 @@
+//! `sse-connector`: splits the command line among the three services, starts telemetry, runs
+//! [`sse_connector::run`] until SIGTERM, which stops ingest, schema and publisher in that order.
+
+use sse_connector::args::{self, Parsed};
+use sse_connector::{Configs, Error};
+use sse_runtime::{Shutdown, exit_config_error, telemetry};
+
+const SERVICE: &str = "sse-connector";
+
+/// mimalloc: the services allocate many small, short-lived buffers per event; glibc malloc
+/// spent up to 10% of their CPU there, consolidating (see docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// One thread for all three services: an event then crosses no thread or process boundary
+// between the SSE socket and the broker (see docs/performance.md, "One process").
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let configs = match args::split(std::env::args_os().skip(1)) {
+        Ok(Parsed::Print(text)) => {
+            print!("{text}");
+            return Ok(());
+        }
+        Ok(Parsed::Run(parts)) => Configs::parse(parts),
+        Err(e) => exit_config_error(SERVICE, &e),
+    };
+    let configs = configs.unwrap_or_else(|e: Error| exit_config_error(SERVICE, &e));
+    let guard = telemetry::init(SERVICE);
+    let signals = Shutdown::on_signals();
+    let result = sse_connector::run(configs, signals.token.clone()).await;
+    guard.shutdown().await;
+    match result {
+        Err(e) if e.is_config() => exit_config_error(SERVICE, &e),
+        r => Ok(r?),
+    }
+}

@@ -1,0 +1,256 @@
+//! `sse-connector`, the three services in one process: every event of a source that drops its
+//! connection now and then reaches the broker once, in order, with its CloudEvents properties;
+//! acks come back (ingest counts every event acknowledged); each service answers grpcurl on its
+//! own port; SIGTERM stops it cleanly; a bad command line exits 64 naming the problem.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use sse_e2e::broker::{Mosquitto, free_port};
+use sse_e2e::grpcurl;
+use sse_e2e::numbered::{NumberedSource, Numbering, number_of};
+use sse_e2e::procs::{Service, bin_dir};
+
+const TOPIC: &str = "e2e/connector";
+
+fn resources(base: &str) -> String {
+    format!(
+        r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Device
+metadata: {{ name: counter }}
+spec:
+  endpoints:
+    inbound:
+      sse-0: {{ endpointType: Microsoft.SSEHttp, address: "{base}" }}
+---
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Asset
+metadata: {{ name: numbers }}
+spec:
+  deviceRef: {{ deviceName: counter, endpointName: sse-0 }}
+  datasets:
+    - {{ name: all, dataSource: /numbers, destinations: [ {{ target: Mqtt, configuration: {{ topic: {TOPIC}, qos: Qos1 }} }} ] }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
+    let total = 300;
+    let broker = Mosquitto::start().await.unwrap();
+    let source = NumberedSource::start(Numbering {
+        total,
+        interval: Duration::from_millis(2),
+        drop_every: Some(70),
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    std::fs::write(res.join("r.yaml"), resources(&source.base_url())).unwrap();
+    let sub = sse_e2e::mqtt::Subscriber::connect(broker.port, TOPIC)
+        .await
+        .unwrap();
+    let (schema_port, publisher_port) = (free_port().unwrap(), free_port().unwrap());
+    let path = |p: &str| dir.path().join(p).display().to_string();
+    let args: Vec<String> = [
+        "--schema-listen",
+        &format!("127.0.0.1:{schema_port}"),
+        "--publisher-listen",
+        &format!("127.0.0.1:{publisher_port}"),
+        "--mqtt-url",
+        &broker.url(),
+        "--resources",
+        &res.display().to_string(),
+        "--data-dir",
+        &path("schemas"),
+        "--checkpoint-store",
+        &path("checkpoints.json"),
+        "--checkpoint-interval=100ms",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut connector = Service::start("sse-connector", &args, &[]).await.unwrap();
+
+    // Every event once, in order, as the three separate services would publish it.
+    let msgs = sub
+        .wait_until("every numbered event", |m| m.len() >= total as usize)
+        .await
+        .unwrap();
+    let numbers: Vec<u64> = msgs
+        .iter()
+        .map(|m| number_of(&m.payload).unwrap())
+        .collect();
+    assert_eq!(
+        numbers,
+        (1..=total).collect::<Vec<_>>(),
+        "once each, in order"
+    );
+    let ids: BTreeSet<&str> = msgs.iter().map(|m| m.user("id").unwrap()).collect();
+    assert_eq!(ids.len(), total as usize, "one CloudEvents id per event");
+    for m in &msgs {
+        assert_eq!(m.qos, 1);
+        assert_eq!(m.user("specversion"), Some("1.0"));
+        assert!(m.user("traceparent").is_some_and(|t| t.len() == 55));
+        assert!(
+            m.user("dataschema")
+                .is_some_and(|d| d.starts_with("aio-sr://")),
+            "{:?}",
+            m.props
+        );
+    }
+    assert!(
+        source.resumed_from().iter().any(|r| r.is_some()),
+        "the source dropped the stream and ingest resumed it with Last-Event-ID"
+    );
+
+    // Each service on its own port, as grpcurl sees it.
+    let front = connector.addr.to_string();
+    let schema = format!("127.0.0.1:{schema_port}");
+    let publisher = format!("127.0.0.1:{publisher_port}");
+    for (addr, own) in [
+        (&front, "sseconnector.v1.IngestService"),
+        (&schema, "sseconnector.v1.SchemaService"),
+        (&publisher, "sseconnector.v1.PublisherService"),
+    ] {
+        let list = grpcurl::call(addr, None, &["list"]).await.unwrap();
+        assert!(list.contains(own), "{addr} lists {list}");
+        let health = grpcurl::call_json(addr, None, &["grpc.health.v1.Health/Check"])
+            .await
+            .unwrap();
+        assert_eq!(health["status"], "SERVING", "{own}: {health}");
+    }
+
+    // Acks travel back through the process: ingest counts every event acknowledged.
+    let streams = sse_e2e::eventually("every event acknowledged", || {
+        let front = front.clone();
+        async move {
+            let v =
+                grpcurl::call_json(&front, None, &["sseconnector.v1.IngestService/ListStreams"])
+                    .await
+                    .ok()?;
+            let acked: u64 = v["streams"][0]["eventsAcknowledged"]
+                .as_str()?
+                .parse()
+                .ok()?;
+            (acked >= total).then_some(v)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        streams["streams"][0]["lastEventId"],
+        total.to_string(),
+        "{streams}"
+    );
+    let dataschema = msgs[0].user("dataschema").unwrap();
+    let name = dataschema
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap();
+    let schemas = grpcurl::call_json(
+        &schema,
+        None,
+        &["sseconnector.v1.SchemaService/ListSchemas"],
+    )
+    .await
+    .unwrap();
+    assert!(schemas.to_string().contains(name), "{schemas}");
+
+    // SIGTERM: ingest, then schema, then the publisher stop, and the process exits 0.
+    let status = connector.terminate(Duration::from_secs(40)).await.unwrap();
+    assert!(status.success(), "{status:?}\n{}", connector.log_text());
+    let logs = connector.log_text();
+    assert!(
+        logs.contains("stopping: ingest, then schema, then publisher"),
+        "{logs}"
+    );
+    assert!(!logs.contains("stopped with an error"), "{logs}");
+}
+
+/// Runs `sse-connector` with `args` and returns its exit code and stderr.
+async fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(bin_dir().join("sse-connector"))
+        .args(args)
+        .env_remove("RESOURCES_DIR")
+        .stdin(Stdio::null())
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_bad_command_line_exits_64_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().display().to_string();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let any = "127.0.0.1:0";
+    let listen = ["--listen", any, "--publisher-listen", any];
+    for (args, expected) in [
+        (vec!["--nope"], "unknown flag --nope"),
+        (
+            vec!["--schema", "http://127.0.0.1:1"],
+            "--schema (ingest's schema address)",
+        ),
+        (vec!["--publisher=http://127.0.0.1:1"], "--publisher"),
+        (vec!["--resources"], "flag --resources needs a value"),
+        (vec!["--resources", "/no/such/dir"], "/no/such/dir"),
+        (
+            vec!["--resources", &res, "--max-in-flight", "0"],
+            "sse-ingest",
+        ),
+        (
+            vec!["--resources", &res, "--mqtt-url", "ftp://x"],
+            "sse-publisher",
+        ),
+        (
+            vec![
+                "--resources",
+                &res,
+                "--mqtt-url",
+                "mqtt://127.0.0.1:1",
+                "--schema-listen",
+                &busy,
+            ],
+            "sse-schema: cannot listen on",
+        ),
+    ] {
+        let mut all = listen.to_vec();
+        if !args.contains(&"--schema-listen") {
+            all.extend(["--schema-listen", any]);
+        }
+        all.extend(args.iter().copied());
+        let (code, _, err) = run(&all).await;
+        assert_eq!(code, Some(64), "{args:?}: {err}");
+        assert!(
+            err.contains(expected),
+            "{args:?}: expected {expected:?} in {err}"
+        );
+    }
+    let (code, help, _) = run(&["--help"]).await;
+    assert_eq!(code, Some(0));
+    for flag in [
+        "--schema-listen",
+        "--publisher-listen",
+        "--mqtt-url",
+        "--resources",
+        "--data-dir",
+    ] {
+        assert!(help.contains(flag), "help names {flag}: {help}");
+    }
+}
