@@ -8,7 +8,7 @@ use serde::Serialize;
 use sse_e2e::broker::Mosquitto;
 use tokio::time::Instant;
 
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Connector, Pipeline};
 use crate::python::Bridge;
 use crate::raw::RawPublisher;
 use crate::skeleton::Skeleton;
@@ -22,6 +22,8 @@ use crate::{procstat, python};
 pub enum Kind {
     /// sse-ingest → sse-schema → sse-publisher.
     Pipeline,
+    /// `sse-connector`: the same three services in one process.
+    Connector,
     /// A rumqttc publisher straight to the broker (no SSE at all): the ceiling.
     Raw,
     /// httpx-sse + paho-mqtt, one reader thread per stream.
@@ -39,6 +41,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Pipeline => "pipeline",
+            Kind::Connector => "connector",
             Kind::Raw => "raw",
             Kind::Python => "python",
             Kind::Baseline => "baseline",
@@ -85,6 +88,7 @@ enum Feed {
 
 enum Bridging {
     Pipeline(Box<Pipeline>),
+    Connector(Box<Connector>),
     Python(Box<Bridge>),
     Skeleton(Box<Skeleton>),
 }
@@ -118,6 +122,12 @@ impl Contender {
                 let source = LoadSource::start(streams, Duration::from_secs(15)).await?;
                 let p = Pipeline::start(&bins, broker, &source, streams, &prefix).await?;
                 Feed::Sse(source, Bridging::Pipeline(Box::new(p)))
+            }
+            Kind::Connector => {
+                let source = LoadSource::start(streams, Duration::from_secs(15)).await?;
+                let bins = crate::pipeline_dir();
+                let c = Connector::start(&bins, broker, &source, streams, &prefix).await?;
+                Feed::Sse(source, Bridging::Connector(Box::new(c)))
             }
             Kind::Python => {
                 python::ensure_installed().map_err(anyhow::Error::msg)?;
@@ -156,6 +166,7 @@ impl Contender {
         match &self.feed {
             Feed::Sse(_, Bridging::Pipeline(p)) => format!("\n{}", p.log_tail()),
             Feed::Sse(_, Bridging::Skeleton(s)) => format!("\n{}", s.log_tail()),
+            Feed::Sse(_, Bridging::Connector(c)) => format!("\n{}", c.log_tail()),
             _ => String::new(),
         }
     }
@@ -174,6 +185,7 @@ impl Contender {
                 .map(String::from)
                 .zip(s.cpu())
                 .collect(),
+            Feed::Sse(_, Bridging::Connector(c)) => vec![("connector".into(), c.cpu())],
             Feed::Sse(_, Bridging::Python(b)) => {
                 vec![("python".into(), procstat::cpu_time_or_zero(b.pid()))]
             }

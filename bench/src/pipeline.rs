@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sse_e2e::broker::Mosquitto;
@@ -79,52 +79,16 @@ impl Pipeline {
         streams: u32,
         prefix: &str,
     ) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let res = dir.path().join("resources");
-        for d in ["resources", "secrets", "trust"] {
-            std::fs::create_dir_all(dir.path().join(d))?;
-        }
-        std::fs::write(
-            res.join("bench.yaml"),
-            resources_yaml(&source.base_url(), streams, prefix),
-        )?;
-        let s = |x: &str| x.to_string();
-        // The services' default log level, set so that a RUST_LOG in the shell cannot change what
-        // is measured.
-        let env = [(s("RUST_LOG"), s("info"))];
-        let env = &env[..];
-        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-        let start = |name: &str, args: Vec<String>| {
-            let path = bin_dir.join(name);
-            async move { Service::start_at(&path, any_port, &args, env).await }
-        };
+        let dir = resources_dir(source, streams, prefix)?;
+        let start = |name: &str, args: Vec<String>| start_service(bin_dir.join(name), args);
         let [publisher_bin, schema_bin, ingest_bin] = BINARIES;
         let publisher = start(publisher_bin, vec![s("--mqtt-url"), broker.url()]).await?;
-        let schema = start(
-            schema_bin,
-            vec![
-                s("--publisher"),
-                publisher.url(),
-                s("--data-dir"),
-                dir.path().join("schemas").display().to_string(),
-            ],
-        )
-        .await?;
-        let path = |d: &str| dir.path().join(d).display().to_string();
-        let ingest = start(
-            ingest_bin,
-            vec![
-                s("--schema"),
-                schema.url(),
-                s("--resources"),
-                path("resources"),
-                s("--secrets-dir"),
-                path("secrets"),
-                s("--trust-dir"),
-                path("trust"),
-            ],
-        )
-        .await?;
+        let mut schema_args = vec![s("--publisher"), publisher.url()];
+        schema_args.extend(schema_dir_args(&dir));
+        let schema = start(schema_bin, schema_args).await?;
+        let mut ingest_args = vec![s("--schema"), schema.url()];
+        ingest_args.extend(ingest_dir_args(&dir));
+        let ingest = start(ingest_bin, ingest_args).await?;
         Ok(Self {
             ingest,
             schema,
@@ -150,6 +114,100 @@ impl Pipeline {
     /// The last log lines of every service (for a failed run).
     pub fn log_tail(&self) -> String {
         log_tails([&self.ingest, &self.schema, &self.publisher].map(|s| (s.name.clone(), s)))
+    }
+}
+
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+/// A directory with `resources/bench.yaml` for `streams` streams of `source`, and empty
+/// `secrets/` and `trust/`.
+fn resources_dir(
+    source: &LoadSource,
+    streams: u32,
+    prefix: &str,
+) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    for d in ["resources", "secrets", "trust"] {
+        std::fs::create_dir_all(dir.path().join(d))?;
+    }
+    std::fs::write(
+        dir.path().join("resources/bench.yaml"),
+        resources_yaml(&source.base_url(), streams, prefix),
+    )?;
+    Ok(dir)
+}
+
+fn ingest_dir_args(dir: &tempfile::TempDir) -> Vec<String> {
+    let path = |d: &str| dir.path().join(d).display().to_string();
+    vec![
+        s("--resources"),
+        path("resources"),
+        s("--secrets-dir"),
+        path("secrets"),
+        s("--trust-dir"),
+        path("trust"),
+    ]
+}
+
+fn schema_dir_args(dir: &tempfile::TempDir) -> Vec<String> {
+    vec![
+        s("--data-dir"),
+        dir.path().join("schemas").display().to_string(),
+    ]
+}
+
+/// Starts `path` on a free loopback port at the services' default log level (set, so that a
+/// `RUST_LOG` in the shell cannot change what is measured).
+async fn start_service(path: PathBuf, args: Vec<String>) -> anyhow::Result<Service> {
+    let env = [(s("RUST_LOG"), s("info"))];
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    Service::start_at(&path, any_port, &args, &env).await
+}
+
+/// `sse-connector`: the same three services in one process, joined inside it.
+pub struct Connector {
+    process: Service,
+    _dir: tempfile::TempDir,
+}
+
+impl Connector {
+    /// The connector's binary, installed next to the pipeline's.
+    pub const BINARY: &str = "sse-connector";
+
+    /// Starts `sse-connector` from `bin_dir` with the pipeline's flags (every service on a free
+    /// port) for `streams` streams of `source`.
+    pub async fn start(
+        bin_dir: &Path,
+        broker: &Mosquitto,
+        source: &LoadSource,
+        streams: u32,
+        prefix: &str,
+    ) -> anyhow::Result<Self> {
+        let dir = resources_dir(source, streams, prefix)?;
+        let mut args = vec![
+            s("--schema-listen"),
+            s("127.0.0.1:0"),
+            s("--publisher-listen"),
+            s("127.0.0.1:0"),
+            s("--mqtt-url"),
+            broker.url(),
+        ];
+        args.extend(schema_dir_args(&dir));
+        args.extend(ingest_dir_args(&dir));
+        let process = start_service(bin_dir.join(Self::BINARY), args).await?;
+        Ok(Self { process, _dir: dir })
+    }
+
+    /// CPU time used so far.
+    pub fn cpu(&self) -> Duration {
+        procstat::cpu_time_or_zero(self.process.pid())
+    }
+
+    /// The last log lines (for a failed run).
+    pub fn log_tail(&self) -> String {
+        log_tails([(s("connector"), &self.process)])
     }
 }
 

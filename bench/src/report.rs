@@ -222,21 +222,23 @@ impl Report {
         let mut t = Vec::new();
         if let Some(s) = &self.throughput {
             let rate = |k| s.get(k).and_then(|x| x.events_per_s);
-            if let (Some(p), Some(r)) = (rate(Kind::Pipeline), rate(Kind::Raw)) {
-                t.push(Target {
-                    what: "throughput: pipeline / raw".into(),
-                    target: "≥ 50 %".into(),
-                    measured: format!("{:.0} %", 100.0 * p / r),
-                    met: p >= 0.5 * r,
-                });
-            }
-            if let (Some(p), Some(py)) = (rate(Kind::Pipeline), rate(Kind::Python)) {
-                t.push(Target {
-                    what: "throughput: pipeline / python".into(),
-                    target: "≥ 3×".into(),
-                    measured: format!("{:.1}×", p / py),
-                    met: p >= 3.0 * py,
-                });
+            for k in [Kind::Pipeline, Kind::Connector] {
+                if let (Some(p), Some(r)) = (rate(k), rate(Kind::Raw)) {
+                    t.push(Target {
+                        what: format!("throughput: {} / raw", k.name()),
+                        target: "≥ 50 %".into(),
+                        measured: format!("{:.0} %", 100.0 * p / r),
+                        met: p >= 0.5 * r,
+                    });
+                }
+                if let (Some(p), Some(py)) = (rate(k), rate(Kind::Python)) {
+                    t.push(Target {
+                        what: format!("throughput: {} / python", k.name()),
+                        target: "≥ 3×".into(),
+                        measured: format!("{:.1}×", p / py),
+                        met: p >= 3.0 * py,
+                    });
+                }
             }
             for c in &s.contenders {
                 if c.error.is_none() {
@@ -245,10 +247,14 @@ impl Report {
             }
         }
         if let Some(s) = &self.latency {
-            if let Some(p) = s.get(Kind::Pipeline) {
+            for (k, processes) in [
+                (Kind::Pipeline, "three processes"),
+                (Kind::Connector, "one process"),
+            ] {
+                let Some(p) = s.get(k) else { continue };
                 if let Some(p99) = p.p99_us {
                     t.push(Target {
-                        what: "latency: pipeline p99".into(),
+                        what: format!("latency: {} p99", k.name()),
                         target: "< 600 µs".into(),
                         measured: format!("{p99:.0} µs"),
                         met: p99 < 600.0,
@@ -256,7 +262,10 @@ impl Report {
                 }
                 if let Some(cpu) = p.cpu_us_per_event {
                     t.push(Target {
-                        what: "cost: CPU of the three services per event".into(),
+                        what: format!(
+                            "cost: CPU of the three services per event ({}, {processes})",
+                            k.name()
+                        ),
                         target: "< 100 µs".into(),
                         measured: format!("{cpu:.0} µs"),
                         met: cpu < 100.0,
@@ -340,7 +349,10 @@ impl Report {
              every event per stream (lost, duplicated, out of order) and its latency. Each contender \
              first carries one warm-up event per stream; runs interleave, each \
              starting with the next contender (pipeline, raw, python; raw, python, pipeline; …), \
-             all from copies of the binaries made at start. Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.{}\n",
+             all from copies of the binaries made at start. `connector` is the same three services \
+             in one process (`sse-connector`: each keeps its own gRPC server and port, and they \
+             call each other's gRPC routes in-process, without HTTP/2 or sockets between them); its \
+             CPU is that one process's. Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.{}\n",
             crate::raw::IN_FLIGHT,
             crate::python::IN_FLIGHT,
             if self.has(Kind::Skeleton) {

@@ -1,12 +1,14 @@
 //! The harness's own parts against real sockets and a real Mosquitto: the load source resumes
 //! after `Last-Event-ID` and keeps its schedule, and the subscriber counts what the raw publisher
-//! sends without loss, and the skeleton contender's three processes carry every SSE event to it.
+//! sends without loss, and the skeleton contender's three processes and the connector contender
+//! carry every SSE event to it.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::time::Duration;
 
 use sse_bench::payload;
+use sse_bench::pipeline::Connector;
 use sse_bench::raw::RawPublisher;
 use sse_bench::skeleton::Skeleton;
 use sse_bench::source::LoadSource;
@@ -133,5 +135,34 @@ async fn skeleton_carries_every_sse_event_at_qos1() {
         skeleton.log_tail()
     );
     assert_eq!(out.out_of_order, 0);
+    broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_contender_carries_every_sse_event_and_counts_its_cpu() {
+    let broker = Mosquitto::start().await.unwrap();
+    let src = LoadSource::start(3, Duration::from_secs(15)).await.unwrap();
+    let mut sub = Subscriber::connect(broker.port, "t/conn", 3).await.unwrap();
+    let bins = sse_e2e::procs::bin_dir();
+    let connector = Connector::start(&bins, &broker, &src, 3, "t/conn")
+        .await
+        .unwrap();
+    sse_e2e::eventually("the connector reading every stream", || async {
+        (src.open_streams() == 3).then_some(())
+    })
+    .await
+    .unwrap();
+    let before = connector.cpu();
+    sub.expect(0, 200);
+    src.send_until(200, None);
+    let out = sub.wait(Duration::from_secs(30)).await;
+    assert_eq!(
+        (out.expected, out.received, out.lost, out.duplicates),
+        (600, 600, 0, 0),
+        "{}",
+        connector.log_tail()
+    );
+    assert_eq!(out.out_of_order, 0);
+    assert!(connector.cpu() > before, "the connector's CPU time is read");
     broker.stop().await;
 }
