@@ -40,7 +40,7 @@ pub struct Settings {
     pub runs: usize,
     /// Share of the throughput scenario's events the Python bridge gets (it is ~10× slower;
     /// its rate is what is compared).
-    #[arg(long, env = "BENCH_PYTHON_SHARE", default_value_t = 0.1)]
+    #[arg(long, env = "BENCH_PYTHON_SHARE", default_value_t = 0.05)]
     pub python_share: f64,
     /// Scenarios to run, comma separated: source, throughput, latency, idle, micro.
     #[arg(
@@ -265,7 +265,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
                 streams = room.max(1);
             }
         }
-        let window = Duration::from_secs_f64(settings.scaled(16.0, 3.0));
+        let window = Duration::from_secs_f64(settings.scaled(12.0, 3.0));
         eprintln!("bench: {streams} idle streams");
         match scenarios::idle(&broker, streams, window).await {
             Ok(i) => report.idle = Some(i),

@@ -1,7 +1,7 @@
 //! `sse-connector`, the three services in one process: every event of a source that drops its
 //! connection now and then reaches the broker once, in order, with its CloudEvents properties;
 //! acks come back (ingest counts every event acknowledged); each service answers grpcurl on its
-//! own port; SIGTERM stops it cleanly; a bad command line exits 64 naming the problem.
+//! own port; each event is one trace across the three; SIGTERM stops it cleanly; a bad command line exits 64 naming the problem.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -12,6 +12,7 @@ use std::time::Duration;
 use sse_e2e::broker::{Mosquitto, free_port};
 use sse_e2e::grpcurl;
 use sse_e2e::numbered::{NumberedSource, Numbering, number_of};
+use sse_e2e::otlp::OtlpReceiver;
 use sse_e2e::procs::{Service, bin_dir};
 
 const TOPIC: &str = "e2e/connector";
@@ -74,7 +75,9 @@ async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
     ]
     .map(String::from)
     .to_vec();
-    let mut connector = Service::start("sse-connector", &args, &[]).await.unwrap();
+    let otlp = OtlpReceiver::start().await.unwrap();
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.endpoint())];
+    let mut connector = Service::start("sse-connector", &args, &env).await.unwrap();
 
     // Every event once, in order, as the three separate services would publish it.
     let msgs = sub
@@ -107,6 +110,35 @@ async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
         source.resumed_from().iter().any(|r| r.is_some()),
         "the source dropped the stream and ingest resumed it with Last-Event-ID"
     );
+
+    // One trace per event, through the three services of the process: ingest's span is the root,
+    // schema's and the publisher's are below it, and the MQTT traceparent names the publisher's.
+    let tp = msgs[0].user("traceparent").unwrap().to_string();
+    let (trace_id, span_id) = (tp[3..35].to_string(), &tp[36..52]);
+    let spans = sse_e2e::eventually("the first event's spans of all three stages", || {
+        let mine: Vec<_> = otlp
+            .spans()
+            .into_iter()
+            .filter(|s| s.trace_id == trace_id)
+            .collect();
+        let names: BTreeSet<String> = mine.iter().map(|s| s.name.clone()).collect();
+        let all = ["sse event", "schema infer", "mqtt publish"];
+        async move { all.iter().all(|n| names.contains(*n)).then_some(mine) }
+    })
+    .await
+    .unwrap();
+    assert!(
+        spans.iter().all(|s| s.service == "sse-connector"),
+        "{spans:?}"
+    );
+    let roots: Vec<_> = spans
+        .iter()
+        .filter(|s| s.parent_span_id.is_empty())
+        .collect();
+    assert_eq!(roots.len(), 1, "{spans:?}");
+    assert_eq!(roots[0].name, "sse event");
+    let publish = spans.iter().find(|s| s.span_id == span_id).unwrap();
+    assert_eq!(publish.name, "mqtt publish");
 
     // Each service on its own port, as grpcurl sees it.
     let front = connector.addr.to_string();
