@@ -55,6 +55,10 @@ build:
 up: setup build
     scripts/up.sh
 
+# The same with the three services in one process (sse-connector).
+up-one: setup build
+    scripts/up.sh --one
+
 # Run every test: unit, per-service integration and end-to-end (real Mosquitto, binaries, grpcurl).
 test: setup build deploy-check
     cargo test --workspace --no-fail-fast

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole system locally: Mosquitto on a free port, the demo SSE source, the three services
 # configured from deploy/local/, and prints every message reaching the broker until Ctrl-C, which
-# stops everything this script started.
+# stops everything this script started. `--one`: the three services in one process (sse-connector).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,10 +44,18 @@ for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null 
 
 start sse-demo-source --listen 127.0.0.1:0; demo=$addr
 sed "s#http://127.0.0.1:8088#http://$demo#g" deploy/local/resources/*.yaml >"$run/resources/local.yaml"
-start sse-publisher --listen 127.0.0.1:0 --mqtt-url "mqtt://127.0.0.1:$mqtt_port"; publisher=$addr
-start sse-schema --listen 127.0.0.1:0 --publisher "http://$publisher" --data-dir "$run/schemas"; schema=$addr
-start sse-ingest --listen 127.0.0.1:0 --schema "http://$schema" --resources "$run/resources" \
-  --secrets-dir "$run/secrets" --trust-dir "$run/trust"; ingest=$addr
+if [ "${1:-}" = "--one" ]; then
+  start sse-connector --listen 127.0.0.1:0 --schema-listen 127.0.0.1:0 --publisher-listen 127.0.0.1:0 \
+    --mqtt-url "mqtt://127.0.0.1:$mqtt_port" --data-dir "$run/schemas" --resources "$run/resources" \
+    --secrets-dir "$run/secrets" --trust-dir "$run/trust"; ingest=$addr
+  publisher=$(grep -m1 -oP "^sse-connector publisher listening on \K\S+" "$run/sse-connector.out")
+  schema=$(grep -m1 -oP "^sse-connector schema listening on \K\S+" "$run/sse-connector.out")
+else
+  start sse-publisher --listen 127.0.0.1:0 --mqtt-url "mqtt://127.0.0.1:$mqtt_port"; publisher=$addr
+  start sse-schema --listen 127.0.0.1:0 --publisher "http://$publisher" --data-dir "$run/schemas"; schema=$addr
+  start sse-ingest --listen 127.0.0.1:0 --schema "http://$schema" --resources "$run/resources" \
+    --secrets-dir "$run/secrets" --trust-dir "$run/trust"; ingest=$addr
+fi
 
 cat <<INFO
 broker     mqtt://127.0.0.1:$mqtt_port
