@@ -63,6 +63,29 @@ impl NumberedSource {
     }
 }
 
+/// Resources for a numbered source at `base`: device `counter`, asset `numbers` whose dataset
+/// `all` reads `/numbers` and publishes it to `topic` at QoS 1.
+pub fn resources(base: &str, topic: &str) -> String {
+    format!(
+        r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Device
+metadata: {{ name: counter }}
+spec:
+  endpoints:
+    inbound:
+      sse-0: {{ endpointType: Microsoft.SSEHttp, address: "{base}" }}
+---
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Asset
+metadata: {{ name: numbers }}
+spec:
+  deviceRef: {{ deviceName: counter, endpointName: sse-0 }}
+  datasets:
+    - {{ name: all, dataSource: /numbers, destinations: [ {{ target: Mqtt, configuration: {{ topic: {topic}, qos: Qos1 }} }} ] }}
+"#
+    )
+}
+
 /// The SSE text of event `n`.
 pub fn numbered_event(n: u64) -> String {
     block(

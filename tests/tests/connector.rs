@@ -17,27 +17,6 @@ use sse_e2e::procs::{Service, bin_dir};
 
 const TOPIC: &str = "e2e/connector";
 
-fn resources(base: &str) -> String {
-    format!(
-        r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
-kind: Device
-metadata: {{ name: counter }}
-spec:
-  endpoints:
-    inbound:
-      sse-0: {{ endpointType: Microsoft.SSEHttp, address: "{base}" }}
----
-apiVersion: namespaces.deviceregistry.microsoft.com/v1
-kind: Asset
-metadata: {{ name: numbers }}
-spec:
-  deviceRef: {{ deviceName: counter, endpointName: sse-0 }}
-  datasets:
-    - {{ name: all, dataSource: /numbers, destinations: [ {{ target: Mqtt, configuration: {{ topic: {TOPIC}, qos: Qos1 }} }} ] }}
-"#
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
     let total = 300;
@@ -52,7 +31,11 @@ async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let res = dir.path().join("resources");
     std::fs::create_dir_all(&res).unwrap();
-    std::fs::write(res.join("r.yaml"), resources(&source.base_url())).unwrap();
+    std::fs::write(
+        res.join("r.yaml"),
+        sse_e2e::numbered::resources(&source.base_url(), TOPIC),
+    )
+    .unwrap();
     let sub = sse_e2e::mqtt::Subscriber::connect(broker.port, TOPIC)
         .await
         .unwrap();

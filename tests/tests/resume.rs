@@ -25,27 +25,6 @@ struct Rig {
 
 const TOPIC: &str = "e2e/numbered";
 
-fn resources(base: &str) -> String {
-    format!(
-        r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
-kind: Device
-metadata: {{ name: counter }}
-spec:
-  endpoints:
-    inbound:
-      sse-0: {{ endpointType: Microsoft.SSEHttp, address: "{base}" }}
----
-apiVersion: namespaces.deviceregistry.microsoft.com/v1
-kind: Asset
-metadata: {{ name: numbers }}
-spec:
-  deviceRef: {{ deviceName: counter, endpointName: sse-0 }}
-  datasets:
-    - {{ name: all, dataSource: /numbers, destinations: [ {{ target: Mqtt, configuration: {{ topic: {TOPIC}, qos: Qos1 }} }} ] }}
-"#
-    )
-}
-
 impl Rig {
     /// The whole pipeline over a numbered source, checkpoints in a file of the test's directory
     /// or (`mqtt_checkpoint`) as retained messages on the broker.
@@ -55,7 +34,11 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let res = dir.path().join("resources");
         std::fs::create_dir_all(&res).unwrap();
-        std::fs::write(res.join("r.yaml"), resources(&source.base_url())).unwrap();
+        std::fs::write(
+            res.join("r.yaml"),
+            sse_e2e::numbered::resources(&source.base_url(), TOPIC),
+        )
+        .unwrap();
         let sub = Subscriber::connect(broker.port, TOPIC).await.unwrap();
         let store = if mqtt_checkpoint {
             broker.url()
