@@ -28,8 +28,8 @@ pub enum Kind {
     Raw,
     /// httpx-sse + paho-mqtt, one reader thread per stream.
     Python,
-    /// The pipeline again, from the binaries in `BENCH_BASELINE` (another build, for an A/B
-    /// comparison within one run).
+    /// The pipeline (or the connector) again, from the binaries in `BENCH_BASELINE` (another
+    /// build, for an A/B comparison within one run).
     Baseline,
     /// `sse-bench-skeleton`: three processes joined by gRPC bidi streams with the services' real
     /// messages but none of their logic (opt-in): what the architecture alone costs.
@@ -113,15 +113,24 @@ impl Contender {
             Kind::Raw => Feed::Raw(Arc::new(
                 RawPublisher::connect(broker.port, &prefix, streams).await?,
             )),
-            Kind::Pipeline | Kind::Baseline => {
-                let bins = match kind {
-                    Kind::Baseline => crate::baseline_dir()
-                        .ok_or_else(|| anyhow::anyhow!("baseline: BENCH_BASELINE is not set"))?,
-                    _ => crate::pipeline_dir(),
-                };
+            Kind::Pipeline => {
                 let source = LoadSource::start(streams, Duration::from_secs(15)).await?;
-                let p = Pipeline::start(&bins, broker, &source, streams, &prefix).await?;
+                let p = Pipeline::start(&crate::pipeline_dir(), broker, &source, streams, &prefix)
+                    .await?;
                 Feed::Sse(source, Bridging::Pipeline(Box::new(p)))
+            }
+            Kind::Baseline => {
+                let (bins, form) = crate::baseline()
+                    .ok_or_else(|| anyhow::anyhow!("baseline: BENCH_BASELINE is not set"))?;
+                let source = LoadSource::start(streams, Duration::from_secs(15)).await?;
+                let bridging = if form == Kind::Connector {
+                    let c = Connector::start(&bins, broker, &source, streams, &prefix).await?;
+                    Bridging::Connector(Box::new(c))
+                } else {
+                    let p = Pipeline::start(&bins, broker, &source, streams, &prefix).await?;
+                    Bridging::Pipeline(Box::new(p))
+                };
+                Feed::Sse(source, bridging)
             }
             Kind::Connector => {
                 let source = LoadSource::start(streams, Duration::from_secs(15)).await?;

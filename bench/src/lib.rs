@@ -72,7 +72,8 @@ pub struct Settings {
     pub latency_rate: f64,
     /// Directory of another build of the three services (e.g. main's `target/release`, copied):
     /// runs it as the contender `baseline` next to the pipeline in the throughput and latency
-    /// scenarios, interleaved, so a change is judged within one run on this noisy machine.
+    /// scenarios, interleaved, so a change is judged within one run on this noisy machine (as the
+    /// connector instead when the contenders name the connector and not the pipeline).
     #[arg(long, env = "BENCH_BASELINE")]
     pub baseline: Option<PathBuf>,
     /// Measurement time of each criterion benchmark.
@@ -117,7 +118,7 @@ impl Settings {
 }
 
 static PIPELINE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-static BASELINE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+static BASELINE: std::sync::OnceLock<(PathBuf, Kind)> = std::sync::OnceLock::new();
 
 /// Where the pipeline's binaries (and the skeleton's, when selected) run from: the copy [`run`]
 /// made, else the build's directory.
@@ -128,9 +129,21 @@ pub fn pipeline_dir() -> PathBuf {
         .unwrap_or_else(sse_e2e::procs::bin_dir)
 }
 
-/// Where the baseline contender's binaries run from, when one was given.
-pub fn baseline_dir() -> Option<PathBuf> {
+/// Where the baseline contender's binaries run from, when one was given, and which form it runs
+/// in (the pipeline's three processes or the connector).
+pub fn baseline() -> Option<(PathBuf, Kind)> {
     BASELINE.get().cloned()
+}
+
+/// The baseline runs as the pipeline when the pipeline is a contender, else as the connector
+/// when that is one (an A/B of the one-process form).
+fn baseline_form(names: &[String]) -> Kind {
+    let named = |k: Kind| names.iter().any(|c| c.trim() == k.name());
+    if !named(Kind::Pipeline) && named(Kind::Connector) {
+        Kind::Connector
+    } else {
+        Kind::Pipeline
+    }
 }
 
 /// Copies `bins` from `from` into `to` (created). The contenders run from such copies, as an
@@ -168,17 +181,23 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         &installed_binaries(&settings.contenders),
     )?;
     let _ = PIPELINE.set(pipeline_copy);
+    let baseline_form = baseline_form(&settings.contenders);
     if let Some(dir) = &settings.baseline {
         let baseline_copy = installed.path().join("baseline");
-        install(dir, &baseline_copy, &pipeline::BINARIES).context("BENCH_BASELINE")?;
-        let _ = BASELINE.set(baseline_copy);
+        let bins = match baseline_form {
+            Kind::Connector => vec![pipeline::Connector::BINARY],
+            _ => pipeline::BINARIES.to_vec(),
+        };
+        install(dir, &baseline_copy, &bins).context("BENCH_BASELINE")?;
+        let _ = BASELINE.set((baseline_copy, baseline_form));
     }
     let baseline_note = settings.baseline.as_ref().map(|d| {
         format!(
-            "`baseline` is the pipeline again from the binaries in {} (BENCH_BASELINE), \
-             interleaved with `pipeline` (the binaries in {}): compare the two within this run.",
+            "`baseline` is the {form} again from the binaries in {} (BENCH_BASELINE), \
+             interleaved with `{form}` (the binaries in {}): compare the two within this run.",
             d.display(),
-            sse_e2e::procs::bin_dir().display()
+            sse_e2e::procs::bin_dir().display(),
+            form = baseline_form.name()
         )
     });
     let machine = machine::Machine::detect();
@@ -436,6 +455,16 @@ mod tests {
             [Kind::Pipeline, Kind::Raw, Kind::Python]
         );
         assert_eq!(kinds(&["pipeline"], true), [Kind::Pipeline, Kind::Baseline]);
+        let names = |n: &[&str]| -> Vec<String> { n.iter().map(|x| x.to_string()).collect() };
+        assert_eq!(
+            baseline_form(&names(&["connector", "pipeline"])),
+            Kind::Pipeline
+        );
+        assert_eq!(
+            baseline_form(&names(&["connector", "raw"])),
+            Kind::Connector
+        );
+        assert_eq!(baseline_form(&names(&["raw"])), Kind::Pipeline);
         assert_eq!(kinds(&[" raw "], false), [Kind::Raw]);
         assert_eq!(
             kinds(&["pipeline", "skeleton"], false),
