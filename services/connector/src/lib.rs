@@ -117,9 +117,9 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
     sse_runtime::link::serve_in_process();
     let pl = bind(publisher.listen, Part::Publisher).await?;
     let sl = bind(schema.listen, Part::Schema).await?;
-    schema.publisher = peer_uri(&pl)?;
+    schema.publisher = peer_uri(&pl, publisher.listen, Part::Publisher)?;
     let il = bind(ingest.listen, Part::Ingest).await?;
-    ingest.schema = peer_uri(&sl)?.to_string();
+    ingest.schema = peer_uri(&sl, schema.listen, Part::Schema)?.to_string();
 
     let parts = [Shutdown::new(), Shutdown::new(), Shutdown::new()];
     let publisher_task = spawn(
@@ -189,12 +189,15 @@ async fn bind(addr: SocketAddr, part: Part) -> Result<TcpListener, Error> {
         })
 }
 
-/// Where a service in this process reaches the one bound on `listener`: a wildcard address is
-/// reached through loopback.
-fn peer_uri(listener: &TcpListener) -> Result<http::Uri, Error> {
-    let local = listener
-        .local_addr()
-        .map_err(|e| Error::Task("bind", e.to_string()))?;
+/// Where a service in this process reaches `part`, bound on `listener` (asked for `addr`): a
+/// wildcard address is reached through loopback.
+fn peer_uri(listener: &TcpListener, addr: SocketAddr, part: Part) -> Result<http::Uri, Error> {
+    let bind_error = |source| Error::Bind {
+        part: part.name(),
+        addr,
+        source,
+    };
+    let local = listener.local_addr().map_err(bind_error)?;
     let ip = match local.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -202,5 +205,49 @@ fn peer_uri(listener: &TcpListener) -> Result<http::Uri, Error> {
     };
     format!("http://{}", SocketAddr::new(ip, local.port()))
         .parse()
-        .map_err(|e: http::uri::InvalidUri| Error::Task("bind", e.to_string()))
+        .map_err(|e: http::uri::InvalidUri| bind_error(std::io::Error::other(e)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn local(l: &TcpListener) -> SocketAddr {
+        l.local_addr().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_peer_bound_on_a_wildcard_is_reached_through_loopback() {
+        let any = TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let port = any.local_addr().unwrap().port();
+        assert_eq!(
+            peer_uri(&any, local(&any), Part::Schema)
+                .unwrap()
+                .to_string(),
+            format!("http://127.0.0.1:{port}/")
+        );
+        let lo = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = lo.local_addr().unwrap();
+        let uri = peer_uri(&lo, addr, Part::Publisher).unwrap();
+        assert_eq!(uri.to_string(), format!("http://{addr}/"));
+    }
+
+    #[test]
+    fn only_configuration_errors_exit_64() {
+        assert!(Error::Args("sse-ingest", "x".into()).is_config());
+        let bind = Error::Bind {
+            part: "sse-schema",
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        assert!(bind.is_config());
+        assert!(
+            bind.to_string()
+                .starts_with("sse-schema: cannot listen on 127.0.0.1:1")
+        );
+        assert!(!Error::Task("sse-ingest", "panicked".into()).is_config());
+        let broker = Error::Publisher(sse_publisher::Error::Unavailable);
+        assert!(!broker.is_config());
+    }
 }
