@@ -1,7 +1,8 @@
 //! `sse-connector`, the three services in one process: every event of a source that drops its
 //! connection now and then reaches the broker once, in order, with its CloudEvents properties;
 //! acks come back (ingest counts every event acknowledged); each service answers grpcurl on its
-//! own port; each event is one trace across the three; SIGTERM stops it cleanly; a bad command line exits 64 naming the problem.
+//! own port; each event is one trace across the three; SIGTERM stops it cleanly; a broker outage
+//! and a kill -9 with a restart lose nothing; a bad command line exits 64 naming the problem.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -268,4 +269,95 @@ async fn a_bad_command_line_exits_64_naming_the_problem() {
     ] {
         assert!(help.contains(flag), "help names {flag}: {help}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_and_a_kill_lose_nothing() {
+    let total = 3000;
+    let broker = Mosquitto::start_persistent().await.unwrap();
+    let sub = sse_e2e::mqtt::Subscriber::connect_persistent(broker.port, TOPIC, "connector-sub")
+        .await
+        .unwrap();
+    let mut broker = broker;
+    let source = NumberedSource::start(Numbering {
+        total,
+        interval: Duration::from_millis(1),
+        drop_every: None,
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    std::fs::write(
+        res.join("r.yaml"),
+        sse_e2e::numbered::resources(&source.base_url(), TOPIC),
+    )
+    .unwrap();
+    let (schema_port, publisher_port) = (free_port().unwrap(), free_port().unwrap());
+    let path = |p: &str| dir.path().join(p).display().to_string();
+    let args: Vec<String> = [
+        "--schema-listen",
+        &format!("127.0.0.1:{schema_port}"),
+        "--publisher-listen",
+        &format!("127.0.0.1:{publisher_port}"),
+        "--mqtt-url",
+        &broker.url(),
+        "--client-id",
+        "connector-faults",
+        "--resources",
+        &res.display().to_string(),
+        "--data-dir",
+        &path("schemas"),
+        "--checkpoint-store",
+        &path("checkpoints.json"),
+        "--checkpoint-interval=100ms",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut connector = Service::start("sse-connector", &args, &[]).await.unwrap();
+    let distinct = |n: usize| {
+        move |m: &[sse_e2e::mqtt::Received]| {
+            m.iter()
+                .filter_map(|r| number_of(&r.payload))
+                .collect::<BTreeSet<_>>()
+                .len()
+                >= n
+        }
+    };
+
+    // The broker goes away for a while and comes back: the publisher holds, ingest stops reading.
+    sub.wait_until("200 events", distinct(200)).await.unwrap();
+    broker.terminate().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.restart().await.unwrap();
+    sub.wait_until("1500 events", distinct(1500)).await.unwrap();
+
+    // Killed without a goodbye and started again: it resumes from its checkpoint.
+    connector.kill().await.unwrap();
+    connector.restart().await.unwrap();
+    let msgs = sub
+        .wait_until("every event", distinct(total as usize))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", connector.log_text()));
+    let mut ids: std::collections::BTreeMap<u64, BTreeSet<String>> = Default::default();
+    for m in &msgs {
+        let n = number_of(&m.payload).unwrap();
+        ids.entry(n)
+            .or_default()
+            .insert(m.user("id").unwrap().to_string());
+    }
+    assert_eq!(ids.len(), total as usize, "every event arrived");
+    for (n, set) in &ids {
+        assert_eq!(
+            set.len(),
+            1,
+            "event {n} arrived again under another id: {set:?}"
+        );
+    }
+    assert!(
+        source.resumed_from().iter().flatten().any(|id| id != "0"),
+        "the restarted connector resumed with Last-Event-ID: {:?}",
+        source.resumed_from()
+    );
 }
