@@ -13,7 +13,7 @@ const SERVICE: &str = "sse-connector";
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // One thread for all three services: an event then crosses no thread or process boundary
-// between the SSE socket and the broker (see docs/performance.md, "One process").
+// between the SSE socket and the broker (docs/performance.md, "Sixth look": one process).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let configs = match args::split(std::env::args_os().skip(1)) {
