@@ -18,6 +18,54 @@ use sse_e2e::procs::{Service, bin_dir};
 
 const TOPIC: &str = "e2e/connector";
 
+/// What a test's connector runs on: resources for the numbered source, a directory for schemas
+/// and checkpoints, and free ports for the schema service and the publisher.
+struct Setup {
+    args: Vec<String>,
+    schema_port: u16,
+    publisher_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(source: &NumberedSource, broker: &Mosquitto, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let res = dir.path().join("resources");
+        std::fs::create_dir_all(&res).unwrap();
+        std::fs::write(
+            res.join("r.yaml"),
+            sse_e2e::numbered::resources(&source.base_url(), TOPIC),
+        )
+        .unwrap();
+        let (schema_port, publisher_port) = (free_port().unwrap(), free_port().unwrap());
+        let path = |p: &str| dir.path().join(p).display().to_string();
+        let mut args: Vec<String> = [
+            "--schema-listen",
+            &format!("127.0.0.1:{schema_port}"),
+            "--publisher-listen",
+            &format!("127.0.0.1:{publisher_port}"),
+            "--mqtt-url",
+            &broker.url(),
+            "--resources",
+            &res.display().to_string(),
+            "--data-dir",
+            &path("schemas"),
+            "--checkpoint-store",
+            &path("checkpoints.json"),
+            "--checkpoint-interval=100ms",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Self {
+            args,
+            schema_port,
+            publisher_port,
+            _dir: dir,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
     let total = 300;
@@ -29,39 +77,15 @@ async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
     })
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let res = dir.path().join("resources");
-    std::fs::create_dir_all(&res).unwrap();
-    std::fs::write(
-        res.join("r.yaml"),
-        sse_e2e::numbered::resources(&source.base_url(), TOPIC),
-    )
-    .unwrap();
     let sub = sse_e2e::mqtt::Subscriber::connect(broker.port, TOPIC)
         .await
         .unwrap();
-    let (schema_port, publisher_port) = (free_port().unwrap(), free_port().unwrap());
-    let path = |p: &str| dir.path().join(p).display().to_string();
-    let args: Vec<String> = [
-        "--schema-listen",
-        &format!("127.0.0.1:{schema_port}"),
-        "--publisher-listen",
-        &format!("127.0.0.1:{publisher_port}"),
-        "--mqtt-url",
-        &broker.url(),
-        "--resources",
-        &res.display().to_string(),
-        "--data-dir",
-        &path("schemas"),
-        "--checkpoint-store",
-        &path("checkpoints.json"),
-        "--checkpoint-interval=100ms",
-    ]
-    .map(String::from)
-    .to_vec();
+    let setup = Setup::new(&source, &broker, &[]);
+    let (schema_port, publisher_port, args) =
+        (setup.schema_port, setup.publisher_port, &setup.args);
     let otlp = OtlpReceiver::start().await.unwrap();
     let env = [("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.endpoint())];
-    let mut connector = Service::start("sse-connector", &args, &env).await.unwrap();
+    let mut connector = Service::start("sse-connector", args, &env).await.unwrap();
 
     // Every event once, in order, as the three separate services would publish it.
     let msgs = sub
@@ -286,36 +310,10 @@ async fn a_broker_outage_and_a_kill_lose_nothing() {
     })
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let res = dir.path().join("resources");
-    std::fs::create_dir_all(&res).unwrap();
-    std::fs::write(
-        res.join("r.yaml"),
-        sse_e2e::numbered::resources(&source.base_url(), TOPIC),
-    )
-    .unwrap();
-    let (schema_port, publisher_port) = (free_port().unwrap(), free_port().unwrap());
-    let path = |p: &str| dir.path().join(p).display().to_string();
-    let args: Vec<String> = [
-        "--schema-listen",
-        &format!("127.0.0.1:{schema_port}"),
-        "--publisher-listen",
-        &format!("127.0.0.1:{publisher_port}"),
-        "--mqtt-url",
-        &broker.url(),
-        "--client-id",
-        "connector-faults",
-        "--resources",
-        &res.display().to_string(),
-        "--data-dir",
-        &path("schemas"),
-        "--checkpoint-store",
-        &path("checkpoints.json"),
-        "--checkpoint-interval=100ms",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut connector = Service::start("sse-connector", &args, &[]).await.unwrap();
+    let setup = Setup::new(&source, &broker, &["--client-id", "connector-faults"]);
+    let mut connector = Service::start("sse-connector", &setup.args, &[])
+        .await
+        .unwrap();
     let distinct = |n: usize| {
         move |m: &[sse_e2e::mqtt::Received]| {
             m.iter()
