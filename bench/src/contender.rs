@@ -113,15 +113,12 @@ impl Contender {
             Kind::Raw => Feed::Raw(Arc::new(
                 RawPublisher::connect(broker.port, &prefix, streams).await?,
             )),
-            Kind::Pipeline => {
-                let source = LoadSource::start(streams, Duration::from_secs(15)).await?;
-                let p = Pipeline::start(&crate::pipeline_dir(), broker, &source, streams, &prefix)
-                    .await?;
-                Feed::Sse(source, Bridging::Pipeline(Box::new(p)))
-            }
-            Kind::Baseline => {
-                let (bins, form) = crate::baseline()
-                    .ok_or_else(|| anyhow::anyhow!("baseline: BENCH_BASELINE is not set"))?;
+            Kind::Pipeline | Kind::Connector | Kind::Baseline => {
+                let (bins, form) = match kind {
+                    Kind::Baseline => crate::baseline()
+                        .ok_or_else(|| anyhow::anyhow!("baseline: BENCH_BASELINE is not set"))?,
+                    _ => (crate::pipeline_dir(), kind),
+                };
                 let source = LoadSource::start(streams, Duration::from_secs(15)).await?;
                 let bridging = if form == Kind::Connector {
                     let c = Connector::start(&bins, broker, &source, streams, &prefix).await?;
@@ -131,12 +128,6 @@ impl Contender {
                     Bridging::Pipeline(Box::new(p))
                 };
                 Feed::Sse(source, bridging)
-            }
-            Kind::Connector => {
-                let source = LoadSource::start(streams, Duration::from_secs(15)).await?;
-                let bins = crate::pipeline_dir();
-                let c = Connector::start(&bins, broker, &source, streams, &prefix).await?;
-                Feed::Sse(source, Bridging::Connector(Box::new(c)))
             }
             Kind::Python => {
                 python::ensure_installed().map_err(anyhow::Error::msg)?;

@@ -51,7 +51,8 @@ pub struct Settings {
     )]
     pub only: Vec<String>,
     /// Contenders of the throughput and latency scenarios, comma separated: pipeline (three
-    /// processes), connector (the same services in one process), raw, python, and `skeleton` (the bare architecture, only when named: it is not in the default set).
+    /// processes), connector (the same services in one process), raw, python, and `skeleton`
+    /// (the bare architecture, only when named: it is not in the default set).
     #[arg(
         long,
         env = "BENCH_CONTENDERS",

@@ -2,8 +2,9 @@
 //! where three processes would be three times the wake-ups for every event.
 //!
 //! Each service runs exactly as its own binary does (same library, same gRPC streams between
-//! them, each with its own gRPC server, health and reflection), on one tokio thread; they are
-//! joined over loopback, so an event crosses no process boundary before the broker. Shutdown goes
+//! them, each with its own gRPC server, health and reflection), on one tokio thread; a service
+//! calls the next one's gRPC routes in-process (`sse_runtime::link`), so an event crosses no
+//! socket or process boundary before the broker. Shutdown goes
 //! in the order of the stream: ingest stops reading and drains first, then schema, then the
 //! publisher, so what ingest sent out is published and acknowledged before its consumer stops.
 

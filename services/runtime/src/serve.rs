@@ -109,13 +109,13 @@ impl Serving {
                 .set_service_status("", ServingStatus::NotServing)
                 .await;
         };
-        // `Server::tcp_nodelay` applies only to listeners tonic binds itself; accepted sockets
-        // of our own listener get it here (acks and flow-control updates go out at once).
         let routes = self.routes.routes();
         // In `sse-connector`, the other services of this process call these routes directly.
         let _in_process = listener
             .local_addr()
             .map(|a| crate::link::Registered::new(a, &routes));
+        // `Server::tcp_nodelay` applies only to listeners tonic binds itself; accepted sockets
+        // of our own listener get it here (acks and flow-control updates go out at once).
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .trace_fn(request_span)

@@ -1,7 +1,7 @@
 //! In-process links (`sse-connector`): once a process calls `serve_in_process`, a client of an
 //! address this process serves calls the server's routes directly (unary, server-streaming and
-//! bidirectional calls alike), and goes back to the network when that server stops. Its own test
-//! binary: the switch is process-wide.
+//! bidirectional calls alike), and a link made after that server stops goes over the network.
+//! Its own test binary: the switch is process-wide.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
