@@ -11,3 +11,26 @@ pub mod v1 {
 /// Encoded `FileDescriptorSet` of the package, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/sseconnector_descriptor.bin"));
+
+/// Paths of the event streams' methods, which `sse-connector` serves and calls in-process with
+/// their messages as they are (`sse_runtime::link::Streams`).
+pub mod paths {
+    /// `SchemaService.Process`: ingest's events to the schema service.
+    pub const SCHEMA_PROCESS: &str = "/sseconnector.v1.SchemaService/Process";
+    /// `PublisherService.Publish`: the schema service's events to the publisher.
+    pub const PUBLISHER_PUBLISH: &str = "/sseconnector.v1.PublisherService/Publish";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::paths;
+    use super::v1::{publisher_service_server, schema_service_server};
+
+    #[test]
+    fn paths_name_the_generated_methods() {
+        let schema = schema_service_server::SERVICE_NAME;
+        let publisher = publisher_service_server::SERVICE_NAME;
+        assert_eq!(paths::SCHEMA_PROCESS, format!("/{schema}/Process"));
+        assert_eq!(paths::PUBLISHER_PUBLISH, format!("/{publisher}/Publish"));
+    }
+}

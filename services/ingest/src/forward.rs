@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, SelectAll};
 use futures::{Stream, StreamExt};
+use sse_proto::paths;
 use sse_proto::v1 as pb;
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
+use sse_runtime::link::Messages;
 use sse_runtime::peers::{self, Peer, Peers};
 use sse_runtime::seq::SeqQueue;
 use tokio::sync::{mpsc, watch};
@@ -206,7 +208,7 @@ impl Router {
 /// An open Process stream: where requests go, and the responses.
 struct Session {
     tx: mpsc::UnboundedSender<pb::ProcessRequest>,
-    responses: tonic::Streaming<pb::ProcessResponse>,
+    responses: Messages<pb::ProcessResponse>,
 }
 
 /// A Process stream being opened: its address, its session number, the outcome.
@@ -610,19 +612,28 @@ async fn open_session(
     endpoint: &tonic::transport::Endpoint,
     addr: SocketAddr,
 ) -> Result<Session, String> {
-    let channel = peers::connect(endpoint, addr)
+    let link = peers::connect(endpoint, addr)
         .await
         .map_err(|e| error_chain(&e))?;
-    let mut client = SchemaServiceClient::new(channel)
+    let (tx, rx) = mpsc::unbounded_channel();
+    let requests = UnboundedReceiverStream::new(rx);
+    // A schema service of this process (sse-connector): its messages as they are.
+    if let Some(process) = link.stream(paths::SCHEMA_PROCESS) {
+        let responses = process(Box::pin(requests.map(Ok)));
+        return Ok(Session { tx, responses });
+    }
+    let mut client = SchemaServiceClient::new(link)
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
-    let (tx, rx) = mpsc::unbounded_channel();
     let responses = client
-        .process(UnboundedReceiverStream::new(rx))
+        .process(requests)
         .await
         .map_err(|s| format!("{}: {}", s.code(), s.message()))?
         .into_inner();
-    Ok(Session { tx, responses })
+    Ok(Session {
+        tx,
+        responses: Box::pin(responses),
+    })
 }
 
 /// An error and its causes, joined (tonic's transport errors say little at the top level).

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use sse_proto::v1 as pb;
 use sse_proto::v1::publisher_service_server::PublisherService;
 use sse_runtime::Shutdown;
@@ -75,13 +75,7 @@ impl PublisherService for PublisherGrpc {
         &self,
         request: Request<Streaming<pb::PublishRequest>>,
     ) -> Result<Response<Self::PublishStream>, Status> {
-        let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
-        let this = self.clone();
-        self.shutdown
-            .tracker
-            .spawn(async move { this.handle_stream(inbound, tx).await });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(self.start(request.into_inner())))
     }
 
     async fn publish_message(
@@ -106,12 +100,28 @@ impl PublisherService for PublisherGrpc {
 }
 
 impl PublisherGrpc {
+    /// Starts one `Publish` stream (from the gRPC route, or called in-process by the schema
+    /// service of `sse-connector`); returns the stream of acks.
+    pub fn start<S>(&self, inbound: S) -> ReceiverStream<Result<pb::PublishResponse, Status>>
+    where
+        S: Stream<Item = Result<pb::PublishRequest, Status>> + Send + Unpin + 'static,
+    {
+        let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
+        let this = self.clone();
+        self.shutdown
+            .tracker
+            .spawn(async move { this.handle_stream(inbound, tx).await });
+        ReceiverStream::new(rx)
+    }
+
     /// One `Publish` stream: publish events in order, send acks back as they come.
-    async fn handle_stream(
+    async fn handle_stream<S>(
         self,
-        mut inbound: Streaming<pb::PublishRequest>,
+        mut inbound: S,
         tx: mpsc::Sender<Result<pb::PublishResponse, Status>>,
-    ) {
+    ) where
+        S: Stream<Item = Result<pb::PublishRequest, Status>> + Send + Unpin + 'static,
+    {
         let token = self.shutdown.token.clone();
         let mut backlog: VecDeque<Event> = VecDeque::new();
         let mut waiting: FuturesUnordered<Pending> = FuturesUnordered::new();
@@ -209,8 +219,8 @@ impl PublisherGrpc {
                         }
                     }
                 }
-                msg = inbound.message(), if reading && backlog.is_empty() => match msg {
-                    Ok(Some(req)) => {
+                msg = inbound.next(), if reading && backlog.is_empty() => match msg {
+                    Some(Ok(req)) => {
                         for ev in req.events {
                             match event_from_proto(ev) {
                                 Ok(ev) => backlog.push_back(ev),
@@ -222,8 +232,8 @@ impl PublisherGrpc {
                             }
                         }
                     }
-                    Ok(None) => reading = false,
-                    Err(status) => {
+                    None => reading = false,
+                    Some(Err(status)) => {
                         tracing::debug!(%status, "publish stream ended by the caller");
                         reading = false;
                     }

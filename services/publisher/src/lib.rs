@@ -12,6 +12,8 @@ pub mod properties;
 pub mod state_store;
 
 use sse_proto::v1::publisher_service_server::PublisherServiceServer;
+use sse_proto::v1::{PublishRequest, PublishResponse};
+use sse_runtime::link::Messages;
 use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
@@ -24,12 +26,16 @@ pub use error::Error;
 pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), Error> {
     let settings = config.mqtt_settings()?;
     let mqtt = mqtt::Mqtt::start(settings, &shutdown);
-    let svc = PublisherServiceServer::new(grpc::PublisherGrpc::new(
-        mqtt.clone(),
-        shutdown.clone(),
-        config.ack_delay,
-    ));
-    let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET).add_service(svc);
+    let grpc = grpc::PublisherGrpc::new(mqtt.clone(), shutdown.clone(), config.ack_delay);
+    let in_process = grpc.clone();
+    let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
+        .add_service(PublisherServiceServer::new(grpc))
+        .add_in_process_stream(
+            sse_proto::paths::PUBLISHER_PUBLISH,
+            move |events: Messages<PublishRequest>| -> Messages<PublishResponse> {
+                Box::pin(in_process.start(events))
+            },
+        );
     let health = serving.health.clone();
     for name in ["", PUBLISHER_SERVICE] {
         health

@@ -2,19 +2,22 @@
 //! very process (`sse-connector` runs all three services in one), a direct call into the peer's
 //! gRPC routes, with no HTTP/2 framing, socket or wake-up of another thread in between.
 //!
-//! Messages are still encoded and decoded on the way, and a call still goes through the peer's
-//! generated server, so a service cannot tell an in-process caller from a remote one. Only a
-//! process that calls [`serve_in_process`] ever links in-process; the services' own binaries
-//! never do.
+//! A call still goes through the peer's generated server, its messages encoded and decoded on
+//! the way, so a service cannot tell an in-process caller from a remote one; except for the
+//! streaming methods a server also registers as [`Streams`] (the event streams, once per event):
+//! those take and yield their messages as they are. Only a process that calls
+//! [`serve_in_process`] ever links in-process; the services' own binaries never do.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
+use futures::Stream;
 use tonic::body::Body;
 use tonic::service::Routes;
 use tonic::transport::Channel;
@@ -28,8 +31,46 @@ pub type LinkError = Box<dyn std::error::Error + Send + Sync>;
 pub enum Link {
     /// A tonic channel (HTTP/2 over TCP).
     Net(Channel),
-    /// The routes of a server in this process, called directly.
-    Local(Routes),
+    /// A server in this process: its routes and its in-process streams, called directly.
+    Local(Local),
+}
+
+/// One direction of an in-process stream call: the messages as they are, not encoded.
+pub type Messages<T> = Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Send>>;
+
+/// A streaming method served in-process: takes the caller's messages, returns the responses.
+pub type StreamHandler<Req, Resp> = Arc<dyn Fn(Messages<Req>) -> Messages<Resp> + Send + Sync>;
+
+/// The streaming methods a server also serves in-process without encoding, by method path
+/// (`/package.Service/Method`): what each event crosses, so worth sparing protobuf and tonic's
+/// framing (docs/performance.md, "Seventh look").
+#[derive(Clone, Default)]
+pub struct Streams(Arc<HashMap<&'static str, Arc<dyn Any + Send + Sync>>>);
+
+impl Streams {
+    /// Serves the method `path` in-process with `handler`.
+    pub fn add<Req: 'static, Resp: 'static>(
+        &mut self,
+        path: &'static str,
+        handler: impl Fn(Messages<Req>) -> Messages<Resp> + Send + Sync + 'static,
+    ) {
+        let handler: StreamHandler<Req, Resp> = Arc::new(handler);
+        Arc::make_mut(&mut self.0).insert(path, Arc::new(handler));
+    }
+
+    fn get<Req: 'static, Resp: 'static>(&self, path: &str) -> Option<StreamHandler<Req, Resp>> {
+        self.0
+            .get(path)?
+            .downcast_ref::<StreamHandler<Req, Resp>>()
+            .cloned()
+    }
+}
+
+/// A server of this process as its in-process callers reach it.
+#[derive(Clone)]
+pub struct Local {
+    routes: Routes,
+    streams: Streams,
 }
 
 impl std::fmt::Debug for Link {
@@ -51,6 +92,19 @@ impl Link {
     pub fn in_process(addr: SocketAddr) -> Option<Link> {
         local(addr).map(Link::Local)
     }
+
+    /// The peer's in-process handler of the streaming method `path` (with these message
+    /// types), when the peer is in this process and registered one: call it instead of the
+    /// generated client, and the messages go as they are.
+    pub fn stream<Req: 'static, Resp: 'static>(
+        &self,
+        path: &str,
+    ) -> Option<StreamHandler<Req, Resp>> {
+        match self {
+            Link::Net(_) => None,
+            Link::Local(l) => l.streams.get(path),
+        }
+    }
 }
 
 impl Service<http::Request<Body>> for Link {
@@ -61,9 +115,8 @@ impl Service<http::Request<Body>> for Link {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), LinkError>> {
         match self {
             Link::Net(c) => Service::poll_ready(c, cx).map_err(Into::into),
-            Link::Local(r) => {
-                Service::<http::Request<Body>>::poll_ready(r, cx).map_err(|e| match e {})
-            }
+            Link::Local(l) => Service::<http::Request<Body>>::poll_ready(&mut l.routes, cx)
+                .map_err(|e| match e {}),
         }
     }
 
@@ -73,8 +126,8 @@ impl Service<http::Request<Body>> for Link {
                 let f = c.call(req);
                 Box::pin(async move { f.await.map_err(Into::into) })
             }
-            Link::Local(r) => {
-                let f = r.call(req);
+            Link::Local(l) => {
+                let f = l.routes.call(req);
                 Box::pin(async move { f.await.map_err(|e| match e {}) })
             }
         }
@@ -83,8 +136,8 @@ impl Service<http::Request<Body>> for Link {
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-fn servers() -> &'static Mutex<HashMap<SocketAddr, Routes>> {
-    static SERVERS: OnceLock<Mutex<HashMap<SocketAddr, Routes>>> = OnceLock::new();
+fn servers() -> &'static Mutex<HashMap<SocketAddr, Local>> {
+    static SERVERS: OnceLock<Mutex<HashMap<SocketAddr, Local>>> = OnceLock::new();
     SERVERS.get_or_init(Default::default)
 }
 
@@ -93,7 +146,7 @@ pub fn serve_in_process() {
     ENABLED.store(true, Ordering::SeqCst);
 }
 
-fn local(addr: SocketAddr) -> Option<Routes> {
+fn local(addr: SocketAddr) -> Option<Local> {
     if !ENABLED.load(Ordering::SeqCst) {
         return None;
     }
@@ -101,13 +154,14 @@ fn local(addr: SocketAddr) -> Option<Routes> {
     servers.get(&addr).cloned()
 }
 
-/// While alive, `routes` answer in-process calls to `addrs`; dropped when the server stops.
+/// While alive, a server answers in-process calls to `addrs`; dropped when the server stops.
 pub(crate) struct Registered(Vec<SocketAddr>);
 
 impl Registered {
-    /// Registers `routes` under `addr` (and, for a wildcard address, under loopback with the same
-    /// port, which is how a peer in this process names it); nothing unless enabled.
-    pub(crate) fn new(addr: SocketAddr, routes: &Routes) -> Self {
+    /// Registers `routes` and `streams` under `addr` (and, for a wildcard address, under
+    /// loopback with the same port, which is how a peer in this process names it); nothing
+    /// unless enabled.
+    pub(crate) fn new(addr: SocketAddr, routes: &Routes, streams: &Streams) -> Self {
         if !ENABLED.load(Ordering::SeqCst) {
             return Self(vec![]);
         }
@@ -119,9 +173,13 @@ impl Registered {
             };
             addrs.push(SocketAddr::new(loopback, addr.port()));
         }
+        let local = Local {
+            routes: routes.clone(),
+            streams: streams.clone(),
+        };
         let mut servers = servers().lock().unwrap_or_else(|e| e.into_inner());
         for a in &addrs {
-            servers.insert(*a, routes.clone());
+            servers.insert(*a, local.clone());
         }
         Self(addrs)
     }

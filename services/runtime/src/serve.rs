@@ -13,6 +13,8 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::link::Messages;
+
 /// Why serving failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -40,6 +42,7 @@ pub struct Serving {
     /// Health of the process; a service sets it serving once its dependencies are connected.
     pub health: HealthReporter,
     routes: RoutesBuilder,
+    streams: crate::link::Streams,
     descriptors: Vec<&'static [u8]>,
 }
 
@@ -52,6 +55,7 @@ impl Serving {
         Self {
             health,
             routes,
+            streams: Default::default(),
             descriptors: vec![descriptor, tonic_health::pb::FILE_DESCRIPTOR_SET],
         }
     }
@@ -71,6 +75,22 @@ impl Serving {
         S::Future: Send + 'static,
     {
         self.routes.add_service(svc);
+        self
+    }
+
+    /// Also serves the streaming method `path` (one of the services added) to callers in this
+    /// process with its messages as they are (see [`crate::link`]); its gRPC route stays for
+    /// everyone else.
+    pub fn add_in_process_stream<Req, Resp>(
+        mut self,
+        path: &'static str,
+        handler: impl Fn(Messages<Req>) -> Messages<Resp> + Send + Sync + 'static,
+    ) -> Self
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+    {
+        self.streams.add(path, handler);
         self
     }
 
@@ -113,7 +133,7 @@ impl Serving {
         // In `sse-connector`, the other services of this process call these routes directly.
         let _in_process = listener
             .local_addr()
-            .map(|a| crate::link::Registered::new(a, &routes));
+            .map(|a| crate::link::Registered::new(a, &routes, &self.streams));
         // `Server::tcp_nodelay` applies only to listeners tonic binds itself; accepted sockets
         // of our own listener get it here (acks and flow-control updates go out at once).
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));

@@ -1,13 +1,15 @@
 //! In-process links (`sse-connector`): once a process calls `serve_in_process`, a client of an
 //! address this process serves calls the server's routes directly (unary, server-streaming and
-//! bidirectional calls alike), and a link made after that server stops goes over the network.
+//! bidirectional calls alike; a registered stream with its messages as they are), and a link made
+//! after that server stops goes over the network.
 //! Its own test binary: the switch is process-wide.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::time::Duration;
 
-use sse_runtime::link::Link;
+use futures::StreamExt;
+use sse_runtime::link::{Link, Messages};
 use sse_runtime::peers;
 use sse_runtime::serve::Serving;
 use tokio_util::sync::CancellationToken;
@@ -110,6 +112,63 @@ async fn a_server_of_this_process_is_called_in_process_and_over_tcp_once_it_stop
     assert!(matches!(peers::connect_lazy(&endpoint, addr), Link::Net(_)));
     let refused = peers::connect(&endpoint, addr).await;
     assert!(refused.is_err(), "nothing listens on {addr} any more");
+}
+
+#[tokio::test]
+async fn a_registered_stream_takes_and_yields_its_messages_as_they_are() {
+    sse_runtime::link::serve_in_process();
+    const PATH: &str = "/test.v1.Doubler/Double";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A message type protobuf could not carry: only an unencoded call can pass it.
+    #[derive(Debug, PartialEq)]
+    struct Plain(std::sync::Arc<u64>);
+    let serving = Serving::new(tonic_health::pb::FILE_DESCRIPTOR_SET).add_in_process_stream(
+        PATH,
+        |requests: Messages<Plain>| -> Messages<Plain> {
+            Box::pin(requests.map(|r| r.map(|Plain(n)| Plain(std::sync::Arc::new(*n * 2)))))
+        },
+    );
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(serving.run(listener, stop.clone()));
+    let link = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(l) = Link::in_process(addr) {
+                return l;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+
+    // Only under its path, and only with its message types.
+    assert!(
+        link.stream::<Plain, Plain>("/test.v1.Doubler/Other")
+            .is_none()
+    );
+    assert!(link.stream::<u64, Plain>(PATH).is_none());
+    let double = link.stream::<Plain, Plain>(PATH).expect("registered");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut answers = double(Box::pin(
+        tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(Ok),
+    ));
+    for n in [1, 21] {
+        tx.send(Plain(std::sync::Arc::new(n))).unwrap();
+        let answer = answers.next().await.unwrap().unwrap();
+        assert_eq!(answer, Plain(std::sync::Arc::new(n * 2)));
+    }
+    drop(tx);
+    assert!(answers.next().await.is_none());
+
+    // A link over the network never has one.
+    let endpoint = Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    let net = Link::Net(endpoint.connect_lazy());
+    assert!(net.stream::<Plain, Plain>(PATH).is_none());
+
+    stop.cancel();
+    server.await.unwrap().unwrap();
+    assert!(Link::in_process(addr).is_none());
 }
 
 #[tokio::test]

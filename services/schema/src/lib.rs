@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sse_proto::v1::schema_service_server::SchemaServiceServer;
+use sse_proto::v1::{ProcessRequest, ProcessResponse};
+use sse_runtime::link::Messages;
 use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
 use tonic_health::ServingStatus;
@@ -69,9 +71,17 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         shutdown.clone(),
         STREAM_DRAIN,
     );
+    let in_process = relay.clone();
     let svc = SchemaServiceServer::new(grpc::SchemaGrpc::new(pipeline, relay))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET).add_service(svc);
+    let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
+        .add_service(svc)
+        .add_in_process_stream(
+            sse_proto::paths::SCHEMA_PROCESS,
+            move |events: Messages<ProcessRequest>| -> Messages<ProcessResponse> {
+                Box::pin(in_process.start(events))
+            },
+        );
     let health = serving.health.clone();
     health
         .set_service_status("", ServingStatus::NotServing)

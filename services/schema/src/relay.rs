@@ -21,15 +21,18 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::SelectAll;
 use futures::{FutureExt, Stream, StreamExt};
+use sse_proto::paths;
 use sse_proto::v1::publisher_service_client::PublisherServiceClient;
 use sse_proto::v1::{
     Event, ProcessRequest, ProcessResponse, PublishRequest, PublishResponse, RouteKind,
 };
+use sse_runtime::link::Messages;
 use sse_runtime::peers::{self, Peer};
 use sse_runtime::{Shutdown, telemetry};
 use tokio::sync::{mpsc, watch};
@@ -192,10 +195,22 @@ impl<R: Registry> Relay<R> {
         let publishers = self.publisher.clone();
         for p in peers {
             let (pub_tx, pub_rx) = mpsc::channel::<PublishRequest>(CHANNEL_CAPACITY);
-            let mut client = PublisherServiceClient::new(self.publisher.channel_to(p));
-            calls.push((p.addr, async move {
-                client.publish(ReceiverStream::new(pub_rx)).await
-            }));
+            let link = self.publisher.channel_to(p);
+            let call: AckCall = match link.stream(paths::PUBLISHER_PUBLISH) {
+                // A publisher of this process (sse-connector): its messages as they are.
+                Some(publish) => {
+                    let acks = publish(Box::pin(ReceiverStream::new(pub_rx).map(Ok)));
+                    Box::pin(async move { Ok(acks) })
+                }
+                None => {
+                    let mut client = PublisherServiceClient::new(link);
+                    Box::pin(async move {
+                        let acks = client.publish(ReceiverStream::new(pub_rx)).await?;
+                        Ok(Box::pin(acks.into_inner()) as Messages<PublishResponse>)
+                    })
+                }
+            };
+            calls.push((p.addr, call));
             lanes.push(pub_tx);
         }
         let relay = relay_acks(calls, out.clone(), self.notes.clone(), publishers);
@@ -398,27 +413,24 @@ enum LaneEvent {
     Closed,
 }
 
+/// A `Publish` call being made: the stream of its acks, or why it failed.
+type AckCall = Pin<Box<dyn Future<Output = Result<Messages<PublishResponse>, Status>> + Send>>;
+
 /// Relays the acks of every publisher stream to ingest until ingest goes, one stream fails, or
 /// every one has closed.
-async fn relay_acks<F>(
-    calls: Vec<(SocketAddr, F)>,
+async fn relay_acks(
+    calls: Vec<(SocketAddr, AckCall)>,
     out: Out,
     notes: Arc<AckNotes>,
     publishers: publisher::Publishers,
-) -> End
-where
-    F: Future<Output = Result<tonic::Response<tonic::Streaming<PublishResponse>>, Status>>
-        + Send
-        + 'static,
-{
+) -> End {
     let lanes = calls.len();
     let mut merged = SelectAll::new();
     for (addr, call) in calls {
         merged.push(
             futures::stream::once(call)
                 .flat_map(|r| match r {
-                    Ok(resp) => resp
-                        .into_inner()
+                    Ok(acks) => acks
                         .map(LaneEvent::Item)
                         .chain(futures::stream::once(async { LaneEvent::Closed }))
                         .left_stream(),
