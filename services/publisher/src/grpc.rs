@@ -20,7 +20,7 @@ use tracing::Instrument;
 
 use crate::error::Error;
 use crate::event::{Destination, Event, MqttDestination, Qos, Route, RouteKind, SingleMessage};
-use crate::mqtt::Mqtt;
+use crate::mqtt::{Mqtt, Slot};
 use crate::properties::{self, StoreStamp};
 
 /// How long `PublishMessage` waits for a broker connection and then for the broker's ack.
@@ -181,43 +181,8 @@ impl PublisherGrpc {
                         return;
                     };
                     let Some(ev) = backlog.pop_front() else { continue };
-                    let EventTrace { span, traceparent, .. } = EventTrace::start(
-                        || {
-                            let topic = properties::destination_topic(&ev).unwrap_or_default();
-                            tracing::info_span!(
-                                parent: None,
-                                "publish",
-                                otel.name = "mqtt publish",
-                                messaging.destination = %topic,
-                                messaging.system = "mqtt",
-                            )
-                        },
-                        &ev.traceparent,
-                        &ev.tracestate,
-                    );
-                    match properties::event_message(&ev, &traceparent, || self.stamp()) {
-                        Ok(message) => {
-                            let delivery = slot.send(message);
-                            waiting.push(Box::pin(
-                                async move {
-                                    match delivery.await {
-                                        Ok(Ok(())) => Some(ack(&ev, None)),
-                                        Ok(Err(e)) if e.is_permanent() => {
-                                            tracing::warn!(error = %e, id = %ev.id, "event not publishable");
-                                            Some(ack(&ev, Some(&e)))
-                                        }
-                                        Ok(Err(_)) | Err(_) => None,
-                                    }
-                                }
-                                .instrument(span),
-                            ));
-                        }
-                        Err(e) => {
-                            span.in_scope(|| tracing::warn!(error = %e, id = %ev.id, "event not publishable"));
-                            let a = ack(&ev, Some(&e));
-                            waiting.push(Box::pin(async move { Some(a) }));
-                        }
-                    }
+                    self.publish_one(slot, ev, &mut waiting);
+                    self.publish_ready(&mut backlog, &mut waiting);
                 }
                 msg = inbound.next(), if reading && backlog.is_empty() => match msg {
                     Some(Ok(req)) => {
@@ -231,6 +196,9 @@ impl PublisherGrpc {
                                 }
                             }
                         }
+                        // Whatever the broker connection takes now goes now, not one event per
+                        // turn of this loop.
+                        self.publish_ready(&mut backlog, &mut waiting);
                     }
                     None => reading = false,
                     Some(Err(status)) => {
@@ -239,6 +207,67 @@ impl PublisherGrpc {
                     }
                 },
                 else => return,
+            }
+        }
+    }
+}
+
+impl PublisherGrpc {
+    /// Publishes events from the front of `backlog` while the broker connection has room now.
+    fn publish_ready(
+        &self,
+        backlog: &mut VecDeque<Event>,
+        waiting: &mut FuturesUnordered<Pending>,
+    ) {
+        while !backlog.is_empty() {
+            let Some(Ok(slot)) = self.mqtt.reserve().now_or_never() else {
+                return;
+            };
+            if let Some(ev) = backlog.pop_front() {
+                self.publish_one(slot, ev, waiting);
+            }
+        }
+    }
+
+    /// Hands `ev` to the broker connection in `slot`; its ack (or None: re-send) joins `waiting`.
+    fn publish_one(&self, slot: Slot<'_>, ev: Event, waiting: &mut FuturesUnordered<Pending>) {
+        let EventTrace {
+            span, traceparent, ..
+        } = EventTrace::start(
+            || {
+                let topic = properties::destination_topic(&ev).unwrap_or_default();
+                tracing::info_span!(
+                    parent: None,
+                    "publish",
+                    otel.name = "mqtt publish",
+                    messaging.destination = %topic,
+                    messaging.system = "mqtt",
+                )
+            },
+            &ev.traceparent,
+            &ev.tracestate,
+        );
+        match properties::event_message(&ev, &traceparent, || self.stamp()) {
+            Ok(message) => {
+                let delivery = slot.send(message);
+                waiting.push(Box::pin(
+                    async move {
+                        match delivery.await {
+                            Ok(Ok(())) => Some(ack(&ev, None)),
+                            Ok(Err(e)) if e.is_permanent() => {
+                                tracing::warn!(error = %e, id = %ev.id, "event not publishable");
+                                Some(ack(&ev, Some(&e)))
+                            }
+                            Ok(Err(_)) | Err(_) => None,
+                        }
+                    }
+                    .instrument(span),
+                ));
+            }
+            Err(e) => {
+                span.in_scope(|| tracing::warn!(error = %e, id = %ev.id, "event not publishable"));
+                let a = ack(&ev, Some(&e));
+                waiting.push(Box::pin(async move { Some(a) }));
             }
         }
     }

@@ -321,11 +321,16 @@ impl<R: Registry> Relay<R> {
             let mut batches: Vec<(Vec<Event>, usize)> = vec![(Vec::new(), 0); lanes.len()];
             for ev in events {
                 let ev = self.prepare(ev).await;
-                let lane = *lane_of.entry(ev.stream_key.clone()).or_insert_with(|| {
-                    peers::owner(&ev.stream_key, peers)
-                        .and_then(|o| peers.iter().position(|p| p == o))
-                        .unwrap_or(0)
-                });
+                let lane = match lane_of.get(ev.stream_key.as_str()) {
+                    Some(lane) => *lane,
+                    None => {
+                        let lane = peers::owner(&ev.stream_key, peers)
+                            .and_then(|o| peers.iter().position(|p| p == o))
+                            .unwrap_or(0);
+                        lane_of.insert(ev.stream_key.clone(), lane);
+                        lane
+                    }
+                };
                 let size = ev.data.len() + EVENT_OVERHEAD;
                 let (batch, bytes) = &mut batches[lane];
                 if !batch.is_empty()
