@@ -351,8 +351,8 @@ impl Report {
              starting with the next contender (pipeline, raw, python; raw, python, pipeline; …), \
              all from copies of the binaries made at start. `connector` is the same three services \
              in one process (`sse-connector`: each keeps its own gRPC server and port, and they \
-             call each other's gRPC routes in-process, without HTTP/2 or sockets between them); its \
-             CPU is that one process's. Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.{}\n",
+             call each other's gRPC routes in-process, without HTTP/2 or sockets between them, the \
+             two event streams with their messages unencoded); its CPU is that one process's. Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.{}\n",
             crate::raw::IN_FLIGHT,
             crate::python::IN_FLIGHT,
             if self.has(Kind::Skeleton) {
