@@ -21,6 +21,21 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
+/// The in-process link to `addr`, once the server there has registered itself (as it starts
+/// serving).
+async fn registered(addr: std::net::SocketAddr) -> Link {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(l) = Link::in_process(addr) {
+                return l;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_server_of_this_process_is_called_in_process_and_over_tcp_once_it_stops() {
     sse_runtime::link::serve_in_process();
@@ -33,16 +48,7 @@ async fn a_server_of_this_process_is_called_in_process_and_over_tcp_once_it_stop
     let endpoint = Endpoint::from_shared(format!("http://{addr}")).unwrap();
 
     // The server registers itself as it starts serving.
-    let link = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(l) = Link::in_process(addr) {
-                return l;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap();
+    let link = registered(addr).await;
     assert!(matches!(link, Link::Local(_)), "{link:?}");
     assert!(matches!(
         peers::connect_lazy(&endpoint, addr),
@@ -131,16 +137,7 @@ async fn a_registered_stream_takes_and_yields_its_messages_as_they_are() {
     );
     let stop = CancellationToken::new();
     let server = tokio::spawn(serving.run(listener, stop.clone()));
-    let link = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(l) = Link::in_process(addr) {
-                return l;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap();
+    let link = registered(addr).await;
 
     // Only under its path, and only with its message types.
     assert!(
