@@ -213,6 +213,20 @@ async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
         "{logs}"
     );
     assert!(!logs.contains("stopped with an error"), "{logs}");
+
+    // Both event streams were called in-process (messages unencoded), never over loopback gRPC:
+    // each service started only once the one it calls served in-process.
+    let opened = |what: &str| -> Vec<&str> { logs.lines().filter(|l| l.contains(what)).collect() };
+    let process = opened("Process stream to schema open");
+    assert!(!process.is_empty(), "{logs}");
+    for line in process {
+        assert!(line.contains("link=\"in-process\""), "{line}");
+    }
+    let publish = opened("Publish streams open");
+    assert!(!publish.is_empty(), "{logs}");
+    for line in publish {
+        assert!(line.contains("in_process=1"), "{line}");
+    }
 }
 
 /// Runs `sse-connector` with `args` and returns its exit code and stderr.

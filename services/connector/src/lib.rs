@@ -124,11 +124,17 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
     ingest.schema = peer_uri(&sl, schema.listen, Part::Schema)?.to_string();
 
     let parts = [Shutdown::new(), Shutdown::new(), Shutdown::new()];
+    // Each service starts once the one it calls serves in-process: a link made before that
+    // would go over loopback TCP for as long as it lasts.
+    let publisher_at = local_addr(&pl, publisher.listen, Part::Publisher)?;
+    let schema_at = local_addr(&sl, schema.listen, Part::Schema)?;
     let publisher_task = spawn(
         sse_publisher::run(pl, publisher, parts[2].clone()),
         stop.clone(),
     );
+    served(publisher_at, &stop).await;
     let schema_task = spawn(sse_schema::run(sl, schema, parts[1].clone()), stop.clone());
+    served(schema_at, &stop).await;
     let ingest_task = spawn(sse_ingest::run(il, ingest, parts[0].clone()), stop.clone());
     stop.cancelled().await;
     tracing::info!("stopping: ingest, then schema, then publisher");
@@ -160,6 +166,23 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
         }
     }
     first.map_or(Ok(()), Err)
+}
+
+/// Waits until the server on `addr` serves in-process, or `stop` (a service ended).
+async fn served(addr: SocketAddr, stop: &CancellationToken) {
+    tokio::select! {
+        () = sse_runtime::link::served(addr) => {}
+        () = stop.cancelled() => {}
+    }
+}
+
+/// The address `listener` (asked for `addr`) is bound to.
+fn local_addr(listener: &TcpListener, addr: SocketAddr, part: Part) -> Result<SocketAddr, Error> {
+    listener.local_addr().map_err(|source| Error::Bind {
+        part: part.name(),
+        addr,
+        source,
+    })
 }
 
 /// Runs a service as a task; when it ends on its own, `stop` takes the others down with it.
@@ -194,12 +217,7 @@ async fn bind(addr: SocketAddr, part: Part) -> Result<TcpListener, Error> {
 /// Where a service in this process reaches `part`, bound on `listener` (asked for `addr`): a
 /// wildcard address is reached through loopback.
 fn peer_uri(listener: &TcpListener, addr: SocketAddr, part: Part) -> Result<http::Uri, Error> {
-    let bind_error = |source| Error::Bind {
-        part: part.name(),
-        addr,
-        source,
-    };
-    let local = listener.local_addr().map_err(bind_error)?;
+    let local = local_addr(listener, addr, part)?;
     let ip = match local.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -207,7 +225,11 @@ fn peer_uri(listener: &TcpListener, addr: SocketAddr, part: Part) -> Result<http
     };
     format!("http://{}", SocketAddr::new(ip, local.port()))
         .parse()
-        .map_err(|e: http::uri::InvalidUri| bind_error(std::io::Error::other(e)))
+        .map_err(|e: http::uri::InvalidUri| Error::Bind {
+            part: part.name(),
+            addr,
+            source: std::io::Error::other(e),
+        })
 }
 
 #[cfg(test)]

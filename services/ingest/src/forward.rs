@@ -209,6 +209,8 @@ impl Router {
 struct Session {
     tx: mpsc::UnboundedSender<pb::ProcessRequest>,
     responses: Messages<pb::ProcessResponse>,
+    /// Called in-process, messages unencoded (`sse-connector`), rather than over gRPC.
+    in_process: bool,
 }
 
 /// A Process stream being opened: its address, its session number, the outcome.
@@ -498,7 +500,8 @@ impl Forwarder {
                         resend.push(grpc::event(e));
                     }
                 }
-                tracing::info!(schema = %self.endpoint.uri(), %addr, resend = resend.len(), "Process stream to schema open");
+                let link = if s.in_process { "in-process" } else { "grpc" };
+                tracing::info!(schema = %self.endpoint.uri(), %addr, link, resend = resend.len(), "Process stream to schema open");
                 send(&s.tx, resend);
             }
             Err(reason) => {
@@ -620,7 +623,11 @@ async fn open_session(
     // A schema service of this process (sse-connector): its messages as they are.
     if let Some(process) = link.stream(paths::SCHEMA_PROCESS) {
         let responses = process(Box::pin(requests.map(Ok)));
-        return Ok(Session { tx, responses });
+        return Ok(Session {
+            tx,
+            responses,
+            in_process: true,
+        });
     }
     let mut client = SchemaServiceClient::new(link)
         .max_decoding_message_size(usize::MAX)
@@ -633,6 +640,7 @@ async fn open_session(
     Ok(Session {
         tx,
         responses: Box::pin(responses),
+        in_process: false,
     })
 }
 

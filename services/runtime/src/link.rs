@@ -136,6 +136,9 @@ impl Service<http::Request<Body>> for Link {
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
+/// Woken whenever a server registers.
+static REGISTERED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 fn servers() -> &'static Mutex<HashMap<SocketAddr, Local>> {
     static SERVERS: OnceLock<Mutex<HashMap<SocketAddr, Local>>> = OnceLock::new();
     SERVERS.get_or_init(Default::default)
@@ -152,6 +155,21 @@ fn local(addr: SocketAddr) -> Option<Local> {
     }
     let servers = servers().lock().unwrap_or_else(|e| e.into_inner());
     servers.get(&addr).cloned()
+}
+
+/// Waits until a server of this process answers in-process calls to `addr` (it registers as it
+/// starts serving). `sse-connector` starts a service only once the one it calls is registered:
+/// a link made before that would go over TCP for good.
+pub async fn served(addr: SocketAddr) {
+    loop {
+        let registered = REGISTERED.notified();
+        tokio::pin!(registered);
+        registered.as_mut().enable();
+        if local(addr).is_some() {
+            return;
+        }
+        registered.await;
+    }
 }
 
 /// While alive, a server answers in-process calls to `addrs`; dropped when the server stops.
@@ -181,6 +199,8 @@ impl Registered {
         for a in &addrs {
             servers.insert(*a, local.clone());
         }
+        drop(servers);
+        REGISTERED.notify_waiters();
         Self(addrs)
     }
 }

@@ -2,6 +2,7 @@
 //! `OTEL_EXPORTER_OTLP_*` variables ask for it, the W3C propagator, and trace-context helpers for
 //! the per-event context carried inside stream messages.
 
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::global;
@@ -103,7 +104,12 @@ pub fn init(service: &'static str) -> Guard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(fmt::layer().with_writer(std::io::stderr))
+        // Colours only for a person at a terminal, not in files, journald or `kubectl logs`.
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .with(otel)
         .try_init();
     if let Some(e) = export_error {

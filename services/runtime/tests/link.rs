@@ -169,6 +169,27 @@ async fn a_registered_stream_takes_and_yields_its_messages_as_they_are() {
 }
 
 #[tokio::test]
+async fn served_waits_for_the_server_to_register() {
+    sse_runtime::link::serve_in_process();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut served = Box::pin(sse_runtime::link::served(addr));
+    // Bound, but not serving yet: a link made now would go over TCP.
+    assert!(futures::FutureExt::now_or_never(&mut served).is_none());
+    assert!(Link::in_process(addr).is_none());
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(
+        Serving::new(tonic_health::pb::FILE_DESCRIPTOR_SET).run(listener, stop.clone()),
+    );
+    tokio::time::timeout(Duration::from_secs(10), served)
+        .await
+        .expect("served once the server registered");
+    assert!(matches!(Link::in_process(addr), Some(Link::Local(_))));
+    stop.cancel();
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn without_the_switch_nothing_is_in_process() {
     // This binary's other test turns the switch on; a fresh process would not. What can be
     // checked here: an address nobody in this process serves is never in-process.

@@ -192,6 +192,7 @@ impl<R: Registry> Relay<R> {
         }
         let mut lanes = Vec::with_capacity(peers.len());
         let mut calls = Vec::with_capacity(peers.len());
+        let mut in_process = 0;
         let publishers = self.publisher.clone();
         for p in peers {
             let (pub_tx, pub_rx) = mpsc::channel::<PublishRequest>(CHANNEL_CAPACITY);
@@ -199,6 +200,7 @@ impl<R: Registry> Relay<R> {
             let call: AckCall = match link.stream(paths::PUBLISHER_PUBLISH) {
                 // A publisher of this process (sse-connector): its messages as they are.
                 Some(publish) => {
+                    in_process += 1;
                     let acks = publish(Box::pin(ReceiverStream::new(pub_rx).map(Ok)));
                     Box::pin(async move { Ok(acks) })
                 }
@@ -213,6 +215,11 @@ impl<R: Registry> Relay<R> {
             calls.push((p.addr, call));
             lanes.push(pub_tx);
         }
+        tracing::info!(
+            publishers = ?peers.iter().map(|p| p.addr.to_string()).collect::<Vec<_>>(),
+            in_process,
+            "Publish streams open"
+        );
         let relay = relay_acks(calls, out.clone(), self.notes.clone(), publishers);
         let forward = self.forward(ingest, peers, lanes, set.clone(), token);
         let drain = self.drain;
