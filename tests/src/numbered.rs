@@ -86,6 +86,16 @@ spec:
     )
 }
 
+/// A fresh test directory whose `resources/` holds [`resources`] for the source at `base`
+/// (pass `<dir>/resources` as `--resources`); the rest of the directory is the test's.
+pub fn resources_dir(base: &str, topic: &str) -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res)?;
+    std::fs::write(res.join("numbers.yaml"), resources(base, topic))?;
+    Ok(dir)
+}
+
 /// The SSE text of event `n`.
 pub fn numbered_event(n: u64) -> String {
     block(

@@ -29,14 +29,8 @@ struct Setup {
 
 impl Setup {
     fn new(source: &NumberedSource, broker: &Mosquitto, extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = sse_e2e::numbered::resources_dir(&source.base_url(), TOPIC).unwrap();
         let res = dir.path().join("resources");
-        std::fs::create_dir_all(&res).unwrap();
-        std::fs::write(
-            res.join("r.yaml"),
-            sse_e2e::numbered::resources(&source.base_url(), TOPIC),
-        )
-        .unwrap();
         let (schema_port, publisher_port) = (free_port().unwrap(), free_port().unwrap());
         let path = |p: &str| dir.path().join(p).display().to_string();
         let mut args: Vec<String> = [

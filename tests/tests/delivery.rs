@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::{Received, Subscriber};
-use sse_e2e::numbered::{NumberedSource, Numbering, number_of};
+use sse_e2e::numbered::{NumberedSource, Numbering, number_of, resources_dir};
 use sse_e2e::procs::Service;
 use sse_e2e::stack::{Pipeline, PipelineArgs};
 
@@ -30,33 +30,6 @@ struct Rig {
     _dir: tempfile::TempDir,
 }
 
-fn resources(base: &str) -> String {
-    format!(
-        r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
-kind: Device
-metadata: {{ name: counter }}
-spec:
-  endpoints:
-    inbound:
-      sse-0:
-        endpointType: Microsoft.SSEHttp
-        address: {base}
-        authentication: {{ method: Anonymous }}
----
-apiVersion: namespaces.deviceregistry.microsoft.com/v1
-kind: Asset
-metadata: {{ name: numbers }}
-spec:
-  deviceRef: {{ deviceName: counter, endpointName: sse-0 }}
-  datasets:
-    - name: all
-      dataSource: /numbers
-      destinations:
-        - {{ target: Mqtt, configuration: {{ topic: {TOPIC}, qos: Qos1, retain: Never }} }}
-"#
-    )
-}
-
 impl Rig {
     async fn start(name: &str, numbering: Numbering) -> Result<Self> {
         let broker = Mosquitto::start_persistent().await?;
@@ -64,10 +37,8 @@ impl Rig {
             Subscriber::connect_persistent(broker.port, TOPIC, &format!("delivery-sub-{name}"))
                 .await?;
         let source = NumberedSource::start(numbering).await?;
-        let dir = tempfile::tempdir()?;
+        let dir = resources_dir(&source.base_url(), TOPIC)?;
         let res = dir.path().join("resources");
-        std::fs::create_dir_all(&res)?;
-        std::fs::write(res.join("numbers.yaml"), resources(&source.base_url()))?;
         let s = |x: &str| x.to_string();
         let Pipeline {
             publisher,

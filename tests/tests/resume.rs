@@ -31,14 +31,8 @@ impl Rig {
     async fn start(numbering: Numbering, mqtt_checkpoint: bool) -> Self {
         let broker = Mosquitto::start().await.unwrap();
         let source = NumberedSource::start(numbering).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = sse_e2e::numbered::resources_dir(&source.base_url(), TOPIC).unwrap();
         let res = dir.path().join("resources");
-        std::fs::create_dir_all(&res).unwrap();
-        std::fs::write(
-            res.join("r.yaml"),
-            sse_e2e::numbered::resources(&source.base_url(), TOPIC),
-        )
-        .unwrap();
         let sub = Subscriber::connect(broker.port, TOPIC).await.unwrap();
         let store = if mqtt_checkpoint {
             broker.url()
