@@ -5,16 +5,22 @@
 //! schema service's environment), `growth` stops evolving at `SCHEMA_MAX_VERSIONS` and `wide` at
 //! `SCHEMA_MAX_SCHEMA_PROPERTIES`; every event still reaches the broker, tagged with its subject's
 //! last version; the data dir stays under the caps; and both the schema service's `ListSubjects`
-//! and ingest's `GetStatus` say which subject stopped evolving and why.
+//! and ingest's `GetStatus` say which subject stopped evolving and why. The data dir and its
+//! files are private (0700 / 0600). The same load runs against `sse-connector`, given the caps
+//! as flags (which it routes to its schema service).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use sse_e2e::mqtt::Received;
-use sse_e2e::source::{Feed, Reply, block, blocks_then_hold};
+use sse_e2e::broker::{Mosquitto, free_port};
+use sse_e2e::mqtt::{Received, Subscriber};
+use sse_e2e::procs::Service;
+use sse_e2e::source::{Feed, Reply, SseSource, block, blocks_then_hold};
 use sse_e2e::stack::Stack;
 use sse_e2e::{eventually, grpcurl};
 
@@ -104,13 +110,17 @@ fn versions(msgs: &[Received], topic: &str) -> BTreeMap<usize, String> {
     out
 }
 
-/// (files, bytes) in the registry's data dir.
+/// (files, bytes) in the registry's data dir, checking that the dir and its files are private.
 fn disk_usage(dir: &Path) -> (usize, u64) {
+    let mode = |m: &std::fs::Metadata| m.permissions().mode() & 0o777;
+    assert_eq!(mode(&std::fs::metadata(dir).unwrap()), 0o700, "data dir");
     let mut files = 0;
     let mut bytes = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
-        let meta = entry.unwrap().metadata().unwrap();
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
         if meta.is_file() {
+            assert_eq!(mode(&meta), 0o600, "{:?}", entry.path());
             files += 1;
             bytes += meta.len();
         }
@@ -118,20 +128,78 @@ fn disk_usage(dir: &Path) -> (usize, u64) {
     (files, bytes)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_subject_at_a_cap_stops_evolving_and_its_events_flow_on() {
-    let env = [
-        ("SCHEMA_MAX_VERSIONS", MAX_VERSIONS.to_string()),
+/// The caps of both tests, as (flag, environment variable, value).
+fn caps() -> [(&'static str, &'static str, String); 3] {
+    [
         (
+            "--max-versions",
+            "SCHEMA_MAX_VERSIONS",
+            MAX_VERSIONS.to_string(),
+        ),
+        (
+            "--max-schema-properties",
             "SCHEMA_MAX_SCHEMA_PROPERTIES",
             MAX_SCHEMA_PROPERTIES.to_string(),
         ),
-        ("SCHEMA_MAX_REGISTRY_BYTES", MAX_REGISTRY_BYTES.to_string()),
+        (
+            "--max-registry-bytes",
+            "SCHEMA_MAX_REGISTRY_BYTES",
+            MAX_REGISTRY_BYTES.to_string(),
+        ),
     ]
-    .map(|(k, v)| (k.to_string(), v));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_at_a_cap_stops_evolving_and_its_events_flow_on() {
+    let env = caps().map(|(_, var, v)| (var.to_string(), v));
     let (stack, sub) = Stack::start_with_schema_env(feed(), resources, env.to_vec())
         .await
         .unwrap();
+    let data = stack.dir.path().join("schemas");
+    let (schema, ingest) = (stack.schema.addr.to_string(), stack.ingest.addr.to_string());
+    check(&sub, &data, &schema, &ingest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_one_process_a_subject_at_a_cap_stops_evolving_too() {
+    let broker = Mosquitto::start().await.unwrap();
+    let sub = Subscriber::connect(broker.port, "e2e/#").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = SseSource::start(listener, feed()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    std::fs::write(res.join("resources.yaml"), resources(&source.base_url())).unwrap();
+    let data = dir.path().join("schemas");
+    let schema = format!("127.0.0.1:{}", free_port().unwrap());
+    let publisher = format!("127.0.0.1:{}", free_port().unwrap());
+    let mut args: Vec<String> = [
+        "--schema-listen",
+        &schema,
+        "--publisher-listen",
+        &publisher,
+        "--mqtt-url",
+        &broker.url(),
+        "--resources",
+        &res.display().to_string(),
+        "--data-dir",
+        &data.display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec();
+    for (flag, _, value) in caps() {
+        args.extend([flag.to_string(), value]);
+    }
+    let mut connector = Service::start("sse-connector", &args, &[]).await.unwrap();
+    let ingest = connector.addr.to_string();
+    check(&sub, &data, &schema, &ingest).await;
+    let status = connector.terminate(Duration::from_secs(30)).await.unwrap();
+    assert!(status.success(), "{status:?}\n{}", connector.log_text());
+}
+
+/// Waits for every event at the broker, then checks their versions, the data dir, and what the
+/// schema service (at `schema`) and ingest (at `ingest`) say.
+async fn check(sub: &Subscriber, data: &Path, schema: &str, ingest: &str) {
     let msgs = sub
         .wait_until("every event of both datasets", |m| {
             versions(m, "e2e/growth").len() == GROWTH_EVENTS
@@ -140,7 +208,7 @@ async fn a_subject_at_a_cap_stops_evolving_and_its_events_flow_on() {
         .await
         .unwrap();
 
-    let (files, bytes) = disk_usage(&stack.dir.path().join("schemas"));
+    let (files, bytes) = disk_usage(data);
     println!("registry data dir: {files} files, {bytes} bytes");
 
     // growth: one version per event up to the cap, then the last version for every event after.
@@ -162,9 +230,8 @@ async fn a_subject_at_a_cap_stops_evolving_and_its_events_flow_on() {
     assert!(bytes <= MAX_REGISTRY_BYTES, "{bytes} bytes in the data dir");
 
     // The schema service says which subject stopped evolving and why.
-    let schema = stack.schema.addr.to_string();
     let subjects = grpcurl::call_json(
-        &schema,
+        schema,
         None,
         &["sseconnector.v1.SchemaService/ListSubjects"],
     )
@@ -198,13 +265,9 @@ async fn a_subject_at_a_cap_stops_evolving_and_its_events_flow_on() {
         w["schemaFrozenReason"], "SCHEMA_FROZEN_REASON_MAX_SCHEMA_PROPERTIES",
         "{w}"
     );
-    let list = grpcurl::call_json(
-        &schema,
-        None,
-        &["sseconnector.v1.SchemaService/ListSchemas"],
-    )
-    .await
-    .unwrap();
+    let list = grpcurl::call_json(schema, None, &["sseconnector.v1.SchemaService/ListSchemas"])
+        .await
+        .unwrap();
     assert_eq!(
         list["schemas"].as_array().unwrap().len(),
         MAX_VERSIONS + WIDE_LAST,
@@ -212,9 +275,8 @@ async fn a_subject_at_a_cap_stops_evolving_and_its_events_flow_on() {
     );
 
     // So does ingest's status, from the acks of the events it forwarded.
-    let ingest = stack.ingest.addr.to_string();
     let datasets = eventually("both datasets frozen in ingest's status", || {
-        let ingest = ingest.clone();
+        let ingest = ingest.to_string();
         async move {
             let s = grpcurl::call_json(&ingest, None, &["sseconnector.v1.IngestService/GetStatus"])
                 .await
