@@ -35,6 +35,16 @@ impl Stack {
         feed: Feed,
         resources: impl Fn(&str) -> String,
     ) -> anyhow::Result<(Self, Subscriber)> {
+        Self::start_with_schema_env(feed, resources, Vec::new()).await
+    }
+
+    /// [`Stack::start`], with `schema_env` added to the environment of `sse-schema` (its flags'
+    /// variables, e.g. `SCHEMA_MAX_VERSIONS`), for a test of a schema setting.
+    pub async fn start_with_schema_env(
+        feed: Feed,
+        resources: impl Fn(&str) -> String,
+        schema_env: Vec<(String, String)>,
+    ) -> anyhow::Result<(Self, Subscriber)> {
         let broker = Mosquitto::start().await?;
         let sub = Subscriber::connect(broker.port, "e2e/#").await?;
         let otlp = OtlpReceiver::start().await?;
@@ -50,11 +60,15 @@ impl Stack {
             resources(&source.base_url()),
         )?;
         let otel = |name: &str| {
-            vec![
+            let mut env = vec![
                 ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.endpoint()),
                 ("OTEL_BSP_SCHEDULE_DELAY".to_string(), "100".to_string()),
                 ("OTEL_SERVICE_NAME".to_string(), name.to_string()),
-            ]
+            ];
+            if name == "sse-schema" {
+                env.extend(schema_env.iter().cloned());
+            }
+            env
         };
         let dirs = |name: &str| dir.path().join(name).display().to_string();
         let s = |x: &str| x.to_string();

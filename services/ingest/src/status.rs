@@ -193,7 +193,28 @@ fn no_schema_message(reason: pb::NoSchemaReason) -> Option<&'static str> {
             Some("payload has more properties than the schema limit: forwarded without a schema")
         }
         R::RegistryError => Some("schema registry unavailable: forwarded without a schema"),
+        // The schema service says which cap (schema_frozen_message below).
+        R::SchemaFrozen => None,
     }
+}
+
+/// Which cap of the schema service stopped the schema of a dataset or event from evolving, in
+/// words, for status.
+fn schema_frozen_message(reason: pb::SchemaFrozenReason) -> Option<&'static str> {
+    use pb::SchemaFrozenReason as R;
+    let m = match reason {
+        R::Unspecified => return None,
+        R::MaxSchemaProperties => {
+            "schema stopped evolving: the merged schema reached the schema service's --max-schema-properties"
+        }
+        R::MaxVersions => {
+            "schema stopped evolving: the subject reached the schema service's --max-versions"
+        }
+        R::MaxRegistryBytes => {
+            "schema stopped evolving: the schema registry reached its --max-registry-bytes"
+        }
+    };
+    Some(m)
 }
 
 #[derive(Debug, Default)]
@@ -373,11 +394,15 @@ impl Status {
                 changed = true;
             }
         }
-        match no_schema_message(ack.no_schema_reason()) {
-            Some(m) => {
-                if r.last_error != m || r.error_code != "NoSchema" {
+        let problem = match schema_frozen_message(ack.schema_frozen_reason()) {
+            Some(m) => Some((m, "SchemaFrozen")),
+            None => no_schema_message(ack.no_schema_reason()).map(|m| (m, "NoSchema")),
+        };
+        match problem {
+            Some((m, code)) => {
+                if r.last_error != m || r.error_code != code {
                     r.last_error = m.to_string();
-                    r.error_code = "NoSchema";
+                    r.error_code = code;
                     changed = true;
                 }
             }

@@ -8,15 +8,18 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use sse_proto::v1::{Ack, Event, NoSchemaReason, SchemaReference};
+use sse_proto::v1::{Ack, Event, NoSchemaReason, SchemaFrozenReason, SchemaReference};
 use sse_runtime::seq::SeqQueue;
 
 use crate::pipeline::{NoSchema, Outcome, SchemaRef};
 
-#[derive(Debug, Clone)]
-enum Note {
-    Schema(Arc<SchemaRef>),
-    NoSchema(NoSchemaReason),
+/// What an ack of one event gets: its schema or why it has none, and whether its subject's
+/// schema stopped evolving.
+#[derive(Debug, Clone, Default)]
+struct Note {
+    schema: Option<Arc<SchemaRef>>,
+    no_schema: NoSchemaReason,
+    frozen: SchemaFrozenReason,
 }
 
 /// Notes of the events of one stream whose acks have not passed yet.
@@ -34,6 +37,7 @@ pub fn reason_to_proto(r: NoSchema) -> NoSchemaReason {
         NoSchema::TooDeep => NoSchemaReason::TooDeep,
         NoSchema::TooManyProperties => NoSchemaReason::TooManyProperties,
         NoSchema::RegistryError => NoSchemaReason::RegistryError,
+        NoSchema::Frozen => NoSchemaReason::SchemaFrozen,
     }
 }
 
@@ -50,9 +54,26 @@ impl AckNotes {
     /// Notes what inference made of `ev`; `None` for an event without a route.
     pub fn record(&self, ev: &Event, outcome: Option<&Outcome>) {
         let note = match outcome {
-            Some(Outcome::Schema(r)) => Note::Schema(r.clone()),
-            Some(Outcome::NoSchema(r)) => Note::NoSchema(reason_to_proto(*r)),
-            None => Note::NoSchema(NoSchemaReason::NoRoute),
+            Some(Outcome::Schema(r)) => Note {
+                schema: Some(r.clone()),
+                ..Note::default()
+            },
+            Some(Outcome::Frozen { schema, cap }) => Note {
+                schema: schema.clone(),
+                no_schema: match schema {
+                    Some(_) => NoSchemaReason::Unspecified,
+                    None => NoSchemaReason::SchemaFrozen,
+                },
+                frozen: cap.to_proto(),
+            },
+            Some(Outcome::NoSchema(r)) => Note {
+                no_schema: reason_to_proto(*r),
+                ..Note::default()
+            },
+            None => Note {
+                no_schema: NoSchemaReason::NoRoute,
+                ..Note::default()
+            },
         };
         let mut map = self.by_stream.lock().unwrap_or_else(|p| p.into_inner());
         let q = match map.get_mut(ev.stream_key.as_str()) {
@@ -70,10 +91,10 @@ impl AckNotes {
             let Some(q) = map.get_mut(ack.stream_key.as_str()) else {
                 continue;
             };
-            match q.take(ack.seq) {
-                Some(Note::Schema(r)) => ack.schema = Some(reference_to_proto(&r)),
-                Some(Note::NoSchema(reason)) => ack.set_no_schema_reason(reason),
-                None => {}
+            if let Some(note) = q.take(ack.seq) {
+                ack.schema = note.schema.as_deref().map(reference_to_proto);
+                ack.set_no_schema_reason(note.no_schema);
+                ack.set_schema_frozen_reason(note.frozen);
             }
             if q.is_empty() {
                 map.remove(ack.stream_key.as_str());
@@ -125,8 +146,19 @@ mod tests {
         notes.record(&ev("s", 1), Some(&Outcome::Schema(r)));
         notes.record(&ev("s", 2), Some(&Outcome::NoSchema(NoSchema::TooDeep)));
         notes.record(&ev("t", 1), None);
-        assert_eq!(notes.len(), 3);
-        let mut acks = vec![ack("s", 1), ack("s", 2), ack("t", 1), ack("u", 9)];
+        let frozen = Outcome::Frozen {
+            schema: None,
+            cap: crate::caps::Cap::RegistryBytes,
+        };
+        notes.record(&ev("t", 2), Some(&frozen));
+        assert_eq!(notes.len(), 4);
+        let mut acks = vec![
+            ack("s", 1),
+            ack("s", 2),
+            ack("t", 1),
+            ack("u", 9),
+            ack("t", 2),
+        ];
         notes.annotate(&mut acks);
         assert_eq!(
             acks[0].schema,
@@ -141,6 +173,16 @@ mod tests {
         assert_eq!(acks[1].no_schema_reason(), NoSchemaReason::TooDeep);
         assert_eq!(acks[2].no_schema_reason(), NoSchemaReason::NoRoute);
         assert_eq!(acks[3], ack("u", 9));
+        assert_eq!(acks[4].schema, None);
+        assert_eq!(acks[4].no_schema_reason(), NoSchemaReason::SchemaFrozen);
+        assert_eq!(
+            acks[4].schema_frozen_reason(),
+            SchemaFrozenReason::MaxRegistryBytes
+        );
+        assert_eq!(
+            acks[0].schema_frozen_reason(),
+            SchemaFrozenReason::Unspecified
+        );
         assert!(notes.is_empty());
         // A second ack of the same event (a re-send) carries nothing more.
         let mut again = vec![ack("s", 1)];

@@ -8,6 +8,7 @@ use clap::{Parser, ValueEnum};
 use tonic::transport::Uri;
 
 use crate::azure::AzureSettings;
+use crate::caps::{self, Caps};
 use crate::error::Error;
 use crate::pipeline::Limits;
 
@@ -53,6 +54,18 @@ pub struct Config {
     /// Payloads with more object members than this (all levels) are forwarded without a schema.
     #[arg(long, env = "SCHEMA_MAX_PROPERTIES", default_value_t = 1000)]
     pub max_properties: usize,
+    /// Most properties in a subject's merged schema (all levels); a subject whose next version
+    /// would pass it stops evolving, and its events keep its last version.
+    #[arg(long, env = "SCHEMA_MAX_SCHEMA_PROPERTIES", default_value_t = caps::SCHEMA_PROPERTIES_DEFAULT)]
+    pub max_schema_properties: usize,
+    /// Most schema versions per subject; a subject that has them stops evolving, and its events
+    /// keep its last version.
+    #[arg(long, env = "SCHEMA_MAX_VERSIONS", default_value_t = caps::VERSIONS_DEFAULT)]
+    pub max_versions: u64,
+    /// Most bytes the registry's files in the data dir may take; a schema that would pass it is
+    /// not stored (its subject stops evolving; PutSchema answers RESOURCE_EXHAUSTED).
+    #[arg(long, env = "SCHEMA_MAX_REGISTRY_BYTES", default_value_t = caps::REGISTRY_BYTES_DEFAULT)]
+    pub max_registry_bytes: u64,
     /// Where schemas are registered.
     #[arg(long, env = "SCHEMA_REGISTRY", value_enum, default_value = "embedded")]
     pub registry: RegistryKind,
@@ -119,6 +132,13 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
+        if self.max_schema_properties == 0 || self.max_versions == 0 || self.max_registry_bytes == 0
+        {
+            return Err(Error::Config {
+                field: "--max-schema-properties / --max-versions / --max-registry-bytes (SCHEMA_MAX_SCHEMA_PROPERTIES / SCHEMA_MAX_VERSIONS / SCHEMA_MAX_REGISTRY_BYTES)",
+                reason: "must be at least 1".into(),
+            });
+        }
         if self.registry == RegistryKind::Azure {
             self.azure()?;
         }
@@ -137,6 +157,15 @@ impl Config {
             max_bytes: self.max_payload_bytes,
             max_depth: self.max_depth,
             max_properties: self.max_properties,
+        }
+    }
+
+    /// The caps on schema growth.
+    pub fn caps(&self) -> Caps {
+        Caps {
+            max_schema_properties: self.max_schema_properties,
+            max_versions: self.max_versions,
+            max_registry_bytes: self.max_registry_bytes,
         }
     }
 
@@ -215,6 +244,8 @@ mod tests {
         assert_eq!(c.limits().max_depth, 32);
         assert_eq!(c.limits().max_properties, 1000);
         assert_eq!(c.registry, RegistryKind::Embedded);
+        assert_eq!(c.caps(), Caps::default());
+        assert_eq!(c.caps().max_registry_bytes, 64 << 20);
         c.validate().unwrap();
     }
 
@@ -231,10 +262,24 @@ mod tests {
             "ns",
             "--max-payload-bytes",
             "10",
+            "--max-schema-properties",
+            "11",
+            "--max-versions",
+            "12",
+            "--max-registry-bytes",
+            "13",
         ])
         .unwrap();
         assert_eq!(c.listen.port(), 0);
         assert_eq!(c.max_payload_bytes, 10);
+        assert_eq!(
+            c.caps(),
+            Caps {
+                max_schema_properties: 11,
+                max_versions: 12,
+                max_registry_bytes: 13
+            }
+        );
         c.validate().unwrap();
     }
 
@@ -282,6 +327,9 @@ mod tests {
             &["--registry-namespace", ""],
             &["--max-payload-bytes", "0"],
             &["--max-depth", "0"],
+            &["--max-schema-properties", "0"],
+            &["--max-versions", "0"],
+            &["--max-registry-bytes", "0"],
             &["--registry", "azure"],
             &["--registry", "azure", "--registry-mqtt-url", "http://b:1"],
             &[

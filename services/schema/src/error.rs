@@ -31,6 +31,34 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A request's text is larger than an event may be.
+    #[error("{what} is {bytes} bytes, over the event size limit of {max} bytes")]
+    TooLarge {
+        /// Which field.
+        what: &'static str,
+        /// Its size.
+        bytes: usize,
+        /// The limit (`sse_contract::limits::EVENT_BYTES_MAX`).
+        max: usize,
+    },
+    /// A payload is over one of the inference limits (depth, members, size).
+    #[error("payload is {reason} ({flag} {value})")]
+    OverLimit {
+        /// What is over, in words.
+        reason: &'static str,
+        /// The flag setting the limit.
+        flag: &'static str,
+        /// The limit's value.
+        value: usize,
+    },
+    /// Storing a schema would take the registry's files over their cap.
+    #[error(
+        "schema registry full: storing this schema would take its files over {max_bytes} bytes (--max-registry-bytes)"
+    )]
+    RegistryFull {
+        /// The cap, in bytes.
+        max_bytes: u64,
+    },
     /// A payload is not JSON.
     #[error("payload is not JSON: {0}")]
     NotJson(String),
@@ -73,9 +101,12 @@ impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         let msg = e.to_string();
         match e {
-            Error::NotJson(_) | Error::InvalidSchema(_) | Error::InvalidVersion(_) => {
-                tonic::Status::invalid_argument(msg)
-            }
+            Error::NotJson(_)
+            | Error::InvalidSchema(_)
+            | Error::InvalidVersion(_)
+            | Error::TooLarge { .. }
+            | Error::OverLimit { .. } => tonic::Status::invalid_argument(msg),
+            Error::RegistryFull { .. } => tonic::Status::resource_exhausted(msg),
             Error::NotFound(_) | Error::Registry { code: 404, .. } => tonic::Status::not_found(msg),
             Error::Registry { code: 400, .. } => tonic::Status::invalid_argument(msg),
             Error::Registry { .. } | Error::RegistryUnavailable(_) => {
@@ -105,6 +136,9 @@ mod tests {
         }
         .into();
         assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        let s: tonic::Status = Error::RegistryFull { max_bytes: 9 }.into();
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        assert!(s.message().contains("--max-registry-bytes"), "{s:?}");
         let s: tonic::Status = Error::RegistryUnavailable("x".into()).into();
         assert_eq!(s.code(), tonic::Code::Unavailable);
         assert!(

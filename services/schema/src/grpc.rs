@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::acks::{reason_to_proto, reference_to_proto};
 use crate::error::Error;
-use crate::pipeline::{Pipeline, infer_payload};
+use crate::pipeline::Pipeline;
 use crate::registry::{NewSchema, Registry, SchemaRecord};
 use crate::relay::Relay;
 
@@ -31,6 +31,16 @@ impl<R: Registry> SchemaGrpc<R> {
     pub fn new(pipeline: Arc<Pipeline<R>>, relay: Relay<R>) -> Self {
         Self { pipeline, relay }
     }
+}
+
+/// Refuses a request text larger than an event may be: `PutSchema` and `InferSchema` take the
+/// same size limit as the events on the stream.
+fn within_event_limit(what: &'static str, bytes: usize) -> Result<(), Error> {
+    let max = sse_contract::limits::EVENT_BYTES_MAX;
+    if bytes > max {
+        return Err(Error::TooLarge { what, bytes, max });
+    }
+    Ok(())
 }
 
 fn to_proto(r: SchemaRecord) -> Schema {
@@ -60,6 +70,7 @@ impl<R: Registry> SchemaService for SchemaGrpc<R> {
         request: Request<PutSchemaRequest>,
     ) -> Result<Response<PutSchemaResponse>, Status> {
         let req = request.into_inner();
+        within_event_limit("content", req.content.len())?;
         let content: Value = serde_json::from_str(&req.content)
             .map_err(|e| Error::InvalidSchema(format!("content is not JSON: {e}")))?;
         if !content.is_object() {
@@ -109,7 +120,9 @@ impl<R: Registry> SchemaService for SchemaGrpc<R> {
         &self,
         request: Request<InferSchemaRequest>,
     ) -> Result<Response<InferSchemaResponse>, Status> {
-        let inferred = infer_payload(request.into_inner().payload.as_bytes())?;
+        let payload = request.into_inner().payload;
+        within_event_limit("payload", payload.len())?;
+        let inferred = self.pipeline.infer_checked(payload.as_bytes())?;
         Ok(Response::new(InferSchemaResponse {
             content: inferred.content,
             name: inferred.name,
@@ -142,6 +155,10 @@ impl<R: Registry> SchemaService for SchemaGrpc<R> {
                 };
                 if let Some(r) = s.last_reason {
                     out.set_last_no_schema_reason(reason_to_proto(r));
+                }
+                if let Some((cap, message)) = s.frozen {
+                    out.set_schema_frozen_reason(cap.to_proto());
+                    out.schema_frozen_message = message;
                 }
                 out
             })

@@ -191,6 +191,13 @@ impl Shape {
         matches!(check.deserialize(&mut de), Ok(true)) && de.end().is_ok()
     }
 
+    /// How many properties the schema of this shape has, counted over every level (nested
+    /// objects and array items included): what `--max-schema-properties` caps.
+    pub fn property_count(&self) -> usize {
+        let nested: usize = self.properties.values().map(Shape::property_count).sum();
+        self.properties.len() + nested + self.items.as_ref().map_or(0, |i| i.property_count())
+    }
+
     /// The types this place has been seen with.
     pub fn types(&self) -> impl Iterator<Item = Kind> + '_ {
         self.types.iter().copied()
@@ -745,6 +752,17 @@ mod tests {
         assert!(!s.covers_json(br#"{"a":1,"b":2}"#, 1, 1));
         let escaped = br#"{"\u0061":1,"b":2}"#;
         assert!(s.covers_json(escaped, 64, 1000));
+    }
+
+    #[test]
+    fn property_count_covers_every_level() {
+        assert_eq!(Shape::default().property_count(), 0);
+        assert_eq!(Shape::of(&json!(3)).property_count(), 0);
+        let s = Shape::of(&json!({"a": 1, "b": {"c": 1, "d": [{"e": 1}, {"f": 2}]}}));
+        // a, b, b.c, b.d, b.d[].e, b.d[].f
+        assert_eq!(s.property_count(), 6);
+        // Known keys merged again add nothing.
+        assert_eq!(s.merged(&json!({"a": "x", "b": {}})).property_count(), 6);
     }
 
     #[test]

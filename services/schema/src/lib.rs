@@ -7,6 +7,7 @@
 pub mod acks;
 pub mod azure;
 pub mod canonical;
+pub mod caps;
 pub mod config;
 pub mod error;
 pub mod grpc;
@@ -41,12 +42,14 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
     config.validate()?;
     let dir = config.data_dir.clone();
     let namespace = config.registry_namespace.clone();
+    let max_bytes = config.max_registry_bytes;
     let registry = match config.registry {
         config::RegistryKind::Embedded => {
             let file =
                 tokio::task::spawn_blocking(move || registry::FileRegistry::open(&dir, &namespace))
                     .await
-                    .map_err(|e| Error::Task(e.to_string()))??;
+                    .map_err(|e| Error::Task(e.to_string()))??
+                    .with_max_bytes(max_bytes);
             registry::AnyRegistry::File(file)
         }
         config::RegistryKind::Azure => {
@@ -55,15 +58,19 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
                 registry::FileRegistry::open_mirror(&dir, &namespace)
             })
             .await
-            .map_err(|e| Error::Task(e.to_string()))??;
+            .map_err(|e| Error::Task(e.to_string()))??
+            .with_max_bytes(max_bytes);
             registry::AnyRegistry::Azure(azure::AzureRegistry::new(&settings, mirror, &shutdown))
         }
     };
-    let pipeline = Arc::new(pipeline::Pipeline::new(
-        Arc::new(registry),
-        &config.registry_namespace,
-        config.limits(),
-    ));
+    let pipeline = Arc::new(
+        pipeline::Pipeline::new(
+            Arc::new(registry),
+            &config.registry_namespace,
+            config.limits(),
+        )
+        .with_caps(config.caps()),
+    );
     let channel = publisher::channel(&config.publisher);
     let relay = relay::Relay::new(
         pipeline.clone(),

@@ -9,6 +9,11 @@
 //! [`Outcome`] says why, each subject counts the events per reason ([`SubjectStatus`]), and the
 //! first such event of each reason is logged at debug level per subject.
 //!
+//! Growth is capped ([`Caps`]): a subject whose next version would pass a cap stops evolving
+//! for good (until a restart re-derives it): no new version is registered, its events are
+//! tagged with its last version ([`Outcome::Frozen`]), its status says which cap, and the moment
+//! is logged once at warn level.
+//!
 //! Fast path: for a payload whose shape is already known, the cost is one parse that checks the
 //! shape and the limits as it goes ([`Shape::covers_json`]) and builds nothing; anything else
 //! (new shape, over a limit, not JSON) takes the slow path: parse into a `Value`, check the
@@ -20,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::canonical::{name_of, to_canonical};
+use crate::caps::{Cap, Caps};
 use crate::error::Error;
 use crate::infer::Shape;
 use crate::registry::{NewSchema, Registry, SchemaRecord};
@@ -83,16 +89,19 @@ pub enum NoSchema {
     TooManyProperties,
     /// The registry could not register the schema.
     RegistryError,
+    /// The subject's schema stopped evolving at a cap before its first version.
+    Frozen,
 }
 
 impl NoSchema {
     /// Every reason, in a fixed order (the index of the per-subject counters).
-    pub const ALL: [NoSchema; 5] = [
+    pub const ALL: [NoSchema; 6] = [
         NoSchema::NotJson,
         NoSchema::TooLarge,
         NoSchema::TooDeep,
         NoSchema::TooManyProperties,
         NoSchema::RegistryError,
+        NoSchema::Frozen,
     ];
 
     /// A short name for logs and status.
@@ -103,6 +112,7 @@ impl NoSchema {
             NoSchema::TooDeep => "over the depth limit",
             NoSchema::TooManyProperties => "over the property limit",
             NoSchema::RegistryError => "registry error",
+            NoSchema::Frozen => "schema stopped evolving",
         }
     }
 
@@ -140,6 +150,14 @@ impl SchemaRef {
 pub enum Outcome {
     /// The event follows this schema version.
     Schema(Arc<SchemaRef>),
+    /// The subject's schema stopped evolving at `cap`: the event is tagged with its last
+    /// version, whatever its shape (none when the subject had none yet).
+    Frozen {
+        /// The subject's last version.
+        schema: Option<Arc<SchemaRef>>,
+        /// The cap it reached.
+        cap: Cap,
+    },
     /// The event goes without a schema, for this reason.
     NoSchema(NoSchema),
 }
@@ -149,7 +167,20 @@ impl Outcome {
     pub fn dataschema(&self) -> Option<&str> {
         match self {
             Outcome::Schema(r) => Some(&r.dataschema),
+            Outcome::Frozen { schema, .. } => schema.as_deref().map(|r| r.dataschema.as_str()),
             Outcome::NoSchema(_) => None,
+        }
+    }
+
+    /// Why the event goes without a schema, if it does.
+    fn no_schema(&self) -> Option<NoSchema> {
+        match self {
+            Outcome::Schema(_)
+            | Outcome::Frozen {
+                schema: Some(_), ..
+            } => None,
+            Outcome::Frozen { schema: None, .. } => Some(NoSchema::Frozen),
+            Outcome::NoSchema(r) => Some(*r),
         }
     }
 }
@@ -167,6 +198,8 @@ pub struct SubjectStatus {
     pub without_schema: Vec<(NoSchema, u64)>,
     /// The reason of the latest event without a schema.
     pub last_reason: Option<NoSchema>,
+    /// The cap at which the subject's schema stopped evolving, and that in words.
+    pub frozen: Option<(Cap, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -178,6 +211,21 @@ struct SubjectState {
     with_schema: u64,
     without: [u64; NoSchema::ALL.len()],
     last_reason: Option<NoSchema>,
+    /// Set once a cap stopped the schema's evolution.
+    frozen: Option<Cap>,
+}
+
+impl SubjectState {
+    /// What an event of this subject whose shape needs no new version is tagged with.
+    fn known(&self, current: Arc<SchemaRef>) -> Outcome {
+        match self.frozen {
+            Some(cap) => Outcome::Frozen {
+                schema: Some(current),
+                cap,
+            },
+            None => Outcome::Schema(current),
+        }
+    }
 }
 
 /// Schema inference for every subject, backed by a registry.
@@ -186,6 +234,7 @@ pub struct Pipeline<R> {
     registry: Arc<R>,
     namespace: String,
     limits: Limits,
+    caps: Caps,
     subjects: Mutex<HashMap<String, Arc<tokio::sync::Mutex<SubjectState>>>>,
 }
 
@@ -197,8 +246,20 @@ impl<R: Registry> Pipeline<R> {
             registry,
             namespace: namespace.to_string(),
             limits,
+            caps: Caps::default(),
             subjects: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The pipeline with growth capped at `caps` instead of [`Caps::default`].
+    pub fn with_caps(mut self, caps: Caps) -> Self {
+        self.caps = caps;
+        self
+    }
+
+    /// The caps on schema growth.
+    pub fn caps(&self) -> Caps {
+        self.caps
     }
 
     /// The registry behind the pipeline.
@@ -214,6 +275,34 @@ impl<R: Registry> Pipeline<R> {
     /// The limits applied to payloads.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Infers the schema of one payload without registering it, refusing what is over the
+    /// limits, so `InferSchema` answers what an event with that payload would get.
+    pub fn infer_checked(&self, payload: &[u8]) -> Result<Inferred, Error> {
+        let over = |reason, flag, value| Error::OverLimit {
+            reason,
+            flag,
+            value,
+        };
+        let value = self.check(payload).map_err(|r| match r {
+            NoSchema::TooLarge => over(r.as_str(), "--max-payload-bytes", self.limits.max_bytes),
+            NoSchema::TooDeep => over(r.as_str(), "--max-depth", self.limits.max_depth),
+            NoSchema::TooManyProperties => {
+                over(r.as_str(), "--max-properties", self.limits.max_properties)
+            }
+            _ => Error::NotJson(
+                serde_json::from_slice::<serde::de::IgnoredAny>(payload)
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+            ),
+        })?;
+        let content = to_canonical(&Shape::of(&value).to_schema());
+        Ok(Inferred {
+            name: name_of(&content),
+            content,
+        })
     }
 
     /// The `dataschema` for an event of `subject` with `data`: `None` when the event goes without
@@ -238,18 +327,18 @@ impl<R: Registry> Pipeline<R> {
                 .shape
                 .covers_json(data, self.limits.max_depth, self.limits.max_properties)
         {
-            let current = current.clone();
+            let outcome = state.known(current.clone());
             state.with_schema += 1;
-            return Outcome::Schema(current);
+            return outcome;
         }
         let parsed = self.check(data);
         let outcome = match parsed {
             Ok(value) => self.infer(subject, &mut state, &value).await,
             Err(reason) => Outcome::NoSchema(reason),
         };
-        match &outcome {
-            Outcome::Schema(_) => state.with_schema += 1,
-            Outcome::NoSchema(reason) => {
+        match outcome.no_schema() {
+            None => state.with_schema += 1,
+            Some(reason) => {
                 let n = &mut state.without[reason.index()];
                 if *n == 0 {
                     tracing::debug!(
@@ -260,7 +349,7 @@ impl<R: Registry> Pipeline<R> {
                     );
                 }
                 *n += 1;
-                state.last_reason = Some(*reason);
+                state.last_reason = Some(reason);
             }
         }
         outcome
@@ -288,6 +377,7 @@ impl<R: Registry> Pipeline<R> {
                     .filter(|(_, n)| *n > 0)
                     .collect(),
                 last_reason: state.last_reason,
+                frozen: state.frozen.map(|cap| (cap, cap.message(&self.caps))),
             });
         }
         out.sort_by(|a, b| a.subject.cmp(&b.subject));
@@ -328,11 +418,20 @@ impl<R: Registry> Pipeline<R> {
             return Outcome::NoSchema(NoSchema::RegistryError);
         }
         if let Some(current) = &state.current
-            && state.shape.covers(value)
+            && (state.frozen.is_some() || state.shape.covers(value))
         {
-            return Outcome::Schema(current.clone());
+            return state.known(current.clone());
+        }
+        if let Some(cap) = state.frozen {
+            return Outcome::Frozen { schema: None, cap };
+        }
+        if state.version >= self.caps.max_versions {
+            return self.freeze(subject, state, Cap::Versions);
         }
         let merged = state.shape.merged(value);
+        if merged.property_count() > self.caps.max_schema_properties {
+            return self.freeze(subject, state, Cap::SchemaProperties);
+        }
         let version = state.version + 1;
         let put = self
             .registry
@@ -344,6 +443,9 @@ impl<R: Registry> Pipeline<R> {
             .await;
         let record = match put {
             Ok(r) => r,
+            Err(Error::RegistryFull { .. }) => {
+                return self.freeze(subject, state, Cap::RegistryBytes);
+            }
             Err(e) => {
                 tracing::warn!(subject, error = %e, "schema not registered; forwarding without it");
                 return Outcome::NoSchema(NoSchema::RegistryError);
@@ -355,6 +457,22 @@ impl<R: Registry> Pipeline<R> {
         state.version = record.version.parse().unwrap_or(version);
         state.current = Some(reference.clone());
         Outcome::Schema(reference)
+    }
+
+    /// Stops the subject's evolution at `cap`, for good: logged once, here.
+    fn freeze(&self, subject: &str, state: &mut SubjectState, cap: Cap) -> Outcome {
+        tracing::warn!(
+            subject,
+            cap = cap.flag(),
+            version = state.current.as_ref().map(|c| c.version.as_str()),
+            "{}",
+            cap.message(&self.caps)
+        );
+        state.frozen = Some(cap);
+        Outcome::Frozen {
+            schema: state.current.clone(),
+            cap,
+        }
     }
 
     fn reference(&self, record: &SchemaRecord) -> SchemaRef {
@@ -550,6 +668,181 @@ mod tests {
         );
         assert_eq!(s.last_reason, Some(NoSchema::TooManyProperties));
         assert_eq!(p.registry().list().await.unwrap().len(), 1);
+    }
+
+    /// A pipeline with `caps` over a registry of at most `max_bytes` in `dir`.
+    fn capped(dir: &std::path::Path, caps: Caps) -> Pipeline<FileRegistry> {
+        let reg = FileRegistry::open(dir, "ns")
+            .unwrap()
+            .with_max_bytes(caps.max_registry_bytes);
+        Pipeline::new(Arc::new(reg), "ns", Limits::default()).with_caps(caps)
+    }
+
+    /// A payload with one key of its own: a new version each time, while the subject evolves.
+    fn new_key(i: usize) -> Vec<u8> {
+        format!(r#"{{"k{i}":{i}}}"#).into_bytes()
+    }
+
+    fn frozen_at(outcome: &Outcome) -> (Option<&str>, Cap) {
+        match outcome {
+            Outcome::Frozen { schema, cap } => {
+                (schema.as_deref().map(|s| s.version.as_str()), *cap)
+            }
+            other => panic!("not frozen: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn versions_cap_stops_the_subject_at_its_last_version_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let caps = Caps {
+            max_versions: 3,
+            ..Caps::default()
+        };
+        {
+            let p = capped(dir.path(), caps);
+            for i in 1..=3 {
+                let Outcome::Schema(r) = p.tag("a/d", &new_key(i)).await else {
+                    panic!("version {i}");
+                };
+                assert_eq!(r.version, i.to_string());
+            }
+            for i in 4..=20 {
+                assert_eq!(
+                    frozen_at(&p.tag("a/d", &new_key(i)).await),
+                    (Some("3"), Cap::Versions)
+                );
+            }
+            // A shape the last version knows: frozen too, so every ack says so.
+            assert_eq!(
+                frozen_at(&p.tag("a/d", &new_key(1)).await),
+                (Some("3"), Cap::Versions)
+            );
+            // Not JSON still says so.
+            assert_eq!(
+                p.tag("a/d", b"x").await,
+                Outcome::NoSchema(NoSchema::NotJson)
+            );
+            // Another subject evolves on.
+            assert!(matches!(
+                p.tag("b/d", br#"{"other":1}"#).await,
+                Outcome::Schema(_)
+            ));
+            let status = p.subjects().await;
+            let (cap, message) = status[0].frozen.clone().unwrap();
+            assert_eq!(cap, Cap::Versions);
+            assert!(
+                message.contains("--max-versions") && message.contains('3'),
+                "{message}"
+            );
+            assert_eq!(status[0].with_schema, 21);
+            assert_eq!(status[1].frozen, None);
+        }
+        // After a restart the subject resumes at its last version, frozen at the first change.
+        let p = capped(dir.path(), caps);
+        assert_eq!(
+            frozen_at(&p.tag("a/d", &new_key(99)).await),
+            (Some("3"), Cap::Versions)
+        );
+        assert_eq!(p.registry().list().await.unwrap().len(), 4);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
+
+    #[tokio::test]
+    async fn schema_properties_cap_counts_the_merged_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = capped(
+            dir.path(),
+            Caps {
+                max_schema_properties: 5,
+                ..Caps::default()
+            },
+        );
+        // Each payload has 2 members, within the per-payload limit; merged, they grow.
+        let two = |a: &str, b: &str| format!(r#"{{"{a}":1,"{b}":{{}}}}"#).into_bytes();
+        let Outcome::Schema(v1) = p.tag("a/d", &two("a", "b")).await else {
+            panic!("v1")
+        };
+        let Outcome::Schema(v2) = p.tag("a/d", &two("c", "d")).await else {
+            panic!("v2")
+        };
+        assert_eq!((v1.version.as_str(), v2.version.as_str()), ("1", "2"));
+        assert_eq!(
+            frozen_at(&p.tag("a/d", &two("e", "f")).await),
+            (Some("2"), Cap::SchemaProperties)
+        );
+        // A subject whose first payload is over the cap has no version to keep.
+        let six = br#"{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1}"#;
+        let first = p.tag("b/d", six).await;
+        assert_eq!(frozen_at(&first), (None, Cap::SchemaProperties));
+        assert_eq!(first.dataschema(), None);
+        let status = p.subjects().await;
+        assert_eq!(status[1].without_schema, vec![(NoSchema::Frozen, 1)]);
+        assert_eq!(status[1].frozen.as_ref().unwrap().0, Cap::SchemaProperties);
+        assert_eq!(p.registry().list().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn registry_bytes_cap_freezes_the_subject_that_would_pass_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let size_of_v1 = {
+            let scratch = tempfile::tempdir().unwrap();
+            let p = capped(scratch.path(), Caps::default());
+            p.tag("a/d", &new_key(1)).await;
+            p.registry().bytes()
+        };
+        // Room for the first version and a bit, not for a second one.
+        let max = size_of_v1 + 10;
+        let p = capped(
+            dir.path(),
+            Caps {
+                max_registry_bytes: max,
+                ..Caps::default()
+            },
+        );
+        assert!(matches!(
+            p.tag("a/d", &new_key(1)).await,
+            Outcome::Schema(_)
+        ));
+        assert_eq!(
+            frozen_at(&p.tag("a/d", &new_key(2)).await),
+            (Some("1"), Cap::RegistryBytes)
+        );
+        assert_eq!(
+            frozen_at(&p.tag("b/d", br#"{"other":1}"#).await),
+            (None, Cap::RegistryBytes)
+        );
+        let on_disk: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert_eq!(on_disk, p.registry().bytes());
+        assert!(on_disk <= max);
+        let message = &p.subjects().await[0].frozen.clone().unwrap().1;
+        assert!(message.contains("--max-registry-bytes"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn infer_checked_names_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pipeline(dir.path());
+        let err = p
+            .infer_checked(br#"{"a":{"b":{"c":{"d":{"e":1}}}}}"#)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "payload is over the depth limit (--max-depth 4)"
+        );
+        let err = p.infer_checked(&[b' '; 2000]).unwrap_err();
+        assert!(
+            err.to_string().contains("--max-payload-bytes 1024"),
+            "{err}"
+        );
+        assert!(matches!(p.infer_checked(b"nope"), Err(Error::NotJson(_))));
+        assert_eq!(
+            p.infer_checked(br#"{"a":1}"#).unwrap(),
+            infer_payload(br#"{"a":1}"#).unwrap()
+        );
     }
 
     #[tokio::test]

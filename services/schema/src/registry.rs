@@ -6,12 +6,19 @@
 //! old state or the new, never a torn file. At start it loads every file; leftover temporary files
 //! (names starting with `.`) are removed and unreadable files skipped with a warning.
 //!
+//! The files are private: the directory is created (or tightened to) `0700`, each file is written
+//! `0600` through a temporary file opened with `O_CREAT | O_EXCL`, so a symlink planted at the
+//! temporary path makes the write fail instead of being followed; at start only regular files
+//! are read (a symlink is skipped). The files' total size is capped (`--max-registry-bytes`): a
+//! write that would pass it is refused with [`Error::RegistryFull`], before anything is written.
+//!
 //! The same shape seen by two subjects gets the same name; when it also gets the same version,
 //! the one file lists both subjects (`subjects`), so each subject resumes its numbering.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,11 +120,27 @@ pub fn validate_version(v: &str) -> Result<(), Error> {
 #[derive(Debug, Default)]
 struct Index {
     by_key: BTreeMap<(String, String), SchemaRecord>,
+    /// Size of each record's file.
+    sizes: HashMap<(String, String), u64>,
+    /// Sum of `sizes`, plus the writes under way.
+    bytes: u64,
 }
 
 impl Index {
     fn insert(&mut self, r: SchemaRecord) {
         self.by_key.insert((r.name.clone(), r.version.clone()), r);
+    }
+
+    /// Sets the size of `key`'s file to `size` if the total stays within `max`; the old size.
+    fn reserve(&mut self, key: &(String, String), size: u64, max: u64) -> Result<u64, Error> {
+        let old = self.sizes.get(key).copied().unwrap_or(0);
+        let total = self.bytes - old + size;
+        if total > max {
+            return Err(Error::RegistryFull { max_bytes: max });
+        }
+        self.bytes = total;
+        self.sizes.insert(key.clone(), size);
+        Ok(old)
     }
 
     fn highest(&self, mut pred: impl FnMut(&SchemaRecord) -> bool) -> Option<&SchemaRecord> {
@@ -136,6 +159,8 @@ pub struct FileRegistry {
     index: Mutex<Index>,
     /// Latest version per subject, kept beside the index for O(1) lookups.
     subjects: Mutex<HashMap<String, (String, String)>>,
+    /// Most bytes the files may take (`--max-registry-bytes`).
+    max_bytes: u64,
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -157,12 +182,21 @@ impl FileRegistry {
             path: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(dir_err)?;
+        make_private(dir, 0o700);
         let mut index = Index::default();
         for entry in std::fs::read_dir(dir).map_err(dir_err)? {
             let entry = entry.map_err(dir_err)?;
             let path = entry.path();
             let file_name = entry.file_name().to_string_lossy().into_owned();
+            // Not followed: a symlink here was not written by this registry.
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
             if file_name.starts_with('.') && file_name.ends_with(".tmp") {
                 // A write interrupted by a crash: never renamed, so never part of the registry.
                 let _ = std::fs::remove_file(&path);
@@ -172,7 +206,14 @@ impl FileRegistry {
                 continue;
             }
             match load_file(&path, verify_names) {
-                Ok(r) => index.insert(r),
+                Ok((r, size)) => {
+                    make_private(&path, 0o600);
+                    index.bytes += size;
+                    index
+                        .sizes
+                        .insert((r.name.clone(), r.version.clone()), size);
+                    index.insert(r);
+                }
                 Err(reason) => {
                     tracing::warn!(file = %path.display(), %reason, "skipping unreadable schema file")
                 }
@@ -190,13 +231,26 @@ impl FileRegistry {
                 }
             }
         }
-        tracing::info!(dir = %dir.display(), schemas = index.by_key.len(), "schema registry loaded");
+        tracing::info!(dir = %dir.display(), schemas = index.by_key.len(), bytes = index.bytes, "schema registry loaded");
         Ok(Self {
             dir: dir.to_path_buf(),
             namespace: namespace.to_string(),
             index: Mutex::new(index),
             subjects: Mutex::new(subjects),
+            max_bytes: u64::MAX,
         })
+    }
+
+    /// The registry with its files capped at `max_bytes` in total (files already there count;
+    /// a write that would pass the cap is refused with [`Error::RegistryFull`]).
+    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// How many bytes the registry's files take.
+    pub fn bytes(&self) -> u64 {
+        self.lock_index().bytes
     }
 
     fn lock_index(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -208,11 +262,31 @@ impl FileRegistry {
     }
 
     async fn store(&self, record: SchemaRecord) -> Result<SchemaRecord, Error> {
+        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| Error::Write {
+            name: record.name.clone(),
+            version: record.version.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
+        let key = (record.name.clone(), record.version.clone());
+        let size = bytes.len() as u64;
+        let old = self.lock_index().reserve(&key, size, self.max_bytes)?;
         let dir = self.dir.clone();
         let r = record.clone();
-        tokio::task::spawn_blocking(move || write_record(&dir, &r))
+        let written = tokio::task::spawn_blocking(move || write_record(&dir, &r, &bytes))
             .await
-            .map_err(|e| Error::Task(e.to_string()))??;
+            .map_err(|e| Error::Task(e.to_string()))
+            .and_then(|w| w);
+        if let Err(e) = written {
+            // Give the reservation back: the file kept its old size (or does not exist).
+            let mut index = self.lock_index();
+            index.bytes = index.bytes - size + old;
+            if old == 0 {
+                index.sizes.remove(&key);
+            } else {
+                index.sizes.insert(key, old);
+            }
+            return Err(e);
+        }
         {
             let mut subjects = self.lock_subjects();
             for s in record_subjects(&record) {
@@ -405,7 +479,22 @@ fn file_name(r: &SchemaRecord) -> String {
     format!("{}@{}.json", r.name, r.version)
 }
 
-fn load_file(path: &Path, verify_names: bool) -> Result<SchemaRecord, String> {
+/// Tightens the mode of a file or directory of the registry to `mode` (written by an older
+/// version, or a directory made by someone else); where that is not allowed (a volume's mount
+/// point owned by root), says so and goes on.
+fn make_private(path: &Path, mode: u32) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    if meta.permissions().mode() & 0o077 == 0 {
+        return;
+    }
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        tracing::warn!(path = %path.display(), error = %e, mode = format!("{:o}", meta.permissions().mode() & 0o777), "cannot make the schema registry's file private");
+    }
+}
+
+fn load_file(path: &Path, verify_names: bool) -> Result<(SchemaRecord, u64), String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let r: SchemaRecord = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
     if verify_names && (!is_name(&r.name) || name_of(&r.content) != r.name) {
@@ -418,33 +507,41 @@ fn load_file(path: &Path, verify_names: bool) -> Result<SchemaRecord, String> {
     if !serde_json::from_str::<Value>(&r.content).is_ok_and(|v| v.is_object()) {
         return Err("content is not a JSON object".into());
     }
-    Ok(r)
+    Ok((r, bytes.len() as u64))
 }
 
-fn write_record(dir: &Path, r: &SchemaRecord) -> Result<(), Error> {
-    let werr = |source| Error::Write {
+fn write_record(dir: &Path, r: &SchemaRecord, bytes: &[u8]) -> Result<(), Error> {
+    let final_name = file_name(r);
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = format!(".{final_name}.{}.{n}.tmp", std::process::id());
+    write_private(dir, &tmp, &final_name, bytes).map_err(|source| Error::Write {
         name: r.name.clone(),
         version: r.version.clone(),
         source,
-    };
-    let bytes = serde_json::to_vec_pretty(r)
-        .map_err(|e| werr(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-    let final_name = file_name(r);
-    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{final_name}.{}.{n}.tmp", std::process::id()));
+    })
+}
+
+/// Writes `bytes` to `dir/final_name` through `dir/tmp`: created `0600` and exclusively, so
+/// whatever is at `tmp` already (a planted symlink above all) fails the write rather than being
+/// followed or overwritten; fsynced, renamed over `final_name`, and the directory fsynced.
+fn write_private(dir: &Path, tmp: &str, final_name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
+        f.write_all(bytes)?;
         f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, dir.join(&final_name))?;
+        std::fs::rename(&tmp, dir.join(final_name))?;
         // Make the rename itself durable.
         std::fs::File::open(dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(werr)
+    result
 }
 
 #[cfg(test)]
@@ -559,6 +656,120 @@ mod tests {
         assert_eq!(reg.list().await.unwrap(), vec![kept.clone()]);
         assert_eq!(reg.current("a/d").await.unwrap(), Some(kept));
         assert!(!tmp.exists());
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    }
+
+    fn disk_bytes(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn files_over_the_byte_cap_are_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = {
+            let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+            reg.put(NewSchema::new(&schema(1), "1", "a/d"))
+                .await
+                .unwrap();
+            reg.bytes()
+        };
+        assert_eq!(one, disk_bytes(dir.path()));
+        // Reopened, the files already there count.
+        let reg = FileRegistry::open(dir.path(), "ns")
+            .unwrap()
+            .with_max_bytes(2 * one + 1);
+        assert_eq!(reg.bytes(), one);
+        reg.put(NewSchema::new(&schema(2), "1", "b/d"))
+            .await
+            .unwrap();
+        let err = reg
+            .put(NewSchema::new(&schema(3), "1", "c/d"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::RegistryFull { max_bytes } if max_bytes == 2 * one + 1));
+        // Adding a subject to a file grows it, and is refused too.
+        assert!(matches!(
+            reg.put(NewSchema::new(&schema(1), "1", "z/d")).await,
+            Err(Error::RegistryFull { .. })
+        ));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        assert_eq!(reg.bytes(), disk_bytes(dir.path()));
+        assert_eq!(reg.list().await.unwrap().len(), 2);
+        // What is already stored is still answered.
+        assert!(
+            reg.put(NewSchema::new(&schema(2), "1", "b/d"))
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn files_are_private_and_loose_modes_are_tightened() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("a/b");
+        let reg = FileRegistry::open(&dir, "ns").unwrap();
+        let r = reg.put(NewSchema::new(&schema(1), "1", "")).await.unwrap();
+        let file = dir.join(file_name(&r));
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&base.path().join("a")), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        // A data dir and a file from before (or made by hand) with loose modes.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let reg = FileRegistry::open(&dir, "ns").unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(reg.list().await.unwrap(), vec![r]);
+    }
+
+    #[test]
+    fn a_symlink_at_the_temp_path_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("victim");
+        std::fs::write(&target, b"precious").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join(".x.tmp")).unwrap();
+        // A dangling one too: creating through it would make a file outside.
+        let dangling = outside.path().join("created");
+        std::os::unix::fs::symlink(&dangling, dir.path().join(".y.tmp")).unwrap();
+        for tmp in [".x.tmp", ".y.tmp"] {
+            let err = write_private(dir.path(), tmp, "X@1.json", b"{}").unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists, "{tmp}");
+        }
+        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+        assert!(!dangling.exists());
+        assert!(!dir.path().join("X@1.json").exists());
+        write_private(dir.path(), ".z.tmp", "X@1.json", b"{}").unwrap();
+        assert_eq!(mode(&dir.path().join("X@1.json")), 0o600);
+        assert!(!dir.path().join(".z.tmp").exists());
+    }
+
+    #[tokio::test]
+    async fn symlinked_schema_files_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let r = {
+            let reg = FileRegistry::open(elsewhere.path(), "ns").unwrap();
+            reg.put(NewSchema::new(&schema(1), "1", "")).await.unwrap()
+        };
+        std::os::unix::fs::symlink(
+            elsewhere.path().join(file_name(&r)),
+            dir.path().join(file_name(&r)),
+        )
+        .unwrap();
+        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+        assert!(reg.list().await.unwrap().is_empty());
+        assert_eq!(reg.bytes(), 0);
     }
 
     #[test]

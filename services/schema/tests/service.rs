@@ -140,17 +140,23 @@ struct Schema {
 
 impl Schema {
     async fn start(data_dir: &Path, publisher: SocketAddr) -> Self {
+        Self::start_with(data_dir, publisher, &[]).await
+    }
+
+    /// [`Schema::start`] with `extra` flags.
+    async fn start_with(data_dir: &Path, publisher: SocketAddr, extra: &[&str]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let config = sse_schema::Config::try_parse_from([
+        let mut args = vec![
             "sse-schema".to_string(),
             format!("--listen={addr}"),
             format!("--publisher=http://{publisher}"),
             format!("--data-dir={}", data_dir.display()),
             "--registry-namespace=test-ns".into(),
             "--max-payload-bytes=4096".into(),
-        ])
-        .unwrap();
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let config = sse_schema::Config::try_parse_from(args).unwrap();
         let shutdown = Shutdown::new();
         let task = tokio::spawn(sse_schema::run(listener, config, shutdown.clone()));
         Self {
@@ -265,6 +271,93 @@ impl Stream {
 
 fn version(dataschema: &str) -> &str {
     dataschema.rsplit(':').next().unwrap()
+}
+
+/// `PutSchema` and `InferSchema` take the size limit of events (and `InferSchema` the inference
+/// limits of the pipeline), answering INVALID_ARGUMENT naming the limit; `PutSchema` answers
+/// RESOURCE_EXHAUSTED once the registry's files would pass `--max-registry-bytes`.
+#[tokio::test]
+async fn put_and_infer_take_the_event_limits_and_the_registry_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let plistener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let paddr = plistener.local_addr().unwrap();
+    let publisher = Publisher::start(plistener).await;
+    let schema = Schema::start_with(dir.path(), paddr, &["--max-registry-bytes=3000"]).await;
+    let mut c = schema.client().await;
+    let max = sse_contract::limits::EVENT_BYTES_MAX;
+    // A JSON string of `n` bytes, and a schema document of `n` bytes.
+    let string_of = |n: usize| format!("\"{}\"", "a".repeat(n - 2));
+    let schema_of = |n: usize| format!(r#"{{"description":"{}"}}"#, "a".repeat(n - 18));
+    assert_eq!(schema_of(100).len(), 100);
+
+    let err = c
+        .infer_schema(InferSchemaRequest {
+            payload: string_of(max + 1),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().contains("event size limit") && err.message().contains(&max.to_string()),
+        "{err:?}"
+    );
+    // Within the event limit but over this service's --max-payload-bytes (4096).
+    let err = c
+        .infer_schema(InferSchemaRequest {
+            payload: string_of(5000),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().contains("--max-payload-bytes 4096"),
+        "{err:?}"
+    );
+    let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+    let err = c
+        .infer_schema(InferSchemaRequest { payload: deep })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("--max-depth 32"), "{err:?}");
+    c.infer_schema(InferSchemaRequest {
+        payload: string_of(4096),
+    })
+    .await
+    .unwrap();
+
+    let err = c
+        .put_schema(PutSchemaRequest {
+            content: schema_of(max + 1),
+            version: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(err.message().contains("event size limit"), "{err:?}");
+    // The registry cap: the first schema fits in 3000 bytes, a second one does not.
+    c.put_schema(PutSchemaRequest {
+        content: schema_of(1500),
+        version: "1".into(),
+    })
+    .await
+    .unwrap();
+    let err = c
+        .put_schema(PutSchemaRequest {
+            content: schema_of(1500),
+            version: "2".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("--max-registry-bytes"), "{err:?}");
+    let listed = c
+        .list_schemas(ListSchemasRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.schemas.len(), 1);
+    schema.stop().await;
+    publisher.stop().await;
 }
 
 #[tokio::test]
