@@ -89,6 +89,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         trust_dir: config.trust_dir.clone(),
         read_timeout: config.read_timeout,
         max_event_bytes: config.max_event_bytes,
+        min_reconnect_delay: config.min_reconnect_delay,
         trust_bundle: config.trust_bundle.clone(),
         system_roots: !config.no_system_roots,
     };

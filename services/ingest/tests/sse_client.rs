@@ -221,6 +221,7 @@ fn config(url: &url::Url, headers: HeaderSource) -> ClientConfig {
     let mut cfg = ClientConfig::new(url.clone(), headers, tls());
     cfg.backoff = sse_runtime::Backoff::new(Duration::from_millis(10), Duration::from_millis(40));
     cfg.read_timeout = Duration::from_secs(5);
+    cfg.min_reconnect_delay = Duration::from_millis(10);
     cfg
 }
 

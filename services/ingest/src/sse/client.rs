@@ -29,6 +29,11 @@ use super::parser::{Parser, ParserNotice, SseEvent};
 const MAX_REDIRECTS: usize = 10;
 /// Longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// Longest server `retry:` time honoured: a larger value would park the stream for days.
+pub const MAX_SERVER_RETRY: Duration = Duration::from_secs(3600);
+/// Default of [`ClientConfig::min_reconnect_delay`]: the backoff floor (`Backoff::standard()`'s
+/// first delay), so `retry: 0` cannot make a hot reconnect loop.
+pub const DEFAULT_MIN_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 /// What a stream reader reports to its owner, in order.
 #[derive(Debug)]
@@ -76,6 +81,9 @@ pub struct ClientConfig {
     pub max_event_bytes: usize,
     /// Reconnect delays after network errors, closed streams and 5xx (default `Backoff::standard()`).
     pub backoff: Backoff,
+    /// No reconnect comes sooner than this after a disconnect, whatever the server's `retry:` or
+    /// `Retry-After` says (default [`DEFAULT_MIN_RECONNECT_DELAY`]).
+    pub min_reconnect_delay: Duration,
 }
 
 impl ClientConfig {
@@ -88,6 +96,7 @@ impl ClientConfig {
             read_timeout: Duration::from_secs(60),
             max_event_bytes: 16 * 1024 * 1024,
             backoff: Backoff::standard(),
+            min_reconnect_delay: DEFAULT_MIN_RECONNECT_DELAY,
         }
     }
 }
@@ -98,6 +107,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("url", &display_url(&self.url))
             .field("read_timeout", &self.read_timeout)
             .field("max_event_bytes", &self.max_event_bytes)
+            .field("min_reconnect_delay", &self.min_reconnect_delay)
             .finish_non_exhaustive()
     }
 }
@@ -224,8 +234,9 @@ impl<O: Owner> Reader<O> {
         }
     }
 
+    /// The wait before the next attempt, never below the configured floor.
     fn delay(&mut self, delay: Delay) -> Duration {
-        match delay {
+        let wait = match delay {
             Delay::AfterStream => match self.server_retry {
                 Some(retry) => retry,
                 None => self.backoff.next_delay(),
@@ -240,7 +251,8 @@ impl<O: Owner> Reader<O> {
                 self.backoff.next_delay(); // keep the sequence growing while the server is unwell
                 d
             }
-        }
+        };
+        wait.max(self.cfg.min_reconnect_delay)
     }
 
     /// Hands one report to the owner; false when cancelled or the owner says stop. The owner
@@ -407,7 +419,9 @@ impl<O: Owner> Reader<O> {
         }
         for notice in notices.drain(..) {
             match notice {
-                ParserNotice::Retry(ms) => self.server_retry = Some(Duration::from_millis(ms)),
+                ParserNotice::Retry(ms) => {
+                    self.server_retry = Some(server_retry(ms, self.cfg.min_reconnect_delay));
+                }
                 ParserNotice::EventTooLarge { bytes } => {
                     tracing::warn!(
                         bytes,
@@ -422,6 +436,13 @@ impl<O: Owner> Reader<O> {
         }
         true
     }
+}
+
+/// A server's `retry:` time clamped to `[floor, MAX_SERVER_RETRY]`: `retry: 0` must not make a
+/// hot reconnect loop (each attempt re-reads secrets and may do a TLS handshake), and a huge value
+/// must not park the stream for days.
+fn server_retry(ms: u64, floor: Duration) -> Duration {
+    Duration::from_millis(ms).clamp(floor.min(MAX_SERVER_RETRY), MAX_SERVER_RETRY)
 }
 
 /// One request: connect, send, read the response head.
@@ -708,6 +729,18 @@ mod tests {
         );
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn server_retry_is_clamped_to_the_floor_and_an_hour() {
+        let floor = Duration::from_millis(500);
+        assert_eq!(server_retry(0, floor), floor);
+        assert_eq!(server_retry(499, floor), floor);
+        assert_eq!(server_retry(2000, floor), Duration::from_secs(2));
+        assert_eq!(server_retry(u64::MAX, floor), MAX_SERVER_RETRY);
+        assert_eq!(server_retry(3_600_001, floor), MAX_SERVER_RETRY);
+        // A floor above the cap cannot make clamp panic.
+        assert_eq!(server_retry(5, Duration::from_secs(7200)), MAX_SERVER_RETRY);
     }
 
     #[test]
