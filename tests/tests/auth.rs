@@ -13,9 +13,11 @@ use std::time::Duration;
 
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::Subscriber;
+use sse_e2e::openssl::{OpensslCa, OpensslSource};
 use sse_e2e::pki::{KeyForm, Leaf, Pki};
 use sse_e2e::procs::{Service, bin_dir};
 use sse_e2e::source::{Feed, Reply, SseSource, basic_auth, block, blocks_then_hold};
+use sse_e2e::stack::{Pipeline, PipelineArgs};
 use sse_e2e::{eventually, grpcurl};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
@@ -483,4 +485,106 @@ async fn no_secret_in_the_output_of_a_debug_run_with_credentials() {
 fn b64(input: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(input)
+}
+
+/// A client certificate as `openssl x509 -req` makes it without an extension file (X.509 v1),
+/// against an OpenSSL server (Python's `ssl`) that accepts it: the events reach the broker, and a
+/// key that is not the certificate's is still reported as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_x509_v1_client_certificate_made_by_openssl_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = OpensslCa::new(&d.join("openssl"), "device-client-ca").unwrap();
+    let (v1_cert, v1_key) = ca.v1_client("v1-client").unwrap();
+    let (_, other_key) = ca.v1_client("someone-else").unwrap();
+    let pki = Pki::new().unwrap();
+    let server_leaf = pki.server(&["127.0.0.1"]).unwrap();
+    write(
+        d,
+        "server/chain.pem",
+        &format!("{}{}", server_leaf.cert_pem, server_leaf.chain_pem),
+    );
+    write(d, "server/key.pem", &server_leaf.key_pem);
+    let source = OpensslSource::start(
+        &d.join("server/chain.pem"),
+        &d.join("server/key.pem"),
+        &ca.ca_file(),
+    )
+    .await
+    .unwrap();
+    write(d, "bundle/ca.pem", &pki.ca_pem);
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+    write(d, "secrets/v1/cert", &read(&v1_cert));
+    write(d, "secrets/v1/key", &read(&v1_key));
+    write(d, "secrets/other/key", &read(&other_key));
+    let docs = [
+        resources(
+            "v1",
+            &source.https_url(),
+            &cert_auth("v1/cert", "v1/key", None),
+            None,
+        ),
+        resources(
+            "v1-mismatch",
+            &source.https_url(),
+            &cert_auth("v1/cert", "other/key", None),
+            None,
+        ),
+    ];
+    write(d, "resources/auth.yaml", &docs.concat());
+
+    let broker = Mosquitto::start().await.unwrap();
+    let sub = Subscriber::connect(broker.port, "auth/#").await.unwrap();
+    let path = |rel: &str| d.join(rel).display().to_string();
+    let s = |x: &str| x.to_string();
+    let pipeline = Pipeline::start(PipelineArgs {
+        mqtt_url: broker.url(),
+        data_dir: path("schemas"),
+        resources: path("resources"),
+        publisher: vec![],
+        ingest: vec![
+            s("--secrets-dir"),
+            path("secrets"),
+            s("--trust-bundle"),
+            path("bundle"),
+            s("--no-system-roots"),
+        ],
+        env: None,
+    })
+    .await
+    .unwrap();
+
+    let msgs = sub
+        .wait_until("the v1 endpoint's event on the broker", |m| {
+            m.iter().any(|x| x.topic == "auth/v1")
+        })
+        .await
+        .unwrap();
+    let m = msgs.iter().find(|x| x.topic == "auth/v1").unwrap();
+    assert_eq!(m.text(), r#"{"cn":"v1-client"}"#);
+    assert!(
+        source.clients().iter().all(|cn| cn == "v1-client"),
+        "{:?}",
+        source.lines()
+    );
+    let all = eventually("the mismatched key reported", || {
+        let ingest = &pipeline.ingest;
+        async move {
+            let all = streams(ingest).await?;
+            stream_of(&all, "v1-mismatch")
+                .is_some_and(|s| !s["lastError"].as_str().unwrap_or("").is_empty())
+                .then_some(all)
+        }
+    })
+    .await
+    .unwrap();
+    let error = stream_of(&all, "v1-mismatch").unwrap()["lastError"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        error,
+        "client key other/key does not match client certificate v1/cert"
+    );
+    assert_eq!(stream_of(&all, "v1").unwrap()["state"], "Connected");
 }
