@@ -16,6 +16,7 @@ pub mod routing;
 pub mod shard;
 pub mod sse;
 pub mod status;
+pub mod stream_key;
 pub mod streams;
 pub mod supervisor;
 pub mod watch;
