@@ -588,3 +588,328 @@ async fn an_x509_v1_client_certificate_made_by_openssl_is_accepted() {
     );
     assert_eq!(stream_of(&all, "v1").unwrap()["state"], "Connected");
 }
+
+/// What a device URL may hide: a user name and password, and tokens in the query.
+const URL_USER: &str = "url-user-5b1e";
+const URL_PASSWORD: &str = "url-pw-9d2c7a";
+const TOKEN_A: &str = "token-a-3f8e41";
+const TOKEN_B: &str = "token-b-77c0d2";
+
+/// Each request resumes after its `Last-Event-ID` with two events whose data names the query's
+/// token (`a` or `b`), then holds the stream open.
+fn token_feed() -> Feed {
+    Arc::new(|req: &sse_e2e::source::SeenRequest| {
+        let after: u64 = req
+            .header("last-event-id")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let which = if req.path.contains(TOKEN_A) { "a" } else { "b" };
+        let blocks = (after + 1..=after + 2)
+            .map(|n| {
+                block(
+                    Some(&n.to_string()),
+                    None,
+                    &format!(r#"{{"token":"{which}","n":{n}}}"#),
+                )
+            })
+            .collect();
+        Reply::Sse(blocks_then_hold(blocks))
+    })
+}
+
+/// A device URL with user info and a token in the query: the password and the tokens reach
+/// none of ingest's log, `ListStreams`, `GetStatus`, the retained status messages or the
+/// checkpoint file; two URLs differing only in the token are two streams; and a checkpoint
+/// saved under the old key (the raw URL) is still resumed from, then rewritten without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_of_a_device_url_is_shown_or_stored() {
+    let source = SseSource::start(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        token_feed(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let address = format!("http://{URL_USER}:{URL_PASSWORD}@{}", source.addr);
+    let doc = format!(
+        r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Device
+metadata: {{ name: dev-url }}
+spec:
+  endpoints:
+    inbound:
+      sse-0: {{ endpointType: Microsoft.SSEHttp, address: "{address}" }}
+---
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Asset
+metadata: {{ name: asset-url }}
+spec:
+  deviceRef: {{ deviceName: dev-url, endpointName: sse-0 }}
+  datasets:
+    - {{ name: a, dataSource: "/events?token={TOKEN_A}", destinations: [ {{ target: Mqtt, configuration: {{ topic: url/a }} }} ] }}
+    - {{ name: b, dataSource: "/events?token={TOKEN_B}", destinations: [ {{ target: Mqtt, configuration: {{ topic: url/b }} }} ] }}
+"#
+    );
+    write(d, "resources/url.yaml", &doc);
+    // A checkpoint of stream a as an older version saved it: keyed by the raw URL.
+    let legacy_key = format!("dev-url/sse-0|{address}/events?token={TOKEN_A}");
+    let checkpoints = d.join("state/checkpoints.json");
+    write(
+        d,
+        "state/checkpoints.json",
+        &serde_json::json!([{ "stream": legacy_key, "lastEventId": "3" }]).to_string(),
+    );
+
+    let broker = Mosquitto::start().await.unwrap();
+    let sub = Subscriber::connect(broker.port, "url/#").await.unwrap();
+    let status_sub = Subscriber::connect(broker.port, "sse-connector/status/#")
+        .await
+        .unwrap();
+    let path = |rel: &str| d.join(rel).display().to_string();
+    let pipeline = Pipeline::start(PipelineArgs {
+        mqtt_url: broker.url(),
+        data_dir: path("schemas"),
+        resources: path("resources"),
+        publisher: vec![],
+        ingest: vec![
+            "--checkpoint-store".to_string(),
+            format!("file://{}", checkpoints.display()),
+            "--status-interval".to_string(),
+            "1s".to_string(),
+        ],
+        env: None,
+    })
+    .await
+    .unwrap();
+
+    let msgs = sub
+        .wait_until("events of both streams", |m| {
+            ["url/a", "url/b"]
+                .iter()
+                .all(|t| m.iter().any(|x| x.topic == *t))
+        })
+        .await
+        .unwrap();
+    // Stream a resumed from the legacy checkpoint: its first event is 4.
+    let first_a = msgs.iter().find(|x| x.topic == "url/a").unwrap();
+    assert_eq!(first_a.text(), r#"{"token":"a","n":4}"#);
+    let seen = source.seen();
+    let a = seen.iter().find(|r| r.path.contains(TOKEN_A)).unwrap();
+    assert_eq!(a.header("last-event-id"), Some("3"));
+    assert!(seen.iter().all(|r| r.header("authorization").is_none()));
+
+    let listed = eventually("both streams listed", || {
+        let ingest = &pipeline.ingest;
+        async move {
+            let all = streams(ingest).await?;
+            let ours: Vec<_> = all
+                .iter()
+                .filter(|s| s["key"].as_str().unwrap_or("").starts_with("dev-url/"))
+                .cloned()
+                .collect();
+            (ours.len() == 2).then_some(ours)
+        }
+    })
+    .await
+    .unwrap();
+    assert_ne!(listed[0]["key"], listed[1]["key"], "{listed:?}");
+    let status = grpcurl::call(
+        &pipeline.ingest.addr.to_string(),
+        None,
+        &["sseconnector.v1.IngestService/GetStatus"],
+    )
+    .await
+    .unwrap();
+    assert!(status.contains("dev-url"), "{status}");
+    let reports = status_sub
+        .wait_until("the device's status message", |m| {
+            m.iter().any(|x| x.topic.ends_with("/device/dev-url"))
+        })
+        .await
+        .unwrap();
+    let stored = eventually("both checkpoints saved under today's keys", || {
+        let text = std::fs::read_to_string(&checkpoints).unwrap_or_default();
+        let records: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+        let ours = records
+            .iter()
+            .filter(|r| r["stream"].as_str().unwrap_or("").starts_with("dev-url/"))
+            .count();
+        async move { (ours == 2).then_some(text) }
+    })
+    .await
+    .unwrap();
+
+    let places = [
+        ("ingest's log", pipeline.ingest.log_text()),
+        ("ListStreams", serde_json::to_string(&listed).unwrap()),
+        ("GetStatus", status),
+        (
+            "the status messages",
+            reports
+                .iter()
+                .map(|m| m.text())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        ("the checkpoint file", stored),
+    ];
+    for (place, text) in places {
+        for secret in [URL_USER, URL_PASSWORD, TOKEN_A, TOKEN_B] {
+            assert!(!text.contains(secret), "{secret} in {place}: {text}");
+        }
+    }
+}
+
+/// A redirect to a plain `http` URL from an `https` one is refused and named; a redirect to
+/// another origin is followed without the client certificate; HTTP Basic to a plain `http`
+/// address is a configuration error unless the endpoint allows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_transports_are_refused_and_certificates_stay_home() {
+    let pki = Pki::new().unwrap();
+    let server_leaf = pki.server(&["127.0.0.1"]).unwrap();
+    let plain = SseSource::start(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        basic_auth(USER, PASSWORD, feed("plain")),
+    )
+    .unwrap();
+    let elsewhere = SseSource::start_tls(
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        feed("elsewhere"),
+        pki.server_config_asking_client_cert(&server_leaf).unwrap(),
+    )
+    .unwrap();
+    let to_plain = format!("{}/downgraded", plain.base_url());
+    let to_elsewhere = format!("{}/moved", elsewhere.https_url());
+    let redirector = tls_source(
+        &pki,
+        &server_leaf,
+        true,
+        Arc::new(move |req: &sse_e2e::source::SeenRequest| {
+            let target = if req.path.starts_with("/down") {
+                &to_plain
+            } else {
+                &to_elsewhere
+            };
+            Reply::Status(
+                307,
+                vec![("location".into(), target.clone())],
+                String::new(),
+            )
+        }),
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let client = pki.client("device-client").unwrap();
+    write(d, "bundle/ca.pem", &pki.ca_pem);
+    write(d, "secrets/creds/user", USER);
+    write(d, "secrets/creds/password", PASSWORD);
+    write(d, "secrets/client/cert", &client.cert_pem);
+    write(d, "secrets/client/key", &client.key_pem);
+    write(d, "secrets/client/chain", &client.chain_pem);
+    let creds = basic("creds/user", "creds/password");
+    let allowed = format!(
+        "{creds}\n        additionalConfiguration: '{{\"allowInsecureCredentials\": true}}'"
+    );
+    let with_chain = cert_auth("client/cert", "client/key", Some("client/chain"));
+    let docs = [
+        resources("basic-http", &plain.base_url(), &creds, None),
+        resources("basic-http-allowed", &plain.base_url(), &allowed, None),
+        resources(
+            "downgrade",
+            &format!("{}/down", redirector.https_url()),
+            &with_chain,
+            None,
+        ),
+        resources(
+            "other-origin",
+            &format!("{}/away", redirector.https_url()),
+            &with_chain,
+            None,
+        ),
+    ];
+    write(d, "resources/auth.yaml", &docs.concat());
+    let s = |x: &str| x.to_string();
+    let path = |rel: &str| d.join(rel).display().to_string();
+    // No schema service: the streams are read regardless, and this is about reading them.
+    let ingest = Service::start(
+        "sse-ingest",
+        &[
+            s("--schema"),
+            s("http://127.0.0.1:9"),
+            s("--resources"),
+            path("resources"),
+            s("--secrets-dir"),
+            path("secrets"),
+            s("--trust-bundle"),
+            path("bundle"),
+            s("--no-system-roots"),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+
+    let all = eventually("the downgrade refused and the others connected", || {
+        let ingest = &ingest;
+        async move {
+            let all = streams(ingest).await?;
+            let down = stream_of(&all, "downgrade")?;
+            let connected = ["basic-http-allowed", "other-origin"]
+                .iter()
+                .all(|n| stream_of(&all, n).is_some_and(|s| s["state"] == "Connected"));
+            (connected && !down["lastError"].as_str().unwrap_or("").is_empty()).then_some(all)
+        }
+    })
+    .await
+    .unwrap();
+    let error = stream_of(&all, "downgrade").unwrap()["lastError"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.starts_with("redirect from https to plain http refused"),
+        "{error}"
+    );
+    assert!(
+        plain
+            .seen()
+            .iter()
+            .all(|r| !r.path.starts_with("/downgraded")),
+        "the plain target was never asked"
+    );
+    // The certificate went to the endpoint's own server (it requires one), not to the other
+    // origin, which asked for one and served the stream without it.
+    assert!(redirector.seen().iter().any(|r| r.path == "/away/events"));
+    let moved: Vec<_> = elsewhere.seen();
+    assert!(!moved.is_empty());
+    assert!(
+        moved.iter().all(|r| r.client_cert.is_none()),
+        "client certificate sent to another origin"
+    );
+
+    // Basic over plain http: refused as the endpoint's configuration error, unless allowed.
+    assert!(stream_of(&all, "basic-http").is_none(), "{all:?}");
+    let status = grpcurl::call(
+        &ingest.addr.to_string(),
+        None,
+        &["sseconnector.v1.IngestService/GetStatus"],
+    )
+    .await
+    .unwrap();
+    assert!(
+        status.contains("UsernamePassword credentials over plain http:// refused"),
+        "{status}"
+    );
+    let basic_requests = plain
+        .seen()
+        .iter()
+        .filter(|r| r.header("authorization").is_some())
+        .count();
+    assert!(
+        basic_requests >= 1,
+        "the allowed endpoint sent its credentials"
+    );
+    assert!(!ingest.log_text().contains(PASSWORD));
+}

@@ -8,7 +8,9 @@
 //! each with its own message; network errors, a closed body and
 //! silence past `read_timeout` reconnect after the server's `retry:` time or the backoff.
 //! Redirects (up to 10) are followed, but every reconnect starts again at the configured URL;
-//! the per-connection headers are not sent to another origin.
+//! the per-connection headers and the client certificate go to the configured origin only, and a
+//! redirect from `https` to `http` is refused (it would expose the stream, and any credentials
+//! in the next URL, on the network).
 
 use std::error::Error as StdError;
 use std::sync::Arc;
@@ -280,7 +282,14 @@ impl<O: Owner> Reader<O> {
         let mut url = without_credentials(&self.cfg.url);
         let origin = url.origin();
         let mut same_origin = true;
+        // Built on the first hop to another origin: the same trust, no client certificate.
+        let mut foreign_tls = None;
         for redirects in 0..=MAX_REDIRECTS {
+            let tls = if same_origin {
+                &self.cfg.tls
+            } else {
+                foreign_tls.get_or_insert_with(|| without_client_cert(&self.cfg.tls))
+            };
             let request = match build_request(
                 &url,
                 same_origin.then_some(&extra),
@@ -291,7 +300,7 @@ impl<O: Owner> Reader<O> {
             };
             let opened = tokio::select! {
                 () = self.token.cancelled() => return Attempt::Quit,
-                r = tokio::time::timeout(self.cfg.read_timeout, open(&url, &self.cfg.tls, &request)) => r,
+                r = tokio::time::timeout(self.cfg.read_timeout, open(&url, tls, &request)) => r,
             };
             let (mut conn, response, body) = match opened {
                 Err(_) => {
@@ -445,6 +454,32 @@ fn server_retry(ms: u64, floor: Duration) -> Duration {
     Duration::from_millis(ms).clamp(floor.min(MAX_SERVER_RETRY), MAX_SERVER_RETRY)
 }
 
+/// `tls` without a client certificate, for a redirect target of another origin: a client
+/// certificate identifies the device's client to the device's own server only.
+fn without_client_cert(tls: &Arc<rustls::ClientConfig>) -> Arc<rustls::ClientConfig> {
+    let mut config = rustls::ClientConfig::clone(tls);
+    config.client_auth_cert_resolver = Arc::new(NoClientCert);
+    Arc::new(config)
+}
+
+/// Offers no client certificate.
+#[derive(Debug)]
+struct NoClientCert;
+
+impl rustls::client::ResolvesClientCert for NoClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
+
 /// One request: connect, send, read the response head.
 async fn open(
     url: &url::Url,
@@ -513,6 +548,12 @@ fn redirect_target(current: &url::Url, response: &Response<()>) -> Result<url::U
         .map_err(|_| format!("redirect to an invalid Location ({status})"))?;
     if !matches!(next.scheme(), "http" | "https") {
         return Err(format!("redirect to an unsupported scheme ({status})"));
+    }
+    if current.scheme() == "https" && next.scheme() == "http" {
+        return Err(format!(
+            "redirect from https to plain http refused ({status} to {})",
+            crate::stream_key::shown_url(&next)
+        ));
     }
     Ok(without_credentials(&next))
 }
