@@ -367,7 +367,8 @@ async fn service_unavailable_then_recovers() {
     server.next().await.reply.send(r).unwrap();
     let (error, retry_in) = reader.expect_disconnected().await;
     assert_eq!(error, "HTTP 429 Too Many Requests");
-    assert_eq!(retry_in, Some(Duration::ZERO));
+    // `Retry-After: 0` waits the reconnect floor, never zero.
+    assert_eq!(retry_in, Some(Duration::from_millis(10)));
     reader.expect_connecting().await;
     let (response, body) = stream();
     server.next().await.reply.send(response).unwrap();
