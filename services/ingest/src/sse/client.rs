@@ -785,6 +785,27 @@ mod tests {
     }
 
     #[test]
+    fn redirects_from_https_to_http_are_refused() {
+        let mut response = Response::new(());
+        *response.status_mut() = StatusCode::FOUND;
+        let to = |location: &'static str, from: &str| {
+            let mut r = response.clone();
+            r.headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_static(location));
+            redirect_target(&from.parse().unwrap(), &r)
+        };
+        let e = to("http://h/p?token=secret", "https://h/s").unwrap_err();
+        assert!(
+            e.starts_with("redirect from https to plain http refused"),
+            "{e}"
+        );
+        assert!(!e.contains("secret"), "{e}");
+        assert!(to("https://other/p", "https://h/s").is_ok());
+        assert!(to("https://h/p", "http://h/s").is_ok());
+        assert!(to("/p", "https://h/s").is_ok());
+    }
+
+    #[test]
     fn status_texts() {
         assert_eq!(
             status_text(StatusCode::SERVICE_UNAVAILABLE),
