@@ -8,6 +8,7 @@ pub mod broker;
 pub mod grpcurl;
 pub mod mqtt;
 pub mod numbered;
+pub mod openssl;
 pub mod otlp;
 pub mod pki;
 pub mod procs;

@@ -230,17 +230,39 @@ impl Pki {
         leaf: &Leaf,
         require_client_cert: bool,
     ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        self.server_config_with(leaf, require_client_cert.then_some(true))
+    }
+
+    /// A rustls server config presenting `leaf` that asks clients for a certificate issued under
+    /// this PKI's root but also serves those that send none (what a client offers shows in
+    /// `SeenRequest::client_cert`).
+    pub fn server_config_asking_client_cert(
+        &self,
+        leaf: &Leaf,
+    ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        self.server_config_with(leaf, Some(false))
+    }
+
+    /// `client_cert`: `None` asks for none, `Some(required)` asks for one.
+    fn server_config_with(
+        &self,
+        leaf: &Leaf,
+        client_cert: Option<bool>,
+    ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?;
-        let cfg = if require_client_cert {
+        let cfg = if let Some(required) = client_cert {
             let mut roots = rustls::RootCertStore::empty();
             roots.add(self.ca_der.clone())?;
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            let mut verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
                 provider,
-            )
-            .build()?;
+            );
+            if !required {
+                verifier = verifier.allow_unauthenticated();
+            }
+            let verifier = verifier.build()?;
             builder
                 .with_client_cert_verifier(verifier)
                 .with_single_cert(leaf.chain(), leaf.key())?

@@ -66,6 +66,49 @@ pub fn read_secret(dir: Option<&Path>, r: &SecretRef) -> Result<String, String> 
     Ok(text)
 }
 
+/// Refuses HTTP Basic credentials to a plain `http://` address, where anyone on the path reads
+/// them, unless the endpoint's `additionalConfiguration` (a JSON string, as Azure Device Registry
+/// keeps it, or a mapping) says `"allowInsecureCredentials": true`. The error is the endpoint's
+/// configuration error, shown in its status.
+pub fn refuse_insecure_credentials(
+    address: &url::Url,
+    auth: &Auth,
+    additional_configuration: Option<&serde_yaml_ng::Value>,
+) -> Result<(), String> {
+    if address.scheme() != "http" || !matches!(auth, Auth::UsernamePassword { .. }) {
+        return Ok(());
+    }
+    if allows_insecure_credentials(additional_configuration)? {
+        return Ok(());
+    }
+    Err("UsernamePassword credentials over plain http:// refused: use https, or set \"allowInsecureCredentials\": true in the endpoint's additionalConfiguration".to_owned())
+}
+
+/// The `allowInsecureCredentials` flag of an `additionalConfiguration` (false when absent).
+fn allows_insecure_credentials(
+    additional_configuration: Option<&serde_yaml_ng::Value>,
+) -> Result<bool, String> {
+    use serde_yaml_ng::Value;
+    let parsed;
+    let config = match additional_configuration {
+        None | Some(Value::Null) => return Ok(false),
+        Some(Value::String(text)) if text.trim().is_empty() => return Ok(false),
+        Some(Value::String(text)) => {
+            parsed = serde_yaml_ng::from_str::<Value>(text)
+                .map_err(|_| "additionalConfiguration is not valid JSON".to_owned())?;
+            &parsed
+        }
+        Some(other) => other,
+    };
+    match config.get("allowInsecureCredentials") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(allow)) => Ok(*allow),
+        Some(_) => {
+            Err("additionalConfiguration.allowInsecureCredentials must be true or false".to_owned())
+        }
+    }
+}
+
 /// The `Authorization: Basic` value for a user and password, marked sensitive.
 pub fn basic_value(user: &str, password: &str) -> Result<HeaderValue, String> {
     let encoded = b64(format!("{user}:{password}").as_bytes());
@@ -434,6 +477,32 @@ mod tests {
             username: secret(user),
             password: secret(pass),
         }
+    }
+
+    #[test]
+    fn basic_over_plain_http_is_refused_unless_allowed() {
+        let http: url::Url = "http://h/s".parse().unwrap();
+        let https: url::Url = "https://h/s".parse().unwrap();
+        let auth = basic("c/u", "c/p");
+        let e = refuse_insecure_credentials(&http, &auth, None).unwrap_err();
+        assert!(e.contains("over plain http:// refused"), "{e}");
+        assert!(e.contains("allowInsecureCredentials"), "{e}");
+        assert!(refuse_insecure_credentials(&https, &auth, None).is_ok());
+        assert!(refuse_insecure_credentials(&http, &Auth::Anonymous, None).is_ok());
+        let config = |text: &str| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).unwrap();
+        // As Azure keeps it: a JSON string; or written as a YAML mapping.
+        let allowed = config(r#"'{"allowInsecureCredentials": true}'"#);
+        assert!(refuse_insecure_credentials(&http, &auth, Some(&allowed)).is_ok());
+        let mapping = config("{ allowInsecureCredentials: true }");
+        assert!(refuse_insecure_credentials(&http, &auth, Some(&mapping)).is_ok());
+        let denied = config(r#"'{"allowInsecureCredentials": false, "x": 1}'"#);
+        assert!(refuse_insecure_credentials(&http, &auth, Some(&denied)).is_err());
+        let bad = config(r#"'{"allowInsecureCredentials": "yes"}'"#);
+        let e = refuse_insecure_credentials(&http, &auth, Some(&bad)).unwrap_err();
+        assert!(e.contains("must be true or false"), "{e}");
+        let broken = config(r#"'{not json'"#);
+        let e = refuse_insecure_credentials(&http, &auth, Some(&broken)).unwrap_err();
+        assert!(e.contains("not valid JSON"), "{e}");
     }
 
     #[test]

@@ -221,6 +221,8 @@ impl Checkpoints {
                 )
             }
         };
+        // Keys of older versions held the raw URL: today's form, so no stream is re-read.
+        let loaded = crate::stream_key::migrate_all(loaded);
         tracing::info!(streams = loaded.len(), "checkpoints loaded");
         Ok(Self {
             streams: Mutex::default(),

@@ -40,6 +40,10 @@ pub struct Config {
     /// Silence on an SSE connection longer than this means the connection is dead.
     #[arg(long, env = "INGEST_READ_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub read_timeout: Duration,
+    /// No SSE reconnect comes sooner than this after a disconnect; a server's `retry:` is clamped
+    /// to [this, 1 h] (the default is the backoff floor, so `retry: 0` cannot loop hot).
+    #[arg(long, env = "INGEST_MIN_RECONNECT_DELAY", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub min_reconnect_delay: Duration,
     /// Events with more data than this many bytes are discarded.
     #[arg(long, env = "INGEST_MAX_EVENT_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_event_bytes: usize,
@@ -188,6 +192,10 @@ mod tests {
         assert_eq!(c.read_timeout, Duration::from_secs(60));
         assert_eq!(c.max_event_bytes, 16 * 1024 * 1024);
         assert_eq!(c.max_in_flight, 10_000);
+        assert_eq!(
+            c.min_reconnect_delay,
+            crate::sse::client::DEFAULT_MIN_RECONNECT_DELAY
+        );
     }
 
     #[test]

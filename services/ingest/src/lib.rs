@@ -16,6 +16,7 @@ pub mod routing;
 pub mod shard;
 pub mod sse;
 pub mod status;
+pub mod stream_key;
 pub mod streams;
 pub mod supervisor;
 pub mod watch;
@@ -89,6 +90,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         trust_dir: config.trust_dir.clone(),
         read_timeout: config.read_timeout,
         max_event_bytes: config.max_event_bytes,
+        min_reconnect_delay: config.min_reconnect_delay,
         trust_bundle: config.trust_bundle.clone(),
         system_roots: !config.no_system_roots,
     };

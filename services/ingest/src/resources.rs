@@ -244,6 +244,7 @@ struct InboundEndpoint {
     address: String,
     authentication: Option<Authentication>,
     trust_settings: Option<TrustSettings>,
+    additional_configuration: Option<serde_yaml_ng::Value>,
 }
 
 #[derive(Deserialize)]
@@ -532,9 +533,13 @@ fn parse_file(
 }
 
 fn convert_endpoint(ep: &InboundEndpoint) -> Result<Endpoint, String> {
-    let address = Url::parse(&ep.address).map_err(|e| format!("address {:?}: {e}", ep.address))?;
+    // Never the address itself in an error: it may hold a password or a token.
+    let address = Url::parse(&ep.address).map_err(|e| format!("address is not a URL: {e}"))?;
     if !matches!(address.scheme(), "http" | "https") {
-        return Err(format!("address {:?} is not http(s)", ep.address));
+        return Err(format!(
+            "address scheme {:?} is not http(s)",
+            address.scheme()
+        ));
     }
     let auth = match &ep.authentication {
         None => Auth::Anonymous,
@@ -588,6 +593,11 @@ fn convert_endpoint(ep: &InboundEndpoint) -> Result<Endpoint, String> {
     {
         return Err(format!("trust list {t:?} is not a plain name"));
     }
+    crate::auth::refuse_insecure_credentials(
+        &address,
+        &auth,
+        ep.additional_configuration.as_ref(),
+    )?;
     Ok(Endpoint {
         address,
         auth,

@@ -172,9 +172,9 @@ pub fn join_url(address: &Url, data_source: &str) -> Url {
     url
 }
 
-/// The stream key: `<device>/<endpoint>|<url>`.
+/// The stream key: `<device>/<endpoint>|<url>`, the URL without secrets (see [`crate::stream_key`]).
 pub fn stream_key(device: &str, endpoint: &str, url: &Url) -> String {
-    format!("{device}/{endpoint}|{url}")
+    crate::stream_key::stream_key(device, endpoint, url)
 }
 
 /// Builds the streams to read from validated resources, sorted by key.

@@ -49,7 +49,7 @@ impl StreamState {
 pub struct StreamStatus {
     /// Stream key.
     pub key: String,
-    /// URL read.
+    /// URL read, without user info and query values (they may be secrets).
     pub url: String,
     /// Device the stream belongs to.
     pub device: String,
@@ -118,7 +118,7 @@ impl StreamStatus {
     fn from_plan(p: &StreamPlan) -> Self {
         Self {
             key: p.key.clone(),
-            url: p.url.to_string(),
+            url: crate::stream_key::shown_url(&p.url),
             device: p.device.clone(),
             endpoint: p.endpoint.clone(),
             routes: p.subjects(),

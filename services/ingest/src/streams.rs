@@ -29,6 +29,8 @@ pub struct StreamSettings {
     pub read_timeout: Duration,
     /// Largest event kept.
     pub max_event_bytes: usize,
+    /// Shortest wait before a reconnect, whatever the server's `retry:` says.
+    pub min_reconnect_delay: Duration,
     /// Directory of CA certificates trusted for every endpoint.
     pub trust_bundle: Option<PathBuf>,
     /// Whether the system's root CAs are trusted.
@@ -143,6 +145,7 @@ impl StreamTask {
         let mut cfg = ClientConfig::new(self.plan.url.clone(), headers, tls);
         cfg.read_timeout = self.settings.read_timeout;
         cfg.max_event_bytes = self.settings.max_event_bytes;
+        cfg.min_reconnect_delay = self.settings.min_reconnect_delay;
         let last_event_id = self.resume.last_event_id();
         let owner = Reports {
             task: &mut self,
@@ -340,6 +343,7 @@ spec:
             trust_dir: None,
             read_timeout: Duration::from_secs(30),
             max_event_bytes: 1 << 20,
+            min_reconnect_delay: Duration::from_millis(10),
             trust_bundle: None,
             system_roots: false,
         }

@@ -140,6 +140,7 @@ impl Reader {
         cfg.backoff =
             sse_runtime::Backoff::new(Duration::from_millis(10), Duration::from_millis(40));
         cfg.read_timeout = Duration::from_secs(20);
+        cfg.min_reconnect_delay = Duration::from_millis(10);
         let (tx, rx) = mpsc::channel(64);
         let token = CancellationToken::new();
         let task = tokio::spawn(sse::run(cfg, String::new(), tx, token.clone()));

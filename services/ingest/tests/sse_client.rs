@@ -221,6 +221,7 @@ fn config(url: &url::Url, headers: HeaderSource) -> ClientConfig {
     let mut cfg = ClientConfig::new(url.clone(), headers, tls());
     cfg.backoff = sse_runtime::Backoff::new(Duration::from_millis(10), Duration::from_millis(40));
     cfg.read_timeout = Duration::from_secs(5);
+    cfg.min_reconnect_delay = Duration::from_millis(10);
     cfg
 }
 
@@ -366,7 +367,8 @@ async fn service_unavailable_then_recovers() {
     server.next().await.reply.send(r).unwrap();
     let (error, retry_in) = reader.expect_disconnected().await;
     assert_eq!(error, "HTTP 429 Too Many Requests");
-    assert_eq!(retry_in, Some(Duration::ZERO));
+    // `Retry-After: 0` waits the reconnect floor, never zero.
+    assert_eq!(retry_in, Some(Duration::from_millis(10)));
     reader.expect_connecting().await;
     let (response, body) = stream();
     server.next().await.reply.send(response).unwrap();

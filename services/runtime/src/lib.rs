@@ -11,6 +11,7 @@ pub mod peers;
 pub mod seq;
 pub mod serve;
 pub mod shutdown;
+pub mod spki;
 pub mod telemetry;
 pub mod tls;
 

@@ -32,10 +32,12 @@ pub enum TlsError {
         what: String,
     },
     /// The end-entity certificate cannot be parsed.
-    #[error("{what}: not a valid X.509 certificate")]
+    #[error("{what}: {reason}")]
     BadCertificate {
         /// Where the certificate came from.
         what: String,
+        /// What is wrong with it.
+        reason: crate::spki::SpkiError,
     },
     /// PEM text held no usable private key. Deliberately without the parser's detail, which
     /// may quote the text.
@@ -117,22 +119,29 @@ pub fn certified_key(
             .map_err(|_| TlsError::UnsupportedKey {
                 what: key_what.to_owned(),
             })?;
-    let certified = CertifiedKey::new(chain, signer);
-    match certified.keys_match() {
-        // A key type whose public half rustls cannot compute: nothing to compare against.
-        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
-            Ok(certified)
-        }
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            Err(TlsError::KeyMismatch {
+    let end_entity = chain.first().ok_or_else(|| TlsError::NoCertificate {
+        what: cert_what.to_owned(),
+    })?;
+    // Not `CertifiedKey::keys_match`: its webpki parse refuses X.509 v1 certificates, which
+    // OpenSSL servers accept (see `spki`).
+    let bad = |reason: crate::spki::SpkiError| TlsError::BadCertificate {
+        what: cert_what.to_owned(),
+        reason,
+    };
+    let cert_key = crate::spki::certificate_spki(end_entity)
+        .and_then(crate::spki::public_key_bits)
+        .map_err(bad)?;
+    // A key type whose public half the provider cannot compute: nothing to compare against.
+    if let Some(key_spki) = signer.public_key() {
+        let key = crate::spki::public_key_bits(&key_spki).map_err(bad)?;
+        if key != cert_key {
+            return Err(TlsError::KeyMismatch {
                 key: key_what.to_owned(),
                 cert: cert_what.to_owned(),
-            })
+            });
         }
-        Err(_) => Err(TlsError::BadCertificate {
-            what: cert_what.to_owned(),
-        }),
     }
+    Ok(CertifiedKey::new(chain, signer))
 }
 
 /// The system's root certificates (unreadable ones are skipped with a warning). Read once per

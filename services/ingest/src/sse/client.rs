@@ -8,7 +8,9 @@
 //! each with its own message; network errors, a closed body and
 //! silence past `read_timeout` reconnect after the server's `retry:` time or the backoff.
 //! Redirects (up to 10) are followed, but every reconnect starts again at the configured URL;
-//! the per-connection headers are not sent to another origin.
+//! the per-connection headers and the client certificate go to the configured origin only, and a
+//! redirect from `https` to `http` is refused (it would expose the stream, and any credentials
+//! in the next URL, on the network).
 
 use std::error::Error as StdError;
 use std::sync::Arc;
@@ -29,6 +31,11 @@ use super::parser::{Parser, ParserNotice, SseEvent};
 const MAX_REDIRECTS: usize = 10;
 /// Longest `Retry-After` honoured.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+/// Longest server `retry:` time honoured: a larger value would park the stream for days.
+pub const MAX_SERVER_RETRY: Duration = Duration::from_secs(3600);
+/// Default of [`ClientConfig::min_reconnect_delay`]: the backoff floor (`Backoff::standard()`'s
+/// first delay), so `retry: 0` cannot make a hot reconnect loop.
+pub const DEFAULT_MIN_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 /// What a stream reader reports to its owner, in order.
 #[derive(Debug)]
@@ -76,6 +83,9 @@ pub struct ClientConfig {
     pub max_event_bytes: usize,
     /// Reconnect delays after network errors, closed streams and 5xx (default `Backoff::standard()`).
     pub backoff: Backoff,
+    /// No reconnect comes sooner than this after a disconnect, whatever the server's `retry:` or
+    /// `Retry-After` says (default [`DEFAULT_MIN_RECONNECT_DELAY`]).
+    pub min_reconnect_delay: Duration,
 }
 
 impl ClientConfig {
@@ -88,6 +98,7 @@ impl ClientConfig {
             read_timeout: Duration::from_secs(60),
             max_event_bytes: 16 * 1024 * 1024,
             backoff: Backoff::standard(),
+            min_reconnect_delay: DEFAULT_MIN_RECONNECT_DELAY,
         }
     }
 }
@@ -98,6 +109,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("url", &display_url(&self.url))
             .field("read_timeout", &self.read_timeout)
             .field("max_event_bytes", &self.max_event_bytes)
+            .field("min_reconnect_delay", &self.min_reconnect_delay)
             .finish_non_exhaustive()
     }
 }
@@ -224,8 +236,9 @@ impl<O: Owner> Reader<O> {
         }
     }
 
+    /// The wait before the next attempt, never below the configured floor.
     fn delay(&mut self, delay: Delay) -> Duration {
-        match delay {
+        let wait = match delay {
             Delay::AfterStream => match self.server_retry {
                 Some(retry) => retry,
                 None => self.backoff.next_delay(),
@@ -240,7 +253,8 @@ impl<O: Owner> Reader<O> {
                 self.backoff.next_delay(); // keep the sequence growing while the server is unwell
                 d
             }
-        }
+        };
+        wait.max(self.cfg.min_reconnect_delay)
     }
 
     /// Hands one report to the owner; false when cancelled or the owner says stop. The owner
@@ -268,7 +282,14 @@ impl<O: Owner> Reader<O> {
         let mut url = without_credentials(&self.cfg.url);
         let origin = url.origin();
         let mut same_origin = true;
+        // Built on the first hop to another origin: the same trust, no client certificate.
+        let mut foreign_tls = None;
         for redirects in 0..=MAX_REDIRECTS {
+            let tls = if same_origin {
+                &self.cfg.tls
+            } else {
+                foreign_tls.get_or_insert_with(|| without_client_cert(&self.cfg.tls))
+            };
             let request = match build_request(
                 &url,
                 same_origin.then_some(&extra),
@@ -279,7 +300,7 @@ impl<O: Owner> Reader<O> {
             };
             let opened = tokio::select! {
                 () = self.token.cancelled() => return Attempt::Quit,
-                r = tokio::time::timeout(self.cfg.read_timeout, open(&url, &self.cfg.tls, &request)) => r,
+                r = tokio::time::timeout(self.cfg.read_timeout, open(&url, tls, &request)) => r,
             };
             let (mut conn, response, body) = match opened {
                 Err(_) => {
@@ -407,7 +428,9 @@ impl<O: Owner> Reader<O> {
         }
         for notice in notices.drain(..) {
             match notice {
-                ParserNotice::Retry(ms) => self.server_retry = Some(Duration::from_millis(ms)),
+                ParserNotice::Retry(ms) => {
+                    self.server_retry = Some(server_retry(ms, self.cfg.min_reconnect_delay));
+                }
                 ParserNotice::EventTooLarge { bytes } => {
                     tracing::warn!(
                         bytes,
@@ -421,6 +444,39 @@ impl<O: Owner> Reader<O> {
             }
         }
         true
+    }
+}
+
+/// A server's `retry:` time clamped to `[floor, MAX_SERVER_RETRY]`: `retry: 0` must not make a
+/// hot reconnect loop (each attempt re-reads secrets and may do a TLS handshake), and a huge value
+/// must not park the stream for days.
+fn server_retry(ms: u64, floor: Duration) -> Duration {
+    Duration::from_millis(ms).clamp(floor.min(MAX_SERVER_RETRY), MAX_SERVER_RETRY)
+}
+
+/// `tls` without a client certificate, for a redirect target of another origin: a client
+/// certificate identifies the device's client to the device's own server only.
+fn without_client_cert(tls: &Arc<rustls::ClientConfig>) -> Arc<rustls::ClientConfig> {
+    let mut config = rustls::ClientConfig::clone(tls);
+    config.client_auth_cert_resolver = Arc::new(NoClientCert);
+    Arc::new(config)
+}
+
+/// Offers no client certificate.
+#[derive(Debug)]
+struct NoClientCert;
+
+impl rustls::client::ResolvesClientCert for NoClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
     }
 }
 
@@ -492,6 +548,12 @@ fn redirect_target(current: &url::Url, response: &Response<()>) -> Result<url::U
         .map_err(|_| format!("redirect to an invalid Location ({status})"))?;
     if !matches!(next.scheme(), "http" | "https") {
         return Err(format!("redirect to an unsupported scheme ({status})"));
+    }
+    if current.scheme() == "https" && next.scheme() == "http" {
+        return Err(format!(
+            "redirect from https to plain http refused ({status} to {})",
+            crate::stream_key::shown_url(&next)
+        ));
     }
     Ok(without_credentials(&next))
 }
@@ -708,6 +770,39 @@ mod tests {
         );
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn server_retry_is_clamped_to_the_floor_and_an_hour() {
+        let floor = Duration::from_millis(500);
+        assert_eq!(server_retry(0, floor), floor);
+        assert_eq!(server_retry(499, floor), floor);
+        assert_eq!(server_retry(2000, floor), Duration::from_secs(2));
+        assert_eq!(server_retry(u64::MAX, floor), MAX_SERVER_RETRY);
+        assert_eq!(server_retry(3_600_001, floor), MAX_SERVER_RETRY);
+        // A floor above the cap cannot make clamp panic.
+        assert_eq!(server_retry(5, Duration::from_secs(7200)), MAX_SERVER_RETRY);
+    }
+
+    #[test]
+    fn redirects_from_https_to_http_are_refused() {
+        let mut response = Response::new(());
+        *response.status_mut() = StatusCode::FOUND;
+        let to = |location: &'static str, from: &str| {
+            let mut r = response.clone();
+            r.headers_mut()
+                .insert(header::LOCATION, HeaderValue::from_static(location));
+            redirect_target(&from.parse().unwrap(), &r)
+        };
+        let e = to("http://h/p?token=secret", "https://h/s").unwrap_err();
+        assert!(
+            e.starts_with("redirect from https to plain http refused"),
+            "{e}"
+        );
+        assert!(!e.contains("secret"), "{e}");
+        assert!(to("https://other/p", "https://h/s").is_ok());
+        assert!(to("https://h/p", "http://h/s").is_ok());
+        assert!(to("/p", "https://h/s").is_ok());
     }
 
     #[test]
