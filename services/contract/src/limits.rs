@@ -36,6 +36,11 @@ pub const ENVELOPE_BYTES_MAX: usize = 64 * KIB;
 /// one event of [`EVENT_BYTES_MAX`] with its envelope always fits.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX;
 
+/// Size at which a batch of events on a gRPC stream is cut (encoded): batches larger than this
+/// gain no throughput and only delay their first event's ack. Never above
+/// [`GRPC_MESSAGE_BYTES_MAX`]; one larger event still goes alone.
+pub const GRPC_BATCH_BYTES: usize = MIB;
+
 /// Largest MQTT packet the connector sends (an event's data plus topic and properties).
 pub const MQTT_PACKET_BYTES_MAX: usize = EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX;
 
@@ -56,4 +61,5 @@ const _: () = assert!(EVENT_BYTES_DEFAULT <= EVENT_BYTES_MAX);
 const _: () = assert!(EVENT_ID_BYTES_MAX + EVENT_TYPE_BYTES_MAX < ENVELOPE_BYTES_MAX / 4);
 const _: () = assert!(EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX <= GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX <= MQTT_PACKET_BYTES_MAX);
+const _: () = assert!(GRPC_BATCH_BYTES <= GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(CHECKPOINT_RECORD_BYTES_MAX + EVENT_ID_BYTES_MAX < MQTT_CONTROL_PACKET_BYTES_MAX);
