@@ -96,7 +96,11 @@ mod tests {
         assert_eq!(b.bytes(), 2 * framed_len(400));
         // A third would make 1209 encoded bytes.
         assert_eq!(b.push(3, 400), Some(vec![1, 2]));
-        assert_eq!(b.push(4, 5000), Some(vec![3]), "a big item closes the batch");
+        assert_eq!(
+            b.push(4, 5000),
+            Some(vec![3]),
+            "a big item closes the batch"
+        );
         assert_eq!(b.push(5, 1), Some(vec![4]), "and goes alone");
         assert_eq!(b.take(), vec![5]);
         assert!(b.is_empty());

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sse_contract::drops;
+use sse_contract::limits::{EVENT_ID_BYTES_MAX, EVENT_TYPE_BYTES_MAX};
 use sse_runtime::telemetry::EventTrace;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -223,20 +225,57 @@ impl StreamTask {
                     s.last_error = reason;
                 });
             }
-            ClientEvent::Notice(ParserNotice::EventTooLarge { bytes }) => {
-                let msg = format!(
-                    "event of {bytes} bytes discarded (limit {})",
-                    self.settings.max_event_bytes
-                );
-                tracing::warn!(stream = %key, bytes, "SSE event over the size limit discarded");
-                self.status.update(&key, |s| s.last_error = msg);
-            }
+            ClientEvent::Notice(
+                n @ (ParserNotice::EventTooLarge { .. }
+                | ParserNotice::EventTypeTooLong { .. }
+                | ParserNotice::IdTooLong { .. }),
+            ) => self.count_notice(&n),
             ClientEvent::Notice(ParserNotice::Retry(ms)) => {
                 tracing::debug!(stream = %key, ms, "server set the reconnection time");
             }
             ClientEvent::Event(e) => return self.dispatch(e, token).await,
         }
         true
+    }
+
+    /// Counts a dropped event or an ignored `id:` in the stream's status, naming it in
+    /// `last_error`.
+    fn count_notice(&self, n: &ParserNotice) {
+        let (reason, msg) = match *n {
+            ParserNotice::EventTooLarge { bytes } => (
+                drops::EVENT_TOO_LARGE,
+                format!(
+                    "{}: event of {bytes} data bytes dropped (limit {}, --max-event-bytes)",
+                    drops::EVENT_TOO_LARGE,
+                    self.settings.max_event_bytes
+                ),
+            ),
+            ParserNotice::EventTypeTooLong { bytes } => (
+                drops::EVENT_TYPE_TOO_LONG,
+                format!(
+                    "{}: event whose type has {bytes} bytes or more dropped (limit {EVENT_TYPE_BYTES_MAX})",
+                    drops::EVENT_TYPE_TOO_LONG
+                ),
+            ),
+            ParserNotice::IdTooLong { bytes } => (
+                drops::ID_TOO_LONG,
+                format!(
+                    "{}: id of {bytes} bytes or more ignored (limit {EVENT_ID_BYTES_MAX}); the event kept the previous id",
+                    drops::ID_TOO_LONG
+                ),
+            ),
+            ParserNotice::Retry(_) => return,
+        };
+        tracing::warn!(stream = %self.key, reason, "{msg}");
+        let notice = matches!(n, ParserNotice::IdTooLong { .. });
+        self.status.update(&self.key, |s| {
+            if notice {
+                s.notice(reason);
+            } else {
+                s.drop_event(reason);
+            }
+            s.last_error = msg;
+        });
     }
 
     /// Routes one SSE event and hands its routed events to the forwarder (waiting while the

@@ -415,6 +415,8 @@ impl<O: Owner> Reader<O> {
                         "sse event over the size limit discarded"
                     );
                 }
+                // Counted and logged by the stream's owner.
+                ParserNotice::EventTypeTooLong { .. } | ParserNotice::IdTooLong { .. } => {}
             }
             if !self.send(ClientEvent::Notice(notice)).await {
                 return false;
