@@ -267,6 +267,7 @@ mod tests {
             route: r,
             traceparent: "tp".into(),
             tracestate: "ts".into(),
+            held: crate::budget::Held::none(),
         });
         assert_eq!(
             (p.id.as_str(), p.seq, p.stream_key.as_str()),

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth;
+use crate::budget::{Budget, Held};
 use crate::checkpoint::{self, SharedProgress};
 use crate::event::{self, IdGen, RoutedEvent};
 use crate::routing::StreamPlan;
@@ -31,6 +32,8 @@ pub struct StreamSettings {
     pub read_timeout: Duration,
     /// Largest event kept.
     pub max_event_bytes: usize,
+    /// The in-flight byte budget every reader of this ingest shares.
+    pub budget: Budget,
     /// Directory of CA certificates trusted for every endpoint.
     pub trust_bundle: Option<PathBuf>,
     /// Whether the system's root CAs are trusted.
@@ -311,10 +314,18 @@ impl StreamTask {
         let seqs: Vec<u64> = d.routes.iter().map(|_| self.resume.next_seq()).collect();
         // Registered before any is sent, so no ack can come before its event is known.
         checkpoint::lock(&self.resume.progress).sent(&seqs, &e.last_event_id);
+        if seqs.is_empty() {
+            // Matched nothing: nothing is queued or held for it.
+            self.resume.set_last_event_id(&e.last_event_id);
+            return true;
+        }
         let data = bytes::Bytes::from(std::mem::take(&mut e.data));
+        let mut routed = Vec::with_capacity(seqs.len());
+        // The data (shared by the copies) and the checkpoint's copy of the id count once.
+        let mut bytes = data.len() + e.last_event_id.len();
         for (route, seq) in d.routes.into_iter().zip(seqs) {
             route.write_subject(&mut self.subject);
-            let routed = RoutedEvent {
+            let r = RoutedEvent {
                 id: self
                     .ids
                     .id(&self.key, &self.subject, &e.last_event_id, index),
@@ -327,7 +338,19 @@ impl StreamTask {
                 route,
                 traceparent: traceparent.clone(),
                 tracestate: tracestate.clone(),
+                held: Held::none(),
             };
+            bytes += r.envelope_bytes();
+            routed.push(r);
+        }
+        // Waits while the in-flight budget is spent (backpressure, like a full queue).
+        let held = tokio::select! {
+            biased;
+            h = self.settings.budget.take(bytes) => h,
+            _ = token.cancelled() => return false,
+        };
+        for mut routed in routed {
+            routed.held = held.clone();
             // The send goes first: with room in the queue no cancellation waiter is registered.
             tokio::select! {
                 biased;
@@ -379,6 +402,7 @@ spec:
             trust_dir: None,
             read_timeout: Duration::from_secs(30),
             max_event_bytes: 1 << 20,
+            budget: Budget::new(1 << 20),
             trust_bundle: None,
             system_roots: false,
         }

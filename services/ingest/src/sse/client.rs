@@ -86,7 +86,7 @@ impl ClientConfig {
             headers,
             tls,
             read_timeout: Duration::from_secs(60),
-            max_event_bytes: 16 * 1024 * 1024,
+            max_event_bytes: sse_contract::limits::EVENT_BYTES_DEFAULT,
             backoff: Backoff::standard(),
         }
     }
