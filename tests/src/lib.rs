@@ -11,6 +11,7 @@ pub mod numbered;
 pub mod otlp;
 pub mod pki;
 pub mod procs;
+pub mod resources;
 pub mod source;
 pub mod stack;
 
