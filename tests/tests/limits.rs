@@ -222,12 +222,16 @@ async fn max_event_bytes_over_the_contract_limit_exits_64_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let over = (EVENT_BYTES_MAX + 1).to_string();
     for bin in ["sse-ingest", "sse-connector"] {
-        let out = tokio::process::Command::new(bin_dir().join(bin))
+        let run = tokio::process::Command::new(bin_dir().join(bin))
             .args(["--listen", "127.0.0.1:0", "--max-event-bytes", &over])
             .arg("--resources")
             .arg(dir.path())
-            .output()
+            .kill_on_drop(true)
+            .output();
+        // A binary that takes the flag serves instead of exiting: fail, do not hang.
+        let out = tokio::time::timeout(sse_e2e::DEADLINE, run)
             .await
+            .unwrap_or_else(|_| panic!("{bin} accepted --max-event-bytes {over}"))
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(64), "{bin}: {stderr}");
@@ -304,9 +308,12 @@ async fn long_ids_are_ignored_long_types_dropped_and_ingest_memory_stays_flat() 
     let last = LONG_IDS + 2 + LONG_TYPES;
     let msgs = sub
         .wait_until("the last event", |m| numbers(m, "e2e/ids").contains(&last))
-        .await
-        .unwrap();
+        .await;
     let after = pipeline.ingest.rss_kib().unwrap();
+    let sent_kib = LONG_IDS as usize * LONG_ID_BYTES / 1024;
+    let grown = after.saturating_sub(before) as usize;
+    eprintln!("ingest RSS {before} KiB -> {after} KiB (+{grown} KiB) for {sent_kib} KiB of ids");
+    let msgs = msgs.unwrap();
 
     let delivered = numbers(&msgs, "e2e/ids");
     let want: Vec<u64> = (1..LONG_IDS + 2).chain([last]).collect();
@@ -333,9 +340,6 @@ async fn long_ids_are_ignored_long_types_dropped_and_ingest_memory_stays_flat() 
 
     // Not a timing: ingest's resident memory may not grow by more than a fraction of the ids
     // it was sent (60 MiB here; before the limits, 0.1-0.2 MiB ids grew it by hundreds of MiB).
-    let sent_kib = LONG_IDS as usize * LONG_ID_BYTES / 1024;
-    let grown = after.saturating_sub(before) as usize;
-    eprintln!("ingest RSS {before} KiB -> {after} KiB (+{grown} KiB) for {sent_kib} KiB of ids");
     assert!(
         grown < sent_kib / 4,
         "ingest grew by {grown} KiB for {sent_kib} KiB of ids (limit {EVENT_ID_BYTES_MAX} bytes)"
