@@ -9,8 +9,13 @@ pub const EVENT_TOO_LARGE: &str = "event_too_large";
 /// routed, so it was discarded.
 pub const EVENT_TYPE_TOO_LONG: &str = "event_type_too_long";
 
+/// A routed copy of the event, encoded with its route, went over
+/// [`crate::limits::FORWARDED_EVENT_BYTES_MAX`] (an event near the size limit on a route with
+/// very long names or topic): that copy was dropped instead of being refused downstream.
+pub const ENVELOPE_TOO_LARGE: &str = "envelope_too_large";
+
 /// Every reason an event is dropped, for documentation and exhaustive tests.
-pub const DROP_REASONS: [&str; 2] = [EVENT_TOO_LARGE, EVENT_TYPE_TOO_LONG];
+pub const DROP_REASONS: [&str; 3] = [EVENT_TOO_LARGE, EVENT_TYPE_TOO_LONG, ENVELOPE_TOO_LARGE];
 
 /// Notice (not a drop): an `id:` value went over [`crate::limits::EVENT_ID_BYTES_MAX`] and was
 /// ignored; the event still fired with the previous last event ID.

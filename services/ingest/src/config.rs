@@ -93,7 +93,8 @@ pub struct Config {
     /// Events sent to the schema service and not yet acknowledged; reading pauses at this many.
     #[arg(long, env = "INGEST_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: u64,
-    /// Data (bytes) sent to the schema service and not yet acknowledged; reading pauses beyond it.
+    /// Bytes held for events read and not yet acknowledged (data, ids, stream key, route, trace
+    /// context; queued or sent to the schema service); reading pauses beyond it.
     #[arg(long, env = "INGEST_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight_bytes: u64,
     /// Ingest replicas splitting the SSE streams by rendezvous hashing of the stream key (1: read every stream).

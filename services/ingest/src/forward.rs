@@ -18,7 +18,8 @@ use futures::stream::{FuturesUnordered, SelectAll};
 use futures::{Stream, StreamExt};
 use prost::Message;
 use sse_contract::batch::Batcher;
-use sse_contract::limits::{GRPC_BATCH_BYTES, GRPC_MESSAGE_BYTES_MAX};
+use sse_contract::drops;
+use sse_contract::limits::{FORWARDED_EVENT_BYTES_MAX, GRPC_BATCH_BYTES, GRPC_MESSAGE_BYTES_MAX};
 use sse_proto::paths;
 use sse_proto::v1 as pb;
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
@@ -554,10 +555,15 @@ impl Forwarder {
         let mut next = Some(first);
         let mut counts: HashMap<Arc<str>, u64> = HashMap::new();
         while let Some(ev) = next.take() {
-            *counts.entry(ev.stream_key.clone()).or_default() += 1;
             let p = grpc::event(&ev);
             // Everything held for the event counts: data, ids, key, route, trace context.
             let size = p.encoded_len();
+            if let Some(reason) = oversized(size) {
+                self.drop_oversized(&ev, &reason);
+                next = st.rx.try_recv().ok();
+                continue;
+            }
+            *counts.entry(ev.stream_key.clone()).or_default() += 1;
             bytes += size;
             st.inflight.push(&p.stream_key, p.seq, ev, size);
             out.push(p);
@@ -569,6 +575,17 @@ impl Forwarder {
             self.status.update(&key, |s| s.forwarded += n);
         }
         out
+    }
+
+    /// Drops a routed event too large to send (schema's decoder would refuse it and end the
+    /// stream, and it would be re-sent forever): counted, named, and done for the checkpoint.
+    fn drop_oversized(&self, ev: &RoutedEvent, reason: &str) {
+        tracing::warn!(stream = %ev.stream_key, seq = ev.seq, "{reason}");
+        self.checkpoints.acked(&ev.stream_key, ev.seq);
+        self.status.update(&ev.stream_key, |s| {
+            s.drop_event(drops::ENVELOPE_TOO_LARGE);
+            s.last_error = reason.to_string();
+        });
     }
 
     fn apply_acks(&self, inflight: &mut InFlight<RoutedEvent>, acks: Vec<pb::Ack>) {
@@ -583,6 +600,16 @@ impl Forwarder {
             self.status.apply_ack(&ev.route, &a);
         }
     }
+}
+
+/// Why a routed event of `encoded` bytes cannot be sent, if it cannot.
+fn oversized(encoded: usize) -> Option<String> {
+    (encoded > FORWARDED_EVENT_BYTES_MAX).then(|| {
+        format!(
+            "{}: routed event of {encoded} bytes with its route dropped (limit {FORWARDED_EVENT_BYTES_MAX})",
+            drops::ENVELOPE_TOO_LARGE
+        )
+    })
 }
 
 /// Sends new events on the Process stream of their SSE stream's address; events whose address
@@ -726,6 +753,27 @@ mod tests {
         let sizes: Vec<usize> = b.iter().map(|r| r.events.len()).collect();
         assert_eq!(sizes, [2, 1, 2]);
         assert!(batches(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn an_event_at_the_limit_on_a_long_route_is_dropped_not_sent() {
+        let at_limit = |topic_len: usize| pb::Event {
+            data: bytes::Bytes::from(vec![b'x'; sse_contract::limits::EVENT_BYTES_MAX]),
+            sse_id: "i".repeat(sse_contract::limits::EVENT_ID_BYTES_MAX),
+            route: Some(pb::Route {
+                destination: Some(pb::Destination {
+                    target: Some(pb::destination::Target::Mqtt(pb::MqttDestination {
+                        topic: "t".repeat(topic_len),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(oversized(at_limit(1000).encoded_len()), None);
+        let reason = oversized(at_limit(65_535).encoded_len()).unwrap();
+        assert!(reason.starts_with(drops::ENVELOPE_TOO_LARGE), "{reason}");
     }
 
     #[test]

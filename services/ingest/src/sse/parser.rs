@@ -214,7 +214,12 @@ impl Parser {
         if self.skipping_line {
             self.skipping_line = false;
         } else if self.line.is_empty() {
-            let limit = self.limit_of(part);
+            // Most lines are short: only a long one needs its field looked at for its limit.
+            let limit = if part.len() <= self.field_line_limit.min(self.line_limit) {
+                part.len()
+            } else {
+                self.limit_of(part)
+            };
             if part.len() > limit {
                 self.overlong_line(&part[..=limit], notices);
             } else {
