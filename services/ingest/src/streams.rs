@@ -432,11 +432,23 @@ spec:
         Arc<Status>,
         String,
     ) {
+        started_with(out, settings()).await
+    }
+
+    async fn started_with(
+        out: mpsc::Sender<RoutedEvent>,
+        settings: StreamSettings,
+    ) -> (
+        TcpListener,
+        tokio::task::JoinHandle<()>,
+        Arc<Status>,
+        String,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let plan = plan_for(&format!("http://{}/", listener.local_addr().unwrap()));
         let key = plan.key.clone();
         let status = Arc::new(Status::new(std::slice::from_ref(&plan), Vec::new()));
-        let task = StreamTask::new(Arc::new(plan), settings(), status.clone(), out);
+        let task = StreamTask::new(Arc::new(plan), settings, status.clone(), out);
         let run = tokio::spawn(task.run(CancellationToken::new()));
         (listener, run, status, key)
     }
@@ -471,6 +483,40 @@ spec:
         assert_eq!(trace_id(&first.traceparent).map(|t| t.len()), Some(32));
         let stream = status.get(&key).unwrap();
         assert_eq!((stream.received, stream.state), (2, StreamState::Connected));
+        run.abort();
+    }
+
+    #[tokio::test]
+    async fn every_byte_held_for_a_queued_event_counts_in_the_budget() {
+        let budget = Budget::new(100 * 1024);
+        let settings = StreamSettings {
+            budget: budget.clone(),
+            ..settings()
+        };
+        // Room in the queue for every event: only the budget holds the reader back.
+        let (tx, mut rx) = mpsc::channel(8);
+        let (listener, run, _status, key) = started_with(tx, settings).await;
+        let mut sock = accept_stream(&listener).await;
+        let data = "x".repeat(60 * 1024);
+        let id = "i".repeat(EVENT_ID_BYTES_MAX);
+        let events = format!("id: {id}\ndata: {data}\n\nid: 2\ndata: {data}\n\n");
+        sock.write_all(events.as_bytes()).await.unwrap();
+        let first = rx.recv().await.unwrap();
+        let held = 100 * 1024 - budget.available();
+        // Data, the checkpoint's and the event's copies of the id, the key, the CloudEvents id.
+        let least = data.len() + 2 * id.len() + key.len() + first.id.len();
+        assert!(
+            held >= least,
+            "{held} bytes held, at least {least} expected"
+        );
+        assert!(
+            rx.try_recv().is_err(),
+            "the second event is not queued while the first holds the budget"
+        );
+        drop(first);
+        let second = rx.recv().await.unwrap();
+        assert_eq!(second.sse_id, "2");
+        drop(second);
         run.abort();
     }
 
