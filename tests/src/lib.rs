@@ -12,6 +12,7 @@ pub mod openssl;
 pub mod otlp;
 pub mod pki;
 pub mod procs;
+pub mod resources;
 pub mod source;
 pub mod stack;
 

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, PublishProperties, RetainForwardRule};
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use sse_contract::limits::MQTT_PACKET_BYTES_MAX;
 use tokio::task::JoinHandle;
 
 /// Runs `eventloop` in a task that hands every incoming publish to `on_publish` (an error is
@@ -104,6 +105,8 @@ impl Subscriber {
         );
         let mut opts = MqttOptions::new(id, "127.0.0.1", port);
         opts.set_keep_alive(Duration::from_secs(30));
+        // Takes every message the connector may publish (rumqttc's default is 10 KiB).
+        opts.set_max_packet_size(u32::try_from(MQTT_PACKET_BYTES_MAX).ok());
         Self::connect_with(opts, filter).await
     }
 

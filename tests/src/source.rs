@@ -267,6 +267,19 @@ pub fn blocks_then_hold(blocks: Vec<String>) -> Chunks {
     Box::pin(head.chain(keepalive))
 }
 
+/// Serves, for each request path in `streams`, its SSE blocks then holds the connection open
+/// ([`blocks_then_hold`]); other paths get 404. Blocks are made by `streams` on each request, so
+/// a reconnect gets them again.
+pub fn by_path(streams: impl Fn(&str) -> Option<Vec<String>> + Send + Sync + 'static) -> Feed {
+    Arc::new(move |req: &SeenRequest| {
+        let path = req.path.split('?').next().unwrap_or_default();
+        match streams(path) {
+            Some(blocks) => Reply::Sse(blocks_then_hold(blocks)),
+            None => Reply::not_found(),
+        }
+    })
+}
+
 /// One SSE block: `id:` (when given), `event:` (when given) and `data:` lines for each data line.
 pub fn block(id: Option<&str>, event: Option<&str>, data: &str) -> String {
     let mut s = String::new();

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use sse_e2e::mqtt::{Received, Subscriber};
+use sse_e2e::resources::{asset, device};
 use sse_e2e::source::{Feed, Reply, SeenRequest, block, blocks_then_hold};
 use sse_e2e::stack::Stack;
 use sse_e2e::{eventually, grpcurl};
@@ -32,39 +33,6 @@ impl Counter {
 /// SSE text that ends (the server closes the response after it).
 fn then_close(text: String) -> Reply {
     Reply::Sse(Box::pin(futures::stream::iter([Bytes::from(text)])))
-}
-
-fn device(base: &str) -> String {
-    format!(
-        r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
-kind: Device
-metadata: {{ name: dev }}
-spec:
-  endpoints:
-    inbound:
-      sse-0: {{ endpointType: Microsoft.SSEHttp, address: "{base}" }}
-"#
-    )
-}
-
-/// An asset with one dataset per `(name, path, topic)`.
-fn asset(name: &str, datasets: &[(&str, &str, &str)]) -> String {
-    let mut s = format!(
-        r#"---
-apiVersion: namespaces.deviceregistry.microsoft.com/v1
-kind: Asset
-metadata: {{ name: {name} }}
-spec:
-  deviceRef: {{ deviceName: dev, endpointName: sse-0 }}
-  datasets:
-"#
-    );
-    for (n, path, topic) in datasets {
-        s.push_str(&format!(
-            "    - {{ name: {n}, dataSource: {path}, destinations: [ {{ target: Mqtt, configuration: {{ topic: {topic}, qos: Qos1 }} }} ] }}\n"
-        ));
-    }
-    s
 }
 
 fn numbers(msgs: &[Received], topic: &str) -> Vec<i64> {

@@ -36,6 +36,17 @@ pub const ENVELOPE_BYTES_MAX: usize = 64 * KIB;
 /// one event of [`EVENT_BYTES_MAX`] with its envelope always fits.
 pub const GRPC_MESSAGE_BYTES_MAX: usize = EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX;
 
+/// Largest routed event ingest sends, encoded: room is left below [`GRPC_MESSAGE_BYTES_MAX`]
+/// for what schema adds (schema reference, child trace context). A larger one (an event near
+/// the limit on a route with very long names) is dropped and counted (`envelope_too_large`)
+/// rather than refused by schema's decoder and re-sent forever.
+pub const FORWARDED_EVENT_BYTES_MAX: usize = GRPC_MESSAGE_BYTES_MAX - 16 * KIB;
+
+/// Size at which a batch of events on a gRPC stream is cut (encoded): batches larger than this
+/// gain no throughput and only delay their first event's ack. Never above
+/// [`GRPC_MESSAGE_BYTES_MAX`]; one larger event still goes alone.
+pub const GRPC_BATCH_BYTES: usize = MIB;
+
 /// Largest MQTT packet the connector sends (an event's data plus topic and properties).
 pub const MQTT_PACKET_BYTES_MAX: usize = EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX;
 
@@ -56,4 +67,7 @@ const _: () = assert!(EVENT_BYTES_DEFAULT <= EVENT_BYTES_MAX);
 const _: () = assert!(EVENT_ID_BYTES_MAX + EVENT_TYPE_BYTES_MAX < ENVELOPE_BYTES_MAX / 4);
 const _: () = assert!(EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX <= GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX <= MQTT_PACKET_BYTES_MAX);
-const _: () = assert!(CHECKPOINT_RECORD_BYTES_MAX + EVENT_ID_BYTES_MAX < MQTT_CONTROL_PACKET_BYTES_MAX);
+const _: () = assert!(GRPC_BATCH_BYTES <= GRPC_MESSAGE_BYTES_MAX);
+const _: () = assert!(EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX / 2 <= FORWARDED_EVENT_BYTES_MAX);
+const _: () =
+    assert!(CHECKPOINT_RECORD_BYTES_MAX + EVENT_ID_BYTES_MAX < MQTT_CONTROL_PACKET_BYTES_MAX);

@@ -63,8 +63,20 @@ impl Progress {
             .max()
             .unwrap_or(self.high)
             .max(self.high);
-        self.events
-            .push_back((self.high, last_event_id.to_string()));
+        // An event that matched no route commits together with the event before it: it takes
+        // that event's place instead of queueing a copy of its id (a busy stream of unrouted
+        // events would otherwise queue one per event while an earlier one waits for its ack).
+        match self.events.back_mut() {
+            Some((high, id)) if seqs.is_empty() && *high == self.high => {
+                if id != last_event_id {
+                    id.clear();
+                    id.push_str(last_event_id);
+                }
+            }
+            _ => self
+                .events
+                .push_back((self.high, last_event_id.to_string())),
+        }
         self.advance();
     }
 
@@ -525,6 +537,25 @@ mod tests {
         assert_eq!(p.committed(), Some("d"));
         p.acked(4);
         assert_eq!(p.committed(), Some("d"));
+    }
+
+    #[test]
+    fn unrouted_events_queue_no_copies_while_an_event_waits() {
+        let mut p = Progress::default();
+        p.sent(&[1], "a");
+        for i in 0..1000 {
+            p.sent(&[], &format!("u{i}"));
+        }
+        assert_eq!(p.events.len(), 1, "one entry, not one per unrouted event");
+        assert_eq!(p.committed(), None);
+        p.sent(&[2], "b");
+        p.sent(&[], "c");
+        assert_eq!(p.events.len(), 2);
+        p.acked(1);
+        assert_eq!(p.committed(), Some("u999"));
+        p.acked(2);
+        assert_eq!(p.committed(), Some("c"));
+        assert!(p.events.is_empty());
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sse_contract::limits::{EVENT_BYTES_DEFAULT, EVENT_BYTES_MAX};
+
 use crate::error::Error;
 
 /// Azure IoT Operations name of the secrets directory variable, read when neither the flag nor
@@ -44,8 +46,9 @@ pub struct Config {
     /// to [this, 1 h] (the default is the backoff floor, so `retry: 0` cannot loop hot).
     #[arg(long, env = "INGEST_MIN_RECONNECT_DELAY", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub min_reconnect_delay: Duration,
-    /// Events with more data than this many bytes are discarded.
-    #[arg(long, env = "INGEST_MAX_EVENT_BYTES", default_value_t = 16 * 1024 * 1024)]
+    /// Events with more data than this many bytes are dropped and counted (`event_too_large`).
+    /// At most 4 MiB (`EVENT_BYTES_MAX`), so every decoder after ingest accepts the event.
+    #[arg(long, env = "INGEST_MAX_EVENT_BYTES", default_value_t = EVENT_BYTES_DEFAULT)]
     pub max_event_bytes: usize,
     /// After a change in the resources directory, reload once it has been quiet this long.
     #[arg(long, env = "INGEST_RELOAD_DEBOUNCE", default_value = "300ms", value_parser = humantime::parse_duration)]
@@ -94,7 +97,8 @@ pub struct Config {
     /// Events sent to the schema service and not yet acknowledged; reading pauses at this many.
     #[arg(long, env = "INGEST_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: u64,
-    /// Data (bytes) sent to the schema service and not yet acknowledged; reading pauses beyond it.
+    /// Bytes held for events read and not yet acknowledged (data, ids, stream key, route, trace
+    /// context; queued or sent to the schema service); reading pauses beyond it.
     #[arg(long, env = "INGEST_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight_bytes: u64,
     /// Ingest replicas splitting the SSE streams by rendezvous hashing of the stream key (1: read every stream).
@@ -128,9 +132,15 @@ impl Config {
         self
     }
 
-    /// Checks what can be checked before starting: the resources directory exists and the
-    /// schema address is a URI.
+    /// Checks what can be checked before starting: the event size limit is one every decoder
+    /// after ingest accepts, the resources directory exists and the schema address is a URI.
     pub fn validate(&self) -> Result<(), Error> {
+        if self.max_event_bytes > EVENT_BYTES_MAX {
+            return Err(Error::Config(format!(
+                "--max-event-bytes {} is over the largest event the services accept ({EVENT_BYTES_MAX} bytes)",
+                self.max_event_bytes
+            )));
+        }
         if !self.resources.is_dir() {
             return Err(Error::ResourcesDirMissing(self.resources.clone()));
         }
@@ -190,7 +200,7 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:50051");
         assert_eq!(c.schema, "http://127.0.0.1:50052");
         assert_eq!(c.read_timeout, Duration::from_secs(60));
-        assert_eq!(c.max_event_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.max_event_bytes, EVENT_BYTES_DEFAULT);
         assert_eq!(c.max_in_flight, 10_000);
         assert_eq!(
             c.min_reconnect_delay,
@@ -226,6 +236,24 @@ mod tests {
         assert_eq!(c.trust_dir, Some(PathBuf::from("/aio/trust")));
         let c = parse(&["--secrets-dir", "/mine"]).with_aliases(env);
         assert_eq!(c.secrets_dir, Some(PathBuf::from("/mine")));
+    }
+
+    #[test]
+    fn max_event_bytes_over_the_contract_limit_is_a_config_error_naming_the_flag() {
+        let dir = std::env::temp_dir();
+        let dir = dir.to_str().unwrap();
+        let at = EVENT_BYTES_MAX.to_string();
+        assert!(
+            parse(&["--resources", dir, "--max-event-bytes", &at])
+                .validate()
+                .is_ok()
+        );
+        let over = (EVENT_BYTES_MAX + 1).to_string();
+        let e = parse(&["--resources", dir, "--max-event-bytes", &over])
+            .validate()
+            .unwrap_err();
+        assert!(e.is_config());
+        assert!(e.to_string().contains("--max-event-bytes"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
+use crate::budget::{self, Held};
 use crate::routing::Route;
 
 /// Now as Unix time in nanoseconds (the `received_unix_nanos` of an event).
@@ -39,6 +40,22 @@ pub struct RoutedEvent {
     pub traceparent: String,
     /// W3C trace state.
     pub tracestate: String,
+    /// Its SSE event's share of the in-flight byte budget (shared by the routed copies).
+    pub held: Held,
+}
+
+impl RoutedEvent {
+    /// Bytes this routed copy holds besides the SSE data its copies share: the strings it owns
+    /// and an allowance for its route and framing. Counted in the in-flight budget.
+    pub fn envelope_bytes(&self) -> usize {
+        self.id.len()
+            + self.stream_key.len()
+            + self.sse_event.len()
+            + self.sse_id.len()
+            + self.traceparent.len()
+            + self.tracestate.len()
+            + budget::ROUTED_COPY_BYTES
+    }
 }
 
 /// Derives CloudEvents ids on one stream: a hash of the stream key, the route subject, the SSE

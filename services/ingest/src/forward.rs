@@ -16,6 +16,10 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, SelectAll};
 use futures::{Stream, StreamExt};
+use prost::Message;
+use sse_contract::batch::Batcher;
+use sse_contract::drops;
+use sse_contract::limits::{FORWARDED_EVENT_BYTES_MAX, GRPC_BATCH_BYTES, GRPC_MESSAGE_BYTES_MAX};
 use sse_proto::paths;
 use sse_proto::v1 as pb;
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
@@ -32,8 +36,6 @@ use crate::event::RoutedEvent;
 use crate::grpc;
 use crate::status::Status;
 
-/// Upper bound of one batch's data, so a batch stays well under gRPC message limits.
-const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// Batches queued for the request stream at most (more waits in the event channel).
 const MAX_PENDING_BATCHES: usize = 4;
 
@@ -125,23 +127,21 @@ impl<T> InFlight<T> {
     }
 }
 
-/// Splits events into batches of at most [`MAX_BATCH_BYTES`] of data (at least one event each).
+/// Splits events into batches of at most [`GRPC_BATCH_BYTES`] encoded (at least one event
+/// each), so no `ProcessRequest` exceeds the schema service's decode limit.
 fn batches(events: impl IntoIterator<Item = pb::Event>) -> VecDeque<pb::ProcessRequest> {
     let mut out = VecDeque::new();
-    let mut cur = Vec::new();
-    let mut bytes = 0;
+    let mut batcher = Batcher::default();
     for e in events {
-        if !cur.is_empty() && bytes + e.data.len() > MAX_BATCH_BYTES {
-            out.push_back(pb::ProcessRequest {
-                events: std::mem::take(&mut cur),
-            });
-            bytes = 0;
+        let len = e.encoded_len();
+        if let Some(events) = batcher.push(e, len) {
+            out.push_back(pb::ProcessRequest { events });
         }
-        bytes += e.data.len();
-        cur.push(e);
     }
-    if !cur.is_empty() {
-        out.push_back(pb::ProcessRequest { events: cur });
+    if !batcher.is_empty() {
+        out.push_back(pb::ProcessRequest {
+            events: batcher.take(),
+        });
     }
     out
 }
@@ -555,12 +555,19 @@ impl Forwarder {
         let mut next = Some(first);
         let mut counts: HashMap<Arc<str>, u64> = HashMap::new();
         while let Some(ev) = next.take() {
-            *counts.entry(ev.stream_key.clone()).or_default() += 1;
             let p = grpc::event(&ev);
-            bytes += p.data.len();
-            st.inflight.push(&p.stream_key, p.seq, ev, p.data.len());
+            // Everything held for the event counts: data, ids, key, route, trace context.
+            let size = p.encoded_len();
+            if let Some(reason) = oversized(size) {
+                self.drop_oversized(&ev, &reason);
+                next = st.rx.try_recv().ok();
+                continue;
+            }
+            *counts.entry(ev.stream_key.clone()).or_default() += 1;
+            bytes += size;
+            st.inflight.push(&p.stream_key, p.seq, ev, size);
             out.push(p);
-            if st.inflight.has_room() && bytes < MAX_BATCH_BYTES * MAX_PENDING_BATCHES {
+            if st.inflight.has_room() && bytes < GRPC_BATCH_BYTES * MAX_PENDING_BATCHES {
                 next = st.rx.try_recv().ok();
             }
         }
@@ -568,6 +575,17 @@ impl Forwarder {
             self.status.update(&key, |s| s.forwarded += n);
         }
         out
+    }
+
+    /// Drops a routed event too large to send (schema's decoder would refuse it and end the
+    /// stream, and it would be re-sent forever): counted, named, and done for the checkpoint.
+    fn drop_oversized(&self, ev: &RoutedEvent, reason: &str) {
+        tracing::warn!(stream = %ev.stream_key, seq = ev.seq, "{reason}");
+        self.checkpoints.acked(&ev.stream_key, ev.seq);
+        self.status.update(&ev.stream_key, |s| {
+            s.drop_event(drops::ENVELOPE_TOO_LARGE);
+            s.last_error = reason.to_string();
+        });
     }
 
     fn apply_acks(&self, inflight: &mut InFlight<RoutedEvent>, acks: Vec<pb::Ack>) {
@@ -582,6 +600,16 @@ impl Forwarder {
             self.status.apply_ack(&ev.route, &a);
         }
     }
+}
+
+/// Why a routed event of `encoded` bytes cannot be sent, if it cannot.
+fn oversized(encoded: usize) -> Option<String> {
+    (encoded > FORWARDED_EVENT_BYTES_MAX).then(|| {
+        format!(
+            "{}: routed event of {encoded} bytes with its route dropped (limit {FORWARDED_EVENT_BYTES_MAX})",
+            drops::ENVELOPE_TOO_LARGE
+        )
+    })
 }
 
 /// Sends new events on the Process stream of their SSE stream's address; events whose address
@@ -629,9 +657,11 @@ async fn open_session(
             in_process: true,
         });
     }
+    // Both ways bounded by the contract: schema decodes up to the same limit, so a message
+    // this side encodes is never refused there (and re-sent forever).
     let mut client = SchemaServiceClient::new(link)
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let responses = client
         .process(requests)
         .await
@@ -719,10 +749,58 @@ mod tests {
 
     #[test]
     fn batches_respect_the_byte_bound_but_always_take_one() {
-        let b = batches([ev(10), ev(20), ev(MAX_BATCH_BYTES), ev(1), ev(1)]);
+        let b = batches([ev(10), ev(20), ev(GRPC_BATCH_BYTES - 10), ev(1), ev(1)]);
         let sizes: Vec<usize> = b.iter().map(|r| r.events.len()).collect();
         assert_eq!(sizes, [2, 1, 2]);
         assert!(batches(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn an_event_at_the_limit_on_a_long_route_is_dropped_not_sent() {
+        let at_limit = |topic_len: usize| pb::Event {
+            data: bytes::Bytes::from(vec![b'x'; sse_contract::limits::EVENT_BYTES_MAX]),
+            sse_id: "i".repeat(sse_contract::limits::EVENT_ID_BYTES_MAX),
+            route: Some(pb::Route {
+                destination: Some(pb::Destination {
+                    target: Some(pb::destination::Target::Mqtt(pb::MqttDestination {
+                        topic: "t".repeat(topic_len),
+                        ..Default::default()
+                    })),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(oversized(at_limit(1000).encoded_len()), None);
+        let reason = oversized(at_limit(65_535).encoded_len()).unwrap();
+        assert!(reason.starts_with(drops::ENVELOPE_TOO_LARGE), "{reason}");
+    }
+
+    #[test]
+    fn batches_are_bounded_by_their_encoded_size() {
+        // Events whose data fits a batch but whose envelopes take it over: counting data alone
+        // would put all of them in one message over the limit.
+        let event = |i: usize| pb::Event {
+            data: bytes::Bytes::from(vec![b'x'; 1000]),
+            stream_key: "k".repeat(2000),
+            sse_id: format!("{i}"),
+            ..Default::default()
+        };
+        let b = batches((0..2000).map(event));
+        assert!(b.len() > 1);
+        assert_eq!(b.iter().map(|r| r.events.len()).sum::<usize>(), 2000);
+        for r in &b {
+            assert!(r.encoded_len() <= GRPC_BATCH_BYTES, "{}", r.encoded_len());
+        }
+        // The largest event ingest forwards, with a full envelope, fits one message.
+        let max = pb::Event {
+            data: bytes::Bytes::from(vec![b'x'; sse_contract::limits::EVENT_BYTES_MAX]),
+            stream_key: "k".repeat(2000),
+            ..Default::default()
+        };
+        let b = batches([ev(1), max, ev(1)]);
+        assert_eq!(b.len(), 3);
+        assert!(b.iter().all(|r| r.encoded_len() <= GRPC_MESSAGE_BYTES_MAX));
     }
 
     fn peer(addr: &str) -> Peer {
@@ -919,6 +997,7 @@ mod tests {
             }),
             traceparent: String::new(),
             tracestate: String::new(),
+            held: crate::budget::Held::none(),
         }
     }
 

@@ -71,6 +71,8 @@ pub fn report(r: status::Report) -> pb::GetStatusResponse {
                         name,
                         error: e.error.map(status_error),
                         runtime_health: e.runtime_health.map(health),
+                        events_dropped: e.events_dropped.into_iter().collect(),
+                        event_notices: e.event_notices.into_iter().collect(),
                     })
                     .collect(),
             })
@@ -148,7 +150,16 @@ pub fn stream_status(s: StreamStatus) -> pb::StreamStatus {
         connects: s.connects,
         state: s.state.as_str().to_string(),
         routes: s.routes,
+        events_dropped: counters(&s.dropped),
+        event_notices: counters(&s.notices),
     }
+}
+
+/// Per-reason counters as a proto map.
+fn counters(
+    c: &std::collections::BTreeMap<&'static str, u64>,
+) -> std::collections::HashMap<String, u64> {
+    c.iter().map(|(k, v)| ((*k).to_string(), *v)).collect()
 }
 
 /// A resource error as the proto message.
@@ -256,6 +267,7 @@ mod tests {
             route: r,
             traceparent: "tp".into(),
             tracestate: "ts".into(),
+            held: crate::budget::Held::none(),
         });
         assert_eq!(
             (p.id.as_str(), p.seq, p.stream_key.as_str()),

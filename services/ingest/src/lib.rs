@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod auth;
+pub mod budget;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
@@ -91,6 +92,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         read_timeout: config.read_timeout,
         max_event_bytes: config.max_event_bytes,
         min_reconnect_delay: config.min_reconnect_delay,
+        budget: budget::Budget::new(
+            usize::try_from(config.max_in_flight_bytes).unwrap_or(usize::MAX),
+        ),
         trust_bundle: config.trust_bundle.clone(),
         system_roots: !config.no_system_roots,
     };

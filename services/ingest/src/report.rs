@@ -152,6 +152,7 @@ fn status_event(topic: String, r: Retained, seq: u64) -> RoutedEvent {
         }),
         traceparent: String::new(),
         tracestate: String::new(),
+        held: crate::budget::Held::none(),
     }
 }
 

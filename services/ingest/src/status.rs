@@ -77,6 +77,10 @@ pub struct StreamStatus {
     pub connects: u64,
     /// Subjects fed by the stream.
     pub routes: Vec<String>,
+    /// SSE events dropped, by reason (`sse_contract::drops`).
+    pub dropped: BTreeMap<&'static str, u64>,
+    /// Parts of SSE events ignored without dropping the event (an over-long `id:`), by reason.
+    pub notices: BTreeMap<&'static str, u64>,
 }
 
 impl Default for StreamStatus {
@@ -97,6 +101,8 @@ impl Default for StreamStatus {
             last_error: String::new(),
             connects: 0,
             routes: Vec::new(),
+            dropped: BTreeMap::new(),
+            notices: BTreeMap::new(),
         }
     }
 }
@@ -108,6 +114,16 @@ impl StreamStatus {
             self.state = state;
             self.since = SystemTime::now();
         }
+    }
+
+    /// Counts one SSE event dropped for `reason`.
+    pub fn drop_event(&mut self, reason: &'static str) {
+        *self.dropped.entry(reason).or_default() += 1;
+    }
+
+    /// Counts one notice (part of an event ignored) for `reason`.
+    pub fn notice(&mut self, reason: &'static str) {
+        *self.notices.entry(reason).or_default() += 1;
     }
 
     /// Whether the HTTP response is open and being read.
@@ -243,9 +259,11 @@ pub struct Status {
     revision: AtomicU64,
 }
 
-/// What of a stream's status its report shows (no allocation while there is no error).
-fn reported(s: &StreamStatus) -> (StreamState, SystemTime, String) {
-    (s.state, s.since, s.last_error.clone())
+/// What of a stream's status its report shows (no allocation while there is no error): drops
+/// and notices are rare, so their totals count as a change of the report.
+fn reported(s: &StreamStatus) -> (StreamState, SystemTime, String, u64) {
+    let counted = s.dropped.values().chain(s.notices.values()).sum();
+    (s.state, s.since, s.last_error.clone(), counted)
 }
 
 /// Which streams a reconciliation added, changed, removed or left alone.
@@ -492,6 +510,12 @@ pub struct EndpointStatus {
     /// Health of the streams read from the endpoint (absent when none is read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_health: Option<RuntimeHealth>,
+    /// SSE events of the endpoint's streams dropped, by reason (absent when none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub events_dropped: BTreeMap<String, u64>,
+    /// Parts of events ignored without dropping them (an over-long `id:`), by reason.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub event_notices: BTreeMap<String, u64>,
 }
 
 /// ADR `status.endpoints`.
@@ -593,6 +617,20 @@ fn combined(streams: &[&StreamStatus]) -> Option<RuntimeHealth> {
     )
 }
 
+/// Per-reason counters of several streams, added up.
+fn summed(
+    streams: &[&StreamStatus],
+    counters: impl Fn(&StreamStatus) -> &BTreeMap<&'static str, u64>,
+) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for s in streams {
+        for (reason, n) in counters(s) {
+            *out.entry((*reason).to_string()).or_default() += n;
+        }
+    }
+    out
+}
+
 fn config_error(errors: &[ResourceError], resource: &str) -> Option<StatusError> {
     let msgs: Vec<&str> = errors
         .iter()
@@ -663,6 +701,8 @@ fn build_report(inner: &Inner) -> Report {
                     EndpointStatus {
                         error: None,
                         runtime_health: combined(streams),
+                        events_dropped: summed(streams, |s| &s.dropped),
+                        event_notices: summed(streams, |s| &s.notices),
                     },
                 )
             })

@@ -7,11 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sse_contract::drops;
+use sse_contract::limits::{EVENT_ID_BYTES_MAX, EVENT_TYPE_BYTES_MAX};
 use sse_runtime::telemetry::EventTrace;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth;
+use crate::budget::{Budget, Held};
 use crate::checkpoint::{self, SharedProgress};
 use crate::event::{self, IdGen, RoutedEvent};
 use crate::routing::StreamPlan;
@@ -31,6 +34,8 @@ pub struct StreamSettings {
     pub max_event_bytes: usize,
     /// Shortest wait before a reconnect, whatever the server's `retry:` says.
     pub min_reconnect_delay: Duration,
+    /// The in-flight byte budget every reader of this ingest shares.
+    pub budget: Budget,
     /// Directory of CA certificates trusted for every endpoint.
     pub trust_bundle: Option<PathBuf>,
     /// Whether the system's root CAs are trusted.
@@ -226,20 +231,57 @@ impl StreamTask {
                     s.last_error = reason;
                 });
             }
-            ClientEvent::Notice(ParserNotice::EventTooLarge { bytes }) => {
-                let msg = format!(
-                    "event of {bytes} bytes discarded (limit {})",
-                    self.settings.max_event_bytes
-                );
-                tracing::warn!(stream = %key, bytes, "SSE event over the size limit discarded");
-                self.status.update(&key, |s| s.last_error = msg);
-            }
+            ClientEvent::Notice(
+                n @ (ParserNotice::EventTooLarge { .. }
+                | ParserNotice::EventTypeTooLong { .. }
+                | ParserNotice::IdTooLong { .. }),
+            ) => self.count_notice(&n),
             ClientEvent::Notice(ParserNotice::Retry(ms)) => {
                 tracing::debug!(stream = %key, ms, "server set the reconnection time");
             }
             ClientEvent::Event(e) => return self.dispatch(e, token).await,
         }
         true
+    }
+
+    /// Counts a dropped event or an ignored `id:` in the stream's status, naming it in
+    /// `last_error`.
+    fn count_notice(&self, n: &ParserNotice) {
+        let (reason, msg) = match *n {
+            ParserNotice::EventTooLarge { bytes } => (
+                drops::EVENT_TOO_LARGE,
+                format!(
+                    "{}: event of {bytes} data bytes dropped (limit {}, --max-event-bytes)",
+                    drops::EVENT_TOO_LARGE,
+                    self.settings.max_event_bytes
+                ),
+            ),
+            ParserNotice::EventTypeTooLong { bytes } => (
+                drops::EVENT_TYPE_TOO_LONG,
+                format!(
+                    "{}: event whose type has {bytes} bytes or more dropped (limit {EVENT_TYPE_BYTES_MAX})",
+                    drops::EVENT_TYPE_TOO_LONG
+                ),
+            ),
+            ParserNotice::IdTooLong { bytes } => (
+                drops::ID_TOO_LONG,
+                format!(
+                    "{}: id of {bytes} bytes or more ignored (limit {EVENT_ID_BYTES_MAX}); the event kept the previous id",
+                    drops::ID_TOO_LONG
+                ),
+            ),
+            ParserNotice::Retry(_) => return,
+        };
+        tracing::warn!(stream = %self.key, reason, "{msg}");
+        let notice = matches!(n, ParserNotice::IdTooLong { .. });
+        self.status.update(&self.key, |s| {
+            if notice {
+                s.notice(reason);
+            } else {
+                s.drop_event(reason);
+            }
+            s.last_error = msg;
+        });
     }
 
     /// Routes one SSE event and hands its routed events to the forwarder (waiting while the
@@ -275,10 +317,18 @@ impl StreamTask {
         let seqs: Vec<u64> = d.routes.iter().map(|_| self.resume.next_seq()).collect();
         // Registered before any is sent, so no ack can come before its event is known.
         checkpoint::lock(&self.resume.progress).sent(&seqs, &e.last_event_id);
+        if seqs.is_empty() {
+            // Matched nothing: nothing is queued or held for it.
+            self.resume.set_last_event_id(&e.last_event_id);
+            return true;
+        }
         let data = bytes::Bytes::from(std::mem::take(&mut e.data));
+        let mut routed = Vec::with_capacity(seqs.len());
+        // The data (shared by the copies) and the checkpoint's copy of the id count once.
+        let mut bytes = data.len() + e.last_event_id.len();
         for (route, seq) in d.routes.into_iter().zip(seqs) {
             route.write_subject(&mut self.subject);
-            let routed = RoutedEvent {
+            let r = RoutedEvent {
                 id: self
                     .ids
                     .id(&self.key, &self.subject, &e.last_event_id, index),
@@ -291,7 +341,19 @@ impl StreamTask {
                 route,
                 traceparent: traceparent.clone(),
                 tracestate: tracestate.clone(),
+                held: Held::none(),
             };
+            bytes += r.envelope_bytes();
+            routed.push(r);
+        }
+        // Waits while the in-flight budget is spent (backpressure, like a full queue).
+        let held = tokio::select! {
+            biased;
+            h = self.settings.budget.take(bytes) => h,
+            _ = token.cancelled() => return false,
+        };
+        for mut routed in routed {
+            routed.held = held.clone();
             // The send goes first: with room in the queue no cancellation waiter is registered.
             tokio::select! {
                 biased;
@@ -344,6 +406,7 @@ spec:
             read_timeout: Duration::from_secs(30),
             max_event_bytes: 1 << 20,
             min_reconnect_delay: Duration::from_millis(10),
+            budget: Budget::new(1 << 20),
             trust_bundle: None,
             system_roots: false,
         }
@@ -373,11 +436,23 @@ spec:
         Arc<Status>,
         String,
     ) {
+        started_with(out, settings()).await
+    }
+
+    async fn started_with(
+        out: mpsc::Sender<RoutedEvent>,
+        settings: StreamSettings,
+    ) -> (
+        TcpListener,
+        tokio::task::JoinHandle<()>,
+        Arc<Status>,
+        String,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let plan = plan_for(&format!("http://{}/", listener.local_addr().unwrap()));
         let key = plan.key.clone();
         let status = Arc::new(Status::new(std::slice::from_ref(&plan), Vec::new()));
-        let task = StreamTask::new(Arc::new(plan), settings(), status.clone(), out);
+        let task = StreamTask::new(Arc::new(plan), settings, status.clone(), out);
         let run = tokio::spawn(task.run(CancellationToken::new()));
         (listener, run, status, key)
     }
@@ -412,6 +487,40 @@ spec:
         assert_eq!(trace_id(&first.traceparent).map(|t| t.len()), Some(32));
         let stream = status.get(&key).unwrap();
         assert_eq!((stream.received, stream.state), (2, StreamState::Connected));
+        run.abort();
+    }
+
+    #[tokio::test]
+    async fn every_byte_held_for_a_queued_event_counts_in_the_budget() {
+        let budget = Budget::new(100 * 1024);
+        let settings = StreamSettings {
+            budget: budget.clone(),
+            ..settings()
+        };
+        // Room in the queue for every event: only the budget holds the reader back.
+        let (tx, mut rx) = mpsc::channel(8);
+        let (listener, run, _status, key) = started_with(tx, settings).await;
+        let mut sock = accept_stream(&listener).await;
+        let data = "x".repeat(60 * 1024);
+        let id = "i".repeat(EVENT_ID_BYTES_MAX);
+        let events = format!("id: {id}\ndata: {data}\n\nid: 2\ndata: {data}\n\n");
+        sock.write_all(events.as_bytes()).await.unwrap();
+        let first = rx.recv().await.unwrap();
+        let held = 100 * 1024 - budget.available();
+        // Data, the checkpoint's and the event's copies of the id, the key, the CloudEvents id.
+        let least = data.len() + 2 * id.len() + key.len() + first.id.len();
+        assert!(
+            held >= least,
+            "{held} bytes held, at least {least} expected"
+        );
+        assert!(
+            rx.try_recv().is_err(),
+            "the second event is not queued while the first holds the budget"
+        );
+        drop(first);
+        let second = rx.recv().await.unwrap();
+        assert_eq!(second.sse_id, "2");
+        drop(second);
         run.abort();
     }
 

@@ -11,6 +11,7 @@ pub mod mqtt;
 pub mod properties;
 pub mod state_store;
 
+use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
 use sse_proto::v1::publisher_service_server::PublisherServiceServer;
 use sse_proto::v1::{PublishRequest, PublishResponse};
 use sse_runtime::link::Messages;
@@ -29,7 +30,12 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
     let grpc = grpc::PublisherGrpc::new(mqtt.clone(), shutdown.clone(), config.ack_delay);
     let in_process = grpc.clone();
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
-        .add_service(PublisherServiceServer::new(grpc))
+        // The contract's limit: schema encodes batches within it, so none is refused here.
+        .add_service(
+            PublisherServiceServer::new(grpc)
+                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+        )
         .add_in_process_stream(
             sse_proto::paths::PUBLISHER_PUBLISH,
             move |events: Messages<PublishRequest>| -> Messages<PublishResponse> {

@@ -20,6 +20,7 @@ pub mod relay;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
 use sse_proto::v1::schema_service_server::SchemaServiceServer;
 use sse_proto::v1::{ProcessRequest, ProcessResponse};
 use sse_runtime::link::Messages;
@@ -32,9 +33,6 @@ pub use error::Error;
 
 /// How long, on shutdown, each stream keeps relaying acks for events already forwarded.
 pub const STREAM_DRAIN: Duration = Duration::from_secs(10);
-
-/// Largest gRPC message accepted from ingest.
-const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Serves the schema service on `listener` until `shutdown.token` is cancelled and every stream
 /// has ended.
@@ -79,8 +77,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         STREAM_DRAIN,
     );
     let in_process = relay.clone();
+    // The contract's limit, which ingest's encoder and the publisher's decoder use too.
     let svc = SchemaServiceServer::new(grpc::SchemaGrpc::new(pipeline, relay))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
         .add_service(svc)
         .add_in_process_stream(

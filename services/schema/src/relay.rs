@@ -27,6 +27,9 @@ use std::time::Duration;
 
 use futures::stream::SelectAll;
 use futures::{FutureExt, Stream, StreamExt};
+use prost::Message;
+use sse_contract::batch::Batcher;
+use sse_contract::limits::{GRPC_BATCH_BYTES, GRPC_MESSAGE_BYTES_MAX};
 use sse_proto::paths;
 use sse_proto::v1::publisher_service_client::PublisherServiceClient;
 use sse_proto::v1::{
@@ -48,10 +51,6 @@ use crate::registry::Registry;
 
 /// Most events forwarded in one `PublishRequest`.
 const BATCH_MAX_EVENTS: usize = 256;
-/// Rough byte budget of one `PublishRequest` (a single larger event still goes, alone).
-const BATCH_MAX_BYTES: usize = 1 << 20;
-/// Per-event overhead assumed on top of its data when budgeting a batch.
-const EVENT_OVERHEAD: usize = 512;
 /// Capacity of the channels between ingest, this service and the publisher (in messages).
 const CHANNEL_CAPACITY: usize = 16;
 
@@ -205,7 +204,9 @@ impl<R: Registry> Relay<R> {
                     Box::pin(async move { Ok(acks) })
                 }
                 None => {
-                    let mut client = PublisherServiceClient::new(link);
+                    let mut client = PublisherServiceClient::new(link)
+                        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
                     Box::pin(async move {
                         let acks = client.publish(ReceiverStream::new(pub_rx)).await?;
                         Ok(Box::pin(acks.into_inner()) as Messages<PublishResponse>)
@@ -325,7 +326,11 @@ impl<R: Registry> Relay<R> {
                     None => break,
                 }
             }
-            let mut batches: Vec<(Vec<Event>, usize)> = vec![(Vec::new(), 0); lanes.len()];
+            // Cut by encoded size (the schema reference and trace context added here count),
+            // so no PublishRequest exceeds the publisher's decode limit.
+            let mut batches: Vec<Batcher<Event>> = (0..lanes.len())
+                .map(|_| Batcher::new(GRPC_BATCH_BYTES, BATCH_MAX_EVENTS))
+                .collect();
             for ev in events {
                 let ev = self.prepare(ev).await;
                 let lane = match lane_of.get(ev.stream_key.as_str()) {
@@ -338,20 +343,14 @@ impl<R: Registry> Relay<R> {
                         lane
                     }
                 };
-                let size = ev.data.len() + EVENT_OVERHEAD;
-                let (batch, bytes) = &mut batches[lane];
-                if !batch.is_empty()
-                    && (batch.len() >= BATCH_MAX_EVENTS || *bytes + size > BATCH_MAX_BYTES)
-                {
-                    send(&lanes[lane], std::mem::take(batch), token).await?;
-                    *bytes = 0;
+                let size = ev.encoded_len();
+                if let Some(full) = batches[lane].push(ev, size) {
+                    send(&lanes[lane], full, token).await?;
                 }
-                *bytes += size;
-                batch.push(ev);
             }
-            for (lane, (batch, _)) in batches.into_iter().enumerate() {
+            for (lane, mut batch) in batches.into_iter().enumerate() {
                 if !batch.is_empty() {
-                    send(&lanes[lane], batch, token).await?;
+                    send(&lanes[lane], batch.take(), token).await?;
                 }
             }
             if ended || token.is_cancelled() {

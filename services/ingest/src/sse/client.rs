@@ -96,7 +96,7 @@ impl ClientConfig {
             headers,
             tls,
             read_timeout: Duration::from_secs(60),
-            max_event_bytes: 16 * 1024 * 1024,
+            max_event_bytes: sse_contract::limits::EVENT_BYTES_DEFAULT,
             backoff: Backoff::standard(),
             min_reconnect_delay: DEFAULT_MIN_RECONNECT_DELAY,
         }
@@ -438,6 +438,8 @@ impl<O: Owner> Reader<O> {
                         "sse event over the size limit discarded"
                     );
                 }
+                // Counted and logged by the stream's owner.
+                ParserNotice::EventTypeTooLong { .. } | ParserNotice::IdTooLong { .. } => {}
             }
             if !self.send(ClientEvent::Notice(notice)).await {
                 return false;

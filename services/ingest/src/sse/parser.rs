@@ -5,8 +5,14 @@
 //! always ends an incomplete UTF-8 sequence, so decoding each complete line (or the joined data
 //! buffer) with U+FFFD replacement gives exactly what decoding the whole stream would. Each byte
 //! is scanned once (`memchr`); memory is bounded by `max_event_bytes` plus a few bytes.
+//!
+//! `id:` and `event:` values are bounded too ([`EVENT_ID_BYTES_MAX`], [`EVENT_TYPE_BYTES_MAX`]),
+//! and so is every line that is not a `data` line: a long `id` is copied into every following
+//! event, so an unbounded one would let a server grow ingest's memory without limit.
 
 use std::mem;
+
+use sse_contract::limits::{EVENT_ID_BYTES_MAX, EVENT_TYPE_BYTES_MAX};
 
 const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
 /// Buffers grown past this by a big event are shrunk back after use.
@@ -14,6 +20,8 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 /// The longest prefix before a `data` value (`data: `): a line longer than the limit plus this
 /// cannot hold a data value within the limit.
 const DATA_PREFIX: usize = 6;
+/// The longest prefix before an `event` or `id` value (`event: `).
+const FIELD_PREFIX: usize = 7;
 
 /// One dispatched SSE event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +41,17 @@ pub enum ParserNotice {
     Retry(u64),
     /// A block whose data exceeded the limit was discarded.
     EventTooLarge {
-        /// How many data bytes the block held when it was cut off (for an overlong `event` or
-        /// `id` line: the bytes of that value seen up to the cut).
+        /// How many data bytes the block held when it was cut off.
+        bytes: usize,
+    },
+    /// A block whose `event:` value exceeded the type limit was discarded (it cannot be routed).
+    EventTypeTooLong {
+        /// The bytes of the value seen (up to the line limit).
+        bytes: usize,
+    },
+    /// An `id:` value over the id limit was ignored: the last event ID stays as it was.
+    IdTooLong {
+        /// The bytes of the value seen (up to the line limit).
         bytes: usize,
     },
 }
@@ -52,8 +69,12 @@ enum Bom {
 #[derive(Debug)]
 pub struct Parser {
     max_event_bytes: usize,
-    /// Longest line kept in memory; longer lines are handled by their prefix only.
+    max_id_bytes: usize,
+    max_type_bytes: usize,
+    /// Longest `data` line kept in memory; longer lines are handled by their prefix only.
     line_limit: usize,
+    /// Longest other line kept in memory (`id`, `event`, comments, ...).
+    field_line_limit: usize,
     bom: Bom,
     /// The bytes of the current line so far (when it spans chunks).
     line: Vec<u8>,
@@ -67,14 +88,28 @@ pub struct Parser {
     last_event_id: String,
     /// The current block went over the limit: it will not fire.
     too_large: bool,
+    /// The current block's `event:` value was over the type limit (this many bytes seen): it
+    /// will not fire, unless a later `event:` line of the block sets a valid type.
+    type_too_long: Option<usize>,
 }
 
 impl Parser {
-    /// A parser that discards events whose data exceeds `max_event_bytes`.
+    /// A parser that discards events whose data exceeds `max_event_bytes`, with the contract's
+    /// `id:` and `event:` limits.
     pub fn new(max_event_bytes: usize) -> Self {
+        Self::with_limits(max_event_bytes, EVENT_ID_BYTES_MAX, EVENT_TYPE_BYTES_MAX)
+    }
+
+    /// A parser with its own `id:` and `event:` limits (tests of the limits use small ones).
+    pub fn with_limits(max_event_bytes: usize, max_id_bytes: usize, max_type_bytes: usize) -> Self {
         Self {
             max_event_bytes,
+            max_id_bytes,
+            max_type_bytes,
             line_limit: max_event_bytes.saturating_add(DATA_PREFIX),
+            field_line_limit: max_id_bytes
+                .max(max_type_bytes)
+                .saturating_add(FIELD_PREFIX),
             bom: Bom::Matching(0),
             line: Vec::new(),
             skipping_line: false,
@@ -84,6 +119,7 @@ impl Parser {
             id_buffer: String::new(),
             last_event_id: String::new(),
             too_large: false,
+            type_too_long: None,
         }
     }
 
@@ -157,6 +193,7 @@ impl Parser {
         // An id from a block that never dispatched is not committed.
         self.id_buffer.clone_from(&self.last_event_id);
         self.too_large = false;
+        self.type_too_long = None;
     }
 
     /// Adds bytes of a line whose end has not arrived yet.
@@ -164,7 +201,7 @@ impl Parser {
         if self.skipping_line {
             return;
         }
-        if self.line.len() + part.len() > self.line_limit {
+        if self.line.len() + part.len() > self.limit_of(part) {
             self.overlong_from_buffer(part, notices);
             self.skipping_line = true;
         } else {
@@ -177,12 +214,18 @@ impl Parser {
         if self.skipping_line {
             self.skipping_line = false;
         } else if self.line.is_empty() {
-            if part.len() > self.line_limit {
-                self.overlong_line(&part[..=self.line_limit], notices);
+            // Most lines are short: only a long one needs its field looked at for its limit.
+            let limit = if part.len() <= self.field_line_limit.min(self.line_limit) {
+                part.len()
+            } else {
+                self.limit_of(part)
+            };
+            if part.len() > limit {
+                self.overlong_line(&part[..=limit], notices);
             } else {
                 self.process_line(part, out, notices);
             }
-        } else if self.line.len() + part.len() > self.line_limit {
+        } else if self.line.len() + part.len() > self.limit_of(part) {
             self.overlong_from_buffer(part, notices);
         } else {
             self.line.extend_from_slice(part);
@@ -194,9 +237,26 @@ impl Parser {
         }
     }
 
-    /// The buffered line plus `part` goes over the limit: handle it by its first `line_limit + 1` bytes.
+    /// The line limit of the current line (the buffered bytes followed by `part`): a `data`
+    /// line may hold a whole event, any other line only an id or a type.
+    fn limit_of(&self, part: &[u8]) -> usize {
+        const DATA: &[u8] = b"data:";
+        let buffered = self.line.len().min(DATA.len());
+        let from_part = (DATA.len() - buffered).min(part.len());
+        let is_data = self.line.len() + part.len() >= DATA.len()
+            && self.line[..buffered] == DATA[..buffered]
+            && part[..from_part] == DATA[buffered..buffered + from_part];
+        if is_data {
+            self.line_limit
+        } else {
+            // A line too short to tell yet is within both limits' reach.
+            self.field_line_limit.max(DATA.len())
+        }
+    }
+
+    /// The buffered line plus `part` goes over its limit: handle it by its first `limit + 1` bytes.
     fn overlong_from_buffer(&mut self, part: &[u8], notices: &mut Vec<ParserNotice>) {
-        let need = (self.line_limit + 1).saturating_sub(self.line.len());
+        let need = (self.limit_of(part) + 1).saturating_sub(self.line.len());
         self.line.extend_from_slice(&part[..need.min(part.len())]);
         let line = mem::take(&mut self.line);
         self.overlong_line(&line, notices);
@@ -205,8 +265,9 @@ impl Parser {
         self.line.shrink_to(KEEP_CAPACITY);
     }
 
-    /// A line longer than the limit, known by its prefix: a `data`, `event` or `id` line makes
-    /// its block too large; comments, unknown fields and (absurd) `retry` values are ignored.
+    /// A line longer than its limit, known by its prefix: a `data` line makes its block too
+    /// large, an `event` line makes its type too long, an `id` line is ignored; comments,
+    /// unknown fields and (absurd) `retry` values are ignored.
     fn overlong_line(&mut self, prefix: &[u8], notices: &mut Vec<ParserNotice>) {
         if prefix.first() == Some(&b':') {
             return;
@@ -214,10 +275,23 @@ impl Parser {
         let Some(colon) = memchr::memchr(b':', prefix) else {
             return;
         };
-        if matches!(&prefix[..colon], b"data" | b"event" | b"id") {
-            let value = strip_space(&prefix[colon + 1..]);
-            self.mark_too_large(self.data.len() + value.len(), notices);
+        let value = strip_space(&prefix[colon + 1..]);
+        match &prefix[..colon] {
+            b"data" if !self.too_large => {
+                self.mark_too_large(self.data.len() + value.len(), notices);
+            }
+            b"event" => self.mark_type_too_long(value.len()),
+            b"id" => notices.push(ParserNotice::IdTooLong { bytes: value.len() }),
+            _ => {}
         }
+    }
+
+    /// The block's type is over the limit: the block will not fire unless a later `event:`
+    /// line sets a valid type (reported at dispatch, as only a block with data would fire).
+    fn mark_type_too_long(&mut self, bytes: usize) {
+        self.event_type.clear();
+        self.event_type.shrink_to(self.max_type_bytes);
+        self.type_too_long = Some(bytes);
     }
 
     fn mark_too_large(&mut self, bytes: usize, notices: &mut Vec<ParserNotice>) {
@@ -237,7 +311,7 @@ impl Parser {
         notices: &mut Vec<ParserNotice>,
     ) {
         let (field, value) = match memchr::memchr(b':', line) {
-            None if line.is_empty() => return self.dispatch(out),
+            None if line.is_empty() => return self.dispatch(out, notices),
             None => (line, &[][..]),
             Some(0) => return, // comment
             Some(i) => (&line[..i], strip_space(&line[i + 1..])),
@@ -255,9 +329,14 @@ impl Parser {
                     self.data.push(b'\n');
                 }
             }
+            b"event" if value.len() > self.max_type_bytes => self.mark_type_too_long(value.len()),
             b"event" => {
+                self.type_too_long = None;
                 self.event_type.clear();
                 self.event_type.push_str(&String::from_utf8_lossy(value));
+            }
+            b"id" if value.len() > self.max_id_bytes => {
+                notices.push(ParserNotice::IdTooLong { bytes: value.len() });
             }
             b"id" if memchr::memchr(0, value).is_none() => {
                 self.id_buffer.clear();
@@ -274,14 +353,21 @@ impl Parser {
     }
 
     /// A blank line: commit the id, fire the block's event if it has data, start a new block.
-    fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
+    fn dispatch(&mut self, out: &mut Vec<SseEvent>, notices: &mut Vec<ParserNotice>) {
         if self.last_event_id != self.id_buffer {
             self.last_event_id.clone_from(&self.id_buffer);
         }
         let too_large = mem::replace(&mut self.too_large, false);
+        let type_too_long = self.type_too_long.take();
         if too_large || self.data.is_empty() {
             self.data.clear();
             self.event_type.clear();
+            return;
+        }
+        if let Some(bytes) = type_too_long {
+            notices.push(ParserNotice::EventTypeTooLong { bytes });
+            self.data.clear();
+            self.data.shrink_to(KEEP_CAPACITY);
             return;
         }
         let len = self.data.len() - 1; // drop the final LF
@@ -311,6 +397,7 @@ fn strip_space(value: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
     use serde::Deserialize;
+    use sse_contract::limits::EVENT_BYTES_DEFAULT;
 
     const DEFAULT_MAX: usize = 16 * 1024 * 1024;
 
@@ -328,6 +415,8 @@ mod tests {
         #[serde(default)]
         notices: Vec<ExpectedNotice>,
         max_event_bytes: Option<usize>,
+        max_id_bytes: Option<usize>,
+        max_type_bytes: Option<usize>,
     }
 
     #[derive(Deserialize)]
@@ -359,6 +448,8 @@ mod tests {
     enum ExpectedNotice {
         Retry(u64),
         TooLarge(usize),
+        TypeTooLong(usize),
+        IdTooLong(usize),
     }
 
     #[derive(Debug, PartialEq)]
@@ -368,8 +459,11 @@ mod tests {
         last_event_id: String,
     }
 
-    fn parse<'a>(max: usize, chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
-        let mut parser = Parser::new(max);
+    /// Data, id and type limits.
+    type Limits = (usize, usize, usize);
+
+    fn parse<'a>(limits: Limits, chunks: impl IntoIterator<Item = &'a [u8]>) -> Outcome {
+        let mut parser = Parser::with_limits(limits.0, limits.1, limits.2);
         let (mut events, mut notices) = (Vec::new(), Vec::new());
         for chunk in chunks {
             parser.feed(chunk, &mut events, &mut notices);
@@ -400,6 +494,10 @@ mod tests {
                     ExpectedNotice::TooLarge(bytes) => {
                         ParserNotice::EventTooLarge { bytes: *bytes }
                     }
+                    ExpectedNotice::TypeTooLong(bytes) => {
+                        ParserNotice::EventTypeTooLong { bytes: *bytes }
+                    }
+                    ExpectedNotice::IdTooLong(bytes) => ParserNotice::IdTooLong { bytes: *bytes },
                 })
                 .collect(),
             last_event_id: v.last_event_id.clone(),
@@ -416,7 +514,11 @@ mod tests {
         let vectors = vectors();
         assert!(vectors.len() > 80);
         for v in &vectors {
-            let max = v.max_event_bytes.unwrap_or(DEFAULT_MAX);
+            let max = (
+                v.max_event_bytes.unwrap_or(DEFAULT_MAX),
+                v.max_id_bytes.unwrap_or(EVENT_ID_BYTES_MAX),
+                v.max_type_bytes.unwrap_or(EVENT_TYPE_BYTES_MAX),
+            );
             let want = expected(v);
             let all: Vec<u8> = v.chunks.iter().flat_map(|c| c.bytes().to_vec()).collect();
 
@@ -470,6 +572,109 @@ mod tests {
         let data: Vec<&str> = events.iter().map(|e| e.data.as_str()).collect();
         assert_eq!(data, ["small", "next"]);
         assert_eq!(notices, [ParserNotice::EventTooLarge { bytes: max + 1 }]);
+    }
+
+    /// Feeds `stream` in TCP-sized chunks, checking after each that the parser holds no more
+    /// than `bound` bytes of line and value buffers.
+    fn parse_bounded(parser: &mut Parser, stream: &[u8], bound: usize) -> Outcome {
+        let (mut events, mut notices) = (Vec::new(), Vec::new());
+        for chunk in stream.chunks(1460) {
+            parser.feed(chunk, &mut events, &mut notices);
+            let held = parser.line.len()
+                + parser.event_type.len()
+                + parser.id_buffer.len()
+                + parser.last_event_id.len();
+            assert!(held <= bound, "parser holds {held} bytes");
+        }
+        Outcome {
+            events,
+            notices,
+            last_event_id: parser.last_event_id().to_owned(),
+        }
+    }
+
+    #[test]
+    fn long_ids_are_ignored_and_never_buffered_whole() {
+        let long = "i".repeat(200 * 1024);
+        let stream = format!(
+            "id: 1\ndata: a\n\nid: {long}\ndata: b\n\nid: {}\ndata: c\n\nid: 2\ndata: d\n\n",
+            "j".repeat(EVENT_ID_BYTES_MAX + 1)
+        );
+        let mut parser = Parser::new(EVENT_BYTES_DEFAULT);
+        let got = parse_bounded(&mut parser, stream.as_bytes(), 4 * EVENT_ID_BYTES_MAX);
+        let ids: Vec<(&str, &str)> = got
+            .events
+            .iter()
+            .map(|e| (e.data.as_str(), e.last_event_id.as_str()))
+            .collect();
+        assert_eq!(ids, [("a", "1"), ("b", "1"), ("c", "1"), ("d", "2")]);
+        assert_eq!(
+            got.notices,
+            [
+                ParserNotice::IdTooLong {
+                    bytes: EVENT_ID_BYTES_MAX + 4
+                },
+                ParserNotice::IdTooLong {
+                    bytes: EVENT_ID_BYTES_MAX + 1
+                },
+            ]
+        );
+        // The id at the limit is kept.
+        let at = "k".repeat(EVENT_ID_BYTES_MAX);
+        let got = parse(
+            (
+                EVENT_BYTES_DEFAULT,
+                EVENT_ID_BYTES_MAX,
+                EVENT_TYPE_BYTES_MAX,
+            ),
+            [format!("id: {at}\ndata: e\n\n").as_bytes()],
+        );
+        assert_eq!(got.events[0].last_event_id, at);
+        assert!(got.notices.is_empty());
+    }
+
+    #[test]
+    fn long_event_types_drop_their_event_and_are_never_buffered_whole() {
+        let long = "t".repeat(200 * 1024);
+        let stream = format!(
+            "event: {long}\ndata: a\n\nevent: {}\ndata: b\n\nevent: {}\ndata: c\n\n",
+            "u".repeat(EVENT_TYPE_BYTES_MAX + 1),
+            "v".repeat(EVENT_TYPE_BYTES_MAX)
+        );
+        let mut parser = Parser::new(EVENT_BYTES_DEFAULT);
+        let got = parse_bounded(&mut parser, stream.as_bytes(), 4 * EVENT_TYPE_BYTES_MAX);
+        assert_eq!(got.events.len(), 1);
+        assert_eq!(got.events[0].data, "c");
+        assert_eq!(got.events[0].event_type.len(), EVENT_TYPE_BYTES_MAX);
+        assert_eq!(
+            got.notices,
+            [
+                ParserNotice::EventTypeTooLong {
+                    bytes: EVENT_TYPE_BYTES_MAX + 1
+                },
+                ParserNotice::EventTypeTooLong {
+                    bytes: EVENT_TYPE_BYTES_MAX + 1
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_long_data_line_still_reaches_the_event_limit() {
+        // The short line limit of id and event lines does not apply to data lines, however
+        // they are split.
+        let payload = "x".repeat(EVENT_BYTES_DEFAULT);
+        let stream = format!("data: {payload}\n\n");
+        for size in [1, 3, 1460] {
+            let mut parser = Parser::new(EVENT_BYTES_DEFAULT);
+            let (mut events, mut notices) = (Vec::new(), Vec::new());
+            for chunk in stream.as_bytes().chunks(size) {
+                parser.feed(chunk, &mut events, &mut notices);
+            }
+            assert!(notices.is_empty(), "{notices:?}");
+            assert_eq!(events.len(), 1);
+            assert!(events[0].data == payload);
+        }
     }
 
     #[test]

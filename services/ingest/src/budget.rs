@@ -1,0 +1,105 @@
+//! The in-flight byte budget (`--max-in-flight-bytes`), shared by every stream reader: a reader
+//! takes its share for an SSE event before handing the event's routed copies on, and the share
+//! comes back when the last copy is acknowledged (dropped). So every byte ingest holds for an
+//! event counts, wherever it waits: in the queue to the forwarder or unacknowledged in flight.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Bytes allowed for each routed copy besides the strings it owns: its route (shared, but
+/// copied into every message sent), trace context and framing.
+pub const ROUTED_COPY_BYTES: usize = 512;
+
+/// The byte budget; cheap to clone (every clone shares it).
+#[derive(Debug, Clone)]
+pub struct Budget {
+    permits: Arc<Semaphore>,
+    max: u32,
+}
+
+impl Budget {
+    /// A budget of `max_bytes` (at most `u32::MAX`: permits are taken in `u32`s).
+    pub fn new(max_bytes: usize) -> Self {
+        let max = u32::try_from(max_bytes.max(1)).unwrap_or(u32::MAX);
+        Self {
+            permits: Arc::new(Semaphore::new(max as usize)),
+            max,
+        }
+    }
+
+    /// Waits until `bytes` of the budget are free and takes them; an event larger than the
+    /// whole budget takes all of it (it goes alone, never waits forever).
+    pub async fn take(&self, bytes: usize) -> Held {
+        let n = u32::try_from(bytes).unwrap_or(u32::MAX).clamp(1, self.max);
+        match self.permits.clone().acquire_many_owned(n).await {
+            Ok(p) => Held {
+                _permit: Some(Arc::new(p)),
+            },
+            // The semaphore is never closed; were it, nothing would be held back.
+            Err(_) => Held::none(),
+        }
+    }
+
+    /// Bytes of the budget free now.
+    pub fn available(&self) -> usize {
+        self.permits.available_permits()
+    }
+}
+
+/// A share of the budget, returned when the last routed copy holding it is dropped.
+#[derive(Debug, Clone, Default)]
+pub struct Held {
+    /// Returns the share when the last clone is dropped (never read: held for its drop).
+    _permit: Option<Arc<OwnedSemaphorePermit>>,
+}
+
+impl Held {
+    /// Holds nothing (status reports, tests).
+    pub fn none() -> Self {
+        Self { _permit: None }
+    }
+}
+
+/// Routed events compare by content: which share of the budget they hold does not matter.
+impl PartialEq for Held {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Held {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn shares_return_when_the_last_copy_is_dropped() {
+        let b = Budget::new(100);
+        let a = b.take(60).await;
+        let copy = a.clone();
+        assert_eq!(b.available(), 40);
+        drop(a);
+        assert_eq!(b.available(), 40, "a copy still holds it");
+        drop(copy);
+        assert_eq!(b.available(), 100);
+    }
+
+    #[tokio::test]
+    async fn a_taker_waits_while_the_budget_is_spent_and_a_huge_one_takes_all() {
+        let b = Budget::new(100);
+        let first = b.take(80).await;
+        let waiting = b.take(30);
+        tokio::pin!(waiting);
+        assert!(futures::poll!(&mut waiting).is_pending());
+        drop(first);
+        let second = waiting.await;
+        assert_eq!(b.available(), 70);
+        drop(second);
+        let huge = b.take(10_000).await;
+        assert_eq!(b.available(), 0);
+        drop(huge);
+        assert_eq!(b.available(), 100);
+    }
+}
