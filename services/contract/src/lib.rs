@@ -2,3 +2,4 @@
 //! and every broker client must agree on, defined once so that they cannot drift apart.
 
 pub mod limits;
+pub mod resources;

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sse_contract::resources::RESOURCE_FILE_BYTES_DEFAULT;
+
 use crate::error::Error;
 
 /// Azure IoT Operations name of the secrets directory variable, read when neither the flag nor
@@ -43,6 +45,10 @@ pub struct Config {
     /// Events with more data than this many bytes are discarded.
     #[arg(long, env = "INGEST_MAX_EVENT_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_event_bytes: usize,
+    /// Largest resource file read, in bytes; a larger one is refused with an error naming it
+    /// (its resources are not served) and the other files load.
+    #[arg(long, env = "INGEST_MAX_RESOURCE_FILE_BYTES", default_value_t = RESOURCE_FILE_BYTES_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_resource_file_bytes: u64,
     /// After a change in the resources directory, reload once it has been quiet this long.
     #[arg(long, env = "INGEST_RELOAD_DEBOUNCE", default_value = "300ms", value_parser = humantime::parse_duration)]
     pub reload_debounce: Duration,
@@ -188,6 +194,7 @@ mod tests {
         assert_eq!(c.read_timeout, Duration::from_secs(60));
         assert_eq!(c.max_event_bytes, 16 * 1024 * 1024);
         assert_eq!(c.max_in_flight, 10_000);
+        assert_eq!(c.max_resource_file_bytes, 16 * 1024 * 1024);
     }
 
     #[test]
