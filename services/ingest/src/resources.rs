@@ -501,7 +501,7 @@ fn parse_file(
         if value.is_null() {
             continue;
         }
-        let header: Header = match serde_yaml_ng::from_value(value.clone()) {
+        let header = match Header::deserialize(&value) {
             Ok(h) => h,
             Err(e) => {
                 errors.push(ResourceError {

@@ -15,7 +15,7 @@ use super::{
 /// Deserializes one data operation; on failure, the name to report it under (its `name` when
 /// it has a readable one, else `<list>[<index>]`) and the reason.
 fn typed<T: DeserializeOwned>(v: &Value, list: &str, i: usize) -> Result<T, Rejected> {
-    serde_yaml_ng::from_value(v.clone()).map_err(|e| Rejected {
+    T::deserialize(v).map_err(|e| Rejected {
         name: v
             .get("name")
             .and_then(Value::as_str)
