@@ -83,52 +83,16 @@ fn plan_streams(
     plans
 }
 
-/// Every rejected dataset or event: (asset, group or "", name, message).
-fn rejections(res: &Resources) -> impl Iterator<Item = (&str, &str, &str, &str)> {
-    res.assets.iter().flat_map(|a| {
-        let datasets = a
-            .rejected_datasets
-            .iter()
-            .map(move |r| (a.name.as_str(), "", r.name.as_str(), r.message.as_str()));
-        let events = a.event_groups.iter().flat_map(move |g| {
-            g.rejected.iter().map(move |r| {
-                (
-                    a.name.as_str(),
-                    g.name.as_str(),
-                    r.name.as_str(),
-                    r.message.as_str(),
-                )
-            })
-        });
-        datasets.chain(events)
-    })
-}
-
-/// Logs each resource, dataset and event problem once (sets: a reload of thousands of errors
-/// compared them pairwise).
+/// Logs each resource, endpoint, dataset and event problem once (a set: a reload of thousands
+/// of errors compared them pairwise).
 fn log_new_problems(res: &Resources, before: Option<&Resources>) {
-    let old_errors: HashSet<_> = before.iter().flat_map(|b| b.errors.iter()).collect();
-    for e in res.errors.iter().filter(|e| !old_errors.contains(e)) {
+    let old: HashSet<_> = before
+        .map(Resources::problems)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for e in res.problems().iter().filter(|e| !old.contains(*e)) {
         tracing::warn!(resource = %e.resource, file = %e.file, error = %e.message, "resource cannot be served");
-    }
-    let old_rejected: HashSet<_> = before.iter().flat_map(|b| rejections(b)).collect();
-    for (asset, group, name, message) in rejections(res).filter(|r| !old_rejected.contains(r)) {
-        if group.is_empty() {
-            tracing::warn!(
-                asset,
-                dataset = name,
-                error = message,
-                "dataset cannot be served; the rest of its asset runs"
-            );
-        } else {
-            tracing::warn!(
-                asset,
-                group,
-                event = name,
-                error = message,
-                "event cannot be served; the rest of its asset runs"
-            );
-        }
     }
 }
 

@@ -112,6 +112,10 @@ pub struct Device {
     pub endpoints: BTreeMap<String, Endpoint>,
     /// Endpoints of other connectors' types (an asset on one is not ours).
     pub foreign_endpoints: Vec<String>,
+    /// SSE endpoints that cannot be served, with why: reported on the endpoint
+    /// (`status.endpoints.inbound.<name>.error`), not on the device, and the assets reading
+    /// them fail.
+    pub rejected_endpoints: BTreeMap<String, String>,
 }
 
 /// MQTT quality of service of a destination.
@@ -222,6 +226,38 @@ pub struct Resources {
     pub assets: Vec<Asset>,
     /// Resources that cannot be served.
     pub errors: Vec<ResourceError>,
+}
+
+impl Resources {
+    /// Every problem, in one list (logs, `ListStreams`): the resources that cannot be served,
+    /// then the endpoints, datasets and events that cannot, each under its resource.
+    pub fn problems(&self) -> Vec<ResourceError> {
+        let mut all = self.errors.clone();
+        for d in self.devices.values() {
+            all.extend(d.rejected_endpoints.iter().map(|(ep, m)| ResourceError {
+                resource: format!("Device/{}", d.name),
+                file: d.file.clone(),
+                message: format!("endpoint {ep}: {m}"),
+            }));
+        }
+        for a in &self.assets {
+            let asset = |what: String, r: &Rejected| ResourceError {
+                resource: format!("Asset/{}", a.name),
+                file: a.file.clone(),
+                message: format!("{what} {:?}: {}", r.name, r.message),
+            };
+            all.extend(
+                a.rejected_datasets
+                    .iter()
+                    .map(|r| asset("dataset".into(), r)),
+            );
+            for g in &a.event_groups {
+                let what = format!("event group {:?} event", g.name);
+                all.extend(g.rejected.iter().map(|r| asset(what.clone(), r)));
+            }
+        }
+        all
+    }
 }
 
 // ---- the YAML model (unknown fields allowed: Azure's full model has many) ----
@@ -643,6 +679,7 @@ fn validate(raws: Vec<(String, Raw)>, mut errors: Vec<ResourceError>) -> Resourc
                     file: file.clone(),
                     endpoints: BTreeMap::new(),
                     foreign_endpoints: Vec::new(),
+                    rejected_endpoints: BTreeMap::new(),
                 };
                 for (ep_name, ep) in &doc.spec.endpoints.inbound {
                     if !is_sse_endpoint_type(&ep.endpoint_type) {
@@ -654,7 +691,7 @@ fn validate(raws: Vec<(String, Raw)>, mut errors: Vec<ResourceError>) -> Resourc
                             device.endpoints.insert(ep_name.clone(), e);
                         }
                         Err(m) => {
-                            errors.push(err(format!("endpoint {ep_name}: {m}")));
+                            device.rejected_endpoints.insert(ep_name.clone(), m.clone());
                             broken.insert((name.clone(), ep_name.clone()), m);
                         }
                     }
@@ -1139,7 +1176,11 @@ spec:
             .collect();
         assert_eq!(rejected.len(), 3, "{rejected:?}");
         assert_eq!(rejected[0].0, "none");
-        assert!(rejected[0].1.contains("no destination") && rejected[0].1.contains("\"g\""));
+        assert!(
+            rejected[0].1.contains("no destination"),
+            "{}",
+            rejected[0].1
+        );
         assert!(rejected[1].1.contains("cannot target BrokerStateStore"));
         assert!(rejected[2].1.contains("wildcard"));
         assert!(groups[1].events.is_empty());
@@ -1215,7 +1256,7 @@ spec:
     }
 
     #[test]
-    fn incomplete_certificate_auth_is_a_device_error_and_its_assets_fail() {
+    fn incomplete_certificate_auth_is_an_endpoint_error_and_its_assets_fail() {
         let r = load(&[
             cert_device("x509Credentials: { certificateSecretName: c/cert }"),
             asset(
@@ -1223,18 +1264,20 @@ spec:
                 "  deviceRef: { deviceName: certdev, endpointName: sse-0 }\n  datasets: [ { name: d, destinations: [ { target: Mqtt, configuration: { topic: t } } ] } ]\n",
             ),
         ]);
-        assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
-        assert_eq!(r.errors[0].resource, "Device/certdev");
-        assert!(
-            r.errors[0]
-                .message
-                .contains("without x509Credentials.keySecretName"),
-            "{}",
-            r.errors[0].message
-        );
-        assert_eq!(r.errors[1].resource, "Asset/a");
-        assert!(r.errors[1].message.contains("cannot be served"));
+        // The device itself is fine: the error is its endpoint's.
+        let e = &r.devices["certdev"].rejected_endpoints["sse-0"];
+        assert!(e.contains("without x509Credentials.keySecretName"), "{e}");
+        assert_eq!(only_error(&r).resource, "Asset/a");
+        assert!(only_error(&r).message.contains("cannot be served"));
         assert!(r.assets.is_empty());
+        let all = r.problems();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(all[1].resource, "Device/certdev");
+        assert!(
+            all[1].message.starts_with("endpoint sse-0: Certificate"),
+            "{}",
+            all[1].message
+        );
         for (x509, want) in [
             (
                 "note: none",
@@ -1250,12 +1293,9 @@ spec:
             ),
         ] {
             let r = load(&[cert_device(x509)]);
-            assert_eq!(r.errors.len(), 1, "{x509}: {:?}", r.errors);
-            assert!(
-                r.errors[0].message.contains(want),
-                "{}",
-                r.errors[0].message
-            );
+            assert!(r.errors.is_empty(), "{x509}: {:?}", r.errors);
+            let e = &r.devices["certdev"].rejected_endpoints["sse-0"];
+            assert!(e.contains(want), "{e}");
         }
     }
 

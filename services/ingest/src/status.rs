@@ -206,6 +206,8 @@ struct Inner {
     /// The subject of the ack being applied: a buffer kept, since `format!` once per ack was
     /// about 3 % of ingest's CPU at full speed.
     subject: String,
+    /// Every problem of the resources (`ListStreams`); the status report shows each on the
+    /// resource, endpoint, dataset or event it concerns.
     resource_errors: Vec<ResourceError>,
     resources: Resources,
     loaded_at: Option<SystemTime>,
@@ -274,7 +276,7 @@ impl Status {
         // Copies made before taking the lock, which every reader and API call also takes.
         let subjects: std::collections::BTreeSet<String> =
             plans.iter().flat_map(|p| p.subjects()).collect();
-        let (errors, resources) = (resources.errors.clone(), resources.clone());
+        let (errors, resources) = (resources.problems(), resources.clone());
         let mut inner = self.lock();
         let mut changes = Changes::default();
         let mut next = BTreeMap::new();
@@ -408,7 +410,7 @@ impl Status {
         self.lock().streams.values().cloned().collect()
     }
 
-    /// Resources that cannot be served.
+    /// Resources, endpoints, datasets and events that cannot be served.
     pub fn resource_errors(&self) -> Vec<ResourceError> {
         self.lock().resource_errors.clone()
     }
@@ -594,6 +596,17 @@ fn config_error(errors: &HashMap<&str, Vec<&str>>, resource: &str) -> Option<Sta
     })
 }
 
+/// The status of an endpoint that cannot be served: its configuration error (not read).
+fn rejected_endpoint(message: &str) -> EndpointStatus {
+    EndpointStatus {
+        error: Some(StatusError {
+            code: INVALID_CONFIGURATION.to_string(),
+            message: message.to_string(),
+        }),
+        runtime_health: None,
+    }
+}
+
 /// The status of a dataset or event that cannot be served: its configuration error, and
 /// unavailable since it is not read.
 fn rejected_status(r: &Rejected, when: &str) -> OperationStatus {
@@ -615,7 +628,7 @@ fn rejected_status(r: &Rejected, when: &str) -> OperationStatus {
 
 fn build_report(inner: &Inner) -> Report {
     let when = rfc3339(inner.loaded_at.unwrap_or(SystemTime::UNIX_EPOCH));
-    let errors = errors_by_resource(&inner.resource_errors);
+    let errors = errors_by_resource(&inner.resources.errors);
     let config = |resource: &str| ConfigStatus {
         last_transition_time: when.clone(),
         error: config_error(&errors, resource),
@@ -636,7 +649,8 @@ fn build_report(inner: &Inner) -> Report {
     }
     // Resources that failed validation still get a status naming the problem (from one replica).
     for e in inner
-        .resource_errors
+        .resources
+        .errors
         .iter()
         .filter(|_| !inner.partial || inner.reports_unread)
     {
@@ -659,6 +673,8 @@ fn build_report(inner: &Inner) -> Report {
                 });
         }
     }
+    // What cannot be served is read by no replica: one reports it.
+    let show_rejected = !inner.partial || inner.reports_unread;
     for (name, device) in &inner.resources.devices {
         let endpoints = device
             .endpoints
@@ -676,6 +692,13 @@ fn build_report(inner: &Inner) -> Report {
                 )
             })
             .filter(|(_, e)| !inner.partial || e.runtime_health.is_some())
+            .chain(
+                device
+                    .rejected_endpoints
+                    .iter()
+                    .filter(|_| show_rejected)
+                    .map(|(ep, m)| (ep.clone(), rejected_endpoint(m))),
+            )
             .collect::<BTreeMap<_, _>>();
         let config = config(&format!("Device/{name}"));
         if inner.partial
@@ -718,8 +741,6 @@ fn build_report(inner: &Inner) -> Report {
                 ),
             })
         };
-        // Rejected datasets and events are read by no replica: one reports them.
-        let show_rejected = !inner.partial || inner.reports_unread;
         let rejected = |r: &Rejected| show_rejected.then(|| rejected_status(r, &when));
         let datasets: Vec<OperationStatus> = asset
             .datasets
@@ -969,6 +990,16 @@ spec:
         assert!(by_name(events, "e").error.is_none());
         let bad = by_name(events, "bad").error.unwrap();
         assert!(bad.message.contains("Storage"), "{}", bad.message);
+        let listed: Vec<String> = s.resource_errors().iter().map(|e| e.to_string()).collect();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(
+            listed[0].starts_with("Asset/a (r.yaml): dataset \"b\": "),
+            "{listed:?}"
+        );
+        assert!(
+            listed[1].contains("event group \"g\" event \"bad\""),
+            "{listed:?}"
+        );
         // One replica of several reports them (no replica reads them), once.
         let s = Status::default();
         s.set_partial(false);
@@ -976,6 +1007,27 @@ spec:
         assert_eq!(s.report().assets["a"].datasets.len(), 1);
         s.set_partial(true);
         assert_eq!(s.report().assets["a"].datasets.len(), 2);
+    }
+
+    #[test]
+    fn a_rejected_endpoint_has_the_error_not_its_device() {
+        let text = RES.replace(
+            "inbound: { e: {",
+            "inbound: { bad: { endpointType: Microsoft.SSE, address: \"ftp://h\" }, e: {",
+        );
+        let r = load_texts([("r.yaml", text.as_str())]);
+        let s = Status::default();
+        s.reconcile(&plan(&r), &r);
+        let d = &s.report().devices["d"];
+        assert!(d.config.error.is_none(), "{:?}", d.config.error);
+        let bad = d.endpoints.inbound["bad"].error.as_ref().unwrap();
+        assert_eq!(bad.code, INVALID_CONFIGURATION);
+        assert!(bad.message.contains("not http(s)"), "{}", bad.message);
+        assert!(d.endpoints.inbound["e"].error.is_none());
+        let listed = s.resource_errors();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].resource, "Device/d");
+        assert!(listed[0].message.starts_with("endpoint bad: "));
     }
 
     #[test]

@@ -67,8 +67,12 @@ fn dataset(
     let dest = destination(&ds.destinations, Operation::Dataset)
         .or_else(|| destination(&spec.default_datasets_destinations, Operation::Dataset));
     let destination = match dest {
-        None => return Err(reject(format!("dataset {:?} has no destination", ds.name))),
-        Some(Err(m)) => return Err(reject(format!("dataset {:?}: {m}", ds.name))),
+        None => {
+            return Err(reject(
+                "no destination (of its own or the asset's default)".into(),
+            ));
+        }
+        Some(Err(m)) => return Err(reject(m)),
         Some(Ok(d)) => d,
     };
     Ok(Dataset {
@@ -120,17 +124,11 @@ fn event(
     };
     let destination = match dest {
         None => {
-            return Err(reject(format!(
-                "event {:?} of group {:?} has no destination",
-                ev.name, g.name
-            )));
+            return Err(reject(
+                "no destination (of its own, its group's or the asset's default)".into(),
+            ));
         }
-        Some(Err(m)) => {
-            return Err(reject(format!(
-                "event {:?} of group {:?}: {m}",
-                ev.name, g.name
-            )));
-        }
+        Some(Err(m)) => return Err(reject(m)),
         Some(Ok(d)) => d,
     };
     Ok(AssetEvent {
