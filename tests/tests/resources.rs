@@ -1,6 +1,7 @@
 //! Resources end to end: a dataset or event that cannot be served fails alone (its siblings
 //! deliver to the broker, the error is on it in GetStatus and in the retained status, not on its
-//! asset), and reloading 20,000 assets does not freeze ingest (it answers gRPC meanwhile).
+//! asset; an endpoint's error is likewise not its device's), and reloading 20,000 assets does
+//! not freeze ingest (it answers gRPC meanwhile).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -15,9 +16,11 @@ use sse_e2e::{eventually, grpcurl};
 
 const API: &str = "apiVersion: namespaces.deviceregistry.microsoft.com/v1";
 
+/// Device `dev`: endpoint `sse-0` at `base`, and endpoint `broken` with an address ingest
+/// cannot read (an endpoint error, not the device's).
 fn device(base: &str) -> String {
     format!(
-        "{API}\nkind: Device\nmetadata: {{ name: dev }}\nspec:\n  endpoints:\n    inbound:\n      sse-0: {{ endpointType: Microsoft.SSEHttp, address: \"{base}\" }}\n"
+        "{API}\nkind: Device\nmetadata: {{ name: dev }}\nspec:\n  endpoints:\n    inbound:\n      sse-0: {{ endpointType: Microsoft.SSEHttp, address: \"{base}\" }}\n      broken: {{ endpointType: Microsoft.SSEHttp, address: \"ftp://nowhere\" }}\n"
     )
 }
 
@@ -103,21 +106,31 @@ async fn a_bad_dataset_or_event_fails_alone() {
     let status_sub = Subscriber::connect(stack.broker.port, "sse-connector/status/asset/mixed")
         .await
         .unwrap();
+    let device_sub = Subscriber::connect(stack.broker.port, "sse-connector/status/device/dev")
+        .await
+        .unwrap();
 
     // GetStatus: the error is on the dataset and the event, not on the asset.
     let addr = stack.ingest.addr.to_string();
-    let asset = eventually("asset mixed in GetStatus", || {
+    let status = eventually("asset mixed in GetStatus", || {
         let addr = addr.clone();
         async move {
             let s = grpcurl::call_json(&addr, None, &["sseconnector.v1.IngestService/GetStatus"])
                 .await
                 .ok()?;
-            Some(named(&s["assets"], "mixed").clone())
+            s["assets"].is_array().then_some(s)
         }
     })
     .await
     .unwrap();
-    assert_fails_alone(&asset);
+    assert_fails_alone(named(&status["assets"], "mixed"));
+    // The same for an endpoint: the error is the endpoint's, not its device's.
+    let dev = named(&status["devices"], "dev");
+    assert!(dev["config"]["error"].is_null(), "{dev}");
+    let endpoints = &dev["inboundEndpoints"];
+    assert!(named(endpoints, "sse-0")["error"].is_null(), "{dev}");
+    let broken = &named(endpoints, "broken")["error"];
+    assert_eq!(broken["code"], "InvalidConfiguration", "{dev}");
 
     // The valid dataset and event deliver; nothing is published for the rejected ones.
     sub.wait_until("the valid dataset's and event's events", |m| {
@@ -141,6 +154,14 @@ async fn a_bad_dataset_or_event_fails_alone() {
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&retained[0].payload).unwrap();
     assert_fails_alone(&json);
+    let retained = device_sub
+        .wait_until("the retained status of device dev", |m| !m.is_empty())
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&retained[0].payload).unwrap();
+    assert!(json["config"]["error"].is_null(), "{json}");
+    let broken = &json["endpoints"]["inbound"]["broken"]["error"];
+    assert_eq!(broken["code"], "InvalidConfiguration", "{json}");
 }
 
 /// A resources file of one device and `n` assets `asset-<i>`, each with one dataset on the same
