@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use sse_e2e::broker::{Mosquitto, free_port};
 use sse_e2e::fswatch::OpenWatch;
 use sse_e2e::mqtt::Subscriber;
 use sse_e2e::procs::Service;
@@ -194,25 +195,62 @@ async fn stream_keys(addr: &str) -> anyhow::Result<Vec<String>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_of_20000_assets_does_not_freeze_ingest() {
     let dir = tempfile::tempdir().unwrap();
-    let big = dir.path().join("assets.yaml");
-    std::fs::write(&big, many_assets(20_000)).unwrap();
-    let s = |x: &str| x.to_string();
     let ingest = Service::start(
         "sse-ingest",
-        &[
-            s("--schema"),
-            s("http://127.0.0.1:9"),
-            s("--resources"),
-            dir.path().display().to_string(),
-            s("--status-topic="),
-            s("--reload-debounce=10ms"),
-            s("--rescan-interval=0s"),
-        ],
+        &reload_args(&dir, &["--schema", "http://127.0.0.1:9"]),
         &[],
     )
     .await
     .unwrap();
-    let addr = ingest.addr.to_string();
+    reload_answers_meanwhile(&dir, &ingest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_of_20000_assets_does_not_freeze_the_connector() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start().await.unwrap();
+    let (schema, publisher) = (free_port().unwrap(), free_port().unwrap());
+    let data = dir.path().join("schemas").display().to_string();
+    let extra = [
+        "--schema-listen",
+        &format!("127.0.0.1:{schema}"),
+        "--publisher-listen",
+        &format!("127.0.0.1:{publisher}"),
+        "--mqtt-url",
+        &broker.url(),
+        "--data-dir",
+        &data,
+    ];
+    let connector = Service::start("sse-connector", &reload_args(&dir, &extra), &[])
+        .await
+        .unwrap();
+    reload_answers_meanwhile(&dir, &connector).await;
+}
+
+/// Arguments of a service reading `dir/resources` (written here: 20,000 assets), reloading
+/// 10 ms after a change and never on a timer, publishing no status; then `extra`.
+fn reload_args(dir: &tempfile::TempDir, extra: &[&str]) -> Vec<String> {
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    std::fs::write(res.join("assets.yaml"), many_assets(20_000)).unwrap();
+    let mut args: Vec<String> = [
+        "--resources",
+        &res.display().to_string(),
+        "--status-topic=",
+        "--reload-debounce=10ms",
+        "--rescan-interval=0s",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+/// Once `svc` has loaded `dir/resources`, adds a file: ListStreams, called once the reload has
+/// begun reading the big file, answers before that reload's new stream is listed.
+async fn reload_answers_meanwhile(dir: &tempfile::TempDir, svc: &Service) {
+    let big = dir.path().join("resources/assets.yaml");
+    let addr = svc.addr.to_string();
     eventually("the first load's stream", || {
         let addr = addr.clone();
         async move { (stream_keys(&addr).await.ok()?.len() == 1).then_some(()) }
@@ -227,7 +265,7 @@ async fn a_reload_of_20000_assets_does_not_freeze_ingest() {
         "{API}\nkind: Asset\nmetadata: {{ name: extra }}\nspec:\n  deviceRef: {{ deviceName: dev, endpointName: sse-0 }}\n  datasets: [ {{ name: d, dataSource: /extra, destinations: {} }} ]\n",
         mqtt("e2e/extra")
     );
-    std::fs::write(dir.path().join("extra.yaml"), extra).unwrap();
+    std::fs::write(dir.path().join("resources/extra.yaml"), extra).unwrap();
     opened.opened().await.unwrap();
     let during = stream_keys(&addr)
         .await
