@@ -114,7 +114,12 @@ pub async fn follow_resources(
         },
     );
     while dir.next(&token).await.is_some() {
-        let (resources, plans) = match load(&config, &status, Some(current.clone())).await {
+        // Shutdown need not wait for a long load (its result is of no use any more).
+        let loaded = tokio::select! {
+            r = load(&config, &status, Some(current.clone())) => r,
+            _ = token.cancelled() => return,
+        };
+        let (resources, plans) = match loaded {
             Ok(Loaded {
                 resources,
                 plans: Some(plans),
