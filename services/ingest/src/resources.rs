@@ -947,6 +947,18 @@ spec:
     }
 
     #[test]
+    fn an_alias_bomb_is_refused_alone() {
+        // 35 KB that serde_yaml_ng alone expands to 25 million nodes (2.5 GB, a minute).
+        let anchor = vec!["x"; 5000].join(", ");
+        let aliases = vec!["*a"; 5000].join(", ");
+        let text = format!("{DEVICE}\n---\na: &a [{anchor}]\nb: [{aliases}]\n");
+        let r = load_texts([("f.yaml", text.as_str())]);
+        let e = only_error(&r);
+        assert!(e.message.contains("alias bomb"), "{e}");
+        assert_eq!(r.devices.len(), 1);
+    }
+
+    #[test]
     fn dataset_destination_precedence() {
         let r = load(&[
             DEVICE.into(),
