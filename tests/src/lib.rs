@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod broker;
+pub mod fswatch;
 pub mod grpcurl;
 pub mod mqtt;
 pub mod numbered;

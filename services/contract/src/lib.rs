@@ -4,3 +4,4 @@
 pub mod batch;
 pub mod drops;
 pub mod limits;
+pub mod resources;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sse_contract::limits::{EVENT_BYTES_DEFAULT, EVENT_BYTES_MAX};
+use sse_contract::resources::RESOURCE_FILE_BYTES_DEFAULT;
 
 use crate::error::Error;
 
@@ -50,6 +51,10 @@ pub struct Config {
     /// At most 4 MiB (`EVENT_BYTES_MAX`), so every decoder after ingest accepts the event.
     #[arg(long, env = "INGEST_MAX_EVENT_BYTES", default_value_t = EVENT_BYTES_DEFAULT)]
     pub max_event_bytes: usize,
+    /// Largest resource file read, in bytes; a larger one is refused with an error naming it
+    /// (its resources are not served) and the other files load.
+    #[arg(long, env = "INGEST_MAX_RESOURCE_FILE_BYTES", default_value_t = RESOURCE_FILE_BYTES_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_resource_file_bytes: u64,
     /// After a change in the resources directory, reload once it has been quiet this long.
     #[arg(long, env = "INGEST_RELOAD_DEBOUNCE", default_value = "300ms", value_parser = humantime::parse_duration)]
     pub reload_debounce: Duration,
@@ -206,6 +211,7 @@ mod tests {
             c.min_reconnect_delay,
             crate::sse::client::DEFAULT_MIN_RECONNECT_DELAY
         );
+        assert_eq!(c.max_resource_file_bytes, 16 * 1024 * 1024);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub mod forward;
 pub mod grpc;
+pub mod reload;
 pub mod report;
 pub mod resources;
 pub mod routing;
@@ -51,9 +52,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true);
-    let res = resources::load_dir(&config.resources)?;
     let status = Arc::new(status::Status::default());
-    let plans = plan_streams(&config, &res, &status, &[]);
+    let first = reload::load(&config, &status, None).await?;
+    let (res, plans) = (first.resources, first.plans.unwrap_or_default());
 
     let api = IngestServiceServer::new(grpc::IngestApi::new(status.clone()));
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET).add_service(api);
@@ -124,7 +125,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         checkpoints,
     );
     streams.apply(plans).await;
-    shutdown.tracker.spawn(follow_resources(
+    shutdown.tracker.spawn(reload::follow_resources(
         config,
         streams,
         status,
@@ -160,72 +161,6 @@ async fn open_checkpoints(
                 }
             }
         }
-    }
-}
-
-/// The streams this replica reads for `res`, with the status following them; logs what changed
-/// since `before` (the previous resources' errors).
-fn plan_streams(
-    config: &Config,
-    res: &resources::Resources,
-    status: &status::Status,
-    before: &[resources::ResourceError],
-) -> Vec<routing::StreamPlan> {
-    for e in res.errors.iter().filter(|e| !before.contains(e)) {
-        tracing::warn!(resource = %e.resource, file = %e.file, error = %e.message, "resource cannot be served");
-    }
-    let plans = routing::plan(res);
-    let plans = shard::select(config, plans);
-    tracing::info!(
-        dir = %config.resources.display(),
-        devices = res.devices.len(),
-        assets = res.assets.len(),
-        streams = plans.len(),
-        errors = res.errors.len(),
-        "resources loaded"
-    );
-    status.reconcile(&plans, res);
-    plans
-}
-
-/// Reloads the resources whenever their directory changes and applies the difference: changed
-/// streams reconnect, removed ones close, new ones start, the rest are left alone. A directory
-/// that cannot be read keeps the current streams running.
-async fn follow_resources(
-    config: Config,
-    mut streams: supervisor::Supervisor,
-    status: Arc<status::Status>,
-    mut current: resources::Resources,
-    token: tokio_util::sync::CancellationToken,
-) {
-    let mut dir = watch::DirWatch::new(
-        &config.resources,
-        watch::WatchSettings {
-            debounce: config.reload_debounce,
-            rescan: config.rescan_interval,
-        },
-    );
-    while dir.next(&token).await.is_some() {
-        let res = match resources::load_dir(&config.resources) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot reload the resources; the current streams keep running");
-                continue;
-            }
-        };
-        if res == current {
-            continue;
-        }
-        let plans = plan_streams(&config, &res, &status, &current.errors);
-        let applied = streams.apply(plans).await;
-        tracing::info!(
-            started = applied.started.len(),
-            restarted = applied.restarted.len(),
-            stopped = applied.stopped.len(),
-            unchanged = applied.unchanged,
-            "resources reloaded"
-        );
-        current = res;
     }
 }
 

@@ -1,14 +1,18 @@
 //! Device and Asset resources (the Azure Device Registry model): YAML loading, validation, and
 //! the validated domain model the rest of ingest works from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
 use serde::Deserialize;
+use sse_contract::resources::RESOURCE_FILE_BYTES_DEFAULT;
 use url::Url;
 
 use crate::error::Error;
+
+mod operations;
+mod yaml;
 
 /// The only `apiVersion` served.
 pub const API_VERSION: &str = "namespaces.deviceregistry.microsoft.com/v1";
@@ -16,7 +20,7 @@ pub const API_VERSION: &str = "namespaces.deviceregistry.microsoft.com/v1";
 const MAX_TOPIC_BYTES: usize = 65_535;
 
 /// A resource that cannot be served, with the reason: reported in status, logged once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ResourceError {
     /// `Device/<name>` or `Asset/<name>` (or `document <n>` when the name is unknown).
     pub resource: String,
@@ -108,6 +112,10 @@ pub struct Device {
     pub endpoints: BTreeMap<String, Endpoint>,
     /// Endpoints of other connectors' types (an asset on one is not ours).
     pub foreign_endpoints: Vec<String>,
+    /// SSE endpoints that cannot be served, with why: reported on the endpoint
+    /// (`status.endpoints.inbound.<name>.error`), not on the device, and the assets reading
+    /// them fail.
+    pub rejected_endpoints: BTreeMap<String, String>,
 }
 
 /// MQTT quality of service of a destination.
@@ -175,6 +183,19 @@ pub struct EventGroup {
     pub data_source: String,
     /// Its events.
     pub events: Vec<AssetEvent>,
+    /// Its events that cannot be served (reported on the event; the others run).
+    pub rejected: Vec<Rejected>,
+}
+
+/// A dataset or event that cannot be served, with why: Azure reports such an error on the data
+/// operation (`status.datasets[].error`, `status.eventGroups[].events[].error`) and runs the
+/// rest of its asset, and so does ingest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rejected {
+    /// The dataset's or event's name (`datasets[<i>]` / `events[<i>]` when it has none).
+    pub name: String,
+    /// What is wrong.
+    pub message: String,
 }
 
 /// A validated asset, ready to route.
@@ -190,6 +211,8 @@ pub struct Asset {
     pub endpoint: String,
     /// Datasets.
     pub datasets: Vec<Dataset>,
+    /// Datasets that cannot be served (reported on the dataset; the others run).
+    pub rejected_datasets: Vec<Rejected>,
     /// Event groups.
     pub event_groups: Vec<EventGroup>,
 }
@@ -203,6 +226,38 @@ pub struct Resources {
     pub assets: Vec<Asset>,
     /// Resources that cannot be served.
     pub errors: Vec<ResourceError>,
+}
+
+impl Resources {
+    /// Every problem, in one list (logs, `ListStreams`): the resources that cannot be served,
+    /// then the endpoints, datasets and events that cannot, each under its resource.
+    pub fn problems(&self) -> Vec<ResourceError> {
+        let mut all = self.errors.clone();
+        for d in self.devices.values() {
+            all.extend(d.rejected_endpoints.iter().map(|(ep, m)| ResourceError {
+                resource: format!("Device/{}", d.name),
+                file: d.file.clone(),
+                message: format!("endpoint {ep}: {m}"),
+            }));
+        }
+        for a in &self.assets {
+            let asset = |what: String, r: &Rejected| ResourceError {
+                resource: format!("Asset/{}", a.name),
+                file: a.file.clone(),
+                message: format!("{what} {:?}: {}", r.name, r.message),
+            };
+            all.extend(
+                a.rejected_datasets
+                    .iter()
+                    .map(|r| asset("dataset".into(), r)),
+            );
+            for g in &a.event_groups {
+                let what = format!("event group {:?} event", g.name);
+                all.extend(g.rejected.iter().map(|r| asset(what.clone(), r)));
+            }
+        }
+        all
+    }
 }
 
 // ---- the YAML model (unknown fields allowed: Azure's full model has many) ----
@@ -290,8 +345,9 @@ struct AssetSpec {
     default_datasets_destinations: Vec<DestinationDoc>,
     #[serde(default)]
     default_events_destinations: Vec<DestinationDoc>,
+    /// Converted one by one, so that a malformed dataset fails alone.
     #[serde(default)]
-    datasets: Vec<DatasetDoc>,
+    datasets: Vec<serde_yaml_ng::Value>,
     #[serde(default)]
     event_groups: Vec<EventGroupDoc>,
 }
@@ -323,8 +379,9 @@ struct EventGroupDoc {
     #[serde(default)]
     default_destinations: Vec<DestinationDoc>,
     type_ref: Option<String>,
+    /// Converted one by one, so that a malformed event fails alone.
     #[serde(default)]
-    events: Vec<EventDoc>,
+    events: Vec<serde_yaml_ng::Value>,
 }
 
 #[derive(Deserialize)]
@@ -467,7 +524,7 @@ fn parse_file(
     errors: &mut Vec<ResourceError>,
 ) {
     for (doc, line) in split_documents(text) {
-        let value: serde_yaml_ng::Value = match serde_yaml_ng::from_str(&doc) {
+        let value = match yaml::parse(&doc) {
             Ok(v) => v,
             Err(e) => {
                 errors.push(ResourceError {
@@ -481,7 +538,7 @@ fn parse_file(
         if value.is_null() {
             continue;
         }
-        let header: Header = match serde_yaml_ng::from_value(value.clone()) {
+        let header = match Header::deserialize(&value) {
             Ok(h) => h,
             Err(e) => {
                 errors.push(ResourceError {
@@ -632,6 +689,7 @@ fn validate(raws: Vec<(String, Raw)>, mut errors: Vec<ResourceError>) -> Resourc
                     file: file.clone(),
                     endpoints: BTreeMap::new(),
                     foreign_endpoints: Vec::new(),
+                    rejected_endpoints: BTreeMap::new(),
                 };
                 for (ep_name, ep) in &doc.spec.endpoints.inbound {
                     if !is_sse_endpoint_type(&ep.endpoint_type) {
@@ -643,7 +701,7 @@ fn validate(raws: Vec<(String, Raw)>, mut errors: Vec<ResourceError>) -> Resourc
                             device.endpoints.insert(ep_name.clone(), e);
                         }
                         Err(m) => {
-                            errors.push(err(format!("endpoint {ep_name}: {m}")));
+                            device.rejected_endpoints.insert(ep_name.clone(), m.clone());
                             broken.insert((name.clone(), ep_name.clone()), m);
                         }
                     }
@@ -653,6 +711,8 @@ fn validate(raws: Vec<(String, Raw)>, mut errors: Vec<ResourceError>) -> Resourc
         }
     }
     let mut assets: Vec<Asset> = Vec::new();
+    // A set, not a scan of the assets so far: 20,000 assets made that scan take seconds.
+    let mut names: HashSet<String> = HashSet::new();
     for (file, name, doc) in assets_raw {
         let spec = doc.spec;
         if spec.enabled == Some(false) {
@@ -661,7 +721,7 @@ fn validate(raws: Vec<(String, Raw)>, mut errors: Vec<ResourceError>) -> Resourc
         }
         let mut problems = Vec::new();
         let dev = &spec.device_ref;
-        if assets.iter().any(|a| a.name == name) {
+        if !names.insert(name.clone()) {
             problems.push("duplicate Asset name".to_string());
         }
         match devices.get(&dev.device_name) {
@@ -684,72 +744,25 @@ fn validate(raws: Vec<(String, Raw)>, mut errors: Vec<ResourceError>) -> Resourc
             }
             Some(_) => {}
         }
-        let mut datasets = Vec::new();
-        for ds in &spec.datasets {
-            let dest = destination(&ds.destinations, Operation::Dataset)
-                .or_else(|| destination(&spec.default_datasets_destinations, Operation::Dataset));
-            match dest {
-                None => problems.push(format!("dataset {:?} has no destination", ds.name)),
-                Some(Err(m)) => problems.push(format!("dataset {:?}: {m}", ds.name)),
-                Some(Ok(destination)) => datasets.push(Dataset {
-                    name: ds.name.clone(),
-                    data_source: ds.data_source.clone(),
-                    type_ref: ds.type_ref.clone().unwrap_or_default(),
-                    destination,
-                }),
-            }
+        // Only what concerns the asset itself rejects it; a bad dataset or event fails alone.
+        if !problems.is_empty() {
+            errors.extend(problems.into_iter().map(|message| ResourceError {
+                resource: format!("Asset/{name}"),
+                file: file.clone(),
+                message,
+            }));
+            continue;
         }
-        let mut event_groups = Vec::new();
-        for g in &spec.event_groups {
-            let mut events = Vec::new();
-            for ev in &g.events {
-                let dest = destination(&ev.destinations, Operation::Event)
-                    .or_else(|| destination(&g.default_destinations, Operation::Event))
-                    .or_else(|| destination(&spec.default_events_destinations, Operation::Event));
-                match dest {
-                    None => problems.push(format!(
-                        "event {:?} of group {:?} has no destination",
-                        ev.name, g.name
-                    )),
-                    Some(Err(m)) => {
-                        problems.push(format!("event {:?} of group {:?}: {m}", ev.name, g.name))
-                    }
-                    Some(Ok(destination)) => events.push(AssetEvent {
-                        name: ev.name.clone(),
-                        data_source: ev.data_source.clone(),
-                        type_ref: ev
-                            .type_ref
-                            .clone()
-                            .or_else(|| g.type_ref.clone())
-                            .unwrap_or_default(),
-                        destination,
-                    }),
-                }
-            }
-            event_groups.push(EventGroup {
-                name: g.name.clone(),
-                data_source: g.data_source.clone(),
-                events,
-            });
-        }
-        if problems.is_empty() {
-            assets.push(Asset {
-                name,
-                file,
-                device: dev.device_name.clone(),
-                endpoint: dev.endpoint_name.clone(),
-                datasets,
-                event_groups,
-            });
-        } else {
-            for message in problems {
-                errors.push(ResourceError {
-                    resource: format!("Asset/{name}"),
-                    file: file.clone(),
-                    message,
-                });
-            }
-        }
+        let (datasets, rejected_datasets) = operations::datasets(&spec);
+        assets.push(Asset {
+            name,
+            file,
+            device: dev.device_name.clone(),
+            endpoint: dev.endpoint_name.clone(),
+            datasets,
+            rejected_datasets,
+            event_groups: operations::event_groups(&spec),
+        });
     }
     Resources {
         devices,
@@ -768,8 +781,31 @@ pub fn load_texts<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Re
     validate(raws, errors)
 }
 
-/// Loads every `*.yaml` / `*.yml` file of `dir` (sorted by name, so results are stable).
+/// Loads every `*.yaml` / `*.yml` file of `dir` (sorted by name, so results are stable), each
+/// of at most [`RESOURCE_FILE_BYTES_DEFAULT`] bytes.
 pub fn load_dir(dir: &Path) -> Result<Resources, Error> {
+    load_dir_limited(dir, RESOURCE_FILE_BYTES_DEFAULT)
+}
+
+/// Reads one resource file of at most `max` bytes (never more, whatever it grows to meanwhile).
+fn read_limited(path: &Path, max: usize) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    file.take(cap)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() > max {
+        return Err(format!(
+            "the file is larger than {max} bytes (--max-resource-file-bytes): not read"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("cannot read: not UTF-8: {e}"))
+}
+
+/// [`load_dir`] with files of more than `max_file_bytes` refused (each reported as an error).
+pub fn load_dir_limited(dir: &Path, max_file_bytes: usize) -> Result<Resources, Error> {
     if !dir.is_dir() {
         return Err(Error::ResourcesDirMissing(dir.to_path_buf()));
     }
@@ -793,12 +829,12 @@ pub fn load_dir(dir: &Path) -> Result<Resources, Error> {
     let mut read_errors = Vec::new();
     for path in paths {
         let file = path.display().to_string();
-        match std::fs::read_to_string(&path) {
+        match read_limited(&path, max_file_bytes) {
             Ok(t) => texts.push((file, t)),
-            Err(e) => read_errors.push(ResourceError {
+            Err(message) => read_errors.push(ResourceError {
                 resource: "file".into(),
                 file,
-                message: format!("cannot read: {e}"),
+                message,
             }),
         }
     }
@@ -921,6 +957,18 @@ spec:
     }
 
     #[test]
+    fn an_alias_bomb_is_refused_alone() {
+        // 35 KB that serde_yaml_ng alone expands to 25 million nodes (2.5 GB, a minute).
+        let anchor = vec!["x"; 5000].join(", ");
+        let aliases = vec!["*a"; 5000].join(", ");
+        let text = format!("{DEVICE}\n---\na: &a [{anchor}]\nb: [{aliases}]\n");
+        let r = load_texts([("f.yaml", text.as_str())]);
+        let e = only_error(&r);
+        assert!(e.message.contains("alias bomb"), "{e}");
+        assert_eq!(r.devices.len(), 1);
+    }
+
+    #[test]
     fn dataset_destination_precedence() {
         let r = load(&[
             DEVICE.into(),
@@ -1020,14 +1068,8 @@ spec:
         e
     }
 
-    fn with_dest(dest: &str) -> String {
-        format!(
-            "  deviceRef: {{ deviceName: dev, endpointName: sse-0 }}\n  datasets: [ {{ name: d, destinations: [ {dest} ] }} ]\n"
-        )
-    }
-
     #[test]
-    fn validation_errors_name_resource_file_and_problem() {
+    fn asset_errors_name_resource_file_and_problem() {
         let e = asset_error("  deviceRef: { deviceName: ghost, endpointName: sse-0 }\n");
         assert!(
             e.message.contains("unknown device") && e.message.contains("ghost"),
@@ -1038,55 +1080,156 @@ spec:
             e.message.contains("unknown endpoint") && e.message.contains("sse-9"),
             "{e}"
         );
-        let e = asset_error(
-            "  deviceRef: { deviceName: dev, endpointName: sse-0 }\n  datasets: [ { name: d } ]\n",
-        );
-        assert!(e.message.contains("no destination"), "{e}");
-        let e = asset_error(
-            "  deviceRef: { deviceName: dev, endpointName: sse-0 }\n  eventGroups: [ { name: g, events: [ { name: e, dataSource: t } ] } ]\n",
-        );
-        assert!(
-            e.message.contains("no destination") && e.message.contains("\"e\""),
-            "{e}"
-        );
-        let e = asset_error(&with_dest(
-            "{ target: Mqtt, configuration: { topic: \"\" } }",
-        ));
-        assert!(e.message.contains("empty"), "{e}");
-        let e = asset_error(&with_dest(
-            "{ target: Mqtt, configuration: { topic: a/+/b } }",
-        ));
-        assert!(e.message.contains("wildcard"), "{e}");
-        let e = asset_error(&with_dest(
-            "{ target: Mqtt, configuration: { topic: a/# } }",
-        ));
-        assert!(e.message.contains("wildcard"), "{e}");
-        let e = asset_error(&with_dest(
-            "{ target: Mqtt, configuration: { topic: \"a\\0b\" } }",
-        ));
-        assert!(e.message.contains("NUL"), "{e}");
-        let long = "a".repeat(65_536);
-        let e = asset_error(&with_dest(&format!(
-            "{{ target: Mqtt, configuration: {{ topic: {long} }} }}"
-        )));
-        assert!(e.message.contains("65535"), "{}", e.message.len());
-        let e = asset_error(&with_dest(
-            "{ target: Storage, configuration: { path: /x } }",
-        ));
-        assert!(
-            e.message.contains("Storage destinations are not supported"),
-            "{e}"
-        );
-        let e = asset_error(&with_dest(
-            "{ target: Mqtt, configuration: { topic: t, qos: Qos2 } }",
-        ));
-        assert!(e.message.contains("Qos2"), "{e}");
-        let e = asset_error(
-            "  deviceRef: { deviceName: dev, endpointName: sse-0 }\n  eventGroups: [ { name: g, events: [ { name: e, dataSource: t, destinations: [ { target: BrokerStateStore, configuration: { key: k } } ] } ] } ]\n",
-        );
-        assert!(e.message.contains("cannot target BrokerStateStore"), "{e}");
         let e = asset_error("  deviceRef: 42\n");
         assert!(e.message.contains("invalid Asset"), "{e}");
+    }
+
+    /// Loads an asset with dataset `d` written as `dataset` next to a valid dataset `ok`, and
+    /// returns the one rejection: the asset itself is served, with `ok`.
+    fn dataset_rejection(dataset: &str) -> Rejected {
+        let r = load(&[
+            DEVICE.into(),
+            asset(
+                "a",
+                &format!(
+                    "  deviceRef: {{ deviceName: dev, endpointName: sse-0 }}\n  datasets:\n    - {{ name: ok, destinations: [ {{ target: Mqtt, configuration: {{ topic: ok }} }} ] }}\n    - {dataset}\n"
+                ),
+            ),
+        ]);
+        assert!(r.errors.is_empty(), "not an asset error: {:?}", r.errors);
+        let a = &r.assets[0];
+        assert_eq!(a.datasets.len(), 1, "{:?}", a.datasets);
+        assert_eq!(a.datasets[0].name, "ok");
+        assert_eq!(a.rejected_datasets.len(), 1, "{:?}", a.rejected_datasets);
+        a.rejected_datasets[0].clone()
+    }
+
+    fn with_dest(dest: &str) -> String {
+        format!("{{ name: d, destinations: [ {dest} ] }}")
+    }
+
+    #[test]
+    fn a_bad_dataset_is_rejected_alone_with_the_problem() {
+        let cases = [
+            ("{ name: d }".to_string(), "no destination"),
+            (
+                with_dest("{ target: Mqtt, configuration: { topic: \"\" } }"),
+                "empty",
+            ),
+            (
+                with_dest("{ target: Mqtt, configuration: { topic: a/+/b } }"),
+                "wildcard",
+            ),
+            (
+                with_dest("{ target: Mqtt, configuration: { topic: a/# } }"),
+                "wildcard",
+            ),
+            (
+                with_dest("{ target: Mqtt, configuration: { topic: \"a\\0b\" } }"),
+                "NUL",
+            ),
+            (
+                with_dest(&format!(
+                    "{{ target: Mqtt, configuration: {{ topic: {} }} }}",
+                    "a".repeat(65_536)
+                )),
+                "65535",
+            ),
+            (
+                with_dest("{ target: Storage, configuration: { path: /x } }"),
+                "Storage destinations are not supported",
+            ),
+            (
+                with_dest("{ target: Mqtt, configuration: { topic: t, qos: Qos2 } }"),
+                "Qos2",
+            ),
+            (
+                with_dest("{ target: Mqtt, configuration: { topic: t, ttl: soon } }"),
+                "invalid",
+            ),
+        ];
+        for (dataset, want) in cases {
+            let r = dataset_rejection(&dataset);
+            assert_eq!(r.name, "d");
+            assert!(r.message.contains(want), "{want}: {}", r.message);
+        }
+        let r = dataset_rejection("{ dataSource: /nameless }");
+        assert_eq!(r.name, "datasets[1]");
+        assert!(r.message.contains("name"), "{}", r.message);
+        let r = dataset_rejection(
+            &with_dest("{ target: Mqtt, configuration: { topic: t } }")
+                .replace("name: d", "name: ok"),
+        );
+        assert_eq!(r.name, "ok");
+        assert!(
+            r.message.contains("duplicate dataset name"),
+            "{}",
+            r.message
+        );
+    }
+
+    #[test]
+    fn a_bad_event_is_rejected_alone_with_the_problem() {
+        let r = load(&[
+            DEVICE.into(),
+            asset(
+                "a",
+                r#"  deviceRef: { deviceName: dev, endpointName: sse-0 }
+  eventGroups:
+    - name: g
+      events:
+        - { name: ok, dataSource: t, destinations: [ { target: Mqtt, configuration: { topic: ok } } ] }
+        - { name: none, dataSource: t }
+        - { name: store, dataSource: t, destinations: [ { target: BrokerStateStore, configuration: { key: k } } ] }
+        - { name: wild, dataSource: t, destinations: [ { target: Mqtt, configuration: { topic: "a/#" } } ] }
+    - name: all-bad
+      events: [ { name: x, destinations: [ { target: Mqtt, configuration: { topic: "+" } } ] } ]
+"#,
+            ),
+        ]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let groups = &r.assets[0].event_groups;
+        assert_eq!(groups[0].events.len(), 1);
+        assert_eq!(groups[0].events[0].name, "ok");
+        let rejected: Vec<(&str, &str)> = groups[0]
+            .rejected
+            .iter()
+            .map(|r| (r.name.as_str(), r.message.as_str()))
+            .collect();
+        assert_eq!(rejected.len(), 3, "{rejected:?}");
+        assert_eq!(rejected[0].0, "none");
+        assert!(
+            rejected[0].1.contains("no destination"),
+            "{}",
+            rejected[0].1
+        );
+        assert!(rejected[1].1.contains("cannot target BrokerStateStore"));
+        assert!(rejected[2].1.contains("wildcard"));
+        assert!(groups[1].events.is_empty());
+        assert_eq!(groups[1].rejected.len(), 1);
+        // A group whose every event is rejected reads nothing; the first group's stream runs.
+        let plans = crate::routing::plan(&r);
+        assert_eq!(plans.len(), 1);
+        assert_eq!(plans[0].subjects(), ["a/g/ok"]);
+    }
+
+    #[test]
+    fn many_assets_load_with_duplicates_reported_once_each() {
+        let mut docs = vec![DEVICE.to_string()];
+        for i in 0..5_000 {
+            docs.push(asset(
+                &format!("a{i}"),
+                "  deviceRef: { deviceName: dev, endpointName: sse-0 }\n",
+            ));
+        }
+        docs.push(asset(
+            "a7",
+            "  deviceRef: { deviceName: dev, endpointName: sse-0 }\n",
+        ));
+        let r = load(&docs);
+        assert_eq!(r.assets.len(), 5_000);
+        assert_eq!(only_error(&r).resource, "Asset/a7");
+        assert!(only_error(&r).message.contains("duplicate Asset name"));
     }
 
     fn cert_device(x509: &str) -> String {
@@ -1135,7 +1278,7 @@ spec:
     }
 
     #[test]
-    fn incomplete_certificate_auth_is_a_device_error_and_its_assets_fail() {
+    fn incomplete_certificate_auth_is_an_endpoint_error_and_its_assets_fail() {
         let r = load(&[
             cert_device("x509Credentials: { certificateSecretName: c/cert }"),
             asset(
@@ -1143,18 +1286,20 @@ spec:
                 "  deviceRef: { deviceName: certdev, endpointName: sse-0 }\n  datasets: [ { name: d, destinations: [ { target: Mqtt, configuration: { topic: t } } ] } ]\n",
             ),
         ]);
-        assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
-        assert_eq!(r.errors[0].resource, "Device/certdev");
-        assert!(
-            r.errors[0]
-                .message
-                .contains("without x509Credentials.keySecretName"),
-            "{}",
-            r.errors[0].message
-        );
-        assert_eq!(r.errors[1].resource, "Asset/a");
-        assert!(r.errors[1].message.contains("cannot be served"));
+        // The device itself is fine: the error is its endpoint's.
+        let e = &r.devices["certdev"].rejected_endpoints["sse-0"];
+        assert!(e.contains("without x509Credentials.keySecretName"), "{e}");
+        assert_eq!(only_error(&r).resource, "Asset/a");
+        assert!(only_error(&r).message.contains("cannot be served"));
         assert!(r.assets.is_empty());
+        let all = r.problems();
+        assert_eq!(all.len(), 2, "{all:?}");
+        assert_eq!(all[1].resource, "Device/certdev");
+        assert!(
+            all[1].message.starts_with("endpoint sse-0: Certificate"),
+            "{}",
+            all[1].message
+        );
         for (x509, want) in [
             (
                 "note: none",
@@ -1170,12 +1315,9 @@ spec:
             ),
         ] {
             let r = load(&[cert_device(x509)]);
-            assert_eq!(r.errors.len(), 1, "{x509}: {:?}", r.errors);
-            assert!(
-                r.errors[0].message.contains(want),
-                "{}",
-                r.errors[0].message
-            );
+            assert!(r.errors.is_empty(), "{x509}: {:?}", r.errors);
+            let e = &r.devices["certdev"].rejected_endpoints["sse-0"];
+            assert!(e.contains(want), "{e}");
         }
     }
 
@@ -1213,5 +1355,18 @@ spec:
         let missing = dir.path().join("nope");
         let e = load_dir(&missing).unwrap_err();
         assert!(e.to_string().contains("nope"));
+    }
+
+    #[test]
+    fn a_file_over_the_limit_is_refused_alone_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), DEVICE).unwrap();
+        let big = format!("# {}\n{DEVICE}", "x".repeat(DEVICE.len()));
+        std::fs::write(dir.path().join("big.yaml"), big).unwrap();
+        let r = load_dir_limited(dir.path(), DEVICE.len() + 1).unwrap();
+        assert_eq!(r.devices.len(), 1);
+        let e = only_error(&r);
+        assert!(e.file.ends_with("big.yaml"), "{e}");
+        assert!(e.message.contains("larger than"), "{e}");
     }
 }

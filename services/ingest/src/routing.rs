@@ -238,6 +238,9 @@ pub fn plan(resources: &Resources) -> Vec<StreamPlan> {
             additions.push((key, Some(r), None));
         }
         for g in &asset.event_groups {
+            if g.events.is_empty() && !g.rejected.is_empty() {
+                continue; // every event of it is rejected: nothing to read the stream for
+            }
             let key = stream(&g.data_source);
             let events = g
                 .events

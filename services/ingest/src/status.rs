@@ -3,7 +3,7 @@
 //! cannot be served, and from all of it the Azure Device Registry shaped status of every device
 //! and asset (config error with code and message, runtime health Available / Unavailable).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -11,7 +11,10 @@ use std::time::SystemTime;
 use serde::Serialize;
 use sse_proto::v1 as pb;
 
-use crate::resources::{ResourceError, Resources};
+use crate::resources::{Rejected, ResourceError, Resources};
+
+/// The error code of a resource, dataset or event that cannot be served as written.
+pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
 use crate::routing::{Route, RouteKind, StreamPlan};
 
 /// Where a stream's reader is.
@@ -240,6 +243,8 @@ struct Inner {
     /// The subject of the ack being applied: a buffer kept, since `format!` once per ack was
     /// about 3 % of ingest's CPU at full speed.
     subject: String,
+    /// Every problem of the resources (`ListStreams`); the status report shows each on the
+    /// resource, endpoint, dataset or event it concerns.
     resource_errors: Vec<ResourceError>,
     resources: Resources,
     loaded_at: Option<SystemTime>,
@@ -307,6 +312,10 @@ impl Status {
     /// Makes the status follow a new set of plans and resources: new streams start idle, removed
     /// ones disappear, kept ones keep their counters (their URL and routes follow the plan).
     pub fn reconcile(&self, plans: &[StreamPlan], resources: &Resources) -> Changes {
+        // Copies made before taking the lock, which every reader and API call also takes.
+        let subjects: std::collections::BTreeSet<String> =
+            plans.iter().flat_map(|p| p.subjects()).collect();
+        let (errors, resources) = (resources.problems(), resources.clone());
         let mut inner = self.lock();
         let mut changes = Changes::default();
         let mut next = BTreeMap::new();
@@ -325,12 +334,12 @@ impl Status {
         }
         changes.removed = inner.streams.keys().cloned().collect();
         inner.streams = next;
-        let subjects: std::collections::BTreeSet<String> =
-            plans.iter().flat_map(|p| p.subjects()).collect();
         inner.routes.retain(|k, _| subjects.contains(k));
-        inner.resource_errors = resources.errors.clone();
-        inner.resources = resources.clone();
+        inner.resource_errors = errors;
+        let old = std::mem::replace(&mut inner.resources, resources);
         inner.loaded_at = Some(SystemTime::now());
+        drop(inner);
+        drop(old); // freed outside the lock too
         self.changed();
         changes
     }
@@ -444,7 +453,7 @@ impl Status {
         self.lock().streams.values().cloned().collect()
     }
 
-    /// Resources that cannot be served.
+    /// Resources, endpoints, datasets and events that cannot be served.
     pub fn resource_errors(&self) -> Vec<ResourceError> {
         self.lock().resource_errors.clone()
     }
@@ -631,23 +640,63 @@ fn summed(
     out
 }
 
-fn config_error(errors: &[ResourceError], resource: &str) -> Option<StatusError> {
-    let msgs: Vec<&str> = errors
-        .iter()
-        .filter(|e| e.resource == resource)
-        .map(|e| e.message.as_str())
-        .collect();
-    (!msgs.is_empty()).then(|| StatusError {
-        code: "InvalidConfiguration".to_string(),
+/// The messages of the resource errors by resource: looked up once per device and asset, so
+/// an index rather than a scan (thousands of errors by thousands of resources took seconds).
+fn errors_by_resource(errors: &[ResourceError]) -> HashMap<&str, Vec<&str>> {
+    let mut by: HashMap<&str, Vec<&str>> = HashMap::new();
+    for e in errors {
+        by.entry(e.resource.as_str())
+            .or_default()
+            .push(e.message.as_str());
+    }
+    by
+}
+
+fn config_error(errors: &HashMap<&str, Vec<&str>>, resource: &str) -> Option<StatusError> {
+    errors.get(resource).map(|msgs| StatusError {
+        code: INVALID_CONFIGURATION.to_string(),
         message: msgs.join("; "),
     })
 }
 
+/// The status of an endpoint that cannot be served: its configuration error (not read).
+fn rejected_endpoint(message: &str) -> EndpointStatus {
+    EndpointStatus {
+        error: Some(StatusError {
+            code: INVALID_CONFIGURATION.to_string(),
+            message: message.to_string(),
+        }),
+        runtime_health: None,
+        events_dropped: BTreeMap::new(),
+        event_notices: BTreeMap::new(),
+    }
+}
+
+/// The status of a dataset or event that cannot be served: its configuration error, and
+/// unavailable since it is not read.
+fn rejected_status(r: &Rejected, when: &str) -> OperationStatus {
+    OperationStatus {
+        name: r.name.clone(),
+        error: Some(StatusError {
+            code: INVALID_CONFIGURATION.to_string(),
+            message: r.message.clone(),
+        }),
+        message_schema_reference: None,
+        runtime_health: RuntimeHealth {
+            status: "Unavailable".to_string(),
+            last_update_time: when.to_string(),
+            message: "not read: its configuration is invalid".to_string(),
+            reason_code: INVALID_CONFIGURATION.to_string(),
+        },
+    }
+}
+
 fn build_report(inner: &Inner) -> Report {
     let when = rfc3339(inner.loaded_at.unwrap_or(SystemTime::UNIX_EPOCH));
+    let errors = errors_by_resource(&inner.resources.errors);
     let config = |resource: &str| ConfigStatus {
         last_transition_time: when.clone(),
-        error: config_error(&inner.resource_errors, resource),
+        error: config_error(&errors, resource),
     };
     let mut report = Report::default();
     // Indexes first: status is built for thousands of streams.
@@ -665,7 +714,8 @@ fn build_report(inner: &Inner) -> Report {
     }
     // Resources that failed validation still get a status naming the problem (from one replica).
     for e in inner
-        .resource_errors
+        .resources
+        .errors
         .iter()
         .filter(|_| !inner.partial || inner.reports_unread)
     {
@@ -688,6 +738,8 @@ fn build_report(inner: &Inner) -> Report {
                 });
         }
     }
+    // What cannot be served is read by no replica: one reports it.
+    let show_rejected = !inner.partial || inner.reports_unread;
     for (name, device) in &inner.resources.devices {
         let endpoints = device
             .endpoints
@@ -707,6 +759,13 @@ fn build_report(inner: &Inner) -> Report {
                 )
             })
             .filter(|(_, e)| !inner.partial || e.runtime_health.is_some())
+            .chain(
+                device
+                    .rejected_endpoints
+                    .iter()
+                    .filter(|_| show_rejected)
+                    .map(|(ep, m)| (ep.clone(), rejected_endpoint(m))),
+            )
             .collect::<BTreeMap<_, _>>();
         let config = config(&format!("Device/{name}"));
         if inner.partial
@@ -749,10 +808,12 @@ fn build_report(inner: &Inner) -> Report {
                 ),
             })
         };
+        let rejected = |r: &Rejected| show_rejected.then(|| rejected_status(r, &when));
         let datasets: Vec<OperationStatus> = asset
             .datasets
             .iter()
             .filter_map(|d| op(&d.name, format!("{}/{}", asset.name, d.name)))
+            .chain(asset.rejected_datasets.iter().filter_map(rejected))
             .collect();
         let event_groups: Vec<EventGroupStatus> = asset
             .event_groups
@@ -763,6 +824,7 @@ fn build_report(inner: &Inner) -> Report {
                     .events
                     .iter()
                     .filter_map(|e| op(&e.name, format!("{}/{}/{}", asset.name, g.name, e.name)))
+                    .chain(g.rejected.iter().filter_map(rejected))
                     .collect(),
             })
             .filter(|g| !inner.partial || !g.events.is_empty())
@@ -970,6 +1032,69 @@ spec:
             "ns"
         );
         assert!(json["config"]["lastTransitionTime"].is_string());
+    }
+
+    #[test]
+    fn a_rejected_dataset_or_event_has_the_error_not_its_asset() {
+        let text = RES.replace(
+            "{ name: b, dataSource: /b }",
+            "{ name: b, dataSource: /b, destinations: [ { target: Mqtt, configuration: { topic: a/+/b } } ] }",
+        ) + "  eventGroups: [ { name: g, events: [ { name: e, dataSource: x }, { name: bad, dataSource: y, destinations: [ { target: Storage } ] } ] } ]\n  defaultEventsDestinations: [ { target: Mqtt, configuration: { topic: ev } } ]\n";
+        let r = load_texts([("r.yaml", text.as_str())]);
+        let s = Status::default();
+        s.reconcile(&plan(&r), &r);
+        let a = &s.report().assets["a"];
+        assert!(a.config.error.is_none(), "{:?}", a.config.error);
+        let by_name =
+            |ops: &[OperationStatus], n: &str| ops.iter().find(|o| o.name == n).cloned().unwrap();
+        assert!(by_name(&a.datasets, "z").error.is_none());
+        let b = by_name(&a.datasets, "b");
+        let e = b.error.unwrap();
+        assert_eq!(e.code, INVALID_CONFIGURATION);
+        assert!(e.message.contains("wildcard"), "{}", e.message);
+        assert_eq!(b.runtime_health.reason_code, INVALID_CONFIGURATION);
+        let events = &a.event_groups[0].events;
+        assert!(by_name(events, "e").error.is_none());
+        let bad = by_name(events, "bad").error.unwrap();
+        assert!(bad.message.contains("Storage"), "{}", bad.message);
+        let listed: Vec<String> = s.resource_errors().iter().map(|e| e.to_string()).collect();
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(
+            listed[0].starts_with("Asset/a (r.yaml): dataset \"b\": "),
+            "{listed:?}"
+        );
+        assert!(
+            listed[1].contains("event group \"g\" event \"bad\""),
+            "{listed:?}"
+        );
+        // One replica of several reports them (no replica reads them), once.
+        let s = Status::default();
+        s.set_partial(false);
+        s.reconcile(&plan(&r), &r);
+        assert_eq!(s.report().assets["a"].datasets.len(), 1);
+        s.set_partial(true);
+        assert_eq!(s.report().assets["a"].datasets.len(), 2);
+    }
+
+    #[test]
+    fn a_rejected_endpoint_has_the_error_not_its_device() {
+        let text = RES.replace(
+            "inbound: { e: {",
+            "inbound: { bad: { endpointType: Microsoft.SSE, address: \"ftp://h\" }, e: {",
+        );
+        let r = load_texts([("r.yaml", text.as_str())]);
+        let s = Status::default();
+        s.reconcile(&plan(&r), &r);
+        let d = &s.report().devices["d"];
+        assert!(d.config.error.is_none(), "{:?}", d.config.error);
+        let bad = d.endpoints.inbound["bad"].error.as_ref().unwrap();
+        assert_eq!(bad.code, INVALID_CONFIGURATION);
+        assert!(bad.message.contains("not http(s)"), "{}", bad.message);
+        assert!(d.endpoints.inbound["e"].error.is_none());
+        let listed = s.resource_errors();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].resource, "Device/d");
+        assert!(listed[0].message.starts_with("endpoint bad: "));
     }
 
     #[test]

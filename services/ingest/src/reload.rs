@@ -1,0 +1,143 @@
+//! Loads the resources and follows their directory. Loading, validating and planning thousands of
+//! assets takes a while, and ingest runs on one thread that also serves gRPC and reads every
+//! stream: so that work runs on a blocking-pool thread, and only applying the plan (starting and
+//! stopping readers) runs on the service's thread.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::resources::{self, Resources};
+use crate::routing::StreamPlan;
+use crate::status::Status;
+use crate::{routing, shard, supervisor, watch};
+
+/// Resources as loaded, with the streams this replica reads for them.
+pub struct Loaded {
+    /// The resources.
+    pub resources: Arc<Resources>,
+    /// The streams to read; `None` when the resources did not change (nothing to apply).
+    pub plans: Option<Vec<StreamPlan>>,
+}
+
+/// Loads the resources and plans their streams off the service's thread; the status follows
+/// them. Equal to `before`, they are not planned again.
+pub async fn load(
+    config: &Config,
+    status: &Arc<Status>,
+    before: Option<Arc<Resources>>,
+) -> Result<Loaded, Error> {
+    let path = config.resources.clone();
+    let (config, status) = (config.clone(), status.clone());
+    tokio::task::spawn_blocking(move || load_blocking(&config, &status, before))
+        .await
+        .map_err(|e| Error::ResourcesDir {
+            path,
+            reason: format!("loading stopped: {e}"),
+        })?
+}
+
+fn load_blocking(
+    config: &Config,
+    status: &Status,
+    before: Option<Arc<Resources>>,
+) -> Result<Loaded, Error> {
+    let max = usize::try_from(config.max_resource_file_bytes).unwrap_or(usize::MAX);
+    let res = resources::load_dir_limited(&config.resources, max)?;
+    if let Some(b) = before.as_ref().filter(|b| ***b == res) {
+        return Ok(Loaded {
+            resources: b.clone(),
+            plans: None,
+        });
+    }
+    let plans = plan_streams(config, &res, status, before.as_deref());
+    Ok(Loaded {
+        resources: Arc::new(res),
+        plans: Some(plans),
+    })
+}
+
+/// The streams this replica reads for `res`, with the status following them; logs the problems
+/// that are new since `before`.
+fn plan_streams(
+    config: &Config,
+    res: &Resources,
+    status: &Status,
+    before: Option<&Resources>,
+) -> Vec<StreamPlan> {
+    log_new_problems(res, before);
+    let plans = routing::plan(res);
+    let plans = shard::select(config, plans);
+    tracing::info!(
+        dir = %config.resources.display(),
+        devices = res.devices.len(),
+        assets = res.assets.len(),
+        streams = plans.len(),
+        errors = res.errors.len(),
+        "resources loaded"
+    );
+    status.reconcile(&plans, res);
+    plans
+}
+
+/// Logs each resource, endpoint, dataset and event problem once (a set: a reload of thousands
+/// of errors compared them pairwise).
+fn log_new_problems(res: &Resources, before: Option<&Resources>) {
+    let old: HashSet<_> = before
+        .map(Resources::problems)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for e in res.problems().iter().filter(|e| !old.contains(*e)) {
+        tracing::warn!(resource = %e.resource, file = %e.file, error = %e.message, "resource cannot be served");
+    }
+}
+
+/// Reloads the resources whenever their directory changes and applies the difference: changed
+/// streams reconnect, removed ones close, new ones start, the rest are left alone. A directory
+/// that cannot be read keeps the current streams running.
+pub async fn follow_resources(
+    config: Config,
+    mut streams: supervisor::Supervisor,
+    status: Arc<Status>,
+    mut current: Arc<Resources>,
+    token: CancellationToken,
+) {
+    let mut dir = watch::DirWatch::new(
+        &config.resources,
+        watch::WatchSettings {
+            debounce: config.reload_debounce,
+            rescan: config.rescan_interval,
+        },
+    );
+    while dir.next(&token).await.is_some() {
+        // Shutdown need not wait for a long load (its result is of no use any more).
+        let loaded = tokio::select! {
+            r = load(&config, &status, Some(current.clone())) => r,
+            _ = token.cancelled() => return,
+        };
+        let (resources, plans) = match loaded {
+            Ok(Loaded {
+                resources,
+                plans: Some(plans),
+            }) => (resources, plans),
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reload the resources; the current streams keep running");
+                continue;
+            }
+        };
+        let applied = streams.apply(plans).await;
+        tracing::info!(
+            started = applied.started.len(),
+            restarted = applied.restarted.len(),
+            stopped = applied.stopped.len(),
+            unchanged = applied.unchanged,
+            "resources reloaded"
+        );
+        current = resources;
+    }
+}

@@ -1,0 +1,144 @@
+//! An asset's data operations (datasets and event-group events), validated one by one: a dataset
+//! or event that cannot be served is rejected with the reason and its siblings run, as Azure's
+//! connectors report such errors on the data operation, not on the asset.
+
+use std::collections::HashSet;
+
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::Value;
+
+use super::{
+    AssetEvent, AssetSpec, Dataset, DatasetDoc, EventDoc, EventGroup, Operation, Rejected,
+    destination,
+};
+
+/// Deserializes one data operation; on failure, the name to report it under (its `name` when
+/// it has a readable one, else `<list>[<index>]`) and the reason.
+fn typed<T: DeserializeOwned>(v: &Value, list: &str, i: usize) -> Result<T, Rejected> {
+    T::deserialize(v).map_err(|e| Rejected {
+        name: v
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map_or_else(|| format!("{list}[{i}]"), str::to_string),
+        message: format!("invalid: {e}"),
+    })
+}
+
+/// Rejects the second and later use of a name: their subjects (status, CloudEvents) would be
+/// the same as the first's.
+fn unique(seen: &mut HashSet<String>, name: &str, what: &str) -> Result<(), Rejected> {
+    if seen.insert(name.to_string()) {
+        Ok(())
+    } else {
+        Err(Rejected {
+            name: name.to_string(),
+            message: format!("duplicate {what} name"),
+        })
+    }
+}
+
+/// The asset's datasets that can be served, and those that cannot.
+pub(super) fn datasets(spec: &AssetSpec) -> (Vec<Dataset>, Vec<Rejected>) {
+    let mut ok = Vec::new();
+    let mut rejected = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, v) in spec.datasets.iter().enumerate() {
+        match dataset(spec, v, i, &mut seen) {
+            Ok(d) => ok.push(d),
+            Err(r) => rejected.push(r),
+        }
+    }
+    (ok, rejected)
+}
+
+fn dataset(
+    spec: &AssetSpec,
+    v: &Value,
+    i: usize,
+    seen: &mut HashSet<String>,
+) -> Result<Dataset, Rejected> {
+    let ds: DatasetDoc = typed(v, "datasets", i)?;
+    unique(seen, &ds.name, "dataset")?;
+    let reject = |message: String| Rejected {
+        name: ds.name.clone(),
+        message,
+    };
+    let dest = destination(&ds.destinations, Operation::Dataset)
+        .or_else(|| destination(&spec.default_datasets_destinations, Operation::Dataset));
+    let destination = match dest {
+        None => {
+            return Err(reject(
+                "no destination (of its own or the asset's default)".into(),
+            ));
+        }
+        Some(Err(m)) => return Err(reject(m)),
+        Some(Ok(d)) => d,
+    };
+    Ok(Dataset {
+        name: ds.name.clone(),
+        data_source: ds.data_source.clone(),
+        type_ref: ds.type_ref.clone().unwrap_or_default(),
+        destination,
+    })
+}
+
+/// The asset's event groups, each with its events that can be served and those that cannot.
+pub(super) fn event_groups(spec: &AssetSpec) -> Vec<EventGroup> {
+    spec.event_groups
+        .iter()
+        .map(|g| {
+            let mut group = EventGroup {
+                name: g.name.clone(),
+                data_source: g.data_source.clone(),
+                events: Vec::new(),
+                rejected: Vec::new(),
+            };
+            let mut seen = HashSet::new();
+            for (i, v) in g.events.iter().enumerate() {
+                match event(spec, g, v, i, &mut seen) {
+                    Ok(e) => group.events.push(e),
+                    Err(r) => group.rejected.push(r),
+                }
+            }
+            group
+        })
+        .collect()
+}
+
+fn event(
+    spec: &AssetSpec,
+    g: &super::EventGroupDoc,
+    v: &Value,
+    i: usize,
+    seen: &mut HashSet<String>,
+) -> Result<AssetEvent, Rejected> {
+    let ev: EventDoc = typed(v, "events", i)?;
+    unique(seen, &ev.name, "event")?;
+    let dest = destination(&ev.destinations, Operation::Event)
+        .or_else(|| destination(&g.default_destinations, Operation::Event))
+        .or_else(|| destination(&spec.default_events_destinations, Operation::Event));
+    let reject = |message: String| Rejected {
+        name: ev.name.clone(),
+        message,
+    };
+    let destination = match dest {
+        None => {
+            return Err(reject(
+                "no destination (of its own, its group's or the asset's default)".into(),
+            ));
+        }
+        Some(Err(m)) => return Err(reject(m)),
+        Some(Ok(d)) => d,
+    };
+    Ok(AssetEvent {
+        name: ev.name.clone(),
+        data_source: ev.data_source.clone(),
+        type_ref: ev
+            .type_ref
+            .clone()
+            .or_else(|| g.type_ref.clone())
+            .unwrap_or_default(),
+        destination,
+    })
+}
