@@ -2,8 +2,9 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-# Tools installed by pip --user land here.
-export PATH := env_var('HOME') + "/.local/bin:" + env_var('PATH')
+# Tools installed by pip land in ~/.local/bin (--user) or in the interpreter's scripts directory
+# (a pyenv or venv Python, whose shims are not refreshed by `python3 -m pip`).
+export PATH := env_var('HOME') + "/.local/bin:" + `python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'` + ":" + env_var('PATH')
 
 # List the recipes.
 default:
