@@ -156,7 +156,8 @@ async fn hostile_retained_checkpoints_never_keep_ingest_from_starting() {
     let url = ingest.url();
     let listed = sse_e2e::eventually("ingest to list both streams", || {
         let url = url.clone();
-        async move {
+        // Each try is bounded: a listener that never serves accepts TCP but never answers.
+        let list = async move {
             let mut client = IngestServiceClient::connect(url).await.ok()?;
             let streams = client
                 .list_streams(pb::ListStreamsRequest::default())
@@ -165,6 +166,11 @@ async fn hostile_retained_checkpoints_never_keep_ingest_from_starting() {
                 .into_inner()
                 .streams;
             (streams.len() == 2).then_some(streams)
+        };
+        async move {
+            tokio::time::timeout(Duration::from_secs(5), list)
+                .await
+                .ok()?
         }
     })
     .await

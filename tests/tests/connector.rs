@@ -412,8 +412,13 @@ async fn without_a_checkpoint_store_a_killed_connector_resumes_from_the_broker()
         .wait_until("every event", |m| distinct(m).len() >= total as usize)
         .await
         .unwrap_or_else(|e| panic!("{e:#}\n{}", connector.log_text()));
-    let resumed: u64 = source
-        .resumed_from()
+    let dups = msgs.len() - distinct(&msgs).len();
+    let from = source.resumed_from();
+    eprintln!(
+        "kill -9 sse-connector without --checkpoint-store: {total} events, {dups} came twice, resumed after {:?}",
+        from.last()
+    );
+    let resumed: u64 = from
         .last()
         .cloned()
         .flatten()
@@ -428,9 +433,5 @@ async fn without_a_checkpoint_store_a_killed_connector_resumes_from_the_broker()
     assert!(
         resumed >= 1 && resumed <= before,
         "resumed after {resumed}, but the broker had only up to {before}"
-    );
-    let dups = msgs.len() - distinct(&msgs).len();
-    eprintln!(
-        "kill -9 sse-connector without --checkpoint-store: {total} events, {dups} came twice, resumed after {resumed}"
     );
 }
