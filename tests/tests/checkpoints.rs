@@ -3,6 +3,8 @@
 //! 10 KiB, one over the control packet limit, a malformed one, and a valid record stored under a
 //! topic that is not its stream's) are skipped: the restarted ingest serves, the stream whose
 //! record was misplaced starts without it, and the other stream resumes from its checkpoint.
+//! Both as `sse-ingest` with `--checkpoint-store mqtt://...` and as `sse-connector` with its
+//! default store (the publisher's broker).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -12,6 +14,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::{Received, Subscriber};
 use sse_e2e::numbered::{NumberedSource, Numbering, number_of};
+use sse_e2e::procs::Service;
 use sse_e2e::stack::{Pipeline, PipelineArgs};
 use sse_proto::v1 as pb;
 use sse_proto::v1::ingest_service_client::IngestServiceClient;
@@ -66,8 +69,73 @@ async fn plant(port: u16, messages: Vec<(String, Vec<u8>)>) {
         .unwrap();
 }
 
+/// Where ingest runs: its own process beside schema and the publisher, or inside
+/// `sse-connector` (whose default store is the broker).
+#[derive(Clone, Copy, Debug)]
+enum Form {
+    ThreeProcesses,
+    Connector,
+}
+
+/// Starts the services for `form`, checkpoints on the broker flushed every 100 ms: returns the
+/// process that holds ingest (its `--listen` is ingest's) and the others to keep running.
+async fn start(form: Form, broker: &Mosquitto, dir: &std::path::Path) -> (Service, Vec<Service>) {
+    let s = |x: &str| x.to_string();
+    let resources = dir.join("resources").display().to_string();
+    let schemas = dir.join("schemas").display().to_string();
+    let common = [
+        s("--checkpoint-interval"),
+        s("100ms"),
+        s("--status-topic"),
+        String::new(),
+    ];
+    match form {
+        Form::ThreeProcesses => {
+            let mut ingest = vec![s("--checkpoint-store"), broker.url()];
+            ingest.extend(common);
+            let p = Pipeline::start(PipelineArgs {
+                mqtt_url: broker.url(),
+                data_dir: schemas,
+                resources,
+                publisher: vec![],
+                ingest,
+                env: None,
+            })
+            .await
+            .unwrap();
+            (p.ingest, vec![p.publisher, p.schema])
+        }
+        Form::Connector => {
+            let mut args = vec![
+                s("--schema-listen"),
+                s("127.0.0.1:0"),
+                s("--publisher-listen"),
+                s("127.0.0.1:0"),
+                s("--mqtt-url"),
+                broker.url(),
+                s("--resources"),
+                resources,
+                s("--data-dir"),
+                schemas,
+            ];
+            args.extend(common);
+            let c = Service::start("sse-connector", &args, &[]).await.unwrap();
+            (c, vec![])
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_retained_checkpoints_never_keep_ingest_from_starting() {
+    hostile_retained_checkpoints(Form::ThreeProcesses).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_retained_checkpoints_never_keep_the_connector_from_starting() {
+    hostile_retained_checkpoints(Form::Connector).await;
+}
+
+async fn hostile_retained_checkpoints(form: Form) {
     let total = 40;
     let broker = Mosquitto::start().await.unwrap();
     let source = NumberedSource::start(Numbering {
@@ -86,28 +154,7 @@ async fn hostile_retained_checkpoints_never_keep_ingest_from_starting() {
     );
     std::fs::write(res.join("numbers.yaml"), yaml).unwrap();
     let sub = Subscriber::connect(broker.port, "e2e/#").await.unwrap();
-    let s = |x: &str| x.to_string();
-    let Pipeline {
-        publisher: _publisher,
-        schema: _schema,
-        mut ingest,
-    } = Pipeline::start(PipelineArgs {
-        mqtt_url: broker.url(),
-        data_dir: dir.path().join("schemas").display().to_string(),
-        resources: res.display().to_string(),
-        publisher: vec![],
-        ingest: vec![
-            s("--checkpoint-store"),
-            broker.url(),
-            s("--checkpoint-interval"),
-            s("100ms"),
-            s("--status-topic"),
-            String::new(),
-        ],
-        env: None,
-    })
-    .await
-    .unwrap();
+    let (mut ingest, _others) = start(form, &broker, dir.path()).await;
     let n = total as usize;
     sub.wait_until("every event of both streams", |m| {
         count(m, "e2e/a") >= n && count(m, "e2e/b") >= n
