@@ -53,8 +53,10 @@ if [ "${1:-}" = "--one" ]; then
 else
   start sse-publisher --listen 127.0.0.1:0 --mqtt-url "mqtt://127.0.0.1:$mqtt_port"; publisher=$addr
   start sse-schema --listen 127.0.0.1:0 --publisher "http://$publisher" --data-dir "$run/schemas"; schema=$addr
+  # Checkpoints on the broker, as sse-connector keeps them by default (CHECKPOINT_STORE=none: off).
   start sse-ingest --listen 127.0.0.1:0 --schema "http://$schema" --resources "$run/resources" \
-    --secrets-dir "$run/secrets" --trust-dir "$run/trust"; ingest=$addr
+    --secrets-dir "$run/secrets" --trust-dir "$run/trust" \
+    --checkpoint-store "${CHECKPOINT_STORE:-mqtt://127.0.0.1:$mqtt_port}"; ingest=$addr
 fi
 
 cat <<INFO

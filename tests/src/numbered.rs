@@ -66,6 +66,20 @@ impl NumberedSource {
 /// Resources for a numbered source at `base`: device `counter`, asset `numbers` whose dataset
 /// `all` reads `/numbers` and publishes it to `topic` at QoS 1.
 pub fn resources(base: &str, topic: &str) -> String {
+    resources_with(base, &[("all", "/numbers", topic)])
+}
+
+/// Like [`resources`], with one dataset per `(name, data source path, topic)`: each path is
+/// its own SSE stream of the same numbered events.
+pub fn resources_with(base: &str, datasets: &[(&str, &str, &str)]) -> String {
+    let datasets: String = datasets
+        .iter()
+        .map(|(name, path, topic)| {
+            format!(
+                "    - {{ name: {name}, dataSource: {path}, destinations: [ {{ target: Mqtt, configuration: {{ topic: {topic}, qos: Qos1 }} }} ] }}\n"
+            )
+        })
+        .collect();
     format!(
         r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
 kind: Device
@@ -81,8 +95,7 @@ metadata: {{ name: numbers }}
 spec:
   deviceRef: {{ deviceName: counter, endpointName: sse-0 }}
   datasets:
-    - {{ name: all, dataSource: /numbers, destinations: [ {{ target: Mqtt, configuration: {{ topic: {topic}, qos: Qos1 }} }} ] }}
-"#
+{datasets}"#
     )
 }
 

@@ -28,7 +28,20 @@ struct Setup {
 }
 
 impl Setup {
+    /// With checkpoints in a file of the test's directory, flushed every 100 ms.
     fn new(source: &NumberedSource, broker: &Mosquitto, extra: &[&str]) -> Self {
+        let mut setup = Self::defaults(source, broker, extra);
+        let store = setup._dir.path().join("checkpoints.json");
+        setup.args.extend([
+            "--checkpoint-store".to_string(),
+            store.display().to_string(),
+            "--checkpoint-interval=100ms".to_string(),
+        ]);
+        setup
+    }
+
+    /// With the connector's own checkpoint default (no `--checkpoint-store`).
+    fn defaults(source: &NumberedSource, broker: &Mosquitto, extra: &[&str]) -> Self {
         let dir = sse_e2e::numbered::resources_dir(&source.base_url(), TOPIC).unwrap();
         let res = dir.path().join("resources");
         let (schema_port, publisher_port) = (free_port().unwrap(), free_port().unwrap());
@@ -44,9 +57,6 @@ impl Setup {
             &res.display().to_string(),
             "--data-dir",
             &path("schemas"),
-            "--checkpoint-store",
-            &path("checkpoints.json"),
-            "--checkpoint-interval=100ms",
         ]
         .map(String::from)
         .to_vec();
@@ -365,5 +375,63 @@ async fn a_broker_outage_and_a_kill_lose_nothing() {
         source.resumed_from().iter().flatten().any(|id| id != "0"),
         "the restarted connector resumed with Last-Event-ID: {:?}",
         source.resumed_from()
+    );
+}
+
+/// #19 point 8: without `--checkpoint-store` the connector keeps its checkpoints on its broker,
+/// so after a kill -9 it resumes with Last-Event-ID instead of re-reading every stream from the
+/// server's start (on c5b1955: 1,804 of 3,000 events came twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_checkpoint_store_a_killed_connector_resumes_from_the_broker() {
+    let total = 3000;
+    let broker = Mosquitto::start().await.unwrap();
+    let sub = sse_e2e::mqtt::Subscriber::connect(broker.port, TOPIC)
+        .await
+        .unwrap();
+    let source = NumberedSource::start(Numbering {
+        total,
+        interval: Duration::from_millis(1),
+        drop_every: None,
+    })
+    .await
+    .unwrap();
+    let setup = Setup::defaults(&source, &broker, &["--checkpoint-interval=100ms"]);
+    let mut connector = Service::start("sse-connector", &setup.args, &[])
+        .await
+        .unwrap();
+    let distinct = |m: &[sse_e2e::mqtt::Received]| -> BTreeSet<u64> {
+        m.iter().filter_map(|r| number_of(&r.payload)).collect()
+    };
+    sub.wait_until("1000 events", |m| distinct(m).len() >= 1000)
+        .await
+        .unwrap();
+    connector.kill().await.unwrap();
+    let before = distinct(&sub.all()).last().copied().unwrap_or(0);
+    connector.restart().await.unwrap();
+    let msgs = sub
+        .wait_until("every event", |m| distinct(m).len() >= total as usize)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", connector.log_text()));
+    let dups = msgs.len() - distinct(&msgs).len();
+    let from = source.resumed_from();
+    eprintln!(
+        "kill -9 sse-connector without --checkpoint-store: {total} events, {dups} came twice, resumed after {:?}",
+        from.last()
+    );
+    let resumed: u64 = from
+        .last()
+        .cloned()
+        .flatten()
+        .unwrap_or_else(|| {
+            panic!(
+                "the restart sent no Last-Event-ID\n{}",
+                connector.log_text()
+            )
+        })
+        .parse()
+        .unwrap();
+    assert!(
+        resumed >= 1 && resumed <= before,
+        "resumed after {resumed}, but the broker had only up to {before}"
     );
 }

@@ -159,7 +159,9 @@ fn help(commands: &[Command; 3]) -> String {
          health [SCHEMA_LISTEN, default 127.0.0.1:50052]\n\
          \x20 --publisher-listen <ADDR>  the publisher's gRPC address: health \
          [PUBLISHER_LISTEN, default 127.0.0.1:50053]\n\
-         \x20 --schema, --publisher      not taken: the connector joins its services itself\n",
+         \x20 --schema, --publisher      not taken: the connector joins its services itself\n\
+         \x20 --checkpoint-store <STORE> default here: the publisher's broker (its URL, TLS and \
+         credentials), so a restart resumes each stream; `none` turns it off [CHECKPOINT_STORE]\n",
     );
     for (part, cmd) in Part::ALL.iter().zip(commands) {
         let mut cmd = cmd.clone();

@@ -97,9 +97,14 @@ impl Configs {
         // this process.
         ingest.schema = PLACEHOLDER.to_string();
         schema.publisher = http::Uri::from_static(PLACEHOLDER);
+        // Resume is on by default: without --checkpoint-store, checkpoints are kept on the
+        // publisher's broker, with its URL, TLS and credentials (`--checkpoint-store none`: off).
+        let broker = publisher.mqtt_settings()?.client.broker;
+        if ingest.checkpoint_store.is_empty() {
+            ingest.checkpoint_broker = Some(broker);
+        }
         ingest.validate()?;
         schema.validate()?;
-        publisher.mqtt_settings()?;
         Ok(Self {
             ingest,
             schema,
@@ -273,5 +278,38 @@ mod tests {
         assert!(!Error::Task("sse-ingest", "panicked".into()).is_config());
         let broker = Error::Publisher(sse_publisher::Error::Unavailable);
         assert!(!broker.is_config());
+    }
+
+    fn configs(extra: &[&str]) -> Configs {
+        let dir = tempfile::tempdir().unwrap();
+        let res = dir.path().display().to_string();
+        let mut args = vec!["--mqtt-url", "mqtts://broker:8884", "--mqtt-username", "u"];
+        args.extend_from_slice(&["--resources", &res]);
+        args.extend_from_slice(extra);
+        let Ok(args::Parsed::Run(split)) = args::split(args.iter().map(OsString::from)) else {
+            panic!("splits")
+        };
+        Configs::parse(split).unwrap()
+    }
+
+    /// #19 point 8: one process resumes by default, on the publisher's broker.
+    #[test]
+    fn checkpoints_are_kept_on_the_publishers_broker_unless_turned_off() {
+        use sse_ingest::checkpoint::StoreConfig;
+        let StoreConfig::Mqtt { broker, prefix } = configs(&[]).ingest.checkpoint_store().unwrap()
+        else {
+            panic!("checkpoints on the broker by default")
+        };
+        assert_eq!(broker.address.to_string(), "mqtts://broker:8884");
+        assert!(broker.tls.is_some());
+        assert_eq!(broker.credentials.username.as_deref(), Some("u"));
+        assert_eq!(prefix, sse_ingest::checkpoint::DEFAULT_PREFIX);
+        let off = configs(&["--checkpoint-store", "none"]);
+        assert_eq!(off.ingest.checkpoint_store().unwrap(), StoreConfig::None);
+        let file = configs(&["--checkpoint-store", "/tmp/c.json"]);
+        assert!(matches!(
+            file.ingest.checkpoint_store().unwrap(),
+            StoreConfig::File(_)
+        ));
     }
 }

@@ -2,17 +2,21 @@
 //! the broker), kept durably so a restarted ingest resumes each stream with `Last-Event-ID`
 //! instead of losing or re-reading it: in a file (local use, or a StatefulSet volume) or as
 //! retained MQTT messages on the broker (survives a pod moving to another node or replica).
+//!
+//! A stored record never keeps ingest from starting: one that is too large, malformed or stored
+//! under another stream's topic is skipped with a warning, and its stream starts without it.
+
+mod broker;
+mod file;
+pub mod record;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::Packet;
-use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sse_contract::limits::MQTT_CONTROL_PACKET_BYTES_MAX;
+use sse_runtime::mqtt::{Broker, BrokerAddress, ClientSettings};
 use tokio_util::sync::CancellationToken;
 
 /// Why checkpoints cannot be loaded or saved.
@@ -20,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub enum CheckpointError {
     /// The store setting is not understood.
     #[error(
-        "checkpoint store {0:?}: expected file:///<path>, mqtt://host:port or mqtts://host:port"
+        "checkpoint store {0:?}: expected none, file:///<path>, mqtt://host:port or mqtts://host:port"
     )]
     BadStore(String),
     /// File I/O failed.
@@ -126,42 +130,35 @@ pub enum StoreConfig {
     File(PathBuf),
     /// Retained messages under a topic prefix on a broker.
     Mqtt {
-        /// `mqtt://` or `mqtts://` URL.
-        url: url::Url,
+        /// The broker: address, TLS files and credentials (files read at each connect).
+        broker: Broker,
         /// Topic prefix.
         prefix: String,
-        /// User name.
-        username: Option<String>,
-        /// File holding the password (read at connect).
-        password_file: Option<PathBuf>,
-        /// Extra CA certificates (PEM).
-        ca_file: Option<PathBuf>,
-        /// Kubernetes service account token file for the `K8S-SAT` method (read at connect).
-        sat_file: Option<PathBuf>,
     },
 }
 
+/// Topic prefix of the retained checkpoints unless `--checkpoint-topic` says otherwise.
+pub const DEFAULT_PREFIX: &str = "sse-connector/checkpoint";
+
 impl StoreConfig {
-    /// Parses `--checkpoint-store`: empty, `file:///path`, a plain path, or an MQTT URL.
+    /// Parses `--checkpoint-store`: empty or `none`, `file:///path`, a plain path, or an MQTT
+    /// URL (`mqtt://`, `mqtts://`, `tcp://`, `ssl://`).
     pub fn parse(s: &str) -> Result<Self, CheckpointError> {
-        if s.is_empty() {
+        if s.is_empty() || s == "none" {
             return Ok(Self::None);
         }
         if let Some(path) = s.strip_prefix("file://") {
             return Ok(Self::File(PathBuf::from(path)));
         }
-        if s.starts_with("mqtt://") || s.starts_with("mqtts://") {
-            let url = url::Url::parse(s).map_err(|_| CheckpointError::BadStore(s.to_string()))?;
-            if url.host_str().is_none() {
-                return Err(CheckpointError::BadStore(s.to_string()));
-            }
+        if ["mqtt://", "mqtts://", "tcp://", "ssl://"]
+            .iter()
+            .any(|p| s.starts_with(p))
+        {
+            let address =
+                BrokerAddress::parse(s).map_err(|e| CheckpointError::BadStore(e.to_string()))?;
             return Ok(Self::Mqtt {
-                url,
-                prefix: "sse-connector/checkpoint".to_string(),
-                username: None,
-                password_file: None,
-                ca_file: None,
-                sat_file: None,
+                broker: Broker::new(address),
+                prefix: DEFAULT_PREFIX.to_string(),
             });
         }
         if s.contains("://") {
@@ -171,18 +168,10 @@ impl StoreConfig {
     }
 }
 
-/// One saved checkpoint, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Record {
-    stream: String,
-    last_event_id: String,
-}
-
 enum Backend {
     None,
     File(PathBuf),
-    Mqtt { client: AsyncClient, prefix: String },
+    Mqtt(broker::BrokerStore),
 }
 
 /// Every stream's progress and the store behind them.
@@ -221,16 +210,13 @@ impl Checkpoints {
     ) -> Result<Self, CheckpointError> {
         let (backend, loaded) = match cfg {
             StoreConfig::None => (Backend::None, BTreeMap::new()),
-            StoreConfig::File(path) => (Backend::File(path.clone()), load_file(path)?),
-            StoreConfig::Mqtt { prefix, .. } => {
-                let (client, loaded) = mqtt_open(cfg, token).await?;
-                (
-                    Backend::Mqtt {
-                        client,
-                        prefix: prefix.clone(),
-                    },
-                    loaded,
-                )
+            StoreConfig::File(path) => (Backend::File(path.clone()), file::load(path)?),
+            StoreConfig::Mqtt { broker, prefix } => {
+                let client_id = format!("sse-ingest-checkpoint-{:016x}", rand::random::<u64>());
+                let settings =
+                    ClientSettings::new(broker.clone(), client_id, MQTT_CONTROL_PACKET_BYTES_MAX);
+                let (store, loaded) = broker::BrokerStore::open(settings, prefix, token).await?;
+                (Backend::Mqtt(store), loaded)
             }
         };
         // Keys of older versions held the raw URL: today's form, so no stream is re-read.
@@ -297,19 +283,11 @@ impl Checkpoints {
                     saved.extend(changed.iter().cloned());
                     saved.clone()
                 };
-                write_file(path, &all).await?;
+                file::write(path, &all).await?;
             }
-            Backend::Mqtt { client, prefix } => {
+            Backend::Mqtt(store) => {
                 for (stream, id) in &changed {
-                    let payload = serde_json::to_vec(&Record {
-                        stream: stream.clone(),
-                        last_event_id: id.clone(),
-                    })
-                    .map_err(|e| CheckpointError::Mqtt(e.to_string()))?;
-                    client
-                        .publish(topic(prefix, stream), QoS::AtLeastOnce, true, payload)
-                        .await
-                        .map_err(|e| CheckpointError::Mqtt(e.to_string()))?;
+                    store.save(stream, id).await?;
                 }
             }
         }
@@ -328,188 +306,6 @@ impl Checkpoints {
             }
             if stop {
                 return;
-            }
-        }
-    }
-}
-
-/// The retained topic of a stream's checkpoint: the key hashed (keys hold `/`, `:` and more).
-fn topic(prefix: &str, stream: &str) -> String {
-    let digest = Sha256::digest(stream.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}/{hex}")
-}
-
-fn load_file(path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
-    match std::fs::read(path) {
-        Ok(bytes) => match serde_json::from_slice::<Vec<Record>>(&bytes) {
-            Ok(records) => Ok(records
-                .into_iter()
-                .map(|r| (r.stream, r.last_event_id))
-                .collect()),
-            Err(e) => {
-                // A damaged file costs duplicates, never the service.
-                tracing::warn!(file = %path.display(), error = %e, "checkpoint file unreadable; starting without checkpoints");
-                Ok(BTreeMap::new())
-            }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(source) => Err(CheckpointError::Io {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-/// Replaces the file atomically: temp file, fsync, rename.
-async fn write_file(path: &Path, all: &BTreeMap<String, String>) -> Result<(), CheckpointError> {
-    let records: Vec<Record> = all
-        .iter()
-        .map(|(k, v)| Record {
-            stream: k.clone(),
-            last_event_id: v.clone(),
-        })
-        .collect();
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let io = |source| CheckpointError::Io {
-            path: path.clone(),
-            source,
-        };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let tmp = path.with_extension("tmp");
-        let bytes = serde_json::to_vec_pretty(&records).map_err(|e| io(e.into()))?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&bytes).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(io)
-    })
-    .await
-    .map_err(|e| CheckpointError::Mqtt(format!("checkpoint writer failed: {e}")))?
-}
-
-/// Connects, reads every retained checkpoint under the prefix, and keeps the client for saving.
-/// A sentinel published after the subscription marks the end of the retained messages (the broker
-/// delivers a subscription's retained messages before it handles the client's next packet).
-async fn mqtt_open(
-    cfg: &StoreConfig,
-    token: CancellationToken,
-) -> Result<(AsyncClient, BTreeMap<String, String>), CheckpointError> {
-    let StoreConfig::Mqtt {
-        url,
-        prefix,
-        username,
-        password_file,
-        ca_file,
-        sat_file,
-    } = cfg
-    else {
-        return Err(CheckpointError::BadStore(String::new()));
-    };
-    let host = url.host_str().unwrap_or_default().to_string();
-    let tls = url.scheme() == "mqtts";
-    let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
-    let client_id = format!("sse-ingest-checkpoint-{:016x}", rand::random::<u64>());
-    let mut opts = MqttOptions::new(client_id.clone(), host, port);
-    opts.set_keep_alive(Duration::from_secs(30));
-    opts.set_clean_start(true);
-    let credentials = sse_runtime::mqtt::BrokerCredentials {
-        username: username.clone(),
-        password_file: password_file.clone(),
-        sat_file: sat_file.clone(),
-    };
-    credentials
-        .apply(&mut opts)
-        .await
-        .map_err(CheckpointError::Mqtt)?;
-    if tls {
-        let extra = match ca_file {
-            Some(f) => {
-                sse_runtime::tls::load_certs(f).map_err(|e| CheckpointError::Mqtt(e.to_string()))?
-            }
-            None => Vec::new(),
-        };
-        let tls = sse_runtime::tls::client_config(extra)
-            .map_err(|e| CheckpointError::Mqtt(e.to_string()))?;
-        opts.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(Arc::new(tls)),
-        ));
-    }
-    let (client, mut events) = AsyncClient::new(opts, 64);
-    let filter = format!("{prefix}/#");
-    let sentinel = format!("{prefix}/sync/{client_id}");
-    client
-        .subscribe(filter, QoS::AtLeastOnce)
-        .await
-        .map_err(|e| CheckpointError::Mqtt(e.to_string()))?;
-    let mut loaded = BTreeMap::new();
-    let load = async {
-        let mut subscribed = false;
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) if !subscribed => {
-                    subscribed = true;
-                    client
-                        .publish(sentinel.clone(), QoS::AtLeastOnce, false, Vec::new())
-                        .await
-                        .map_err(|e| CheckpointError::Mqtt(e.to_string()))?;
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if p.topic == sentinel.as_bytes() {
-                        return Ok(());
-                    }
-                    if let Ok(r) = serde_json::from_slice::<Record>(&p.payload) {
-                        loaded.insert(r.stream, r.last_event_id);
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => return Err(CheckpointError::Mqtt(e.to_string())),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), load)
-        .await
-        .map_err(|_| {
-            CheckpointError::Mqtt("no answer from the broker within 30 s".to_string())
-        })??;
-    client
-        .unsubscribe(format!("{prefix}/#"))
-        .await
-        .map_err(|e| CheckpointError::Mqtt(e.to_string()))?;
-    tokio::spawn(drive(events, credentials, token));
-    Ok((client, loaded))
-}
-
-/// Runs the checkpoint client's event loop until cancelled; after an error it reconnects with
-/// the credentials read again (a rotated password or token).
-async fn drive(
-    mut events: EventLoop,
-    credentials: sse_runtime::mqtt::BrokerCredentials,
-    token: CancellationToken,
-) {
-    let mut backoff = sse_runtime::Backoff::standard();
-    loop {
-        tokio::select! {
-            _ = token.cancelled() => return,
-            r = events.poll() => match r {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => backoff.connected(),
-                Ok(_) => {}
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?delay, "checkpoint broker connection lost");
-                    tokio::select! {
-                        _ = token.cancelled() => return,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                    if let Err(e) = credentials.apply(&mut events.options).await {
-                        tracing::warn!(error = %e, "checkpoint broker credentials");
-                    }
-                }
             }
         }
     }
@@ -581,7 +377,16 @@ mod tests {
             StoreConfig::parse("mqtts://broker:8883").unwrap(),
             StoreConfig::Mqtt { .. }
         ));
+        assert!(matches!(
+            StoreConfig::parse("ssl://broker").unwrap(),
+            StoreConfig::Mqtt { broker, .. } if broker.tls.is_some() && broker.address.port == 8883
+        ));
+        assert_eq!(StoreConfig::parse("none").unwrap(), StoreConfig::None);
         assert!(StoreConfig::parse("http://x").is_err());
+        assert!(
+            StoreConfig::parse("mqtt://u:hunter2@b")
+                .is_err_and(|e| !e.to_string().contains("hunter2"))
+        );
     }
 
     #[tokio::test]
@@ -609,5 +414,35 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(damaged.resume("s1").1, "");
+    }
+
+    /// #19 point 6: the file is `0600` in a `0700` directory, and a symlink planted where the
+    /// old code put its temp file (`<name>.tmp`) is not followed.
+    #[tokio::test]
+    async fn the_file_store_is_private_and_follows_no_planted_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let victim = root.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let dir = root.path().join("state");
+        let path = dir.join("checkpoints.json");
+        let c = Checkpoints::open(&StoreConfig::File(path.clone()), CancellationToken::new())
+            .await
+            .unwrap();
+        let (p, _) = c.resume("s1");
+        lock(&p).sent(&[], "7");
+        c.save().await.unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        std::os::unix::fs::symlink(&victim, path.with_extension("tmp")).unwrap();
+        lock(&p).sent(&[], "8");
+        c.save().await.unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(mode(&path), 0o600);
+        let again = Checkpoints::open(&StoreConfig::File(path), CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(again.resume("s1").1, "8");
     }
 }

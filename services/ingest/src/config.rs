@@ -74,9 +74,14 @@ pub struct Config {
     pub status_interval: Duration,
     /// Where each stream's acknowledged resume point (last event ID) is kept: `file:///path`
     /// (or a plain path) for a JSON file, `mqtt://host:port` / `mqtts://host:port` for retained
-    /// messages on a broker (survives the pod moving), empty for nowhere.
+    /// messages on a broker (survives the pod moving), `none` for nowhere. Empty: nowhere for
+    /// `sse-ingest`; the publisher's broker for `sse-connector`.
     #[arg(long, env = "CHECKPOINT_STORE", default_value = "")]
     pub checkpoint_store: String,
+    /// The broker an empty `--checkpoint-store` stands for: set by `sse-connector` to its
+    /// publisher's broker (URL, TLS, credentials), so one process resumes by default.
+    #[arg(skip)]
+    pub checkpoint_broker: Option<sse_runtime::mqtt::Broker>,
     /// Topic prefix of the retained checkpoint messages.
     #[arg(
         long,
@@ -159,20 +164,24 @@ impl Config {
         use crate::checkpoint::StoreConfig;
         let mut store =
             StoreConfig::parse(&self.checkpoint_store).map_err(|e| Error::Config(e.to_string()))?;
-        if let StoreConfig::Mqtt {
-            prefix,
-            username,
-            password_file,
-            ca_file,
-            sat_file,
-            ..
-        } = &mut store
-        {
+        if let StoreConfig::Mqtt { broker, prefix } = &mut store {
             prefix.clone_from(&self.checkpoint_topic);
-            username.clone_from(&self.mqtt_username);
-            password_file.clone_from(&self.mqtt_password_file);
-            ca_file.clone_from(&self.mqtt_ca_file);
-            sat_file.clone_from(&self.mqtt_sat_file);
+            broker.credentials = sse_runtime::mqtt::BrokerCredentials {
+                username: self.mqtt_username.clone().filter(|u| !u.is_empty()),
+                password_file: self.mqtt_password_file.clone(),
+                sat_file: self.mqtt_sat_file.clone(),
+            };
+            if let Some(tls) = &mut broker.tls {
+                tls.ca_files = self.mqtt_ca_file.iter().cloned().collect();
+            }
+        }
+        if let (StoreConfig::None, Some(broker)) = (&store, &self.checkpoint_broker)
+            && self.checkpoint_store.is_empty()
+        {
+            store = StoreConfig::Mqtt {
+                broker: broker.clone(),
+                prefix: self.checkpoint_topic.clone(),
+            };
         }
         Ok(store)
     }

@@ -4,14 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use rand::Rng;
-use rustls_pki_types::PrivateKeyDer;
-use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
+use sse_contract::limits::MQTT_CONTROL_PACKET_BYTES_MAX;
+use sse_runtime::mqtt::{Broker, BrokerAddress, BrokerCredentials, ClientSettings, TlsFiles};
 
 use crate::error::Error;
 
@@ -118,72 +117,13 @@ pub struct Config {
     pub broker_sat_file: Option<PathBuf>,
 }
 
-/// Where the TLS material comes from; read afresh at each connect (rotation needs no restart).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// PEM files of extra trusted CAs.
-    pub ca_files: Vec<PathBuf>,
-    /// Client certificate chain and private key, for mutual TLS.
-    pub client: Option<(PathBuf, PathBuf)>,
-}
-
-impl TlsFiles {
-    /// A rustls client configuration from the files (ring provider, system roots plus the CAs).
-    pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>, Error> {
-        let mut roots = sse_runtime::tls::system_roots();
-        for path in &self.ca_files {
-            let certs = sse_runtime::tls::load_certs(path)
-                .map_err(|e| Error::Config(format!("broker CA: {e}")))?;
-            for c in certs {
-                roots
-                    .add(c)
-                    .map_err(|e| Error::Config(format!("broker CA {}: {e}", path.display())))?;
-            }
-        }
-        let builder = rustls::ClientConfig::builder_with_provider(sse_runtime::tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Config(format!("tls: {e}")))?
-            .with_root_certificates(roots);
-        let config = match &self.client {
-            None => builder.with_no_client_auth(),
-            Some((cert, key)) => {
-                let chain = sse_runtime::tls::load_certs(cert)
-                    .map_err(|e| Error::Config(format!("client certificate: {e}")))?;
-                // The key's parse error is not shown: it could quote key material.
-                let key_der = PrivateKeyDer::from_pem_file(key).map_err(|_| {
-                    Error::Config(format!(
-                        "client key {}: unreadable or not a PEM private key",
-                        key.display()
-                    ))
-                })?;
-                builder
-                    .with_client_auth_cert(chain, key_der)
-                    .map_err(|e| Error::Config(format!("client certificate and key: {e}")))?
-            }
-        };
-        Ok(Arc::new(config))
-    }
-}
-
 /// Validated MQTT connection settings.
 #[derive(Clone, Debug)]
 pub struct MqttSettings {
-    /// Broker host name or address.
-    pub host: String,
-    /// Broker port.
-    pub port: u16,
-    /// TLS material, for `mqtts://`.
-    pub tls: Option<TlsFiles>,
-    /// MQTT client id.
-    pub client_id: String,
-    /// User name, password file and service account token file (files read at connect time).
-    pub credentials: sse_runtime::mqtt::BrokerCredentials,
-    /// Keep-alive interval.
-    pub keep_alive: Duration,
-    /// Session expiry interval in seconds.
-    pub session_expiry: u32,
-    /// Start with a clean session.
-    pub clean_start: bool,
+    /// The broker and the client's session: the shared MQTT stack's settings. Incoming packets
+    /// are limited to `MQTT_CONTROL_PACKET_BYTES_MAX`: the publisher reads only its state store
+    /// response topic.
+    pub client: ClientSettings,
     /// Most QoS 1 publishes in flight.
     pub max_inflight: u16,
     /// How long a QoS 1 publish may wait for its PUBACK before the connection is recycled.
@@ -316,8 +256,8 @@ impl Config {
             (None, Some(u)) => u,
             (None, None) => "mqtt://127.0.0.1:1883".to_string(),
         };
-        let (host, port, tls) = parse_url(&url)?;
-        let tls = if tls {
+        let address = BrokerAddress::parse(&url).map_err(|e| Error::Config(e.to_string()))?;
+        let tls = if address.tls {
             let ca_files = match (&self.mqtt_ca_file, &self.broker_trust_dir) {
                 (Some(f), _) => vec![f.clone()],
                 (None, Some(dir)) if aio.tls_enabled() => pem_files(dir)?,
@@ -327,7 +267,9 @@ impl Config {
                 ca_files,
                 client: self.mqtt_cert_file.clone().zip(self.mqtt_key_file.clone()),
             };
-            files.client_config()?;
+            files
+                .client_config()
+                .map_err(|e| Error::Config(e.to_string()))?;
             Some(files)
         } else {
             if self.mqtt_cert_file.is_some() || self.mqtt_ca_file.is_some() {
@@ -373,26 +315,31 @@ impl Config {
                 "--state-store-attempts must be at least 1".into(),
             ));
         }
-        Ok(MqttSettings {
-            host,
-            port,
+        let broker = Broker {
+            address,
             tls,
-            client_id: client_id(
-                self.client_id.as_deref(),
-                self.connector_id.as_deref(),
-                self.pod_name.as_deref(),
-            ),
-            credentials: sse_runtime::mqtt::BrokerCredentials {
+            credentials: BrokerCredentials {
                 username: self.mqtt_username.clone().filter(|u| !u.is_empty()),
                 password_file: self.mqtt_password_file.clone(),
                 sat_file,
             },
-            keep_alive: Duration::from_secs(keep_alive),
-            session_expiry: self
-                .mqtt_session_expiry
+        };
+        let client_id = client_id(
+            self.client_id.as_deref(),
+            self.connector_id.as_deref(),
+            self.pod_name.as_deref(),
+        );
+        let mut client = ClientSettings::new(broker, client_id, MQTT_CONTROL_PACKET_BYTES_MAX);
+        client.keep_alive = Duration::from_secs(keep_alive);
+        client.session_expiry = Some(
+            self.mqtt_session_expiry
                 .or(aio.session_expiry_seconds)
                 .unwrap_or(DEFAULT_SESSION_EXPIRY_SECS),
-            clean_start: self.mqtt_clean_start,
+        );
+        client.clean_start = self.mqtt_clean_start;
+        client.max_inflight = Some(max_inflight);
+        Ok(MqttSettings {
+            client,
             max_inflight,
             puback_timeout: self.puback_timeout,
             store_timeout: self.state_store_timeout.max(Duration::from_millis(100)),
@@ -431,31 +378,6 @@ fn client_id(flag: Option<&str>, connector: Option<&str>, pod: Option<&str>) -> 
     format!("sse-publisher-{n:016x}")
 }
 
-/// Host, port and whether TLS is used, from an `mqtt://` / `mqtts://` URL.
-fn parse_url(raw: &str) -> Result<(String, u16, bool), Error> {
-    let bad = |why: &str| Error::Config(format!("--mqtt-url {raw:?}: {why}"));
-    let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
-    let (tls, default_port) = match url.scheme() {
-        "mqtt" | "tcp" => (false, 1883),
-        "mqtts" | "ssl" => (true, 8883),
-        other => {
-            return Err(bad(&format!(
-                "unsupported scheme {other:?} (use mqtt or mqtts)"
-            )));
-        }
-    };
-    let host = match url.host() {
-        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_string(),
-        Some(url::Host::Ipv4(ip)) => ip.to_string(),
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        _ => return Err(bad("no host")),
-    };
-    if !(url.path().is_empty() || url.path() == "/") {
-        return Err(bad("a broker URL has no path"));
-    }
-    Ok((host, url.port().unwrap_or(default_port), tls))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,26 +389,28 @@ mod tests {
     }
 
     #[test]
-    fn parses_plain_and_tls_urls() {
+    fn broker_urls_go_through_the_shared_stack() {
+        let s = config(&["--mqtt-url", "ssl://broker.local"])
+            .mqtt_settings()
+            .unwrap();
+        let a = &s.client.broker.address;
         assert_eq!(
-            parse_url("mqtt://127.0.0.1:1883").unwrap(),
-            ("127.0.0.1".into(), 1883, false)
+            (a.host.as_str(), a.port, a.tls),
+            ("broker.local", 8883, true)
         );
-        assert_eq!(
-            parse_url("mqtts://broker.local").unwrap(),
-            ("broker.local".into(), 8883, true)
-        );
-        assert_eq!(
-            parse_url("mqtt://broker").unwrap(),
-            ("broker".into(), 1883, false)
-        );
+        assert!(s.client.broker.tls.is_some());
+        for u in ["not a url", "http://x:1", "mqtt://x:1/path", "mqtt:///"] {
+            assert!(config(&["--mqtt-url", u]).mqtt_settings().is_err(), "{u}");
+        }
     }
 
     #[test]
-    fn rejects_bad_urls() {
-        for u in ["not a url", "http://x:1", "mqtt://x:1/path", "mqtt:///"] {
-            assert!(parse_url(u).is_err(), "{u}");
-        }
+    fn the_client_announces_the_control_packet_limit() {
+        let s = config(&["--mqtt-url", "mqtt://h"]).mqtt_settings().unwrap();
+        assert_eq!(
+            s.client.options().max_packet_size(),
+            Some(MQTT_CONTROL_PACKET_BYTES_MAX as u32)
+        );
     }
 
     #[test]
@@ -499,7 +423,7 @@ mod tests {
         let s = config(&["--pod-name", "pod-1", "--mqtt-url", "mqtt://h"])
             .mqtt_settings()
             .unwrap();
-        assert_eq!(s.client_id, "pod-1");
+        assert_eq!(s.client.client_id, "pod-1");
     }
 
     #[test]
@@ -522,13 +446,13 @@ mod tests {
         assert!(with(&["--max-inflight", "0"]).is_err());
         assert!(with(&["--state-store-attempts", "0"]).is_err());
         let s = with(&["--mqtt-client-id", "pub-1"]).unwrap();
-        assert_eq!(s.client_id, "pub-1");
-        assert_eq!(s.keep_alive, Duration::from_secs(30));
+        assert_eq!(s.client.client_id, "pub-1");
+        assert_eq!(s.client.keep_alive, Duration::from_secs(30));
         assert_eq!(s.max_inflight, 1000);
-        assert_eq!(s.session_expiry, 3600);
-        assert!(!s.clean_start);
+        assert_eq!(s.client.session_expiry, Some(3600));
+        assert!(!s.client.clean_start);
         assert_eq!(s.puback_timeout, Duration::from_secs(30));
-        assert!(s.tls.is_none());
+        assert!(s.client.broker.tls.is_none());
         let s = with(&[
             "--client-id",
             "pub-2",
@@ -537,9 +461,9 @@ mod tests {
             "0",
         ])
         .unwrap();
-        assert_eq!(s.client_id, "pub-2");
-        assert!(s.clean_start);
-        assert_eq!(s.session_expiry, 0);
+        assert_eq!(s.client.client_id, "pub-2");
+        assert!(s.client.clean_start);
+        assert_eq!(s.client.session_expiry, Some(0));
     }
 
     const AIO: &str = r#"{"host":"aio-broker:18883","keepAliveSeconds":60,"maxInflightMessages":7,
@@ -556,13 +480,19 @@ mod tests {
         ])
         .mqtt_settings()
         .unwrap();
-        assert_eq!((s.host.as_str(), s.port), ("aio-broker", 18883));
-        assert!(s.tls.is_some());
-        assert_eq!(s.keep_alive, Duration::from_secs(60));
-        assert_eq!(s.max_inflight, 7);
-        assert_eq!(s.session_expiry, 600);
         assert_eq!(
-            s.credentials.sat_file.as_deref(),
+            (
+                s.client.broker.address.host.as_str(),
+                s.client.broker.address.port
+            ),
+            ("aio-broker", 18883)
+        );
+        assert!(s.client.broker.tls.is_some());
+        assert_eq!(s.client.keep_alive, Duration::from_secs(60));
+        assert_eq!(s.max_inflight, 7);
+        assert_eq!(s.client.session_expiry, Some(600));
+        assert_eq!(
+            s.client.broker.credentials.sat_file.as_deref(),
             Some(Path::new("/var/run/secrets/tokens/broker-sat"))
         );
     }
@@ -586,13 +516,19 @@ mod tests {
         ])
         .mqtt_settings()
         .unwrap();
-        assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 1999));
-        assert!(s.tls.is_none());
-        assert_eq!(s.keep_alive, Duration::from_secs(9));
-        assert_eq!(s.max_inflight, 3);
-        assert_eq!(s.session_expiry, 600);
         assert_eq!(
-            s.credentials.sat_file.as_deref(),
+            (
+                s.client.broker.address.host.as_str(),
+                s.client.broker.address.port
+            ),
+            ("127.0.0.1", 1999)
+        );
+        assert!(s.client.broker.tls.is_none());
+        assert_eq!(s.client.keep_alive, Duration::from_secs(9));
+        assert_eq!(s.max_inflight, 3);
+        assert_eq!(s.client.session_expiry, Some(600));
+        assert_eq!(
+            s.client.broker.credentials.sat_file.as_deref(),
             Some(Path::new("/tmp/sat"))
         );
         // the same file named by path
@@ -604,7 +540,7 @@ mod tests {
         ])
         .mqtt_settings()
         .unwrap();
-        assert_eq!(s.port, 18883);
+        assert_eq!(s.client.broker.address.port, 18883);
     }
 
     #[test]

@@ -61,16 +61,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
+use rumqttc::Outgoing;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{
-    ConnAck, ConnectReturnCode, Filter, PubAck, PubAckReason, Publish, Subscribe,
-    SubscribeReasonCode,
+    ConnAck, Filter, PubAck, PubAckReason, Publish, Subscribe, SubscribeReasonCode,
 };
-use rumqttc::v5::{
-    AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, Request, StateError,
-};
-use rumqttc::{Outgoing, TlsConfiguration, Transport};
-use sse_runtime::{Backoff, Shutdown};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, Request};
+use sse_contract::limits::MQTT_PACKET_BYTES_MAX;
+use sse_runtime::Shutdown;
+use sse_runtime::mqtt::Supervisor;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -83,8 +82,6 @@ use crate::state_store::{self, Hlc};
 
 /// How long shutdown waits for outstanding messages to be acknowledged.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// The MQTT 5 authentication method of Azure IoT Operations' service account tokens.
-pub const SAT_METHOD: &str = sse_runtime::mqtt::SAT_METHOD;
 
 /// Resolves once the broker has the message (`Ok`), refused it for good (`Err`), or, when the
 /// sender is dropped, never: the message was not delivered and may be re-sent.
@@ -147,7 +144,7 @@ impl Mqtt {
         let (jobs_tx, jobs_rx) = mpsc::channel(usize::from(settings.max_inflight));
         let (connected_tx, connected_rx) = watch::channel(false);
         let stamper = Arc::new(Stamper {
-            client_id: settings.client_id.clone().into(),
+            client_id: settings.client.client_id.clone().into(),
             hlc: Mutex::new(Hlc::default()),
         });
         let token = shutdown.token.clone();
@@ -204,126 +201,6 @@ impl Mqtt {
     }
 }
 
-/// rumqttc options for `settings` (credentials and TLS are set before each connect).
-fn options(settings: &MqttSettings) -> MqttOptions {
-    let mut o = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
-    o.set_keep_alive(settings.keep_alive)
-        .set_clean_start(settings.clean_start)
-        .set_session_expiry_interval(Some(settings.session_expiry))
-        .set_outgoing_inflight_upper_limit(settings.max_inflight)
-        .set_connection_timeout(10);
-    o
-}
-
-/// Reads the secrets and TLS files for the next connect into `options`. Errors name the file,
-/// never its content.
-async fn prepare_connect(settings: &MqttSettings, o: &mut MqttOptions) -> Result<(), String> {
-    settings.credentials.apply(o).await?;
-    if let Some(files) = &settings.tls {
-        let config = files.client_config().map_err(|e| e.to_string())?;
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
-    }
-    Ok(())
-}
-
-/// Why a connection failed or dropped, in words that name the problem (never a secret).
-pub fn describe(e: &ConnectionError) -> String {
-    match e {
-        ConnectionError::ConnectionRefused(code) => refused(*code),
-        ConnectionError::MqttState(StateError::ConnFail { reason }) => refused(*reason),
-        ConnectionError::MqttState(StateError::ServerDisconnect {
-            reason_code,
-            reason_string,
-        }) => format!(
-            "the broker disconnected: {reason_code:?}{}",
-            reason_string
-                .as_deref()
-                .map(|s| format!(" ({s})"))
-                .unwrap_or_default()
-        ),
-        ConnectionError::Timeout(_) => "no CONNACK from the broker in time".to_string(),
-        other => match find_tls_error(other) {
-            Some(tls) => describe_tls(tls),
-            None => match find_io_kind(other) {
-                Some(std::io::ErrorKind::ConnectionRefused) => {
-                    "the broker refused the TCP connection (not listening?)".to_string()
-                }
-                _ => other.to_string(),
-            },
-        },
-    }
-}
-
-fn refused(code: ConnectReturnCode) -> String {
-    match code {
-        ConnectReturnCode::BadUserNamePassword => {
-            "the broker refused the credentials: bad user name or password (check the user name and the password file)".to_string()
-        }
-        ConnectReturnCode::NotAuthorized => {
-            "the broker refused the connection: not authorized (check the user name and password file, or the service account token)".to_string()
-        }
-        ConnectReturnCode::BadAuthenticationMethod => format!(
-            "the broker refused the authentication method (the service account token uses {SAT_METHOD})"
-        ),
-        other => format!("the broker refused the connection: {other:?}"),
-    }
-}
-
-fn describe_tls(e: &rustls::Error) -> String {
-    match e {
-        rustls::Error::InvalidCertificate(why) => format!(
-            "TLS: the broker's certificate is not trusted ({why:?}); check the broker CA (--mqtt-ca-file)"
-        ),
-        rustls::Error::AlertReceived(alert) => format!(
-            "TLS: the broker rejected the handshake ({alert:?}); check the client certificate and key (--mqtt-cert-file, --mqtt-key-file)"
-        ),
-        other => format!("TLS: {other}"),
-    }
-}
-
-/// The rustls error somewhere in the cause chain of `e`.
-fn find_tls_error(e: &ConnectionError) -> Option<&rustls::Error> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(t) = err.downcast_ref::<rustls::Error>() {
-            return Some(t);
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-        {
-            if let Some(t) = inner.downcast_ref::<rustls::Error>() {
-                return Some(t);
-            }
-            cur = inner.source();
-            continue;
-        }
-        cur = cause(err);
-    }
-    None
-}
-
-/// The next error in the chain, also through rumqttc's `StateError::Deserialization`, which
-/// does not expose its cause as a `source`.
-fn cause<'a>(
-    err: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a (dyn std::error::Error + 'static)> {
-    if let Some(StateError::Deserialization(inner)) = err.downcast_ref::<StateError>() {
-        return Some(inner);
-    }
-    err.source()
-}
-
-fn find_io_kind(e: &ConnectionError) -> Option<std::io::ErrorKind> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
-        }
-        cur = cause(err);
-    }
-    None
-}
-
 enum Outcome {
     Polled(Box<Result<Event, ConnectionError>>),
     Deadline,
@@ -338,14 +215,12 @@ async fn connection(
     token: CancellationToken,
     stamper: Arc<Stamper>,
 ) {
-    let (client, mut eventloop) =
-        AsyncClient::new(options(&settings), usize::from(settings.max_inflight) + 1);
+    let mut supervisor = Supervisor::new(settings.client.clone(), "the mqtt broker");
+    let (client, mut eventloop) = supervisor.client(usize::from(settings.max_inflight) + 1);
     let mut book = Book::new(&settings, stamper);
-    let mut backoff = Backoff::standard();
     let mut delay: Option<Duration> = None;
     let mut draining: Option<Instant> = None;
     let mut disconnect_sent = false;
-    let mut last_failure: Option<String> = None;
     // Made once, not at every turn of the loop below (which turns about twice per event): the
     // stop signal and one timer for whichever deadline is next (drain, PUBACK, state store).
     let stopped = token.clone().cancelled_owned();
@@ -363,10 +238,9 @@ async fn connection(
             }
         }
         if !book.connected
-            && let Err(reason) = prepare_connect(&settings, &mut eventloop.options).await
+            && let Err(d) = supervisor.prepare(&mut eventloop).await
         {
-            tracing::warn!(%reason, "cannot connect to the mqtt broker; retrying");
-            delay = Some(backoff.next_delay());
+            delay = Some(d);
             continue;
         }
         let outcome = {
@@ -447,21 +321,18 @@ async fn connection(
                 );
                 eventloop.clean();
                 lost(&mut book, &mut eventloop, &connected_tx);
-                delay = Some(backoff.next_delay());
+                delay = Some(supervisor.recycled());
                 continue;
             }
             Outcome::Polled(ev) => *ev,
         };
         match polled {
             Ok(Event::Incoming(Incoming::ConnAck(connack))) => {
-                backoff.connected();
-                last_failure = None;
+                supervisor.connected(&connack);
                 let replay = book.on_connack(&connack, settings.max_inflight);
-                tracing::info!(
-                    session_present = connack.session_present,
-                    resent = replay.len(),
-                    "connected to the mqtt broker"
-                );
+                if !replay.is_empty() {
+                    tracing::info!(resent = replay.len(), "re-sending unacknowledged messages");
+                }
                 eventloop
                     .pending
                     .extend(replay.into_iter().map(Request::Publish));
@@ -492,17 +363,8 @@ async fn connection(
                 if disconnect_sent {
                     break;
                 }
-                let reason = describe(&e);
-                if book.connected {
-                    tracing::warn!(%reason, "mqtt connection lost; reconnecting");
-                } else if last_failure.as_deref() != Some(reason.as_str()) {
-                    tracing::error!(%reason, broker = %format!("{}:{}", settings.host, settings.port), "cannot connect to the mqtt broker; retrying");
-                } else {
-                    tracing::debug!(%reason, "mqtt connect failed again; retrying");
-                }
-                last_failure = Some(reason);
+                delay = Some(supervisor.lost(&e));
                 lost(&mut book, &mut eventloop, &connected_tx);
-                delay = Some(backoff.next_delay());
             }
         }
         if draining.is_some() && book.idle() && book.connected && !disconnect_sent {
@@ -674,13 +536,16 @@ impl Book {
         if m.qos == Qos::AtLeastOnce && !self.qos1_available {
             return Err(Error::Unsupported("the broker supports only QoS 0".into()));
         }
-        if let Some(max) = self.max_packet
-            && m.packet_size_bound() > max as usize
-        {
+        // The broker's limit (CONNACK) and ours (sse-contract), whichever is lower.
+        let (max, whose) = match self.max_packet {
+            Some(b) if (b as usize) < MQTT_PACKET_BYTES_MAX => (b as usize, "the broker's"),
+            _ => (MQTT_PACKET_BYTES_MAX, "the connector's"),
+        };
+        if m.packet_size_bound() > max {
             let size = m.packet_size();
-            if size > max as usize {
+            if size > max {
                 return Err(Error::Unsupported(format!(
-                    "{size} bytes exceed the broker's maximum packet size of {max}"
+                    "{size} bytes exceed {whose} maximum packet size of {max}"
                 )));
             }
         }
@@ -922,7 +787,10 @@ impl Book {
             .as_ref()
             .and_then(|pr| pr.correlation_data.clone())
         else {
-            tracing::debug!("state store response without correlation data");
+            tracing::info!(
+                bytes = p.payload.len(),
+                "ignored a message on the state store response topic: no correlation data"
+            );
             return;
         };
         let answer = store_answer(&p.payload);
@@ -937,7 +805,10 @@ impl Book {
             .find(|i| i.message.properties.correlation_data.as_ref() == Some(&key));
         match early {
             Some(item) => item.early_response = Some(answer),
-            None => tracing::debug!("state store response for no outstanding request"),
+            None => tracing::info!(
+                bytes = p.payload.len(),
+                "ignored a message on the state store response topic: no request of ours awaits it"
+            ),
         }
     }
 }
@@ -947,7 +818,7 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use clap::Parser;
-    use rumqttc::v5::mqttbytes::v5::{ConnAckProperties, PublishProperties};
+    use rumqttc::v5::mqttbytes::v5::{ConnAckProperties, ConnectReturnCode, PublishProperties};
 
     fn message(qos: Qos) -> Message {
         Message {
@@ -999,7 +870,7 @@ mod tests {
     fn book(max_inflight: u16) -> Book {
         let s = settings(max_inflight);
         let stamper = Arc::new(Stamper {
-            client_id: s.client_id.clone().into(),
+            client_id: s.client.client_id.clone().into(),
             hlc: Mutex::new(Hlc::default()),
         });
         Book::new(&s, stamper)
@@ -1233,30 +1104,6 @@ mod tests {
         assert!(b.oldest_unacked().is_some());
         b.on_disconnect();
         assert!(b.oldest_unacked().is_none());
-    }
-
-    #[test]
-    fn describes_connect_failures_without_secrets() {
-        let e = ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword);
-        assert!(describe(&e).contains("bad user name or password"));
-        let io = std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
-        );
-        let d = describe(&ConnectionError::Io(io));
-        assert!(
-            d.contains("not trusted") && d.contains("UnknownIssuer"),
-            "{d}"
-        );
-        let io = std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired),
-        );
-        let wrapped = ConnectionError::MqttState(StateError::Deserialization(
-            rumqttc::v5::mqttbytes::Error::Io(io),
-        ));
-        let d = describe(&wrapped);
-        assert!(d.contains("client certificate"), "{d}");
     }
 
     #[test]

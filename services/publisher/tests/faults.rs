@@ -272,3 +272,59 @@ async fn a_lost_puback_recycles_the_connection() -> Result<()> {
     proxy.abort();
     Ok(())
 }
+
+/// #19 point 3: a message on the publisher's own state store response topic that is larger than
+/// rumqttc's default 10 KiB limit (any broker client can publish one) used to end the connection
+/// at every reconnect: the kept session re-delivered it. Now the publisher announces
+/// MQTT_CONTROL_PACKET_BYTES_MAX in CONNECT: Mosquitto drops the larger message for it, a 20 KiB
+/// one is read and ignored, and the connection stays up while events flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_message_on_the_response_topic_does_not_break_the_connection() -> Result<()> {
+    use rumqttc::v5::mqttbytes::QoS;
+    let broker = Mosquitto::start().await?;
+    let sub = Subscriber::connect(broker.port, "big/#").await?;
+    let p = Service::start(
+        "sse-publisher",
+        &[
+            s("--mqtt-url"),
+            broker.url(),
+            s("--client-id"),
+            s("pub-big"),
+        ],
+        &[],
+    )
+    .await?;
+    // Acked: connected, and the response subscription (sent before any publish) is in place.
+    assert_eq!(publish(&p, vec![to_topic(1, "big/a")]).await?[&1], "");
+    let response = format!(
+        "clients/pub-big/{}/response",
+        sse_e2e::mqtt::STATE_STORE_TOPIC
+    );
+    let limit = sse_contract::limits::MQTT_CONTROL_PACKET_BYTES_MAX;
+    for size in [limit + 1024, 20 * 1024] {
+        sub.client()
+            .publish(response.clone(), QoS::AtLeastOnce, false, vec![b'x'; size])
+            .await?;
+    }
+    // QoS 1 to one subscriber keeps order: once the 20 KiB one is read, the larger one was
+    // dropped by the broker (or it would have been read first).
+    eventually_log(&p, "bytes=20480").await?;
+    assert_eq!(publish(&p, vec![to_topic(2, "big/b")]).await?[&2], "");
+    sub.wait_until("both events", |m| m.len() >= 2).await?;
+    let logs = p.log_text();
+    assert!(!logs.contains("lost; reconnecting"), "{logs}");
+    assert_eq!(
+        logs.matches("connected to the mqtt broker").count(),
+        1,
+        "{logs}"
+    );
+    Ok(())
+}
+
+async fn eventually_log(p: &Service, needle: &str) -> Result<()> {
+    sse_e2e::eventually(&format!("log line containing {needle:?}"), || async {
+        p.log_text().contains(needle).then_some(())
+    })
+    .await
+    .with_context(|| p.log_text())
+}

@@ -1,6 +1,7 @@
 //! What every sse-connector service needs, and nothing service-specific: telemetry set-up and
 //! trace-context helpers, gRPC serving with health and reflection, the shutdown signal, backoff,
-//! TLS client configuration, broker credentials read at connect, the seq-ordered queue of the ack
+//! TLS client configuration, the one MQTT client stack (URLs, options, TLS, credentials, packet
+//! limits, the supervised connection loop), private state files, the seq-ordered queue of the ack
 //! bookkeeping, and the exit code for bad configuration.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -8,6 +9,7 @@ pub mod backoff;
 pub mod link;
 pub mod mqtt;
 pub mod peers;
+pub mod private_file;
 pub mod seq;
 pub mod serve;
 pub mod shutdown;

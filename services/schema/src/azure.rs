@@ -22,22 +22,22 @@
 //! an empty mirror restarts a subject's numbering at 1 (and re-puts: the registry deduplicates
 //! by content and version), which is why the mirror lives in the durable data dir.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rand::Rng;
 use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{ConnAck, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::v5::{Filter, Publish, PublishProperties, Subscribe};
-use rumqttc::v5::{AsyncClient, Event, Incoming, MqttOptions, Request};
-use rumqttc::{TlsConfiguration, Transport};
+use rumqttc::v5::{AsyncClient, Event, Incoming, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sse_contract::limits::MQTT_REGISTRY_PACKET_BYTES_MAX;
+use sse_runtime::mqtt::{Broker, ClientSettings, Handler, Supervisor};
 use sse_runtime::{Backoff, Shutdown};
 use tokio::sync::{oneshot, watch};
-use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::registry::{FORMAT, FileRegistry, NewSchema, Registry, SchemaRecord};
@@ -54,22 +54,21 @@ pub const SCHEMA_TYPE: &str = "MessageSchema";
 /// How to reach the registry's MQTT broker and how patient to be.
 #[derive(Debug, Clone)]
 pub struct AzureSettings {
-    /// Broker host.
-    pub host: String,
-    /// Broker port.
-    pub port: u16,
-    /// TLS (`mqtts://`): extra CA certificates (PEM), or none for the system roots only.
-    pub tls: Option<Option<PathBuf>>,
-    /// MQTT client id (also the `__srcId` and part of the response topic).
-    pub client_id: String,
-    /// User name, password file and service account token file (files read at each connect).
-    pub credentials: sse_runtime::mqtt::BrokerCredentials,
+    /// The broker and this client's session (see [`client_settings`]); the client id is also
+    /// the `__srcId` and part of the response topic.
+    pub client: ClientSettings,
     /// How long one call waits for its answer.
     pub timeout: Duration,
     /// Attempts per call, counting the first.
     pub attempts: u32,
     /// Delay before the first retry (then doubling, with jitter).
     pub retry_initial: Duration,
+}
+
+/// The registry client's connection settings: clean start, and incoming packets up to
+/// `MQTT_REGISTRY_PACKET_BYTES_MAX` (an answer carries a schema), announced to the broker.
+pub fn client_settings(broker: Broker, client_id: String) -> ClientSettings {
+    ClientSettings::new(broker, client_id, MQTT_REGISTRY_PACKET_BYTES_MAX)
 }
 
 /// The response topic of `request_topic` for `client_id` (the SDK's default pattern).
@@ -218,26 +217,27 @@ struct Rpc {
 
 impl Rpc {
     fn start(settings: &AzureSettings, shutdown: &Shutdown) -> Self {
-        let mut o = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
-        o.set_keep_alive(Duration::from_secs(30))
-            .set_clean_start(true)
-            .set_connection_timeout(10);
-        let (client, eventloop) = AsyncClient::new(o, 64);
+        let client_id = settings.client.client_id.clone();
+        let supervisor = Supervisor::new(settings.client.clone(), "the schema registry's broker");
+        let (client, eventloop) = supervisor.client(64);
         let pending: Pending = Arc::default();
         let (ready_tx, ready) = watch::channel(false);
-        shutdown.tracker.spawn(connection(
-            settings.clone(),
+        let responses = Responses {
+            filter: response_topic(&client_id, "adr/dtmi:ms:adr:SchemaRegistry;2/+"),
+            pending: pending.clone(),
+            ready: ready_tx,
+        };
+        shutdown.tracker.spawn(supervisor.run(
             client.clone(),
             eventloop,
-            pending.clone(),
-            ready_tx,
+            responses,
             shutdown.token.clone(),
         ));
         Self {
             client,
             pending,
             ready,
-            client_id: settings.client_id.clone(),
+            client_id,
             timeout: settings.timeout,
             hlc: Arc::default(),
         }
@@ -311,81 +311,46 @@ impl Rpc {
     }
 }
 
-/// Reads the credentials (and TLS) for the next connect. Errors name the file, never its content.
-async fn prepare_connect(settings: &AzureSettings, o: &mut MqttOptions) -> Result<(), String> {
-    settings.credentials.apply(o).await?;
-    if let Some(ca) = &settings.tls {
-        let extra = match ca {
-            Some(path) => sse_runtime::tls::load_certs(path).map_err(|e| e.to_string())?,
-            None => Vec::new(),
-        };
-        let config = sse_runtime::tls::client_config(extra).map_err(|e| e.to_string())?;
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            Arc::new(config),
-        )));
-    }
-    Ok(())
-}
-
-/// The connection task: connect, subscribe to the response topics, route responses, reconnect.
-async fn connection(
-    settings: AzureSettings,
-    client: AsyncClient,
-    mut eventloop: rumqttc::v5::EventLoop,
+/// The connection's side of the calls: subscribes to the response topics at each connect and
+/// hands each response to the call waiting for its correlation data.
+struct Responses {
+    filter: String,
     pending: Pending,
     ready: watch::Sender<bool>,
-    token: CancellationToken,
-) {
-    let filter = response_topic(&settings.client_id, "adr/dtmi:ms:adr:SchemaRegistry;2/+");
-    let mut backoff = Backoff::standard();
-    let mut connected = false;
-    let mut last_failure: Option<String> = None;
-    loop {
-        if !connected && let Err(reason) = prepare_connect(&settings, &mut eventloop.options).await
-        {
-            tracing::warn!(%reason, "cannot connect to the schema registry's broker; retrying");
-            tokio::select! {
-                _ = tokio::time::sleep(backoff.next_delay()) => continue,
-                _ = token.cancelled() => break,
-            }
-        }
-        let polled = tokio::select! {
-            ev = eventloop.poll() => ev,
-            _ = token.cancelled() => break,
-        };
-        match polled {
-            Ok(Event::Incoming(Incoming::ConnAck(_))) => {
-                connected = true;
-                backoff.connected();
-                last_failure = None;
-                tracing::info!(broker = %format!("{}:{}", settings.host, settings.port), "connected to the schema registry's broker");
-                eventloop
-                    .pending
-                    .push_front(Request::Subscribe(Subscribe::new(
-                        Filter::new(filter.clone(), QoS::AtLeastOnce),
-                        None,
-                    )));
-            }
-            Ok(Event::Incoming(Incoming::SubAck(ack))) => {
-                let ok = ack.return_codes.iter().all(|c| {
-                    matches!(
-                        c,
-                        rumqttc::v5::mqttbytes::v5::SubscribeReasonCode::Success(_)
-                    )
-                });
+}
+
+impl Handler for Responses {
+    fn on_connected(&mut self, _ack: &ConnAck, pending: &mut VecDeque<Request>) {
+        pending.push_front(Request::Subscribe(Subscribe::new(
+            Filter::new(self.filter.clone(), QoS::AtLeastOnce),
+            None,
+        )));
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Incoming(Incoming::SubAck(ack)) => {
+                let ok = ack
+                    .return_codes
+                    .iter()
+                    .all(|c| matches!(c, SubscribeReasonCode::Success(_)));
                 if ok {
-                    let _ = ready.send(true);
+                    let _ = self.ready.send(true);
                 } else {
-                    tracing::error!(topic = %filter, codes = ?ack.return_codes, "the broker refused the registry response subscription");
+                    tracing::error!(topic = %self.filter, codes = ?ack.return_codes, "the broker refused the registry response subscription");
                 }
             }
-            Ok(Event::Incoming(Incoming::Publish(p))) => {
+            Event::Incoming(Incoming::Publish(p)) => {
                 let correlation = p
                     .properties
                     .as_ref()
                     .and_then(|pp| pp.correlation_data.clone());
-                let waiter = correlation
-                    .and_then(|c| pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&c));
+                let waiter = correlation.and_then(|c| {
+                    self.pending
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&c)
+                });
                 match waiter {
                     Some(tx) => {
                         let _ = tx.send(p);
@@ -395,39 +360,19 @@ async fn connection(
                     ),
                 }
             }
-            Ok(_) => {}
-            Err(e) => {
-                let reason = e.to_string();
-                if connected {
-                    tracing::warn!(%reason, "connection to the schema registry's broker lost; reconnecting");
-                } else if last_failure.as_deref() != Some(reason.as_str()) {
-                    tracing::warn!(%reason, broker = %format!("{}:{}", settings.host, settings.port), "cannot connect to the schema registry's broker; retrying");
-                }
-                last_failure = Some(reason);
-                connected = false;
-                let _ = ready.send(false);
-                // Calls in flight fail now (their callers retry), and nothing is replayed later.
-                pending.lock().unwrap_or_else(|p| p.into_inner()).clear();
-                eventloop.clean();
-                eventloop.pending.clear();
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff.next_delay()) => {}
-                    _ = token.cancelled() => break,
-                }
-            }
+            _ => {}
         }
     }
-    let _ = ready.send(false);
-    let _ = client.try_disconnect();
-    // Let the DISCONNECT go out, briefly.
-    let _ = tokio::time::timeout(Duration::from_millis(500), async {
-        while let Ok(ev) = eventloop.poll().await {
-            if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
-                break;
-            }
-        }
-    })
-    .await;
+
+    fn on_lost(&mut self, pending: &mut VecDeque<Request>) {
+        let _ = self.ready.send(false);
+        // Calls in flight fail now (their callers retry), and nothing is replayed later.
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        pending.clear();
+    }
 }
 
 /// The Azure IoT Operations Schema Registry backend, with its local subject mirror.

@@ -180,18 +180,21 @@ impl Config {
             .registry_mqtt_url
             .as_ref()
             .ok_or_else(|| bad("required with --registry azure"))?;
-        let (tls, default_port) = match url.scheme_str() {
-            Some("mqtt") => (None, 1883),
-            Some("mqtts") => (Some(self.registry_mqtt_ca_file.clone()), 8883),
-            _ => return Err(bad("expected mqtt://host:port or mqtts://host:port")),
+        let address = sse_runtime::mqtt::BrokerAddress::parse(&url.to_string())
+            .map_err(|e| bad(&e.to_string()))?;
+        let tls = address.tls.then(|| sse_runtime::mqtt::TlsFiles {
+            ca_files: self.registry_mqtt_ca_file.iter().cloned().collect(),
+            client: None,
+        });
+        let broker = sse_runtime::mqtt::Broker {
+            address,
+            tls,
+            credentials: sse_runtime::mqtt::BrokerCredentials {
+                username: self.registry_mqtt_username.clone(),
+                password_file: self.registry_mqtt_password_file.clone(),
+                sat_file: self.registry_mqtt_sat_file.clone(),
+            },
         };
-        let host = url
-            .host()
-            .ok_or_else(|| bad("expected mqtt://host:port or mqtts://host:port"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
         let client_id = match &self.registry_mqtt_client_id {
             Some(id) => id.clone(),
             None => format!("sse-schema-{:08x}", rand::random::<u32>()),
@@ -209,15 +212,7 @@ impl Config {
             });
         }
         Ok(AzureSettings {
-            host,
-            port: url.port_u16().unwrap_or(default_port),
-            tls,
-            client_id,
-            credentials: sse_runtime::mqtt::BrokerCredentials {
-                username: self.registry_mqtt_username.clone(),
-                password_file: self.registry_mqtt_password_file.clone(),
-                sat_file: self.registry_mqtt_sat_file.clone(),
-            },
+            client: crate::azure::client_settings(broker, client_id),
             timeout: self.registry_timeout,
             attempts: self.registry_attempts,
             retry_initial: Duration::from_millis(500),
@@ -298,9 +293,17 @@ mod tests {
         .unwrap();
         c.validate().unwrap();
         let a = c.azure().unwrap();
-        assert_eq!((a.host.as_str(), a.port), ("broker.local", 8883));
-        assert_eq!(a.tls, Some(None));
-        assert_eq!(a.client_id, "me");
+        let b = &a.client.broker;
+        assert_eq!(
+            (b.address.host.as_str(), b.address.port),
+            ("broker.local", 8883)
+        );
+        assert_eq!(b.tls, Some(sse_runtime::mqtt::TlsFiles::default()));
+        assert_eq!(a.client.client_id, "me");
+        assert_eq!(
+            a.client.max_incoming_packet,
+            sse_contract::limits::MQTT_REGISTRY_PACKET_BYTES_MAX
+        );
         assert_eq!(a.timeout, Duration::from_secs(3));
         assert_eq!(a.attempts, 5);
         let a = parse(&[
@@ -312,8 +315,13 @@ mod tests {
         .unwrap()
         .azure()
         .unwrap();
-        assert_eq!((a.host.as_str(), a.port, a.tls), ("127.0.0.1", 1884, None));
-        assert!(a.client_id.starts_with("sse-schema-"));
+        let b = &a.client.broker;
+        assert_eq!(
+            (b.address.host.as_str(), b.address.port),
+            ("127.0.0.1", 1884)
+        );
+        assert_eq!(b.tls, None);
+        assert!(a.client.client_id.starts_with("sse-schema-"));
     }
 
     #[test]

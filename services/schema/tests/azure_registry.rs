@@ -21,8 +21,9 @@ use sse_e2e::mqtt::subscribe_and_drive;
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
 use sse_proto::v1::{GetSchemaRequest, ListSchemasRequest, PutSchemaRequest};
 use sse_runtime::Shutdown;
+use sse_runtime::mqtt::{Broker, BrokerAddress};
 use sse_schema::Error;
-use sse_schema::azure::{AzureRegistry, AzureSettings, GET_TOPIC, PUT_TOPIC};
+use sse_schema::azure::{AzureRegistry, AzureSettings, GET_TOPIC, PUT_TOPIC, client_settings};
 use sse_schema::canonical::name_of;
 use sse_schema::pipeline::{Limits, Outcome, Pipeline};
 use sse_schema::registry::{FileRegistry, NewSchema, Registry};
@@ -253,12 +254,9 @@ impl Responder {
 }
 
 fn settings(port: u16, client_id: &str) -> AzureSettings {
+    let address = BrokerAddress::parse(&format!("mqtt://127.0.0.1:{port}")).unwrap();
     AzureSettings {
-        host: "127.0.0.1".into(),
-        port,
-        tls: None,
-        client_id: client_id.into(),
-        credentials: Default::default(),
+        client: client_settings(Broker::new(address), client_id.into()),
         timeout: Duration::from_secs(10),
         attempts: 4,
         retry_initial: Duration::from_millis(20),

@@ -1,6 +1,6 @@
-//! Broker credentials read at every connect, for each service that talks MQTT (the publisher,
-//! ingest's checkpoint store): a rotated password or service account token is used on the next
-//! connection without a restart.
+//! Broker credentials read at every connect, for every MQTT client of the connector (the
+//! publisher, ingest's checkpoint store, the schema registry client): a rotated password or
+//! service account token is used on the next connection without a restart.
 
 use std::path::PathBuf;
 

@@ -1,0 +1,140 @@
+//! The broker store: each stream's record as a retained message under a topic prefix, through
+//! the shared MQTT stack (`sse_runtime::mqtt`). The client announces
+//! `MQTT_CONTROL_PACKET_BYTES_MAX` in CONNECT, so a larger retained message under the prefix is
+//! discarded by the broker for it instead of breaking every connect, and each record is checked
+//! by [`record::decode`] before it is used.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{ConnAck, Packet};
+use rumqttc::v5::{AsyncClient, Event, EventLoop, Request};
+use sse_runtime::mqtt::{ClientSettings, Handler, Supervisor, describe};
+use tokio_util::sync::CancellationToken;
+
+use super::CheckpointError;
+use super::record::{self, Record};
+
+/// How long loading the retained checkpoints may take before the attempt is given up.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connected client of the broker store.
+pub struct BrokerStore {
+    client: AsyncClient,
+    prefix: String,
+}
+
+impl BrokerStore {
+    /// Connects, reads every retained checkpoint under `prefix` (skipping the ones that fail
+    /// [`record::decode`], with a warning), and keeps the client connected for saving until
+    /// `token` is cancelled.
+    pub async fn open(
+        settings: ClientSettings,
+        prefix: &str,
+        token: CancellationToken,
+    ) -> Result<(Self, BTreeMap<String, String>), CheckpointError> {
+        let sentinel = format!("{prefix}/sync/{}", settings.client_id);
+        let mut supervisor = Supervisor::new(settings, "the checkpoint store's broker");
+        let (client, mut events) = supervisor.client(64);
+        supervisor
+            .settings()
+            .prepare(&mut events.options)
+            .await
+            .map_err(CheckpointError::Mqtt)?;
+        let mqtt = |e: rumqttc::v5::ClientError| CheckpointError::Mqtt(e.to_string());
+        client
+            .subscribe(format!("{prefix}/#"), QoS::AtLeastOnce)
+            .await
+            .map_err(mqtt)?;
+        let load = load(&client, &mut events, &mut supervisor, &sentinel);
+        let loaded = tokio::time::timeout(LOAD_TIMEOUT, load)
+            .await
+            .map_err(|_| {
+                CheckpointError::Mqtt(format!(
+                    "no answer from the broker within {}s",
+                    LOAD_TIMEOUT.as_secs()
+                ))
+            })??;
+        client
+            .unsubscribe(format!("{prefix}/#"))
+            .await
+            .map_err(mqtt)?;
+        tokio::spawn(supervisor.run(client.clone(), events, Quiet, token));
+        let store = Self {
+            client,
+            prefix: prefix.to_string(),
+        };
+        Ok((store, loaded))
+    }
+
+    /// Publishes stream `key`'s checkpoint (retained, QoS 1).
+    pub async fn save(&self, key: &str, last_event_id: &str) -> Result<(), CheckpointError> {
+        let payload = Record {
+            stream: key.to_string(),
+            last_event_id: last_event_id.to_string(),
+        }
+        .encode();
+        self.client
+            .publish(
+                record::topic(&self.prefix, key),
+                QoS::AtLeastOnce,
+                true,
+                payload,
+            )
+            .await
+            .map_err(|e| CheckpointError::Mqtt(e.to_string()))
+    }
+}
+
+/// Reads retained records until the `sentinel` (published once the subscription is acknowledged)
+/// comes back: the broker delivers a subscription's retained messages before it handles the
+/// client's next packet.
+async fn load(
+    client: &AsyncClient,
+    events: &mut EventLoop,
+    supervisor: &mut Supervisor,
+    sentinel: &str,
+) -> Result<BTreeMap<String, String>, CheckpointError> {
+    let mut loaded = BTreeMap::new();
+    let mut subscribed = false;
+    loop {
+        match events.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => supervisor.connected(&ack),
+            Ok(Event::Incoming(Packet::SubAck(_))) if !subscribed => {
+                subscribed = true;
+                client
+                    .publish(sentinel, QoS::AtLeastOnce, false, Vec::new())
+                    .await
+                    .map_err(|e| CheckpointError::Mqtt(e.to_string()))?;
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let topic = String::from_utf8_lossy(&p.topic);
+                if topic == sentinel {
+                    return Ok(loaded);
+                }
+                match record::decode(&topic, &p.payload) {
+                    Ok(r) => {
+                        loaded.insert(r.stream, r.last_event_id);
+                    }
+                    Err(e) => tracing::warn!(
+                        %topic, error = %e,
+                        "checkpoint skipped; its stream starts without it"
+                    ),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return Err(CheckpointError::Mqtt(describe(&e))),
+        }
+    }
+}
+
+/// After loading the client only publishes: nothing to do with its events, and what rumqttc
+/// keeps across a reconnect (unacknowledged checkpoints) it may re-send.
+struct Quiet;
+
+impl Handler for Quiet {
+    fn on_connected(&mut self, _ack: &ConnAck, _pending: &mut VecDeque<Request>) {}
+    fn on_event(&mut self, _event: Event) {}
+    fn on_lost(&mut self, _pending: &mut VecDeque<Request>) {}
+}

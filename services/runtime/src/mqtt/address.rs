@@ -1,0 +1,134 @@
+//! Broker URLs: `mqtt://host[:port]` and `mqtts://host[:port]` (TLS), with the `tcp://` and
+//! `ssl://` spellings other MQTT clients accept.
+
+use super::MqttError;
+
+/// Where a broker listens and whether the connection uses TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port (1883 by default, 8883 with TLS).
+    pub port: u16,
+    /// Whether the URL asked for TLS (`mqtts://`, `ssl://`).
+    pub tls: bool,
+}
+
+impl BrokerAddress {
+    /// Parses a broker URL. User info is refused (credentials have their own flags, read from
+    /// files) and never shown in the error.
+    pub fn parse(raw: &str) -> Result<Self, MqttError> {
+        let parsed = url::Url::parse(raw);
+        let bad = |why: &str| MqttError::Url {
+            url: shown(raw, parsed.as_ref().ok()),
+            why: why.to_string(),
+        };
+        let url = parsed.as_ref().map_err(|e| bad(&e.to_string()))?;
+        let (tls, default_port) = match url.scheme() {
+            "mqtt" | "tcp" => (false, 1883),
+            "mqtts" | "ssl" => (true, 8883),
+            other => {
+                return Err(bad(&format!(
+                    "unsupported scheme {other:?} (use mqtt or mqtts)"
+                )));
+            }
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad(
+                "a broker URL carries no credentials (use --mqtt-username and --mqtt-password-file)",
+            ));
+        }
+        let host = match url.host() {
+            Some(url::Host::Domain(d)) if !d.is_empty() => d.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            _ => return Err(bad("no host")),
+        };
+        if !(url.path().is_empty() || url.path() == "/") {
+            return Err(bad("a broker URL has no path"));
+        }
+        if url.query().is_some() {
+            return Err(bad("a broker URL has no query"));
+        }
+        Ok(Self {
+            host,
+            port: url.port().unwrap_or(default_port),
+            tls,
+        })
+    }
+}
+
+impl std::fmt::Display for BrokerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        match self.host.contains(':') {
+            true => write!(f, "{scheme}://[{}]:{}", self.host, self.port),
+            false => write!(f, "{scheme}://{}:{}", self.host, self.port),
+        }
+    }
+}
+
+/// The URL as an error may show it: without user info or query (they may hold secrets); an
+/// unparsable URL only when it has no `@` or `?`.
+fn shown(raw: &str, url: Option<&url::Url>) -> String {
+    match url {
+        Some(u) => {
+            let mut u = u.clone();
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        None if raw.contains(['@', '?']) => "(not shown: it may hold credentials)".to_string(),
+        None => raw.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(u: &str) -> (String, u16, bool) {
+        let a = BrokerAddress::parse(u).unwrap();
+        (a.host, a.port, a.tls)
+    }
+
+    #[test]
+    fn parses_every_scheme_with_default_ports() {
+        assert_eq!(
+            parse("mqtt://127.0.0.1:1883"),
+            ("127.0.0.1".into(), 1883, false)
+        );
+        assert_eq!(
+            parse("mqtts://broker.local"),
+            ("broker.local".into(), 8883, true)
+        );
+        assert_eq!(parse("mqtt://broker"), ("broker".into(), 1883, false));
+        assert_eq!(parse("tcp://b:1"), ("b".into(), 1, false));
+        assert_eq!(parse("ssl://b"), ("b".into(), 8883, true));
+        assert_eq!(parse("mqtts://[::1]:18883"), ("::1".into(), 18883, true));
+        assert_eq!(
+            BrokerAddress::parse("mqtts://[::1]:18883")
+                .unwrap()
+                .to_string(),
+            "mqtts://[::1]:18883"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_urls_without_showing_secrets() {
+        for u in [
+            "not a url",
+            "http://x:1",
+            "mqtt://x:1/path",
+            "mqtt:///",
+            "mqtt://x?a=1",
+        ] {
+            assert!(BrokerAddress::parse(u).is_err(), "{u}");
+        }
+        let e = BrokerAddress::parse("mqtt://user:hunter2@b:1883").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = BrokerAddress::parse("http://b/?token=hunter2").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+}

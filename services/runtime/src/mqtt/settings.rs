@@ -1,0 +1,122 @@
+//! What a client needs to connect: the broker (address, TLS, credentials), which two clients of
+//! one process can share, and the client's own session options and packet limit.
+
+use std::time::Duration;
+
+use rumqttc::v5::MqttOptions;
+use rumqttc::{TlsConfiguration, Transport};
+
+use super::{BrokerAddress, BrokerCredentials, TlsFiles};
+
+/// A broker and who we are to it: everything a second client of the same broker can reuse
+/// (`sse-connector` keeps its checkpoints on the publisher's broker this way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broker {
+    /// Host, port, TLS or not.
+    pub address: BrokerAddress,
+    /// TLS material, for a TLS address.
+    pub tls: Option<TlsFiles>,
+    /// User name, password file, service account token file.
+    pub credentials: BrokerCredentials,
+}
+
+impl Broker {
+    /// A broker at `address` with system roots only (TLS) and no credentials.
+    pub fn new(address: BrokerAddress) -> Self {
+        let tls = address.tls.then(TlsFiles::default);
+        Self {
+            address,
+            tls,
+            credentials: BrokerCredentials::default(),
+        }
+    }
+}
+
+/// One client's connection settings.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// The broker.
+    pub broker: Broker,
+    /// MQTT client id (unique per broker: a second connection with it ends the first).
+    pub client_id: String,
+    /// Keep-alive interval.
+    pub keep_alive: Duration,
+    /// Session expiry interval in seconds (`None`: the session ends with the connection).
+    pub session_expiry: Option<u32>,
+    /// Discard the previous session at connect.
+    pub clean_start: bool,
+    /// Most QoS 1 publishes in flight (`None`: rumqttc's default).
+    pub max_inflight: Option<u16>,
+    /// Largest packet accepted from the broker, announced in CONNECT: one of the `MQTT_*`
+    /// limits of `sse_contract::limits`.
+    pub max_incoming_packet: usize,
+}
+
+impl ClientSettings {
+    /// Settings for a short-lived-session client (clean start, 30 s keep-alive, no expiry).
+    pub fn new(broker: Broker, client_id: String, max_incoming_packet: usize) -> Self {
+        Self {
+            broker,
+            client_id,
+            keep_alive: Duration::from_secs(30),
+            session_expiry: None,
+            clean_start: true,
+            max_inflight: None,
+            max_incoming_packet,
+        }
+    }
+
+    /// rumqttc options; credentials and TLS are filled in by [`ClientSettings::prepare`] before
+    /// each connect.
+    pub fn options(&self) -> MqttOptions {
+        let a = &self.broker.address;
+        let mut o = MqttOptions::new(&self.client_id, &a.host, a.port);
+        o.set_keep_alive(self.keep_alive)
+            .set_clean_start(self.clean_start)
+            .set_connection_timeout(10)
+            // Both the CONNECT Maximum Packet Size (the broker then discards larger messages for
+            // this client) and rumqttc's own incoming limit.
+            .set_max_packet_size(Some(
+                u32::try_from(self.max_incoming_packet).unwrap_or(u32::MAX),
+            ));
+        if self.session_expiry.is_some() {
+            o.set_session_expiry_interval(self.session_expiry);
+        }
+        if let Some(n) = self.max_inflight {
+            o.set_outgoing_inflight_upper_limit(n);
+        }
+        o
+    }
+
+    /// Reads the secrets and TLS files for the next connect into `o`. Errors name the file,
+    /// never its content.
+    pub async fn prepare(&self, o: &mut MqttOptions) -> Result<(), String> {
+        self.broker.credentials.apply(o).await?;
+        if let Some(files) = &self.broker.tls {
+            let config = files.client_config().map_err(|e| e.to_string())?;
+            o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_announce_the_packet_limit_and_the_session() {
+        let broker = Broker::new(BrokerAddress::parse("mqtt://b:1").unwrap());
+        let mut s = ClientSettings::new(broker, "c".into(), 65536);
+        let o = s.options();
+        assert_eq!(o.max_packet_size(), Some(65536));
+        assert!(o.clean_start());
+        assert_eq!(o.session_expiry_interval(), None);
+        s.session_expiry = Some(60);
+        s.clean_start = false;
+        let o = s.options();
+        assert_eq!(o.session_expiry_interval(), Some(60));
+        assert!(!o.clean_start());
+        assert_eq!(o.max_packet_size(), Some(65536));
+    }
+}

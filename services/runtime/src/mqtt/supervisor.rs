@@ -1,0 +1,181 @@
+//! One supervised connection loop for every MQTT client of the connector: poll the rumqttc event
+//! loop; before each connect read the credentials and TLS files again; on an error describe it
+//! without secrets (logged once per distinct reason while it repeats) and back off with jitter.
+//!
+//! Simple clients (ingest's checkpoint store, the schema registry client) hand their events to a
+//! [`Handler`] and let [`Supervisor::run`] drive. The publisher, which must never cancel a poll
+//! that may be writing while it admits messages and watches PUBACK deadlines, keeps its own poll
+//! loop but calls the same [`Supervisor::prepare`], [`Supervisor::connected`] and
+//! [`Supervisor::lost`], so connecting, logging and backoff behave alike in all three.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::v5::ConnAck;
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, Incoming, Request};
+use tokio_util::sync::CancellationToken;
+
+use super::{ClientSettings, describe};
+use crate::Backoff;
+
+/// What a client does with its connection, for [`Supervisor::run`].
+pub trait Handler: Send {
+    /// The broker accepted the connection; requests pushed to the front of `pending` (e.g. a
+    /// subscription) go out first.
+    fn on_connected(&mut self, ack: &ConnAck, pending: &mut VecDeque<Request>);
+    /// Any other event of the event loop.
+    fn on_event(&mut self, event: Event);
+    /// The connection dropped or could not be made. `pending` holds what rumqttc would re-send
+    /// after the next connect; a client that must not replay clears it.
+    fn on_lost(&mut self, pending: &mut VecDeque<Request>);
+}
+
+/// The connection state one client's loop keeps: settings, backoff and the last failure.
+#[derive(Debug)]
+pub struct Supervisor {
+    settings: ClientSettings,
+    /// What the logs call the broker, e.g. "the checkpoint store's broker".
+    what: &'static str,
+    backoff: Backoff,
+    last_failure: Option<String>,
+    connected: bool,
+}
+
+impl Supervisor {
+    /// A supervisor for a client with `settings`, named `what` in its logs.
+    pub fn new(settings: ClientSettings, what: &'static str) -> Self {
+        Self {
+            settings,
+            what,
+            backoff: Backoff::standard(),
+            last_failure: None,
+            connected: false,
+        }
+    }
+
+    /// The client's settings.
+    pub fn settings(&self) -> &ClientSettings {
+        &self.settings
+    }
+
+    /// A rumqttc client and its event loop with this client's options (packet limit included),
+    /// with room for `capacity` requests in its channel.
+    pub fn client(&self, capacity: usize) -> (AsyncClient, EventLoop) {
+        AsyncClient::new(self.settings.options(), capacity)
+    }
+
+    /// Whether the last event was a successful CONNACK and no error since.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Before a connect (no-op while connected): reads the credentials and TLS files into the
+    /// event loop's options. On failure it logs the reason and returns the delay before the next
+    /// attempt.
+    pub async fn prepare(&mut self, eventloop: &mut EventLoop) -> Result<(), Duration> {
+        if self.connected {
+            return Ok(());
+        }
+        match self.settings.prepare(&mut eventloop.options).await {
+            Ok(()) => Ok(()),
+            Err(reason) => {
+                self.failed(reason);
+                Err(self.backoff.next_delay())
+            }
+        }
+    }
+
+    /// Records a successful CONNACK.
+    pub fn connected(&mut self, ack: &ConnAck) {
+        self.backoff.connected();
+        self.last_failure = None;
+        self.connected = true;
+        tracing::info!(
+            broker = %self.settings.broker.address,
+            session_present = ack.session_present,
+            "connected to {}", self.what
+        );
+    }
+
+    /// Records a failed connect or a dropped connection; returns the delay before the next
+    /// attempt.
+    pub fn lost(&mut self, e: &ConnectionError) -> Duration {
+        self.failed(describe(e));
+        self.backoff.next_delay()
+    }
+
+    /// The client dropped the connection itself (e.g. to re-send); returns the delay before
+    /// the next attempt.
+    pub fn recycled(&mut self) -> Duration {
+        self.connected = false;
+        self.backoff.next_delay()
+    }
+
+    fn failed(&mut self, reason: String) {
+        let broker = self.settings.broker.address.to_string();
+        if self.connected {
+            tracing::warn!(%reason, %broker, "connection to {} lost; reconnecting", self.what);
+        } else if self.last_failure.as_deref() != Some(reason.as_str()) {
+            tracing::error!(%reason, %broker, "cannot connect to {}; retrying", self.what);
+        } else {
+            tracing::debug!(%reason, "connect to {} failed again; retrying", self.what);
+        }
+        self.last_failure = Some(reason);
+        self.connected = false;
+    }
+
+    /// Drives `eventloop` for `handler` until `token` is cancelled, reconnecting with backoff;
+    /// then sends DISCONNECT (briefly waiting for it to go out).
+    pub async fn run(
+        mut self,
+        client: AsyncClient,
+        mut eventloop: EventLoop,
+        mut handler: impl Handler,
+        token: CancellationToken,
+    ) {
+        loop {
+            if let Err(delay) = self.prepare(&mut eventloop).await {
+                if pause(delay, &token).await {
+                    continue;
+                }
+                break;
+            }
+            let polled = tokio::select! {
+                ev = eventloop.poll() => ev,
+                _ = token.cancelled() => break,
+            };
+            match polled {
+                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                    self.connected(&ack);
+                    handler.on_connected(&ack, &mut eventloop.pending);
+                }
+                Ok(ev) => handler.on_event(ev),
+                Err(e) => {
+                    let delay = self.lost(&e);
+                    handler.on_lost(&mut eventloop.pending);
+                    if !pause(delay, &token).await {
+                        break;
+                    }
+                }
+            }
+        }
+        if self.connected && client.try_disconnect().is_ok() {
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                while let Ok(ev) = eventloop.poll().await {
+                    if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+}
+
+/// Waits `delay`; false when `token` was cancelled first.
+async fn pause(delay: Duration, token: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = token.cancelled() => false,
+    }
+}

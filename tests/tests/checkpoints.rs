@@ -1,0 +1,245 @@
+//! #19 point 3: a checkpoint can never keep ingest from starting. Retained messages that anyone
+//! who can publish on the broker may leave under the checkpoint prefix (one over rumqttc's default
+//! 10 KiB, one over the control packet limit, a malformed one, and a valid record stored under a
+//! topic that is not its stream's) are skipped: the restarted ingest serves, the stream whose
+//! record was misplaced starts without it, and the other stream resumes from its checkpoint.
+//! Both as `sse-ingest` with `--checkpoint-store mqtt://...` and as `sse-connector` with its
+//! default store (the publisher's broker).
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::QoS;
+use sse_e2e::broker::Mosquitto;
+use sse_e2e::mqtt::{Received, Subscriber};
+use sse_e2e::numbered::{NumberedSource, Numbering, number_of};
+use sse_e2e::procs::Service;
+use sse_e2e::stack::{Pipeline, PipelineArgs};
+use sse_proto::v1 as pb;
+use sse_proto::v1::ingest_service_client::IngestServiceClient;
+
+const PREFIX: &str = "sse-connector/checkpoint";
+
+fn count(msgs: &[Received], topic: &str) -> usize {
+    msgs.iter()
+        .filter(|m| m.topic == topic && number_of(&m.payload).is_some())
+        .count()
+}
+
+/// The checkpoint records on the broker with the given last event ID: (topic, stream key).
+async fn records(port: u16, last_event_id: &str, n: usize) -> Vec<(String, String)> {
+    let sub = Subscriber::connect(port, &format!("{PREFIX}/#"))
+        .await
+        .unwrap();
+    let decode = |m: &Received| -> Option<(String, String)> {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).ok()?;
+        (v["lastEventId"] == last_event_id).then(|| {
+            (
+                m.topic.clone(),
+                v["stream"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+    };
+    let all = sub
+        .wait_until(&format!("{n} checkpoints at {last_event_id}"), |m| {
+            m.iter().filter_map(decode).count() >= n
+        })
+        .await
+        .unwrap();
+    all.iter().filter_map(decode).collect()
+}
+
+/// Publishes retained `(topic, payload)` messages and returns once the broker applied them: a
+/// marker published after them (QoS 1, in order on one connection) has come back.
+async fn plant(port: u16, messages: Vec<(String, Vec<u8>)>) {
+    let sub = Subscriber::connect(port, "e2e-marker/#").await.unwrap();
+    for (topic, payload) in messages {
+        sub.client()
+            .publish(topic, QoS::AtLeastOnce, true, payload)
+            .await
+            .unwrap();
+    }
+    sub.client()
+        .publish("e2e-marker/planted", QoS::AtLeastOnce, false, "done")
+        .await
+        .unwrap();
+    sub.wait_until("the planted messages", |m| !m.is_empty())
+        .await
+        .unwrap();
+}
+
+/// Where ingest runs: its own process beside schema and the publisher, or inside
+/// `sse-connector` (whose default store is the broker).
+#[derive(Clone, Copy, Debug)]
+enum Form {
+    ThreeProcesses,
+    Connector,
+}
+
+/// Starts the services for `form`, checkpoints on the broker flushed every 100 ms: returns the
+/// process that holds ingest (its `--listen` is ingest's) and the others to keep running.
+async fn start(form: Form, broker: &Mosquitto, dir: &std::path::Path) -> (Service, Vec<Service>) {
+    let s = |x: &str| x.to_string();
+    let resources = dir.join("resources").display().to_string();
+    let schemas = dir.join("schemas").display().to_string();
+    let common = [
+        s("--checkpoint-interval"),
+        s("100ms"),
+        s("--status-topic"),
+        String::new(),
+    ];
+    match form {
+        Form::ThreeProcesses => {
+            let mut ingest = vec![s("--checkpoint-store"), broker.url()];
+            ingest.extend(common);
+            let p = Pipeline::start(PipelineArgs {
+                mqtt_url: broker.url(),
+                data_dir: schemas,
+                resources,
+                publisher: vec![],
+                ingest,
+                env: None,
+            })
+            .await
+            .unwrap();
+            (p.ingest, vec![p.publisher, p.schema])
+        }
+        Form::Connector => {
+            let mut args = vec![
+                s("--schema-listen"),
+                s("127.0.0.1:0"),
+                s("--publisher-listen"),
+                s("127.0.0.1:0"),
+                s("--mqtt-url"),
+                broker.url(),
+                s("--resources"),
+                resources,
+                s("--data-dir"),
+                schemas,
+            ];
+            args.extend(common);
+            let c = Service::start("sse-connector", &args, &[]).await.unwrap();
+            (c, vec![])
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_retained_checkpoints_never_keep_ingest_from_starting() {
+    hostile_retained_checkpoints(Form::ThreeProcesses).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_retained_checkpoints_never_keep_the_connector_from_starting() {
+    hostile_retained_checkpoints(Form::Connector).await;
+}
+
+async fn hostile_retained_checkpoints(form: Form) {
+    let total = 40;
+    let broker = Mosquitto::start().await.unwrap();
+    let source = NumberedSource::start(Numbering {
+        total,
+        interval: Duration::from_millis(2),
+        drop_every: None,
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    let yaml = sse_e2e::numbered::resources_with(
+        &source.base_url(),
+        &[("a", "/a", "e2e/a"), ("b", "/b", "e2e/b")],
+    );
+    std::fs::write(res.join("numbers.yaml"), yaml).unwrap();
+    let sub = Subscriber::connect(broker.port, "e2e/#").await.unwrap();
+    let (mut ingest, _others) = start(form, &broker, dir.path()).await;
+    let n = total as usize;
+    sub.wait_until("every event of both streams", |m| {
+        count(m, "e2e/a") >= n && count(m, "e2e/b") >= n
+    })
+    .await
+    .unwrap();
+    let saved = records(broker.port, &total.to_string(), 2).await;
+    let (b_topic, b_stream) = saved
+        .iter()
+        .find(|(_, k)| k.contains("/b"))
+        .unwrap()
+        .clone();
+    ingest.kill().await.unwrap();
+
+    // Stream b's record moves to a topic that is not its own; three more are planted.
+    let record = |stream: &str, id: &str| {
+        serde_json::json!({ "stream": stream, "lastEventId": id })
+            .to_string()
+            .into_bytes()
+    };
+    let limit = sse_contract::limits::MQTT_CONTROL_PACKET_BYTES_MAX;
+    plant(
+        broker.port,
+        vec![
+            (b_topic, Vec::new()),
+            (
+                format!("{PREFIX}/{}", "0".repeat(32)),
+                record(&b_stream, "40"),
+            ),
+            (format!("{PREFIX}/malformed"), b"{oops".to_vec()),
+            (
+                format!("{PREFIX}/big"),
+                record(&b_stream, &"9".repeat(20 * 1024)),
+            ),
+            (
+                format!("{PREFIX}/huge"),
+                record(&b_stream, &"9".repeat(limit)),
+            ),
+        ],
+    )
+    .await;
+    let requests_before = source.source.seen().len();
+    ingest.restart().await.unwrap();
+
+    // It serves, and both streams are read again: a from its checkpoint, b from the start.
+    let url = ingest.url();
+    let listed = sse_e2e::eventually("ingest to list both streams", || {
+        let url = url.clone();
+        // Each try is bounded: a listener that never serves accepts TCP but never answers.
+        let list = async move {
+            let mut client = IngestServiceClient::connect(url).await.ok()?;
+            let streams = client
+                .list_streams(pb::ListStreamsRequest::default())
+                .await
+                .ok()?
+                .into_inner()
+                .streams;
+            (streams.len() == 2).then_some(streams)
+        };
+        async move {
+            tokio::time::timeout(Duration::from_secs(5), list)
+                .await
+                .ok()?
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", ingest.log_text()));
+    assert_eq!(listed.len(), 2);
+    sub.wait_until("stream b read again from the start", |m| {
+        count(m, "e2e/b") >= 2 * n
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", ingest.log_text()));
+    let seen = source.source.seen();
+    let after: Vec<_> = seen[requests_before..].iter().collect();
+    let resumed = |path: &str| {
+        after
+            .iter()
+            .find(|r| r.path.starts_with(path))
+            .map(|r| r.header("last-event-id").map(str::to_string))
+    };
+    assert_eq!(resumed("/a"), Some(Some(total.to_string())), "{after:?}");
+    assert_eq!(resumed("/b"), Some(None), "{after:?}");
+    let logs = ingest.log_text();
+    assert!(logs.contains("not its stream's"), "{logs}");
+    assert!(logs.contains("malformed checkpoint record"), "{logs}");
+    assert!(logs.contains("exceeds the limit"), "{logs}");
+}
