@@ -243,3 +243,98 @@ async fn hostile_retained_checkpoints(form: Form) {
     assert!(logs.contains("malformed checkpoint record"), "{logs}");
     assert!(logs.contains("exceeds the limit"), "{logs}");
 }
+
+/// The retained topic of a stream key's record, as ingest computes it (first 16 bytes of the
+/// SHA-256 of the key, hex).
+fn topic_of(key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let level: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{PREFIX}/{level}")
+}
+
+/// #19 point 6: a record an older version stored under the raw URL (with the credentials of
+/// the device address in it) is resumed from, moved to today's key, and its retained message
+/// is cleared, so the secret does not stay on the broker after an upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_record_with_a_secret_moves_to_todays_key_and_leaves_the_broker() {
+    let total = 20;
+    let broker = Mosquitto::start().await.unwrap();
+    let source = NumberedSource::start(Numbering {
+        total,
+        interval: Duration::from_millis(2),
+        drop_every: None,
+    })
+    .await
+    .unwrap();
+    let base = source.base_url();
+    let with_secret = base.replacen("http://", "http://user:s3cret-pw@", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    let yaml = sse_e2e::numbered::resources_with(&with_secret, &[("a", "/a", "e2e/a")]);
+    std::fs::write(res.join("numbers.yaml"), yaml).unwrap();
+    let sub = Subscriber::connect(broker.port, "e2e/#").await.unwrap();
+    let (mut ingest, _others) = start(Form::ThreeProcesses, &broker, dir.path()).await;
+    sub.wait_until("every event", |m| count(m, "e2e/a") >= total as usize)
+        .await
+        .unwrap();
+    let saved = records(broker.port, &total.to_string(), 1).await;
+    let (topic, key) = saved[0].clone();
+    assert!(
+        !key.contains("s3cret-pw"),
+        "today's key holds no secret: {key}"
+    );
+    ingest.kill().await.unwrap();
+
+    // What an older version stored: the same stream under its raw URL, on that key's topic.
+    let legacy = key.replacen("http://", "http://user:s3cret-pw@", 1);
+    assert_ne!(legacy, key);
+    let record = serde_json::json!({ "stream": legacy, "lastEventId": "7" }).to_string();
+    plant(
+        broker.port,
+        vec![
+            (topic, Vec::new()),
+            (topic_of(&legacy), record.into_bytes()),
+        ],
+    )
+    .await;
+    let requests_before = source.source.seen().len();
+    ingest.restart().await.unwrap();
+
+    sub.wait_until("the events after the legacy checkpoint again", |m| {
+        count(m, "e2e/a") >= total as usize + (total as usize - 7)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", ingest.log_text()));
+    let seen = source.source.seen();
+    let resumed = seen[requests_before..]
+        .iter()
+        .find(|r| r.path.starts_with("/a"))
+        .and_then(|r| r.header("last-event-id").map(str::to_string));
+    assert_eq!(
+        resumed.as_deref(),
+        Some("7"),
+        "resumed from the legacy record"
+    );
+    // The broker ends with today's record and nothing that holds the secret.
+    let retained = Subscriber::connect(broker.port, &format!("{PREFIX}/#"))
+        .await
+        .unwrap();
+    let all = retained
+        .wait_until("today's record, and the legacy one gone", |m| {
+            let has_secret = m.iter().any(|r| r.text().contains("s3cret-pw"));
+            let has_today = m.iter().any(|r| r.text().contains(&key));
+            has_today && !has_secret
+        })
+        .await;
+    assert!(
+        all.is_ok(),
+        "{:?}",
+        retained
+            .all()
+            .iter()
+            .map(|r| (r.topic.clone(), r.text()))
+            .collect::<Vec<_>>()
+    );
+}

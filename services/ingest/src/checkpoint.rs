@@ -220,7 +220,15 @@ impl Checkpoints {
             }
         };
         // Keys of older versions held the raw URL: today's form, so no stream is re-read.
+        let legacy: Vec<String> = loaded
+            .keys()
+            .filter(|k| crate::stream_key::migrate(k) != **k)
+            .cloned()
+            .collect();
         let loaded = crate::stream_key::migrate_all(loaded);
+        if let (Backend::Mqtt(store), false) = (&backend, legacy.is_empty()) {
+            rewrite_legacy(store, &legacy, &loaded).await?;
+        }
         tracing::info!(streams = loaded.len(), "checkpoints loaded");
         Ok(Self {
             streams: Mutex::default(),
@@ -309,6 +317,28 @@ impl Checkpoints {
             }
         }
     }
+}
+
+/// Moves the broker records stored under `legacy` keys (which held the raw URL, with any
+/// credentials in it) to today's keys, and clears the old retained messages, so the secret does
+/// not stay on the broker after an upgrade.
+async fn rewrite_legacy(
+    store: &broker::BrokerStore,
+    legacy: &[String],
+    migrated: &BTreeMap<String, String>,
+) -> Result<(), CheckpointError> {
+    for old in legacy {
+        let now = crate::stream_key::migrate(old);
+        if let Some(id) = migrated.get(&now) {
+            store.save(&now, id).await?;
+        }
+        store.clear(old).await?;
+    }
+    tracing::info!(
+        streams = legacy.len(),
+        "checkpoints of an older key form moved to today's keys"
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -85,6 +85,20 @@ impl BrokerStore {
             .await
             .map_err(|e| CheckpointError::Mqtt(e.to_string()))
     }
+
+    /// Removes stream `key`'s retained record (an empty retained message), for a record stored
+    /// under a key that is no longer used.
+    pub async fn clear(&self, key: &str) -> Result<(), CheckpointError> {
+        self.client
+            .publish(
+                record::topic(&self.prefix, key),
+                QoS::AtLeastOnce,
+                true,
+                Vec::new(),
+            )
+            .await
+            .map_err(|e| CheckpointError::Mqtt(e.to_string()))
+    }
 }
 
 /// Reads retained records until the `sentinel` (published once the subscription is acknowledged)
