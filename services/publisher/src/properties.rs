@@ -261,8 +261,13 @@ fn cloud_event_properties(ev: &Event, traceparent: &str) -> Result<Vec<(String, 
     Ok(props)
 }
 
-/// `ms-aio:<device>`, plus `/<data source>` when that is a non-empty valid URI reference.
+/// `ms-aio:<device>`, plus `/<data source>` when that is a non-empty valid URI reference. The
+/// data source's query and fragment are left out: a query may carry a token, and every
+/// subscriber reads this property.
 pub fn source(device: &str, data_source: &str) -> String {
+    let data_source = data_source
+        .split_once(['?', '#'])
+        .map_or(data_source, |(path, _)| path);
     let path = data_source.trim_start_matches('/');
     if !path.is_empty() && is_uri_reference(data_source) {
         ["ms-aio:", device, "/", path].concat()
@@ -476,7 +481,8 @@ mod tests {
     fn source_rule() {
         assert_eq!(source("d", ""), "ms-aio:d");
         assert_eq!(source("d", "/"), "ms-aio:d");
-        assert_eq!(source("d", "/a/b?x=1"), "ms-aio:d/a/b?x=1");
+        assert_eq!(source("d", "/a/b?token=secret"), "ms-aio:d/a/b");
+        assert_eq!(source("d", "/a#frag"), "ms-aio:d/a");
         assert_eq!(source("d", "a%20b"), "ms-aio:d/a%20b");
         assert_eq!(source("d", "has space"), "ms-aio:d");
         assert_eq!(source("d", "bad%2"), "ms-aio:d");
