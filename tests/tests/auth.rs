@@ -119,6 +119,24 @@ fn stream_of<'a>(streams: &'a [serde_json::Value], name: &str) -> Option<&'a ser
     })
 }
 
+/// Waits until stream `name` reports an error (`what` names the wait); returns every stream
+/// and that error.
+async fn last_error(ingest: &Service, name: &str, what: &str) -> (Vec<serde_json::Value>, String) {
+    let all = eventually(what, || async move {
+        let all = streams(ingest).await?;
+        stream_of(&all, name)
+            .is_some_and(|s| !s["lastError"].as_str().unwrap_or("").is_empty())
+            .then_some(all)
+    })
+    .await
+    .unwrap();
+    let error = stream_of(&all, name).unwrap()["lastError"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (all, error)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_method_reaches_the_broker_and_each_failure_shows_its_own_status() {
     let pki = Pki::new().unwrap();
@@ -567,21 +585,12 @@ async fn an_x509_v1_client_certificate_made_by_openssl_is_accepted() {
         "{:?}",
         source.lines()
     );
-    let all = eventually("the mismatched key reported", || {
-        let ingest = &pipeline.ingest;
-        async move {
-            let all = streams(ingest).await?;
-            stream_of(&all, "v1-mismatch")
-                .is_some_and(|s| !s["lastError"].as_str().unwrap_or("").is_empty())
-                .then_some(all)
-        }
-    })
-    .await
-    .unwrap();
-    let error = stream_of(&all, "v1-mismatch").unwrap()["lastError"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (all, error) = last_error(
+        &pipeline.ingest,
+        "v1-mismatch",
+        "the mismatched key reported",
+    )
+    .await;
     assert_eq!(
         error,
         "client key other/key does not match client certificate v1/cert"
@@ -821,21 +830,7 @@ async fn a_redirect_from_https_to_http_is_refused() {
     let d = dir.path();
     let auth = write_client_identity(d, &pki);
     let ingest = ingest_alone(d, &[resources("downgrade", &from.https_url(), &auth, None)]).await;
-    let all = eventually("the downgrade reported", || {
-        let ingest = &ingest;
-        async move {
-            let all = streams(ingest).await?;
-            stream_of(&all, "downgrade")
-                .is_some_and(|s| !s["lastError"].as_str().unwrap_or("").is_empty())
-                .then_some(all)
-        }
-    })
-    .await
-    .unwrap();
-    let error = stream_of(&all, "downgrade").unwrap()["lastError"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, error) = last_error(&ingest, "downgrade", "the downgrade reported").await;
     assert!(
         error.starts_with("redirect from https to plain http refused"),
         "{error}"

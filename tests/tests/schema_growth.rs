@@ -63,34 +63,12 @@ fn feed() -> Feed {
 }
 
 fn resources(base: &str) -> String {
-    format!(
-        r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
-kind: Device
-metadata: {{ name: plant-gw }}
-spec:
-  endpoints:
-    inbound:
-      sse-0:
-        endpointType: Microsoft.SSEHttp
-        address: {base}/plant
-        authentication: {{ method: Anonymous }}
----
-apiVersion: namespaces.deviceregistry.microsoft.com/v1
-kind: Asset
-metadata: {{ name: plant }}
-spec:
-  deviceRef: {{ deviceName: plant-gw, endpointName: sse-0 }}
-  datasets:
-    - name: growth
-      dataSource: /growth
-      destinations:
-        - {{ target: Mqtt, configuration: {{ topic: e2e/growth, qos: Qos1, retain: Never }} }}
-    - name: wide
-      dataSource: /wide
-      destinations:
-        - {{ target: Mqtt, configuration: {{ topic: e2e/wide, qos: Qos1, retain: Never }} }}
-"#
-    )
+    let datasets = [
+        ("growth", "/growth", "e2e/growth"),
+        ("wide", "/wide", "e2e/wide"),
+    ];
+    sse_e2e::resources::device(&format!("{base}/plant"))
+        + &sse_e2e::resources::asset("plant", &datasets)
 }
 
 /// `sseid` -> the schema version of the first copy of that event on `topic` ("" for none).
