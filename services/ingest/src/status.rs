@@ -433,6 +433,9 @@ impl Status {
                     changed = true;
                 }
             }
+            // An ack that says nothing of the schema (one the schema service could not
+            // annotate, e.g. a duplicate of a re-sent event) leaves the status as it is.
+            None if ack.schema.is_none() => {}
             // A delivered event with a schema clears an earlier problem.
             None => {
                 changed |= !r.last_error.is_empty() || !r.error_code.is_empty();
@@ -908,6 +911,24 @@ spec:
         assert_eq!(s.revision(), r4, "the same reference again");
         s.apply_ack(&z, &ack("2"));
         assert!(s.revision() > r4, "a new schema version");
+
+        // A freeze is kept by an ack the schema service could not annotate (a duplicate of a
+        // re-sent event), and cleared only by one with a schema and no problem.
+        let mut frozen = ack("2");
+        frozen.set_schema_frozen_reason(pb::SchemaFrozenReason::MaxVersions);
+        s.apply_ack(&z, &frozen);
+        let r5 = s.revision();
+        let bare = pb::Ack {
+            stream_key: key.into(),
+            ..Default::default()
+        };
+        s.apply_ack(&z, &bare);
+        assert_eq!(s.revision(), r5, "an ack that says nothing changes nothing");
+        s.apply_ack(&z, &ack("2"));
+        assert!(
+            s.revision() > r5,
+            "a plain ack with a schema clears the freeze"
+        );
     }
 
     /// A route of `kind` of asset `a`, group `g`, event `e`.
