@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Validates every Kubernetes manifest offline: renders the kustomize base and each overlay
 # (kubectl's built-in kustomize) and checks the result with kubernetes-validate --strict against
-# the Kubernetes version the README names; lints the Dockerfile with hadolint.
+# the Kubernetes version docs/configuration.md names; lints the Dockerfile with hadolint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K8S_VERSION=${K8S_VERSION:-1.35.0}
