@@ -1,0 +1,126 @@
+
+use super::*;
+
+#[test]
+fn event_stream_content_type_essence() {
+    assert!(is_event_stream("text/event-stream"));
+    assert!(is_event_stream("Text/Event-Stream; charset=utf-8"));
+    assert!(is_event_stream(" text/event-stream ;foo=bar"));
+    assert!(!is_event_stream("text/plain"));
+    assert!(!is_event_stream("text/event-streams"));
+    assert!(!is_event_stream(""));
+}
+
+#[test]
+fn retry_after_seconds_and_date() {
+    let mut headers = HeaderMap::new();
+    assert_eq!(retry_after(&headers), None);
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+    assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("999999"));
+    assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
+    headers.insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+    );
+    assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+    let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
+    let d = retry_after(&headers).unwrap();
+    assert!(
+        d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+        "{d:?}"
+    );
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
+    assert_eq!(retry_after(&headers), None);
+}
+
+#[test]
+fn server_retry_is_clamped_to_the_floor_and_an_hour() {
+    let floor = Duration::from_millis(500);
+    assert_eq!(server_retry(0, floor), floor);
+    assert_eq!(server_retry(499, floor), floor);
+    assert_eq!(server_retry(2000, floor), Duration::from_secs(2));
+    assert_eq!(server_retry(u64::MAX, floor), MAX_SERVER_RETRY);
+    assert_eq!(server_retry(3_600_001, floor), MAX_SERVER_RETRY);
+    // A floor above the cap cannot make clamp panic.
+    assert_eq!(server_retry(5, Duration::from_secs(7200)), MAX_SERVER_RETRY);
+}
+
+#[test]
+fn redirects_from_https_to_http_are_refused() {
+    let mut response = Response::new(());
+    *response.status_mut() = StatusCode::FOUND;
+    let to = |location: &'static str, from: &str| {
+        let mut r = response.clone();
+        r.headers_mut()
+            .insert(header::LOCATION, HeaderValue::from_static(location));
+        redirect_target(&from.parse().unwrap(), &r)
+    };
+    let e = to("http://h/p?token=secret", "https://h/s").unwrap_err();
+    assert!(
+        e.starts_with("redirect from https to plain http refused"),
+        "{e}"
+    );
+    assert!(!e.contains("secret"), "{e}");
+    assert!(to("https://other/p", "https://h/s").is_ok());
+    assert!(to("https://h/p", "http://h/s").is_ok());
+    assert!(to("/p", "https://h/s").is_ok());
+}
+
+#[test]
+fn status_texts() {
+    assert_eq!(
+        status_text(StatusCode::SERVICE_UNAVAILABLE),
+        "HTTP 503 Service Unavailable"
+    );
+    assert_eq!(status_text(StatusCode::from_u16(599).unwrap()), "HTTP 599");
+}
+
+#[test]
+fn request_headers_and_last_event_id_policy() {
+    let url: url::Url = "http://127.0.0.1:1/s?x=1".parse().unwrap();
+    let mut extra = HeaderMap::new();
+    extra.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+    extra.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    let request = build_request(&url, Some(&extra), "42").unwrap();
+    let h = request.headers();
+    assert_eq!(h[header::ACCEPT], "text/event-stream");
+    assert_eq!(h[header::CACHE_CONTROL], "no-cache");
+    assert_eq!(h[header::AUTHORIZATION], "Basic abc");
+    assert_eq!(h["last-event-id"], "42");
+    assert_eq!(request.uri(), "http://127.0.0.1:1/s?x=1");
+
+    let request = build_request(&url, None, "").unwrap();
+    assert!(request.headers().get("last-event-id").is_none());
+    assert!(request.headers().get(header::AUTHORIZATION).is_none());
+
+    let request = build_request(&url, None, "a\u{1}b").unwrap();
+    assert!(request.headers().get("last-event-id").is_none());
+    let request = build_request(&url, None, "caf\u{e9}").unwrap();
+    assert_eq!(
+        request.headers()["last-event-id"].as_bytes(),
+        "caf\u{e9}".as_bytes()
+    );
+
+    let ftp: url::Url = "ftp://h/x".parse().unwrap();
+    assert!(build_request(&ftp, None, "").is_err());
+}
+
+#[test]
+fn urls_lose_credentials_and_queries_in_logs() {
+    let url: url::Url = "https://user:secret@h.example:8443/p/s?token=abc"
+        .parse()
+        .unwrap();
+    assert_eq!(display_url(&url), "https://h.example:8443/p/s");
+    assert_eq!(
+        without_credentials(&url).as_str(),
+        "https://h.example:8443/p/s?token=abc"
+    );
+}
+
+#[test]
+fn error_chain_names_causes_once() {
+    let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+    assert_eq!(error_chain(&io), "connection refused");
+}
