@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::resources::load_texts;
 use crate::routing::plan;

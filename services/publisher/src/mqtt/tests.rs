@@ -1,4 +1,3 @@
-
 use super::*;
 use bytes::Bytes;
 use clap::Parser;
