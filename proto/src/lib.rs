@@ -33,4 +33,27 @@ mod tests {
         assert_eq!(paths::SCHEMA_PROCESS, format!("/{schema}/Process"));
         assert_eq!(paths::PUBLISHER_PUBLISH, format!("/{publisher}/Publish"));
     }
+
+    /// A method without a rule in the access table is refused under mTLS: every method of the
+    /// package must have one.
+    #[test]
+    fn every_method_has_an_access_rule() {
+        use prost::Message;
+        let set = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set decodes");
+        let mut n = 0;
+        for file in &set.file {
+            for svc in &file.service {
+                for m in &svc.method {
+                    let path = format!("/{}.{}/{}", file.package(), svc.name(), m.name());
+                    assert!(
+                        sse_contract::access::rule(&path).is_some(),
+                        "{path} has no rule"
+                    );
+                    n += 1;
+                }
+            }
+        }
+        assert!(n >= 9, "{n} methods");
+    }
 }

@@ -8,6 +8,7 @@ pub mod broker;
 pub mod fswatch;
 pub mod grpcurl;
 pub mod mqtt;
+pub mod mtls;
 pub mod numbered;
 pub mod openssl;
 pub mod otlp;

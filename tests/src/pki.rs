@@ -157,13 +157,13 @@ impl Pki {
     }
 
     fn leaf(&self, names: &[&str], client: bool, expired: bool) -> anyhow::Result<Leaf> {
-        self.leaf_with(names, client, expired, None)
+        self.leaf_with(names, Some(client), expired, None)
     }
 
     fn leaf_with(
         &self,
         names: &[&str],
-        client: bool,
+        client: Option<bool>,
         expired: bool,
         form: Option<KeyForm>,
     ) -> anyhow::Result<Leaf> {
@@ -174,11 +174,14 @@ impl Pki {
             names.first().copied().unwrap_or("client"),
         );
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.extended_key_usages = vec![if client {
-            ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            ExtendedKeyUsagePurpose::ServerAuth
-        }];
+        p.extended_key_usages = match client {
+            Some(true) => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            Some(false) => vec![ExtendedKeyUsagePurpose::ServerAuth],
+            None => vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        };
         if expired {
             p.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(30);
             p.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
@@ -212,6 +215,12 @@ impl Pki {
         self.leaf(names, false, true)
     }
 
+    /// A certificate for both ends of a service-to-service link (server and client auth), with
+    /// `names` as its SANs (an IP address becomes an IP SAN).
+    pub fn service(&self, names: &[&str]) -> anyhow::Result<Leaf> {
+        self.leaf_with(names, None, false, None)
+    }
+
     /// A client certificate with common name `cn`.
     pub fn client(&self, cn: &str) -> anyhow::Result<Leaf> {
         self.leaf(&[cn], true, false)
@@ -220,7 +229,7 @@ impl Pki {
     /// A client certificate with common name `cn` whose key has algorithm and PEM form `form`
     /// (`key_pem` is in that form; `key()` stays PKCS#8 DER).
     pub fn client_with_key(&self, cn: &str, form: KeyForm) -> anyhow::Result<Leaf> {
-        self.leaf_with(&[cn], true, false, Some(form))
+        self.leaf_with(&[cn], Some(true), false, Some(form))
     }
 
     /// A rustls server config presenting `leaf`; with `require_client_cert`, clients must present

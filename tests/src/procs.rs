@@ -40,6 +40,8 @@ pub struct Service {
     child: Child,
     /// Every line it wrote to stderr (logs), for assertions and failure output.
     pub logs: Arc<Mutex<Vec<String>>>,
+    /// Every line it wrote to stdout after its address (e.g. its health listener's address).
+    pub stdout: Arc<Mutex<Vec<String>>>,
     path: PathBuf,
     args: Vec<String>,
     envs: Vec<(String, String)>,
@@ -126,12 +128,21 @@ impl Service {
         .await
         .with_context(|| format!("{name} did not print its address"))??;
         // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let printed = stdout.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(l)) = lines.next_line().await {
+                if let Ok(mut v) = printed.lock() {
+                    v.push(l);
+                }
+            }
+        });
         Ok(Self {
             name: name.to_string(),
             addr,
             child,
             logs,
+            stdout,
             path: path.to_path_buf(),
             args: args.to_vec(),
             envs: envs.to_vec(),
@@ -186,7 +197,22 @@ impl Service {
         format!("http://{}", self.addr)
     }
 
-    /// The process id.
+    /// The address the service printed after `prefix` on stdout (e.g. `sse-schema health
+    /// listening on `), once it has.
+    pub async fn printed_addr(&self, prefix: &str) -> anyhow::Result<SocketAddr> {
+        let stdout = self.stdout.clone();
+        let prefix = prefix.to_string();
+        crate::eventually(&format!("{} printing {prefix:?}", self.name), || {
+            let lines = stdout.lock().map(|v| v.clone()).unwrap_or_default();
+            let found = lines
+                .iter()
+                .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok());
+            async move { found }
+        })
+        .await
+    }
+
+    /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }

@@ -101,7 +101,8 @@ pub fn split(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ArgsErr
             return Err(ArgsError::Joined(name.to_string(), what));
         }
         let targets: Vec<(usize, &str)> = match name {
-            "listen" => vec![(0, "listen")],
+            // One process, one health port: the front door's.
+            "listen" | "health-listen" => vec![(0, name)],
             "schema-listen" => vec![(1, "listen")],
             "publisher-listen" => vec![(2, "listen")],
             _ => (0..3)
@@ -237,6 +238,10 @@ mod tests {
             for arg in part.command().get_arguments() {
                 let Some(name) = arg.get_long() else { continue };
                 if ["listen", "schema", "publisher", "help", "version"].contains(&name) {
+                    continue;
+                }
+                // One health port per process: the front door's.
+                if name == "health-listen" && k > 0 {
                     continue;
                 }
                 let args = if arg.get_action().takes_values() {

@@ -78,7 +78,18 @@ impl Error {
 }
 
 /// A placeholder peer address while parsing; replaced by the bound one before anything connects.
-const PLACEHOLDER: &str = "http://127.0.0.1:1";
+const PLACEHOLDER: &str = "127.0.0.1:1";
+
+/// The scheme of the peer URLs inside the process: `https` when the services have mTLS
+/// certificates (the links are in-process all the same, but each service checks its peer URL
+/// against its own TLS settings).
+fn scheme(ingest: &sse_ingest::Config) -> &'static str {
+    if ingest.grpc.is_mtls() {
+        "https"
+    } else {
+        "http"
+    }
+}
 
 impl Configs {
     /// Parses each service's arguments (from [`args::split`]) with its own parser, environment
@@ -91,12 +102,18 @@ impl Configs {
             .with_aliases(|k| std::env::var(k).ok());
         let mut schema =
             sse_schema::Config::try_parse_from(s).map_err(|e| clap_err(Part::Schema, e))?;
-        let publisher =
+        let mut publisher =
             sse_publisher::Config::try_parse_from(p).map_err(|e| clap_err(Part::Publisher, e))?;
         // SCHEMA_ADDR / PUBLISHER_ADDR in the environment mean nothing here: the peers are in
         // this process.
-        ingest.schema = PLACEHOLDER.to_string();
-        schema.publisher = http::Uri::from_static(PLACEHOLDER);
+        // One health-only port for the process (ingest's), whatever HEALTH_LISTEN says.
+        schema.grpc.health_listen = None;
+        publisher.grpc.health_listen = None;
+        let placeholder = format!("{}://{PLACEHOLDER}", scheme(&ingest));
+        schema.publisher = placeholder
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| Error::Args(Part::Schema.name(), e.to_string()))?;
+        ingest.schema = placeholder;
         // Resume is on by default: without --checkpoint-store, checkpoints are kept on the
         // publisher's broker, with its URL, TLS and credentials (`--checkpoint-store none`: off).
         let broker = publisher.mqtt_settings()?.client.broker;
@@ -124,9 +141,10 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
     sse_runtime::link::serve_in_process();
     let pl = bind(publisher.listen, Part::Publisher).await?;
     let sl = bind(schema.listen, Part::Schema).await?;
-    schema.publisher = peer_uri(&pl, publisher.listen, Part::Publisher)?;
+    let scheme = scheme(&ingest);
+    schema.publisher = peer_uri(&pl, publisher.listen, Part::Publisher, scheme)?;
     let il = bind(ingest.listen, Part::Ingest).await?;
-    ingest.schema = peer_uri(&sl, schema.listen, Part::Schema)?.to_string();
+    ingest.schema = peer_uri(&sl, schema.listen, Part::Schema, scheme)?.to_string();
 
     let parts = [Shutdown::new(), Shutdown::new(), Shutdown::new()];
     // Each service starts once the one it calls serves in-process: a link made before that
@@ -221,14 +239,19 @@ async fn bind(addr: SocketAddr, part: Part) -> Result<TcpListener, Error> {
 
 /// Where a service in this process reaches `part`, bound on `listener` (asked for `addr`): a
 /// wildcard address is reached through loopback.
-fn peer_uri(listener: &TcpListener, addr: SocketAddr, part: Part) -> Result<http::Uri, Error> {
+fn peer_uri(
+    listener: &TcpListener,
+    addr: SocketAddr,
+    part: Part,
+    scheme: &str,
+) -> Result<http::Uri, Error> {
     let local = local_addr(listener, addr, part)?;
     let ip = match local.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    format!("http://{}", SocketAddr::new(ip, local.port()))
+    format!("{scheme}://{}", SocketAddr::new(ip, local.port()))
         .parse()
         .map_err(|e: http::uri::InvalidUri| Error::Bind {
             part: part.name(),
@@ -251,14 +274,14 @@ mod tests {
         let any = TcpListener::bind("0.0.0.0:0").await.unwrap();
         let port = any.local_addr().unwrap().port();
         assert_eq!(
-            peer_uri(&any, local(&any), Part::Schema)
+            peer_uri(&any, local(&any), Part::Schema, "http")
                 .unwrap()
                 .to_string(),
             format!("http://127.0.0.1:{port}/")
         );
         let lo = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = lo.local_addr().unwrap();
-        let uri = peer_uri(&lo, addr, Part::Publisher).unwrap();
+        let uri = peer_uri(&lo, addr, Part::Publisher, "http").unwrap();
         assert_eq!(uri.to_string(), format!("http://{addr}/"));
     }
 

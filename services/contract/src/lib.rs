@@ -1,6 +1,7 @@
 //! The wire contract of sse-connector in plain Rust (no tonic, no I/O): the rules every service
 //! and every broker client must agree on, defined once so that they cannot drift apart.
 
+pub mod access;
 pub mod batch;
 pub mod drops;
 pub mod limits;

@@ -28,7 +28,7 @@ pub struct Config {
     /// Address the gRPC server (IngestService, health, reflection) listens on; port 0 picks one.
     #[arg(long, env = "INGEST_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
-    /// The schema service (`SchemaService.Process` is called on it).
+    /// The schema service (`SchemaService.Process` is called on it; `https://` with mTLS).
     #[arg(long, env = "SCHEMA_ADDR", default_value = "http://127.0.0.1:50052")]
     pub schema: String,
     /// Directory of Device and Asset YAML resources.
@@ -126,6 +126,9 @@ pub struct Config {
     /// Do not trust the system's root CAs for SSE endpoints (only the trust bundle and trust lists).
     #[arg(long = "no-system-roots", env = "NO_SYSTEM_ROOTS", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_system_roots: bool,
+    /// mTLS between the services, caller identities and the health-only listener.
+    #[command(flatten)]
+    pub grpc: sse_runtime::mtls::GrpcSecurityArgs,
 }
 
 impl Config {
@@ -156,7 +159,21 @@ impl Config {
         }
         self.checkpoint_store()?;
         crate::shard::Shard::from_config(self).map_err(|e| Error::Config(e.to_string()))?;
-        self.schema_endpoint().map(|_| ())
+        self.schema_endpoint()?;
+        self.security()?;
+        for t in sse_runtime::peers::parse_targets(&self.schema)
+            .map_err(|e| Error::Config(format!("--schema (SCHEMA_ADDR): {e}")))?
+        {
+            self.grpc
+                .check_peer(&t.uri)
+                .map_err(|e| Error::Config(format!("--schema (SCHEMA_ADDR): {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The gRPC security (mTLS files loaded), or the configuration error naming the flag.
+    pub fn security(&self) -> Result<sse_runtime::mtls::Security, Error> {
+        self.grpc.load().map_err(|e| Error::Config(e.to_string()))
     }
 
     /// The checkpoint store as configured.

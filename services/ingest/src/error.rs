@@ -41,6 +41,7 @@ impl Error {
                 | Error::ResourcesDir { .. }
                 | Error::SchemaAddr { .. }
                 | Error::Config(_)
+                | Error::Serve(sse_runtime::serve::ServeError::HealthBind { .. })
         )
     }
 }

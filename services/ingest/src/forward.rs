@@ -152,6 +152,8 @@ pub struct Forwarder {
     /// The schema service: its name, timeouts and keepalives. Every address the name resolves
     /// to gets its own Process stream.
     pub endpoint: tonic::transport::Endpoint,
+    /// This service's certificates for mTLS to schema; `None`: plaintext.
+    pub mtls: Option<Arc<sse_runtime::mtls::Mtls>>,
     /// Unacknowledged events at most (over every Process stream together).
     pub max_in_flight: usize,
     /// Unacknowledged data at most, in bytes.
@@ -447,8 +449,10 @@ impl Forwarder {
         lane.tx = None;
         lane.retry_at = None;
         let endpoint = self.endpoint.clone();
+        let mtls = self.mtls.clone();
         st.openings.push(Box::pin(async move {
-            (addr, session, open_session(&endpoint, addr).await)
+            let opened = open_session(&endpoint, addr, mtls.as_ref()).await;
+            (addr, session, opened)
         }));
     }
 
@@ -642,8 +646,9 @@ fn send(tx: &mpsc::UnboundedSender<pb::ProcessRequest>, events: Vec<pb::Event>) 
 async fn open_session(
     endpoint: &tonic::transport::Endpoint,
     addr: SocketAddr,
+    mtls: Option<&Arc<sse_runtime::mtls::Mtls>>,
 ) -> Result<Session, String> {
-    let link = peers::connect(endpoint, addr)
+    let link = peers::connect(endpoint, addr, mtls)
         .await
         .map_err(|e| error_chain(&e))?;
     let (tx, rx) = mpsc::unbounded_channel();

@@ -52,12 +52,16 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true);
+    let security = config.security()?;
     let status = Arc::new(status::Status::default());
     let first = reload::load(&config, &status, None).await?;
     let (res, plans) = (first.resources, first.plans.unwrap_or_default());
 
     let api = IngestServiceServer::new(grpc::IngestApi::new(status.clone()));
-    let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET).add_service(api);
+    let mtls = security.mtls.clone();
+    let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
+        .secure(security, "sse-ingest")
+        .add_service(api);
     let health = serving.health.clone();
     set_health(&health, false).await;
 
@@ -75,6 +79,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let forwarder = forward::Forwarder {
         endpoint,
+        mtls,
         max_in_flight: usize::try_from(config.max_in_flight).unwrap_or(usize::MAX),
         max_in_flight_bytes: usize::try_from(config.max_in_flight_bytes).unwrap_or(usize::MAX),
         drain_timeout: DRAIN_TIMEOUT,

@@ -115,6 +115,9 @@ pub struct Config {
     /// `ServiceAccountToken` authentication and `--mqtt-sat-file` is not given.
     #[arg(long, env = "BROKER_SAT_MOUNT_PATH", hide = true)]
     pub broker_sat_file: Option<PathBuf>,
+    /// mTLS between the services, caller identities and the health-only listener.
+    #[command(flatten)]
+    pub grpc: sse_runtime::mtls::GrpcSecurityArgs,
 }
 
 /// Validated MQTT connection settings.

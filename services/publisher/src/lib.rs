@@ -15,6 +15,7 @@ use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
 use sse_proto::v1::publisher_service_server::PublisherServiceServer;
 use sse_proto::v1::{PublishRequest, PublishResponse};
 use sse_runtime::link::Messages;
+use sse_runtime::serve::ServeError;
 use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
@@ -25,11 +26,16 @@ pub use error::Error;
 
 /// Serves `PublisherService` on `listener` until `shutdown` is cancelled, then drains.
 pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), Error> {
+    let security = config
+        .grpc
+        .load()
+        .map_err(|e| Error::Config(e.to_string()))?;
     let settings = config.mqtt_settings()?;
     let mqtt = mqtt::Mqtt::start(settings, &shutdown);
     let grpc = grpc::PublisherGrpc::new(mqtt.clone(), shutdown.clone(), config.ack_delay);
     let in_process = grpc.clone();
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
+        .secure(security, "sse-publisher")
         // The contract's limit: schema encodes batches within it, so none is refused here.
         .add_service(
             PublisherServiceServer::new(grpc)
@@ -76,7 +82,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
     serving
         .run(listener, shutdown.token.clone())
         .await
-        .map_err(|e| Error::Serve(e.to_string()))
+        .map_err(|e| match e {
+            e @ ServeError::HealthBind { .. } => Error::Config(e.to_string()),
+            e => Error::Serve(e.to_string()),
+        })
 }
 
 /// The gRPC service name health reports on.

@@ -26,6 +26,9 @@ async fn main() -> anyhow::Result<()> {
     if let Err(e) = config.mqtt_settings() {
         exit_config_error(SERVICE, &e);
     }
+    if let Err(e) = config.grpc.load() {
+        exit_config_error(SERVICE, &e);
+    }
     let guard = telemetry::init(SERVICE);
     let listener = sse_runtime::bind(config.listen, SERVICE).await?;
     let shutdown = Shutdown::on_signals();
@@ -34,5 +37,8 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!("drain timed out");
     }
     guard.shutdown().await;
+    if let Err(e @ sse_publisher::Error::Config(_)) = &result {
+        exit_config_error(SERVICE, e);
+    }
     result.map_err(Into::into)
 }

@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod link;
 pub mod mqtt;
+pub mod mtls;
 pub mod peers;
 pub mod private_file;
 pub mod seq;

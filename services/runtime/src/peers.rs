@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 use tonic::transport::{Endpoint, Uri};
 
 use crate::link::Link;
+use crate::mtls::Mtls;
+use crate::mtls::connect::PeerIo;
 
 /// How often the addresses are resolved again when nothing asks for it sooner.
 pub const RESOLVE_EVERY: Duration = Duration::from_secs(10);
@@ -36,7 +37,7 @@ pub enum PeersError {
     #[error("no peer address given")]
     Empty,
     /// One entry is not `http(s)://host:port`.
-    #[error("peer {0:?}: expected http://host:port")]
+    #[error("peer {0:?}: expected http://host:port or https://host:port")]
     Invalid(String),
 }
 
@@ -286,8 +287,13 @@ fn weight(key: &str, addr: &SocketAddr) -> u64 {
 /// A link that reaches `addr` but speaks to it as `endpoint` (its name, timeouts and
 /// keepalives); connects on first use and reconnects by itself (in-process when `addr` is served
 /// by this process, see [`Link`]).
-pub fn connect_lazy(endpoint: &Endpoint, addr: SocketAddr) -> Link {
-    Link::to(addr, || endpoint.connect_with_connector_lazy(To(addr)))
+pub fn connect_lazy(endpoint: &Endpoint, addr: SocketAddr, mtls: Option<&Arc<Mtls>>) -> Link {
+    Link::to(addr, || {
+        endpoint.connect_with_connector_lazy(To {
+            addr,
+            mtls: mtls.cloned(),
+        })
+    })
 }
 
 /// Connects now to `addr`, speaking to it as `endpoint` (in-process when `addr` is served by this
@@ -295,19 +301,28 @@ pub fn connect_lazy(endpoint: &Endpoint, addr: SocketAddr) -> Link {
 pub async fn connect(
     endpoint: &Endpoint,
     addr: SocketAddr,
+    mtls: Option<&Arc<Mtls>>,
 ) -> Result<Link, tonic::transport::Error> {
     if let Some(link) = Link::in_process(addr) {
         return Ok(link);
     }
-    Ok(Link::Net(endpoint.connect_with_connector(To(addr)).await?))
+    let to = To {
+        addr,
+        mtls: mtls.cloned(),
+    };
+    Ok(Link::Net(endpoint.connect_with_connector(to).await?))
 }
 
-/// A connector to one fixed socket address, whatever the URI says.
-#[derive(Debug, Clone, Copy)]
-struct To(SocketAddr);
+/// A connector to one fixed socket address, whatever the URI says, over mTLS when the service
+/// has certificates (the URI's host is the name the peer's certificate must carry).
+#[derive(Debug, Clone)]
+struct To {
+    addr: SocketAddr,
+    mtls: Option<Arc<Mtls>>,
+}
 
 impl tower_service::Service<Uri> for To {
-    type Response = TokioIo<TcpStream>;
+    type Response = TokioIo<PeerIo>;
     type Error = std::io::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
@@ -315,12 +330,11 @@ impl tower_service::Service<Uri> for To {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _: Uri) -> Self::Future {
-        let addr = self.0;
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let (addr, mtls) = (self.addr, self.mtls.clone());
         Box::pin(async move {
-            let s = TcpStream::connect(addr).await?;
-            s.set_nodelay(true)?;
-            Ok(TokioIo::new(s))
+            let io = crate::mtls::connect::connect(addr, &uri, mtls.as_deref()).await?;
+            Ok(TokioIo::new(io))
         })
     }
 }

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -11,9 +12,13 @@ use tonic::server::NamedService;
 use tonic::service::RoutesBuilder;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
 
 use crate::link::Messages;
+use crate::mtls::Security;
+use crate::mtls::accept;
+use crate::mtls::guard::GuardLayer;
 
 /// Why serving failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +29,14 @@ pub enum ServeError {
     /// The transport failed.
     #[error("grpc transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The health-only listener cannot be bound (a configuration error).
+    #[error("cannot listen on {addr} (--health-listen): {source}")]
+    HealthBind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Binds `addr` and prints `<service> listening on <addr>` on stdout (port 0 picks a free port),
@@ -44,6 +57,8 @@ pub struct Serving {
     routes: RoutesBuilder,
     streams: crate::link::Streams,
     descriptors: Vec<&'static [u8]>,
+    security: Security,
+    service: &'static str,
 }
 
 impl Serving {
@@ -57,7 +72,18 @@ impl Serving {
             routes,
             streams: Default::default(),
             descriptors: vec![descriptor, tonic_health::pb::FILE_DESCRIPTOR_SET],
+            security: Security::plaintext(),
+            service: "grpc",
         }
+    }
+
+    /// Serves with `security` (mTLS and the access table, or plaintext with admin writes off
+    /// outside loopback, and the health-only listener); `service` names it in logs and in the
+    /// health listener's `<service> health listening on <addr>` line.
+    pub fn secure(mut self, security: Security, service: &'static str) -> Self {
+        self.security = security;
+        self.service = service;
+        self
     }
 
     /// Adds one of the service's own gRPC services.
@@ -123,27 +149,78 @@ impl Serving {
             .set_service_status("liveness", ServingStatus::Serving)
             .await;
         let health = self.health.clone();
+        let stop = shutdown.clone();
         let signal = async move {
-            shutdown.cancelled().await;
+            stop.cancelled().await;
             health
                 .set_service_status("", ServingStatus::NotServing)
                 .await;
         };
         let routes = self.routes.routes();
+        let local = listener.local_addr();
         // In `sse-connector`, the other services of this process call these routes directly.
-        let _in_process = listener
-            .local_addr()
-            .map(|a| crate::link::Registered::new(a, &routes, &self.streams));
-        // `Server::tcp_nodelay` applies only to listeners tonic binds itself; accepted sockets
-        // of our own listener get it here (acks and flow-control updates go out at once).
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        tonic::transport::Server::builder()
+        let _in_process = local
+            .as_ref()
+            .map(|a| crate::link::Registered::new(*a, &routes, &self.streams));
+        // The health-only listener outlives the main server's drain, so probes keep answering
+        // (NOT_SERVING) until the process is done.
+        let health_stop = CancellationToken::new();
+        let _stop_health = health_stop.clone().drop_guard();
+        let health_only = match self.security.health_listen {
+            Some(addr) => {
+                Some(health_server(addr, self.service, &self.health, health_stop.clone()).await?)
+            }
+            None => None,
+        };
+        let listen = local.unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let policy = Arc::new(self.security.policy(listen, self.service));
+        let server = tonic::transport::Server::builder()
             .trace_fn(request_span)
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, signal)
-            .await?;
-        Ok(())
+            .layer(GuardLayer(policy))
+            .add_routes(routes);
+        let served = match &self.security.mtls {
+            Some(mtls) => {
+                let incoming = accept::incoming(listener, mtls.clone(), shutdown.clone());
+                server.serve_with_incoming_shutdown(incoming, signal).await
+            }
+            None => {
+                // `Server::tcp_nodelay` applies only to listeners tonic binds itself; accepted
+                // sockets of our own listener get it here (acks and flow-control updates go
+                // out at once).
+                let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+                server.serve_with_incoming_shutdown(incoming, signal).await
+            }
+        };
+        health_stop.cancel();
+        if let Some(h) = health_only {
+            let _ = h.await;
+        }
+        Ok(served?)
     }
+}
+
+/// Binds the plaintext health-only listener and serves `grpc.health.v1` on it (the same
+/// statuses as the main server) until `stop`.
+async fn health_server(
+    addr: SocketAddr,
+    service: &str,
+    health: &HealthReporter,
+    stop: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, ServeError> {
+    let listener = bind(addr, &format!("{service} health"))
+        .await
+        .map_err(|source| ServeError::HealthBind { addr, source })?;
+    let health = HealthServer::new(HealthService::from_health_reporter(health.clone()));
+    Ok(tokio::spawn(async move {
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let r = tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "health listener stopped");
+        }
+    }))
 }
 
 /// One span per gRPC call, joined to the caller's trace; health and reflection stay untraced.

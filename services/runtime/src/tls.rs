@@ -52,6 +52,9 @@ pub enum TlsError {
         /// Where the key came from.
         what: String,
     },
+    /// The CA bundle cannot verify client certificates.
+    #[error("client certificate verifier: {0}")]
+    Verifier(String),
     /// The private key is not the one of the certificate's public key.
     #[error("{key} does not match {cert}")]
     KeyMismatch {

@@ -51,12 +51,12 @@ async fn a_server_of_this_process_is_called_in_process_and_over_tcp_once_it_stop
     let link = registered(addr).await;
     assert!(matches!(link, Link::Local(_)), "{link:?}");
     assert!(matches!(
-        peers::connect_lazy(&endpoint, addr),
+        peers::connect_lazy(&endpoint, addr, None),
         Link::Local(_)
     ));
 
     // Unary.
-    let connected = peers::connect(&endpoint, addr).await.unwrap();
+    let connected = peers::connect(&endpoint, addr, None).await.unwrap();
     assert!(matches!(connected, Link::Local(_)), "{connected:?}");
     let mut client = HealthClient::new(connected);
     let check = |service: &str| HealthCheckRequest {
@@ -115,8 +115,11 @@ async fn a_server_of_this_process_is_called_in_process_and_over_tcp_once_it_stop
     stop.cancel();
     server.await.unwrap().unwrap();
     assert!(Link::in_process(addr).is_none());
-    assert!(matches!(peers::connect_lazy(&endpoint, addr), Link::Net(_)));
-    let refused = peers::connect(&endpoint, addr).await;
+    assert!(matches!(
+        peers::connect_lazy(&endpoint, addr, None),
+        Link::Net(_)
+    ));
+    let refused = peers::connect(&endpoint, addr, None).await;
     assert!(refused.is_err(), "nothing listens on {addr} any more");
 }
 
@@ -197,5 +200,8 @@ async fn without_the_switch_nothing_is_in_process() {
     let addr = listener.local_addr().unwrap();
     assert!(Link::in_process(addr).is_none());
     let endpoint = Endpoint::from_shared(format!("http://{addr}")).unwrap();
-    assert!(matches!(peers::connect_lazy(&endpoint, addr), Link::Net(_)));
+    assert!(matches!(
+        peers::connect_lazy(&endpoint, addr, None),
+        Link::Net(_)
+    ));
 }

@@ -32,7 +32,7 @@ pub struct Config {
     /// Address to serve gRPC on (port 0 picks a free port).
     #[arg(long, env = "SCHEMA_LISTEN", default_value = "127.0.0.1:50052")]
     pub listen: SocketAddr,
-    /// The publisher service (`http://host:port`).
+    /// The publisher service (`http://host:port`; `https://` with mTLS).
     #[arg(long, env = "PUBLISHER_ADDR", default_value = "http://127.0.0.1:50053")]
     pub publisher: Uri,
     /// Directory of the embedded schema registry (one JSON file per schema version).
@@ -94,19 +94,33 @@ pub struct Config {
     /// Attempts per registry call (network errors and 500 are retried with backoff).
     #[arg(long, env = "SCHEMA_REGISTRY_ATTEMPTS", default_value_t = 5)]
     pub registry_attempts: u32,
+    /// mTLS between the services, caller identities and the health-only listener.
+    #[command(flatten)]
+    pub grpc: sse_runtime::mtls::GrpcSecurityArgs,
 }
 
 impl Config {
+    /// The gRPC security (mTLS files loaded), or the configuration error naming the flag.
+    pub fn security(&self) -> Result<sse_runtime::mtls::Security, Error> {
+        self.grpc.load().map_err(|e| Error::Config {
+            field: "--grpc-tls-* (GRPC_TLS_*)",
+            reason: e.to_string(),
+        })
+    }
+
     /// Checks what clap cannot: the publisher URL, the namespace and the limits.
     pub fn validate(&self) -> Result<(), Error> {
-        match self.publisher.scheme_str() {
-            Some("http") if self.publisher.host().is_some() => {}
-            _ => {
-                return Err(Error::Config {
-                    field: "--publisher (PUBLISHER_ADDR)",
-                    reason: "expected http://host:port".into(),
-                });
-            }
+        const PUBLISHER: &str = "--publisher (PUBLISHER_ADDR)";
+        self.security()?;
+        let publisher = |reason: String| Error::Config {
+            field: PUBLISHER,
+            reason,
+        };
+        self.grpc
+            .check_peer(&self.publisher)
+            .map_err(|e| publisher(e.to_string()))?;
+        if self.publisher.host().is_none() {
+            return Err(publisher("expected http(s)://host:port".into()));
         }
         let ns = &self.registry_namespace;
         if ns.is_empty()

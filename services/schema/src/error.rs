@@ -93,7 +93,12 @@ pub enum Error {
 impl Error {
     /// Whether the error is the operator's configuration (exit code 64) rather than a runtime fault.
     pub fn is_config(&self) -> bool {
-        matches!(self, Error::Config { .. } | Error::DataDir { .. })
+        matches!(
+            self,
+            Error::Config { .. }
+                | Error::DataDir { .. }
+                | Error::Serve(sse_runtime::serve::ServeError::HealthBind { .. })
+        )
     }
 }
 

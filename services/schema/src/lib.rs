@@ -69,7 +69,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         )
         .with_caps(config.caps()),
     );
-    let channel = publisher::channel(&config.publisher);
+    let security = config.security()?;
+    let channel = publisher::channel(&config.publisher, security.mtls.clone());
     let relay = relay::Relay::new(
         pipeline.clone(),
         channel.clone(),
@@ -82,6 +83,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
+        .secure(security, "sse-schema")
         .add_service(svc)
         .add_in_process_stream(
             sse_proto::paths::SCHEMA_PROCESS,

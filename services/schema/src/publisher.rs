@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use sse_runtime::Backoff;
 use sse_runtime::link::Link;
+use sse_runtime::mtls::Mtls;
 use sse_runtime::peers::{self, Peer, Peers};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -38,11 +39,13 @@ pub struct Publishers {
     channels: Arc<Mutex<HashMap<SocketAddr, Link>>>,
     /// Addresses whose stream failed, left out until the instant given.
     down: Arc<Mutex<HashMap<SocketAddr, Instant>>>,
+    /// This service's certificates for mTLS to the publisher; `None`: plaintext.
+    mtls: Option<Arc<Mtls>>,
 }
 
 /// The publisher at `uri`: resolves it to every address now and periodically (must be called
 /// inside a tokio runtime).
-pub fn channel(uri: &Uri) -> Publishers {
+pub fn channel(uri: &Uri, mtls: Option<Arc<Mtls>>) -> Publishers {
     let peers = match peers::parse_targets(&uri.to_string()) {
         Ok(targets) => Peers::spawn(targets, peers::RESOLVE_EVERY),
         Err(e) => {
@@ -51,7 +54,7 @@ pub fn channel(uri: &Uri) -> Publishers {
             Peers::manual(Vec::new()).1
         }
     };
-    Publishers::new(peers)
+    Publishers::new(peers).with_mtls(mtls)
 }
 
 impl Publishers {
@@ -61,7 +64,14 @@ impl Publishers {
             peers,
             channels: Arc::default(),
             down: Arc::default(),
+            mtls: None,
         }
+    }
+
+    /// Calls the publishers over mTLS with these certificates (`None`: plaintext).
+    pub fn with_mtls(mut self, mtls: Option<Arc<Mtls>>) -> Self {
+        self.mtls = mtls;
+        self
     }
 
     fn down(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Instant>> {
@@ -142,7 +152,7 @@ impl Publishers {
                     .http2_keep_alive_interval(Duration::from_secs(20))
                     .keep_alive_timeout(Duration::from_secs(10))
                     .keep_alive_while_idle(true);
-                peers::connect_lazy(&endpoint, peer.addr)
+                peers::connect_lazy(&endpoint, peer.addr, self.mtls.as_ref())
             })
             .clone()
     }
@@ -250,7 +260,7 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let uri: Uri = format!("http://127.0.0.1:{port}").parse().unwrap();
-        let ch = channel(&uri);
+        let ch = channel(&uri, None);
         assert!(!reachable(&ch).await);
         let token = CancellationToken::new();
         let t = token.clone();

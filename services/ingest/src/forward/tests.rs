@@ -311,6 +311,7 @@ fn routed(key: &str, seq: u64) -> RoutedEvent {
 fn forwarder() -> (Forwarder, watch::Receiver<bool>) {
     let (open, open_rx) = watch::channel(false);
     let f = Forwarder {
+        mtls: None,
         endpoint: tonic::transport::Endpoint::from_static("http://schema:50052"),
         max_in_flight: 1000,
         max_in_flight_bytes: usize::MAX,

@@ -1,0 +1,133 @@
+//! Who may call which gRPC method: the per-method table every server enforces once callers
+//! prove who they are (mTLS, the caller's certificate names its role). One table, so the three
+//! services and their documentation cannot disagree; a method missing here is refused.
+
+use std::fmt;
+
+/// The kinds of caller a server tells apart by the identity in their certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// `sse-ingest`: opens the schema service's Process stream.
+    Ingest,
+    /// `sse-schema`: opens the publisher's Publish stream.
+    Schema,
+    /// `sse-publisher`: calls nobody today, but may read.
+    Publisher,
+    /// An operator's tool (the console, `ssectl`, grpcurl with the console certificate).
+    Console,
+}
+
+impl Role {
+    /// Every role, in the order identities are configured.
+    pub const ALL: [Role; 4] = [Role::Ingest, Role::Schema, Role::Publisher, Role::Console];
+
+    /// The role's name in messages and documentation.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Schema => "schema",
+            Role::Publisher => "publisher",
+            Role::Console => "console",
+        }
+    }
+}
+
+/// Who may call one method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A pipeline stream: only the one service upstream of it.
+    Only(Role),
+    /// A read API: every peer service and the console.
+    Read,
+    /// An admin write (it changes what the connector publishes or stores): the console only.
+    Admin,
+    /// Health and reflection: any caller whose certificate the CA signed.
+    Any,
+}
+
+impl Access {
+    /// Whether a caller holding `roles` may call a method with this rule.
+    pub fn allows(self, roles: &[Role]) -> bool {
+        match self {
+            Access::Only(r) => roles.contains(&r),
+            Access::Read => !roles.is_empty(),
+            Access::Admin => roles.contains(&Role::Console),
+            Access::Any => true,
+        }
+    }
+
+    /// Whether the method writes (refused without mTLS outside loopback).
+    pub fn is_admin_write(self) -> bool {
+        self == Access::Admin
+    }
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Access::Only(r) => write!(f, "a pipeline stream: only the {} identity", r.name()),
+            Access::Read => f.write_str("a read API: the peer services and the console identity"),
+            Access::Admin => f.write_str("an admin write: only the console identity"),
+            Access::Any => f.write_str("open to every authenticated caller"),
+        }
+    }
+}
+
+const SCHEMA: &str = "/sseconnector.v1.SchemaService/";
+const PUBLISHER: &str = "/sseconnector.v1.PublisherService/";
+const INGEST: &str = "/sseconnector.v1.IngestService/";
+
+/// The rule of the method at `path` (`/package.Service/Method`); `None` for a method this table
+/// does not know, which servers refuse.
+pub fn rule(path: &str) -> Option<Access> {
+    if path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.") {
+        return Some(Access::Any);
+    }
+    let access = if let Some(m) = path.strip_prefix(SCHEMA) {
+        match m {
+            "Process" => Access::Only(Role::Ingest),
+            "GetSchema" | "ListSchemas" | "ListSubjects" => Access::Read,
+            "PutSchema" | "InferSchema" => Access::Admin,
+            _ => return None,
+        }
+    } else if let Some(m) = path.strip_prefix(PUBLISHER) {
+        match m {
+            "Publish" => Access::Only(Role::Schema),
+            "PublishMessage" => Access::Admin,
+            _ => return None,
+        }
+    } else {
+        match path.strip_prefix(INGEST)? {
+            "ListStreams" | "GetStatus" => Access::Read,
+            _ => return None,
+        }
+    };
+    Some(access)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_of_the_security_model() {
+        let process = rule("/sseconnector.v1.SchemaService/Process").unwrap_or(Access::Any);
+        assert!(process.allows(&[Role::Ingest]));
+        assert!(!process.allows(&[Role::Console]));
+        assert!(!process.allows(&[Role::Schema]));
+        let publish = rule("/sseconnector.v1.PublisherService/Publish").unwrap_or(Access::Any);
+        assert!(publish.allows(&[Role::Schema]));
+        assert!(!publish.allows(&[Role::Ingest, Role::Console]));
+        let put = rule("/sseconnector.v1.SchemaService/PutSchema").unwrap_or(Access::Any);
+        assert!(put.is_admin_write());
+        assert!(put.allows(&[Role::Console]));
+        assert!(!put.allows(&[Role::Ingest, Role::Schema, Role::Publisher]));
+        let list = rule("/sseconnector.v1.IngestService/ListStreams").unwrap_or(Access::Admin);
+        assert!(list.allows(&[Role::Console]) && list.allows(&[Role::Publisher]));
+        assert!(!list.allows(&[]));
+        assert_eq!(rule("/grpc.health.v1.Health/Check"), Some(Access::Any));
+        assert_eq!(rule("/sseconnector.v1.SchemaService/Nope"), None);
+        assert_eq!(rule("/other.Service/Process"), None);
+        assert!(Access::Admin.to_string().contains("console"));
+    }
+}

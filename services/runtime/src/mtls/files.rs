@@ -1,0 +1,152 @@
+//! A service's own mTLS material (CA bundle, certificate, key), turned into rustls server and
+//! client configurations and rebuilt when the files change, so that cert-manager's rotation
+//! takes effect at the next handshake without a restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::PrivateKeyDer;
+
+use crate::tls::{self, TlsError};
+
+/// ALPN of gRPC: HTTP/2 only.
+const H2: &[u8] = b"h2";
+
+/// Where a service's mTLS files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtlsFiles {
+    /// CA certificates (PEM) that sign every service's certificate: trusted for peers both ways.
+    pub ca: PathBuf,
+    /// This service's certificate chain (PEM), presented as server and as client.
+    pub cert: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+}
+
+/// The configurations built from one version of the files.
+#[derive(Clone)]
+struct Built {
+    stamp: Stamp,
+    server: Arc<ServerConfig>,
+    client: Arc<ClientConfig>,
+}
+
+/// What identifies one version of the three files: kubelet swaps a Secret's files by renaming
+/// a symlink, so the inode changes even where the size and time would not.
+type Stamp = [Option<(SystemTime, u64, u64)>; 3];
+
+/// The mTLS configurations of a service, current with its files.
+pub struct Mtls {
+    files: MtlsFiles,
+    state: Mutex<(Built, Stamp)>,
+}
+
+impl std::fmt::Debug for Mtls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mtls").field("files", &self.files).finish()
+    }
+}
+
+impl Mtls {
+    /// Loads the files now: an error here is a configuration error (exit 64).
+    pub fn load(files: MtlsFiles) -> Result<Self, TlsError> {
+        let stamp = stamp(&files);
+        let built = build(&files, stamp)?;
+        Ok(Self {
+            files,
+            state: Mutex::new((built, stamp)),
+        })
+    }
+
+    /// The files this service's identity comes from.
+    pub fn files(&self) -> &MtlsFiles {
+        &self.files
+    }
+
+    /// The server configuration for the next handshake.
+    pub fn server(&self) -> Arc<ServerConfig> {
+        self.current().server
+    }
+
+    /// The client configuration for the next connection to a peer.
+    pub fn client(&self) -> Arc<ClientConfig> {
+        self.current().client
+    }
+
+    /// The configurations of the files as they are now. A version that does not load (a
+    /// rotation caught half-written, a key that does not match) keeps the last good one, with
+    /// one warning per version.
+    fn current(&self) -> Built {
+        let now = stamp(&self.files);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (built, tried) = &mut *state;
+        if now == built.stamp || now == *tried {
+            return built.clone();
+        }
+        *tried = now;
+        match build(&self.files, now) {
+            Ok(b) => {
+                tracing::info!(cert = %self.files.cert.display(), "gRPC TLS certificates reloaded");
+                *built = b;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "gRPC TLS files changed but do not load; keeping the previous ones");
+            }
+        }
+        built.clone()
+    }
+}
+
+fn stamp(files: &MtlsFiles) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    [&files.ca, &files.cert, &files.key].map(|p| {
+        let m = std::fs::metadata(p).ok()?;
+        Some((m.modified().ok()?, m.len(), m.ino()))
+    })
+}
+
+fn build(files: &MtlsFiles, stamp: Stamp) -> Result<Built, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for c in tls::load_certs(&files.ca)? {
+        roots.add(c)?;
+    }
+    let roots = Arc::new(roots);
+    let chain = tls::load_certs(&files.cert)?;
+    let key = load_key(&files.key)?;
+    let cert_what = files.cert.display().to_string();
+    let key_what = files.key.display().to_string();
+    // Checks that the key is the certificate's, with an error naming both files.
+    tls::certified_key(chain.clone(), key.clone_key(), &cert_what, &key_what)?;
+
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), tls::provider())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))?;
+    let mut server = ServerConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain.clone(), key.clone_key())?;
+    server.alpn_protocols = vec![H2.to_vec()];
+
+    let mut client = ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    client.alpn_protocols = vec![H2.to_vec()];
+    Ok(Built {
+        stamp,
+        server: Arc::new(server),
+        client: Arc::new(client),
+    })
+}
+
+fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let what = path.display().to_string();
+    let pem = std::fs::read(path).map_err(|e| TlsError::Pem {
+        path: path.to_path_buf(),
+        reason: e.kind().to_string(),
+    })?;
+    tls::parse_private_key(&pem, &what)
+}
