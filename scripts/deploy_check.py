@@ -476,6 +476,7 @@ def check_egress(m, w, by_component):
             if not admits(rules_for(policies, "egress", grpc, "grpc"), server.labels, key="to"):
                 errors.append(f"{w.name}: egress to {server.name}'s gRPC port {grpc} is not allowed")
     errors += check_broker_egress(w, policies)
+    errors += check_source_egress(m, w, policies)
     return errors
 
 
@@ -490,6 +491,82 @@ def check_broker_egress(w, policies):
             if not rules_for(policies, "egress", port, ""):
                 errors.append(f"{w.name}: egress to the broker of {var} (port {port}) is not allowed")
     return errors
+
+
+def device_addresses(m, w):
+    """(device, endpoint, address) of every Device in the ConfigMap mounted at RESOURCES_DIR."""
+    out = []
+    for c in w.containers():
+        path = env_value(c, "RESOURCES_DIR")
+        mount = next((v for v in c.get("volumeMounts", []) if v["mountPath"] == path), None)
+        volume = w.volume(mount["name"]) if mount else None
+        name = ((volume or {}).get("configMap") or {}).get("name")
+        maps = [d for d in m.of("ConfigMap") if d["metadata"]["name"] == name and ns(d) == w.namespace]
+        for text in (maps[0].get("data") or {}).values() if maps else []:
+            for doc in yaml.safe_load_all(text):
+                if not doc or doc.get("kind") != "Device":
+                    continue
+                inbound = ((doc.get("spec") or {}).get("endpoints") or {}).get("inbound") or {}
+                for endpoint, e in inbound.items():
+                    out.append((doc["metadata"]["name"], endpoint, e.get("address", "")))
+    return out
+
+
+def check_source_egress(m, w, policies):
+    """Ingest may reach every device address of its resources (the SSE-sources knob)."""
+    errors = []
+    for device, endpoint, address in device_addresses(m, w):
+        url = urlsplit(address)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        if not source_allowed(m, w, policies, url.hostname or "", port):
+            errors.append(
+                f"{w.name}: egress to device {device} endpoint {endpoint} ({url.hostname}:{port}) "
+                "is not allowed (edit NetworkPolicy sse-ingest-sources)"
+            )
+    return errors
+
+
+def source_allowed(m, w, policies, host, port):
+    """Whether an egress rule admits `host:port`: a Service of this manifest by its pods' labels,
+    a Service of another namespace by that namespace, anything else by a rule open to any
+    address on that port (ipBlocks do not reliably match pod addresses)."""
+    labels = host.split(".")
+    namespace = labels[1] if len(labels) > 1 else w.namespace
+    if len(labels) <= 2 or labels[2] == "svc":
+        service = next(
+            (s for s in m.of("Service") if s["metadata"]["name"] == labels[0] and ns(s) == namespace),
+            None,
+        )
+        if service is not None:
+            return service_allowed(m, policies, service, port)
+    rules = rules_for(policies, "egress", port, "")
+    if len(labels) > 2 and labels[2] == "svc":
+        ns_labels = {"kubernetes.io/metadata.name": namespace}
+        return any(
+            not r.get("to") or any(selector_matches(t.get("namespaceSelector"), ns_labels) for t in r["to"])
+            for r in rules
+        )
+    return any(not r.get("to") or any("ipBlock" in t for t in r["to"]) for r in rules)
+
+
+def service_allowed(m, policies, service, port):
+    """Whether an egress rule admits the pods behind `service` on the pod port of `port`."""
+    target = next((p for p in service["spec"].get("ports", []) if p.get("port") == port), {})
+    selector = {"matchLabels": service["spec"].get("selector") or {}}
+    for peer in m.workloads():
+        if peer.namespace == ns(service) and selector_matches(selector, peer.labels):
+            pod_port, name = resolve_port(peer, target.get("targetPort", port))
+            return admits(rules_for(policies, "egress", pod_port, name), peer.labels, key="to")
+    return False
+
+
+def resolve_port(workload, target_port):
+    """A Service's targetPort (number or name) as (number, name) of the workload's container."""
+    for c in workload.containers():
+        for p in c.get("ports", []):
+            if target_port in (p.get("name"), p.get("containerPort")):
+                return p["containerPort"], p.get("name", "")
+    return (target_port if isinstance(target_port, int) else -1), ""
 
 
 def main(paths):

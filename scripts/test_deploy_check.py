@@ -98,6 +98,30 @@ class RenderedOverlays(unittest.TestCase):
         self.assertFails(docs, "sse-publisher: egress to DNS (UDP 53) is not allowed")
         self.assertFails(docs, "sse-publisher: egress to the broker of MQTT_URL (port 1883) is not allowed")
 
+    def test_demo_source_unreachable(self):
+        docs = [d for d in self.local() if d["metadata"]["name"] != "sse-ingest-demo-source"]
+        self.assertFails(
+            docs, "sse-ingest: egress to device weather-station endpoint sse-0 (weather-station:8088)"
+        )
+
+    def test_example_device_of_another_namespace_unreachable(self):
+        docs = copy.deepcopy(self.rendered["base"])
+        find(docs, "NetworkPolicy", "sse-ingest-sources")["spec"]["egress"].pop(0)
+        self.assertFails(docs, "(weather-station.factory.svc:8088) is not allowed")
+
+    def test_external_device_needs_its_port(self):
+        docs = self.local()
+        config = next(
+            d for d in docs if d["kind"] == "ConfigMap" and "sse-resources" in d["metadata"]["name"]
+        )
+        key = next(iter(config["data"]))
+        config["data"][key] = config["data"][key].replace(
+            "http://weather-station:8088/weather", "https://device.example.com:8443/events"
+        )
+        self.assertFails(docs, "(device.example.com:8443) is not allowed")
+        config["data"][key] = config["data"][key].replace(":8443", "")
+        self.assertEqual(deploy_check.check(docs), [])
+
     def test_unbounded_egress(self):
         docs = self.local()
         find(docs, "NetworkPolicy", "sse-ingest-sources")["spec"]["egress"].append({})
