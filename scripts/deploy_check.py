@@ -42,6 +42,29 @@ TLS_FILES = {"GRPC_TLS_CA": "ca.crt", "GRPC_TLS_CERT": "tls.crt", "GRPC_TLS_KEY"
 PEER_ENV = ("SCHEMA_ADDR", "PUBLISHER_ADDR")
 BROKER_ENV = ("MQTT_URL", "CHECKPOINT_STORE")
 NAMESPACE_PLACEHOLDER = "NAMESPACE"
+# cert-manager v1's Certificate fields and enums: kubernetes-validate has no schema for them, so
+# a misspelt field would otherwise be dropped by the API server without a word.
+CERTIFICATE_FIELDS = {
+    "subject", "literalSubject", "commonName", "duration", "renewBefore", "renewBeforePercentage",
+    "dnsNames", "ipAddresses", "uris", "otherNames", "emailAddresses", "secretName",
+    "secretTemplate", "keystores", "issuerRef", "isCA", "usages", "privateKey",
+    "encodeUsagesInRequest", "revisionHistoryLimit", "additionalOutputFormats", "nameConstraints",
+    "signatureAlgorithm",
+}
+KEY_USAGES = {
+    "signing", "digital signature", "content commitment", "key encipherment", "key agreement",
+    "data encipherment", "cert sign", "crl sign", "encipher only", "decipher only", "any",
+    "server auth", "client auth", "code signing", "email protection", "s/mime",
+    "ipsec end system", "ipsec tunnel", "ipsec user", "timestamping", "ocsp signing",
+    "microsoft sgc", "netscape sgc",
+}
+PRIVATE_KEY_FIELDS = {
+    "algorithm": {"RSA", "ECDSA", "Ed25519"},
+    "encoding": {"PKCS1", "PKCS8"},
+    "rotationPolicy": {"Never", "Always"},
+    "size": None,
+}
+ISSUER_KINDS = {"acme", "ca", "vault", "selfSigned", "venafi"}
 SECRET_DEFAULT_MODE = 0o644  # what Kubernetes uses when a secret volume sets none
 
 
@@ -318,6 +341,7 @@ def check_certificates(m):
             i["metadata"]["name"] == ref["name"] and ns(i) == ns(cert) for i in m.of("Issuer")
         ):
             errors.append(f"{name}: Issuer {ref['name']} is not in this manifest")
+        errors += check_certificate_schema(name, spec)
         if spec.get("isCA"):
             continue
         if not sans(cert):
@@ -325,6 +349,18 @@ def check_certificates(m):
         if "client auth" not in (spec.get("usages") or []):
             errors.append(f"{name}: usages lack 'client auth' (every service is also a client)")
         errors += check_dns_namespace(name, ns(cert), spec.get("dnsNames") or [])
+    return errors
+
+
+def check_certificate_schema(name, spec):
+    """The fields and enum values cert-manager v1 knows, since nothing else checks them."""
+    errors = [f"{name}: unknown field spec.{k}" for k in sorted(set(spec) - CERTIFICATE_FIELDS)]
+    errors += [f"{name}: unknown usage {u!r}" for u in spec.get("usages") or [] if u not in KEY_USAGES]
+    for k, v in (spec.get("privateKey") or {}).items():
+        if k not in PRIVATE_KEY_FIELDS:
+            errors.append(f"{name}: unknown field spec.privateKey.{k}")
+        elif PRIVATE_KEY_FIELDS[k] is not None and v not in PRIVATE_KEY_FIELDS[k]:
+            errors.append(f"{name}: spec.privateKey.{k} {v!r} is not one of {sorted(PRIVATE_KEY_FIELDS[k])}")
     return errors
 
 
@@ -345,9 +381,14 @@ def check_dns_namespace(name, namespace, dns_names):
 def check_issuers(m):
     """A CA Issuer's Secret is issued by a CA Certificate of this manifest."""
     errors = []
-    for issuer in m.of("Issuer"):
+    for issuer in m.of("Issuer", "ClusterIssuer"):
+        kinds = set(issuer.get("spec") or {}) & ISSUER_KINDS
+        if len(kinds) != 1:
+            name = issuer["metadata"]["name"]
+            errors.append(f"Issuer {name}: spec needs exactly one of {sorted(ISSUER_KINDS)}")
         secret = ((issuer.get("spec") or {}).get("ca") or {}).get("secretName")
-        if secret is None:
+        # A ClusterIssuer's Secret lives in cert-manager's own namespace, outside the manifest.
+        if secret is None or issuer["kind"] != "Issuer":
             continue
         cert = m.certificate_for_secret(ns(issuer), secret)
         if cert is None or not cert["spec"].get("isCA"):

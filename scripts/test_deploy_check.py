@@ -203,6 +203,18 @@ class RenderedOverlays(unittest.TestCase):
         self.assertFails(docs, "Certificate sse-console: no dnsNames or uris")
         self.assertFails(docs, "Certificate sse-ingest: Issuer sse-grpc-ca is not in this manifest")
 
+    def test_certificate_and_issuer_typos(self):
+        docs = self.local()
+        spec = find(docs, "Certificate", "sse-publisher")["spec"]
+        spec["dnsName"] = spec.pop("dnsNames")
+        spec["usages"].append("clientauth")
+        spec["privateKey"]["rotationPolicy"] = "never"
+        find(docs, "Issuer", "sse-selfsigned")["spec"] = {"selfsigned": {}}
+        self.assertFails(docs, "Certificate sse-publisher: unknown field spec.dnsName")
+        self.assertFails(docs, "Certificate sse-publisher: unknown usage 'clientauth'")
+        self.assertFails(docs, "spec.privateKey.rotationPolicy 'never' is not one of ['Always', 'Never']")
+        self.assertFails(docs, "Issuer sse-selfsigned: spec needs exactly one of")
+
     def test_namespace_not_filled_in(self):
         docs = self.local()
         find(docs, "Certificate", "sse-schema")["spec"]["dnsNames"][2] = "sse-schema.NAMESPACE.svc"
