@@ -5,15 +5,17 @@ kubernetes-validate knows the built-in kinds only (it merely warns on cert-manag
 and Issuer) and checks each object alone. This checks what the connector's security rests on,
 across objects, from the manifests `kubectl kustomize` renders for each overlay:
 
-- every Certificate names its Secret and issuer, has SANs and the usages it needs; an Issuer it
-  names exists, and a CA Issuer's Secret comes from a CA Certificate;
+- every Certificate uses only cert-manager v1's fields and values, names its Secret and issuer,
+  has SANs and the usages it needs; an Issuer it names exists, and a CA Issuer's Secret comes
+  from a CA Certificate;
 - every service mounts the Secret of its own Certificate (not world-readable) and points
   GRPC_TLS_CA/CERT/KEY into it, its peer URLs are https to a Service whose certificate carries
   the URL's host;
 - probes ask the plaintext health port that HEALTH_LISTEN opens;
 - from the NetworkPolicies: each gRPC port is reachable only from the pods of its callers (the
   per-method table of docs/security.md), the pipeline's own hops get through, the health port is
-  open, and egress is limited (DNS and the peers allowed, nothing allowed to all).
+  open, and egress is limited (nothing allowed to all) yet reaches DNS, the peers, the broker
+  and every device address of the resources ConfigMap ingest mounts.
 
 Usage: deploy_check.py RENDERED.yaml...  Prints each violation, exits 1 if there is one.
 """
@@ -379,7 +381,7 @@ def check_dns_namespace(name, namespace, dns_names):
 
 
 def check_issuers(m):
-    """A CA Issuer's Secret is issued by a CA Certificate of this manifest."""
+    """Each Issuer is of one kind; a CA Issuer's Secret comes from a CA Certificate here."""
     errors = []
     for issuer in m.of("Issuer", "ClusterIssuer"):
         kinds = set(issuer.get("spec") or {}) & ISSUER_KINDS
