@@ -440,8 +440,12 @@ def check_policies(m):
     by_component = {w.component: w for w in m.workloads()}
     for component, callers in CALLERS.items():
         w = by_component.get(component)
+        # A renamed label or port would otherwise skip every check of that service silently.
         if w is None:
+            errors.append(f"{component}: no Deployment or StatefulSet labelled {NAME}={component}")
             continue
+        if not w.grpc_containers():
+            errors.append(f"{w.name}: no container port named grpc")
         errors += check_ingress(m, w, callers, by_component)
         errors += check_egress(m, w, by_component)
     return errors

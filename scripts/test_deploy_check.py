@@ -225,6 +225,14 @@ class RenderedOverlays(unittest.TestCase):
         find(docs, "Certificate", "sse-grpc-ca")["spec"].pop("isCA")
         self.assertFails(docs, "Issuer sse-grpc-ca: Secret sse-grpc-ca is not from an isCA Certificate")
 
+    def test_renamed_label_or_port_is_not_skipped(self):
+        docs = self.local()
+        labels = find(docs, "Deployment", "sse-schema")["spec"]["template"]["metadata"]["labels"]
+        labels[deploy_check.NAME] = "schema"
+        container(docs, "Deployment", "sse-publisher")["ports"][0]["name"] = "rpc"
+        self.assertFails(docs, "sse-schema: no Deployment or StatefulSet labelled")
+        self.assertFails(docs, "sse-publisher: no container port named grpc")
+
     def test_replicas_and_ordinal(self):
         docs = self.local()
         set_env(container(docs, "StatefulSet", "sse-ingest"), "INGEST_REPLICAS", "3")
