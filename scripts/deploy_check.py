@@ -42,7 +42,7 @@ IDENTITY_ENV = {
 }
 TLS_FILES = {"GRPC_TLS_CA": "ca.crt", "GRPC_TLS_CERT": "tls.crt", "GRPC_TLS_KEY": "tls.key"}
 PEER_ENV = ("SCHEMA_ADDR", "PUBLISHER_ADDR")
-BROKER_ENV = ("MQTT_URL", "CHECKPOINT_STORE")
+BROKER_ENV = ("MQTT_URL", "CHECKPOINT_STORE", "SCHEMA_REGISTRY_MQTT_URL")
 NAMESPACE_PLACEHOLDER = "NAMESPACE"
 # cert-manager v1's Certificate fields and enums: kubernetes-validate has no schema for them, so
 # a misspelt field would otherwise be dropped by the API server without a word.

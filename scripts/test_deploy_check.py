@@ -122,6 +122,15 @@ class RenderedOverlays(unittest.TestCase):
         config["data"][key] = config["data"][key].replace(":8443", "")
         self.assertEqual(deploy_check.check(docs), [])
 
+    def test_registry_broker_needs_egress(self):
+        docs = self.local()
+        container(docs, "Deployment", "sse-schema")["env"].append(
+            {"name": "SCHEMA_REGISTRY_MQTT_URL", "value": "mqtts://mqtt-broker:8883"}
+        )
+        self.assertFails(
+            docs, "sse-schema: egress to the broker of SCHEMA_REGISTRY_MQTT_URL (port 8883) is not allowed"
+        )
+
     def test_unbounded_egress(self):
         docs = self.local()
         find(docs, "NetworkPolicy", "sse-ingest-sources")["spec"]["egress"].append({})
