@@ -386,3 +386,64 @@ async fn half_configured_or_mismatched_tls_exits_64_naming_the_flag() {
         assert!(!err.contains("BEGIN"), "key material in the error: {err}");
     }
 }
+
+#[tokio::test]
+async fn the_one_process_form_takes_the_same_flags_and_joins_itself_in_process() {
+    let broker = Mosquitto::start().await.unwrap();
+    let sub = Subscriber::connect(broker.port, "e2e/#").await.unwrap();
+    let src = source().await.unwrap();
+    let dir = numbered::resources_dir(&src.source.base_url(), "e2e/n").unwrap();
+    let pki = Pki::new().unwrap();
+    let tls = dir.path().join("tls");
+    let id = |name: &str| {
+        Identity::write(&tls, name, &service_leaf(&pki, name).unwrap(), &pki.ca_pem).unwrap()
+    };
+    let (me, console, schema_id) = (id("sse-ingest"), id("sse-console"), id("sse-schema"));
+    let mut args = me.flags();
+    let s = |x: &str| x.to_string();
+    args.extend([
+        s("--health-listen"),
+        s("127.0.0.1:0"),
+        s("--mqtt-url"),
+        broker.url(),
+    ]);
+    let res = dir.path().join("resources").display().to_string();
+    let data = dir.path().join("schemas").display().to_string();
+    args.extend([
+        s("--resources"),
+        res,
+        s("--data-dir"),
+        data,
+        s("--checkpoint-store"),
+        s("none"),
+    ]);
+    let connector = Service::start("sse-connector", &args, &[]).await.unwrap();
+    sub.wait_until("every event through the one process", |_| {
+        (1..=TOTAL).all(|n| numbers(&sub).contains(&n))
+    })
+    .await
+    .unwrap();
+    let front = connector.addr.to_string();
+    let list = ["sseconnector.v1.IngestService/ListStreams"];
+    let o = grpcurl(&front, Client::As(&console), None, &list)
+        .await
+        .unwrap();
+    assert!(o.ok && o.stdout.contains("numbers"), "{o:?}");
+    // Its front door is guarded like sse-ingest's: a peer's certificate reads, no certificate
+    // gets no session.
+    let o = grpcurl(&front, Client::As(&schema_id), None, &list)
+        .await
+        .unwrap();
+    assert!(o.ok, "{o:?}");
+    let o = grpcurl(&front, Client::NoCert { ca: &console.ca }, None, &list);
+    handshake_failed(&o.await.unwrap());
+    let at = connector
+        .printed_addr("sse-ingest health listening on ")
+        .await
+        .unwrap()
+        .to_string();
+    let o = health_check(&at, "sseconnector.v1.IngestService")
+        .await
+        .unwrap();
+    assert!(o.ok && o.stdout.contains("SERVING"), "{o:?}");
+}
