@@ -150,3 +150,63 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })?;
     tls::parse_private_key(&pem, &what)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_identity(dir: &Path, name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn put(path: &Path, text: &str) {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    }
+
+    #[test]
+    fn a_rotation_is_picked_up_and_a_broken_one_keeps_the_last_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = MtlsFiles {
+            ca: dir.path().join("ca.crt"),
+            cert: dir.path().join("tls.crt"),
+            key: dir.path().join("tls.key"),
+        };
+        let (cert, key) = write_identity(dir.path(), "a");
+        put(&files.ca, &cert);
+        put(&files.cert, &cert);
+        put(&files.key, &key);
+        let mtls = Mtls::load(files.clone()).unwrap();
+        let first = mtls.server();
+        assert!(
+            Arc::ptr_eq(&first, &mtls.server()),
+            "unchanged files: same config"
+        );
+
+        // Half-way through a rotation: the new certificate, the old key.
+        let (cert2, key2) = write_identity(dir.path(), "b");
+        put(&files.cert, &cert2);
+        assert!(
+            Arc::ptr_eq(&first, &mtls.server()),
+            "a mismatched pair keeps the last good"
+        );
+        put(&files.key, &key2);
+        let second = mtls.server();
+        assert!(
+            !Arc::ptr_eq(&first, &second),
+            "the completed rotation is used"
+        );
+
+        // At start, the same mismatch is a configuration error naming both files.
+        put(&files.key, &key);
+        let err = Mtls::load(files.clone()).unwrap_err().to_string();
+        assert!(err.contains("tls.key") && err.contains("tls.crt"), "{err}");
+        assert!(!err.contains("BEGIN"), "{err}");
+    }
+}
