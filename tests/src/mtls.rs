@@ -33,6 +33,12 @@ impl Identity {
         Ok(me)
     }
 
+    /// A new service certificate of `pki` for `name` (and `127.0.0.1`), written under
+    /// `dir/<name>/` with `ca_pem` as the bundle it trusts.
+    pub fn issue(dir: &Path, pki: &Pki, name: &str, ca_pem: &str) -> anyhow::Result<Self> {
+        Self::write(dir, name, &service_leaf(pki, name)?, ca_pem)
+    }
+
     /// Replaces the files with `leaf` and `ca_pem`: bundle, then certificate, then key.
     pub fn rotate(&self, leaf: &Leaf, ca_pem: &str) -> anyhow::Result<()> {
         let chain = format!("{}{}", leaf.cert_pem, leaf.chain_pem);
@@ -92,6 +98,16 @@ pub struct Outcome {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Outcome {
+    fn from(out: std::process::Output) -> Self {
+        Self {
+            ok: out.status.success(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 /// Runs grpcurl against `addr` as `client`, with `data` as the request, and returns what it
 /// did whatever its exit code.
 pub async fn grpcurl(
@@ -128,11 +144,7 @@ pub async fn grpcurl(
         .output()
         .await
         .context("cannot run grpcurl: install it with `just setup`")?;
-    Ok(Outcome {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
+    Ok(Outcome::from(out))
 }
 
 /// `grpc.health.v1.Health/Check` of `service` on `addr` in plaintext, as the kubelet's probe
@@ -152,9 +164,5 @@ pub async fn health_check(addr: &str, service: &str) -> anyhow::Result<Outcome> 
         .output()
         .await
         .context("cannot run grpcurl: install it with `just setup`")?;
-    Ok(Outcome {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
+    Ok(Outcome::from(out))
 }

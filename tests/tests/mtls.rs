@@ -35,7 +35,7 @@ impl Secured {
         let pki = Pki::new()?;
         let dir = numbered::resources_dir(base, "e2e/n")?;
         let tls = dir.path().join("tls");
-        let id = |name: &str| Identity::write(&tls, name, &service_leaf(&pki, name)?, &pki.ca_pem);
+        let id = |name: &str| Identity::issue(&tls, &pki, name, &pki.ca_pem);
         let ids = [id("sse-publisher")?, id("sse-schema")?, id("sse-ingest")?];
         let console = id("sse-console")?;
         let args = |id: &Identity, extra: Vec<String>| {
@@ -230,13 +230,7 @@ async fn services_joined_over_mtls_deliver_and_refuse_every_stranger() {
 
 /// A console certificate (the right name) issued by a CA the services do not trust.
 fn stranger_identity(dir: &Path, pki: &Pki, trusted_ca: &str) -> Identity {
-    Identity::write(
-        dir,
-        "stranger",
-        &service_leaf(pki, "sse-console").unwrap(),
-        trusted_ca,
-    )
-    .unwrap()
+    Identity::issue(dir, pki, "sse-console", trusted_ca).unwrap()
 }
 
 #[tokio::test]
@@ -256,13 +250,7 @@ async fn certificates_rotate_mid_stream_without_a_restart_or_a_lost_event() {
     // A new CA: until the services trust it, its console certificate is a stranger's.
     let next = Pki::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let next_console = Identity::write(
-        tmp.path(),
-        "console",
-        &service_leaf(&next, "sse-console").unwrap(),
-        &next.ca_pem,
-    )
-    .unwrap();
+    let next_console = Identity::issue(tmp.path(), &next, "sse-console", &next.ca_pem).unwrap();
     let o = grpcurl(&schema, Client::As(&next_console), None, &list)
         .await
         .unwrap();
@@ -341,13 +329,7 @@ async fn without_mtls_admin_writes_stay_on_loopback() {
 async fn half_configured_or_mismatched_tls_exits_64_naming_the_flag() {
     let pki = Pki::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let id = Identity::write(
-        tmp.path(),
-        "s",
-        &service_leaf(&pki, "sse-schema").unwrap(),
-        &pki.ca_pem,
-    )
-    .unwrap();
+    let id = Identity::issue(tmp.path(), &pki, "sse-schema", &pki.ca_pem).unwrap();
     let flags = id.flags();
     let data = tmp.path().join("d").display().to_string();
     let cases: [(Vec<String>, &str); 4] = [
@@ -395,9 +377,7 @@ async fn the_one_process_form_takes_the_same_flags_and_joins_itself_in_process()
     let dir = numbered::resources_dir(&src.source.base_url(), "e2e/n").unwrap();
     let pki = Pki::new().unwrap();
     let tls = dir.path().join("tls");
-    let id = |name: &str| {
-        Identity::write(&tls, name, &service_leaf(&pki, name).unwrap(), &pki.ca_pem).unwrap()
-    };
+    let id = |name: &str| Identity::issue(&tls, &pki, name, &pki.ca_pem).unwrap();
     let (me, console, schema_id) = (id("sse-ingest"), id("sse-console"), id("sse-schema"));
     let mut args = me.flags();
     let s = |x: &str| x.to_string();
