@@ -1,8 +1,9 @@
 //! End to end, the schema service's admin writes (`PutSchema`, `InferSchema`) against the real
 //! `sse-schema` binary with grpcurl: an `InferSchema` of 42 MB (the request that once took the
-//! schema pod 923 MiB over its memory limit) is refused before it is decoded, with no jump in the
-//! process's peak memory; calls beyond the rate limit's burst are refused with
-//! RESOURCE_EXHAUSTED naming the rule, while the event pipeline keeps flowing.
+//! schema pod 923 MiB over its memory limit) is refused from its frame header with
+//! INVALID_ARGUMENT naming the event size limit, with no jump in the process's peak memory;
+//! calls beyond the rate limit's burst are refused with RESOURCE_EXHAUSTED naming the rule,
+//! while the event pipeline keeps flowing.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -51,10 +52,13 @@ async fn an_infer_schema_of_42_mb_is_refused_without_the_memory_jump() {
         .await
         .unwrap()
         .unwrap_err();
-    let limit = sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
-    assert_eq!(refused.code, "OutOfRange", "{refused:?}");
+    let limit = sse_contract::limits::EVENT_BYTES_MAX;
+    assert_eq!(refused.code, "InvalidArgument", "{refused:?}");
     assert!(
-        refused.message.contains("too large") && refused.message.contains(&limit.to_string()),
+        refused.message.starts_with("InferSchema request is ")
+            && refused
+                .message
+                .contains(&format!("over the event size limit of {limit} bytes")),
         "{refused:?}"
     );
     let after = schema.peak_rss_kib().unwrap();

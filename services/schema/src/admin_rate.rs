@@ -1,29 +1,16 @@
 //! The rate limit on the registry's admin writes, `PutSchema` and `InferSchema`: one token
 //! bucket shared by both. Each call writes a file or parses a payload of up to 4 MiB, so a
 //! caller looping on them would fill the schema volume or keep the (single-threaded) service
-//! busy, stalling the event stream. The check runs on the request's headers, before tonic
-//! decodes its body, so a refused call costs nothing; the `Process` stream is never limited.
+//! busy, stalling the event stream. [`crate::admin_writes`] applies it to the calls.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Mutex;
 use std::time::Instant;
-
-use tonic::server::NamedService;
 
 /// Default of `--admin-writes-per-second`: far above what a person or a console does, far
 /// below what fills a volume or a CPU.
 pub const WRITES_PER_SECOND_DEFAULT: f64 = 5.0;
 /// Default of `--admin-write-burst`: a console importing a handful of schemas at once.
 pub const WRITE_BURST_DEFAULT: u32 = 20;
-
-/// The methods the bucket limits (gRPC paths).
-pub const LIMITED_PATHS: [&str; 2] = [
-    "/sseconnector.v1.SchemaService/PutSchema",
-    "/sseconnector.v1.SchemaService/InferSchema",
-];
 
 /// A token bucket: `burst` calls at once, refilled at `per_second`.
 #[derive(Debug)]
@@ -89,67 +76,11 @@ impl TokenBucket {
     }
 }
 
-/// Wraps a gRPC service so that calls of [`LIMITED_PATHS`] take a token from the bucket first;
-/// without one they are answered at once, their body unread.
-#[derive(Debug, Clone)]
-pub struct AdminRateLimit<S> {
-    inner: S,
-    bucket: Arc<TokenBucket>,
-}
-
-impl<S> AdminRateLimit<S> {
-    /// `inner` behind `bucket`.
-    pub fn new(inner: S, bucket: Arc<TokenBucket>) -> Self {
-        Self { inner, bucket }
-    }
-}
-
-impl<S: NamedService> NamedService for AdminRateLimit<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-/// The wrapped service's future, boxed: the refusal is a different future type.
-type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, Infallible>> + Send>>;
-
-impl<S, B> tower_service::Service<http::Request<B>> for AdminRateLimit<S>
-where
-    S: tower_service::Service<
-            http::Request<B>,
-            Response = http::Response<tonic::body::Body>,
-            Error = Infallible,
-        >,
-    S::Future: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if LIMITED_PATHS.contains(&req.uri().path()) && !self.bucket.try_take() {
-            let status = self.bucket.refusal();
-            tracing::debug!(path = req.uri().path(), "admin write refused: rate limit");
-            return Box::pin(std::future::ready(Ok(status.into_http())));
-        }
-        Box::pin(self.inner.call(req))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    #[test]
-    fn paths_name_the_generated_methods() {
-        let name = sse_proto::v1::schema_service_server::SERVICE_NAME;
-        assert_eq!(LIMITED_PATHS[0], format!("/{name}/PutSchema"));
-        assert_eq!(LIMITED_PATHS[1], format!("/{name}/InferSchema"));
-    }
 
     #[test]
     fn a_burst_then_the_refill_rate() {

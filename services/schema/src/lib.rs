@@ -6,6 +6,7 @@
 
 pub mod acks;
 pub mod admin_rate;
+pub mod admin_writes;
 pub mod azure;
 pub mod canonical;
 pub mod caps;
@@ -84,7 +85,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
     let bucket =
         admin_rate::TokenBucket::new(config.admin_writes_per_second, config.admin_write_burst);
-    let svc = admin_rate::AdminRateLimit::new(svc, Arc::new(bucket));
+    let svc = admin_writes::AdminWrites::new(svc, Arc::new(bucket));
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
         .add_service(svc)
         .add_in_process_stream(
