@@ -38,7 +38,8 @@ pub struct Config {
     #[arg(long = "secrets-dir", env = "SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
     /// YAML file of which devices may use which secrets (`<secret>: [<device>, ...]`, `"*"` for
-    /// any device); re-read when it changes. Unset: every device may use every secret.
+    /// any device), outside the resources directory; re-read when it changes. Unset: every
+    /// device may use every secret.
     #[arg(long = "secret-access", env = "SECRET_ACCESS_FILE")]
     pub secret_access: Option<PathBuf>,
     /// Directory of trust lists: `<dir>/<trustList>/*.pem` (alias env DEVICE_ENDPOINT_TLS_TRUST_BUNDLE_CA_CERT_MOUNT_PATH).
@@ -161,7 +162,7 @@ impl Config {
         }
         if let Some(path) = &self.secret_access {
             let max = usize::try_from(self.max_resource_file_bytes).unwrap_or(usize::MAX);
-            crate::secret_access::read(path, max).map_err(Error::Config)?;
+            crate::secret_access::check_file(path, &self.resources, max).map_err(Error::Config)?;
         }
         self.checkpoint_store()?;
         crate::shard::Shard::from_config(self).map_err(|e| Error::Config(e.to_string()))?;

@@ -234,6 +234,21 @@ impl AccessFile {
     }
 }
 
+/// Checks the file before starting: outside the resources directory (whoever may edit resources
+/// must not edit the list of what they may use), readable and valid.
+pub fn check_file(path: &Path, resources_dir: &Path, max_bytes: usize) -> Result<(), String> {
+    if let (Ok(file), Ok(dir)) = (path.canonicalize(), resources_dir.canonicalize())
+        && file.starts_with(&dir)
+    {
+        return Err(format!(
+            "secret access file {} (--secret-access) is inside the resources directory {}: keep it where resource editors cannot write",
+            path.display(),
+            resources_dir.display()
+        ));
+    }
+    read(path, max_bytes).map(|_| ())
+}
+
 /// Reads and parses the file (at most `max_bytes`), errors naming it.
 pub fn read(path: &Path, max_bytes: usize) -> Result<SecretAccess, String> {
     let what = format!("secret access file {} (--secret-access)", path.display());
@@ -316,6 +331,24 @@ mod tests {
         assert!(none.refresh().is_none());
         let e = AccessFile::open(Some(dir.path().join("missing")), 1024, None).unwrap_err();
         assert!(e.to_string().contains("cannot read"), "{e}");
+    }
+
+    #[test]
+    fn the_file_must_live_outside_the_resources_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let resources = dir.path().join("resources");
+        std::fs::create_dir_all(&resources).unwrap();
+        let inside = resources.join("access.yaml");
+        let outside = dir.path().join("access.yaml");
+        for p in [&inside, &outside] {
+            std::fs::write(p, "creds: [dev-a]\n").unwrap();
+        }
+        let e = check_file(&inside, &resources, 1024).unwrap_err();
+        assert!(e.contains("inside the resources directory"), "{e}");
+        check_file(&outside, &resources, 1024).unwrap();
+        std::fs::write(&outside, "creds: dev-a").unwrap();
+        let e = check_file(&outside, &resources, 1024).unwrap_err();
+        assert!(e.contains("expected a list"), "{e}");
     }
 
     #[test]
