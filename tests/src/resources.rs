@@ -70,9 +70,9 @@ spec:
     )
 }
 
-/// The `authentication` line of HTTP Basic from two `<secret>/<key>` references.
-pub fn basic_authentication(user: &str, password: &str) -> String {
+/// An endpoint's `authentication` for HTTP Basic from two `<secret>/<key>` references.
+pub fn username_password(user: &str, password: &str) -> String {
     format!(
-        "authentication: {{ method: UsernamePassword, usernamePasswordCredentials: {{ usernameSecretName: {user}, passwordSecretName: {password} }} }}"
+        "{{ method: UsernamePassword, usernamePasswordCredentials: {{ usernameSecretName: {user}, passwordSecretName: {password} }} }}"
     )
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::Subscriber;
 use sse_e2e::procs::{Service, bin_dir};
-use sse_e2e::resources::{basic_authentication, device_with_asset};
+use sse_e2e::resources::{device_with_asset, username_password};
 use sse_e2e::source::{Feed, Reply, SseSource, basic_auth, block, blocks_then_hold};
 use sse_e2e::stack::{Pipeline, PipelineArgs};
 use sse_e2e::{eventually, grpcurl};
@@ -39,7 +39,10 @@ async fn source(name: &'static str) -> SseSource {
 /// Device `dev-<name>` reading `address` with the `creds` secret (plain http allowed: the
 /// sources are on loopback).
 fn scoped_device(name: &str, address: &str) -> String {
-    let auth = basic_authentication("creds/user", "creds/password");
+    let auth = format!(
+        "authentication: {}",
+        username_password("creds/user", "creds/password")
+    );
     let insecure = r#"additionalConfiguration: '{"allowInsecureCredentials": true}'"#;
     device_with_asset(name, address, &[&auth, insecure], "scope")
 }
