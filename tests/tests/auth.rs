@@ -16,6 +16,7 @@ use sse_e2e::mqtt::Subscriber;
 use sse_e2e::openssl::{OpensslCa, OpensslSource};
 use sse_e2e::pki::{KeyForm, Leaf, Pki};
 use sse_e2e::procs::{Service, bin_dir};
+use sse_e2e::resources::{device_with_asset, username_password};
 use sse_e2e::source::{Feed, Reply, SseSource, basic_auth, block, blocks_then_hold};
 use sse_e2e::stack::{Pipeline, PipelineArgs};
 use sse_e2e::{eventually, grpcurl};
@@ -54,31 +55,10 @@ fn write(dir: &Path, rel: &str, text: &str) {
 
 /// A device with one endpoint and an asset whose dataset goes to `auth/<name>`.
 fn resources(name: &str, address: &str, authentication: &str, trust_list: Option<&str>) -> String {
-    let trust = trust_list
-        .map(|t| format!("\n        trustSettings: {{ trustList: {t} }}"))
-        .unwrap_or_default();
-    format!(
-        r#"---
-apiVersion: namespaces.deviceregistry.microsoft.com/v1
-kind: Device
-metadata: {{ name: dev-{name} }}
-spec:
-  endpoints:
-    inbound:
-      sse-0:
-        endpointType: Microsoft.SSEHttp
-        address: "{address}"
-        authentication: {authentication}{trust}
----
-apiVersion: namespaces.deviceregistry.microsoft.com/v1
-kind: Asset
-metadata: {{ name: asset-{name} }}
-spec:
-  deviceRef: {{ deviceName: dev-{name}, endpointName: sse-0 }}
-  datasets:
-    - {{ name: all, dataSource: /events, destinations: [ {{ target: Mqtt, configuration: {{ topic: auth/{name}, qos: Qos1 }} }} ] }}
-"#
-    )
+    let mut endpoint = vec![format!("authentication: {authentication}")];
+    endpoint.extend(trust_list.map(|t| format!("trustSettings: {{ trustList: {t} }}")));
+    let endpoint: Vec<&str> = endpoint.iter().map(String::as_str).collect();
+    device_with_asset(name, address, &endpoint, "auth")
 }
 
 fn cert_auth(cert: &str, key: &str, chain: Option<&str>) -> String {
@@ -87,12 +67,6 @@ fn cert_auth(cert: &str, key: &str, chain: Option<&str>) -> String {
         .unwrap_or_default();
     format!(
         "{{ method: Certificate, x509Credentials: {{ certificateSecretName: {cert}, keySecretName: {key}{chain} }} }}"
-    )
-}
-
-fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "{{ method: UsernamePassword, usernamePasswordCredentials: {{ usernameSecretName: {user}, passwordSecretName: {pass} }} }}"
     )
 }
 
@@ -202,7 +176,7 @@ async fn each_method_reaches_the_broker_and_each_failure_shows_its_own_status() 
         resources(
             "basic",
             &basic_src.https_url(),
-            &basic("creds/user", "creds/password"),
+            &username_password("creds/user", "creds/password"),
             None,
         ),
         resources("mtls", &mtls.https_url(), &with_chain, None),
@@ -230,7 +204,7 @@ async fn each_method_reaches_the_broker_and_each_failure_shows_its_own_status() 
         resources(
             "unauthorized",
             &basic_src.https_url(),
-            &basic("creds/user", "creds/wrong-password"),
+            &username_password("creds/user", "creds/wrong-password"),
             None,
         ),
     ];
@@ -401,7 +375,7 @@ async fn no_secret_in_the_output_of_a_debug_run_with_credentials() {
         resources(
             "basic",
             &basic_src.https_url(),
-            &basic("creds/user", "creds/password"),
+            &username_password("creds/user", "creds/password"),
             None,
         ),
         resources(
@@ -415,7 +389,7 @@ async fn no_secret_in_the_output_of_a_debug_run_with_credentials() {
         resources(
             "refused",
             &basic_src.https_url(),
-            &basic("creds/password", "creds/user"),
+            &username_password("creds/password", "creds/user"),
             None,
         ),
     ];
@@ -890,7 +864,7 @@ async fn basic_credentials_over_plain_http_are_refused_unless_allowed() {
     write(d, "bundle/ca.pem", &Pki::new().unwrap().ca_pem);
     write(d, "secrets/creds/user", USER);
     write(d, "secrets/creds/password", PASSWORD);
-    let creds = basic("creds/user", "creds/password");
+    let creds = username_password("creds/user", "creds/password");
     let allowed = format!(
         "{creds}\n        additionalConfiguration: '{{\"allowInsecureCredentials\": true}}'"
     );

@@ -58,6 +58,11 @@ pub const MQTT_CONTROL_PACKET_BYTES_MAX: usize = 64 * KIB;
 /// Largest MQTT packet the schema registry client accepts: a registry answer carries a schema.
 pub const MQTT_REGISTRY_PACKET_BYTES_MAX: usize = EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX;
 
+/// Largest `PutSchema` / `InferSchema` request, encoded: a text of [`EVENT_BYTES_MAX`] plus
+/// room for the field tags and `PutSchema`'s version. A larger one is refused from its gRPC
+/// frame header, before it is decoded.
+pub const ADMIN_REQUEST_BYTES_MAX: usize = EVENT_BYTES_MAX + KIB;
+
 /// Largest checkpoint record (one stream's resume point) read back from a store; a larger one is
 /// skipped with a warning and its stream starts without it.
 pub const CHECKPOINT_RECORD_BYTES_MAX: usize = 8 * KIB;
@@ -68,6 +73,7 @@ const _: () = assert!(EVENT_ID_BYTES_MAX + EVENT_TYPE_BYTES_MAX < ENVELOPE_BYTES
 const _: () = assert!(EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX <= GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX <= MQTT_PACKET_BYTES_MAX);
 const _: () = assert!(GRPC_BATCH_BYTES <= GRPC_MESSAGE_BYTES_MAX);
+const _: () = assert!(ADMIN_REQUEST_BYTES_MAX <= GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX / 2 <= FORWARDED_EVENT_BYTES_MAX);
 const _: () =
     assert!(CHECKPOINT_RECORD_BYTES_MAX + EVENT_ID_BYTES_MAX < MQTT_CONTROL_PACKET_BYTES_MAX);

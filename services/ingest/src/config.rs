@@ -37,6 +37,11 @@ pub struct Config {
     /// Directory of secrets: `<dir>/<secret>/<key>` files (alias env DEVICE_ENDPOINT_CREDENTIALS_MOUNT_PATH).
     #[arg(long = "secrets-dir", env = "SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
+    /// YAML file of which devices may use which secrets (`<secret>: [<device>, ...]`, `"*"` for
+    /// any device), outside the resources directory; re-read when it changes. Unset: every
+    /// device may use every secret.
+    #[arg(long = "secret-access", env = "SECRET_ACCESS_FILE")]
+    pub secret_access: Option<PathBuf>,
     /// Directory of trust lists: `<dir>/<trustList>/*.pem` (alias env DEVICE_ENDPOINT_TLS_TRUST_BUNDLE_CA_CERT_MOUNT_PATH).
     #[arg(long = "trust-dir", env = "TRUST_DIR")]
     pub trust_dir: Option<PathBuf>,
@@ -146,7 +151,8 @@ impl Config {
     }
 
     /// Checks what can be checked before starting: the event size limit is one every decoder
-    /// after ingest accepts, the resources directory exists and the schema address is a URI.
+    /// after ingest accepts, the resources directory exists, the secret access file (if any) is
+    /// valid and the schema address is a URI.
     pub fn validate(&self) -> Result<(), Error> {
         if self.max_event_bytes > EVENT_BYTES_MAX {
             return Err(Error::Config(format!(
@@ -156,6 +162,10 @@ impl Config {
         }
         if !self.resources.is_dir() {
             return Err(Error::ResourcesDirMissing(self.resources.clone()));
+        }
+        if let Some(path) = &self.secret_access {
+            let max = usize::try_from(self.max_resource_file_bytes).unwrap_or(usize::MAX);
+            crate::secret_access::check_file(path, &self.resources, max).map_err(Error::Config)?;
         }
         self.checkpoint_store()?;
         crate::shard::Shard::from_config(self).map_err(|e| Error::Config(e.to_string()))?;

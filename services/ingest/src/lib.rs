@@ -15,6 +15,7 @@ pub mod reload;
 pub mod report;
 pub mod resources;
 pub mod routing;
+pub mod secret_access;
 pub mod shard;
 pub mod sse;
 pub mod status;
@@ -54,7 +55,12 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         .keep_alive_while_idle(true);
     let security = config.security()?;
     let status = Arc::new(status::Status::default());
-    let first = reload::load(&config, &status, None).await?;
+    let access = Arc::new(secret_access::AccessFile::open(
+        config.secret_access.clone(),
+        usize::try_from(config.max_resource_file_bytes).unwrap_or(usize::MAX),
+        config.secrets_dir.as_deref(),
+    )?);
+    let first = reload::load(&config, &status, &access, None).await?;
     let (res, plans) = (first.resources, first.plans.unwrap_or_default());
 
     let api = IngestServiceServer::new(grpc::IngestApi::new(status.clone()));
@@ -134,6 +140,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         config,
         streams,
         status,
+        access,
         res,
         token.clone(),
     ));

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::resources::{self, Resources};
 use crate::routing::StreamPlan;
+use crate::secret_access::{self, AccessFile};
 use crate::status::Status;
 use crate::{routing, shard, supervisor, watch};
 
@@ -23,16 +24,18 @@ pub struct Loaded {
     pub plans: Option<Vec<StreamPlan>>,
 }
 
-/// Loads the resources and plans their streams off the service's thread; the status follows
-/// them. Equal to `before`, they are not planned again.
+/// Loads the resources (and the secret allow-list, which refuses endpoints) and plans their
+/// streams off the service's thread; the status follows them. Equal to `before`, they are not
+/// planned again.
 pub async fn load(
     config: &Config,
     status: &Arc<Status>,
+    access: &Arc<AccessFile>,
     before: Option<Arc<Resources>>,
 ) -> Result<Loaded, Error> {
     let path = config.resources.clone();
-    let (config, status) = (config.clone(), status.clone());
-    tokio::task::spawn_blocking(move || load_blocking(&config, &status, before))
+    let (config, status, access) = (config.clone(), status.clone(), access.clone());
+    tokio::task::spawn_blocking(move || load_blocking(&config, &status, &access, before))
         .await
         .map_err(|e| Error::ResourcesDir {
             path,
@@ -43,10 +46,14 @@ pub async fn load(
 fn load_blocking(
     config: &Config,
     status: &Status,
+    access: &AccessFile,
     before: Option<Arc<Resources>>,
 ) -> Result<Loaded, Error> {
     let max = usize::try_from(config.max_resource_file_bytes).unwrap_or(usize::MAX);
-    let res = resources::load_dir_limited(&config.resources, max)?;
+    let mut res = resources::load_dir_limited(&config.resources, max)?;
+    if let Some(access) = access.refresh() {
+        secret_access::enforce(&access, &mut res);
+    }
     if let Some(b) = before.as_ref().filter(|b| ***b == res) {
         return Ok(Loaded {
             resources: b.clone(),
@@ -96,27 +103,43 @@ fn log_new_problems(res: &Resources, before: Option<&Resources>) {
     }
 }
 
-/// Reloads the resources whenever their directory changes and applies the difference: changed
-/// streams reconnect, removed ones close, new ones start, the rest are left alone. A directory
-/// that cannot be read keeps the current streams running.
+/// Reloads the resources whenever their directory (or the secret access file) changes and
+/// applies the difference: changed streams reconnect, removed ones close, new ones start, the
+/// rest are left alone. A directory that cannot be read keeps the current streams running.
 pub async fn follow_resources(
     config: Config,
     mut streams: supervisor::Supervisor,
     status: Arc<Status>,
+    access: Arc<AccessFile>,
     mut current: Arc<Resources>,
     token: CancellationToken,
 ) {
-    let mut dir = watch::DirWatch::new(
-        &config.resources,
-        watch::WatchSettings {
-            debounce: config.reload_debounce,
-            rescan: config.rescan_interval,
-        },
-    );
-    while dir.next(&token).await.is_some() {
+    let settings = watch::WatchSettings {
+        debounce: config.reload_debounce,
+        rescan: config.rescan_interval,
+    };
+    let mut dir = watch::DirWatch::new(&config.resources, settings);
+    // The resources' rescan re-reads the access file too.
+    let mut access_watch = access.path().map(|p| {
+        watch::DirWatch::file(
+            p,
+            watch::WatchSettings {
+                rescan: std::time::Duration::ZERO,
+                ..settings
+            },
+        )
+    });
+    loop {
+        let next = tokio::select! {
+            r = dir.next(&token) => r,
+            r = next_change(access_watch.as_mut(), &token) => r,
+        };
+        if next.is_none() {
+            return;
+        }
         // Shutdown need not wait for a long load (its result is of no use any more).
         let loaded = tokio::select! {
-            r = load(&config, &status, Some(current.clone())) => r,
+            r = load(&config, &status, &access, Some(current.clone())) => r,
             _ = token.cancelled() => return,
         };
         let (resources, plans) = match loaded {
@@ -139,5 +162,16 @@ pub async fn follow_resources(
             "resources reloaded"
         );
         current = resources;
+    }
+}
+
+/// The next change `watch` reports; without a watch, none until shutdown.
+async fn next_change(watch: Option<&mut watch::DirWatch>, token: &CancellationToken) -> Option<()> {
+    match watch {
+        Some(w) => w.next(token).await,
+        None => {
+            token.cancelled().await;
+            None
+        }
     }
 }

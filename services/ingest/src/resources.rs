@@ -12,7 +12,7 @@ use url::Url;
 use crate::error::Error;
 
 mod operations;
-mod yaml;
+pub(crate) mod yaml;
 
 /// The only `apiVersion` served.
 pub const API_VERSION: &str = "namespaces.deviceregistry.microsoft.com/v1";
@@ -788,7 +788,7 @@ pub fn load_dir(dir: &Path) -> Result<Resources, Error> {
 }
 
 /// Reads one resource file of at most `max` bytes (never more, whatever it grows to meanwhile).
-fn read_limited(path: &Path, max: usize) -> Result<String, String> {
+pub(crate) fn read_limited(path: &Path, max: usize) -> Result<String, String> {
     use std::io::Read as _;
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
     let mut bytes = Vec::new();

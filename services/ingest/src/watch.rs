@@ -29,6 +29,20 @@ impl DirWatch {
     /// Watches `dir` recursively. If the OS watch cannot be set up (no inotify instances left,
     /// say), it says so and relies on the periodic rescan.
     pub fn new(dir: &Path, settings: WatchSettings) -> Self {
+        Self::with_mode(dir, RecursiveMode::Recursive, settings)
+    }
+
+    /// Watches the directory holding `file` (not below it): an edit of the file, or the atomic
+    /// swap of a Kubernetes ConfigMap mount, which replaces the file's symlink target.
+    pub fn file(file: &Path, settings: WatchSettings) -> Self {
+        let dir = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        Self::with_mode(dir, RecursiveMode::NonRecursive, settings)
+    }
+
+    fn with_mode(dir: &Path, mode: RecursiveMode, settings: WatchSettings) -> Self {
         let (tx, changes) = mpsc::channel(1);
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             match res {
@@ -40,11 +54,11 @@ impl DirWatch {
                 }
             }
         })
-        .and_then(|mut w| w.watch(dir, RecursiveMode::Recursive).map(|()| w));
+        .and_then(|mut w| w.watch(dir, mode).map(|()| w));
         let watcher = match watcher {
             Ok(w) => Some(w),
             Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, rescan = ?settings.rescan, "cannot watch the resources directory; relying on the periodic rescan");
+                tracing::warn!(dir = %dir.display(), error = %e, rescan = ?settings.rescan, "cannot watch the directory; relying on the periodic rescan");
                 None
             }
         };

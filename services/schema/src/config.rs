@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use tonic::transport::Uri;
 
+use crate::admin_rate;
 use crate::azure::AzureSettings;
 use crate::caps::{self, Caps};
 use crate::error::Error;
@@ -66,6 +67,13 @@ pub struct Config {
     /// not stored (its subject stops evolving; PutSchema answers RESOURCE_EXHAUSTED).
     #[arg(long, env = "SCHEMA_MAX_REGISTRY_BYTES", default_value_t = caps::REGISTRY_BYTES_DEFAULT)]
     pub max_registry_bytes: u64,
+    /// Admin writes (`PutSchema` and `InferSchema` together) allowed per second, refilling the
+    /// burst; over it a call is refused with RESOURCE_EXHAUSTED. 0: only the burst, once.
+    #[arg(long, env = "SCHEMA_ADMIN_WRITES_PER_SECOND", default_value_t = admin_rate::WRITES_PER_SECOND_DEFAULT)]
+    pub admin_writes_per_second: f64,
+    /// Admin writes allowed at once before the rate applies; 0 turns admin writes off.
+    #[arg(long, env = "SCHEMA_ADMIN_WRITE_BURST", default_value_t = admin_rate::WRITE_BURST_DEFAULT)]
+    pub admin_write_burst: u32,
     /// Where schemas are registered.
     #[arg(long, env = "SCHEMA_REGISTRY", value_enum, default_value = "embedded")]
     pub registry: RegistryKind,
@@ -151,6 +159,12 @@ impl Config {
             return Err(Error::Config {
                 field: "--max-schema-properties / --max-versions / --max-registry-bytes (SCHEMA_MAX_SCHEMA_PROPERTIES / SCHEMA_MAX_VERSIONS / SCHEMA_MAX_REGISTRY_BYTES)",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if !self.admin_writes_per_second.is_finite() || self.admin_writes_per_second < 0.0 {
+            return Err(Error::Config {
+                field: "--admin-writes-per-second (SCHEMA_ADMIN_WRITES_PER_SECOND)",
+                reason: "must be a number of at least 0".into(),
             });
         }
         if self.registry == RegistryKind::Azure {
@@ -255,6 +269,8 @@ mod tests {
         assert_eq!(c.registry, RegistryKind::Embedded);
         assert_eq!(c.caps(), Caps::default());
         assert_eq!(c.caps().max_registry_bytes, 64 << 20);
+        assert_eq!(c.admin_writes_per_second, 5.0);
+        assert_eq!(c.admin_write_burst, 20);
         c.validate().unwrap();
     }
 
@@ -352,6 +368,9 @@ mod tests {
             &["--max-schema-properties", "0"],
             &["--max-versions", "0"],
             &["--max-registry-bytes", "0"],
+            &["--admin-writes-per-second=-1"],
+            &["--admin-writes-per-second", "NaN"],
+            &["--admin-writes-per-second", "inf"],
             &["--registry", "azure"],
             &["--registry", "azure", "--registry-mqtt-url", "http://b:1"],
             &[
