@@ -5,3 +5,4 @@ pub mod batch;
 pub mod drops;
 pub mod limits;
 pub mod resources;
+pub mod topics;
