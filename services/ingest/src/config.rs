@@ -66,7 +66,7 @@ pub struct Config {
     #[arg(
         long,
         env = "INGEST_STATUS_TOPIC",
-        default_value = "sse-connector/status"
+        default_value = sse_contract::topics::STATUS_PREFIX
     )]
     pub status_topic: String,
     /// Re-publish unchanged status this often (changes are published within a second).
@@ -86,7 +86,7 @@ pub struct Config {
     #[arg(
         long,
         env = "CHECKPOINT_TOPIC",
-        default_value = "sse-connector/checkpoint"
+        default_value = sse_contract::topics::CHECKPOINT_PREFIX
     )]
     pub checkpoint_topic: String,
     /// How often changed checkpoints are written.
