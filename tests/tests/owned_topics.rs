@@ -2,7 +2,8 @@
 //! to each owned topic is refused with `PERMISSION_DENIED` naming the rule, an event on the
 //! Publish stream routed to one is acked with that refusal while the stream keeps flowing, and
 //! an Asset destination on one is a config error in status while the other assets deliver. In
-//! every case nothing reaches the broker on the owned topic.
+//! every case nothing reaches the broker on the owned topic. A status or checkpoint prefix on
+//! another owned rule is a bad command line (exit 64).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use sse_contract::topics::{self, OwnedTopic};
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::{Received, Subscriber};
-use sse_e2e::procs::Service;
+use sse_e2e::procs::{Service, bin_dir};
 use sse_e2e::source::{Feed, Reply, block, blocks_then_hold};
 use sse_e2e::stack::Stack;
 use sse_e2e::{DEADLINE, eventually, grpcurl};
@@ -451,4 +452,50 @@ async fn an_asset_destination_on_an_owned_topic_is_a_config_error() {
         .await
         .unwrap();
     assert_nothing_forged(&all);
+}
+
+#[tokio::test]
+async fn a_status_or_checkpoint_prefix_on_another_owned_topic_exits_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "--status-topic",
+            topics::CHECKPOINT_PREFIX,
+            OwnedTopic::Checkpoint,
+        ),
+        ("--status-topic", "$SYS/status", OwnedTopic::Broker),
+        (
+            "--checkpoint-topic",
+            topics::STATUS_PREFIX,
+            OwnedTopic::Status,
+        ),
+        (
+            "--checkpoint-topic",
+            topics::STATE_STORE_REQUEST,
+            OwnedTopic::StateStoreRequest,
+        ),
+    ];
+    for bin in ["sse-ingest", "sse-connector"] {
+        for (flag, prefix, rule) in cases {
+            let run = tokio::process::Command::new(bin_dir().join(bin))
+                .args(["--listen", "127.0.0.1:0", flag, prefix])
+                .arg("--resources")
+                .arg(dir.path())
+                .kill_on_drop(true)
+                .output();
+            // A binary that takes the prefix serves instead of exiting: fail, do not hang.
+            let out = tokio::time::timeout(DEADLINE, run)
+                .await
+                .unwrap_or_else(|_| panic!("{bin} accepted {flag} {prefix}"))
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(64),
+                "{bin} {flag} {prefix}: {stderr}"
+            );
+            assert!(stderr.contains(flag), "{bin}: {stderr}");
+            assert!(stderr.contains(&rule.to_string()), "{bin}: {stderr}");
+        }
+    }
 }

@@ -293,6 +293,20 @@ pub fn check_destination(topic: &str, writer: Writer) -> Result<(), Refusal> {
     }
 }
 
+/// Checks a topic prefix configured for the connector's own `rule` (`--status-topic` for
+/// [`OwnedTopic::Status`], `--checkpoint-topic` for [`OwnedTopic::Checkpoint`]): a valid topic
+/// name that falls under no other owned rule, so the connector's own topics cannot collide. A
+/// prefix outside [`ROOT`] is accepted, but only [`ROOT`] is protected from routes and admin calls.
+pub fn check_own_prefix(prefix: &str, rule: OwnedTopic) -> Result<(), Refusal> {
+    check_name(prefix)?;
+    match owned(prefix) {
+        Some(other) if other != rule && other != OwnedTopic::Connector => {
+            Err(Refusal::Owned(other))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Checks that `writer` may write to the state store: only ingest's routes may.
 pub fn check_state_store(writer: Writer) -> Result<(), Refusal> {
     match writer {

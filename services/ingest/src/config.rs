@@ -155,8 +155,34 @@ impl Config {
             return Err(Error::ResourcesDirMissing(self.resources.clone()));
         }
         self.checkpoint_store()?;
+        self.check_topic_prefixes()?;
         crate::shard::Shard::from_config(self).map_err(|e| Error::Config(e.to_string()))?;
         self.schema_endpoint().map(|_| ())
+    }
+
+    /// The status and checkpoint prefixes are valid topics under no other owned rule (e.g. not
+    /// the status prefix for checkpoints, not a `$`-topic), so the connector's own topics cannot
+    /// collide and the publisher does not refuse the status reports.
+    fn check_topic_prefixes(&self) -> Result<(), Error> {
+        use sse_contract::topics::{OwnedTopic, check_own_prefix};
+        let status = self.status_topic.trim_end_matches('/');
+        let prefixes = [
+            ("--status-topic", status, OwnedTopic::Status),
+            (
+                "--checkpoint-topic",
+                &self.checkpoint_topic,
+                OwnedTopic::Checkpoint,
+            ),
+        ];
+        for (flag, prefix, rule) in prefixes {
+            // An empty status topic turns the status reports off.
+            if flag == "--status-topic" && self.status_topic.is_empty() {
+                continue;
+            }
+            check_own_prefix(prefix, rule)
+                .map_err(|r| Error::Config(format!("{flag} {prefix:?}: {r}")))?;
+        }
+        Ok(())
     }
 
     /// The checkpoint store as configured.

@@ -192,3 +192,36 @@ fn the_request_topics_lie_under_their_prefixes() {
         "clients/pub-1/statestore/v1/FA9AE35F-2F64-47CD-9BFF-08E2B32A0FE8/command/invoke/response"
     );
 }
+
+#[test]
+fn own_prefixes_stay_clear_of_the_other_rules() {
+    let (status, checkpoint) = (OwnedTopic::Status, OwnedTopic::Checkpoint);
+    for ok in [
+        STATUS_PREFIX,
+        "sse-connector/site-a/status",
+        "site-a/status",
+    ] {
+        assert_eq!(check_own_prefix(ok, status), Ok(()), "{ok}");
+    }
+    for ok in [CHECKPOINT_PREFIX, "sse-connector/site-a/cp", "site-a/cp"] {
+        assert_eq!(check_own_prefix(ok, checkpoint), Ok(()), "{ok}");
+    }
+    assert_eq!(
+        check_own_prefix(CHECKPOINT_PREFIX, status),
+        Err(Refusal::Owned(checkpoint))
+    );
+    assert_eq!(
+        check_own_prefix(STATUS_PREFIX, checkpoint),
+        Err(Refusal::Owned(status))
+    );
+    assert_eq!(
+        check_own_prefix("$SYS/cp", checkpoint),
+        Err(Refusal::Owned(OwnedTopic::Broker))
+    );
+    assert_eq!(
+        check_own_prefix(STATE_STORE_REQUEST, status),
+        Err(Refusal::Owned(OwnedTopic::StateStoreRequest))
+    );
+    assert_eq!(check_own_prefix("a/+/b", status), Err(Refusal::Wildcard));
+    assert_eq!(check_own_prefix("", checkpoint), Err(Refusal::Empty));
+}
