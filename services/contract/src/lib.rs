@@ -6,3 +6,4 @@ pub mod batch;
 pub mod drops;
 pub mod limits;
 pub mod resources;
+pub mod topics;

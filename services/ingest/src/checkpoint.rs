@@ -138,7 +138,7 @@ pub enum StoreConfig {
 }
 
 /// Topic prefix of the retained checkpoints unless `--checkpoint-topic` says otherwise.
-pub const DEFAULT_PREFIX: &str = "sse-connector/checkpoint";
+pub const DEFAULT_PREFIX: &str = sse_contract::topics::CHECKPOINT_PREFIX;
 
 impl StoreConfig {
     /// Parses `--checkpoint-store`: empty or `none`, `file:///path`, a plain path, or an MQTT

@@ -71,7 +71,7 @@ pub struct Config {
     #[arg(
         long,
         env = "INGEST_STATUS_TOPIC",
-        default_value = "sse-connector/status"
+        default_value = sse_contract::topics::STATUS_PREFIX
     )]
     pub status_topic: String,
     /// Re-publish unchanged status this often (changes are published within a second).
@@ -91,7 +91,7 @@ pub struct Config {
     #[arg(
         long,
         env = "CHECKPOINT_TOPIC",
-        default_value = "sse-connector/checkpoint"
+        default_value = sse_contract::topics::CHECKPOINT_PREFIX
     )]
     pub checkpoint_topic: String,
     /// How often changed checkpoints are written.
@@ -168,6 +168,7 @@ impl Config {
             crate::secret_access::check_file(path, &self.resources, max).map_err(Error::Config)?;
         }
         self.checkpoint_store()?;
+        self.check_topic_prefixes()?;
         crate::shard::Shard::from_config(self).map_err(|e| Error::Config(e.to_string()))?;
         self.schema_endpoint()?;
         self.security()?;
@@ -184,6 +185,31 @@ impl Config {
     /// The gRPC security (mTLS files loaded), or the configuration error naming the flag.
     pub fn security(&self) -> Result<sse_runtime::mtls::Security, Error> {
         self.grpc.load().map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// The status and checkpoint prefixes are valid topics under no other owned rule (e.g. not
+    /// the status prefix for checkpoints, not a `$`-topic), so the connector's own topics cannot
+    /// collide and the publisher does not refuse the status reports.
+    fn check_topic_prefixes(&self) -> Result<(), Error> {
+        use sse_contract::topics::{OwnedTopic, check_own_prefix};
+        let status = self.status_topic.trim_end_matches('/');
+        let prefixes = [
+            ("--status-topic", status, OwnedTopic::Status),
+            (
+                "--checkpoint-topic",
+                &self.checkpoint_topic,
+                OwnedTopic::Checkpoint,
+            ),
+        ];
+        for (flag, prefix, rule) in prefixes {
+            // An empty status topic turns the status reports off.
+            if flag == "--status-topic" && self.status_topic.is_empty() {
+                continue;
+            }
+            check_own_prefix(prefix, rule)
+                .map_err(|r| Error::Config(format!("{flag} {prefix:?}: {r}")))?;
+        }
+        Ok(())
     }
 
     /// The checkpoint store as configured.

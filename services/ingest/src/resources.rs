@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 use sse_contract::resources::RESOURCE_FILE_BYTES_DEFAULT;
+use sse_contract::topics::{self, Writer};
 use url::Url;
 
 use crate::error::Error;
@@ -16,8 +17,6 @@ pub(crate) mod yaml;
 
 /// The only `apiVersion` served.
 pub const API_VERSION: &str = "namespaces.deviceregistry.microsoft.com/v1";
-/// The largest MQTT topic name, in bytes.
-const MAX_TOPIC_BYTES: usize = 65_535;
 
 /// A resource that cannot be served, with the reason: reported in status, logged once.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -416,24 +415,17 @@ pub fn is_sse_endpoint_type(t: &str) -> bool {
     ["microsoft.ssehttp", "microsoft.sse"].contains(&t.to_ascii_lowercase().as_str())
 }
 
-/// Checks an MQTT topic name for publishing: non-empty, no wildcards, no NUL, at most 65535 bytes.
+/// Checks an Asset destination topic: a valid MQTT topic name for publishing (non-empty, no
+/// wildcards, no NUL, at most 65535 bytes) that the connector does not own (its status and
+/// checkpoint topics, the state store's and registry's, `$`-topics: sse-contract's list),
+/// because resource files are untrusted.
 pub fn validate_topic(topic: &str) -> Result<(), String> {
-    if topic.is_empty() {
-        return Err("MQTT topic is empty".into());
-    }
-    if topic.contains(['+', '#']) {
-        return Err(format!("MQTT topic {topic:?} contains a wildcard (+ or #)"));
-    }
-    if topic.contains('\0') {
-        return Err("MQTT topic contains a NUL character".into());
-    }
-    if topic.len() > MAX_TOPIC_BYTES {
-        return Err(format!(
-            "MQTT topic is {} bytes, more than {MAX_TOPIC_BYTES}",
-            topic.len()
-        ));
-    }
-    Ok(())
+    use topics::Refusal;
+    topics::check_destination(topic, Writer::Route).map_err(|r| match r {
+        // The topic itself is no help when empty, and too long to repeat.
+        Refusal::Empty | Refusal::TooLong(_) => r.to_string(),
+        _ => format!("{r} (topic {topic:?})"),
+    })
 }
 
 /// Which data operation a destination list belongs to (events cannot use the state store).

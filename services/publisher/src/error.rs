@@ -1,5 +1,7 @@
 //! The crate's error type and the gRPC status each error becomes.
 
+use sse_contract::topics::Refusal;
+
 /// Why something failed. Never contains a password or payload.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -15,7 +17,16 @@ pub enum Error {
         /// The topic.
         topic: String,
         /// What is wrong with it.
-        reason: &'static str,
+        reason: Refusal,
+    },
+    /// The destination is well-formed, but this caller may not write to it: a topic the
+    /// connector owns, or the state store outside ingest's routes.
+    #[error("permission denied: {reason} (topic {topic:?})")]
+    NotAllowed {
+        /// The topic.
+        topic: String,
+        /// The rule that refuses it.
+        reason: Refusal,
     },
     /// The broker cannot take this message (size, QoS or retain it does not support).
     #[error("broker cannot take the message: {0}")]
@@ -38,12 +49,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error of a destination `topic` refused by `reason`: not allowed when well-formed.
+    pub fn topic(topic: &str, reason: Refusal) -> Self {
+        let topic = topic.to_string();
+        if reason.is_permission() {
+            Error::NotAllowed { topic, reason }
+        } else {
+            Error::InvalidTopic { topic, reason }
+        }
+    }
+
     /// Whether re-sending the same message can never succeed (it is acked with an error).
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
             Error::Invalid(_)
                 | Error::InvalidTopic { .. }
+                | Error::NotAllowed { .. }
                 | Error::Unsupported(_)
                 | Error::Rejected(_)
                 | Error::StateStore(_)
@@ -56,6 +78,7 @@ impl From<Error> for tonic::Status {
         let msg = e.to_string();
         match e {
             Error::Invalid(_) | Error::InvalidTopic { .. } => tonic::Status::invalid_argument(msg),
+            Error::NotAllowed { .. } => tonic::Status::permission_denied(msg),
             Error::Unsupported(_) | Error::Rejected(_) | Error::StateStore(_) => {
                 tonic::Status::failed_precondition(msg)
             }
@@ -71,12 +94,14 @@ mod tests {
 
     #[test]
     fn maps_to_grpc_codes() {
-        let s: tonic::Status = Error::InvalidTopic {
-            topic: "a/#".into(),
-            reason: "wildcard",
-        }
-        .into();
+        let s: tonic::Status = Error::topic("a/#", Refusal::Wildcard).into();
         assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        let rule = sse_contract::topics::OwnedTopic::Checkpoint;
+        let e = Error::topic("sse-connector/checkpoint/x", Refusal::Owned(rule));
+        assert!(e.is_permanent());
+        let s: tonic::Status = e.into();
+        assert_eq!(s.code(), tonic::Code::PermissionDenied);
+        assert!(s.message().contains(&rule.to_string()), "{}", s.message());
         let s: tonic::Status = Error::Unavailable.into();
         assert_eq!(s.code(), tonic::Code::Unavailable);
         assert!(Error::Rejected("NotAuthorized".into()).is_permanent());

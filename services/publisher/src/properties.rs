@@ -5,6 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
+use sse_contract::topics::{self, Writer};
 
 use crate::error::Error;
 use crate::event::{Destination, Event, Qos, RouteKind, SingleMessage};
@@ -103,10 +104,11 @@ pub fn event_message(
     traceparent: &str,
     stamp: impl FnOnce() -> StoreStamp,
 ) -> Result<Message, Error> {
+    let writer = writer(ev.route.kind);
     match &ev.route.destination {
         None => Err(Error::Invalid("event has no destination".into())),
         Some(Destination::Mqtt(m)) if ev.route.kind == RouteKind::Status => {
-            validate_topic(&m.topic)?;
+            check_topic(&m.topic, writer)?;
             let mut user_properties = Vec::new();
             if !traceparent.is_empty() {
                 user_properties.push(("traceparent".to_string(), traceparent.to_string()));
@@ -125,7 +127,7 @@ pub fn event_message(
             })
         }
         Some(Destination::Mqtt(m)) => {
-            validate_topic(&m.topic)?;
+            check_topic(&m.topic, writer)?;
             Ok(Message {
                 topic: m.topic.clone(),
                 qos: m.qos,
@@ -143,6 +145,8 @@ pub fn event_message(
             if key.is_empty() {
                 return Err(Error::Invalid("state store key is empty".into()));
             }
+            topics::check_state_store(writer)
+                .map_err(|r| Error::topic(state_store::REQUEST_TOPIC, r))?;
             let stamp = stamp();
             let mut user_properties = vec![("__ts".to_string(), stamp.ts)];
             if !traceparent.is_empty() {
@@ -166,7 +170,7 @@ pub fn event_message(
 
 /// The message of a `PublishMessage` request.
 pub fn single_message(m: &SingleMessage) -> Result<Message, Error> {
-    validate_topic(&m.topic)?;
+    check_topic(&m.topic, Writer::Admin)?;
     Ok(Message {
         topic: m.topic.clone(),
         qos: m.qos,
@@ -189,27 +193,20 @@ pub fn content_type(data: &[u8]) -> &'static str {
     }
 }
 
-/// Checks an MQTT topic name to publish to: non-empty, no wildcards, no NUL, at most 65535 bytes.
-pub fn validate_topic(topic: &str) -> Result<(), Error> {
-    let bad = |reason| {
-        Err(Error::InvalidTopic {
-            topic: topic.to_string(),
-            reason,
-        })
-    };
-    if topic.is_empty() {
-        return bad("empty");
+/// Who an event's route kind publishes as: status reports may use the status topics, dataset
+/// and event routes (from ingest's resources) only topics the connector does not own.
+fn writer(kind: RouteKind) -> Writer {
+    match kind {
+        RouteKind::Status => Writer::StatusReport,
+        RouteKind::Dataset | RouteKind::Event | RouteKind::Unspecified => Writer::Route,
     }
-    if topic.contains(['+', '#']) {
-        return bad("wildcards are not allowed in a topic name");
-    }
-    if topic.contains('\0') {
-        return bad("contains NUL");
-    }
-    if topic.len() > usize::from(u16::MAX) {
-        return bad("longer than 65535 bytes");
-    }
-    Ok(())
+}
+
+/// Checks that `writer` may publish to `topic`: a valid MQTT topic name (non-empty, no
+/// wildcards, no NUL, at most 65535 bytes) that the connector does not own, unless the owned
+/// rule lets this writer in (sse-contract's topic list).
+pub fn check_topic(topic: &str, writer: Writer) -> Result<(), Error> {
+    topics::check_destination(topic, writer).map_err(|r| Error::topic(topic, r))
 }
 
 /// The CloudEvents and Azure IoT Operations user properties, in their fixed order.
@@ -531,12 +528,75 @@ mod tests {
 
     #[test]
     fn topic_validation() {
-        assert!(validate_topic("a/b").is_ok());
-        assert!(validate_topic("").is_err());
-        assert!(validate_topic("a/#").is_err());
-        assert!(validate_topic("+").is_err());
-        assert!(validate_topic("a\0b").is_err());
-        assert!(validate_topic(&"x".repeat(70_000)).is_err());
+        for writer in [Writer::Route, Writer::Admin, Writer::StatusReport] {
+            assert!(check_topic("a/b", writer).is_ok());
+            for bad in ["", "a/#", "+", "a\0b", &"x".repeat(70_000)] {
+                assert!(
+                    matches!(check_topic(bad, writer), Err(Error::InvalidTopic { .. })),
+                    "{bad:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn only_status_reports_publish_under_the_status_prefix() {
+        let status = |kind| {
+            let mut ev = event(kind, mqtt(Qos::AtLeastOnce, true, None));
+            if let Some(Destination::Mqtt(m)) = &mut ev.route.destination {
+                m.topic = "sse-connector/status/asset/a".into();
+            }
+            event_message(&ev, "", no_stamp)
+        };
+        assert!(status(RouteKind::Status).is_ok());
+        for kind in [RouteKind::Dataset, RouteKind::Event] {
+            let e = status(kind).unwrap_err();
+            assert!(matches!(e, Error::NotAllowed { .. }), "{e}");
+            assert!(e.to_string().contains("sse-connector/status/#"), "{e}");
+        }
+    }
+
+    #[test]
+    fn no_route_publishes_to_an_owned_topic() {
+        for rule in topics::OwnedTopic::ALL {
+            for kind in [RouteKind::Dataset, RouteKind::Event, RouteKind::Status] {
+                let mut ev = event(kind, mqtt(Qos::AtLeastOnce, false, None));
+                if let Some(Destination::Mqtt(m)) = &mut ev.route.destination {
+                    m.topic = rule.example().into();
+                }
+                let allowed = kind == RouteKind::Status
+                    && matches!(
+                        rule,
+                        topics::OwnedTopic::Status | topics::OwnedTopic::Connector
+                    );
+                let r = event_message(&ev, "", no_stamp);
+                assert_eq!(r.is_ok(), allowed, "{kind:?} {rule:?}");
+                if let Err(e) = r {
+                    assert!(e.to_string().contains(&rule.to_string()), "{e}");
+                }
+            }
+            let single = SingleMessage {
+                topic: rule.example().into(),
+                payload: Bytes::from_static(b"x"),
+                qos: Qos::AtLeastOnce,
+                retain: true,
+                ttl_seconds: None,
+                content_type: None,
+            };
+            let e = single_message(&single).unwrap_err();
+            assert!(matches!(e, Error::NotAllowed { .. }), "{rule:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_status_report_cannot_write_to_the_state_store() {
+        let ev = event(
+            RouteKind::Status,
+            Destination::StateStore { key: "k".into() },
+        );
+        let e = event_message(&ev, "", no_stamp).unwrap_err();
+        assert!(matches!(e, Error::NotAllowed { .. }), "{e}");
+        assert!(e.to_string().contains("state store"), "{e}");
     }
 
     #[test]

@@ -6,13 +6,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The state store's request topic.
-pub const REQUEST_TOPIC: &str = "statestore/v1/FA9AE35F-2F64-47CD-9BFF-08E2B32A0FE8/command/invoke";
-
-/// The response topic a client `client_id` asks the state store to answer on.
-pub fn response_topic(client_id: &str) -> String {
-    format!("clients/{client_id}/{REQUEST_TOPIC}/response")
-}
+/// The state store's request topic, and the response topic a client asks it to answer on: both
+/// owned by the connector (sse-contract's topic list), so no route or admin call publishes there.
+pub use sse_contract::topics::{
+    STATE_STORE_REQUEST as REQUEST_TOPIC, state_store_response as response_topic,
+};
 
 /// RESP3 encoding of `SET key value`.
 pub fn resp_set(key: &[u8], value: &[u8]) -> Vec<u8> {

@@ -42,10 +42,11 @@ use tokio::sync::{oneshot, watch};
 use crate::error::Error;
 use crate::registry::{FORMAT, FileRegistry, NewSchema, Registry, SchemaRecord};
 
-/// The registry's PUT command topic.
-pub const PUT_TOPIC: &str = "adr/dtmi:ms:adr:SchemaRegistry;2/put";
-/// The registry's GET command topic.
-pub const GET_TOPIC: &str = "adr/dtmi:ms:adr:SchemaRegistry;2/get";
+/// The registry's PUT and GET command topics: owned by the connector (sse-contract's topic
+/// list), so no route or admin call publishes there or on their responses.
+pub use sse_contract::topics::{
+    SCHEMA_REGISTRY_GET as GET_TOPIC, SCHEMA_REGISTRY_PUT as PUT_TOPIC,
+};
 /// The Azure IoT Operations RPC protocol version this client speaks.
 pub const PROTOCOL_VERSION: &str = "1.0";
 /// `schemaType` of every schema this service registers.
@@ -72,9 +73,7 @@ pub fn client_settings(broker: Broker, client_id: String) -> ClientSettings {
 }
 
 /// The response topic of `request_topic` for `client_id` (the SDK's default pattern).
-pub fn response_topic(client_id: &str, request_topic: &str) -> String {
-    format!("clients/{client_id}/{request_topic}")
-}
+pub use sse_contract::topics::rpc_response as response_topic;
 
 /// The PUT request payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -223,7 +222,10 @@ impl Rpc {
         let pending: Pending = Arc::default();
         let (ready_tx, ready) = watch::channel(false);
         let responses = Responses {
-            filter: response_topic(&client_id, "adr/dtmi:ms:adr:SchemaRegistry;2/+"),
+            filter: response_topic(
+                &client_id,
+                &format!("{}/+", sse_contract::topics::SCHEMA_REGISTRY_PREFIX),
+            ),
             pending: pending.clone(),
             ready: ready_tx,
         };

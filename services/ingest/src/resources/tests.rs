@@ -320,6 +320,52 @@ fn a_bad_dataset_is_rejected_alone_with_the_problem() {
 }
 
 #[test]
+fn a_dataset_on_an_owned_topic_is_rejected_alone_naming_the_rule() {
+    for rule in sse_contract::topics::OwnedTopic::ALL {
+        let r = dataset_rejection(&with_dest(&format!(
+            "{{ target: Mqtt, configuration: {{ topic: {:?} }} }}",
+            rule.example()
+        )));
+        assert_eq!(r.name, "d");
+        assert!(
+            r.message.contains(&rule.to_string()),
+            "{rule:?}: {}",
+            r.message
+        );
+        assert!(r.message.contains(rule.example()), "{}", r.message);
+    }
+}
+
+#[test]
+fn an_event_on_an_owned_topic_is_rejected_alone() {
+    let r = load(&[
+        DEVICE.into(),
+        asset(
+            "a",
+            r#"  deviceRef: { deviceName: dev, endpointName: sse-0 }
+  eventGroups:
+    - name: g
+      events:
+        - { name: ok, dataSource: t, destinations: [ { target: Mqtt, configuration: { topic: ok } } ] }
+        - { name: forged, dataSource: t, destinations: [ { target: Mqtt, configuration: { topic: sse-connector/status/asset/a } } ] }
+"#,
+        ),
+    ]);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let group = &r.assets[0].event_groups[0];
+    assert_eq!(group.events.len(), 1);
+    assert_eq!(group.events[0].name, "ok");
+    assert_eq!(group.rejected.len(), 1);
+    assert_eq!(group.rejected[0].name, "forged");
+    let rule = sse_contract::topics::OwnedTopic::Status.to_string();
+    assert!(
+        group.rejected[0].message.contains(&rule),
+        "{}",
+        group.rejected[0].message
+    );
+}
+
+#[test]
 fn a_bad_event_is_rejected_alone_with_the_problem() {
     let r = load(&[
         DEVICE.into(),

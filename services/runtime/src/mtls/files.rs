@@ -155,7 +155,7 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 mod tests {
     use super::*;
 
-    fn write_identity(dir: &Path, name: &str) -> (String, String) {
+    fn identity(name: &str) -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = rcgen::CertificateParams::new(vec![name.to_string()])
             .unwrap()
@@ -178,7 +178,7 @@ mod tests {
             cert: dir.path().join("tls.crt"),
             key: dir.path().join("tls.key"),
         };
-        let (cert, key) = write_identity(dir.path(), "a");
+        let (cert, key) = identity("a");
         put(&files.ca, &cert);
         put(&files.cert, &cert);
         put(&files.key, &key);
@@ -190,7 +190,7 @@ mod tests {
         );
 
         // Half-way through a rotation: the new certificate, the old key.
-        let (cert2, key2) = write_identity(dir.path(), "b");
+        let (cert2, key2) = identity("b");
         put(&files.cert, &cert2);
         assert!(
             Arc::ptr_eq(&first, &mtls.server()),
