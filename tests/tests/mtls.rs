@@ -107,6 +107,16 @@ fn handshake_failed(o: &Outcome) {
     assert!(!o.stderr.contains("Code:"), "{}", o.stderr);
 }
 
+/// A broker with a subscriber on `e2e/#`, a numbered source and the three services over mTLS.
+async fn secured_pipeline() -> (Mosquitto, Subscriber, NumberedSource, Secured) {
+    let broker = Mosquitto::start().await.unwrap();
+    let sub = Subscriber::connect(broker.port, "e2e/#").await.unwrap();
+    let src = source().await.unwrap();
+    let base = src.source.base_url();
+    let s = Secured::start(&broker, &base).await.unwrap();
+    (broker, sub, src, s)
+}
+
 /// The address of a service's plaintext health-only listener.
 async fn health_addr(svc: &Service) -> String {
     let prefix = format!("{} health listening on ", svc.name);
@@ -115,12 +125,7 @@ async fn health_addr(svc: &Service) -> String {
 
 #[tokio::test]
 async fn services_joined_over_mtls_deliver_and_refuse_every_stranger() {
-    let broker = Mosquitto::start().await.unwrap();
-    let sub = Subscriber::connect(broker.port, "e2e/#").await.unwrap();
-    let src = source().await.unwrap();
-    let s = Secured::start(&broker, &src.source.base_url())
-        .await
-        .unwrap();
+    let (_broker, sub, _src, s) = secured_pipeline().await;
     sub.wait_until("every event over mTLS", |_| {
         (1..=TOTAL).all(|n| numbers(&sub).contains(&n))
     })
@@ -235,12 +240,7 @@ fn stranger_identity(dir: &Path, pki: &Pki, trusted_ca: &str) -> Identity {
 
 #[tokio::test]
 async fn certificates_rotate_mid_stream_without_a_restart_or_a_lost_event() {
-    let broker = Mosquitto::start().await.unwrap();
-    let sub = Subscriber::connect(broker.port, "e2e/#").await.unwrap();
-    let src = source().await.unwrap();
-    let s = Secured::start(&broker, &src.source.base_url())
-        .await
-        .unwrap();
+    let (_broker, sub, _src, s) = secured_pipeline().await;
     sub.wait_until("events flowing", |_| numbers(&sub).len() >= 20)
         .await
         .unwrap();
