@@ -15,7 +15,15 @@ cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+# Ctrl-C (or SIGTERM) is how this script is meant to end: stop everything and exit 0, so that
+# `just up` reports no failed recipe.
+stop() {
+  cleanup
+  echo "stopped."
+  exit 0
+}
+trap cleanup EXIT
+trap stop INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -67,6 +75,15 @@ try:       grpcurl -plaintext $ingest sseconnector.v1.IngestService/ListStreams
            grpcurl -plaintext $schema sseconnector.v1.SchemaService/ListSchemas
 messages on factory/# (Ctrl-C stops everything):
 INFO
+# In a terminal, the subscriber gets the terminal's foreground (job control), so Ctrl-C reaches it
+# alone: not `just`, which would report the recipe as interrupted (exit 130) however cleanly this
+# script stops. When it ends, everything else is stopped and the script exits 0.
+tty=false; [ -t 0 ] && [ -t 1 ] && tty=true
+$tty && set -m
 mosquitto_sub -h 127.0.0.1 -p "$mqtt_port" -V mqttv5 -q 1 -t 'factory/#' -F '%t qos=%q retain=%r %C | %p\n    %P' &
 pids+=($!)
+if $tty; then
+  fg %+ >/dev/null || true
+  stop
+fi
 wait "${pids[-1]}"

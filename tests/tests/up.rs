@@ -1,0 +1,59 @@
+//! `just up`, as a new user runs it in a terminal: it shows events, and Ctrl-C (typed into a
+//! pseudo-terminal, so the terminal's line discipline signals its foreground process group)
+//! stops everything with a clean message and exit code 0.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+#[tokio::test]
+async fn ctrl_c_on_just_up_stops_cleanly_with_exit_0() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // `script` runs `just up` on a pseudo-terminal and passes what we write to it as typed
+    // keys; `-e` returns its exit code. `--no-deps`: setup and build have run (`just test`
+    // depends on them), and a nested cargo build would wait on the lock of this test's cargo.
+    let mut up = tokio::process::Command::new("script")
+        .args(["-qefc", "just --no-deps up", "/dev/null"])
+        .current_dir(&root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
+    let mut out = String::new();
+    // Up once an event of the demo station reached the broker and was printed.
+    loop {
+        let line = tokio::time::timeout(sse_e2e::DEADLINE, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("just up shows no event: {out}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("just up ended early: {out}"));
+        out.push_str(&line);
+        out.push('\n');
+        if line.starts_with("factory/") {
+            break;
+        }
+    }
+    let mut keys = up.stdin.take().unwrap();
+    keys.write_all(b"\x03").await.unwrap();
+    keys.flush().await.unwrap();
+    let tail = async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        up.wait().await
+    };
+    let status = tokio::time::timeout(sse_e2e::DEADLINE, tail)
+        .await
+        .expect("just up stops on Ctrl-C")
+        .unwrap();
+    drop(keys);
+    assert_eq!(status.code(), Some(0), "{out}");
+    assert!(out.contains("stopped."), "{out}");
+    assert!(!out.contains("error:"), "{out}");
+}
