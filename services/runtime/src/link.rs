@@ -42,8 +42,8 @@ pub type Messages<T> = Pin<Box<dyn Stream<Item = Result<T, tonic::Status>> + Sen
 pub type StreamHandler<Req, Resp> = Arc<dyn Fn(Messages<Req>) -> Messages<Resp> + Send + Sync>;
 
 /// The streaming methods a server also serves in-process without encoding, by method path
-/// (`/package.Service/Method`): what each event crosses, so worth sparing protobuf and tonic's
-/// framing (docs/performance.md, "Seventh look").
+/// (`/package.Service/Method`): every event crosses them, so sparing protobuf and tonic's framing
+/// there is measurable (99 -> 91 µs of CPU per event in one process, docs/performance.md).
 #[derive(Clone, Default)]
 pub struct Streams(Arc<HashMap<&'static str, Arc<dyn Any + Send + Sync>>>);
 
