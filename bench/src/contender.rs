@@ -22,6 +22,8 @@ use crate::{procstat, python};
 pub enum Kind {
     /// sse-ingest → sse-schema → sse-publisher.
     Pipeline,
+    /// The pipeline with mTLS between its services (opt-in): what authenticating them costs.
+    Mtls,
     /// `sse-connector`: the same three services in one process.
     Connector,
     /// A rumqttc publisher straight to the broker (no SSE at all): the ceiling.
@@ -41,6 +43,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Pipeline => "pipeline",
+            Kind::Mtls => "mtls",
             Kind::Connector => "connector",
             Kind::Raw => "raw",
             Kind::Python => "python",
@@ -113,7 +116,7 @@ impl Contender {
             Kind::Raw => Feed::Raw(Arc::new(
                 RawPublisher::connect(broker.port, &prefix, streams).await?,
             )),
-            Kind::Pipeline | Kind::Connector | Kind::Baseline => {
+            Kind::Pipeline | Kind::Mtls | Kind::Connector | Kind::Baseline => {
                 let (bins, form) = match kind {
                     Kind::Baseline => crate::baseline()
                         .ok_or_else(|| anyhow::anyhow!("baseline: BENCH_BASELINE is not set"))?,
@@ -124,7 +127,8 @@ impl Contender {
                     let c = Connector::start(&bins, broker, &source, streams, &prefix).await?;
                     Bridging::Connector(Box::new(c))
                 } else {
-                    let p = Pipeline::start(&bins, broker, &source, streams, &prefix).await?;
+                    let mtls = kind == Kind::Mtls;
+                    let p = Pipeline::start(&bins, broker, &source, streams, &prefix, mtls).await?;
                     Bridging::Pipeline(Box::new(p))
                 };
                 Feed::Sse(source, bridging)

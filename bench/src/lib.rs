@@ -109,7 +109,7 @@ impl Settings {
     }
 
     /// The selected contenders in interleaving order; the baseline runs whenever one is given.
-    fn contenders(&self, all: [(Kind, u64); 6]) -> Vec<(Kind, u64)> {
+    fn contenders(&self, all: &[(Kind, u64)]) -> Vec<(Kind, u64)> {
         select(all, &self.contenders, self.baseline.is_some())
     }
 
@@ -239,8 +239,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
                 &broker,
                 &format!("1. Throughput: {streams1} streams as fast as possible"),
                 streams1,
-                &settings.contenders([
+                &settings.contenders(&[
                     (Kind::Pipeline, per_stream1),
+                    (Kind::Mtls, per_stream1),
                     (Kind::Baseline, per_stream1),
                     (Kind::Connector, per_stream1),
                     (Kind::Skeleton, per_stream1),
@@ -313,8 +314,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
                  1,000: its p99 and CPU targets are set for 1,000 events/s."
             ));
         }
-        let contenders = settings.contenders([
+        let contenders = settings.contenders(&[
             (Kind::Pipeline, 0),
+            (Kind::Mtls, 0),
             (Kind::Baseline, 0),
             (Kind::Connector, 0),
             (Kind::Skeleton, 0),
@@ -418,8 +420,9 @@ fn installed_binaries(names: &[String]) -> Vec<&'static str> {
 }
 
 /// Keeps the contenders named in `names` (and the baseline when there is one), in `all`'s order.
-fn select(all: [(Kind, u64); 6], names: &[String], baseline: bool) -> Vec<(Kind, u64)> {
-    all.into_iter()
+fn select(all: &[(Kind, u64)], names: &[String], baseline: bool) -> Vec<(Kind, u64)> {
+    all.iter()
+        .copied()
         .filter(|(k, _)| match k {
             Kind::Baseline => baseline,
             _ => names.iter().any(|c| c.trim() == k.name()),
@@ -437,6 +440,7 @@ mod tests {
         // Selection is tested apart from clap, which would also read BENCH_* from the shell.
         let all = [
             (Kind::Pipeline, 1),
+            (Kind::Mtls, 1),
             (Kind::Baseline, 2),
             (Kind::Connector, 6),
             (Kind::Skeleton, 5),
@@ -445,7 +449,7 @@ mod tests {
         ];
         let kinds = |names: &[&str], baseline: bool| -> Vec<Kind> {
             let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-            select(all, &names, baseline)
+            select(&all, &names, baseline)
                 .into_iter()
                 .map(|(k, _)| k)
                 .collect()

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context;
 use sse_e2e::broker::Mosquitto;
+use sse_e2e::mtls::Identity;
 use sse_e2e::procs::Service;
 
 use crate::procstat;
@@ -58,6 +60,9 @@ spec:
     y
 }
 
+/// One test CA for every mTLS pipeline of a run.
+static PKI: std::sync::OnceLock<Option<sse_e2e::pki::Pki>> = std::sync::OnceLock::new();
+
 /// The three services, running; killed when dropped.
 pub struct Pipeline {
     /// `sse-ingest`.
@@ -71,23 +76,42 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Starts publisher, schema and ingest (in that order), the binaries in `bin_dir`, for
-    /// `streams` streams of `source`.
+    /// `streams` streams of `source`; with `mtls`, each with its own certificate of one test CA
+    /// and `https://` peers.
     pub async fn start(
         bin_dir: &Path,
         broker: &Mosquitto,
         source: &LoadSource,
         streams: u32,
         prefix: &str,
+        mtls: bool,
     ) -> anyhow::Result<Self> {
         let dir = resources_dir(source, streams, prefix)?;
         let start = |name: &str, args: Vec<String>| start_service(bin_dir.join(name), args);
         let [publisher_bin, schema_bin, ingest_bin] = BINARIES;
-        let publisher = start(publisher_bin, vec![s("--mqtt-url"), broker.url()]).await?;
-        let mut schema_args = vec![s("--publisher"), publisher.url()];
+        let tls = |name: &str| -> anyhow::Result<Vec<String>> {
+            if !mtls {
+                return Ok(Vec::new());
+            }
+            let pki = PKI.get_or_init(|| sse_e2e::pki::Pki::new().ok());
+            let pki = pki.as_ref().context("test CA")?;
+            let id = Identity::issue(&dir.path().join("tls"), pki, name, &pki.ca_pem)?;
+            Ok(id.flags())
+        };
+        let url = |svc: &Service| {
+            let scheme = if mtls { "https" } else { "http" };
+            format!("{scheme}://{}", svc.addr)
+        };
+        let mut publisher_args = vec![s("--mqtt-url"), broker.url()];
+        publisher_args.extend(tls(publisher_bin)?);
+        let publisher = start(publisher_bin, publisher_args).await?;
+        let mut schema_args = vec![s("--publisher"), url(&publisher)];
         schema_args.extend(schema_dir_args(&dir));
+        schema_args.extend(tls(schema_bin)?);
         let schema = start(schema_bin, schema_args).await?;
-        let mut ingest_args = vec![s("--schema"), schema.url()];
+        let mut ingest_args = vec![s("--schema"), url(&schema)];
         ingest_args.extend(ingest_dir_args(&dir));
+        ingest_args.extend(tls(ingest_bin)?);
         let ingest = start(ingest_bin, ingest_args).await?;
         Ok(Self {
             ingest,

@@ -159,7 +159,7 @@ pub async fn idle(broker: &Mosquitto, streams: u32, window: Duration) -> anyhow:
     let prefix = "bench/idle";
     let rss_one = {
         let src = LoadSource::start(1, keepalive).await?;
-        let p = Pipeline::start(&crate::pipeline_dir(), broker, &src, 1, prefix).await?;
+        let p = Pipeline::start(&crate::pipeline_dir(), broker, &src, 1, prefix, false).await?;
         wait_for("one idle stream open", Duration::from_secs(60), || {
             src.open_streams() == 1
         })
@@ -168,7 +168,7 @@ pub async fn idle(broker: &Mosquitto, streams: u32, window: Duration) -> anyhow:
     };
     let src = LoadSource::start(streams, keepalive).await?;
     let start = Instant::now();
-    let p = Pipeline::start(&crate::pipeline_dir(), broker, &src, streams, prefix).await?;
+    let p = Pipeline::start(&crate::pipeline_dir(), broker, &src, streams, prefix, false).await?;
     let mut last_report = Instant::now();
     wait_for(
         &format!("{streams} idle streams open"),
