@@ -33,7 +33,8 @@ pub(super) struct Session {
 }
 
 /// A Process stream being opened: its address, its session number, the outcome.
-pub(super) type Opening = Pin<Box<dyn Future<Output = (SocketAddr, u64, Result<Session, String>)> + Send>>;
+pub(super) type Opening =
+    Pin<Box<dyn Future<Output = (SocketAddr, u64, Result<Session, String>)> + Send>>;
 /// One session's responses, tagged; `None` marks the end of the stream.
 pub(super) type Responses = Pin<
     Box<

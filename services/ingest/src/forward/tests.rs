@@ -1,5 +1,5 @@
-use super::*;
 use super::session::{batches, error_chain};
+use super::*;
 use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
 
 #[test]

@@ -8,11 +8,10 @@ use sse_contract::topics::{self, Writer};
 use url::Url;
 
 use super::doc::{
-    AssetDoc, AssetSpec, Authentication, DestinationDoc, DeviceDoc, InboundEndpoint, Raw, X509Credentials,
+    AssetDoc, AssetSpec, Authentication, DestinationDoc, DeviceDoc, InboundEndpoint, Raw,
+    X509Credentials,
 };
-use super::{
-    Asset, Auth, Destination, Device, Endpoint, Qos, ResourceError, Resources, SecretRef,
-};
+use super::{Asset, Auth, Destination, Device, Endpoint, Qos, ResourceError, Resources, SecretRef};
 
 mod operations;
 
