@@ -100,14 +100,17 @@ impl State {
         }
     }
 
+    /// Nothing left to acknowledge, and nothing waiting to be taken.
     fn drained(&self) -> bool {
         self.inflight.is_empty() && (!self.rx_open || self.rx.is_empty())
     }
 
+    /// Whether some Process stream is open.
     fn any_open(&self) -> bool {
         self.lanes.values().any(|l| l.tx.is_some())
     }
 
+    /// When the earliest lane waiting to retry is due.
     fn next_retry(&self) -> Option<Instant> {
         self.lanes.values().filter_map(|l| l.retry_at).min()
     }
@@ -259,6 +262,7 @@ impl Forwarder {
         });
     }
 
+    /// Applies acks to the window, the checkpoints and the status.
     fn apply_acks(&self, inflight: &mut InFlight<RoutedEvent>, acks: Vec<pb::Ack>) {
         for a in acks {
             let Some(ev) = inflight.ack(&a.stream_key, a.seq) else {

@@ -207,6 +207,7 @@ fn errors_by_resource(errors: &[ResourceError]) -> HashMap<&str, Vec<&str>> {
     by
 }
 
+/// The config error of `resource`: every problem found in it, joined.
 fn config_error(errors: &HashMap<&str, Vec<&str>>, resource: &str) -> Option<StatusError> {
     errors.get(resource).map(|msgs| StatusError {
         code: INVALID_CONFIGURATION.to_string(),
@@ -251,13 +252,17 @@ struct Builder<'a> {
     inner: &'a Inner,
     /// When the resources were loaded, RFC 3339.
     when: String,
+    /// Resource problems by resource.
     errors: HashMap<&'a str, Vec<&'a str>>,
+    /// Streams by (device, endpoint).
     by_endpoint: BTreeMap<(&'a str, &'a str), Vec<&'a StreamStatus>>,
+    /// The stream of each dataset / event subject.
     by_subject: HashMap<&'a str, &'a StreamStatus>,
     /// What cannot be served is read by no replica: one reports it.
     show_rejected: bool,
 }
 
+/// The report of everything `inner` holds: failed resources first, then devices and assets.
 fn build_report(inner: &Inner) -> Report {
     let b = Builder::new(inner);
     let mut report = Report::default();
@@ -276,6 +281,7 @@ fn build_report(inner: &Inner) -> Report {
 }
 
 impl<'a> Builder<'a> {
+    /// Indexes the streams of `inner` by endpoint and by subject.
     fn new(inner: &'a Inner) -> Self {
         let mut by_endpoint: BTreeMap<(&str, &str), Vec<&StreamStatus>> = BTreeMap::new();
         let mut by_subject: HashMap<&str, &StreamStatus> = HashMap::new();
@@ -298,6 +304,7 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// The config status of `resource` (`Device/<name>`, `Asset/<name>`).
     fn config(&self, resource: &str) -> ConfigStatus {
         ConfigStatus {
             last_transition_time: self.when.clone(),
