@@ -6,29 +6,24 @@
 //! after a broken stream reconnects with backoff and re-sends its unacknowledged events in order.
 //! When the address set changes, the SSE streams of a removed address move to another one and
 //! their unacknowledged events are re-sent there (at least once, same ids).
+//!
+//! This file holds the [`Forwarder`] and its run loop; [`window`] the in-flight window,
+//! [`router`] the per-address lanes and the rendezvous routing, [`session`] one Process stream.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::future::Future;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use futures::stream::{FuturesUnordered, SelectAll};
-use futures::{Stream, StreamExt};
 use prost::Message;
-use sse_contract::batch::Batcher;
 use sse_contract::drops;
-use sse_contract::limits::{FORWARDED_EVENT_BYTES_MAX, GRPC_BATCH_BYTES, GRPC_MESSAGE_BYTES_MAX};
-use sse_proto::paths;
+use sse_contract::limits::{FORWARDED_EVENT_BYTES_MAX, GRPC_BATCH_BYTES};
 use sse_proto::v1 as pb;
-use sse_proto::v1::schema_service_client::SchemaServiceClient;
-use sse_runtime::link::Messages;
 use sse_runtime::peers::{self, Peer, Peers};
-use sse_runtime::seq::SeqQueue;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::Checkpoints;
@@ -36,115 +31,18 @@ use crate::event::RoutedEvent;
 use crate::grpc;
 use crate::status::Status;
 
+mod router;
+mod session;
+mod window;
+
+pub use router::Router;
+pub use window::InFlight;
+
+use router::{Lane, dispatch};
+use session::{Opening, Responses};
+
 /// Batches queued for the request stream at most (more waits in the event channel).
 const MAX_PENDING_BATCHES: usize = 4;
-
-/// Unacknowledged items in send order, looked up by (stream key, seq); bounded in items and in
-/// bytes (one item always fits, however large).
-#[derive(Debug)]
-pub struct InFlight<T> {
-    capacity: usize,
-    max_bytes: usize,
-    bytes: usize,
-    next: u64,
-    /// Boxed: a B-tree node shifts its values on insert and remove, and an event is large.
-    order: BTreeMap<u64, Box<(T, usize)>>,
-    /// Per stream key (looked up by `&str`, allocating nothing), seq to position in `order`.
-    index: HashMap<String, SeqQueue<u64>>,
-}
-
-impl<T> InFlight<T> {
-    /// An empty window of `capacity` items.
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            max_bytes: usize::MAX,
-            bytes: 0,
-            next: 0,
-            order: BTreeMap::new(),
-            index: HashMap::new(),
-        }
-    }
-
-    /// Also bounds the window to `max_bytes` of data.
-    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
-        self.max_bytes = max_bytes.max(1);
-        self
-    }
-
-    /// Whether another item fits.
-    pub fn has_room(&self) -> bool {
-        self.order.is_empty() || (self.order.len() < self.capacity && self.bytes < self.max_bytes)
-    }
-
-    /// Items waiting for an ack.
-    pub fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    /// Bytes of data waiting for an ack.
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// Whether nothing waits for an ack.
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
-    }
-
-    /// Adds an item of `bytes` data sent now (a repeated key replaces the older item and moves
-    /// to the end).
-    pub fn push(&mut self, key: &str, seq: u64, item: T, bytes: usize) {
-        let seqs = match self.index.get_mut(key) {
-            Some(s) => s,
-            None => self.index.entry(key.to_string()).or_default(),
-        };
-        if let Some(old) = seqs.insert(seq, self.next)
-            && let Some(old) = self.order.remove(&old)
-        {
-            self.bytes -= old.1;
-        }
-        self.order.insert(self.next, Box::new((item, bytes)));
-        self.bytes += bytes;
-        self.next += 1;
-    }
-
-    /// Removes the acknowledged item; `None` for an unknown or already acknowledged one.
-    pub fn ack(&mut self, key: &str, seq: u64) -> Option<T> {
-        let seqs = self.index.get_mut(key)?;
-        let pos = seqs.take(seq)?;
-        if seqs.is_empty() {
-            self.index.remove(key);
-        }
-        let (item, b) = *self.order.remove(&pos)?;
-        self.bytes -= b;
-        Some(item)
-    }
-
-    /// Every unacknowledged item, in the order it was first sent.
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.order.values().map(|b| &b.0)
-    }
-}
-
-/// Splits events into batches of at most [`GRPC_BATCH_BYTES`] encoded (at least one event
-/// each), so no `ProcessRequest` exceeds the schema service's decode limit.
-fn batches(events: impl IntoIterator<Item = pb::Event>) -> VecDeque<pb::ProcessRequest> {
-    let mut out = VecDeque::new();
-    let mut batcher = Batcher::default();
-    for e in events {
-        let len = e.encoded_len();
-        if let Some(events) = batcher.push(e, len) {
-            out.push_back(pb::ProcessRequest { events });
-        }
-    }
-    if !batcher.is_empty() {
-        out.push_back(pb::ProcessRequest {
-            events: batcher.take(),
-        });
-    }
-    out
-}
 
 /// How the forwarder reaches the schema service and how it behaves.
 #[derive(Debug, Clone)]
@@ -168,78 +66,6 @@ pub struct Forwarder {
     pub open: watch::Sender<bool>,
 }
 
-/// Which schema address each SSE stream goes to: rendezvous hashing of the stream key over the
-/// current address set, so every event of one stream travels, in order, on one Process stream.
-#[derive(Debug, Default)]
-pub struct Router {
-    peers: Vec<Peer>,
-    cache: HashMap<String, Option<SocketAddr>>,
-}
-
-impl Router {
-    /// A router over `peers`.
-    pub fn new(peers: Vec<Peer>) -> Self {
-        Self {
-            peers,
-            cache: HashMap::new(),
-        }
-    }
-
-    /// The current address set.
-    pub fn peers(&self) -> &[Peer] {
-        &self.peers
-    }
-
-    /// The address the stream `key` goes to; `None` while no address is known.
-    pub fn owner(&mut self, key: &str) -> Option<SocketAddr> {
-        if let Some(a) = self.cache.get(key) {
-            return *a;
-        }
-        let a = peers::owner(key, &self.peers).map(|p| p.addr);
-        self.cache.insert(key.to_string(), a);
-        a
-    }
-
-    /// Switches to a new address set; returns the previous one.
-    pub fn replace(&mut self, peers: Vec<Peer>) -> Vec<Peer> {
-        self.cache.clear();
-        std::mem::replace(&mut self.peers, peers)
-    }
-}
-
-/// An open Process stream: where requests go, and the responses.
-struct Session {
-    tx: mpsc::UnboundedSender<pb::ProcessRequest>,
-    responses: Messages<pb::ProcessResponse>,
-    /// Called in-process, messages unencoded (`sse-connector`), rather than over gRPC.
-    in_process: bool,
-}
-
-/// A Process stream being opened: its address, its session number, the outcome.
-type Opening = Pin<Box<dyn Future<Output = (SocketAddr, u64, Result<Session, String>)> + Send>>;
-/// One session's responses, tagged; `None` marks the end of the stream.
-type Responses = Pin<
-    Box<
-        dyn Stream<
-                Item = (
-                    SocketAddr,
-                    u64,
-                    Option<Result<pb::ProcessResponse, tonic::Status>>,
-                ),
-            > + Send,
-    >,
->;
-
-/// One schema address and its Process stream (open, being opened, or waiting to retry).
-struct Lane {
-    /// Failed to open or broke, and not open again yet: its SSE streams go elsewhere meanwhile.
-    down: bool,
-    session: u64,
-    tx: Option<mpsc::UnboundedSender<pb::ProcessRequest>>,
-    retry_at: Option<Instant>,
-    backoff: sse_runtime::Backoff,
-}
-
 /// The forwarder's state across Process streams.
 struct State {
     /// Kept as routed (the route shared, not copied); made into messages when (re-)sent.
@@ -258,17 +84,41 @@ struct State {
 }
 
 impl State {
+    /// Nothing in flight or waiting: an empty state reading `rx`.
+    fn new(rx: mpsc::Receiver<RoutedEvent>, inflight: InFlight<RoutedEvent>) -> Self {
+        Self {
+            inflight,
+            rx,
+            rx_open: true,
+            deadline: None,
+            all: Vec::new(),
+            router: Router::default(),
+            lanes: BTreeMap::new(),
+            openings: FuturesUnordered::new(),
+            responses: SelectAll::new(),
+            sessions: 0,
+        }
+    }
+
+    /// Nothing left to acknowledge, and nothing waiting to be taken.
     fn drained(&self) -> bool {
         self.inflight.is_empty() && (!self.rx_open || self.rx.is_empty())
     }
 
+    /// Whether some Process stream is open.
     fn any_open(&self) -> bool {
         self.lanes.values().any(|l| l.tx.is_some())
     }
 
+    /// When the earliest lane waiting to retry is due.
     fn next_retry(&self) -> Option<Instant> {
         self.lanes.values().filter_map(|l| l.retry_at).min()
     }
+}
+
+/// A `sleep_until` target for a timer that is off (its `select!` arm disabled): far away.
+fn never() -> Instant {
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
 }
 
 impl Forwarder {
@@ -299,37 +149,11 @@ impl Forwarder {
     ) {
         let mut set = peers.subscribe();
         let mut set_live = true;
-        let mut st = State {
-            inflight: InFlight::new(self.max_in_flight).with_max_bytes(self.max_in_flight_bytes),
-            rx,
-            rx_open: true,
-            deadline: None,
-            all: Vec::new(),
-            router: Router::default(),
-            lanes: BTreeMap::new(),
-            openings: FuturesUnordered::new(),
-            responses: SelectAll::new(),
-            sessions: 0,
-        };
+        let window = InFlight::new(self.max_in_flight).with_max_bytes(self.max_in_flight_bytes);
+        let mut st = State::new(rx, window);
         let first = set.borrow_and_update().clone();
         self.on_peers(&mut st, first);
-        let far = Duration::from_secs(365 * 24 * 3600);
-        loop {
-            if token.is_cancelled() && st.deadline.is_none() {
-                st.deadline = Some(Instant::now() + self.drain_timeout);
-            }
-            if st.deadline.is_some() {
-                if st.drained() {
-                    break;
-                }
-                if !st.any_open() && st.openings.is_empty() {
-                    tracing::warn!(
-                        unacknowledged = st.inflight.len(),
-                        "schema unavailable during shutdown"
-                    );
-                    break;
-                }
-            }
+        while !self.done(&mut st, &token) {
             let take = st.rx_open && st.inflight.has_room();
             let retry_at = st.next_retry().filter(|_| st.deadline.is_none());
             tokio::select! {
@@ -347,18 +171,12 @@ impl Forwarder {
                     }
                     Err(_) => set_live = false,
                 },
-                ev = st.rx.recv(), if take => match ev {
-                    None => st.rx_open = false,
-                    Some(first) => {
-                        let batch = self.take_batch(&mut st, first);
-                        dispatch(&mut st, batch);
-                    }
-                },
-                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(|| Instant::now() + far)), if retry_at.is_some() => {
+                ev = st.rx.recv(), if take => self.on_event(&mut st, ev),
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(never)), if retry_at.is_some() => {
                     self.start_due(&mut st);
                 }
                 _ = token.cancelled(), if st.deadline.is_none() => {}
-                _ = tokio::time::sleep_until(st.deadline.unwrap_or_else(|| Instant::now() + far)), if st.deadline.is_some() => {
+                _ = tokio::time::sleep_until(st.deadline.unwrap_or_else(never)), if st.deadline.is_some() => {
                     tracing::warn!(unacknowledged = st.inflight.len(), "drain timeout: closing the Process streams with events unacknowledged");
                     break;
                 }
@@ -370,185 +188,37 @@ impl Forwarder {
         self.open.send_replace(false);
     }
 
-    /// Follows a new address set: closes the streams of removed addresses, opens streams to new
-    /// ones, and moves SSE streams as [`Forwarder::reroute`] says.
-    fn on_peers(&self, st: &mut State, next: Vec<Peer>) {
-        if next == st.all {
-            return;
+    /// Whether the run is over: once `token` is cancelled (which starts the drain deadline),
+    /// when nothing is left to acknowledge or no Process stream can take it.
+    fn done(&self, st: &mut State, token: &CancellationToken) -> bool {
+        if token.is_cancelled() && st.deadline.is_none() {
+            st.deadline = Some(Instant::now() + self.drain_timeout);
         }
-        st.all = next.clone();
-        st.lanes
-            .retain(|addr, _| next.iter().any(|p| p.addr == *addr));
-        for p in &next {
-            if let std::collections::btree_map::Entry::Vacant(slot) = st.lanes.entry(p.addr) {
-                slot.insert(Lane {
-                    down: false,
-                    session: 0,
-                    tx: None,
-                    retry_at: None,
-                    backoff: sse_runtime::Backoff::standard(),
-                });
-                self.start(st, p.addr);
-            }
+        if st.deadline.is_none() {
+            return false;
         }
-        tracing::info!(
-            schema = ?next.iter().map(|p| p.addr.to_string()).collect::<Vec<_>>(),
-            "schema addresses changed"
-        );
-        self.reroute(st, None);
+        if st.drained() {
+            return true;
+        }
+        if !st.any_open() && st.openings.is_empty() {
+            tracing::warn!(
+                unacknowledged = st.inflight.len(),
+                "schema unavailable during shutdown"
+            );
+            return true;
+        }
+        false
     }
 
-    /// Assigns the SSE streams over the addresses that are not down (all of them when every one
-    /// is), and re-sends the unacknowledged events of every SSE stream that moved to an open
-    /// Process stream (except `opening`'s, which re-sends all its own; the others re-send when
-    /// theirs opens). At least once: an event may then arrive twice, with the same id.
-    fn reroute(&self, st: &mut State, opening: Option<SocketAddr>) {
-        let mut live: Vec<Peer> = st
-            .all
-            .iter()
-            .filter(|p| st.lanes.get(&p.addr).is_some_and(|l| !l.down))
-            .cloned()
-            .collect();
-        if live.is_empty() {
-            live = st.all.clone();
-        }
-        if live.as_slice() == st.router.peers() {
-            return;
-        }
-        let old = st.router.replace(live);
-        let mut moved: BTreeMap<SocketAddr, Vec<pb::Event>> = BTreeMap::new();
-        for e in st.inflight.iter() {
-            let before = peers::owner(&e.stream_key, &old).map(|p| p.addr);
-            let after = st.router.owner(&e.stream_key);
-            if let Some(a) = after.filter(|a| before != Some(*a) && opening != Some(*a)) {
-                moved.entry(a).or_default().push(grpc::event(e));
+    /// A routed event from the readers (or their end): sent with every event already queued.
+    fn on_event(&self, st: &mut State, ev: Option<RoutedEvent>) {
+        match ev {
+            None => st.rx_open = false,
+            Some(first) => {
+                let batch = self.take_batch(st, first);
+                dispatch(st, batch);
             }
         }
-        let mut resent = 0;
-        for (addr, events) in moved {
-            if let Some(tx) = st.lanes.get(&addr).and_then(|l| l.tx.as_ref()) {
-                resent += events.len();
-                send(tx, events);
-            }
-        }
-        tracing::info!(
-            live = ?st.router.peers().iter().map(|p| p.addr.to_string()).collect::<Vec<_>>(),
-            resent,
-            "SSE streams reassigned over the schema addresses"
-        );
-    }
-
-    /// Starts opening the Process stream of `addr`.
-    fn start(&self, st: &mut State, addr: SocketAddr) {
-        let Some(lane) = st.lanes.get_mut(&addr) else {
-            return;
-        };
-        st.sessions += 1;
-        let session = st.sessions;
-        lane.session = session;
-        lane.tx = None;
-        lane.retry_at = None;
-        let endpoint = self.endpoint.clone();
-        let mtls = self.mtls.clone();
-        st.openings.push(Box::pin(async move {
-            let opened = open_session(&endpoint, addr, mtls.as_ref()).await;
-            (addr, session, opened)
-        }));
-    }
-
-    /// Retries every lane whose backoff is over.
-    fn start_due(&self, st: &mut State) {
-        let now = Instant::now();
-        let due: Vec<SocketAddr> = st
-            .lanes
-            .iter()
-            .filter(|(_, l)| l.retry_at.is_some_and(|t| t <= now))
-            .map(|(a, _)| *a)
-            .collect();
-        for addr in due {
-            self.start(st, addr);
-        }
-    }
-
-    /// A Process stream opened (or failed to): on success re-sends, in order, every
-    /// unacknowledged event of the SSE streams it carries.
-    fn on_open(
-        &self,
-        st: &mut State,
-        peers: &Peers,
-        addr: SocketAddr,
-        session: u64,
-        opened: Result<Session, String>,
-    ) {
-        let Some(lane) = st.lanes.get_mut(&addr) else {
-            return; // removed meanwhile; dropping the session closes it
-        };
-        if lane.session != session {
-            return;
-        }
-        match opened {
-            Ok(s) => {
-                lane.backoff.connected();
-                lane.down = false;
-                lane.tx = Some(s.tx.clone());
-                st.responses.push(Box::pin(
-                    s.responses
-                        .map(Some)
-                        .chain(futures::stream::once(async { None }))
-                        .map(move |m| (addr, session, m)),
-                ));
-                self.reroute(st, Some(addr));
-                let mut resend = Vec::new();
-                for e in st.inflight.iter() {
-                    if st.router.owner(&e.stream_key) == Some(addr) {
-                        resend.push(grpc::event(e));
-                    }
-                }
-                let link = if s.in_process { "in-process" } else { "grpc" };
-                tracing::info!(schema = %self.endpoint.uri(), %addr, link, resend = resend.len(), "Process stream to schema open");
-                send(&s.tx, resend);
-            }
-            Err(reason) => {
-                let delay = lane.backoff.next_delay();
-                lane.retry_at = Some(Instant::now() + delay);
-                lane.down = true;
-                tracing::warn!(schema = %self.endpoint.uri(), %addr, %reason, retry_in = ?delay, "Process stream to schema unavailable");
-                peers.refresh();
-                self.reroute(st, None);
-            }
-        }
-    }
-
-    /// Applies acks (from any session: an ack is an ack) and notices a broken stream.
-    fn on_response(
-        &self,
-        st: &mut State,
-        peers: &Peers,
-        addr: SocketAddr,
-        session: u64,
-        msg: Option<Result<pb::ProcessResponse, tonic::Status>>,
-    ) {
-        let reason = match msg {
-            Some(Ok(r)) => {
-                self.apply_acks(&mut st.inflight, r.acks);
-                return;
-            }
-            Some(Err(s)) => format!("{}: {}", s.code(), s.message()),
-            None => "schema closed the stream".to_string(),
-        };
-        let Some(lane) = st.lanes.get_mut(&addr) else {
-            return;
-        };
-        if lane.session != session || lane.tx.is_none() {
-            return; // an older session of this address
-        }
-        lane.tx = None;
-        lane.down = true;
-        let delay = lane.backoff.next_delay();
-        lane.retry_at = Some(Instant::now() + delay);
-        tracing::warn!(schema = %self.endpoint.uri(), %addr, %reason, unacknowledged = st.inflight.len(), retry_in = ?delay, "Process stream to schema broke");
-        peers.refresh();
-        self.reroute(st, None);
     }
 
     /// Takes `first` and every event already queued (while the window has room), records them
@@ -592,6 +262,7 @@ impl Forwarder {
         });
     }
 
+    /// Applies acks to the window, the checkpoints and the status.
     fn apply_acks(&self, inflight: &mut InFlight<RoutedEvent>, acks: Vec<pb::Ack>) {
         for a in acks {
             let Some(ev) = inflight.ack(&a.stream_key, a.seq) else {
@@ -614,84 +285,6 @@ fn oversized(encoded: usize) -> Option<String> {
             drops::ENVELOPE_TOO_LARGE
         )
     })
-}
-
-/// Sends new events on the Process stream of their SSE stream's address; events whose address
-/// has no open stream wait in flight and go when it opens.
-fn dispatch(st: &mut State, events: Vec<pb::Event>) {
-    let mut by_lane: BTreeMap<SocketAddr, Vec<pb::Event>> = BTreeMap::new();
-    for e in events {
-        if let Some(a) = st.router.owner(&e.stream_key) {
-            by_lane.entry(a).or_default().push(e);
-        }
-    }
-    for (addr, events) in by_lane {
-        if let Some(tx) = st.lanes.get(&addr).and_then(|l| l.tx.as_ref()) {
-            send(tx, events);
-        }
-    }
-}
-
-/// Queues events on a Process stream in batches. The queue is bounded by the in-flight window
-/// (every queued event is in flight); a closed stream is noticed on its response side.
-fn send(tx: &mpsc::UnboundedSender<pb::ProcessRequest>, events: Vec<pb::Event>) {
-    for batch in batches(events) {
-        if tx.send(batch).is_err() {
-            return;
-        }
-    }
-}
-
-/// Connects to one schema address and opens the Process stream.
-async fn open_session(
-    endpoint: &tonic::transport::Endpoint,
-    addr: SocketAddr,
-    mtls: Option<&Arc<sse_runtime::mtls::Mtls>>,
-) -> Result<Session, String> {
-    let link = peers::connect(endpoint, addr, mtls)
-        .await
-        .map_err(|e| error_chain(&e))?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let requests = UnboundedReceiverStream::new(rx);
-    // A schema service of this process (sse-connector): its messages as they are.
-    if let Some(process) = link.stream(paths::SCHEMA_PROCESS) {
-        let responses = process(Box::pin(requests.map(Ok)));
-        return Ok(Session {
-            tx,
-            responses,
-            in_process: true,
-        });
-    }
-    // Both ways bounded by the contract: schema decodes up to the same limit, so a message
-    // this side encodes is never refused there (and re-sent forever).
-    let mut client = SchemaServiceClient::new(link)
-        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let responses = client
-        .process(requests)
-        .await
-        .map_err(|s| format!("{}: {}", s.code(), s.message()))?
-        .into_inner();
-    Ok(Session {
-        tx,
-        responses: Box::pin(responses),
-        in_process: false,
-    })
-}
-
-/// An error and its causes, joined (tonic's transport errors say little at the top level).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

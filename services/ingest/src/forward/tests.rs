@@ -1,4 +1,6 @@
+use super::session::{batches, error_chain};
 use super::*;
+use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
 
 #[test]
 fn in_flight_is_bounded_acked_by_key_and_resent_in_order() {

@@ -298,33 +298,9 @@ impl<O: Owner> Reader<O> {
                 Ok(request) => request,
                 Err(reason) => return Attempt::Stop(reason),
             };
-            let opened = tokio::select! {
-                () = self.token.cancelled() => return Attempt::Quit,
-                r = tokio::time::timeout(self.cfg.read_timeout, open(&url, tls, &request)) => r,
-            };
-            let (mut conn, response, body) = match opened {
-                Err(_) => {
-                    return Attempt::Retry {
-                        error: format!(
-                            "no response within {}",
-                            humantime::format_duration(self.cfg.read_timeout)
-                        ),
-                        delay: Delay::Backoff,
-                    };
-                }
-                Ok(Err(e)) => {
-                    return match tls_problem(&e, &url) {
-                        Some(error) => Attempt::Retry {
-                            error,
-                            delay: Delay::Long,
-                        },
-                        None => Attempt::Retry {
-                            error: error_chain(&e),
-                            delay: Delay::Backoff,
-                        },
-                    };
-                }
-                Ok(Ok(opened)) => opened,
+            let (mut conn, response, body) = match self.open_hop(&url, tls, &request).await {
+                Ok(opened) => opened,
+                Err(attempt) => return attempt,
             };
             if !is_redirect(response.status()) {
                 return match classify(&response) {
@@ -352,6 +328,40 @@ impl<O: Owner> Reader<O> {
         Attempt::Retry {
             error: format!("too many redirects (more than {MAX_REDIRECTS})"),
             delay: Delay::Long,
+        }
+    }
+
+    /// Opens one hop within the read timeout; a failure is the attempt's outcome (quit on
+    /// cancellation, else a retry whose delay says whether waiting longer could help).
+    async fn open_hop(
+        &self,
+        url: &url::Url,
+        tls: &Arc<rustls::ClientConfig>,
+        request: &Request<()>,
+    ) -> Result<(Conn, Response<()>, Body), Attempt> {
+        let opened = tokio::select! {
+            () = self.token.cancelled() => return Err(Attempt::Quit),
+            r = tokio::time::timeout(self.cfg.read_timeout, open(url, tls, request)) => r,
+        };
+        match opened {
+            Err(_) => Err(Attempt::Retry {
+                error: format!(
+                    "no response within {}",
+                    humantime::format_duration(self.cfg.read_timeout)
+                ),
+                delay: Delay::Backoff,
+            }),
+            Ok(Err(e)) => Err(match tls_problem(&e, url) {
+                Some(error) => Attempt::Retry {
+                    error,
+                    delay: Delay::Long,
+                },
+                None => Attempt::Retry {
+                    error: error_chain(&e),
+                    delay: Delay::Backoff,
+                },
+            }),
+            Ok(Ok(opened)) => Ok(opened),
         }
     }
 

@@ -1,6 +1,11 @@
+use super::live::subject_of;
 use super::*;
 use crate::resources::load_texts;
+use crate::resources::{ResourceError, Resources};
 use crate::routing::plan;
+use crate::routing::{Route, RouteKind, StreamPlan};
+use sse_proto::v1 as pb;
+use std::time::SystemTime;
 
 const RES: &str = r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
 kind: Device

@@ -7,10 +7,9 @@ use std::collections::HashSet;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
 
-use super::{
-    AssetEvent, AssetSpec, Dataset, DatasetDoc, EventDoc, EventGroup, Operation, Rejected,
-    destination,
-};
+use super::{Operation, destination};
+use crate::resources::doc::{AssetSpec, DatasetDoc, EventDoc, EventGroupDoc};
+use crate::resources::{AssetEvent, Dataset, EventGroup, Rejected};
 
 /// Deserializes one data operation; on failure, the name to report it under (its `name` when
 /// it has a readable one, else `<list>[<index>]`) and the reason.
@@ -108,7 +107,7 @@ pub(super) fn event_groups(spec: &AssetSpec) -> Vec<EventGroup> {
 
 fn event(
     spec: &AssetSpec,
-    g: &super::EventGroupDoc,
+    g: &EventGroupDoc,
     v: &Value,
     i: usize,
     seen: &mut HashSet<String>,

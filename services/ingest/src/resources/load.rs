@@ -1,0 +1,82 @@
+//! Loading resources: YAML texts, or every resource file of a directory, each read within its
+//! size limit, then parsed and validated.
+
+use std::path::Path;
+
+use sse_contract::resources::RESOURCE_FILE_BYTES_DEFAULT;
+
+use super::{ResourceError, Resources, doc, validate};
+use crate::error::Error;
+
+/// Loads and validates resources from YAML texts, each with the file name it came from.
+pub fn load_texts<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Resources {
+    let mut raws = Vec::new();
+    let mut errors = Vec::new();
+    for (file, text) in files {
+        doc::parse_file(text, file, &mut raws, &mut errors);
+    }
+    validate::validate(raws, errors)
+}
+
+/// Loads every `*.yaml` / `*.yml` file of `dir` (sorted by name, so results are stable), each
+/// of at most [`RESOURCE_FILE_BYTES_DEFAULT`] bytes.
+pub fn load_dir(dir: &Path) -> Result<Resources, Error> {
+    load_dir_limited(dir, RESOURCE_FILE_BYTES_DEFAULT)
+}
+
+/// Reads one resource file of at most `max` bytes (never more, whatever it grows to meanwhile).
+pub(crate) fn read_limited(path: &Path, max: usize) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    file.take(cap)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() > max {
+        return Err(format!(
+            "the file is larger than {max} bytes (--max-resource-file-bytes): not read"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("cannot read: not UTF-8: {e}"))
+}
+
+/// [`load_dir`] with files of more than `max_file_bytes` refused (each reported as an error).
+pub fn load_dir_limited(dir: &Path, max_file_bytes: usize) -> Result<Resources, Error> {
+    if !dir.is_dir() {
+        return Err(Error::ResourcesDirMissing(dir.to_path_buf()));
+    }
+    let dir_err = |e: std::io::Error| Error::ResourcesDir {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(dir_err)? {
+        let path = entry.map_err(dir_err)?.path();
+        let yaml = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e == "yaml" || e == "yml");
+        if yaml && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    let mut texts = Vec::new();
+    let mut read_errors = Vec::new();
+    for path in paths {
+        let file = path.display().to_string();
+        match read_limited(&path, max_file_bytes) {
+            Ok(t) => texts.push((file, t)),
+            Err(message) => read_errors.push(ResourceError {
+                resource: "file".into(),
+                file,
+                message,
+            }),
+        }
+    }
+    let mut res = load_texts(texts.iter().map(|(f, t)| (f.as_str(), t.as_str())));
+    read_errors.append(&mut res.errors);
+    res.errors = read_errors;
+    Ok(res)
+}
