@@ -211,3 +211,62 @@ pub async fn pause(delay: Duration, token: &CancellationToken) -> bool {
         _ = token.cancelled() => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, PingResp};
+
+    use super::*;
+    use crate::mqtt::{Broker, BrokerAddress};
+
+    /// Records what it was handed; on a lost connection it drops what rumqttc would re-send.
+    #[derive(Default)]
+    struct Recorder(Vec<&'static str>);
+
+    impl Handler for Recorder {
+        fn on_connected(&mut self, _ack: &ConnAck, pending: &mut VecDeque<Request>) {
+            self.0.push("connected");
+            pending.push_front(Request::PingReq);
+        }
+        fn on_event(&mut self, _event: Event) {
+            self.0.push("event");
+        }
+        fn on_lost(&mut self, pending: &mut VecDeque<Request>) {
+            self.0.push("lost");
+            pending.clear();
+        }
+    }
+
+    #[test]
+    fn dispatch_hands_each_polled_result_to_the_handler() {
+        let broker = Broker::new(BrokerAddress::parse("mqtt://127.0.0.1:1").unwrap());
+        let settings = ClientSettings::new(broker, "c".into(), 1024);
+        let mut s = Supervisor::new(settings, "the test broker");
+        let mut pending = VecDeque::new();
+        let mut h = Recorder::default();
+        let ack = ConnAck {
+            session_present: false,
+            code: ConnectReturnCode::Success,
+            properties: None,
+        };
+        let got = s.dispatch(
+            Ok(Event::Incoming(Incoming::ConnAck(ack))),
+            &mut pending,
+            &mut h,
+        );
+        assert_eq!(got, Dispatched::Connected);
+        assert!(s.is_connected() && pending.len() == 1);
+        let ping = Event::Incoming(Incoming::PingResp(PingResp));
+        assert_eq!(
+            s.dispatch(Ok(ping), &mut pending, &mut h),
+            Dispatched::Event
+        );
+        let got = s.dispatch(Err(ConnectionError::RequestsDone), &mut pending, &mut h);
+        assert!(
+            matches!(got, Dispatched::Lost(d) if !d.is_zero()),
+            "{got:?}"
+        );
+        assert!(!s.is_connected() && pending.is_empty());
+        assert_eq!(h.0, ["connected", "event", "lost"]);
+    }
+}
