@@ -7,6 +7,7 @@
 pub mod broker;
 pub mod fswatch;
 pub mod grpcurl;
+pub mod house;
 pub mod mqtt;
 pub mod mtls;
 pub mod numbered;

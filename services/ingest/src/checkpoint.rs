@@ -150,10 +150,7 @@ impl StoreConfig {
         if let Some(path) = s.strip_prefix("file://") {
             return Ok(Self::File(PathBuf::from(path)));
         }
-        if ["mqtt://", "mqtts://", "tcp://", "ssl://"]
-            .iter()
-            .any(|p| s.starts_with(p))
-        {
+        if BrokerAddress::is_broker_url(s) {
             let address =
                 BrokerAddress::parse(s).map_err(|e| CheckpointError::BadStore(e.to_string()))?;
             return Ok(Self::Mqtt {
@@ -406,6 +403,11 @@ mod tests {
         assert!(matches!(
             StoreConfig::parse("mqtts://broker:8883").unwrap(),
             StoreConfig::Mqtt { .. }
+        ));
+        // The scheme set is the shared MQTT stack's, in any case as URLs allow.
+        assert!(matches!(
+            StoreConfig::parse("MQTTS://broker:8883").unwrap(),
+            StoreConfig::Mqtt { broker, .. } if broker.tls.is_some()
         ));
         assert!(matches!(
             StoreConfig::parse("ssl://broker").unwrap(),

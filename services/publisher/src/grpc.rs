@@ -149,29 +149,7 @@ impl PublisherGrpc {
                     }
                 }
                 Some(first) = waiting.next() => {
-                    let was_empty = acks.is_empty();
-                    let mut undelivered = false;
-                    let mut take = |a: Option<pb::Ack>| match a {
-                        Some(a) => acks.push(a),
-                        None => undelivered = true,
-                    };
-                    take(first);
-                    while let Some(Some(a)) = waiting.next().now_or_never() {
-                        take(a);
-                    }
-                    if undelivered || acks.len() >= ACK_BATCH || self.ack_delay.is_zero() {
-                        if send_acks(&tx, &mut acks).await.is_err() {
-                            return; // the caller is gone
-                        }
-                    } else if was_empty && !acks.is_empty() {
-                        flush.as_mut().reset(tokio::time::Instant::now() + self.ack_delay);
-                    }
-                    if undelivered {
-                        let _ = tx
-                            .send(Err(Status::unavailable(
-                                "publisher stopped before the broker acknowledged some events; re-send them",
-                            )))
-                            .await;
+                    if self.take_acks(first, &mut waiting, &mut acks, &tx, flush.as_mut()).await.is_err() {
                         return;
                     }
                 }
@@ -184,28 +162,9 @@ impl PublisherGrpc {
                     self.publish_one(slot, ev, &mut waiting);
                     self.publish_ready(&mut backlog, &mut waiting);
                 }
-                msg = inbound.next(), if reading && backlog.is_empty() => match msg {
-                    Some(Ok(req)) => {
-                        for ev in req.events {
-                            match event_from_proto(ev) {
-                                Ok(ev) => backlog.push_back(ev),
-                                Err(failed) => {
-                                    let (a, e) = *failed;
-                                    tracing::warn!(error = %e, "event not publishable");
-                                    waiting.push(Box::pin(async move { Some(a) }));
-                                }
-                            }
-                        }
-                        // Whatever the broker connection takes now goes now, not one event per
-                        // turn of this loop.
-                        self.publish_ready(&mut backlog, &mut waiting);
-                    }
-                    None => reading = false,
-                    Some(Err(status)) => {
-                        tracing::debug!(%status, "publish stream ended by the caller");
-                        reading = false;
-                    }
-                },
+                msg = inbound.next(), if reading && backlog.is_empty() => {
+                    reading = self.take_request(msg, &mut backlog, &mut waiting);
+                }
                 else => return,
             }
         }
@@ -213,6 +172,76 @@ impl PublisherGrpc {
 }
 
 impl PublisherGrpc {
+    /// Takes the delivered acks (`first` and any others ready): sends them at once when a batch
+    /// is full, there is no ack delay or an event was not delivered, else holds them until
+    /// `flush`. Err: the stream is over (the caller is gone, or it was told to re-send).
+    async fn take_acks(
+        &self,
+        first: Option<pb::Ack>,
+        waiting: &mut FuturesUnordered<Pending>,
+        acks: &mut Vec<pb::Ack>,
+        tx: &mpsc::Sender<Result<pb::PublishResponse, Status>>,
+        flush: Pin<&mut tokio::time::Sleep>,
+    ) -> Result<(), ()> {
+        let was_empty = acks.is_empty();
+        let mut undelivered = false;
+        let mut take = |a: Option<pb::Ack>| match a {
+            Some(a) => acks.push(a),
+            None => undelivered = true,
+        };
+        take(first);
+        while let Some(Some(a)) = waiting.next().now_or_never() {
+            take(a);
+        }
+        if undelivered || acks.len() >= ACK_BATCH || self.ack_delay.is_zero() {
+            send_acks(tx, acks).await?; // Err: the caller is gone
+        } else if was_empty && !acks.is_empty() {
+            flush.reset(tokio::time::Instant::now() + self.ack_delay);
+        }
+        if undelivered {
+            let _ = tx
+                .send(Err(Status::unavailable(
+                    "publisher stopped before the broker acknowledged some events; re-send them",
+                )))
+                .await;
+            return Err(());
+        }
+        Ok(())
+    }
+
+    /// Takes one request of the stream: its events join `backlog` (an unconvertible one gets
+    /// its error ack at once) and what the broker connection takes now goes now. Returns
+    /// whether to keep reading.
+    fn take_request(
+        &self,
+        msg: Option<Result<pb::PublishRequest, Status>>,
+        backlog: &mut VecDeque<Event>,
+        waiting: &mut FuturesUnordered<Pending>,
+    ) -> bool {
+        let req = match msg {
+            Some(Ok(req)) => req,
+            None => return false,
+            Some(Err(status)) => {
+                tracing::debug!(%status, "publish stream ended by the caller");
+                return false;
+            }
+        };
+        for ev in req.events {
+            match event_from_proto(ev) {
+                Ok(ev) => backlog.push_back(ev),
+                Err(failed) => {
+                    let (a, e) = *failed;
+                    tracing::warn!(error = %e, "event not publishable");
+                    waiting.push(Box::pin(async move { Some(a) }));
+                }
+            }
+        }
+        // Whatever the broker connection takes now goes now, not one event per turn of the
+        // stream's loop.
+        self.publish_ready(backlog, waiting);
+        true
+    }
+
     /// Publishes events from the front of `backlog` while the broker connection has room now.
     fn publish_ready(
         &self,

@@ -15,6 +15,14 @@ pub struct BrokerAddress {
 }
 
 impl BrokerAddress {
+    /// Whether `raw` names a broker by its scheme (any case, as URLs allow), for settings that
+    /// take either a broker URL or something else (a checkpoint file); [`BrokerAddress::parse`]
+    /// then checks the rest.
+    pub fn is_broker_url(raw: &str) -> bool {
+        raw.split_once("://")
+            .is_some_and(|(name, _)| scheme(name).is_some())
+    }
+
     /// Parses a broker URL. User info is refused (credentials have their own flags, read from
     /// files) and never shown in the error.
     pub fn parse(raw: &str) -> Result<Self, MqttError> {
@@ -24,14 +32,11 @@ impl BrokerAddress {
             why: why.to_string(),
         };
         let url = parsed.as_ref().map_err(|e| bad(&e.to_string()))?;
-        let (tls, default_port) = match url.scheme() {
-            "mqtt" | "tcp" => (false, 1883),
-            "mqtts" | "ssl" => (true, 8883),
-            other => {
-                return Err(bad(&format!(
-                    "unsupported scheme {other:?} (use mqtt or mqtts)"
-                )));
-            }
+        let Some((tls, default_port)) = scheme(url.scheme()) else {
+            return Err(bad(&format!(
+                "unsupported scheme {:?} (use mqtt or mqtts)",
+                url.scheme()
+            )));
         };
         if !url.username().is_empty() || url.password().is_some() {
             return Err(bad(
@@ -66,6 +71,22 @@ impl std::fmt::Display for BrokerAddress {
             false => write!(f, "{scheme}://{}:{}", self.host, self.port),
         }
     }
+}
+
+/// The one set of broker URL schemes: whether each means TLS, and its default port.
+const SCHEMES: &[(&str, bool, u16)] = &[
+    ("mqtt", false, 1883),
+    ("tcp", false, 1883),
+    ("mqtts", true, 8883),
+    ("ssl", true, 8883),
+];
+
+/// TLS and default port of the scheme `name` (any case), if it is a broker scheme.
+fn scheme(name: &str) -> Option<(bool, u16)> {
+    SCHEMES
+        .iter()
+        .find(|(s, ..)| s.eq_ignore_ascii_case(name))
+        .map(|&(_, tls, port)| (tls, port))
 }
 
 /// The URL as an error may show it: without user info or query (they may hold secrets); an
@@ -113,6 +134,17 @@ mod tests {
                 .to_string(),
             "mqtts://[::1]:18883"
         );
+    }
+
+    #[test]
+    fn one_set_of_schemes_tells_broker_urls_apart() {
+        for u in ["mqtt://b", "MQTTS://b:1", "tcp://b", "Ssl://b"] {
+            assert!(BrokerAddress::is_broker_url(u), "{u}");
+            assert!(BrokerAddress::parse(u).is_ok(), "{u}");
+        }
+        for u in ["http://b", "file:///x", "data/c.json", "mqtt:/b"] {
+            assert!(!BrokerAddress::is_broker_url(u), "{u}");
+        }
     }
 
     #[test]

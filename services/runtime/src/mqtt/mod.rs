@@ -19,7 +19,7 @@ pub use address::BrokerAddress;
 pub use credentials::{BrokerCredentials, SAT_METHOD};
 pub use describe::describe;
 pub use settings::{Broker, ClientSettings};
-pub use supervisor::{Handler, Supervisor};
+pub use supervisor::{Dispatched, Handler, Supervisor, pause};
 pub use tls_files::TlsFiles;
 
 /// Why a broker configuration cannot be used. Never holds a secret: URLs are shown without

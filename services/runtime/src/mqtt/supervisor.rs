@@ -5,8 +5,9 @@
 //! Simple clients (ingest's checkpoint store, the schema registry client) hand their events to a
 //! [`Handler`] and let [`Supervisor::run`] drive. The publisher, which must never cancel a poll
 //! that may be writing while it admits messages and watches PUBACK deadlines, keeps its own poll
-//! loop but calls the same [`Supervisor::prepare`], [`Supervisor::connected`] and
-//! [`Supervisor::lost`], so connecting, logging and backoff behave alike in all three.
+//! loop but is a [`Handler`] too and takes the same steps: [`Supervisor::prepare`] before a
+//! connect, [`Supervisor::dispatch`] for each polled result, [`pause`] for the backoff. So
+//! connecting, event hand-off, logging and backoff behave alike in all three.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -111,6 +112,34 @@ impl Supervisor {
         self.backoff.next_delay()
     }
 
+    /// Hands one polled result of the event loop to `handler`: a CONNACK is recorded and goes
+    /// to [`Handler::on_connected`], an error is described and logged and goes to
+    /// [`Handler::on_lost`], any other event to [`Handler::on_event`]. `pending` is the event
+    /// loop's queue of requests for the next connect.
+    pub fn dispatch(
+        &mut self,
+        polled: Result<Event, ConnectionError>,
+        pending: &mut VecDeque<Request>,
+        handler: &mut impl Handler,
+    ) -> Dispatched {
+        match polled {
+            Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
+                self.connected(&ack);
+                handler.on_connected(&ack, pending);
+                Dispatched::Connected
+            }
+            Ok(ev) => {
+                handler.on_event(ev);
+                Dispatched::Event
+            }
+            Err(e) => {
+                let delay = self.lost(&e);
+                handler.on_lost(pending);
+                Dispatched::Lost(delay)
+            }
+        }
+    }
+
     fn failed(&mut self, reason: String) {
         let broker = self.settings.broker.address.to_string();
         if self.connected {
@@ -144,19 +173,11 @@ impl Supervisor {
                 ev = eventloop.poll() => ev,
                 _ = token.cancelled() => break,
             };
-            match polled {
-                Ok(Event::Incoming(Incoming::ConnAck(ack))) => {
-                    self.connected(&ack);
-                    handler.on_connected(&ack, &mut eventloop.pending);
-                }
-                Ok(ev) => handler.on_event(ev),
-                Err(e) => {
-                    let delay = self.lost(&e);
-                    handler.on_lost(&mut eventloop.pending);
-                    if !pause(delay, &token).await {
-                        break;
-                    }
-                }
+            if let Dispatched::Lost(delay) =
+                self.dispatch(polled, &mut eventloop.pending, &mut handler)
+                && !pause(delay, &token).await
+            {
+                break;
             }
         }
         if self.connected && client.try_disconnect().is_ok() {
@@ -172,10 +193,80 @@ impl Supervisor {
     }
 }
 
-/// Waits `delay`; false when `token` was cancelled first.
-async fn pause(delay: Duration, token: &CancellationToken) -> bool {
+/// What [`Supervisor::dispatch`] made of a polled result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatched {
+    /// A CONNACK: the handler is connected.
+    Connected,
+    /// Any other event.
+    Event,
+    /// The connection dropped or could not be made: wait this long before the next attempt.
+    Lost(Duration),
+}
+
+/// Waits a backoff `delay`; false when `token` was cancelled first (the loop then stops).
+pub async fn pause(delay: Duration, token: &CancellationToken) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(delay) => true,
         _ = token.cancelled() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, PingResp};
+
+    use super::*;
+    use crate::mqtt::{Broker, BrokerAddress};
+
+    /// Records what it was handed; on a lost connection it drops what rumqttc would re-send.
+    #[derive(Default)]
+    struct Recorder(Vec<&'static str>);
+
+    impl Handler for Recorder {
+        fn on_connected(&mut self, _ack: &ConnAck, pending: &mut VecDeque<Request>) {
+            self.0.push("connected");
+            pending.push_front(Request::PingReq);
+        }
+        fn on_event(&mut self, _event: Event) {
+            self.0.push("event");
+        }
+        fn on_lost(&mut self, pending: &mut VecDeque<Request>) {
+            self.0.push("lost");
+            pending.clear();
+        }
+    }
+
+    #[test]
+    fn dispatch_hands_each_polled_result_to_the_handler() {
+        let broker = Broker::new(BrokerAddress::parse("mqtt://127.0.0.1:1").unwrap());
+        let settings = ClientSettings::new(broker, "c".into(), 1024);
+        let mut s = Supervisor::new(settings, "the test broker");
+        let mut pending = VecDeque::new();
+        let mut h = Recorder::default();
+        let ack = ConnAck {
+            session_present: false,
+            code: ConnectReturnCode::Success,
+            properties: None,
+        };
+        let got = s.dispatch(
+            Ok(Event::Incoming(Incoming::ConnAck(ack))),
+            &mut pending,
+            &mut h,
+        );
+        assert_eq!(got, Dispatched::Connected);
+        assert!(s.is_connected() && pending.len() == 1);
+        let ping = Event::Incoming(Incoming::PingResp(PingResp));
+        assert_eq!(
+            s.dispatch(Ok(ping), &mut pending, &mut h),
+            Dispatched::Event
+        );
+        let got = s.dispatch(Err(ConnectionError::RequestsDone), &mut pending, &mut h);
+        assert!(
+            matches!(got, Dispatched::Lost(d) if !d.is_zero()),
+            "{got:?}"
+        );
+        assert!(!s.is_connected() && pending.is_empty());
+        assert_eq!(h.0, ["connected", "event", "lost"]);
     }
 }

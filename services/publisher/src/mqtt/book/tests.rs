@@ -1,7 +1,13 @@
+use std::sync::Mutex;
+
 use super::*;
+use crate::mqtt::Delivery;
+use crate::state_store::Hlc;
 use bytes::Bytes;
 use clap::Parser;
-use rumqttc::v5::mqttbytes::v5::{ConnAckProperties, ConnectReturnCode, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{
+    ConnAckProperties, ConnectReturnCode, PubAckReason, PublishProperties,
+};
 
 fn message(qos: Qos) -> Message {
     Message {
