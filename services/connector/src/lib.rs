@@ -13,7 +13,6 @@ pub mod args;
 
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
 
 use clap::Parser;
 use sse_runtime::Shutdown;
@@ -163,13 +162,13 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
     tracing::info!("stopping: ingest, then schema, then publisher");
     let mut first: Option<Error> = None;
     let order = [
-        (Part::Ingest, ingest_task, Duration::from_secs(10)),
+        (Part::Ingest, ingest_task, sse_ingest::SHUTDOWN_DRAIN),
+        (Part::Schema, schema_task, sse_schema::SHUTDOWN_DRAIN),
         (
-            Part::Schema,
-            schema_task,
-            sse_schema::STREAM_DRAIN + Duration::from_secs(5),
+            Part::Publisher,
+            publisher_task,
+            sse_publisher::SHUTDOWN_DRAIN,
         ),
-        (Part::Publisher, publisher_task, Duration::from_secs(10)),
     ];
     for ((part, task, drain), shutdown) in order.into_iter().zip([&parts[0], &parts[1], &parts[2]])
     {

@@ -27,18 +27,19 @@ pub mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sse_proto::v1::ingest_service_server::IngestServiceServer;
+use sse_proto::v1::ingest_service_server::{IngestServiceServer, SERVICE_NAME};
 use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 
 pub use config::Config;
 pub use error::Error;
 
 /// Routed events queued between the stream readers and the forwarder.
 const EVENT_QUEUE: usize = 1024;
+/// How long, after the gRPC server stops, the process waits for its tasks (the forwarder's
+/// final acks, checkpoints) before it exits anyway.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight events to be acknowledged.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -69,7 +70,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         .secure(security, "sse-ingest")
         .add_service(api);
     let health = serving.health.clone();
-    set_health(&health, false).await;
+    sse_runtime::health::set(&health, SERVICE_NAME, false).await;
 
     let token = shutdown.token.clone();
     let Some(checkpoints) = open_checkpoints(&config, &token).await? else {
@@ -144,9 +145,13 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         res,
         token.clone(),
     ));
-    shutdown
-        .tracker
-        .spawn(follow_health(health, open_rx, token.clone()));
+    // Health follows the Process stream to schema (resources are loaded before it starts).
+    shutdown.tracker.spawn(sse_runtime::health::follow(
+        health,
+        SERVICE_NAME,
+        open_rx,
+        token.clone(),
+    ));
 
     serving.run(listener, token).await?;
     Ok(())
@@ -174,37 +179,4 @@ async fn open_checkpoints(
             }
         }
     }
-}
-
-/// Sets overall and `IngestService` health.
-async fn set_health(health: &HealthReporter, serving: bool) {
-    let s = if serving {
-        ServingStatus::Serving
-    } else {
-        ServingStatus::NotServing
-    };
-    health.set_service_status("", s).await;
-    health
-        .set_service_status("sseconnector.v1.IngestService", s)
-        .await;
-}
-
-/// Health follows the Process stream to schema (resources are loaded before it starts).
-async fn follow_health(
-    health: HealthReporter,
-    mut open: tokio::sync::watch::Receiver<bool>,
-    token: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        let up = *open.borrow_and_update();
-        if token.is_cancelled() {
-            break;
-        }
-        set_health(&health, up).await;
-        tokio::select! {
-            r = open.changed() => if r.is_err() { break },
-            _ = token.cancelled() => break,
-        }
-    }
-    set_health(&health, false).await;
 }
