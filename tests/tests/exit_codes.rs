@@ -1,6 +1,8 @@
 //! Every binary ends the same way on an operator's mistake: exit code 64 (`EX_USAGE`) with a
 //! message naming the problem, whether it is an unknown flag or a listen address in use.
 
+#![allow(clippy::unwrap_used, missing_docs)]
+
 use sse_e2e::procs::run_to_exit;
 
 const BINARIES: [&str; 4] = ["sse-ingest", "sse-schema", "sse-publisher", "sse-connector"];

@@ -46,11 +46,12 @@ mod tests {
     use tonic_health::pb::health_server::Health;
     use tonic_health::server::HealthService;
 
+    /// The status `svc` reports for `name`; -1 while it knows no such service.
     async fn status(svc: &HealthService, name: &str) -> i32 {
         let req = tonic::Request::new(HealthCheckRequest {
             service: name.into(),
         });
-        svc.check(req).await.unwrap().into_inner().status
+        svc.check(req).await.map_or(-1, |r| r.into_inner().status)
     }
 
     /// Waits until `svc` reports `want` for `name` (the follower runs as its own task).
@@ -67,7 +68,8 @@ mod tests {
 
     #[tokio::test]
     async fn health_follows_readiness_both_ways_and_ends_not_serving() {
-        let (reporter, svc) = tonic_health::server::health_reporter();
+        let (reporter, _) = tonic_health::server::health_reporter();
+        let svc = HealthService::from_health_reporter(reporter.clone());
         let (tx, rx) = watch::channel(false);
         let token = CancellationToken::new();
         let task = tokio::spawn(follow(reporter, "x.v1.X", rx, token.clone()));
