@@ -26,7 +26,7 @@ pub use args::Part;
 #[derive(Debug)]
 pub struct Configs {
     /// Ingest's; its `schema` address is set when the schema service is bound.
-    pub ingest: sse_ingest::Config,
+    pub ingest: sse_ingest::Settings,
     /// The schema service's; its `publisher` address is set when the publisher is bound.
     pub schema: sse_schema::Config,
     /// The publisher's.
@@ -119,7 +119,7 @@ impl Configs {
         if ingest.checkpoint_store.is_empty() {
             ingest.checkpoint_broker = Some(broker);
         }
-        ingest.validate()?;
+        let ingest = ingest.settings()?;
         schema.validate()?;
         Ok(Self {
             ingest,
@@ -140,10 +140,10 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
     sse_runtime::link::serve_in_process();
     let pl = bind(publisher.listen, Part::Publisher).await?;
     let sl = bind(schema.listen, Part::Schema).await?;
-    let scheme = scheme(&ingest);
+    let scheme = scheme(&ingest.flags);
     schema.publisher = peer_uri(&pl, publisher.listen, Part::Publisher, scheme)?;
-    let il = bind(ingest.listen, Part::Ingest).await?;
-    ingest.schema = peer_uri(&sl, schema.listen, Part::Schema, scheme)?.to_string();
+    let il = bind(ingest.flags.listen, Part::Ingest).await?;
+    ingest.flags.schema = peer_uri(&sl, schema.listen, Part::Schema, scheme)?.to_string();
 
     let parts = [Shutdown::new(), Shutdown::new(), Shutdown::new()];
     // Each service starts once the one it calls serves in-process: a link made before that
@@ -318,7 +318,8 @@ mod tests {
     #[test]
     fn checkpoints_are_kept_on_the_publishers_broker_unless_turned_off() {
         use sse_ingest::checkpoint::StoreConfig;
-        let StoreConfig::Mqtt { broker, prefix } = configs(&[]).ingest.checkpoint_store().unwrap()
+        let StoreConfig::Mqtt { broker, prefix } =
+            configs(&[]).ingest.flags.checkpoint_store().unwrap()
         else {
             panic!("checkpoints on the broker by default")
         };
@@ -327,10 +328,13 @@ mod tests {
         assert_eq!(broker.credentials.username.as_deref(), Some("u"));
         assert_eq!(prefix, sse_ingest::checkpoint::DEFAULT_PREFIX);
         let off = configs(&["--checkpoint-store", "none"]);
-        assert_eq!(off.ingest.checkpoint_store().unwrap(), StoreConfig::None);
+        assert_eq!(
+            off.ingest.flags.checkpoint_store().unwrap(),
+            StoreConfig::None
+        );
         let file = configs(&["--checkpoint-store", "/tmp/c.json"]);
         assert!(matches!(
-            file.ingest.checkpoint_store().unwrap(),
+            file.ingest.flags.checkpoint_store().unwrap(),
             StoreConfig::File(_)
         ));
     }

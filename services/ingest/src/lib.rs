@@ -32,7 +32,7 @@ use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-pub use config::Config;
+pub use config::{Config, Settings};
 pub use error::Error;
 
 /// Routed events queued between the stream readers and the forwarder.
@@ -47,7 +47,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// starts one reader per stream and the forwarder (under the shutdown tracker) and serves
 /// `IngestService` with health and reflection. Returns when the gRPC server has stopped; the
 /// caller drains the tracker for the forwarder's final acks.
-pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), Error> {
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    let config = &settings.flags;
     let endpoint = config
         .schema_endpoint()?
         .connect_timeout(Duration::from_secs(5))
@@ -61,7 +66,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         usize::try_from(config.max_resource_file_bytes).unwrap_or(usize::MAX),
         config.secrets_dir.as_deref(),
     )?);
-    let first = reload::load(&config, &status, &access, None).await?;
+    let first = reload::load(&settings, &status, &access, None).await?;
     let (res, plans) = (first.resources, first.plans.unwrap_or_default());
 
     let api = IngestServiceServer::new(grpc::IngestApi::new(status.clone()));
@@ -73,7 +78,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
     sse_runtime::health::set(&health, SERVICE_NAME, false).await;
 
     let token = shutdown.token.clone();
-    let Some(checkpoints) = open_checkpoints(&config, &token).await? else {
+    let Some(checkpoints) = open_checkpoints(config, &token).await? else {
         return Ok(()); // shut down while waiting for the store
     };
     let checkpoints = Arc::new(checkpoints);
@@ -99,7 +104,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         forwarder.run(events_rx, forwarder_token).await;
         tracing::debug!("forwarder stopped");
     });
-    let settings = streams::StreamSettings {
+    let stream_settings = streams::StreamSettings {
         secrets_dir: config.secrets_dir.clone(),
         trust_dir: config.trust_dir.clone(),
         read_timeout: config.read_timeout,
@@ -111,14 +116,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         trust_bundle: config.trust_bundle.clone(),
         system_roots: !config.no_system_roots,
     };
-    if !config.status_topic.is_empty() {
-        let mut prefix = config.status_topic.trim_end_matches('/').to_string();
-        // Several replicas each report the part they read, under their own ordinal.
-        if let Ok(shard) = shard::Shard::from_config(&config)
-            && shard.replicas() > 1
-        {
-            status.set_partial(shard.ordinal() == 0);
-            prefix = format!("{prefix}/{}", shard.ordinal());
+    if let Some(prefix) = settings.status_prefix.clone() {
+        // Several replicas each report the part they read; the first reports the rest too.
+        if settings.shard.replicas() > 1 {
+            status.set_partial(settings.shard.ordinal() == 0);
         }
         let reporter = report::Reporter {
             status: status.clone(),
@@ -129,7 +130,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         shutdown.tracker.spawn(reporter.run(token.clone()));
     }
     let mut streams = supervisor::Supervisor::new(
-        settings,
+        stream_settings,
         status.clone(),
         events_tx,
         shutdown.tracker.clone(),
@@ -138,7 +139,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
     );
     streams.apply(plans).await;
     shutdown.tracker.spawn(reload::follow_resources(
-        config,
+        settings,
         streams,
         status,
         access,
