@@ -7,6 +7,7 @@
 pub mod acks;
 pub mod admin_rate;
 pub mod admin_writes;
+pub mod any_registry;
 pub mod azure;
 pub mod canonical;
 pub mod caps;
@@ -53,7 +54,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
                     .await
                     .map_err(|e| Error::Task(e.to_string()))??
                     .with_max_bytes(max_bytes);
-            registry::AnyRegistry::File(file)
+            any_registry::AnyRegistry::File(file)
         }
         config::RegistryKind::Azure => {
             let settings = config.azure()?;
@@ -63,7 +64,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
             .await
             .map_err(|e| Error::Task(e.to_string()))??
             .with_max_bytes(max_bytes);
-            registry::AnyRegistry::Azure(azure::AzureRegistry::new(&settings, mirror, &shutdown))
+            any_registry::AnyRegistry::Azure(azure::AzureRegistry::new(
+                &settings, mirror, &shutdown,
+            ))
         }
     };
     let pipeline = Arc::new(
