@@ -111,18 +111,9 @@ pub struct Config {
     /// How often changed checkpoints are written.
     #[arg(long, env = "CHECKPOINT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub checkpoint_interval: Duration,
-    /// Broker user name for the checkpoint store.
-    #[arg(long = "mqtt-username", env = "MQTT_USERNAME")]
-    pub mqtt_username: Option<String>,
-    /// File holding the broker password for the checkpoint store (read at connect).
-    #[arg(long = "mqtt-password-file", env = "MQTT_PASSWORD_FILE")]
-    pub mqtt_password_file: Option<PathBuf>,
-    /// Extra CA certificates (PEM) for an `mqtts://` checkpoint store.
-    #[arg(long = "mqtt-ca-file", env = "MQTT_CA_FILE")]
-    pub mqtt_ca_file: Option<PathBuf>,
-    /// Service account token file for the broker's `K8S-SAT` authentication (read at connect).
-    #[arg(long = "mqtt-sat-file", env = "MQTT_SAT_FILE")]
-    pub mqtt_sat_file: Option<PathBuf>,
+    /// Credentials and CA files of an `mqtt://` / `mqtts://` checkpoint store's broker.
+    #[command(flatten)]
+    pub broker: sse_runtime::mqtt::BrokerAuthFlags,
     /// Events sent to the schema service and not yet acknowledged; reading pauses at this many.
     #[arg(long, env = "INGEST_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: u64,
@@ -259,13 +250,9 @@ impl Config {
             StoreConfig::parse(&self.checkpoint_store).map_err(|e| Error::Config(e.to_string()))?;
         if let StoreConfig::Mqtt { broker, prefix } = &mut store {
             prefix.clone_from(&self.checkpoint_topic);
-            broker.credentials = sse_runtime::mqtt::BrokerCredentials {
-                username: self.mqtt_username.clone().filter(|u| !u.is_empty()),
-                password_file: self.mqtt_password_file.clone(),
-                sat_file: self.mqtt_sat_file.clone(),
-            };
+            broker.credentials = self.broker.credentials(self.broker.mqtt_sat_file.clone());
             if let Some(tls) = &mut broker.tls {
-                tls.ca_files = self.mqtt_ca_file.iter().cloned().collect();
+                tls.ca_files = self.broker.mqtt_ca_file.iter().cloned().collect();
             }
         }
         if let (StoreConfig::None, Some(broker)) = (&store, &self.checkpoint_broker)
