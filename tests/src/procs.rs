@@ -249,3 +249,35 @@ impl Service {
         self.logs.lock().map(|v| v.join("\n")).unwrap_or_default()
     }
 }
+
+/// What a binary that was expected to exit on its own did.
+pub struct Exited {
+    /// Its exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// Everything it wrote to stdout.
+    pub stdout: String,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+/// Runs the binary `name` with `args` until it exits (at most [`crate::DEADLINE`]: one that
+/// serves instead fails the test rather than hanging it), with no `RESOURCES_DIR` from the
+/// environment.
+pub async fn run_to_exit(name: &str, args: &[&str]) -> anyhow::Result<Exited> {
+    let out = Command::new(bin_dir().join(name))
+        .args(args)
+        .env_remove("RESOURCES_DIR")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(crate::DEADLINE, out)
+        .await
+        .with_context(|| format!("{name} {args:?} did not exit"))?
+        .with_context(|| format!("spawn {name}"))?;
+    Ok(Exited {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}

@@ -13,7 +13,6 @@ pub mod args;
 
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
 
 use clap::Parser;
 use sse_runtime::Shutdown;
@@ -27,7 +26,7 @@ pub use args::Part;
 #[derive(Debug)]
 pub struct Configs {
     /// Ingest's; its `schema` address is set when the schema service is bound.
-    pub ingest: sse_ingest::Config,
+    pub ingest: sse_ingest::Settings,
     /// The schema service's; its `publisher` address is set when the publisher is bound.
     pub schema: sse_schema::Config,
     /// The publisher's.
@@ -120,7 +119,7 @@ impl Configs {
         if ingest.checkpoint_store.is_empty() {
             ingest.checkpoint_broker = Some(broker);
         }
-        ingest.validate()?;
+        let ingest = ingest.settings()?;
         schema.validate()?;
         Ok(Self {
             ingest,
@@ -141,10 +140,10 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
     sse_runtime::link::serve_in_process();
     let pl = bind(publisher.listen, Part::Publisher).await?;
     let sl = bind(schema.listen, Part::Schema).await?;
-    let scheme = scheme(&ingest);
+    let scheme = scheme(&ingest.flags);
     schema.publisher = peer_uri(&pl, publisher.listen, Part::Publisher, scheme)?;
-    let il = bind(ingest.listen, Part::Ingest).await?;
-    ingest.schema = peer_uri(&sl, schema.listen, Part::Schema, scheme)?.to_string();
+    let il = bind(ingest.flags.listen, Part::Ingest).await?;
+    ingest.flags.schema = peer_uri(&sl, schema.listen, Part::Schema, scheme)?.to_string();
 
     let parts = [Shutdown::new(), Shutdown::new(), Shutdown::new()];
     // Each service starts once the one it calls serves in-process: a link made before that
@@ -163,13 +162,13 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
     tracing::info!("stopping: ingest, then schema, then publisher");
     let mut first: Option<Error> = None;
     let order = [
-        (Part::Ingest, ingest_task, Duration::from_secs(10)),
+        (Part::Ingest, ingest_task, sse_ingest::SHUTDOWN_DRAIN),
+        (Part::Schema, schema_task, sse_schema::SHUTDOWN_DRAIN),
         (
-            Part::Schema,
-            schema_task,
-            sse_schema::STREAM_DRAIN + Duration::from_secs(5),
+            Part::Publisher,
+            publisher_task,
+            sse_publisher::SHUTDOWN_DRAIN,
         ),
-        (Part::Publisher, publisher_task, Duration::from_secs(10)),
     ];
     for ((part, task, drain), shutdown) in order.into_iter().zip([&parts[0], &parts[1], &parts[2]])
     {
@@ -319,7 +318,8 @@ mod tests {
     #[test]
     fn checkpoints_are_kept_on_the_publishers_broker_unless_turned_off() {
         use sse_ingest::checkpoint::StoreConfig;
-        let StoreConfig::Mqtt { broker, prefix } = configs(&[]).ingest.checkpoint_store().unwrap()
+        let StoreConfig::Mqtt { broker, prefix } =
+            configs(&[]).ingest.flags.checkpoint_store().unwrap()
         else {
             panic!("checkpoints on the broker by default")
         };
@@ -328,10 +328,13 @@ mod tests {
         assert_eq!(broker.credentials.username.as_deref(), Some("u"));
         assert_eq!(prefix, sse_ingest::checkpoint::DEFAULT_PREFIX);
         let off = configs(&["--checkpoint-store", "none"]);
-        assert_eq!(off.ingest.checkpoint_store().unwrap(), StoreConfig::None);
+        assert_eq!(
+            off.ingest.flags.checkpoint_store().unwrap(),
+            StoreConfig::None
+        );
         let file = configs(&["--checkpoint-store", "/tmp/c.json"]);
         assert!(matches!(
-            file.ingest.checkpoint_store().unwrap(),
+            file.ingest.flags.checkpoint_store().unwrap(),
             StoreConfig::File(_)
         ));
     }

@@ -9,6 +9,7 @@ use sse_contract::limits::{EVENT_BYTES_DEFAULT, EVENT_BYTES_MAX};
 use sse_contract::resources::RESOURCE_FILE_BYTES_DEFAULT;
 
 use crate::error::Error;
+use crate::shard::Shard;
 
 /// Azure IoT Operations name of the secrets directory variable, read when neither the flag nor
 /// `SECRETS_DIR` is set.
@@ -16,6 +17,19 @@ pub const SECRETS_DIR_ALIAS: &str = "DEVICE_ENDPOINT_CREDENTIALS_MOUNT_PATH";
 /// Azure IoT Operations name of the trust bundle directory variable, read when neither the flag
 /// nor `TRUST_DIR` is set.
 pub const TRUST_DIR_ALIAS: &str = "DEVICE_ENDPOINT_TLS_TRUST_BUNDLE_CA_CERT_MOUNT_PATH";
+
+/// Ingest's configuration, validated once at start, with what is derived from the flags
+/// computed once, so no later step re-derives (or silently re-fails on) it.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The flags and environment as parsed (and checked).
+    pub flags: Config,
+    /// This replica's share of the streams.
+    pub shard: Shard,
+    /// The topic prefix this replica's status reports go under (with several replicas, its
+    /// ordinal appended); `None`: reports off (`--status-topic ""`).
+    pub status_prefix: Option<String>,
+}
 
 /// Everything `sse-ingest` is configured with.
 #[derive(Debug, Clone, clap::Parser)]
@@ -97,18 +111,9 @@ pub struct Config {
     /// How often changed checkpoints are written.
     #[arg(long, env = "CHECKPOINT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub checkpoint_interval: Duration,
-    /// Broker user name for the checkpoint store.
-    #[arg(long = "mqtt-username", env = "MQTT_USERNAME")]
-    pub mqtt_username: Option<String>,
-    /// File holding the broker password for the checkpoint store (read at connect).
-    #[arg(long = "mqtt-password-file", env = "MQTT_PASSWORD_FILE")]
-    pub mqtt_password_file: Option<PathBuf>,
-    /// Extra CA certificates (PEM) for an `mqtts://` checkpoint store.
-    #[arg(long = "mqtt-ca-file", env = "MQTT_CA_FILE")]
-    pub mqtt_ca_file: Option<PathBuf>,
-    /// Service account token file for the broker's `K8S-SAT` authentication (read at connect).
-    #[arg(long = "mqtt-sat-file", env = "MQTT_SAT_FILE")]
-    pub mqtt_sat_file: Option<PathBuf>,
+    /// Credentials and CA files of an `mqtt://` / `mqtts://` checkpoint store's broker.
+    #[command(flatten)]
+    pub broker: sse_runtime::mqtt::BrokerAuthFlags,
     /// Events sent to the schema service and not yet acknowledged; reading pauses at this many.
     #[arg(long, env = "INGEST_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: u64,
@@ -150,6 +155,32 @@ impl Config {
         self
     }
 
+    /// Validates the flags into [`Settings`]: see [`Config::validate`].
+    pub fn settings(self) -> Result<Settings, Error> {
+        self.validate()?;
+        let shard = self.shard()?;
+        let status_prefix = (!self.status_topic.is_empty()).then(|| {
+            let prefix = self.status_topic.trim_end_matches('/');
+            // Several replicas each report the part they read, under their own ordinal.
+            if shard.replicas() > 1 {
+                format!("{prefix}/{}", shard.ordinal())
+            } else {
+                prefix.to_string()
+            }
+        });
+        Ok(Settings {
+            flags: self,
+            shard,
+            status_prefix,
+        })
+    }
+
+    /// This replica's share of the streams, from `--replicas`, `--ordinal` and `--pod-name`.
+    pub fn shard(&self) -> Result<Shard, Error> {
+        Shard::from_flags(self.replicas, self.ordinal, self.pod_name.as_deref())
+            .map_err(|e| Error::Config(e.to_string()))
+    }
+
     /// Checks what can be checked before starting: the event size limit is one every decoder
     /// after ingest accepts, the resources directory exists, the secret access file (if any) is
     /// valid and the schema address is a URI.
@@ -169,7 +200,7 @@ impl Config {
         }
         self.checkpoint_store()?;
         self.check_topic_prefixes()?;
-        crate::shard::Shard::from_config(self).map_err(|e| Error::Config(e.to_string()))?;
+        self.shard()?;
         self.schema_endpoint()?;
         self.security()?;
         for t in sse_runtime::peers::parse_targets(&self.schema)
@@ -219,13 +250,9 @@ impl Config {
             StoreConfig::parse(&self.checkpoint_store).map_err(|e| Error::Config(e.to_string()))?;
         if let StoreConfig::Mqtt { broker, prefix } = &mut store {
             prefix.clone_from(&self.checkpoint_topic);
-            broker.credentials = sse_runtime::mqtt::BrokerCredentials {
-                username: self.mqtt_username.clone().filter(|u| !u.is_empty()),
-                password_file: self.mqtt_password_file.clone(),
-                sat_file: self.mqtt_sat_file.clone(),
-            };
+            broker.credentials = self.broker.credentials(self.broker.mqtt_sat_file.clone());
             if let Some(tls) = &mut broker.tls {
-                tls.ca_files = self.mqtt_ca_file.iter().cloned().collect();
+                tls.ca_files = self.broker.mqtt_ca_file.iter().cloned().collect();
             }
         }
         if let (StoreConfig::None, Some(broker)) = (&store, &self.checkpoint_broker)
@@ -259,6 +286,33 @@ mod tests {
         let mut all = vec!["sse-ingest"];
         all.extend_from_slice(args);
         Config::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn shard_settings_are_checked_at_start() {
+        assert!(Config::try_parse_from(["sse-ingest", "--replicas", "0"]).is_err());
+        // a bad combination is a configuration error at start (exit code 64)
+        let dir = std::env::temp_dir();
+        let dir = dir.to_str().unwrap();
+        let e = parse(&["--resources", dir, "--replicas", "3"])
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.is_config() && e.to_string().contains("INGEST_REPLICAS"),
+            "{e}"
+        );
+        assert!(
+            parse(&["--resources", dir, "--replicas", "3", "--ordinal", "2"])
+                .validate()
+                .is_ok()
+        );
+        let two = parse(&["--resources", dir, "--replicas", "2", "--pod-name", "in-1"]);
+        let settings = two.settings().unwrap();
+        assert_eq!(settings.shard, Shard::new(1, 2).unwrap());
+        let status = sse_contract::topics::STATUS_PREFIX.trim_end_matches('/');
+        assert_eq!(settings.status_prefix, Some(format!("{status}/1")));
+        let off = parse(&["--resources", dir, "--status-topic", ""]);
+        assert_eq!(off.settings().unwrap().status_prefix, None);
     }
 
     #[test]

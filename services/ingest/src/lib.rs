@@ -27,18 +27,19 @@ pub mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sse_proto::v1::ingest_service_server::IngestServiceServer;
+use sse_proto::v1::ingest_service_server::{IngestServiceServer, SERVICE_NAME};
 use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 
-pub use config::Config;
+pub use config::{Config, Settings};
 pub use error::Error;
 
 /// Routed events queued between the stream readers and the forwarder.
 const EVENT_QUEUE: usize = 1024;
+/// How long, after the gRPC server stops, the process waits for its tasks (the forwarder's
+/// final acks, checkpoints) before it exits anyway.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 /// How long shutdown waits for in-flight events to be acknowledged.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -46,7 +47,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// starts one reader per stream and the forwarder (under the shutdown tracker) and serves
 /// `IngestService` with health and reflection. Returns when the gRPC server has stopped; the
 /// caller drains the tracker for the forwarder's final acks.
-pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), Error> {
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    let config = &settings.flags;
     let endpoint = config
         .schema_endpoint()?
         .connect_timeout(Duration::from_secs(5))
@@ -60,7 +66,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         usize::try_from(config.max_resource_file_bytes).unwrap_or(usize::MAX),
         config.secrets_dir.as_deref(),
     )?);
-    let first = reload::load(&config, &status, &access, None).await?;
+    let first = reload::load(&settings, &status, &access, None).await?;
     let (res, plans) = (first.resources, first.plans.unwrap_or_default());
 
     let api = IngestServiceServer::new(grpc::IngestApi::new(status.clone()));
@@ -69,10 +75,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         .secure(security, "sse-ingest")
         .add_service(api);
     let health = serving.health.clone();
-    set_health(&health, false).await;
+    sse_runtime::health::set(&health, SERVICE_NAME, false).await;
 
     let token = shutdown.token.clone();
-    let Some(checkpoints) = open_checkpoints(&config, &token).await? else {
+    let Some(checkpoints) = open_checkpoints(config, &token).await? else {
         return Ok(()); // shut down while waiting for the store
     };
     let checkpoints = Arc::new(checkpoints);
@@ -98,7 +104,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         forwarder.run(events_rx, forwarder_token).await;
         tracing::debug!("forwarder stopped");
     });
-    let settings = streams::StreamSettings {
+    let stream_settings = streams::StreamSettings {
         secrets_dir: config.secrets_dir.clone(),
         trust_dir: config.trust_dir.clone(),
         read_timeout: config.read_timeout,
@@ -110,14 +116,10 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         trust_bundle: config.trust_bundle.clone(),
         system_roots: !config.no_system_roots,
     };
-    if !config.status_topic.is_empty() {
-        let mut prefix = config.status_topic.trim_end_matches('/').to_string();
-        // Several replicas each report the part they read, under their own ordinal.
-        if let Ok(shard) = shard::Shard::from_config(&config)
-            && shard.replicas() > 1
-        {
-            status.set_partial(shard.ordinal() == 0);
-            prefix = format!("{prefix}/{}", shard.ordinal());
+    if let Some(prefix) = settings.status_prefix.clone() {
+        // Several replicas each report the part they read; the first reports the rest too.
+        if settings.shard.replicas() > 1 {
+            status.set_partial(settings.shard.ordinal() == 0);
         }
         let reporter = report::Reporter {
             status: status.clone(),
@@ -128,7 +130,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         shutdown.tracker.spawn(reporter.run(token.clone()));
     }
     let mut streams = supervisor::Supervisor::new(
-        settings,
+        stream_settings,
         status.clone(),
         events_tx,
         shutdown.tracker.clone(),
@@ -137,16 +139,20 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
     );
     streams.apply(plans).await;
     shutdown.tracker.spawn(reload::follow_resources(
-        config,
+        settings,
         streams,
         status,
         access,
         res,
         token.clone(),
     ));
-    shutdown
-        .tracker
-        .spawn(follow_health(health, open_rx, token.clone()));
+    // Health follows the Process stream to schema (resources are loaded before it starts).
+    shutdown.tracker.spawn(sse_runtime::health::follow(
+        health,
+        SERVICE_NAME,
+        open_rx,
+        token.clone(),
+    ));
 
     serving.run(listener, token).await?;
     Ok(())
@@ -174,37 +180,4 @@ async fn open_checkpoints(
             }
         }
     }
-}
-
-/// Sets overall and `IngestService` health.
-async fn set_health(health: &HealthReporter, serving: bool) {
-    let s = if serving {
-        ServingStatus::Serving
-    } else {
-        ServingStatus::NotServing
-    };
-    health.set_service_status("", s).await;
-    health
-        .set_service_status("sseconnector.v1.IngestService", s)
-        .await;
-}
-
-/// Health follows the Process stream to schema (resources are loaded before it starts).
-async fn follow_health(
-    health: HealthReporter,
-    mut open: tokio::sync::watch::Receiver<bool>,
-    token: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        let up = *open.borrow_and_update();
-        if token.is_cancelled() {
-            break;
-        }
-        set_health(&health, up).await;
-        tokio::select! {
-            r = open.changed() => if r.is_err() { break },
-            _ = token.cancelled() => break,
-        }
-    }
-    set_health(&health, false).await;
 }

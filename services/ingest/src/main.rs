@@ -1,10 +1,8 @@
-//! `sse-ingest`: parses its configuration, starts telemetry, binds, and hands off to
-//! [`sse_ingest::run`] until SIGTERM; then drains with a timeout.
+//! `sse-ingest`: parses and validates its configuration, then runs [`sse_ingest::run`] under the
+//! runtime's process helper (telemetry, bind, SIGTERM, drain; exit 64 on bad configuration).
 
-use std::time::Duration;
-
-use clap::Parser;
 use sse_ingest::Config;
+use sse_runtime::process;
 
 const SERVICE: &str = "sse-ingest";
 
@@ -18,21 +16,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // services at 1,000 events/s). Scale out with replicas.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse().with_aliases(|k| std::env::var(k).ok());
-    if let Err(e) = config.validate() {
-        sse_runtime::exit_config_error(SERVICE, &e);
-    }
-    let telemetry = sse_runtime::telemetry::init(SERVICE);
-    let listener = sse_runtime::bind(config.listen, SERVICE).await?;
-    let shutdown = sse_runtime::Shutdown::on_signals();
-    let result = sse_ingest::run(listener, config, shutdown.clone()).await;
-    if !shutdown.drain(Duration::from_secs(10)).await {
-        tracing::warn!("shutdown: tasks still running after 10 s; exiting anyway");
-    }
-    tracing::debug!("drained");
-    telemetry.shutdown().await;
-    match result {
-        Err(e) if e.is_config() => sse_runtime::exit_config_error(SERVICE, &e),
-        r => Ok(r?),
-    }
+    let config = process::parse::<Config>(SERVICE).with_aliases(|k| std::env::var(k).ok());
+    let settings = process::settings_or_exit(SERVICE, config.settings());
+    let listen = settings.flags.listen;
+    process::run(
+        SERVICE,
+        listen,
+        sse_ingest::SHUTDOWN_DRAIN,
+        |listener, shutdown| sse_ingest::run(listener, settings, shutdown),
+    )
+    .await
 }

@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::Settings;
 use crate::error::Error;
 use crate::resources::{self, Resources};
 use crate::routing::StreamPlan;
 use crate::secret_access::{self, AccessFile};
 use crate::status::Status;
-use crate::{routing, shard, supervisor, watch};
+use crate::{routing, supervisor, watch};
 
 /// Resources as loaded, with the streams this replica reads for them.
 pub struct Loaded {
@@ -28,14 +28,14 @@ pub struct Loaded {
 /// streams off the service's thread; the status follows them. Equal to `before`, they are not
 /// planned again.
 pub async fn load(
-    config: &Config,
+    settings: &Settings,
     status: &Arc<Status>,
     access: &Arc<AccessFile>,
     before: Option<Arc<Resources>>,
 ) -> Result<Loaded, Error> {
-    let path = config.resources.clone();
-    let (config, status, access) = (config.clone(), status.clone(), access.clone());
-    tokio::task::spawn_blocking(move || load_blocking(&config, &status, &access, before))
+    let path = settings.flags.resources.clone();
+    let (settings, status, access) = (settings.clone(), status.clone(), access.clone());
+    tokio::task::spawn_blocking(move || load_blocking(&settings, &status, &access, before))
         .await
         .map_err(|e| Error::ResourcesDir {
             path,
@@ -44,13 +44,13 @@ pub async fn load(
 }
 
 fn load_blocking(
-    config: &Config,
+    settings: &Settings,
     status: &Status,
     access: &AccessFile,
     before: Option<Arc<Resources>>,
 ) -> Result<Loaded, Error> {
-    let max = usize::try_from(config.max_resource_file_bytes).unwrap_or(usize::MAX);
-    let mut res = resources::load_dir_limited(&config.resources, max)?;
+    let max = usize::try_from(settings.flags.max_resource_file_bytes).unwrap_or(usize::MAX);
+    let mut res = resources::load_dir_limited(&settings.flags.resources, max)?;
     if let Some(access) = access.refresh() {
         secret_access::enforce(&access, &mut res);
     }
@@ -60,7 +60,7 @@ fn load_blocking(
             plans: None,
         });
     }
-    let plans = plan_streams(config, &res, status, before.as_deref());
+    let plans = plan_streams(settings, &res, status, before.as_deref());
     Ok(Loaded {
         resources: Arc::new(res),
         plans: Some(plans),
@@ -70,16 +70,16 @@ fn load_blocking(
 /// The streams this replica reads for `res`, with the status following them; logs the problems
 /// that are new since `before`.
 fn plan_streams(
-    config: &Config,
+    settings: &Settings,
     res: &Resources,
     status: &Status,
     before: Option<&Resources>,
 ) -> Vec<StreamPlan> {
     log_new_problems(res, before);
     let plans = routing::plan(res);
-    let plans = shard::select(config, plans);
+    let plans = settings.shard.select(plans);
     tracing::info!(
-        dir = %config.resources.display(),
+        dir = %settings.flags.resources.display(),
         devices = res.devices.len(),
         assets = res.assets.len(),
         streams = plans.len(),
@@ -107,25 +107,25 @@ fn log_new_problems(res: &Resources, before: Option<&Resources>) {
 /// applies the difference: changed streams reconnect, removed ones close, new ones start, the
 /// rest are left alone. A directory that cannot be read keeps the current streams running.
 pub async fn follow_resources(
-    config: Config,
+    settings: Settings,
     mut streams: supervisor::Supervisor,
     status: Arc<Status>,
     access: Arc<AccessFile>,
     mut current: Arc<Resources>,
     token: CancellationToken,
 ) {
-    let settings = watch::WatchSettings {
-        debounce: config.reload_debounce,
-        rescan: config.rescan_interval,
+    let watching = watch::WatchSettings {
+        debounce: settings.flags.reload_debounce,
+        rescan: settings.flags.rescan_interval,
     };
-    let mut dir = watch::DirWatch::new(&config.resources, settings);
+    let mut dir = watch::DirWatch::new(&settings.flags.resources, watching);
     // The resources' rescan re-reads the access file too.
     let mut access_watch = access.path().map(|p| {
         watch::DirWatch::file(
             p,
             watch::WatchSettings {
                 rescan: std::time::Duration::ZERO,
-                ..settings
+                ..watching
             },
         )
     });
@@ -139,7 +139,7 @@ pub async fn follow_resources(
         }
         // Shutdown need not wait for a long load (its result is of no use any more).
         let loaded = tokio::select! {
-            r = load(&config, &status, &access, Some(current.clone())) => r,
+            r = load(&settings, &status, &access, Some(current.clone())) => r,
             _ = token.cancelled() => return,
         };
         let (resources, plans) = match loaded {

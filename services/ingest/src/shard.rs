@@ -9,7 +9,6 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
 use crate::routing::StreamPlan;
 
 /// Why the shard settings cannot be used (a configuration fault).
@@ -65,13 +64,18 @@ impl Shard {
         Ok(Self { ordinal, replicas })
     }
 
-    /// The shard the configuration names: `--ordinal`, else the pod name's ordinal; with one
-    /// replica the ordinal may be unknown (it is 0).
-    pub fn from_config(config: &Config) -> Result<Self, ShardError> {
-        if config.replicas <= 1 && config.ordinal.is_none() {
-            return Self::new(0, config.replicas.max(1));
+    /// The shard the flags name: `ordinal` (`--ordinal`), else the ordinal of `pod_name`
+    /// (`--pod-name`), among `replicas` (`--replicas`); with one replica the ordinal may be
+    /// unknown (it is 0).
+    pub fn from_flags(
+        replicas: u32,
+        ordinal: Option<u32>,
+        pod_name: Option<&str>,
+    ) -> Result<Self, ShardError> {
+        if replicas <= 1 && ordinal.is_none() {
+            return Self::new(0, replicas.max(1));
         }
-        let ordinal = match (config.ordinal, config.pod_name.as_deref()) {
+        let ordinal = match (ordinal, pod_name) {
             (Some(o), _) => Some(o),
             (None, Some(name)) if !name.is_empty() => {
                 Some(ordinal_of_pod(name).ok_or_else(|| ShardError::PodName(name.to_string()))?)
@@ -79,9 +83,9 @@ impl Shard {
             _ => None,
         };
         match ordinal {
-            Some(o) => Self::new(o, config.replicas),
-            None if config.replicas <= 1 => Self::new(0, config.replicas.max(1)),
-            None => Err(ShardError::NoOrdinal(config.replicas)),
+            Some(o) => Self::new(o, replicas),
+            None if replicas <= 1 => Self::new(0, replicas.max(1)),
+            None => Err(ShardError::NoOrdinal(replicas)),
         }
     }
 
@@ -103,6 +107,22 @@ impl Shard {
     /// The plans this replica reads, in their order.
     pub fn filter(&self, plans: Vec<StreamPlan>) -> Vec<StreamPlan> {
         plans.into_iter().filter(|p| self.owns(&p.key)).collect()
+    }
+
+    /// [`Shard::filter`], logging the split when there are several replicas.
+    pub fn select(&self, plans: Vec<StreamPlan>) -> Vec<StreamPlan> {
+        let total = plans.len();
+        let owned = self.filter(plans);
+        if self.replicas > 1 {
+            tracing::info!(
+                ordinal = self.ordinal,
+                replicas = self.replicas,
+                owned = owned.len(),
+                total,
+                "streams split among replicas"
+            );
+        }
+        owned
     }
 }
 
@@ -135,35 +155,9 @@ pub fn ordinal_of_pod(name: &str) -> Option<u32> {
     n.parse().ok()
 }
 
-/// The plans this replica reads under `config`; when the shard settings are unusable (which
-/// `Config::validate` reports at start), none, so no stream is ever read twice.
-pub fn select(config: &Config, plans: Vec<StreamPlan>) -> Vec<StreamPlan> {
-    match Shard::from_config(config) {
-        Ok(shard) => {
-            let total = plans.len();
-            let owned = shard.filter(plans);
-            if shard.replicas > 1 {
-                tracing::info!(
-                    ordinal = shard.ordinal,
-                    replicas = shard.replicas,
-                    owned = owned.len(),
-                    total,
-                    "streams split among replicas"
-                );
-            }
-            owned
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "shard settings unusable: reading no stream");
-            Vec::new()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     fn keys(n: usize) -> Vec<String> {
         (0..n)
@@ -249,63 +243,32 @@ mod tests {
         assert_eq!(ordinal_of_pod("ingest-+1"), None);
     }
 
-    fn config(args: &[&str]) -> Config {
-        let mut all = vec!["sse-ingest"];
-        all.extend_from_slice(args);
-        Config::try_parse_from(all).unwrap()
-    }
-
     #[test]
     fn shard_from_flags_and_pod_name() {
-        assert_eq!(Shard::from_config(&config(&[])), Ok(Shard::default()));
+        let from = |replicas, ordinal, pod: Option<&str>| Shard::from_flags(replicas, ordinal, pod);
+        assert_eq!(from(1, None, None), Ok(Shard::default()));
         assert_eq!(
-            Shard::from_config(&config(&["--replicas", "3", "--pod-name", "sse-ingest-2"])),
+            from(3, None, Some("sse-ingest-2")),
             Ok(Shard::new(2, 3).unwrap())
         );
         assert_eq!(
-            Shard::from_config(&config(&[
-                "--replicas",
-                "3",
-                "--pod-name",
-                "sse-ingest-2",
-                "--ordinal",
-                "1"
-            ])),
+            from(3, Some(1), Some("sse-ingest-2")),
             Ok(Shard::new(1, 3).unwrap())
         );
+        assert_eq!(from(3, None, None), Err(ShardError::NoOrdinal(3)));
         assert_eq!(
-            Shard::from_config(&config(&["--replicas", "3"])),
-            Err(ShardError::NoOrdinal(3))
-        );
-        assert_eq!(
-            Shard::from_config(&config(&["--replicas", "2", "--ordinal", "2"])),
+            from(2, Some(2), None),
             Err(ShardError::OutOfRange {
                 ordinal: 2,
                 replicas: 2
             })
         );
         assert!(matches!(
-            Shard::from_config(&config(&["--replicas", "2", "--pod-name", "ingest"])),
+            from(2, None, Some("ingest")),
             Err(ShardError::PodName(_))
         ));
-        assert!(Config::try_parse_from(["sse-ingest", "--replicas", "0"]).is_err());
-        // a bad combination is a configuration error at start (exit code 64)
-        let dir = std::env::temp_dir();
-        let dir = dir.to_str().unwrap();
-        let e = config(&["--resources", dir, "--replicas", "3"])
-            .validate()
-            .unwrap_err();
-        assert!(
-            e.is_config() && e.to_string().contains("INGEST_REPLICAS"),
-            "{e}"
-        );
-        assert!(
-            config(&["--resources", dir, "--replicas", "3", "--ordinal", "2"])
-                .validate()
-                .is_ok()
-        );
         // one replica reads everything whatever the pod is called
-        let one = Shard::from_config(&config(&["--pod-name", "anything"])).unwrap();
+        let one = from(1, None, Some("anything")).unwrap();
         assert!(keys(20).iter().all(|k| one.owns(k)));
     }
 }

@@ -296,6 +296,8 @@ async fn routes_events_resends_unacked_and_reports_status() {
         "--status-topic".into(),
         String::new(),
     ])
+    .unwrap()
+    .settings()
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ingest = listener.local_addr().unwrap();
@@ -520,6 +522,8 @@ async fn a_full_in_flight_window_stops_forwarding() {
         "--status-topic".into(),
         String::new(),
     ])
+    .unwrap()
+    .settings()
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ingest = listener.local_addr().unwrap();
@@ -568,13 +572,12 @@ async fn a_full_in_flight_window_stops_forwarding() {
 
 #[tokio::test]
 async fn missing_resources_dir_is_a_config_error() {
-    let config =
+    // Validated into settings before anything starts.
+    let e =
         sse_ingest::Config::try_parse_from(["sse-ingest", "--resources", "/definitely/not/here"])
-            .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let e = sse_ingest::run(listener, config, sse_runtime::Shutdown::new())
-        .await
-        .unwrap_err();
+            .unwrap()
+            .settings()
+            .unwrap_err();
     assert!(e.is_config());
     assert!(e.to_string().contains("/definitely/not/here"));
 }

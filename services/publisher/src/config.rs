@@ -10,7 +10,7 @@ use clap::Parser;
 use rand::Rng;
 use serde::Deserialize;
 use sse_contract::limits::MQTT_CONTROL_PACKET_BYTES_MAX;
-use sse_runtime::mqtt::{Broker, BrokerAddress, BrokerCredentials, ClientSettings, TlsFiles};
+use sse_runtime::mqtt::{Broker, BrokerAddress, ClientSettings, TlsFiles};
 
 use crate::error::Error;
 
@@ -51,19 +51,9 @@ pub struct Config {
     /// Pod name, the client id when neither `--client-id` nor CONNECTOR_ID is given.
     #[arg(long = "pod-name", env = "POD_NAME", hide = true)]
     pub pod_name: Option<String>,
-    /// MQTT user name.
-    #[arg(long, env = "MQTT_USERNAME")]
-    pub mqtt_username: Option<String>,
-    /// File holding the MQTT password, read at each connect (so rotation needs no restart).
-    #[arg(long, env = "MQTT_PASSWORD_FILE")]
-    pub mqtt_password_file: Option<PathBuf>,
-    /// Service account token file for the `K8S-SAT` MQTT 5 enhanced authentication (Azure IoT
-    /// Operations), read at each connect.
-    #[arg(long, env = "MQTT_SAT_FILE")]
-    pub mqtt_sat_file: Option<PathBuf>,
-    /// Extra CA certificates (PEM) trusted for `mqtts://`, on top of the system roots.
-    #[arg(long, env = "MQTT_CA_FILE")]
-    pub mqtt_ca_file: Option<PathBuf>,
+    /// The broker's credentials and CA files (shared with ingest's checkpoint store).
+    #[command(flatten)]
+    pub broker: sse_runtime::mqtt::BrokerAuthFlags,
     /// Client certificate chain (PEM) for mutual TLS; needs `--mqtt-key-file`.
     #[arg(long, env = "MQTT_CERT_FILE", requires = "mqtt_key_file")]
     pub mqtt_cert_file: Option<PathBuf>,
@@ -261,7 +251,7 @@ impl Config {
         };
         let address = BrokerAddress::parse(&url).map_err(|e| Error::Config(e.to_string()))?;
         let tls = if address.tls {
-            let ca_files = match (&self.mqtt_ca_file, &self.broker_trust_dir) {
+            let ca_files = match (&self.broker.mqtt_ca_file, &self.broker_trust_dir) {
                 (Some(f), _) => vec![f.clone()],
                 (None, Some(dir)) if aio.tls_enabled() => pem_files(dir)?,
                 (None, _) => Vec::new(),
@@ -275,14 +265,14 @@ impl Config {
                 .map_err(|e| Error::Config(e.to_string()))?;
             Some(files)
         } else {
-            if self.mqtt_cert_file.is_some() || self.mqtt_ca_file.is_some() {
+            if self.mqtt_cert_file.is_some() || self.broker.mqtt_ca_file.is_some() {
                 return Err(Error::Config(format!(
                     "--mqtt-ca-file / --mqtt-cert-file need a TLS broker URL (mqtts://), got {url:?}"
                 )));
             }
             None
         };
-        let sat_file = match (&self.mqtt_sat_file, aio.wants_sat()?) {
+        let sat_file = match (&self.broker.mqtt_sat_file, aio.wants_sat()?) {
             (Some(f), _) => Some(f.clone()),
             (None, true) => Some(self.broker_sat_file.clone().ok_or_else(|| {
                 Error::Config(
@@ -321,11 +311,7 @@ impl Config {
         let broker = Broker {
             address,
             tls,
-            credentials: BrokerCredentials {
-                username: self.mqtt_username.clone().filter(|u| !u.is_empty()),
-                password_file: self.mqtt_password_file.clone(),
-                sat_file,
-            },
+            credentials: self.broker.credentials(sat_file),
         };
         let client_id = client_id(
             self.client_id.as_deref(),

@@ -88,6 +88,13 @@ impl From<Error> for tonic::Status {
     }
 }
 
+/// Only a configuration error (exit 64 at start) is the operator's.
+impl sse_runtime::process::Fault for Error {
+    fn is_config(&self) -> bool {
+        matches!(self, Error::Config(_))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,18 +11,22 @@ pub mod mqtt;
 pub mod properties;
 pub mod state_store;
 
+use std::time::Duration;
+
 use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
-use sse_proto::v1::publisher_service_server::PublisherServiceServer;
+use sse_proto::v1::publisher_service_server::{PublisherServiceServer, SERVICE_NAME};
 use sse_proto::v1::{PublishRequest, PublishResponse};
 use sse_runtime::link::Messages;
 use sse_runtime::serve::ServeError;
 use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
-use tonic::server::NamedService;
-use tonic_health::ServingStatus;
 
 pub use config::Config;
 pub use error::Error;
+
+/// How long, after the gRPC server stops, the process waits for its tasks (publishes in flight
+/// and their acks) before it exits anyway.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 /// Serves `PublisherService` on `listener` until `shutdown` is cancelled, then drains.
 pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), Error> {
@@ -48,36 +52,15 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
                 Box::pin(in_process.start(events))
             },
         );
-    let health = serving.health.clone();
-    for name in ["", PUBLISHER_SERVICE] {
-        health
-            .set_service_status(name, ServingStatus::NotServing)
-            .await;
-    }
     // Health follows the broker connection.
-    let mut connection = mqtt.connection();
-    let token = shutdown.token.clone();
-    shutdown.tracker.spawn(async move {
-        loop {
-            let status = if *connection.borrow_and_update() && !token.is_cancelled() {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            for name in ["", PUBLISHER_SERVICE] {
-                health.set_service_status(name, status).await;
-            }
-            tokio::select! {
-                changed = connection.changed() => if changed.is_err() { break },
-                _ = token.cancelled() => break,
-            }
-        }
-        for name in ["", PUBLISHER_SERVICE] {
-            health
-                .set_service_status(name, ServingStatus::NotServing)
-                .await;
-        }
-    });
+    let health = serving.health.clone();
+    sse_runtime::health::set(&health, SERVICE_NAME, false).await;
+    shutdown.tracker.spawn(sse_runtime::health::follow(
+        health,
+        SERVICE_NAME,
+        mqtt.connection(),
+        shutdown.token.clone(),
+    ));
     drop(mqtt);
     serving
         .run(listener, shutdown.token.clone())
@@ -87,6 +70,3 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
             e => Error::Serve(e.to_string()),
         })
 }
-
-/// The gRPC service name health reports on.
-const PUBLISHER_SERVICE: &str = <PublisherServiceServer<grpc::PublisherGrpc> as NamedService>::NAME;

@@ -1,10 +1,9 @@
-//! `sse-publisher`: parse the configuration, start telemetry, bind, run until SIGTERM, drain.
+//! `sse-publisher`: parses and validates its configuration, then runs [`sse_publisher::run`]
+//! under the runtime's process helper (telemetry, bind, SIGTERM, drain; exit 64 on bad
+//! configuration).
 
-use std::time::Duration;
-
-use clap::Parser;
 use sse_publisher::Config;
-use sse_runtime::{Shutdown, exit_config_error, telemetry};
+use sse_runtime::process;
 
 const SERVICE: &str = "sse-publisher";
 
@@ -18,27 +17,15 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // services at 1,000 events/s). Scale out with replicas.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let config = match Config::try_parse() {
-        Ok(c) => c,
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => exit_config_error(SERVICE, &e),
-    };
-    if let Err(e) = config.mqtt_settings() {
-        exit_config_error(SERVICE, &e);
-    }
-    if let Err(e) = config.grpc.load() {
-        exit_config_error(SERVICE, &e);
-    }
-    let guard = telemetry::init(SERVICE);
-    let listener = sse_runtime::bind(config.listen, SERVICE).await?;
-    let shutdown = Shutdown::on_signals();
-    let result = sse_publisher::run(listener, config, shutdown.clone()).await;
-    if !shutdown.drain(Duration::from_secs(10)).await {
-        tracing::warn!("drain timed out");
-    }
-    guard.shutdown().await;
-    if let Err(e @ sse_publisher::Error::Config(_)) = &result {
-        exit_config_error(SERVICE, e);
-    }
-    result.map_err(Into::into)
+    let config = process::parse::<Config>(SERVICE);
+    process::settings_or_exit(SERVICE, config.mqtt_settings());
+    process::settings_or_exit(SERVICE, config.grpc.load());
+    let listen = config.listen;
+    process::run(
+        SERVICE,
+        listen,
+        sse_publisher::SHUTDOWN_DRAIN,
+        |listener, shutdown| sse_publisher::run(listener, config, shutdown),
+    )
+    .await
 }

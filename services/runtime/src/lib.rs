@@ -2,15 +2,18 @@
 //! trace-context helpers, gRPC serving with health and reflection, the shutdown signal, backoff,
 //! TLS client configuration, the one MQTT client stack (URLs, options, TLS, credentials, packet
 //! limits, the supervised connection loop), private state files, the seq-ordered queue of the ack
-//! bookkeeping, and the exit code for bad configuration.
+//! bookkeeping, and the exit code for bad configuration and the life
+//! of a service process (parse, bind, run, drain), and the health helper.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod backoff;
+pub mod health;
 pub mod link;
 pub mod mqtt;
 pub mod mtls;
 pub mod peers;
 pub mod private_file;
+pub mod process;
 pub mod seq;
 pub mod serve;
 pub mod shutdown;
@@ -19,14 +22,9 @@ pub mod telemetry;
 pub mod tls;
 
 pub use backoff::Backoff;
+pub use process::exit_config_error;
 pub use serve::{Serving, bind};
 pub use shutdown::Shutdown;
 
 /// Exit code for bad configuration (`EX_USAGE` of sysexits.h).
 pub const EXIT_CONFIG: i32 = 64;
-
-/// Prints a configuration error and exits with [`EXIT_CONFIG`], so orchestrators see a config fault.
-pub fn exit_config_error(service: &str, err: &dyn std::fmt::Display) -> ! {
-    eprintln!("{service}: configuration error: {err}");
-    std::process::exit(EXIT_CONFIG)
-}

@@ -125,6 +125,12 @@ impl From<Error> for tonic::Status {
     }
 }
 
+impl sse_runtime::process::Fault for Error {
+    fn is_config(&self) -> bool {
+        Error::is_config(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

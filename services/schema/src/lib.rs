@@ -7,6 +7,7 @@
 pub mod acks;
 pub mod admin_rate;
 pub mod admin_writes;
+pub mod any_registry;
 pub mod azure;
 pub mod canonical;
 pub mod caps;
@@ -23,18 +24,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
-use sse_proto::v1::schema_service_server::SchemaServiceServer;
+use sse_proto::v1::schema_service_server::{SERVICE_NAME, SchemaServiceServer};
 use sse_proto::v1::{ProcessRequest, ProcessResponse};
 use sse_runtime::link::Messages;
 use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
-use tonic_health::ServingStatus;
 
 pub use config::Config;
 pub use error::Error;
 
 /// How long, on shutdown, each stream keeps relaying acks for events already forwarded.
 pub const STREAM_DRAIN: Duration = Duration::from_secs(10);
+
+/// How long, after the gRPC server stops, the process waits for its tasks: every stream's
+/// [`STREAM_DRAIN`], with room to spare.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(STREAM_DRAIN.as_secs() + 5);
 
 /// Serves the schema service on `listener` until `shutdown.token` is cancelled and every stream
 /// has ended.
@@ -50,7 +54,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
                     .await
                     .map_err(|e| Error::Task(e.to_string()))??
                     .with_max_bytes(max_bytes);
-            registry::AnyRegistry::File(file)
+            any_registry::AnyRegistry::File(file)
         }
         config::RegistryKind::Azure => {
             let settings = config.azure()?;
@@ -60,7 +64,9 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
             .await
             .map_err(|e| Error::Task(e.to_string()))??
             .with_max_bytes(max_bytes);
-            registry::AnyRegistry::Azure(azure::AzureRegistry::new(&settings, mirror, &shutdown))
+            any_registry::AnyRegistry::Azure(azure::AzureRegistry::new(
+                &settings, mirror, &shutdown,
+            ))
         }
     };
     let pipeline = Arc::new(
@@ -96,17 +102,19 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
                 Box::pin(in_process.start(events))
             },
         );
+    // Ready while a publisher is reachable.
     let health = serving.health.clone();
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    health
-        .set_service_status(publisher::SERVICE_NAME, ServingStatus::NotServing)
-        .await;
-    shutdown.tracker.spawn(publisher::watch_health(
-        channel,
+    sse_runtime::health::set(&health, SERVICE_NAME, false).await;
+    let (ready, readiness) = tokio::sync::watch::channel(false);
+    let token = shutdown.token.clone();
+    shutdown
+        .tracker
+        .spawn(publisher::follow_reachable(channel, ready, token.clone()));
+    shutdown.tracker.spawn(sse_runtime::health::follow(
         health,
-        shutdown.token.clone(),
+        SERVICE_NAME,
+        readiness,
+        token,
     ));
     serving.run(listener, shutdown.token.clone()).await?;
     Ok(())

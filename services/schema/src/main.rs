@@ -1,9 +1,8 @@
-//! `sse-schema`: parse the configuration, start telemetry, bind, serve until SIGTERM, drain.
+//! `sse-schema`: parses and validates its configuration, then runs [`sse_schema::run`] under
+//! the runtime's process helper (telemetry, bind, SIGTERM, drain; exit 64 on bad
+//! configuration).
 
-use std::time::Duration;
-
-use clap::Parser;
-use sse_runtime::{Shutdown, exit_config_error, telemetry};
+use sse_runtime::process;
 use sse_schema::Config;
 
 const SERVICE: &str = "sse-schema";
@@ -18,30 +17,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // services at 1,000 events/s). Scale out with replicas.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let config = match Config::try_parse() {
-        Ok(c) => c,
-        Err(e) if e.use_stderr() => exit_config_error(SERVICE, &e),
-        Err(e) => e.exit(),
-    };
-    if let Err(e) = config.validate() {
-        exit_config_error(SERVICE, &e);
-    }
-    let guard = telemetry::init(SERVICE);
-    let listener = match sse_runtime::bind(config.listen, SERVICE).await {
-        Ok(l) => l,
-        Err(e) => exit_config_error(SERVICE, &format!("cannot listen on {}: {e}", config.listen)),
-    };
-    let shutdown = Shutdown::on_signals();
-    let result = sse_schema::run(listener, config, shutdown.clone()).await;
-    if !shutdown
-        .drain(sse_schema::STREAM_DRAIN + Duration::from_secs(5))
-        .await
-    {
-        tracing::warn!("shutdown drain timed out");
-    }
-    guard.shutdown().await;
-    match result {
-        Err(e) if e.is_config() => exit_config_error(SERVICE, &e),
-        r => Ok(r?),
-    }
+    let config = process::parse::<Config>(SERVICE);
+    process::settings_or_exit(SERVICE, config.validate());
+    let listen = config.listen;
+    process::run(
+        SERVICE,
+        listen,
+        sse_schema::SHUTDOWN_DRAIN,
+        |listener, shutdown| sse_schema::run(listener, config, shutdown),
+    )
+    .await
 }

@@ -1,8 +1,8 @@
 //! The connection to the publisher: every address its name resolves to (a headless Service: one
 //! per publisher pod; or a list, `http://a,b:50053`), followed as it changes, with one lazily
 //! connected gRPC channel per address shared by every stream; a reachability probe (the
-//! publisher's `grpc.health.v1` Check) with backoff, and the health watcher that turns this
-//! service SERVING once a publisher has been reached.
+//! publisher's `grpc.health.v1` Check) with backoff, and the readiness follower that says
+//! whether a publisher is reachable now (health SERVING) or none is (NOT_SERVING).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,13 +17,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Endpoint, Uri};
-use tonic_health::ServingStatus;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::server::HealthReporter;
 
-/// The gRPC service name this process reports health for, besides the overall `""`.
-pub const SERVICE_NAME: &str = "sseconnector.v1.SchemaService";
+/// How often, while a publisher is reachable, it is checked again: losing every publisher
+/// turns this service NOT_SERVING within about this long (plus the probe's timeout).
+const RECHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// How long an address whose stream failed is left out before it is probed again.
 const DOWN_FOR: Duration = Duration::from_secs(10);
@@ -207,19 +206,32 @@ pub async fn wait_reachable(publishers: &Publishers, token: &CancellationToken) 
     }
 }
 
-/// Reports NOT_SERVING until the publisher has been reached once, then SERVING (overall and
-/// for [`SERVICE_NAME`]). Returns when done or when `token` is cancelled.
-pub async fn watch_health(
+/// Follows whether a publisher is reachable into `ready` (false until one has been reached,
+/// false again once none answers), until `token` is cancelled. Health follows `ready`.
+pub async fn follow_reachable(
     publishers: Publishers,
-    health: HealthReporter,
+    ready: watch::Sender<bool>,
     token: CancellationToken,
 ) {
-    if wait_reachable(&publishers, &token).await && !token.is_cancelled() {
+    while wait_reachable(&publishers, &token).await {
         tracing::info!("publisher reached; serving");
-        health.set_service_status("", ServingStatus::Serving).await;
-        health
-            .set_service_status(SERVICE_NAME, ServingStatus::Serving)
-            .await;
+        ready.send_replace(true);
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(RECHECK_EVERY) => {}
+            }
+            let ok = tokio::select! {
+                () = token.cancelled() => return,
+                ok = reachable(&publishers) => ok,
+            };
+            if !ok {
+                break;
+            }
+        }
+        tracing::warn!("no publisher reachable; not serving");
+        ready.send_replace(false);
+        publishers.refresh();
     }
 }
 

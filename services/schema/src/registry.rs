@@ -79,7 +79,7 @@ impl NewSchema {
 }
 
 /// Where schemas are stored: the embedded [`FileRegistry`], or an external registry
-/// ([`crate::azure::AzureRegistry`]); [`AnyRegistry`] picks one at run time.
+/// (the Azure IoT Operations one); [`crate::any_registry::AnyRegistry`] picks one at run time.
 pub trait Registry: Send + Sync + 'static {
     /// Stores a schema version; storing an existing (name, version) again returns it unchanged.
     fn put(&self, schema: NewSchema) -> impl Future<Output = Result<SchemaRecord, Error>> + Send;
@@ -427,45 +427,6 @@ impl Registry for FileRegistry {
     async fn current(&self, subject: &str) -> Result<Option<SchemaRecord>, Error> {
         let key = self.lock_subjects().get(subject).cloned();
         Ok(key.and_then(|k| self.lock_index().by_key.get(&k).cloned()))
-    }
-}
-
-/// The registry chosen by configuration: the embedded one (default) or an external one.
-#[derive(Debug)]
-pub enum AnyRegistry {
-    /// [`FileRegistry`] in the data dir.
-    File(FileRegistry),
-    /// The Azure IoT Operations Schema Registry over MQTT RPC.
-    Azure(crate::azure::AzureRegistry),
-}
-
-impl Registry for AnyRegistry {
-    async fn put(&self, schema: NewSchema) -> Result<SchemaRecord, Error> {
-        match self {
-            AnyRegistry::File(r) => r.put(schema).await,
-            AnyRegistry::Azure(r) => r.put(schema).await,
-        }
-    }
-
-    async fn get(&self, name: &str, version: Option<&str>) -> Result<SchemaRecord, Error> {
-        match self {
-            AnyRegistry::File(r) => r.get(name, version).await,
-            AnyRegistry::Azure(r) => r.get(name, version).await,
-        }
-    }
-
-    async fn list(&self) -> Result<Vec<SchemaRecord>, Error> {
-        match self {
-            AnyRegistry::File(r) => r.list().await,
-            AnyRegistry::Azure(r) => r.list().await,
-        }
-    }
-
-    async fn current(&self, subject: &str) -> Result<Option<SchemaRecord>, Error> {
-        match self {
-            AnyRegistry::File(r) => r.current(subject).await,
-            AnyRegistry::Azure(r) => r.current(subject).await,
-        }
     }
 }
 

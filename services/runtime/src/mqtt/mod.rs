@@ -18,7 +18,7 @@ mod tls_files;
 pub use address::BrokerAddress;
 pub use credentials::{BrokerCredentials, SAT_METHOD};
 pub use describe::describe;
-pub use settings::{Broker, ClientSettings};
+pub use settings::{Broker, BrokerAuthFlags, ClientSettings};
 pub use supervisor::{Dispatched, Handler, Supervisor, pause};
 pub use tls_files::TlsFiles;
 

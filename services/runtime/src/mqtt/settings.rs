@@ -1,6 +1,7 @@
 //! What a client needs to connect: the broker (address, TLS, credentials), which two clients of
 //! one process can share, and the client's own session options and packet limit.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rumqttc::v5::MqttOptions;
@@ -28,6 +29,37 @@ impl Broker {
             address,
             tls,
             credentials: BrokerCredentials::default(),
+        }
+    }
+}
+
+/// The broker credential and trust flags, declared once: the publisher's broker and ingest's
+/// checkpoint store (the same broker in `sse-connector`) take the same names and variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct BrokerAuthFlags {
+    /// MQTT user name.
+    #[arg(long = "mqtt-username", env = "MQTT_USERNAME")]
+    pub mqtt_username: Option<String>,
+    /// File holding the MQTT password, read at each connect (so rotation needs no restart).
+    #[arg(long = "mqtt-password-file", env = "MQTT_PASSWORD_FILE")]
+    pub mqtt_password_file: Option<PathBuf>,
+    /// Service account token file for the `K8S-SAT` MQTT 5 enhanced authentication (Azure IoT
+    /// Operations), read at each connect.
+    #[arg(long = "mqtt-sat-file", env = "MQTT_SAT_FILE")]
+    pub mqtt_sat_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for `mqtts://`, on top of the system roots.
+    #[arg(long = "mqtt-ca-file", env = "MQTT_CA_FILE")]
+    pub mqtt_ca_file: Option<PathBuf>,
+}
+
+impl BrokerAuthFlags {
+    /// The credentials the flags name, with `sat_file` as the token file (an empty user name
+    /// is none).
+    pub fn credentials(&self, sat_file: Option<PathBuf>) -> BrokerCredentials {
+        BrokerCredentials {
+            username: self.mqtt_username.clone().filter(|u| !u.is_empty()),
+            password_file: self.mqtt_password_file.clone(),
+            sat_file,
         }
     }
 }
@@ -103,6 +135,27 @@ impl ClientSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A service's parser with the group flattened, as the publisher's and ingest's are.
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        broker: BrokerAuthFlags,
+    }
+
+    #[test]
+    fn the_broker_flags_parse_once_for_every_service() {
+        use clap::Parser;
+        let f = Flags::try_parse_from(["x", "--mqtt-username", "u", "--mqtt-ca-file", "/ca"]);
+        let f = f.unwrap().broker;
+        assert_eq!(f.mqtt_ca_file, Some(PathBuf::from("/ca")));
+        let c = f.credentials(Some(PathBuf::from("/sat")));
+        assert_eq!(c.username.as_deref(), Some("u"));
+        assert_eq!(c.sat_file, Some(PathBuf::from("/sat")));
+        // An empty user name (an unset variable in a manifest) is no user name.
+        let empty = Flags::try_parse_from(["x", "--mqtt-username", ""]).unwrap();
+        assert_eq!(empty.broker.credentials(None).username, None);
+    }
 
     #[test]
     fn options_announce_the_packet_limit_and_the_session() {

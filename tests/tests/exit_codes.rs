@@ -1,0 +1,57 @@
+//! Every binary ends the same way on an operator's mistake: exit code 64 (`EX_USAGE`) with a
+//! message naming the problem, whether it is an unknown flag or a listen address in use.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use sse_e2e::procs::run_to_exit;
+
+const BINARIES: [&str; 4] = ["sse-ingest", "sse-schema", "sse-publisher", "sse-connector"];
+
+#[tokio::test]
+async fn an_unknown_flag_exits_64_naming_it() {
+    for bin in BINARIES {
+        let out = run_to_exit(bin, &["--bogus"]).await.unwrap();
+        assert_eq!(out.code, Some(64), "{bin}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("{bin}: configuration error")),
+            "{bin}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("--bogus"), "{bin}: {}", out.stderr);
+    }
+}
+
+#[tokio::test]
+async fn a_listen_address_in_use_exits_64_naming_it() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().display().to_string();
+    let any = "127.0.0.1:0";
+    let broker = "mqtt://127.0.0.1:1";
+    let runs: [(&str, Vec<&str>); 4] = [
+        ("sse-ingest", vec!["--resources", &dir]),
+        ("sse-schema", vec!["--data-dir", &dir]),
+        ("sse-publisher", vec!["--mqtt-url", broker]),
+        (
+            "sse-connector",
+            vec![
+                "--resources",
+                &dir,
+                "--mqtt-url",
+                broker,
+                "--schema-listen",
+                any,
+                "--publisher-listen",
+                any,
+            ],
+        ),
+    ];
+    for (bin, mut args) in runs {
+        args.extend(["--listen", &busy]);
+        let out = run_to_exit(bin, &args).await.unwrap();
+        assert_eq!(out.code, Some(64), "{bin}: {}", out.stderr);
+        let named = format!("cannot listen on {busy}");
+        assert!(out.stderr.contains(&named), "{bin}: {}", out.stderr);
+    }
+}
