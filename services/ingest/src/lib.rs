@@ -53,19 +53,10 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), Error> {
     let config = &settings.flags;
-    let endpoint = config
-        .schema_endpoint()?
-        .connect_timeout(Duration::from_secs(5))
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true);
+    let endpoint = schema_endpoint(config)?;
     let security = config.security()?;
     let status = Arc::new(status::Status::default());
-    let access = Arc::new(secret_access::AccessFile::open(
-        config.secret_access.clone(),
-        usize::try_from(config.max_resource_file_bytes).unwrap_or(usize::MAX),
-        config.secrets_dir.as_deref(),
-    )?);
+    let access = Arc::new(access_file(config)?);
     let first = reload::load(&settings, &status, &access, None).await?;
     let (res, plans) = (first.resources, first.plans.unwrap_or_default());
 
@@ -104,29 +95,8 @@ pub async fn run(
         forwarder.run(events_rx, forwarder_token).await;
         tracing::debug!("forwarder stopped");
     });
-    let stream_settings = streams::StreamSettings {
-        secrets_dir: config.secrets_dir.clone(),
-        trust_dir: config.trust_dir.clone(),
-        read_timeout: config.read_timeout,
-        max_event_bytes: config.max_event_bytes,
-        min_reconnect_delay: config.min_reconnect_delay,
-        budget: budget::Budget::new(
-            usize::try_from(config.max_in_flight_bytes).unwrap_or(usize::MAX),
-        ),
-        trust_bundle: config.trust_bundle.clone(),
-        system_roots: !config.no_system_roots,
-    };
-    if let Some(prefix) = settings.status_prefix.clone() {
-        // Several replicas each report the part they read; the first reports the rest too.
-        if settings.shard.replicas() > 1 {
-            status.set_partial(settings.shard.ordinal() == 0);
-        }
-        let reporter = report::Reporter {
-            status: status.clone(),
-            prefix,
-            interval: config.status_interval,
-            out: events_tx.clone(),
-        };
+    let stream_settings = stream_settings(config);
+    if let Some(reporter) = reporter(&settings, &status, &events_tx) {
         shutdown.tracker.spawn(reporter.run(token.clone()));
     }
     let mut streams = supervisor::Supervisor::new(
@@ -156,6 +126,60 @@ pub async fn run(
 
     serving.run(listener, token).await?;
     Ok(())
+}
+
+/// The schema service as the forwarder dials it: its URL with timeouts and keep-alives.
+fn schema_endpoint(config: &Config) -> Result<tonic::transport::Endpoint, Error> {
+    Ok(config
+        .schema_endpoint()?
+        .connect_timeout(Duration::from_secs(5))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(true))
+}
+
+/// The secret allow-list (`--secret-access`), bounded like a resource file.
+fn access_file(config: &Config) -> Result<secret_access::AccessFile, Error> {
+    Ok(secret_access::AccessFile::open(
+        config.secret_access.clone(),
+        usize::try_from(config.max_resource_file_bytes).unwrap_or(usize::MAX),
+        config.secrets_dir.as_deref(),
+    )?)
+}
+
+/// How each stream reader connects and reads, from the flags.
+fn stream_settings(config: &Config) -> streams::StreamSettings {
+    streams::StreamSettings {
+        secrets_dir: config.secrets_dir.clone(),
+        trust_dir: config.trust_dir.clone(),
+        read_timeout: config.read_timeout,
+        max_event_bytes: config.max_event_bytes,
+        min_reconnect_delay: config.min_reconnect_delay,
+        budget: budget::Budget::new(
+            usize::try_from(config.max_in_flight_bytes).unwrap_or(usize::MAX),
+        ),
+        trust_bundle: config.trust_bundle.clone(),
+        system_roots: !config.no_system_roots,
+    }
+}
+
+/// The status reporter, unless status reports are off. Several replicas each report the part
+/// they read; the first reports the rest too.
+fn reporter(
+    settings: &Settings,
+    status: &Arc<status::Status>,
+    out: &mpsc::Sender<event::RoutedEvent>,
+) -> Option<report::Reporter> {
+    let prefix = settings.status_prefix.clone()?;
+    if settings.shard.replicas() > 1 {
+        status.set_partial(settings.shard.ordinal() == 0);
+    }
+    Some(report::Reporter {
+        status: status.clone(),
+        prefix,
+        interval: settings.flags.status_interval,
+        out: out.clone(),
+    })
 }
 
 /// Opens the checkpoint store, waiting with backoff while it is unreachable (a broker not up

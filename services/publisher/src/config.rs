@@ -250,40 +250,8 @@ impl Config {
             (None, None) => "mqtt://127.0.0.1:1883".to_string(),
         };
         let address = BrokerAddress::parse(&url).map_err(|e| Error::Config(e.to_string()))?;
-        let tls = if address.tls {
-            let ca_files = match (&self.broker.mqtt_ca_file, &self.broker_trust_dir) {
-                (Some(f), _) => vec![f.clone()],
-                (None, Some(dir)) if aio.tls_enabled() => pem_files(dir)?,
-                (None, _) => Vec::new(),
-            };
-            let files = TlsFiles {
-                ca_files,
-                client: self.mqtt_cert_file.clone().zip(self.mqtt_key_file.clone()),
-            };
-            files
-                .client_config()
-                .map_err(|e| Error::Config(e.to_string()))?;
-            Some(files)
-        } else {
-            if self.mqtt_cert_file.is_some() || self.broker.mqtt_ca_file.is_some() {
-                return Err(Error::Config(format!(
-                    "--mqtt-ca-file / --mqtt-cert-file need a TLS broker URL (mqtts://), got {url:?}"
-                )));
-            }
-            None
-        };
-        let sat_file = match (&self.broker.mqtt_sat_file, aio.wants_sat()?) {
-            (Some(f), _) => Some(f.clone()),
-            (None, true) => Some(self.broker_sat_file.clone().ok_or_else(|| {
-                Error::Config(
-                    "MQTT_CONNECTION_CONFIGURATION asks for ServiceAccountToken authentication: \
-                     set --mqtt-sat-file or BROKER_SAT_MOUNT_PATH"
-                        .into(),
-                )
-            })?),
-            (None, false) => None,
-        };
-        let sat_file = sat_file.map(|f| if f.is_dir() { f.join("token") } else { f });
+        let tls = self.broker_tls(address.tls, &url, &aio)?;
+        let sat_file = self.sat_file(&aio)?;
         let keep_alive = self
             .mqtt_keep_alive
             .or(aio.keep_alive_seconds)
@@ -334,6 +302,53 @@ impl Config {
             store_timeout: self.state_store_timeout.max(Duration::from_millis(100)),
             store_attempts: self.state_store_attempts,
         })
+    }
+
+    /// The broker's TLS files (`None` for a plaintext URL, where TLS flags are a mistake); read
+    /// once here so that a bad file stops the start.
+    fn broker_tls(
+        &self,
+        tls: bool,
+        url: &str,
+        aio: &AioConnection,
+    ) -> Result<Option<TlsFiles>, Error> {
+        if !tls {
+            if self.mqtt_cert_file.is_some() || self.broker.mqtt_ca_file.is_some() {
+                return Err(Error::Config(format!(
+                    "--mqtt-ca-file / --mqtt-cert-file need a TLS broker URL (mqtts://), got {url:?}"
+                )));
+            }
+            return Ok(None);
+        }
+        let ca_files = match (&self.broker.mqtt_ca_file, &self.broker_trust_dir) {
+            (Some(f), _) => vec![f.clone()],
+            (None, Some(dir)) if aio.tls_enabled() => pem_files(dir)?,
+            (None, _) => Vec::new(),
+        };
+        let files = TlsFiles {
+            ca_files,
+            client: self.mqtt_cert_file.clone().zip(self.mqtt_key_file.clone()),
+        };
+        files
+            .client_config()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Some(files))
+    }
+
+    /// The service account token file for `K8S-SAT`, from the flag or Azure's configuration.
+    fn sat_file(&self, aio: &AioConnection) -> Result<Option<PathBuf>, Error> {
+        let sat_file = match (&self.broker.mqtt_sat_file, aio.wants_sat()?) {
+            (Some(f), _) => Some(f.clone()),
+            (None, true) => Some(self.broker_sat_file.clone().ok_or_else(|| {
+                Error::Config(
+                    "MQTT_CONNECTION_CONFIGURATION asks for ServiceAccountToken authentication: \
+                     set --mqtt-sat-file or BROKER_SAT_MOUNT_PATH"
+                        .into(),
+                )
+            })?),
+            (None, false) => None,
+        };
+        Ok(sat_file.map(|f| if f.is_dir() { f.join("token") } else { f }))
     }
 }
 
