@@ -140,11 +140,11 @@ fn schema_endpoint(config: &Config) -> Result<tonic::transport::Endpoint, Error>
 
 /// The secret allow-list (`--secret-access`), bounded like a resource file.
 fn access_file(config: &Config) -> Result<secret_access::AccessFile, Error> {
-    Ok(secret_access::AccessFile::open(
+    secret_access::AccessFile::open(
         config.secret_access.clone(),
         usize::try_from(config.max_resource_file_bytes).unwrap_or(usize::MAX),
         config.secrets_dir.as_deref(),
-    )?)
+    )
 }
 
 /// How each stream reader connects and reads, from the flags.
