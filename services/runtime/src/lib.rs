@@ -6,11 +6,13 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod backoff;
+pub mod error_chain;
 pub mod link;
 pub mod mqtt;
 pub mod mtls;
 pub mod peers;
 pub mod private_file;
+pub mod rendezvous;
 pub mod seq;
 pub mod serve;
 pub mod shutdown;
@@ -19,6 +21,7 @@ pub mod telemetry;
 pub mod tls;
 
 pub use backoff::Backoff;
+pub use error_chain::error_chain;
 pub use serve::{Serving, bind};
 pub use shutdown::Shutdown;
 

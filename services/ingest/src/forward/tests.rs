@@ -469,9 +469,3 @@ async fn streams_of_an_address_that_cannot_be_reached_go_to_the_others() {
     run.await.unwrap();
     token.cancel();
 }
-
-#[test]
-fn error_chain_joins_causes() {
-    let e = std::io::Error::other("outer");
-    assert_eq!(error_chain(&e), "outer");
-}
