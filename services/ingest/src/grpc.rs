@@ -8,7 +8,7 @@ use sse_proto::v1::ingest_service_server::IngestService;
 
 use crate::event::RoutedEvent;
 use crate::resources::{Destination, Qos, ResourceError};
-use crate::routing::{Route, RouteKind};
+use crate::routing::Route;
 use crate::status::{self, Status, StreamStatus};
 
 /// `IngestService` over the shared stream status.
@@ -204,11 +204,7 @@ pub fn route(r: &Route) -> pb::Route {
         device: r.device.clone(),
         endpoint: r.endpoint.clone(),
         asset: r.asset.clone(),
-        kind: match r.kind {
-            RouteKind::Dataset => pb::RouteKind::Dataset,
-            RouteKind::Event => pb::RouteKind::Event,
-            RouteKind::Status => pb::RouteKind::Status,
-        } as i32,
+        kind: r.kind.to_wire(),
         group: r.group.clone(),
         event: r.event.clone(),
         data_source: r.data_source.clone(),
@@ -237,6 +233,7 @@ pub fn event(e: &RoutedEvent) -> pb::Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::RouteKind;
 
     #[test]
     fn event_conversion_keeps_every_field() {

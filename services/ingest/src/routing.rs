@@ -8,16 +8,8 @@ use url::Url;
 
 use crate::resources::{Auth, Destination, Resources};
 
-/// Kind of data operation a route feeds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteKind {
-    /// A dataset: every event of its stream.
-    Dataset,
-    /// An event of an event group: SSE events of one type.
-    Event,
-    /// A status report of the connector itself (`group` is `device` or `asset`).
-    Status,
-}
+/// Kind of data operation a route feeds: the contract's, so every service names it alike.
+pub use sse_contract::route::RouteKind;
 
 /// One dataset or event-group event fed by a stream, with its destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,28 +37,12 @@ pub struct Route {
 impl Route {
     /// The CloudEvents subject: `asset/dataset` or `asset/group/event`.
     pub fn subject(&self) -> String {
-        let mut s = String::new();
-        self.write_subject(&mut s);
-        s
+        sse_contract::route::subject(self.kind, &self.asset, &self.group, &self.event)
     }
 
     /// [`Route::subject`] into a buffer the caller keeps (once per event, without `format!`).
     pub fn write_subject(&self, out: &mut String) {
-        out.clear();
-        let (a, b) = match self.kind {
-            RouteKind::Status => {
-                out.push_str("status/");
-                (&self.group, &self.asset)
-            }
-            RouteKind::Dataset | RouteKind::Event => (&self.asset, &self.group),
-        };
-        out.push_str(a);
-        out.push('/');
-        out.push_str(b);
-        if self.kind == RouteKind::Event {
-            out.push('/');
-            out.push_str(&self.event);
-        }
+        sse_contract::route::write_subject(self.kind, &self.asset, &self.group, &self.event, out);
     }
 
     /// Whether an event of this (event) route takes SSE events of `event_type`: the data source

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 /// One SSE event on its way to the broker.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// CloudEvents id, stable across redeliveries.
     pub id: String,
@@ -30,7 +30,7 @@ pub struct Event {
 }
 
 /// What an event belongs to and where it is delivered.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     /// Device name.
     pub device: String,
@@ -52,20 +52,9 @@ pub struct Route {
     pub destination: Option<Destination>,
 }
 
-/// Kind of data operation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum RouteKind {
-    /// Not set by the sender.
-    #[default]
-    Unspecified,
-    /// A dataset.
-    Dataset,
-    /// An event of an event group.
-    Event,
-    /// A status report of the connector itself: published as is and retained, without
-    /// CloudEvents properties.
-    Status,
-}
+/// Kind of data operation: the contract's, so every service names it alike. The wire's
+/// unspecified kind has no value here: the gRPC edge refuses it.
+pub use sse_contract::route::RouteKind;
 
 /// Where an event goes.
 #[derive(Debug, Clone, PartialEq, Eq)]

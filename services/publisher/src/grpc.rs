@@ -301,19 +301,9 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, Box<(pb::Ack, Error)>> {
         ))
     };
     let route = ev.route.clone().unwrap_or_default();
-    // Matched by number so this builds with and without ROUTE_KIND_STATUS in the proto.
-    let kind = match route.kind {
-        k if k == pb::RouteKind::Dataset as i32 => RouteKind::Dataset,
-        k if k == pb::RouteKind::Event as i32 => RouteKind::Event,
-        k if k == pb::RouteKind::Unspecified as i32 => RouteKind::Unspecified,
-        ROUTE_KIND_STATUS => RouteKind::Status,
-        other => {
-            return Err(fail(
-                &ev,
-                Error::Invalid(format!("unknown route kind {other}")),
-            ));
-        }
-    };
+    // The contract refuses an unspecified or unknown kind: the error ack names it.
+    let kind =
+        RouteKind::from_wire(route.kind).map_err(|e| fail(&ev, Error::Invalid(e.to_string())))?;
     let destination = match route.destination.and_then(|d| d.target) {
         None => None,
         Some(pb::destination::Target::Mqtt(m)) => Some(Destination::Mqtt(MqttDestination {
@@ -350,9 +340,6 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, Box<(pb::Ack, Error)>> {
         dataschema: ev.dataschema,
     })
 }
-
-/// `ROUTE_KIND_STATUS`: a status report of the connector, published as is.
-const ROUTE_KIND_STATUS: i32 = 3;
 
 /// QOS_UNSPECIFIED means QoS 1.
 fn qos_from_proto(q: i32) -> Result<Qos, Error> {

@@ -5,7 +5,10 @@ fn subjects_of_each_kind() {
     use RouteKind::*;
     assert_eq!(subject(Dataset, "a", "d", "ignored"), "a/d");
     assert_eq!(subject(Event, "a", "g", "e"), "a/g/e");
-    assert_eq!(subject(Status, "boiler", "asset", ""), "status/asset/boiler");
+    assert_eq!(
+        subject(Status, "boiler", "asset", ""),
+        "status/asset/boiler"
+    );
     let mut buf = String::from("left over");
     write_subject(Event, "a", "g", "e", &mut buf);
     assert_eq!(buf, "a/g/e");
@@ -14,8 +17,14 @@ fn subjects_of_each_kind() {
 #[test]
 fn schema_subjects_only_for_datasets_and_events_with_an_asset() {
     use RouteKind::*;
-    assert_eq!(schema_subject(Dataset, "a", "d", "").as_deref(), Some("a/d"));
-    assert_eq!(schema_subject(Event, "a", "g", "e").as_deref(), Some("a/g/e"));
+    assert_eq!(
+        schema_subject(Dataset, "a", "d", "").as_deref(),
+        Some("a/d")
+    );
+    assert_eq!(
+        schema_subject(Event, "a", "g", "e").as_deref(),
+        Some("a/g/e")
+    );
     assert_eq!(schema_subject(Status, "a", "device", ""), None);
     assert_eq!(schema_subject(Dataset, "", "d", ""), None);
 }
