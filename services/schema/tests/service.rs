@@ -595,6 +595,56 @@ async fn process_tags_relays_and_resumes_after_restart() {
     publisher.stop().await;
 }
 
+/// An event whose route kind is unspecified is refused the one way every service refuses it
+/// (sse-contract's `RouteKind::from_wire`): the schema service registers no schema for it, not
+/// even when its event name would make it look like an event, and relays it untagged.
+#[tokio::test]
+async fn an_unspecified_route_kind_gets_no_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let plistener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let paddr = plistener.local_addr().unwrap();
+    let publisher = Publisher::start(plistener).await;
+    let schema = Schema::start(dir.path(), paddr).await;
+    schema.wait_serving().await;
+
+    let mut s = Stream::open(&schema).await;
+    s.send(vec![
+        event(
+            1,
+            RouteKind::Unspecified,
+            "alerts",
+            "overheat",
+            r#"{"t":1}"#,
+        ),
+        event(2, RouteKind::Event, "alerts", "overheat", r#"{"t":1}"#),
+    ])
+    .await;
+    let acks = s.acks(2).await;
+    assert_eq!(acks[0].seq, 1);
+    assert_eq!(acks[0].schema, None);
+    assert_eq!(acks[0].no_schema_reason(), NoSchemaReason::NoRoute);
+    assert!(acks[1].schema.is_some(), "{:?}", acks[1]);
+
+    let events = publisher.events();
+    assert_eq!(
+        events[0].dataschema, "",
+        "no schema guessed for an unspecified kind"
+    );
+    assert_ne!(events[1].dataschema, "");
+    let mut c = schema.client().await;
+    let list = c
+        .list_schemas(ListSchemasRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .schemas;
+    assert_eq!(list.len(), 1, "only the event's subject: {list:?}");
+    drop(c);
+    drop(s);
+    schema.stop().await;
+    publisher.stop().await;
+}
+
 #[tokio::test]
 async fn waits_for_a_late_publisher_and_fails_the_stream_when_it_breaks() {
     let dir = tempfile::tempdir().unwrap();
