@@ -100,10 +100,13 @@ pub fn subject(kind: RouteKind, asset: &str, group: &str, event: &str) -> String
 /// The subject a schema is registered under: that of a dataset or event with an asset; `None`
 /// for a status report or a route without an asset, which get no schema.
 pub fn schema_subject(kind: RouteKind, asset: &str, group: &str, event: &str) -> Option<String> {
-    if kind == RouteKind::Status || asset.is_empty() {
-        return None;
-    }
-    Some(subject(kind, asset, group, event))
+    has_schema_subject(kind, asset).then(|| subject(kind, asset, group, event))
+}
+
+/// Whether events of a route get a schema: datasets and events with an asset do, status reports
+/// do not.
+pub fn has_schema_subject(kind: RouteKind, asset: &str) -> bool {
+    kind != RouteKind::Status && !asset.is_empty()
 }
 
 /// CloudEvents `type`: `DataSet` or `Event`, plus `/<typeRef>` when the route has one; `None`

@@ -227,6 +227,7 @@ pub fn event(e: &RoutedEvent) -> pb::Event {
         traceparent: e.traceparent.clone(),
         tracestate: e.tracestate.clone(),
         dataschema: String::new(),
+        subject: e.route.subject(),
     }
 }
 
@@ -273,6 +274,8 @@ mod tests {
         assert_eq!(&p.data[..], b"{}");
         assert_eq!((p.sse_event.as_str(), p.sse_id.as_str()), ("t", "3"));
         assert_eq!(p.received_unix_nanos, 42);
+        // Computed once here, it travels to schema and the publisher.
+        assert_eq!(p.subject, "a/g/ev");
         assert_eq!(
             (p.traceparent.as_str(), p.tracestate.as_str()),
             ("tp", "ts")

@@ -27,6 +27,9 @@ pub struct Event {
     pub tracestate: String,
     /// Schema reference (empty when none).
     pub dataschema: String,
+    /// CloudEvents subject as ingest computed it (empty from an older sender: derived from the
+    /// route by sse-contract's rule).
+    pub subject: String,
 }
 
 /// What an event belongs to and where it is delivered.

@@ -338,6 +338,7 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, Box<(pb::Ack, Error)>> {
         traceparent: ev.traceparent,
         tracestate: ev.tracestate,
         dataschema: ev.dataschema,
+        subject: ev.subject,
     })
 }
 

@@ -216,7 +216,11 @@ fn cloud_event_properties(ev: &Event, traceparent: &str) -> Result<Vec<(String, 
     let Some(type_) = route::cloud_event_type(r.kind, &r.type_ref) else {
         return Err(Error::Invalid("a status report has no CloudEvent".into()));
     };
-    let subject = route::subject(r.kind, &r.asset, &r.group, &r.event);
+    let subject = if ev.subject.is_empty() {
+        route::subject(r.kind, &r.asset, &r.group, &r.event)
+    } else {
+        ev.subject.clone()
+    };
     // At most 12 properties: one allocation for the list.
     let mut props = Vec::with_capacity(12);
     props.extend([
@@ -284,6 +288,7 @@ mod tests {
             traceparent: String::new(),
             tracestate: String::new(),
             dataschema: "aio-sr://ns/ABC:1".into(),
+            subject: String::new(),
         }
     }
 
@@ -451,6 +456,14 @@ mod tests {
             event_message(&ev, "", no_stamp),
             Err(Error::InvalidTopic { .. })
         ));
+    }
+
+    #[test]
+    fn the_subject_ingest_sent_is_the_one_published() {
+        let mut ev = event(RouteKind::Event, mqtt(Qos::AtLeastOnce, false, None));
+        ev.subject = "from/ingest".into();
+        let m = event_message(&ev, "", no_stamp).unwrap();
+        assert!(props(&m).contains(&("subject", "from/ingest")), "{m:?}");
     }
 
     #[test]

@@ -486,14 +486,22 @@ async fn relay_acks(
     }
 }
 
-/// The subject an event's schema is registered under (sse-contract's rule); `None` for an event
-/// without a dataset or event route: none at all, a status report, or a kind the contract
-/// refuses (unspecified or unknown), which the publisher then fails with that reason. No kind
-/// is guessed.
+/// The subject an event's schema is registered under: the one ingest computed, carried in the
+/// event (sse-contract's rule applied to the route when an older sender left it out); `None`
+/// for an event without a dataset or event route: none at all, a status report, or a kind the
+/// contract refuses (unspecified or unknown), which the publisher then fails with that reason.
+/// No kind is guessed.
 pub fn subject_of(ev: &Event) -> Option<String> {
     let route = ev.route.as_ref()?;
     let kind = RouteKind::from_wire(route.kind).ok()?;
-    route::schema_subject(kind, &route.asset, &route.group, &route.event)
+    if !route::has_schema_subject(kind, &route.asset) {
+        return None;
+    }
+    Some(if ev.subject.is_empty() {
+        route::subject(kind, &route.asset, &route.group, &route.event)
+    } else {
+        ev.subject.clone()
+    })
 }
 
 #[cfg(test)]
@@ -535,5 +543,9 @@ mod tests {
         );
         assert_eq!(subject_of(&event(RouteKind::Dataset, "", "d", "")), None);
         assert_eq!(subject_of(&Event::default()), None);
+        // The subject ingest sent is the one used.
+        let mut ev = event(RouteKind::Event, "a", "g", "e");
+        ev.subject = "a/g/e-from-ingest".into();
+        assert_eq!(subject_of(&ev).as_deref(), Some("a/g/e-from-ingest"));
     }
 }
