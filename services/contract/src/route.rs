@@ -69,6 +69,48 @@ impl RouteKind {
     }
 }
 
+/// The MQTT quality of service of a destination: the two levels the connector publishes at.
+/// Ingest reads it from resources, the publisher publishes with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Qos {
+    /// QoS 0: acked once written to the socket.
+    AtMostOnce,
+    /// QoS 1: acked on PUBACK (the default).
+    AtLeastOnce,
+}
+
+/// A wire QoS number this version does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownQos(pub i32);
+
+impl fmt::Display for UnknownQos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown qos {}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownQos {}
+
+impl Qos {
+    /// The QoS of a wire `Qos` number (`sseconnector.v1.Qos`): `QOS_UNSPECIFIED` (0) means QoS
+    /// 1, as the proto documents; an unknown number is refused.
+    pub fn from_wire(n: i32) -> Result<Self, UnknownQos> {
+        match n {
+            0 | 2 => Ok(Self::AtLeastOnce),
+            1 => Ok(Self::AtMostOnce),
+            other => Err(UnknownQos(other)),
+        }
+    }
+
+    /// The wire number of this QoS (`sseconnector.v1.Qos`).
+    pub fn to_wire(self) -> i32 {
+        match self {
+            Self::AtMostOnce => 1,
+            Self::AtLeastOnce => 2,
+        }
+    }
+}
+
 /// Writes the subject of a route into `out` (cleared first): `<asset>/<dataset>`,
 /// `<asset>/<group>/<event>`, or `status/<group>/<asset>` for a status report. A buffer the
 /// caller keeps avoids an allocation per event.

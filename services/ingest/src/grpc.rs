@@ -7,7 +7,7 @@ use sse_proto::v1 as pb;
 use sse_proto::v1::ingest_service_server::IngestService;
 
 use crate::event::RoutedEvent;
-use crate::resources::{Destination, Qos, ResourceError};
+use crate::resources::{Destination, ResourceError};
 use crate::routing::Route;
 use crate::status::{self, Status, StreamStatus};
 
@@ -182,10 +182,7 @@ pub fn destination(d: &Destination) -> pb::Destination {
             ttl,
         } => Target::Mqtt(pb::MqttDestination {
             topic: topic.clone(),
-            qos: match qos {
-                Qos::AtMostOnce => pb::Qos::AtMostOnce,
-                Qos::AtLeastOnce => pb::Qos::AtLeastOnce,
-            } as i32,
+            qos: qos.to_wire(),
             retain: *retain,
             ttl_seconds: *ttl,
         }),
@@ -234,6 +231,7 @@ pub fn event(e: &RoutedEvent) -> pb::Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::Qos;
     use crate::routing::RouteKind;
 
     #[test]

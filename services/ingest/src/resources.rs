@@ -117,14 +117,8 @@ pub struct Device {
     pub rejected_endpoints: BTreeMap<String, String>,
 }
 
-/// MQTT quality of service of a destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Qos {
-    /// At most once.
-    AtMostOnce,
-    /// At least once (the default).
-    AtLeastOnce,
-}
+/// MQTT quality of service of a destination: the contract's, shared with the publisher.
+pub use sse_contract::route::Qos;
 
 /// Where a routed event is delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -84,21 +84,14 @@ pub struct MqttDestination {
     pub ttl_seconds: Option<u32>,
 }
 
-/// The QoS levels the publisher uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Qos {
-    /// QoS 0: acked once written to the socket.
-    AtMostOnce,
-    /// QoS 1: acked on PUBACK.
-    AtLeastOnce,
-}
+/// The QoS levels the publisher uses: the contract's, shared with ingest.
+pub use sse_contract::route::Qos;
 
-impl From<Qos> for rumqttc::v5::mqttbytes::QoS {
-    fn from(q: Qos) -> Self {
-        match q {
-            Qos::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
-            Qos::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-        }
+/// The rumqttc QoS of a [`Qos`] (a function: neither type is this crate's).
+pub fn mqtt_qos(q: Qos) -> rumqttc::v5::mqttbytes::QoS {
+    match q {
+        Qos::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+        Qos::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
     }
 }
 

@@ -342,13 +342,9 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, Box<(pb::Ack, Error)>> {
     })
 }
 
-/// QOS_UNSPECIFIED means QoS 1.
+/// The contract's wire rule: QOS_UNSPECIFIED means QoS 1, an unknown number is refused.
 fn qos_from_proto(q: i32) -> Result<Qos, Error> {
-    match pb::Qos::try_from(q) {
-        Ok(pb::Qos::AtMostOnce) => Ok(Qos::AtMostOnce),
-        Ok(pb::Qos::AtLeastOnce) | Ok(pb::Qos::Unspecified) => Ok(Qos::AtLeastOnce),
-        Err(_) => Err(Error::Invalid(format!("unknown qos {q}"))),
-    }
+    Qos::from_wire(q).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 fn single_from_proto(r: pb::PublishMessageRequest) -> Result<SingleMessage, Error> {

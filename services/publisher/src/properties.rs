@@ -37,7 +37,7 @@ impl Message {
     pub fn to_publish(&self) -> Publish {
         let mut p = Publish::new(
             self.topic.as_str(),
-            self.qos.into(),
+            crate::event::mqtt_qos(self.qos),
             self.payload.clone(),
             Some(self.properties.clone()),
         );

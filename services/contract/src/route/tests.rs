@@ -65,3 +65,17 @@ fn source_rule() {
     assert_eq!(source("d", "ünï"), "ms-aio:d");
     assert_eq!(source("d", "a\"b"), "ms-aio:d");
 }
+
+#[test]
+fn qos_on_the_wire() {
+    assert_eq!(
+        Qos::from_wire(0),
+        Ok(Qos::AtLeastOnce),
+        "unspecified is QoS 1"
+    );
+    assert_eq!(Qos::from_wire(9), Err(UnknownQos(9)));
+    assert_eq!(UnknownQos(9).to_string(), "unknown qos 9");
+    for q in [Qos::AtMostOnce, Qos::AtLeastOnce] {
+        assert_eq!(Qos::from_wire(q.to_wire()), Ok(q));
+    }
+}
