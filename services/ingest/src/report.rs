@@ -51,7 +51,7 @@ pub fn messages(status: &Status, prefix: &str) -> BTreeMap<String, Retained> {
     let mut out = BTreeMap::new();
     let mut put = |kind: &'static str, name: &str, json: Result<String, serde_json::Error>| {
         // A name with MQTT wildcards or separators cannot be a topic level.
-        if name.is_empty() || name.contains(['+', '#', '/', '\0']) {
+        if !sse_contract::topics::is_level(name) {
             return;
         }
         if let Ok(json) = json {
