@@ -17,6 +17,49 @@ pub enum RouteKind {
     Status,
 }
 
+/// What an event belongs to (device, endpoint, asset, dataset or event) and where it goes: one
+/// shape for every service. `D` is the destination as a service holds it (ingest: always one;
+/// the publisher: `Option`, since the wire may leave it out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route<D> {
+    /// Device resource name.
+    pub device: String,
+    /// Inbound endpoint name of the device.
+    pub endpoint: String,
+    /// Asset resource name.
+    pub asset: String,
+    /// Dataset, event or status report.
+    pub kind: RouteKind,
+    /// Dataset name or event group name.
+    pub group: String,
+    /// Event name (events only).
+    pub event: String,
+    /// Dataset path or event type.
+    pub data_source: String,
+    /// Optional type reference.
+    pub type_ref: String,
+    /// Where events go.
+    pub destination: D,
+}
+
+impl<D> Route<D> {
+    /// The CloudEvents subject ([`subject`]).
+    pub fn subject(&self) -> String {
+        subject(self.kind, &self.asset, &self.group, &self.event)
+    }
+
+    /// [`Route::subject`] into a buffer the caller keeps (once per event, without `format!`).
+    pub fn write_subject(&self, out: &mut String) {
+        write_subject(self.kind, &self.asset, &self.group, &self.event, out);
+    }
+
+    /// Whether an event of this (event) route takes SSE events of `event_type`: the data source
+    /// equals the type, also when written with a leading `/`.
+    pub fn matches_type(&self, event_type: &str) -> bool {
+        self.data_source == event_type || self.data_source.strip_prefix('/') == Some(event_type)
+    }
+}
+
 /// Why a wire route kind is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KindError {

@@ -11,46 +11,9 @@ use crate::resources::{Auth, Destination, Resources};
 /// Kind of data operation a route feeds: the contract's, so every service names it alike.
 pub use sse_contract::route::RouteKind;
 
-/// One dataset or event-group event fed by a stream, with its destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// Device resource name.
-    pub device: String,
-    /// Endpoint name.
-    pub endpoint: String,
-    /// Asset resource name.
-    pub asset: String,
-    /// Dataset or event.
-    pub kind: RouteKind,
-    /// Dataset name or event group name.
-    pub group: String,
-    /// Event name (events only).
-    pub event: String,
-    /// Dataset path or event type.
-    pub data_source: String,
-    /// Optional type reference.
-    pub type_ref: String,
-    /// Where events go.
-    pub destination: Destination,
-}
-
-impl Route {
-    /// The CloudEvents subject: `asset/dataset` or `asset/group/event`.
-    pub fn subject(&self) -> String {
-        sse_contract::route::subject(self.kind, &self.asset, &self.group, &self.event)
-    }
-
-    /// [`Route::subject`] into a buffer the caller keeps (once per event, without `format!`).
-    pub fn write_subject(&self, out: &mut String) {
-        sse_contract::route::write_subject(self.kind, &self.asset, &self.group, &self.event, out);
-    }
-
-    /// Whether an event of this (event) route takes SSE events of `event_type`: the data source
-    /// equals the type, also when written with a leading `/`.
-    pub fn matches_type(&self, event_type: &str) -> bool {
-        self.data_source == event_type || self.data_source.strip_prefix('/') == Some(event_type)
-    }
-}
+/// One dataset or event-group event fed by a stream, with its destination: the contract's
+/// route shape, shared with the publisher.
+pub type Route = sse_contract::route::Route<Destination>;
 
 /// An event group reading a stream: its events, matched by SSE event type.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,28 +32,9 @@ pub struct Event {
     pub subject: String,
 }
 
-/// What an event belongs to and where it is delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// Device name.
-    pub device: String,
-    /// Inbound endpoint name.
-    pub endpoint: String,
-    /// Asset name.
-    pub asset: String,
-    /// Dataset or event.
-    pub kind: RouteKind,
-    /// Dataset name or event group name.
-    pub group: String,
-    /// Event name (events only).
-    pub event: String,
-    /// Data source of the dataset or event.
-    pub data_source: String,
-    /// Optional typeRef.
-    pub type_ref: String,
-    /// Destination (None when the route carries none).
-    pub destination: Option<Destination>,
-}
+/// What an event belongs to and where it is delivered: the contract's route shape, shared with
+/// ingest; the destination is `None` when the route carries none.
+pub type Route = sse_contract::route::Route<Option<Destination>>;
 
 /// Kind of data operation: the contract's, so every service names it alike. The wire's
 /// unspecified kind has no value here: the gRPC edge refuses it.
