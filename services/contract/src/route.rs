@@ -154,6 +154,32 @@ impl Qos {
     }
 }
 
+/// Where an event goes: an MQTT topic or a broker state store key. Ingest reads it from
+/// resources, the publisher delivers to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// An MQTT topic.
+    Mqtt(MqttDestination),
+    /// A key of the broker state store.
+    StateStore {
+        /// Key to SET.
+        key: String,
+    },
+}
+
+/// MQTT publish options of a destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttDestination {
+    /// Topic name.
+    pub topic: String,
+    /// Quality of service.
+    pub qos: Qos,
+    /// Retain flag.
+    pub retain: bool,
+    /// Message expiry in seconds (`None`: no expiry).
+    pub ttl_seconds: Option<u32>,
+}
+
 /// Writes the subject of a route into `out` (cleared first): `<asset>/<dataset>`,
 /// `<asset>/<group>/<event>`, or `status/<group>/<asset>` for a status report. A buffer the
 /// caller keeps avoids an allocation per event.

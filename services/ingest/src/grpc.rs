@@ -175,16 +175,11 @@ pub fn resource_error(e: &ResourceError) -> pb::ResourceError {
 pub fn destination(d: &Destination) -> pb::Destination {
     use pb::destination::Target;
     let target = match d {
-        Destination::Mqtt {
-            topic,
-            qos,
-            retain,
-            ttl,
-        } => Target::Mqtt(pb::MqttDestination {
-            topic: topic.clone(),
-            qos: qos.to_wire(),
-            retain: *retain,
-            ttl_seconds: *ttl,
+        Destination::Mqtt(m) => Target::Mqtt(pb::MqttDestination {
+            topic: m.topic.clone(),
+            qos: m.qos.to_wire(),
+            retain: m.retain,
+            ttl_seconds: m.ttl_seconds,
         }),
         Destination::StateStore { key } => {
             Target::StateStore(pb::StateStoreDestination { key: key.clone() })
@@ -231,7 +226,7 @@ pub fn event(e: &RoutedEvent) -> pb::Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::Qos;
+    use crate::resources::{MqttDestination, Qos};
     use crate::routing::RouteKind;
 
     #[test]
@@ -245,12 +240,12 @@ mod tests {
             event: "ev".into(),
             data_source: "t".into(),
             type_ref: "tr".into(),
-            destination: Destination::Mqtt {
+            destination: Destination::Mqtt(MqttDestination {
                 topic: "x/y".into(),
                 qos: Qos::AtMostOnce,
                 retain: true,
-                ttl: Some(5),
-            },
+                ttl_seconds: Some(5),
+            }),
         });
         let p = event(&RoutedEvent {
             id: "id".into(),

@@ -120,26 +120,8 @@ pub struct Device {
 /// MQTT quality of service of a destination: the contract's, shared with the publisher.
 pub use sse_contract::route::Qos;
 
-/// Where a routed event is delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    /// An MQTT publish.
-    Mqtt {
-        /// Topic name (validated).
-        topic: String,
-        /// Quality of service.
-        qos: Qos,
-        /// Retain flag (`Keep`).
-        retain: bool,
-        /// Message expiry in seconds.
-        ttl: Option<u32>,
-    },
-    /// A broker state store `SET`.
-    StateStore {
-        /// The key.
-        key: String,
-    },
-}
+/// Where a routed event is delivered: the contract's, shared with the publisher.
+pub use sse_contract::route::{Destination, MqttDestination};
 
 /// A dataset: every event of a path on the endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -451,12 +433,12 @@ fn convert_destination(d: &DestinationDoc, op: Operation) -> Result<Destination,
                 Some("Keep") => true,
                 Some(other) => return Err(format!("unknown retain {other:?} (Keep or Never)")),
             };
-            Ok(Destination::Mqtt {
+            Ok(Destination::Mqtt(MqttDestination {
                 topic,
                 qos,
                 retain,
-                ttl: c.ttl,
-            })
+                ttl_seconds: c.ttl,
+            }))
         }
         "BrokerStateStore" if op == Operation::Event => {
             Err("events cannot target BrokerStateStore".into())

@@ -377,9 +377,9 @@ spec:
         assert_eq!(hot.group, "alerts");
         assert_eq!(hot.event, "hot");
         assert_eq!(hot.data_source, "temperature-threshold");
-        assert!(matches!(&hot.destination, Destination::Mqtt { topic, .. } if topic == "ev"));
+        assert!(matches!(&hot.destination, Destination::Mqtt(m) if m.topic == "ev"));
         let ds = &d.routes[0];
         assert_eq!(ds.kind, RouteKind::Dataset);
-        assert!(matches!(&ds.destination, Destination::Mqtt { topic, .. } if topic == "ds"));
+        assert!(matches!(&ds.destination, Destination::Mqtt(m) if m.topic == "ds"));
     }
 }

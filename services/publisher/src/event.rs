@@ -40,30 +40,8 @@ pub type Route = sse_contract::route::Route<Option<Destination>>;
 /// unspecified kind has no value here: the gRPC edge refuses it.
 pub use sse_contract::route::RouteKind;
 
-/// Where an event goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    /// An MQTT topic.
-    Mqtt(MqttDestination),
-    /// A key of the broker state store.
-    StateStore {
-        /// Key to SET.
-        key: String,
-    },
-}
-
-/// MQTT publish options of a destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MqttDestination {
-    /// Topic name.
-    pub topic: String,
-    /// Quality of service.
-    pub qos: Qos,
-    /// Retain flag.
-    pub retain: bool,
-    /// Message expiry in seconds.
-    pub ttl_seconds: Option<u32>,
-}
+/// Where an event goes, and its MQTT options: the contract's, shared with ingest.
+pub use sse_contract::route::{Destination, MqttDestination};
 
 /// The QoS levels the publisher uses: the contract's, shared with ingest.
 pub use sse_contract::route::Qos;

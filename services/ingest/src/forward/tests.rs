@@ -276,7 +276,7 @@ async fn fake(
 }
 
 fn routed(key: &str, seq: u64) -> RoutedEvent {
-    use crate::resources::{Destination, Qos};
+    use crate::resources::{Destination, MqttDestination, Qos};
     use crate::routing::{Route, RouteKind};
     RoutedEvent {
         id: format!("{key}#{seq}"),
@@ -295,12 +295,12 @@ fn routed(key: &str, seq: u64) -> RoutedEvent {
             event: String::new(),
             data_source: "/x".into(),
             type_ref: String::new(),
-            destination: Destination::Mqtt {
+            destination: Destination::Mqtt(MqttDestination {
                 topic: "t".into(),
                 qos: Qos::AtLeastOnce,
                 retain: false,
-                ttl: None,
-            },
+                ttl_seconds: None,
+            }),
         }),
         traceparent: String::new(),
         tracestate: String::new(),
