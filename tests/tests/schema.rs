@@ -16,6 +16,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use sse_e2e::grpcurl;
 use sse_e2e::mqtt::Received;
+use sse_e2e::procs::Service;
 use sse_e2e::source::{Feed, Reply, block, blocks_then_hold};
 use sse_e2e::stack::Stack;
 
@@ -258,4 +259,94 @@ async fn versions_on_the_broker_survive_a_schema_restart_and_grpcurl_shows_them(
         .unwrap_or_else(|| panic!("{subjects}"));
     assert_eq!(s["schema"]["version"], "5", "{subjects}");
     assert_eq!(s["schema"]["namespace"], "sse-connector", "{subjects}");
+}
+
+/// One `Process` event as grpcurl's JSON: a JSON payload on `e2e/kind`, with the given route
+/// kind (`None`: left out, i.e. `ROUTE_KIND_UNSPECIFIED`).
+fn process_event(seq: u64, kind: Option<&str>) -> Value {
+    use base64::Engine as _;
+    let mut route = serde_json::json!({
+        "device": "dev",
+        "endpoint": "ep",
+        "asset": "plant",
+        "group": "alerts",
+        "event": "overheat",
+        "destination": {"mqtt": {"topic": "e2e/kind", "qos": "QOS_AT_LEAST_ONCE"}},
+    });
+    if let Some(kind) = kind {
+        route["kind"] = kind.into();
+    }
+    serde_json::json!({
+        "id": format!("kind-{seq}"),
+        "seq": seq.to_string(),
+        "streamKey": "dev/ep http://x/alerts",
+        "data": base64::engine::general_purpose::STANDARD.encode(r#"{"t":1}"#),
+        "route": route,
+    })
+}
+
+/// An event whose route kind is unspecified is refused one way by the real schema service and
+/// publisher (sse-contract's rule): no schema is registered for it (schema used to guess an
+/// event kind), its ack names the missing kind, and nothing reaches the broker, while an event
+/// of a set kind on the same stream is tagged and delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unspecified_route_kind_is_refused_without_a_schema() {
+    let broker = sse_e2e::broker::Mosquitto::start().await.unwrap();
+    let sub = sse_e2e::mqtt::Subscriber::connect(broker.port, "e2e/#")
+        .await
+        .unwrap();
+    let args = ["--mqtt-url".to_string(), broker.url()];
+    let publisher = Service::start("sse-publisher", &args, &[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("schemas").display().to_string();
+    let args = ["--publisher", &publisher.url(), "--data-dir", &data_dir].map(String::from);
+    let schema = Service::start("sse-schema", &args, &[]).await.unwrap();
+
+    let request = serde_json::json!({"events": [
+        process_event(1, None),
+        process_event(2, Some("ROUTE_KIND_EVENT")),
+    ]});
+    let out = grpcurl::call_stdin(
+        &schema.addr.to_string(),
+        request.to_string().as_bytes(),
+        &["sseconnector.v1.SchemaService/Process"],
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let acks: Vec<Value> = serde_json::Deserializer::from_str(&out)
+        .into_iter::<Value>()
+        .flat_map(|r| r.unwrap()["acks"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(acks.len(), 2, "{out}");
+    let unspecified = &acks[0];
+    assert_eq!(unspecified["seq"], "1", "{out}");
+    assert!(
+        unspecified["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("route kind not set")),
+        "{out}"
+    );
+    assert_eq!(unspecified.get("schema"), None, "no schema guessed: {out}");
+    assert_eq!(unspecified["noSchemaReason"], "NO_SCHEMA_REASON_NO_ROUTE");
+    assert_eq!(acks[1]["seq"], "2", "{out}");
+    assert_eq!(acks[1].get("error"), None, "{out}");
+    assert!(acks[1].get("schema").is_some(), "{out}");
+
+    let got = sub
+        .wait_until("the event of a set kind", |m| !m.is_empty())
+        .await
+        .unwrap();
+    assert_eq!(got[0].user("id"), Some("kind-2"));
+    assert!(got[0].user("dataschema").is_some());
+    assert!(sub.all().iter().all(|m| m.user("id") != Some("kind-1")));
+    let list = grpcurl::call_json(
+        &schema.addr.to_string(),
+        None,
+        &["sseconnector.v1.SchemaService/ListSchemas"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(list["schemas"].as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list["schemas"][0]["subject"], "plant/alerts/overheat");
 }

@@ -3,7 +3,10 @@
 
 pub mod access;
 pub mod batch;
+pub mod clock;
+pub mod dataschema;
 pub mod drops;
 pub mod limits;
 pub mod resources;
+pub mod route;
 pub mod topics;

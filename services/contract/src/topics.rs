@@ -283,6 +283,12 @@ pub fn check_name(topic: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Whether `name` can be one level of a topic name (a resource name in a status topic): non-empty,
+/// with no wildcard, no level separator and no NUL.
+pub fn is_level(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['+', '#', '/', '\0'])
+}
+
 /// Checks that `writer` may publish to `topic`: a valid topic name, and not owned unless the
 /// rule lets this writer in.
 pub fn check_destination(topic: &str, writer: Writer) -> Result<(), Refusal> {

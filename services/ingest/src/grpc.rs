@@ -7,8 +7,8 @@ use sse_proto::v1 as pb;
 use sse_proto::v1::ingest_service_server::IngestService;
 
 use crate::event::RoutedEvent;
-use crate::resources::{Destination, Qos, ResourceError};
-use crate::routing::{Route, RouteKind};
+use crate::resources::{Destination, ResourceError};
+use crate::routing::Route;
 use crate::status::{self, Status, StreamStatus};
 
 /// `IngestService` over the shared stream status.
@@ -175,19 +175,11 @@ pub fn resource_error(e: &ResourceError) -> pb::ResourceError {
 pub fn destination(d: &Destination) -> pb::Destination {
     use pb::destination::Target;
     let target = match d {
-        Destination::Mqtt {
-            topic,
-            qos,
-            retain,
-            ttl,
-        } => Target::Mqtt(pb::MqttDestination {
-            topic: topic.clone(),
-            qos: match qos {
-                Qos::AtMostOnce => pb::Qos::AtMostOnce,
-                Qos::AtLeastOnce => pb::Qos::AtLeastOnce,
-            } as i32,
-            retain: *retain,
-            ttl_seconds: *ttl,
+        Destination::Mqtt(m) => Target::Mqtt(pb::MqttDestination {
+            topic: m.topic.clone(),
+            qos: m.qos.to_wire(),
+            retain: m.retain,
+            ttl_seconds: m.ttl_seconds,
         }),
         Destination::StateStore { key } => {
             Target::StateStore(pb::StateStoreDestination { key: key.clone() })
@@ -204,11 +196,7 @@ pub fn route(r: &Route) -> pb::Route {
         device: r.device.clone(),
         endpoint: r.endpoint.clone(),
         asset: r.asset.clone(),
-        kind: match r.kind {
-            RouteKind::Dataset => pb::RouteKind::Dataset,
-            RouteKind::Event => pb::RouteKind::Event,
-            RouteKind::Status => pb::RouteKind::Status,
-        } as i32,
+        kind: r.kind.to_wire(),
         group: r.group.clone(),
         event: r.event.clone(),
         data_source: r.data_source.clone(),
@@ -231,12 +219,15 @@ pub fn event(e: &RoutedEvent) -> pb::Event {
         traceparent: e.traceparent.clone(),
         tracestate: e.tracestate.clone(),
         dataschema: String::new(),
+        subject: e.route.subject(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::{MqttDestination, Qos};
+    use crate::routing::RouteKind;
 
     #[test]
     fn event_conversion_keeps_every_field() {
@@ -249,12 +240,12 @@ mod tests {
             event: "ev".into(),
             data_source: "t".into(),
             type_ref: "tr".into(),
-            destination: Destination::Mqtt {
+            destination: Destination::Mqtt(MqttDestination {
                 topic: "x/y".into(),
                 qos: Qos::AtMostOnce,
                 retain: true,
-                ttl: Some(5),
-            },
+                ttl_seconds: Some(5),
+            }),
         });
         let p = event(&RoutedEvent {
             id: "id".into(),
@@ -276,6 +267,8 @@ mod tests {
         assert_eq!(&p.data[..], b"{}");
         assert_eq!((p.sse_event.as_str(), p.sse_id.as_str()), ("t", "3"));
         assert_eq!(p.received_unix_nanos, 42);
+        // Computed once here, it travels to schema and the publisher.
+        assert_eq!(p.subject, "a/g/ev");
         assert_eq!(
             (p.traceparent.as_str(), p.tracestate.as_str()),
             ("tp", "ts")

@@ -12,7 +12,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::event::{RoutedEvent, unix_nanos_now};
-use crate::resources::{Destination, Qos};
+use crate::resources::{Destination, MqttDestination, Qos};
 use crate::routing::{Route, RouteKind};
 use crate::status::Status;
 
@@ -51,7 +51,7 @@ pub fn messages(status: &Status, prefix: &str) -> BTreeMap<String, Retained> {
     let mut out = BTreeMap::new();
     let mut put = |kind: &'static str, name: &str, json: Result<String, serde_json::Error>| {
         // A name with MQTT wildcards or separators cannot be a topic level.
-        if name.is_empty() || name.contains(['+', '#', '/', '\0']) {
+        if !sse_contract::topics::is_level(name) {
             return;
         }
         if let Ok(json) = json {
@@ -143,12 +143,12 @@ fn status_event(topic: String, r: Retained, seq: u64) -> RoutedEvent {
             event: String::new(),
             data_source: String::new(),
             type_ref: String::new(),
-            destination: Destination::Mqtt {
+            destination: Destination::Mqtt(MqttDestination {
                 topic,
                 qos: Qos::AtLeastOnce,
                 retain: true,
-                ttl: None,
-            },
+                ttl_seconds: None,
+            }),
         }),
         traceparent: String::new(),
         tracestate: String::new(),
@@ -195,7 +195,8 @@ spec:
         );
         let mut first = [rx.recv().await.unwrap(), rx.recv().await.unwrap()];
         first.sort_by_key(|e| e.route.subject());
-        let Destination::Mqtt { topic, retain, .. } = &first[0].route.destination else {
+        let Destination::Mqtt(MqttDestination { topic, retain, .. }) = &first[0].route.destination
+        else {
             panic!("mqtt destination expected");
         };
         assert_eq!(topic, "p/asset/a");
@@ -212,7 +213,7 @@ spec:
             s.set_state(crate::status::StreamState::Connected);
         });
         let next = rx.recv().await.unwrap();
-        let Destination::Mqtt { topic, .. } = &next.route.destination else {
+        let Destination::Mqtt(MqttDestination { topic, .. }) = &next.route.destination else {
             panic!("mqtt destination expected");
         };
         // Either the asset or the device (whose endpoint health also changed).

@@ -14,8 +14,8 @@ pub use doc::API_VERSION;
 pub(crate) use load::read_limited;
 pub use load::{load_dir, load_dir_limited, load_texts};
 pub use model::{
-    Asset, AssetEvent, Auth, Dataset, Destination, Device, Endpoint, EventGroup, Qos, Rejected,
-    ResourceError, Resources, SecretRef,
+    Asset, AssetEvent, Auth, Dataset, Destination, Device, Endpoint, EventGroup, MqttDestination,
+    Qos, Rejected, ResourceError, Resources, SecretRef,
 };
 pub use validate::{is_sse_endpoint_type, validate_topic};
 

@@ -8,73 +8,12 @@ use url::Url;
 
 use crate::resources::{Auth, Destination, Resources};
 
-/// Kind of data operation a route feeds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteKind {
-    /// A dataset: every event of its stream.
-    Dataset,
-    /// An event of an event group: SSE events of one type.
-    Event,
-    /// A status report of the connector itself (`group` is `device` or `asset`).
-    Status,
-}
+/// Kind of data operation a route feeds: the contract's, so every service names it alike.
+pub use sse_contract::route::RouteKind;
 
-/// One dataset or event-group event fed by a stream, with its destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    /// Device resource name.
-    pub device: String,
-    /// Endpoint name.
-    pub endpoint: String,
-    /// Asset resource name.
-    pub asset: String,
-    /// Dataset or event.
-    pub kind: RouteKind,
-    /// Dataset name or event group name.
-    pub group: String,
-    /// Event name (events only).
-    pub event: String,
-    /// Dataset path or event type.
-    pub data_source: String,
-    /// Optional type reference.
-    pub type_ref: String,
-    /// Where events go.
-    pub destination: Destination,
-}
-
-impl Route {
-    /// The CloudEvents subject: `asset/dataset` or `asset/group/event`.
-    pub fn subject(&self) -> String {
-        let mut s = String::new();
-        self.write_subject(&mut s);
-        s
-    }
-
-    /// [`Route::subject`] into a buffer the caller keeps (once per event, without `format!`).
-    pub fn write_subject(&self, out: &mut String) {
-        out.clear();
-        let (a, b) = match self.kind {
-            RouteKind::Status => {
-                out.push_str("status/");
-                (&self.group, &self.asset)
-            }
-            RouteKind::Dataset | RouteKind::Event => (&self.asset, &self.group),
-        };
-        out.push_str(a);
-        out.push('/');
-        out.push_str(b);
-        if self.kind == RouteKind::Event {
-            out.push('/');
-            out.push_str(&self.event);
-        }
-    }
-
-    /// Whether an event of this (event) route takes SSE events of `event_type`: the data source
-    /// equals the type, also when written with a leading `/`.
-    pub fn matches_type(&self, event_type: &str) -> bool {
-        self.data_source == event_type || self.data_source.strip_prefix('/') == Some(event_type)
-    }
-}
+/// One dataset or event-group event fed by a stream, with its destination: the contract's
+/// route shape, shared with the publisher.
+pub type Route = sse_contract::route::Route<Destination>;
 
 /// An event group reading a stream: its events, matched by SSE event type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -438,9 +377,9 @@ spec:
         assert_eq!(hot.group, "alerts");
         assert_eq!(hot.event, "hot");
         assert_eq!(hot.data_source, "temperature-threshold");
-        assert!(matches!(&hot.destination, Destination::Mqtt { topic, .. } if topic == "ev"));
+        assert!(matches!(&hot.destination, Destination::Mqtt(m) if m.topic == "ev"));
         let ds = &d.routes[0];
         assert_eq!(ds.kind, RouteKind::Dataset);
-        assert!(matches!(&ds.destination, Destination::Mqtt { topic, .. } if topic == "ds"));
+        assert!(matches!(&ds.destination, Destination::Mqtt(m) if m.topic == "ds"));
     }
 }

@@ -7,7 +7,7 @@
 //! [`INGEST_ORDINAL`] or the StatefulSet pod name `<name>-<ordinal>` [`POD_NAME`]; the count from
 //! `--replicas` [`INGEST_REPLICAS`] (1, the default, reads every stream).
 
-use sha2::{Digest, Sha256};
+use sse_runtime::rendezvous;
 
 use crate::routing::StreamPlan;
 
@@ -133,17 +133,10 @@ pub fn owner(key: &str, replicas: u32) -> u32 {
         .unwrap_or(0)
 }
 
-/// The rendezvous weight of `key` on replica `ordinal`: the first 8 bytes of
-/// SHA-256(key, 0, ordinal as big-endian u32).
+/// The rendezvous weight of `key` on replica `ordinal` (sse-runtime's, over the ordinal as a
+/// big-endian u32).
 fn weight(key: &str, ordinal: u32) -> u64 {
-    let mut h = Sha256::new();
-    h.update(key.as_bytes());
-    h.update([0]);
-    h.update(ordinal.to_be_bytes());
-    let d = h.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&d[..8]);
-    u64::from_be_bytes(first)
+    rendezvous::weight(key, &ordinal.to_be_bytes())
 }
 
 /// The ordinal at the end of a StatefulSet pod name (`ingest-2` is 2).

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 /// One SSE event on its way to the broker.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// CloudEvents id, stable across redeliveries.
     pub id: String,
@@ -27,86 +27,30 @@ pub struct Event {
     pub tracestate: String,
     /// Schema reference (empty when none).
     pub dataschema: String,
+    /// CloudEvents subject as ingest computed it (empty from an older sender: derived from the
+    /// route by sse-contract's rule).
+    pub subject: String,
 }
 
-/// What an event belongs to and where it is delivered.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Route {
-    /// Device name.
-    pub device: String,
-    /// Inbound endpoint name.
-    pub endpoint: String,
-    /// Asset name.
-    pub asset: String,
-    /// Dataset or event.
-    pub kind: RouteKind,
-    /// Dataset name or event group name.
-    pub group: String,
-    /// Event name (events only).
-    pub event: String,
-    /// Data source of the dataset or event.
-    pub data_source: String,
-    /// Optional typeRef.
-    pub type_ref: String,
-    /// Destination (None when the route carries none).
-    pub destination: Option<Destination>,
-}
+/// What an event belongs to and where it is delivered: the contract's route shape, shared with
+/// ingest; the destination is `None` when the route carries none.
+pub type Route = sse_contract::route::Route<Option<Destination>>;
 
-/// Kind of data operation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum RouteKind {
-    /// Not set by the sender.
-    #[default]
-    Unspecified,
-    /// A dataset.
-    Dataset,
-    /// An event of an event group.
-    Event,
-    /// A status report of the connector itself: published as is and retained, without
-    /// CloudEvents properties.
-    Status,
-}
+/// Kind of data operation: the contract's, so every service names it alike. The wire's
+/// unspecified kind has no value here: the gRPC edge refuses it.
+pub use sse_contract::route::RouteKind;
 
-/// Where an event goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    /// An MQTT topic.
-    Mqtt(MqttDestination),
-    /// A key of the broker state store.
-    StateStore {
-        /// Key to SET.
-        key: String,
-    },
-}
+/// Where an event goes, and its MQTT options: the contract's, shared with ingest.
+pub use sse_contract::route::{Destination, MqttDestination};
 
-/// MQTT publish options of a destination.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MqttDestination {
-    /// Topic name.
-    pub topic: String,
-    /// Quality of service.
-    pub qos: Qos,
-    /// Retain flag.
-    pub retain: bool,
-    /// Message expiry in seconds.
-    pub ttl_seconds: Option<u32>,
-}
+/// The QoS levels the publisher uses: the contract's, shared with ingest.
+pub use sse_contract::route::Qos;
 
-/// The QoS levels the publisher uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Qos {
-    /// QoS 0: acked once written to the socket.
-    AtMostOnce,
-    /// QoS 1: acked on PUBACK.
-    AtLeastOnce,
-}
-
-impl From<Qos> for rumqttc::v5::mqttbytes::QoS {
-    fn from(q: Qos) -> Self {
-        match q {
-            Qos::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
-            Qos::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-        }
+/// The rumqttc QoS of a [`Qos`] (a function: neither type is this crate's).
+pub fn mqtt_qos(q: Qos) -> rumqttc::v5::mqttbytes::QoS {
+    match q {
+        Qos::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+        Qos::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
     }
 }
 

@@ -330,19 +330,9 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, Box<(pb::Ack, Error)>> {
         ))
     };
     let route = ev.route.clone().unwrap_or_default();
-    // Matched by number so this builds with and without ROUTE_KIND_STATUS in the proto.
-    let kind = match route.kind {
-        k if k == pb::RouteKind::Dataset as i32 => RouteKind::Dataset,
-        k if k == pb::RouteKind::Event as i32 => RouteKind::Event,
-        k if k == pb::RouteKind::Unspecified as i32 => RouteKind::Unspecified,
-        ROUTE_KIND_STATUS => RouteKind::Status,
-        other => {
-            return Err(fail(
-                &ev,
-                Error::Invalid(format!("unknown route kind {other}")),
-            ));
-        }
-    };
+    // The contract refuses an unspecified or unknown kind: the error ack names it.
+    let kind =
+        RouteKind::from_wire(route.kind).map_err(|e| fail(&ev, Error::Invalid(e.to_string())))?;
     let destination = match route.destination.and_then(|d| d.target) {
         None => None,
         Some(pb::destination::Target::Mqtt(m)) => Some(Destination::Mqtt(MqttDestination {
@@ -377,19 +367,13 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, Box<(pb::Ack, Error)>> {
         traceparent: ev.traceparent,
         tracestate: ev.tracestate,
         dataschema: ev.dataschema,
+        subject: ev.subject,
     })
 }
 
-/// `ROUTE_KIND_STATUS`: a status report of the connector, published as is.
-const ROUTE_KIND_STATUS: i32 = 3;
-
-/// QOS_UNSPECIFIED means QoS 1.
+/// The contract's wire rule: QOS_UNSPECIFIED means QoS 1, an unknown number is refused.
 fn qos_from_proto(q: i32) -> Result<Qos, Error> {
-    match pb::Qos::try_from(q) {
-        Ok(pb::Qos::AtMostOnce) => Ok(Qos::AtMostOnce),
-        Ok(pb::Qos::AtLeastOnce) | Ok(pb::Qos::Unspecified) => Ok(Qos::AtLeastOnce),
-        Err(_) => Err(Error::Invalid(format!("unknown qos {q}"))),
-    }
+    Qos::from_wire(q).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 fn single_from_proto(r: pb::PublishMessageRequest) -> Result<SingleMessage, Error> {

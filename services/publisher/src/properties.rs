@@ -5,6 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
+use sse_contract::route;
 use sse_contract::topics::{self, Writer};
 
 use crate::error::Error;
@@ -36,7 +37,7 @@ impl Message {
     pub fn to_publish(&self) -> Publish {
         let mut p = Publish::new(
             self.topic.as_str(),
-            self.qos.into(),
+            crate::event::mqtt_qos(self.qos),
             self.payload.clone(),
             Some(self.properties.clone()),
         );
@@ -198,7 +199,7 @@ pub fn content_type(data: &[u8]) -> &'static str {
 fn writer(kind: RouteKind) -> Writer {
     match kind {
         RouteKind::Status => Writer::StatusReport,
-        RouteKind::Dataset | RouteKind::Event | RouteKind::Unspecified => Writer::Route,
+        RouteKind::Dataset | RouteKind::Event => Writer::Route,
     }
 }
 
@@ -212,25 +213,20 @@ pub fn check_topic(topic: &str, writer: Writer) -> Result<(), Error> {
 /// The CloudEvents and Azure IoT Operations user properties, in their fixed order.
 fn cloud_event_properties(ev: &Event, traceparent: &str) -> Result<Vec<(String, String)>, Error> {
     let r = &ev.route;
-    let (kind, subject) = match r.kind {
-        RouteKind::Event => ("Event", [&r.asset, "/", &r.group, "/", &r.event].concat()),
-        RouteKind::Dataset => ("DataSet", [&r.asset, "/", &r.group].concat()),
-        RouteKind::Unspecified => return Err(Error::Invalid("route kind not set".into())),
-        RouteKind::Status => {
-            return Err(Error::Invalid("a status report has no CloudEvent".into()));
-        }
+    let Some(type_) = route::cloud_event_type(r.kind, &r.type_ref) else {
+        return Err(Error::Invalid("a status report has no CloudEvent".into()));
     };
-    let type_ = if r.type_ref.is_empty() {
-        kind.to_string()
+    let subject = if ev.subject.is_empty() {
+        route::subject(r.kind, &r.asset, &r.group, &r.event)
     } else {
-        [kind, "/", &r.type_ref].concat()
+        ev.subject.clone()
     };
     // At most 12 properties: one allocation for the list.
     let mut props = Vec::with_capacity(12);
     props.extend([
         ("specversion".to_string(), "1.0".to_string()),
         ("id".into(), ev.id.clone()),
-        ("source".into(), source(&r.device, &r.data_source)),
+        ("source".into(), route::source(&r.device, &r.data_source)),
         ("type".into(), type_),
         ("subject".into(), subject),
         ("time".into(), rfc3339_millis(ev.received_unix_nanos)),
@@ -256,44 +252,6 @@ fn cloud_event_properties(ev: &Event, traceparent: &str) -> Result<Vec<(String, 
         props.push(("traceparent".into(), traceparent.to_string()));
     }
     Ok(props)
-}
-
-/// `ms-aio:<device>`, plus `/<data source>` when that is a non-empty valid URI reference. The
-/// data source's query and fragment are left out: a query may carry a token, and every
-/// subscriber reads this property.
-pub fn source(device: &str, data_source: &str) -> String {
-    let data_source = data_source
-        .split_once(['?', '#'])
-        .map_or(data_source, |(path, _)| path);
-    let path = data_source.trim_start_matches('/');
-    if !path.is_empty() && is_uri_reference(data_source) {
-        ["ms-aio:", device, "/", path].concat()
-    } else {
-        ["ms-aio:", device].concat()
-    }
-}
-
-/// Only RFC 3986 characters (unreserved, reserved, `%` with two hex digits), no spaces.
-fn is_uri_reference(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c == b'%' {
-            let hex = |j: usize| b.get(j).is_some_and(u8::is_ascii_hexdigit);
-            if !(hex(i + 1) && hex(i + 2)) {
-                return false;
-            }
-            i += 3;
-            continue;
-        }
-        let ok = c.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=".contains(&c);
-        if !ok {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 /// RFC 3339 UTC with milliseconds of a Unix time in nanoseconds (negative: the epoch).
@@ -330,6 +288,7 @@ mod tests {
             traceparent: String::new(),
             tracestate: String::new(),
             dataschema: "aio-sr://ns/ABC:1".into(),
+            subject: String::new(),
         }
     }
 
@@ -475,20 +434,6 @@ mod tests {
     }
 
     #[test]
-    fn source_rule() {
-        assert_eq!(source("d", ""), "ms-aio:d");
-        assert_eq!(source("d", "/"), "ms-aio:d");
-        assert_eq!(source("d", "/a/b?token=secret"), "ms-aio:d/a/b");
-        assert_eq!(source("d", "/a#frag"), "ms-aio:d/a");
-        assert_eq!(source("d", "a%20b"), "ms-aio:d/a%20b");
-        assert_eq!(source("d", "has space"), "ms-aio:d");
-        assert_eq!(source("d", "bad%2"), "ms-aio:d");
-        assert_eq!(source("d", "bad%zz"), "ms-aio:d");
-        assert_eq!(source("d", "ünï"), "ms-aio:d");
-        assert_eq!(source("d", "a\"b"), "ms-aio:d");
-    }
-
-    #[test]
     fn time_is_utc_millis() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_millis(-5), "1970-01-01T00:00:00.000Z");
@@ -503,11 +448,6 @@ mod tests {
             event_message(&ev, "", no_stamp),
             Err(Error::Invalid(_))
         ));
-        let ev = event(RouteKind::Unspecified, mqtt(Qos::AtLeastOnce, false, None));
-        assert!(matches!(
-            event_message(&ev, "", no_stamp),
-            Err(Error::Invalid(_))
-        ));
         let mut ev = event(RouteKind::Event, mqtt(Qos::AtLeastOnce, false, None));
         if let Some(Destination::Mqtt(m)) = &mut ev.route.destination {
             m.topic = "a/+/b".into();
@@ -516,6 +456,14 @@ mod tests {
             event_message(&ev, "", no_stamp),
             Err(Error::InvalidTopic { .. })
         ));
+    }
+
+    #[test]
+    fn the_subject_ingest_sent_is_the_one_published() {
+        let mut ev = event(RouteKind::Event, mqtt(Qos::AtLeastOnce, false, None));
+        ev.subject = "from/ingest".into();
+        let m = event_message(&ev, "", no_stamp).unwrap();
+        assert!(props(&m).contains(&("subject", "from/ingest")), "{m:?}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod backoff;
+pub mod error_chain;
 pub mod health;
 pub mod link;
 pub mod mqtt;
@@ -14,6 +15,7 @@ pub mod mtls;
 pub mod peers;
 pub mod private_file;
 pub mod process;
+pub mod rendezvous;
 pub mod seq;
 pub mod serve;
 pub mod shutdown;
@@ -22,6 +24,7 @@ pub mod telemetry;
 pub mod tls;
 
 pub use backoff::Backoff;
+pub use error_chain::error_chain;
 pub use process::exit_config_error;
 pub use serve::{Serving, bind};
 pub use shutdown::Shutdown;

@@ -17,13 +17,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use sha2::{Digest, Sha256};
 use tokio::sync::{Notify, watch};
 use tonic::transport::{Endpoint, Uri};
 
 use crate::link::Link;
 use crate::mtls::Mtls;
 use crate::mtls::connect::PeerIo;
+use crate::rendezvous;
 
 /// How often the addresses are resolved again when nothing asks for it sooner.
 pub const RESOLVE_EVERY: Duration = Duration::from_secs(10);
@@ -270,18 +270,12 @@ async fn resolve_loop(
 /// address), so all of one key goes to one peer and a change of the set moves only the keys it
 /// must. `None` for an empty set.
 pub fn owner<'a>(key: &str, peers: &'a [Peer]) -> Option<&'a Peer> {
-    peers.iter().max_by_key(|p| (weight(key, &p.addr), p.addr))
-}
-
-fn weight(key: &str, addr: &SocketAddr) -> u64 {
-    let mut h = Sha256::new();
-    h.update(key.as_bytes());
-    h.update([0]);
-    h.update(addr.to_string().as_bytes());
-    let d = h.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&d[..8]);
-    u64::from_be_bytes(first)
+    peers.iter().max_by_key(|p| {
+        (
+            rendezvous::weight(key, p.addr.to_string().as_bytes()),
+            p.addr,
+        )
+    })
 }
 
 /// A link that reaches `addr` but speaks to it as `endpoint` (its name, timeouts and

@@ -24,7 +24,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
@@ -34,6 +34,7 @@ use rumqttc::v5::mqttbytes::v5::{Filter, Publish, PublishProperties, Subscribe};
 use rumqttc::v5::{AsyncClient, Event, Incoming, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sse_contract::clock::Hlc;
 use sse_contract::limits::MQTT_REGISTRY_PACKET_BYTES_MAX;
 use sse_runtime::mqtt::{Broker, ClientSettings, Handler, Supervisor};
 use sse_runtime::{Backoff, Shutdown};
@@ -211,7 +212,7 @@ struct Rpc {
     ready: watch::Receiver<bool>,
     client_id: String,
     timeout: Duration,
-    hlc: Arc<Mutex<(u64, u32)>>,
+    hlc: Arc<Mutex<Hlc>>,
 }
 
 impl Rpc {
@@ -245,19 +246,10 @@ impl Rpc {
         }
     }
 
-    /// `__ts`: `{wall clock ms:015}:{counter:05}:{node id}`, never going backwards.
+    /// `__ts`: sse-contract's hybrid logical clock, never going backwards.
     fn timestamp(&self) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_default();
         let mut h = self.hlc.lock().unwrap_or_else(|p| p.into_inner());
-        if now > h.0 {
-            *h = (now, 0);
-        } else {
-            h.1 = h.1.saturating_add(1);
-        }
-        format!("{:015}:{:05}:{}", h.0, h.1, self.client_id)
+        h.next_ts(&self.client_id)
     }
 
     /// One request/response exchange on `topic`.

@@ -52,7 +52,7 @@ pub fn infer_payload(payload: &[u8]) -> Result<Inferred, Error> {
 
 /// The `dataschema` reference of a registered schema version.
 pub fn dataschema(namespace: &str, name: &str, version: &str) -> String {
-    format!("aio-sr://{namespace}/{name}:{version}")
+    sse_contract::dataschema::format(namespace, name, version)
 }
 
 /// Bounds on the payloads whose schema is inferred; larger or deeper ones pass without one.

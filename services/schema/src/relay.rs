@@ -30,11 +30,10 @@ use futures::{FutureExt, Stream, StreamExt};
 use prost::Message;
 use sse_contract::batch::Batcher;
 use sse_contract::limits::{GRPC_BATCH_BYTES, GRPC_MESSAGE_BYTES_MAX};
+use sse_contract::route::{self, RouteKind};
 use sse_proto::paths;
 use sse_proto::v1::publisher_service_client::PublisherServiceClient;
-use sse_proto::v1::{
-    Event, ProcessRequest, ProcessResponse, PublishRequest, PublishResponse, RouteKind,
-};
+use sse_proto::v1::{Event, ProcessRequest, ProcessResponse, PublishRequest, PublishResponse};
 use sse_runtime::link::Messages;
 use sse_runtime::peers::{self, Peer};
 use sse_runtime::{Shutdown, telemetry};
@@ -487,31 +486,28 @@ async fn relay_acks(
     }
 }
 
-/// The subject of an event: `<asset>/<dataset>` or `<asset>/<group>/<event>`; `None` without a
-/// route.
+/// The subject an event's schema is registered under: the one ingest computed, carried in the
+/// event (sse-contract's rule applied to the route when an older sender left it out); `None`
+/// for an event without a dataset or event route: none at all, a status report, or a kind the
+/// contract refuses (unspecified or unknown), which the publisher then fails with that reason.
+/// No kind is guessed.
 pub fn subject_of(ev: &Event) -> Option<String> {
     let route = ev.route.as_ref()?;
-    if route.asset.is_empty() {
+    let kind = RouteKind::from_wire(route.kind).ok()?;
+    if !route::has_schema_subject(kind, &route.asset) {
         return None;
     }
-    let event_kind = match route.kind() {
-        RouteKind::Event => true,
-        RouteKind::Dataset => false,
-        RouteKind::Unspecified => !route.event.is_empty(),
-        // The connector's own status reports get no schema.
-        RouteKind::Status => return None,
-    };
-    Some(if event_kind {
-        format!("{}/{}/{}", route.asset, route.group, route.event)
+    Some(if ev.subject.is_empty() {
+        route::subject(kind, &route.asset, &route.group, &route.event)
     } else {
-        format!("{}/{}", route.asset, route.group)
+        ev.subject.clone()
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sse_proto::v1::Route;
+    use sse_proto::v1::{Route, RouteKind};
 
     fn event(kind: RouteKind, asset: &str, group: &str, name: &str) -> Event {
         Event {
@@ -536,11 +532,20 @@ mod tests {
             subject_of(&event(RouteKind::Event, "a", "g", "e")).as_deref(),
             Some("a/g/e")
         );
+        // An unspecified kind is refused, not guessed from the event name.
         assert_eq!(
-            subject_of(&event(RouteKind::Unspecified, "a", "g", "e")).as_deref(),
-            Some("a/g/e")
+            subject_of(&event(RouteKind::Unspecified, "a", "g", "e")),
+            None
+        );
+        assert_eq!(
+            subject_of(&event(RouteKind::Status, "a", "device", "")),
+            None
         );
         assert_eq!(subject_of(&event(RouteKind::Dataset, "", "d", "")), None);
         assert_eq!(subject_of(&Event::default()), None);
+        // The subject ingest sent is the one used.
+        let mut ev = event(RouteKind::Event, "a", "g", "e");
+        ev.subject = "a/g/e-from-ingest".into();
+        assert_eq!(subject_of(&ev).as_deref(), Some("a/g/e-from-ingest"));
     }
 }

@@ -122,6 +122,13 @@ impl Publisher {
         Self { fake, stop, task }
     }
 
+    /// A fake publisher on a free loopback port, and that port's address.
+    async fn on_free_port() -> (Self, SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        (Self::start(listener).await, addr)
+    }
+
     fn events(&self) -> Vec<Event> {
         self.fake.events.lock().unwrap().clone()
     }
@@ -233,6 +240,15 @@ fn dataset(seq: u64, data: &str) -> Event {
     event(seq, RouteKind::Dataset, "readings", "", data)
 }
 
+/// A fake publisher and a schema service in `dir` relaying to it, serving; the publisher's
+/// address, for a restart of the schema service.
+async fn relaying(dir: &Path) -> (Publisher, Schema, SocketAddr) {
+    let (publisher, paddr) = Publisher::on_free_port().await;
+    let schema = Schema::start(dir, paddr).await;
+    schema.wait_serving().await;
+    (publisher, schema, paddr)
+}
+
 /// An open `Process` stream: a sender of batches and the responses.
 struct Stream {
     tx: mpsc::Sender<ProcessRequest>,
@@ -279,9 +295,7 @@ fn version(dataschema: &str) -> &str {
 #[tokio::test]
 async fn put_and_infer_take_the_event_limits_and_the_registry_cap() {
     let dir = tempfile::tempdir().unwrap();
-    let plistener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let paddr = plistener.local_addr().unwrap();
-    let publisher = Publisher::start(plistener).await;
+    let (publisher, paddr) = Publisher::on_free_port().await;
     let schema = Schema::start_with(dir.path(), paddr, &["--max-registry-bytes=3000"]).await;
     let mut c = schema.client().await;
     let max = sse_contract::limits::EVENT_BYTES_MAX;
@@ -363,9 +377,7 @@ async fn put_and_infer_take_the_event_limits_and_the_registry_cap() {
 #[tokio::test]
 async fn registry_api() {
     let dir = tempfile::tempdir().unwrap();
-    let plistener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let paddr = plistener.local_addr().unwrap();
-    let publisher = Publisher::start(plistener).await;
+    let (publisher, paddr) = Publisher::on_free_port().await;
     let schema = Schema::start(dir.path(), paddr).await;
     let mut c = schema.client().await;
 
@@ -477,11 +489,7 @@ async fn registry_api() {
 #[tokio::test]
 async fn process_tags_relays_and_resumes_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let plistener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let paddr = plistener.local_addr().unwrap();
-    let publisher = Publisher::start(plistener).await;
-    let schema = Schema::start(dir.path(), paddr).await;
-    schema.wait_serving().await;
+    let (publisher, schema, paddr) = relaying(dir.path()).await;
 
     let mut s = Stream::open(&schema).await;
     s.send(vec![
@@ -595,6 +603,52 @@ async fn process_tags_relays_and_resumes_after_restart() {
     publisher.stop().await;
 }
 
+/// An event whose route kind is unspecified is refused the one way every service refuses it
+/// (sse-contract's `RouteKind::from_wire`): the schema service registers no schema for it, not
+/// even when its event name would make it look like an event, and relays it untagged.
+#[tokio::test]
+async fn an_unspecified_route_kind_gets_no_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let (publisher, schema, _) = relaying(dir.path()).await;
+
+    let mut s = Stream::open(&schema).await;
+    s.send(vec![
+        event(
+            1,
+            RouteKind::Unspecified,
+            "alerts",
+            "overheat",
+            r#"{"t":1}"#,
+        ),
+        event(2, RouteKind::Event, "alerts", "overheat", r#"{"t":1}"#),
+    ])
+    .await;
+    let acks = s.acks(2).await;
+    assert_eq!(acks[0].seq, 1);
+    assert_eq!(acks[0].schema, None);
+    assert_eq!(acks[0].no_schema_reason(), NoSchemaReason::NoRoute);
+    assert!(acks[1].schema.is_some(), "{:?}", acks[1]);
+
+    let events = publisher.events();
+    assert_eq!(
+        events[0].dataschema, "",
+        "no schema guessed for an unspecified kind"
+    );
+    assert_ne!(events[1].dataschema, "");
+    let mut c = schema.client().await;
+    let list = c
+        .list_schemas(ListSchemasRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .schemas;
+    assert_eq!(list.len(), 1, "only the event's subject: {list:?}");
+    drop(c);
+    drop(s);
+    schema.stop().await;
+    publisher.stop().await;
+}
+
 #[tokio::test]
 async fn waits_for_a_late_publisher_and_fails_the_stream_when_it_breaks() {
     let dir = tempfile::tempdir().unwrap();
@@ -639,9 +693,7 @@ async fn waits_for_a_late_publisher_and_fails_the_stream_when_it_breaks() {
 #[tokio::test]
 async fn shutdown_ends_open_streams() {
     let dir = tempfile::tempdir().unwrap();
-    let plistener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let paddr = plistener.local_addr().unwrap();
-    let publisher = Publisher::start(plistener).await;
+    let (publisher, paddr) = Publisher::on_free_port().await;
     let schema = Schema::start(dir.path(), paddr).await;
     let mut s = Stream::open(&schema).await;
     s.send(vec![dataset(1, r#"{"a":1}"#)]).await;

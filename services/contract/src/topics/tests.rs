@@ -225,3 +225,11 @@ fn own_prefixes_stay_clear_of_the_other_rules() {
     assert_eq!(check_own_prefix("a/+/b", status), Err(Refusal::Wildcard));
     assert_eq!(check_own_prefix("", checkpoint), Err(Refusal::Empty));
 }
+
+#[test]
+fn levels_take_no_separator_wildcard_or_nul() {
+    assert!(is_level("boiler-1"));
+    for bad in ["", "a/b", "a+", "#", "a\0b"] {
+        assert!(!is_level(bad), "{bad:?}");
+    }
+}

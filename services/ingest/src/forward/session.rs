@@ -15,6 +15,7 @@ use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
 use sse_proto::paths;
 use sse_proto::v1 as pb;
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
+use sse_runtime::error_chain;
 use sse_runtime::link::Messages;
 use sse_runtime::peers::{self, Peers};
 use tokio::sync::mpsc;
@@ -213,19 +214,4 @@ async fn open_session(
         responses: Box::pin(responses),
         in_process: false,
     })
-}
-
-/// An error and its causes, joined (tonic's transport errors say little at the top level).
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }

@@ -1,4 +1,4 @@
-use super::session::{batches, error_chain};
+use super::session::batches;
 use super::*;
 use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
 
@@ -278,7 +278,7 @@ async fn fake(
 }
 
 fn routed(key: &str, seq: u64) -> RoutedEvent {
-    use crate::resources::{Destination, Qos};
+    use crate::resources::{Destination, MqttDestination, Qos};
     use crate::routing::{Route, RouteKind};
     RoutedEvent {
         id: format!("{key}#{seq}"),
@@ -297,12 +297,12 @@ fn routed(key: &str, seq: u64) -> RoutedEvent {
             event: String::new(),
             data_source: "/x".into(),
             type_ref: String::new(),
-            destination: Destination::Mqtt {
+            destination: Destination::Mqtt(MqttDestination {
                 topic: "t".into(),
                 qos: Qos::AtLeastOnce,
                 retain: false,
-                ttl: None,
-            },
+                ttl_seconds: None,
+            }),
         }),
         traceparent: String::new(),
         tracestate: String::new(),
@@ -470,10 +470,4 @@ async fn streams_of_an_address_that_cannot_be_reached_go_to_the_others() {
     stop.cancel();
     run.await.unwrap();
     token.cancel();
-}
-
-#[test]
-fn error_chain_joins_causes() {
-    let e = std::io::Error::other("outer");
-    assert_eq!(error_chain(&e), "outer");
 }

@@ -105,35 +105,11 @@ pub struct Device {
     pub rejected_endpoints: BTreeMap<String, String>,
 }
 
-/// MQTT quality of service of a destination.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Qos {
-    /// At most once.
-    AtMostOnce,
-    /// At least once (the default).
-    AtLeastOnce,
-}
+/// MQTT quality of service of a destination: the contract's, shared with the publisher.
+pub use sse_contract::route::Qos;
 
-/// Where a routed event is delivered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    /// An MQTT publish.
-    Mqtt {
-        /// Topic name (validated).
-        topic: String,
-        /// Quality of service.
-        qos: Qos,
-        /// Retain flag (`Keep`).
-        retain: bool,
-        /// Message expiry in seconds.
-        ttl: Option<u32>,
-    },
-    /// A broker state store `SET`.
-    StateStore {
-        /// The key.
-        key: String,
-    },
-}
+/// Where a routed event is delivered: the contract's, shared with the publisher.
+pub use sse_contract::route::{Destination, MqttDestination};
 
 /// A dataset: every event of a path on the endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,12 +38,12 @@ fn load(docs: &[String]) -> Resources {
 }
 
 fn mqtt(topic: &str) -> Destination {
-    Destination::Mqtt {
+    Destination::Mqtt(MqttDestination {
         topic: topic.into(),
         qos: Qos::AtLeastOnce,
         retain: false,
-        ttl: None,
-    }
+        ttl_seconds: None,
+    })
 }
 
 fn only_error(r: &Resources) -> &ResourceError {
@@ -144,12 +144,12 @@ fn dataset_destination_precedence() {
         Destination::StateStore { key: "k1".into() }
     );
     assert_eq!(ds[0].type_ref, "tr");
-    let default = Destination::Mqtt {
+    let default = Destination::Mqtt(MqttDestination {
         topic: "default/ds".into(),
         qos: Qos::AtMostOnce,
         retain: true,
-        ttl: Some(60),
-    };
+        ttl_seconds: Some(60),
+    });
     assert_eq!(ds[1].destination, default);
     assert_eq!(ds[2].destination, default);
 }

@@ -11,7 +11,10 @@ use super::doc::{
     AssetDoc, AssetSpec, Authentication, DestinationDoc, DeviceDoc, InboundEndpoint, Raw,
     X509Credentials,
 };
-use super::{Asset, Auth, Destination, Device, Endpoint, Qos, ResourceError, Resources, SecretRef};
+use super::{
+    Asset, Auth, Destination, Device, Endpoint, MqttDestination, Qos, ResourceError, Resources,
+    SecretRef,
+};
 
 mod operations;
 
@@ -66,12 +69,12 @@ fn convert_destination(d: &DestinationDoc, op: Operation) -> Result<Destination,
                 Some("Keep") => true,
                 Some(other) => return Err(format!("unknown retain {other:?} (Keep or Never)")),
             };
-            Ok(Destination::Mqtt {
+            Ok(Destination::Mqtt(MqttDestination {
                 topic,
                 qos,
                 retain,
-                ttl: c.ttl,
-            })
+                ttl_seconds: c.ttl,
+            }))
         }
         "BrokerStateStore" if op == Operation::Event => {
             Err("events cannot target BrokerStateStore".into())

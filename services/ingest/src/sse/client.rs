@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
-use sse_runtime::Backoff;
+use sse_runtime::{Backoff, error_chain};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -702,21 +702,6 @@ fn describe_tls(error: &rustls::Error, host: &str) -> String {
         E::AlertReceived(alert) => format!("TLS handshake refused by the server (TLS alert {alert:?})"),
         other => format!("TLS error: {other}"),
     }
-}
-
-/// An error and its causes, e.g. "tcp connect error: Connection refused (os error 111)".
-fn error_chain(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The URL without user name and password (never sent, never logged).

@@ -158,16 +158,11 @@ pub struct SchemaReference {
 impl SchemaReference {
     /// Parses a `dataschema` value `aio-sr://<namespace>/<name>:<version>`.
     pub fn from_dataschema(s: &str) -> Option<Self> {
-        let rest = s.strip_prefix("aio-sr://")?;
-        let (namespace, name_version) = rest.split_once('/')?;
-        let (name, version) = name_version.rsplit_once(':')?;
-        if namespace.is_empty() || name.is_empty() || version.is_empty() {
-            return None;
-        }
+        let d = sse_contract::dataschema::DataSchema::parse(s)?;
         Some(Self {
-            schema_name: name.to_string(),
-            schema_registry_namespace: namespace.to_string(),
-            schema_version: version.to_string(),
+            schema_name: d.name,
+            schema_registry_namespace: d.namespace,
+            schema_version: d.version,
         })
     }
 }

@@ -91,12 +91,12 @@ fn route(kind: RouteKind) -> Route {
         event: "e".into(),
         data_source: String::new(),
         type_ref: String::new(),
-        destination: crate::resources::Destination::Mqtt {
+        destination: crate::resources::Destination::Mqtt(crate::resources::MqttDestination {
             topic: "t".into(),
             qos: crate::resources::Qos::AtLeastOnce,
             retain: false,
-            ttl: None,
-        },
+            ttl_seconds: None,
+        }),
     }
 }
 

@@ -191,7 +191,7 @@ impl Book {
         let m = &job.message;
         let sent = client.try_publish_with_properties(
             m.topic.clone(),
-            m.qos.into(),
+            crate::event::mqtt_qos(m.qos),
             m.retain,
             m.payload.clone(),
             m.properties.clone(),

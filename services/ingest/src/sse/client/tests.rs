@@ -117,9 +117,3 @@ fn urls_lose_credentials_and_queries_in_logs() {
         "https://h.example:8443/p/s?token=abc"
     );
 }
-
-#[test]
-fn error_chain_names_causes_once() {
-    let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
-    assert_eq!(error_chain(&io), "connection refused");
-}
