@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use url::Url;
 
-use crate::resources::{Auth, Destination, Resources};
+use crate::resources::{Asset, Auth, Destination, Endpoint, Resources};
 
 /// Kind of data operation a route feeds: the contract's, so every service names it alike.
 pub use sse_contract::route::RouteKind;
@@ -127,92 +127,103 @@ pub fn plan(resources: &Resources) -> Vec<StreamPlan> {
         else {
             continue; // validation already reported it
         };
-        let mut stream = |data_source: &str| {
-            let url = join_url(&ep.address, data_source);
-            let key = stream_key(&asset.device, &asset.endpoint, &url);
-            streams
-                .entry(key.clone())
-                .or_insert_with(|| StreamPlan {
-                    key,
-                    url,
-                    device: asset.device.clone(),
-                    endpoint: asset.endpoint.clone(),
-                    auth: ep.auth.clone(),
-                    trust_list: ep.trust_list.clone(),
-                    datasets: Vec::new(),
-                    groups: Vec::new(),
-                })
-                .key
-                .clone()
-        };
-        let route = |kind,
-                     group: &str,
-                     event: &str,
-                     data_source: &str,
-                     type_ref: &str,
-                     destination: &Destination| {
-            Arc::new(Route {
-                device: asset.device.clone(),
-                endpoint: asset.endpoint.clone(),
-                asset: asset.name.clone(),
-                kind,
-                group: group.to_string(),
-                event: event.to_string(),
-                data_source: data_source.to_string(),
-                type_ref: type_ref.to_string(),
-                destination: destination.clone(),
-            })
-        };
-        let mut additions: Vec<(String, Option<Arc<Route>>, Option<GroupPlan>)> = Vec::new();
-        for ds in &asset.datasets {
-            let key = stream(&ds.data_source);
-            let r = route(
-                RouteKind::Dataset,
-                &ds.name,
-                "",
-                &ds.data_source,
-                &ds.type_ref,
-                &ds.destination,
-            );
-            additions.push((key, Some(r), None));
-        }
-        for g in &asset.event_groups {
-            if g.events.is_empty() && !g.rejected.is_empty() {
-                continue; // every event of it is rejected: nothing to read the stream for
-            }
-            let key = stream(&g.data_source);
-            let events = g
-                .events
-                .iter()
-                .map(|e| {
-                    route(
-                        RouteKind::Event,
-                        &g.name,
-                        &e.name,
-                        &e.data_source,
-                        &e.type_ref,
-                        &e.destination,
-                    )
-                })
-                .collect();
-            additions.push((
-                key,
-                None,
-                Some(GroupPlan {
-                    asset: asset.name.clone(),
-                    name: g.name.clone(),
-                    events,
-                }),
-            ));
-        }
-        for (key, ds, group) in additions {
-            if let Some(s) = streams.get_mut(&key) {
-                s.datasets.extend(ds);
-                s.groups.extend(group);
-            }
-        }
+        plan_asset(asset, ep, &mut streams);
     }
     streams.into_values().collect()
+}
+
+/// Adds the datasets and event groups of `asset` (read through `ep`) to their streams.
+fn plan_asset(asset: &Asset, ep: &Endpoint, streams: &mut BTreeMap<String, StreamPlan>) {
+    for ds in &asset.datasets {
+        let key = stream_of(streams, asset, ep, &ds.data_source);
+        let r = route(
+            asset,
+            RouteKind::Dataset,
+            (&ds.name, ""),
+            &ds.data_source,
+            &ds.type_ref,
+            &ds.destination,
+        );
+        if let Some(s) = streams.get_mut(&key) {
+            s.datasets.push(r);
+        }
+    }
+    for g in &asset.event_groups {
+        if g.events.is_empty() && !g.rejected.is_empty() {
+            continue; // every event of it is rejected: nothing to read the stream for
+        }
+        let key = stream_of(streams, asset, ep, &g.data_source);
+        let events = g
+            .events
+            .iter()
+            .map(|e| {
+                let names = (g.name.as_str(), e.name.as_str());
+                route(
+                    asset,
+                    RouteKind::Event,
+                    names,
+                    &e.data_source,
+                    &e.type_ref,
+                    &e.destination,
+                )
+            })
+            .collect();
+        let group = GroupPlan {
+            asset: asset.name.clone(),
+            name: g.name.clone(),
+            events,
+        };
+        if let Some(s) = streams.get_mut(&key) {
+            s.groups.push(group);
+        }
+    }
+}
+
+/// The key of the stream `data_source` of `ep` is read on, planned now if it is new.
+fn stream_of(
+    streams: &mut BTreeMap<String, StreamPlan>,
+    asset: &Asset,
+    ep: &Endpoint,
+    data_source: &str,
+) -> String {
+    let url = join_url(&ep.address, data_source);
+    let key = stream_key(&asset.device, &asset.endpoint, &url);
+    streams
+        .entry(key.clone())
+        .or_insert_with(|| StreamPlan {
+            key,
+            url,
+            device: asset.device.clone(),
+            endpoint: asset.endpoint.clone(),
+            auth: ep.auth.clone(),
+            trust_list: ep.trust_list.clone(),
+            datasets: Vec::new(),
+            groups: Vec::new(),
+        })
+        .key
+        .clone()
+}
+
+/// The route of one dataset (`(name, "")`) or event (`(group, event)`) of `asset`.
+fn route(
+    asset: &Asset,
+    kind: RouteKind,
+    (group, event): (&str, &str),
+    data_source: &str,
+    type_ref: &str,
+    destination: &Destination,
+) -> Arc<Route> {
+    Arc::new(Route {
+        device: asset.device.clone(),
+        endpoint: asset.endpoint.clone(),
+        asset: asset.name.clone(),
+        kind,
+        group: group.to_string(),
+        event: event.to_string(),
+        data_source: data_source.to_string(),
+        type_ref: type_ref.to_string(),
+        destination: destination.clone(),
+    })
 }
 
 #[cfg(test)]

@@ -188,33 +188,8 @@ impl<R: Registry> Relay<R> {
             self.publisher.refresh();
             return Epoch::End(Some(Status::unavailable("no publisher address known")));
         }
-        let mut lanes = Vec::with_capacity(peers.len());
-        let mut calls = Vec::with_capacity(peers.len());
-        let mut in_process = 0;
+        let (lanes, calls, in_process) = self.open_lanes(peers);
         let publishers = self.publisher.clone();
-        for p in peers {
-            let (pub_tx, pub_rx) = mpsc::channel::<PublishRequest>(CHANNEL_CAPACITY);
-            let link = self.publisher.channel_to(p);
-            let call: AckCall = match link.stream(paths::PUBLISHER_PUBLISH) {
-                // A publisher of this process (sse-connector): its messages as they are.
-                Some(publish) => {
-                    in_process += 1;
-                    let acks = publish(Box::pin(ReceiverStream::new(pub_rx).map(Ok)));
-                    Box::pin(async move { Ok(acks) })
-                }
-                None => {
-                    let mut client = PublisherServiceClient::new(link)
-                        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-                    Box::pin(async move {
-                        let acks = client.publish(ReceiverStream::new(pub_rx)).await?;
-                        Ok(Box::pin(acks.into_inner()) as Messages<PublishResponse>)
-                    })
-                }
-            };
-            calls.push((p.addr, call));
-            lanes.push(pub_tx);
-        }
         tracing::info!(
             publishers = ?peers.iter().map(|p| p.addr.to_string()).collect::<Vec<_>>(),
             in_process,
@@ -247,6 +222,56 @@ impl<R: Registry> Relay<R> {
         if let (true, End::PublisherBroke(s)) = (switching, &end) {
             tracing::info!(error = %s.message(), "a publisher stream broke while switching addresses");
         }
+        self.end_of(end, forwarding, switching, token)
+    }
+
+    /// One `Publish` stream per address of `peers`: the senders of the lanes, the calls that
+    /// yield each address's acks, and how many of them are in this process.
+    fn open_lanes(
+        &self,
+        peers: &[Peer],
+    ) -> (
+        Vec<mpsc::Sender<PublishRequest>>,
+        Vec<(SocketAddr, AckCall)>,
+        usize,
+    ) {
+        let mut lanes = Vec::with_capacity(peers.len());
+        let mut calls = Vec::with_capacity(peers.len());
+        let mut in_process = 0;
+        for p in peers {
+            let (pub_tx, pub_rx) = mpsc::channel::<PublishRequest>(CHANNEL_CAPACITY);
+            let link = self.publisher.channel_to(p);
+            let call: AckCall = match link.stream(paths::PUBLISHER_PUBLISH) {
+                // A publisher of this process (sse-connector): its messages as they are.
+                Some(publish) => {
+                    in_process += 1;
+                    let acks = publish(Box::pin(ReceiverStream::new(pub_rx).map(Ok)));
+                    Box::pin(async move { Ok(acks) })
+                }
+                None => {
+                    let mut client = PublisherServiceClient::new(link)
+                        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
+                    Box::pin(async move {
+                        let acks = client.publish(ReceiverStream::new(pub_rx)).await?;
+                        Ok(Box::pin(acks.into_inner()) as Messages<PublishResponse>)
+                    })
+                }
+            };
+            calls.push((p.addr, call));
+            lanes.push(pub_tx);
+        }
+        (lanes, calls, in_process)
+    }
+
+    /// How an epoch that ended with `end` ends the ingest stream (or switches addresses).
+    fn end_of(
+        &self,
+        end: End,
+        forwarding: bool,
+        switching: bool,
+        token: &CancellationToken,
+    ) -> Epoch {
         Epoch::End(match end {
             End::IngestGone => None,
             End::PublisherClosed if forwarding => {
@@ -312,50 +337,52 @@ impl<R: Registry> Relay<R> {
             let Some(Ok(req)) = first else {
                 return Ok(Forwarded::Done);
             };
-            let mut events = req.events;
-            let mut ended = false;
-            // Take whatever else ingest has already sent, without waiting for more.
-            while events.len() < BATCH_MAX_EVENTS {
-                match ingest.next().now_or_never() {
-                    Some(Some(Ok(more))) => events.extend(more.events),
-                    Some(_) => {
-                        ended = true;
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            // Cut by encoded size (the schema reference and trace context added here count),
-            // so no PublishRequest exceeds the publisher's decode limit.
-            let mut batches: Vec<Batcher<Event>> = (0..lanes.len())
-                .map(|_| Batcher::new(GRPC_BATCH_BYTES, BATCH_MAX_EVENTS))
-                .collect();
-            for ev in events {
-                let ev = self.prepare(ev).await;
-                let lane = match lane_of.get(ev.stream_key.as_str()) {
-                    Some(lane) => *lane,
-                    None => {
-                        let lane = peers::owner(&ev.stream_key, peers)
-                            .and_then(|o| peers.iter().position(|p| p == o))
-                            .unwrap_or(0);
-                        lane_of.insert(ev.stream_key.clone(), lane);
-                        lane
-                    }
-                };
-                let size = ev.encoded_len();
-                if let Some(full) = batches[lane].push(ev, size) {
-                    send(&lanes[lane], full, token).await?;
-                }
-            }
-            for (lane, mut batch) in batches.into_iter().enumerate() {
-                if !batch.is_empty() {
-                    send(&lanes[lane], batch.take(), token).await?;
-                }
-            }
+            let (events, ended) = gather(ingest, req.events);
+            self.send_batches(events, peers, &lanes, &mut lane_of, token)
+                .await?;
             if ended || token.is_cancelled() {
                 return Ok(Forwarded::Done);
             }
         }
+    }
+
+    /// Prepares `events` and sends them in batches, each on the lane of its stream key's
+    /// publisher address. Cut by encoded size (the schema reference and trace context added
+    /// here count), so no PublishRequest exceeds the publisher's decode limit.
+    async fn send_batches(
+        &self,
+        events: Vec<Event>,
+        peers: &[Peer],
+        lanes: &[mpsc::Sender<PublishRequest>],
+        lane_of: &mut std::collections::HashMap<String, usize>,
+        token: &CancellationToken,
+    ) -> Result<(), End> {
+        let mut batches: Vec<Batcher<Event>> = (0..lanes.len())
+            .map(|_| Batcher::new(GRPC_BATCH_BYTES, BATCH_MAX_EVENTS))
+            .collect();
+        for ev in events {
+            let ev = self.prepare(ev).await;
+            let lane = match lane_of.get(ev.stream_key.as_str()) {
+                Some(lane) => *lane,
+                None => {
+                    let lane = peers::owner(&ev.stream_key, peers)
+                        .and_then(|o| peers.iter().position(|p| p == o))
+                        .unwrap_or(0);
+                    lane_of.insert(ev.stream_key.clone(), lane);
+                    lane
+                }
+            };
+            let size = ev.encoded_len();
+            if let Some(full) = batches[lane].push(ev, size) {
+                send(&lanes[lane], full, token).await?;
+            }
+        }
+        for (lane, mut batch) in batches.into_iter().enumerate() {
+            if !batch.is_empty() {
+                send(&lanes[lane], batch.take(), token).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Infers the event's schema under its own span, and makes that span the event's parent
@@ -403,6 +430,22 @@ impl<R: Registry> Relay<R> {
 }
 
 /// Sends one batch to the publisher; an error means the publisher stream is gone.
+/// `events` plus whatever else ingest has already sent, without waiting for more (up to a
+/// batch); `true` when ingest ended meanwhile.
+fn gather<S>(ingest: &mut S, mut events: Vec<Event>) -> (Vec<Event>, bool)
+where
+    S: Stream<Item = Result<ProcessRequest, Status>> + Unpin,
+{
+    while events.len() < BATCH_MAX_EVENTS {
+        match ingest.next().now_or_never() {
+            Some(Some(Ok(more))) => events.extend(more.events),
+            Some(_) => return (events, true),
+            None => break,
+        }
+    }
+    (events, false)
+}
+
 async fn send(
     pub_tx: &mpsc::Sender<PublishRequest>,
     events: Vec<Event>,
