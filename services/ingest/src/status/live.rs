@@ -398,6 +398,14 @@ impl Status {
             return true;
         }
         let mut changed = false;
+        // Acks of one stream can arrive after later ones (a re-send, a batch held back): one
+        // for an older schema version than the route shows says nothing new.
+        if let (Some(s), Some(c)) = (&ack.schema, &r.schema)
+            && s.name == c.schema_name
+            && older(&s.version, &c.schema_version)
+        {
+            return false;
+        }
         if let Some(s) = &ack.schema {
             let same = r.schema.as_ref().is_some_and(|c| {
                 c.schema_name == s.name
@@ -428,6 +436,8 @@ impl Status {
             // An ack that says nothing of the schema (one the schema service could not
             // annotate, e.g. a duplicate of a re-sent event) leaves the status as it is.
             None if ack.schema.is_none() => {}
+            // The subject stays frozen until a newer version shows the cap was raised.
+            None if r.error_code == "SchemaFrozen" && !changed => {}
             // A delivered event with a schema clears an earlier problem.
             None => {
                 changed |= !r.last_error.is_empty() || !r.error_code.is_empty();
@@ -452,4 +462,9 @@ impl Status {
     pub fn resource_errors(&self) -> Vec<ResourceError> {
         self.lock().resource_errors.clone()
     }
+}
+
+/// Whether schema version `a` is older than `b` (both decimal, as registries number them).
+fn older(a: &str, b: &str) -> bool {
+    matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(a), Ok(b)) if a < b)
 }
