@@ -4,6 +4,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod auth;
 pub mod broker;
 pub mod fswatch;
 pub mod grpcurl;
@@ -40,4 +41,14 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Writes `text` to `dir/rel` (its directories made) and returns the file's path.
+pub fn write_file(dir: &std::path::Path, rel: &str, text: &str) -> String {
+    let p = dir.join(rel);
+    if let Some(parent) = p.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    std::fs::write(&p, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
+    p.display().to_string()
 }

@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::Path;
 use std::sync::Arc;
 
 use sse_e2e::broker::Mosquitto;
@@ -16,6 +15,7 @@ use sse_e2e::procs::{Service, bin_dir};
 use sse_e2e::resources::{device_with_asset, username_password};
 use sse_e2e::source::{Feed, Reply, SseSource, basic_auth, block, blocks_then_hold};
 use sse_e2e::stack::{Pipeline, PipelineArgs};
+use sse_e2e::write_file as write;
 use sse_e2e::{eventually, grpcurl};
 use tokio::net::TcpListener;
 
@@ -45,13 +45,6 @@ fn scoped_device(name: &str, address: &str) -> String {
     );
     let insecure = r#"additionalConfiguration: '{"allowInsecureCredentials": true}'"#;
     device_with_asset(name, address, &[&auth, insecure], "scope")
-}
-
-fn write(dir: &Path, rel: &str, text: &str) -> String {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(&p, text).unwrap();
-    p.display().to_string()
 }
 
 async fn get_status(ingest: &Service) -> String {
