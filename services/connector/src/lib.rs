@@ -2,10 +2,10 @@
 //! where three processes would be three times the wake-ups for every event.
 //!
 //! Each service runs exactly as its own binary does (same library, same gRPC streams between
-//! them, each with its own gRPC server, health and reflection), on one tokio thread; a service
-//! calls the next one's gRPC routes in-process (`sse_runtime::link`; the event streams with their
-//! messages as they are, not encoded), so an event crosses no socket or process boundary before
-//! the broker. Shutdown goes in the order of the stream: ingest stops reading and drains first,
+//! them, each with its own gRPC server, health and reflection), on one tokio thread; each service
+//! is handed the next one's server and calls its gRPC routes in-process (`sse_runtime::link`; the
+//! event streams with their messages as they are, not encoded), so an event crosses no socket or
+//! process boundary before the broker. Shutdown goes in the order of the stream: ingest stops reading and drains first,
 //! then schema, then the publisher, so what ingest sent out is published and acknowledged before
 //! its consumer stops.
 
@@ -16,6 +16,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use clap::Parser;
 use sse_runtime::Shutdown;
+use sse_runtime::link::Locals;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -137,41 +138,61 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
         mut schema,
         publisher,
     } = configs;
-    sse_runtime::link::serve_in_process();
     let pl = bind(publisher.listen, Part::Publisher).await?;
     let sl = bind(schema.listen, Part::Schema).await?;
     let scheme = scheme(&ingest.flags);
-    schema.publisher = peer_uri(&pl, publisher.listen, Part::Publisher, scheme)?;
+    let publisher_at = peer_addr(&pl, publisher.listen, Part::Publisher)?;
+    schema.publisher = peer_uri(publisher_at, Part::Publisher, scheme)?;
     let il = bind(ingest.flags.listen, Part::Ingest).await?;
-    ingest.flags.schema = peer_uri(&sl, schema.listen, Part::Schema, scheme)?.to_string();
+    let schema_at = peer_addr(&sl, schema.listen, Part::Schema)?;
+    ingest.flags.schema = peer_uri(schema_at, Part::Schema, scheme)?.to_string();
 
     let parts = [Shutdown::new(), Shutdown::new(), Shutdown::new()];
-    // Each service starts once the one it calls serves in-process: a link made before that
-    // would go over loopback TCP for as long as it lasts.
-    let publisher_at = local_addr(&pl, publisher.listen, Part::Publisher)?;
-    let schema_at = local_addr(&sl, schema.listen, Part::Schema)?;
-    let publisher_task = spawn(
-        sse_publisher::run(pl, publisher, parts[2].clone()),
-        stop.clone(),
-    );
-    served(publisher_at, &stop).await;
-    let schema_task = spawn(sse_schema::run(sl, schema, parts[1].clone()), stop.clone());
-    served(schema_at, &stop).await;
-    let ingest_task = spawn(sse_ingest::run(il, ingest, parts[0].clone()), stop.clone());
+    // Each service is handed the next one's server before anything serves, so every call
+    // between them is in-process from the first.
+    let started = async {
+        let publisher = sse_publisher::start(publisher, &parts[2]).await?;
+        let to_publisher = Locals::default().with(publisher_at, publisher.local()?);
+        let schema = sse_schema::start(schema, &parts[1], to_publisher).await?;
+        let to_schema = Locals::default().with(schema_at, schema.local()?);
+        Ok::<_, Error>((publisher, schema, to_schema))
+    };
+    let (publisher, schema, to_schema) = match started.await {
+        Ok(started) => started,
+        Err(e) => {
+            parts.iter().for_each(|p| p.token.cancel());
+            return Err(e);
+        }
+    };
+    let publisher_task = spawn(publisher.serve(pl), stop.clone());
+    let schema_task = spawn(schema.serve(sl), stop.clone());
+    let ingest = sse_ingest::run_linked(il, ingest, parts[0].clone(), to_schema);
+    let ingest_task = spawn(ingest, stop.clone());
     stop.cancelled().await;
+    stop_in_order(
+        [
+            (Part::Ingest, ingest_task, sse_ingest::SHUTDOWN_DRAIN),
+            (Part::Schema, schema_task, sse_schema::SHUTDOWN_DRAIN),
+            (
+                Part::Publisher,
+                publisher_task,
+                sse_publisher::SHUTDOWN_DRAIN,
+            ),
+        ],
+        &parts,
+    )
+    .await
+}
+
+/// Stops each service in turn (its token, then its task, then its drain), in the order of the
+/// stream; the first error of any of them.
+async fn stop_in_order(
+    order: [(Part, Task, std::time::Duration); 3],
+    parts: &[Shutdown; 3],
+) -> Result<(), Error> {
     tracing::info!("stopping: ingest, then schema, then publisher");
     let mut first: Option<Error> = None;
-    let order = [
-        (Part::Ingest, ingest_task, sse_ingest::SHUTDOWN_DRAIN),
-        (Part::Schema, schema_task, sse_schema::SHUTDOWN_DRAIN),
-        (
-            Part::Publisher,
-            publisher_task,
-            sse_publisher::SHUTDOWN_DRAIN,
-        ),
-    ];
-    for ((part, task, drain), shutdown) in order.into_iter().zip([&parts[0], &parts[1], &parts[2]])
-    {
+    for ((part, task, drain), shutdown) in order.into_iter().zip(parts) {
         shutdown.token.cancel();
         let result = task
             .await
@@ -190,28 +211,14 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
     first.map_or(Ok(()), Err)
 }
 
-/// Waits until the server on `addr` serves in-process, or `stop` (a service ended).
-async fn served(addr: SocketAddr, stop: &CancellationToken) {
-    tokio::select! {
-        () = sse_runtime::link::served(addr) => {}
-        () = stop.cancelled() => {}
-    }
-}
-
-/// The address `listener` (asked for `addr`) is bound to.
-fn local_addr(listener: &TcpListener, addr: SocketAddr, part: Part) -> Result<SocketAddr, Error> {
-    listener.local_addr().map_err(|source| Error::Bind {
-        part: part.name(),
-        addr,
-        source,
-    })
-}
+/// A service running as a task.
+type Task = JoinHandle<Result<(), Error>>;
 
 /// Runs a service as a task; when it ends on its own, `stop` takes the others down with it.
 fn spawn<E: Into<Error>>(
     service: impl Future<Output = Result<(), E>> + Send + 'static,
     stop: CancellationToken,
-) -> JoinHandle<Result<(), Error>> {
+) -> Task {
     tokio::spawn(async move {
         let r = service.await.map_err(Into::into);
         stop.cancel();
@@ -238,23 +245,27 @@ async fn bind(addr: SocketAddr, part: Part) -> Result<TcpListener, Error> {
 
 /// Where a service in this process reaches `part`, bound on `listener` (asked for `addr`): a
 /// wildcard address is reached through loopback.
-fn peer_uri(
-    listener: &TcpListener,
-    addr: SocketAddr,
-    part: Part,
-    scheme: &str,
-) -> Result<http::Uri, Error> {
-    let local = local_addr(listener, addr, part)?;
+fn peer_addr(listener: &TcpListener, addr: SocketAddr, part: Part) -> Result<SocketAddr, Error> {
+    let local = listener.local_addr().map_err(|source| Error::Bind {
+        part: part.name(),
+        addr,
+        source,
+    })?;
     let ip = match local.ip() {
         IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    format!("{scheme}://{}", SocketAddr::new(ip, local.port()))
+    Ok(SocketAddr::new(ip, local.port()))
+}
+
+/// The peer URL of `part` at `at`.
+fn peer_uri(at: SocketAddr, part: Part, scheme: &str) -> Result<http::Uri, Error> {
+    format!("{scheme}://{at}")
         .parse()
         .map_err(|e: http::uri::InvalidUri| Error::Bind {
             part: part.name(),
-            addr,
+            addr: at,
             source: std::io::Error::other(e),
         })
 }
@@ -272,16 +283,13 @@ mod tests {
     async fn a_peer_bound_on_a_wildcard_is_reached_through_loopback() {
         let any = TcpListener::bind("0.0.0.0:0").await.unwrap();
         let port = any.local_addr().unwrap().port();
-        assert_eq!(
-            peer_uri(&any, local(&any), Part::Schema, "http")
-                .unwrap()
-                .to_string(),
-            format!("http://127.0.0.1:{port}/")
-        );
+        let at = peer_addr(&any, local(&any), Part::Schema).unwrap();
+        assert_eq!(at, SocketAddr::from(([127, 0, 0, 1], port)));
+        let uri = peer_uri(at, Part::Schema, "http").unwrap();
+        assert_eq!(uri.to_string(), format!("http://127.0.0.1:{port}/"));
         let lo = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = lo.local_addr().unwrap();
-        let uri = peer_uri(&lo, addr, Part::Publisher, "http").unwrap();
-        assert_eq!(uri.to_string(), format!("http://{addr}/"));
+        assert_eq!(peer_addr(&lo, addr, Part::Publisher).unwrap(), addr);
     }
 
     #[test]

@@ -50,8 +50,9 @@ pub struct Forwarder {
     /// The schema service: its name, timeouts and keepalives. Every address the name resolves
     /// to gets its own Process stream.
     pub endpoint: tonic::transport::Endpoint,
-    /// This service's certificates for mTLS to schema; `None`: plaintext.
-    pub mtls: Option<Arc<sse_runtime::mtls::Mtls>>,
+    /// How a schema address is reached: TCP (mTLS with ingest's certificates, if any), or the
+    /// schema service of this process in `sse-connector`.
+    pub dialer: sse_runtime::peers::Dialer,
     /// Unacknowledged events at most (over every Process stream together).
     pub max_in_flight: usize,
     /// Unacknowledged data at most, in bytes.

@@ -28,6 +28,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sse_proto::v1::ingest_service_server::{IngestServiceServer, SERVICE_NAME};
+use sse_runtime::link::Locals;
+use sse_runtime::peers::Dialer;
 use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -52,6 +54,17 @@ pub async fn run(
     settings: Settings,
     shutdown: Shutdown,
 ) -> Result<(), Error> {
+    run_linked(listener, settings, shutdown, Locals::default()).await
+}
+
+/// [`run`], calling the schema service through `locals` where they name one of its addresses
+/// (`sse-connector` hands over the schema service of its own process).
+pub async fn run_linked(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: Shutdown,
+    locals: Locals,
+) -> Result<(), Error> {
     let config = &settings.flags;
     let endpoint = schema_endpoint(config)?;
     let security = config.security()?;
@@ -61,7 +74,7 @@ pub async fn run(
     let (res, plans) = (first.resources, first.plans.unwrap_or_default());
 
     let api = IngestServiceServer::new(grpc::IngestApi::new(status.clone()));
-    let mtls = security.mtls.clone();
+    let dialer = Dialer::new(security.mtls.clone(), locals);
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
         .secure(security, "sse-ingest")
         .add_service(api);
@@ -80,16 +93,7 @@ pub async fn run(
     );
     let (open_tx, open_rx) = tokio::sync::watch::channel(false);
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-    let forwarder = forward::Forwarder {
-        endpoint,
-        mtls,
-        max_in_flight: usize::try_from(config.max_in_flight).unwrap_or(usize::MAX),
-        max_in_flight_bytes: usize::try_from(config.max_in_flight_bytes).unwrap_or(usize::MAX),
-        drain_timeout: DRAIN_TIMEOUT,
-        status: status.clone(),
-        checkpoints: checkpoints.clone(),
-        open: open_tx,
-    };
+    let forwarder = forwarder(config, endpoint, dialer, &status, &checkpoints, open_tx);
     let forwarder_token = token.clone();
     shutdown.tracker.spawn(async move {
         forwarder.run(events_rx, forwarder_token).await;
@@ -126,6 +130,27 @@ pub async fn run(
 
     serving.run(listener, token).await?;
     Ok(())
+}
+
+/// The forwarder to the schema service, within the configured in-flight limits.
+fn forwarder(
+    config: &Config,
+    endpoint: tonic::transport::Endpoint,
+    dialer: Dialer,
+    status: &Arc<status::Status>,
+    checkpoints: &Arc<checkpoint::Checkpoints>,
+    open: tokio::sync::watch::Sender<bool>,
+) -> forward::Forwarder {
+    forward::Forwarder {
+        endpoint,
+        dialer,
+        max_in_flight: usize::try_from(config.max_in_flight).unwrap_or(usize::MAX),
+        max_in_flight_bytes: usize::try_from(config.max_in_flight_bytes).unwrap_or(usize::MAX),
+        drain_timeout: DRAIN_TIMEOUT,
+        status: status.clone(),
+        checkpoints: checkpoints.clone(),
+        open,
+    }
 }
 
 /// The schema service as the forwarder dials it: its URL with timeouts and keep-alives.

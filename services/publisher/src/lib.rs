@@ -16,10 +16,11 @@ use std::time::Duration;
 use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
 use sse_proto::v1::publisher_service_server::{PublisherServiceServer, SERVICE_NAME};
 use sse_proto::v1::{PublishRequest, PublishResponse};
-use sse_runtime::link::Messages;
+use sse_runtime::link::{Local, Messages};
 use sse_runtime::serve::ServeError;
 use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use error::Error;
@@ -30,12 +31,24 @@ pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 /// Serves `PublisherService` on `listener` until `shutdown` is cancelled, then drains.
 pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), Error> {
+    start(config, &shutdown).await?.serve(listener).await
+}
+
+/// The publisher connected (or connecting) to its broker, its gRPC service built but not yet
+/// served: `sse-connector` hands [`Started::local`] to the schema service first.
+pub struct Started {
+    serving: Serving,
+    token: CancellationToken,
+}
+
+/// Starts the broker connection and the health that follows it, and builds the gRPC service.
+pub async fn start(config: Config, shutdown: &Shutdown) -> Result<Started, Error> {
     let security = config
         .grpc
         .load()
         .map_err(|e| Error::Config(e.to_string()))?;
     let settings = config.mqtt_settings()?;
-    let mqtt = mqtt::Mqtt::start(settings, &shutdown);
+    let mqtt = mqtt::Mqtt::start(settings, shutdown);
     let grpc = grpc::PublisherGrpc::new(mqtt.clone(), shutdown.clone(), config.ack_delay);
     let in_process = grpc.clone();
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
@@ -61,12 +74,31 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         mqtt.connection(),
         shutdown.token.clone(),
     ));
-    drop(mqtt);
-    serving
-        .run(listener, shutdown.token.clone())
-        .await
-        .map_err(|e| match e {
-            e @ ServeError::HealthBind { .. } => Error::Config(e.to_string()),
-            e => Error::Serve(e.to_string()),
-        })
+    Ok(Started {
+        serving,
+        token: shutdown.token.clone(),
+    })
+}
+
+impl Started {
+    /// The publisher as the schema service of this process calls it, with no socket between.
+    pub fn local(&self) -> Result<Local, Error> {
+        self.serving.local().map_err(serve_error)
+    }
+
+    /// Serves on `listener` until the shutdown token is cancelled.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), Error> {
+        self.serving
+            .run(listener, self.token)
+            .await
+            .map_err(serve_error)
+    }
+}
+
+/// A health listener that cannot bind is the operator's configuration; the rest is serving.
+fn serve_error(e: ServeError) -> Error {
+    match e {
+        e @ ServeError::HealthBind { .. } => Error::Config(e.to_string()),
+        e => Error::Serve(e.to_string()),
+    }
 }

@@ -5,16 +5,18 @@
 //! A call still goes through the peer's generated server, its messages encoded and decoded on
 //! the way, so a service cannot tell an in-process caller from a remote one; except for the
 //! streaming methods a server also registers as [`Streams`] (the event streams, once per event):
-//! those take and yield their messages as they are. Only a process that calls
-//! [`serve_in_process`] ever links in-process; the services' own binaries never do.
+//! those take and yield their messages as they are.
+//!
+//! Nothing is global: a service links in-process only to the peers it is handed as [`Locals`]
+//! (`sse-connector` hands each service the next one's [`Local`], taken from its
+//! [`crate::Serving`] before anything runs); the services' own binaries hand none.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::Stream;
@@ -73,6 +75,44 @@ pub struct Local {
     streams: Streams,
 }
 
+impl Local {
+    /// A server reached in-process through `routes` (every gRPC call) and `streams` (the
+    /// streaming methods it also takes unencoded).
+    pub fn new(routes: Routes, streams: Streams) -> Self {
+        Self { routes, streams }
+    }
+
+    /// A server of in-process streams only (any other call is `UNIMPLEMENTED`): a test's fake
+    /// peer is one closure, not a whole generated service.
+    pub fn streams(streams: Streams) -> Self {
+        Self::new(tonic::service::RoutesBuilder::default().routes(), streams)
+    }
+}
+
+/// The peers of this process a service calls in-process, by the address its peer URL resolves
+/// to; every other address is reached over the network.
+#[derive(Clone, Default)]
+pub struct Locals(Arc<HashMap<SocketAddr, Local>>);
+
+impl Locals {
+    /// Calls to `addr` go to `local`.
+    pub fn with(mut self, addr: SocketAddr, local: Local) -> Self {
+        Arc::make_mut(&mut self.0).insert(addr, local);
+        self
+    }
+
+    /// The server `addr` names in this process, if it was handed one.
+    pub fn get(&self, addr: SocketAddr) -> Option<Link> {
+        self.0.get(&addr).cloned().map(Link::Local)
+    }
+}
+
+impl std::fmt::Debug for Locals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -83,16 +123,6 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
-    /// The in-process link to `addr` when a server of this process serves it, else `net()`.
-    pub fn to(addr: SocketAddr, net: impl FnOnce() -> Channel) -> Link {
-        Self::in_process(addr).unwrap_or_else(|| Link::Net(net()))
-    }
-
-    /// The in-process link to `addr`, when a server of this process serves it.
-    pub fn in_process(addr: SocketAddr) -> Option<Link> {
-        local(addr).map(Link::Local)
-    }
-
     /// The peer's in-process handler of the streaming method `path` (with these message
     /// types), when the peer is in this process and registered one: call it instead of the
     /// generated client, and the messages go as they are.
@@ -130,86 +160,6 @@ impl Service<http::Request<Body>> for Link {
                 let f = l.routes.call(req);
                 Box::pin(async move { f.await.map_err(|e| match e {}) })
             }
-        }
-    }
-}
-
-static ENABLED: AtomicBool = AtomicBool::new(false);
-
-/// Woken whenever a server registers.
-static REGISTERED: tokio::sync::Notify = tokio::sync::Notify::const_new();
-
-fn servers() -> &'static Mutex<HashMap<SocketAddr, Local>> {
-    static SERVERS: OnceLock<Mutex<HashMap<SocketAddr, Local>>> = OnceLock::new();
-    SERVERS.get_or_init(Default::default)
-}
-
-/// Lets this process's servers be called in-process by its own clients (`sse-connector`).
-pub fn serve_in_process() {
-    ENABLED.store(true, Ordering::SeqCst);
-}
-
-fn local(addr: SocketAddr) -> Option<Local> {
-    if !ENABLED.load(Ordering::SeqCst) {
-        return None;
-    }
-    let servers = servers().lock().unwrap_or_else(|e| e.into_inner());
-    servers.get(&addr).cloned()
-}
-
-/// Waits until a server of this process answers in-process calls to `addr` (it registers as it
-/// starts serving). `sse-connector` starts a service only once the one it calls is registered:
-/// a link made before that would go over TCP for good.
-pub async fn served(addr: SocketAddr) {
-    loop {
-        let registered = REGISTERED.notified();
-        tokio::pin!(registered);
-        registered.as_mut().enable();
-        if local(addr).is_some() {
-            return;
-        }
-        registered.await;
-    }
-}
-
-/// While alive, a server answers in-process calls to `addrs`; dropped when the server stops.
-pub(crate) struct Registered(Vec<SocketAddr>);
-
-impl Registered {
-    /// Registers `routes` and `streams` under `addr` (and, for a wildcard address, under
-    /// loopback with the same port, which is how a peer in this process names it); nothing
-    /// unless enabled.
-    pub(crate) fn new(addr: SocketAddr, routes: &Routes, streams: &Streams) -> Self {
-        if !ENABLED.load(Ordering::SeqCst) {
-            return Self(vec![]);
-        }
-        let mut addrs = vec![addr];
-        if addr.ip().is_unspecified() {
-            let loopback: std::net::IpAddr = match addr {
-                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-            };
-            addrs.push(SocketAddr::new(loopback, addr.port()));
-        }
-        let local = Local {
-            routes: routes.clone(),
-            streams: streams.clone(),
-        };
-        let mut servers = servers().lock().unwrap_or_else(|e| e.into_inner());
-        for a in &addrs {
-            servers.insert(*a, local.clone());
-        }
-        drop(servers);
-        REGISTERED.notify_waiters();
-        Self(addrs)
-    }
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        let mut servers = servers().lock().unwrap_or_else(|e| e.into_inner());
-        for a in &self.0 {
-            servers.remove(a);
         }
     }
 }

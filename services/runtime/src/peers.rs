@@ -2,7 +2,7 @@
 //! headless Service name resolves to one address per ready pod) to all its addresses, re-resolves
 //! periodically and on request (after a connection failure), and publishes the current sorted
 //! set on a watch channel; [`owner`] assigns a key to one address by rendezvous hashing, and
-//! [`connect_lazy`] opens a gRPC channel to one address under the peer's name.
+//! [`Dialer`] opens a gRPC channel to one address under the peer's name.
 //!
 //! A peer is written `http://host:port`, or as a comma-separated list of them
 //! (`http://a:50053,http://b:50053`), or as hosts sharing one scheme and port
@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::{Notify, watch};
 use tonic::transport::{Endpoint, Uri};
 
-use crate::link::Link;
+use crate::link::{Link, Locals};
 use crate::mtls::Mtls;
 use crate::mtls::connect::PeerIo;
 use crate::rendezvous;
@@ -278,33 +278,46 @@ pub fn owner<'a>(key: &str, peers: &'a [Peer]) -> Option<&'a Peer> {
     })
 }
 
-/// A link that reaches `addr` but speaks to it as `endpoint` (its name, timeouts and
-/// keepalives); connects on first use and reconnects by itself (in-process when `addr` is served
-/// by this process, see [`Link`]).
-pub fn connect_lazy(endpoint: &Endpoint, addr: SocketAddr, mtls: Option<&Arc<Mtls>>) -> Link {
-    Link::to(addr, || {
-        endpoint.connect_with_connector_lazy(To {
-            addr,
-            mtls: mtls.cloned(),
-        })
-    })
+/// How a service reaches its peer's addresses: over TCP (with mTLS when the service has
+/// certificates), except the addresses it was handed a server of this process for.
+#[derive(Debug, Clone, Default)]
+pub struct Dialer {
+    mtls: Option<Arc<Mtls>>,
+    locals: Locals,
 }
 
-/// Connects now to `addr`, speaking to it as `endpoint` (in-process when `addr` is served by this
-/// process).
-pub async fn connect(
-    endpoint: &Endpoint,
-    addr: SocketAddr,
-    mtls: Option<&Arc<Mtls>>,
-) -> Result<Link, tonic::transport::Error> {
-    if let Some(link) = Link::in_process(addr) {
-        return Ok(link);
+impl Dialer {
+    /// Dials over TCP, with `mtls` when given, except to the addresses `locals` names.
+    pub fn new(mtls: Option<Arc<Mtls>>, locals: Locals) -> Self {
+        Self { mtls, locals }
     }
-    let to = To {
-        addr,
-        mtls: mtls.cloned(),
-    };
-    Ok(Link::Net(endpoint.connect_with_connector(to).await?))
+
+    /// A link that reaches `addr` but speaks to it as `endpoint` (its name, timeouts and
+    /// keepalives); connects on first use and reconnects by itself.
+    pub fn connect_lazy(&self, endpoint: &Endpoint, addr: SocketAddr) -> Link {
+        self.locals.get(addr).unwrap_or_else(|| {
+            Link::Net(endpoint.connect_with_connector_lazy(To {
+                addr,
+                mtls: self.mtls.clone(),
+            }))
+        })
+    }
+
+    /// Connects now to `addr`, speaking to it as `endpoint`.
+    pub async fn connect(
+        &self,
+        endpoint: &Endpoint,
+        addr: SocketAddr,
+    ) -> Result<Link, tonic::transport::Error> {
+        if let Some(link) = self.locals.get(addr) {
+            return Ok(link);
+        }
+        let to = To {
+            addr,
+            mtls: self.mtls.clone(),
+        };
+        Ok(Link::Net(endpoint.connect_with_connector(to).await?))
+    }
 }
 
 /// A connector to one fixed socket address, whatever the URI says, over mTLS when the service

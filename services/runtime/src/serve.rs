@@ -9,13 +9,13 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
-use tonic::service::RoutesBuilder;
+use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::HealthServer;
 use tonic_health::server::{HealthReporter, HealthService};
 
-use crate::link::Messages;
+use crate::link::{Local, Messages};
 use crate::mtls::Security;
 use crate::mtls::accept;
 use crate::mtls::guard::GuardLayer;
@@ -120,15 +120,16 @@ impl Serving {
         self
     }
 
-    /// Serves until `shutdown` is cancelled: health turns NOT_SERVING first, then open calls
-    /// finish (stream handlers watch the same token) and the server returns.
-    pub async fn run(
-        mut self,
-        listener: TcpListener,
-        shutdown: CancellationToken,
-    ) -> Result<(), ServeError> {
-        // Both reflection versions describe every service, each other included, so a v1alpha
-        // client (grpcurl 1.8) and a v1 client list the same thing.
+    /// This server as callers in this process reach it: its routes (reflection included) and
+    /// its in-process streams, usable before [`Serving::run`] starts (`sse-connector` hands it to
+    /// the service that calls this one, so no call of theirs ever goes over loopback TCP).
+    pub fn local(&self) -> Result<Local, ServeError> {
+        Ok(Local::new(self.routes()?, self.streams.clone()))
+    }
+
+    /// The service's routes with both reflection versions, which describe every service, each
+    /// other included, so a v1alpha client (grpcurl 1.8) and a v1 client list the same thing.
+    fn routes(&self) -> Result<Routes, ServeError> {
         let mut v1 =
             tonic_reflection::server::Builder::configure().include_reflection_service(false);
         let mut v1alpha =
@@ -141,8 +142,20 @@ impl Serving {
             v1 = v1.register_encoded_file_descriptor_set(d);
             v1alpha = v1alpha.register_encoded_file_descriptor_set(d);
         }
-        self.routes.add_service(v1.build_v1()?);
-        self.routes.add_service(v1alpha.build_v1alpha()?);
+        let mut routes = self.routes.clone();
+        routes.add_service(v1.build_v1()?);
+        routes.add_service(v1alpha.build_v1alpha()?);
+        Ok(routes.routes())
+    }
+
+    /// Serves until `shutdown` is cancelled: health turns NOT_SERVING first, then open calls
+    /// finish (stream handlers watch the same token) and the server returns.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServeError> {
+        let routes = self.routes()?;
         // `liveness` answers SERVING while the process serves at all: liveness probes use it, so a
         // pod whose broker is away is taken out of rotation (readiness) but not restarted.
         self.health
@@ -156,12 +169,7 @@ impl Serving {
                 .set_service_status("", ServingStatus::NotServing)
                 .await;
         };
-        let routes = self.routes.routes();
         let local = listener.local_addr();
-        // In `sse-connector`, the other services of this process call these routes directly.
-        let _in_process = local
-            .as_ref()
-            .map(|a| crate::link::Registered::new(*a, &routes, &self.streams));
         // The health-only listener outlives the main server's drain, so probes keep answering
         // (NOT_SERVING) until the process is done.
         let health_stop = CancellationToken::new();

@@ -1,16 +1,13 @@
-//! In-process links (`sse-connector`): once a process calls `serve_in_process`, a client of an
-//! address this process serves calls the server's routes directly (unary, server-streaming and
-//! bidirectional calls alike; a registered stream with its messages as they are), and a link made
-//! after that server stops goes over the network.
-//! Its own test binary: the switch is process-wide.
+//! In-process links (`sse-connector`): a client handed a server's [`Local`] for an address calls
+//! that server's routes directly (unary, server-streaming and bidirectional calls alike; a
+//! registered stream with its messages as they are), and every other address goes over the
+//! network. Nothing is process-wide: a client handed nothing never links in-process.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::time::Duration;
-
 use futures::StreamExt;
-use sse_runtime::link::{Link, Messages};
-use sse_runtime::peers;
+use sse_runtime::link::{Link, Local, Locals, Messages, Streams};
+use sse_runtime::peers::Dialer;
 use sse_runtime::serve::Serving;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
@@ -21,49 +18,36 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-/// The in-process link to `addr`, once the server there has registered itself (as it starts
-/// serving).
-async fn registered(addr: std::net::SocketAddr) -> Link {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(l) = Link::in_process(addr) {
-                return l;
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
-async fn a_server_of_this_process_is_called_in_process_and_over_tcp_once_it_stops() {
-    sse_runtime::link::serve_in_process();
+async fn a_server_handed_over_is_called_in_process_before_and_while_it_serves() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let serving = Serving::new(tonic_health::pb::FILE_DESCRIPTOR_SET);
     let health = serving.health.clone();
+    let dialer = Dialer::new(None, Locals::default().with(addr, serving.local().unwrap()));
+    let endpoint = Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    let link = dialer.connect_lazy(&endpoint, addr);
+    assert!(matches!(link, Link::Local(_)), "{link:?}");
+
+    // Handed over before it runs, so no call can race its start: health answers already.
+    let mut early = HealthClient::new(link.clone());
+    let r = early.check(HealthCheckRequest::default()).await.unwrap();
+    assert_eq!(r.into_inner().status(), ServingStatus::Serving);
     let stop = CancellationToken::new();
     let server = tokio::spawn(serving.run(listener, stop.clone()));
-    let endpoint = Endpoint::from_shared(format!("http://{addr}")).unwrap();
-
-    // The server registers itself as it starts serving.
-    let link = registered(addr).await;
-    assert!(matches!(link, Link::Local(_)), "{link:?}");
-    assert!(matches!(
-        peers::connect_lazy(&endpoint, addr, None),
-        Link::Local(_)
-    ));
 
     // Unary.
-    let connected = peers::connect(&endpoint, addr, None).await.unwrap();
+    let connected = dialer.connect(&endpoint, addr).await.unwrap();
     assert!(matches!(connected, Link::Local(_)), "{connected:?}");
     let mut client = HealthClient::new(connected);
     let check = |service: &str| HealthCheckRequest {
         service: service.into(),
     };
-    let r = client.check(check("liveness")).await.unwrap().into_inner();
-    assert_eq!(r.status(), ServingStatus::Serving);
+    health
+        .set_service_status("y", tonic_health::ServingStatus::NotServing)
+        .await;
+    let r = client.check(check("y")).await.unwrap().into_inner();
+    assert_eq!(r.status(), ServingStatus::NotServing);
 
     // Server streaming: a change of status reaches a watcher.
     health
@@ -111,21 +95,12 @@ async fn a_server_of_this_process_is_called_in_process_and_over_tcp_once_it_stop
     drop(tx);
     assert!(answers.message().await.unwrap().is_none());
 
-    // Stopped: its address is no longer answered in-process, and a new link goes over TCP.
     stop.cancel();
     server.await.unwrap().unwrap();
-    assert!(Link::in_process(addr).is_none());
-    assert!(matches!(
-        peers::connect_lazy(&endpoint, addr, None),
-        Link::Net(_)
-    ));
-    let refused = peers::connect(&endpoint, addr, None).await;
-    assert!(refused.is_err(), "nothing listens on {addr} any more");
 }
 
 #[tokio::test]
 async fn a_registered_stream_takes_and_yields_its_messages_as_they_are() {
-    sse_runtime::link::serve_in_process();
     const PATH: &str = "/test.v1.Doubler/Double";
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -138,9 +113,9 @@ async fn a_registered_stream_takes_and_yields_its_messages_as_they_are() {
             Box::pin(requests.map(|r| r.map(|Plain(n)| Plain(std::sync::Arc::new(*n * 2)))))
         },
     );
+    let link = Link::Local(serving.local().unwrap());
     let stop = CancellationToken::new();
     let server = tokio::spawn(serving.run(listener, stop.clone()));
-    let link = registered(addr).await;
 
     // Only under its path, and only with its message types.
     assert!(
@@ -168,40 +143,57 @@ async fn a_registered_stream_takes_and_yields_its_messages_as_they_are() {
 
     stop.cancel();
     server.await.unwrap().unwrap();
-    assert!(Link::in_process(addr).is_none());
 }
 
 #[tokio::test]
-async fn served_waits_for_the_server_to_register() {
-    sse_runtime::link::serve_in_process();
+async fn a_fake_peer_is_one_stream_closure() {
+    const PATH: &str = "/test.v1.Echo/Echo";
+    let mut streams = Streams::default();
+    streams.add(PATH, |requests: Messages<u32>| -> Messages<u32> {
+        requests
+    });
+    let fake = Local::streams(streams);
+    let addr: std::net::SocketAddr = "192.0.2.1:1".parse().unwrap();
+    let link = Dialer::new(None, Locals::default().with(addr, fake))
+        .connect(&Endpoint::from_static("http://fake:1"), addr)
+        .await
+        .unwrap();
+    let echo = link.stream::<u32, u32>(PATH).expect("the fake's stream");
+    let mut answers = echo(Box::pin(futures::stream::iter([Ok(7)])));
+    assert_eq!(answers.next().await.unwrap().unwrap(), 7);
+    // Any other call is UNIMPLEMENTED, as a server without that method answers it.
+    let status = HealthClient::new(link)
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn a_client_handed_nothing_goes_over_the_network() {
+    // A server of this very process, but not handed to the client: TCP, and it answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut served = Box::pin(sse_runtime::link::served(addr));
-    // Bound, but not serving yet: a link made now would go over TCP.
-    assert!(futures::FutureExt::now_or_never(&mut served).is_none());
-    assert!(Link::in_process(addr).is_none());
     let stop = CancellationToken::new();
     let server = tokio::spawn(
         Serving::new(tonic_health::pb::FILE_DESCRIPTOR_SET).run(listener, stop.clone()),
     );
-    tokio::time::timeout(Duration::from_secs(10), served)
-        .await
-        .expect("served once the server registered");
-    assert!(matches!(Link::in_process(addr), Some(Link::Local(_))));
+    let endpoint = Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    let other: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let fake = Local::streams(Streams::default());
+    for dialer in [
+        Dialer::default(),
+        Dialer::new(None, Locals::default().with(other, fake)),
+    ] {
+        assert!(matches!(dialer.connect_lazy(&endpoint, addr), Link::Net(_)));
+        let link = dialer.connect(&endpoint, addr).await.unwrap();
+        assert!(matches!(link, Link::Net(_)), "{link:?}");
+        let r = HealthClient::new(link)
+            .check(HealthCheckRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(r.into_inner().status(), ServingStatus::Serving);
+    }
     stop.cancel();
     server.await.unwrap().unwrap();
-}
-
-#[tokio::test]
-async fn without_the_switch_nothing_is_in_process() {
-    // This binary's other test turns the switch on; a fresh process would not. What can be
-    // checked here: an address nobody in this process serves is never in-process.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    assert!(Link::in_process(addr).is_none());
-    let endpoint = Endpoint::from_shared(format!("http://{addr}")).unwrap();
-    assert!(matches!(
-        peers::connect_lazy(&endpoint, addr, None),
-        Link::Net(_)
-    ));
 }

@@ -26,9 +26,11 @@ use std::time::Duration;
 use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
 use sse_proto::v1::schema_service_server::{SERVICE_NAME, SchemaServiceServer};
 use sse_proto::v1::{ProcessRequest, ProcessResponse};
-use sse_runtime::link::Messages;
+use sse_runtime::link::{Local, Locals, Messages};
+use sse_runtime::peers::Dialer;
 use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 pub use error::Error;
@@ -43,6 +45,34 @@ pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(STREAM_DRAIN.as_secs() 
 /// Serves the schema service on `listener` until `shutdown.token` is cancelled and every stream
 /// has ended.
 pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), Error> {
+    start(config, &shutdown, Locals::default())
+        .await?
+        .serve(listener)
+        .await
+}
+
+/// The schema service with its registry open and its gRPC service built, not yet served:
+/// `sse-connector` hands [`Started::local`] to ingest first.
+pub struct Started {
+    serving: Serving,
+    token: CancellationToken,
+}
+
+impl Started {
+    /// The schema service as ingest in this process calls it, with no socket between.
+    pub fn local(&self) -> Result<Local, Error> {
+        Ok(self.serving.local()?)
+    }
+
+    /// Serves on `listener` until the shutdown token is cancelled and every stream has ended.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), Error> {
+        Ok(self.serving.run(listener, self.token).await?)
+    }
+}
+
+/// Opens the registry and builds the service; the publisher is called through `locals` where
+/// it names one of its addresses (`sse-connector`), over the network otherwise.
+pub async fn start(config: Config, shutdown: &Shutdown, locals: Locals) -> Result<Started, Error> {
     config.validate()?;
     let dir = config.data_dir.clone();
     let namespace = config.registry_namespace.clone();
@@ -64,9 +94,7 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
             .await
             .map_err(|e| Error::Task(e.to_string()))??
             .with_max_bytes(max_bytes);
-            any_registry::AnyRegistry::Azure(azure::AzureRegistry::new(
-                &settings, mirror, &shutdown,
-            ))
+            any_registry::AnyRegistry::Azure(azure::AzureRegistry::new(&settings, mirror, shutdown))
         }
     };
     let pipeline = Arc::new(
@@ -78,7 +106,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         .with_caps(config.caps()),
     );
     let security = config.security()?;
-    let channel = publisher::channel(&config.publisher, security.mtls.clone());
+    let dialer = Dialer::new(security.mtls.clone(), locals);
+    let channel = publisher::channel(&config.publisher, dialer);
     let relay = relay::Relay::new(
         pipeline.clone(),
         channel.clone(),
@@ -116,6 +145,8 @@ pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> R
         readiness,
         token,
     ));
-    serving.run(listener, shutdown.token.clone()).await?;
-    Ok(())
+    Ok(Started {
+        serving,
+        token: shutdown.token.clone(),
+    })
 }

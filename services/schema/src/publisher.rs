@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use sse_runtime::Backoff;
 use sse_runtime::link::Link;
-use sse_runtime::mtls::Mtls;
-use sse_runtime::peers::{self, Peer, Peers};
+use sse_runtime::peers::{self, Dialer, Peer, Peers};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -38,13 +37,14 @@ pub struct Publishers {
     channels: Arc<Mutex<HashMap<SocketAddr, Link>>>,
     /// Addresses whose stream failed, left out until the instant given.
     down: Arc<Mutex<HashMap<SocketAddr, Instant>>>,
-    /// This service's certificates for mTLS to the publisher; `None`: plaintext.
-    mtls: Option<Arc<Mtls>>,
+    /// How an address is reached: TCP (mTLS with this service's certificates, if any), or the
+    /// publisher of this process in `sse-connector`.
+    dialer: Dialer,
 }
 
-/// The publisher at `uri`: resolves it to every address now and periodically (must be called
-/// inside a tokio runtime).
-pub fn channel(uri: &Uri, mtls: Option<Arc<Mtls>>) -> Publishers {
+/// The publisher at `uri`, reached through `dialer`: resolves it to every address now and
+/// periodically (must be called inside a tokio runtime).
+pub fn channel(uri: &Uri, dialer: Dialer) -> Publishers {
     let peers = match peers::parse_targets(&uri.to_string()) {
         Ok(targets) => Peers::spawn(targets, peers::RESOLVE_EVERY),
         Err(e) => {
@@ -53,7 +53,7 @@ pub fn channel(uri: &Uri, mtls: Option<Arc<Mtls>>) -> Publishers {
             Peers::manual(Vec::new()).1
         }
     };
-    Publishers::new(peers).with_mtls(mtls)
+    Publishers::new(peers).with_dialer(dialer)
 }
 
 impl Publishers {
@@ -63,13 +63,13 @@ impl Publishers {
             peers,
             channels: Arc::default(),
             down: Arc::default(),
-            mtls: None,
+            dialer: Dialer::default(),
         }
     }
 
-    /// Calls the publishers over mTLS with these certificates (`None`: plaintext).
-    pub fn with_mtls(mut self, mtls: Option<Arc<Mtls>>) -> Self {
-        self.mtls = mtls;
+    /// Reaches the publishers through `dialer` (by default: plaintext TCP).
+    pub fn with_dialer(mut self, dialer: Dialer) -> Self {
+        self.dialer = dialer;
         self
     }
 
@@ -151,7 +151,7 @@ impl Publishers {
                     .http2_keep_alive_interval(Duration::from_secs(20))
                     .keep_alive_timeout(Duration::from_secs(10))
                     .keep_alive_while_idle(true);
-                peers::connect_lazy(&endpoint, peer.addr, self.mtls.as_ref())
+                self.dialer.connect_lazy(&endpoint, peer.addr)
             })
             .clone()
     }
@@ -272,7 +272,7 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let uri: Uri = format!("http://127.0.0.1:{port}").parse().unwrap();
-        let ch = channel(&uri, None);
+        let ch = channel(&uri, Dialer::default());
         assert!(!reachable(&ch).await);
         let token = CancellationToken::new();
         let t = token.clone();

@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use prost::Message;
@@ -17,7 +16,7 @@ use sse_proto::v1 as pb;
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
 use sse_runtime::error_chain;
 use sse_runtime::link::Messages;
-use sse_runtime::peers::{self, Peers};
+use sse_runtime::peers::{Dialer, Peers};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -61,9 +60,9 @@ impl Forwarder {
         lane.tx = None;
         lane.retry_at = None;
         let endpoint = self.endpoint.clone();
-        let mtls = self.mtls.clone();
+        let dialer = self.dialer.clone();
         st.openings.push(Box::pin(async move {
-            let opened = open_session(&endpoint, addr, mtls.as_ref()).await;
+            let opened = open_session(&dialer, &endpoint, addr).await;
             (addr, session, opened)
         }));
     }
@@ -181,11 +180,12 @@ pub(super) fn send(tx: &mpsc::UnboundedSender<pb::ProcessRequest>, events: Vec<p
 
 /// Connects to one schema address and opens the Process stream.
 async fn open_session(
+    dialer: &Dialer,
     endpoint: &tonic::transport::Endpoint,
     addr: SocketAddr,
-    mtls: Option<&Arc<sse_runtime::mtls::Mtls>>,
 ) -> Result<Session, String> {
-    let link = peers::connect(endpoint, addr, mtls)
+    let link = dialer
+        .connect(endpoint, addr)
         .await
         .map_err(|e| error_chain(&e))?;
     let (tx, rx) = mpsc::unbounded_channel();

@@ -1,6 +1,9 @@
 use super::session::batches;
 use super::*;
+use futures::StreamExt;
 use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
+use sse_runtime::link::{Local, Locals, Messages, Streams};
+use sse_runtime::peers::Dialer;
 
 #[test]
 fn in_flight_is_bounded_acked_by_key_and_resent_in_order() {
@@ -112,6 +115,10 @@ fn batches_are_bounded_by_their_encoded_size() {
     assert!(b.iter().all(|r| r.encoded_len() <= GRPC_MESSAGE_BYTES_MAX));
 }
 
+/// Where the fake schema services are (documentation addresses: only ever reached in-process).
+const A: &str = "192.0.2.1:50052";
+const B: &str = "192.0.2.2:50052";
+
 fn peer(addr: &str) -> Peer {
     Peer {
         addr: addr.parse().unwrap(),
@@ -158,123 +165,43 @@ fn router_keeps_each_stream_on_one_address_and_moves_only_those_of_a_removed_one
     assert_eq!(r.owner(&key(1)), None);
 }
 
-/// A schema service that records what each address received and acks it (or not); its
-/// counter counts acks sent, or events received when it does not ack.
-#[derive(Clone)]
-struct FakeSchema {
-    name: &'static str,
-    ack: bool,
-    seen: Arc<std::sync::Mutex<Vec<(&'static str, pb::Event)>>>,
-    acked: watch::Sender<usize>,
-}
-
-#[tonic::async_trait]
-impl pb::schema_service_server::SchemaService for FakeSchema {
-    type ProcessStream =
-        tokio_stream::wrappers::ReceiverStream<Result<pb::ProcessResponse, tonic::Status>>;
-
-    async fn process(
-        &self,
-        request: tonic::Request<tonic::Streaming<pb::ProcessRequest>>,
-    ) -> Result<tonic::Response<Self::ProcessStream>, tonic::Status> {
-        let mut inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(16);
-        let me = self.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(req)) = inbound.message().await {
-                me.seen
-                    .lock()
-                    .unwrap()
-                    .extend(req.events.iter().map(|e| (me.name, e.clone())));
-                if !me.ack {
-                    me.acked.send_modify(|a| *a += req.events.len());
-                    continue;
-                }
-                let acks: Vec<pb::Ack> = req
-                    .events
-                    .iter()
-                    .map(|e| pb::Ack {
-                        stream_key: e.stream_key.clone(),
-                        seq: e.seq,
-                        ..Default::default()
-                    })
-                    .collect();
-                let n = acks.len();
-                if tx.send(Ok(pb::ProcessResponse { acks })).await.is_err() {
-                    return;
-                }
-                me.acked.send_modify(|a| *a += n);
-            }
-        });
-        Ok(tonic::Response::new(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        ))
-    }
-
-    async fn put_schema(
-        &self,
-        _: tonic::Request<pb::PutSchemaRequest>,
-    ) -> Result<tonic::Response<pb::PutSchemaResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("fake"))
-    }
-
-    async fn get_schema(
-        &self,
-        _: tonic::Request<pb::GetSchemaRequest>,
-    ) -> Result<tonic::Response<pb::GetSchemaResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("fake"))
-    }
-
-    async fn list_schemas(
-        &self,
-        _: tonic::Request<pb::ListSchemasRequest>,
-    ) -> Result<tonic::Response<pb::ListSchemasResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("fake"))
-    }
-
-    async fn list_subjects(
-        &self,
-        _: tonic::Request<pb::ListSubjectsRequest>,
-    ) -> Result<tonic::Response<pb::ListSubjectsResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("fake"))
-    }
-
-    async fn infer_schema(
-        &self,
-        _: tonic::Request<pb::InferSchemaRequest>,
-    ) -> Result<tonic::Response<pb::InferSchemaResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("fake"))
-    }
-}
-
 type Seen = Arc<std::sync::Mutex<Vec<(&'static str, pb::Event)>>>;
 
-/// Starts a fake schema on `ip` (port 0); its address and its ack counter.
-async fn fake(
-    ip: &str,
+/// A schema service at `addr`, called in-process: its Process stream records what it received
+/// and acks it (or not). Its counter counts acks sent, or events received when it does not ack.
+fn fake(
+    addr: &str,
     name: &'static str,
     ack: bool,
     seen: Seen,
-    token: CancellationToken,
-) -> (Peer, watch::Receiver<usize>) {
-    let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    locals: Locals,
+) -> (Peer, watch::Receiver<usize>, Locals) {
     let (acked, acked_rx) = watch::channel(0);
-    let svc = FakeSchema {
-        name,
-        ack,
-        seen,
-        acked,
-    };
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(pb::schema_service_server::SchemaServiceServer::new(svc))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                token.cancelled_owned(),
-            ),
+    let mut streams = Streams::default();
+    streams.add(
+        sse_proto::paths::SCHEMA_PROCESS,
+        move |requests: Messages<pb::ProcessRequest>| -> Messages<pb::ProcessResponse> {
+            let (seen, acked) = (seen.clone(), acked.clone());
+            Box::pin(requests.filter_map(move |req| {
+                let events = req.map(|r| r.events).unwrap_or_default();
+                let mut seen = seen.lock().unwrap();
+                seen.extend(events.iter().map(|e| (name, e.clone())));
+                acked.send_modify(|a| *a += events.len());
+                let acks = events.iter().map(|e| pb::Ack {
+                    stream_key: e.stream_key.clone(),
+                    seq: e.seq,
+                    ..Default::default()
+                });
+                let response = pb::ProcessResponse {
+                    acks: acks.collect(),
+                };
+                futures::future::ready(ack.then_some(Ok(response)))
+            }))
+        },
     );
-    (peer(&addr.to_string()), acked_rx)
+    let peer = peer(addr);
+    let locals = locals.with(peer.addr, Local::streams(streams));
+    (peer, acked_rx, locals)
 }
 
 fn routed(key: &str, seq: u64) -> RoutedEvent {
@@ -310,10 +237,10 @@ fn routed(key: &str, seq: u64) -> RoutedEvent {
     }
 }
 
-fn forwarder() -> (Forwarder, watch::Receiver<bool>) {
+fn forwarder(locals: Locals) -> (Forwarder, watch::Receiver<bool>) {
     let (open, open_rx) = watch::channel(false);
     let f = Forwarder {
-        mtls: None,
+        dialer: Dialer::new(None, locals),
         endpoint: tonic::transport::Endpoint::from_static("http://schema:50052"),
         max_in_flight: 1000,
         max_in_flight_bytes: usize::MAX,
@@ -340,12 +267,11 @@ fn by_key(seen: &Seen) -> BTreeMap<String, BTreeMap<&'static str, Vec<u64>>> {
 
 #[tokio::test]
 async fn each_stream_goes_in_order_to_one_of_several_schema_addresses() {
-    let token = CancellationToken::new();
     let seen: Seen = Arc::default();
-    let (a, mut a_acked) = fake("127.0.0.1", "a", true, seen.clone(), token.clone()).await;
-    let (b, mut b_acked) = fake("127.0.0.2", "b", true, seen.clone(), token.clone()).await;
+    let (a, mut a_acked, locals) = fake(A, "a", true, seen.clone(), Locals::default());
+    let (b, mut b_acked, locals) = fake(B, "b", true, seen.clone(), locals);
     let (_set, peers) = Peers::manual(vec![a.clone(), b.clone()]);
-    let (f, _open) = forwarder();
+    let (f, _open) = forwarder(locals);
     let (tx, rx) = mpsc::channel(64);
     let stop = CancellationToken::new();
     let run = tokio::spawn(f.run_with(peers, rx, stop.clone()));
@@ -363,7 +289,7 @@ async fn each_stream_goes_in_order_to_one_of_several_schema_addresses() {
         total = *a_acked.borrow() + *b_acked.borrow();
     }
     assert_eq!(total, 100);
-    let mut router = Router::new(vec![a, b]);
+    let mut router = Router::new(vec![a.clone(), b]);
     let keys = by_key(&seen);
     assert_eq!(keys.len(), 20);
     let mut names = std::collections::BTreeSet::new();
@@ -371,7 +297,7 @@ async fn each_stream_goes_in_order_to_one_of_several_schema_addresses() {
         assert_eq!(on.len(), 1, "{k} went to {:?}", on.keys());
         let (name, seqs) = on.iter().next().unwrap();
         assert_eq!(seqs, &[1, 2, 3, 4, 5], "{k} out of order");
-        let expected = if router.owner(k).unwrap().ip().to_string() == "127.0.0.1" {
+        let expected = if router.owner(k) == Some(a.addr) {
             "a"
         } else {
             "b"
@@ -383,18 +309,16 @@ async fn each_stream_goes_in_order_to_one_of_several_schema_addresses() {
     drop(tx);
     stop.cancel();
     run.await.unwrap();
-    token.cancel();
 }
 
 #[tokio::test]
 async fn streams_of_a_removed_address_move_and_their_unacked_events_are_resent() {
-    let token = CancellationToken::new();
     let seen: Seen = Arc::default();
-    let (a, mut a_acked) = fake("127.0.0.1", "a", true, seen.clone(), token.clone()).await;
+    let (a, mut a_acked, locals) = fake(A, "a", true, seen.clone(), Locals::default());
     // b takes events but never acknowledges them (a replica about to go away)
-    let (b, mut b_seen) = fake("127.0.0.2", "b", false, seen.clone(), token.clone()).await;
+    let (b, mut b_seen, locals) = fake(B, "b", false, seen.clone(), locals);
     let (set, peers) = Peers::manual(vec![a.clone(), b.clone()]);
-    let (f, _open) = forwarder();
+    let (f, _open) = forwarder(locals);
     let (tx, rx) = mpsc::channel(64);
     let stop = CancellationToken::new();
     let run = tokio::spawn(f.run_with(peers, rx, stop.clone()));
@@ -437,15 +361,13 @@ async fn streams_of_a_removed_address_move_and_their_unacked_events_are_resent()
     drop(tx);
     stop.cancel();
     run.await.unwrap();
-    token.cancel();
 }
 
 #[tokio::test]
 async fn streams_of_an_address_that_cannot_be_reached_go_to_the_others() {
-    let token = CancellationToken::new();
     let seen: Seen = Arc::default();
-    let (a, mut a_acked) = fake("127.0.0.1", "a", true, seen.clone(), token.clone()).await;
-    // nothing listens here: bind, learn the port, close
+    let (a, mut a_acked, locals) = fake(A, "a", true, seen.clone(), Locals::default());
+    // not in this process, and nothing listens there: bind, learn the port, close
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
         peer(&l.local_addr().unwrap().to_string())
@@ -453,7 +375,7 @@ async fn streams_of_an_address_that_cannot_be_reached_go_to_the_others() {
     let (_set, peers) = Peers::manual(vec![a.clone(), dead.clone()]);
     let mut router = Router::new(vec![a.clone(), dead.clone()]);
     assert!((0..20).any(|i| router.owner(&key(i)) == Some(dead.addr)));
-    let (f, _open) = forwarder();
+    let (f, _open) = forwarder(locals);
     let (tx, rx) = mpsc::channel(64);
     let stop = CancellationToken::new();
     let run = tokio::spawn(f.run_with(peers, rx, stop.clone()));
@@ -469,5 +391,4 @@ async fn streams_of_an_address_that_cannot_be_reached_go_to_the_others() {
     drop(tx);
     stop.cancel();
     run.await.unwrap();
-    token.cancel();
 }
