@@ -1,10 +1,20 @@
-//! The connector's command line: every flag of the three services, each handed to the services
-//! that know it, so `sse-connector` takes the flags (and environment variables) a user already
-//! knows from `sse-ingest`, `sse-schema` and `sse-publisher`.
+//! The connector's command line: the three services' own clap commands composed into one, so
+//! `sse-connector` takes the flags (and environment variables) a user already knows from
+//! `sse-ingest`, `sse-schema` and `sse-publisher`, parsed once by clap, and each service's
+//! configuration is read from the same matches by its own derived parser.
+//!
+//! A flag two services share (their `#[command(flatten)]` groups: gRPC security, the broker's
+//! credentials) has one id and one definition, so it appears once and reaches both. `--listen`
+//! is ingest's (the connector's front door); `--schema-listen` and `--publisher-listen` are the
+//! other two's `--listen`. `--schema` and `--publisher` are refused: the connector joins its
+//! services itself.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 
-use clap::{Command, CommandFactory};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::parser::ValueSource;
+use clap::{Arg, ArgMatches, Command, CommandFactory};
 
 /// One of the three services the connector runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +28,7 @@ pub enum Part {
 }
 
 impl Part {
-    /// All three, in the order their flags are looked up.
+    /// All three, in the order their flags are composed.
     pub const ALL: [Part; 3] = [Part::Ingest, Part::Schema, Part::Publisher];
 
     /// The service's binary name (its telemetry and log name when run alone).
@@ -30,11 +40,21 @@ impl Part {
         }
     }
 
-    fn command(self) -> Command {
+    /// The service's own command, as its binary parses it.
+    pub fn command(self) -> Command {
         match self {
             Part::Ingest => sse_ingest::Config::command(),
             Part::Schema => sse_schema::Config::command(),
             Part::Publisher => sse_publisher::Config::command(),
+        }
+    }
+
+    /// The id (and long flag) of this service's `--listen` in the connector's command.
+    pub fn listen_id(self) -> &'static str {
+        match self {
+            Part::Ingest => "listen",
+            Part::Schema => "schema-listen",
+            Part::Publisher => "publisher-listen",
         }
     }
 }
@@ -46,156 +66,208 @@ const JOINED: [(&str, &str); 2] = [
 ];
 
 /// What the command line asked for.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Parsed {
-    /// Run, with these arguments for ingest, schema and publisher (program name first).
-    Run([Vec<OsString>; 3]),
+    /// Run, with every service's flags in these matches.
+    Run(Box<ArgMatches>),
     /// Print this text and exit successfully (`--help`, `--version`).
     Print(String),
 }
 
-/// A command line the connector cannot split; the message names the flag.
+/// A command line the connector cannot take; the message names the flag.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ArgsError {
     /// No service knows the flag.
-    #[error("unknown flag --{0} (see sse-connector --help)")]
+    #[error("unknown flag {0} (see sse-connector --help)")]
     Unknown(String),
     /// The flag needs a value and none followed.
-    #[error("flag --{0} needs a value")]
+    #[error("flag {0} needs a value")]
     MissingValue(String),
     /// The flag names a peer that the connector joins itself.
     #[error("--{0} ({1}) is set by the connector itself: the services run in one process")]
     Joined(String, &'static str),
-    /// Only long flags are understood.
-    #[error("unexpected argument {0:?}: the connector takes only --flags")]
-    Positional(String),
-}
-
-/// Splits `args` (without the program name) into each service's arguments.
-///
-/// `--listen` is ingest's (the connector's front door: its status API and health);
-/// `--schema-listen` and `--publisher-listen` are the other two's `--listen`. Every other flag
-/// goes to each service that has it (the broker's credentials go to ingest and the publisher).
-pub fn split(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ArgsError> {
-    let commands = Part::ALL.map(Part::command);
-    let mut out: [Vec<OsString>; 3] = Part::ALL.map(|p| vec![OsString::from(p.name())]);
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let text = arg.to_string_lossy().into_owned();
-        let Some(flag) = text.strip_prefix("--") else {
-            if text == "-h" {
-                return Ok(Parsed::Print(help(&commands)));
-            }
-            return Err(ArgsError::Positional(text));
-        };
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (flag, None),
-        };
-        match name {
-            "help" => return Ok(Parsed::Print(help(&commands))),
-            "version" => return Ok(Parsed::Print(format!("sse-connector {}\n", VERSION))),
-            _ => {}
-        }
-        if let Some((_, what)) = JOINED.iter().find(|(n, _)| *n == name) {
-            return Err(ArgsError::Joined(name.to_string(), what));
-        }
-        let targets: Vec<(usize, &str)> = match name {
-            // One process, one health port: the front door's.
-            "listen" | "health-listen" => vec![(0, name)],
-            "schema-listen" => vec![(1, "listen")],
-            "publisher-listen" => vec![(2, "listen")],
-            _ => (0..3)
-                .filter(|&i| long(&commands[i], name).is_some())
-                .map(|i| (i, name))
-                .collect(),
-        };
-        let Some(&(first, first_name)) = targets.first() else {
-            return Err(ArgsError::Unknown(name.to_string()));
-        };
-        let takes_value =
-            long(&commands[first], first_name).is_some_and(|a| a.get_action().takes_values());
-        let value = match (takes_value, inline) {
-            (true, Some(v)) => Some(OsString::from(v)),
-            (true, None) => Some(
-                args.next()
-                    .ok_or_else(|| ArgsError::MissingValue(name.to_string()))?,
-            ),
-            (false, Some(v)) => Some(OsString::from(v)),
-            (false, None) => None,
-        };
-        for (i, n) in targets {
-            match (&value, takes_value) {
-                (Some(v), true) => {
-                    out[i].push(OsString::from(format!("--{n}")));
-                    out[i].push(v.clone());
-                }
-                (Some(v), false) => {
-                    let mut f = OsString::from(format!("--{n}="));
-                    f.push(v);
-                    out[i].push(f);
-                }
-                (None, _) => out[i].push(OsString::from(format!("--{n}"))),
-            }
-        }
-    }
-    Ok(Parsed::Run(out))
+    /// Any other problem clap found (a bad value, an unexpected argument).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn long<'a>(cmd: &'a Command, name: &str) -> Option<&'a clap::Arg> {
-    cmd.get_arguments().find(|a| a.get_long() == Some(name))
+const ABOUT: &str = "Ingest, schema and publisher in one process, joined inside it. It takes \
+every flag and environment variable of the three services; a flag two of them share (gRPC \
+security, the broker's credentials) reaches both.";
+
+/// The connector's command: every service's arguments once, each under its service's heading.
+pub fn command() -> Command {
+    let mut cmd = Command::new("sse-connector")
+        .version(VERSION)
+        .about(ABOUT)
+        .next_line_help(false);
+    let mut seen: HashSet<String> = HashSet::new();
+    let shared = shared_ids();
+    for part in Part::ALL {
+        for arg in part.command().get_arguments() {
+            let id = arg.get_id().as_str().to_string();
+            if ["help", "version"].contains(&id.as_str()) {
+                continue;
+            }
+            let arg = if id == "listen" {
+                listen(part, arg)
+            } else if seen.insert(id.clone()) {
+                let hidden = JOINED.iter().any(|(j, _)| *j == id);
+                let heading = if shared.contains(&id) {
+                    SHARED
+                } else {
+                    part.name()
+                };
+                arg.clone().help_heading(heading).hide(hidden)
+            } else {
+                continue;
+            };
+            cmd = cmd.arg(arg);
+        }
+    }
+    cmd.mut_arg("checkpoint_store", |a| {
+        a.help(
+            "Where each stream's resume point is kept (see sse-ingest). Unset here: the \
+             publisher's broker, with its URL, TLS and credentials, so a restart resumes each \
+             stream; `none` turns it off",
+        )
+    })
 }
 
-fn help(commands: &[Command; 3]) -> String {
-    let mut s = String::from(
-        "sse-connector: ingest, schema and publisher in one process, joined inside it.\n\n\
-         Usage: sse-connector [FLAGS]\n\n\
-         It takes every flag and environment variable of the three services (below); a flag two \
-         of them share (the broker's credentials) goes to both.\n\
-         \x20 --listen <ADDR>            ingest's gRPC address: status API and health \
-         [INGEST_LISTEN, default 127.0.0.1:50051]\n\
-         \x20 --schema-listen <ADDR>     the schema service's gRPC address: registry API and \
-         health [SCHEMA_LISTEN, default 127.0.0.1:50052]\n\
-         \x20 --publisher-listen <ADDR>  the publisher's gRPC address: health \
-         [PUBLISHER_LISTEN, default 127.0.0.1:50053]\n\
-         \x20 --schema, --publisher      not taken: the connector joins its services itself\n\
-         \x20 --checkpoint-store <STORE> default here: the publisher's broker (its URL, TLS and \
-         credentials), so a restart resumes each stream; `none` turns it off [CHECKPOINT_STORE]\n",
-    );
-    for (part, cmd) in Part::ALL.iter().zip(commands) {
-        let mut cmd = cmd.clone();
-        s.push_str(&format!("\n--- flags of {} ---\n", part.name()));
-        s.push_str(&cmd.render_long_help().to_string());
+/// The help heading of the flags more than one service takes.
+const SHARED: &str = "shared by the services";
+
+/// The ids of the arguments more than one service has (their flattened groups).
+fn shared_ids() -> HashSet<String> {
+    let mut once = HashSet::new();
+    let mut twice = HashSet::new();
+    for part in Part::ALL {
+        for arg in part.command().get_arguments() {
+            let id = arg.get_id().as_str().to_string();
+            if !once.insert(id.clone()) {
+                twice.insert(id);
+            }
+        }
     }
-    s
+    twice
+}
+
+/// `part`'s `--listen`, under the connector's name for it.
+fn listen(part: Part, arg: &Arg) -> Arg {
+    arg.clone()
+        .id(part.listen_id())
+        .long(part.listen_id())
+        .help_heading(part.name())
+}
+
+/// Parses `args` (the program name first).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Parsed, ArgsError> {
+    let matches = match command().try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) if !e.use_stderr() => return Ok(Parsed::Print(e.render().to_string())),
+        Err(e) => return Err(clap_error(&e)),
+    };
+    for (id, what) in JOINED {
+        if matches.value_source(id) == Some(ValueSource::CommandLine) {
+            return Err(ArgsError::Joined(id.to_string(), what));
+        }
+    }
+    Ok(Parsed::Run(Box::new(matches)))
+}
+
+/// Clap's error, in the connector's words where it has them.
+fn clap_error(e: &clap::Error) -> ArgsError {
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.split_whitespace().next().unwrap_or(s).to_string(),
+        _ => String::new(),
+    };
+    match e.kind() {
+        ErrorKind::UnknownArgument if arg.starts_with('-') => ArgsError::Unknown(arg),
+        ErrorKind::InvalidValue if e.get(ContextKind::InvalidValue).is_none_or(is_empty) => {
+            ArgsError::MissingValue(arg)
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            match owner(&arg) {
+                Some(part) => ArgsError::Invalid(format!("{}: {first}", part.name())),
+                None => ArgsError::Invalid(first.to_string()),
+            }
+        }
+    }
+}
+
+/// The service whose flag `--long` is (the first, for a shared one).
+fn owner(flag: &str) -> Option<Part> {
+    let long = flag.strip_prefix("--")?;
+    Part::ALL.into_iter().find(|p| {
+        long == p.listen_id()
+            || p.command()
+                .get_arguments()
+                .any(|a| a.get_long() == Some(long) && long != "listen")
+    })
+}
+
+fn is_empty(v: &ContextValue) -> bool {
+    matches!(v, ContextValue::String(s) if s.is_empty())
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
-    fn run(args: &[&str]) -> [Vec<String>; 3] {
-        match split(args.iter().map(OsString::from)).expect("splits") {
-            Parsed::Run(v) => v.map(|a| {
-                a.into_iter()
-                    .skip(1)
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .collect()
-            }),
+    fn parse_ok(args: &[&str]) -> ArgMatches {
+        let all = std::iter::once("sse-connector").chain(args.iter().copied());
+        match parse(all.map(OsString::from)).expect("parses") {
+            Parsed::Run(m) => *m,
             Parsed::Print(_) => panic!("printed instead of running"),
         }
     }
 
+    fn err(args: &[&str]) -> ArgsError {
+        let all = std::iter::once("sse-connector").chain(args.iter().copied());
+        parse(all.map(OsString::from)).expect_err("rejected")
+    }
+
     #[test]
-    fn each_flag_goes_to_the_services_that_know_it() {
-        let [i, s, p] = run(&[
+    fn the_services_share_only_their_flattened_groups_and_listen() {
+        // One id, one meaning: a flag two services have is the same flattened group field.
+        let mut owner: std::collections::HashMap<String, (Part, Arg)> = Default::default();
+        for part in Part::ALL {
+            for arg in part.command().get_arguments() {
+                let id = arg.get_id().as_str().to_string();
+                if ["help", "version", "listen"].contains(&id.as_str()) {
+                    continue;
+                }
+                if let Some((first, a)) = owner.get(&id) {
+                    assert_eq!(a.get_long(), arg.get_long(), "{id}: {first:?} vs {part:?}");
+                    assert_eq!(a.get_env(), arg.get_env(), "{id}: {first:?} vs {part:?}");
+                    assert_eq!(
+                        a.get_default_values(),
+                        arg.get_default_values(),
+                        "{id}: {first:?} vs {part:?}"
+                    );
+                } else {
+                    owner.insert(id, (part, arg.clone()));
+                }
+            }
+        }
+        command().debug_assert();
+    }
+
+    #[test]
+    fn each_service_reads_its_own_flags_and_the_shared_ones() {
+        use clap::FromArgMatches;
+        let m = parse_ok(&[
             "--listen",
-            "127.0.0.1:0",
-            "--schema-listen=127.0.0.1:1",
+            "127.0.0.1:7",
+            "--schema-listen=127.0.0.1:8",
             "--publisher-listen",
-            "127.0.0.1:2",
+            "127.0.0.1:9",
             "--resources",
             "res",
             "--data-dir=/d",
@@ -205,87 +277,88 @@ mod tests {
             "u",
             "--mqtt-clean-start",
         ]);
-        assert_eq!(
-            i,
-            [
-                "--listen",
-                "127.0.0.1:0",
-                "--resources",
-                "res",
-                "--mqtt-username",
-                "u"
-            ]
-        );
-        assert_eq!(s, ["--listen", "127.0.0.1:1", "--data-dir", "/d"]);
-        assert_eq!(
-            p,
-            [
-                "--listen",
-                "127.0.0.1:2",
-                "--mqtt-url",
-                "mqtt://b:1883",
-                "--mqtt-username",
-                "u",
-                "--mqtt-clean-start"
-            ]
-        );
+        let i = sse_ingest::Config::from_arg_matches(&m).unwrap();
+        let s = sse_schema::Config::from_arg_matches(&m).unwrap();
+        let p = sse_publisher::Config::from_arg_matches(&m).unwrap();
+        assert_eq!(i.listen.port(), 7);
+        assert_eq!(i.resources, std::path::PathBuf::from("res"));
+        assert_eq!(i.broker.mqtt_username.as_deref(), Some("u"));
+        assert_eq!(s.data_dir, std::path::PathBuf::from("/d"));
+        assert_eq!(p.broker.mqtt_username.as_deref(), Some("u"));
+        assert!(p.mqtt_clean_start);
+        let listen = |id: &str| *m.get_one::<std::net::SocketAddr>(id).unwrap();
+        assert_eq!(listen(Part::Schema.listen_id()).port(), 8);
+        assert_eq!(listen(Part::Publisher.listen_id()).port(), 9);
     }
 
     #[test]
-    fn every_service_flag_reaches_its_service() {
-        // Every long flag of every service (but the joined ones) is handed to that service as given.
-        for (k, part) in Part::ALL.iter().enumerate() {
+    fn every_service_flag_is_the_connectors() {
+        let cmd = command();
+        for part in Part::ALL {
             for arg in part.command().get_arguments() {
-                let Some(name) = arg.get_long() else { continue };
-                if ["listen", "schema", "publisher", "help", "version"].contains(&name) {
-                    continue;
-                }
-                // One health port per process: the front door's.
-                if name == "health-listen" && k > 0 {
-                    continue;
-                }
-                let args = if arg.get_action().takes_values() {
-                    vec![format!("--{name}"), "x".to_string()]
+                let Some(long) = arg.get_long() else { continue };
+                let long = if long == "listen" {
+                    part.listen_id()
                 } else {
-                    vec![format!("--{name}")]
+                    long
                 };
-                let out = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
-                assert_eq!(out[k], args, "--{name} reaches {}", part.name());
+                assert!(
+                    cmd.get_arguments().any(|a| a.get_long() == Some(long)),
+                    "--{long} of {}",
+                    part.name()
+                );
             }
         }
     }
 
     #[test]
     fn bad_command_lines_name_the_problem() {
-        let err = |a: &[&str]| split(a.iter().map(OsString::from)).expect_err("rejected");
-        assert_eq!(err(&["--nope"]), ArgsError::Unknown("nope".into()));
+        assert_eq!(err(&["--nope"]), ArgsError::Unknown("--nope".into()));
         assert_eq!(
             err(&["--resources"]),
-            ArgsError::MissingValue("resources".into())
+            ArgsError::MissingValue("--resources".into())
         );
         assert!(matches!(err(&["--schema", "http://x"]), ArgsError::Joined(n, _) if n == "schema"));
         assert!(
             matches!(err(&["--publisher=http://x"]), ArgsError::Joined(n, _) if n == "publisher")
         );
-        assert_eq!(err(&["extra"]), ArgsError::Positional("extra".into()));
+        assert!(matches!(err(&["extra"]), ArgsError::Invalid(m) if m.contains("extra")));
+        let bad = |a: &[&str]| match err(a) {
+            ArgsError::Invalid(m) => m,
+            e => panic!("{a:?}: {e:?}"),
+        };
+        assert!(
+            bad(&["--listen", "nope"])
+                .starts_with("sse-ingest: invalid value 'nope' for '--listen")
+        );
+        assert!(bad(&["--max-in-flight", "0"]).starts_with("sse-ingest: invalid value '0'"));
+        assert!(bad(&["--schema-listen", "x"]).starts_with("sse-schema: "));
+        assert!(bad(&["--mqtt-keep-alive", "x"]).starts_with("sse-publisher: "));
     }
 
     #[test]
-    fn help_lists_the_connector_flags_and_every_service() {
-        let Ok(Parsed::Print(h)) = split([OsString::from("--help")]) else {
+    fn help_lists_the_connector_flags_under_each_service() {
+        let Ok(Parsed::Print(h)) = parse(["sse-connector", "--help"].map(OsString::from)) else {
             panic!("help printed")
         };
         for s in [
             "--schema-listen",
             "--publisher-listen",
-            "sse-ingest",
-            "sse-schema",
-            "sse-publisher",
+            "sse-ingest:",
+            "sse-schema:",
+            "sse-publisher:",
+            "shared by the services:",
             "--mqtt-url",
             "--resources",
             "--data-dir",
+            "--checkpoint-store",
         ] {
             assert!(h.contains(s), "help mentions {s}");
         }
+        assert!(!h.contains("--schema <"), "--schema is hidden");
+        let Ok(Parsed::Print(v)) = parse(["sse-connector", "--version"].map(OsString::from)) else {
+            panic!("version printed")
+        };
+        assert!(v.starts_with("sse-connector "));
     }
 }

@@ -11,10 +11,9 @@
 
 pub mod args;
 
-use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use clap::Parser;
+use clap::{ArgMatches, FromArgMatches};
 use sse_runtime::Shutdown;
 use sse_runtime::link::Locals;
 use tokio::net::TcpListener;
@@ -92,18 +91,20 @@ fn scheme(ingest: &sse_ingest::Config) -> &'static str {
 }
 
 impl Configs {
-    /// Parses each service's arguments (from [`args::split`]) with its own parser, environment
-    /// variables included, and checks what each service checks before it starts.
-    pub fn parse(args: [Vec<OsString>; 3]) -> Result<Self, Error> {
-        let [i, s, p] = args;
+    /// Reads each service's configuration from the connector's matches ([`args::parse`]) with
+    /// the service's own derived parser, and checks what each service checks before it starts.
+    pub fn parse(matches: &ArgMatches) -> Result<Self, Error> {
         let clap_err = |part: Part, e: clap::Error| Error::Args(part.name(), e.to_string());
-        let mut ingest = sse_ingest::Config::try_parse_from(i)
+        let mut ingest = sse_ingest::Config::from_arg_matches(matches)
             .map_err(|e| clap_err(Part::Ingest, e))?
             .with_aliases(|k| std::env::var(k).ok());
         let mut schema =
-            sse_schema::Config::try_parse_from(s).map_err(|e| clap_err(Part::Schema, e))?;
-        let mut publisher =
-            sse_publisher::Config::try_parse_from(p).map_err(|e| clap_err(Part::Publisher, e))?;
+            sse_schema::Config::from_arg_matches(matches).map_err(|e| clap_err(Part::Schema, e))?;
+        let mut publisher = sse_publisher::Config::from_arg_matches(matches)
+            .map_err(|e| clap_err(Part::Publisher, e))?;
+        let listen = |part: Part| matches.get_one::<SocketAddr>(part.listen_id()).copied();
+        schema.listen = listen(Part::Schema).unwrap_or(schema.listen);
+        publisher.listen = listen(Part::Publisher).unwrap_or(publisher.listen);
         // SCHEMA_ADDR / PUBLISHER_ADDR in the environment mean nothing here: the peers are in
         // this process.
         // One health-only port for the process (ingest's), whatever HEALTH_LISTEN says.
@@ -316,10 +317,11 @@ mod tests {
         let mut args = vec!["--mqtt-url", "mqtts://broker:8884", "--mqtt-username", "u"];
         args.extend_from_slice(&["--resources", &res]);
         args.extend_from_slice(extra);
-        let Ok(args::Parsed::Run(split)) = args::split(args.iter().map(OsString::from)) else {
-            panic!("splits")
+        let all = std::iter::once("sse-connector").chain(args.iter().copied());
+        let Ok(args::Parsed::Run(matches)) = args::parse(all.map(std::ffi::OsString::from)) else {
+            panic!("parses")
         };
-        Configs::parse(split).unwrap()
+        Configs::parse(&matches).unwrap()
     }
 
     /// #19 point 8: one process resumes by default, on the publisher's broker.

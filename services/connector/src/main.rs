@@ -1,5 +1,6 @@
-//! `sse-connector`: splits the command line among the three services, starts telemetry, runs
-//! [`sse_connector::run`] until SIGTERM, which stops ingest, schema and publisher in that order.
+//! `sse-connector`: parses the three services' flags with one composed command, starts
+//! telemetry, runs [`sse_connector::run`] until SIGTERM, which stops ingest, schema and publisher
+//! in that order.
 
 use sse_connector::args::{self, Parsed};
 use sse_connector::{Configs, Error};
@@ -13,15 +14,15 @@ const SERVICE: &str = "sse-connector";
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // One thread for all three services: an event then crosses no thread or process boundary
-// between the SSE socket and the broker (docs/performance.md, "Sixth look": one process).
+// between the SSE socket and the broker (docs/performance.md: one process).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let configs = match args::split(std::env::args_os().skip(1)) {
+    let configs = match args::parse(std::env::args_os()) {
         Ok(Parsed::Print(text)) => {
             print!("{text}");
             return Ok(());
         }
-        Ok(Parsed::Run(parts)) => Configs::parse(parts),
+        Ok(Parsed::Run(matches)) => Configs::parse(&matches),
         Err(e) => exit_config_error(SERVICE, &e),
     };
     let configs = configs.unwrap_or_else(|e: Error| exit_config_error(SERVICE, &e));
