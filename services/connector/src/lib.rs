@@ -28,9 +28,9 @@ pub struct Configs {
     /// Ingest's; its `schema` address is set when the schema service is bound.
     pub ingest: sse_ingest::Settings,
     /// The schema service's; its `publisher` address is set when the publisher is bound.
-    pub schema: sse_schema::Config,
+    pub schema: sse_schema::Settings,
     /// The publisher's.
-    pub publisher: sse_publisher::Config,
+    pub publisher: sse_publisher::Settings,
 }
 
 /// Why the connector could not start or stopped with an error; each names its service.
@@ -117,15 +117,13 @@ impl Configs {
         ingest.schema = placeholder;
         // Resume is on by default: without --checkpoint-store, checkpoints are kept on the
         // publisher's broker, with its URL, TLS and credentials (`--checkpoint-store none`: off).
-        let broker = publisher.mqtt_settings()?.client.broker;
-        if ingest.checkpoint_store.is_empty() {
-            ingest.checkpoint_broker = Some(broker);
+        let publisher = publisher.settings()?;
+        if ingest.checkpoint_store.is_none() {
+            ingest.checkpoint_broker = Some(publisher.mqtt.client.broker.clone());
         }
-        let ingest = ingest.settings()?;
-        schema.validate()?;
         Ok(Self {
-            ingest,
-            schema,
+            ingest: ingest.settings()?,
+            schema: schema.settings()?,
             publisher,
         })
     }
@@ -139,13 +137,13 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
         mut schema,
         publisher,
     } = configs;
-    let pl = bind(publisher.listen, Part::Publisher).await?;
-    let sl = bind(schema.listen, Part::Schema).await?;
+    let pl = bind(publisher.flags.listen, Part::Publisher).await?;
+    let sl = bind(schema.flags.listen, Part::Schema).await?;
     let scheme = scheme(&ingest.flags);
-    let publisher_at = peer_addr(&pl, publisher.listen, Part::Publisher)?;
-    schema.publisher = peer_uri(publisher_at, Part::Publisher, scheme)?;
+    let publisher_at = peer_addr(&pl, publisher.flags.listen, Part::Publisher)?;
+    schema.flags.publisher = peer_uri(publisher_at, Part::Publisher, scheme)?;
     let il = bind(ingest.flags.listen, Part::Ingest).await?;
-    let schema_at = peer_addr(&sl, schema.listen, Part::Schema)?;
+    let schema_at = peer_addr(&sl, schema.flags.listen, Part::Schema)?;
     ingest.flags.schema = peer_uri(schema_at, Part::Schema, scheme)?.to_string();
 
     let parts = [Shutdown::new(), Shutdown::new(), Shutdown::new()];

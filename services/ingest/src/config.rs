@@ -29,6 +29,8 @@ pub struct Settings {
     /// The topic prefix this replica's status reports go under (with several replicas, its
     /// ordinal appended); `None`: reports off (`--status-topic ""`).
     pub status_prefix: Option<String>,
+    /// mTLS and the access table, loaded.
+    pub security: sse_runtime::mtls::Security,
 }
 
 /// Everything `sse-ingest` is configured with.
@@ -93,10 +95,10 @@ pub struct Config {
     pub status_interval: Duration,
     /// Where each stream's acknowledged resume point (last event ID) is kept: `file:///path`
     /// (or a plain path) for a JSON file, `mqtt://host:port` / `mqtts://host:port` for retained
-    /// messages on a broker (survives the pod moving), `none` for nowhere. Empty: nowhere for
+    /// messages on a broker (survives the pod moving), `none` for nowhere. Unset: nowhere for
     /// `sse-ingest`; the publisher's broker for `sse-connector`.
-    #[arg(long, env = "CHECKPOINT_STORE", default_value = "")]
-    pub checkpoint_store: String,
+    #[arg(long, env = "CHECKPOINT_STORE")]
+    pub checkpoint_store: Option<String>,
     /// The broker an empty `--checkpoint-store` stands for: set by `sse-connector` to its
     /// publisher's broker (URL, TLS, credentials), so one process resumes by default.
     #[arg(skip)]
@@ -155,10 +157,13 @@ impl Config {
         self
     }
 
-    /// Validates the flags into [`Settings`]: see [`Config::validate`].
+    /// Validates the flags into [`Settings`], deriving the shard and reading each file the
+    /// flags name once.
     pub fn settings(self) -> Result<Settings, Error> {
-        self.validate()?;
+        self.check()?;
         let shard = self.shard()?;
+        let security = self.security()?;
+        self.check_peers()?;
         let status_prefix = (!self.status_topic.is_empty()).then(|| {
             let prefix = self.status_topic.trim_end_matches('/');
             // Several replicas each report the part they read, under their own ordinal.
@@ -172,7 +177,13 @@ impl Config {
             flags: self,
             shard,
             status_prefix,
+            security,
         })
+    }
+
+    /// Checks what [`Config::settings`] checks, keeping nothing.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.clone().settings().map(drop)
     }
 
     /// This replica's share of the streams, from `--replicas`, `--ordinal` and `--pod-name`.
@@ -184,7 +195,7 @@ impl Config {
     /// Checks what can be checked before starting: the event size limit is one every decoder
     /// after ingest accepts, the resources directory exists, the secret access file (if any) is
     /// valid and the schema address is a URI.
-    pub fn validate(&self) -> Result<(), Error> {
+    fn check(&self) -> Result<(), Error> {
         if self.max_event_bytes > EVENT_BYTES_MAX {
             return Err(Error::Config(format!(
                 "--max-event-bytes {} is over the largest event the services accept ({EVENT_BYTES_MAX} bytes)",
@@ -200,9 +211,13 @@ impl Config {
         }
         self.checkpoint_store()?;
         self.check_topic_prefixes()?;
-        self.shard()?;
         self.schema_endpoint()?;
-        self.security()?;
+        Ok(())
+    }
+
+    /// Each schema address is a URL whose scheme agrees with the gRPC security (`https` with
+    /// mTLS), checked once the security flags themselves are known to be whole.
+    fn check_peers(&self) -> Result<(), Error> {
         for t in sse_runtime::peers::parse_targets(&self.schema)
             .map_err(|e| Error::Config(format!("--schema (SCHEMA_ADDR): {e}")))?
         {
@@ -246,8 +261,8 @@ impl Config {
     /// The checkpoint store as configured.
     pub fn checkpoint_store(&self) -> Result<crate::checkpoint::StoreConfig, Error> {
         use crate::checkpoint::StoreConfig;
-        let mut store =
-            StoreConfig::parse(&self.checkpoint_store).map_err(|e| Error::Config(e.to_string()))?;
+        let mut store = StoreConfig::parse(self.checkpoint_store.as_deref().unwrap_or_default())
+            .map_err(|e| Error::Config(e.to_string()))?;
         if let StoreConfig::Mqtt { broker, prefix } = &mut store {
             prefix.clone_from(&self.checkpoint_topic);
             broker.credentials = self.broker.credentials(self.broker.mqtt_sat_file.clone());
@@ -256,7 +271,7 @@ impl Config {
             }
         }
         if let (StoreConfig::None, Some(broker)) = (&store, &self.checkpoint_broker)
-            && self.checkpoint_store.is_empty()
+            && self.checkpoint_store.is_none()
         {
             store = StoreConfig::Mqtt {
                 broker: broker.clone(),

@@ -67,7 +67,7 @@ pub async fn run_linked(
 ) -> Result<(), Error> {
     let config = &settings.flags;
     let endpoint = schema_endpoint(config)?;
-    let security = config.security()?;
+    let security = settings.security.clone();
     let status = Arc::new(status::Status::default());
     let access = Arc::new(access_file(config)?);
     let first = reload::load(&settings, &status, &access, None).await?;

@@ -110,6 +110,18 @@ pub struct Config {
     pub grpc: sse_runtime::mtls::GrpcSecurityArgs,
 }
 
+/// The publisher's configuration, validated once, with what it derives from the flags: the
+/// broker connection and the gRPC security, each file they name read once.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The flags and environment as parsed (and checked).
+    pub flags: Config,
+    /// The broker connection.
+    pub mqtt: MqttSettings,
+    /// mTLS and the access table, loaded.
+    pub security: sse_runtime::mtls::Security,
+}
+
 /// Validated MQTT connection settings.
 #[derive(Clone, Debug)]
 pub struct MqttSettings {
@@ -221,6 +233,17 @@ impl AioConnection {
 }
 
 impl Config {
+    /// Validates the flags into [`Settings`].
+    pub fn settings(self) -> Result<Settings, Error> {
+        let mqtt = self.mqtt_settings()?;
+        let security = self.grpc.load().map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Settings {
+            flags: self,
+            mqtt,
+            security,
+        })
+    }
+
     /// The Azure connection configuration: the flag (path or JSON), else the file in the
     /// connector configuration mount, else none.
     fn aio_connection(&self) -> Result<AioConnection, Error> {

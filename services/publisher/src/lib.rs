@@ -22,7 +22,7 @@ use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::Config;
+pub use config::{Config, Settings};
 pub use error::Error;
 
 /// How long, after the gRPC server stops, the process waits for its tasks (publishes in flight
@@ -30,8 +30,12 @@ pub use error::Error;
 pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 
 /// Serves `PublisherService` on `listener` until `shutdown` is cancelled, then drains.
-pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), Error> {
-    start(config, &shutdown).await?.serve(listener).await
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    start(settings, &shutdown).await?.serve(listener).await
 }
 
 /// The publisher connected (or connecting) to its broker, its gRPC service built but not yet
@@ -42,14 +46,14 @@ pub struct Started {
 }
 
 /// Starts the broker connection and the health that follows it, and builds the gRPC service.
-pub async fn start(config: Config, shutdown: &Shutdown) -> Result<Started, Error> {
-    let security = config
-        .grpc
-        .load()
-        .map_err(|e| Error::Config(e.to_string()))?;
-    let settings = config.mqtt_settings()?;
-    let mqtt = mqtt::Mqtt::start(settings, shutdown);
-    let grpc = grpc::PublisherGrpc::new(mqtt.clone(), shutdown.clone(), config.ack_delay);
+pub async fn start(settings: Settings, shutdown: &Shutdown) -> Result<Started, Error> {
+    let Settings {
+        flags,
+        mqtt,
+        security,
+    } = settings;
+    let mqtt = mqtt::Mqtt::start(mqtt, shutdown);
+    let grpc = grpc::PublisherGrpc::new(mqtt.clone(), shutdown.clone(), flags.ack_delay);
     let in_process = grpc.clone();
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
         .secure(security, "sse-publisher")

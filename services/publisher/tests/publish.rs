@@ -132,7 +132,11 @@ async fn publisher_with(port: u16, extra: &[&str]) -> Result<Publisher> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let shutdown = Shutdown::new();
-    let task = tokio::spawn(sse_publisher::run(listener, config, shutdown.clone()));
+    let task = tokio::spawn(sse_publisher::run(
+        listener,
+        config.settings().unwrap(),
+        shutdown.clone(),
+    ));
     Ok(Publisher {
         addr,
         shutdown,

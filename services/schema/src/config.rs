@@ -107,7 +107,39 @@ pub struct Config {
     pub grpc: sse_runtime::mtls::GrpcSecurityArgs,
 }
 
+/// The schema service's configuration, validated once, with what it derives from the flags:
+/// the gRPC security (its certificate files read once) and the Azure registry's client.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The flags and environment as parsed (and checked).
+    pub flags: Config,
+    /// mTLS and the access table, loaded.
+    pub security: sse_runtime::mtls::Security,
+    /// With `--registry azure`: how to reach the registry.
+    pub azure: Option<AzureSettings>,
+}
+
 impl Config {
+    /// Validates the flags into [`Settings`], reading each file they name once.
+    pub fn settings(self) -> Result<Settings, Error> {
+        let security = self.security()?;
+        self.check()?;
+        let azure = match self.registry {
+            RegistryKind::Azure => Some(self.azure()?),
+            RegistryKind::Embedded => None,
+        };
+        Ok(Settings {
+            flags: self,
+            security,
+            azure,
+        })
+    }
+
+    /// Checks what [`Config::settings`] checks, keeping nothing.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.clone().settings().map(drop)
+    }
+
     /// The gRPC security (mTLS files loaded), or the configuration error naming the flag.
     pub fn security(&self) -> Result<sse_runtime::mtls::Security, Error> {
         self.grpc.load().map_err(|e| Error::Config {
@@ -116,10 +148,10 @@ impl Config {
         })
     }
 
-    /// Checks what clap cannot: the publisher URL, the namespace and the limits.
-    pub fn validate(&self) -> Result<(), Error> {
+    /// Checks what clap cannot and no file is needed for: the publisher URL, the namespace and
+    /// the limits.
+    fn check(&self) -> Result<(), Error> {
         const PUBLISHER: &str = "--publisher (PUBLISHER_ADDR)";
-        self.security()?;
         let publisher = |reason: String| Error::Config {
             field: PUBLISHER,
             reason,
@@ -166,9 +198,6 @@ impl Config {
                 field: "--admin-writes-per-second (SCHEMA_ADMIN_WRITES_PER_SECOND)",
                 reason: "must be a number of at least 0".into(),
             });
-        }
-        if self.registry == RegistryKind::Azure {
-            self.azure()?;
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::Config {

@@ -32,7 +32,7 @@ use sse_runtime::{Serving, Shutdown};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use config::Config;
+pub use config::{Config, Settings};
 pub use error::Error;
 
 /// How long, on shutdown, each stream keeps relaying acks for events already forwarded.
@@ -44,8 +44,12 @@ pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(STREAM_DRAIN.as_secs() 
 
 /// Serves the schema service on `listener` until `shutdown.token` is cancelled and every stream
 /// has ended.
-pub async fn run(listener: TcpListener, config: Config, shutdown: Shutdown) -> Result<(), Error> {
-    start(config, &shutdown, Locals::default())
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    start(settings, &shutdown, Locals::default())
         .await?
         .serve(listener)
         .await
@@ -70,33 +74,47 @@ impl Started {
     }
 }
 
-/// Opens the registry and builds the service; the publisher is called through `locals` where
-/// it names one of its addresses (`sse-connector`), over the network otherwise.
-pub async fn start(config: Config, shutdown: &Shutdown, locals: Locals) -> Result<Started, Error> {
-    config.validate()?;
+/// Opens the embedded registry, or the Azure one with its local mirror, on a blocking thread.
+async fn open_registry(
+    config: &Config,
+    azure: Option<azure::AzureSettings>,
+    shutdown: &Shutdown,
+) -> Result<any_registry::AnyRegistry, Error> {
     let dir = config.data_dir.clone();
     let namespace = config.registry_namespace.clone();
     let max_bytes = config.max_registry_bytes;
-    let registry = match config.registry {
-        config::RegistryKind::Embedded => {
-            let file =
-                tokio::task::spawn_blocking(move || registry::FileRegistry::open(&dir, &namespace))
-                    .await
-                    .map_err(|e| Error::Task(e.to_string()))??
-                    .with_max_bytes(max_bytes);
-            any_registry::AnyRegistry::File(file)
+    let mirror = azure.is_some();
+    let file = tokio::task::spawn_blocking(move || {
+        if mirror {
+            registry::FileRegistry::open_mirror(&dir, &namespace)
+        } else {
+            registry::FileRegistry::open(&dir, &namespace)
         }
-        config::RegistryKind::Azure => {
-            let settings = config.azure()?;
-            let mirror = tokio::task::spawn_blocking(move || {
-                registry::FileRegistry::open_mirror(&dir, &namespace)
-            })
-            .await
-            .map_err(|e| Error::Task(e.to_string()))??
-            .with_max_bytes(max_bytes);
-            any_registry::AnyRegistry::Azure(azure::AzureRegistry::new(&settings, mirror, shutdown))
+    })
+    .await
+    .map_err(|e| Error::Task(e.to_string()))??
+    .with_max_bytes(max_bytes);
+    Ok(match azure {
+        None => any_registry::AnyRegistry::File(file),
+        Some(settings) => {
+            any_registry::AnyRegistry::Azure(azure::AzureRegistry::new(&settings, file, shutdown))
         }
-    };
+    })
+}
+
+/// Opens the registry and builds the service; the publisher is called through `locals` where
+/// it names one of its addresses (`sse-connector`), over the network otherwise.
+pub async fn start(
+    settings: Settings,
+    shutdown: &Shutdown,
+    locals: Locals,
+) -> Result<Started, Error> {
+    let Settings {
+        flags: config,
+        security,
+        azure,
+    } = settings;
+    let registry = open_registry(&config, azure, shutdown).await?;
     let pipeline = Arc::new(
         pipeline::Pipeline::new(
             Arc::new(registry),
@@ -105,7 +123,6 @@ pub async fn start(config: Config, shutdown: &Shutdown, locals: Locals) -> Resul
         )
         .with_caps(config.caps()),
     );
-    let security = config.security()?;
     let dialer = Dialer::new(security.mtls.clone(), locals);
     let channel = publisher::channel(&config.publisher, dialer);
     let relay = relay::Relay::new(

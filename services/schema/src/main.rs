@@ -18,13 +18,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let config = process::parse::<Config>(SERVICE);
-    process::settings_or_exit(SERVICE, config.validate());
-    let listen = config.listen;
+    let settings = process::settings_or_exit(SERVICE, config.settings());
+    let listen = settings.flags.listen;
     process::run(
         SERVICE,
         listen,
         sse_schema::SHUTDOWN_DRAIN,
-        |listener, shutdown| sse_schema::run(listener, config, shutdown),
+        |listener, shutdown| sse_schema::run(listener, settings, shutdown),
     )
     .await
 }

@@ -476,7 +476,11 @@ async fn service_with_azure_registry_serves_put_get_list() {
     ])
     .unwrap();
     let shutdown = Shutdown::new();
-    let task = tokio::spawn(sse_schema::run(listener, config, shutdown.clone()));
+    let task = tokio::spawn(sse_schema::run(
+        listener,
+        config.settings().unwrap(),
+        shutdown.clone(),
+    ));
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()

@@ -165,7 +165,11 @@ impl Schema {
         args.extend(extra.iter().map(|a| a.to_string()));
         let config = sse_schema::Config::try_parse_from(args).unwrap();
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(sse_schema::run(listener, config, shutdown.clone()));
+        let task = tokio::spawn(sse_schema::run(
+            listener,
+            config.settings().unwrap(),
+            shutdown.clone(),
+        ));
         Self {
             addr,
             shutdown,
