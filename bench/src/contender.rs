@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::pipeline::{Connector, Pipeline};
 use crate::python::Bridge;
 use crate::raw::RawPublisher;
+use crate::series::Series;
 use crate::skeleton::Skeleton;
 use crate::source::LoadSource;
 use crate::subscriber::Subscriber;
@@ -76,12 +77,16 @@ pub struct RunResult {
     pub p50_us: Option<f64>,
     /// 99th percentile latency, µs.
     pub p99_us: Option<f64>,
+    /// 99.9th percentile latency, µs.
+    pub p999_us: Option<f64>,
     /// Worst latency, µs.
     pub max_us: Option<f64>,
     /// CPU time of the bridge's processes per event, µs (none for raw: nothing bridges).
     pub cpu_us_per_event: Option<f64>,
     /// The same per process (`name`, µs per event).
     pub cpu_split: Vec<(String, f64)>,
+    /// Latency over time: 100 ms buckets of arrival since the window started.
+    pub series: Series,
 }
 
 enum Feed {
@@ -252,10 +257,12 @@ impl Contender {
             events_per_s: out.received as f64 / seconds.max(1e-9),
             p50_us: us(out.latency_quantile(0.5)),
             p99_us: us(out.latency_quantile(0.99)),
+            p999_us: us(out.latency_quantile(0.999)),
             max_us: us(out.latency_quantile(1.0)),
             cpu_us_per_event: (!cpu_split.is_empty())
                 .then(|| cpu_split.iter().map(|(_, v)| v).sum()),
             cpu_split,
+            series: out.series,
         })
     }
 

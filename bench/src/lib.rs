@@ -5,13 +5,16 @@
 pub mod contender;
 pub mod criterion;
 pub mod machine;
+pub mod noise;
 pub mod payload;
 pub mod pipeline;
 pub mod procstat;
 pub mod python;
+pub mod quantile;
 pub mod raw;
 pub mod report;
 pub mod scenarios;
+pub mod series;
 pub mod skeleton;
 pub mod source;
 pub mod subscriber;
@@ -80,9 +83,27 @@ pub struct Settings {
     /// Measurement time of each criterion benchmark.
     #[arg(long, env = "BENCH_CRITERION_TIME", default_value = "1s", value_parser = humantime::parse_duration)]
     pub criterion_time: Duration,
-    /// Directory for benchmarks.json and benchmarks.md (nothing written when empty).
+    /// Directory for benchmarks.json, benchmarks.md and the latency scenario's
+    /// latency-series-<contender>.csv (nothing written when empty).
     #[arg(long, env = "BENCH_OUT", default_value = "docs")]
     pub out: PathBuf,
+    /// Runs a noise source during the latency scenario (and only there): stress-ng's CPU hog and
+    /// an fsyncing disk writer, pinned with taskset to one core (1/0, true/false, yes/no; default
+    /// off). Needs stress-ng (`just setup`).
+    #[arg(
+        long,
+        env = "BENCH_NOISE",
+        default_value_t = false,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub noise: bool,
+    /// The core the noise is pinned to (default: the machine's last core).
+    #[arg(long, env = "BENCH_NOISE_CORE")]
+    pub noise_core: Option<usize>,
 }
 
 /// How long raw's latency runs are, as a share of the others'.
@@ -174,6 +195,7 @@ pub fn workspace_root() -> PathBuf {
 /// Runs the selected scenarios and writes the report.
 pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     let started = Instant::now();
+    let noise = noise_plan(&settings)?;
     let installed = tempfile::tempdir()?;
     let pipeline_copy = installed.path().join("pipeline");
     install(
@@ -217,6 +239,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         timings: vec![],
         seconds: 0.0,
     };
+    if settings.noise && noise.is_none() {
+        report.notes.push(
+            "BENCH_NOISE=1 had no effect: the noise runs only during the latency scenario, which \
+             was not selected (BENCH_ONLY)."
+                .into(),
+        );
+    }
     let runs = settings.runs.max(1);
     // Scenario 1 and the source alone: 4 streams, 200k events.
     let streams1 = 4u32;
@@ -250,8 +279,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
                 ]),
                 None,
                 runs,
+                None,
             )
-            .await,
+            .await?,
         );
         report.notes.push(
             "Throughput: the source writes as fast as each contender reads, so latency in this \
@@ -370,8 +400,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
                 &contenders,
                 Some(rate),
                 runs,
+                noise.as_ref(),
             )
-            .await,
+            .await?,
         );
         report
             .timings
@@ -402,8 +433,27 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         let md = settings.out.join("benchmarks.md");
         std::fs::write(&md, report.markdown())
             .with_context(|| format!("write {}", md.display()))?;
+        for (name, text) in report.latency.iter().flat_map(report::series_csv) {
+            let csv = settings.out.join(name);
+            std::fs::write(&csv, text).with_context(|| format!("write {}", csv.display()))?;
+        }
     }
     Ok(report)
+}
+
+/// The noise of the latency scenario when `BENCH_NOISE` asks for it, checked before anything
+/// starts (stress-ng installed, the core there). Its own timeout, twice the harness's budget,
+/// ends it should the harness be killed without unwinding.
+fn noise_plan(settings: &Settings) -> anyhow::Result<Option<noise::Plan>> {
+    if !settings.noise || !settings.on("latency") {
+        return Ok(None);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    Ok(Some(noise::Plan::new(
+        settings.noise_core,
+        cores,
+        settings.budget.saturating_mul(2),
+    )?))
 }
 
 /// The binaries copied from the build's directory: the pipeline's, and the skeleton's when it is
@@ -506,6 +556,20 @@ mod tests {
         let s = Settings::try_parse_from(["sse-bench"]).unwrap();
         let names: Vec<&str> = s.contenders.iter().map(|c| c.trim()).collect();
         assert_eq!(names, ["pipeline", "connector", "raw", "python"]);
+    }
+
+    #[test]
+    fn noise_is_off_unless_asked_for_and_takes_a_core() {
+        use clap::Parser;
+        let on = Settings::try_parse_from(["sse-bench", "--noise", "--noise-core", "0"]).unwrap();
+        assert!(on.noise);
+        assert_eq!(on.noise_core, Some(0));
+        let off = Settings::try_parse_from(["sse-bench", "--noise=false"]).unwrap();
+        assert!(!off.noise);
+        let one = Settings::try_parse_from(["sse-bench", "--noise=1"]).unwrap();
+        assert!(one.noise, "BENCH_NOISE=1 parses like --noise=1");
+        assert!(Settings::try_parse_from(["sse-bench", "--noise=maybe"]).is_err());
+        assert!(Settings::try_parse_from(["sse-bench", "--noise-core", "-1"]).is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@ use serde::Serialize;
 use crate::contender::{Kind, RunResult};
 use crate::criterion::Estimate;
 use crate::machine::Machine;
+use crate::noise;
+use crate::series;
 
 /// The medians of one contender over its runs.
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +26,10 @@ pub struct Summary {
     pub p50_us: Option<f64>,
     /// Median of the runs' 99th percentile latency, µs.
     pub p99_us: Option<f64>,
+    /// Median of the runs' 99.9th percentile latency, µs.
+    pub p999_us: Option<f64>,
+    /// Median of the runs' worst latency, µs (one sample per run: reported, never a target).
+    pub max_us: Option<f64>,
     /// Median CPU time of the bridging processes per event, µs.
     pub cpu_us_per_event: Option<f64>,
     /// The same per process.
@@ -77,6 +83,8 @@ impl Summary {
             events_per_s: med(&|r| Some(r.events_per_s)),
             p50_us: med(&|r| r.p50_us),
             p99_us: med(&|r| r.p99_us),
+            p999_us: med(&|r| r.p999_us),
+            max_us: med(&|r| r.max_us),
             cpu_us_per_event: med(&|r| r.cpu_us_per_event),
             cpu_split,
             lost: runs.iter().map(|r| r.lost).sum(),
@@ -99,6 +107,8 @@ pub struct Scenario {
     pub rate: Option<f64>,
     /// Each contender's medians and runs.
     pub contenders: Vec<Summary>,
+    /// The noise that ran during the scenario (`BENCH_NOISE=1`), if any.
+    pub noise: Option<noise::Record>,
 }
 
 impl Scenario {
@@ -494,13 +504,30 @@ fn human_ns(ns: f64) -> String {
 
 fn scenario_md(s: &mut String, sc: &Scenario) {
     let _ = writeln!(s, "## {}\n", sc.title);
+    if let Some(n) = &sc.noise {
+        let _ = writeln!(
+            s,
+            "Noise (`BENCH_NOISE=1`, docs/performance.md \"Noise\"): `{}`, pinned to core {}, \
+             from before the first measured window until after the last.{}\n",
+            n.argv.join(" "),
+            n.core,
+            n.error
+                .as_ref()
+                .map(|e| format!(" **It did not run throughout: {e}**"))
+                .unwrap_or_default()
+        );
+    }
     let _ = writeln!(
         s,
-        "| contender | events per run | events/s | p50 | p99 | CPU per event | CPU split (µs/event) | lost | dup | out of order |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| contender | events per run | events/s | p50 | p99 | p99.9 | max | CPU per event | CPU split (µs/event) | lost | dup | out of order |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for c in &sc.contenders {
         if let Some(e) = &c.error {
-            let _ = writeln!(s, "| {} | skipped: {e} | | | | | | | | |", c.kind.name());
+            let _ = writeln!(
+                s,
+                "| {} | skipped: {e} | | | | | | | | | | |",
+                c.kind.name()
+            );
             continue;
         }
         let split = c
@@ -511,12 +538,14 @@ fn scenario_md(s: &mut String, sc: &Scenario) {
             .join(", ");
         let _ = writeln!(
             s,
-            "| {} | {} | **{}** | {} µs | {} µs | {} | {} | {} | {} | {} |",
+            "| {} | {} | **{}** | {} µs | {} µs | {} µs | {} µs | {} | {} | {} | {} | {} |",
             c.kind.name(),
             thousands((c.events_per_stream * u64::from(sc.streams)) as f64),
             c.events_per_s.map(thousands).unwrap_or_else(|| "–".into()),
             opt(c.p50_us, 0),
             opt(c.p99_us, 0),
+            opt(c.p999_us, 0),
+            opt(c.max_us, 0),
             c.cpu_us_per_event
                 .map(|v| format!("{v:.1} µs"))
                 .unwrap_or_else(|| "–".into()),
@@ -530,7 +559,7 @@ fn scenario_md(s: &mut String, sc: &Scenario) {
             c.out_of_order
         );
     }
-    let _ = writeln!(s, "\nEvery run (events/s; p99 µs):\n");
+    let _ = writeln!(s, "\nEvery run (events/s; p99 / p99.9 / max µs):\n");
     for c in &sc.contenders {
         if c.runs.is_empty() {
             continue;
@@ -538,15 +567,87 @@ fn scenario_md(s: &mut String, sc: &Scenario) {
         let runs = c
             .runs
             .iter()
-            .map(|r| format!("{} ({})", thousands(r.events_per_s), opt(r.p99_us, 0)))
+            .map(|r| {
+                format!(
+                    "{} ({} / {} / {})",
+                    thousands(r.events_per_s),
+                    opt(r.p99_us, 0),
+                    opt(r.p999_us, 0),
+                    opt(r.max_us, 0)
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let _ = writeln!(s, "- {}: {runs}", c.kind.name());
     }
     s.push('\n');
+    if sc.rate.is_some() {
+        worst_buckets_md(s, sc);
+    }
+}
+
+/// The worst buckets shown per contender: enough to see whether a stall repeats.
+const WORST_SHOWN: usize = 3;
+
+/// One line per contender naming its worst 100 ms buckets over all runs, so a stall shows at a
+/// glance (the whole series is in the JSON and the CSV files).
+fn worst_buckets_md(s: &mut String, sc: &Scenario) {
+    let _ = writeln!(
+        s,
+        "Worst {} ms buckets of arrival (run, time since the window started: worst latency, events in the bucket; empty: buckets in which nothing arrived):\n",
+        series::BUCKET.as_millis()
+    );
+    for c in &sc.contenders {
+        if c.runs.is_empty() {
+            continue;
+        }
+        let _ = writeln!(s, "- {}: {}", c.kind.name(), worst_line(&c.runs));
+    }
+    s.push('\n');
+}
+
+/// "run 1 +4.3 s: 261.0 ms (12 events), …; empty: 3" over every run of one contender.
+fn worst_line(runs: &[RunResult]) -> String {
+    let mut worst: Vec<(usize, series::Bucket)> = runs
+        .iter()
+        .flat_map(|r| r.series.worst(WORST_SHOWN).into_iter().map(|b| (r.run, b)))
+        .collect();
+    worst.sort_by(|a, b| b.1.max_us.total_cmp(&a.1.max_us));
+    worst.truncate(WORST_SHOWN);
+    let empty: usize = runs.iter().map(|r| r.series.empty()).sum();
+    let named = worst
+        .iter()
+        .map(|(run, b)| {
+            format!(
+                "run {run} +{:.1} s: {:.1} ms ({} events)",
+                b.start_ms as f64 / 1e3,
+                b.max_us / 1e3,
+                b.count
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{named}; empty: {empty}")
+}
+
+/// The latency series of every run of every contender of `sc` as CSV files: (file name,
+/// contents), one file per contender.
+pub fn series_csv(sc: &Scenario) -> Vec<(String, String)> {
+    sc.contenders
+        .iter()
+        .filter(|c| !c.runs.is_empty())
+        .map(|c| {
+            let mut text = series::CSV_HEADER.to_string();
+            for r in &c.runs {
+                text.push_str(&r.series.csv_rows(r.run));
+            }
+            (format!("latency-series-{}.csv", c.kind.name()), text)
+        })
+        .collect()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -555,6 +656,119 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(vec![]), None);
+    }
+
+    /// A run of `kind` whose latencies (µs) are `p` at p50/p99/p99.9/max and whose series has
+    /// a stall: nothing in the second bucket, a 250 ms worst in the third.
+    fn run(kind: Kind, run: usize, p: [f64; 4]) -> RunResult {
+        const MS: u64 = 1_000_000;
+        let samples = [(MS, 400_000), (250 * MS, 250 * MS), (260 * MS, 1_000)];
+        RunResult {
+            kind,
+            run,
+            events: 3,
+            lost: 0,
+            duplicates: 0,
+            out_of_order: 0,
+            seconds: 0.3,
+            events_per_s: 10.0,
+            p50_us: Some(p[0]),
+            p99_us: Some(p[1]),
+            p999_us: Some(p[2]),
+            max_us: Some(p[3]),
+            cpu_us_per_event: None,
+            cpu_split: vec![],
+            series: series::Series::bucket(0, series::BUCKET, &samples),
+        }
+    }
+
+    fn latency_scenario() -> Scenario {
+        let runs = vec![
+            run(Kind::Connector, 0, [300.0, 900.0, 5_000.0, 250_000.0]),
+            run(Kind::Connector, 1, [310.0, 950.0, 7_000.0, 90_000.0]),
+        ];
+        Scenario {
+            title: "2. Latency".into(),
+            streams: 1,
+            rate: Some(10.0),
+            contenders: vec![Summary::new(Kind::Connector, 3, runs, None)],
+            noise: Some(crate::noise::Record {
+                core: 1,
+                argv: vec![
+                    "taskset".into(),
+                    "-c".into(),
+                    "1".into(),
+                    "stress-ng".into(),
+                ],
+                error: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn every_contender_gets_p999_and_max_medians_over_its_runs() {
+        let sc = latency_scenario();
+        let c = &sc.contenders[0];
+        assert_eq!(c.p999_us, Some(6_000.0));
+        assert_eq!(c.max_us, Some(170_000.0));
+        let mut md = String::new();
+        scenario_md(&mut md, &sc);
+        assert!(md.contains("| p50 | p99 | p99.9 | max |"), "{md}");
+        assert!(
+            md.contains("| 305 µs | 925 µs | 6000 µs | 170000 µs |"),
+            "{md}"
+        );
+        assert!(md.contains("(900 / 5000 / 250000)"), "{md}");
+        let v = serde_json::to_value(&sc).unwrap();
+        assert_eq!(v["contenders"][0]["p999_us"], 6_000.0);
+        assert_eq!(v["contenders"][0]["runs"][1]["max_us"], 90_000.0);
+        assert_eq!(v["contenders"][0]["runs"][0]["series"]["count"][1], 0);
+        assert_eq!(v["noise"]["core"], 1);
+    }
+
+    #[test]
+    fn the_report_names_the_worst_buckets_and_the_noise() {
+        let sc = latency_scenario();
+        let mut md = String::new();
+        scenario_md(&mut md, &sc);
+        assert!(
+            md.contains(
+                "- connector: run 0 +0.2 s: 250.0 ms (2 events), run 1 +0.2 s: 250.0 ms \
+                 (2 events), run 0 +0.0 s: 0.4 ms (1 events); empty: 2"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("`taskset -c 1 stress-ng`, pinned to core 1"),
+            "{md}"
+        );
+        // Throughput (no rate) has no series lines.
+        let mut fast = latency_scenario();
+        fast.rate = None;
+        let mut md = String::new();
+        scenario_md(&mut md, &fast);
+        assert!(!md.contains("Worst 100 ms buckets"), "{md}");
+    }
+
+    #[test]
+    fn one_csv_file_per_contender_with_every_run() {
+        let files = series_csv(&latency_scenario());
+        assert_eq!(files.len(), 1);
+        let (name, text) = &files[0];
+        assert_eq!(name, "latency-series-connector.csv");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "run,start_ms,count,p99_us,max_us");
+        assert_eq!(
+            &lines[1..],
+            [
+                "0,0,1,400.0,400.0",
+                "0,100,0,,",
+                "0,200,2,250000.0,250000.0",
+                "1,0,1,400.0,400.0",
+                "1,100,0,,",
+                "1,200,2,250000.0,250000.0"
+            ]
+        );
     }
 
     #[test]

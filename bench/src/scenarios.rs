@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::contender::{Contender, Kind, RunResult};
 use crate::criterion::{self, Estimate};
+use crate::noise;
 use crate::pipeline::Pipeline;
 use crate::report::{Idle, Scenario, SourceAlone, Summary, median};
 use crate::source::{self, LoadSource};
@@ -84,7 +85,8 @@ fn run_order(run: usize, n: usize) -> impl Iterator<Item = usize> {
 }
 
 /// Runs every contender (`kind`, events per stream per run) for `runs` interleaved runs over
-/// `streams` streams at `rate` (events/s over all streams, or as fast as possible).
+/// `streams` streams at `rate` (events/s over all streams, or as fast as possible), with `noise`
+/// running from before the first measured window until after the last.
 pub async fn contest(
     broker: &Mosquitto,
     title: &str,
@@ -92,49 +94,27 @@ pub async fn contest(
     contenders: &[(Kind, u64)],
     rate: Option<f64>,
     runs: usize,
-) -> Scenario {
-    let mut ready: Vec<(Contender, u64, Vec<RunResult>, Option<String>)> = Vec::new();
-    let mut summaries = Vec::new();
-    for &(kind, per_stream) in contenders {
-        eprintln!("bench: {title}: starting {}", kind.name());
-        match Contender::start(kind, broker, streams).await {
-            Ok(c) => ready.push((c, per_stream, Vec::new(), None)),
-            Err(e) => summaries.push(Summary::new(
-                kind,
-                per_stream,
-                vec![],
-                Some(format!("{e:#}")),
-            )),
+    noise: Option<&noise::Plan>,
+) -> anyhow::Result<Scenario> {
+    let (mut ready, mut summaries) = start_all(broker, title, streams, contenders).await;
+    let running = match noise {
+        Some(plan) => {
+            let n = plan.start().await?;
+            eprintln!(
+                "bench: {title}: noise running on core {} (process group {})",
+                plan.core,
+                n.pgid()
+            );
+            Some(n)
         }
-    }
+        None => None,
+    };
     for run in 0..runs {
         for i in run_order(run, ready.len()) {
-            let (c, per_stream, results, error) = &mut ready[i];
-            if error.is_some() {
-                continue;
-            }
-            match c.window(*per_stream, rate, STALL).await {
-                Ok(mut r) => {
-                    r.run = run;
-                    eprintln!(
-                        "bench: {title}: run {run} {:<8} {:>9.0} events/s  p50 {:>8} µs  p99 {:>8} µs  cpu {:>6} µs/event  lost {} dup {} ooo {}",
-                        c.kind.name(),
-                        r.events_per_s,
-                        r.p50_us.map(|v| format!("{v:.0}")).unwrap_or_default(),
-                        r.p99_us.map(|v| format!("{v:.0}")).unwrap_or_default(),
-                        r.cpu_us_per_event
-                            .map(|v| format!("{v:.1}"))
-                            .unwrap_or_default(),
-                        r.lost,
-                        r.duplicates,
-                        r.out_of_order
-                    );
-                    results.push(r);
-                }
-                Err(e) => *error = Some(format!("run {run}: {e:#}")),
-            }
+            measure(title, run, rate, &mut ready[i]).await;
         }
     }
+    let noise = running.map(noise::Noise::stop);
     for (c, per_stream, results, error) in ready {
         summaries.push(Summary::new(c.kind, per_stream, results, error));
     }
@@ -144,11 +124,70 @@ pub async fn contest(
             .position(|(k, _)| *k == s.kind)
             .unwrap_or(usize::MAX)
     });
-    Scenario {
+    Ok(Scenario {
         title: title.to_string(),
         streams,
         rate,
         contenders: summaries,
+        noise,
+    })
+}
+
+/// A started contender with its events per stream, its results so far and why it stopped.
+type Ready = (Contender, u64, Vec<RunResult>, Option<String>);
+
+/// Starts every contender; those that fail to start get a summary with the error instead.
+async fn start_all(
+    broker: &Mosquitto,
+    title: &str,
+    streams: u32,
+    contenders: &[(Kind, u64)],
+) -> (Vec<Ready>, Vec<Summary>) {
+    let mut ready = Vec::new();
+    let mut failed = Vec::new();
+    for &(kind, per_stream) in contenders {
+        eprintln!("bench: {title}: starting {}", kind.name());
+        match Contender::start(kind, broker, streams).await {
+            Ok(c) => ready.push((c, per_stream, Vec::new(), None)),
+            Err(e) => failed.push(Summary::new(
+                kind,
+                per_stream,
+                vec![],
+                Some(format!("{e:#}")),
+            )),
+        }
+    }
+    (ready, failed)
+}
+
+/// Measures run `run` of one contender (unless it already failed) and prints its line.
+async fn measure(title: &str, run: usize, rate: Option<f64>, contender: &mut Ready) {
+    let (c, per_stream, results, error) = contender;
+    if error.is_some() {
+        return;
+    }
+    match c.window(*per_stream, rate, STALL).await {
+        Ok(mut r) => {
+            r.run = run;
+            let us = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_default();
+            eprintln!(
+                "bench: {title}: run {run} {:<8} {:>9.0} events/s  p50 {:>8} µs  p99 {:>8} µs  p99.9 {:>8} µs  max {:>8} µs  cpu {:>6} µs/event  lost {} dup {} ooo {}",
+                c.kind.name(),
+                r.events_per_s,
+                us(r.p50_us),
+                us(r.p99_us),
+                us(r.p999_us),
+                us(r.max_us),
+                r.cpu_us_per_event
+                    .map(|v| format!("{v:.1}"))
+                    .unwrap_or_default(),
+                r.lost,
+                r.duplicates,
+                r.out_of_order
+            );
+            results.push(r);
+        }
+        Err(e) => *error = Some(format!("run {run}: {e:#}")),
     }
 }
 

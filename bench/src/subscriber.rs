@@ -13,6 +13,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::payload::{self, Stamp};
+use crate::quantile::nearest_rank;
+use crate::series::{self, Series};
 
 /// What one stream of the window has seen.
 #[derive(Default)]
@@ -35,12 +37,16 @@ struct Tally {
     out_of_order: u64,
     foreign: u64,
     latencies_ns: Vec<u64>,
+    /// Arrival time of each of `latencies_ns`, ns since the epoch, in the same order.
+    arrivals_ns: Vec<u64>,
+    /// When the window started, ns since the epoch (the clock of the arrivals).
+    start_ns: u64,
     complete_at: Option<Instant>,
     last_at: Option<Instant>,
 }
 
 impl Tally {
-    fn reset(&mut self, streams: u32, lo: u64, hi: u64) {
+    fn reset(&mut self, streams: u32, lo: u64, hi: u64, start_ns: u64) {
         let words = ((hi - lo) as usize).div_ceil(64);
         self.lo = lo;
         self.hi = hi;
@@ -56,6 +62,8 @@ impl Tally {
         self.out_of_order = 0;
         self.foreign = 0;
         self.latencies_ns = Vec::with_capacity(self.expected as usize);
+        self.arrivals_ns = Vec::with_capacity(self.expected as usize);
+        self.start_ns = start_ns;
         self.complete_at = None;
         self.last_at = None;
     }
@@ -89,6 +97,7 @@ impl Tally {
         st.seen[word] |= mask;
         self.distinct += 1;
         self.latencies_ns.push(now_ns.saturating_sub(stamp.ts));
+        self.arrivals_ns.push(now_ns);
         if self.distinct == self.expected {
             self.complete_at = Some(now);
         }
@@ -114,17 +123,14 @@ pub struct Outcome {
     pub complete_at: Option<Instant>,
     /// Latency of every received event, ns, sorted.
     pub latencies_ns: Vec<u64>,
+    /// Their latency over time, in 100 ms buckets of arrival since the window started.
+    pub series: Series,
 }
 
 impl Outcome {
     /// The `q` quantile (0..=1) of the latency, ns.
     pub fn latency_quantile(&self, q: f64) -> Option<u64> {
-        let n = self.latencies_ns.len();
-        if n == 0 {
-            return None;
-        }
-        let i = ((n as f64 * q).ceil() as usize).clamp(1, n) - 1;
-        Some(self.latencies_ns[i])
+        nearest_rank(&self.latencies_ns, q)
     }
 }
 
@@ -187,12 +193,12 @@ impl Subscriber {
         })
     }
 
-    /// Starts a new window: every stream is expected to deliver exactly `lo+1..=hi`.
+    /// Starts a new window, now: every stream is expected to deliver exactly `lo+1..=hi`.
     pub fn expect(&self, lo: u64, hi: u64) {
         self.tally
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .reset(self.streams, lo, hi);
+            .reset(self.streams, lo, hi, payload::now_ns());
     }
 
     /// Waits until the window is complete, or until nothing arrived for `stall` (then the
@@ -218,6 +224,12 @@ impl Subscriber {
         }
         let mut t = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
         let mut latencies_ns = std::mem::take(&mut t.latencies_ns);
+        let arrivals_ns = std::mem::take(&mut t.arrivals_ns);
+        let samples: Vec<(u64, u64)> = arrivals_ns
+            .into_iter()
+            .zip(latencies_ns.iter().copied())
+            .collect();
+        let series = Series::bucket(t.start_ns, series::BUCKET, &samples);
         latencies_ns.sort_unstable();
         Outcome {
             expected: t.expected,
@@ -228,6 +240,7 @@ impl Subscriber {
             foreign: t.foreign,
             complete_at: t.complete_at,
             latencies_ns,
+            series,
         }
     }
 }
@@ -247,7 +260,7 @@ mod tests {
     #[test]
     fn tally_counts_loss_duplicates_and_order() {
         let mut t = Tally::default();
-        t.reset(2, 10, 13);
+        t.reset(2, 10, 13, 0);
         let now = Instant::now();
         for (s, q) in [
             (0, 11),
@@ -271,6 +284,10 @@ mod tests {
         t.record(stamp(1, 13), 1_500, now);
         assert_eq!(t.complete_at, Some(now));
         assert!(t.latencies_ns.iter().all(|l| *l == 500));
+        assert_eq!(
+            t.arrivals_ns, [1_500; 6],
+            "one arrival time per counted event"
+        );
     }
 
     #[test]
@@ -284,9 +301,11 @@ mod tests {
             foreign: 0,
             complete_at: None,
             latencies_ns: (1..=100).collect(),
+            series: Series::default(),
         };
         assert_eq!(o.latency_quantile(0.5), Some(50));
         assert_eq!(o.latency_quantile(0.99), Some(99));
+        assert_eq!(o.latency_quantile(0.999), Some(100));
         assert_eq!(o.latency_quantile(1.0), Some(100));
     }
 }

@@ -102,6 +102,9 @@ async fn subscriber_counts_every_raw_event_at_qos1() {
     );
     assert_eq!(out.out_of_order, 0);
     assert_eq!(out.latencies_ns.len(), 1500);
+    // Every counted event is in the window's latency series, in one 100 ms bucket or another.
+    assert_eq!(out.series.count.iter().sum::<u64>(), 1500);
+    assert_eq!(out.series.bucket_ms, 100);
     assert!(out.complete_at.is_some());
     // The next window: events of the first one count as duplicates, not as received.
     sub.expect(500, 505);
