@@ -111,9 +111,10 @@ impl Configs {
         schema.grpc.health_listen = None;
         publisher.grpc.health_listen = None;
         let placeholder = format!("{}://{PLACEHOLDER}", scheme(&ingest));
-        schema.publisher = placeholder
+        let placeholder: http::Uri = placeholder
             .parse()
             .map_err(|e: http::uri::InvalidUri| Error::Args(Part::Schema.name(), e.to_string()))?;
+        schema.publisher = placeholder.clone();
         ingest.schema = placeholder;
         // Resume is on by default: without --checkpoint-store, checkpoints are kept on the
         // publisher's broker, with its URL, TLS and credentials (`--checkpoint-store none`: off).
@@ -144,7 +145,7 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
     schema.flags.publisher = peer_uri(publisher_at, Part::Publisher, scheme)?;
     let il = bind(ingest.flags.listen, Part::Ingest).await?;
     let schema_at = peer_addr(&sl, schema.flags.listen, Part::Schema)?;
-    ingest.flags.schema = peer_uri(schema_at, Part::Schema, scheme)?.to_string();
+    ingest.flags.schema = peer_uri(schema_at, Part::Schema, scheme)?;
 
     let parts = [Shutdown::new(), Shutdown::new(), Shutdown::new()];
     // Each service is handed the next one's server before anything serves, so every call

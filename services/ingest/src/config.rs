@@ -46,7 +46,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The schema service (`SchemaService.Process` is called on it; `https://` with mTLS).
     #[arg(long, env = "SCHEMA_ADDR", default_value = "http://127.0.0.1:50052")]
-    pub schema: String,
+    pub schema: tonic::transport::Uri,
     /// Directory of Device and Asset YAML resources.
     #[arg(long, env = "RESOURCES_DIR", default_value = "deploy/local/resources")]
     pub resources: PathBuf,
@@ -211,14 +211,13 @@ impl Config {
         }
         self.checkpoint_store()?;
         self.check_topic_prefixes()?;
-        self.schema_endpoint()?;
         Ok(())
     }
 
     /// Each schema address is a URL whose scheme agrees with the gRPC security (`https` with
     /// mTLS), checked once the security flags themselves are known to be whole.
     fn check_peers(&self) -> Result<(), Error> {
-        for t in sse_runtime::peers::parse_targets(&self.schema)
+        for t in sse_runtime::peers::parse_targets(&self.schema.to_string())
             .map_err(|e| Error::Config(format!("--schema (SCHEMA_ADDR): {e}")))?
         {
             self.grpc
@@ -282,13 +281,8 @@ impl Config {
     }
 
     /// The schema service endpoint for the gRPC client.
-    pub fn schema_endpoint(&self) -> Result<tonic::transport::Endpoint, Error> {
-        tonic::transport::Endpoint::from_shared(self.schema.clone()).map_err(|e| {
-            Error::SchemaAddr {
-                addr: self.schema.clone(),
-                reason: e.to_string(),
-            }
-        })
+    pub fn schema_endpoint(&self) -> tonic::transport::Endpoint {
+        tonic::transport::Endpoint::from(self.schema.clone())
     }
 }
 

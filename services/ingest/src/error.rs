@@ -16,14 +16,6 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
-    /// The schema service address is not a usable URI.
-    #[error("schema address {addr}: {reason}")]
-    SchemaAddr {
-        /// The address as given.
-        addr: String,
-        /// What is wrong with it.
-        reason: String,
-    },
     /// A setting is invalid.
     #[error("{0}")]
     Config(String),
@@ -39,7 +31,6 @@ impl Error {
             self,
             Error::ResourcesDirMissing(_)
                 | Error::ResourcesDir { .. }
-                | Error::SchemaAddr { .. }
                 | Error::Config(_)
                 | Error::Serve(sse_runtime::serve::ServeError::HealthBind { .. })
         )
@@ -51,7 +42,6 @@ impl From<Error> for tonic::Status {
         match e {
             Error::ResourcesDirMissing(_)
             | Error::ResourcesDir { .. }
-            | Error::SchemaAddr { .. }
             | Error::Config(_) => tonic::Status::failed_precondition(e.to_string()),
             Error::Serve(_) => tonic::Status::internal(e.to_string()),
         }

@@ -66,7 +66,7 @@ pub async fn run_linked(
     locals: Locals,
 ) -> Result<(), Error> {
     let config = &settings.flags;
-    let endpoint = schema_endpoint(config)?;
+    let endpoint = schema_endpoint(config);
     let security = settings.security.clone();
     let status = Arc::new(status::Status::default());
     let access = Arc::new(access_file(config)?);
@@ -154,13 +154,13 @@ fn forwarder(
 }
 
 /// The schema service as the forwarder dials it: its URL with timeouts and keep-alives.
-fn schema_endpoint(config: &Config) -> Result<tonic::transport::Endpoint, Error> {
-    Ok(config
-        .schema_endpoint()?
+fn schema_endpoint(config: &Config) -> tonic::transport::Endpoint {
+    config
+        .schema_endpoint()
         .connect_timeout(Duration::from_secs(5))
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true))
+        .keep_alive_while_idle(true)
 }
 
 /// The secret allow-list (`--secret-access`), bounded like a resource file.
