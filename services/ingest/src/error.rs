@@ -40,9 +40,9 @@ impl Error {
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         match e {
-            Error::ResourcesDirMissing(_)
-            | Error::ResourcesDir { .. }
-            | Error::Config(_) => tonic::Status::failed_precondition(e.to_string()),
+            Error::ResourcesDirMissing(_) | Error::ResourcesDir { .. } | Error::Config(_) => {
+                tonic::Status::failed_precondition(e.to_string())
+            }
             Error::Serve(_) => tonic::Status::internal(e.to_string()),
         }
     }
