@@ -224,6 +224,11 @@ impl Connector {
         self.tls.clone()
     }
 
+    /// Whether [`Self::prepare`] reads files: trust for `https`, secrets for credentials.
+    pub fn reads_files(&self) -> bool {
+        self.live.https || !matches!(self.live.auth, Auth::Anonymous)
+    }
+
     /// The header source for the SSE client: [`Self::prepare`] at every connection attempt.
     pub fn header_source(&self) -> HeaderSource {
         let this = self.clone();

@@ -148,6 +148,7 @@ impl StreamTask {
         };
         let (tls, headers) = (connector.tls_config(), connector.header_source());
         let mut cfg = ClientConfig::new(self.plan.url.clone(), headers, tls);
+        cfg.headers_read_files = connector.reads_files();
         cfg.read_timeout = self.settings.read_timeout;
         cfg.max_event_bytes = self.settings.max_event_bytes;
         cfg.min_reconnect_delay = self.settings.min_reconnect_delay;

@@ -75,6 +75,9 @@ pub struct ClientConfig {
     pub url: url::Url,
     /// Per-connection headers (auth).
     pub headers: HeaderSource,
+    /// Whether [`ClientConfig::headers`] reads files (secrets, trust lists): it then runs on the
+    /// blocking pool, so a slow disk never stalls the other streams of the runtime thread.
+    pub headers_read_files: bool,
     /// TLS settings for `https` URLs.
     pub tls: Arc<rustls::ClientConfig>,
     /// Silence longer than this = dead connection (default 60 s); also bounds connect + response headers.
@@ -94,6 +97,7 @@ impl ClientConfig {
         Self {
             url,
             headers,
+            headers_read_files: false,
             tls,
             read_timeout: Duration::from_secs(60),
             max_event_bytes: sse_contract::limits::EVENT_BYTES_DEFAULT,
@@ -267,9 +271,21 @@ impl<O: Owner> Reader<O> {
         }
     }
 
+    /// This connection's headers, with the secrets and trust files read off the runtime thread
+    /// when there are any to read.
+    async fn headers(&self) -> Result<http::HeaderMap, String> {
+        let source = self.cfg.headers.clone();
+        if !self.cfg.headers_read_files {
+            return source();
+        }
+        tokio::task::spawn_blocking(move || source())
+            .await
+            .unwrap_or_else(|e| Err(format!("reading credentials failed: {e}")))
+    }
+
     /// One connection: request (following redirects), then read the stream until it ends.
     async fn connect_and_read(&mut self) -> Attempt {
-        let extra = match (self.cfg.headers)() {
+        let extra = match self.headers().await {
             Ok(headers) => headers,
             Err(error) => {
                 // Self-describing (e.g. "secret c/key is missing"), never a secret value.

@@ -117,3 +117,59 @@ fn urls_lose_credentials_and_queries_in_logs() {
         "https://h.example:8443/p/s?token=abc"
     );
 }
+
+/// A reader whose credentials sit on a slow disk: reading them must not hold the runtime thread,
+/// on which every other stream of the service runs. The header source here returns only once
+/// another task of the same single-thread runtime has run.
+#[test]
+fn credentials_are_read_off_the_runtime_thread() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = std::sync::Mutex::new(released);
+        let (asked, was_asked) = tokio::sync::oneshot::channel::<()>();
+        let asked = std::sync::Mutex::new(Some(asked));
+        let headers: HeaderSource = Arc::new(move || {
+            if let Some(a) = asked.lock().unwrap().take() {
+                let _ = a.send(());
+            }
+            released
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(20))
+                .map_err(|_| {
+                    "the runtime thread was held while credentials were read".to_string()
+                })?;
+            Ok(http::HeaderMap::new())
+        });
+        let tls = rustls::ClientConfig::builder_with_provider(sse_runtime::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let mut cfg = ClientConfig::new(url, headers, Arc::new(tls));
+        cfg.headers_read_files = true;
+        let (tx, mut reports) = mpsc::channel(8);
+        let token = CancellationToken::new();
+        let reader = tokio::spawn(run(cfg, String::new(), tx, token.clone()));
+        was_asked.await.unwrap();
+        // Runs only while the runtime thread is free.
+        release.send(()).unwrap();
+        loop {
+            tokio::select! {
+                a = listener.accept() => break assert!(a.is_ok()),
+                r = reports.recv() => match r {
+                    Some(ClientEvent::Connecting { .. }) => {}
+                    r => panic!("no connection, but {r:?}"),
+                },
+            }
+        }
+        token.cancel();
+        reader.await.unwrap();
+    });
+}
