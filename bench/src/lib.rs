@@ -233,6 +233,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         source_alone: None,
         throughput: None,
         latency: None,
+        cpu_against_skeleton: vec![],
         idle: None,
         micro: vec![],
         targets: vec![],
