@@ -168,9 +168,11 @@ async fn skeleton_mtls_carries_every_event_and_mid_refuses_a_client_without_a_ce
         "{}",
         o.stderr
     );
-    // Plaintext: refused too.
+    // Plaintext: refused too, before any gRPC answer (a plaintext server would say it has no
+    // reflection, as below).
     let o = grpcurl(&mid, Client::Plain, None, &method).await.unwrap();
     assert!(!o.ok, "call succeeded: {}", o.stdout);
+    assert!(!o.stderr.contains("reflection"), "{o:?}");
     // A certificate of the CA gets a session (the skeleton serves no reflection, so grpcurl
     // stops at gRPC, after the handshake).
     let o = grpcurl(&mid, Client::As(&probe), None, &method)
