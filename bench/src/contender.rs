@@ -37,6 +37,10 @@ pub enum Kind {
     /// `sse-bench-skeleton`: three processes joined by gRPC bidi streams with the services' real
     /// messages but none of their logic (opt-in): what the architecture alone costs.
     Skeleton,
+    /// The skeleton with both gRPC hops over the services' mTLS (opt-in): the floor the `mtls`
+    /// contender is compared with.
+    #[serde(rename = "skeleton-mtls")]
+    SkeletonMtls,
 }
 
 impl Kind {
@@ -50,6 +54,7 @@ impl Kind {
             Kind::Python => "python",
             Kind::Baseline => "baseline",
             Kind::Skeleton => "skeleton",
+            Kind::SkeletonMtls => "skeleton-mtls",
         }
     }
 }
@@ -144,10 +149,11 @@ impl Contender {
                 let b = Bridge::start(&source.base_url(), streams, broker.port, &prefix).await?;
                 Feed::Sse(source, Bridging::Python(Box::new(b)))
             }
-            Kind::Skeleton => {
+            Kind::Skeleton | Kind::SkeletonMtls => {
                 let source = LoadSource::start(streams, Duration::from_secs(15)).await?;
                 let bins = crate::pipeline_dir();
-                let s = Skeleton::start(&bins, broker, &source, streams, &prefix).await?;
+                let mtls = kind == Kind::SkeletonMtls;
+                let s = Skeleton::start(&bins, broker, &source, streams, &prefix, mtls).await?;
                 Feed::Sse(source, Bridging::Skeleton(Box::new(s)))
             }
         };

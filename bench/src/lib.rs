@@ -54,8 +54,9 @@ pub struct Settings {
     )]
     pub only: Vec<String>,
     /// Contenders of the throughput and latency scenarios, comma separated: pipeline (three
-    /// processes), connector (the same services in one process), raw, python, and `skeleton`
-    /// (the bare architecture, only when named: it is not in the default set).
+    /// processes), connector (the same services in one process), raw, python, and, only when
+    /// named (not in the default set): `mtls` (the pipeline over mTLS), `skeleton` (the bare
+    /// architecture) and `skeleton-mtls` (the skeleton over the services' mTLS).
     #[arg(
         long,
         env = "BENCH_CONTENDERS",
@@ -232,6 +233,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         source_alone: None,
         throughput: None,
         latency: None,
+        cpu_against_skeleton: vec![],
         idle: None,
         micro: vec![],
         targets: vec![],
@@ -274,6 +276,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
                     (Kind::Baseline, per_stream1),
                     (Kind::Connector, per_stream1),
                     (Kind::Skeleton, per_stream1),
+                    (Kind::SkeletonMtls, per_stream1),
                     (Kind::Raw, per_stream1),
                     (Kind::Python, py),
                 ]),
@@ -350,6 +353,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
             (Kind::Baseline, 0),
             (Kind::Connector, 0),
             (Kind::Skeleton, 0),
+            (Kind::SkeletonMtls, 0),
             (Kind::Raw, 0),
             (Kind::Python, 0),
         ]);
@@ -456,11 +460,12 @@ fn noise_plan(settings: &Settings) -> anyhow::Result<Option<noise::Plan>> {
     )?))
 }
 
-/// The binaries copied from the build's directory: the pipeline's, and the skeleton's when it is
-/// one of the contenders `names`.
+/// The binaries copied from the build's directory: the pipeline's, and the skeleton's when it
+/// (plaintext or over mTLS) is one of the contenders `names`.
 fn installed_binaries(names: &[String]) -> Vec<&'static str> {
     let mut bins = pipeline::BINARIES.to_vec();
-    if names.iter().any(|c| c.trim() == Kind::Skeleton.name()) {
+    let skeletons = [Kind::Skeleton.name(), Kind::SkeletonMtls.name()];
+    if names.iter().any(|c| skeletons.contains(&c.trim())) {
         bins.push(skeleton::BINARY);
     }
     if names.iter().any(|c| c.trim() == Kind::Connector.name()) {
@@ -494,6 +499,7 @@ mod tests {
             (Kind::Baseline, 2),
             (Kind::Connector, 6),
             (Kind::Skeleton, 5),
+            (Kind::SkeletonMtls, 7),
             (Kind::Raw, 3),
             (Kind::Python, 4),
         ];
@@ -529,6 +535,15 @@ mod tests {
             kinds(&["skeleton", "pipeline"], true),
             [Kind::Pipeline, Kind::Baseline, Kind::Skeleton]
         );
+        assert_eq!(
+            kinds(&["skeleton-mtls", "mtls", "skeleton", "pipeline"], false),
+            [
+                Kind::Pipeline,
+                Kind::Mtls,
+                Kind::Skeleton,
+                Kind::SkeletonMtls
+            ]
+        );
     }
 
     #[test]
@@ -539,6 +554,9 @@ mod tests {
             pipeline::BINARIES
         );
         let with = installed_binaries(&names(&["pipeline", " skeleton"]));
+        assert_eq!(with.last(), Some(&skeleton::BINARY));
+        assert_eq!(with.len(), pipeline::BINARIES.len() + 1);
+        let with = installed_binaries(&names(&["mtls", "skeleton-mtls"]));
         assert_eq!(with.last(), Some(&skeleton::BINARY));
         assert_eq!(with.len(), pipeline::BINARIES.len() + 1);
         let with = installed_binaries(&names(&["connector", "pipeline"]));

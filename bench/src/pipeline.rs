@@ -60,8 +60,14 @@ spec:
     y
 }
 
-/// One test CA for every mTLS pipeline of a run.
+/// One test CA for every mTLS pipeline and skeleton of a run.
 static PKI: std::sync::OnceLock<Option<sse_e2e::pki::Pki>> = std::sync::OnceLock::new();
+
+/// The run's test CA, made on first use, that signs every mTLS contender's certificates.
+pub fn test_ca() -> anyhow::Result<&'static sse_e2e::pki::Pki> {
+    let pki = PKI.get_or_init(|| sse_e2e::pki::Pki::new().ok());
+    pki.as_ref().context("test CA")
+}
 
 /// The three services, running; killed when dropped.
 pub struct Pipeline {
@@ -93,8 +99,7 @@ impl Pipeline {
             if !mtls {
                 return Ok(Vec::new());
             }
-            let pki = PKI.get_or_init(|| sse_e2e::pki::Pki::new().ok());
-            let pki = pki.as_ref().context("test CA")?;
+            let pki = test_ca()?;
             let id = Identity::issue(&dir.path().join("tls"), pki, name, &pki.ca_pem)?;
             Ok(id.flags())
         };

@@ -158,6 +158,62 @@ pub struct Idle {
     pub other_rss_kib: Vec<(String, u64)>,
 }
 
+/// How far a three-process form is from the skeleton of the same transport, at most: issue
+/// #25's target for the CPU per event.
+pub const SKELETON_RATIO_MAX: f64 = 1.3;
+
+/// The pairs compared like with like: each three-process form and the skeleton over the same
+/// transport (plaintext, mTLS).
+const SKELETON_PAIRS: [(Kind, Kind); 2] = [
+    (Kind::Pipeline, Kind::Skeleton),
+    (Kind::Mtls, Kind::SkeletonMtls),
+];
+
+/// One form's median CPU per event against its skeleton's, in the same scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SkeletonRatio {
+    /// The three-process form.
+    pub contender: Kind,
+    /// The skeleton over the same transport.
+    pub skeleton: Kind,
+    /// The form's median CPU per event, µs.
+    pub contender_us: f64,
+    /// The skeleton's, µs.
+    pub skeleton_us: f64,
+    /// `contender_us / skeleton_us`.
+    pub ratio: f64,
+}
+
+impl SkeletonRatio {
+    /// "pipeline / skeleton".
+    pub fn name(&self) -> String {
+        format!("{} / {}", self.contender.name(), self.skeleton.name())
+    }
+
+    /// Whether the form is within [`SKELETON_RATIO_MAX`] of its skeleton.
+    pub fn met(&self) -> bool {
+        self.ratio <= SKELETON_RATIO_MAX
+    }
+}
+
+/// The ratios of the pairs of `sc` that both ran with a CPU per event (the skeleton's above 0).
+pub fn skeleton_ratios(sc: &Scenario) -> Vec<SkeletonRatio> {
+    let cpu = |k| sc.get(k).and_then(|s| s.cpu_us_per_event);
+    SKELETON_PAIRS
+        .into_iter()
+        .filter_map(|(contender, skeleton)| {
+            let (contender_us, skeleton_us) = (cpu(contender)?, cpu(skeleton)?);
+            (skeleton_us > 0.0).then(|| SkeletonRatio {
+                contender,
+                skeleton,
+                contender_us,
+                skeleton_us,
+                ratio: contender_us / skeleton_us,
+            })
+        })
+        .collect()
+}
+
 /// A target of issue #8 and whether this run met it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
@@ -186,6 +242,9 @@ pub struct Report {
     pub throughput: Option<Scenario>,
     /// Scenario 2.
     pub latency: Option<Scenario>,
+    /// Scenario 2's CPU per event of each three-process form against the skeleton of the same
+    /// transport, for the pairs that ran (issue #25: within 1.3×).
+    pub cpu_against_skeleton: Vec<SkeletonRatio>,
     /// Scenario 3.
     pub idle: Option<Idle>,
     /// Scenario 4.
@@ -282,12 +341,28 @@ impl Report {
                     });
                 }
             }
+            for r in skeleton_ratios(s) {
+                t.push(Target {
+                    what: format!("cost: CPU per event, {} (issue #25)", r.name()),
+                    target: format!("≤ {SKELETON_RATIO_MAX}×"),
+                    measured: format!(
+                        "{:.2}× ({:.1} / {:.1} µs)",
+                        r.ratio, r.contender_us, r.skeleton_us
+                    ),
+                    met: r.met(),
+                });
+            }
             for c in &s.contenders {
                 if c.error.is_none() {
                     t.push(zero_lost("latency", c));
                 }
             }
         }
+        self.cpu_against_skeleton = self
+            .latency
+            .as_ref()
+            .map(skeleton_ratios)
+            .unwrap_or_default();
         if let Some(i) = &self.idle {
             t.push(Target {
                 what: format!("{} idle streams: ingest memory per stream", i.streams),
@@ -365,13 +440,16 @@ impl Report {
              two event streams with their messages unencoded); its CPU is that one process's. Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.{}\n",
             crate::raw::IN_FLIGHT,
             crate::python::IN_FLIGHT,
-            if self.has(Kind::Skeleton) {
+            if self.has(Kind::Skeleton) || self.has(Kind::SkeletonMtls) {
                 " `skeleton` (opt-in: `BENCH_CONTENDERS=pipeline,skeleton`) is the pipeline's bare \
                  architecture, bench/src/bin/sse-bench-skeleton.rs: three processes (`in` reads \
                  the SSE streams, `mid`, `out` publishes at QoS 1) joined by the same tonic gRPC \
                  bidi streams and protobuf messages, with none of the services' logic (no routing, \
                  schemas, acks or tracing), so the pipeline's CPU per event minus the skeleton's \
-                 is what our code costs on this machine, the acks sent back upstream included."
+                 is what our code costs on this machine, the acks sent back upstream included. \
+                 `skeleton-mtls` (opt-in) is the same skeleton with both gRPC hops over the \
+                 services' own mTLS (sse-runtime's accept loop and dialer, each role with its own \
+                 certificate of one test CA), the floor `mtls` is compared with."
             } else {
                 ""
             }
@@ -411,6 +489,7 @@ impl Report {
         for sc in [&self.throughput, &self.latency].into_iter().flatten() {
             scenario_md(&mut s, sc);
         }
+        skeleton_md(&mut s, &self.cpu_against_skeleton);
         if let Some(i) = &self.idle {
             let _ = writeln!(s, "## 3. Many idle streams\n");
             let _ = writeln!(
@@ -478,6 +557,30 @@ impl Report {
         }
         s
     }
+}
+
+/// The latency scenario's "CPU per event against the skeleton" block: one line per pair that
+/// ran, nothing when none did.
+fn skeleton_md(s: &mut String, ratios: &[SkeletonRatio]) {
+    if ratios.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "CPU per event against the skeleton (scenario 2, medians; issue #25: within \
+         {SKELETON_RATIO_MAX}× of the skeleton of the same transport):\n"
+    );
+    for r in ratios {
+        let _ = writeln!(
+            s,
+            "- {}: **{:.2}×** ({:.1} µs / {:.1} µs)",
+            r.name(),
+            r.ratio,
+            r.contender_us,
+            r.skeleton_us
+        );
+    }
+    s.push('\n');
 }
 
 fn zero_lost(scenario: &str, c: &Summary) -> Target {
@@ -769,6 +872,114 @@ mod tests {
                 "1,200,2,250000.0,250000.0"
             ]
         );
+    }
+
+    /// A latency summary of `kind` with one run costing `cpu` µs of CPU per event.
+    fn costing(kind: Kind, cpu: f64) -> Summary {
+        let mut r = run(kind, 0, [300.0, 900.0, 5_000.0, 9_000.0]);
+        r.cpu_us_per_event = Some(cpu);
+        Summary::new(kind, 3, vec![r], None)
+    }
+
+    fn report(latency: Scenario) -> Report {
+        Report {
+            machine: Machine {
+                cpu: "test".into(),
+                cores: 2,
+                memory_mib: 1,
+                kernel: String::new(),
+                rustc: String::new(),
+                mosquitto: String::new(),
+                python: String::new(),
+                load_average: String::new(),
+                date: String::new(),
+            },
+            scale: 1.0,
+            runs: 1,
+            source_alone: None,
+            throughput: None,
+            latency: Some(latency),
+            cpu_against_skeleton: vec![],
+            idle: None,
+            micro: vec![],
+            targets: vec![],
+            notes: vec![],
+            timings: vec![],
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn each_form_is_judged_against_the_skeleton_of_its_transport() {
+        let mut sc = latency_scenario();
+        sc.contenders = vec![
+            costing(Kind::Pipeline, 150.0),
+            costing(Kind::Skeleton, 120.0),
+            costing(Kind::Mtls, 200.0),
+            costing(Kind::SkeletonMtls, 125.0),
+        ];
+        let mut r = report(sc);
+        r.judge();
+        let ratios = &r.cpu_against_skeleton;
+        assert_eq!(ratios.len(), 2, "{ratios:?}");
+        assert_eq!(ratios[0].name(), "pipeline / skeleton");
+        assert_eq!(ratios[0].ratio, 1.25);
+        assert!(ratios[0].met());
+        assert_eq!(ratios[1].name(), "mtls / skeleton-mtls");
+        assert_eq!(ratios[1].ratio, 1.6);
+        assert!(!ratios[1].met());
+        let target = |what: &str| r.targets.iter().find(|t| t.what.contains(what)).cloned();
+        let plain = target("pipeline / skeleton").unwrap();
+        assert!(plain.met, "{plain:?}");
+        assert_eq!(plain.target, "≤ 1.3×");
+        assert_eq!(plain.measured, "1.25× (150.0 / 120.0 µs)");
+        let tls = target("mtls / skeleton-mtls").unwrap();
+        assert!(!tls.met, "{tls:?}");
+        let md = r.markdown();
+        assert!(md.contains("CPU per event against the skeleton"), "{md}");
+        assert!(
+            md.contains("- pipeline / skeleton: **1.25×** (150.0 µs / 120.0 µs)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- mtls / skeleton-mtls: **1.60×** (200.0 µs / 125.0 µs)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| cost: CPU per event, mtls / skeleton-mtls (issue #25) | ≤ 1.3× |"),
+            "{md}"
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        let json = &v["cpu_against_skeleton"];
+        assert_eq!(json[1]["contender"], "mtls");
+        assert_eq!(json[1]["skeleton"], "skeleton-mtls");
+        assert_eq!(json[1]["ratio"], 1.6);
+        assert_eq!(json[0]["skeleton_us"], 120.0);
+        assert!(
+            v["latency"]["contenders"].is_array(),
+            "existing fields stay"
+        );
+    }
+
+    #[test]
+    fn no_skeleton_block_or_target_without_both_of_a_pair() {
+        let mut sc = latency_scenario();
+        let mut failed = costing(Kind::SkeletonMtls, 100.0);
+        failed.error = Some("did not start".into());
+        sc.contenders = vec![
+            costing(Kind::Pipeline, 150.0),
+            costing(Kind::Mtls, 200.0),
+            failed,
+        ];
+        let mut r = report(sc);
+        r.judge();
+        assert!(r.cpu_against_skeleton.is_empty());
+        assert!(!r.targets.iter().any(|t| t.what.contains("skeleton")));
+        assert!(!r.markdown().contains("against the skeleton"));
+        // A skeleton that used no CPU gives no ratio rather than an infinite one.
+        let mut sc = latency_scenario();
+        sc.contenders = vec![costing(Kind::Pipeline, 1.0), costing(Kind::Skeleton, 0.0)];
+        assert!(skeleton_ratios(&sc).is_empty());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The harness's own parts against real sockets and a real Mosquitto: the load source resumes
 //! after `Last-Event-ID` and keeps its schedule, and the subscriber counts what the raw publisher
-//! sends without loss, and the skeleton contender's three processes and the connector contender
-//! carry every SSE event to it.
+//! sends without loss, and the skeleton contender's three processes (plaintext and over mTLS)
+//! and the connector contender carry every SSE event to it.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -14,6 +14,7 @@ use sse_bench::skeleton::Skeleton;
 use sse_bench::source::LoadSource;
 use sse_bench::subscriber::Subscriber;
 use sse_e2e::broker::Mosquitto;
+use sse_e2e::mtls::{Client, Identity, grpcurl};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Reads the raw HTTP response of `path` until `until` appears, with a deadline.
@@ -114,13 +115,13 @@ async fn subscriber_counts_every_raw_event_at_qos1() {
     broker.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn skeleton_carries_every_sse_event_at_qos1() {
-    let broker = Mosquitto::start().await.unwrap();
+/// Starts the skeleton (over mTLS or not) for 3 streams of a new source, checks that it carries
+/// 200 events of each to the broker at QoS 1, and returns it running.
+async fn skeleton_carries_600(broker: &Mosquitto, mtls: bool, prefix: &str) -> Skeleton {
     let src = LoadSource::start(3, Duration::from_secs(15)).await.unwrap();
-    let mut sub = Subscriber::connect(broker.port, "t/skel", 3).await.unwrap();
+    let mut sub = Subscriber::connect(broker.port, prefix, 3).await.unwrap();
     let bins = sse_e2e::procs::bin_dir();
-    let skeleton = Skeleton::start(&bins, &broker, &src, 3, "t/skel")
+    let skeleton = Skeleton::start(&bins, broker, &src, 3, prefix, mtls)
         .await
         .unwrap();
     sse_e2e::eventually("the skeleton reading every stream", || async {
@@ -138,7 +139,78 @@ async fn skeleton_carries_every_sse_event_at_qos1() {
         skeleton.log_tail()
     );
     assert_eq!(out.out_of_order, 0);
+    skeleton
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skeleton_carries_every_sse_event_at_qos1() {
+    let broker = Mosquitto::start().await.unwrap();
+    skeleton_carries_600(&broker, false, "t/skel").await;
     broker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skeleton_mtls_carries_every_event_and_mid_refuses_a_client_without_a_certificate() {
+    let broker = Mosquitto::start().await.unwrap();
+    let skeleton = skeleton_carries_600(&broker, true, "t/skel-mtls").await;
+    let mid = skeleton.mid_addr().to_string();
+    let pki = sse_bench::pipeline::test_ca().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let probe = Identity::issue(tmp.path(), pki, "probe", &pki.ca_pem).unwrap();
+    let method = ["sseconnector.v1.SchemaService/ListSchemas"];
+    // No client certificate: the TLS handshake fails, no gRPC call is made.
+    let o = grpcurl(&mid, Client::NoCert { ca: &probe.ca }, None, &method)
+        .await
+        .unwrap();
+    assert!(!o.ok, "call succeeded: {}", o.stdout);
+    assert!(
+        o.stderr.contains("Failed to dial target host"),
+        "{}",
+        o.stderr
+    );
+    // Plaintext: refused too, before any gRPC answer (a plaintext server would say it has no
+    // reflection, as below).
+    let o = grpcurl(&mid, Client::Plain, None, &method).await.unwrap();
+    assert!(!o.ok, "call succeeded: {}", o.stdout);
+    assert!(!o.stderr.contains("reflection"), "{o:?}");
+    // A certificate of the CA gets a session (the skeleton serves no reflection, so grpcurl
+    // stops at gRPC, after the handshake).
+    let o = grpcurl(&mid, Client::As(&probe), None, &method)
+        .await
+        .unwrap();
+    assert!(!o.stderr.contains("Failed to dial target host"), "{o:?}");
+    assert!(o.stderr.contains("reflection"), "{o:?}");
+    broker.stop().await;
+}
+
+#[test]
+fn skeleton_exits_64_on_partial_tls_flags_or_a_plaintext_next_under_mtls() {
+    let bin = sse_e2e::procs::bin_dir().join(sse_bench::skeleton::BINARY);
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = sse_bench::pipeline::test_ca().unwrap();
+    let id = Identity::issue(tmp.path(), pki, "skeleton-mid", &pki.ca_pem).unwrap();
+    let run = |args: &[String]| {
+        std::process::Command::new(&bin)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let mut partial = vec!["mid".into(), "--next".into(), "https://127.0.0.1:1".into()];
+    partial.extend(id.flags().into_iter().take(4));
+    let o = run(&partial);
+    assert_eq!(o.status.code(), Some(64), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--grpc-tls-key missing"),
+        "{o:?}"
+    );
+    let mut plain_next = vec!["mid".into(), "--next".into(), "http://127.0.0.1:1".into()];
+    plain_next.extend(id.flags());
+    let o = run(&plain_next);
+    assert_eq!(o.status.code(), Some(64), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("https://"),
+        "{o:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

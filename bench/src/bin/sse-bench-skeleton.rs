@@ -6,8 +6,13 @@
 //! `SchemaService.Process` stream to `mid`; `mid` forwards each one unchanged on one
 //! `PublisherService.Publish` stream to `out`; `out` publishes its data at QoS 1 to the topic the
 //! event carries. No acks, no reconnects: an error ends the process with a message.
+//!
+//! With the services' `--grpc-tls-*` flags both gRPC hops run over mTLS through the services' own
+//! TLS stack (`sse_runtime::mtls`: the same accept loop, client-certificate check and dialer), so
+//! the `skeleton-mtls` contender is the like-for-like floor of the `mtls` one.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -20,11 +25,16 @@ use sse_proto::v1::publisher_service_client::PublisherServiceClient;
 use sse_proto::v1::publisher_service_server::{PublisherService, PublisherServiceServer};
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
 use sse_proto::v1::schema_service_server::{SchemaService, SchemaServiceServer};
+use sse_runtime::link::{Link, Locals};
+use sse_runtime::mtls::{GrpcSecurityArgs, Mtls, accept};
+use sse_runtime::peers::Dialer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Server, server::TcpIncoming};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::{Router, TcpIncoming};
+use tonic::transport::{Channel, Endpoint, Server, Uri};
 use tonic::{Request, Response, Status, Streaming};
 
 /// Like the services: many small, short-lived buffers per event.
@@ -60,6 +70,11 @@ struct Cli {
     /// out: the broker's port on 127.0.0.1.
     #[arg(long, default_value_t = 1883)]
     mqtt_port: u16,
+    /// The services' gRPC security flags: with --grpc-tls-ca/-cert/-key, `mid` and `out` accept
+    /// only clients whose certificate the CA signed, and `in` and `mid` present theirs and
+    /// verify the next role's against the name in --next (then `https://`).
+    #[command(flatten)]
+    security: GrpcSecurityArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -72,34 +87,89 @@ enum Role {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let mtls = match tls(&cli) {
+        Ok(m) => m,
+        Err(e) => {
+            // Bad configuration, as the services exit on it.
+            eprintln!("{NAME}: {e:#}");
+            std::process::exit(64);
+        }
+    };
     // `in` serves nothing; it listens only to be started like the other two.
     let listener = bind(cli.listen).await?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     match cli.role {
-        Role::In => ingest(&cli).await,
+        Role::In => ingest(&cli, mtls).await,
         Role::Mid => {
-            let next = Channel::from_shared(cli.next.clone())?;
-            let next = next.connect().await.context("connect to out")?;
+            let next = channel(&cli.next, mtls.clone())
+                .await
+                .context("connect to out")?;
             let publisher = PublisherServiceClient::new(next);
             let mid = SchemaServiceServer::new(Mid { publisher });
-            Ok(Server::builder()
-                .add_service(mid)
-                .serve_with_incoming(incoming)
-                .await?)
+            serve(Server::builder().add_service(mid), listener, mtls).await
         }
         Role::Out => {
             let (mqtt, mut eventloop) = sse_bench::raw::client("bench-skeleton", cli.mqtt_port);
             let out = PublisherServiceServer::new(Out { mqtt });
-            let serve = Server::builder()
-                .add_service(out)
-                .serve_with_incoming(incoming);
+            let serve = serve(Server::builder().add_service(out), listener, mtls);
             tokio::select! {
-                r = serve => Ok(r?),
+                r = serve => r,
                 e = async { loop { if let Err(e) = eventloop.poll().await { return e } } } => {
                     anyhow::bail!("MQTT connection lost: {e}")
                 }
             }
         }
+    }
+}
+
+/// The role's mTLS material when the `--grpc-tls-*` flags are given, after checking them and
+/// that `--next` (for the roles that dial) is `https://` exactly when they are.
+fn tls(cli: &Cli) -> anyhow::Result<Option<Arc<Mtls>>> {
+    let security = cli.security.load()?;
+    if matches!(cli.role, Role::In | Role::Mid) {
+        let next: Uri = cli.next.parse().context("--next")?;
+        cli.security.check_peer(&next).context("--next")?;
+    }
+    Ok(security.mtls)
+}
+
+/// Serves `router` on `listener`: over the services' authenticated accept loop with `mtls`
+/// (TLS handshakes in their own tasks, client certificates checked against the CA), else over
+/// plain TCP with nodelay, as the services do.
+async fn serve(
+    router: Router,
+    listener: TcpListener,
+    mtls: Option<Arc<Mtls>>,
+) -> anyhow::Result<()> {
+    match mtls {
+        Some(mtls) => {
+            // Nothing cancels it: the process ends by being killed.
+            let incoming = accept::incoming(listener, mtls, CancellationToken::new());
+            Ok(router.serve_with_incoming(incoming).await?)
+        }
+        None => {
+            let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+            Ok(router.serve_with_incoming(incoming).await?)
+        }
+    }
+}
+
+/// A channel to the next role at `next`: tonic's own connector in plaintext (as before mTLS
+/// existed here), the services' dialer with `mtls` (this role's certificate presented, the next
+/// one's verified against the CA and `next`'s host).
+async fn channel(next: &str, mtls: Option<Arc<Mtls>>) -> anyhow::Result<Channel> {
+    let Some(mtls) = mtls else {
+        return Ok(Channel::from_shared(next.to_string())?.connect().await?);
+    };
+    let uri: Uri = next.parse().context("--next")?;
+    let authority = uri.authority().context("--next has no host:port")?.as_str();
+    let addr = tokio::net::lookup_host(authority)
+        .await?
+        .next()
+        .with_context(|| format!("{authority} resolves to no address"))?;
+    let dialer = Dialer::new(Some(mtls), Locals::default());
+    match dialer.connect(&Endpoint::from(uri), addr).await? {
+        Link::Net(channel) => Ok(channel),
+        Link::Local(_) => anyhow::bail!("no in-process link in the skeleton"),
     }
 }
 
@@ -110,13 +180,12 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 /// `in`: one reader per stream, all feeding one Process stream.
-async fn ingest(cli: &Cli) -> anyhow::Result<()> {
+async fn ingest(cli: &Cli, mtls: Option<Arc<Mtls>>) -> anyhow::Result<()> {
     let authority = (cli.source.strip_prefix("http://"))
         .map(|a| a.trim_end_matches('/'))
         .context("--source must be http://host:port")?;
-    let mut client = SchemaServiceClient::connect(cli.next.clone())
-        .await
-        .context("connect to mid")?;
+    let next = channel(&cli.next, mtls).await.context("connect to mid")?;
+    let mut client = SchemaServiceClient::new(next);
     let (tx, rx) = mpsc::channel(QUEUE);
     let mut responses = client.process(ReceiverStream::new(rx)).await?.into_inner();
     let mut tasks = tokio::task::JoinSet::new();
