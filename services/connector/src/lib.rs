@@ -5,9 +5,9 @@
 //! them, each with its own gRPC server, health and reflection), on one tokio thread; each service
 //! is handed the next one's server and calls its gRPC routes in-process (`sse_runtime::link`; the
 //! event streams with their messages as they are, not encoded), so an event crosses no socket or
-//! process boundary before the broker. Shutdown goes in the order of the stream: ingest stops reading and drains first,
-//! then schema, then the publisher, so what ingest sent out is published and acknowledged before
-//! its consumer stops.
+//! process boundary before the broker. Shutdown goes in the order of the stream: ingest stops
+//! reading and drains first, then schema, then the publisher, so what ingest sent out is
+//! published and acknowledged before its consumer stops.
 
 pub mod args;
 
