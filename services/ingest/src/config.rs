@@ -99,7 +99,7 @@ pub struct Config {
     /// `sse-ingest`; the publisher's broker for `sse-connector`.
     #[arg(long, env = "CHECKPOINT_STORE")]
     pub checkpoint_store: Option<String>,
-    /// The broker an empty `--checkpoint-store` stands for: set by `sse-connector` to its
+    /// The broker an unset `--checkpoint-store` stands for: set by `sse-connector` to its
     /// publisher's broker (URL, TLS, credentials), so one process resumes by default.
     #[arg(skip)]
     pub checkpoint_broker: Option<sse_runtime::mqtt::Broker>,
@@ -194,7 +194,7 @@ impl Config {
 
     /// Checks what can be checked before starting: the event size limit is one every decoder
     /// after ingest accepts, the resources directory exists, the secret access file (if any) is
-    /// valid and the schema address is a URI.
+    /// valid and the checkpoint store and topic prefixes are usable.
     fn check(&self) -> Result<(), Error> {
         if self.max_event_bytes > EVENT_BYTES_MAX {
             return Err(Error::Config(format!(
