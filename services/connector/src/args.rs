@@ -103,10 +103,12 @@ pub fn command() -> Command {
         .version(VERSION)
         .about(ABOUT)
         .next_line_help(false);
+    let commands = Part::ALL.map(|p| (p, p.command()));
+    let shared = shared_ids(&commands);
     let mut seen: HashSet<String> = HashSet::new();
-    let shared = shared_ids();
-    for part in Part::ALL {
-        for arg in part.command().get_arguments() {
+    for (part, command) in &commands {
+        let part = *part;
+        for arg in command.get_arguments() {
             let id = arg.get_id().as_str().to_string();
             if ["help", "version"].contains(&id.as_str()) {
                 continue;
@@ -140,11 +142,11 @@ pub fn command() -> Command {
 const SHARED: &str = "shared by the services";
 
 /// The ids of the arguments more than one service has (their flattened groups).
-fn shared_ids() -> HashSet<String> {
+fn shared_ids(commands: &[(Part, Command)]) -> HashSet<String> {
     let mut once = HashSet::new();
     let mut twice = HashSet::new();
-    for part in Part::ALL {
-        for arg in part.command().get_arguments() {
+    for (_, command) in commands {
+        for arg in command.get_arguments() {
             let id = arg.get_id().as_str().to_string();
             if !once.insert(id.clone()) {
                 twice.insert(id);
