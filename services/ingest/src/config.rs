@@ -181,11 +181,6 @@ impl Config {
         })
     }
 
-    /// Checks what [`Config::settings`] checks, keeping nothing.
-    pub fn validate(&self) -> Result<(), Error> {
-        self.clone().settings().map(drop)
-    }
-
     /// This replica's share of the streams, from `--replicas`, `--ordinal` and `--pod-name`.
     pub fn shard(&self) -> Result<Shard, Error> {
         Shard::from_flags(self.replicas, self.ordinal, self.pod_name.as_deref())
@@ -304,7 +299,7 @@ mod tests {
         let dir = std::env::temp_dir();
         let dir = dir.to_str().unwrap();
         let e = parse(&["--resources", dir, "--replicas", "3"])
-            .validate()
+            .settings()
             .unwrap_err();
         assert!(
             e.is_config() && e.to_string().contains("INGEST_REPLICAS"),
@@ -312,7 +307,7 @@ mod tests {
         );
         assert!(
             parse(&["--resources", dir, "--replicas", "3", "--ordinal", "2"])
-                .validate()
+                .settings()
                 .is_ok()
         );
         let two = parse(&["--resources", dir, "--replicas", "2", "--pod-name", "in-1"]);
@@ -376,12 +371,12 @@ mod tests {
         let at = EVENT_BYTES_MAX.to_string();
         assert!(
             parse(&["--resources", dir, "--max-event-bytes", &at])
-                .validate()
+                .settings()
                 .is_ok()
         );
         let over = (EVENT_BYTES_MAX + 1).to_string();
         let e = parse(&["--resources", dir, "--max-event-bytes", &over])
-            .validate()
+            .settings()
             .unwrap_err();
         assert!(e.is_config());
         assert!(e.to_string().contains("--max-event-bytes"), "{e}");
@@ -390,7 +385,7 @@ mod tests {
     #[test]
     fn missing_resources_dir_is_a_config_error_naming_it() {
         let c = parse(&["--resources", "/no/such/resources-dir"]);
-        let e = c.validate().unwrap_err();
+        let e = c.settings().unwrap_err();
         assert!(e.is_config());
         assert!(e.to_string().contains("/no/such/resources-dir"), "{e}");
     }

@@ -135,11 +135,6 @@ impl Config {
         })
     }
 
-    /// Checks what [`Config::settings`] checks, keeping nothing.
-    pub fn validate(&self) -> Result<(), Error> {
-        self.clone().settings().map(drop)
-    }
-
     /// The gRPC security (mTLS files loaded), or the configuration error naming the flag.
     pub fn security(&self) -> Result<sse_runtime::mtls::Security, Error> {
         self.grpc.load().map_err(|e| Error::Config {
@@ -300,7 +295,7 @@ mod tests {
         assert_eq!(c.caps().max_registry_bytes, 64 << 20);
         assert_eq!(c.admin_writes_per_second, 5.0);
         assert_eq!(c.admin_write_burst, 20);
-        c.validate().unwrap();
+        c.settings().unwrap();
     }
 
     #[test]
@@ -334,7 +329,7 @@ mod tests {
                 max_registry_bytes: 13
             }
         );
-        c.validate().unwrap();
+        c.settings().unwrap();
     }
 
     #[test]
@@ -350,7 +345,7 @@ mod tests {
             "3s",
         ])
         .unwrap();
-        c.validate().unwrap();
+        c.clone().settings().unwrap();
         let a = c.azure().unwrap();
         let b = &a.client.broker;
         assert_eq!(
@@ -412,7 +407,7 @@ mod tests {
             ],
         ] {
             let c = parse(args).unwrap();
-            assert!(c.validate().unwrap_err().is_config(), "{args:?}");
+            assert!(c.settings().unwrap_err().is_config(), "{args:?}");
         }
     }
 }
