@@ -5,12 +5,14 @@
 //! validation into the model, [`load`] the reading of files and directories.
 
 mod doc;
+mod from_adr;
 mod load;
 mod model;
 mod validate;
 pub(crate) mod yaml;
 
 pub use doc::API_VERSION;
+pub use from_adr::{AdrResource, load_adr};
 pub(crate) use load::read_limited;
 pub use load::{load_dir, load_dir_limited, load_texts};
 pub use model::{
