@@ -78,6 +78,18 @@ impl StreamPlan {
         d
     }
 
+    /// The assets this stream feeds, each once, in resource order (for status).
+    pub fn assets(&self) -> Vec<String> {
+        let datasets = self.datasets.iter().map(|r| r.asset.as_str());
+        let mut v: Vec<String> = Vec::new();
+        for a in datasets.chain(self.groups.iter().map(|g| g.asset.as_str())) {
+            if !a.is_empty() && !v.iter().any(|x| x == a) {
+                v.push(a.to_string());
+            }
+        }
+        v
+    }
+
     /// Subjects of every route fed by this stream (for status).
     pub fn subjects(&self) -> Vec<String> {
         let mut v: Vec<String> = self.datasets.iter().map(|r| r.subject()).collect();

@@ -6,12 +6,14 @@
 //! [`live`] holds the status as it changes; [`adr`] builds the ADR shaped report from it.
 
 mod adr;
+mod dirty;
 mod live;
 
 pub use adr::{
     AssetStatus, ConfigStatus, DeviceStatus, EndpointStatus, Endpoints, EventGroupStatus,
-    INVALID_CONFIGURATION, OperationStatus, Report, RuntimeHealth, StatusError, rfc3339,
+    INVALID_CONFIGURATION, OperationStatus, Report, RuntimeHealth, Scope, StatusError, rfc3339,
 };
+pub use dirty::Dirty;
 pub use live::{Changes, RouteStatus, SchemaReference, Status, StreamState, StreamStatus};
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! asset (of this replica, when there are several) the config error with its code and message,
 //! and the runtime health (Available / Unavailable) of what it reads.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -13,11 +13,45 @@ use crate::resources::{Asset, Device, Rejected, ResourceError};
 /// The error code of a resource, dataset or event that cannot be served as written.
 pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
 
+/// Which resources a report covers, so the status reporter can rebuild only what changed, and
+/// the rest a part at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// Include the resources that cannot be served (they change only on a reload).
+    pub unserved: bool,
+    /// These devices (`None`: every device); names the status does not know are left out.
+    pub devices: Option<&'a [String]>,
+    /// These assets (`None`: every asset).
+    pub assets: Option<&'a [String]>,
+}
+
+impl Scope<'_> {
+    /// Every device and asset.
+    pub const ALL: Scope<'static> = Scope {
+        unserved: true,
+        devices: None,
+        assets: None,
+    };
+}
+
 impl Status {
     /// The Azure Device Registry shaped status of every device and asset.
     pub fn report(&self) -> Report {
+        self.report_of(Scope::ALL)
+    }
+
+    /// The status of the devices and assets in `scope`.
+    pub fn report_of(&self, scope: Scope<'_>) -> Report {
         let inner = self.lock();
-        build_report(&inner)
+        build_report(&inner, scope)
+    }
+
+    /// The names of every device and asset that can be served, as a full report covers them.
+    pub fn resource_names(&self) -> (Vec<String>, Vec<String>) {
+        let inner = self.lock();
+        let devices = inner.resources.devices.keys().cloned().collect();
+        let assets = inner.resources.assets.iter().map(|a| a.name.clone());
+        (devices, assets.collect())
     }
 }
 
@@ -263,16 +297,29 @@ struct Builder<'a> {
 }
 
 /// The report of everything `inner` holds: failed resources first, then devices and assets.
-fn build_report(inner: &Inner) -> Report {
+fn build_report(inner: &Inner, scope: Scope<'_>) -> Report {
     let b = Builder::new(inner);
     let mut report = Report::default();
-    b.unserved_resources(&mut report);
-    for (name, device) in &inner.resources.devices {
+    if scope.unserved {
+        b.unserved_resources(&mut report);
+    }
+    let devices: Vec<(&String, &Device)> = match scope.devices {
+        None => inner.resources.devices.iter().collect(),
+        Some(names) => (names.iter())
+            .filter_map(|n| inner.resources.devices.get_key_value(n))
+            .collect(),
+    };
+    for (name, device) in devices {
         if let Some(status) = b.device(name, device) {
             report.devices.insert(name.clone(), status);
         }
     }
-    for asset in &inner.resources.assets {
+    let wanted: Option<HashSet<&str>> = scope
+        .assets
+        .map(|names| names.iter().map(String::as_str).collect());
+    let assets = (inner.resources.assets.iter())
+        .filter(|a| wanted.as_ref().is_none_or(|w| w.contains(a.name.as_str())));
+    for asset in assets {
         if let Some(status) = b.asset(asset) {
             report.assets.insert(asset.name.clone(), status);
         }

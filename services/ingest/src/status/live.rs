@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use sse_proto::v1 as pb;
 
+use super::dirty::Dirty;
 use crate::resources::{ResourceError, Resources};
 use crate::routing::{Route, RouteKind, StreamPlan};
 
@@ -76,6 +77,8 @@ pub struct StreamStatus {
     pub connects: u64,
     /// Subjects fed by the stream.
     pub routes: Vec<String>,
+    /// Assets fed by the stream (whose reports its state shows in).
+    pub assets: Vec<String>,
     /// SSE events dropped, by reason (`sse_contract::drops`).
     pub dropped: BTreeMap<&'static str, u64>,
     /// Parts of SSE events ignored without dropping the event (an over-long `id:`), by reason.
@@ -100,6 +103,7 @@ impl Default for StreamStatus {
             last_error: String::new(),
             connects: 0,
             routes: Vec::new(),
+            assets: Vec::new(),
             dropped: BTreeMap::new(),
             notices: BTreeMap::new(),
         }
@@ -137,6 +141,7 @@ impl StreamStatus {
             device: p.device.clone(),
             endpoint: p.endpoint.clone(),
             routes: p.subjects(),
+            assets: p.assets(),
             since: SystemTime::now(),
             ..Default::default()
         }
@@ -231,6 +236,8 @@ fn schema_frozen_message(reason: pb::SchemaFrozenReason) -> Option<&'static str>
 #[derive(Debug, Default)]
 pub(super) struct Inner {
     pub(super) streams: BTreeMap<String, StreamStatus>,
+    /// What changed since the reporter last took it.
+    dirty: Dirty,
     pub(super) routes: BTreeMap<String, RouteStatus>,
     /// The subject of the ack being applied: a buffer kept, since `format!` once per ack was
     /// about 3 % of ingest's CPU at full speed.
@@ -315,6 +322,7 @@ impl Status {
             let s = match inner.streams.remove(&p.key) {
                 Some(mut s) => {
                     s.routes = p.subjects();
+                    s.assets = p.assets();
                     s
                 }
                 None => {
@@ -330,6 +338,7 @@ impl Status {
         inner.resource_errors = errors;
         let old = std::mem::replace(&mut inner.resources, resources);
         inner.loaded_at = Some(SystemTime::now());
+        inner.dirty.mark_all();
         drop(inner);
         drop(old); // freed outside the lock too
         self.changed();
@@ -343,25 +352,37 @@ impl Status {
         let mut inner = self.lock();
         inner.partial = true;
         inner.reports_unread = reports_unread;
+        inner.dirty.mark_all();
         self.changed();
     }
 
     /// Applies `f` to the status of stream `key` (unknown keys are ignored).
     pub fn update(&self, key: &str, f: impl FnOnce(&mut StreamStatus)) {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let Some(s) = inner.streams.get_mut(key) else {
             return;
         };
         let before = reported(s);
         f(s);
         if reported(s) != before {
+            inner
+                .dirty
+                .mark(&s.device, s.assets.iter().map(String::as_str));
             self.changed();
         }
     }
 
+    /// Takes what changed since the last call: the resources whose reports to rebuild.
+    pub fn take_dirty(&self) -> Dirty {
+        std::mem::take(&mut self.lock().dirty)
+    }
+
     /// Applies `f` to the status of the dataset / event `subject`.
     pub fn update_route(&self, subject: &str, f: impl FnOnce(&mut RouteStatus)) {
-        f(self.lock().routes.entry(subject.to_string()).or_default());
+        let mut inner = self.lock();
+        f(inner.routes.entry(subject.to_string()).or_default());
+        inner.dirty.mark_all();
         self.changed();
     }
 
@@ -376,7 +397,15 @@ impl Status {
     /// [`Status::apply_ack`]; whether the report changed.
     fn apply_ack_locked(&self, route: &Route, ack: &pb::Ack) -> bool {
         let mut guard = self.lock();
-        let inner = &mut *guard;
+        let changed = Self::ack_into(&mut guard, route, ack);
+        if changed {
+            guard.dirty.mark(&route.device, [route.asset.as_str()]);
+        }
+        changed
+    }
+
+    /// Applies one acknowledgement to `inner`; whether the report changed.
+    fn ack_into(inner: &mut Inner, route: &Route, ack: &pb::Ack) -> bool {
         if let Some(s) = inner.streams.get_mut(&ack.stream_key) {
             if ack.error.is_empty() {
                 s.acknowledged += 1;

@@ -322,3 +322,53 @@ fn dataschema_parsing_and_rfc3339() {
     assert_eq!(rfc3339(t), "2026-11-27T01:30:00Z");
     assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
 }
+
+#[test]
+fn a_change_marks_only_the_resources_that_show_it() {
+    let r = load_texts([("r.yaml", RES)]);
+    let s = Status::default();
+    s.reconcile(&plan(&r), &r);
+    assert!(s.take_dirty().all, "a reload changes everything");
+    assert!(s.take_dirty().is_empty(), "taken");
+    let key = "d/e|http://h/x/z";
+    s.update(key, |st| st.forwarded += 1);
+    assert!(s.take_dirty().is_empty(), "a counter is not shown");
+    s.update(key, |st| st.set_state(StreamState::Connected));
+    let d = s.take_dirty();
+    assert!(!d.all);
+    assert_eq!(d.devices, ["d".to_string()].into());
+    assert_eq!(d.assets, ["a".to_string()].into());
+    let ack = pb::Ack {
+        stream_key: key.into(),
+        error: "broker said no".into(),
+        ..Default::default()
+    };
+    s.apply_ack(&route(RouteKind::Dataset), &ack);
+    assert_eq!(s.take_dirty().assets, ["a".to_string()].into());
+    s.set_partial(false);
+    assert!(s.take_dirty().all, "a new share of the streams");
+}
+
+#[test]
+fn a_scoped_report_is_that_part_of_the_full_one() {
+    let r = load_texts([("r.yaml", RES)]);
+    let s = Status::default();
+    s.reconcile(&plan(&r), &r);
+    s.update("d/e|http://h/x/z", |st| {
+        st.set_state(StreamState::Connected)
+    });
+    let full = s.report();
+    let none: &[String] = &[];
+    let only_a = s.report_of(Scope {
+        unserved: false,
+        devices: Some(none),
+        assets: Some(&["a".to_string(), "unknown".to_string()]),
+    });
+    assert!(only_a.devices.is_empty());
+    assert_eq!(only_a.assets, full.assets);
+    let (devices, assets) = s.resource_names();
+    assert_eq!(
+        (devices, assets),
+        (vec!["d".to_string()], vec!["a".to_string()])
+    );
+}
