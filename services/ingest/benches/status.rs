@@ -64,6 +64,20 @@ fn bench(c: &mut Criterion) {
             black_box(json.sum::<Result<usize, _>>().ok())
         })
     });
+    let (devices, _) = status.resource_names();
+    group.bench_function(
+        "the device part (one device of those 10,000 streams)",
+        |b| {
+            b.iter(|| {
+                let part = status.report_of(Scope {
+                    unserved: false,
+                    devices: Some(&devices),
+                    assets: Some(none),
+                });
+                black_box(serde_json::to_string(&part.devices).map(|j| j.len()).ok())
+            })
+        },
+    );
     group.finish();
 }
 

@@ -298,7 +298,7 @@ struct Builder<'a> {
 
 /// The report of everything `inner` holds: failed resources first, then devices and assets.
 fn build_report(inner: &Inner, scope: Scope<'_>) -> Report {
-    let b = Builder::new(inner);
+    let b = Builder::new(inner, scope);
     let mut report = Report::default();
     if scope.unserved {
         b.unserved_resources(&mut report);
@@ -327,18 +327,35 @@ fn build_report(inner: &Inner, scope: Scope<'_>) -> Report {
     report
 }
 
+/// `names` as a set, for lookups while indexing.
+fn names(names: Option<&[String]>) -> Option<HashSet<&str>> {
+    names.map(|n| n.iter().map(String::as_str).collect())
+}
+
 impl<'a> Builder<'a> {
-    /// Indexes the streams of `inner` by endpoint and by subject.
-    fn new(inner: &'a Inner) -> Self {
+    /// Indexes the streams of `inner` that `scope` shows, by endpoint and by subject (a part of
+    /// a pass indexes only its own resources' streams).
+    fn new(inner: &'a Inner, scope: Scope<'_>) -> Self {
+        let (devices, assets) = (names(scope.devices), names(scope.assets));
         let mut by_endpoint: BTreeMap<(&str, &str), Vec<&StreamStatus>> = BTreeMap::new();
         let mut by_subject: HashMap<&str, &StreamStatus> = HashMap::new();
         for s in inner.streams.values() {
-            by_endpoint
-                .entry((s.device.as_str(), s.endpoint.as_str()))
-                .or_default()
-                .push(s);
-            for r in &s.routes {
-                by_subject.insert(r.as_str(), s);
+            if devices
+                .as_ref()
+                .is_none_or(|d| d.contains(s.device.as_str()))
+            {
+                by_endpoint
+                    .entry((s.device.as_str(), s.endpoint.as_str()))
+                    .or_default()
+                    .push(s);
+            }
+            if assets
+                .as_ref()
+                .is_none_or(|w| s.assets.iter().any(|a| w.contains(a.as_str())))
+            {
+                for r in &s.routes {
+                    by_subject.insert(r.as_str(), s);
+                }
             }
         }
         Self {
