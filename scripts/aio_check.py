@@ -4,11 +4,12 @@ kubernetes-validate has no schema for the ConnectorTemplate CRD, so this checks 
 SDK's sample template and the ARM resource akriConnectorTemplates document them, validates the
 metadata against the vendored JSON Schema of aio-connector-metadata-11.0-preview, and checks that
 the two agree (image, endpoint types) and that every environment variable sse-connector reads in
-the Akri pod is one the Akri operator sets (its contract). Run by scripts/deploy-check.sh;
+the Akri pod is one the Akri operator sets (its contract), and that the image sets what the pod
+needs beyond the contract. Run by scripts/deploy-check.sh;
 scripts/test_aio_check.py breaks each rule and checks it is reported.
 
     python3 scripts/aio_check.py [DIR]    # DIR: deploy/aio by default; exit 1 on any error
-    python3 scripts/aio_check.py --env    # the two variable lists, as JSON (for the Rust test)
+    python3 scripts/aio_check.py --env    # the variable lists, as JSON (for the Rust test)
 """
 import json
 import os
@@ -19,6 +20,7 @@ import yaml
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 SCHEMA = os.path.join(ROOT, "tests/fixtures/aio-connector-metadata-11.0-preview.reconstructed.json")
+DOCKERFILE = os.path.join(ROOT, "deploy/Dockerfile")
 TEMPLATE_FILE = "connector-template.yaml"
 METADATA_FILE = "connector-metadata.json"
 
@@ -53,6 +55,11 @@ CONNECTOR_AKRI_ENV = {
     "DEVICE_ENDPOINT_CREDENTIALS_MOUNT_PATH": "ingest's secrets directory (device credentials)",
     "DEVICE_ENDPOINT_TLS_TRUST_BUNDLE_CA_CERT_MOUNT_PATH": "ingest's trust lists directory",
 }
+
+# What the connector cannot start without and the Akri contract does not give: the image's
+# sse-connector stage sets these (the template has no env of its own).
+IMAGE_ENV = ("RESOURCES_DIR", "SCHEMA_DATA_DIR")
+IMAGE_STAGE = "sse-connector"
 
 # spec fields of the CRD (SDK sample, ARM akriConnectorTemplates properties); the first two are
 # required by both.
@@ -183,10 +190,28 @@ def check_env():
             for v in sorted(set(CONNECTOR_AKRI_ENV) - AKRI_CONTRACT_ENV)]
 
 
-def check(template, metadata, schema):
-    """Every error of the template and metadata documents (empty: they pass)."""
+def stage_env(dockerfile, stage):
+    """The variables the ENV lines of `stage` (`FROM ... AS stage`) of a Dockerfile set."""
+    names, inside = set(), False
+    for line in dockerfile.splitlines():
+        words = line.split()
+        if words[:1] == ["FROM"]:
+            inside = words[-1] == stage
+        elif inside and words[:1] == ["ENV"]:
+            names |= {w.split("=", 1)[0] for w in words[1:] if "=" in w}
+    return names
+
+
+def check_image_env(dockerfile):
+    have = stage_env(dockerfile, IMAGE_STAGE)
+    return [f"deploy/Dockerfile: stage {IMAGE_STAGE} does not set {v}, which an Akri pod cannot pass"
+            for v in IMAGE_ENV if v not in have]
+
+
+def check(template, metadata, schema, dockerfile):
+    """Every error of the template and metadata documents and the image (empty: they pass)."""
     return (check_template(template) + check_metadata(metadata, schema)
-            + check_agreement(template, metadata) + check_env())
+            + check_agreement(template, metadata) + check_env() + check_image_env(dockerfile))
 
 
 def load(directory):
@@ -198,12 +223,15 @@ def load(directory):
         metadata = json.load(f)
     with open(SCHEMA) as f:
         schema = json.load(f)
-    return docs[0], metadata, schema
+    with open(DOCKERFILE) as f:
+        dockerfile = f.read()
+    return docs[0], metadata, schema, dockerfile
 
 
 def main(argv):
     if argv[1:] == ["--env"]:
-        print(json.dumps({"contract": sorted(AKRI_CONTRACT_ENV), "connector": sorted(CONNECTOR_AKRI_ENV)}))
+        print(json.dumps({"contract": sorted(AKRI_CONTRACT_ENV), "connector": sorted(CONNECTOR_AKRI_ENV),
+                          "image": sorted(IMAGE_ENV)}))
         return 0
     directory = argv[1] if len(argv) > 1 else os.path.join(ROOT, "deploy/aio")
     errors = check(*load(directory))

@@ -117,6 +117,15 @@ class BrokenCopies(unittest.TestCase):
 
 
 class ContractEnv(unittest.TestCase):
+    def test_image_without_the_resources_default(self):
+        with open(aio_check.DOCKERFILE) as f:
+            dockerfile = f.read()
+        self.assertEqual(aio_check.check_image_env(dockerfile), [])
+        broken = dockerfile.replace("ENV RESOURCES_DIR=/etc/sse/resources ", "ENV ")
+        self.assertEqual(aio_check.check_image_env(broken), [
+            "deploy/Dockerfile: stage sse-connector does not set RESOURCES_DIR, which an Akri pod cannot pass"])
+
+
     def test_a_variable_outside_the_contract_is_named(self):
         saved = dict(aio_check.CONNECTOR_AKRI_ENV)
         aio_check.CONNECTOR_AKRI_ENV["AEP_CONFIGMAP_MOUNT_PATH"] = "the older asset endpoint profile"

@@ -20,8 +20,15 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The checker's two lists: the Akri contract's variables and those it says the connector reads.
-fn checker_env() -> (BTreeSet<String>, BTreeSet<String>) {
+/// The checker's lists of variables: the Akri contract's, those it says the connector reads, and
+/// those the image sets because the contract lacks them.
+struct CheckerEnv {
+    contract: BTreeSet<String>,
+    connector: BTreeSet<String>,
+    image: BTreeSet<String>,
+}
+
+fn checker_env() -> CheckerEnv {
     let out = Command::new("python3")
         .arg(root().join("scripts/aio_check.py"))
         .arg("--env")
@@ -40,7 +47,11 @@ fn checker_env() -> (BTreeSet<String>, BTreeSet<String>) {
             .map(|s| s.as_str().unwrap().to_string())
             .collect::<BTreeSet<_>>()
     };
-    (list("contract"), list("connector"))
+    CheckerEnv {
+        contract: list("contract"),
+        connector: list("connector"),
+        image: list("image"),
+    }
 }
 
 /// Every environment variable `sse-connector` reads: its composed clap command's (hidden ones
@@ -58,7 +69,11 @@ fn connector_env() -> BTreeSet<String> {
 
 #[test]
 fn the_akri_variables_the_checker_lists_are_those_the_connector_reads() {
-    let (contract, listed) = checker_env();
+    let CheckerEnv {
+        contract,
+        connector: listed,
+        ..
+    } = checker_env();
     let reads = connector_env();
     let unread: Vec<_> = listed.difference(&reads).collect();
     assert!(
@@ -121,13 +136,25 @@ async fn the_connector_starts_on_the_akri_contract_alone() {
             mount("broker-ca"),
         ),
         ("BROKER_SAT_MOUNT_PATH", mount("broker-sat")),
-        // The image's default (deploy/Dockerfile): Devices and Assets do not come from Akri's
-        // mounts yet, so the pod starts with none.
+        // The image's defaults (deploy/Dockerfile), at test paths: Devices and Assets do not come
+        // from Akri's mounts yet, so the pod starts with none.
         ("RESOURCES_DIR", mount("resources")),
         ("SCHEMA_DATA_DIR", mount("schemas")),
     ]
     .map(|(k, v)| (k.to_string(), v));
-    let connector = Service::start("sse-connector", &[], &env).await.unwrap();
+    // Nothing but the contract's variables and what the image sets.
+    let CheckerEnv {
+        contract, image, ..
+    } = checker_env();
+    for (k, _) in &env {
+        assert!(
+            contract.contains(k) || image.contains(k),
+            "{k} reaches no Akri pod"
+        );
+    }
+    let connector = Service::start_isolated("sse-connector", &env)
+        .await
+        .unwrap();
     let log = broker.dir().join("mosquitto.log");
     // Mosquitto logs each CONNECT with its client id, protocol 5, clean start 0 and keep-alive.
     let seen = format!(" as {id} (p5, c0, k45)");
