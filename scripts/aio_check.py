@@ -218,7 +218,7 @@ def load(directory):
     with open(os.path.join(directory, TEMPLATE_FILE)) as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
     if len(docs) != 1:
-        raise SystemExit(f"{TEMPLATE_FILE}: expected one document, found {len(docs)}")
+        raise ValueError(f"{TEMPLATE_FILE}: expected one document, found {len(docs)}")
     with open(os.path.join(directory, METADATA_FILE)) as f:
         metadata = json.load(f)
     with open(SCHEMA) as f:
@@ -234,7 +234,10 @@ def main(argv):
                           "image": sorted(IMAGE_ENV)}))
         return 0
     directory = argv[1] if len(argv) > 1 else os.path.join(ROOT, "deploy/aio")
-    errors = check(*load(directory))
+    try:
+        errors = check(*load(directory))
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        errors = [f"cannot read {directory}: {e}"]
     for e in errors:
         print(f"aio-check: {e}", file=sys.stderr)
     return 1 if errors else 0
