@@ -2,8 +2,8 @@
 //! the Akri variables `scripts/aio_check.py` says `sse-connector` reads are the ones its command
 //! reads (and the checker finds them all in the Akri contract); every endpoint type the template
 //! declares is one ingest serves; and the real `sse-connector`, given only what an Akri pod gets
-//! (the contract's variables and mounts), connects to the broker of the mounted
-//! `MQTT_CONNECTION_CONFIGURATION` as `CONNECTOR_ID`. The template's own fields and the metadata's
+//! (the contract's variables and mounts), connects over TLS, trusting the mounted CA bundle, to
+//! the broker of the mounted `MQTT_CONNECTION_CONFIGURATION` as `CONNECTOR_ID`. The template's own fields and the metadata's
 //! schema are checked by `scripts/aio_check.py` and its tests, run by `just deploy-check`.
 
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sse_e2e::broker::Mosquitto;
+use sse_e2e::pki::Pki;
 use sse_e2e::procs::Service;
 use sse_e2e::{eventually, write_file};
 
@@ -106,22 +107,35 @@ fn every_endpoint_type_of_the_template_is_one_ingest_serves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connector_starts_on_the_akri_contract_alone() {
-    let broker = Mosquitto::start_with(&["log_dest file {dir}/mosquitto.log", "log_type all"])
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mount = |rel: &str| dir.path().join(rel).display().to_string();
+    // A TLS broker (as aio-broker:18883 is) whose CA only the mounted trust bundle holds.
+    let pki = Pki::new().unwrap();
+    let server = pki.server(&["127.0.0.1"]).unwrap();
+    let chain = format!("{}{}", server.cert_pem, server.chain_pem);
+    let cert = write_file(dir.path(), "broker/cert.pem", &chain);
+    let key = write_file(dir.path(), "broker/key.pem", &server.key_pem);
+    write_file(dir.path(), "broker-ca/ca.crt", &pki.ca_pem);
+    let tls = [format!("certfile {cert}"), format!("keyfile {key}")];
+    let broker = Mosquitto::start_with(&[
+        "log_dest file {dir}/mosquitto.log",
+        "log_type all",
+        &tls[0],
+        &tls[1],
+    ])
+    .await
+    .unwrap();
     // The operator's files: the connection configuration (a keep-alive the connector would not
     // pick itself, to see it was read), an empty ADR resources directory, empty secret mounts.
     write_file(
         dir.path(),
         "config/MQTT_CONNECTION_CONFIGURATION",
         &format!(
-            r#"{{"host":"127.0.0.1:{}","keepAliveSeconds":45,"maxInflightMessages":100,"protocol":"mqtt","sessionExpirySeconds":600,"tls":{{"mode":"Disabled"}}}}"#,
+            r#"{{"host":"127.0.0.1:{}","keepAliveSeconds":45,"maxInflightMessages":100,"protocol":"mqtt","sessionExpirySeconds":600,"tls":{{"mode":"Enabled"}}}}"#,
             broker.port
         ),
     );
-    for d in ["adr", "creds", "broker-ca", "resources"] {
+    for d in ["adr", "creds", "resources"] {
         std::fs::create_dir_all(dir.path().join(d)).unwrap();
     }
     let id = "sse-connector-7f9c2-0";
