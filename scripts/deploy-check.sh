@@ -4,7 +4,9 @@
 # the Kubernetes version docs/configuration.md names; kubernetes-validate has no schema for
 # cert-manager's kinds, so scripts/deploy_check.py checks those and what spans objects
 # (certificates, their mounts, probes, NetworkPolicies), and its tests prove it catches each
-# broken manifest; lints the Dockerfile with hadolint.
+# broken manifest; checks deploy/aio/ (the Akri ConnectorTemplate and connector metadata, which
+# kubernetes-validate has no schema for) with scripts/aio_check.py, whose tests break each field it
+# checks; lints the Dockerfile with hadolint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONDONTWRITEBYTECODE=1
@@ -28,5 +30,10 @@ done
 python3 -m unittest discover -s scripts -p 'test_deploy_check.py' 2>"$out/unittest.err" \
   && echo "deploy-check: deploy_check.py catches every broken manifest of its tests" \
   || { cat "$out/unittest.err"; status=1; }
+python3 scripts/aio_check.py deploy/aio \
+  && echo "deploy-check: deploy/aio template and metadata pass their field and schema checks" || status=1
+python3 -m unittest discover -s scripts -p 'test_aio_check.py' 2>"$out/aio-unittest.err" \
+  && echo "deploy-check: aio_check.py catches every broken template and metadata of its tests" \
+  || { cat "$out/aio-unittest.err"; status=1; }
 hadolint deploy/Dockerfile && echo "deploy-check: deploy/Dockerfile passes hadolint" || status=1
 exit $status

@@ -107,6 +107,12 @@ impl Mosquitto {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
+    /// The broker's own directory (`{dir}` in its configuration lines): where a test has it
+    /// write a log file or its state, to read them back.
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     /// Stops the broker now.
     pub async fn stop(mut self) {
         self.kill().await;

@@ -45,6 +45,7 @@ pub struct Service {
     path: PathBuf,
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    isolated: bool,
 }
 
 impl Service {
@@ -75,6 +76,23 @@ impl Service {
         args: &[String],
         envs: &[(String, String)],
     ) -> anyhow::Result<Self> {
+        Self::launch(path, listen, args, envs, false).await
+    }
+
+    /// Starts `name` on a free port with `envs` as its whole environment (and `RUST_LOG`), not
+    /// the test's: what a pod whose environment its platform sets (an Akri connector's) sees.
+    pub async fn start_isolated(name: &str, envs: &[(String, String)]) -> anyhow::Result<Self> {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::launch(&bin_dir().join(name), listen, &[], envs, true).await
+    }
+
+    async fn launch(
+        path: &std::path::Path,
+        listen: SocketAddr,
+        args: &[String],
+        envs: &[(String, String)],
+        isolated: bool,
+    ) -> anyhow::Result<Self> {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -85,6 +103,9 @@ impl Service {
             path.display()
         );
         let mut cmd = Command::new(path);
+        if isolated {
+            cmd.env_clear();
+        }
         cmd.arg("--listen")
             .arg(listen.to_string())
             .args(args)
@@ -146,6 +167,7 @@ impl Service {
             path: path.to_path_buf(),
             args: args.to_vec(),
             envs: envs.to_vec(),
+            isolated,
         })
     }
 
@@ -160,7 +182,7 @@ impl Service {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         let started = tokio::time::Instant::now();
         let next = loop {
-            match Self::start_at(&self.path, self.addr, &self.args, &self.envs).await {
+            match Self::launch(&self.path, self.addr, &self.args, &self.envs, self.isolated).await {
                 Ok(next) => break next,
                 // The old socket may linger for a moment after a kill.
                 Err(e) if started.elapsed() < Duration::from_secs(20) => {
