@@ -26,7 +26,8 @@ impl Dirty {
         if self.all {
             return;
         }
-        if !self.devices.contains(device) {
+        // Status reports travel on a route with no device or asset.
+        if !device.is_empty() && !self.devices.contains(device) {
             self.devices.insert(device.to_string());
         }
         for a in assets {
