@@ -257,7 +257,9 @@ async fn bad_topic_tokens_are_refused_before_sending() {
     let s = setup().await;
     let all = Subscriber::connect(s.port, "akri/#").await.unwrap();
     for (device, endpoint) in [("a+b", "sse"), ("dev", "/sse"), ("dev", ""), ("d ev", "x")] {
-        match s.client.get_device(device, endpoint).await {
+        // Bounded: reads retry until shutdown, so a token that slipped through would hang.
+        let got = tokio::time::timeout(DEADLINE, s.client.get_device(device, endpoint)).await;
+        match got.expect("refused at once, not retried") {
             Err(AdrError::BadToken(e)) => {
                 let text = e.to_string();
                 assert!(
@@ -289,4 +291,32 @@ async fn bad_topic_tokens_are_refused_before_sending() {
         )]
     );
     assert_eq!(s.service.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_retry_until_shutdown() {
+    let s = setup().await;
+    s.service.fail_next(&[500; 10_000]);
+    let client = s.client.clone();
+    let call = tokio::spawn(async move { client.get_device("dev", "sse").await });
+    // More attempts than status updates get (3): reads are not bounded by a count.
+    sse_e2e::eventually("a fifth attempt", || {
+        let n = s.service.requests().len();
+        async move { (n >= 5).then_some(()) }
+    })
+    .await
+    .unwrap();
+    assert!(!call.is_finished());
+    s.shutdown.token.cancel();
+    let got = tokio::time::timeout(DEADLINE, call).await.unwrap().unwrap();
+    assert!(
+        matches!(
+            got,
+            Err(AdrError::Rpc {
+                source: RpcError::Cancelled,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
 }
