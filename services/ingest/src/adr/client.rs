@@ -21,8 +21,11 @@ pub const TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 pub const UPDATE_ATTEMPTS_DEFAULT: u32 = 5;
 /// Default delay before the first retry, then doubling with jitter (the SDK's 500 ms).
 pub const RETRY_INITIAL_DEFAULT: Duration = Duration::from_millis(500);
-/// Default number of notifications queued for the caller before new ones are dropped.
-pub const NOTIFICATION_QUEUE_DEFAULT: usize = 256;
+/// Default number of notifications queued for the caller before new ones are dropped: each
+/// holds a definition of up to `MQTT_ADR_PACKET_BYTES_MAX`, so this bounds their memory.
+pub const NOTIFICATION_QUEUE_DEFAULT: usize = 64;
+/// Raw notifications between the connection and their decoder (drained at once).
+const RAW_NOTIFICATION_QUEUE: usize = 8;
 
 /// How to reach ADR's broker and how patient to be.
 #[derive(Debug, Clone)]
@@ -111,7 +114,7 @@ impl AdrClient {
             adr::notification_filter(&id, telemetry::DEVICE_UPDATE)?,
             adr::notification_filter(&id, telemetry::ASSET_UPDATE)?,
         ];
-        let (raw_tx, raw_rx) = mpsc::channel(settings.notification_queue.max(1));
+        let (raw_tx, raw_rx) = mpsc::channel(RAW_NOTIFICATION_QUEUE);
         let (tx, rx) = mpsc::channel(settings.notification_queue.max(1));
         let rpc = Invoker::start(
             settings.client.clone(),
