@@ -24,7 +24,7 @@ impl Pending {
     }
 }
 
-/// The [`Handler`] of an invoker's connection, made by [`super::Invoker::new`]; hand it to
+/// The [`Handler`] of an invoker's connection, made and run by [`super::Invoker::start`] under
 /// [`crate::mqtt::Supervisor::run`].
 pub struct Connection {
     pub(super) filters: Vec<String>,
