@@ -4,6 +4,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod adr;
 pub mod auth;
 pub mod broker;
 pub mod fswatch;

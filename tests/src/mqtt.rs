@@ -50,6 +50,15 @@ pub async fn subscribe_and_drive(
     }
 }
 
+/// The value of user property `name` in `props` (the first, when repeated).
+pub fn user_property<'a>(props: &'a PublishProperties, name: &str) -> Option<&'a str> {
+    props
+        .user_properties
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// One message as the subscriber received it.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -68,11 +77,7 @@ pub struct Received {
 impl Received {
     /// The value of user property `name` (the first, when repeated).
     pub fn user(&self, name: &str) -> Option<&str> {
-        self.props
-            .user_properties
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        user_property(&self.props, name)
     }
 
     /// The payload as text.

@@ -58,6 +58,11 @@ pub const MQTT_CONTROL_PACKET_BYTES_MAX: usize = 64 * KIB;
 /// Largest MQTT packet the schema registry client accepts: a registry answer carries a schema.
 pub const MQTT_REGISTRY_PACKET_BYTES_MAX: usize = EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX;
 
+/// Largest MQTT packet the Azure Device Registry client accepts: a Device or Asset definition,
+/// which as a Kubernetes object is bounded by the API server's 1.5 MiB request limit, with
+/// room for topic and properties. Larger answers or notifications are discarded by the broker.
+pub const MQTT_ADR_PACKET_BYTES_MAX: usize = 2 * MIB;
+
 /// Largest `PutSchema` / `InferSchema` request, encoded: a text of [`EVENT_BYTES_MAX`] plus
 /// room for the field tags and `PutSchema`'s version. A larger one is refused from its gRPC
 /// frame header, before it is decoded.
@@ -72,6 +77,7 @@ const _: () = assert!(EVENT_BYTES_DEFAULT <= EVENT_BYTES_MAX);
 const _: () = assert!(EVENT_ID_BYTES_MAX + EVENT_TYPE_BYTES_MAX < ENVELOPE_BYTES_MAX / 4);
 const _: () = assert!(EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX <= GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX <= MQTT_PACKET_BYTES_MAX);
+const _: () = assert!(MQTT_ADR_PACKET_BYTES_MAX <= MQTT_PACKET_BYTES_MAX);
 const _: () = assert!(GRPC_BATCH_BYTES <= GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(ADMIN_REQUEST_BYTES_MAX <= GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(EVENT_BYTES_MAX + ENVELOPE_BYTES_MAX / 2 <= FORWARDED_EVENT_BYTES_MAX);

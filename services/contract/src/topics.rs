@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+pub mod adr;
+
 /// The connector's own namespace: everything under it is reserved for the connector.
 pub const ROOT: &str = "sse-connector";
 

@@ -3,6 +3,7 @@
 //! the schema service over one `SchemaService.Process` stream (acks flowing back).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod adr;
 pub mod akri;
 pub mod auth;
 pub mod budget;

@@ -2,12 +2,9 @@
 //! `adr/dtmi:ms:adr:SchemaRegistry;2/put` and `/get`, as the Azure IoT Operations protocol and
 //! the registry's published contract (`SchemaRegistry.TM.json`) define it.
 //!
-//! Each request is a QoS 1 publish with a JSON payload, content type `application/json`, payload
-//! format indicator 1, a message expiry of the call timeout, a Response Topic
-//! `clients/<client id>/<request topic>` (the SDK's default), 16 random bytes of Correlation
-//! Data (a GUID), and the user properties `__protVer` (`1.0`), `__srcId` (the client id) and
-//! `__ts` (a hybrid logical clock). The answer arrives on the response topic with the same
-//! correlation data: status `__stat` (`200` when absent) and a payload of either
+//! Requests and responses are stamped and matched by the connector's one RPC invoker
+//! ([`sse_runtime::mqtt::rpc`]); this module adds the registry's topics and payloads. The answer
+//! is status `__stat` (`200` when absent) and a payload of either
 //! `{schema: {name, namespace, version, hash, ...}}` or an error `{code, message, ...}`.
 //!
 //! Retries follow the SDK: network errors (not connected, no answer in time, connection lost)
@@ -22,23 +19,16 @@
 //! an empty mirror restarts a subject's numbering at 1 (and re-puts: the registry deduplicates
 //! by content and version), which is why the mirror lives in the durable data dir.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use rand::Rng;
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::{ConnAck, SubscribeReasonCode};
-use rumqttc::v5::mqttbytes::v5::{Filter, Publish, PublishProperties, Subscribe};
-use rumqttc::v5::{AsyncClient, Event, Incoming, Request};
+#[cfg(test)]
+use rumqttc::v5::mqttbytes::v5::Publish;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sse_contract::clock::Hlc;
 use sse_contract::limits::MQTT_REGISTRY_PACKET_BYTES_MAX;
-use sse_runtime::mqtt::{Broker, ClientSettings, Handler, Supervisor};
-use sse_runtime::{Backoff, Shutdown};
-use tokio::sync::{oneshot, watch};
+use sse_runtime::Shutdown;
+use sse_runtime::mqtt::rpc::{Invoker, Response, Retry, RpcError};
+use sse_runtime::mqtt::{Broker, ClientSettings};
 
 use crate::error::Error;
 use crate::registry::{FORMAT, FileRegistry, NewSchema, Registry, SchemaRecord};
@@ -49,7 +39,7 @@ pub use sse_contract::topics::{
     SCHEMA_REGISTRY_GET as GET_TOPIC, SCHEMA_REGISTRY_PUT as PUT_TOPIC,
 };
 /// The Azure IoT Operations RPC protocol version this client speaks.
-pub const PROTOCOL_VERSION: &str = "1.0";
+pub use sse_runtime::mqtt::rpc::PROTOCOL_VERSION;
 /// `schemaType` of every schema this service registers.
 pub const SCHEMA_TYPE: &str = "MessageSchema";
 
@@ -137,44 +127,27 @@ pub struct ErrorResponse {
     pub message: String,
 }
 
-/// How one call attempt ended, before the retry decision.
-#[derive(Debug)]
-enum CallError {
-    /// Not connected, no answer in time, or the connection dropped: retried.
-    Network(String),
-    /// The registry answered with an error status: retried when 500.
-    Service { code: u16, message: String },
-}
-
-impl From<CallError> for Error {
-    fn from(e: CallError) -> Self {
+impl From<RpcError> for Error {
+    fn from(e: RpcError) -> Self {
         match e {
-            CallError::Network(m) => Error::RegistryUnavailable(m),
-            CallError::Service { code, message } => Error::Registry { code, message },
+            RpcError::Network(m) => Error::RegistryUnavailable(m),
+            RpcError::Cancelled => Error::RegistryUnavailable("shutting down".into()),
+            RpcError::Status { code, message, .. } => Error::Registry { code, message },
         }
     }
 }
 
-/// Reads a response: `__stat` (absent means 200) and the payload.
-fn parse_response(p: &Publish) -> Result<SchemaResponse, CallError> {
-    let props = p.properties.as_ref();
-    let user = |k: &str| {
-        props.and_then(|pp| {
-            pp.user_properties
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.as_str())
-        })
-    };
-    let status: u16 = match user("__stat") {
-        None => 200,
-        Some(s) => s.trim().parse().map_err(|_| CallError::Service {
-            code: 500,
-            message: format!("unreadable status {s:?}"),
-        })?,
-    };
-    let status_message = user("__stMsg").unwrap_or_default().to_string();
-    if let Ok(err) = serde_json::from_slice::<ErrorResponse>(&p.payload)
+/// Reads a publish as a registry response (see [`read_response`]).
+#[cfg(test)]
+fn parse_response(p: &Publish) -> Result<SchemaResponse, RpcError> {
+    read_response(Response::read(p)?)
+}
+
+/// Reads a response: an error object in the payload (whatever `__stat` says), else the status,
+/// else the schema.
+fn read_response(r: Response) -> Result<SchemaResponse, RpcError> {
+    let status = r.status;
+    if let Ok(err) = serde_json::from_slice::<ErrorResponse>(&r.payload)
         && !err.code.is_null()
     {
         let code = match &err.code {
@@ -184,209 +157,51 @@ fn parse_response(p: &Publish) -> Result<SchemaResponse, CallError> {
         }
         .unwrap_or(if status >= 400 { status } else { 500 });
         let message = if err.message.is_empty() {
-            status_message
+            r.status_message
         } else {
             err.message
         };
-        return Err(CallError::Service { code, message });
-    }
-    if status >= 300 {
-        return Err(CallError::Service {
-            code: status,
-            message: status_message,
+        return Err(RpcError::Status {
+            code,
+            message,
+            application: r.application_error,
         });
     }
-    serde_json::from_slice::<SchemaResponse>(&p.payload).map_err(|e| CallError::Service {
-        code: 500,
-        message: format!("unreadable response: {e}"),
-    })
-}
-
-type Pending = Arc<Mutex<HashMap<Bytes, oneshot::Sender<Publish>>>>;
-
-/// The MQTT RPC client: one supervised connection task, calls matched by correlation data.
-#[derive(Debug, Clone)]
-struct Rpc {
-    client: AsyncClient,
-    pending: Pending,
-    ready: watch::Receiver<bool>,
-    client_id: String,
-    timeout: Duration,
-    hlc: Arc<Mutex<Hlc>>,
-}
-
-impl Rpc {
-    fn start(settings: &AzureSettings, shutdown: &Shutdown) -> Self {
-        let client_id = settings.client.client_id.clone();
-        let supervisor = Supervisor::new(settings.client.clone(), "the schema registry's broker");
-        let (client, eventloop) = supervisor.client(64);
-        let pending: Pending = Arc::default();
-        let (ready_tx, ready) = watch::channel(false);
-        let responses = Responses {
-            filter: response_topic(
-                &client_id,
-                &format!("{}/+", sse_contract::topics::SCHEMA_REGISTRY_PREFIX),
-            ),
-            pending: pending.clone(),
-            ready: ready_tx,
-        };
-        shutdown.tracker.spawn(supervisor.run(
-            client.clone(),
-            eventloop,
-            responses,
-            shutdown.token.clone(),
-        ));
-        Self {
-            client,
-            pending,
-            ready,
-            client_id,
-            timeout: settings.timeout,
-            hlc: Arc::default(),
-        }
+    if status >= 300 {
+        return Err(r.into_error());
     }
-
-    /// `__ts`: sse-contract's hybrid logical clock, never going backwards.
-    fn timestamp(&self) -> String {
-        let mut h = self.hlc.lock().unwrap_or_else(|p| p.into_inner());
-        h.next_ts(&self.client_id)
-    }
-
-    /// One request/response exchange on `topic`.
-    async fn invoke(&self, topic: &str, payload: Vec<u8>) -> Result<SchemaResponse, CallError> {
-        let mut ready = self.ready.clone();
-        if tokio::time::timeout(self.timeout, ready.wait_for(|r| *r))
-            .await
-            .map_or(true, |r| r.is_err())
-        {
-            return Err(CallError::Network(
-                "not connected to the registry's mqtt broker".into(),
-            ));
-        }
-        let correlation = Bytes::from(rand::rng().random::<[u8; 16]>().to_vec());
-        let (tx, rx) = oneshot::channel();
-        self.lock_pending().insert(correlation.clone(), tx);
-        let props = PublishProperties {
-            payload_format_indicator: Some(1),
-            message_expiry_interval: Some(self.timeout.as_secs().max(1) as u32),
-            response_topic: Some(response_topic(&self.client_id, topic)),
-            correlation_data: Some(correlation.clone()),
-            user_properties: vec![
-                ("__protVer".into(), PROTOCOL_VERSION.into()),
-                ("__srcId".into(), self.client_id.clone()),
-                ("__ts".into(), self.timestamp()),
-            ],
-            content_type: Some("application/json".into()),
-            ..Default::default()
-        };
-        let sent = self
-            .client
-            .publish_with_properties(topic, QoS::AtLeastOnce, false, payload, props)
-            .await;
-        let result = match sent {
-            Err(e) => Err(CallError::Network(format!("cannot send the request: {e}"))),
-            Ok(()) => match tokio::time::timeout(self.timeout, rx).await {
-                Ok(Ok(p)) => parse_response(&p),
-                Ok(Err(_)) => Err(CallError::Network(
-                    "connection to the registry's broker lost".into(),
-                )),
-                Err(_) => Err(CallError::Network(format!(
-                    "no answer from the registry within {:?}",
-                    self.timeout
-                ))),
-            },
-        };
-        self.lock_pending().remove(&correlation);
-        result
-    }
-
-    fn lock_pending(&self) -> std::sync::MutexGuard<'_, HashMap<Bytes, oneshot::Sender<Publish>>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// The connection's side of the calls: subscribes to the response topics at each connect and
-/// hands each response to the call waiting for its correlation data.
-struct Responses {
-    filter: String,
-    pending: Pending,
-    ready: watch::Sender<bool>,
-}
-
-impl Handler for Responses {
-    fn on_connected(&mut self, _ack: &ConnAck, pending: &mut VecDeque<Request>) {
-        pending.push_front(Request::Subscribe(Subscribe::new(
-            Filter::new(self.filter.clone(), QoS::AtLeastOnce),
-            None,
-        )));
-    }
-
-    fn on_event(&mut self, event: Event) {
-        match event {
-            Event::Incoming(Incoming::SubAck(ack)) => {
-                let ok = ack
-                    .return_codes
-                    .iter()
-                    .all(|c| matches!(c, SubscribeReasonCode::Success(_)));
-                if ok {
-                    let _ = self.ready.send(true);
-                } else {
-                    tracing::error!(topic = %self.filter, codes = ?ack.return_codes, "the broker refused the registry response subscription");
-                }
-            }
-            Event::Incoming(Incoming::Publish(p)) => {
-                let correlation = p
-                    .properties
-                    .as_ref()
-                    .and_then(|pp| pp.correlation_data.clone());
-                let waiter = correlation.and_then(|c| {
-                    self.pending
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&c)
-                });
-                match waiter {
-                    Some(tx) => {
-                        let _ = tx.send(p);
-                    }
-                    None => tracing::debug!(
-                        "registry response for no pending call (late or foreign); dropped"
-                    ),
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn on_lost(&mut self, pending: &mut VecDeque<Request>) {
-        let _ = self.ready.send(false);
-        // Calls in flight fail now (their callers retry), and nothing is replayed later.
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-        pending.clear();
-    }
+    serde_json::from_slice::<SchemaResponse>(&r.payload).map_err(RpcError::unreadable)
 }
 
 /// The Azure IoT Operations Schema Registry backend, with its local subject mirror.
 #[derive(Debug)]
 pub struct AzureRegistry {
-    rpc: Rpc,
+    rpc: Invoker,
     mirror: FileRegistry,
-    attempts: u32,
-    retry_initial: Duration,
+    retry: Retry,
 }
 
 impl AzureRegistry {
     /// Connects (in the background, under `shutdown`), keeping the subject mirror in `mirror`
     /// (a [`FileRegistry::open_mirror`]).
     pub fn new(settings: &AzureSettings, mirror: FileRegistry, shutdown: &Shutdown) -> Self {
+        let client_id = &settings.client.client_id;
+        let responses = response_topic(
+            client_id,
+            &format!("{}/+", sse_contract::topics::SCHEMA_REGISTRY_PREFIX),
+        );
+        let rpc = Invoker::start(
+            settings.client.clone(),
+            "the schema registry's broker",
+            settings.timeout,
+            vec![responses],
+            None,
+            shutdown,
+        );
         Self {
-            rpc: Rpc::start(settings, shutdown),
+            rpc,
             mirror,
-            attempts: settings.attempts.max(1),
-            retry_initial: settings.retry_initial,
+            retry: Retry::bounded(settings.attempts, settings.retry_initial),
         }
     }
 
@@ -394,26 +209,11 @@ impl AzureRegistry {
     async fn call<T: Serialize>(&self, topic: &str, request: &T) -> Result<RemoteSchema, Error> {
         let payload = serde_json::to_vec(request)
             .map_err(|e| Error::InvalidSchema(format!("cannot encode request: {e}")))?;
-        let mut backoff = Backoff::new(self.retry_initial, Duration::from_secs(30));
-        let mut attempt = 1;
-        loop {
-            match self.rpc.invoke(topic, payload.clone()).await {
-                Ok(r) => return Ok(r.schema),
-                Err(e) => {
-                    let retry = match &e {
-                        CallError::Network(_) => true,
-                        CallError::Service { code, .. } => *code == 500,
-                    };
-                    if !retry || attempt >= self.attempts {
-                        return Err(e.into());
-                    }
-                    let delay = backoff.next_delay();
-                    tracing::debug!(topic, attempt, error = ?e, ?delay, "schema registry call failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-            }
-        }
+        let answer = self
+            .rpc
+            .call(topic, &payload, &self.retry, read_response)
+            .await?;
+        Ok(answer.schema)
     }
 
     fn record(&self, remote: RemoteSchema, content: Option<&str>) -> Result<SchemaRecord, Error> {
@@ -487,6 +287,9 @@ impl Registry for AzureRegistry {
 
 #[cfg(test)]
 mod tests {
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::mqttbytes::v5::PublishProperties;
+
     use super::*;
 
     fn response(status: Option<&str>, payload: &str) -> Publish {
@@ -541,7 +344,7 @@ mod tests {
             (None, "not json", 500),
         ] {
             match parse_response(&response(status, payload)) {
-                Err(CallError::Service { code: c, .. }) => assert_eq!(c, code, "{payload}"),
+                Err(RpcError::Status { code: c, .. }) => assert_eq!(c, code, "{payload}"),
                 other => panic!("{payload}: {other:?}"),
             }
         }

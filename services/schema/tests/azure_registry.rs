@@ -314,6 +314,9 @@ async fn subject_versions_over_mqtt_rpc_and_across_a_restart() {
         assert_eq!(s.props.payload_format_indicator, Some(1));
         assert_eq!(s.user("__protVer"), Some("1.0"));
         assert_eq!(s.user("__srcId"), Some("schema-a"));
+        assert_eq!(s.user("$partition"), Some("schema-a"));
+        assert_eq!(s.user("$high_priority"), Some(""));
+        assert_eq!(s.props.message_expiry_interval, Some(10));
         assert!(s.user("__ts").is_some_and(|ts| ts.ends_with(":schema-a")));
         let keys: Vec<&str> = s
             .payload

@@ -1,7 +1,8 @@
 //! The one MQTT 5 client stack of the connector, used by the publisher, ingest's checkpoint store
 //! and the schema service's Azure registry client: broker URLs, connection options with the
 //! packet limits of `sse-contract`, TLS and credentials read afresh at every connect, connect
-//! failures described without secrets, and one supervised connection loop.
+//! failures described without secrets, one supervised connection loop, and the Azure IoT
+//! Operations RPC invoker ([`rpc`]) on top of it.
 //!
 //! Every client announces the largest packet it accepts in its CONNECT (MQTT 5 Maximum Packet
 //! Size) and rumqttc refuses larger incoming packets at that size; an MQTT 5 broker then discards
@@ -11,6 +12,7 @@
 mod address;
 mod credentials;
 mod describe;
+pub mod rpc;
 mod settings;
 mod supervisor;
 mod tls_files;
