@@ -88,11 +88,15 @@ pub enum OwnedTopic {
     RegistryRequest,
     /// The schema registry's responses (`clients/<client id>/adr/...SchemaRegistry;2/...`).
     RegistryResponse,
+    /// Azure Device Registry's requests and notifications under [`adr::COMMAND_ROOT`].
+    AdrRequest,
+    /// Azure Device Registry's answers (`clients/<client id>/akri/connector/resources/...`).
+    AdrResponse,
 }
 
 impl OwnedTopic {
     /// Every rule, for documentation and exhaustive tests.
-    pub const ALL: [OwnedTopic; 10] = [
+    pub const ALL: [OwnedTopic; 12] = [
         OwnedTopic::Broker,
         OwnedTopic::Status,
         OwnedTopic::Checkpoint,
@@ -103,6 +107,8 @@ impl OwnedTopic {
         OwnedTopic::StateStoreResponse,
         OwnedTopic::RegistryRequest,
         OwnedTopic::RegistryResponse,
+        OwnedTopic::AdrRequest,
+        OwnedTopic::AdrResponse,
     ];
 
     /// A topic under this rule, for documentation and tests that try each rule.
@@ -121,6 +127,10 @@ impl OwnedTopic {
             OwnedTopic::RegistryRequest => SCHEMA_REGISTRY_PUT,
             OwnedTopic::RegistryResponse => {
                 "clients/sse-schema/adr/dtmi:ms:adr:SchemaRegistry;2/put"
+            }
+            OwnedTopic::AdrRequest => "akri/connector/resources/sse-connector/press/sse/getDevice",
+            OwnedTopic::AdrResponse => {
+                "clients/sse-connector/akri/connector/resources/sse-connector/press/sse/getDevice"
             }
         }
     }
@@ -154,6 +164,12 @@ impl fmt::Display for OwnedTopic {
             }
             OwnedTopic::RegistryResponse => {
                 "clients/+/adr/dtmi:ms:adr:SchemaRegistry;2/# carries only the schema registry's answers"
+            }
+            OwnedTopic::AdrRequest => {
+                "akri/connector/resources/# carries only Azure Device Registry's calls and notifications"
+            }
+            OwnedTopic::AdrResponse => {
+                "clients/+/akri/connector/resources/# carries only Azure Device Registry's answers"
             }
         };
         f.write_str(rule)
@@ -212,6 +228,12 @@ pub fn owned(topic: &str) -> Option<OwnedTopic> {
     }
     if response_of(topic, SCHEMA_REGISTRY_PREFIX) {
         return Some(OwnedTopic::RegistryResponse);
+    }
+    if under(topic, adr::COMMAND_ROOT) {
+        return Some(OwnedTopic::AdrRequest);
+    }
+    if response_of(topic, adr::COMMAND_ROOT) {
+        return Some(OwnedTopic::AdrResponse);
     }
     None
 }

@@ -45,6 +45,18 @@ fn each_owned_topic_falls_under_its_rule() {
             &rpc_response("schema-1", SCHEMA_REGISTRY_GET),
             OwnedTopic::RegistryResponse,
         ),
+        (
+            "akri/connector/resources/pod-1/press/sse/getAsset",
+            OwnedTopic::AdrRequest,
+        ),
+        (
+            "akri/connector/resources/telemetry/pod-1/press/sse/assetUpdateEvent",
+            OwnedTopic::AdrRequest,
+        ),
+        (
+            &rpc_response("pod-1", "akri/connector/resources/pod-1/press/sse/getAsset"),
+            OwnedTopic::AdrResponse,
+        ),
     ];
     for (topic, rule) in cases {
         assert_eq!(owned(topic), Some(rule), "{topic}");
