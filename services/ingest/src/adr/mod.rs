@@ -34,6 +34,7 @@ macro_rules! dtdl_object {
 
 mod asset;
 mod client;
+pub mod from_status;
 pub mod health;
 mod model;
 mod status;
