@@ -84,3 +84,101 @@ fn adr_broker(config: &Config) -> Result<Broker, Error> {
 pub fn lookup(env: impl Fn(&str) -> Option<String>) -> ContractLookup {
     Some(AkriContract::from_env(env))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    /// The flags `args`, with an environment holding `env` only.
+    fn config(args: &[&str], env: &[(&str, &str)]) -> Config {
+        let dir = std::env::temp_dir().display().to_string();
+        let mut all = vec!["sse-ingest", "--resources", &dir];
+        all.extend_from_slice(args);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::try_parse_from(all)
+            .unwrap()
+            .with_aliases(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+    }
+
+    const AKRI: [(&str, &str); 2] = [
+        (
+            "ADR_RESOURCES_NAME_MOUNT_PATH",
+            "/etc/akri/config/adr_resources_names",
+        ),
+        ("CONNECTOR_ID", "sse-7f9c"),
+    ];
+
+    fn config_error(c: Config) -> String {
+        let e = c.settings().unwrap_err();
+        assert!(e.is_config(), "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn auto_reads_adr_only_under_the_akri_contract() {
+        assert!(config(&[], &[]).settings().unwrap().adr.is_none());
+        let adr = config(&["--adr-broker", "mqtt://aio-broker:18883"], &AKRI)
+            .settings()
+            .unwrap()
+            .adr
+            .unwrap();
+        assert_eq!(adr.client.client.client_id, "sse-7f9c");
+        assert_eq!(adr.client.client.broker.address.port, 18883);
+        let files = config(&["--resource-source", "files"], &AKRI);
+        assert!(files.settings().unwrap().adr.is_none());
+    }
+
+    #[test]
+    fn the_client_id_style_appends_zero() {
+        let c = config(
+            &[
+                "--adr-broker=mqtt://b:1883",
+                "--adr-client-id-style=append-zero",
+            ],
+            &AKRI,
+        );
+        let adr = c.settings().unwrap().adr.unwrap();
+        assert_eq!(adr.client.client.client_id, "sse-7f9c0");
+    }
+
+    #[test]
+    fn bad_combinations_are_configuration_errors_naming_the_flag() {
+        let e = config_error(config(&["--resource-source", "adr"], &[]));
+        assert!(
+            e.contains("--resource-source") && e.contains("CONNECTOR_ID"),
+            "{e}"
+        );
+        let e = config_error(config(&[], &AKRI));
+        assert!(e.contains("--adr-broker"), "{e}");
+        let e = config_error(config(&["--adr-broker", "http://x"], &AKRI));
+        assert!(e.contains("--adr-broker"), "{e}");
+        let no_id = [AKRI[0]];
+        let e = config_error(config(&["--adr-broker=mqtt://b"], &no_id));
+        assert!(
+            e.contains("--resource-source") && e.contains("CONNECTOR_ID"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_adr_source_needs_no_resources_directory() {
+        let c = Config::try_parse_from([
+            "sse-ingest",
+            "--resources=/no/such/dir",
+            "--adr-broker=mqtt://b",
+        ])
+        .unwrap()
+        .with_aliases(|k| {
+            AKRI.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        });
+        assert!(c.settings().unwrap().adr.is_some());
+    }
+}
