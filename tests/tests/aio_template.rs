@@ -56,7 +56,7 @@ fn checker_env() -> CheckerEnv {
 }
 
 /// Every environment variable `sse-connector` reads: its composed clap command's (hidden ones
-/// too) and ingest's Azure aliases.
+/// too), ingest's Azure aliases and the Akri contract of its ADR resource source.
 fn connector_env() -> BTreeSet<String> {
     let mut env: BTreeSet<String> = sse_connector::args::command()
         .get_arguments()
@@ -65,6 +65,9 @@ fn connector_env() -> BTreeSet<String> {
         .collect();
     env.insert(sse_ingest::config::SECRETS_DIR_ALIAS.to_string());
     env.insert(sse_ingest::config::TRUST_DIR_ALIAS.to_string());
+    // The Akri contract ingest reads for its ADR resource source.
+    env.insert(sse_ingest::akri::contract::RESOURCES_VAR.to_string());
+    env.insert(sse_ingest::akri::contract::CONNECTOR_ID_VAR.to_string());
     env
 }
 
