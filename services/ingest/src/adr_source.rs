@@ -67,7 +67,10 @@ impl Follower {
         let mut current = Arc::new(Resources::default());
         let mut subscribed = Subscribed::new();
         loop {
-            let alloc = read_allocations(&dir);
+            let at = dir.clone();
+            let Ok(alloc) = tokio::task::spawn_blocking(move || read_allocations(&at)).await else {
+                return; // the runtime is shutting down
+            };
             subscribe(&client, &alloc, &mut subscribed).await;
             let Some(res) = fetch(&client, &alloc, &token).await else {
                 return; // shut down
@@ -86,12 +89,32 @@ impl Follower {
             reload::apply(&mut self.streams, loaded, &mut current).await;
             let next = tokio::select! {
                 r = watch.next(&token) => r,
-                n = notes.recv() => n.map(|n| tracing::info!(?n, "ADR update notification")),
+                n = notes.recv() => n.map(|n| log_update(&n)),
             };
             if next.is_none() || token.is_cancelled() {
                 return;
             }
+            // One re-read covers every update queued meanwhile.
+            while let Ok(n) = notes.try_recv() {
+                log_update(&n);
+            }
         }
+    }
+}
+
+/// Logs which definition ADR says changed (names only: definitions name secrets).
+fn log_update(n: &Notification) {
+    match n {
+        Notification::Device {
+            device_name,
+            endpoint_name,
+            ..
+        } => tracing::info!(device = %device_name, endpoint = %endpoint_name, "ADR device updated"),
+        Notification::Asset {
+            device_name,
+            asset_name,
+            ..
+        } => tracing::info!(device = %device_name, asset = %asset_name, "ADR asset updated"),
     }
 }
 
