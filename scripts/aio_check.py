@@ -48,7 +48,8 @@ AKRI_CONTRACT_ENV = {
 # What sse-connector reads in the Akri pod, with what for. tests/tests/aio_template.rs checks this
 # against the binary's own command: each is read, and no other contract variable is.
 CONNECTOR_AKRI_ENV = {
-    "CONNECTOR_ID": "the publisher's MQTT client id",
+    "CONNECTOR_ID": "the ADR client's MQTT client id (the publisher's: {CONNECTOR_ID}-publisher)",
+    "ADR_RESOURCES_NAME_MOUNT_PATH": "the allocated devices and assets, read from ADR",
     "CONNECTOR_CONFIGURATION_MOUNT_PATH": "its MQTT_CONNECTION_CONFIGURATION: broker, TLS, SAT",
     "BROKER_TLS_TRUST_BUNDLE_CACERT_MOUNT_PATH": "the broker's CA files",
     "BROKER_SAT_MOUNT_PATH": "the K8S-SAT token, re-read on every reconnect",

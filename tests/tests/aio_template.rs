@@ -3,7 +3,7 @@
 //! reads (and the checker finds them all in the Akri contract); every endpoint type the template
 //! declares is one ingest serves; and the real `sse-connector`, given only what an Akri pod gets
 //! (the contract's variables and mounts), connects over TLS, trusting the mounted CA bundle, to
-//! the broker of the mounted `MQTT_CONNECTION_CONFIGURATION` as `CONNECTOR_ID`. The template's own fields and the metadata's
+//! the broker of the mounted `MQTT_CONNECTION_CONFIGURATION`, its ADR client as `CONNECTOR_ID`. The template's own fields and the metadata's
 //! schema are checked by `scripts/aio_check.py` and its tests, run by `just deploy-check`.
 
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -56,7 +56,7 @@ fn checker_env() -> CheckerEnv {
 }
 
 /// Every environment variable `sse-connector` reads: its composed clap command's (hidden ones
-/// too) and ingest's Azure aliases.
+/// too), ingest's Azure aliases and the Akri contract of its ADR resource source.
 fn connector_env() -> BTreeSet<String> {
     let mut env: BTreeSet<String> = sse_connector::args::command()
         .get_arguments()
@@ -65,6 +65,9 @@ fn connector_env() -> BTreeSet<String> {
         .collect();
     env.insert(sse_ingest::config::SECRETS_DIR_ALIAS.to_string());
     env.insert(sse_ingest::config::TRUST_DIR_ALIAS.to_string());
+    // The Akri contract ingest reads for its ADR resource source.
+    env.insert(sse_ingest::akri::contract::RESOURCES_VAR.to_string());
+    env.insert(sse_ingest::akri::contract::CONNECTOR_ID_VAR.to_string());
     env
 }
 
@@ -150,8 +153,8 @@ async fn the_connector_starts_on_the_akri_contract_alone() {
             mount("broker-ca"),
         ),
         ("BROKER_SAT_MOUNT_PATH", mount("broker-sat")),
-        // The image's defaults (deploy/Dockerfile), at test paths: Devices and Assets do not come
-        // from Akri's mounts yet, so the pod starts with none.
+        // The image's defaults (deploy/Dockerfile), at test paths (the resources directory is
+        // not read: Devices and Assets come from ADR for the allocations, none here).
         ("RESOURCES_DIR", mount("resources")),
         ("SCHEMA_DATA_DIR", mount("schemas")),
     ]
@@ -171,11 +174,16 @@ async fn the_connector_starts_on_the_akri_contract_alone() {
         .unwrap();
     let log = broker.dir().join("mosquitto.log");
     // Mosquitto logs each CONNECT with its client id, protocol 5, clean start 0 and keep-alive.
-    let seen = format!(" as {id} (p5, c0, k45)");
+    // ADR authorises by CONNECTOR_ID, so the ADR client takes it and the publisher (with the
+    // mounted keep-alive) takes `{CONNECTOR_ID}-publisher`: one id on two connections would
+    // have each evict the other.
+    let publisher = format!(" as {id}-publisher (p5, c0, k45)");
+    let adr = format!(" as {id} (p5,");
     eventually(
-        "the connector's CONNECT as CONNECTOR_ID with the mounted keep-alive",
+        "the publisher's CONNECT with the mounted keep-alive and the ADR client's as CONNECTOR_ID",
         || {
-            let found = std::fs::read_to_string(&log).is_ok_and(|t| t.contains(&seen));
+            let found = std::fs::read_to_string(&log)
+                .is_ok_and(|t| t.contains(&publisher) && t.contains(&adr));
             async move { found.then_some(()) }
         },
     )

@@ -55,3 +55,23 @@ async fn a_listen_address_in_use_exits_64_naming_it() {
         assert!(out.stderr.contains(&named), "{bin}: {}", out.stderr);
     }
 }
+
+#[tokio::test]
+async fn the_adr_source_without_the_akri_contract_exits_64_naming_the_flag() {
+    let broker = "mqtt://127.0.0.1:1";
+    let runs: [(&str, Vec<&str>); 2] = [
+        ("sse-ingest", vec!["--adr-broker", broker]),
+        ("sse-connector", vec!["--mqtt-url", broker]),
+    ];
+    for (bin, mut args) in runs {
+        args.extend(["--resource-source", "adr"]);
+        let out = run_to_exit(bin, &args).await.unwrap();
+        assert_eq!(out.code, Some(64), "{bin}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("--resource-source"),
+            "{bin}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("CONNECTOR_ID"), "{bin}: {}", out.stderr);
+    }
+}

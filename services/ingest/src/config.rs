@@ -8,8 +8,10 @@ use std::time::Duration;
 use sse_contract::limits::{EVENT_BYTES_DEFAULT, EVENT_BYTES_MAX};
 use sse_contract::resources::RESOURCE_FILE_BYTES_DEFAULT;
 
+use crate::akri::contract::ClientIdStyle;
 use crate::error::Error;
 use crate::shard::Shard;
+use crate::source::{AdrSource, ResourceSource};
 
 /// Azure IoT Operations name of the secrets directory variable, read when neither the flag nor
 /// `SECRETS_DIR` is set.
@@ -31,6 +33,8 @@ pub struct Settings {
     pub status_prefix: Option<String>,
     /// mTLS and the access table, loaded.
     pub security: sse_runtime::mtls::Security,
+    /// The ADR resource source; `None`: the resource files.
+    pub adr: Option<AdrSource>,
 }
 
 /// Everything `sse-ingest` is configured with.
@@ -47,9 +51,29 @@ pub struct Config {
     /// The schema service (`SchemaService.Process` is called on it; `https://` with mTLS).
     #[arg(long, env = "SCHEMA_ADDR", default_value = "http://127.0.0.1:50052")]
     pub schema: tonic::transport::Uri,
-    /// Directory of Device and Asset YAML resources.
+    /// Directory of Device and Asset YAML resources (the `files` resource source).
     #[arg(long, env = "RESOURCES_DIR", default_value = "deploy/local/resources")]
     pub resources: PathBuf,
+    /// Where Devices and Assets come from: `files` (`--resources`), `adr` (Azure Device
+    /// Registry, for what the Akri operator allocated: needs ADR_RESOURCES_NAME_MOUNT_PATH and
+    /// CONNECTOR_ID) or `auto` (adr when ADR_RESOURCES_NAME_MOUNT_PATH is set, else files).
+    #[arg(long, env = "RESOURCE_SOURCE", value_enum, default_value_t = ResourceSource::Auto)]
+    pub resource_source: ResourceSource,
+    /// The ADR client's MQTT client id from CONNECTOR_ID: `as-is` (the .NET SDK) or
+    /// `append-zero` (the Rust SDK's `BaseConnector`); ADR authorises calls by it.
+    #[arg(long, env = "ADR_CLIENT_ID_STYLE", value_enum, default_value_t = ClientIdStyle::AsIs)]
+    pub adr_client_id_style: ClientIdStyle,
+    /// The broker ADR is reached on with the adr resource source (`mqtt://` / `mqtts://`, with
+    /// the broker credential flags); required for `sse-ingest`, the publisher's broker by
+    /// default in `sse-connector`.
+    #[arg(long, env = "ADR_BROKER")]
+    pub adr_broker: Option<String>,
+    /// The broker an unset `--adr-broker` stands for: set by `sse-connector` to its publisher's.
+    #[arg(skip)]
+    pub adr_default_broker: Option<sse_runtime::mqtt::Broker>,
+    /// The Akri contract in the environment, read by [`Config::with_aliases`].
+    #[arg(skip)]
+    pub akri_contract: crate::source::ContractLookup,
     /// Directory of secrets: `<dir>/<secret>/<key>` files (alias env DEVICE_ENDPOINT_CREDENTIALS_MOUNT_PATH).
     #[arg(long = "secrets-dir", env = "SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
@@ -145,8 +169,10 @@ pub struct Config {
 
 impl Config {
     /// Fills the secrets and trust directories from the Azure IoT Operations variables when
-    /// neither the flag nor the primary variable set them (`env` looks a variable up).
+    /// neither the flag nor the primary variable set them, and reads the Akri contract (`env`
+    /// looks a variable up).
     pub fn with_aliases(mut self, env: impl Fn(&str) -> Option<String>) -> Self {
+        self.akri_contract = crate::source::lookup(&env);
         let alias = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         if self.secrets_dir.is_none() {
             self.secrets_dir = alias(SECRETS_DIR_ALIAS);
@@ -160,7 +186,8 @@ impl Config {
     /// Validates the flags into [`Settings`], deriving the shard and reading each file the
     /// flags name once.
     pub fn settings(self) -> Result<Settings, Error> {
-        self.check()?;
+        let adr = crate::source::resolve(&self)?;
+        self.check(adr.is_none())?;
         let shard = self.shard()?;
         let security = self.security()?;
         self.check_peers()?;
@@ -178,6 +205,7 @@ impl Config {
             shard,
             status_prefix,
             security,
+            adr,
         })
     }
 
@@ -190,14 +218,14 @@ impl Config {
     /// Checks what can be checked before starting: the event size limit is one every decoder
     /// after ingest accepts, the resources directory exists, the secret access file (if any) is
     /// valid and the checkpoint store and topic prefixes are usable.
-    fn check(&self) -> Result<(), Error> {
+    fn check(&self, files: bool) -> Result<(), Error> {
         if self.max_event_bytes > EVENT_BYTES_MAX {
             return Err(Error::Config(format!(
                 "--max-event-bytes {} is over the largest event the services accept ({EVENT_BYTES_MAX} bytes)",
                 self.max_event_bytes
             )));
         }
-        if !self.resources.is_dir() {
+        if files && !self.resources.is_dir() {
             return Err(Error::ResourcesDirMissing(self.resources.clone()));
         }
         if let Some(path) = &self.secret_access {

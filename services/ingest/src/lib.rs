@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod adr;
+pub mod adr_source;
 pub mod akri;
 pub mod auth;
 pub mod budget;
@@ -19,6 +20,7 @@ pub mod resources;
 pub mod routing;
 pub mod secret_access;
 pub mod shard;
+pub mod source;
 pub mod sse;
 pub mod status;
 pub mod stream_key;
@@ -72,8 +74,14 @@ pub async fn run_linked(
     let security = settings.security.clone();
     let status = Arc::new(status::Status::default());
     let access = Arc::new(access_file(config)?);
-    let first = reload::load(&settings, &status, &access, None).await?;
-    let (res, plans) = (first.resources, first.plans.unwrap_or_default());
+    // From ADR, the first resources arrive once the ADR client is connected (below).
+    let first = match settings.adr {
+        None => Some(reload::load(&settings, &status, &access, None).await?),
+        Some(_) => None,
+    };
+    let (res, plans) = first
+        .map(|f| (f.resources, f.plans.unwrap_or_default()))
+        .unwrap_or_default();
 
     let api = IngestServiceServer::new(grpc::IngestApi::new(status.clone()));
     let dialer = Dialer::new(security.mtls.clone(), locals);
@@ -114,14 +122,25 @@ pub async fn run_linked(
         checkpoints,
     );
     streams.apply(plans).await;
-    shutdown.tracker.spawn(reload::follow_resources(
-        settings,
-        streams,
-        status,
-        access,
-        res,
-        token.clone(),
-    ));
+    if let Some(source) = settings.adr.clone() {
+        adr_source::Follower {
+            settings,
+            source,
+            streams,
+            status,
+            access,
+        }
+        .start(&shutdown)?;
+    } else {
+        shutdown.tracker.spawn(reload::follow_resources(
+            settings,
+            streams,
+            status,
+            access,
+            res,
+            token.clone(),
+        ));
+    }
     // Health follows the Process stream to schema (resources are loaded before it starts).
     shutdown.tracker.spawn(sse_runtime::health::follow(
         health,

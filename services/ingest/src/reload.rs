@@ -50,21 +50,46 @@ fn load_blocking(
     before: Option<Arc<Resources>>,
 ) -> Result<Loaded, Error> {
     let max = usize::try_from(settings.flags.max_resource_file_bytes).unwrap_or(usize::MAX);
-    let mut res = resources::load_dir_limited(&settings.flags.resources, max)?;
+    let res = resources::load_dir_limited(&settings.flags.resources, max)?;
+    Ok(prepare_blocking(settings, status, access, before, res))
+}
+
+/// Prepares resources from any source as a file reload is: the secret allow-list applied, then
+/// planned off the service's thread unless equal to `before`.
+pub async fn prepare(
+    settings: &Settings,
+    status: &Arc<Status>,
+    access: &Arc<AccessFile>,
+    before: Option<Arc<Resources>>,
+    res: Resources,
+) -> Result<Loaded, Error> {
+    let (settings, status, access) = (settings.clone(), status.clone(), access.clone());
+    tokio::task::spawn_blocking(move || prepare_blocking(&settings, &status, &access, before, res))
+        .await
+        .map_err(|e| Error::Config(format!("planning the resources stopped: {e}")))
+}
+
+fn prepare_blocking(
+    settings: &Settings,
+    status: &Status,
+    access: &AccessFile,
+    before: Option<Arc<Resources>>,
+    mut res: Resources,
+) -> Loaded {
     if let Some(access) = access.refresh() {
         secret_access::enforce(&access, &mut res);
     }
     if let Some(b) = before.as_ref().filter(|b| ***b == res) {
-        return Ok(Loaded {
+        return Loaded {
             resources: b.clone(),
             plans: None,
-        });
+        };
     }
     let plans = plan_streams(settings, &res, status, before.as_deref());
-    Ok(Loaded {
+    Loaded {
         resources: Arc::new(res),
         plans: Some(plans),
-    })
+    }
 }
 
 /// The streams this replica reads for `res`, with the status following them; logs the problems
@@ -142,27 +167,37 @@ pub async fn follow_resources(
             r = load(&settings, &status, &access, Some(current.clone())) => r,
             _ = token.cancelled() => return,
         };
-        let (resources, plans) = match loaded {
-            Ok(Loaded {
-                resources,
-                plans: Some(plans),
-            }) => (resources, plans),
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot reload the resources; the current streams keep running");
-                continue;
-            }
-        };
-        let applied = streams.apply(plans).await;
-        tracing::info!(
-            started = applied.started.len(),
-            restarted = applied.restarted.len(),
-            stopped = applied.stopped.len(),
-            unchanged = applied.unchanged,
-            "resources reloaded"
-        );
-        current = resources;
+        apply(&mut streams, loaded, &mut current).await;
     }
+}
+
+/// Applies a (re)load to the running streams, whatever its source: changed streams reconnect,
+/// removed ones close, new ones start, the rest are left alone; a failed load keeps them all.
+pub async fn apply(
+    streams: &mut supervisor::Supervisor,
+    loaded: Result<Loaded, Error>,
+    current: &mut Arc<Resources>,
+) {
+    let (resources, plans) = match loaded {
+        Ok(Loaded {
+            resources,
+            plans: Some(plans),
+        }) => (resources, plans),
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot reload the resources; the current streams keep running");
+            return;
+        }
+    };
+    let applied = streams.apply(plans).await;
+    tracing::info!(
+        started = applied.started.len(),
+        restarted = applied.restarted.len(),
+        stopped = applied.stopped.len(),
+        unchanged = applied.unchanged,
+        "resources reloaded"
+    );
+    *current = resources;
 }
 
 /// The next change `watch` reports; without a watch, none until shutdown.

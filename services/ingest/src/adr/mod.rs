@@ -3,8 +3,8 @@
 //! notifications, with the Device, Asset and status models exactly as the service's DTDL
 //! (`dtmi:com:microsoft:akri:AdrBaseService;1`) defines them.
 //!
-//! Protocol layer only: ingest still loads its resources from YAML files. The next step of
-//! issue #26 wires this client into resource loading and status reporting.
+//! The ADR resource source ([`crate::adr_source`]) reads definitions and follows notifications
+//! with it; status reporting to ADR does not use it yet.
 
 /// Defines a DTDL object as a serde struct with the wire's conventions: camelCase names, the
 /// required fields (before `;`) as they are, the optional ones (after it) as `Option`s that
