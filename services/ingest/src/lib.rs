@@ -122,25 +122,7 @@ pub async fn run_linked(
         checkpoints,
     );
     streams.apply(plans).await;
-    if let Some(source) = settings.adr.clone() {
-        adr_source::Follower {
-            settings,
-            source,
-            streams,
-            status,
-            access,
-        }
-        .start(&shutdown)?;
-    } else {
-        shutdown.tracker.spawn(reload::follow_resources(
-            settings,
-            streams,
-            status,
-            access,
-            res,
-            token.clone(),
-        ));
-    }
+    follow(settings, streams, status, access, res, &shutdown)?;
     // Health follows the Process stream to schema (resources are loaded before it starts).
     shutdown.tracker.spawn(sse_runtime::health::follow(
         health,
@@ -150,6 +132,32 @@ pub async fn run_linked(
     ));
 
     serving.run(listener, token).await?;
+    Ok(())
+}
+
+/// Keeps the streams following their resources: the ADR source when configured, else the
+/// resources directory (`res`: what was loaded from it at start).
+fn follow(
+    settings: Settings,
+    streams: supervisor::Supervisor,
+    status: Arc<status::Status>,
+    access: Arc<secret_access::AccessFile>,
+    res: Arc<resources::Resources>,
+    shutdown: &Shutdown,
+) -> Result<(), Error> {
+    if let Some(source) = settings.adr.clone() {
+        let follower = adr_source::Follower {
+            settings,
+            source,
+            streams,
+            status,
+            access,
+        };
+        return follower.start(shutdown);
+    }
+    let token = shutdown.token.clone();
+    let follow = reload::follow_resources(settings, streams, status, access, res, token);
+    shutdown.tracker.spawn(follow);
     Ok(())
 }
 
