@@ -116,8 +116,6 @@ impl Configs {
             .map_err(|e: http::uri::InvalidUri| Error::Args(Part::Schema.name(), e.to_string()))?;
         schema.publisher = placeholder.clone();
         ingest.schema = placeholder;
-        // Resume is on by default: without --checkpoint-store, checkpoints are kept on the
-        // publisher's broker, with its URL, TLS and credentials (`--checkpoint-store none`: off).
         // ADR authorises by the client id CONNECTOR_ID gives, which the publisher would take
         // too by default: one id, two connections, each would evict the other.
         let files = ingest.resource_source == sse_ingest::source::ResourceSource::Files;
@@ -127,11 +125,10 @@ impl Configs {
             publisher.client_id = Some(format!("{}-publisher", c.connector_id));
         }
         let publisher = publisher.settings()?;
-        if ingest.checkpoint_store.is_none() {
-            ingest.checkpoint_broker = Some(publisher.mqtt.client.broker.clone());
-        }
-        // ADR is reached on the publisher's broker unless --adr-broker says otherwise.
-        ingest.adr_default_broker = Some(publisher.mqtt.client.broker.clone());
+        // Resume is on by default: without --checkpoint-store, checkpoints are kept on the
+        // publisher's broker, with its URL, TLS and credentials (`--checkpoint-store none`:
+        // off); ADR is reached on it too unless --adr-broker says otherwise.
+        ingest.publisher_broker = Some(publisher.mqtt.client.broker.clone());
         Ok(Self {
             ingest: ingest.settings()?,
             schema: schema.settings()?,

@@ -68,9 +68,6 @@ pub struct Config {
     /// default in `sse-connector`.
     #[arg(long, env = "ADR_BROKER")]
     pub adr_broker: Option<String>,
-    /// The broker an unset `--adr-broker` stands for: set by `sse-connector` to its publisher's.
-    #[arg(skip)]
-    pub adr_default_broker: Option<sse_runtime::mqtt::Broker>,
     /// The Akri contract in the environment, read by [`Config::with_aliases`].
     #[arg(skip)]
     pub akri_contract: crate::source::ContractLookup,
@@ -123,10 +120,11 @@ pub struct Config {
     /// `sse-ingest`; the publisher's broker for `sse-connector`.
     #[arg(long, env = "CHECKPOINT_STORE")]
     pub checkpoint_store: Option<String>,
-    /// The broker an unset `--checkpoint-store` stands for: set by `sse-connector` to its
-    /// publisher's broker (URL, TLS, credentials), so one process resumes by default.
+    /// The broker of the publisher in the same process (URL, TLS, credentials), set by
+    /// `sse-connector`: an unset `--checkpoint-store` (so one process resumes by default) and an
+    /// unset `--adr-broker` stand for it.
     #[arg(skip)]
-    pub checkpoint_broker: Option<sse_runtime::mqtt::Broker>,
+    pub publisher_broker: Option<sse_runtime::mqtt::Broker>,
     /// Topic prefix of the retained checkpoint messages.
     #[arg(
         long,
@@ -280,6 +278,15 @@ impl Config {
         Ok(())
     }
 
+    /// Gives a broker ingest reaches on its own (the checkpoint store's, `--adr-broker`) the
+    /// broker credential and CA flags.
+    pub(crate) fn own_broker_flags(&self, broker: &mut sse_runtime::mqtt::Broker) {
+        broker.credentials = self.broker.credentials(self.broker.mqtt_sat_file.clone());
+        if let Some(tls) = &mut broker.tls {
+            tls.ca_files = self.broker.mqtt_ca_file.iter().cloned().collect();
+        }
+    }
+
     /// The checkpoint store as configured.
     pub fn checkpoint_store(&self) -> Result<crate::checkpoint::StoreConfig, Error> {
         use crate::checkpoint::StoreConfig;
@@ -287,12 +294,9 @@ impl Config {
             .map_err(|e| Error::Config(e.to_string()))?;
         if let StoreConfig::Mqtt { broker, prefix } = &mut store {
             prefix.clone_from(&self.checkpoint_topic);
-            broker.credentials = self.broker.credentials(self.broker.mqtt_sat_file.clone());
-            if let Some(tls) = &mut broker.tls {
-                tls.ca_files = self.broker.mqtt_ca_file.iter().cloned().collect();
-            }
+            self.own_broker_flags(broker);
         }
-        if let (StoreConfig::None, Some(broker)) = (&store, &self.checkpoint_broker)
+        if let (StoreConfig::None, Some(broker)) = (&store, &self.publisher_broker)
             && self.checkpoint_store.is_none()
         {
             store = StoreConfig::Mqtt {

@@ -62,7 +62,7 @@ pub fn resolve(config: &Config) -> Result<Option<AdrSource>, Error> {
 /// default `sse-connector` sets (the publisher's broker).
 fn adr_broker(config: &Config) -> Result<Broker, Error> {
     let Some(url) = config.adr_broker.as_deref() else {
-        return config.adr_default_broker.clone().ok_or_else(|| {
+        return config.publisher_broker.clone().ok_or_else(|| {
             Error::Config(
                 "--adr-broker (ADR_BROKER) is required with the ADR resource source".to_string(),
             )
@@ -71,12 +71,7 @@ fn adr_broker(config: &Config) -> Result<Broker, Error> {
     let address = BrokerAddress::parse(url)
         .map_err(|e| Error::Config(format!("--adr-broker (ADR_BROKER) {url:?}: {e}")))?;
     let mut broker = Broker::new(address);
-    broker.credentials = config
-        .broker
-        .credentials(config.broker.mqtt_sat_file.clone());
-    if let Some(tls) = &mut broker.tls {
-        tls.ca_files = config.broker.mqtt_ca_file.iter().cloned().collect();
-    }
+    config.own_broker_flags(&mut broker);
     Ok(broker)
 }
 
