@@ -13,7 +13,7 @@ pub(crate) mod yaml;
 
 pub use doc::API_VERSION;
 pub use from_adr::{AdrResource, load_adr};
-pub(crate) use load::read_limited;
+pub(crate) use load::{ReadError, read_bounded, read_limited};
 pub use load::{load_dir, load_dir_limited, load_texts};
 pub use model::{
     Asset, AssetEvent, Auth, Dataset, Destination, Device, Endpoint, EventGroup, MqttDestination,

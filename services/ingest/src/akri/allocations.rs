@@ -9,8 +9,9 @@
 //! the others apply.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
+
+use crate::resources::{ReadError, read_bounded};
 
 /// One inbound endpoint of one device: the unit Akri allocates.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -160,23 +161,17 @@ pub fn read(dir: &Path, bounds: Bounds) -> Result<Read, DirError> {
 
 /// The asset names of one file: one per line, surrounding whitespace and empty lines ignored.
 fn read_assets(path: &Path, name: &str, max: u64) -> Result<BTreeSet<String>, EntryError> {
-    let unreadable = |e: std::io::Error| EntryError::Unreadable {
-        name: name.to_string(),
-        why: e.to_string(),
-    };
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .map_err(unreadable)?
-        .take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(unreadable)?;
-    if bytes.len() as u64 > max {
-        return Err(EntryError::TooLarge {
-            name: name.to_string(),
-            max,
-        });
-    }
-    let text = String::from_utf8(bytes).map_err(|_| EntryError::NotText(name.to_string()))?;
+    let text = read_bounded(path, usize::try_from(max).unwrap_or(usize::MAX)).map_err(|e| {
+        let name = name.to_string();
+        match e {
+            ReadError::TooLarge => EntryError::TooLarge { name, max },
+            ReadError::NotUtf8(_) => EntryError::NotText(name),
+            ReadError::Io(e) => EntryError::Unreadable {
+                name,
+                why: e.to_string(),
+            },
+        }
+    })?;
     Ok(text
         .lines()
         .map(str::trim)

@@ -24,21 +24,41 @@ pub fn load_dir(dir: &Path) -> Result<Resources, Error> {
     load_dir_limited(dir, RESOURCE_FILE_BYTES_DEFAULT)
 }
 
-/// Reads one resource file of at most `max` bytes (never more, whatever it grows to meanwhile).
-pub(crate) fn read_limited(path: &Path, max: usize) -> Result<String, String> {
+/// Why a bounded read of a file failed.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// Opening or reading failed.
+    Io(std::io::Error),
+    /// The file has more than the limit's bytes.
+    TooLarge,
+    /// The file is not UTF-8 text.
+    NotUtf8(std::string::FromUtf8Error),
+}
+
+/// Reads a text file of at most `max` bytes (never more, whatever it grows to meanwhile).
+pub(crate) fn read_bounded(path: &Path, max: usize) -> Result<String, ReadError> {
     use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let file = std::fs::File::open(path).map_err(ReadError::Io)?;
     let mut bytes = Vec::new();
     let cap = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
     file.take(cap)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
+        .map_err(ReadError::Io)?;
     if bytes.len() > max {
-        return Err(format!(
-            "the file is larger than {max} bytes (--max-resource-file-bytes): not read"
-        ));
+        return Err(ReadError::TooLarge);
     }
-    String::from_utf8(bytes).map_err(|e| format!("cannot read: not UTF-8: {e}"))
+    String::from_utf8(bytes).map_err(ReadError::NotUtf8)
+}
+
+/// Reads one resource file of at most `max` bytes, the error naming the limit's flag.
+pub(crate) fn read_limited(path: &Path, max: usize) -> Result<String, String> {
+    read_bounded(path, max).map_err(|e| match e {
+        ReadError::Io(e) => format!("cannot read: {e}"),
+        ReadError::TooLarge => {
+            format!("the file is larger than {max} bytes (--max-resource-file-bytes): not read")
+        }
+        ReadError::NotUtf8(e) => format!("cannot read: not UTF-8: {e}"),
+    })
 }
 
 /// [`load_dir`] with files of more than `max_file_bytes` refused (each reported as an error).
