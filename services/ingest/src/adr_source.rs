@@ -16,7 +16,7 @@ use crate::akri::allocations::{self, Allocations, Bounds};
 use crate::config::Settings;
 use crate::error::Error;
 use crate::reload;
-use crate::resources::{AdrResource, ResourceError, Resources, load_adr};
+use crate::resources::{AdrResource, ResourceError, Resources, adr_source_name, load_adr};
 use crate::secret_access::AccessFile;
 use crate::source::AdrSource;
 use crate::status::Status;
@@ -214,7 +214,7 @@ fn problem(
     };
     Some(ResourceError {
         resource: format!("{kind}/{name}"),
-        file: format!("adr:{}/{name}", kind.to_lowercase()),
+        file: adr_source_name(kind, name),
         message,
     })
 }

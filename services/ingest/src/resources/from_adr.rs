@@ -18,6 +18,12 @@ pub struct AdrResource<'a> {
     pub fields: &'a Value,
 }
 
+/// Where an ADR resource's errors say it came from (`adr:device/<name>`, `adr:asset/<name>`),
+/// as a file's errors name the file; `kind` is `Device` or `Asset`.
+pub fn adr_source_name(kind: &str, name: &str) -> String {
+    format!("adr:{}/{name}", kind.to_lowercase())
+}
+
 /// Validates `devices` and `assets` as one set of resources. Errors name each resource as
 /// `adr:device/<name>` or `adr:asset/<name>` where a file's errors name the file.
 pub fn load_adr(devices: &[AdrResource<'_>], assets: &[AdrResource<'_>]) -> Resources {
@@ -31,8 +37,7 @@ pub fn load_adr(devices: &[AdrResource<'_>], assets: &[AdrResource<'_>]) -> Reso
                 "spec": r.fields,
             });
             // Compact JSON is YAML on one line: no `---` separator can appear in it.
-            let source = format!("adr:{}/{}", kind.to_lowercase(), r.name);
-            (source, doc.to_string())
+            (adr_source_name(kind, r.name), doc.to_string())
         })
         .collect();
     load_texts(docs.iter().map(|(f, t)| (f.as_str(), t.as_str())))
