@@ -63,7 +63,7 @@ impl Follower {
         };
         let dir = self.source.contract.resources_dir.clone();
         // The operator writes the files at the top level (or swaps `..data`): not recursive.
-        let mut watch = watch::DirWatch::file(&dir.join("x"), watching);
+        let mut watch = watch::DirWatch::flat(&dir, watching);
         let mut current = Arc::new(Resources::default());
         let mut subscribed = Subscribed::new();
         loop {

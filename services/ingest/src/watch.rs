@@ -39,6 +39,12 @@ impl DirWatch {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
+        Self::flat(dir, settings)
+    }
+
+    /// Watches the entries of `dir`, not below them (a projected volume's files and its
+    /// `..data` swap).
+    pub fn flat(dir: &Path, settings: WatchSettings) -> Self {
         Self::with_mode(dir, RecursiveMode::NonRecursive, settings)
     }
 
