@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod adr;
+pub mod akri;
 pub mod auth;
 pub mod broker;
 pub mod fswatch;
