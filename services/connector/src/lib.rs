@@ -334,8 +334,11 @@ mod tests {
     #[test]
     fn checkpoints_are_kept_on_the_publishers_broker_unless_turned_off() {
         use sse_ingest::checkpoint::StoreConfig;
-        let StoreConfig::Mqtt { broker, prefix } =
-            configs(&[]).ingest.flags.checkpoint_store().unwrap()
+        let StoreConfig::Mqtt {
+            broker,
+            prefix,
+            client_id: None,
+        } = configs(&[]).ingest.flags.checkpoint_store().unwrap()
         else {
             panic!("checkpoints on the broker by default")
         };

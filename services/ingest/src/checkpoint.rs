@@ -134,6 +134,8 @@ pub enum StoreConfig {
         broker: Broker,
         /// Topic prefix.
         prefix: String,
+        /// The MQTT client id; `None` picks a random `sse-ingest-checkpoint-…` one.
+        client_id: Option<String>,
     },
 }
 
@@ -156,6 +158,7 @@ impl StoreConfig {
             return Ok(Self::Mqtt {
                 broker: Broker::new(address),
                 prefix: DEFAULT_PREFIX.to_string(),
+                client_id: None,
             });
         }
         if s.contains("://") {
@@ -208,8 +211,14 @@ impl Checkpoints {
         let (backend, loaded) = match cfg {
             StoreConfig::None => (Backend::None, BTreeMap::new()),
             StoreConfig::File(path) => (Backend::File(path.clone()), file::load(path)?),
-            StoreConfig::Mqtt { broker, prefix } => {
-                let client_id = format!("sse-ingest-checkpoint-{:016x}", rand::random::<u64>());
+            StoreConfig::Mqtt {
+                broker,
+                prefix,
+                client_id,
+            } => {
+                let client_id = client_id.clone().unwrap_or_else(|| {
+                    format!("sse-ingest-checkpoint-{:016x}", rand::random::<u64>())
+                });
                 let settings =
                     ClientSettings::new(broker.clone(), client_id, MQTT_CONTROL_PACKET_BYTES_MAX);
                 let (store, loaded) = broker::BrokerStore::open(settings, prefix, token).await?;

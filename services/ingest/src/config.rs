@@ -292,9 +292,20 @@ impl Config {
         use crate::checkpoint::StoreConfig;
         let mut store = StoreConfig::parse(self.checkpoint_store.as_deref().unwrap_or_default())
             .map_err(|e| Error::Config(e.to_string()))?;
-        if let StoreConfig::Mqtt { broker, prefix } = &mut store {
+        // Under the Akri operator every connection of the pod is named after CONNECTOR_ID.
+        let akri_id = match &self.akri_contract {
+            Some(Ok(Some(c))) => Some(format!("{}-checkpoint", c.connector_id)),
+            _ => None,
+        };
+        if let StoreConfig::Mqtt {
+            broker,
+            prefix,
+            client_id,
+        } = &mut store
+        {
             prefix.clone_from(&self.checkpoint_topic);
             self.own_broker_flags(broker);
+            client_id.clone_from(&akri_id);
         }
         if let (StoreConfig::None, Some(broker)) = (&store, &self.publisher_broker)
             && self.checkpoint_store.is_none()
@@ -302,6 +313,7 @@ impl Config {
             store = StoreConfig::Mqtt {
                 broker: broker.clone(),
                 prefix: self.checkpoint_topic.clone(),
+                client_id: akri_id,
             };
         }
         Ok(store)

@@ -129,6 +129,22 @@ mod tests {
         assert!(files.settings().unwrap().adr.is_none());
     }
 
+    /// Every connection of an Akri pod is named after CONNECTOR_ID, the checkpoint store's too.
+    #[test]
+    fn the_checkpoint_store_is_named_after_the_connector_under_akri() {
+        use crate::checkpoint::StoreConfig;
+        let store = ["--checkpoint-store", "mqtt://b:1883"];
+        let id = |c: Config| match c.checkpoint_store().unwrap() {
+            StoreConfig::Mqtt { client_id, .. } => client_id,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            id(config(&store, &AKRI)).as_deref(),
+            Some("sse-7f9c-checkpoint")
+        );
+        assert_eq!(id(config(&store, &[])), None, "a random id outside Akri");
+    }
+
     #[test]
     fn the_client_id_style_appends_zero() {
         let c = config(
