@@ -7,7 +7,8 @@
 //! - the schema reference in the asset's ADR status is the `dataschema` of its events on the
 //!   broker;
 //! - runtime health telemetry turns Unavailable with a reason when the SSE source goes away and
-//!   Available again when it returns, while the unchanged asset status is not sent again.
+//!   Available again when it returns, while the unchanged asset status is not sent again;
+//! - `--adr-health-interval` under the SDK's minimum of 60 s, or unreadable, exits 64 naming it.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -173,4 +174,20 @@ async fn health_follows_the_source_and_an_unchanged_status_is_not_resent() {
         updates,
         "an unchanged status is not sent again"
     );
+}
+
+#[tokio::test]
+async fn a_health_interval_under_the_sdks_minimum_or_unreadable_exits_64() {
+    let cases = [
+        ("--adr-health-interval=59s", "minimum of 60 s"),
+        ("--adr-health-interval=soon", "invalid value"),
+    ];
+    for (bad, why) in cases {
+        let out = sse_e2e::procs::run_to_exit("sse-connector", &[bad])
+            .await
+            .unwrap();
+        assert_eq!(out.code, Some(64), "{bad}: {}", out.stderr);
+        let named = out.stderr.contains("--adr-health-interval") && out.stderr.contains(why);
+        assert!(named, "{bad}: {}", out.stderr);
+    }
 }
