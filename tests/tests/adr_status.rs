@@ -107,23 +107,30 @@ async fn a_config_error_and_the_schema_reference_reach_adr_status() {
     );
 }
 
-/// The status of boiler's only dataset in a `datasetRuntimeHealthEvent`.
-fn boiler_health(t: &AdrTelemetry) -> Option<Value> {
+/// The health of boiler's only dataset in a `datasetRuntimeHealthEvent`.
+fn boiler(t: &AdrTelemetry) -> Option<Value> {
     let body = t.body();
     (t.name == "datasetRuntimeHealthEvent" && body["assetName"] == "boiler")
         .then(|| body["datasets"][0]["runtimeHealth"].clone())
 }
 
-/// Waits for the first of boiler's dataset health events after the first `after` events that
-/// `want` holds for; returns its health and the number of events up to it.
-async fn boiler_turns(s: &Setup, after: usize, want: &str) -> (Value, usize) {
-    eventually(&format!("boiler's dataset health {want}"), || {
+/// The health in a `deviceEndpointRuntimeHealthEvent`.
+fn endpoint(t: &AdrTelemetry) -> Option<Value> {
+    (t.name == "deviceEndpointRuntimeHealthEvent").then(|| t.body()["runtimeHealth"].clone())
+}
+
+/// Waits for the first health event after the first `after` whose health (`of`) is `want`;
+/// returns its health and the number of events up to it.
+async fn turns(
+    s: &Setup,
+    after: usize,
+    of: fn(&AdrTelemetry) -> Option<Value>,
+    want: &str,
+) -> (Value, usize) {
+    eventually(&format!("health {want}"), || {
         let all = s.adr.health();
-        let found = (all.iter().enumerate().skip(after)).find_map(|(i, t)| {
-            boiler_health(t)
-                .filter(|h| h["status"] == want)
-                .map(|h| (h, i + 1))
-        });
+        let found = (all.iter().enumerate().skip(after))
+            .find_map(|(i, t)| of(t).filter(|h| h["status"] == want).map(|h| (h, i + 1)));
         async move { found }
     })
     .await
@@ -135,8 +142,9 @@ async fn health_follows_the_source_and_an_unchanged_status_is_not_resent() {
     let mut s = Setup::start().await;
     s.allocate(&["boiler"]);
     s.more_on(T1, 0, 3).await;
-    let (up, seen) = boiler_turns(&s, 0, "Available").await;
+    let (up, _) = turns(&s, 0, boiler, "Available").await;
     assert_eq!(up["version"], 1, "{up}");
+    turns(&s, 0, endpoint, "Available").await;
     asset_status(&s, "boiler", |v| {
         v["datasets"][0]["messageSchemaReference"].is_object()
     })
@@ -144,22 +152,19 @@ async fn health_follows_the_source_and_an_unchanged_status_is_not_resent() {
     let updates = s.adr.asset_status_updates("boiler");
 
     // b. The source goes away: Unavailable with a reason; it returns: Available again.
+    let before = s.adr.health().len();
     s.source.stop();
-    let (down, seen) = boiler_turns(&s, seen, "Unavailable").await;
+    let (down, _) = turns(&s, before, boiler, "Unavailable").await;
     let reason = down["reasonCode"].as_str().unwrap_or_default();
     assert!(!reason.is_empty() && reason != "Connected", "{down}");
     assert!(down["message"].is_string(), "{down}");
-    let endpoint_down = s.adr.health().into_iter().any(|t| {
-        t.name == "deviceEndpointRuntimeHealthEvent"
-            && t.body()["runtimeHealth"]["status"] == "Unavailable"
-    });
-    assert!(
-        endpoint_down,
-        "the endpoint's health turned Unavailable too"
-    );
+    let (down, _) = turns(&s, before, endpoint, "Unavailable").await;
+    assert!(down["reasonCode"].is_string(), "{down}");
+    let before = s.adr.health().len();
     s.restart_source().await;
-    let (up, _) = boiler_turns(&s, seen, "Available").await;
+    let (up, _) = turns(&s, before, boiler, "Available").await;
     assert_eq!(up["version"], 1, "{up}");
+    turns(&s, before, endpoint, "Available").await;
     let t1 = s.count(T1);
     s.more_on(T1, t1, 10).await;
     for t in s.adr.health() {
