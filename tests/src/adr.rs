@@ -174,6 +174,8 @@ pub struct AdrTables {
     pub fail_next: Vec<u16>,
     /// Every health telemetry received, in order.
     pub health: Vec<AdrTelemetry>,
+    /// Statuses to answer the next requests of one command with, by command.
+    pub fail_next_of: HashMap<String, Vec<u16>>,
 }
 
 /// The in-test ADR service (see the module doc).
@@ -296,7 +298,14 @@ impl AdrService {
             let mut t = lock(tables);
             t.requests.push(req.clone());
             check_headers(&req).unwrap_or_else(|| {
-                if t.fail_next.is_empty() {
+                let of = t
+                    .fail_next_of
+                    .get_mut(&req.command)
+                    .filter(|c| !c.is_empty());
+                if let Some(codes) = of {
+                    let code = codes.remove(0);
+                    protocol_error(code, "injected failure")
+                } else if t.fail_next.is_empty() {
                     serve(&mut t, &req)
                 } else {
                     let code = t.fail_next.remove(0);
@@ -356,6 +365,12 @@ impl AdrService {
     /// Answers the next requests with these statuses (`__apErr` true for 500) instead.
     pub fn fail_next(&self, codes: &[u16]) {
         lock(&self.tables).fail_next = codes.to_vec();
+    }
+
+    /// Answers the next requests of `command` with these statuses instead.
+    pub fn fail_next_of(&self, command: &str, codes: &[u16]) {
+        let mut t = lock(&self.tables);
+        t.fail_next_of.insert(command.to_string(), codes.to_vec());
     }
 
     /// A copy of the requests so far.

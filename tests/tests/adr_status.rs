@@ -8,6 +8,7 @@
 //!   broker;
 //! - runtime health telemetry turns Unavailable with a reason when the SSE source goes away and
 //!   Available again when it returns, while the unchanged asset status is not sent again;
+//! - an update that fails more often than the client retries is sent again on a later pass;
 //! - `--adr-health-interval` under the SDK's minimum of 60 s, or unreadable, exits 64 naming it.
 
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -195,4 +196,21 @@ async fn a_health_interval_under_the_sdks_minimum_or_unreadable_exits_64() {
         let named = out.stderr.contains("--adr-health-interval") && out.stderr.contains(why);
         assert!(named, "{bad}: {}", out.stderr);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_update_that_keeps_failing_is_sent_again_on_a_later_pass() {
+    let s = Setup::start().await;
+    // More failures than the client's own attempts (5); forged's status never changes on its
+    // own (no stream, no schema), so only a later pass can deliver it.
+    s.adr.fail_next_of("updateAssetStatus", &[500; 6]);
+    s.adr.put_asset("forged", forged());
+    s.allocate(&["forged"]);
+    let status = asset_status(&s, "forged", |v| v["datasets"][0]["error"].is_object()).await;
+    assert_eq!(status["config"]["version"], 7, "{status}");
+    assert_eq!(
+        s.adr.asset_status_updates("forged"),
+        7,
+        "6 refused, then taken"
+    );
 }

@@ -282,9 +282,10 @@ fn asset_wanted(
     (Some(Payload::Asset(p)), seen)
 }
 
-/// Sends one status update; whether it is settled: ADR took it, or refused it (an answer, not
-/// a lost call: sending it again would be refused again, so only a change is sent). A call
-/// that got no answer (after the client's retries) is sent again on the next pass.
+/// Sends one status update; whether it is settled: ADR took it, or refused it (sending it
+/// again would be refused again, so only a change is sent). A call that failed as the SDK
+/// retries (no answer, status 500), after the client's own retries, is sent again on the next
+/// pass.
 async fn send(client: AdrClient, t: Target, p: Payload) -> Sent {
     let (device, endpoint) = t.at();
     let r = match (&t, &p) {
@@ -300,7 +301,7 @@ async fn send(client: AdrClient, t: Target, p: Payload) -> Sent {
     };
     let settled = match &r {
         Ok(()) => true,
-        Err(e @ AdrError::Rpc { .. }) => {
+        Err(e @ AdrError::Rpc { source, .. }) if source.is_retryable() => {
             tracing::warn!(device, endpoint, error = %e, "cannot update the status in ADR; trying again on the next pass");
             false
         }
