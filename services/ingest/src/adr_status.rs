@@ -5,8 +5,10 @@
 //! - `updateDeviceStatus` per allocated device endpoint and `updateAssetStatus` per allocated
 //!   asset: the config error with the definition's version, each endpoint's, dataset's and
 //!   event's error, and the schema each dataset's and event's messages follow. Sent once at
-//!   start and again only when what it says changes; one update per resource in flight; a failed
-//!   one (after the client's own retries) is logged and sent again on the next pass.
+//!   start and again only when what it says changes; one update per resource in flight. One
+//!   that failed as the SDK retries (after the client's own retries) is logged and sent again on
+//!   the next pass; a refused one waits for a change. A resource ADR gave no definition of (no
+//!   version) gets nothing.
 //! - Runtime health telemetry per device endpoint, dataset and event, deduplicated and repeated
 //!   by the SDK's rules ([`crate::adr::health`]) and paused when the definition changes.
 //!
