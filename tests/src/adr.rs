@@ -27,8 +27,15 @@
 //!   16 bytes of Correlation Data, no Response Topic, `application/json`, format indicator 1,
 //!   expiry 10 s, `__ts`, `__protVer`, `__srcId`, payload `{"<name>": {...}}`.
 //!
+//! - Runtime health telemetry from the connector (`deviceEndpointRuntimeHealthEvent`,
+//!   `datasetRuntimeHealthEvent`, `eventRuntimeHealthEvent`) is received as the service receives
+//!   it, on `akri/connector/resources/telemetry/+/+/+/<name>` at QoS 1, and recorded with its
+//!   properties; [`AdrTelemetry::problem`] names what in it breaks the telemetry rules (QoS 1,
+//!   16 bytes of Correlation Data, no Response Topic, `application/json`, format indicator 1, a
+//!   message expiry, `__ts` as a hybrid logical clock, `__protVer` 1.x, `__srcId`).
+//!
 //! A test can make it answer the next requests with a status instead (e.g. 500), and reads every
-//! request it received and every status update it stored.
+//! request it received, every status update it stored and every health telemetry it received.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +61,12 @@ pub const COMMANDS: [&str; 6] = [
     "updateAssetStatus",
     "setNotificationPreferenceForDeviceUpdates",
     "setNotificationPreferenceForAssetUpdates",
+];
+/// The runtime health telemetry it receives from connectors.
+pub const HEALTH_TELEMETRY: [&str; 3] = [
+    "deviceEndpointRuntimeHealthEvent",
+    "datasetRuntimeHealthEvent",
+    "eventRuntimeHealthEvent",
 ];
 /// The timestamp of its errors (a fixed, valid RFC 3339 `dateTime`).
 pub const ERROR_TIMESTAMP: &str = "2026-01-01T00:00:00Z";
@@ -87,6 +100,63 @@ impl AdrRequest {
     }
 }
 
+/// One telemetry message the service received from a connector.
+#[derive(Debug, Clone)]
+pub struct AdrTelemetry {
+    /// The topic's `{connectorClientId}`.
+    pub connector: String,
+    /// The topic's `{deviceName}`.
+    pub device: String,
+    /// The topic's `{inboundEndpointName}`.
+    pub endpoint: String,
+    /// The topic's `{telemetryName}`.
+    pub name: String,
+    /// The QoS it arrived with (the service subscribes at 1).
+    pub qos: u8,
+    /// Its properties.
+    pub props: PublishProperties,
+    /// The raw payload.
+    pub payload: Bytes,
+}
+
+impl AdrTelemetry {
+    /// The payload's object under its telemetry name (`Null` when absent or not JSON).
+    pub fn body(&self) -> Value {
+        let v: Value = serde_json::from_slice(&self.payload).unwrap_or(Value::Null);
+        v.get(&self.name).cloned().unwrap_or(Value::Null)
+    }
+
+    /// What breaks the protocol's telemetry rules, `None` when nothing does.
+    pub fn problem(&self) -> Option<String> {
+        let p = &self.props;
+        let user = |k: &str| crate::mqtt::user_property(p, k);
+        let problem = if self.qos != 1 {
+            "telemetry must be QoS 1"
+        } else if p.correlation_data.as_ref().map(Bytes::len) != Some(16) {
+            "correlation data must be 16 bytes"
+        } else if p.response_topic.is_some() {
+            "telemetry has no response topic"
+        } else if p.content_type.as_deref() != Some("application/json")
+            || p.payload_format_indicator != Some(1)
+        {
+            "content type must be application/json, format 1"
+        } else if p.message_expiry_interval.is_none() {
+            "a message expiry is required"
+        } else if user("__ts").is_none_or(|ts| !crate::mqtt::valid_hlc(ts)) {
+            "__ts is missing or not a hybrid logical clock"
+        } else if !user("__protVer").is_some_and(|v| v.starts_with("1.")) {
+            "__protVer must be 1.x"
+        } else if user("__srcId").is_none_or(str::is_empty) {
+            "__srcId is required"
+        } else if self.body().is_null() {
+            "the payload is not {\"<telemetryName>\": {...}}"
+        } else {
+            return None;
+        };
+        Some(problem.to_string())
+    }
+}
+
 /// The service's tables; tests fill and read them.
 #[derive(Debug, Default)]
 pub struct AdrTables {
@@ -102,6 +172,10 @@ pub struct AdrTables {
     pub requests: Vec<AdrRequest>,
     /// Statuses to answer the next requests with instead of serving them.
     pub fail_next: Vec<u16>,
+    /// Every health telemetry received, in order.
+    pub health: Vec<AdrTelemetry>,
+    /// Statuses to answer the next requests of one command with, by command.
+    pub fail_next_of: HashMap<String, Vec<u16>>,
 }
 
 /// The in-test ADR service (see the module doc).
@@ -179,9 +253,19 @@ impl AdrService {
                     QoS::AtLeastOnce,
                 )
             })
+            .chain(HEALTH_TELEMETRY.iter().map(|t| {
+                Filter::new(
+                    format!("akri/connector/resources/telemetry/+/+/+/{t}"),
+                    QoS::AtLeastOnce,
+                )
+            }))
             .collect();
         let task = subscribe_and_drive("the ADR service", &client, eventloop, filters, move |p| {
-            Self::on_request(&st, &answers, p)
+            if p.topic.starts_with(b"akri/connector/resources/telemetry/") {
+                Self::on_telemetry(&st, p);
+            } else {
+                Self::on_request(&st, &answers, p);
+            }
         })
         .await?;
         Ok(Self {
@@ -214,7 +298,14 @@ impl AdrService {
             let mut t = lock(tables);
             t.requests.push(req.clone());
             check_headers(&req).unwrap_or_else(|| {
-                if t.fail_next.is_empty() {
+                let of = t
+                    .fail_next_of
+                    .get_mut(&req.command)
+                    .filter(|c| !c.is_empty());
+                if let Some(codes) = of {
+                    let code = codes.remove(0);
+                    protocol_error(code, "injected failure")
+                } else if t.fail_next.is_empty() {
                     serve(&mut t, &req)
                 } else {
                     let code = t.fail_next.remove(0);
@@ -229,6 +320,28 @@ impl AdrService {
                 .publish_with_properties(response_topic, QoS::AtLeastOnce, false, payload, answer)
                 .await;
         });
+    }
+
+    fn on_telemetry(tables: &Mutex<AdrTables>, p: Publish) {
+        let topic = String::from_utf8_lossy(&p.topic).into_owned();
+        let levels: Vec<&str> = topic.split('/').collect();
+        let [_, _, _, _, connector, device, endpoint, name] = levels[..] else {
+            return;
+        };
+        let t = AdrTelemetry {
+            connector: connector.into(),
+            device: device.into(),
+            endpoint: endpoint.into(),
+            name: name.into(),
+            qos: match p.qos {
+                QoS::AtMostOnce => 0,
+                QoS::AtLeastOnce => 1,
+                QoS::ExactlyOnce => 2,
+            },
+            props: p.properties.clone().unwrap_or_default(),
+            payload: p.payload.clone(),
+        };
+        lock(tables).health.push(t);
     }
 
     /// Stores `device` (a Device JSON object) under `name` and `endpoint`.
@@ -254,6 +367,12 @@ impl AdrService {
         lock(&self.tables).fail_next = codes.to_vec();
     }
 
+    /// Answers the next requests of `command` with these statuses instead.
+    pub fn fail_next_of(&self, command: &str, codes: &[u16]) {
+        let mut t = lock(&self.tables);
+        t.fail_next_of.insert(command.to_string(), codes.to_vec());
+    }
+
     /// A copy of the requests so far.
     pub fn requests(&self) -> Vec<AdrRequest> {
         lock(&self.tables).requests.clone()
@@ -263,6 +382,26 @@ impl AdrService {
     pub fn asset_status(&self, device: &str, endpoint: &str, asset: &str) -> Option<Value> {
         let key = (device.to_string(), endpoint.to_string(), asset.to_string());
         lock(&self.tables).asset_status.get(&key).cloned()
+    }
+
+    /// The stored status of `device` (as `updateDeviceStatus` on its `endpoint` left it).
+    pub fn device_status(&self, device: &str, endpoint: &str) -> Option<Value> {
+        let key = (device.to_string(), endpoint.to_string());
+        lock(&self.tables).device_status.get(&key).cloned()
+    }
+
+    /// A copy of the health telemetry received so far.
+    pub fn health(&self) -> Vec<AdrTelemetry> {
+        lock(&self.tables).health.clone()
+    }
+
+    /// The `updateAssetStatus` requests for `asset` so far.
+    pub fn asset_status_updates(&self, asset: &str) -> usize {
+        let t = lock(&self.tables);
+        (t.requests.iter())
+            .filter(|r| r.command == "updateAssetStatus")
+            .filter(|r| r.json()["assetStatusUpdate"]["assetName"] == asset)
+            .count()
     }
 
     /// Publishes an `assetUpdateEvent` for `connector` about `asset` (its `deviceRef` names the

@@ -195,4 +195,16 @@ impl Setup {
     pub fn count(&self, topic: &str) -> usize {
         self.sub.all().iter().filter(|r| r.topic == topic).count()
     }
+
+    /// Starts the SSE source again on the port it had, with the same feed, after
+    /// [`SseSource::stop`] (its port is free once its accept loop has ended).
+    pub async fn restart_source(&mut self) {
+        let addr = self.source.addr;
+        let listener = crate::eventually("the source's port to be free again", || async move {
+            tokio::net::TcpListener::bind(addr).await.ok()
+        })
+        .await
+        .unwrap();
+        self.source = SseSource::start(listener, counted_feed(self.open.clone())).unwrap();
+    }
 }

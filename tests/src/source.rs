@@ -192,6 +192,12 @@ impl SseSource {
         format!("https://{}", self.addr)
     }
 
+    /// Stops serving, as a device that went away: open connections close and the port is
+    /// released (a new source may bind it).
+    pub fn stop(&self) {
+        self.token.cancel();
+    }
+
     /// A copy of the requests seen so far.
     pub fn seen(&self) -> Vec<SeenRequest> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::adr::{AdrClient, AdrError, Notification, NotificationPreference};
+use crate::adr_status::{AdrStatus, Targets, Versions};
 use crate::akri::allocations::{self, Allocations, Bounds};
 use crate::config::Settings;
 use crate::error::Error;
@@ -47,8 +48,26 @@ impl Follower {
         let (client, notes) = AdrClient::start(&self.source.client, shutdown)
             .map_err(|e| Error::Config(format!("the ADR client: {e}")))?;
         let token = shutdown.token.clone();
-        shutdown.tracker.spawn(self.run(client, notes, token));
+        let reported = self.status_sink(&client, shutdown);
+        shutdown
+            .tracker
+            .spawn(self.run(client, notes, token, reported));
         Ok(())
+    }
+
+    /// Starts reporting status and health to ADR with the same client (ADR authorises only the
+    /// connector's identity); what the source serves goes to it after each apply.
+    fn status_sink(
+        &self,
+        client: &AdrClient,
+        shutdown: &Shutdown,
+    ) -> tokio::sync::watch::Sender<Targets> {
+        let sink = AdrStatus {
+            client: client.clone(),
+            status: self.status.clone(),
+            health_interval: self.source.health_interval,
+        };
+        sink.start(&shutdown.tracker, shutdown.token.clone())
     }
 
     async fn run(
@@ -56,6 +75,7 @@ impl Follower {
         client: AdrClient,
         mut notes: mpsc::Receiver<Notification>,
         token: CancellationToken,
+        reported: tokio::sync::watch::Sender<Targets>,
     ) {
         let watching = watch::WatchSettings {
             debounce: self.settings.flags.reload_debounce,
@@ -72,7 +92,7 @@ impl Follower {
                 return; // the runtime is shutting down
             };
             subscribe(&client, &alloc, &mut subscribed).await;
-            let Some(res) = fetch(&client, &alloc, &token).await else {
+            let Some((res, versions)) = fetch(&client, &alloc, &token).await else {
                 return; // shut down
             };
             let loaded = reload::prepare(
@@ -87,6 +107,7 @@ impl Follower {
                 _ = token.cancelled() => return,
             };
             reload::apply(&mut self.streams, loaded, &mut current).await;
+            reported.send_replace(Targets { alloc, versions });
             let next = tokio::select! {
                 r = watch.next(&token) => r,
                 n = notes.recv() => n.map(|n| log_update(&n)),
@@ -161,12 +182,13 @@ async fn subscribe(client: &AdrClient, alloc: &Allocations, done: &mut Subscribe
 }
 
 /// Reads every allocated device and asset from ADR and validates them as one set of resources;
-/// what ADR says does not exist becomes a resource error. `None` once shut down.
+/// what ADR says does not exist becomes a resource error; with the definitions' versions for
+/// status. `None` once shut down.
 async fn fetch(
     client: &AdrClient,
     alloc: &Allocations,
     token: &CancellationToken,
-) -> Option<Resources> {
+) -> Option<(Resources, Versions)> {
     let mut devices: Vec<(String, Value)> = Vec::new();
     let mut assets: Vec<(String, Value)> = Vec::new();
     let mut errors = Vec::new();
@@ -187,7 +209,7 @@ async fn fetch(
     }
     let mut res = load_adr(&refs(&devices), &refs(&assets));
     res.errors.extend(errors);
-    Some(res)
+    Some((res, Versions::of(&devices, &assets)))
 }
 
 /// Named JSON definitions as `load_adr` takes them.

@@ -5,6 +5,7 @@
 
 pub mod adr;
 pub mod adr_source;
+pub mod adr_status;
 pub mod akri;
 pub mod auth;
 pub mod budget;

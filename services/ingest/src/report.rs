@@ -21,7 +21,7 @@ pub const STATUS_STREAM: &str = "sse-connector/status";
 /// How often the status is checked for changes.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// Resources built per part of a pass, with the ingest thread given back between parts.
-const PART: usize = 64;
+pub(crate) const PART: usize = 64;
 
 /// The status reporter.
 #[derive(Debug)]
@@ -79,7 +79,11 @@ fn put_report(report: &Report, prefix: &str, out: &mut BTreeMap<String, Retained
 
 /// The scopes of one pass, [`PART`] resources each: everything (with the resources that
 /// cannot be served), or only what changed.
-fn parts<'a>(devices: &'a [String], assets: &'a [String], everything: bool) -> Vec<Scope<'a>> {
+pub(crate) fn parts<'a>(
+    devices: &'a [String],
+    assets: &'a [String],
+    everything: bool,
+) -> Vec<Scope<'a>> {
     let none: &[String] = &[];
     let mut scopes = Vec::new();
     if everything {

@@ -28,6 +28,8 @@ pub struct AdrSource {
     pub contract: AkriContract,
     /// The ADR client's broker, client id and patience.
     pub client: AdrSettings,
+    /// Re-report period of unchanged runtime health (`--adr-health-interval`).
+    pub health_interval: std::time::Duration,
 }
 
 /// The Akri contract as read from the environment by [`Config::with_aliases`]: `None` when it
@@ -37,6 +39,7 @@ pub type ContractLookup = Option<Result<Option<AkriContract>, ContractError>>;
 /// The ADR source `config` asks for, `None` for the files; a configuration error (exit 64)
 /// naming the flag when ADR is asked for and cannot be reached.
 pub fn resolve(config: &Config) -> Result<Option<AdrSource>, Error> {
+    check_health_interval(config)?;
     let contract = match (&config.akri_contract, config.resource_source) {
         (_, ResourceSource::Files) => return Ok(None),
         (Some(Err(e)), _) => return Err(Error::Config(format!("--resource-source: {e}"))),
@@ -55,7 +58,16 @@ pub fn resolve(config: &Config) -> Result<Option<AdrSource>, Error> {
     Ok(Some(AdrSource {
         contract,
         client: AdrSettings::new(client_settings(broker, client_id)),
+        health_interval: config.adr_health_interval,
     }))
+}
+
+/// `--adr-health-interval` follows the SDK's rule (checked whatever the source, so a bad value
+/// fails at once rather than when the Akri operator first deploys the connector).
+fn check_health_interval(config: &Config) -> Result<(), Error> {
+    crate::adr::health::HealthCache::new(config.adr_health_interval)
+        .map(drop)
+        .map_err(|e| Error::Config(format!("--adr-health-interval (ADR_HEALTH_INTERVAL): {e}")))
 }
 
 /// The broker ADR is reached on: `--adr-broker` with the broker credential flags, else the
@@ -174,6 +186,28 @@ mod tests {
         assert!(
             e.contains("--resource-source") && e.contains("CONNECTOR_ID"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn the_health_interval_defaults_to_the_sdks_and_refuses_less_than_60_s() {
+        let adr = config(&["--adr-broker=mqtt://b"], &AKRI)
+            .settings()
+            .unwrap();
+        let interval = adr.adr.unwrap().health_interval;
+        assert_eq!(interval, crate::adr::health::INTERVAL_DEFAULT);
+        let e = config_error(config(&["--adr-health-interval=59s"], &[]));
+        assert!(
+            e.contains("--adr-health-interval") && e.contains("60 s"),
+            "{e}"
+        );
+        let c = config(
+            &["--adr-broker=mqtt://b", "--adr-health-interval=1m"],
+            &AKRI,
+        );
+        assert_eq!(
+            c.settings().unwrap().adr.unwrap().health_interval,
+            std::time::Duration::from_secs(60)
         );
     }
 

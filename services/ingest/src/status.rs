@@ -13,7 +13,7 @@ pub use adr::{
     AssetStatus, ConfigStatus, DeviceStatus, EndpointStatus, Endpoints, EventGroupStatus,
     INVALID_CONFIGURATION, OperationStatus, Report, RuntimeHealth, Scope, StatusError, rfc3339,
 };
-pub use dirty::Dirty;
+pub use dirty::{Consumer, Dirty};
 pub use live::{Changes, RouteStatus, SchemaReference, Status, StreamState, StreamStatus};
 
 #[cfg(test)]

@@ -34,6 +34,12 @@ pub mod telemetry {
     pub const DEVICE_UPDATE: &str = "deviceUpdateEvent";
     /// An asset definition changed.
     pub const ASSET_UPDATE: &str = "assetUpdateEvent";
+    /// The connector's runtime health of a device's inbound endpoint (connector to service).
+    pub const DEVICE_ENDPOINT_HEALTH: &str = "deviceEndpointRuntimeHealthEvent";
+    /// The connector's runtime health of an asset's datasets (connector to service).
+    pub const DATASET_HEALTH: &str = "datasetRuntimeHealthEvent";
+    /// The connector's runtime health of an asset's events (connector to service).
+    pub const EVENT_HEALTH: &str = "eventRuntimeHealthEvent";
 }
 
 /// A topic token that breaks the protocol's rule, with which token it is.
@@ -155,6 +161,10 @@ mod tests {
         assert_eq!(
             s.command_topic(command::GET_ASSET).unwrap(),
             "akri/connector/resources/conn-0/dev/ep_1/getAsset"
+        );
+        assert_eq!(
+            s.telemetry_topic(telemetry::DATASET_HEALTH).unwrap(),
+            "akri/connector/resources/telemetry/conn-0/dev/ep_1/datasetRuntimeHealthEvent"
         );
         assert_eq!(
             notification_filter("conn-0", telemetry::ASSET_UPDATE).unwrap(),

@@ -13,7 +13,7 @@ use sse_runtime::mqtt::{Broker, ClientSettings};
 use tokio::sync::mpsc;
 
 use super::wire::{self, AkriServiceError, NotificationPreference};
-use super::{Asset, AssetStatus, Device, DeviceStatus, Notification};
+use super::{Asset, AssetStatus, Device, DeviceStatus, HealthEvent, Notification};
 
 /// Default wait for one answer (the Rust connector's ADR timeout).
 pub const TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
@@ -254,6 +254,26 @@ impl AdrClient {
         let at = (device, endpoint);
         let c = &wire::SET_ASSET_NOTIFICATIONS;
         self.call(at, c, Some(&request), &self.updates).await
+    }
+}
+
+impl AdrClient {
+    /// Sends `event` as telemetry for `device`'s `endpoint` (fire and forget, QoS 1): the
+    /// runtime health the service ages to Unknown when it stops coming.
+    pub async fn send_health(
+        &self,
+        device: &str,
+        endpoint: &str,
+        event: &HealthEvent,
+    ) -> Result<(), AdrError> {
+        let command = event.name();
+        let topic = self.scope(device, endpoint).telemetry_topic(command)?;
+        let payload = event.payload().map_err(|e| AdrError::Encode {
+            command,
+            message: e.to_string(),
+        })?;
+        (self.rpc.send_telemetry(&topic, payload).await)
+            .map_err(|source| AdrError::Rpc { command, source })
     }
 }
 

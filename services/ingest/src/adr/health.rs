@@ -62,7 +62,7 @@ impl Observed {
 pub struct IntervalTooShort(pub Duration);
 
 /// The last health of one component and when it was last sent.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct HealthCache {
     interval: Duration,
     last: Option<(Observed, Instant)>,

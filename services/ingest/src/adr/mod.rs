@@ -4,7 +4,7 @@
 //! (`dtmi:com:microsoft:akri:AdrBaseService;1`) defines them.
 //!
 //! The ADR resource source ([`crate::adr_source`]) reads definitions and follows notifications
-//! with it; status reporting to ADR does not use it yet.
+//! with it; [`crate::adr_status`] reports status and runtime health with the same client.
 
 /// Defines a DTDL object as a serde struct with the wire's conventions: camelCase names, the
 /// required fields (before `;`) as they are, the optional ones (after it) as `Option`s that
@@ -36,6 +36,7 @@ mod asset;
 mod client;
 pub mod from_status;
 pub mod health;
+mod health_event;
 mod model;
 mod status;
 pub mod wire;
@@ -48,6 +49,7 @@ pub use client::{
     AdrClient, AdrError, AdrSettings, NOTIFICATION_QUEUE_DEFAULT, RETRY_INITIAL_DEFAULT,
     TIMEOUT_DEFAULT, UPDATE_ATTEMPTS_DEFAULT, client_settings,
 };
+pub use health_event::HealthEvent;
 pub use model::*;
 pub use status::*;
 pub use wire::{AkriErrorCode, AkriServiceError, NotificationPreference};

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use sse_proto::v1 as pb;
 
-use super::dirty::Dirty;
+use super::dirty::{Consumer, Dirty, Marks};
 use crate::resources::{ResourceError, Resources};
 use crate::routing::{Route, RouteKind, StreamPlan};
 
@@ -237,8 +237,8 @@ fn schema_frozen_message(reason: pb::SchemaFrozenReason) -> Option<&'static str>
 #[derive(Debug, Default)]
 pub(super) struct Inner {
     pub(super) streams: BTreeMap<String, StreamStatus>,
-    /// The resources whose reports changed since the reporter last took them.
-    dirty: Dirty,
+    /// The resources whose reports changed since each consumer last took them.
+    dirty: Marks,
     pub(super) routes: BTreeMap<String, RouteStatus>,
     /// The subject of the ack being applied: a buffer kept, since `format!` once per ack was
     /// about 3 % of ingest's CPU at full speed.
@@ -357,9 +357,15 @@ impl Status {
         }
     }
 
-    /// Takes what changed since the last call: the resources whose reports to rebuild.
+    /// Takes what changed since the reporter's last call: the resources whose reports to
+    /// rebuild.
     pub fn take_dirty(&self) -> Dirty {
-        std::mem::take(&mut self.lock().dirty)
+        self.take_dirty_for(Consumer::Reporter)
+    }
+
+    /// Takes what changed since `consumer`'s last call; the other consumer's marks stay.
+    pub fn take_dirty_for(&self, consumer: Consumer) -> Dirty {
+        self.lock().dirty.take(consumer)
     }
 
     /// Applies `f` to the status of the dataset / event `subject`.

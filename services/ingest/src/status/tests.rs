@@ -373,3 +373,19 @@ fn a_scoped_report_is_that_part_of_the_full_one() {
         (vec!["d".to_string()], vec!["a".to_string()])
     );
 }
+
+#[test]
+fn the_reporter_taking_its_marks_hides_nothing_from_the_adr_status() {
+    let r = load_texts([("r.yaml", RES)]);
+    let s = Status::new(&plan(&r), Vec::new());
+    s.take_dirty();
+    s.take_dirty_for(Consumer::Adr);
+    let key = "d/e|http://h/x/z";
+    s.update(key, |st| st.set_state(StreamState::Connected));
+    let reporter = s.take_dirty();
+    assert!(reporter.devices.contains("d") && reporter.assets.contains("a"));
+    let adr = s.take_dirty_for(Consumer::Adr);
+    assert_eq!(adr, reporter, "the ADR status sees the same change");
+    assert!(s.take_dirty_for(Consumer::Adr).is_empty());
+    assert!(s.take_dirty().is_empty());
+}

@@ -136,9 +136,8 @@ impl Invoker {
         }
     }
 
-    /// One request/response exchange on `topic`: the response's headers and payload, or why
-    /// none came.
-    pub async fn invoke(&self, topic: &str, payload: Vec<u8>) -> Result<Response, RpcError> {
+    /// Waits (at most the call timeout) until the connection is up.
+    async fn connected(&self) -> Result<(), RpcError> {
         let mut ready = self.ready.clone();
         tokio::select! {
             r = tokio::time::timeout(self.timeout, ready.wait_for(|r| *r)) => {
@@ -148,6 +147,13 @@ impl Invoker {
             }
             _ = self.token.cancelled() => return Err(RpcError::Cancelled),
         }
+        Ok(())
+    }
+
+    /// One request/response exchange on `topic`: the response's headers and payload, or why
+    /// none came.
+    pub async fn invoke(&self, topic: &str, payload: Vec<u8>) -> Result<Response, RpcError> {
+        self.connected().await?;
         let correlation = Bytes::from(rand::rng().random::<[u8; 16]>().to_vec());
         let (tx, rx) = oneshot::channel();
         self.pending.lock().insert(correlation.clone(), tx);
@@ -176,6 +182,23 @@ impl Invoker {
             },
             _ = self.token.cancelled() => Err(RpcError::Cancelled),
         }
+    }
+
+    /// Sends telemetry on `topic`, fire and forget (QoS 1, no answer), stamped as the SDK's
+    /// telemetry sender stamps it: random correlation data, no response topic, JSON, the call
+    /// timeout as expiry, `__ts`, `__protVer`, `__srcId`. Waits at most the timeout for the
+    /// connection.
+    pub async fn send_telemetry(&self, topic: &str, payload: Vec<u8>) -> Result<(), RpcError> {
+        self.connected().await?;
+        let correlation = Bytes::from(rand::rng().random::<[u8; 16]>().to_vec());
+        let mut props = self.properties(topic, correlation);
+        props.response_topic = None;
+        // Telemetry carries the sender's stamps only, not the request's routing hints.
+        props.user_properties.retain(|(k, _)| k.starts_with("__"));
+        self.client
+            .publish_with_properties(topic, QoS::AtLeastOnce, false, payload, props)
+            .await
+            .map_err(|e| RpcError::Network(format!("cannot send the telemetry: {e}")))
     }
 
     /// Calls `topic` with `payload` until `read` makes an answer of a response or a failure is
