@@ -163,6 +163,10 @@ pub struct Config {
     /// mTLS between the services, caller identities and the health-only listener.
     #[command(flatten)]
     pub grpc: sse_runtime::mtls::GrpcSecurityArgs,
+    /// Most ADR calls in flight at once (reads of definitions, notification preferences) when
+    /// the ADR resource source catches up with a change; at most 64.
+    #[arg(long, env = "ADR_CONCURRENCY", default_value_t = crate::adr_source::ADR_CONCURRENCY_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub adr_concurrency: u64,
 }
 
 impl Config {

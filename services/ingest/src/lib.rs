@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod adr;
+pub mod adr_cache;
 pub mod adr_source;
 pub mod akri;
 pub mod auth;
