@@ -5,13 +5,16 @@
 //! the asset from the allocation closes its stream, and an asset ADR does not know is a resource
 //! error while the others flow. A device's two allocated endpoints both stream; an update or a
 //! new allocation reads only what changed; a deallocated endpoint or asset has its notifications
-//! turned off.
+//! turned off; credentials and trust lists are read from either layout of the Akri mounts.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use serde_json::{Value, json};
 use sse_e2e::adr::AdrRequest;
 use sse_e2e::akri::{ALLOCATION, CONNECTOR, Setup, T1, T2, T3, asset, asset_on, device};
+use sse_e2e::auth::{PASSWORD, USER, feed, tls_source};
+use sse_e2e::pki::Pki;
+use sse_e2e::source::{SseSource, basic_auth};
 use sse_e2e::{eventually, grpcurl};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,6 +224,72 @@ async fn deallocation_turns_notifications_off_and_reallocation_on_again() {
             {"assetName": "boiler", "notificationPreference": "Off"}}),
     );
     assert_eq!((off.device.as_str(), off.endpoint.as_str()), ("dev", "sse"));
+}
+
+/// The device `sec` with one endpoint `sse` at `address` authenticating with `authentication`.
+fn secured_device(address: &str, authentication: Value, trust_list: Option<&str>) -> Value {
+    let mut ep = json!({
+        "address": address, "endpointType": "Microsoft.SSEHttp",
+        "authentication": authentication,
+        // The test source is plain http: Basic over it must be allowed explicitly.
+        "additionalConfiguration": "{\"allowInsecureCredentials\": true}"
+    });
+    if let Some(t) = trust_list {
+        ep["trustSettings"] = json!({"trustList": t});
+    }
+    json!({"enabled": true, "version": 1, "endpoints": {"inbound": {"sse": ep}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_credentials_are_read_from_the_unified_secretsync_files() {
+    // Only `{mount}/{device}_{endpoint}_{username|password}`: no `creds/...` files.
+    let mount = tempfile::tempdir().unwrap();
+    std::fs::write(mount.path().join("sec_sse_username"), format!("{USER}\n")).unwrap();
+    std::fs::write(mount.path().join("sec_sse_password"), PASSWORD).unwrap();
+    let creds = mount.path().display().to_string();
+    let env = [("DEVICE_ENDPOINT_CREDENTIALS_MOUNT_PATH", creds.as_str())];
+    let s = Setup::start_with(&[], &env).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = SseSource::start(listener, basic_auth(USER, PASSWORD, feed("sec"))).unwrap();
+    let basic = json!({"method": "UsernamePassword", "usernamePasswordCredentials":
+        {"usernameSecretName": "creds/user", "passwordSecretName": "creds/password"}});
+    let dev = secured_device(&format!("{}/ws", source.base_url()), basic, None);
+    s.adr.put_device("sec", "sse", dev);
+    s.adr.put_asset("reader", asset_on("sec", "sse", "/x", T1));
+    s.allocate_file("sec_sse", &["reader"]);
+    s.more_on(T1, 0, 1).await;
+    assert!(
+        source
+            .seen()
+            .iter()
+            .all(|r| r.header("authorization").is_some())
+    );
+    let log = s.connector.log_text();
+    assert!(!log.contains(PASSWORD), "the password reached the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trust_list_is_read_from_the_endpoints_trust_bundle_file() {
+    // Only .NET's `{mount}/{device}_{endpoint}` file: no `plant-ca/` folder.
+    let pki = Pki::new().unwrap();
+    let leaf = pki.server(&["127.0.0.1"]).unwrap();
+    let source = tls_source(&pki, &leaf, false, feed("tls")).await;
+    let mount = tempfile::tempdir().unwrap();
+    std::fs::write(mount.path().join("sec_sse"), &pki.ca_pem).unwrap();
+    let trust = mount.path().display().to_string();
+    let env = [(
+        "DEVICE_ENDPOINT_TLS_TRUST_BUNDLE_CA_CERT_MOUNT_PATH",
+        trust.as_str(),
+    )];
+    let s = Setup::start_with(&[], &env).await;
+    let anonymous = json!({"method": "Anonymous"});
+    let address = format!("{}/ws", source.https_url());
+    let dev = secured_device(&address, anonymous, Some("plant-ca"));
+    s.adr.put_device("sec", "sse", dev);
+    s.adr.put_asset("reader", asset_on("sec", "sse", "/x", T1));
+    s.allocate_file("sec_sse", &["reader"]);
+    s.more_on(T1, 0, 1).await;
+    assert!(source.tls_errors().is_empty(), "{:?}", source.tls_errors());
 }
 
 #[tokio::test]
