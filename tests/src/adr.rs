@@ -17,7 +17,10 @@
 //!   `{"notificationPreferenceRequest": "On"|"Off" | {"assetName", "notificationPreference"}}`)
 //!   and answered from an in-memory table with `__stat` 200 and `{"device": ...}`,
 //!   `{"asset": ...}`, `{"updatedDeviceStatus": ...}`, `{"updatedAssetStatus": ...}` or
-//!   `{"responsePayload": s}`; an unknown device or asset is `__stat` 200 with
+//!   `{"responsePayload": s}`; `getDevice` answers the device with only the inbound endpoint
+//!   named in its topic (the DTDL: "the device with the inbound endpoint named in the topic"),
+//!   so a device with two allocated endpoints takes two calls; an unknown device or asset is
+//!   `__stat` 200 with
 //!   `{"<command>Error": {"code": "BadRequest", "message", "timestamp"}}` (the Result pattern).
 //! - Answers go to the Response Topic at QoS 1 with the request's Correlation Data, content type
 //!   `application/json`, format indicator 1 and the user properties `__stat`, `__protVer`,
@@ -350,6 +353,28 @@ impl AdrService {
         lock(&self.tables).devices.insert(key, device);
     }
 
+    /// Stores `device` under `name` and each of its inbound endpoints (`getDevice` on each
+    /// answers it with that endpoint only).
+    pub fn put_device_endpoints(&self, name: &str, device: Value) {
+        let endpoints = device["endpoints"]["inbound"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        for e in endpoints {
+            self.put_device(name, &e, device.clone());
+        }
+    }
+
+    /// The requests so far of `command`.
+    pub fn requests_of(&self, command: &str) -> Vec<AdrRequest> {
+        let t = lock(&self.tables);
+        t.requests
+            .iter()
+            .filter(|r| r.command == command)
+            .cloned()
+            .collect()
+    }
+
     /// Stores `asset` (an Asset JSON object) as `name` on its `deviceRef`'s device and endpoint.
     pub fn put_asset(&self, name: &str, asset: Value) {
         let d = asset["deviceRef"]["deviceName"]
@@ -502,7 +527,11 @@ fn serve(t: &mut AdrTables, req: &AdrRequest) -> Reply {
     let asset_key = |name: String| (req.device.clone(), req.endpoint.clone(), name);
     match req.command.as_str() {
         "getDevice" if req.payload.is_empty() => match t.devices.get(&dev) {
-            Some(d) => (200, String::new(), json!({"device": d})),
+            Some(d) => (
+                200,
+                String::new(),
+                json!({"device": only_endpoint(d, &dev.1)}),
+            ),
             None => service_error("getDevice", format!("device {}/{} not found", dev.0, dev.1)),
         },
         "getAsset" => match text(&body["assetName"]) {
@@ -550,6 +579,15 @@ fn serve(t: &mut AdrTables, req: &AdrRequest) -> Reply {
         }
         other => protocol_error(400, &format!("malformed {other} request payload")),
     }
+}
+
+/// `device` with only its inbound endpoint `endpoint`, as `getDevice` answers it.
+fn only_endpoint(device: &Value, endpoint: &str) -> Value {
+    let mut d = device.clone();
+    if let Some(inbound) = d["endpoints"]["inbound"].as_object_mut() {
+        inbound.retain(|name, _| name == endpoint);
+    }
+    d
 }
 
 /// The payload and properties of the answer to `reply`.

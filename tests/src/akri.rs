@@ -80,6 +80,13 @@ pub fn asset(path: &str, topic: &str) -> Value {
     })
 }
 
+/// An asset of `device`'s `endpoint` reading `path` into `topic`.
+pub fn asset_on(device: &str, endpoint: &str, path: &str, topic: &str) -> Value {
+    let mut a = asset(path, topic);
+    a["deviceRef"] = json!({"deviceName": device, "endpointName": endpoint});
+    a
+}
+
 /// The running setup: the services a test drives and the connector under test.
 pub struct Setup {
     /// The in-test ADR service.
@@ -167,6 +174,17 @@ impl Setup {
     pub fn allocate(&self, assets: &[&str]) {
         let text: String = assets.iter().map(|a| format!("{a}\n")).collect();
         std::fs::write(self.alloc.path().join(ALLOCATION), text).unwrap();
+    }
+
+    /// Writes the allocation file `name` (`{device}_{endpoint}`) with these asset names.
+    pub fn allocate_file(&self, name: &str, assets: &[&str]) {
+        let text: String = assets.iter().map(|a| format!("{a}\n")).collect();
+        std::fs::write(self.alloc.path().join(name), text).unwrap();
+    }
+
+    /// Removes the allocation file `name`: its endpoint is no longer allocated.
+    pub fn unallocate_file(&self, name: &str) {
+        std::fs::remove_file(self.alloc.path().join(name)).unwrap();
     }
 
     /// Open connections to `/ws/<path>`.

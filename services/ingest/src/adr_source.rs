@@ -1,23 +1,27 @@
 //! The ADR resource source (issue #26): the Devices and Assets the Akri operator allocated this
 //! connector, read from Azure Device Registry and applied exactly as a file reload is
-//! ([`reload::prepare`], [`reload::apply`]). It re-reads them whenever the allocation directory
-//! changes or ADR notifies a device or asset update.
+//! ([`reload::prepare`], [`reload::apply`]). It holds what it read ([`AdrCache`]): an allocation
+//! change reads only the newly allocated endpoints and assets (and turns notifications off for
+//! the removed ones), an update notification replaces the definition it carries without a call,
+//! and the periodic rescan (`--rescan-interval`) reads everything again.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
-use serde_json::Value;
+use futures::{StreamExt as _, stream};
 use sse_runtime::Shutdown;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::adr::{AdrClient, AdrError, Notification, NotificationPreference};
-use crate::adr_status::{AdrStatus, Targets, Versions};
-use crate::akri::allocations::{self, Allocations, Bounds};
+use crate::adr::{AdrClient, AdrError, Asset, Device, Notification, NotificationPreference};
+use crate::adr_cache::{AdrCache, AssetRef, Fetched};
+use crate::adr_status::{AdrStatus, Targets};
+use crate::akri::allocations::{self, Allocations, Bounds, EndpointRef};
 use crate::config::Settings;
 use crate::error::Error;
 use crate::reload;
-use crate::resources::{AdrResource, ResourceError, Resources, adr_source_name, load_adr};
+use crate::resources::Resources;
 use crate::secret_access::AccessFile;
 use crate::source::AdrSource;
 use crate::status::Status;
@@ -38,8 +42,11 @@ pub struct Follower {
     pub access: Arc<AccessFile>,
 }
 
-/// A notification preference this connector turned on: an endpoint's device, or an asset.
-type Subscribed = BTreeSet<(String, String, Option<String>)>;
+/// What a notification preference is set for: a device endpoint, or an asset on it.
+type SubscriptionKey = (String, String, Option<String>);
+
+/// The notification preferences this connector turned on.
+type Subscribed = BTreeSet<SubscriptionKey>;
 
 impl Follower {
     /// Connects the ADR client (under `shutdown`) and serves the allocated resources until
@@ -77,24 +84,34 @@ impl Follower {
         token: CancellationToken,
         reported: tokio::sync::watch::Sender<Targets>,
     ) {
+        let rescan = self.settings.flags.rescan_interval;
+        let calls = usize::try_from(self.settings.flags.adr_concurrency)
+            .unwrap_or(1)
+            .max(1);
         let watching = watch::WatchSettings {
             debounce: self.settings.flags.reload_debounce,
-            rescan: self.settings.flags.rescan_interval,
+            // The periodic re-read is the source's own (below): it also re-fetches.
+            rescan: Duration::ZERO,
         };
         let dir = self.source.contract.resources_dir.clone();
         // The operator writes the files at the top level (or swaps `..data`): not recursive.
         let mut watch = watch::DirWatch::flat(&dir, watching);
         let mut current = Arc::new(Resources::default());
         let mut subscribed = Subscribed::new();
+        let mut cache = AdrCache::default();
         loop {
             let at = dir.clone();
             let Ok(alloc) = tokio::task::spawn_blocking(move || read_allocations(&at)).await else {
                 return; // the runtime is shutting down
             };
-            subscribe(&client, &alloc, &mut subscribed).await;
-            let Some((res, versions)) = fetch(&client, &alloc, &token).await else {
+            subscribe(&client, &alloc, &mut subscribed, calls).await;
+            if fetch(&client, &alloc, &mut cache, &token, calls)
+                .await
+                .is_none()
+            {
                 return; // shut down
-            };
+            }
+            let (res, versions) = cache.resources();
             let loaded = reload::prepare(
                 &self.settings,
                 &self.status,
@@ -110,16 +127,41 @@ impl Follower {
             reported.send_replace(Targets { alloc, versions });
             let next = tokio::select! {
                 r = watch.next(&token) => r,
-                n = notes.recv() => n.map(|n| log_update(&n)),
+                n = notes.recv() => n.map(|n| note(&mut cache, n)),
+                () = every(rescan) => {
+                    cache.clear();
+                    Some(())
+                }
             };
             if next.is_none() || token.is_cancelled() {
                 return;
             }
-            // One re-read covers every update queued meanwhile.
+            // One round covers every update queued meanwhile.
             while let Ok(n) = notes.try_recv() {
-                log_update(&n);
+                note(&mut cache, n);
             }
         }
+    }
+}
+
+/// Default of `--adr-concurrency`: most ADR calls of one round in flight at once (ADR is one
+/// service, shared with every connector of the instance).
+pub const ADR_CONCURRENCY_DEFAULT: u64 = 8;
+
+/// Waits `period` (forever when zero): the periodic full re-read, which also catches up with
+/// any notification that was dropped or missed while disconnected.
+async fn every(period: Duration) {
+    if period.is_zero() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(period).await;
+}
+
+/// Applies an update notification to the held definitions, without any call.
+fn note(cache: &mut AdrCache, n: Notification) {
+    log_update(&n);
+    if !cache.update(n) {
+        tracing::debug!("ADR update of a definition not held (not allocated, or older) ignored");
     }
 }
 
@@ -155,88 +197,129 @@ fn read_allocations(dir: &std::path::Path) -> Allocations {
     }
 }
 
-/// Turns update notifications on for each allocated device endpoint and asset not yet on; a
-/// failure is logged and tried again on the next round.
-async fn subscribe(client: &AdrClient, alloc: &Allocations, done: &mut Subscribed) {
-    for (ep, assets) in alloc {
-        let (d, e) = (ep.device.as_str(), ep.endpoint.as_str());
-        let keys = std::iter::once(None).chain(assets.iter().map(Some));
-        for asset in keys {
-            let key = (d.to_string(), e.to_string(), asset.cloned());
-            if done.contains(&key) {
-                continue;
+/// Turns update notifications on for each allocated device endpoint and asset not yet on, and
+/// off for each one no longer allocated (forgotten, so a re-allocation turns it on again), as
+/// the SDK does when it observes and unobserves; `calls` at once. A failure to turn one on is
+/// logged and tried again on the next round.
+async fn subscribe(client: &AdrClient, alloc: &Allocations, done: &mut Subscribed, calls: usize) {
+    let wanted: Subscribed = alloc
+        .iter()
+        .flat_map(|(ep, assets)| {
+            let key = |a: Option<&String>| (ep.device.clone(), ep.endpoint.clone(), a.cloned());
+            std::iter::once(key(None)).chain(assets.iter().map(move |a| key(Some(a))))
+        })
+        .collect();
+    let off: Vec<_> = done.difference(&wanted).cloned().collect();
+    let on: Vec<_> = wanted.difference(done).cloned().collect();
+    let changes = off
+        .into_iter()
+        .map(|k| (k, NotificationPreference::Off))
+        .chain(on.into_iter().map(|k| (k, NotificationPreference::On)));
+    let results: Vec<_> = stream::iter(changes)
+        .map(|(key, pref)| set_preference(client.clone(), key, pref))
+        .buffer_unordered(calls)
+        .collect()
+        .await;
+    for (key, pref, r) in results {
+        if let Err(err) = &r {
+            tracing::warn!(error = %err, preference = ?pref, "cannot set an ADR notification preference");
+        }
+        match pref {
+            NotificationPreference::Off => {
+                done.remove(&key);
             }
-            let on = NotificationPreference::On;
-            let r = match asset {
-                None => client.set_device_notifications(d, e, on).await,
-                Some(a) => client.set_asset_notifications(d, e, a, on).await,
-            };
-            match r {
-                Ok(_) => {
-                    done.insert(key);
-                }
-                Err(err) => tracing::warn!(error = %err, "cannot turn ADR notifications on"),
+            NotificationPreference::On if r.is_ok() => {
+                done.insert(key);
             }
+            NotificationPreference::On => {}
         }
     }
 }
 
-/// Reads every allocated device and asset from ADR and validates them as one set of resources;
-/// what ADR says does not exist becomes a resource error; with the definitions' versions for
-/// status. `None` once shut down.
+/// Sets the notification preference of `key` (its device endpoint, or its asset).
+async fn set_preference(
+    client: AdrClient,
+    key: SubscriptionKey,
+    pref: NotificationPreference,
+) -> (
+    SubscriptionKey,
+    NotificationPreference,
+    Result<String, AdrError>,
+) {
+    let (d, e) = (key.0.as_str(), key.1.as_str());
+    let r = match &key.2 {
+        None => client.set_device_notifications(d, e, pref).await,
+        Some(a) => client.set_asset_notifications(d, e, a, pref).await,
+    };
+    (key, pref, r)
+}
+
+/// One definition to read from ADR.
+enum Job {
+    /// The device of an allocated endpoint.
+    Device(EndpointRef),
+    /// An allocated asset.
+    Asset(AssetRef),
+}
+
+/// Reads one definition (retried until shutdown).
+async fn get(client: AdrClient, job: Job) -> Got {
+    match job {
+        Job::Device(at) => {
+            let r = client.get_device(&at.device, &at.endpoint).await;
+            Got::Device(at, Box::new(fetched(r)))
+        }
+        Job::Asset(at) => {
+            let r = client.get_asset(&at.0.device, &at.0.endpoint, &at.1).await;
+            Got::Asset(at, Box::new(fetched(r)))
+        }
+    }
+}
+
+/// One definition read from ADR (boxed: definitions are large).
+enum Got {
+    /// What getDevice gave for an endpoint.
+    Device(EndpointRef, Box<Fetched<Device>>),
+    /// What getAsset gave.
+    Asset(AssetRef, Box<Fetched<Asset>>),
+}
+
+/// Drops from `cache` what `alloc` no longer allocates and reads from ADR what it allocates
+/// and `cache` does not hold (`calls` at once); what ADR says does not exist is held as the
+/// resource's error. `None` once shut down.
 async fn fetch(
     client: &AdrClient,
     alloc: &Allocations,
+    cache: &mut AdrCache,
     token: &CancellationToken,
-) -> Option<(Resources, Versions)> {
-    let mut devices: Vec<(String, Value)> = Vec::new();
-    let mut assets: Vec<(String, Value)> = Vec::new();
-    let mut errors = Vec::new();
-    for (ep, names) in alloc {
-        let (d, e) = (ep.device.as_str(), ep.endpoint.as_str());
-        if !devices.iter().any(|(n, _)| n == d) {
-            match client.get_device(d, e).await.map(serde_json::to_value) {
-                Ok(Ok(v)) => devices.push((d.to_string(), v)),
-                other => errors.push(problem("Device", d, other.err(), token)?),
-            }
-        }
-        for a in names {
-            match client.get_asset(d, e, a).await.map(serde_json::to_value) {
-                Ok(Ok(v)) => assets.push((a.clone(), v)),
-                other => errors.push(problem("Asset", a, other.err(), token)?),
-            }
-        }
-    }
-    let mut res = load_adr(&refs(&devices), &refs(&assets));
-    res.errors.extend(errors);
-    Some((res, Versions::of(&devices, &assets)))
-}
-
-/// Named JSON definitions as `load_adr` takes them.
-fn refs(v: &[(String, Value)]) -> Vec<AdrResource<'_>> {
-    v.iter()
-        .map(|(name, fields)| AdrResource { name, fields })
+    calls: usize,
+) -> Option<()> {
+    let wanted = cache.wanted(alloc);
+    let jobs = (wanted.endpoints.into_iter().map(Job::Device))
+        .chain(wanted.assets.into_iter().map(Job::Asset));
+    // Each read owns a client handle: the futures then borrow nothing.
+    let got: Vec<Got> = stream::iter(jobs)
+        .map(|job| get(client.clone(), job))
+        .buffer_unordered(calls)
         .collect()
-}
-
-/// The resource error of `kind` `name` that ADR could not give; `None` when shut down (the
-/// reads retry until then, so any other failure is the end).
-fn problem(
-    kind: &str,
-    name: &str,
-    err: Option<AdrError>,
-    token: &CancellationToken,
-) -> Option<ResourceError> {
+        .await;
+    // The reads retry until shutdown: a failure then is not ADR's answer.
     if token.is_cancelled() {
         return None;
     }
-    let message = match err {
-        Some(e) => e.to_string(),
-        None => "ADR's definition cannot be encoded as JSON".to_string(),
-    };
-    Some(ResourceError {
-        resource: format!("{kind}/{name}"),
-        file: adr_source_name(kind, name),
-        message,
-    })
+    for g in got {
+        match g {
+            Got::Device(at, d) => cache.put_device(at, *d),
+            Got::Asset(at, a) => cache.put_asset(at, *a),
+        }
+    }
+    Some(())
+}
+
+/// A read's result as the cache holds it.
+fn fetched<T>(r: Result<T, AdrError>) -> Fetched<T> {
+    match r {
+        Ok(v) => Fetched::Got(v),
+        Err(e) => Fetched::Failed(e.to_string()),
+    }
 }

@@ -20,6 +20,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use crate::akri::mounts::{self, CredentialKind, EndpointFiles, TrustPath};
 use crate::resources::{Auth, SecretRef};
 use crate::sse::HeaderSource;
 
@@ -44,21 +45,49 @@ impl Default for TrustSources {
     }
 }
 
+/// The endpoint whose unified secretsync file stands in for a missing secret file, and which of
+/// its credentials the secret is (the ADR resource source only).
+pub type Unified<'a> = Option<(&'a EndpointFiles, CredentialKind)>;
+
 /// Reads one secret file `<dir>/<secret>/<key>` as bytes. Errors name the reference and the
 /// problem, never the value.
 pub fn read_secret_bytes(dir: Option<&Path>, r: &SecretRef) -> Result<Vec<u8>, String> {
+    read_secret_file(dir, r, None)
+}
+
+/// Reads one secret file as bytes: `<dir>/<secret>/<key>`, else the `unified` endpoint's file
+/// of that credential ([`mounts::credential_path`]). Errors name the reference and the files,
+/// never the value.
+pub fn read_secret_file(
+    dir: Option<&Path>,
+    r: &SecretRef,
+    unified: Unified<'_>,
+) -> Result<Vec<u8>, String> {
     let dir = dir.ok_or_else(|| format!("secret {r}: no secrets dir is configured"))?;
-    let path = dir.join(&r.secret).join(&r.key);
-    std::fs::read(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("secret {r} is missing"),
-        _ => format!("secret {r} is unreadable: {}", e.kind()),
+    let path = mounts::credential_path(dir, r, unified);
+    std::fs::read(&path).map_err(|e| match (e.kind(), unified) {
+        (std::io::ErrorKind::NotFound, Some((ep, kind))) => format!(
+            "secret {r} is missing, and so is its unified file {}",
+            ep.credential(kind)
+        ),
+        (std::io::ErrorKind::NotFound, None) => format!("secret {r} is missing"),
+        (kind, _) => format!("secret {r} is unreadable: {kind}"),
     })
 }
 
 /// Reads one secret file `<dir>/<secret>/<key>` as text, trailing newline trimmed. Errors name
 /// the reference and the problem, never the value.
 pub fn read_secret(dir: Option<&Path>, r: &SecretRef) -> Result<String, String> {
-    let bytes = read_secret_bytes(dir, r)?;
+    read_secret_text(dir, r, None)
+}
+
+/// [`read_secret_file`] as text, trailing newline trimmed.
+pub fn read_secret_text(
+    dir: Option<&Path>,
+    r: &SecretRef,
+    unified: Unified<'_>,
+) -> Result<String, String> {
+    let bytes = read_secret_file(dir, r, unified)?;
     let mut text = String::from_utf8(bytes).map_err(|_| format!("secret {r} is not UTF-8 text"))?;
     while text.ends_with('\n') || text.ends_with('\r') {
         text.pop();
@@ -119,27 +148,27 @@ pub fn basic_value(user: &str, password: &str) -> Result<HeaderValue, String> {
 }
 
 /// The client identity of a `Certificate` endpoint: certificate chain (plus the intermediates
-/// secret) and key, checked to belong together. Errors name the secret references only.
+/// secret) and key, checked to belong together; each file falls back to the `akri` endpoint's
+/// unified file. Errors name the secret references only.
 pub fn client_identity(
     dir: Option<&Path>,
-    certificate: &SecretRef,
-    key: &SecretRef,
-    intermediates: Option<&SecretRef>,
+    (certificate, key, intermediates): (&SecretRef, &SecretRef, Option<&SecretRef>),
+    akri: Option<&EndpointFiles>,
 ) -> Result<CertifiedKey, String> {
+    let read = |r, kind| read_secret_file(dir, r, akri.map(|ep| (ep, kind)));
     let cert_what = format!("client certificate {certificate}");
     let mut chain =
-        sse_runtime::tls::parse_certs(&read_secret_bytes(dir, certificate)?, &cert_what)
+        sse_runtime::tls::parse_certs(&read(certificate, CredentialKind::Certificate)?, &cert_what)
             .map_err(|e| e.to_string())?;
     if let Some(r) = intermediates {
         let what = format!("intermediate certificates {r}");
-        chain.extend(
-            sse_runtime::tls::parse_certs(&read_secret_bytes(dir, r)?, &what)
-                .map_err(|e| e.to_string())?,
-        );
+        let pem = read(r, CredentialKind::IntermediateCertificates)?;
+        chain.extend(sse_runtime::tls::parse_certs(&pem, &what).map_err(|e| e.to_string())?);
     }
     let key_what = format!("client key {key}");
-    let key_der = sse_runtime::tls::parse_private_key(&read_secret_bytes(dir, key)?, &key_what)
-        .map_err(|e| e.to_string())?;
+    let key_pem = read(key, CredentialKind::CertificateKey)?;
+    let key_der =
+        sse_runtime::tls::parse_private_key(&key_pem, &key_what).map_err(|e| e.to_string())?;
     sse_runtime::tls::certified_key(chain, key_der, &cert_what, &key_what)
         .map_err(|e| e.to_string())
 }
@@ -160,6 +189,9 @@ struct Live {
     trust: TrustSources,
     /// Whether the endpoint is `https` (then a missing root store is an error before connecting).
     https: bool,
+    /// The endpoint's own files in the Akri mounts (the ADR resource source only): where a
+    /// missing secret or trust list folder is looked for.
+    akri: Option<EndpointFiles>,
     verifier: Mutex<Option<Arc<WebPkiServerVerifier>>>,
     identity: Mutex<Option<Arc<CertifiedKey>>>,
 }
@@ -183,6 +215,19 @@ impl Connector {
         secrets_dir: Option<PathBuf>,
         trust: TrustSources,
     ) -> Result<Self, String> {
+        Self::with_akri(url, auth, trust_list, secrets_dir, trust, None)
+    }
+
+    /// [`Self::new`], also reading the Akri mounts' layouts of the endpoint `akri` names
+    /// ([`mounts`]) where ours has no file.
+    pub fn with_akri(
+        url: &url::Url,
+        auth: &Auth,
+        trust_list: Option<&str>,
+        secrets_dir: Option<PathBuf>,
+        trust: TrustSources,
+        akri: Option<EndpointFiles>,
+    ) -> Result<Self, String> {
         let provider = sse_runtime::tls::provider();
         let live = Arc::new(Live {
             auth: auth.clone(),
@@ -190,6 +235,7 @@ impl Connector {
             secrets_dir,
             trust,
             https: url.scheme() == "https",
+            akri,
             verifier: Mutex::new(None),
             identity: Mutex::new(None),
         });
@@ -241,7 +287,7 @@ impl Connector {
         // Plain `http` needs no roots (a redirect to `https` builds them when it gets there):
         // thousands of idle plain streams then hold no root store each.
         let verifier = if live.https {
-            match build_verifier(&live.trust, live.trust_list.as_deref())? {
+            match build_verifier(&live.trust, live.trust_list.as_deref(), live.akri.as_ref())? {
                 Some(v) => Some(v),
                 None => {
                     return Err(
@@ -255,12 +301,13 @@ impl Connector {
         };
         *lock(&live.verifier) = verifier;
         let dir = live.secrets_dir.as_deref();
+        let unified = |kind| live.akri.as_ref().map(|ep| (ep, kind));
         let mut headers = HeaderMap::new();
         match &live.auth {
             Auth::Anonymous => {}
             Auth::UsernamePassword { username, password } => {
-                let user = read_secret(dir, username)?;
-                let pass = read_secret(dir, password)?;
+                let user = read_secret_text(dir, username, unified(CredentialKind::Username))?;
+                let pass = read_secret_text(dir, password, unified(CredentialKind::Password))?;
                 headers.insert(AUTHORIZATION, basic_value(&user, &pass)?);
             }
             Auth::Certificate {
@@ -268,7 +315,8 @@ impl Connector {
                 key,
                 intermediates,
             } => {
-                let identity = client_identity(dir, certificate, key, intermediates.as_ref())?;
+                let refs = (certificate, key, intermediates.as_ref());
+                let identity = client_identity(dir, refs, live.akri.as_ref())?;
                 *lock(&live.identity) = Some(Arc::new(identity));
             }
         }
@@ -281,10 +329,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The roots for one endpoint: system roots (when on), every certificate of the trust bundle
-/// directory, and of the endpoint's trust list. `None` when that leaves no root at all.
+/// directory, and of the endpoint's trust list (its folder, else the `akri` endpoint's file).
+/// `None` when that leaves no root at all.
 fn build_verifier(
     trust: &TrustSources,
     trust_list: Option<&str>,
+    akri: Option<&EndpointFiles>,
 ) -> Result<Option<Arc<WebPkiServerVerifier>>, String> {
     // The common case, system roots only, shares one verifier (they are read once per process).
     if trust.system_roots && trust.trust_bundle.is_none() && trust_list.is_none() {
@@ -322,14 +372,7 @@ fn build_verifier(
             .trust_dir
             .as_deref()
             .ok_or_else(|| format!("{what}: no trust dir is configured"))?;
-        let dir = base.join(list);
-        let files = pem_files(&dir, &what)?;
-        if files.is_empty() {
-            return Err(format!("{what}: no certificate in {}", dir.display()));
-        }
-        for f in files {
-            add_certs(&mut roots, &f, &what)?;
-        }
+        add_trust_list(&mut roots, mounts::trust_path(base, list, akri), &what)?;
     }
     match WebPkiServerVerifier::builder_with_provider(Arc::new(roots), sse_runtime::tls::provider())
         .build()
@@ -337,6 +380,27 @@ fn build_verifier(
         Ok(v) => Ok(Some(v)),
         Err(VerifierBuilderError::NoRootAnchors) => Ok(None),
         Err(e) => Err(format!("trust: {e}")),
+    }
+}
+
+/// Adds the certificates of a trust list: every file of its folder, or its one file.
+fn add_trust_list(roots: &mut RootCertStore, at: TrustPath, what: &str) -> Result<(), String> {
+    match at {
+        TrustPath::Folder(dir) => {
+            let files = pem_files(&dir, what)?;
+            if files.is_empty() {
+                return Err(format!("{what}: no certificate in {}", dir.display()));
+            }
+            for f in files {
+                add_certs(roots, &f, what)?;
+            }
+            Ok(())
+        }
+        TrustPath::File(file) if !file.is_file() => Err(format!(
+            "{what}: neither its folder nor the endpoint's file {} is there",
+            file.display()
+        )),
+        TrustPath::File(file) => add_certs(roots, &file, what),
     }
 }
 
@@ -387,7 +451,8 @@ impl ServerCertVerifier for CurrentTrust {
         let mut current = lock(&self.live.verifier).clone();
         if current.is_none() && !self.live.https {
             // An `http` endpoint redirected to `https`: load its trust now.
-            current = build_verifier(&self.live.trust, self.live.trust_list.as_deref())
+            let live = &self.live;
+            current = build_verifier(&live.trust, live.trust_list.as_deref(), live.akri.as_ref())
                 .map_err(rustls::Error::General)?;
         }
         match current {
@@ -576,6 +641,52 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_secret_falls_back_to_its_endpoints_unified_file_in_adr_mode_only() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "dev_sse_username", "Aladdin\n");
+        write(dir.path(), "dev_sse_password", "open sesame");
+        let auth = basic("creds/user", "creds/pass");
+        let with_akri = |ep: Option<EndpointFiles>| {
+            let url = "http://h".parse().unwrap();
+            let secrets = Some(dir.path().to_path_buf());
+            Connector::with_akri(&url, &auth, None, secrets, TrustSources::default(), ep).unwrap()
+        };
+        let adr = with_akri(Some(EndpointFiles::new("dev", "sse").unwrap()));
+        let h = adr.prepare().unwrap();
+        assert_eq!(h[AUTHORIZATION], "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        let files = with_akri(None).prepare().unwrap_err();
+        assert_eq!(files, "secret creds/user is missing");
+        std::fs::remove_file(dir.path().join("dev_sse_password")).unwrap();
+        assert_eq!(
+            adr.prepare().unwrap_err(),
+            "secret creds/pass is missing, and so is its unified file dev_sse_password"
+        );
+    }
+
+    #[test]
+    fn a_trust_list_without_its_folder_is_the_endpoints_file_in_adr_mode_only() {
+        let ca = rcgen::generate_simple_self_signed(vec!["device.local".to_string()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "dev_sse", &ca.cert.pem());
+        let trust = TrustSources {
+            trust_dir: Some(dir.path().to_path_buf()),
+            trust_bundle: None,
+            system_roots: false,
+        };
+        let ep = EndpointFiles::new("dev", "sse").unwrap();
+        assert!(
+            build_verifier(&trust, Some("ca"), Some(&ep))
+                .unwrap()
+                .is_some()
+        );
+        let e = build_verifier(&trust, Some("ca"), None).unwrap_err();
+        assert!(e.contains("trust list ca: cannot read"), "{e}");
+        let other = EndpointFiles::new("dev", "other").unwrap();
+        let e = build_verifier(&trust, Some("ca"), Some(&other)).unwrap_err();
+        assert!(e.contains("nor the endpoint's file"), "{e}");
+    }
+
+    #[test]
     fn trust_list_loads_every_certificate_file() {
         let dir = tempfile::tempdir().unwrap();
         let trust = TrustSources {
@@ -583,15 +694,15 @@ mod tests {
             ..TrustSources::default()
         };
         // No trust list: system roots only.
-        assert!(build_verifier(&trust, None).is_ok());
-        let e = build_verifier(&trust, Some("ca")).unwrap_err();
+        assert!(build_verifier(&trust, None, None).is_ok());
+        let e = build_verifier(&trust, Some("ca"), None).unwrap_err();
         assert!(e.contains("trust list ca"), "{e}");
         std::fs::create_dir_all(dir.path().join("ca")).unwrap();
-        let e = build_verifier(&trust, Some("ca")).unwrap_err();
+        let e = build_verifier(&trust, Some("ca"), None).unwrap_err();
         assert!(e.contains("no certificate"), "{e}");
         write(dir.path(), "ca/bad.pem", "not a certificate");
-        assert!(build_verifier(&trust, Some("ca")).is_err());
-        let e = build_verifier(&TrustSources::default(), Some("ca")).unwrap_err();
+        assert!(build_verifier(&trust, Some("ca"), None).is_err());
+        let e = build_verifier(&TrustSources::default(), Some("ca"), None).unwrap_err();
         assert!(e.contains("no trust dir"), "{e}");
     }
 
@@ -609,10 +720,10 @@ mod tests {
             trust_bundle: Some(dir.path().join("bundle")),
             system_roots: false,
         };
-        assert!(build_verifier(&trust, Some("ca")).unwrap().is_some());
-        assert!(build_verifier(&trust, None).unwrap().is_some());
+        assert!(build_verifier(&trust, Some("ca"), None).unwrap().is_some());
+        assert!(build_verifier(&trust, None, None).unwrap().is_some());
         write(dir.path(), "bundle/b.pem", "garbage");
-        let e = build_verifier(&trust, None).unwrap_err();
+        let e = build_verifier(&trust, None, None).unwrap_err();
         assert!(e.contains("trust bundle"), "{e}");
     }
 

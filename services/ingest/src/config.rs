@@ -167,6 +167,10 @@ pub struct Config {
     /// this often (at least 60 s, the SDK's minimum); a change is sent at once.
     #[arg(long, env = "ADR_HEALTH_INTERVAL", default_value = "600s", value_parser = humantime::parse_duration)]
     pub adr_health_interval: Duration,
+    /// Most ADR calls in flight at once (reads of definitions, notification preferences) when
+    /// the ADR resource source catches up with a change; at most 64.
+    #[arg(long, env = "ADR_CONCURRENCY", default_value_t = crate::adr_source::ADR_CONCURRENCY_DEFAULT, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub adr_concurrency: u64,
 }
 
 impl Config {

@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod adr;
+pub mod adr_cache;
 pub mod adr_source;
 pub mod adr_status;
 pub mod akri;
@@ -110,7 +111,9 @@ pub async fn run_linked(
         forwarder.run(events_rx, forwarder_token).await;
         tracing::debug!("forwarder stopped");
     });
-    let stream_settings = stream_settings(config);
+    let mut stream_settings = stream_settings(config);
+    // The Akri mounts' other layouts come with the ADR resource source.
+    stream_settings.akri_layouts = settings.adr.is_some();
     if let Some(reporter) = reporter(&settings, &status, &events_tx) {
         shutdown.tracker.spawn(reporter.run(token.clone()));
     }
@@ -215,6 +218,7 @@ fn stream_settings(config: &Config) -> streams::StreamSettings {
         ),
         trust_bundle: config.trust_bundle.clone(),
         system_roots: !config.no_system_roots,
+        akri_layouts: false,
     }
 }
 

@@ -95,8 +95,9 @@ impl SecretAccess {
     }
 }
 
-/// A secret name as `SecretRef` accepts one.
-fn plain_name(s: &str) -> bool {
+/// A secret name as `SecretRef` accepts one (also the rule for the Akri mounts' unified file
+/// names, `akri::mounts`).
+pub(crate) fn plain_name(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\'])
 }
 

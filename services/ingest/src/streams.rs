@@ -13,6 +13,7 @@ use sse_runtime::telemetry::EventTrace;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::akri::mounts::EndpointFiles;
 use crate::auth;
 use crate::budget::{Budget, Held};
 use crate::checkpoint::{self, SharedProgress};
@@ -40,6 +41,9 @@ pub struct StreamSettings {
     pub trust_bundle: Option<PathBuf>,
     /// Whether the system's root CAs are trusted.
     pub system_roots: bool,
+    /// Whether the Akri mounts' other layouts apply (the ADR resource source): an endpoint's
+    /// unified secretsync credential files and its trust bundle file (`akri::mounts`).
+    pub akri_layouts: bool,
 }
 
 /// What outlives one reader of a stream, so a reader restarted after a resource change goes on
@@ -175,13 +179,15 @@ impl StreamTask {
             trust_bundle: self.settings.trust_bundle.clone(),
             system_roots: self.settings.system_roots,
         };
+        let akri = self.akri_files();
         loop {
-            match auth::Connector::new(
+            match auth::Connector::with_akri(
                 &self.plan.url,
                 &self.plan.auth,
                 self.plan.trust_list.as_deref(),
                 self.settings.secrets_dir.clone(),
                 trust.clone(),
+                akri.clone(),
             ) {
                 Ok(c) => return Some(c),
                 Err(e) => {
@@ -195,6 +201,17 @@ impl StreamTask {
                 }
             }
         }
+    }
+
+    /// The endpoint's own files in the Akri mounts, when their layouts apply and its names can
+    /// make one (else only `<secret>/<key>` files and trust list folders are read: logged).
+    fn akri_files(&self) -> Option<EndpointFiles> {
+        if !self.settings.akri_layouts {
+            return None;
+        }
+        EndpointFiles::new(&self.plan.device, &self.plan.endpoint)
+            .inspect_err(|e| tracing::warn!(stream = %self.key, error = %e, "no Akri unified credential or trust bundle file for this endpoint"))
+            .ok()
     }
 
     /// Handles one client report; false when the stream task must stop.
@@ -410,6 +427,7 @@ spec:
             budget: Budget::new(1 << 20),
             trust_bundle: None,
             system_roots: false,
+            akri_layouts: false,
         }
     }
 
