@@ -196,3 +196,27 @@ impl Setup {
         self.sub.all().iter().filter(|r| r.topic == topic).count()
     }
 }
+
+/// [`device`] with ADR's ids: its `uuid` and `externalDeviceId`, which the CloudEvents of its
+/// events name it by.
+pub fn device_with_ids(base: &str, uuid: &str, external_device_id: &str) -> Value {
+    let mut d = device(base);
+    d["uuid"] = json!(uuid);
+    d["externalDeviceId"] = json!(external_device_id);
+    d
+}
+
+/// [`asset`] with ADR's ids (`uuid`, `externalAssetId`) and a `typeRef` on its dataset `all`.
+pub fn asset_with_ids(
+    path: &str,
+    topic: &str,
+    uuid: &str,
+    external_asset_id: &str,
+    type_ref: &str,
+) -> Value {
+    let mut a = asset(path, topic);
+    a["uuid"] = json!(uuid);
+    a["externalAssetId"] = json!(external_asset_id);
+    a["datasets"][0]["typeRef"] = json!(type_ref);
+    a
+}

@@ -46,6 +46,9 @@ pub use sse_contract::route::{Destination, MqttDestination};
 /// The QoS levels the publisher uses: the contract's, shared with ingest.
 pub use sse_contract::route::Qos;
 
+/// The ADR ids the CloudEvents properties name a device and asset by: the contract's.
+pub use sse_contract::route::ResourceIds;
+
 /// The rumqttc QoS of a [`Qos`] (a function: neither type is this crate's).
 pub fn mqtt_qos(q: Qos) -> rumqttc::v5::mqttbytes::QoS {
     match q {

@@ -31,9 +31,16 @@ pub(super) struct DeviceDoc {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct DeviceSpec {
     #[serde(default)]
     pub(super) endpoints: Endpoints,
+    /// ADR's id of the device (CloudEvents `aiodeviceref`).
+    #[serde(default)]
+    pub(super) uuid: String,
+    /// The device's id outside ADR (CloudEvents `source` where it differs from the uuid).
+    #[serde(default)]
+    pub(super) external_device_id: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -100,6 +107,12 @@ pub(super) struct AssetSpec {
     pub(super) datasets: Vec<serde_yaml_ng::Value>,
     #[serde(default)]
     pub(super) event_groups: Vec<EventGroupDoc>,
+    /// ADR's id of the asset (CloudEvents `aioassetref`).
+    #[serde(default)]
+    pub(super) uuid: String,
+    /// The asset's id outside ADR (CloudEvents `subject` where it differs from the uuid).
+    #[serde(default)]
+    pub(super) external_asset_id: String,
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use sse_contract::route::check_resource_id;
 use sse_contract::topics::{self, Writer};
 use url::Url;
 
@@ -219,13 +220,17 @@ fn device(name: String, file: String, doc: &DeviceDoc, broken: &mut Broken) -> D
         endpoints: BTreeMap::new(),
         foreign_endpoints: Vec::new(),
         rejected_endpoints: BTreeMap::new(),
+        uuid: doc.spec.uuid.clone(),
+        external_device_id: doc.spec.external_device_id.clone(),
     };
+    // Bad ids fail every SSE endpoint: the events would carry them.
+    let ids = check_device_ids(doc);
     for (ep_name, ep) in &doc.spec.endpoints.inbound {
         if !is_sse_endpoint_type(&ep.endpoint_type) {
             device.foreign_endpoints.push(ep_name.clone());
             continue;
         }
-        match convert_endpoint(ep) {
+        match ids.clone().and_then(|()| convert_endpoint(ep)) {
             Ok(e) => {
                 device.endpoints.insert(ep_name.clone(), e);
             }
@@ -236,6 +241,12 @@ fn device(name: String, file: String, doc: &DeviceDoc, broken: &mut Broken) -> D
         }
     }
     device
+}
+
+/// Checks the device's `uuid` and `externalDeviceId` (sse-contract's rule for ids).
+fn check_device_ids(doc: &DeviceDoc) -> Result<(), String> {
+    check_resource_id("uuid", &doc.spec.uuid)?;
+    check_resource_id("externalDeviceId", &doc.spec.external_device_id)
 }
 
 /// The enabled assets that read an SSE endpoint and can be served; the problems of those that
@@ -277,6 +288,8 @@ fn assets(
             datasets,
             rejected_datasets,
             event_groups: operations::event_groups(&spec),
+            uuid: spec.uuid,
+            external_asset_id: spec.external_asset_id,
         });
     }
     assets
@@ -295,6 +308,14 @@ fn asset_problems(
     let dev = &spec.device_ref;
     if duplicate {
         problems.push("duplicate Asset name".to_string());
+    }
+    for (field, id) in [
+        ("uuid", &spec.uuid),
+        ("externalAssetId", &spec.external_asset_id),
+    ] {
+        if let Err(m) = check_resource_id(field, id) {
+            problems.push(m);
+        }
     }
     match devices.get(&dev.device_name) {
         None => problems.push(format!("unknown device {:?}", dev.device_name)),

@@ -1,0 +1,89 @@
+//! In ADR mode (`sse-connector` deployed by the Akri operator, the kit's in-test ADR service on a
+//! real Mosquitto) the CloudEvents properties name devices and assets as Microsoft's connector
+//! does: `source` by the device's `externalDeviceId` where it differs from its uuid, `subject` by
+//! the asset's `externalAssetId` where it differs from its uuid, `aiodeviceref` /
+//! `aioassetref` by the uuids (the names without one), `type` with the dataset's `typeRef`.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use sse_e2e::akri::{Setup, T1, T2, T3, asset_with_ids, device_with_ids};
+use sse_e2e::mqtt::Received;
+
+const DEVICE_UUID: &str = "5f0a6c1e-3b1d-4c6e-9a47-2f0d8e6b7c11";
+const TAGGED_UUID: &str = "9b1e0f3a-77c2-4d2b-8a5e-61c0d4e2f900";
+const SAME_UUID: &str = "0c3d9e55-1a2b-4c3d-8e9f-aabbccddeeff";
+
+/// The identity properties of a message: source, subject, type and the two refs.
+fn identity(m: &Received) -> [Option<&str>; 5] {
+    ["source", "subject", "type", "aiodeviceref", "aioassetref"].map(|k| m.user(k))
+}
+
+/// The first message received on `topic`.
+fn first_on(s: &Setup, topic: &str) -> Received {
+    s.sub.all().into_iter().find(|m| m.topic == topic).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adr_ids_name_the_device_and_asset_in_the_cloud_events() {
+    let s = Setup::start().await;
+    let base = s.source.base_url();
+    // Only allocation makes the connector read ADR: these replace what the setup put there.
+    s.adr
+        .put_device("dev", "sse", device_with_ids(&base, DEVICE_UUID, "press-7"));
+    s.adr.put_asset(
+        "tagged",
+        asset_with_ids("/readings", T1, TAGGED_UUID, "line-7", "dtmi:e2e:Reading;1"),
+    );
+    // An external id equal to the uuid names the asset by its name, as in Azure.
+    s.adr.put_asset(
+        "same",
+        asset_with_ids("/readings", T2, SAME_UUID, SAME_UUID, "dtmi:e2e:Reading;1"),
+    );
+    // `alarms` (the setup's) has no ids: its name stands in for them.
+    s.allocate(&["tagged", "same", "alarms"]);
+    for topic in [T1, T2, T3] {
+        s.more_on(topic, 0, 1).await;
+    }
+
+    let device_ref = format!("ms-aio:{DEVICE_UUID}/sse");
+    let tagged = first_on(&s, T1);
+    assert_eq!(
+        identity(&tagged),
+        [
+            Some("ms-aio:press-7/readings"),
+            Some("line-7/all"),
+            Some("DataSet/dtmi:e2e:Reading;1"),
+            Some(device_ref.as_str()),
+            Some(format!("ms-aio:{TAGGED_UUID}").as_str()),
+        ],
+        "{:?}",
+        tagged.props.user_properties
+    );
+    let same = first_on(&s, T2);
+    assert_eq!(
+        identity(&same),
+        [
+            Some("ms-aio:press-7/readings"),
+            Some("same/all"),
+            Some("DataSet/dtmi:e2e:Reading;1"),
+            Some(device_ref.as_str()),
+            Some(format!("ms-aio:{SAME_UUID}").as_str()),
+        ],
+        "{:?}",
+        same.props.user_properties
+    );
+    let alarms = first_on(&s, T3);
+    assert_eq!(
+        identity(&alarms),
+        [
+            Some("ms-aio:press-7/alerts"),
+            Some("alarms/all"),
+            Some("DataSet"),
+            Some(device_ref.as_str()),
+            Some("ms-aio:alarms"),
+        ],
+        "{:?}",
+        alarms.props.user_properties
+    );
+    drop(s.connector);
+}
