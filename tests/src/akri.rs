@@ -15,6 +15,7 @@ use crate::adr::AdrService;
 use crate::broker::{Mosquitto, free_port};
 use crate::mqtt::Subscriber;
 use crate::procs::Service;
+use crate::schema_registry::Responder;
 use crate::source::{Feed, Reply, SeenRequest, SseSource, demo_feed};
 
 /// The Akri-assigned connector id (pod name).
@@ -97,6 +98,9 @@ pub struct Setup {
     _data: tempfile::TempDir,
     /// The broker.
     pub broker: Mosquitto,
+    /// The in-test AIO schema registry on the broker, which the connector registers its
+    /// schemas with under the Akri contract (`--registry auto`), as in an AIO instance.
+    pub registry: Responder,
 }
 
 /// Starting the setup and watching what it does.
@@ -111,6 +115,7 @@ impl Setup {
     pub async fn start_with(extra_args: &[&str], extra_env: &[(&str, &str)]) -> Self {
         let broker = Mosquitto::start().await.unwrap();
         let adr = AdrService::start(broker.port).await.unwrap();
+        let registry = Responder::start(broker.port).await;
         let open = Open::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let source = SseSource::start(listener, counted_feed(open.clone())).unwrap();
@@ -160,6 +165,7 @@ impl Setup {
             connector,
             _data: data,
             broker,
+            registry,
         }
     }
 

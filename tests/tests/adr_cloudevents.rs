@@ -3,11 +3,16 @@
 //! does: `source` by the device's `externalDeviceId` where it differs from its uuid, `subject` by
 //! the asset's `externalAssetId` where it differs from its uuid, `aiodeviceref` /
 //! `aioassetref` by the uuids (the names without one), `type` with the dataset's `typeRef`.
+//! And like Microsoft's connector it registers its schemas with AIO's schema registry (the kit's
+//! in-test one), on the publisher's broker as `{CONNECTOR_ID}-schema`, by default.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use sse_e2e::akri::{Setup, T1, T2, T3, asset_with_ids, device_with_ids};
+use sha2::{Digest, Sha256};
+use sse_contract::topics::SCHEMA_REGISTRY_PUT;
+use sse_e2e::akri::{CONNECTOR, Setup, T1, T2, T3, asset_with_ids, device_with_ids};
 use sse_e2e::mqtt::Received;
+use sse_e2e::schema_registry::NAMESPACE;
 
 const DEVICE_UUID: &str = "5f0a6c1e-3b1d-4c6e-9a47-2f0d8e6b7c11";
 const TAGGED_UUID: &str = "9b1e0f3a-77c2-4d2b-8a5e-61c0d4e2f900";
@@ -85,5 +90,55 @@ async fn adr_ids_name_the_device_and_asset_in_the_cloud_events() {
         "{:?}",
         alarms.props.user_properties
     );
+    drop(s.connector);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_akri_contract_schemas_go_to_the_aio_schema_registry() {
+    // No registry flag: `--registry auto` and the Akri contract pick AIO's registry (the
+    // setup's), reached on the publisher's broker.
+    let s = Setup::start().await;
+    s.allocate(&["alarms"]);
+    let tagged = s
+        .sub
+        .wait_until("an event on T3 with a dataschema", |m| {
+            m.iter()
+                .any(|r| r.topic == T3 && r.user("dataschema").is_some())
+        })
+        .await
+        .unwrap();
+    let dataschema = tagged
+        .iter()
+        .find_map(|r| (r.topic == T3).then(|| r.user("dataschema")).flatten())
+        .unwrap()
+        .to_string();
+
+    let puts: Vec<_> = s
+        .registry
+        .seen()
+        .into_iter()
+        .filter(|r| r.topic == SCHEMA_REGISTRY_PUT)
+        .collect();
+    assert!(!puts.is_empty(), "no put reached the registry");
+    let client = format!("{CONNECTOR}-schema");
+    for put in &puts {
+        assert_eq!(put.user("__srcId"), Some(client.as_str()), "{put:?}");
+        assert_eq!(put.payload["schemaType"], "MessageSchema");
+    }
+    // The event names a schema the registry stored: its name is the registry's (the SHA-256 of
+    // the content put), its namespace the registry's too.
+    let names: Vec<String> = puts
+        .iter()
+        .map(|p| {
+            let content = p.payload["schemaContent"].as_str().unwrap();
+            let name: String = Sha256::digest(content.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect();
+            let version = p.payload["version"].as_str().unwrap();
+            format!("aio-sr://{NAMESPACE}/{name}:{version}")
+        })
+        .collect();
+    assert!(names.contains(&dataschema), "{dataschema} not in {names:?}");
     drop(s.connector);
 }
