@@ -27,8 +27,9 @@ pub struct Event {
     pub tracestate: String,
     /// Schema reference (empty when none).
     pub dataschema: String,
-    /// CloudEvents subject as ingest computed it (empty from an older sender: derived from the
-    /// route by sse-contract's rule).
+    /// The route's subject by names as ingest computed it (empty from an older sender: derived
+    /// from the route by sse-contract's rule); the CloudEvents `subject` unless the route's ADR
+    /// ids name the asset otherwise ([`Route::cloud_event_subject`]).
     pub subject: String,
 }
 
