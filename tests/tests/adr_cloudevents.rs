@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use sse_contract::topics::SCHEMA_REGISTRY_PUT;
 use sse_e2e::akri::{CONNECTOR, Setup, T1, T2, T3, asset_with_ids, device_with_ids};
 use sse_e2e::mqtt::Received;
+use sse_e2e::procs::run_to_exit_with;
 use sse_e2e::schema_registry::NAMESPACE;
 
 const DEVICE_UUID: &str = "5f0a6c1e-3b1d-4c6e-9a47-2f0d8e6b7c11";
@@ -141,4 +142,24 @@ async fn under_the_akri_contract_schemas_go_to_the_aio_schema_registry() {
         .collect();
     assert!(names.contains(&dataschema), "{dataschema} not in {names:?}");
     drop(s.connector);
+}
+
+#[tokio::test]
+async fn sse_schema_alone_under_the_akri_contract_without_a_broker_exits_64_naming_the_flag() {
+    // `--registry auto` picks AIO's registry under the contract; sse-schema alone has no
+    // publisher broker to reach it on.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let env = [
+        ("ADR_RESOURCES_NAME_MOUNT_PATH", data.as_str()),
+        ("CONNECTOR_ID", CONNECTOR),
+    ];
+    let args = ["--data-dir", &data, "--listen", "127.0.0.1:0"];
+    let out = run_to_exit_with("sse-schema", &args, &env).await.unwrap();
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--registry-mqtt-url") && out.stderr.contains("--registry auto"),
+        "{}",
+        out.stderr
+    );
 }
