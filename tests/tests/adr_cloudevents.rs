@@ -3,7 +3,8 @@
 //! does: `source` by the device's `externalDeviceId` where it differs from its uuid, `subject` by
 //! the asset's `externalAssetId` where it differs from its uuid, `aiodeviceref` /
 //! `aioassetref` by the uuids (the names without one), `type` with the dataset's `typeRef`.
-//! And like Microsoft's connector it registers its schemas with AIO's schema registry (the kit's
+//! The rule is one: resource files carrying the same ids get the same properties. And like
+//! Microsoft's connector it registers its schemas with AIO's schema registry (the kit's
 //! in-test one), on the publisher's broker as `{CONNECTOR_ID}-schema`, by default.
 
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -14,6 +15,8 @@ use sse_e2e::akri::{CONNECTOR, Setup, T1, T2, T3, asset_with_ids, device_with_id
 use sse_e2e::mqtt::Received;
 use sse_e2e::procs::run_to_exit_with;
 use sse_e2e::schema_registry::NAMESPACE;
+use sse_e2e::source::demo_feed;
+use sse_e2e::stack::Stack;
 
 const DEVICE_UUID: &str = "5f0a6c1e-3b1d-4c6e-9a47-2f0d8e6b7c11";
 const TAGGED_UUID: &str = "9b1e0f3a-77c2-4d2b-8a5e-61c0d4e2f900";
@@ -162,4 +165,55 @@ async fn sse_schema_alone_under_the_akri_contract_without_a_broker_exits_64_nami
         "{}",
         out.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_files_with_adr_ids_get_the_same_cloud_events() {
+    let resources = |base: &str| {
+        format!(
+            r#"apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Device
+metadata: {{ name: dev }}
+spec:
+  uuid: {DEVICE_UUID}
+  externalDeviceId: press-7
+  endpoints:
+    inbound:
+      sse-0: {{ endpointType: Microsoft.SSEHttp, address: "{base}/ws" }}
+---
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Asset
+metadata: {{ name: tagged }}
+spec:
+  uuid: {TAGGED_UUID}
+  externalAssetId: line-7
+  deviceRef: {{ deviceName: dev, endpointName: sse-0 }}
+  datasets:
+    - {{ name: all, dataSource: /readings, typeRef: "dtmi:e2e:Reading;1",
+        destinations: [ {{ target: Mqtt, configuration: {{ topic: e2e/file/t1 }} }} ] }}
+"#
+        )
+    };
+    let feed = demo_feed(std::time::Duration::from_millis(50));
+    let (stack, sub) = Stack::start(feed, resources).await.unwrap();
+    let got = sub
+        .wait_until("an event on e2e/file/t1", |m| {
+            m.iter().any(|r| r.topic == "e2e/file/t1")
+        })
+        .await
+        .unwrap();
+    let m = got.iter().find(|r| r.topic == "e2e/file/t1").unwrap();
+    assert_eq!(
+        identity(m),
+        [
+            Some("ms-aio:press-7/readings"),
+            Some("line-7/all"),
+            Some("DataSet/dtmi:e2e:Reading;1"),
+            Some(format!("ms-aio:{DEVICE_UUID}/sse-0").as_str()),
+            Some(format!("ms-aio:{TAGGED_UUID}").as_str()),
+        ],
+        "{:?}",
+        m.props.user_properties
+    );
+    drop(stack);
 }
