@@ -36,11 +36,9 @@ pub(super) struct DeviceSpec {
     #[serde(default)]
     pub(super) endpoints: Endpoints,
     /// ADR's id of the device (CloudEvents `aiodeviceref`).
-    #[serde(default)]
-    pub(super) uuid: String,
+    pub(super) uuid: Option<String>,
     /// The device's id outside ADR (CloudEvents `source` where it differs from the uuid).
-    #[serde(default)]
-    pub(super) external_device_id: String,
+    pub(super) external_device_id: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -108,11 +106,9 @@ pub(super) struct AssetSpec {
     #[serde(default)]
     pub(super) event_groups: Vec<EventGroupDoc>,
     /// ADR's id of the asset (CloudEvents `aioassetref`).
-    #[serde(default)]
-    pub(super) uuid: String,
+    pub(super) uuid: Option<String>,
     /// The asset's id outside ADR (CloudEvents `subject` where it differs from the uuid).
-    #[serde(default)]
-    pub(super) external_asset_id: String,
+    pub(super) external_asset_id: Option<String>,
 }
 
 #[derive(Deserialize)]

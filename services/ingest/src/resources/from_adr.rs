@@ -165,6 +165,19 @@ spec:
     }
 
     #[test]
+    fn null_adr_ids_are_no_ids() {
+        let (mut device, mut asset) = adr();
+        device["uuid"] = Value::Null;
+        device["externalDeviceId"] = Value::Null;
+        asset["externalAssetId"] = Value::Null;
+        let res = load_one(&device, &asset);
+        assert!(res.problems().is_empty(), "{:?}", res.problems());
+        let d = &res.devices["press"];
+        assert_eq!((d.uuid.as_str(), d.external_device_id.as_str()), ("", ""));
+        assert_eq!(res.assets[0].external_asset_id, "");
+    }
+
+    #[test]
     fn bad_adr_ids_are_refused_by_name() {
         let (mut device, mut asset) = adr();
         device["externalDeviceId"] = json!("x".repeat(300));

@@ -220,8 +220,8 @@ fn device(name: String, file: String, doc: &DeviceDoc, broken: &mut Broken) -> D
         endpoints: BTreeMap::new(),
         foreign_endpoints: Vec::new(),
         rejected_endpoints: BTreeMap::new(),
-        uuid: doc.spec.uuid.clone(),
-        external_device_id: doc.spec.external_device_id.clone(),
+        uuid: doc.spec.uuid.clone().unwrap_or_default(),
+        external_device_id: doc.spec.external_device_id.clone().unwrap_or_default(),
     };
     // Bad ids fail every SSE endpoint: the events would carry them.
     let ids = check_device_ids(doc);
@@ -245,8 +245,10 @@ fn device(name: String, file: String, doc: &DeviceDoc, broken: &mut Broken) -> D
 
 /// Checks the device's `uuid` and `externalDeviceId` (sse-contract's rule for ids).
 fn check_device_ids(doc: &DeviceDoc) -> Result<(), String> {
-    check_resource_id("uuid", &doc.spec.uuid)?;
-    check_resource_id("externalDeviceId", &doc.spec.external_device_id)
+    // Absent and null are the same: no id (ADR leaves optional fields out, a file may null them).
+    let id = |v: &Option<String>| v.clone().unwrap_or_default();
+    check_resource_id("uuid", &id(&doc.spec.uuid))?;
+    check_resource_id("externalDeviceId", &id(&doc.spec.external_device_id))
 }
 
 /// The enabled assets that read an SSE endpoint and can be served; the problems of those that
@@ -288,8 +290,8 @@ fn assets(
             datasets,
             rejected_datasets,
             event_groups: operations::event_groups(&spec),
-            uuid: spec.uuid,
-            external_asset_id: spec.external_asset_id,
+            uuid: spec.uuid.unwrap_or_default(),
+            external_asset_id: spec.external_asset_id.unwrap_or_default(),
         });
     }
     assets
@@ -313,7 +315,7 @@ fn asset_problems(
         ("uuid", &spec.uuid),
         ("externalAssetId", &spec.external_asset_id),
     ] {
-        if let Err(m) = check_resource_id(field, id) {
+        if let Err(m) = check_resource_id(field, id.as_deref().unwrap_or_default()) {
             problems.push(m);
         }
     }
