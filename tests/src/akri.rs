@@ -15,6 +15,7 @@ use crate::adr::AdrService;
 use crate::broker::{Mosquitto, free_port};
 use crate::mqtt::Subscriber;
 use crate::procs::Service;
+use crate::schema_registry::Responder;
 use crate::source::{Feed, Reply, SeenRequest, SseSource, demo_feed};
 
 /// The Akri-assigned connector id (pod name).
@@ -104,6 +105,9 @@ pub struct Setup {
     _data: tempfile::TempDir,
     /// The broker.
     pub broker: Mosquitto,
+    /// The in-test AIO schema registry on the broker, which the connector registers its
+    /// schemas with under the Akri contract (`--registry auto`), as in an AIO instance.
+    pub registry: Responder,
 }
 
 /// Starting the setup and watching what it does.
@@ -118,6 +122,7 @@ impl Setup {
     pub async fn start_with(extra_args: &[&str], extra_env: &[(&str, &str)]) -> Self {
         let broker = Mosquitto::start().await.unwrap();
         let adr = AdrService::start(broker.port).await.unwrap();
+        let registry = Responder::start(broker.port).await;
         let open = Open::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let source = SseSource::start(listener, counted_feed(open.clone())).unwrap();
@@ -167,6 +172,7 @@ impl Setup {
             connector,
             _data: data,
             broker,
+            registry,
         }
     }
 
@@ -225,4 +231,28 @@ impl Setup {
         .unwrap();
         self.source = SseSource::start(listener, counted_feed(self.open.clone())).unwrap();
     }
+}
+
+/// [`device`] with ADR's ids: its `uuid` and `externalDeviceId`, which the CloudEvents of its
+/// events name it by.
+pub fn device_with_ids(base: &str, uuid: &str, external_device_id: &str) -> Value {
+    let mut d = device(base);
+    d["uuid"] = json!(uuid);
+    d["externalDeviceId"] = json!(external_device_id);
+    d
+}
+
+/// [`asset`] with ADR's ids (`uuid`, `externalAssetId`) and a `typeRef` on its dataset `all`.
+pub fn asset_with_ids(
+    path: &str,
+    topic: &str,
+    uuid: &str,
+    external_asset_id: &str,
+    type_ref: &str,
+) -> Value {
+    let mut a = asset(path, topic);
+    a["uuid"] = json!(uuid);
+    a["externalAssetId"] = json!(external_asset_id);
+    a["datasets"][0]["typeRef"] = json!(type_ref);
+    a
 }

@@ -19,6 +19,7 @@ pub mod otlp;
 pub mod pki;
 pub mod procs;
 pub mod resources;
+pub mod schema_registry;
 pub mod source;
 pub mod stack;
 

@@ -286,8 +286,18 @@ pub struct Exited {
 /// serves instead fails the test rather than hanging it), with no `RESOURCES_DIR` from the
 /// environment.
 pub async fn run_to_exit(name: &str, args: &[&str]) -> anyhow::Result<Exited> {
+    run_to_exit_with(name, args, &[]).await
+}
+
+/// [`run_to_exit`] with these variables added to the environment.
+pub async fn run_to_exit_with(
+    name: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> anyhow::Result<Exited> {
     let out = Command::new(bin_dir().join(name))
         .args(args)
+        .envs(envs.iter().copied())
         .env_remove("RESOURCES_DIR")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdin(Stdio::null())

@@ -98,8 +98,9 @@ impl Configs {
         let mut ingest = sse_ingest::Config::from_arg_matches(matches)
             .map_err(|e| clap_err(Part::Ingest, e))?
             .with_aliases(|k| std::env::var(k).ok());
-        let mut schema =
-            sse_schema::Config::from_arg_matches(matches).map_err(|e| clap_err(Part::Schema, e))?;
+        let mut schema = sse_schema::Config::from_arg_matches(matches)
+            .map_err(|e| clap_err(Part::Schema, e))?
+            .with_env(|k| std::env::var(k).ok());
         let mut publisher = sse_publisher::Config::from_arg_matches(matches)
             .map_err(|e| clap_err(Part::Publisher, e))?;
         let listen = |part: Part| matches.get_one::<SocketAddr>(part.listen_id()).copied();
@@ -129,6 +130,9 @@ impl Configs {
         // publisher's broker, with its URL, TLS and credentials (`--checkpoint-store none`:
         // off); ADR is reached on it too unless --adr-broker says otherwise.
         ingest.publisher_broker = Some(publisher.mqtt.client.broker.clone());
+        // The Azure schema registry too (`--registry auto` picks it under the Akri contract),
+        // as `{CONNECTOR_ID}-schema` unless --registry-mqtt-url / -client-id say otherwise.
+        schema.publisher_broker = Some(publisher.mqtt.client.broker.clone());
         Ok(Self {
             ingest: ingest.settings()?,
             schema: schema.settings()?,

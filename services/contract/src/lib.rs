@@ -2,6 +2,7 @@
 //! and every broker client must agree on, defined once so that they cannot drift apart.
 
 pub mod access;
+pub mod akri;
 pub mod batch;
 pub mod clock;
 pub mod dataschema;

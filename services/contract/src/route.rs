@@ -4,6 +4,10 @@
 
 use std::fmt;
 
+mod ids;
+
+pub use ids::{RESOURCE_ID_BYTES_MAX, ResourceIds, check_resource_id, ref_id, shown_id};
+
 /// The kind of data operation an event is routed to. The wire's "unspecified" value is no kind:
 /// [`RouteKind::from_wire`] refuses it, so no service guesses one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,6 +44,9 @@ pub struct Route<D> {
     pub type_ref: String,
     /// Where events go.
     pub destination: D,
+    /// The ADR ids of the device and asset, which CloudEvents name them by (all empty: the
+    /// names).
+    pub ids: ResourceIds,
 }
 
 impl<D> Route<D> {
@@ -231,7 +238,8 @@ pub fn cloud_event_type(kind: RouteKind, type_ref: &str) -> Option<String> {
     })
 }
 
-/// CloudEvents `source`: `ms-aio:<device>`, plus `/<data source>` when that is a non-empty valid
+/// CloudEvents `source`: `ms-aio:<device>` (the device's shown id:
+/// [`Route::cloud_event_source`]), plus `/<data source>` when that is a non-empty valid
 /// URI reference. The data source's query and fragment are left out: a query may carry a token,
 /// and every subscriber reads this property.
 pub fn source(device: &str, data_source: &str) -> String {

@@ -202,6 +202,10 @@ pub fn route(r: &Route) -> pb::Route {
         data_source: r.data_source.clone(),
         type_ref: r.type_ref.clone(),
         destination: Some(destination(&r.destination)),
+        device_uuid: r.ids.device_uuid.clone(),
+        external_device_id: r.ids.external_device_id.clone(),
+        asset_uuid: r.ids.asset_uuid.clone(),
+        external_asset_id: r.ids.external_asset_id.clone(),
     }
 }
 
@@ -228,6 +232,7 @@ mod tests {
     use super::*;
     use crate::resources::{MqttDestination, Qos};
     use crate::routing::RouteKind;
+    use sse_contract::route::ResourceIds;
 
     #[test]
     fn event_conversion_keeps_every_field() {
@@ -246,6 +251,12 @@ mod tests {
                 retain: true,
                 ttl_seconds: Some(5),
             }),
+            ids: ResourceIds {
+                device_uuid: "du".into(),
+                external_device_id: "dx".into(),
+                asset_uuid: "au".into(),
+                external_asset_id: "ax".into(),
+            },
         });
         let p = event(&RoutedEvent {
             id: "id".into(),
@@ -277,6 +288,15 @@ mod tests {
         assert_eq!(route.kind, pb::RouteKind::Event as i32);
         assert_eq!((route.group.as_str(), route.event.as_str()), ("g", "ev"));
         assert_eq!(route.type_ref, "tr");
+        assert_eq!(
+            [
+                route.device_uuid.as_str(),
+                &route.external_device_id,
+                &route.asset_uuid,
+                &route.external_asset_id
+            ],
+            ["du", "dx", "au", "ax"]
+        );
         match route.destination.unwrap().target.unwrap() {
             pb::destination::Target::Mqtt(m) => {
                 assert_eq!(m.topic, "x/y");

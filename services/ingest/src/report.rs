@@ -195,6 +195,7 @@ fn status_event(topic: String, r: Retained, seq: u64) -> RoutedEvent {
             event: String::new(),
             data_source: String::new(),
             type_ref: String::new(),
+            ids: Default::default(),
             destination: Destination::Mqtt(MqttDestination {
                 topic,
                 qos: Qos::AtLeastOnce,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use url::Url;
 
-use crate::resources::{Asset, Auth, Destination, Endpoint, Resources};
+use sse_contract::route::ResourceIds;
+
+use crate::resources::{Asset, Auth, Destination, Device, Endpoint, Resources};
 
 /// Kind of data operation a route feeds: the contract's, so every service names it alike.
 pub use sse_contract::route::RouteKind;
@@ -132,20 +134,36 @@ pub fn stream_key(device: &str, endpoint: &str, url: &Url) -> String {
 pub fn plan(resources: &Resources) -> Vec<StreamPlan> {
     let mut streams: BTreeMap<String, StreamPlan> = BTreeMap::new();
     for asset in &resources.assets {
-        let Some(ep) = resources
+        let Some((device, ep)) = resources
             .devices
             .get(&asset.device)
-            .and_then(|d| d.endpoints.get(&asset.endpoint))
+            .and_then(|d| Some((d, d.endpoints.get(&asset.endpoint)?)))
         else {
             continue; // validation already reported it
         };
-        plan_asset(asset, ep, &mut streams);
+        plan_asset(asset, ep, &ids(device, asset), &mut streams);
     }
     streams.into_values().collect()
 }
 
-/// Adds the datasets and event groups of `asset` (read through `ep`) to their streams.
-fn plan_asset(asset: &Asset, ep: &Endpoint, streams: &mut BTreeMap<String, StreamPlan>) {
+/// The ADR ids of `device` and `asset` that their routes carry to the CloudEvents properties.
+fn ids(device: &Device, asset: &Asset) -> ResourceIds {
+    ResourceIds {
+        device_uuid: device.uuid.clone(),
+        external_device_id: device.external_device_id.clone(),
+        asset_uuid: asset.uuid.clone(),
+        external_asset_id: asset.external_asset_id.clone(),
+    }
+}
+
+/// Adds the datasets and event groups of `asset` (read through `ep`) to their streams; each
+/// route carries `ids`.
+fn plan_asset(
+    asset: &Asset,
+    ep: &Endpoint,
+    ids: &ResourceIds,
+    streams: &mut BTreeMap<String, StreamPlan>,
+) {
     for ds in &asset.datasets {
         let key = stream_of(streams, asset, ep, &ds.data_source);
         let r = route(
@@ -155,6 +173,7 @@ fn plan_asset(asset: &Asset, ep: &Endpoint, streams: &mut BTreeMap<String, Strea
             &ds.data_source,
             &ds.type_ref,
             &ds.destination,
+            ids,
         );
         if let Some(s) = streams.get_mut(&key) {
             s.datasets.push(r);
@@ -177,6 +196,7 @@ fn plan_asset(asset: &Asset, ep: &Endpoint, streams: &mut BTreeMap<String, Strea
                     &e.data_source,
                     &e.type_ref,
                     &e.destination,
+                    ids,
                 )
             })
             .collect();
@@ -224,6 +244,7 @@ fn route(
     data_source: &str,
     type_ref: &str,
     destination: &Destination,
+    ids: &ResourceIds,
 ) -> Arc<Route> {
     Arc::new(Route {
         device: asset.device.clone(),
@@ -235,6 +256,7 @@ fn route(
         data_source: data_source.to_string(),
         type_ref: type_ref.to_string(),
         destination: destination.clone(),
+        ids: ids.clone(),
     })
 }
 
@@ -387,6 +409,43 @@ spec:
         let d = p[1].dispatch("message");
         assert_eq!(subjects(&d), ["a1/readings", "a2/same-path"]);
         assert_eq!(d.unmatched, 1);
+    }
+
+    #[test]
+    fn routes_carry_the_adr_ids_of_their_device_and_asset() {
+        let with_ids = RES
+            .replacen(
+                "spec:\n  endpoints:",
+                "spec:\n  uuid: d-uuid\n  externalDeviceId: dev-ext\n  endpoints:",
+                1,
+            )
+            .replacen(
+                "metadata: { name: a1 }\nspec:\n",
+                "metadata: { name: a1 }\nspec:\n  uuid: a1-uuid\n  externalAssetId: a1-ext\n",
+                1,
+            );
+        let r = load_texts([("r.yaml", with_ids.as_str())]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let p = plan(&r);
+        let a1 = &p[0].dispatch("temperature-threshold").routes[1];
+        let want = ResourceIds {
+            device_uuid: "d-uuid".into(),
+            external_device_id: "dev-ext".into(),
+            asset_uuid: "a1-uuid".into(),
+            external_asset_id: "a1-ext".into(),
+        };
+        assert_eq!((a1.asset.as_str(), &a1.ids), ("a1", &want));
+        // a2 has no ids of its own, only its device's.
+        let a2 = &p[1].dispatch("message").routes[1];
+        assert_eq!(a2.asset, "a2");
+        assert_eq!(
+            a2.ids,
+            ResourceIds {
+                device_uuid: "d-uuid".into(),
+                external_device_id: "dev-ext".into(),
+                ..ResourceIds::default()
+            }
+        );
     }
 
     #[test]

@@ -27,8 +27,9 @@ pub struct Event {
     pub tracestate: String,
     /// Schema reference (empty when none).
     pub dataschema: String,
-    /// CloudEvents subject as ingest computed it (empty from an older sender: derived from the
-    /// route by sse-contract's rule).
+    /// The route's subject by names as ingest computed it (empty from an older sender: derived
+    /// from the route by sse-contract's rule); the CloudEvents `subject` unless the route's ADR
+    /// ids name the asset otherwise ([`Route::cloud_event_subject`]).
     pub subject: String,
 }
 
@@ -45,6 +46,9 @@ pub use sse_contract::route::{Destination, MqttDestination};
 
 /// The QoS levels the publisher uses: the contract's, shared with ingest.
 pub use sse_contract::route::Qos;
+
+/// The ADR ids the CloudEvents properties name a device and asset by: the contract's.
+pub use sse_contract::route::ResourceIds;
 
 /// The rumqttc QoS of a [`Qos`] (a function: neither type is this crate's).
 pub fn mqtt_qos(q: Qos) -> rumqttc::v5::mqttbytes::QoS {

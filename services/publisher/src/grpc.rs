@@ -19,7 +19,9 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use crate::error::Error;
-use crate::event::{Destination, Event, MqttDestination, Qos, Route, RouteKind, SingleMessage};
+use crate::event::{
+    Destination, Event, MqttDestination, Qos, ResourceIds, Route, RouteKind, SingleMessage,
+};
 use crate::mqtt::{Mqtt, Slot};
 use crate::properties::{self, StoreStamp};
 
@@ -363,6 +365,12 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, Box<(pb::Ack, Error)>> {
             data_source: route.data_source,
             type_ref: route.type_ref,
             destination,
+            ids: ResourceIds {
+                device_uuid: route.device_uuid,
+                external_device_id: route.external_device_id,
+                asset_uuid: route.asset_uuid,
+                external_asset_id: route.external_asset_id,
+            },
         },
         traceparent: ev.traceparent,
         tracestate: ev.tracestate,
@@ -416,12 +424,25 @@ mod tests {
                         ttl_seconds: Some(9),
                     })),
                 }),
+                device_uuid: "du".into(),
+                external_device_id: "dx".into(),
+                asset_uuid: "au".into(),
+                external_asset_id: "ax".into(),
                 ..Default::default()
             }),
             ..Default::default()
         };
         let d = event_from_proto(ev).unwrap();
         assert_eq!(d.route.kind, RouteKind::Dataset);
+        assert_eq!(
+            d.route.ids,
+            ResourceIds {
+                device_uuid: "du".into(),
+                external_device_id: "dx".into(),
+                asset_uuid: "au".into(),
+                external_asset_id: "ax".into(),
+            }
+        );
         assert_eq!(
             d.route.destination,
             Some(Destination::Mqtt(MqttDestination {

@@ -216,29 +216,23 @@ fn cloud_event_properties(ev: &Event, traceparent: &str) -> Result<Vec<(String, 
     let Some(type_) = route::cloud_event_type(r.kind, &r.type_ref) else {
         return Err(Error::Invalid("a status report has no CloudEvent".into()));
     };
-    let subject = if ev.subject.is_empty() {
-        route::subject(r.kind, &r.asset, &r.group, &r.event)
-    } else {
-        ev.subject.clone()
-    };
     // At most 12 properties: one allocation for the list.
     let mut props = Vec::with_capacity(12);
+    // Source, subject and the refs name the device and asset by their ADR ids where the route
+    // has them (sse-contract's rules), by their names otherwise.
     props.extend([
         ("specversion".to_string(), "1.0".to_string()),
         ("id".into(), ev.id.clone()),
-        ("source".into(), route::source(&r.device, &r.data_source)),
+        ("source".into(), r.cloud_event_source()),
         ("type".into(), type_),
-        ("subject".into(), subject),
+        ("subject".into(), r.cloud_event_subject(&ev.subject)),
         ("time".into(), rfc3339_millis(ev.received_unix_nanos)),
     ]);
     if !ev.dataschema.is_empty() {
         props.push(("dataschema".into(), ev.dataschema.clone()));
     }
-    props.push((
-        "aiodeviceref".into(),
-        ["ms-aio:", &r.device, "/", &r.endpoint].concat(),
-    ));
-    props.push(("aioassetref".into(), ["ms-aio:", &r.asset].concat()));
+    props.push(("aiodeviceref".into(), r.aio_device_ref()));
+    props.push(("aioassetref".into(), r.aio_asset_ref()));
     let sse_event = if ev.sse_event.is_empty() {
         "message"
     } else {
@@ -263,7 +257,7 @@ pub fn rfc3339_millis(unix_nanos: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{MqttDestination, Route};
+    use crate::event::{MqttDestination, ResourceIds, Route};
 
     fn event(kind: RouteKind, dest: Destination) -> Event {
         Event {
@@ -284,6 +278,7 @@ mod tests {
                 data_source: "temperature-threshold".into(),
                 type_ref: String::new(),
                 destination: Some(dest),
+                ids: ResourceIds::default(),
             },
             traceparent: String::new(),
             tracestate: String::new(),
@@ -375,6 +370,70 @@ mod tests {
                 ("aioassetref", "ms-aio:my-sse-source"),
                 ("sseevent", "message"),
             ]
+        );
+    }
+
+    /// The event of `event()` with ADR ids on its route.
+    fn adr_event(external_device_id: &str, external_asset_id: &str) -> Event {
+        let mut ev = event(RouteKind::Event, mqtt(Qos::AtLeastOnce, false, None));
+        ev.subject = "my-sse-source/alerts/overheat".into(); // by names, as ingest sends it
+        ev.route.ids = ResourceIds {
+            device_uuid: "d-uuid".into(),
+            external_device_id: external_device_id.into(),
+            asset_uuid: "a-uuid".into(),
+            external_asset_id: external_asset_id.into(),
+        };
+        ev
+    }
+
+    /// The identity properties of a message: source, subject and the two refs.
+    fn identity(m: &Message) -> Vec<(&str, &str)> {
+        let names = ["source", "subject", "aiodeviceref", "aioassetref"];
+        props(m)
+            .into_iter()
+            .filter(|(k, _)| names.contains(k))
+            .collect()
+    }
+
+    #[test]
+    fn adr_external_ids_name_the_device_and_asset() {
+        let m = event_message(&adr_event("ws-ext", "src-ext"), "", no_stamp).unwrap();
+        assert_eq!(
+            identity(&m),
+            vec![
+                ("source", "ms-aio:ws-ext/temperature-threshold"),
+                ("subject", "src-ext/alerts/overheat"),
+                ("aiodeviceref", "ms-aio:d-uuid/sse-0"),
+                ("aioassetref", "ms-aio:a-uuid"),
+            ]
+        );
+    }
+
+    #[test]
+    fn adr_external_ids_equal_to_the_uuid_or_absent_leave_the_names() {
+        for (device, asset) in [("d-uuid", "a-uuid"), ("", "")] {
+            let m = event_message(&adr_event(device, asset), "", no_stamp).unwrap();
+            assert_eq!(
+                identity(&m),
+                vec![
+                    ("source", "ms-aio:weather-station/temperature-threshold"),
+                    ("subject", "my-sse-source/alerts/overheat"),
+                    ("aiodeviceref", "ms-aio:d-uuid/sse-0"),
+                    ("aioassetref", "ms-aio:a-uuid"),
+                ],
+                "{device:?} {asset:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn adr_type_carries_the_type_ref() {
+        let mut ev = adr_event("ws-ext", "src-ext");
+        ev.route.type_ref = "dtmi:com:example:Overheat;1".into();
+        let m = event_message(&ev, "", no_stamp).unwrap();
+        assert!(
+            props(&m).contains(&("type", "Event/dtmi:com:example:Overheat;1")),
+            "{m:?}"
         );
     }
 

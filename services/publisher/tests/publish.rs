@@ -205,6 +205,7 @@ fn mqtt_event(seq: u64, topic: &str, qos: pb::Qos, retain: bool, ttl: Option<u32
                     ttl_seconds: ttl,
                 })),
             }),
+            ..Default::default()
         }),
         traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
         tracestate: String::new(),

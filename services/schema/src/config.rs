@@ -20,6 +20,10 @@ pub enum RegistryKind {
     Embedded,
     /// The Azure IoT Operations Schema Registry (MQTT 5 RPC).
     Azure,
+    /// `azure` when the Akri operator deployed this connector (its contract is in the
+    /// environment: `ADR_RESOURCES_NAME_MOUNT_PATH`), as Microsoft's connector registers there;
+    /// else `embedded`.
+    Auto,
 }
 
 /// Configuration of `sse-schema`.
@@ -74,13 +78,16 @@ pub struct Config {
     /// Admin writes allowed at once before the rate applies; 0 turns admin writes off.
     #[arg(long, env = "SCHEMA_ADMIN_WRITE_BURST", default_value_t = admin_rate::WRITE_BURST_DEFAULT)]
     pub admin_write_burst: u32,
-    /// Where schemas are registered.
-    #[arg(long, env = "SCHEMA_REGISTRY", value_enum, default_value = "embedded")]
+    /// Where schemas are registered (`auto`: the Azure registry under the Akri contract, else
+    /// the embedded one).
+    #[arg(long, env = "SCHEMA_REGISTRY", value_enum, default_value = "auto")]
     pub registry: RegistryKind,
-    /// Broker of the Azure schema registry (`mqtt://host:port` or `mqtts://host:port`).
+    /// Broker of the Azure schema registry (`mqtt://host:port` or `mqtts://host:port`; in
+    /// `sse-connector` the publisher's broker by default).
     #[arg(long, env = "SCHEMA_REGISTRY_MQTT_URL")]
     pub registry_mqtt_url: Option<Uri>,
-    /// MQTT client id for the registry calls (default: `sse-schema-<random>`).
+    /// MQTT client id for the registry calls (default: `{CONNECTOR_ID}-schema` under the Akri
+    /// contract, else `sse-schema-<random>`).
     #[arg(long, env = "SCHEMA_REGISTRY_MQTT_CLIENT_ID")]
     pub registry_mqtt_client_id: Option<String>,
     /// Extra CA certificates (PEM) trusted for `mqtts://`.
@@ -105,6 +112,19 @@ pub struct Config {
     /// mTLS between the services, caller identities and the health-only listener.
     #[command(flatten)]
     pub grpc: sse_runtime::mtls::GrpcSecurityArgs,
+    /// Whether the Akri operator deployed this connector, read by [`Config::with_env`]:
+    /// `--registry auto` then picks the Azure registry.
+    #[arg(skip)]
+    pub akri_deployed: bool,
+    /// The Akri contract's `CONNECTOR_ID`, read by [`Config::with_env`]: the registry client's
+    /// id is `{CONNECTOR_ID}-schema` by default, distinct from the connector's other MQTT
+    /// connections (a broker disconnects a second client with one id).
+    #[arg(skip)]
+    pub akri_connector_id: Option<String>,
+    /// The publisher's broker (URL, TLS, credentials), which `sse-connector` sets: the Azure
+    /// registry's broker when `--registry-mqtt-url` is not given.
+    #[arg(skip)]
+    pub publisher_broker: Option<sse_runtime::mqtt::Broker>,
 }
 
 /// The schema service's configuration, validated once, with what it derives from the flags:
@@ -115,18 +135,37 @@ pub struct Settings {
     pub flags: Config,
     /// mTLS and the access table, loaded.
     pub security: sse_runtime::mtls::Security,
-    /// With `--registry azure`: how to reach the registry.
+    /// With the Azure registry (`--registry azure`, or `auto` under the Akri contract): how to
+    /// reach it.
     pub azure: Option<AzureSettings>,
 }
 
 impl Config {
+    /// Reads what the Akri operator's contract says from the environment (`env` looks a
+    /// variable up): whether it deployed this connector, and its `CONNECTOR_ID`
+    /// (sse-contract's rule, which ingest follows too).
+    pub fn with_env(mut self, env: impl Fn(&str) -> Option<String>) -> Self {
+        self.akri_deployed = sse_contract::akri::deployed(&env);
+        self.akri_connector_id = sse_contract::akri::connector_id(&env);
+        self
+    }
+
+    /// The registry used: `--registry`, with `auto` decided by the Akri contract.
+    pub fn registry_kind(&self) -> RegistryKind {
+        match self.registry {
+            RegistryKind::Auto if self.akri_deployed => RegistryKind::Azure,
+            RegistryKind::Auto => RegistryKind::Embedded,
+            kind => kind,
+        }
+    }
+
     /// Validates the flags into [`Settings`], reading each file they name once.
     pub fn settings(self) -> Result<Settings, Error> {
         let security = self.security()?;
         self.check()?;
-        let azure = match self.registry {
+        let azure = match self.registry_kind() {
             RegistryKind::Azure => Some(self.azure()?),
-            RegistryKind::Embedded => None,
+            RegistryKind::Embedded | RegistryKind::Auto => None,
         };
         Ok(Settings {
             flags: self,
@@ -221,35 +260,14 @@ impl Config {
         }
     }
 
-    /// The Azure registry settings (with `--registry azure`).
+    /// The Azure registry settings (with `--registry azure`, or `auto` under the Akri
+    /// contract).
     pub fn azure(&self) -> Result<AzureSettings, Error> {
-        const URL: &str = "--registry-mqtt-url (SCHEMA_REGISTRY_MQTT_URL)";
-        let bad = |reason: &str| Error::Config {
-            field: URL,
-            reason: reason.into(),
-        };
-        let url = self
-            .registry_mqtt_url
-            .as_ref()
-            .ok_or_else(|| bad("required with --registry azure"))?;
-        let address = sse_runtime::mqtt::BrokerAddress::parse(&url.to_string())
-            .map_err(|e| bad(&e.to_string()))?;
-        let tls = address.tls.then(|| sse_runtime::mqtt::TlsFiles {
-            ca_files: self.registry_mqtt_ca_file.iter().cloned().collect(),
-            client: None,
-        });
-        let broker = sse_runtime::mqtt::Broker {
-            address,
-            tls,
-            credentials: sse_runtime::mqtt::BrokerCredentials {
-                username: self.registry_mqtt_username.clone(),
-                password_file: self.registry_mqtt_password_file.clone(),
-                sat_file: self.registry_mqtt_sat_file.clone(),
-            },
-        };
-        let client_id = match &self.registry_mqtt_client_id {
-            Some(id) => id.clone(),
-            None => format!("sse-schema-{:08x}", rand::random::<u32>()),
+        let broker = self.registry_broker()?;
+        let client_id = match (&self.registry_mqtt_client_id, &self.akri_connector_id) {
+            (Some(id), _) => id.clone(),
+            (None, Some(connector)) => format!("{connector}-schema"),
+            (None, None) => format!("sse-schema-{:08x}", rand::random::<u32>()),
         };
         if client_id.is_empty() || client_id.len() > 128 || client_id.contains(['/', '+', '#']) {
             return Err(Error::Config {
@@ -268,6 +286,40 @@ impl Config {
             timeout: self.registry_timeout,
             attempts: self.registry_attempts,
             retry_initial: Duration::from_millis(500),
+        })
+    }
+    /// The Azure registry's broker: `--registry-mqtt-url` with the `--registry-mqtt-*`
+    /// credentials, else the publisher's broker (`sse-connector`).
+    fn registry_broker(&self) -> Result<sse_runtime::mqtt::Broker, Error> {
+        const URL: &str = "--registry-mqtt-url (SCHEMA_REGISTRY_MQTT_URL)";
+        let bad = |reason: &str| Error::Config {
+            field: URL,
+            reason: reason.into(),
+        };
+        let Some(url) = self.registry_mqtt_url.as_ref() else {
+            return self.publisher_broker.clone().ok_or_else(|| {
+                bad(if self.registry == RegistryKind::Auto {
+                    "required with the Azure registry, which --registry auto picks under the \
+                     Akri contract (ADR_RESOURCES_NAME_MOUNT_PATH is set)"
+                } else {
+                    "required with --registry azure"
+                })
+            });
+        };
+        let address = sse_runtime::mqtt::BrokerAddress::parse(&url.to_string())
+            .map_err(|e| bad(&e.to_string()))?;
+        let tls = address.tls.then(|| sse_runtime::mqtt::TlsFiles {
+            ca_files: self.registry_mqtt_ca_file.iter().cloned().collect(),
+            client: None,
+        });
+        Ok(sse_runtime::mqtt::Broker {
+            address,
+            tls,
+            credentials: sse_runtime::mqtt::BrokerCredentials {
+                username: self.registry_mqtt_username.clone(),
+                password_file: self.registry_mqtt_password_file.clone(),
+                sat_file: self.registry_mqtt_sat_file.clone(),
+            },
         })
     }
 }
@@ -290,7 +342,8 @@ mod tests {
         assert_eq!(c.max_payload_bytes, 1 << 20);
         assert_eq!(c.limits().max_depth, 32);
         assert_eq!(c.limits().max_properties, 1000);
-        assert_eq!(c.registry, RegistryKind::Embedded);
+        assert_eq!(c.registry, RegistryKind::Auto);
+        assert_eq!(c.registry_kind(), RegistryKind::Embedded);
         assert_eq!(c.caps(), Caps::default());
         assert_eq!(c.caps().max_registry_bytes, 64 << 20);
         assert_eq!(c.admin_writes_per_second, 5.0);
@@ -376,6 +429,51 @@ mod tests {
         );
         assert_eq!(b.tls, None);
         assert!(a.client.client_id.starts_with("sse-schema-"));
+    }
+
+    /// An environment holding the Akri contract (connector `sse-7f9c`) and nothing else.
+    fn akri(k: &str) -> Option<String> {
+        match k {
+            "ADR_RESOURCES_NAME_MOUNT_PATH" => Some("/etc/akri/config/adr_resources_names".into()),
+            "CONNECTOR_ID" => Some("sse-7f9c".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn auto_picks_the_azure_registry_under_the_akri_contract() {
+        let c = parse(&[]).unwrap().with_env(|_| None);
+        assert_eq!(c.registry_kind(), RegistryKind::Embedded);
+        assert!(c.settings().unwrap().azure.is_none());
+        let c = parse(&[]).unwrap().with_env(akri);
+        assert_eq!(c.registry_kind(), RegistryKind::Azure);
+        // sse-schema alone has no broker to default to: the error says why it needs one.
+        let err = c.clone().settings().unwrap_err().to_string();
+        assert!(
+            err.contains("--registry-mqtt-url") && err.contains("--registry auto"),
+            "{err}"
+        );
+        // sse-connector hands it the publisher's broker.
+        let mut c = c;
+        let address = sse_runtime::mqtt::BrokerAddress::parse("mqtts://aio-broker:18883").unwrap();
+        c.publisher_broker = Some(sse_runtime::mqtt::Broker::new(address));
+        let a = c.settings().unwrap().azure.unwrap();
+        assert_eq!(a.client.broker.address.host, "aio-broker");
+        assert_eq!(a.client.client_id, "sse-7f9c-schema");
+        // Asked for by name, either registry is used whatever the environment.
+        let c = parse(&["--registry", "embedded"]).unwrap().with_env(akri);
+        assert_eq!(c.registry_kind(), RegistryKind::Embedded);
+        let c = parse(&[
+            "--registry",
+            "azure",
+            "--registry-mqtt-url",
+            "mqtt://b:1",
+            "--registry-mqtt-client-id",
+            "mine",
+        ])
+        .unwrap()
+        .with_env(akri);
+        assert_eq!(c.azure().unwrap().client.client_id, "mine");
     }
 
     #[test]

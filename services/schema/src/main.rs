@@ -17,7 +17,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // services at 1,000 events/s). Scale out with replicas.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let config = process::parse::<Config>(SERVICE);
+    // The Akri contract in the environment decides `--registry auto`.
+    let config = process::parse::<Config>(SERVICE).with_env(|k| std::env::var(k).ok());
     let settings = process::settings_or_exit(SERVICE, config.settings());
     let listen = settings.flags.listen;
     process::run(

@@ -6,10 +6,10 @@
 
 use std::path::PathBuf;
 
-/// The variable whose presence says the Akri operator deployed this connector.
-pub const RESOURCES_VAR: &str = "ADR_RESOURCES_NAME_MOUNT_PATH";
-/// The connector's id (the pod name), distinct per replica.
-pub const CONNECTOR_ID_VAR: &str = "CONNECTOR_ID";
+/// The connector's id (the pod name), distinct per replica (sse-contract's).
+pub use sse_contract::akri::CONNECTOR_ID_VAR;
+/// The variable whose presence says the Akri operator deployed this connector (sse-contract's).
+pub use sse_contract::akri::RESOURCES_VAR;
 
 /// How the MQTT client id is made from `CONNECTOR_ID`: the SDKs disagree (the .NET connector
 /// uses it as it is, the Rust `BaseConnector` appends "0"), so both are offered.
@@ -43,10 +43,13 @@ impl AkriContract {
     /// The contract from the environment (`var` looks a variable up; empty counts as unset):
     /// `None` when the operator did not deploy this connector.
     pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ContractError> {
-        let get = |k: &str| var(k).filter(|v| !v.is_empty());
-        let Some(resources_dir) = get(RESOURCES_VAR) else {
+        // Whether the operator deployed it is sse-contract's rule, which the schema service
+        // follows too.
+        if !sse_contract::akri::deployed(&var) {
             return Ok(None);
-        };
+        }
+        let get = |k: &str| var(k).filter(|v| !v.is_empty());
+        let resources_dir = get(RESOURCES_VAR).unwrap_or_default();
         let connector_id = get(CONNECTOR_ID_VAR).ok_or(ContractError::NoConnectorId)?;
         Ok(Some(Self {
             connector_id,

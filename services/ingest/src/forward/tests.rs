@@ -224,6 +224,7 @@ fn routed(key: &str, seq: u64) -> RoutedEvent {
             event: String::new(),
             data_source: "/x".into(),
             type_ref: String::new(),
+            ids: Default::default(),
             destination: Destination::Mqtt(MqttDestination {
                 topic: "t".into(),
                 qos: Qos::AtLeastOnce,

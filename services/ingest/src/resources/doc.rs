@@ -31,9 +31,14 @@ pub(super) struct DeviceDoc {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct DeviceSpec {
     #[serde(default)]
     pub(super) endpoints: Endpoints,
+    /// ADR's id of the device (CloudEvents `aiodeviceref`).
+    pub(super) uuid: Option<String>,
+    /// The device's id outside ADR (CloudEvents `source` where it differs from the uuid).
+    pub(super) external_device_id: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -100,6 +105,10 @@ pub(super) struct AssetSpec {
     pub(super) datasets: Vec<serde_yaml_ng::Value>,
     #[serde(default)]
     pub(super) event_groups: Vec<EventGroupDoc>,
+    /// ADR's id of the asset (CloudEvents `aioassetref`).
+    pub(super) uuid: Option<String>,
+    /// The asset's id outside ADR (CloudEvents `subject` where it differs from the uuid).
+    pub(super) external_asset_id: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -53,6 +53,8 @@ apiVersion: namespaces.deviceregistry.microsoft.com/v1
 kind: Device
 metadata: { name: press }
 spec:
+  uuid: "0d4a…"
+  externalDeviceId: press-ext
   endpoints:
     inbound:
       sse:
@@ -67,6 +69,8 @@ apiVersion: namespaces.deviceregistry.microsoft.com/v1
 kind: Asset
 metadata: { name: line-1 }
 spec:
+  uuid: "9b1e…"
+  externalAssetId: line-1-ext
   deviceRef: { deviceName: press, endpointName: sse }
   defaultDatasetsDestinations:
     - { target: Mqtt, configuration: { topic: plant/line-1, qos: Qos1, retain: Never, ttl: 3600 } }
@@ -87,7 +91,7 @@ spec:
                 "trustSettings": { "trustList": "plant-ca" } } } }
         });
         let asset = json!({
-            "uuid": "9b1e…", "version": 3,
+            "uuid": "9b1e…", "version": 3, "externalAssetId": "line-1-ext",
             "deviceRef": { "deviceName": "press", "endpointName": "sse" },
             "defaultDatasetsDestinations": [ { "target": "Mqtt", "configuration":
                 { "topic": "plant/line-1", "qos": "Qos1", "retain": "Never", "ttl": 3600 } } ],
@@ -127,6 +131,70 @@ spec:
         let file_source = from_adr.devices["press"].file.clone();
         assert_eq!(file_source, "adr:device/press");
         assert_eq!(sourced(from_adr), sourced(from_file));
+    }
+
+    /// `load_adr` of one device and one asset.
+    fn load_one(device: &Value, asset: &Value) -> Resources {
+        load_adr(
+            &[AdrResource {
+                name: "press",
+                fields: device,
+            }],
+            &[AdrResource {
+                name: "line-1",
+                fields: asset,
+            }],
+        )
+    }
+
+    #[test]
+    fn the_adr_ids_reach_the_model() {
+        let (device, asset) = adr();
+        let res = load_one(&device, &asset);
+        assert!(res.problems().is_empty(), "{:?}", res.problems());
+        let d = &res.devices["press"];
+        assert_eq!(
+            (d.uuid.as_str(), d.external_device_id.as_str()),
+            ("0d4a…", "press-ext")
+        );
+        let a = &res.assets[0];
+        assert_eq!(
+            (a.uuid.as_str(), a.external_asset_id.as_str()),
+            ("9b1e…", "line-1-ext")
+        );
+    }
+
+    #[test]
+    fn null_adr_ids_are_no_ids() {
+        let (mut device, mut asset) = adr();
+        device["uuid"] = Value::Null;
+        device["externalDeviceId"] = Value::Null;
+        asset["externalAssetId"] = Value::Null;
+        let res = load_one(&device, &asset);
+        assert!(res.problems().is_empty(), "{:?}", res.problems());
+        let d = &res.devices["press"];
+        assert_eq!((d.uuid.as_str(), d.external_device_id.as_str()), ("", ""));
+        assert_eq!(res.assets[0].external_asset_id, "");
+    }
+
+    #[test]
+    fn bad_adr_ids_are_refused_by_name() {
+        let (mut device, mut asset) = adr();
+        device["externalDeviceId"] = json!("x".repeat(300));
+        asset["uuid"] = json!("9b1e\u{7}");
+        let res = load_one(&device, &asset);
+        let problems: Vec<String> = res.problems().iter().map(|e| e.to_string()).collect();
+        assert_eq!(res.assets.len(), 0, "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.starts_with("Device/press")
+                && p.contains("endpoint sse: externalDeviceId is 300 bytes")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.starts_with("Asset/line-1")
+                && p.contains("uuid \"9b1e\\u{7}\" contains a control")),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -103,6 +103,10 @@ pub struct Device {
     /// (`status.endpoints.inbound.<name>.error`), not on the device, and the assets reading
     /// them fail.
     pub rejected_endpoints: BTreeMap<String, String>,
+    /// ADR's `uuid` of the device (empty when none).
+    pub uuid: String,
+    /// The device's `externalDeviceId` (empty when none).
+    pub external_device_id: String,
 }
 
 /// MQTT quality of service of a destination: the contract's, shared with the publisher.
@@ -178,6 +182,10 @@ pub struct Asset {
     pub rejected_datasets: Vec<Rejected>,
     /// Event groups.
     pub event_groups: Vec<EventGroup>,
+    /// ADR's `uuid` of the asset (empty when none).
+    pub uuid: String,
+    /// The asset's `externalAssetId` (empty when none).
+    pub external_asset_id: String,
 }
 
 /// Everything loaded from the resources directory.

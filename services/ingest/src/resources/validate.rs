@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use sse_contract::route::check_resource_id;
 use sse_contract::topics::{self, Writer};
 use url::Url;
 
@@ -219,13 +220,17 @@ fn device(name: String, file: String, doc: &DeviceDoc, broken: &mut Broken) -> D
         endpoints: BTreeMap::new(),
         foreign_endpoints: Vec::new(),
         rejected_endpoints: BTreeMap::new(),
+        uuid: doc.spec.uuid.clone().unwrap_or_default(),
+        external_device_id: doc.spec.external_device_id.clone().unwrap_or_default(),
     };
+    // Bad ids fail every SSE endpoint: the events would carry them.
+    let ids = check_device_ids(doc);
     for (ep_name, ep) in &doc.spec.endpoints.inbound {
         if !is_sse_endpoint_type(&ep.endpoint_type) {
             device.foreign_endpoints.push(ep_name.clone());
             continue;
         }
-        match convert_endpoint(ep) {
+        match ids.clone().and_then(|()| convert_endpoint(ep)) {
             Ok(e) => {
                 device.endpoints.insert(ep_name.clone(), e);
             }
@@ -236,6 +241,14 @@ fn device(name: String, file: String, doc: &DeviceDoc, broken: &mut Broken) -> D
         }
     }
     device
+}
+
+/// Checks the device's `uuid` and `externalDeviceId` (sse-contract's rule for ids).
+fn check_device_ids(doc: &DeviceDoc) -> Result<(), String> {
+    // Absent and null are the same: no id (ADR leaves optional fields out, a file may null them).
+    let id = |v: &Option<String>| v.clone().unwrap_or_default();
+    check_resource_id("uuid", &id(&doc.spec.uuid))?;
+    check_resource_id("externalDeviceId", &id(&doc.spec.external_device_id))
 }
 
 /// The enabled assets that read an SSE endpoint and can be served; the problems of those that
@@ -277,6 +290,8 @@ fn assets(
             datasets,
             rejected_datasets,
             event_groups: operations::event_groups(&spec),
+            uuid: spec.uuid.unwrap_or_default(),
+            external_asset_id: spec.external_asset_id.unwrap_or_default(),
         });
     }
     assets
@@ -295,6 +310,14 @@ fn asset_problems(
     let dev = &spec.device_ref;
     if duplicate {
         problems.push("duplicate Asset name".to_string());
+    }
+    for (field, id) in [
+        ("uuid", &spec.uuid),
+        ("externalAssetId", &spec.external_asset_id),
+    ] {
+        if let Err(m) = check_resource_id(field, id.as_deref().unwrap_or_default()) {
+            problems.push(m);
+        }
     }
     match devices.get(&dev.device_name) {
         None => problems.push(format!("unknown device {:?}", dev.device_name)),

@@ -94,6 +94,7 @@ fn route(kind: RouteKind) -> Route {
         event: "e".into(),
         data_source: String::new(),
         type_ref: String::new(),
+        ids: Default::default(),
         destination: crate::resources::Destination::Mqtt(crate::resources::MqttDestination {
             topic: "t".into(),
             qos: crate::resources::Qos::AtLeastOnce,
