@@ -205,6 +205,15 @@ impl Setup {
         self.source.seen().iter().filter(|r| r.path == key).count()
     }
 
+    /// ADR changes the asset `name` to `definition` and says so with an update notification.
+    pub async fn update_asset(&self, name: &str, definition: Value) {
+        self.adr.put_asset(name, definition.clone());
+        self.adr
+            .notify_asset(CONNECTOR, name, definition)
+            .await
+            .unwrap();
+    }
+
     /// Waits for `n` more messages on `topic` than `after` of them.
     pub async fn more_on(&self, topic: &str, after: usize, n: usize) {
         self.sub

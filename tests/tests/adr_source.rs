@@ -41,12 +41,7 @@ async fn allocated_assets_stream_follow_adr_updates_and_stop_when_unallocated() 
     assert_eq!(s.requests("alerts"), 1, "one connection to /alerts");
 
     // b. ADR moves boiler to T2 and says so: its events follow, alarms' stream is untouched.
-    let moved = asset("/readings", T2);
-    s.adr.put_asset("boiler", moved.clone());
-    s.adr
-        .notify_asset(CONNECTOR, "boiler", moved)
-        .await
-        .unwrap();
+    s.update_asset("boiler", asset("/readings", T2)).await;
     s.more_on(T2, 0, 3).await;
     let t3 = s.count(T3);
     s.more_on(T3, t3, 3).await;
@@ -140,12 +135,7 @@ async fn an_update_or_a_new_allocation_reads_only_what_changed() {
     assert_eq!(asset_gets(&s.adr.requests_of("getAsset")), ["boiler"]);
 
     // The notification carries the new definition: applied without a getAsset.
-    let moved = asset("/readings", T2);
-    s.adr.put_asset("boiler", moved.clone());
-    s.adr
-        .notify_asset(CONNECTOR, "boiler", moved)
-        .await
-        .unwrap();
+    s.update_asset("boiler", asset("/readings", T2)).await;
     s.more_on(T2, 0, 3).await;
     assert_eq!(asset_gets(&s.adr.requests_of("getAsset")), ["boiler"]);
 

@@ -375,20 +375,8 @@ mod tests {
     async fn a_pass_builds_only_the_changed_resources_in_parts_giving_the_thread_back() {
         let (status, targets) = setup(3 * PART, Some(1));
         let index = Index::of(&targets.alloc);
-        // Another task of this one-thread runtime: it runs only when the pass gives way.
-        let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = polls.clone();
-        let other = tokio::spawn(async move {
-            loop {
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tokio::task::yield_now().await;
-            }
-        });
-        tokio::task::yield_now().await;
-        let before = polls.load(std::sync::atomic::Ordering::Relaxed);
-        let all = build(&status, &index, &Dirty::default(), true).await;
-        let during = polls.load(std::sync::atomic::Ordering::Relaxed) - before;
-        other.abort();
+        let (all, during) =
+            crate::report::yields_during(build(&status, &index, &Dirty::default(), true)).await;
         assert!(during >= 4, "the thread was given back {during} times");
         assert_eq!(all.assets.len(), 3 * PART);
         status.take_dirty_for(Consumer::Adr);

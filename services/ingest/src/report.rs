@@ -209,6 +209,27 @@ fn status_event(topic: String, r: Retained, seq: u64) -> RoutedEvent {
     }
 }
 
+/// How often `work` gives the thread back: another task of the same one-thread runtime counts
+/// its polls while `work` runs (shared by the tests of the passes that must yield).
+#[cfg(test)]
+pub(crate) async fn yields_during<T>(work: impl std::future::Future<Output = T>) -> (T, usize) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let polls = Arc::new(AtomicUsize::new(0));
+    let counter = polls.clone();
+    let other = tokio::spawn(async move {
+        loop {
+            counter.fetch_add(1, Ordering::Relaxed);
+            tokio::task::yield_now().await;
+        }
+    });
+    tokio::task::yield_now().await;
+    let before = polls.load(Ordering::Relaxed);
+    let out = work.await;
+    let during = polls.load(Ordering::Relaxed) - before;
+    other.abort();
+    (out, during)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,22 +270,8 @@ mod tests {
         let r = load_texts([("r.yaml", text.as_str())]);
         let status = Arc::new(Status::default());
         status.reconcile(&plan(&r), &r);
-        // Another task of this one-thread runtime: it runs only when the pass gives way.
-        let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = polls.clone();
-        let other = tokio::spawn(async move {
-            loop {
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tokio::task::yield_now().await;
-            }
-        });
-        tokio::task::yield_now().await;
-        let before = polls.load(std::sync::atomic::Ordering::Relaxed);
-        let built = reporter(status.clone())
-            .build(&Dirty::default(), true)
-            .await;
-        let during = polls.load(std::sync::atomic::Ordering::Relaxed) - before;
-        other.abort();
+        let (built, during) =
+            yields_during(reporter(status.clone()).build(&Dirty::default(), true)).await;
         // The unserved part, one device part and three asset parts: four gaps at least.
         assert!(during >= 4, "the thread was given back {during} times");
         assert_eq!(built, messages(&status, "p"), "the parts make the whole");
