@@ -8,170 +8,27 @@
 //! (HTTP Basic secrets, or the client certificate and key, checked to match), so a bad file is
 //! reported before connecting, by name, never by value.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+use http::{HeaderMap, header::AUTHORIZATION};
+use rustls::client::ResolvesClientCert;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ResolvesClientCert, VerifierBuilderError};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
-use crate::akri::mounts::{self, CredentialKind, EndpointFiles, TrustPath};
-use crate::resources::{Auth, SecretRef};
+mod secrets;
+mod trust;
+
+pub use secrets::*;
+pub use trust::*;
+
+use crate::akri::mounts::{CredentialKind, EndpointFiles};
+use crate::resources::Auth;
 use crate::sse::HeaderSource;
-
-/// Where the CAs that verify endpoints come from, for every endpoint.
-#[derive(Debug, Clone)]
-pub struct TrustSources {
-    /// Directory of per-endpoint trust lists: `<dir>/<trustList>/*`.
-    pub trust_dir: Option<PathBuf>,
-    /// Directory whose PEM files are trusted for every endpoint.
-    pub trust_bundle: Option<PathBuf>,
-    /// Whether the system's root CAs are trusted too.
-    pub system_roots: bool,
-}
-
-impl Default for TrustSources {
-    fn default() -> Self {
-        Self {
-            trust_dir: None,
-            trust_bundle: None,
-            system_roots: true,
-        }
-    }
-}
-
-/// The endpoint whose unified secretsync file stands in for a missing secret file, and which of
-/// its credentials the secret is (the ADR resource source only).
-pub type Unified<'a> = Option<(&'a EndpointFiles, CredentialKind)>;
-
-/// Reads one secret file `<dir>/<secret>/<key>` as bytes. Errors name the reference and the
-/// problem, never the value.
-pub fn read_secret_bytes(dir: Option<&Path>, r: &SecretRef) -> Result<Vec<u8>, String> {
-    read_secret_file(dir, r, None)
-}
-
-/// Reads one secret file as bytes: `<dir>/<secret>/<key>`, else the `unified` endpoint's file
-/// of that credential ([`mounts::credential_path`]). Errors name the reference and the files,
-/// never the value.
-pub fn read_secret_file(
-    dir: Option<&Path>,
-    r: &SecretRef,
-    unified: Unified<'_>,
-) -> Result<Vec<u8>, String> {
-    let dir = dir.ok_or_else(|| format!("secret {r}: no secrets dir is configured"))?;
-    let path = mounts::credential_path(dir, r, unified);
-    std::fs::read(&path).map_err(|e| match (e.kind(), unified) {
-        (std::io::ErrorKind::NotFound, Some((ep, kind))) => format!(
-            "secret {r} is missing, and so is its unified file {}",
-            ep.credential(kind)
-        ),
-        (std::io::ErrorKind::NotFound, None) => format!("secret {r} is missing"),
-        (kind, _) => format!("secret {r} is unreadable: {kind}"),
-    })
-}
-
-/// Reads one secret file `<dir>/<secret>/<key>` as text, trailing newline trimmed. Errors name
-/// the reference and the problem, never the value.
-pub fn read_secret(dir: Option<&Path>, r: &SecretRef) -> Result<String, String> {
-    read_secret_text(dir, r, None)
-}
-
-/// [`read_secret_file`] as text, trailing newline trimmed.
-pub fn read_secret_text(
-    dir: Option<&Path>,
-    r: &SecretRef,
-    unified: Unified<'_>,
-) -> Result<String, String> {
-    let bytes = read_secret_file(dir, r, unified)?;
-    let mut text = String::from_utf8(bytes).map_err(|_| format!("secret {r} is not UTF-8 text"))?;
-    while text.ends_with('\n') || text.ends_with('\r') {
-        text.pop();
-    }
-    Ok(text)
-}
-
-/// Refuses HTTP Basic credentials to a plain `http://` address, where anyone on the path reads
-/// them, unless the endpoint's `additionalConfiguration` (a JSON string, as Azure Device Registry
-/// keeps it, or a mapping) says `"allowInsecureCredentials": true`. The error is the endpoint's
-/// configuration error, shown in its status.
-pub fn refuse_insecure_credentials(
-    address: &url::Url,
-    auth: &Auth,
-    additional_configuration: Option<&serde_yaml_ng::Value>,
-) -> Result<(), String> {
-    if address.scheme() != "http" || !matches!(auth, Auth::UsernamePassword { .. }) {
-        return Ok(());
-    }
-    if allows_insecure_credentials(additional_configuration)? {
-        return Ok(());
-    }
-    Err("UsernamePassword credentials over plain http:// refused: use https, or set \"allowInsecureCredentials\": true in the endpoint's additionalConfiguration".to_owned())
-}
-
-/// The `allowInsecureCredentials` flag of an `additionalConfiguration` (false when absent).
-fn allows_insecure_credentials(
-    additional_configuration: Option<&serde_yaml_ng::Value>,
-) -> Result<bool, String> {
-    use serde_yaml_ng::Value;
-    let parsed;
-    let config = match additional_configuration {
-        None | Some(Value::Null) => return Ok(false),
-        Some(Value::String(text)) if text.trim().is_empty() => return Ok(false),
-        Some(Value::String(text)) => {
-            parsed = serde_yaml_ng::from_str::<Value>(text)
-                .map_err(|_| "additionalConfiguration is not valid JSON".to_owned())?;
-            &parsed
-        }
-        Some(other) => other,
-    };
-    match config.get("allowInsecureCredentials") {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(allow)) => Ok(*allow),
-        Some(_) => {
-            Err("additionalConfiguration.allowInsecureCredentials must be true or false".to_owned())
-        }
-    }
-}
-
-/// The `Authorization: Basic` value for a user and password, marked sensitive.
-pub fn basic_value(user: &str, password: &str) -> Result<HeaderValue, String> {
-    let encoded = b64(format!("{user}:{password}").as_bytes());
-    let mut v = HeaderValue::from_str(&format!("Basic {encoded}"))
-        .map_err(|_| "credentials do not make a valid header".to_string())?;
-    v.set_sensitive(true);
-    Ok(v)
-}
-
-/// The client identity of a `Certificate` endpoint: certificate chain (plus the intermediates
-/// secret) and key, checked to belong together; each file falls back to the `akri` endpoint's
-/// unified file. Errors name the secret references only.
-pub fn client_identity(
-    dir: Option<&Path>,
-    (certificate, key, intermediates): (&SecretRef, &SecretRef, Option<&SecretRef>),
-    akri: Option<&EndpointFiles>,
-) -> Result<CertifiedKey, String> {
-    let read = |r, kind| read_secret_file(dir, r, akri.map(|ep| (ep, kind)));
-    let cert_what = format!("client certificate {certificate}");
-    let mut chain =
-        sse_runtime::tls::parse_certs(&read(certificate, CredentialKind::Certificate)?, &cert_what)
-            .map_err(|e| e.to_string())?;
-    if let Some(r) = intermediates {
-        let what = format!("intermediate certificates {r}");
-        let pem = read(r, CredentialKind::IntermediateCertificates)?;
-        chain.extend(sse_runtime::tls::parse_certs(&pem, &what).map_err(|e| e.to_string())?);
-    }
-    let key_what = format!("client key {key}");
-    let key_pem = read(key, CredentialKind::CertificateKey)?;
-    let key_der =
-        sse_runtime::tls::parse_private_key(&key_pem, &key_what).map_err(|e| e.to_string())?;
-    sse_runtime::tls::certified_key(chain, key_der, &cert_what, &key_what)
-        .map_err(|e| e.to_string())
-}
 
 /// One endpoint's way of connecting: a TLS configuration and a header source that reloads
 /// trust and credentials at each connection attempt.
@@ -328,110 +185,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The roots for one endpoint: system roots (when on), every certificate of the trust bundle
-/// directory, and of the endpoint's trust list (its folder, else the `akri` endpoint's file).
-/// `None` when that leaves no root at all.
-fn build_verifier(
-    trust: &TrustSources,
-    trust_list: Option<&str>,
-    akri: Option<&EndpointFiles>,
-) -> Result<Option<Arc<WebPkiServerVerifier>>, String> {
-    // The common case, system roots only, shares one verifier (they are read once per process).
-    if trust.system_roots && trust.trust_bundle.is_none() && trust_list.is_none() {
-        static SYSTEM: std::sync::OnceLock<Option<Arc<WebPkiServerVerifier>>> =
-            std::sync::OnceLock::new();
-        return Ok(SYSTEM
-            .get_or_init(|| {
-                let roots = sse_runtime::tls::system_roots();
-                if roots.is_empty() {
-                    return None;
-                }
-                WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    sse_runtime::tls::provider(),
-                )
-                .build()
-                .ok()
-            })
-            .clone());
-    }
-    let mut roots = if trust.system_roots {
-        sse_runtime::tls::system_roots()
-    } else {
-        RootCertStore::empty()
-    };
-    if let Some(dir) = &trust.trust_bundle {
-        let what = format!("trust bundle {}", dir.display());
-        for f in pem_files(dir, &what)? {
-            add_certs(&mut roots, &f, &what)?;
-        }
-    }
-    if let Some(list) = trust_list {
-        let what = format!("trust list {list}");
-        let base = trust
-            .trust_dir
-            .as_deref()
-            .ok_or_else(|| format!("{what}: no trust dir is configured"))?;
-        add_trust_list(&mut roots, mounts::trust_path(base, list, akri), &what)?;
-    }
-    match WebPkiServerVerifier::builder_with_provider(Arc::new(roots), sse_runtime::tls::provider())
-        .build()
-    {
-        Ok(v) => Ok(Some(v)),
-        Err(VerifierBuilderError::NoRootAnchors) => Ok(None),
-        Err(e) => Err(format!("trust: {e}")),
-    }
-}
-
-/// Adds the certificates of a trust list: every file of its folder, or its one file.
-fn add_trust_list(roots: &mut RootCertStore, at: TrustPath, what: &str) -> Result<(), String> {
-    match at {
-        TrustPath::Folder(dir) => {
-            let files = pem_files(&dir, what)?;
-            if files.is_empty() {
-                return Err(format!("{what}: no certificate in {}", dir.display()));
-            }
-            for f in files {
-                add_certs(roots, &f, what)?;
-            }
-            Ok(())
-        }
-        TrustPath::File(file) if !file.is_file() => Err(format!(
-            "{what}: neither its folder nor the endpoint's file {} is there",
-            file.display()
-        )),
-        TrustPath::File(file) => add_certs(roots, &file, what),
-    }
-}
-
-/// The certificate files of a trust directory, sorted; hidden entries skipped.
-fn pem_files(dir: &Path, what: &str) -> Result<Vec<PathBuf>, String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("{what}: cannot read {}: {e}", dir.display()))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        // Kubernetes mounts keep bookkeeping entries (`..data`) beside the files.
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| !n.starts_with('.'))
-                && p.is_file()
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-fn add_certs(roots: &mut RootCertStore, file: &Path, what: &str) -> Result<(), String> {
-    for c in sse_runtime::tls::load_certs(file).map_err(|e| format!("{what}: {e}"))? {
-        roots
-            .add(c)
-            .map_err(|e| format!("{what}: {}: {e}", file.display()))?;
-    }
-    Ok(())
-}
-
 /// Verifies servers with the WebPKI verifier of the trust loaded last.
 #[derive(Debug)]
 struct CurrentTrust {
@@ -511,15 +264,12 @@ impl ResolvesClientCert for CurrentIdentity {
     }
 }
 
-/// Standard base64 (RFC 4648, padded), as HTTP Basic uses it.
-fn b64(input: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(input)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::resources::SecretRef;
 
     fn secret(s: &str) -> SecretRef {
         SecretRef::parse(s).unwrap()
