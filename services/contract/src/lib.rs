@@ -8,6 +8,7 @@ pub mod clock;
 pub mod dataschema;
 pub mod drops;
 pub mod limits;
+pub mod metrics;
 pub mod resources;
 pub mod route;
 pub mod topics;

@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod error_chain;
 pub mod health;
 pub mod link;
+pub mod metrics;
 pub mod mqtt;
 pub mod mtls;
 pub mod peers;

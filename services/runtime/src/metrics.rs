@@ -1,0 +1,105 @@
+//! Metrics for every service: the one meter (scope [`sse_contract::metrics::SCOPE`]), instruments
+//! made from the catalogue in `sse_contract::metrics`, and the per-process cap on label values
+//! that keeps cardinality bounded whatever the resources say.
+//!
+//! Instruments come from the global meter provider that `telemetry::init` installs; made before
+//! it (or in unit tests) they are no-ops. Make them when a service starts, not in statics.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::{KeyValue, StringValue, global};
+use sse_contract::metrics::{self as catalogue, Instrument, Kind, attr};
+
+/// The meter every service records with, so one process's services share instruments.
+pub fn meter() -> Meter {
+    global::meter(catalogue::SCOPE)
+}
+
+/// A counter from the catalogue.
+pub fn counter(i: Instrument) -> Counter<u64> {
+    debug_assert_eq!(i.kind, Kind::Counter, "{}", i.name);
+    meter()
+        .u64_counter(i.name)
+        .with_unit(i.unit)
+        .with_description(i.description)
+        .build()
+}
+
+/// A duration histogram (seconds) from the catalogue, with the catalogue's buckets.
+pub fn histogram(i: Instrument) -> Histogram<f64> {
+    debug_assert_eq!(i.kind, Kind::Histogram, "{}", i.name);
+    meter()
+        .f64_histogram(i.name)
+        .with_unit(i.unit)
+        .with_description(i.description)
+        .with_boundaries(catalogue::LATENCY_BUCKETS.to_vec())
+        .build()
+}
+
+/// The cap on distinct values of the capped labels (device, asset, destination), per process.
+static LIMIT: AtomicUsize = AtomicUsize::new(catalogue::LABEL_VALUES_DEFAULT);
+
+/// Sets the cap (`--metrics-label-values`); values already kept stay kept.
+pub fn set_label_limit(limit: usize) {
+    LIMIT.store(limit, Ordering::Relaxed);
+}
+
+/// Values kept so far, per capped label; past the cap a new value folds into `other`.
+#[derive(Default)]
+struct Kept {
+    values: HashMap<&'static str, HashSet<Arc<str>>>,
+}
+
+fn kept() -> &'static Mutex<Kept> {
+    static KEPT: OnceLock<Mutex<Kept>> = OnceLock::new();
+    KEPT.get_or_init(Default::default)
+}
+
+fn folded() -> &'static Counter<u64> {
+    static FOLDED: OnceLock<Counter<u64>> = OnceLock::new();
+    FOLDED.get_or_init(|| counter(catalogue::LABELS_FOLDED))
+}
+
+/// The value to record for `value` of the capped label `label` (`"device"`, `"asset"`,
+/// `"destination"`): itself while fewer than the cap's distinct values were seen (or it is one
+/// of them), else [`catalogue::OTHER`], counted in `sse_connector.labels.folded`. Takes a lock:
+/// call it when a stream or route is set up and keep the result, not per event.
+pub fn capped(label: &'static str, value: &str) -> StringValue {
+    let limit = LIMIT.load(Ordering::Relaxed);
+    let mut kept = kept().lock().unwrap_or_else(|e| e.into_inner());
+    let set = kept.values.entry(label).or_default();
+    if let Some(v) = set.get(value) {
+        return StringValue::from(v.clone());
+    }
+    if set.len() < limit {
+        let v: Arc<str> = Arc::from(value);
+        set.insert(v.clone());
+        return StringValue::from(v);
+    }
+    drop(kept);
+    folded().add(1, &[KeyValue::new(attr::LABEL, label)]);
+    StringValue::from(catalogue::OTHER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_past_the_cap_fold_into_other() {
+        set_label_limit(2);
+        assert_eq!(capped("test-a", "one").as_str(), "one");
+        assert_eq!(capped("test-a", "two").as_str(), "two");
+        assert_eq!(capped("test-a", "three").as_str(), "other");
+        assert_eq!(capped("test-a", "one").as_str(), "one", "kept values stay");
+        assert_eq!(
+            capped("test-b", "x").as_str(),
+            "x",
+            "each label its own cap"
+        );
+        set_label_limit(catalogue::LABEL_VALUES_DEFAULT);
+    }
+}
