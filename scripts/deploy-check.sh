@@ -6,7 +6,8 @@
 # (certificates, their mounts, probes, NetworkPolicies), and its tests prove it catches each
 # broken manifest; checks deploy/aio/ (the Akri ConnectorTemplate and connector metadata, which
 # kubernetes-validate has no schema for) with scripts/aio_check.py, whose tests break each field it
-# checks; lints the Dockerfile with hadolint.
+# checks; checks the Prometheus alert rules and runs their unit tests (promtool); lints the
+# Dockerfile with hadolint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONDONTWRITEBYTECODE=1
@@ -35,5 +36,9 @@ python3 scripts/aio_check.py deploy/aio \
 python3 -m unittest discover -s scripts -p 'test_aio_check.py' 2>"$out/aio-unittest.err" \
   && echo "deploy-check: aio_check.py catches every broken template and metadata of its tests" \
   || { cat "$out/aio-unittest.err"; status=1; }
+promtool check rules deploy/prometheus/alerts.yaml >"$out/promtool.out" 2>&1 \
+  && (cd deploy/prometheus && promtool test rules alerts.test.yaml) >>"$out/promtool.out" 2>&1 \
+  && echo "deploy-check: deploy/prometheus/alerts.yaml passes promtool check and its unit tests" \
+  || { cat "$out/promtool.out"; status=1; }
 hadolint deploy/Dockerfile && echo "deploy-check: deploy/Dockerfile passes hadolint" || status=1
 exit $status

@@ -75,8 +75,9 @@ class RenderedOverlays(unittest.TestCase):
         self.assertFails(docs, "sse-ingest: gRPC port 50051 is open to pods of other namespaces")
 
     def test_policy_missing(self):
-        policy = ("NetworkPolicy", "sse-schema")
-        docs = [d for d in self.local() if (d["kind"], d["metadata"]["name"]) != policy]
+        # sse-metrics (the metrics component) also restricts ingress, to its one port.
+        policies = {("NetworkPolicy", "sse-schema"), ("NetworkPolicy", "sse-metrics")}
+        docs = [d for d in self.local() if (d["kind"], d["metadata"]["name"]) not in policies]
         self.assertFails(docs, "sse-schema: no NetworkPolicy restricts its ingress")
 
     def test_pipeline_caller_shut_out(self):
