@@ -18,6 +18,7 @@ pub mod openssl;
 pub mod otlp;
 pub mod pki;
 pub mod procs;
+pub mod prometheus;
 pub mod resources;
 pub mod schema_registry;
 pub mod source;
