@@ -12,6 +12,7 @@ across objects, from the manifests `kubectl kustomize` renders for each overlay:
   GRPC_TLS_CA/CERT/KEY into it, its peer URLs are https to a Service whose certificate carries
   the URL's host;
 - probes ask the plaintext health port that HEALTH_LISTEN opens;
+- the metrics port (the metrics component) is open to the scraper's namespace only;
 - from the NetworkPolicies: each gRPC port is reachable only from the pods of its callers (the
   per-method table of docs/security.md), the pipeline's own hops get through, the health port is
   open, and egress is limited (nothing allowed to all) yet reaches DNS, the peers, the broker
@@ -467,7 +468,26 @@ def check_ingress(m, w, callers, by_component):
         health_rules = rules_for(policies, "ingress", health, "health") if health else []
         if health is not None and not any(not r.get("from") for r in health_rules):
             errors.append(f"{w.name}: health port {health} is not open to the kubelet (any source)")
+        errors += check_metrics_port(w, c, policies)
     return errors
+
+
+def check_metrics_port(w, c, policies):
+    """The admin port (/metrics) is open to the scraper's namespace only, and is open to it."""
+    metrics = port_named(c, "metrics")
+    if metrics is None:
+        return []
+    rules = rules_for(policies, "ingress", metrics, "metrics")
+    if not rules:
+        return [f"{w.name}: metrics port {metrics} admits no scraper"]
+    for rule in rules:
+        peers = rule.get("from") or []
+        if not peers:
+            return [f"{w.name}: metrics port {metrics} is open to any source"]
+        for peer in peers:
+            if "ipBlock" in peer or not (peer.get("namespaceSelector") or {}).get("matchLabels"):
+                return [f"{w.name}: metrics port {metrics} is open beyond the scraper's namespace"]
+    return []
 
 
 def foreign_sources(rules, callers):

@@ -74,6 +74,15 @@ class RenderedOverlays(unittest.TestCase):
         })
         self.assertFails(docs, "sse-ingest: gRPC port 50051 is open to pods of other namespaces")
 
+    def test_metrics_port_open_to_all(self):
+        docs = self.local()
+        find(docs, "NetworkPolicy", "sse-metrics")["spec"]["ingress"][0]["from"] = [{"namespaceSelector": {}}]
+        self.assertFails(docs, "sse-publisher: metrics port 9464 is open beyond the scraper's namespace")
+
+    def test_metrics_port_without_a_scraper(self):
+        docs = [d for d in self.local() if (d["kind"], d["metadata"]["name"]) != ("NetworkPolicy", "sse-metrics")]
+        self.assertFails(docs, "sse-ingest: metrics port 9464 admits no scraper")
+
     def test_policy_missing(self):
         # sse-metrics (the metrics component) also restricts ingress, to its one port.
         policies = {("NetworkPolicy", "sse-schema"), ("NetworkPolicy", "sse-metrics")}
