@@ -250,6 +250,54 @@ async fn metrics_and_logs_arrive_over_grpc_and_a_refusal_names_its_trace() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_in_an_exported_event_span_carries_that_span() {
+    // The broker refuses one topic (its ACL): the publisher's warning about the refused event
+    // is written inside the event's exported span, with no context attached by hand.
+    let acl_dir = tempfile::tempdir().unwrap();
+    let acl = sse_e2e::write_file(
+        acl_dir.path(),
+        "acl",
+        "topic readwrite #\ntopic deny e2e/denied\n",
+    );
+    std::fs::set_permissions(
+        acl_dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(&acl, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let broker = Mosquitto::start_with(&[&format!("acl_file {acl}")])
+        .await
+        .unwrap();
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let endpoint = receiver.endpoint();
+    let envs = env(&[
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &endpoint),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", &endpoint),
+    ]);
+    let args = ["--mqtt-url".to_string(), broker.url()];
+    let publisher = Service::start("sse-publisher", &args, &envs).await.unwrap();
+
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let traceparent = format!("00-{trace}-b7ad6b7169203331-01");
+    let acks = publish(&publisher, vec![event(1, "e2e/denied", &traceparent)]).await;
+    assert_ne!(acks[0].error, "", "the broker refused it: {acks:?}");
+    let warning = until_log(&receiver, "sse-publisher", "event not publishable").await;
+    assert_eq!(warning.trace_id, trace, "{warning:?}");
+    let span = eventually("the event's publish span", || async {
+        receiver
+            .spans()
+            .into_iter()
+            .find(|s| s.trace_id == trace && s.service == "sse-publisher")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        warning.span_id, span.span_id,
+        "the log is the span's: {warning:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_grpc_variables_reach_a_tls_collector_trusting_its_ca_file() {
     let broker = Mosquitto::start().await.unwrap();
     let pki = Pki::new().unwrap();
@@ -301,12 +349,15 @@ async fn metrics_and_logs_arrive_over_http_from_standard_and_azure_variables() {
     until_log(&receiver, "azure-http", "exporting over OTLP").await;
 }
 
+/// Extra flags, extra variables, and what the error message must name.
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+
 #[tokio::test]
 async fn bad_telemetry_settings_exit_64_naming_them() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = taken.local_addr().unwrap().to_string();
     let base = ["--mqtt-url", "mqtt://127.0.0.1:1"];
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             vec![],
             vec![
