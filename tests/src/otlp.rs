@@ -287,8 +287,17 @@ impl OtlpReceiver {
 
     /// Starts an OTLP/HTTP (protobuf) receiver on a free loopback port.
     pub async fn start_http() -> anyhow::Result<Self> {
+        Self::serve_http(None).await
+    }
+
+    /// Starts an OTLP/HTTP (protobuf) receiver over TLS presenting `tls`.
+    pub async fn start_http_tls(tls: Arc<rustls::ServerConfig>) -> anyhow::Result<Self> {
+        Self::serve_http(Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    async fn serve_http(tls: Option<tokio_rustls::TlsAcceptor>) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let me = Self::new(&listener, false)?;
+        let me = Self::new(&listener, tls.is_some())?;
         let (collector, t) = (me.collector.clone(), me.token.clone());
         tokio::spawn(async move {
             loop {
@@ -296,15 +305,26 @@ impl OtlpReceiver {
                     a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
                     () = t.cancelled() => return,
                 };
-                let collector = collector.clone();
+                let (collector, tls) = (collector.clone(), tls.clone());
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let collector = collector.clone();
                         async move { Ok::<_, Infallible>(http_export(&collector, req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    let _ = match tls {
+                        None => {
+                            http.serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                                .await
+                        }
+                        Some(a) => match a.accept(tcp).await {
+                            Ok(io) => {
+                                http.serve_connection(hyper_util::rt::TokioIo::new(io), svc)
+                                    .await
+                            }
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });

@@ -349,6 +349,26 @@ async fn metrics_and_logs_arrive_over_http_from_standard_and_azure_variables() {
     until_log(&receiver, "azure-http", "exporting over OTLP").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_export_reaches_a_tls_collector_trusting_the_azure_ca_file() {
+    let broker = Mosquitto::start().await.unwrap();
+    let pki = Pki::new().unwrap();
+    let leaf = pki.server(&["localhost"]).unwrap();
+    let receiver = OtlpReceiver::start_http_tls(pki.server_config(&leaf, false).unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = sse_e2e::write_file(dir.path(), "ca.pem", &pki.ca_pem);
+    let endpoint = receiver.endpoint();
+    let envs = env(&[
+        ("OTLP_HTTP_METRIC_ENDPOINT", &endpoint),
+        ("FIRST_PARTY_OTLP_GRPC_METRICS_COLLECTOR_CA_PATH", &ca),
+    ]);
+    let args = ["--mqtt-url".to_string(), broker.url()];
+    let _publisher = Service::start("sse-publisher", &args, &envs).await.unwrap();
+    until_metric(&receiver, "sse-publisher").await;
+}
+
 /// Extra flags, extra variables, and what the error message must name.
 type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
 
