@@ -369,6 +369,50 @@ async fn http_export_reaches_a_tls_collector_trusting_the_azure_ca_file() {
     until_metric(&receiver, "sse-publisher").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_logs_are_flushed_when_the_process_stops() {
+    let broker = Mosquitto::start().await.unwrap();
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let endpoint = receiver.endpoint();
+    // The SDK's 60 s export period: only the flush at exit sends anything within the test.
+    let envs: Vec<(String, String)> = [
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", endpoint.as_str()),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", endpoint.as_str()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "600000"),
+        ("OTEL_BLRP_SCHEDULE_DELAY", "600000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let args = [
+        "--mqtt-url".to_string(),
+        broker.url(),
+        "--admin-listen".into(),
+        ADMIN.into(),
+    ];
+    let mut publisher = Service::start("sse-publisher", &args, &envs).await.unwrap();
+    // Ready: it runs its service, so SIGTERM is a shutdown, not a kill.
+    until_readyz(admin_addr(&publisher).await, 200).await;
+    let status = publisher.terminate(DEADLINE).await.unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        receiver
+            .metrics()
+            .iter()
+            .any(|m| m.name == catalogue::LABELS_FOLDED.name),
+        "{:?}",
+        receiver.metrics()
+    );
+    assert!(
+        receiver
+            .logs()
+            .iter()
+            .any(|l| l.body == "exporting over OTLP"),
+        "{:?}",
+        receiver.logs()
+    );
+}
+
 /// Extra flags, extra variables, and what the error message must name.
 type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
 
