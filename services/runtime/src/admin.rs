@@ -34,6 +34,9 @@ pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 32;
 
+/// The pause after a failed accept.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
 /// The content type of the Prometheus text exposition format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -72,7 +75,9 @@ pub async fn serve(
             a = listener.accept() => match a {
                 Ok(a) => a,
                 Err(e) => {
+                    // Out of descriptors, say: wait a little rather than spin on the error.
                     tracing::debug!(error = %e, "admin port: accept failed");
+                    tokio::time::sleep(ACCEPT_RETRY).await;
                     continue;
                 }
             },

@@ -125,34 +125,7 @@ pub fn init(service: &'static str, prometheus: bool) -> Result<Guard, TelemetryE
         Some(target) => Some(logs::provider(&resource, target)?),
         None => None,
     };
-    // A long-lived span (a stream's, a connection's) is entered at every poll, i.e. for every
-    // event: activating its OpenTelemetry context there (nothing reads it: every event carries
-    // its context explicitly), timing busy and idle periods and naming the thread (always the
-    // same: the services run on one) cost 2-3 % of the CPU per event (A/B in docs/performance.md).
-    // Without an exporter there is no OpenTelemetry layer at all: it would keep a span builder
-    // per open span (every stream has one) and act on every entry, for spans nobody receives.
-    let otel = exporting.then(|| {
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer.tracer(service))
-            .with_context_activation(false)
-            .with_tracked_inactivity(false)
-            .with_threads(false)
-            // Only our own spans: no telemetry about the gRPC and HTTP plumbing (or about
-            // telemetry).
-            .with_filter(filter_fn(|meta| meta.target().starts_with("sse_")))
-    });
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        // Colours only for a person at a terminal, not in files, journald or `kubectl logs`.
-        .with(
-            fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
-        .with(otel)
-        .with(logger.as_ref().map(logs::layer))
-        .try_init();
+    subscribe(service, exporting.then_some(&tracer), logger.as_ref());
     for (signal, target) in [
         (Signal::Traces, &endpoints.traces),
         (Signal::Metrics, &endpoints.metrics),
@@ -173,4 +146,41 @@ pub fn init(service: &'static str, prometheus: bool) -> Result<Guard, TelemetryE
         logger,
         registry,
     })
+}
+
+/// Installs the global subscriber: stderr as always, the OpenTelemetry span layer when `tracer`
+/// exports, the OTLP log layer when `logger` is given.
+fn subscribe(
+    service: &'static str,
+    tracer: Option<&SdkTracerProvider>,
+    logger: Option<&SdkLoggerProvider>,
+) {
+    // A long-lived span (a stream's, a connection's) is entered at every poll, i.e. for every
+    // event: activating its OpenTelemetry context there (nothing reads it: every event carries
+    // its context explicitly), timing busy and idle periods and naming the thread (always the
+    // same: the services run on one) cost 2-3 % of the CPU per event (A/B in docs/performance.md).
+    // Without an exporter there is no OpenTelemetry layer at all: it would keep a span builder
+    // per open span (every stream has one) and act on every entry, for spans nobody receives.
+    let otel = tracer.map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer.tracer(service))
+            .with_context_activation(false)
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            // Only our own spans: no telemetry about the gRPC and HTTP plumbing (or about
+            // telemetry).
+            .with_filter(filter_fn(|meta| meta.target().starts_with("sse_")))
+    });
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        // Colours only for a person at a terminal, not in files, journald or `kubectl logs`.
+        .with(
+            fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
+        .with(otel)
+        .with(logger.map(logs::layer))
+        .try_init();
 }
