@@ -19,15 +19,26 @@ pub struct Reply {
 
 /// Sends `method path` to the admin port at `addr` and reads the whole reply.
 pub async fn request(addr: SocketAddr, method: &str, path: &str) -> anyhow::Result<Reply> {
+    send(addr, method, path, "").await
+}
+
+/// [`request`] with `headers` (each line ending in CRLF) added to the request head.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+) -> anyhow::Result<Reply> {
     let mut tcp = tokio::net::TcpStream::connect(addr).await?;
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
-    tcp.write_all(req.as_bytes()).await?;
+    // A server refusing a large head may answer and close before reading it all.
+    let _ = tcp.write_all(req.as_bytes()).await;
     let mut raw = Vec::new();
-    tokio::time::timeout(crate::DEADLINE, tcp.read_to_end(&mut raw))
+    let _ = tokio::time::timeout(crate::DEADLINE, tcp.read_to_end(&mut raw))
         .await
-        .context("admin port reply in time")??;
+        .context("admin port reply in time")?;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").context("no end of head")?;
     let status = head

@@ -90,6 +90,13 @@ async fn admin_port_serves_metrics_health_and_readiness() {
     );
 
     assert_eq!(admin::get(addr, "/nothing").await.unwrap().status, 404);
+    // Bounded request heads: 16 KiB, 32 headers.
+    let big = format!("X-Big: {}\r\n", "a".repeat(20 * 1024));
+    let r = admin::send(addr, "GET", "/healthz", &big).await.unwrap();
+    assert_eq!(r.status, 431, "{r:?}");
+    let many: String = (0..40).map(|i| format!("X-{i}: v\r\n")).collect();
+    let r = admin::send(addr, "GET", "/healthz", &many).await.unwrap();
+    assert_eq!(r.status, 431, "{r:?}");
     let post = admin::request(addr, "POST", "/metrics").await.unwrap();
     assert_eq!(post.status, 405, "{post:?}");
 }
