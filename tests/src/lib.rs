@@ -1,9 +1,11 @@
 //! Test kit for the end-to-end tests and the local demo: a real Mosquitto on a free port, the
-//! real service binaries, an SSE source, an MQTT 5 subscriber, an OTLP trace receiver and grpcurl.
+//! real service binaries, an SSE source, an MQTT 5 subscriber, an OTLP receiver (traces, metrics, logs), an admin-port client and
+//! grpcurl.
 //! Everything waits on signals or conditions with a deadline, never on a bare sleep.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod admin;
 pub mod adr;
 pub mod akri;
 pub mod auth;

@@ -138,18 +138,21 @@ impl Service {
         let out = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(out).lines();
         let marker = format!("{name} listening on ");
+        // Lines printed before the address (e.g. the admin port's) are kept too.
+        let mut before = Vec::new();
         let addr = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(l) = lines.next_line().await? {
                 if let Some(a) = l.strip_prefix(&marker) {
                     return Ok::<_, anyhow::Error>(a.trim().parse::<SocketAddr>()?);
                 }
+                before.push(l);
             }
             anyhow::bail!("{name} exited before printing its address")
         })
         .await
         .with_context(|| format!("{name} did not print its address"))??;
         // Keep draining stdout so the child never blocks on a full pipe.
-        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stdout = Arc::new(Mutex::new(before));
         let printed = stdout.clone();
         tokio::spawn(async move {
             while let Ok(Some(l)) = lines.next_line().await {

@@ -1,10 +1,10 @@
 //! `sse-connector`: parses the three services' flags with one composed command, starts
-//! telemetry, runs [`sse_connector::run`] until SIGTERM, which stops ingest, schema and publisher
+//! telemetry and the one admin port of the process, runs [`sse_connector::run`] until SIGTERM, which stops ingest, schema and publisher
 //! in that order.
 
 use sse_connector::args::{self, Parsed};
 use sse_connector::{Configs, Error};
-use sse_runtime::{Shutdown, exit_config_error, telemetry};
+use sse_runtime::{Shutdown, exit_config_error, process, readiness};
 
 const SERVICE: &str = "sse-connector";
 
@@ -26,10 +26,13 @@ async fn main() -> anyhow::Result<()> {
         Err(e) => exit_config_error(SERVICE, &e),
     };
     let configs = configs.unwrap_or_else(|e: Error| exit_config_error(SERVICE, &e));
-    let guard = telemetry::init(SERVICE);
+    // The services share the observability flags: one admin port, ready when all three are.
+    let observability = configs.ingest.flags.observability.clone();
+    readiness::expect(3);
+    let observed = process::observe(SERVICE, &observability).await;
     let signals = Shutdown::on_signals();
     let result = sse_connector::run(configs, signals.token.clone()).await;
-    guard.shutdown().await;
+    observed.shutdown().await;
     match result {
         Err(e) if e.is_config() => exit_config_error(SERVICE, &e),
         r => Ok(r?),

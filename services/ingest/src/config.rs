@@ -163,6 +163,9 @@ pub struct Config {
     /// mTLS between the services, caller identities and the health-only listener.
     #[command(flatten)]
     pub grpc: sse_runtime::mtls::GrpcSecurityArgs,
+    /// The admin port and the metric label cap (shared by every service of a process).
+    #[command(flatten)]
+    pub observability: sse_runtime::Observability,
     /// With the ADR resource source, runtime health that did not change is sent to ADR again
     /// this often (at least 60 s, the SDK's minimum); a change is sent at once.
     #[arg(long, env = "ADR_HEALTH_INTERVAL", default_value = "600s", value_parser = humantime::parse_duration)]

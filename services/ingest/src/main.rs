@@ -19,9 +19,11 @@ async fn main() -> anyhow::Result<()> {
     let config = process::parse::<Config>(SERVICE).with_aliases(|k| std::env::var(k).ok());
     let settings = process::settings_or_exit(SERVICE, config.settings());
     let listen = settings.flags.listen;
+    let observability = settings.flags.observability.clone();
     process::run(
         SERVICE,
         listen,
+        &observability,
         sse_ingest::SHUTDOWN_DRAIN,
         |listener, shutdown| sse_ingest::run(listener, settings, shutdown),
     )

@@ -275,7 +275,7 @@ fn topic(e: &pb::Event) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_events_resends_unacked_and_reports_status() {
-    let telemetry = sse_runtime::telemetry::init("sse-ingest-test");
+    let telemetry = sse_runtime::telemetry::init("sse-ingest-test", false).expect("telemetry");
     let sse = sse_server().await;
     let recorder = Recorder::new(true, true);
     let schema = schema_server(recorder.clone()).await;

@@ -108,6 +108,9 @@ pub struct Config {
     /// mTLS between the services, caller identities and the health-only listener.
     #[command(flatten)]
     pub grpc: sse_runtime::mtls::GrpcSecurityArgs,
+    /// The admin port and the metric label cap (shared by every service of a process).
+    #[command(flatten)]
+    pub observability: sse_runtime::Observability,
 }
 
 /// The publisher's configuration, validated once, with what it derives from the flags: the

@@ -296,6 +296,8 @@ impl PublisherGrpc {
                 ));
             }
             Err(e) => {
+                // The log record carries this event's trace, exported spans or not.
+                let _cx = sse_runtime::telemetry::event_context(&traceparent, &ev.tracestate);
                 span.in_scope(|| tracing::warn!(error = %e, id = %ev.id, "event not publishable"));
                 let a = ack(&ev, Some(&e));
                 waiting.push(Box::pin(async move { Some(a) }));

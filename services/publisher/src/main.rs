@@ -20,9 +20,11 @@ async fn main() -> anyhow::Result<()> {
     let config = process::parse::<Config>(SERVICE);
     let settings = process::settings_or_exit(SERVICE, config.settings());
     let listen = settings.flags.listen;
+    let observability = settings.flags.observability.clone();
     process::run(
         SERVICE,
         listen,
+        &observability,
         sse_publisher::SHUTDOWN_DRAIN,
         |listener, shutdown| sse_publisher::run(listener, settings, shutdown),
     )

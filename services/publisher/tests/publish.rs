@@ -216,7 +216,7 @@ fn mqtt_event(seq: u64, topic: &str, qos: pb::Qos, retain: bool, ttl: Option<u32
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_events_and_acks_them() -> Result<()> {
-    let _guard = sse_runtime::telemetry::init("sse-publisher-test");
+    let _guard = sse_runtime::telemetry::init("sse-publisher-test", false).expect("telemetry");
     let broker = mosquitto().await?;
     let mut sub = subscriber(broker.port, &["test/#", "statestore/#"]).await?;
     let store =

@@ -1,5 +1,6 @@
 //! Readiness: one helper every service uses to turn its `grpc.health.v1` status (overall `""`
-//! and its own gRPC service name) SERVING or NOT_SERVING as a `watch` of its readiness says.
+//! and its own gRPC service name) SERVING or NOT_SERVING as a `watch` of its readiness says,
+//! and the admin port's `/readyz` with it.
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +14,7 @@ pub async fn set(health: &HealthReporter, service: &str, ready: bool) {
     } else {
         ServingStatus::NotServing
     };
+    crate::readiness::set(service, ready);
     health.set_service_status("", status).await;
     health.set_service_status(service, status).await;
 }

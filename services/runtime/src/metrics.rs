@@ -63,6 +63,12 @@ fn folded() -> &'static Counter<u64> {
     FOLDED.get_or_init(|| counter(catalogue::LABELS_FOLDED))
 }
 
+/// Records a zero fold when metrics start, so `sse_connector.labels.folded` is scraped (at 0)
+/// from the first collection on and an alert on its rate has a series to watch.
+pub fn announce() {
+    folded().add(0, &[]);
+}
+
 /// The value to record for `value` of the capped label `label` (`"device"`, `"asset"`,
 /// `"destination"`): itself while fewer than the cap's distinct values were seen (or it is one
 /// of them), else [`catalogue::OTHER`], counted in `sse_connector.labels.folded`. Takes a lock:

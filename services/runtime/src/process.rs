@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-use crate::{EXIT_CONFIG, Shutdown, telemetry};
+use crate::observability::Observability;
+use crate::{EXIT_CONFIG, Shutdown, admin, telemetry};
 
 /// An error a service can end with: the operator's configuration (exit 64) or not.
 pub trait Fault: std::fmt::Display {
@@ -57,12 +59,48 @@ pub async fn bind_or_exit(service: &str, listen: SocketAddr) -> TcpListener {
     }
 }
 
-/// Runs a service whose settings are already validated: starts telemetry, binds `listen`,
+/// Telemetry and the admin port of a running process; [`Observed::shutdown`] stops both.
+#[must_use = "dropping it stops telemetry export"]
+pub struct Observed {
+    guard: telemetry::Guard,
+    admin: CancellationToken,
+}
+
+impl Observed {
+    /// Stops the admin port and flushes telemetry. Call before the runtime stops.
+    pub async fn shutdown(self) {
+        self.admin.cancel();
+        self.guard.shutdown().await;
+    }
+}
+
+/// Starts telemetry and, with `--admin-listen`, the admin port, for `service`, after applying
+/// the observability flags; a bad telemetry variable or an admin address that cannot be bound
+/// exits [`EXIT_CONFIG`] naming it. Must be called inside the Tokio runtime.
+pub async fn observe(service: &'static str, observability: &Observability) -> Observed {
+    observability.apply();
+    let admin_on = observability.admin_listen.is_some();
+    let guard =
+        telemetry::init(service, admin_on).unwrap_or_else(|e| exit_config_error(service, &e));
+    let token = CancellationToken::new();
+    if let (Some(addr), Some(registry)) = (observability.admin_listen, guard.registry()) {
+        let listener = admin::bind_or_exit(service, addr).await;
+        tokio::spawn(admin::serve(listener, registry, token.clone()));
+    }
+    Observed {
+        guard,
+        admin: token,
+    }
+}
+
+/// Runs a service whose settings are already validated: starts telemetry (and the admin port
+/// `observability` asks for), binds `listen`,
 /// runs `service` until SIGTERM, then waits up to `drain` for its tasks. A configuration error
 /// the service ends with exits [`EXIT_CONFIG`]; any other is returned.
 pub async fn run<F, Fut, E>(
     name: &'static str,
     listen: SocketAddr,
+    observability: &Observability,
     drain: Duration,
     service: F,
 ) -> anyhow::Result<()>
@@ -71,7 +109,7 @@ where
     Fut: Future<Output = Result<(), E>>,
     E: Fault + std::error::Error + Send + Sync + 'static,
 {
-    let guard = telemetry::init(name);
+    let observed = observe(name, observability).await;
     let listener = bind_or_exit(name, listen).await;
     let shutdown = Shutdown::on_signals();
     let result = service(listener, shutdown.clone()).await;
@@ -79,7 +117,7 @@ where
         tracing::warn!("shutdown: tasks still running after {drain:?}; exiting anyway");
     }
     tracing::debug!("drained");
-    guard.shutdown().await;
+    observed.shutdown().await;
     match result {
         Err(e) if e.is_config() => exit_config_error(name, &e),
         r => Ok(r?),

@@ -112,6 +112,9 @@ pub struct Config {
     /// mTLS between the services, caller identities and the health-only listener.
     #[command(flatten)]
     pub grpc: sse_runtime::mtls::GrpcSecurityArgs,
+    /// The admin port and the metric label cap (shared by every service of a process).
+    #[command(flatten)]
+    pub observability: sse_runtime::Observability,
     /// Whether the Akri operator deployed this connector, read by [`Config::with_env`]:
     /// `--registry auto` then picks the Azure registry.
     #[arg(skip)]

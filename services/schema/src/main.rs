@@ -21,9 +21,11 @@ async fn main() -> anyhow::Result<()> {
     let config = process::parse::<Config>(SERVICE).with_env(|k| std::env::var(k).ok());
     let settings = process::settings_or_exit(SERVICE, config.settings());
     let listen = settings.flags.listen;
+    let observability = settings.flags.observability.clone();
     process::run(
         SERVICE,
         listen,
+        &observability,
         sse_schema::SHUTDOWN_DRAIN,
         |listener, shutdown| sse_schema::run(listener, settings, shutdown),
     )

@@ -1,124 +1,17 @@
-//! Telemetry in one place: logs to stderr, OpenTelemetry traces over OTLP gRPC when the standard
-//! `OTEL_EXPORTER_OTLP_*` variables ask for it, the W3C propagator, and trace-context helpers for
-//! the per-event context carried inside stream messages.
+//! Trace context helpers: the W3C context carried inside stream messages, per-event spans
+//! (made only when spans are exported) and the context a log about one event is written in.
 
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::global;
-use opentelemetry::propagation::{
-    Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
-};
-use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags, TracerProvider as _};
-use opentelemetry_sdk::Resource;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TraceFlags};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::runtime;
-use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
-use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::{EnvFilter, filter_fn};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{Layer, fmt};
 
-/// Keeps the tracer provider alive; [`Guard::shutdown`] flushes the spans still queued.
-#[must_use = "dropping the guard stops trace export"]
-pub struct Guard {
-    provider: Option<SdkTracerProvider>,
-}
-
-impl Guard {
-    /// Flushes and stops trace export. Call before the runtime stops.
-    pub async fn shutdown(mut self) {
-        if let Some(provider) = self.provider.take() {
-            let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(provider) = self.provider.take() {
-            let _ = provider.force_flush();
-        }
-    }
-}
-
-/// Whether spans are exported (set by [`init`]): per-event spans are made only then.
-static EXPORTING: AtomicBool = AtomicBool::new(false);
-
-fn otlp_configured() -> bool {
-    let set = |k: &str| std::env::var(k).map(|v| !v.is_empty()).unwrap_or(false);
-    let exporter_off = std::env::var("OTEL_TRACES_EXPORTER").is_ok_and(|v| v == "none");
-    !exporter_off
-        && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-}
-
-/// Starts logging and tracing for `service` (the default `service.name`; `OTEL_SERVICE_NAME`
-/// wins). Must be called inside the Tokio runtime. Spans always get W3C ids, so every event
-/// carries a `traceparent`; they are exported only when an OTLP endpoint is configured.
-pub fn init(service: &'static str) -> Guard {
-    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![Box::new(
-        TraceContextPropagator::new(),
-    )]));
-    let name = std::env::var("OTEL_SERVICE_NAME")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| service.to_string());
-    let mut builder = SdkTracerProvider::builder()
-        .with_resource(Resource::builder().with_service_name(name).build());
-    let mut export_error = None;
-    if otlp_configured() {
-        match opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build()
-        {
-            Ok(exporter) => {
-                builder = builder.with_span_processor(
-                    BatchSpanProcessor::builder(exporter, runtime::Tokio).build(),
-                )
-            }
-            Err(e) => export_error = Some(e.to_string()),
-        }
-    }
-    let exporting = otlp_configured() && export_error.is_none();
-    EXPORTING.store(exporting, Ordering::Relaxed);
-    let provider = builder.build();
-    global::set_tracer_provider(provider.clone());
-    // A long-lived span (a stream's, a connection's) is entered at every poll, i.e. for every
-    // event: activating its OpenTelemetry context there (nothing reads it: every event carries
-    // its context explicitly), timing busy and idle periods and naming the thread (always the
-    // same: the services run on one) cost 2-3 % of the CPU per event (A/B in docs/performance.md).
-    // Without an exporter there is no OpenTelemetry layer at all: it would keep a span builder
-    // per open span (every stream has one) and act on every entry, for spans nobody receives.
-    let otel = exporting.then(|| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer(service))
-            .with_context_activation(false)
-            .with_tracked_inactivity(false)
-            .with_threads(false)
-            // Only our own spans: no telemetry about the gRPC and HTTP plumbing (or about
-            // telemetry).
-            .with_filter(filter_fn(|meta| meta.target().starts_with("sse_")))
-    });
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        // Colours only for a person at a terminal, not in files, journald or `kubectl logs`.
-        .with(
-            fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
-        .with(otel)
-        .try_init();
-    if let Some(e) = export_error {
-        tracing::error!(error = %e, "OTLP trace exporter could not be built; traces are not exported");
-    }
-    Guard {
-        provider: Some(provider),
-    }
-}
+/// Whether spans are exported (set by `telemetry::init`): per-event spans are made only then.
+pub(super) static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 /// W3C trace context of a span, as carried in an event: (`traceparent`, `tracestate`).
 pub fn trace_context(span: &tracing::Span) -> (String, String) {
