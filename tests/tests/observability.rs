@@ -469,7 +469,7 @@ async fn bad_telemetry_settings_exit_64_naming_them() {
         ),
         (
             vec![],
-            vec![("SSE_ADMIN_LISTEN", "not-an-address")],
+            vec![("ADMIN_LISTEN", "not-an-address")],
             "--admin-listen",
         ),
         (vec!["--admin-listen", &taken], vec![], &taken),

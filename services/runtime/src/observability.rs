@@ -15,13 +15,13 @@ pub const LABEL_VALUES_MAX: u64 = 10_000;
 pub struct Observability {
     /// Address of the admin HTTP port (`/metrics` for Prometheus, `/healthz`, `/readyz`);
     /// off when unset. Serves no secret, but bind it where only the scraper reaches it.
-    #[arg(long, env = "SSE_ADMIN_LISTEN")]
+    #[arg(long, env = "ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
     /// Distinct values each capped metric label (device, asset, destination) keeps per process;
     /// later values are counted as `other` (1 to 10000).
     #[arg(
         long,
-        env = "SSE_METRICS_LABEL_VALUES",
+        env = "METRICS_LABEL_VALUES",
         default_value_t = LABEL_VALUES_DEFAULT as u64,
         value_parser = clap::value_parser!(u64).range(1..=LABEL_VALUES_MAX)
     )]
