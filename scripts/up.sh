@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole system locally: Mosquitto on a free port, the demo SSE source, the three services
-# configured from deploy/local/, and prints every message reaching the broker until Ctrl-C, which
-# stops everything this script started. `--one`: the three services in one process (sse-connector).
+# configured from deploy/local/, a Prometheus scraping their /metrics (when `prometheus` is
+# installed; `just setup` installs it), and prints every message reaching the broker until Ctrl-C,
+# which stops everything this script started. `--one`: the three services in one process
+# (sse-connector).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,27 +52,53 @@ mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 pids+=($!)
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null && break; sleep 0.1; done
 
+# Each service's admin port (/metrics, /healthz, /readyz), scraped by the Prometheus below.
+targets=()
+# Sets $admin_addr to a free port for service $1 and records it as a scrape target.
+admin() { local port; port=$(free_port); admin_addr="127.0.0.1:$port"; targets+=("$1=$admin_addr"); }
+
 start sse-demo-source --listen 127.0.0.1:0; demo=$addr
 sed "s#http://127.0.0.1:8088#http://$demo#g" deploy/local/resources/*.yaml >"$run/resources/local.yaml"
 if [ "${1:-}" = "--one" ]; then
+  admin sse-connector
   start sse-connector --listen 127.0.0.1:0 --schema-listen 127.0.0.1:0 --publisher-listen 127.0.0.1:0 \
     --mqtt-url "mqtt://127.0.0.1:$mqtt_port" --data-dir "$run/schemas" --resources "$run/resources" \
-    --secrets-dir "$run/secrets" --trust-dir "$run/trust"; ingest=$addr
+    --secrets-dir "$run/secrets" --trust-dir "$run/trust" --admin-listen "$admin_addr"; ingest=$addr
   publisher=$(grep -m1 -oP "^sse-connector publisher listening on \K\S+" "$run/sse-connector.out")
   schema=$(grep -m1 -oP "^sse-connector schema listening on \K\S+" "$run/sse-connector.out")
 else
-  start sse-publisher --listen 127.0.0.1:0 --mqtt-url "mqtt://127.0.0.1:$mqtt_port"; publisher=$addr
-  start sse-schema --listen 127.0.0.1:0 --publisher "http://$publisher" --data-dir "$run/schemas"; schema=$addr
+  admin sse-publisher
+  start sse-publisher --listen 127.0.0.1:0 --mqtt-url "mqtt://127.0.0.1:$mqtt_port" \
+    --admin-listen "$admin_addr"; publisher=$addr
+  admin sse-schema
+  start sse-schema --listen 127.0.0.1:0 --publisher "http://$publisher" --data-dir "$run/schemas" \
+    --admin-listen "$admin_addr"; schema=$addr
   # Checkpoints on the broker, as sse-connector keeps them by default (CHECKPOINT_STORE=none: off).
+  admin sse-ingest
   start sse-ingest --listen 127.0.0.1:0 --schema "http://$schema" --resources "$run/resources" \
     --secrets-dir "$run/secrets" --trust-dir "$run/trust" \
-    --checkpoint-store "${CHECKPOINT_STORE:-mqtt://127.0.0.1:$mqtt_port}"; ingest=$addr
+    --checkpoint-store "${CHECKPOINT_STORE:-mqtt://127.0.0.1:$mqtt_port}" \
+    --admin-listen "$admin_addr"; ingest=$addr
+fi
+
+metrics="not started (install prometheus: just setup)"
+if command -v prometheus >/dev/null; then
+  prom_port=$(free_port)
+  {
+    printf 'global: { scrape_interval: 5s, evaluation_interval: 5s }\nrule_files: [%s/deploy/prometheus/alerts.yaml]\nscrape_configs:\n' "$PWD"
+    for t in "${targets[@]}"; do printf '  - job_name: %s\n    static_configs: [{ targets: ["%s"] }]\n' "${t%%=*}" "${t#*=}"; done
+  } >"$run/prometheus.yml"
+  prometheus --config.file="$run/prometheus.yml" --storage.tsdb.path="$run/prometheus" \
+    --web.listen-address="127.0.0.1:$prom_port" >"$run/prometheus.log" 2>&1 &
+  pids+=($!)
+  metrics="http://127.0.0.1:$prom_port  (Prometheus; alerts at /alerts, dashboard: deploy/grafana/)"
 fi
 
 cat <<INFO
 broker     mqtt://127.0.0.1:$mqtt_port
 source     http://$demo  (demo weather station)
 publisher  $publisher   schema $schema   ingest $ingest   (logs in $run/)
+metrics    $metrics
 try:       grpcurl -plaintext $ingest sseconnector.v1.IngestService/ListStreams
            grpcurl -plaintext $schema sseconnector.v1.SchemaService/ListSchemas
 messages on factory/# (Ctrl-C stops everything):
