@@ -249,6 +249,7 @@ fn forwarder(locals: Locals) -> (Forwarder, watch::Receiver<bool>) {
         status: Arc::new(Status::default()),
         checkpoints: Arc::new(Checkpoints::in_memory()),
         open,
+        meters: crate::metrics::ForwardMeters::default(),
     };
     (f, open_rx)
 }
