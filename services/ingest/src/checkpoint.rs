@@ -557,4 +557,31 @@ mod tests {
             .unwrap();
         assert_eq!(again.resume("s1").1, "8");
     }
+
+    /// The checkpoint age grows while a change cannot be written, the change is written by the
+    /// next save that can, and the age is zero once everything is written.
+    #[tokio::test]
+    async fn a_failing_store_ages_and_keeps_its_changes_for_the_next_save() {
+        let root = tempfile::tempdir().unwrap();
+        let blocker = root.path().join("state");
+        let c = Checkpoints::open(
+            &StoreConfig::File(blocker.join("checkpoints.json")),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        // A file where the store's directory should be: every write fails.
+        std::fs::write(&blocker, b"not a directory").unwrap();
+        assert_eq!(c.age(), Duration::ZERO, "nothing to write yet");
+        let (p, _) = c.resume("s1");
+        lock(&p).sent(&[], "41");
+        assert!(c.save().await.is_err());
+        let failed = c.age();
+        assert!(failed > Duration::ZERO, "a change waits");
+        assert!(c.save().await.is_err());
+        assert!(c.age() >= failed, "it keeps waiting");
+        std::fs::remove_file(&blocker).unwrap();
+        assert_eq!(c.save().await.unwrap(), 1, "the change was kept");
+        assert_eq!(c.age(), Duration::ZERO);
+    }
 }

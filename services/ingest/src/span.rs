@@ -59,3 +59,83 @@ impl ReceiveSpan {
         span
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+    use super::*;
+
+    type Fields = Arc<Mutex<BTreeMap<String, String>>>;
+
+    /// Keeps every field given to the span (at creation or recorded later), as text.
+    struct Capture(Fields);
+
+    struct Into<'a>(&'a mut BTreeMap<String, String>);
+
+    impl Visit for Into<'_> {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.insert(field.name().into(), value.into());
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.insert(field.name().into(), format!("{value:?}"));
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Capture {
+        fn on_new_span(&self, attrs: &Attributes<'_>, _: &Id, _: Context<'_, S>) {
+            attrs.record(&mut Into(&mut self.0.lock().unwrap()));
+        }
+        fn on_record(&self, _: &Id, values: &Record<'_>, _: Context<'_, S>) {
+            values.record(&mut Into(&mut self.0.lock().unwrap()));
+        }
+    }
+
+    fn fields_of(id: &str) -> BTreeMap<String, String> {
+        let fields = Fields::default();
+        let subscriber = tracing_subscriber::registry().with(Capture(fields.clone()));
+        let e = SseEvent {
+            event_type: "reading".into(),
+            data: "{}".into(),
+            last_event_id: id.into(),
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            let _span = ReceiveSpan::new("dev", "sse-0").span("dev/sse-0|http://h/", &e, 2);
+        });
+        let out = fields.lock().unwrap().clone();
+        out
+    }
+
+    #[test]
+    fn the_receive_span_follows_the_messaging_conventions() {
+        let f = fields_of("41");
+        let want = [
+            ("otel.name", "receive dev/sse-0"),
+            ("otel.kind", "consumer"),
+            (attr::MESSAGING_SYSTEM, "sse"),
+            (attr::OPERATION_NAME, "receive"),
+            (attr::OPERATION_TYPE, "receive"),
+            (attr::DESTINATION, "dev/sse-0"),
+            (attr::MESSAGE_ID, "41"),
+            ("sse.event", "reading"),
+        ];
+        for (k, v) in want {
+            assert_eq!(f.get(k).map(String::as_str), Some(v), "{k} in {f:?}");
+        }
+    }
+
+    #[test]
+    fn an_event_without_an_id_has_no_message_id() {
+        let f = fields_of("");
+        assert!(!f.contains_key(attr::MESSAGE_ID), "{f:?}");
+        assert_eq!(
+            f.get("otel.name").map(String::as_str),
+            Some("receive dev/sse-0")
+        );
+    }
+}
