@@ -105,4 +105,4 @@ fn with_status(status: &Weak<Status>, f: impl FnOnce(&Status)) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -107,8 +107,7 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             let _span = ReceiveSpan::new("dev", "sse-0").span("dev/sse-0|http://h/", &e, 2);
         });
-        let out = fields.lock().unwrap().clone();
-        out
+        fields.lock().unwrap().clone()
     }
 
     #[test]

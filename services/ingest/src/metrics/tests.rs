@@ -53,8 +53,11 @@ pub(crate) fn provider() -> (SdkMeterProvider, Reader) {
     (provider, reader)
 }
 
-/// One collection's data points, as (instrument, attributes, value).
-pub(crate) struct Points(Vec<(String, Vec<(String, String)>, f64)>);
+/// One data point: instrument, attributes as text, value.
+type Point = (String, Vec<(String, String)>, f64);
+
+/// One collection's data points.
+pub(crate) struct Points(Vec<Point>);
 
 impl Points {
     /// Collects everything `reader` sees now.
@@ -102,11 +105,7 @@ impl Points {
     }
 }
 
-fn points_of(
-    name: &str,
-    data: &AggregatedMetrics,
-    out: &mut Vec<(String, Vec<(String, String)>, f64)>,
-) {
+fn points_of(name: &str, data: &AggregatedMetrics, out: &mut Vec<Point>) {
     let attrs = |it: &mut dyn Iterator<Item = &opentelemetry::KeyValue>| {
         it.map(|kv| (kv.key.to_string(), kv.value.to_string()))
             .collect::<Vec<_>>()
