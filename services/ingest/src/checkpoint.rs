@@ -575,6 +575,7 @@ mod tests {
         assert_eq!(c.age(), Duration::ZERO, "nothing to write yet");
         let (p, _) = c.resume("s1");
         lock(&p).sent(&[], "41");
+        assert!(c.age() > Duration::ZERO, "a change not written yet");
         assert!(c.save().await.is_err());
         let failed = c.age();
         assert!(failed > Duration::ZERO, "a change waits");
