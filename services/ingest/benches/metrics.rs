@@ -72,7 +72,13 @@ fn plans() -> Vec<StreamPlan> {
 }
 
 /// A status of the plans, and the instruments registered on a provider when `metrics`.
-fn setup(metrics: bool) -> (Arc<Status>, Vec<StreamPlan>, Option<(SdkMeterProvider, Reader)>) {
+fn setup(
+    metrics: bool,
+) -> (
+    Arc<Status>,
+    Vec<StreamPlan>,
+    Option<(SdkMeterProvider, Reader)>,
+) {
     let plans = plans();
     let status = Arc::new(Status::new(&plans, Vec::new()));
     let meters = metrics.then(|| {
@@ -106,12 +112,15 @@ fn bench(c: &mut Criterion) {
             ..Default::default()
         };
         let name = if metrics { "on" } else { "off" };
-        group.bench_function(format!("per event: forwarded + acked, metrics {name}"), |b| {
-            b.iter(|| {
-                status.count_forwarded([(p.key.as_str(), 1)], [(&*route, 1)]);
-                status.apply_ack(&route, black_box(&ack));
-            })
-        });
+        group.bench_function(
+            format!("per event: forwarded + acked, metrics {name}"),
+            |b| {
+                b.iter(|| {
+                    status.count_forwarded([(p.key.as_str(), 1)], [(&*route, 1)]);
+                    status.apply_ack(&route, black_box(&ack));
+                })
+            },
+        );
     }
     let (status, plans, meters) = setup(true);
     for p in &plans {
