@@ -200,6 +200,15 @@ pub struct RouteStatus {
     pub error_code: &'static str,
 }
 
+impl RouteStatus {
+    /// Notes the device whose stream feeds it (its metrics label), once.
+    fn fed_by(&mut self, device: &str) {
+        if self.device.is_empty() {
+            self.device.push_str(device);
+        }
+    }
+}
+
 /// Writes the dataset / event subject of a route into `out`; false for a status report's
 /// route, which has none.
 pub(super) fn subject_of(route: &Route, out: &mut String) -> bool {
@@ -413,9 +422,13 @@ impl Status {
         if !subject_of(route, &mut inner.subject) {
             return !ack.error.is_empty();
         }
-        let Some(r) = route_entry(&mut inner.routes, &inner.subject, route) else {
-            return false;
+        // One lookup for the usual case, a known route (a helper returning the entry could
+        // not: the borrow checker refuses a conditionally returned borrow).
+        let r = match inner.routes.get_mut(inner.subject.as_str()) {
+            Some(r) => r,
+            None => inner.routes.entry(inner.subject.clone()).or_default(),
         };
+        r.fed_by(&route.device);
         if ack.error.is_empty() {
             r.acknowledged += 1;
         } else {
@@ -492,11 +505,15 @@ impl Status {
             }
         }
         for (route, n) in routes {
-            if subject_of(route, &mut inner.subject)
-                && let Some(r) = route_entry(&mut inner.routes, &inner.subject, route)
-            {
-                r.forwarded += n;
+            if !subject_of(route, &mut inner.subject) {
+                continue;
             }
+            let r = match inner.routes.get_mut(inner.subject.as_str()) {
+                Some(r) => r,
+                None => inner.routes.entry(inner.subject.clone()).or_default(),
+            };
+            r.fed_by(&route.device);
+            r.forwarded += n;
         }
     }
 
@@ -536,24 +553,6 @@ impl Status {
     pub fn resource_errors(&self) -> Vec<ResourceError> {
         self.lock().resource_errors.clone()
     }
-}
-
-/// The status of the dataset / event `subject` (of `route`), made on first use.
-fn route_entry<'a>(
-    routes: &'a mut BTreeMap<String, RouteStatus>,
-    subject: &str,
-    route: &Route,
-) -> Option<&'a mut RouteStatus> {
-    if !routes.contains_key(subject) {
-        routes.insert(subject.to_string(), RouteStatus::default());
-    }
-    // Always there (inserted above); looked up again since a borrow cannot be returned
-    // conditionally.
-    let r = routes.get_mut(subject)?;
-    if r.device.is_empty() {
-        r.device.clone_from(&route.device);
-    }
-    Some(r)
 }
 
 /// Whether schema version `a` is older than `b` (both decimal, as registries number them).
