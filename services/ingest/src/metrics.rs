@@ -8,10 +8,11 @@
 //! no-ops and their callbacks never run.
 //!
 //! [`labels`] caches the capped label values per stream and per dataset / event; [`streams`]
-//! and [`routes`] aggregate the status into data points; [`gauges`] observes the rest.
+//! and [`routes`] aggregate the status into data points, once per collection ([`shared`]);
+//! [`gauges`] observes the rest.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Meter};
@@ -24,6 +25,7 @@ use crate::status::Status;
 mod gauges;
 mod labels;
 mod routes;
+mod shared;
 mod streams;
 
 /// The `sse.link` value of ingest's gRPC link to the schema service.
@@ -92,16 +94,10 @@ pub struct Sources {
 pub fn register(meter: &Meter, sources: &Sources) {
     let status = Arc::downgrade(&sources.status);
     let cache = Arc::new(labels::Cache::default());
-    streams::register(meter, &status, &cache);
-    routes::register(meter, &status, &cache);
+    let routes = Arc::new(routes::Source::new(&status, &cache));
+    routes::register(meter, &routes);
+    streams::register(meter, &status, &cache, &routes);
     gauges::register(meter, sources);
-}
-
-/// Runs `f` with the status, if ingest still runs.
-fn with_status(status: &Weak<Status>, f: impl FnOnce(&Status)) {
-    if let Some(s) = status.upgrade() {
-        f(&s);
-    }
 }
 
 #[cfg(test)]

@@ -252,6 +252,11 @@ fn route_instruments_count_forwarded_acknowledged_and_failed_per_dataset() {
         (attr::REASON, super::routes::DELIVERY_FAILED),
     ];
     assert_eq!(p.value(catalogue::EVENTS_DROPPED, &failed), 1.0);
+    // The next collection walks the status afresh.
+    status.apply_ack(&route, &ack(5, ""));
+    let p = Points::collect(&reader);
+    assert_eq!(p.value(catalogue::EVENTS_ACKNOWLEDGED, &at), 4.0);
+    assert_eq!(p.value(catalogue::EVENTS_FORWARDED, &at), 5.0);
     assert_eq!(
         status.get(&plan.key).unwrap().forwarded,
         5,
