@@ -134,7 +134,8 @@ async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
             .filter(|s| s.trace_id == trace_id)
             .collect();
         let names: BTreeSet<String> = mine.iter().map(|s| s.name.clone()).collect();
-        let all = ["sse event", "schema infer", "mqtt publish"];
+        // Ingest's span is named after the messaging conventions: `receive <device>/<endpoint>`.
+        let all = ["receive counter/sse-0", "schema infer", "mqtt publish"];
         async move { all.iter().all(|n| names.contains(*n)).then_some(mine) }
     })
     .await
@@ -148,7 +149,7 @@ async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
         .filter(|s| s.parent_span_id.is_empty())
         .collect();
     assert_eq!(roots.len(), 1, "{spans:?}");
-    assert_eq!(roots[0].name, "sse event");
+    assert_eq!(roots[0].name, "receive counter/sse-0");
     let publish = spans.iter().find(|s| s.span_id == span_id).unwrap();
     assert_eq!(publish.name, "mqtt publish");
 

@@ -284,6 +284,8 @@ pub mod attr {
     pub const OPERATION_TYPE: &str = "messaging.operation.type";
     /// Semantic convention: the class of error, only on failures.
     pub const ERROR_TYPE: &str = "error.type";
+    /// Semantic convention (spans only): the message id (an SSE event's last event ID).
+    pub const MESSAGE_ID: &str = "messaging.message.id";
     /// The Device resource (capped).
     pub const DEVICE: &str = "sse.device";
     /// The device's inbound endpoint.

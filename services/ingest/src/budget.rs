@@ -45,6 +45,16 @@ impl Budget {
     pub fn available(&self) -> usize {
         self.permits.available_permits()
     }
+
+    /// The whole budget, in bytes (`--max-in-flight-bytes`, at most `u32::MAX`).
+    pub fn max(&self) -> usize {
+        self.max as usize
+    }
+
+    /// Bytes of the budget taken now (held by events read and not yet acknowledged).
+    pub fn held(&self) -> usize {
+        self.max().saturating_sub(self.available())
+    }
 }
 
 /// A share of the budget, returned when the last routed copy holding it is dropped.

@@ -13,7 +13,7 @@ pub mod record;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sse_contract::limits::MQTT_CONTROL_PACKET_BYTES_MAX;
 use sse_runtime::mqtt::{Broker, BrokerAddress, ClientSettings};
@@ -181,6 +181,26 @@ pub struct Checkpoints {
     backend: Backend,
     /// What was last written, per stream (the file store writes the union).
     saved: Mutex<BTreeMap<String, String>>,
+    /// How the last saves went (the checkpoint age).
+    health: Mutex<SaveHealth>,
+}
+
+/// When the store last took everything there was to write, and whether the last write failed.
+#[derive(Debug)]
+struct SaveHealth {
+    /// The end of the last save that left nothing unwritten (or the opening of the store).
+    last_ok: Instant,
+    /// The last save failed: its changes are still to write.
+    failing: bool,
+}
+
+impl SaveHealth {
+    fn new() -> Self {
+        Self {
+            last_ok: Instant::now(),
+            failing: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for Checkpoints {
@@ -199,6 +219,7 @@ impl Checkpoints {
             loaded: BTreeMap::new(),
             backend: Backend::None,
             saved: Mutex::default(),
+            health: Mutex::new(SaveHealth::new()),
         }
     }
 
@@ -241,6 +262,7 @@ impl Checkpoints {
             saved: Mutex::new(loaded.clone()),
             loaded,
             backend,
+            health: Mutex::new(SaveHealth::new()),
         })
     }
 
@@ -270,8 +292,48 @@ impl Checkpoints {
         }
     }
 
-    /// Writes every checkpoint that changed since the last save.
+    /// How long changes have waited to be written: the time since the last save that left
+    /// nothing unwritten, while a checkpoint has changed since or the last save failed; zero
+    /// when everything is written. A store that is stuck or failing makes it grow.
+    pub fn age(&self) -> Duration {
+        let health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        if health.failing || self.any_dirty() {
+            health.last_ok.elapsed()
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// Whether a stream's checkpoint changed since it was last taken for a save.
+    fn any_dirty(&self) -> bool {
+        let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        streams.values().any(|p| lock(p).dirty)
+    }
+
+    /// Writes every checkpoint that changed since the last save; after a failure they are
+    /// written again by the next one.
     pub async fn save(&self) -> Result<usize, CheckpointError> {
+        let result = self.write_changed().await;
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        health.failing = result.is_err();
+        if !health.failing {
+            health.last_ok = Instant::now();
+        }
+        result
+    }
+
+    /// Marks streams `keys` as changed again (their write failed).
+    fn redirty(&self, keys: &[(String, String)]) {
+        let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, _) in keys {
+            if let Some(p) = streams.get(k) {
+                lock(p).dirty = true;
+            }
+        }
+    }
+
+    /// Writes every checkpoint that changed since the last save.
+    async fn write_changed(&self) -> Result<usize, CheckpointError> {
         let changed: Vec<(String, String)> = {
             let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
             streams
@@ -289,21 +351,30 @@ impl Checkpoints {
         if changed.is_empty() {
             return Ok(0);
         }
-        match &self.backend {
-            Backend::None => {}
+        let written = match &self.backend {
+            Backend::None => Ok(()),
             Backend::File(path) => {
                 let all = {
                     let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
                     saved.extend(changed.iter().cloned());
                     saved.clone()
                 };
-                file::write(path, &all).await?;
+                file::write(path, &all).await
             }
             Backend::Mqtt(store) => {
+                let mut r = Ok(());
                 for (stream, id) in &changed {
-                    store.save(stream, id).await?;
+                    r = store.save(stream, id).await;
+                    if r.is_err() {
+                        break;
+                    }
                 }
+                r
             }
+        };
+        if let Err(e) = written {
+            self.redirty(&changed);
+            return Err(e);
         }
         Ok(changed.len())
     }
@@ -485,5 +556,33 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(again.resume("s1").1, "8");
+    }
+
+    /// The checkpoint age grows while a change cannot be written, the change is written by the
+    /// next save that can, and the age is zero once everything is written.
+    #[tokio::test]
+    async fn a_failing_store_ages_and_keeps_its_changes_for_the_next_save() {
+        let root = tempfile::tempdir().unwrap();
+        let blocker = root.path().join("state");
+        let c = Checkpoints::open(
+            &StoreConfig::File(blocker.join("checkpoints.json")),
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        // A file where the store's directory should be: every write fails.
+        std::fs::write(&blocker, b"not a directory").unwrap();
+        assert_eq!(c.age(), Duration::ZERO, "nothing to write yet");
+        let (p, _) = c.resume("s1");
+        lock(&p).sent(&[], "41");
+        assert!(c.age() > Duration::ZERO, "a change not written yet");
+        assert!(c.save().await.is_err());
+        let failed = c.age();
+        assert!(failed > Duration::ZERO, "a change waits");
+        assert!(c.save().await.is_err());
+        assert!(c.age() >= failed, "it keeps waiting");
+        std::fs::remove_file(&blocker).unwrap();
+        assert_eq!(c.save().await.unwrap(), 1, "the change was kept");
+        assert_eq!(c.age(), Duration::ZERO);
     }
 }

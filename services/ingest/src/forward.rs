@@ -29,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::Checkpoints;
 use crate::event::RoutedEvent;
 use crate::grpc;
+use crate::metrics::ForwardMeters;
+use crate::routing::Route;
 use crate::status::Status;
 
 mod router;
@@ -65,6 +67,8 @@ pub struct Forwarder {
     pub checkpoints: Arc<Checkpoints>,
     /// Whether a Process stream is open (drives health).
     pub open: watch::Sender<bool>,
+    /// What the metrics read of the forwarder (window fill, re-sends).
+    pub meters: ForwardMeters,
 }
 
 /// The forwarder's state across Process streams.
@@ -182,6 +186,7 @@ impl Forwarder {
                     break;
                 }
             }
+            self.meters.set_inflight(st.inflight.len());
             let up = st.any_open();
             self.open
                 .send_if_modified(|o| std::mem::replace(o, up) != up);
@@ -229,6 +234,8 @@ impl Forwarder {
         let mut bytes = 0;
         let mut next = Some(first);
         let mut counts: HashMap<Arc<str>, u64> = HashMap::new();
+        // Per route, by address: the routes of a batch are a few shared `Arc`s.
+        let mut routes: HashMap<*const Route, (Arc<Route>, u64)> = HashMap::new();
         while let Some(ev) = next.take() {
             let p = grpc::event(&ev);
             // Everything held for the event counts: data, ids, key, route, trace context.
@@ -239,6 +246,10 @@ impl Forwarder {
                 continue;
             }
             *counts.entry(ev.stream_key.clone()).or_default() += 1;
+            routes
+                .entry(Arc::as_ptr(&ev.route))
+                .or_insert_with(|| (ev.route.clone(), 0))
+                .1 += 1;
             bytes += size;
             st.inflight.push(&p.stream_key, p.seq, ev, size);
             out.push(p);
@@ -246,9 +257,10 @@ impl Forwarder {
                 next = st.rx.try_recv().ok();
             }
         }
-        for (key, n) in counts {
-            self.status.update(&key, |s| s.forwarded += n);
-        }
+        self.status.count_forwarded(
+            counts.iter().map(|(k, n)| (&**k, *n)),
+            routes.values().map(|(r, n)| (&**r, *n)),
+        );
         out
     }
 

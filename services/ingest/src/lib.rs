@@ -16,6 +16,7 @@ pub mod error;
 pub mod event;
 pub mod forward;
 pub mod grpc;
+pub mod metrics;
 pub mod reload;
 pub mod report;
 pub mod resources;
@@ -23,6 +24,7 @@ pub mod routing;
 pub mod secret_access;
 pub mod shard;
 pub mod source;
+pub mod span;
 pub mod sse;
 pub mod status;
 pub mod stream_key;
@@ -106,12 +108,22 @@ pub async fn run_linked(
     let (open_tx, open_rx) = tokio::sync::watch::channel(false);
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let forwarder = forwarder(config, endpoint, dialer, &status, &checkpoints, open_tx);
+    let mut stream_settings = stream_settings(config);
+    metrics::register(
+        &sse_runtime::metrics::meter(),
+        &metrics::Sources {
+            status: status.clone(),
+            budget: stream_settings.budget.clone(),
+            max_in_flight: config.max_in_flight,
+            forward: forwarder.meters.clone(),
+            checkpoints: checkpoints.clone(),
+        },
+    );
     let forwarder_token = token.clone();
     shutdown.tracker.spawn(async move {
         forwarder.run(events_rx, forwarder_token).await;
         tracing::debug!("forwarder stopped");
     });
-    let mut stream_settings = stream_settings(config);
     // The Akri mounts' other layouts come with the ADR resource source.
     stream_settings.akri_layouts = settings.adr.is_some();
     if let Some(reporter) = reporter(&settings, &status, &events_tx) {
@@ -183,6 +195,7 @@ fn forwarder(
         status: status.clone(),
         checkpoints: checkpoints.clone(),
         open,
+        meters: metrics::ForwardMeters::new(&sse_runtime::metrics::meter()),
     }
 }
 

@@ -6,6 +6,7 @@
 //! [`live`] holds the status as it changes; [`adr`] builds the ADR shaped report from it.
 
 mod adr;
+mod bytes;
 mod dirty;
 mod live;
 
@@ -13,6 +14,7 @@ pub use adr::{
     AssetStatus, ConfigStatus, DeviceStatus, EndpointStatus, Endpoints, EventGroupStatus,
     INVALID_CONFIGURATION, OperationStatus, Report, RuntimeHealth, Scope, StatusError, rfc3339,
 };
+pub use bytes::BytesRead;
 pub use dirty::{Consumer, Dirty};
 pub use live::{Changes, RouteStatus, SchemaReference, Status, StreamState, StreamStatus};
 

@@ -19,6 +19,7 @@ use crate::budget::{Budget, Held};
 use crate::checkpoint::{self, SharedProgress};
 use crate::event::{self, IdGen, RoutedEvent};
 use crate::routing::StreamPlan;
+use crate::span::ReceiveSpan;
 use crate::sse::{self, ClientConfig, ClientEvent, Owner, ParserNotice, SseEvent};
 use crate::status::{Status, StreamState};
 
@@ -104,6 +105,8 @@ pub struct StreamTask {
     /// The subject of the route being dispatched, for its event id (a buffer kept).
     subject: String,
     resume: Resume,
+    /// The names of its events' receive spans.
+    receive: ReceiveSpan,
 }
 
 /// The stream task as the SSE reader's owner: each report is handled in the reader's own task.
@@ -128,6 +131,7 @@ impl StreamTask {
     ) -> Self {
         Self {
             key: Arc::from(plan.key.as_str()),
+            receive: ReceiveSpan::new(&plan.device, &plan.endpoint),
             plan,
             settings,
             status,
@@ -156,6 +160,7 @@ impl StreamTask {
         cfg.read_timeout = self.settings.read_timeout;
         cfg.max_event_bytes = self.settings.max_event_bytes;
         cfg.min_reconnect_delay = self.settings.min_reconnect_delay;
+        cfg.bytes_read = self.status.bytes_read(&self.key);
         let last_event_id = self.resume.last_event_id();
         let owner = Reports {
             task: &mut self,
@@ -235,10 +240,15 @@ impl StreamTask {
                     s.last_error.clear();
                 });
             }
-            ClientEvent::Disconnected { error, retry_in } => {
+            ClientEvent::Disconnected {
+                error,
+                reason,
+                retry_in,
+            } => {
                 tracing::warn!(stream = %key, %error, ?retry_in, "SSE stream disconnected");
                 self.status.update(&key, |s| {
                     s.set_state(StreamState::Disconnected);
+                    *s.reconnects.entry(reason).or_default() += 1;
                     s.last_error = error;
                 });
             }
@@ -318,20 +328,7 @@ impl StreamTask {
             span: _span,
             traceparent,
             tracestate,
-        } = EventTrace::start(
-            || {
-                tracing::info_span!(
-                    parent: None,
-                    "sse event",
-                    otel.name = "sse event",
-                    sse.stream = %self.key,
-                    sse.event = %e.event_type,
-                    sse.routes = d.routes.len(),
-                )
-            },
-            "",
-            "",
-        );
+        } = EventTrace::start(|| self.receive.span(&self.key, &e, d.routes.len()), "", "");
         let seqs: Vec<u64> = d.routes.iter().map(|_| self.resume.next_seq()).collect();
         // Registered before any is sent, so no ack can come before its event is known.
         checkpoint::lock(&self.resume.progress).sent(&seqs, &e.last_event_id);
@@ -385,14 +382,14 @@ impl StreamTask {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::resources::load_texts;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
     /// One device whose SSE endpoint is `address`, read by one dataset.
-    fn plan_for(address: &str) -> StreamPlan {
+    pub(crate) fn plan_for(address: &str) -> StreamPlan {
         let yaml = format!(
             r#"
 apiVersion: namespaces.deviceregistry.microsoft.com/v1
@@ -417,7 +414,7 @@ spec:
         crate::routing::plan(&r).remove(0)
     }
 
-    fn settings() -> StreamSettings {
+    pub(crate) fn settings() -> StreamSettings {
         StreamSettings {
             secrets_dir: None,
             trust_dir: None,
@@ -432,7 +429,7 @@ spec:
     }
 
     /// Accepts one SSE request and answers with the stream's head; the socket stays open.
-    async fn accept_stream(listener: &TcpListener) -> TcpStream {
+    pub(crate) async fn accept_stream(listener: &TcpListener) -> TcpStream {
         let (mut sock, _) = listener.accept().await.unwrap();
         let mut head = Vec::new();
         let mut buf = [0u8; 1024];

@@ -170,7 +170,9 @@ impl Reader {
     async fn expect_failure(&mut self) -> String {
         loop {
             match self.next().await {
-                ClientEvent::Disconnected { error, retry_in } => {
+                ClientEvent::Disconnected {
+                    error, retry_in, ..
+                } => {
                     let retry_in = retry_in.unwrap();
                     assert!(
                         retry_in >= Duration::from_secs(30),
@@ -327,7 +329,9 @@ async fn client_certificate_and_trust_are_reread_at_each_connection() {
     let other = Pki::new().unwrap();
     write_bundle(&files, &other);
     let error = loop {
-        if let ClientEvent::Disconnected { error, retry_in } = reader.next().await
+        if let ClientEvent::Disconnected {
+            error, retry_in, ..
+        } = reader.next().await
             && error.contains("untrusted")
         {
             assert!(retry_in.unwrap() >= Duration::from_secs(30));

@@ -186,7 +186,9 @@ impl Reader {
 
     async fn expect_disconnected(&mut self) -> (String, Option<Duration>) {
         match self.next().await {
-            ClientEvent::Disconnected { error, retry_in } => (error, retry_in),
+            ClientEvent::Disconnected {
+                error, retry_in, ..
+            } => (error, retry_in),
             other => panic!("expected Disconnected, got {other:?}"),
         }
     }

@@ -66,6 +66,9 @@ pub(super) struct Lane {
     pub(super) retry_at: Option<Instant>,
     /// How long to wait before the next attempt.
     pub(super) backoff: sse_runtime::Backoff,
+    /// Whether a Process stream of it was ever open: what it sends when it opens again is
+    /// counted as re-sent.
+    pub(super) was_open: bool,
 }
 
 impl Lane {
@@ -77,6 +80,7 @@ impl Lane {
             tx: None,
             retry_at: None,
             backoff: sse_runtime::Backoff::standard(),
+            was_open: false,
         }
     }
 }
@@ -137,6 +141,7 @@ impl Forwarder {
                 send(tx, events);
             }
         }
+        self.meters.resent(resent);
         tracing::info!(
             live = ?st.router.peers().iter().map(|p| p.addr.to_string()).collect::<Vec<_>>(),
             resent,

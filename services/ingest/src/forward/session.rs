@@ -85,6 +85,7 @@ impl Forwarder {
         }
         match opened {
             Ok(s) => {
+                let again = std::mem::replace(&mut lane.was_open, true);
                 lane.backoff.connected();
                 lane.down = false;
                 lane.tx = Some(s.tx.clone());
@@ -103,6 +104,9 @@ impl Forwarder {
                 }
                 let link = if s.in_process { "in-process" } else { "grpc" };
                 tracing::info!(schema = %self.endpoint.uri(), %addr, link, resend = resend.len(), "Process stream to schema open");
+                if again {
+                    self.meters.resent(resend.len());
+                }
                 send(&s.tx, resend);
             }
             Err(reason) => {

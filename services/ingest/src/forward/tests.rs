@@ -1,7 +1,9 @@
 use super::session::batches;
 use super::*;
 use futures::StreamExt;
+use opentelemetry::metrics::MeterProvider as _;
 use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
+use sse_contract::metrics::{self as catalogue, attr};
 use sse_runtime::link::{Local, Locals, Messages, Streams};
 use sse_runtime::peers::Dialer;
 
@@ -249,6 +251,7 @@ fn forwarder(locals: Locals) -> (Forwarder, watch::Receiver<bool>) {
         status: Arc::new(Status::default()),
         checkpoints: Arc::new(Checkpoints::in_memory()),
         open,
+        meters: crate::metrics::ForwardMeters::default(),
     };
     (f, open_rx)
 }
@@ -319,7 +322,10 @@ async fn streams_of_a_removed_address_move_and_their_unacked_events_are_resent()
     // b takes events but never acknowledges them (a replica about to go away)
     let (b, mut b_seen, locals) = fake(B, "b", false, seen.clone(), locals);
     let (set, peers) = Peers::manual(vec![a.clone(), b.clone()]);
-    let (f, _open) = forwarder(locals);
+    let (mut f, _open) = forwarder(locals);
+    let (provider, reader) = crate::metrics::tests::provider();
+    f.meters = crate::metrics::ForwardMeters::new(&provider.meter("test"));
+    let status = f.status.clone();
     let (tx, rx) = mpsc::channel(64);
     let stop = CancellationToken::new();
     let run = tokio::spawn(f.run_with(peers, rx, stop.clone()));
@@ -362,6 +368,16 @@ async fn streams_of_a_removed_address_move_and_their_unacked_events_are_resent()
     drop(tx);
     stop.cancel();
     run.await.unwrap();
+    // The events of b's streams went to schema again, and each dataset counts its events once.
+    let p = crate::metrics::tests::Points::collect(&reader);
+    let link = [(attr::LINK, crate::metrics::LINK)];
+    assert_eq!(
+        p.value(catalogue::GRPC_RESENDS, &link),
+        (on_b.len() * 3) as f64
+    );
+    let mut routes = Vec::new();
+    status.for_each_route(|k, r| routes.push((k.to_string(), r.forwarded, r.acknowledged)));
+    assert_eq!(routes, vec![("a/g".to_string(), 60, 60)]);
 }
 
 #[tokio::test]

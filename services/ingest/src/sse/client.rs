@@ -14,6 +14,7 @@
 
 use std::error::Error as StdError;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
@@ -53,6 +54,8 @@ pub enum ClientEvent {
     Disconnected {
         /// What went wrong, without secrets.
         error: String,
+        /// Why, as one of the fixed label values of [`super::ended`].
+        reason: &'static str,
         /// How long the reader waits before the next attempt.
         retry_in: Option<Duration>,
     },
@@ -89,6 +92,9 @@ pub struct ClientConfig {
     /// No reconnect comes sooner than this after a disconnect, whatever the server's `retry:` or
     /// `Retry-After` says (default [`DEFAULT_MIN_RECONNECT_DELAY`]).
     pub min_reconnect_delay: Duration,
+    /// Counts the body bytes read (after decoding) over every connection: shared with the
+    /// stream's status, which the metrics read (one relaxed add per read, not per event).
+    pub bytes_read: Arc<AtomicU64>,
 }
 
 impl ClientConfig {
@@ -103,6 +109,7 @@ impl ClientConfig {
             max_event_bytes: sse_contract::limits::EVENT_BYTES_DEFAULT,
             backoff: Backoff::standard(),
             min_reconnect_delay: DEFAULT_MIN_RECONNECT_DELAY,
+            bytes_read: Arc::default(),
         }
     }
 }
@@ -163,6 +170,8 @@ enum Delay {
 enum Attempt {
     Retry {
         error: String,
+        /// One of [`super::ended`].
+        reason: &'static str,
         delay: Delay,
     },
     Stop(String),
@@ -209,14 +218,18 @@ impl<O: Owner> Reader<O> {
                 attempt
             );
             let outcome = self.connect_and_read().instrument(span).await;
-            let (error, delay) = match outcome {
+            let (error, reason, delay) = match outcome {
                 Attempt::Quit => return,
                 Attempt::Stop(reason) => {
                     tracing::warn!(url = %display_url(&self.cfg.url), %reason, "sse stream stopped");
                     self.send(ClientEvent::Stopped { reason }).await;
                     return;
                 }
-                Attempt::Retry { error, delay } => (error, delay),
+                Attempt::Retry {
+                    error,
+                    reason,
+                    delay,
+                } => (error, reason, delay),
             };
             let wait = self.delay(delay);
             tracing::info!(
@@ -227,6 +240,7 @@ impl<O: Owner> Reader<O> {
             );
             let event = ClientEvent::Disconnected {
                 error,
+                reason,
                 retry_in: Some(wait),
             };
             if !self.send(event).await {
@@ -291,6 +305,7 @@ impl<O: Owner> Reader<O> {
                 // Self-describing (e.g. "secret c/key is missing"), never a secret value.
                 return Attempt::Retry {
                     error,
+                    reason: super::ended::CREDENTIALS,
                     delay: Delay::Long,
                 };
             }
@@ -336,6 +351,7 @@ impl<O: Owner> Reader<O> {
                 Err(error) => {
                     return Attempt::Retry {
                         error,
+                        reason: super::ended::REDIRECT,
                         delay: Delay::Long,
                     };
                 }
@@ -343,6 +359,7 @@ impl<O: Owner> Reader<O> {
         }
         Attempt::Retry {
             error: format!("too many redirects (more than {MAX_REDIRECTS})"),
+            reason: super::ended::REDIRECT,
             delay: Delay::Long,
         }
     }
@@ -365,15 +382,18 @@ impl<O: Owner> Reader<O> {
                     "no response within {}",
                     humantime::format_duration(self.cfg.read_timeout)
                 ),
+                reason: super::ended::TIMEOUT,
                 delay: Delay::Backoff,
             }),
             Ok(Err(e)) => Err(match tls_problem(&e, url) {
                 Some(error) => Attempt::Retry {
                     error,
+                    reason: super::ended::TLS,
                     delay: Delay::Long,
                 },
                 None => Attempt::Retry {
                     error: error_chain(&e),
+                    reason: super::ended::of_open_error(&e),
                     delay: Delay::Backoff,
                 },
             }),
@@ -399,10 +419,14 @@ impl<O: Owner> Reader<O> {
         tokio::pin!(silence);
         loop {
             let parser = &mut self.parser;
+            let bytes_read = &self.cfg.bytes_read;
             let read = tokio::select! {
                 biased;
                 () = &mut cancelled => return Attempt::Quit,
-                r = body.read(conn, |data| parser.feed(data, &mut events, &mut notices)) => r,
+                r = body.read(conn, |data| {
+                    bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    parser.feed(data, &mut events, &mut notices);
+                }) => r,
                 () = &mut silence => {
                     let due = last_data + self.cfg.read_timeout;
                     if Instant::now() < due {
@@ -414,6 +438,7 @@ impl<O: Owner> Reader<O> {
                             "read timeout: no data for {}",
                             humantime::format_duration(self.cfg.read_timeout)
                         ),
+                        reason: super::ended::TIMEOUT,
                         delay: Delay::AfterStream,
                     };
                 }
@@ -423,6 +448,7 @@ impl<O: Owner> Reader<O> {
                 Err(e) => {
                     return Attempt::Retry {
                         error: format!("stream broke: {}", error_chain(&e)),
+                        reason: super::ended::READ_ERROR,
                         delay: Delay::AfterStream,
                     };
                 }
@@ -433,6 +459,7 @@ impl<O: Owner> Reader<O> {
                     if !more {
                         return Attempt::Retry {
                             error: "server closed the stream".to_owned(),
+                            reason: super::ended::EOF,
                             delay: Delay::AfterStream,
                         };
                     }
@@ -614,18 +641,22 @@ fn classify(response: &Response<()>) -> Option<Attempt> {
         )),
         401 => Attempt::Retry {
             error: "unauthorized (HTTP 401)".to_owned(),
+            reason: super::ended::AUTH,
             delay: Delay::Long,
         },
         403 => Attempt::Retry {
             error: "forbidden (HTTP 403)".to_owned(),
+            reason: super::ended::AUTH,
             delay: Delay::Long,
         },
         429 | 500..=599 => Attempt::Retry {
             error: status_text(status),
+            reason: super::ended::HTTP_STATUS,
             delay: retry_after(response.headers()).map_or(Delay::Backoff, Delay::Exactly),
         },
         _ => Attempt::Retry {
             error: status_text(status),
+            reason: super::ended::HTTP_STATUS,
             delay: Delay::Long,
         },
     };

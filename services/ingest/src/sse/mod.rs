@@ -1,6 +1,7 @@
 //! Server-sent events: the WHATWG stream parser, the reconnecting client and its HTTP/1.1 transport.
 
 pub mod client;
+pub mod ended;
 pub mod http;
 pub mod parser;
 

@@ -5,12 +5,14 @@
 //! every report each second was half of an idle ingest's CPU.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use serde::Serialize;
 use sse_proto::v1 as pb;
 
+use super::bytes::BytesRead;
 use super::dirty::{Consumer, Dirty, Marks};
 use crate::resources::{ResourceError, Resources};
 use crate::routing::{Route, RouteKind, StreamPlan};
@@ -84,6 +86,10 @@ pub struct StreamStatus {
     pub dropped: BTreeMap<&'static str, u64>,
     /// Parts of SSE events ignored without dropping the event (an over-long `id:`), by reason.
     pub notices: BTreeMap<&'static str, u64>,
+    /// Connections that ended and are retried, by why they ended (`sse::ended`).
+    pub reconnects: BTreeMap<&'static str, u64>,
+    /// Body bytes read over every connection (the reader adds to it as it reads).
+    pub bytes_read: BytesRead,
 }
 
 impl Default for StreamStatus {
@@ -107,6 +113,8 @@ impl Default for StreamStatus {
             assets: Vec::new(),
             dropped: BTreeMap::new(),
             notices: BTreeMap::new(),
+            reconnects: BTreeMap::new(),
+            bytes_read: BytesRead::default(),
         }
     }
 }
@@ -176,12 +184,29 @@ impl SchemaReference {
 /// What is known of one dataset or event beyond its stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteStatus {
+    /// The device whose stream feeds it (set when its first event is counted).
+    pub device: String,
+    /// Its events handed to the schema service.
+    pub forwarded: u64,
+    /// Its events acknowledged as delivered.
+    pub acknowledged: u64,
+    /// Its events whose acknowledgement reported a permanent failure.
+    pub failed: u64,
     /// The schema its latest message follows.
     pub schema: Option<SchemaReference>,
     /// The last delivery or schema problem, empty when none.
     pub last_error: String,
     /// Code of `last_error` (`DeliveryFailed`, `NoSchema`).
     pub error_code: &'static str,
+}
+
+impl RouteStatus {
+    /// Notes the device whose stream feeds it (its metrics label), once.
+    fn fed_by(&mut self, device: &str) {
+        if self.device.is_empty() {
+            self.device.push_str(device);
+        }
+    }
 }
 
 /// Writes the dataset / event subject of a route into `out`; false for a status report's
@@ -397,10 +422,18 @@ impl Status {
         if !subject_of(route, &mut inner.subject) {
             return !ack.error.is_empty();
         }
+        // One lookup for the usual case, a known route (a helper returning the entry could
+        // not: the borrow checker refuses a conditionally returned borrow).
         let r = match inner.routes.get_mut(inner.subject.as_str()) {
             Some(r) => r,
             None => inner.routes.entry(inner.subject.clone()).or_default(),
         };
+        r.fed_by(&route.device);
+        if ack.error.is_empty() {
+            r.acknowledged += 1;
+        } else {
+            r.failed += 1;
+        }
         if !ack.error.is_empty() {
             r.last_error = format!("delivery failed: {}", ack.error);
             r.error_code = "DeliveryFailed";
@@ -455,6 +488,55 @@ impl Status {
             }
         }
         changed
+    }
+
+    /// Counts routed events handed to the schema service: `streams` per stream key, `routes`
+    /// per route, under one lock for a whole batch.
+    pub fn count_forwarded<'a>(
+        &self,
+        streams: impl IntoIterator<Item = (&'a str, u64)>,
+        routes: impl IntoIterator<Item = (&'a Route, u64)>,
+    ) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        for (key, n) in streams {
+            if let Some(s) = inner.streams.get_mut(key) {
+                s.forwarded += n;
+            }
+        }
+        for (route, n) in routes {
+            if !subject_of(route, &mut inner.subject) {
+                continue;
+            }
+            let r = match inner.routes.get_mut(inner.subject.as_str()) {
+                Some(r) => r,
+                None => inner.routes.entry(inner.subject.clone()).or_default(),
+            };
+            r.fed_by(&route.device);
+            r.forwarded += n;
+        }
+    }
+
+    /// The counter of body bytes the reader of stream `key` adds to (a detached one for an
+    /// unknown key).
+    pub fn bytes_read(&self, key: &str) -> Arc<AtomicU64> {
+        self.lock()
+            .streams
+            .get(key)
+            .map(|s| s.bytes_read.shared())
+            .unwrap_or_default()
+    }
+
+    /// Calls `f` with every stream, under the lock (for the metrics: no copies).
+    pub fn for_each_stream(&self, mut f: impl FnMut(&StreamStatus)) {
+        self.lock().streams.values().for_each(&mut f);
+    }
+
+    /// Calls `f` with every dataset's and event's subject and status, under the lock.
+    pub fn for_each_route(&self, mut f: impl FnMut(&str, &RouteStatus)) {
+        for (k, r) in &self.lock().routes {
+            f(k, r);
+        }
     }
 
     /// One stream's status.

@@ -1,0 +1,49 @@
+//! Why a connection of an SSE stream ended, as a small fixed set of label values: the
+//! `sse.reason` of `sse_connector.stream.reconnects`. The status and the logs keep the words
+//! (`ClientEvent::Disconnected::error`); a metric label must never carry error text.
+
+/// The credentials (headers) for the connection could not be read.
+pub const CREDENTIALS: &str = "credentials";
+/// The host name did not resolve, or no address accepted a TCP connection.
+pub const CONNECT_FAILED: &str = "connect_failed";
+/// The TLS handshake failed (certificate rejected either way, or another TLS error).
+pub const TLS: &str = "tls";
+/// No response within the read timeout, or no data for the read timeout on an open stream.
+pub const TIMEOUT: &str = "timeout";
+/// The server answered 401 or 403.
+pub const AUTH: &str = "auth";
+/// The server answered another status that is retried (429, 5xx, other 4xx).
+pub const HTTP_STATUS: &str = "http_status";
+/// A redirect could not be followed (no or bad Location, https to http, too many).
+pub const REDIRECT: &str = "redirect";
+/// The server broke HTTP/1.1 framing or sent something else.
+pub const PROTOCOL: &str = "protocol";
+/// The server closed an open stream.
+pub const EOF: &str = "eof";
+/// Reading an open stream failed (connection reset, broken chunking).
+pub const READ_ERROR: &str = "read_error";
+
+/// Every reason, for the docs and the tests.
+pub const ALL: [&str; 10] = [
+    CREDENTIALS,
+    CONNECT_FAILED,
+    TLS,
+    TIMEOUT,
+    AUTH,
+    HTTP_STATUS,
+    REDIRECT,
+    PROTOCOL,
+    EOF,
+    READ_ERROR,
+];
+
+/// The reason for a failure to open a connection (`HttpError` from connect, send or head).
+pub(crate) fn of_open_error(e: &super::http::HttpError) -> &'static str {
+    use super::http::HttpError as E;
+    match e {
+        E::Resolve { .. } | E::Connect(_) => CONNECT_FAILED,
+        E::Tls(_) => TLS,
+        E::Io(_) => READ_ERROR,
+        E::Protocol(_) => PROTOCOL,
+    }
+}
