@@ -282,6 +282,8 @@ pub mod attr {
     pub const OPERATION_NAME: &str = "messaging.operation.name";
     /// Semantic convention: the operation type (`send`, `receive`, `process`).
     pub const OPERATION_TYPE: &str = "messaging.operation.type";
+    /// Semantic convention: the CloudEvents id of the message (on spans only: it is per event).
+    pub const MESSAGE_ID: &str = "messaging.message.id";
     /// Semantic convention: the class of error, only on failures.
     pub const ERROR_TYPE: &str = "error.type";
     /// The Device resource (capped).

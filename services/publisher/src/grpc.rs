@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Stream, StreamExt};
+use sse_contract::metrics::attr;
 use sse_proto::v1 as pb;
 use sse_proto::v1::publisher_service_server::PublisherService;
 use sse_runtime::Shutdown;
@@ -321,12 +322,12 @@ fn send_span(ev: &Event, topic: &str) -> tracing::Span {
         "send",
         otel.name = %format_args!("{SEND} {topic}"),
         otel.kind = "producer",
-        messaging.system = "mqtt",
-        messaging.operation.name = SEND,
-        messaging.operation.type = SEND,
-        messaging.destination.name = %topic,
-        messaging.message.id = %ev.id,
-        error.r#type = tracing::field::Empty,
+        { attr::MESSAGING_SYSTEM } = "mqtt",
+        { attr::OPERATION_NAME } = SEND,
+        { attr::OPERATION_TYPE } = SEND,
+        { attr::DESTINATION } = %topic,
+        { attr::MESSAGE_ID } = %ev.id,
+        { attr::ERROR_TYPE } = tracing::field::Empty,
     )
 }
 
@@ -360,7 +361,7 @@ fn not_published(ev: &Event, e: &Error, labels: Option<&RouteLabels>, trace: &Ev
     if let (Some(l), Some(reason)) = (labels, e.drop_reason()) {
         l.dropped(reason);
     }
-    trace.span.record("error.type", e.error_type());
+    trace.span.record(attr::ERROR_TYPE, e.error_type());
     let topic = properties::destination_topic(ev).unwrap_or_default();
     let _cx = telemetry::event_context(&trace.traceparent, &trace.tracestate);
     tracing::warn!(topic, reason = %e, id = %ev.id, "event not published");
