@@ -92,11 +92,15 @@ impl Collected {
             .sum()
     }
 
-    /// The one histogram data point of `name` with `attrs`, if there is one.
+    /// The histogram data point of `name` whose attributes are exactly `attrs`: (count, sum,
+    /// minimum).
     pub fn histogram(&self, name: &str, attrs: &[(&str, &str)]) -> Option<(u64, f64, f64)> {
         let found: Vec<_> = self
             .points(name, attrs)
             .into_iter()
+            .zip(self.point_attribute_counts(name, attrs))
+            .filter(|(_, n)| *n == attrs.len())
+            .map(|(p, _)| p)
             .filter_map(|p| match p {
                 Point::Histogram { count, sum, min } => Some((count, sum, min)),
                 Point::Value(_) => None,
@@ -106,6 +110,27 @@ impl Collected {
             [one] => Some(*one),
             _ => None,
         }
+    }
+
+    /// How many attributes each of [`Collected::points`]'s points has, in the same order.
+    fn point_attribute_counts(&self, name: &str, attrs: &[(&str, &str)]) -> Vec<usize> {
+        let mut out = Vec::new();
+        for m in self
+            .0
+            .iter()
+            .flat_map(|r| r.scope_metrics())
+            .flat_map(|s| s.metrics())
+            .filter(|m| m.name() == name)
+        {
+            if let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data() {
+                out.extend(
+                    h.data_points()
+                        .filter(|p| matches(p.attributes(), attrs))
+                        .map(|p| p.attributes().count()),
+                );
+            }
+        }
+        out
     }
 
     /// Every attribute set of `name`'s data points, as sorted `key=value` lists (for messages).

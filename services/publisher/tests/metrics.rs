@@ -227,7 +227,10 @@ async fn sends_refusals_drops_latency_and_the_connection_are_recorded() -> Resul
     assert_eq!(n, 3, "only delivered events with an arrival time");
     assert!(sum >= 6.0 && min >= 2.0, "{sum} {min}");
     let (n, sum, _) = c
-        .histogram(latency, &[(attr::DEVICE, "dev-skewed")])
+        .histogram(
+            latency,
+            &[(attr::DEVICE, "dev-skewed"), (attr::ASSET, "boiler")],
+        )
         .unwrap();
     assert_eq!((n, sum), (1, 0.0));
     // Drops, by reason, device and asset.
