@@ -3,111 +3,15 @@
 //! real Mosquitto whose ACL denies one topic, events through the generated gRPC client.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+mod harness;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use harness::*;
 use sse_contract::metrics::{self as catalogue, attr};
 use sse_contract::publish_drops;
-use sse_e2e::broker::Mosquitto;
 use sse_e2e::meters::{self, Collected};
 use sse_e2e::mqtt::Subscriber;
 use sse_proto::v1 as pb;
-use sse_proto::v1::publisher_service_client::PublisherServiceClient;
-use sse_runtime::Shutdown;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-
-/// The publisher in this process, and how to stop it.
-struct InProcess {
-    url: String,
-    shutdown: Shutdown,
-}
-
-async fn publisher(broker: &Mosquitto) -> Result<InProcess> {
-    use clap::Parser;
-    let url = broker.url();
-    let args = [
-        "sse-publisher",
-        "--mqtt-url",
-        &url,
-        "--mqtt-client-id",
-        "pub-metrics",
-    ];
-    let config = sse_publisher::Config::try_parse_from(args)?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let shutdown = Shutdown::new();
-    tokio::spawn(sse_publisher::run(
-        listener,
-        config.settings()?,
-        shutdown.clone(),
-    ));
-    Ok(InProcess {
-        url: format!("http://{addr}"),
-        shutdown,
-    })
-}
-
-fn now_nanos() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-        .try_into()
-        .unwrap()
-}
-
-/// An event of `device`/`asset` to `topic`, received by ingest at `received_unix_nanos`.
-fn event(seq: u64, device: &str, topic: &str, qos: pb::Qos, received: i64) -> pb::Event {
-    pb::Event {
-        id: format!("ev-{seq}"),
-        seq,
-        stream_key: format!("{device}/sse-0"),
-        data: bytes::Bytes::from(format!("{{\"n\":{seq}}}")),
-        received_unix_nanos: received,
-        route: Some(pb::Route {
-            device: device.into(),
-            endpoint: "sse-0".into(),
-            asset: "boiler".into(),
-            kind: pb::RouteKind::Dataset as i32,
-            group: "readings".into(),
-            data_source: "/readings".into(),
-            destination: Some(pb::Destination {
-                target: Some(pb::destination::Target::Mqtt(pb::MqttDestination {
-                    topic: topic.into(),
-                    qos: qos as i32,
-                    retain: false,
-                    ttl_seconds: None,
-                })),
-            }),
-            ..Default::default()
-        }),
-        traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
-        ..Default::default()
-    }
-}
-
-/// Sends `events` on one Publish stream; every ack's error by seq.
-async fn publish(url: &str, events: Vec<pb::Event>) -> Result<HashMap<u64, String>> {
-    let mut client = PublisherServiceClient::connect(url.to_string()).await?;
-    let n = events.len();
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(pb::PublishRequest { events }).await?;
-    let mut acks = client.publish(ReceiverStream::new(rx)).await?.into_inner();
-    let mut out = HashMap::new();
-    while out.len() < n {
-        let resp = tokio::time::timeout(sse_e2e::DEADLINE, acks.message())
-            .await
-            .context("acks in time")??
-            .context("ack stream ended early")?;
-        for a in resp.acks {
-            out.insert(a.seq, a.error);
-        }
-    }
-    Ok(out)
-}
 
 /// The conventions' attributes of a send to `topic`.
 fn send_to(topic: &str) -> [(&'static str, &str); 4] {
@@ -131,14 +35,7 @@ fn with_error_type(c: &Collected, name: &str, topic: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_refusals_drops_latency_and_the_connection_are_recorded() -> Result<()> {
     let meters = meters::install();
-    let dir = tempfile::tempdir()?;
-    let acl = dir.path().join("acl");
-    std::fs::write(
-        &acl,
-        "topic readwrite allowed/#\ntopic readwrite clients/#\ntopic readwrite statestore/#\n",
-    )?;
-    let line = format!("acl_file {}", acl.display());
-    let mut broker = Mosquitto::start_with(&[&line]).await?;
+    let (mut broker, _acl) = acl_broker().await?;
     let sub = Subscriber::connect(broker.port, "allowed/#").await?;
     let p = publisher(&broker).await?;
 
