@@ -2,7 +2,8 @@
 //! (an in-memory exporter that never exports during the run) against metrics off (no provider:
 //! the publisher makes no instruments and skips every per-event step). One event's path: its
 //! route's attributes found in the stream's cache, the PUBLISH counted with its round trip, and
-//! the end-to-end latency recorded; the routes cycle over 50 (device, asset, topic) triples.
+//! the end-to-end latency recorded; the routes cycle over 50 (device, asset, topic) triples
+//! (`on`), or every event has the same route (`on_one_route`).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -56,6 +57,9 @@ fn bench(c: &mut Criterion) {
             i = (i + 1) % ROUTES;
             per_event(Some(&mut cache), black_box(&routes[i]), received)
         })
+    });
+    c.bench_function("publisher_metrics/on_one_route", |b| {
+        b.iter(|| per_event(Some(&mut cache), black_box(&routes[0]), received))
     });
     c.bench_function("publisher_metrics/off", |b| {
         b.iter(|| {

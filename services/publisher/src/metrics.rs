@@ -2,7 +2,9 @@
 //!
 //! - `messaging.client.sent.messages`: one per PUBLISH once its outcome is known (its PUBACK;
 //!   for QoS 0, once written), with the messaging conventions' attributes and `error.type` (the
-//!   PUBACK reason code, snake case) when the broker refused it;
+//!   PUBACK reason code, snake case) when the broker refused it; counted in atomics per
+//!   destination and reported when metrics are collected (an observable counter), so a send
+//!   costs an atomic increment, not an attribute lookup;
 //! - `messaging.client.operation.duration`: PUBLISH written to PUBACK read, same attributes;
 //!   QoS 0 has no PUBACK and records none;
 //! - `sse_connector.event.latency`: the event's arrival at ingest (`received_unix_nanos`) to its
@@ -18,10 +20,11 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge};
+use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableCounter, ObservableGauge};
 use opentelemetry::{KeyValue, StringValue};
 use rumqttc::v5::mqttbytes::v5::PubAckReason;
 use sse_contract::metrics::{self as catalogue, attr};
@@ -38,11 +41,37 @@ const OTHER_ERROR: &str = "_OTHER";
 /// sending ever new names cannot grow it.
 const ROUTES_CACHED_MAX: usize = 4096;
 
+/// The PUBACK reason codes that refuse a message, in the order of [`SentCounts::refused`].
+const REFUSALS: [PubAckReason; 7] = [
+    PubAckReason::UnspecifiedError,
+    PubAckReason::ImplementationSpecificError,
+    PubAckReason::NotAuthorized,
+    PubAckReason::TopicNameInvalid,
+    PubAckReason::PacketIdentifierInUse,
+    PubAckReason::QuotaExceeded,
+    PubAckReason::PayloadFormatInvalid,
+];
+
+/// The sends to one destination (its capped value), counted as they resolve and reported when
+/// metrics are collected.
+#[derive(Debug, Default)]
+struct SentCounts {
+    ok: AtomicU64,
+    /// Per [`REFUSALS`] code, then one for a code outside them.
+    refused: [AtomicU64; REFUSALS.len() + 1],
+}
+
+/// Every destination's [`SentCounts`], by its capped value: bounded by the label cap (values
+/// past it share `other`), never shrinking, so the counters never go backwards.
+type SentTable = Arc<Mutex<HashMap<String, Arc<SentCounts>>>>;
+
 /// The publisher's instruments, made once when it starts.
 #[derive(Debug)]
 pub struct Metrics {
     meter: Meter,
-    sent: Counter<u64>,
+    sent: SentTable,
+    /// Kept so its callback lives as long as the publisher.
+    _sent_counter: ObservableCounter<u64>,
     duration: Histogram<f64>,
     latency: Histogram<f64>,
     dropped: Counter<u64>,
@@ -60,9 +89,11 @@ impl Metrics {
 
     /// The instruments made by `meter`.
     pub fn new(meter: &Meter) -> Self {
+        let sent = SentTable::default();
         Self {
             meter: meter.clone(),
-            sent: counter_in(meter, catalogue::SENT_MESSAGES),
+            _sent_counter: sent_counter(meter, sent.clone()),
+            sent,
             duration: histogram_in(meter, catalogue::OPERATION_DURATION),
             latency: histogram_in(meter, catalogue::EVENT_LATENCY),
             dropped: counter_in(meter, catalogue::EVENTS_DROPPED),
@@ -92,14 +123,18 @@ impl Metrics {
 
     /// What the broker connection records for messages to `topic`.
     pub fn topic(self: &Arc<Self>, topic: &str) -> Arc<TopicMeter> {
+        let destination = capped("destination", topic);
+        let counts = {
+            let mut table = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+            table
+                .entry(destination.as_str().to_string())
+                .or_default()
+                .clone()
+        };
         Arc::new(TopicMeter {
             metrics: self.clone(),
-            attributes: [
-                KeyValue::new(attr::MESSAGING_SYSTEM, SYSTEM),
-                KeyValue::new(attr::OPERATION_NAME, SEND),
-                KeyValue::new(attr::OPERATION_TYPE, SEND),
-                KeyValue::new(attr::DESTINATION, capped("destination", topic)),
-            ],
+            counts,
+            attributes: send_attributes(destination),
         })
     }
 
@@ -114,11 +149,49 @@ impl Metrics {
     }
 }
 
+/// The conventions' attributes of a send to `destination`.
+fn send_attributes(destination: StringValue) -> [KeyValue; 4] {
+    [
+        KeyValue::new(attr::MESSAGING_SYSTEM, SYSTEM),
+        KeyValue::new(attr::OPERATION_NAME, SEND),
+        KeyValue::new(attr::OPERATION_TYPE, SEND),
+        KeyValue::new(attr::DESTINATION, destination),
+    ]
+}
+
+/// `messaging.client.sent.messages`, reading `table` when metrics are collected: per
+/// destination, the acknowledged sends and the refused ones by `error.type`.
+fn sent_counter(meter: &Meter, table: SentTable) -> ObservableCounter<u64> {
+    let i = catalogue::SENT_MESSAGES;
+    meter
+        .u64_observable_counter(i.name)
+        .with_unit(i.unit)
+        .with_description(i.description)
+        .with_callback(move |o| {
+            let table = table.lock().unwrap_or_else(|e| e.into_inner());
+            for (destination, counts) in table.iter() {
+                let base = send_attributes(StringValue::from(destination.clone()));
+                o.observe(counts.ok.load(Ordering::Relaxed), &base);
+                let types = REFUSALS.iter().map(|r| error_type(*r));
+                for (n, t) in counts.refused.iter().zip(types.chain([OTHER_ERROR])) {
+                    let n = n.load(Ordering::Relaxed);
+                    if n > 0 {
+                        let mut a = base.to_vec();
+                        a.push(KeyValue::new(attr::ERROR_TYPE, t));
+                        o.observe(n, &a);
+                    }
+                }
+            }
+        })
+        .build()
+}
+
 /// What the broker connection records for the messages to one topic: made once per route and
 /// shared by its messages, so recording costs no attribute building.
 #[derive(Debug)]
 pub struct TopicMeter {
     metrics: Arc<Metrics>,
+    counts: Arc<SentCounts>,
     attributes: [KeyValue; 4],
 }
 
@@ -129,16 +202,20 @@ impl TopicMeter {
         let m = &self.metrics;
         match refused {
             None => {
-                m.sent.add(1, &self.attributes);
+                self.counts.ok.fetch_add(1, Ordering::Relaxed);
                 if let Some(d) = round_trip {
                     m.duration.record(d.as_secs_f64(), &self.attributes);
                 }
             }
             Some(reason) => {
-                let mut attributes = self.attributes.to_vec();
-                attributes.push(KeyValue::new(attr::ERROR_TYPE, error_type(reason)));
-                m.sent.add(1, &attributes);
+                let i = REFUSALS
+                    .iter()
+                    .position(|r| *r == reason)
+                    .unwrap_or(REFUSALS.len());
+                self.counts.refused[i].fetch_add(1, Ordering::Relaxed);
                 if let Some(d) = round_trip {
+                    let mut attributes = self.attributes.to_vec();
+                    attributes.push(KeyValue::new(attr::ERROR_TYPE, error_type(reason)));
                     m.duration.record(d.as_secs_f64(), &attributes);
                 }
             }
@@ -214,6 +291,9 @@ pub struct RouteCache {
     metrics: Arc<Metrics>,
     hasher: RandomState,
     routes: HashMap<u64, Arc<RouteLabels>>,
+    /// The route of the stream's previous event: most events follow one of the same route, and
+    /// comparing names is cheaper than hashing them.
+    last: Option<Arc<RouteLabels>>,
 }
 
 impl RouteCache {
@@ -223,6 +303,7 @@ impl RouteCache {
             metrics,
             hasher: RandomState::new(),
             routes: HashMap::new(),
+            last: None,
         }
     }
 
@@ -233,6 +314,18 @@ impl RouteCache {
 
     /// The attributes of the route `device`, `asset`, `topic`.
     pub fn get(&mut self, device: &str, asset: &str, topic: &str) -> Arc<RouteLabels> {
+        if let Some(r) = &self.last
+            && r.is(device, asset, topic)
+        {
+            return r.clone();
+        }
+        let found = self.find(device, asset, topic);
+        self.last = Some(found.clone());
+        found
+    }
+
+    /// The route's attributes from the map, made and kept when new.
+    fn find(&mut self, device: &str, asset: &str, topic: &str) -> Arc<RouteLabels> {
         let hash = self.hasher.hash_one((device, asset, topic));
         if let Some(r) = self.routes.get(&hash)
             && r.is(device, asset, topic)
@@ -258,16 +351,7 @@ mod tests {
 
     #[test]
     fn every_refusal_has_a_snake_case_error_type() {
-        let refusals = [
-            PubAckReason::UnspecifiedError,
-            PubAckReason::ImplementationSpecificError,
-            PubAckReason::NotAuthorized,
-            PubAckReason::TopicNameInvalid,
-            PubAckReason::PacketIdentifierInUse,
-            PubAckReason::QuotaExceeded,
-            PubAckReason::PayloadFormatInvalid,
-        ];
-        for r in refusals {
+        for r in REFUSALS {
             let t = error_type(r);
             assert!(t.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{t}");
             assert_eq!(t.replace('_', ""), format!("{r:?}").to_lowercase());
