@@ -247,16 +247,12 @@ impl PublisherGrpc {
             match event_from_proto(ev) {
                 Ok(ev) => backlog.push_back(ev),
                 Err(failed) => {
-                    let Unpublishable {
-                        ack,
-                        error,
-                        device,
-                        asset,
-                    } = *failed;
-                    if let (Some(routes), Some(reason)) = (routes.as_mut(), error.drop_reason()) {
-                        routes.get(&device, &asset, "").dropped(reason);
+                    let u = *failed;
+                    if let (Some(routes), Some(reason)) = (routes.as_mut(), u.error.drop_reason()) {
+                        routes.get(&u.device, &u.asset, "").dropped(reason);
                     }
-                    tracing::warn!(error = %error, "event not publishable");
+                    u.warn();
+                    let ack = u.ack;
                     waiting.push(Box::pin(async move { Some(ack) }));
                 }
             }
@@ -381,13 +377,25 @@ async fn send_acks(
         .map_err(|_| ())
 }
 
-/// An event that cannot be converted: its error ack, and what its drop is counted under.
+/// An event that cannot be converted: its error ack, what its drop is counted under, and its
+/// trace context for the warning.
 #[derive(Debug)]
 struct Unpublishable {
     ack: pb::Ack,
     error: Error,
     device: String,
     asset: String,
+    id: String,
+    traceparent: String,
+    tracestate: String,
+}
+
+impl Unpublishable {
+    /// Warns in the event's trace context, naming the reason (never its payload).
+    fn warn(&self) {
+        let _cx = telemetry::event_context(&self.traceparent, &self.tracestate);
+        tracing::warn!(reason = %self.error, id = %self.id, "event not published");
+    }
 }
 
 /// Converts a proto event; on failure, the error ack to send.
@@ -404,6 +412,9 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, Box<Unpublishable>> {
             error: e,
             device: route.map(|r| r.device.clone()).unwrap_or_default(),
             asset: route.map(|r| r.asset.clone()).unwrap_or_default(),
+            id: ev.id.clone(),
+            traceparent: ev.traceparent.clone(),
+            tracestate: ev.tracestate.clone(),
         })
     };
     let route = ev.route.clone().unwrap_or_default();

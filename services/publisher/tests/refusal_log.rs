@@ -76,8 +76,14 @@ async fn a_refused_event_is_logged_with_its_topic_reason_and_trace_id() -> Resul
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let mut ev = event(1, "dev-log", "denied/log", pb::Qos::AtLeastOnce, 0);
     ev.traceparent = format!("00-{trace_id}-00f067aa0ba902b7-01");
-    let acks = publish(&p.url, vec![ev]).await?;
+    // And one the publisher cannot even convert (a route kind the contract does not know).
+    let other_trace = "0af7651916cd43dd8448eb211c80319c";
+    let mut bad = event(2, "dev-log", "allowed/log", pb::Qos::AtLeastOnce, 0);
+    bad.traceparent = format!("00-{other_trace}-b7ad6b7169203331-01");
+    bad.route.as_mut().unwrap().kind = 77;
+    let acks = publish(&p.url, vec![ev, bad]).await?;
     assert!(acks[&1].contains("NotAuthorized"), "{acks:?}");
+    assert!(!acks[&2].is_empty(), "{acks:?}");
 
     let warnings = warnings.lock().unwrap().clone();
     let refused: Vec<&Seen> = warnings
@@ -92,6 +98,13 @@ async fn a_refused_event_is_logged_with_its_topic_reason_and_trace_id() -> Resul
     );
     assert_eq!(w.get("id"), Some("ev-1"), "{w:?}");
     assert_eq!(w.trace_id, trace_id, "{w:?}");
+    let unconvertible: Vec<&Seen> = warnings
+        .iter()
+        .filter(|w| w.get("id") == Some("ev-2"))
+        .collect();
+    assert_eq!(unconvertible.len(), 1, "{warnings:?}");
+    assert_eq!(unconvertible[0].trace_id, other_trace, "{warnings:?}");
+    assert!(unconvertible[0].get("reason").is_some(), "{warnings:?}");
     p.shutdown.token.cancel();
     Ok(())
 }
