@@ -37,7 +37,9 @@ fn routes() -> Vec<(String, String, String)> {
 fn per_event(cache: Option<&mut RouteCache>, route: &(String, String, String), received: i64) {
     let Some(cache) = cache else { return };
     let labels = cache.get(&route.0, &route.1, &route.2);
-    labels.topic.sent(Some(Duration::from_micros(350)), None);
+    if let Some(t) = &labels.topic {
+        t.sent(Some(Duration::from_micros(350)), None);
+    }
     labels.delivered(received);
 }
 

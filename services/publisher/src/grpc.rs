@@ -294,7 +294,7 @@ impl PublisherGrpc {
         let trace = EventTrace::start(|| send_span(&ev, topic), &ev.traceparent, &ev.tracestate);
         match properties::event_message(&ev, &trace.traceparent, || self.stamp()) {
             Ok(message) => {
-                let delivery = slot.send(message, labels.as_ref().map(|l| l.topic.clone()));
+                let delivery = slot.send(message, labels.as_ref().and_then(|l| l.topic.clone()));
                 let span = trace.span.clone();
                 waiting.push(Box::pin(
                     outcome(ev, delivery, labels, trace).instrument(span),

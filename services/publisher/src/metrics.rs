@@ -138,10 +138,12 @@ impl Metrics {
         })
     }
 
-    /// The attributes of one route: its topic's, and its device and asset (capped).
+    /// The attributes of one route: its topic's (none without a topic: such an event is never
+    /// sent), and its device and asset (capped).
     fn route(self: &Arc<Self>, key: RouteKey) -> RouteLabels {
         RouteLabels {
-            topic: self.topic(&key.2),
+            metrics: self.clone(),
+            topic: (!key.2.is_empty()).then(|| self.topic(&key.2)),
             device: capped("device", &key.0),
             asset: capped("asset", &key.1),
             key,
@@ -244,8 +246,9 @@ type RouteKey = (Box<str>, Box<str>, Box<str>);
 #[derive(Debug)]
 pub struct RouteLabels {
     key: RouteKey,
-    /// What the broker connection records for the route's messages.
-    pub topic: Arc<TopicMeter>,
+    metrics: Arc<Metrics>,
+    /// What the broker connection records for the route's messages (none without a topic).
+    pub topic: Option<Arc<TopicMeter>>,
     device: StringValue,
     asset: StringValue,
 }
@@ -269,14 +272,14 @@ impl RouteLabels {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
         let seconds = now.saturating_sub(received_unix_nanos).max(0) as f64 / 1e9;
-        self.topic.metrics.latency.record(seconds, &self.resource());
+        self.metrics.latency.record(seconds, &self.resource());
     }
 
     /// An event of this route acknowledged with an error, for `reason`.
     pub fn dropped(&self, reason: &'static str) {
         let [device, asset] = self.resource();
         let reason = KeyValue::new(attr::REASON, reason);
-        self.topic.metrics.dropped.add(1, &[device, asset, reason]);
+        self.metrics.dropped.add(1, &[device, asset, reason]);
     }
 
     fn is(&self, device: &str, asset: &str, topic: &str) -> bool {
@@ -370,6 +373,13 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         let c = cache.get("dev", "asset", "t/2");
         assert!(!Arc::ptr_eq(&a, &c));
-        assert_eq!(c.topic.attributes[3].value.as_str(), "t/2");
+        assert_eq!(
+            c.topic.as_ref().unwrap().attributes[3].value.as_str(),
+            "t/2"
+        );
+        assert!(
+            cache.get("dev", "asset", "").topic.is_none(),
+            "no topic, no send"
+        );
     }
 }

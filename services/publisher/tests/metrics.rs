@@ -83,6 +83,10 @@ async fn sends_refusals_drops_latency_and_the_connection_are_recorded() -> Resul
         pb::Qos::AtLeastOnce,
         two_seconds_ago,
     ));
+    // And one whose route the publisher cannot convert (a kind the contract does not know).
+    let mut unknown_kind = event(10, "dev-a", "", pb::Qos::AtLeastOnce, two_seconds_ago);
+    unknown_kind.route.as_mut().unwrap().kind = 77;
+    events.push(unknown_kind);
     let acks = publish(&p.url, events).await?;
     for seq in [1, 2, 3, 4, 7] {
         assert_eq!(acks[&seq], "", "{seq}: {acks:?}");
@@ -91,6 +95,7 @@ async fn sends_refusals_drops_latency_and_the_connection_are_recorded() -> Resul
         assert!(acks[&seq].contains("NotAuthorized"), "{seq}: {acks:?}");
     }
     assert!(!acks[&8].is_empty(), "{acks:?}");
+    assert!(acks.get(&10).is_some_and(|e| !e.is_empty()), "{acks:?}");
     sub.wait_until("the allowed events", |m| m.len() >= 5)
         .await?;
 
@@ -108,6 +113,15 @@ async fn sends_refusals_drops_latency_and_the_connection_are_recorded() -> Resul
     refused.push((attr::ERROR_TYPE, "not_authorized"));
     assert_eq!(c.value(sent, &refused), 2.0, "{:?}", c.attribute_sets(sent));
     assert_eq!(c.value(sent, &send_to("allowed/#")), 0.0);
+    let empty = format!("{}=", attr::DESTINATION);
+    assert!(
+        c.attribute_sets(sent)
+            .iter()
+            .flatten()
+            .all(|kv| *kv != empty),
+        "an event without a topic is no send: {:?}",
+        c.attribute_sets(sent)
+    );
     // PUBLISH to PUBACK: one per acknowledged QoS 1 send, refusals with their error type;
     // QoS 0 has no PUBACK and no duration.
     let (n, _, min) = c.histogram(duration, &send_to("allowed/a")).unwrap();
@@ -140,9 +154,10 @@ async fn sends_refusals_drops_latency_and_the_connection_are_recorded() -> Resul
     };
     assert_eq!(by(publish_drops::BROKER_REFUSED), 2.0);
     assert_eq!(by(publish_drops::INVALID_TOPIC), 1.0);
+    assert_eq!(by(publish_drops::INVALID_EVENT), 1.0);
     assert_eq!(
         c.value(dropped, &[]),
-        3.0,
+        4.0,
         "{:?}",
         c.attribute_sets(dropped)
     );
