@@ -15,8 +15,10 @@
 //! - `sse_connector.broker.connected` (read at collection) and `sse_connector.broker.reconnects`.
 //!
 //! Cost: the attribute sets are made once per route (device, asset, topic) of a stream and
-//! kept ([`RouteCache`]), so an event costs a hash of its route's names and the record calls;
-//! with no collecting meter provider ([`sse_runtime::metrics::enabled`]) nothing is made.
+//! kept ([`RouteCache`]), so an event costs a comparison with the previous event's route (a
+//! hash of its names when it differs), an atomic increment and two histogram records; with no
+//! collecting meter provider ([`sse_runtime::metrics::enabled`]) nothing is made
+//! (`cargo bench -p sse-publisher --bench metrics`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
