@@ -13,6 +13,7 @@ pub mod broker;
 pub mod fswatch;
 pub mod grpcurl;
 pub mod house;
+pub mod meters;
 pub mod mqtt;
 pub mod mtls;
 pub mod numbered;

@@ -47,6 +47,10 @@ pub struct SpanRecord {
     pub span_id: String,
     /// Parent span id, lowercase hex (empty for a root).
     pub parent_span_id: String,
+    /// Span kind, as OTLP numbers it (3: client, 4: producer, 5: consumer).
+    pub kind: i32,
+    /// The span's string, integer and boolean attributes, as text.
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// One received metric (its data points are not kept), flattened.
@@ -111,6 +115,20 @@ impl Collector {
                     trace_id: hex(&s.trace_id),
                     span_id: hex(&s.span_id),
                     parent_span_id: hex(&s.parent_span_id),
+                    kind: s.kind,
+                    attributes: s
+                        .attributes
+                        .iter()
+                        .filter_map(|a| {
+                            let text = match a.value.as_ref()?.value.as_ref()? {
+                                Value::StringValue(v) => v.clone(),
+                                Value::IntValue(v) => v.to_string(),
+                                Value::BoolValue(v) => v.to_string(),
+                                _ => return None,
+                            };
+                            Some((a.key.clone(), text))
+                        })
+                        .collect(),
                 });
             }
         }

@@ -125,6 +125,9 @@ async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
 
     // One trace per event, through the three services of the process: ingest's span is the root,
     // schema's and the publisher's are below it, and the MQTT traceparent names the publisher's.
+    // Schema's and the publisher's follow the messaging conventions: `process` (consumer) and
+    // `send <topic>` (producer).
+    let send = format!("send {TOPIC}");
     let tp = msgs[0].user("traceparent").unwrap().to_string();
     let (trace_id, span_id) = (tp[3..35].to_string(), &tp[36..52]);
     let spans = sse_e2e::eventually("the first event's spans of all three stages", || {
@@ -135,8 +138,9 @@ async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
             .collect();
         let names: BTreeSet<String> = mine.iter().map(|s| s.name.clone()).collect();
         // Ingest's span is named after the messaging conventions: `receive <device>/<endpoint>`.
-        let all = ["receive counter/sse-0", "schema infer", "mqtt publish"];
-        async move { all.iter().all(|n| names.contains(*n)).then_some(mine) }
+        let all = ["receive counter/sse-0", "process", send.as_str()];
+        let found = all.iter().all(|n| names.contains(*n));
+        async move { found.then_some(mine) }
     })
     .await
     .unwrap();
@@ -151,7 +155,37 @@ async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
     assert_eq!(roots.len(), 1, "{spans:?}");
     assert_eq!(roots[0].name, "receive counter/sse-0");
     let publish = spans.iter().find(|s| s.span_id == span_id).unwrap();
-    assert_eq!(publish.name, "mqtt publish");
+    assert_eq!(publish.name, send);
+    const PRODUCER: i32 = 4;
+    const CONSUMER: i32 = 5;
+    assert_eq!(publish.kind, PRODUCER, "{publish:?}");
+    let id = msgs[0].user("id").unwrap();
+    for (k, v) in [
+        ("messaging.system", "mqtt"),
+        ("messaging.operation.name", "send"),
+        ("messaging.operation.type", "send"),
+        ("messaging.destination.name", TOPIC),
+        ("messaging.message.id", id),
+    ] {
+        assert_eq!(
+            publish.attributes.get(k).map(String::as_str),
+            Some(v),
+            "{publish:?}"
+        );
+    }
+    let process = spans.iter().find(|s| s.name == "process").unwrap();
+    assert_eq!(process.kind, CONSUMER, "{process:?}");
+    for (k, v) in [
+        ("messaging.system", "sse"),
+        ("messaging.operation.name", "process"),
+        ("messaging.operation.type", "process"),
+    ] {
+        assert_eq!(
+            process.attributes.get(k).map(String::as_str),
+            Some(v),
+            "{process:?}"
+        );
+    }
 
     // Each service on its own port, as grpcurl sees it.
     let front = connector.addr.to_string();

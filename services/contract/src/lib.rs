@@ -9,6 +9,7 @@ pub mod dataschema;
 pub mod drops;
 pub mod limits;
 pub mod metrics;
+pub mod publish_drops;
 pub mod resources;
 pub mod route;
 pub mod topics;

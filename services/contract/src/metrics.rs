@@ -278,13 +278,14 @@ pub mod attr {
     pub const MESSAGING_SYSTEM: &str = "messaging.system";
     /// Semantic convention: the MQTT topic (capped like a device name).
     pub const DESTINATION: &str = "messaging.destination.name";
-    /// Semantic convention: the system-specific operation name (`publish`, `receive`, `process`).
+    /// Semantic convention: the system-specific operation name (`send`, `receive`, `process`).
     pub const OPERATION_NAME: &str = "messaging.operation.name";
     /// Semantic convention: the operation type (`send`, `receive`, `process`).
     pub const OPERATION_TYPE: &str = "messaging.operation.type";
     /// Semantic convention: the class of error, only on failures.
     pub const ERROR_TYPE: &str = "error.type";
-    /// Semantic convention (spans only): the message id (an SSE event's last event ID).
+    /// Semantic convention, on spans only (it is per event): the message's id (the SSE event's
+    /// last event ID at ingest, the CloudEvents id at the publisher).
     pub const MESSAGE_ID: &str = "messaging.message.id";
     /// The Device resource (capped).
     pub const DEVICE: &str = "sse.device";

@@ -31,9 +31,18 @@ pub enum Error {
     /// The broker cannot take this message (size, QoS or retain it does not support).
     #[error("broker cannot take the message: {0}")]
     Unsupported(String),
+    /// The message is over the broker's or the connector's maximum packet size.
+    #[error("broker cannot take the message: {0}")]
+    TooLarge(String),
     /// The broker refused the message with an MQTT 5 reason code.
-    #[error("broker rejected the message: {0}")]
-    Rejected(String),
+    #[error("broker rejected the message: {detail}")]
+    Rejected {
+        /// The reason code in snake case (`not_authorized`): the `error.type` of metrics and
+        /// spans.
+        code: &'static str,
+        /// The reason code and the broker's reason string, for people.
+        detail: String,
+    },
     /// The state store did not set the key: its answer, or no answer, after bounded attempts.
     #[error("state store: {0}")]
     StateStore(String),
@@ -67,9 +76,37 @@ impl Error {
                 | Error::InvalidTopic { .. }
                 | Error::NotAllowed { .. }
                 | Error::Unsupported(_)
-                | Error::Rejected(_)
+                | Error::TooLarge(_)
+                | Error::Rejected { .. }
                 | Error::StateStore(_)
         )
+    }
+
+    /// The `error.type` of a span that failed with this error: the broker's reason code when
+    /// it refused the PUBLISH, else the drop reason (`_OTHER` for the rest).
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Error::Rejected { code, .. } => code,
+            e => e.drop_reason().unwrap_or("_OTHER"),
+        }
+    }
+
+    /// The `sse.reason` an event dropped for this error is counted under (a fixed set:
+    /// `sse_contract::publish_drops`); `None` for an error after which the event is re-sent.
+    pub fn drop_reason(&self) -> Option<&'static str> {
+        use sse_contract::publish_drops as why;
+        Some(match self {
+            Error::Invalid(_) => why::INVALID_EVENT,
+            Error::InvalidTopic { .. } => why::INVALID_TOPIC,
+            Error::NotAllowed { .. } => why::NOT_ALLOWED,
+            Error::TooLarge(_) => why::TOO_LARGE,
+            Error::Unsupported(_) => why::UNSUPPORTED,
+            Error::Rejected { .. } => why::BROKER_REFUSED,
+            Error::StateStore(_) => why::STATE_STORE,
+            Error::Config(_) | Error::Unavailable | Error::ShuttingDown | Error::Serve(_) => {
+                return None;
+            }
+        })
     }
 }
 
@@ -79,9 +116,10 @@ impl From<Error> for tonic::Status {
         match e {
             Error::Invalid(_) | Error::InvalidTopic { .. } => tonic::Status::invalid_argument(msg),
             Error::NotAllowed { .. } => tonic::Status::permission_denied(msg),
-            Error::Unsupported(_) | Error::Rejected(_) | Error::StateStore(_) => {
-                tonic::Status::failed_precondition(msg)
-            }
+            Error::Unsupported(_)
+            | Error::TooLarge(_)
+            | Error::Rejected { .. }
+            | Error::StateStore(_) => tonic::Status::failed_precondition(msg),
             Error::Unavailable | Error::ShuttingDown => tonic::Status::unavailable(msg),
             Error::Config(_) | Error::Serve(_) => tonic::Status::internal(msg),
         }
@@ -111,7 +149,48 @@ mod tests {
         assert!(s.message().contains(&rule.to_string()), "{}", s.message());
         let s: tonic::Status = Error::Unavailable.into();
         assert_eq!(s.code(), tonic::Code::Unavailable);
-        assert!(Error::Rejected("NotAuthorized".into()).is_permanent());
+        assert!(
+            Error::Rejected {
+                code: "not_authorized",
+                detail: "NotAuthorized".into()
+            }
+            .is_permanent()
+        );
         assert!(!Error::Unavailable.is_permanent());
+    }
+
+    #[test]
+    fn every_permanent_error_has_a_drop_reason_of_the_contract() {
+        let permanent = [
+            Error::Invalid(String::new()),
+            Error::topic("a/#", Refusal::Wildcard),
+            Error::topic(
+                "x",
+                Refusal::Owned(sse_contract::topics::OwnedTopic::Checkpoint),
+            ),
+            Error::TooLarge(String::new()),
+            Error::Unsupported(String::new()),
+            Error::Rejected {
+                code: "quota_exceeded",
+                detail: String::new(),
+            },
+            Error::StateStore(String::new()),
+        ];
+        let mut reasons: Vec<&str> = permanent
+            .iter()
+            .map(|e| {
+                assert!(e.is_permanent(), "{e}");
+                e.drop_reason().unwrap()
+            })
+            .collect();
+        reasons.sort_unstable();
+        let mut all = sse_contract::publish_drops::PUBLISH_DROP_REASONS.to_vec();
+        all.sort_unstable();
+        assert_eq!(reasons, all);
+        assert_eq!(
+            Error::Unavailable.drop_reason(),
+            None,
+            "re-sent, not dropped"
+        );
     }
 }

@@ -4,15 +4,17 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Stream, StreamExt};
+use sse_contract::metrics::attr;
 use sse_proto::v1 as pb;
 use sse_proto::v1::publisher_service_server::PublisherService;
 use sse_runtime::Shutdown;
-use sse_runtime::telemetry::EventTrace;
+use sse_runtime::telemetry::{self, EventTrace};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -22,7 +24,8 @@ use crate::error::Error;
 use crate::event::{
     Destination, Event, MqttDestination, Qos, ResourceIds, Route, RouteKind, SingleMessage,
 };
-use crate::mqtt::{Mqtt, Slot};
+use crate::metrics::{Metrics, RouteCache, RouteLabels, SEND};
+use crate::mqtt::{Delivery, Mqtt, Slot};
 use crate::properties::{self, StoreStamp};
 
 /// How long `PublishMessage` waits for a broker connection and then for the broker's ack.
@@ -38,17 +41,25 @@ pub struct PublisherGrpc {
     mqtt: Mqtt,
     shutdown: Shutdown,
     ack_delay: Duration,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl PublisherGrpc {
     /// A service publishing through `mqtt`; stream handlers stop on `shutdown`. Acks are held up
     /// to `ack_delay` (or [`ACK_BATCH`] of them) to go together: at a steady trickle of events
-    /// this spares the callers a wake-up per event (see docs/performance.md).
-    pub fn new(mqtt: Mqtt, shutdown: Shutdown, ack_delay: Duration) -> Self {
+    /// this spares the callers a wake-up per event (see docs/performance.md). Deliveries and
+    /// drops are recorded with `metrics` when they are on.
+    pub fn new(
+        mqtt: Mqtt,
+        shutdown: Shutdown,
+        ack_delay: Duration,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
         Self {
             mqtt,
             shutdown,
             ack_delay,
+            metrics,
         }
     }
 
@@ -92,7 +103,8 @@ impl PublisherService for PublisherGrpc {
         let slot = tokio::time::timeout(UNARY_WAIT, self.mqtt.reserve())
             .await
             .map_err(|_| Error::Unavailable)??;
-        let delivery = slot.send(message);
+        let meter = self.metrics.as_ref().map(|m| m.topic(&single.topic));
+        let delivery = slot.send(message, meter);
         match tokio::time::timeout(UNARY_WAIT, delivery).await {
             Ok(Ok(Ok(()))) => Ok(Response::new(pb::PublishMessageResponse {})),
             Ok(Ok(Err(e))) => Err(e.into()),
@@ -128,6 +140,8 @@ impl PublisherGrpc {
         let mut backlog: VecDeque<Event> = VecDeque::new();
         let mut waiting: FuturesUnordered<Pending> = FuturesUnordered::new();
         let mut reading = true;
+        // This stream's routes' metric attributes, made once per route (none: metrics off).
+        let mut routes = self.metrics.clone().map(RouteCache::new);
         // Acks not sent yet, and when they go at the latest.
         let mut acks: Vec<pb::Ack> = Vec::new();
         let flush = tokio::time::sleep(Duration::ZERO);
@@ -161,11 +175,11 @@ impl PublisherGrpc {
                         return;
                     };
                     let Some(ev) = backlog.pop_front() else { continue };
-                    self.publish_one(slot, ev, &mut waiting);
-                    self.publish_ready(&mut backlog, &mut waiting);
+                    self.publish_one(slot, ev, &mut waiting, routes.as_mut());
+                    self.publish_ready(&mut backlog, &mut waiting, routes.as_mut());
                 }
                 msg = inbound.next(), if reading && backlog.is_empty() => {
-                    reading = self.take_request(msg, &mut backlog, &mut waiting);
+                    reading = self.take_request(msg, &mut backlog, &mut waiting, routes.as_mut());
                 }
                 else => return,
             }
@@ -219,6 +233,7 @@ impl PublisherGrpc {
         msg: Option<Result<pb::PublishRequest, Status>>,
         backlog: &mut VecDeque<Event>,
         waiting: &mut FuturesUnordered<Pending>,
+        mut routes: Option<&mut RouteCache>,
     ) -> bool {
         let req = match msg {
             Some(Ok(req)) => req,
@@ -232,15 +247,19 @@ impl PublisherGrpc {
             match event_from_proto(ev) {
                 Ok(ev) => backlog.push_back(ev),
                 Err(failed) => {
-                    let (a, e) = *failed;
-                    tracing::warn!(error = %e, "event not publishable");
-                    waiting.push(Box::pin(async move { Some(a) }));
+                    let u = *failed;
+                    if let (Some(routes), Some(reason)) = (routes.as_mut(), u.error.drop_reason()) {
+                        routes.get(&u.device, &u.asset, "").dropped(reason);
+                    }
+                    u.warn();
+                    let ack = u.ack;
+                    waiting.push(Box::pin(async move { Some(ack) }));
                 }
             }
         }
         // Whatever the broker connection takes now goes now, not one event per turn of the
         // stream's loop.
-        self.publish_ready(backlog, waiting);
+        self.publish_ready(backlog, waiting, routes);
         true
     }
 
@@ -249,61 +268,99 @@ impl PublisherGrpc {
         &self,
         backlog: &mut VecDeque<Event>,
         waiting: &mut FuturesUnordered<Pending>,
+        mut routes: Option<&mut RouteCache>,
     ) {
         while !backlog.is_empty() {
             let Some(Ok(slot)) = self.mqtt.reserve().now_or_never() else {
                 return;
             };
             if let Some(ev) = backlog.pop_front() {
-                self.publish_one(slot, ev, waiting);
+                self.publish_one(slot, ev, waiting, routes.as_deref_mut());
             }
         }
     }
 
     /// Hands `ev` to the broker connection in `slot`; its ack (or None: re-send) joins `waiting`.
-    fn publish_one(&self, slot: Slot<'_>, ev: Event, waiting: &mut FuturesUnordered<Pending>) {
-        let EventTrace {
-            span, traceparent, ..
-        } = EventTrace::start(
-            || {
-                let topic = properties::destination_topic(&ev).unwrap_or_default();
-                tracing::info_span!(
-                    parent: None,
-                    "publish",
-                    otel.name = "mqtt publish",
-                    messaging.destination = %topic,
-                    messaging.system = "mqtt",
-                )
-            },
-            &ev.traceparent,
-            &ev.tracestate,
-        );
-        match properties::event_message(&ev, &traceparent, || self.stamp()) {
+    /// Its route's metric attributes come from `routes` (made there once per route).
+    fn publish_one(
+        &self,
+        slot: Slot<'_>,
+        ev: Event,
+        waiting: &mut FuturesUnordered<Pending>,
+        routes: Option<&mut RouteCache>,
+    ) {
+        let topic = properties::destination_topic(&ev).unwrap_or_default();
+        let labels = routes.map(|r| r.get(&ev.route.device, &ev.route.asset, topic));
+        let trace = EventTrace::start(|| send_span(&ev, topic), &ev.traceparent, &ev.tracestate);
+        match properties::event_message(&ev, &trace.traceparent, || self.stamp()) {
             Ok(message) => {
-                let delivery = slot.send(message);
+                let delivery = slot.send(message, labels.as_ref().and_then(|l| l.topic.clone()));
+                let span = trace.span.clone();
                 waiting.push(Box::pin(
-                    async move {
-                        match delivery.await {
-                            Ok(Ok(())) => Some(ack(&ev, None)),
-                            Ok(Err(e)) if e.is_permanent() => {
-                                tracing::warn!(error = %e, id = %ev.id, "event not publishable");
-                                Some(ack(&ev, Some(&e)))
-                            }
-                            Ok(Err(_)) | Err(_) => None,
-                        }
-                    }
-                    .instrument(span),
+                    outcome(ev, delivery, labels, trace).instrument(span),
                 ));
             }
             Err(e) => {
-                // The log record carries this event's trace, exported spans or not.
-                let _cx = sse_runtime::telemetry::event_context(&traceparent, &ev.tracestate);
-                span.in_scope(|| tracing::warn!(error = %e, id = %ev.id, "event not publishable"));
                 let a = ack(&ev, Some(&e));
+                let span = trace.span.clone();
+                span.in_scope(|| not_published(&ev, &e, labels.as_deref(), &trace));
                 waiting.push(Box::pin(async move { Some(a) }));
             }
         }
     }
+}
+
+/// The publish span of `ev` to `topic`, as the messaging conventions name a send: made only
+/// when traces are exported.
+fn send_span(ev: &Event, topic: &str) -> tracing::Span {
+    tracing::info_span!(
+        parent: None,
+        "send",
+        otel.name = %format_args!("{SEND} {topic}"),
+        otel.kind = "producer",
+        { attr::MESSAGING_SYSTEM } = "mqtt",
+        { attr::OPERATION_NAME } = SEND,
+        { attr::OPERATION_TYPE } = SEND,
+        { attr::DESTINATION } = %topic,
+        { attr::MESSAGE_ID } = %ev.id,
+        { attr::ERROR_TYPE } = tracing::field::Empty,
+    )
+}
+
+/// The ack of `ev` once `delivery` resolves (None: not delivered, the caller re-sends), with
+/// its latency or drop recorded under `labels`.
+async fn outcome(
+    ev: Event,
+    delivery: Delivery,
+    labels: Option<Arc<RouteLabels>>,
+    trace: EventTrace,
+) -> Option<pb::Ack> {
+    match delivery.await {
+        Ok(Ok(())) => {
+            if let Some(l) = &labels {
+                l.delivered(ev.received_unix_nanos);
+            }
+            Some(ack(&ev, None))
+        }
+        Ok(Err(e)) if e.is_permanent() => {
+            not_published(&ev, &e, labels.as_deref(), &trace);
+            Some(ack(&ev, Some(&e)))
+        }
+        Ok(Err(_)) | Err(_) => None,
+    }
+}
+
+/// `ev` will not be published, for `e`: counts the drop, marks the span and warns, the log
+/// record carrying the event's trace context. The warning names the topic and the reason
+/// (never a payload or credential).
+fn not_published(ev: &Event, e: &Error, labels: Option<&RouteLabels>, trace: &EventTrace) {
+    if let (Some(l), Some(reason)) = (labels, e.drop_reason()) {
+        l.dropped(reason);
+    }
+    trace.span.record(attr::ERROR_TYPE, e.error_type());
+    let topic = properties::destination_topic(ev).unwrap_or_default();
+    let _cx = telemetry::event_context(&trace.traceparent, &trace.tracestate);
+    tracing::warn!(topic, reason = %e, id = %ev.id, "event not published");
 }
 
 /// Sends the held acks, if any; an error when the caller is gone.
@@ -320,18 +377,45 @@ async fn send_acks(
         .map_err(|_| ())
 }
 
+/// An event that cannot be converted: its error ack, what its drop is counted under, and its
+/// trace context for the warning.
+#[derive(Debug)]
+struct Unpublishable {
+    ack: pb::Ack,
+    error: Error,
+    device: String,
+    asset: String,
+    id: String,
+    traceparent: String,
+    tracestate: String,
+}
+
+impl Unpublishable {
+    /// Warns in the event's trace context, naming the reason (never its payload).
+    fn warn(&self) {
+        let _cx = telemetry::event_context(&self.traceparent, &self.tracestate);
+        tracing::warn!(reason = %self.error, id = %self.id, "event not published");
+    }
+}
+
 /// Converts a proto event; on failure, the error ack to send.
-fn event_from_proto(ev: pb::Event) -> Result<Event, Box<(pb::Ack, Error)>> {
+fn event_from_proto(ev: pb::Event) -> Result<Event, Box<Unpublishable>> {
     let fail = |ev: &pb::Event, e: Error| {
-        Box::new((
-            pb::Ack {
+        let route = ev.route.as_ref();
+        Box::new(Unpublishable {
+            ack: pb::Ack {
                 stream_key: ev.stream_key.clone(),
                 seq: ev.seq,
                 error: e.to_string(),
                 ..Default::default()
             },
-            e,
-        ))
+            error: e,
+            device: route.map(|r| r.device.clone()).unwrap_or_default(),
+            asset: route.map(|r| r.asset.clone()).unwrap_or_default(),
+            id: ev.id.clone(),
+            traceparent: ev.traceparent.clone(),
+            tracestate: ev.tracestate.clone(),
+        })
     };
     let route = ev.route.clone().unwrap_or_default();
     // The contract refuses an unspecified or unknown kind: the error ack names it.
@@ -463,7 +547,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let (a, _) = *event_from_proto(bad).unwrap_err();
+        let a = event_from_proto(bad).unwrap_err().ack;
         assert_eq!((a.seq, a.stream_key.as_str()), (4, "k"));
         assert!(!a.error.is_empty());
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod grpc;
+pub mod metrics;
 pub mod mqtt;
 pub mod properties;
 pub mod state_store;
@@ -52,8 +53,9 @@ pub async fn start(settings: Settings, shutdown: &Shutdown) -> Result<Started, E
         mqtt,
         security,
     } = settings;
-    let mqtt = mqtt::Mqtt::start(mqtt, shutdown);
-    let grpc = grpc::PublisherGrpc::new(mqtt.clone(), shutdown.clone(), flags.ack_delay);
+    let metrics = metrics::Metrics::from_global();
+    let mqtt = mqtt::Mqtt::start(mqtt, shutdown, metrics.clone());
+    let grpc = grpc::PublisherGrpc::new(mqtt.clone(), shutdown.clone(), flags.ack_delay, metrics);
     let in_process = grpc.clone();
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
         .secure(security, "sse-publisher")

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::MqttSettings;
 use crate::error::Error;
+use crate::metrics::{Metrics, TopicMeter};
 use crate::properties::{Message, StoreStamp};
 use crate::state_store::Hlc;
 
@@ -38,6 +39,8 @@ struct Job {
     reply: oneshot::Sender<Result<(), Error>>,
     /// State store attempts already made (0 for a new message).
     attempts: u32,
+    /// What its outcome is recorded with (`None`: metrics are off).
+    meter: Option<Arc<TopicMeter>>,
 }
 
 /// Stamps state store requests: the client id and a hybrid logical clock shared by every
@@ -70,23 +73,33 @@ pub struct Mqtt {
 pub struct Slot<'a>(mpsc::Permit<'a, Job>);
 
 impl Slot<'_> {
-    /// Queues `message`; the returned [`Delivery`] resolves when the broker has it.
-    pub fn send(self, message: Message) -> Delivery {
+    /// Queues `message`; the returned [`Delivery`] resolves when the broker has it. Its
+    /// PUBLISH is recorded with `meter` (made once per topic) when metrics are on.
+    pub fn send(self, message: Message, meter: Option<Arc<TopicMeter>>) -> Delivery {
         let (reply, rx) = oneshot::channel();
         self.0.send(Job {
             message,
             reply,
             attempts: 0,
+            meter,
         });
         rx
     }
 }
 
 impl Mqtt {
-    /// Starts the connection task under `shutdown` (it keeps retrying until connected).
-    pub fn start(settings: MqttSettings, shutdown: &sse_runtime::Shutdown) -> Self {
+    /// Starts the connection task under `shutdown` (it keeps retrying until connected),
+    /// recording the connection's state and reconnects with `metrics` when they are on.
+    pub fn start(
+        settings: MqttSettings,
+        shutdown: &sse_runtime::Shutdown,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
         let (jobs_tx, jobs_rx) = mpsc::channel(usize::from(settings.max_inflight));
         let (connected_tx, connected_rx) = watch::channel(false);
+        if let Some(m) = &metrics {
+            m.follow_connection(connected_rx.clone());
+        }
         let stamper = Arc::new(Stamper {
             client_id: settings.client.client_id.clone().into(),
             hlc: Mutex::new(Hlc::default()),
@@ -97,6 +110,7 @@ impl Mqtt {
             connected_tx,
             shutdown.token.clone(),
             stamper.clone(),
+            metrics,
         ));
         Self {
             jobs: jobs_tx,

@@ -6,7 +6,7 @@
 //! it (or in unit tests) they are no-ops. Make them when a service starts, not in statics.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use opentelemetry::metrics::{Counter, Histogram, Meter};
@@ -18,10 +18,30 @@ pub fn meter() -> Meter {
     global::meter(catalogue::SCOPE)
 }
 
+/// Whether a meter provider that collects is installed: see [`set_enabled`].
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Says whether a collecting meter provider is installed: whoever installs one (telemetry, a
+/// test) sets it first, so services skip their per-event metric work (label caches, clock
+/// reads) when nothing collects, not only the no-op record calls.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether metrics are collected (see [`set_enabled`]); read when a service starts.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
 /// A counter from the catalogue.
 pub fn counter(i: Instrument) -> Counter<u64> {
+    counter_in(&meter(), i)
+}
+
+/// A counter from the catalogue, made by `meter` (a test's or a bench's own provider).
+pub fn counter_in(meter: &Meter, i: Instrument) -> Counter<u64> {
     debug_assert_eq!(i.kind, Kind::Counter, "{}", i.name);
-    meter()
+    meter
         .u64_counter(i.name)
         .with_unit(i.unit)
         .with_description(i.description)
@@ -30,8 +50,13 @@ pub fn counter(i: Instrument) -> Counter<u64> {
 
 /// A duration histogram (seconds) from the catalogue, with the catalogue's buckets.
 pub fn histogram(i: Instrument) -> Histogram<f64> {
+    histogram_in(&meter(), i)
+}
+
+/// A duration histogram from the catalogue, made by `meter` (a test's or a bench's own provider).
+pub fn histogram_in(meter: &Meter, i: Instrument) -> Histogram<f64> {
     debug_assert_eq!(i.kind, Kind::Histogram, "{}", i.name);
-    meter()
+    meter
         .f64_histogram(i.name)
         .with_unit(i.unit)
         .with_description(i.description)

@@ -15,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod infer;
+pub mod metrics;
 pub mod pipeline;
 pub mod publisher;
 pub mod registry;
@@ -121,7 +122,8 @@ pub async fn start(
             &config.registry_namespace,
             config.limits(),
         )
-        .with_caps(config.caps()),
+        .with_caps(config.caps())
+        .with_metrics(metrics::Metrics::from_global()),
     );
     let dialer = Dialer::new(security.mtls.clone(), locals);
     let channel = publisher::channel(&config.publisher, dialer);

@@ -28,6 +28,7 @@ use crate::canonical::{name_of, to_canonical};
 use crate::caps::{Cap, Caps};
 use crate::error::Error;
 use crate::infer::Shape;
+use crate::metrics::Metrics;
 use crate::registry::{NewSchema, Registry, SchemaRecord};
 
 /// The inferred schema of one payload, as `InferSchema` returns it.
@@ -116,7 +117,21 @@ impl NoSchema {
         }
     }
 
-    fn index(self) -> usize {
+    /// The metric label (`sse.reason`, `error.type`): the wire's `NoSchemaReason` name in
+    /// snake case, a fixed set.
+    pub fn label(self) -> &'static str {
+        match self {
+            NoSchema::NotJson => "not_json",
+            NoSchema::TooLarge => "too_large",
+            NoSchema::TooDeep => "too_deep",
+            NoSchema::TooManyProperties => "too_many_properties",
+            NoSchema::RegistryError => "registry_error",
+            NoSchema::Frozen => "schema_frozen",
+        }
+    }
+
+    /// Its place in [`NoSchema::ALL`], for per-reason tables.
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -173,7 +188,7 @@ impl Outcome {
     }
 
     /// Why the event goes without a schema, if it does.
-    fn no_schema(&self) -> Option<NoSchema> {
+    pub fn no_schema(&self) -> Option<NoSchema> {
         match self {
             Outcome::Schema(_)
             | Outcome::Frozen {
@@ -236,6 +251,8 @@ pub struct Pipeline<R> {
     limits: Limits,
     caps: Caps,
     subjects: Mutex<HashMap<String, Arc<tokio::sync::Mutex<SubjectState>>>>,
+    /// Where versions and failures are counted (`None`: metrics are off).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<R: Registry> Pipeline<R> {
@@ -248,7 +265,19 @@ impl<R: Registry> Pipeline<R> {
             limits,
             caps: Caps::default(),
             subjects: Mutex::new(HashMap::new()),
+            metrics: None,
         }
+    }
+
+    /// The pipeline counting schema versions and inference failures with `metrics`.
+    pub fn with_metrics(mut self, metrics: Option<Arc<Metrics>>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The instruments events are recorded with, when metrics are on.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
     }
 
     /// The pipeline with growth capped at `caps` instead of [`Caps::default`].
@@ -339,6 +368,9 @@ impl<R: Registry> Pipeline<R> {
         match outcome.no_schema() {
             None => state.with_schema += 1,
             Some(reason) => {
+                if let Some(m) = &self.metrics {
+                    m.inference_failed(reason);
+                }
                 let n = &mut state.without[reason.index()];
                 if *n == 0 {
                     tracing::debug!(
@@ -452,6 +484,9 @@ impl<R: Registry> Pipeline<R> {
             }
         };
         tracing::info!(subject, name = %record.name, version = %record.version, "registered schema version");
+        if let Some(m) = &self.metrics {
+            m.version_created();
+        }
         let reference = Arc::new(self.reference(&record));
         state.shape = merged;
         state.version = record.version.parse().unwrap_or(version);

@@ -23,13 +23,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::stream::SelectAll;
 use futures::{FutureExt, Stream, StreamExt};
 use prost::Message;
 use sse_contract::batch::Batcher;
 use sse_contract::limits::{GRPC_BATCH_BYTES, GRPC_MESSAGE_BYTES_MAX};
+use sse_contract::metrics::attr;
 use sse_contract::route::{self, RouteKind};
 use sse_proto::paths;
 use sse_proto::v1::publisher_service_client::PublisherServiceClient;
@@ -44,6 +45,7 @@ use tonic::Status;
 use tracing::Instrument;
 
 use crate::acks::AckNotes;
+use crate::metrics::PROCESS;
 use crate::pipeline::Pipeline;
 use crate::publisher;
 use crate::registry::Registry;
@@ -386,21 +388,16 @@ impl<R: Registry> Relay<R> {
     }
 
     /// Infers the event's schema under its own span, and makes that span the event's parent
-    /// for the publisher.
+    /// for the publisher; the time it took is recorded when metrics are on.
     async fn prepare(&self, mut ev: Event) -> Event {
+        let started = self.pipeline.metrics().map(|_| Instant::now());
         let subject = subject_of(&ev);
         let trace = telemetry::EventTrace::start(
-            || {
-                tracing::info_span!(
-                    parent: None,
-                    "schema",
-                    otel.name = "schema infer",
-                    subject = %subject.as_deref().unwrap_or_default()
-                )
-            },
+            || process_span(subject.as_deref()),
             &ev.traceparent,
             &ev.tracestate,
         );
+        let mut without = None;
         match subject {
             Some(subject) => {
                 let outcome = self
@@ -411,6 +408,10 @@ impl<R: Registry> Relay<R> {
                 match outcome.dataschema() {
                     Some(d) => ev.dataschema = d.to_string(),
                     None => ev.dataschema.clear(),
+                }
+                without = outcome.no_schema();
+                if let Some(reason) = without {
+                    trace.span.record(attr::ERROR_TYPE, reason.label());
                 }
                 self.notes.record(&ev, Some(&outcome));
             }
@@ -425,8 +426,27 @@ impl<R: Registry> Relay<R> {
             ev.traceparent = trace.traceparent;
             ev.tracestate = trace.tracestate;
         }
+        if let (Some(m), Some(t)) = (self.pipeline.metrics(), started) {
+            m.processed(t.elapsed(), without);
+        }
         ev
     }
+}
+
+/// The process span of an event of `subject`, with the messaging conventions' attributes:
+/// made only when traces are exported.
+fn process_span(subject: Option<&str>) -> tracing::Span {
+    tracing::info_span!(
+        parent: None,
+        "process",
+        otel.name = PROCESS,
+        otel.kind = "consumer",
+        { attr::MESSAGING_SYSTEM } = "sse",
+        { attr::OPERATION_NAME } = PROCESS,
+        { attr::OPERATION_TYPE } = PROCESS,
+        subject = %subject.unwrap_or_default(),
+        { attr::ERROR_TYPE } = tracing::field::Empty,
+    )
 }
 
 /// Sends one batch to the publisher; an error means the publisher stream is gone.

@@ -54,6 +54,7 @@ use super::{Job, Stamper, describe};
 use crate::config::MqttSettings;
 use crate::error::Error;
 use crate::event::Qos;
+use crate::metrics::TopicMeter;
 use crate::properties::Message;
 use crate::state_store;
 
@@ -70,6 +71,8 @@ struct Item {
     attempts: u32,
     /// A state store response that arrived before the request's PUBACK.
     early_response: Option<Result<(), String>>,
+    /// What its PUBLISH's outcome is recorded with (`None`: metrics are off).
+    meter: Option<Arc<TopicMeter>>,
 }
 
 /// A state store request the broker has (PUBACK), waiting for the store's response.
@@ -79,6 +82,7 @@ struct StoreWait {
     reply: oneshot::Sender<Result<(), Error>>,
     attempts: u32,
     deadline: Instant,
+    meter: Option<Arc<TopicMeter>>,
 }
 
 /// The bookkeeping that maps rumqttc events to messages (see the module docs).
@@ -216,6 +220,7 @@ impl Book {
                 sent_at: None,
                 attempts: job.attempts,
                 early_response: None,
+                meter: job.meter,
             }),
         );
         self.expect.push_back(order);
@@ -239,7 +244,7 @@ impl Book {
         if m.packet_size_bound() > max {
             let size = m.packet_size();
             if size > max {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::TooLarge(format!(
                     "{size} bytes exceed {whose} maximum packet size of {max}"
                 )));
             }
@@ -276,7 +281,7 @@ impl Book {
         for key in due {
             if let Some(w) = self.store.remove(&key) {
                 let why = format!("no state store response within {:?}", self.store_timeout);
-                self.store_result(w.message, w.reply, w.attempts, Err(why));
+                self.store_result(w.message, w.reply, w.attempts, w.meter, Err(why));
             }
         }
     }
@@ -287,6 +292,7 @@ impl Book {
         mut message: Message,
         reply: oneshot::Sender<Result<(), Error>>,
         attempts: u32,
+        meter: Option<Arc<TopicMeter>>,
         answer: Result<(), String>,
     ) {
         let attempts = attempts + 1;
@@ -312,6 +318,7 @@ impl Book {
                     message,
                     reply,
                     attempts,
+                    meter,
                 });
             }
         }
@@ -410,7 +417,13 @@ impl Book {
             return;
         };
         let qos0 = match self.items.get_mut(&order) {
-            Some(item) if item.message.qos == Qos::AtMostOnce => true,
+            Some(item) if item.message.qos == Qos::AtMostOnce => {
+                // No PUBACK: written is its outcome, and there is no round trip to time.
+                if let Some(m) = &item.meter {
+                    m.sent(None, None);
+                }
+                true
+            }
             Some(item) => {
                 item.pkid = Some(pkid);
                 item.sent_at = Some(Instant::now());
@@ -431,6 +444,12 @@ impl Book {
             return;
         };
         let result = describe::puback(ack);
+        if let Some(item) = self.items.get(&order)
+            && let Some(m) = &item.meter
+        {
+            let refused = result.is_err().then_some(ack.reason);
+            m.sent(item.sent_at.map(|t| t.elapsed()), refused);
+        }
         let is_store = self
             .items
             .get(&order)
@@ -447,7 +466,9 @@ impl Book {
             return;
         };
         match item.early_response.take() {
-            Some(answer) => self.store_result(item.message, reply, item.attempts, answer),
+            Some(answer) => {
+                self.store_result(item.message, reply, item.attempts, item.meter, answer)
+            }
             None => {
                 let Some(key) = item.message.properties.correlation_data.clone() else {
                     return;
@@ -459,6 +480,7 @@ impl Book {
                         reply,
                         attempts: item.attempts,
                         deadline: Instant::now() + self.store_timeout,
+                        meter: item.meter,
                     },
                 );
             }
@@ -479,7 +501,7 @@ impl Book {
         };
         let answer = describe::store_answer(&p.payload);
         if let Some(w) = self.store.remove(&key) {
-            self.store_result(w.message, w.reply, w.attempts, answer);
+            self.store_result(w.message, w.reply, w.attempts, w.meter, answer);
             return;
         }
         // The response can overtake the request's PUBACK.

@@ -38,6 +38,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use super::book::Book;
 use super::{DRAIN_TIMEOUT, Job, Stamper};
 use crate::config::MqttSettings;
+use crate::metrics::Metrics;
 
 /// Why one connection's turn of polling ended.
 enum Outcome {
@@ -88,6 +89,10 @@ struct Task {
     draining: Option<Instant>,
     /// DISCONNECT was queued: the connection's end is expected.
     disconnect_sent: bool,
+    /// Where reconnects are counted (`None`: metrics are off).
+    metrics: Option<Arc<Metrics>>,
+    /// CONNACKs so far: every one after the first is a reconnect.
+    connects: u64,
 }
 
 /// The connection task: poll, admit, reconnect, drain.
@@ -97,6 +102,7 @@ pub(super) async fn run(
     connected_tx: watch::Sender<bool>,
     token: CancellationToken,
     stamper: Arc<Stamper>,
+    metrics: Option<Arc<Metrics>>,
 ) {
     let mut supervisor = Supervisor::new(settings.client.clone(), "the mqtt broker");
     let (client, mut eventloop) = supervisor.client(usize::from(settings.max_inflight) + 1);
@@ -109,6 +115,8 @@ pub(super) async fn run(
         book,
         draining: None,
         disconnect_sent: false,
+        metrics,
+        connects: 0,
     };
     // Made once, not at every turn (which comes about twice per event): the stop signal and one
     // timer for whichever deadline is next (drain, PUBACK, state store).
@@ -252,6 +260,12 @@ impl Task {
         }
         match supervisor.dispatch(polled, &mut eventloop.pending, &mut self.book) {
             Dispatched::Connected => {
+                if self.connects > 0
+                    && let Some(m) = &self.metrics
+                {
+                    m.reconnected();
+                }
+                self.connects += 1;
                 let _ = self.connected_tx.send(true);
             }
             Dispatched::Lost(delay) => {

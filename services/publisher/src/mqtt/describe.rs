@@ -20,7 +20,10 @@ pub(super) fn puback(ack: &PubAck) -> Result<(), Error> {
                 .and_then(|p| p.reason_string.as_deref())
                 .map(|s| format!(" ({s})"))
                 .unwrap_or_default();
-            Err(Error::Rejected(format!("{reason:?}{detail}")))
+            Err(Error::Rejected {
+                code: crate::metrics::error_type(reason),
+                detail: format!("{reason:?}{detail}"),
+            })
         }
     }
 }

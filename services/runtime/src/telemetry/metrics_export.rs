@@ -50,6 +50,9 @@ pub fn install(
     }
     let provider = builder.build();
     global::set_meter_provider(provider.clone());
+    // Before any service starts: they read it once to decide whether to do per-event metric
+    // work at all.
+    crate::metrics::set_enabled(true);
     crate::metrics::announce();
     Ok(Some(Installed { provider, registry }))
 }
