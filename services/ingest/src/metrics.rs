@@ -49,15 +49,14 @@ impl Default for ForwardMeters {
 impl ForwardMeters {
     /// The forwarder's meters, recording with `meter`.
     pub fn new(meter: &Meter) -> Self {
-        let i = catalogue::GRPC_RESENDS;
+        let link = Arc::new([KeyValue::new(attr::LINK, LINK)]);
+        let resends = sse_runtime::metrics::counter_in(meter, catalogue::GRPC_RESENDS);
+        // At 0 under its link from the start, like every counter (see `counter_in`).
+        resends.add(0, link.as_ref());
         Self {
             inflight: Arc::default(),
-            resends: meter
-                .u64_counter(i.name)
-                .with_unit(i.unit)
-                .with_description(i.description)
-                .build(),
-            link: Arc::new([KeyValue::new(attr::LINK, LINK)]),
+            resends,
+            link,
         }
     }
 

@@ -41,11 +41,16 @@ pub fn counter(i: Instrument) -> Counter<u64> {
 /// A counter from the catalogue, made by `meter` (a test's or a bench's own provider).
 pub fn counter_in(meter: &Meter, i: Instrument) -> Counter<u64> {
     debug_assert_eq!(i.kind, Kind::Counter, "{}", i.name);
-    meter
+    let c = meter
         .u64_counter(i.name)
         .with_unit(i.unit)
         .with_description(i.description)
-        .build()
+        .build();
+    // Exported at 0 from the first collection: a counter of rare events (re-sends, broker
+    // reconnects, inference failures) would otherwise be absent until the first one, leaving
+    // its dashboard panel empty and an alert on its rate nothing to watch.
+    c.add(0, &[]);
+    c
 }
 
 /// A duration histogram (seconds) from the catalogue, with the catalogue's buckets.
