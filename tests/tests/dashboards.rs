@@ -1,6 +1,6 @@
 //! The Grafana dashboard and the Prometheus alert rules read only metrics of the catalogue
 //! (`sse_contract::metrics`), under the names Prometheus stores them by; that each is really
-//! scraped from running services is checked in `prometheus.rs`.
+//! scraped from running services is checked in `prometheus.rs`. The docs describe every one.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -45,6 +45,17 @@ fn dashboard_and_alerts_read_only_catalogue_metrics() {
             "{file} reads metrics not in the catalogue: {unknown:?}"
         );
     }
+}
+
+#[test]
+fn the_docs_name_every_instrument() {
+    let docs = read("docs/observability.md");
+    let missing: Vec<_> = ALL
+        .iter()
+        .filter(|i| !docs.contains(i.name) || !docs.contains(i.prometheus))
+        .map(|i| i.name)
+        .collect();
+    assert!(missing.is_empty(), "docs/observability.md does not describe {missing:?}");
 }
 
 #[test]
