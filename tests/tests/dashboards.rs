@@ -55,7 +55,10 @@ fn the_docs_name_every_instrument() {
         .filter(|i| !docs.contains(i.name) || !docs.contains(i.prometheus))
         .map(|i| i.name)
         .collect();
-    assert!(missing.is_empty(), "docs/observability.md does not describe {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/observability.md does not describe {missing:?}"
+    );
 }
 
 #[test]

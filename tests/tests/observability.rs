@@ -245,7 +245,7 @@ async fn metrics_and_logs_arrive_over_grpc_and_a_refusal_names_its_trace() {
     let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
     let acks = publish(&publisher, vec![event(1, "$SYS/e2e", &traceparent)]).await;
     assert!(acks[0].error.starts_with("permission denied"), "{acks:?}");
-    let warning = until_log(&receiver, "sse-publisher", "event not publishable").await;
+    let warning = until_log(&receiver, "sse-publisher", "event not published").await;
     assert_eq!(warning.trace_id, trace, "{warning:?}");
     assert_eq!(warning.severity, "WARN");
     assert_eq!(warning.span_id.len(), 16, "{warning:?}");
@@ -288,7 +288,7 @@ async fn a_log_in_an_exported_event_span_carries_that_span() {
     let traceparent = format!("00-{trace}-b7ad6b7169203331-01");
     let acks = publish(&publisher, vec![event(1, "e2e/denied", &traceparent)]).await;
     assert_ne!(acks[0].error, "", "the broker refused it: {acks:?}");
-    let warning = until_log(&receiver, "sse-publisher", "event not publishable").await;
+    let warning = until_log(&receiver, "sse-publisher", "event not published").await;
     assert_eq!(warning.trace_id, trace, "{warning:?}");
     let span = eventually("the event's publish span", || async {
         receiver

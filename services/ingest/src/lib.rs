@@ -109,16 +109,7 @@ pub async fn run_linked(
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let forwarder = forwarder(config, endpoint, dialer, &status, &checkpoints, open_tx);
     let mut stream_settings = stream_settings(config);
-    metrics::register(
-        &sse_runtime::metrics::meter(),
-        &metrics::Sources {
-            status: status.clone(),
-            budget: stream_settings.budget.clone(),
-            max_in_flight: config.max_in_flight,
-            forward: forwarder.meters.clone(),
-            checkpoints: checkpoints.clone(),
-        },
-    );
+    register_metrics(config, &status, &stream_settings, &forwarder, &checkpoints);
     let forwarder_token = token.clone();
     shutdown.tracker.spawn(async move {
         forwarder.run(events_rx, forwarder_token).await;
@@ -149,6 +140,27 @@ pub async fn run_linked(
 
     serving.run(listener, token).await?;
     Ok(())
+}
+
+/// Makes ingest's instruments, which read the status, budget, window and checkpoints when
+/// collected.
+fn register_metrics(
+    config: &Config,
+    status: &Arc<status::Status>,
+    streams: &streams::StreamSettings,
+    forwarder: &forward::Forwarder,
+    checkpoints: &Arc<checkpoint::Checkpoints>,
+) {
+    metrics::register(
+        &sse_runtime::metrics::meter(),
+        &metrics::Sources {
+            status: status.clone(),
+            budget: streams.budget.clone(),
+            max_in_flight: config.max_in_flight,
+            forward: forwarder.meters.clone(),
+            checkpoints: checkpoints.clone(),
+        },
+    );
 }
 
 /// Keeps the streams following their resources: the ADR source when configured, else the
