@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod backoff;
+pub mod client_io;
 pub mod error_chain;
 pub mod health;
 pub mod link;

@@ -12,15 +12,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use opentelemetry_http::hyper::HyperClient;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
 use super::otlp_env::{Signal, Target};
 use crate::tls::TlsError;
@@ -136,56 +133,5 @@ pub fn http_client(
     Ok(HyperClient::new(connector, EXPORT_TIMEOUT, None))
 }
 
-/// A connection to a collector.
-pub enum CollectorIo {
-    /// Plain TCP (`http://`).
-    Plain(TcpStream),
-    /// TLS (`https://`).
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl Connection for CollectorIo {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
-}
-
-impl AsyncRead for CollectorIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            CollectorIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            CollectorIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for CollectorIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            CollectorIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            CollectorIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            CollectorIo::Plain(s) => Pin::new(s).poll_flush(cx),
-            CollectorIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            CollectorIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            CollectorIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+/// A connection to a collector: plain TCP (`http://`) or TLS (`https://`).
+pub type CollectorIo = crate::client_io::ClientIo;

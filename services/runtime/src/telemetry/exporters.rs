@@ -17,56 +17,38 @@ fn built(signal: Signal, e: impl std::fmt::Display) -> TelemetryError {
     }
 }
 
+/// Builds `$exporter` for `$target` over gRPC (our channel) or HTTP/protobuf (our hyper client):
+/// the three signals' builders are distinct types with the same steps.
+macro_rules! exporter {
+    ($exporter:ty, $signal:expr, $target:expr) => {{
+        let (s, target) = ($signal, $target);
+        let exporter = match target.protocol {
+            Protocol::Grpc => <$exporter>::builder()
+                .with_tonic()
+                .with_channel(grpc_channel(s, target)?)
+                .build(),
+            Protocol::HttpProtobuf => <$exporter>::builder()
+                .with_http()
+                .with_http_client(http_client(s, target)?)
+                .with_protocol(OtlpProtocol::HttpBinary)
+                .with_endpoint(target.url.to_string())
+                .build(),
+        };
+        exporter.map_err(|e| built(s, e))
+    }};
+}
+
 /// The span exporter for `target`.
 pub fn spans(target: &Target) -> Result<SpanExporter, TelemetryError> {
-    let s = Signal::Traces;
-    let exporter = match target.protocol {
-        Protocol::Grpc => SpanExporter::builder()
-            .with_tonic()
-            .with_channel(grpc_channel(s, target)?)
-            .build(),
-        Protocol::HttpProtobuf => SpanExporter::builder()
-            .with_http()
-            .with_http_client(http_client(s, target)?)
-            .with_protocol(OtlpProtocol::HttpBinary)
-            .with_endpoint(target.url.to_string())
-            .build(),
-    };
-    exporter.map_err(|e| built(s, e))
+    exporter!(SpanExporter, Signal::Traces, target)
 }
 
 /// The metric exporter for `target`.
 pub fn metrics(target: &Target) -> Result<MetricExporter, TelemetryError> {
-    let s = Signal::Metrics;
-    let exporter = match target.protocol {
-        Protocol::Grpc => MetricExporter::builder()
-            .with_tonic()
-            .with_channel(grpc_channel(s, target)?)
-            .build(),
-        Protocol::HttpProtobuf => MetricExporter::builder()
-            .with_http()
-            .with_http_client(http_client(s, target)?)
-            .with_protocol(OtlpProtocol::HttpBinary)
-            .with_endpoint(target.url.to_string())
-            .build(),
-    };
-    exporter.map_err(|e| built(s, e))
+    exporter!(MetricExporter, Signal::Metrics, target)
 }
 
 /// The log exporter for `target`.
 pub fn logs(target: &Target) -> Result<LogExporter, TelemetryError> {
-    let s = Signal::Logs;
-    let exporter = match target.protocol {
-        Protocol::Grpc => LogExporter::builder()
-            .with_tonic()
-            .with_channel(grpc_channel(s, target)?)
-            .build(),
-        Protocol::HttpProtobuf => LogExporter::builder()
-            .with_http()
-            .with_http_client(http_client(s, target)?)
-            .with_protocol(OtlpProtocol::HttpBinary)
-            .with_endpoint(target.url.to_string())
-            .build(),
-    };
-    exporter.map_err(|e| built(s, e))
+    exporter!(LogExporter, Signal::Logs, target)
 }
