@@ -123,7 +123,7 @@ impl Configs {
         if let (Some(Ok(Some(c))), None, false) =
             (&ingest.akri_contract, &publisher.client_id, files)
         {
-            publisher.client_id = Some(format!("{}-publisher", c.connector_id));
+            publisher.client_id = Some(sse_contract::akri::client_id(&c.connector_id, "publisher"));
         }
         let publisher = publisher.settings()?;
         // Resume is on by default: without --checkpoint-store, checkpoints are kept on the

@@ -24,6 +24,13 @@ pub fn connector_id(var: impl Fn(&str) -> Option<String>) -> Option<String> {
     var(CONNECTOR_ID_VAR).filter(|v| !v.is_empty())
 }
 
+/// The MQTT client id of one of the connector's connections (`publisher`, `schema`,
+/// `checkpoint`): `{CONNECTOR_ID}-<role>`, so the broker tells them apart and a restarted replica
+/// takes its own sessions back.
+pub fn client_id(connector_id: &str, role: &str) -> String {
+    format!("{connector_id}-{role}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -305,7 +305,7 @@ impl Config {
             .map_err(|e| Error::Config(e.to_string()))?;
         // Under the Akri operator every connection of the pod is named after CONNECTOR_ID.
         let akri_id = match &self.akri_contract {
-            Some(Ok(Some(c))) => Some(format!("{}-checkpoint", c.connector_id)),
+            Some(Ok(Some(c))) => Some(sse_contract::akri::client_id(&c.connector_id, "checkpoint")),
             _ => None,
         };
         if let StoreConfig::Mqtt {

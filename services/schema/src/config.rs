@@ -269,7 +269,7 @@ impl Config {
         let broker = self.registry_broker()?;
         let client_id = match (&self.registry_mqtt_client_id, &self.akri_connector_id) {
             (Some(id), _) => id.clone(),
-            (None, Some(connector)) => format!("{connector}-schema"),
+            (None, Some(connector)) => sse_contract::akri::client_id(connector, "schema"),
             (None, None) => format!("sse-schema-{:08x}", rand::random::<u32>()),
         };
         if client_id.is_empty() || client_id.len() > 128 || client_id.contains(['/', '+', '#']) {
