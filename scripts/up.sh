@@ -54,31 +54,35 @@ for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null 
 
 # Each service's admin port (/metrics, /healthz, /readyz), scraped by the Prometheus below.
 targets=()
-# Sets $admin_addr to a free port for service $1 and records it as a scrape target.
-admin() { local port; port=$(free_port); admin_addr="127.0.0.1:$port"; targets+=("$1=$admin_addr"); }
+# Records the admin address service $1 printed (it binds port 0) as a scrape target.
+admin() {
+  local a
+  for _ in $(seq 1 100); do
+    a=$(grep -m1 -oP "^$1 admin listening on \K\S+" "$run/$1.out" 2>/dev/null) && { targets+=("$1=$a"); return 0; }
+    sleep 0.1
+  done
+  echo "$1 printed no admin address; see $run/$1.log" >&2; return 1
+}
 
 start sse-demo-source --listen 127.0.0.1:0; demo=$addr
 sed "s#http://127.0.0.1:8088#http://$demo#g" deploy/local/resources/*.yaml >"$run/resources/local.yaml"
 if [ "${1:-}" = "--one" ]; then
-  admin sse-connector
   start sse-connector --listen 127.0.0.1:0 --schema-listen 127.0.0.1:0 --publisher-listen 127.0.0.1:0 \
     --mqtt-url "mqtt://127.0.0.1:$mqtt_port" --data-dir "$run/schemas" --resources "$run/resources" \
-    --secrets-dir "$run/secrets" --trust-dir "$run/trust" --admin-listen "$admin_addr"; ingest=$addr
+    --secrets-dir "$run/secrets" --trust-dir "$run/trust" --admin-listen 127.0.0.1:0; ingest=$addr
+  admin sse-connector
   publisher=$(grep -m1 -oP "^sse-connector publisher listening on \K\S+" "$run/sse-connector.out")
   schema=$(grep -m1 -oP "^sse-connector schema listening on \K\S+" "$run/sse-connector.out")
 else
-  admin sse-publisher
   start sse-publisher --listen 127.0.0.1:0 --mqtt-url "mqtt://127.0.0.1:$mqtt_port" \
-    --admin-listen "$admin_addr"; publisher=$addr
-  admin sse-schema
+    --admin-listen 127.0.0.1:0; publisher=$addr; admin sse-publisher
   start sse-schema --listen 127.0.0.1:0 --publisher "http://$publisher" --data-dir "$run/schemas" \
-    --admin-listen "$admin_addr"; schema=$addr
+    --admin-listen 127.0.0.1:0; schema=$addr; admin sse-schema
   # Checkpoints on the broker, as sse-connector keeps them by default (CHECKPOINT_STORE=none: off).
-  admin sse-ingest
   start sse-ingest --listen 127.0.0.1:0 --schema "http://$schema" --resources "$run/resources" \
     --secrets-dir "$run/secrets" --trust-dir "$run/trust" \
     --checkpoint-store "${CHECKPOINT_STORE:-mqtt://127.0.0.1:$mqtt_port}" \
-    --admin-listen "$admin_addr"; ingest=$addr
+    --admin-listen 127.0.0.1:0; ingest=$addr; admin sse-ingest
 fi
 
 metrics="not started (install prometheus: just setup)"

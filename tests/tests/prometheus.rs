@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use sse_contract::drops;
-use sse_e2e::broker::{Mosquitto, free_port};
+use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::Subscriber;
 use sse_e2e::prometheus::{Prometheus, metric_names_in};
 use sse_e2e::resources::{asset, device};
@@ -85,21 +85,8 @@ async fn start() -> Running {
             &[("ok", "/ok", "e2e/ok"), ("denied", "/denied", "e2e/denied")],
         );
     std::fs::write(res.join("resources.yaml"), yaml).unwrap();
-    let admin: Vec<(&str, SocketAddr)> = ["sse-publisher", "sse-schema", "sse-ingest"]
-        .into_iter()
-        .map(|n| {
-            (
-                n,
-                format!("127.0.0.1:{}", free_port().unwrap())
-                    .parse()
-                    .unwrap(),
-            )
-        })
-        .collect();
-    let env = |name: &str| {
-        let addr = admin.iter().find(|(n, _)| *n == name).unwrap().1;
-        vec![("ADMIN_LISTEN".to_string(), addr.to_string())]
-    };
+    // Port 0: each service prints the admin address it bound (no port picked ahead and raced for).
+    let env = |_: &str| vec![("ADMIN_LISTEN".to_string(), "127.0.0.1:0".to_string())];
     let s = |x: &str| x.to_string();
     let pipeline = Pipeline::start(PipelineArgs {
         mqtt_url: broker.url(),
@@ -111,6 +98,12 @@ async fn start() -> Running {
     })
     .await
     .unwrap();
+    let mut admin: Vec<(&str, SocketAddr)> = Vec::new();
+    for svc in [&pipeline.publisher, &pipeline.schema, &pipeline.ingest] {
+        let prefix = format!("{} admin listening on ", svc.name);
+        let addr = svc.printed_addr(&prefix).await.unwrap();
+        admin.push((svc.name.as_str(), addr));
+    }
     let prometheus = Prometheus::start(&admin).await.unwrap();
     Running {
         prometheus,
