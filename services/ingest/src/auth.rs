@@ -300,29 +300,46 @@ mod tests {
     }
 
     #[test]
-    fn basic_over_plain_http_is_refused_unless_allowed() {
+    fn credentials_over_plain_http_are_refused_unless_allowed() {
+        use crate::resources::options::parse;
         let http: url::Url = "http://h/s".parse().unwrap();
         let https: url::Url = "https://h/s".parse().unwrap();
         let auth = basic("c/u", "c/p");
-        let e = refuse_insecure_credentials(&http, &auth, None).unwrap_err();
+        let config = |text: &str| {
+            let v = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).unwrap();
+            parse(Some(&v)).unwrap()
+        };
+        let none = config("''");
+        let e = refuse_insecure_credentials(&http, &auth, &none).unwrap_err();
         assert!(e.contains("over plain http:// refused"), "{e}");
         assert!(e.contains("allowInsecureCredentials"), "{e}");
-        assert!(refuse_insecure_credentials(&https, &auth, None).is_ok());
-        assert!(refuse_insecure_credentials(&http, &Auth::Anonymous, None).is_ok());
-        let config = |text: &str| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).unwrap();
+        assert!(refuse_insecure_credentials(&https, &auth, &none).is_ok());
+        assert!(refuse_insecure_credentials(&http, &Auth::Anonymous, &none).is_ok());
         // As Azure keeps it: a JSON string; or written as a YAML mapping.
         let allowed = config(r#"'{"allowInsecureCredentials": true}'"#);
-        assert!(refuse_insecure_credentials(&http, &auth, Some(&allowed)).is_ok());
+        assert!(refuse_insecure_credentials(&http, &auth, &allowed).is_ok());
         let mapping = config("{ allowInsecureCredentials: true }");
-        assert!(refuse_insecure_credentials(&http, &auth, Some(&mapping)).is_ok());
+        assert!(refuse_insecure_credentials(&http, &auth, &mapping).is_ok());
         let denied = config(r#"'{"allowInsecureCredentials": false, "x": 1}'"#);
-        assert!(refuse_insecure_credentials(&http, &auth, Some(&denied)).is_err());
-        let bad = config(r#"'{"allowInsecureCredentials": "yes"}'"#);
-        let e = refuse_insecure_credentials(&http, &auth, Some(&bad)).unwrap_err();
-        assert!(e.contains("must be true or false"), "{e}");
-        let broken = config(r#"'{not json'"#);
-        let e = refuse_insecure_credentials(&http, &auth, Some(&broken)).unwrap_err();
-        assert!(e.contains("not valid JSON"), "{e}");
+        assert!(refuse_insecure_credentials(&http, &auth, &denied).is_err());
+        // A bearer token, a secret header, proxy credentials: the same rule.
+        for json in [
+            r#"'{"authentication": {"method": "Bearer", "token": {"secretRef": "t/k"}}}'"#,
+            r#"'{"headers": {"x-api-key": {"secretRef": "t/k"}}}'"#,
+        ] {
+            let e =
+                refuse_insecure_credentials(&http, &Auth::Anonymous, &config(json)).unwrap_err();
+            assert!(e.contains("over plain http:// refused"), "{json}: {e}");
+            assert!(refuse_insecure_credentials(&https, &Auth::Anonymous, &config(json)).is_ok());
+        }
+        let proxied = config(
+            r#"'{"proxy": {"url": "http://p:3128", "username": "u", "password": {"secretRef": "p/pw"}}}'"#,
+        );
+        let e = refuse_insecure_credentials(&https, &Auth::Anonymous, &proxied).unwrap_err();
+        assert!(e.contains("plain http:// proxy refused"), "{e}");
+        // An inline header is no credential.
+        let plain = config(r#"'{"headers": {"x-tenant": "acme"}}'"#);
+        assert!(refuse_insecure_credentials(&http, &Auth::Anonymous, &plain).is_ok());
     }
 
     #[test]

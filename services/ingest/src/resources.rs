@@ -8,6 +8,7 @@ mod doc;
 mod from_adr;
 mod load;
 mod model;
+pub mod options;
 mod validate;
 pub(crate) mod yaml;
 

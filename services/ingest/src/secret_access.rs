@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use serde_yaml_ng::Value;
 
 use crate::error::Error;
-use crate::resources::{Auth, ResourceError, Resources, SecretRef};
+use crate::resources::{Auth, Endpoint, ResourceError, Resources, SecretRef};
 
 /// The device entry that allows every device.
 pub const ANY_DEVICE: &str = "*";
@@ -83,7 +83,32 @@ impl SecretAccess {
 
     /// The first secret reference of `auth` that `device` may not use, as the endpoint's error.
     pub fn check(&self, device: &str, auth: &Auth) -> Result<(), String> {
-        for (field, r) in secret_refs(auth) {
+        self.check_refs(
+            device,
+            secret_refs(auth)
+                .into_iter()
+                .map(|(f, r)| (f.to_owned(), r)),
+        )
+    }
+
+    /// [`Self::check`] for a whole endpoint: its authentication and the secrets its
+    /// `additionalConfiguration` references (tokens, headers, proxy credentials).
+    pub fn check_endpoint(&self, device: &str, endpoint: &Endpoint) -> Result<(), String> {
+        self.check(device, &endpoint.auth)?;
+        let refs = endpoint.options.secret_refs();
+        self.check_refs(
+            device,
+            refs.into_iter()
+                .map(|(f, r)| (format!("additionalConfiguration.{f}"), r)),
+        )
+    }
+
+    fn check_refs<'a>(
+        &self,
+        device: &str,
+        refs: impl Iterator<Item = (String, &'a SecretRef)>,
+    ) -> Result<(), String> {
+        for (field, r) in refs {
             if !self.allows(device, &r.secret) {
                 return Err(format!(
                     "secret {:?} ({field}) is not allowed for device {device:?} by the --secret-access file",
@@ -137,7 +162,7 @@ pub fn enforce(access: &SecretAccess, res: &mut Resources) {
             .iter()
             .filter_map(|(ep, e)| {
                 access
-                    .check(&d.name, &e.auth)
+                    .check_endpoint(&d.name, e)
                     .err()
                     .map(|m| (ep.clone(), m))
             })

@@ -1,6 +1,7 @@
 //! Device credentials from secret files (HTTP Basic, client certificates), read at every
 //! connection attempt; errors name the secret reference, never its value.
 
+use crate::resources::options::{EndpointOptions, Proxy};
 use std::path::Path;
 
 use http::HeaderValue;
@@ -59,47 +60,44 @@ pub fn read_secret_text(
     Ok(text)
 }
 
-/// Refuses HTTP Basic credentials to a plain `http://` address, where anyone on the path reads
-/// them, unless the endpoint's `additionalConfiguration` (a JSON string, as Azure Device Registry
-/// keeps it, or a mapping) says `"allowInsecureCredentials": true`. The error is the endpoint's
-/// configuration error, shown in its status.
+/// Refuses credentials of any kind (HTTP Basic, a bearer or OAuth2 token, a secret header, proxy
+/// credentials) that would cross the network in clear: to a plain `http://` address, or to a
+/// plain `http://` proxy. `"allowInsecureCredentials": true` in the endpoint's
+/// `additionalConfiguration` allows it. The error is the endpoint's configuration error, shown in
+/// its status.
 pub fn refuse_insecure_credentials(
     address: &url::Url,
     auth: &Auth,
-    additional_configuration: Option<&serde_yaml_ng::Value>,
+    options: &EndpointOptions,
 ) -> Result<(), String> {
-    if address.scheme() != "http" || !matches!(auth, Auth::UsernamePassword { .. }) {
+    if options.allow_insecure_credentials {
         return Ok(());
     }
-    if allows_insecure_credentials(additional_configuration)? {
-        return Ok(());
-    }
-    Err("UsernamePassword credentials over plain http:// refused: use https, or set \"allowInsecureCredentials\": true in the endpoint's additionalConfiguration".to_owned())
-}
-
-/// The `allowInsecureCredentials` flag of an `additionalConfiguration` (false when absent).
-pub(super) fn allows_insecure_credentials(
-    additional_configuration: Option<&serde_yaml_ng::Value>,
-) -> Result<bool, String> {
-    use serde_yaml_ng::Value;
-    let parsed;
-    let config = match additional_configuration {
-        None | Some(Value::Null) => return Ok(false),
-        Some(Value::String(text)) if text.trim().is_empty() => return Ok(false),
-        Some(Value::String(text)) => {
-            parsed = serde_yaml_ng::from_str::<Value>(text)
-                .map_err(|_| "additionalConfiguration is not valid JSON".to_owned())?;
-            &parsed
+    let allow = "use https, or set \"allowInsecureCredentials\": true in the endpoint's additionalConfiguration";
+    if address.scheme() == "http" {
+        if matches!(auth, Auth::UsernamePassword { .. }) {
+            return Err(format!(
+                "UsernamePassword credentials over plain http:// refused: {allow}"
+            ));
         }
-        Some(other) => other,
-    };
-    match config.get("allowInsecureCredentials") {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::Bool(allow)) => Ok(*allow),
-        Some(_) => {
-            Err("additionalConfiguration.allowInsecureCredentials must be true or false".to_owned())
+        if options.sends_credentials() {
+            return Err(format!(
+                "credentials from additionalConfiguration over plain http:// refused: {allow}"
+            ));
         }
     }
+    if let Proxy::Via {
+        url,
+        password: Some(_),
+        ..
+    } = &options.request.proxy
+        && url.scheme() == "http"
+    {
+        return Err(format!(
+            "proxy credentials to a plain http:// proxy refused: {allow}"
+        ));
+    }
+    Ok(())
 }
 
 /// The `Authorization: Basic` value for a user and password, marked sensitive.

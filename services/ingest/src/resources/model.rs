@@ -86,6 +86,8 @@ pub struct Endpoint {
     pub auth: Auth,
     /// Name of the trust list (a directory under the trust dir) of extra CAs.
     pub trust_list: Option<String>,
+    /// The options of its `additionalConfiguration` (headers, proxy, bearer or OAuth2, ...).
+    pub options: super::options::EndpointOptions,
 }
 
 /// A device and its SSE endpoints.

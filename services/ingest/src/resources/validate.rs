@@ -114,16 +114,31 @@ fn convert_endpoint(ep: &InboundEndpoint) -> Result<Endpoint, String> {
     {
         return Err(format!("trust list {t:?} is not a plain name"));
     }
-    crate::auth::refuse_insecure_credentials(
-        &address,
-        &auth,
-        ep.additional_configuration.as_ref(),
-    )?;
+    let options = super::options::parse(ep.additional_configuration.as_ref())?;
+    refuse_auth_conflicts(&auth, &options)?;
+    crate::auth::refuse_insecure_credentials(&address, &auth, &options)?;
     Ok(Endpoint {
         address,
         auth,
         trust_list,
+        options,
     })
+}
+
+/// Refuses two sources of one `Authorization` header: ADR's UsernamePassword, the options'
+/// bearer or OAuth2 token, or an `Authorization` request header.
+fn refuse_auth_conflicts(
+    auth: &Auth,
+    options: &super::options::EndpointOptions,
+) -> Result<(), String> {
+    let basic = matches!(auth, Auth::UsernamePassword { .. });
+    let header = options.request.has_header("authorization");
+    match (basic, options.auth.is_some(), header) {
+        (true, true, _) => Err("additionalConfiguration.authentication conflicts with UsernamePassword authentication: both set Authorization".to_owned()),
+        (true, false, true) => Err("additionalConfiguration.headers.authorization conflicts with UsernamePassword authentication".to_owned()),
+        (false, true, true) => Err("additionalConfiguration.headers.authorization conflicts with additionalConfiguration.authentication".to_owned()),
+        _ => Ok(()),
+    }
 }
 
 /// Converts an endpoint's `authentication`: its method and the secret references it needs.
