@@ -6,7 +6,7 @@
 # (certificates, their mounts, probes, NetworkPolicies), and its tests prove it catches each
 # broken manifest; checks deploy/aio/ (the Akri ConnectorTemplate and connector metadata, which
 # kubernetes-validate has no schema for) with scripts/aio_check.py, whose tests break each field it
-# checks; checks the Prometheus alert rules and runs their unit tests (promtool); lints the
+# checks; checks the JSON Schemas of docs/schemas and their examples; checks the Prometheus alert rules and runs their unit tests (promtool); lints the
 # Dockerfile with hadolint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,5 +40,6 @@ promtool check rules deploy/prometheus/alerts.yaml >"$out/promtool.out" 2>&1 \
   && (cd deploy/prometheus && promtool test rules alerts.test.yaml) >>"$out/promtool.out" 2>&1 \
   && echo "deploy-check: deploy/prometheus/alerts.yaml passes promtool check and its unit tests" \
   || { cat "$out/promtool.out"; status=1; }
+python3 scripts/schema_check.py || status=1
 hadolint deploy/Dockerfile && echo "deploy-check: deploy/Dockerfile passes hadolint" || status=1
 exit $status

@@ -137,3 +137,34 @@ fn bad_options_are_named_never_their_values() {
     let big = format!(r#"{{"x": "{}"}}"#, "a".repeat(MAX_OPTIONS_BYTES));
     assert!(parse_json(&big).unwrap_err().contains("larger than"));
 }
+
+/// The documented JSON Schema's examples are accepted by this parser (scripts/schema_check.py
+/// checks they validate against the schema), so the docs and the code describe one shape.
+#[test]
+fn the_documented_examples_parse() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/schemas/endpoint-configuration.schema.json"
+    );
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let examples = schema["examples"].as_array().unwrap();
+    assert!(examples.len() >= 8);
+    for example in examples {
+        let o = parse_json(&example.to_string()).unwrap_or_else(|e| panic!("{example}: {e}"));
+        assert_ne!(o, EndpointOptions::default(), "{example}");
+    }
+    // Every top-level option the schema names is one this parser reads.
+    let names: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        [
+            "allowInsecureCredentials",
+            "authentication",
+            "compression",
+            "deadLetter",
+            "headers",
+            "proxy",
+            "request"
+        ]
+    );
+}
