@@ -168,3 +168,26 @@ fn the_documented_examples_parse() {
         ]
     );
 }
+
+/// The README's example Device loads with every endpoint valid and its options as written.
+#[test]
+fn the_readme_example_device_loads() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block = readme
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    let res = crate::resources::load_texts([("README.md", block)]);
+    assert!(res.problems().is_empty(), "{:?}", res.problems());
+    let device = &res.devices["plant-gateway"];
+    assert_eq!(device.endpoints.len(), 5);
+    let ep = |name: &str| &device.endpoints[name].options;
+    assert!(matches!(ep("bearer").auth, Some(HttpAuth::Bearer { .. })));
+    assert!(matches!(ep("oauth2").auth, Some(HttpAuth::OAuth2(_))));
+    assert!(ep("feed").request.compression && ep("feed").request.has_header("x-api-key"));
+    assert!(matches!(ep("feed").request.proxy, Proxy::Via { .. }));
+    assert_eq!(ep("agent").request.method, Method::Post);
+    assert!(ep("agent").dead_letter.is_some());
+}
