@@ -416,4 +416,38 @@ mod tests {
             "{problems:?}"
         );
     }
+
+    /// Secrets named in `additionalConfiguration` (a token, a header) go through the same
+    /// allow-list as ADR's secret names, and the error names the option.
+    #[test]
+    fn secrets_of_the_endpoint_options_are_checked_too() {
+        let device = |name: &str, config: &str| {
+            format!(
+                "---\napiVersion: namespaces.deviceregistry.microsoft.com/v1\nkind: Device\nmetadata: {{ name: {name} }}\nspec:\n  endpoints:\n    inbound:\n      sse-0: {{ endpointType: Microsoft.SSEHttp, address: \"https://h/\", additionalConfiguration: '{config}' }}\n"
+            )
+        };
+        let text = [
+            device(
+                "bearer",
+                r#"{"authentication": {"method": "Bearer", "token": {"secretRef": "tokens/t"}}}"#,
+            ),
+            device(
+                "header",
+                r#"{"headers": {"x-api-key": {"secretRef": "keys/k"}}}"#,
+            ),
+        ]
+        .concat();
+        let mut res = crate::resources::load_texts([("r.yaml", text.as_str())]);
+        assert!(res.problems().is_empty(), "{:?}", res.problems());
+        enforce(
+            &SecretAccess::parse("tokens: [bearer]\nkeys: [bearer]").unwrap(),
+            &mut res,
+        );
+        assert_eq!(res.devices["bearer"].endpoints.len(), 1);
+        let e = &res.devices["header"].rejected_endpoints["sse-0"];
+        assert!(
+            e.contains("secret \"keys\" (additionalConfiguration.headers.x-api-key)"),
+            "{e}"
+        );
+    }
 }
