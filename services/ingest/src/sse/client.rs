@@ -2,7 +2,9 @@
 //!
 //! Policy (the WHATWG processing model, with the retries production SDKs add):
 //! 200 + `text/event-stream` streams; 204, other 2xx and a wrong content type stop for good;
-//! 5xx and 429 retry with backoff (honouring `Retry-After`); 401, 403, other 4xx, credential
+//! 5xx and 429 retry with backoff (honouring `Retry-After`); a 401 with renewable credentials (a
+//! bearer token file, an OAuth2 token: [`ClientConfig::renew_after_401`]) retries once after the
+//! minimum reconnect delay with a fresh token; a second 401 in a row, 403, other 4xx, credential
 //! errors (the header source) and TLS verification failures (expired, untrusted or misnamed server
 //! certificate, client certificate rejected) retry with a long backoff (60 s doubling to 5 min),
 //! each with its own message; network errors, a closed body and
@@ -27,6 +29,7 @@ use tracing::Instrument;
 
 use super::http::{self as transport, Body, Conn};
 use super::parser::{Parser, ParserNotice, SseEvent};
+use super::tokens::Tokens;
 
 /// Redirects followed for one connection attempt.
 const MAX_REDIRECTS: usize = 10;
@@ -81,6 +84,12 @@ pub struct ClientConfig {
     /// Whether [`ClientConfig::headers`] reads files (secrets, trust lists): it then runs on the
     /// blocking pool, so a slow disk never stalls the other streams of the runtime thread.
     pub headers_read_files: bool,
+    /// Fetched credentials (OAuth2): an `Authorization` value got asynchronously after the
+    /// headers at each connect, and told when a server refused it.
+    pub tokens: Option<Tokens>,
+    /// Whether the next connect reads credentials afresh (a bearer token file, an OAuth2
+    /// token): a 401 is then retried once after the minimum reconnect delay, not the long backoff.
+    pub renew_after_401: bool,
     /// TLS settings for `https` URLs.
     pub tls: Arc<rustls::ClientConfig>,
     /// Silence longer than this = dead connection (default 60 s); also bounds connect + response headers.
@@ -104,6 +113,8 @@ impl ClientConfig {
             url,
             headers,
             headers_read_files: false,
+            tokens: None,
+            renew_after_401: false,
             tls,
             read_timeout: Duration::from_secs(60),
             max_event_bytes: sse_contract::limits::EVENT_BYTES_DEFAULT,
@@ -161,6 +172,8 @@ enum Delay {
     Backoff,
     /// A problem that needs someone to act (auth, 4xx, bad headers): the long backoff.
     Long,
+    /// HTTP 401: once after the floor with fresh credentials when they renew, else long.
+    Unauthorized,
     /// The server said when (`Retry-After`).
     Exactly(Duration),
 }
@@ -187,6 +200,10 @@ struct Reader<O> {
     server_retry: Option<Duration>,
     owner: O,
     token: CancellationToken,
+    /// The fetched `Authorization` sent on the last attempt, to forget if it is refused.
+    sent_token: Option<HeaderValue>,
+    /// Whether the last attempt ended with 401 (a second one in a row backs off long).
+    after_401: bool,
 }
 
 impl<O: Owner> Reader<O> {
@@ -201,6 +218,8 @@ impl<O: Owner> Reader<O> {
             server_retry: None,
             owner,
             token,
+            sent_token: None,
+            after_401: false,
         }
     }
 
@@ -232,6 +251,7 @@ impl<O: Owner> Reader<O> {
                 } => (error, reason, delay),
             };
             let wait = self.delay(delay);
+            self.after_401 = delay == Delay::Unauthorized;
             tracing::info!(
                 url = %display_url(&self.cfg.url),
                 %error,
@@ -267,6 +287,15 @@ impl<O: Owner> Reader<O> {
                     .map_or(backoff, |retry| retry.max(backoff))
             }
             Delay::Long => self.long_backoff.next_delay(),
+            Delay::Unauthorized if self.cfg.renew_after_401 && !self.after_401 => {
+                // The token may have expired or been rotated: the next connect takes a fresh
+                // one (a forgotten OAuth2 token is fetched again), so retry at the floor.
+                if let (Some(tokens), Some(sent)) = (&self.cfg.tokens, &self.sent_token) {
+                    tokens.refused(sent);
+                }
+                Duration::ZERO
+            }
+            Delay::Unauthorized => self.long_backoff.next_delay(),
             Delay::Exactly(d) => {
                 self.backoff.next_delay(); // keep the sequence growing while the server is unwell
                 d
@@ -297,9 +326,36 @@ impl<O: Owner> Reader<O> {
             .unwrap_or_else(|e| Err(format!("reading credentials failed: {e}")))
     }
 
+    /// The fetched `Authorization` (OAuth2) into `headers`; a failure is the attempt's outcome.
+    async fn add_token(&mut self, headers: &mut HeaderMap) -> Result<(), Attempt> {
+        let Some(tokens) = self.cfg.tokens.clone() else {
+            return Ok(());
+        };
+        let got = tokio::select! {
+            () = self.token.cancelled() => return Err(Attempt::Quit),
+            got = tokens.authorization() => got,
+        };
+        match got {
+            Ok(value) => {
+                headers.insert(header::AUTHORIZATION, value.clone());
+                self.sent_token = Some(value);
+                Ok(())
+            }
+            Err(e) => Err(Attempt::Retry {
+                error: e.message,
+                reason: super::ended::CREDENTIALS,
+                delay: if e.lasting {
+                    Delay::Long
+                } else {
+                    Delay::Backoff
+                },
+            }),
+        }
+    }
+
     /// One connection: request (following redirects), then read the stream until it ends.
     async fn connect_and_read(&mut self) -> Attempt {
-        let extra = match self.headers().await {
+        let mut extra = match self.headers().await {
             Ok(headers) => headers,
             Err(error) => {
                 // Self-describing (e.g. "secret c/key is missing"), never a secret value.
@@ -310,6 +366,9 @@ impl<O: Owner> Reader<O> {
                 };
             }
         };
+        if let Err(attempt) = self.add_token(&mut extra).await {
+            return attempt;
+        }
         let mut url = without_credentials(&self.cfg.url);
         let origin = url.origin();
         let mut same_origin = true;
@@ -642,7 +701,7 @@ fn classify(response: &Response<()>) -> Option<Attempt> {
         401 => Attempt::Retry {
             error: "unauthorized (HTTP 401)".to_owned(),
             reason: super::ended::AUTH,
-            delay: Delay::Long,
+            delay: Delay::Unauthorized,
         },
         403 => Attempt::Retry {
             error: "forbidden (HTTP 403)".to_owned(),
@@ -779,3 +838,7 @@ fn truncate(text: &str, max: usize) -> &str {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod renew_tests;
