@@ -238,6 +238,103 @@ mod tests {
         );
     }
 
+    /// A plain-HTTP token endpoint answering every request with `status` and `body`; counts them.
+    async fn endpoint(status: &'static str, body: &'static str) -> (String, Arc<AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicU64::new(0));
+        let counted = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 2048];
+                while !String::from_utf8_lossy(&seen).contains("grant_type") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, count)
+    }
+
+    /// A cache for `url` whose secret and trust (a generated CA in the bundle) are in `dir`.
+    fn cache_in(dir: &std::path::Path, endpoint: &str, url: &str) -> Arc<TokenCache> {
+        let ca = rcgen::generate_simple_self_signed(vec!["idp".to_string()]).unwrap();
+        std::fs::create_dir_all(dir.join("c")).unwrap();
+        std::fs::create_dir_all(dir.join("bundle")).unwrap();
+        std::fs::write(dir.join("c/s"), "secret").unwrap();
+        std::fs::write(dir.join("bundle/ca.pem"), ca.cert.pem()).unwrap();
+        let config = OAuth2 {
+            token_url: url.parse().unwrap(),
+            client_id: crate::resources::options::OptionValue::Literal("id".into()),
+            client_secret: crate::resources::SecretRef::parse("c/s").unwrap(),
+            scopes: vec![],
+            audience: None,
+            parameters: Default::default(),
+        };
+        let files = Files {
+            secrets_dir: Some(dir.to_path_buf()),
+            trust: TrustSources {
+                trust_dir: None,
+                trust_bundle: Some(dir.join("bundle")),
+                system_roots: false,
+            },
+            trust_list: None,
+            akri: None,
+        };
+        TokenCache::shared(endpoint, &config, files)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_connects_share_one_fetch_and_its_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = r#"{"access_token":"tok-1","token_type":"Bearer","expires_in":3600}"#;
+        let (url, count) = endpoint("200 OK", body).await;
+        let cache = cache_in(dir.path(), "dev/concurrent", &url);
+        let all = futures::future::join_all((0..8).map(|_| cache.token())).await;
+        assert!(all.iter().all(|t| t.as_ref().unwrap() == "Bearer tok-1"));
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            1,
+            "one fetch for eight connects"
+        );
+        assert_eq!(cache.token().await.unwrap(), "Bearer tok-1");
+        assert_eq!(count.load(Ordering::SeqCst), 1, "cached");
+        cache.refuse(&HeaderValue::from_static("Bearer tok-1"));
+        assert_eq!(cache.token().await.unwrap(), "Bearer tok-1");
+        assert_eq!(count.load(Ordering::SeqCst), 2, "fetched again after a 401");
+
+        let refused = r#"{"error":"invalid_client"}"#;
+        let (url, count) = endpoint("401 Unauthorized", refused).await;
+        let cache = cache_in(dir.path(), "dev/refused", &url);
+        let all = futures::future::join_all((0..8).map(|_| cache.token())).await;
+        for e in all {
+            let e = e.unwrap_err();
+            assert!(e.lasting);
+            assert!(
+                e.message
+                    .ends_with("answered HTTP 401 Unauthorized: invalid_client"),
+                "{}",
+                e.message
+            );
+            assert!(!e.message.contains("secret"), "{}", e.message);
+        }
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            1,
+            "one failed fetch for eight connects"
+        );
+    }
+
     #[test]
     fn a_refused_token_is_forgotten_but_not_a_newer_one() {
         let c = cache("dev/refuse", "https://refuse.example/token");
