@@ -52,7 +52,14 @@ impl Rig {
                 p("bundle"),
                 s("--no-system-roots"),
             ],
-            env: None,
+            // At debug level: not even a debug line may show a token or the client secret.
+            env: Some(&|name: &str| {
+                if name == "sse-ingest" {
+                    vec![("RUST_LOG".to_string(), "debug".to_string())]
+                } else {
+                    vec![]
+                }
+            }),
         })
         .await
         .unwrap();
@@ -209,9 +216,16 @@ async fn an_oauth2_token_refused_mid_stream_is_renewed_and_no_event_is_lost() {
     );
     let log = rig.services.ingest.log_text();
     assert!(
+        log.contains("oauth2 token obtained"),
+        "the debug log was read"
+    );
+    assert!(
         issued.iter().all(|t| !log.contains(t.as_str())),
         "no token in the log"
     );
+    assert!(!log.contains(CLIENT_SECRET), "no client secret in the log");
+    let basic = sse_e2e::oauth2::basic(CLIENT_ID, CLIENT_SECRET);
+    assert!(!log.contains(basic.trim_start_matches("Basic ")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
