@@ -23,9 +23,12 @@ use sse_e2e::{eventually, write_file as write};
 
 const CLIENT_ID: &str = "sse-connector";
 const CLIENT_SECRET: &str = "Cs-5b2e8f17-never-shown";
+/// The trust list that alone trusts the token endpoint in the refused-secret test.
+const TRUST_LIST: &str = "idp-ca";
 
 /// Broker, subscriber on `tokens/#`, and the three services over `docs`, trusting `pki`'s CA
-/// through the trust bundle only; secrets under `<dir>/secrets`.
+/// through the trust bundle, or only through the trust list `idp-ca` (`trust_list`, see
+/// [`TRUST_LIST`]); no system roots; secrets under `<dir>/secrets`.
 struct Rig {
     _broker: Mosquitto,
     sub: Subscriber,
@@ -33,13 +36,19 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(dir: &std::path::Path, pki: &Pki, docs: &str) -> Self {
-        write(dir, "bundle/ca.pem", &pki.ca_pem);
+    async fn start(dir: &std::path::Path, pki: &Pki, docs: &str, trust_list: bool) -> Self {
+        let s = |x: &str| x.to_string();
+        let p = |rel: &str| dir.join(rel).display().to_string();
+        let trust = if trust_list {
+            write(dir, "trust/idp-ca/ca.pem", &pki.ca_pem);
+            [s("--trust-dir"), p("trust")]
+        } else {
+            write(dir, "bundle/ca.pem", &pki.ca_pem);
+            [s("--trust-bundle"), p("bundle")]
+        };
         write(dir, "resources/tokens.yaml", docs);
         let broker = Mosquitto::start().await.unwrap();
         let sub = Subscriber::connect(broker.port, "tokens/#").await.unwrap();
-        let p = |rel: &str| dir.join(rel).display().to_string();
-        let s = |x: &str| x.to_string();
         let services = Pipeline::start(PipelineArgs {
             mqtt_url: broker.url(),
             data_dir: p("schemas"),
@@ -48,8 +57,8 @@ impl Rig {
             ingest: vec![
                 s("--secrets-dir"),
                 p("secrets"),
-                s("--trust-bundle"),
-                p("bundle"),
+                trust[0].clone(),
+                trust[1].clone(),
                 s("--no-system-roots"),
             ],
             // At debug level: not even a debug line may show a token or the client secret.
@@ -95,6 +104,14 @@ fn device(name: &str, address: &str, config: &str) -> String {
     let auth = format!("authentication: {ANONYMOUS}");
     let options = format!("additionalConfiguration: '{config}'");
     device_with_asset(name, address, &[&auth, &options], "tokens")
+}
+
+/// [`device`], trusting the CAs of trust list `idp-ca` (for its SSE server and token endpoint).
+fn device_with_trust_list(name: &str, address: &str, config: &str) -> String {
+    let auth = format!("authentication: {ANONYMOUS}");
+    let options = format!("additionalConfiguration: '{config}'");
+    let trust = format!("trustSettings: {{ trustList: {TRUST_LIST} }}");
+    device_with_asset(name, address, &[&auth, &options, &trust], "tokens")
 }
 
 fn oauth2_config(token_url: &str) -> String {
@@ -172,7 +189,7 @@ async fn an_oauth2_token_refused_mid_stream_is_renewed_and_no_event_is_lost() {
         &format!("{CLIENT_SECRET}\n"),
     );
     let docs = device("oauth", &source.https_url(), &oauth2_config(&tokens.url()));
-    let rig = Rig::start(dir.path(), &pki, &docs).await;
+    let rig = Rig::start(dir.path(), &pki, &docs, false).await;
 
     let numbers = rig.wait_for_all("oauth", TOTAL).await;
     assert_eq!(numbers, (1..=TOTAL).collect::<BTreeSet<_>>());
@@ -261,6 +278,7 @@ async fn a_rotated_bearer_token_file_is_used_on_the_next_connect() {
         dir.path(),
         &pki,
         &device("bearer", &source.https_url(), config),
+        false,
     )
     .await;
 
@@ -305,8 +323,9 @@ async fn a_refused_client_secret_shows_the_token_endpoints_answer_without_the_se
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "secrets/oauth/secret", CLIENT_SECRET);
-    let docs = device("wrong", &source.https_url(), &oauth2_config(&tokens.url()));
-    let rig = Rig::start(dir.path(), &pki, &docs).await;
+    // Trusted through the endpoint's trust list only: the token request uses the endpoint's trust.
+    let docs = device_with_trust_list("wrong", &source.https_url(), &oauth2_config(&tokens.url()));
+    let rig = Rig::start(dir.path(), &pki, &docs, true).await;
 
     let (_, error) = last_error(
         &rig.services.ingest,

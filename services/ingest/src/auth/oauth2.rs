@@ -333,6 +333,18 @@ mod tests {
             1,
             "one failed fetch for eight connects"
         );
+
+        // A token at the end of its life is not handed out again: the next connect fetches.
+        let dying = r#"{"access_token":"tok-0","token_type":"Bearer","expires_in":0}"#;
+        let (url, count) = endpoint("200 OK", dying).await;
+        let cache = cache_in(dir.path(), "dev/expiring", &url);
+        assert_eq!(cache.token().await.unwrap(), "Bearer tok-0");
+        assert_eq!(cache.token().await.unwrap(), "Bearer tok-0");
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            2,
+            "an expired token is fetched again"
+        );
     }
 
     #[test]
