@@ -17,6 +17,7 @@ pub mod meters;
 pub mod mqtt;
 pub mod mtls;
 pub mod numbered;
+pub mod oauth2;
 pub mod openssl;
 pub mod otlp;
 pub mod pki;

@@ -20,15 +20,23 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
+mod bearer;
+mod oauth2;
 mod secrets;
 mod trust;
+
+pub use oauth2::{
+    EXPIRY_MARGIN_MAX, MAX_TOKEN_RESPONSE_BYTES, TOKEN_REQUEST_TIMEOUT, TokenCache,
+    UNKNOWN_LIFETIME,
+};
 
 pub use secrets::*;
 pub use trust::*;
 
 use crate::akri::mounts::{CredentialKind, EndpointFiles};
 use crate::resources::Auth;
-use crate::sse::HeaderSource;
+use crate::resources::options::HttpAuth;
+use crate::sse::{HeaderSource, Tokens};
 
 /// One endpoint's way of connecting: a TLS configuration and a header source that reloads
 /// trust and credentials at each connection attempt.
@@ -36,6 +44,10 @@ use crate::sse::HeaderSource;
 pub struct Connector {
     live: Arc<Live>,
     tls: Arc<rustls::ClientConfig>,
+    /// `additionalConfiguration.authentication`: a bearer token file or OAuth2.
+    http_auth: Option<HttpAuth>,
+    /// The OAuth2 token the endpoint's streams share.
+    tokens: Option<Arc<TokenCache>>,
 }
 
 /// What a connection attempt loads, and what was loaded last.
@@ -119,7 +131,41 @@ impl Connector {
         Ok(Self {
             live,
             tls: Arc::new(tls),
+            http_auth: None,
+            tokens: None,
         })
+    }
+
+    /// This connector with the endpoint's extra authentication: a bearer token file (read in
+    /// [`Self::prepare`]) or OAuth2 client credentials, whose token the streams of `endpoint`
+    /// (`<device>/<endpoint>`) share ([`Self::token_source`]).
+    pub fn with_http_auth(mut self, auth: Option<&HttpAuth>, endpoint: &str) -> Self {
+        self.tokens = match auth {
+            Some(HttpAuth::OAuth2(config)) => {
+                let live = &self.live;
+                let files = oauth2::Files {
+                    secrets_dir: live.secrets_dir.clone(),
+                    trust: live.trust.clone(),
+                    trust_list: live.trust_list.clone(),
+                    akri: live.akri.clone(),
+                };
+                Some(TokenCache::shared(endpoint, config, files))
+            }
+            _ => None,
+        };
+        self.http_auth = auth.cloned();
+        self
+    }
+
+    /// The OAuth2 token source for the SSE client, if the endpoint uses OAuth2.
+    pub fn token_source(&self) -> Option<Tokens> {
+        self.tokens.clone().map(|t| t as Tokens)
+    }
+
+    /// Whether a 401 may be cured by credentials the next connect reads afresh (a bearer token
+    /// file, an OAuth2 token): the client then retries once at once instead of backing off.
+    pub fn renews_after_401(&self) -> bool {
+        self.http_auth.is_some()
     }
 
     /// The TLS configuration (its trust and client certificate follow the last [`Self::prepare`]).
@@ -129,7 +175,7 @@ impl Connector {
 
     /// Whether [`Self::prepare`] reads files: trust for `https`, secrets for credentials.
     pub fn reads_files(&self) -> bool {
-        self.live.https || !matches!(self.live.auth, Auth::Anonymous)
+        self.live.https || !matches!(self.live.auth, Auth::Anonymous) || self.http_auth.is_some()
     }
 
     /// The header source for the SSE client: [`Self::prepare`] at every connection attempt.
@@ -177,6 +223,7 @@ impl Connector {
                 *lock(&live.identity) = Some(Arc::new(identity));
             }
         }
+        bearer::add(self.http_auth.as_ref(), dir, &mut headers)?;
         Ok(headers)
     }
 }

@@ -8,6 +8,7 @@ use url::Url;
 
 use sse_contract::route::ResourceIds;
 
+use crate::resources::options::EndpointOptions;
 use crate::resources::{Asset, Auth, Destination, Device, Endpoint, Resources};
 
 /// Kind of data operation a route feeds: the contract's, so every service names it alike.
@@ -43,6 +44,8 @@ pub struct StreamPlan {
     pub auth: Auth,
     /// Trust list of the endpoint.
     pub trust_list: Option<String>,
+    /// The endpoint's `additionalConfiguration` options (extra authentication, request options).
+    pub options: EndpointOptions,
     /// Datasets on this stream: each takes every event.
     pub datasets: Vec<Arc<Route>>,
     /// Event groups on this stream.
@@ -229,6 +232,7 @@ fn stream_of(
             endpoint: asset.endpoint.clone(),
             auth: ep.auth.clone(),
             trust_list: ep.trust_list.clone(),
+            options: ep.options.clone(),
             datasets: Vec::new(),
             groups: Vec::new(),
         })

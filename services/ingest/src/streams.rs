@@ -157,6 +157,8 @@ impl StreamTask {
         let (tls, headers) = (connector.tls_config(), connector.header_source());
         let mut cfg = ClientConfig::new(self.plan.url.clone(), headers, tls);
         cfg.headers_read_files = connector.reads_files();
+        cfg.tokens = connector.token_source();
+        cfg.renew_after_401 = connector.renews_after_401();
         cfg.read_timeout = self.settings.read_timeout;
         cfg.max_event_bytes = self.settings.max_event_bytes;
         cfg.min_reconnect_delay = self.settings.min_reconnect_delay;
@@ -194,7 +196,10 @@ impl StreamTask {
                 trust.clone(),
                 akri.clone(),
             ) {
-                Ok(c) => return Some(c),
+                Ok(c) => {
+                    let endpoint = format!("{}/{}", self.plan.device, self.plan.endpoint);
+                    return Some(c.with_http_auth(self.plan.options.auth.as_ref(), &endpoint));
+                }
                 Err(e) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(stream = %self.key, error = %e, retry_in = ?delay, "cannot build the TLS configuration");

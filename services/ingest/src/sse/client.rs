@@ -2,7 +2,9 @@
 //!
 //! Policy (the WHATWG processing model, with the retries production SDKs add):
 //! 200 + `text/event-stream` streams; 204, other 2xx and a wrong content type stop for good;
-//! 5xx and 429 retry with backoff (honouring `Retry-After`); 401, 403, other 4xx, credential
+//! 5xx and 429 retry with backoff (honouring `Retry-After`); a 401 with renewable credentials (a
+//! bearer token file, an OAuth2 token: [`ClientConfig::renew_after_401`]) retries once after the
+//! minimum reconnect delay with a fresh token; a second 401 in a row, 403, other 4xx, credential
 //! errors (the header source) and TLS verification failures (expired, untrusted or misnamed server
 //! certificate, client certificate rejected) retry with a long backoff (60 s doubling to 5 min),
 //! each with its own message; network errors, a closed body and
@@ -12,7 +14,6 @@
 //! redirect from `https` to `http` is refused (it would expose the stream, and any credentials
 //! in the next URL, on the network).
 
-use std::error::Error as StdError;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -27,6 +28,10 @@ use tracing::Instrument;
 
 use super::http::{self as transport, Body, Conn};
 use super::parser::{Parser, ParserNotice, SseEvent};
+use super::tokens::Tokens;
+use tls_problem::tls_problem;
+
+mod tls_problem;
 
 /// Redirects followed for one connection attempt.
 const MAX_REDIRECTS: usize = 10;
@@ -81,6 +86,12 @@ pub struct ClientConfig {
     /// Whether [`ClientConfig::headers`] reads files (secrets, trust lists): it then runs on the
     /// blocking pool, so a slow disk never stalls the other streams of the runtime thread.
     pub headers_read_files: bool,
+    /// Fetched credentials (OAuth2): an `Authorization` value got asynchronously after the
+    /// headers at each connect, and told when a server refused it.
+    pub tokens: Option<Tokens>,
+    /// Whether the next connect reads credentials afresh (a bearer token file, an OAuth2
+    /// token): a 401 is then retried once after the minimum reconnect delay, not the long backoff.
+    pub renew_after_401: bool,
     /// TLS settings for `https` URLs.
     pub tls: Arc<rustls::ClientConfig>,
     /// Silence longer than this = dead connection (default 60 s); also bounds connect + response headers.
@@ -104,6 +115,8 @@ impl ClientConfig {
             url,
             headers,
             headers_read_files: false,
+            tokens: None,
+            renew_after_401: false,
             tls,
             read_timeout: Duration::from_secs(60),
             max_event_bytes: sse_contract::limits::EVENT_BYTES_DEFAULT,
@@ -161,6 +174,8 @@ enum Delay {
     Backoff,
     /// A problem that needs someone to act (auth, 4xx, bad headers): the long backoff.
     Long,
+    /// HTTP 401: once after the floor with fresh credentials when they renew, else long.
+    Unauthorized,
     /// The server said when (`Retry-After`).
     Exactly(Duration),
 }
@@ -187,6 +202,10 @@ struct Reader<O> {
     server_retry: Option<Duration>,
     owner: O,
     token: CancellationToken,
+    /// The fetched `Authorization` sent on the last attempt, to forget if it is refused.
+    sent_token: Option<HeaderValue>,
+    /// Whether the last attempt ended with 401 (a second one in a row backs off long).
+    after_401: bool,
 }
 
 impl<O: Owner> Reader<O> {
@@ -201,6 +220,8 @@ impl<O: Owner> Reader<O> {
             server_retry: None,
             owner,
             token,
+            sent_token: None,
+            after_401: false,
         }
     }
 
@@ -232,6 +253,7 @@ impl<O: Owner> Reader<O> {
                 } => (error, reason, delay),
             };
             let wait = self.delay(delay);
+            self.after_401 = delay == Delay::Unauthorized;
             tracing::info!(
                 url = %display_url(&self.cfg.url),
                 %error,
@@ -267,6 +289,15 @@ impl<O: Owner> Reader<O> {
                     .map_or(backoff, |retry| retry.max(backoff))
             }
             Delay::Long => self.long_backoff.next_delay(),
+            Delay::Unauthorized if self.cfg.renew_after_401 && !self.after_401 => {
+                // The token may have expired or been rotated: the next connect takes a fresh
+                // one (a forgotten OAuth2 token is fetched again), so retry at the floor.
+                if let (Some(tokens), Some(sent)) = (&self.cfg.tokens, &self.sent_token) {
+                    tokens.refused(sent);
+                }
+                Duration::ZERO
+            }
+            Delay::Unauthorized => self.long_backoff.next_delay(),
             Delay::Exactly(d) => {
                 self.backoff.next_delay(); // keep the sequence growing while the server is unwell
                 d
@@ -297,9 +328,36 @@ impl<O: Owner> Reader<O> {
             .unwrap_or_else(|e| Err(format!("reading credentials failed: {e}")))
     }
 
+    /// The fetched `Authorization` (OAuth2) into `headers`; a failure is the attempt's outcome.
+    async fn add_token(&mut self, headers: &mut HeaderMap) -> Result<(), Attempt> {
+        let Some(tokens) = self.cfg.tokens.clone() else {
+            return Ok(());
+        };
+        let got = tokio::select! {
+            () = self.token.cancelled() => return Err(Attempt::Quit),
+            got = tokens.authorization() => got,
+        };
+        match got {
+            Ok(value) => {
+                headers.insert(header::AUTHORIZATION, value.clone());
+                self.sent_token = Some(value);
+                Ok(())
+            }
+            Err(e) => Err(Attempt::Retry {
+                error: e.message,
+                reason: super::ended::CREDENTIALS,
+                delay: if e.lasting {
+                    Delay::Long
+                } else {
+                    Delay::Backoff
+                },
+            }),
+        }
+    }
+
     /// One connection: request (following redirects), then read the stream until it ends.
     async fn connect_and_read(&mut self) -> Attempt {
-        let extra = match self.headers().await {
+        let mut extra = match self.headers().await {
             Ok(headers) => headers,
             Err(error) => {
                 // Self-describing (e.g. "secret c/key is missing"), never a secret value.
@@ -310,6 +368,9 @@ impl<O: Owner> Reader<O> {
                 };
             }
         };
+        if let Err(attempt) = self.add_token(&mut extra).await {
+            return attempt;
+        }
         let mut url = without_credentials(&self.cfg.url);
         let origin = url.origin();
         let mut same_origin = true;
@@ -642,7 +703,7 @@ fn classify(response: &Response<()>) -> Option<Attempt> {
         401 => Attempt::Retry {
             error: "unauthorized (HTTP 401)".to_owned(),
             reason: super::ended::AUTH,
-            delay: Delay::Long,
+            delay: Delay::Unauthorized,
         },
         403 => Attempt::Retry {
             error: "forbidden (HTTP 403)".to_owned(),
@@ -692,65 +753,6 @@ fn status_text(status: StatusCode) -> String {
     }
 }
 
-/// The TLS failure in an error's source chain, named for the person who must act on it:
-/// the server's certificate (expired, untrusted, wrong name) or ours (rejected by the server).
-/// `None` for anything else (network errors keep the ordinary backoff).
-fn tls_problem(error: &(dyn StdError + 'static), url: &url::Url) -> Option<String> {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(r) = e.downcast_ref::<rustls::Error>() {
-            return Some(describe_tls(r, url.host_str().unwrap_or("")));
-        }
-        // tokio-rustls wraps rustls errors in (nested) io::Errors, whose
-        // `source()` skips the wrapped error: step into it instead.
-        next = match e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner as &(dyn StdError + 'static)),
-            None => e.source(),
-        };
-    }
-    None
-}
-
-/// A rustls error as a status message.
-fn describe_tls(error: &rustls::Error, host: &str) -> String {
-    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
-    match error {
-        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
-            "server certificate expired".to_owned()
-        }
-        E::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
-            "server certificate not yet valid".to_owned()
-        }
-        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
-            format!("server certificate is not valid for host name {host}")
-        }
-        E::InvalidCertificate(C::UnknownIssuer) => {
-            "server certificate untrusted: unknown issuer (add its CA to the trust bundle or the endpoint's trust list)".to_owned()
-        }
-        E::InvalidCertificate(C::BadSignature) => {
-            "server certificate untrusted: its chain does not verify against the trusted CAs (bad signature)".to_owned()
-        }
-        E::InvalidCertificate(other) => format!("server certificate rejected: {other:?}"),
-        E::AlertReceived(A::CertificateRequired) => {
-            "client certificate rejected by the server: it requires one and none was sent".to_owned()
-        }
-        E::AlertReceived(
-            alert @ (A::BadCertificate
-            | A::UnsupportedCertificate
-            | A::CertificateRevoked
-            | A::CertificateExpired
-            | A::CertificateUnknown
-            | A::UnknownCA
-            | A::AccessDenied),
-        ) => format!("client certificate rejected by the server (TLS alert {alert:?})"),
-        E::AlertReceived(alert) => format!("TLS handshake refused by the server (TLS alert {alert:?})"),
-        other => format!("TLS error: {other}"),
-    }
-}
-
 /// The URL without user name and password (never sent, never logged).
 fn without_credentials(url: &url::Url) -> url::Url {
     let mut url = url.clone();
@@ -779,3 +781,7 @@ fn truncate(text: &str, max: usize) -> &str {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod renew_tests;

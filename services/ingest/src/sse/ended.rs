@@ -2,7 +2,7 @@
 //! `sse.reason` of `sse_connector.stream.reconnects`. The status and the logs keep the words
 //! (`ClientEvent::Disconnected::error`); a metric label must never carry error text.
 
-/// The credentials (headers) for the connection could not be read.
+/// The credentials for the connection could not be had (a secret file, an OAuth2 token request).
 pub const CREDENTIALS: &str = "credentials";
 /// The host name did not resolve, or no address accepted a TCP connection.
 pub const CONNECT_FAILED: &str = "connect_failed";

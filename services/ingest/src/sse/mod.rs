@@ -4,6 +4,8 @@ pub mod client;
 pub mod ended;
 pub mod http;
 pub mod parser;
+pub mod tokens;
 
 pub use client::{ClientConfig, ClientEvent, HeaderSource, Owner, run};
 pub use parser::{Parser, ParserNotice, SseEvent};
+pub use tokens::{TokenError, TokenSource, Tokens};
