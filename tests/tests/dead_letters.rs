@@ -138,7 +138,11 @@ async fn events_that_fail_for_good_land_on_their_dead_letter_topic() {
         .unwrap();
     let sub = Subscriber::connect_filters(
         broker.port,
-        &["e2e/#", "sse-connector/dead-letter/#", "sse-connector/checkpoint/#"],
+        &[
+            "e2e/#",
+            "sse-connector/dead-letter/#",
+            "sse-connector/checkpoint/#",
+        ],
     )
     .await
     .unwrap();
@@ -184,7 +188,10 @@ async fn events_that_fail_for_good_land_on_their_dead_letter_topic() {
 
     // Refused by the broker's ACL: the payload and CloudEvents properties kept, and why.
     let denied = dead_letters(&msgs, DEVICE_DL, "e2e/denied");
-    let mut got: Vec<u64> = denied.iter().filter_map(|m| number_of(&m.payload)).collect();
+    let mut got: Vec<u64> = denied
+        .iter()
+        .filter_map(|m| number_of(&m.payload))
+        .collect();
     got.sort_unstable();
     got.dedup();
     assert_eq!(got, [1, 2, 3]);

@@ -106,6 +106,26 @@ mod tests {
         assert_eq!(parse(None, None).unwrap(), AssetDeadLetters::default());
     }
 
+    /// The documented JSON Schema's examples are accepted by this parser, for both fields
+    /// (scripts/schema_check.py checks they validate against the schema).
+    #[test]
+    fn the_documented_examples_parse() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/schemas/asset-configuration.schema.json"
+        );
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let examples = schema["examples"].as_array().unwrap();
+        assert!(examples.len() >= 3);
+        for example in examples {
+            let t = text(&example.to_string());
+            let got = parse(Some(&t), Some(&t)).unwrap_or_else(|e| panic!("{example}: {e}"));
+            assert!(got.datasets.is_some() && got.events.is_some(), "{example}");
+        }
+        let names: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(names, ["deadLetter"]);
+    }
+
     #[test]
     fn errors_name_the_field_and_key() {
         for (ds, want) in [
