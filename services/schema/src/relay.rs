@@ -603,6 +603,42 @@ mod tests {
     }
 
     #[test]
+    fn payloads_the_schema_stage_rejects_are_marked_for_the_dead_letter_only() {
+        use crate::pipeline::NoSchema;
+        let with_dl = || {
+            let mut ev = event(RouteKind::Dataset, "a", "d", "");
+            ev.route.as_mut().unwrap().dead_letter = Some(sse_proto::v1::MqttDestination {
+                topic: "sse-connector/dead-letter/a".into(),
+                ..Default::default()
+            });
+            ev
+        };
+        for reason in NoSchema::ALL {
+            let mut ev = with_dl();
+            dead_letter_if_rejected(&mut ev, reason);
+            assert_eq!(
+                ev.dead_letter.is_some(),
+                reason.rejects_payload(),
+                "{reason:?}"
+            );
+        }
+        let mut ev = with_dl();
+        dead_letter_if_rejected(&mut ev, NoSchema::NotJson);
+        let mark = ev.dead_letter.unwrap();
+        assert_eq!(
+            mark.reason,
+            sse_contract::dead_letter::Reason::SchemaRejected.to_wire()
+        );
+        assert!(mark.detail.contains("not JSON"), "{}", mark.detail);
+        // Without a dead-letter destination the event goes on without a schema, as before.
+        let mut ev = event(RouteKind::Dataset, "a", "d", "");
+        dead_letter_if_rejected(&mut ev, NoSchema::NotJson);
+        assert!(ev.dead_letter.is_none());
+        assert!(!NoSchema::RegistryError.rejects_payload());
+        assert!(!NoSchema::Frozen.rejects_payload());
+    }
+
+    #[test]
     fn subjects() {
         assert_eq!(
             subject_of(&event(RouteKind::Dataset, "a", "d", "")).as_deref(),
