@@ -233,13 +233,16 @@ async fn events_that_fail_for_good_land_on_their_dead_letter_topic() {
     })
     .await
     .unwrap();
-    let log = pipeline.publisher.log_text();
-    assert!(
-        log.matches("dead letter not published; event acknowledged")
-            .count()
-            >= 3,
-        "{log}"
-    );
+    // The publisher's log is read from its stderr as it comes: waited for, not assumed.
+    sse_e2e::eventually("three refused dead letters in the publisher's log", || {
+        let log = pipeline.publisher.log_text();
+        let n = log
+            .matches("dead letter not published; event acknowledged")
+            .count();
+        async move { (n >= 3).then_some(()) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}:\n{}", pipeline.publisher.log_text()));
     // Nothing of `lost` went to the device's dead-letter topic: the asset's own wins.
     let all = sub.all();
     assert!(
