@@ -374,19 +374,19 @@ async fn outcome(
 /// the broker: acknowledged (with an error naming both) once the dead letter is delivered or
 /// failed for good; None (re-sent whole) when the dead letter was not delivered.
 async fn redirect(
-    mut ev: Event,
+    ev: Event,
     e: Error,
-    reason: sse_contract::dead_letter::Reason,
+    reason: Reason,
     labels: Option<&RouteLabels>,
     trace: &EventTrace,
     mqtt: Mqtt,
 ) -> Option<pb::Ack> {
-    ev.dead_letter = Some(Mark {
+    let mark = Mark {
         reason,
         detail: e.to_string(),
         truncated_from: None,
-    });
-    let sent = match dead_letter::message(&ev, ev.dead_letter.as_ref()?, &trace.traceparent) {
+    };
+    let sent = match dead_letter::message(&ev, &mark, &trace.traceparent) {
         Ok(message) => match mqtt.reserve().await {
             Ok(slot) => slot.send(message, None).await,
             Err(_) => return None,
