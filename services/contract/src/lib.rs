@@ -6,6 +6,7 @@ pub mod akri;
 pub mod batch;
 pub mod clock;
 pub mod dataschema;
+pub mod dead_letter;
 pub mod drops;
 pub mod limits;
 pub mod metrics;

@@ -23,8 +23,12 @@ pub const BROKER_REFUSED: &str = "broker_refused";
 /// The state store did not set the key after bounded attempts.
 pub const STATE_STORE: &str = "state_store";
 
+/// The event failed for good and its dead letter failed for good too (the dead-letter topic
+/// refused by the broker, say): acknowledged, counted, and not tried again (no loop).
+pub const DEAD_LETTER_FAILED: &str = "dead_letter_failed";
+
 /// Every reason the publisher drops an event, for documentation and exhaustive tests.
-pub const PUBLISH_DROP_REASONS: [&str; 7] = [
+pub const PUBLISH_DROP_REASONS: [&str; 8] = [
     INVALID_EVENT,
     INVALID_TOPIC,
     NOT_ALLOWED,
@@ -32,4 +36,5 @@ pub const PUBLISH_DROP_REASONS: [&str; 7] = [
     UNSUPPORTED,
     BROKER_REFUSED,
     STATE_STORE,
+    DEAD_LETTER_FAILED,
 ];

@@ -47,6 +47,9 @@ pub struct Route<D> {
     /// The ADR ids of the device and asset, which CloudEvents name them by (all empty: the
     /// names).
     pub ids: ResourceIds,
+    /// Where its events go when they fail for good (the asset's `deadLetter`, else the
+    /// device's); `None`: they are counted and acknowledged, as without dead letters.
+    pub dead_letter: Option<MqttDestination>,
 }
 
 impl<D> Route<D> {

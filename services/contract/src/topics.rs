@@ -26,8 +26,8 @@ pub const CHECKPOINT_PREFIX: &str = "sse-connector/checkpoint";
 /// assets, `<prefix>/device/<name>` and `<prefix>/asset/<name>`.
 pub const DISCOVERY_PREFIX: &str = "sse-connector/discovery";
 
-/// Prefix reserved for the dead-letter topic of a later issue (#13): events that could not be
-/// delivered, `<prefix>/<asset>/<dataset or event group>[/<event>]`.
+/// The dead-letter namespace: every dead-letter topic a Device or Asset configures is under it
+/// (`sse_contract::dead_letter::check_topic`), and only the publisher's dead letters write there.
 pub const DEAD_LETTER_PREFIX: &str = "sse-connector/dead-letter";
 
 /// The Azure IoT Operations state store's topic tree (protocol v1, the store's fixed id).
@@ -249,12 +249,19 @@ pub enum Writer {
     Route,
     /// An admin call (`PublishMessage`): topics not owned only.
     Admin,
+    /// The publisher sending an event that failed for good to its route's dead-letter topic:
+    /// the dead-letter namespace only ([`DEAD_LETTER_PREFIX`]).
+    DeadLetter,
 }
 
 impl Writer {
     /// Whether this writer may publish under `rule`.
     pub fn may_write(self, rule: OwnedTopic) -> bool {
-        self == Writer::StatusReport && matches!(rule, OwnedTopic::Status | OwnedTopic::Connector)
+        match self {
+            Writer::StatusReport => matches!(rule, OwnedTopic::Status | OwnedTopic::Connector),
+            Writer::DeadLetter => rule == OwnedTopic::DeadLetter,
+            Writer::Route | Writer::Admin => false,
+        }
     }
 }
 
@@ -341,7 +348,7 @@ pub fn check_own_prefix(prefix: &str, rule: OwnedTopic) -> Result<(), Refusal> {
 pub fn check_state_store(writer: Writer) -> Result<(), Refusal> {
     match writer {
         Writer::Route => Ok(()),
-        Writer::StatusReport | Writer::Admin => Err(Refusal::StateStore),
+        Writer::StatusReport | Writer::Admin | Writer::DeadLetter => Err(Refusal::StateStore),
     }
 }
 

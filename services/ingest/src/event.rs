@@ -42,6 +42,9 @@ pub struct RoutedEvent {
     pub tracestate: String,
     /// Its SSE event's share of the in-flight byte budget (shared by the routed copies).
     pub held: Held,
+    /// Set when the event already failed for good here (over the size limit): it goes to its
+    /// route's dead-letter destination, with `data` its first bytes.
+    pub dead_letter: Option<sse_contract::dead_letter::Mark>,
 }
 
 impl RoutedEvent {

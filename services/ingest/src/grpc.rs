@@ -175,12 +175,7 @@ pub fn resource_error(e: &ResourceError) -> pb::ResourceError {
 pub fn destination(d: &Destination) -> pb::Destination {
     use pb::destination::Target;
     let target = match d {
-        Destination::Mqtt(m) => Target::Mqtt(pb::MqttDestination {
-            topic: m.topic.clone(),
-            qos: m.qos.to_wire(),
-            retain: m.retain,
-            ttl_seconds: m.ttl_seconds,
-        }),
+        Destination::Mqtt(m) => Target::Mqtt(mqtt_destination(m)),
         Destination::StateStore { key } => {
             Target::StateStore(pb::StateStoreDestination { key: key.clone() })
         }
@@ -206,6 +201,27 @@ pub fn route(r: &Route) -> pb::Route {
         external_device_id: r.ids.external_device_id.clone(),
         asset_uuid: r.ids.asset_uuid.clone(),
         external_asset_id: r.ids.external_asset_id.clone(),
+        dead_letter: r.dead_letter.as_ref().map(mqtt_destination),
+    }
+}
+
+/// An MQTT destination as the proto message.
+fn mqtt_destination(m: &crate::resources::MqttDestination) -> pb::MqttDestination {
+    pb::MqttDestination {
+        topic: m.topic.clone(),
+        qos: m.qos.to_wire(),
+        retain: m.retain,
+        ttl_seconds: m.ttl_seconds,
+    }
+}
+
+/// A dead-letter mark as the proto message.
+fn dead_letter(m: &sse_contract::dead_letter::Mark) -> pb::DeadLetter {
+    pb::DeadLetter {
+        reason: m.reason.to_wire(),
+        detail: m.detail.clone(),
+        truncated: m.truncated_from.is_some(),
+        original_bytes: m.truncated_from.unwrap_or(0),
     }
 }
 
@@ -224,6 +240,7 @@ pub fn event(e: &RoutedEvent) -> pb::Event {
         tracestate: e.tracestate.clone(),
         dataschema: String::new(),
         subject: e.route.subject(),
+        dead_letter: e.dead_letter.as_ref().map(dead_letter),
     }
 }
 
@@ -257,6 +274,7 @@ mod tests {
                 asset_uuid: "au".into(),
                 external_asset_id: "ax".into(),
             },
+            dead_letter: None,
         });
         let p = event(&RoutedEvent {
             id: "id".into(),
@@ -270,6 +288,7 @@ mod tests {
             traceparent: "tp".into(),
             tracestate: "ts".into(),
             held: crate::budget::Held::none(),
+            dead_letter: None,
         });
         assert_eq!(
             (p.id.as_str(), p.seq, p.stream_key.as_str()),

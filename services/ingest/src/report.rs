@@ -196,6 +196,7 @@ fn status_event(topic: String, r: Retained, seq: u64) -> RoutedEvent {
             data_source: String::new(),
             type_ref: String::new(),
             ids: Default::default(),
+            dead_letter: None,
             destination: Destination::Mqtt(MqttDestination {
                 topic,
                 qos: Qos::AtLeastOnce,
@@ -206,6 +207,7 @@ fn status_event(topic: String, r: Retained, seq: u64) -> RoutedEvent {
         traceparent: String::new(),
         tracestate: String::new(),
         held: crate::budget::Held::none(),
+        dead_letter: None,
     }
 }
 

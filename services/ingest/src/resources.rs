@@ -4,6 +4,7 @@
 //! [`model`] holds the domain types, [`doc`] the YAML documents as written, [`validate`] their
 //! validation into the model, [`load`] the reading of files and directories.
 
+pub mod asset_options;
 mod doc;
 mod from_adr;
 mod load;

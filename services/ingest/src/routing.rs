@@ -9,7 +9,7 @@ use url::Url;
 use sse_contract::route::ResourceIds;
 
 use crate::resources::options::EndpointOptions;
-use crate::resources::{Asset, Auth, Destination, Device, Endpoint, Resources};
+use crate::resources::{Asset, Auth, Destination, Device, Endpoint, MqttDestination, Resources};
 
 /// Kind of data operation a route feeds: the contract's, so every service names it alike.
 pub use sse_contract::route::RouteKind;
@@ -81,6 +81,16 @@ impl StreamPlan {
             }
         }
         d
+    }
+
+    /// Whether any route of this stream has a dead-letter destination (then events over the
+    /// size limit are kept, truncated, for it).
+    pub fn has_dead_letter(&self) -> bool {
+        let events = self.groups.iter().flat_map(|g| g.events.iter());
+        self.datasets
+            .iter()
+            .chain(events)
+            .any(|r| r.dead_letter.is_some())
     }
 
     /// The assets this stream feeds, each once, in resource order (for status).
@@ -178,6 +188,7 @@ fn plan_asset(
             &ds.destination,
             ids,
         );
+        let r = with_dead_letter(r, asset.dead_letters.datasets.as_ref(), ep);
         if let Some(s) = streams.get_mut(&key) {
             s.datasets.push(r);
         }
@@ -202,6 +213,7 @@ fn plan_asset(
                     ids,
                 )
             })
+            .map(|r| with_dead_letter(r, asset.dead_letters.events.as_ref(), ep))
             .collect();
         let group = GroupPlan {
             asset: asset.name.clone(),
@@ -261,7 +273,21 @@ fn route(
         type_ref: type_ref.to_string(),
         destination: destination.clone(),
         ids: ids.clone(),
+        dead_letter: None,
     })
+}
+
+/// `route` with its dead-letter destination: the asset's (`own`), else the device's endpoint's.
+fn with_dead_letter(
+    mut route: Arc<Route>,
+    own: Option<&MqttDestination>,
+    ep: &Endpoint,
+) -> Arc<Route> {
+    let dead_letter = own.or(ep.options.dead_letter.as_ref()).cloned();
+    if dead_letter.is_some() {
+        Arc::make_mut(&mut route).dead_letter = dead_letter;
+    }
+    route
 }
 
 #[cfg(test)]
@@ -450,6 +476,59 @@ spec:
                 ..ResourceIds::default()
             }
         );
+    }
+
+    #[test]
+    fn the_assets_dead_letter_wins_over_the_devices() {
+        let with_dl = RES
+            .replacen(
+                r#"sse-0: { endpointType: Microsoft.SSEHttp, address: "http://h/base" }"#,
+                r#"sse-0: { endpointType: Microsoft.SSEHttp, address: "http://h/base", additionalConfiguration: '{"deadLetter": {"topic": "sse-connector/dead-letter/dev"}}' }"#,
+                1,
+            )
+            .replacen(
+                "metadata: { name: a1 }\nspec:\n",
+                "metadata: { name: a1 }\nspec:\n  defaultEventsConfiguration: '{\"deadLetter\": {\"topic\": \"sse-connector/dead-letter/a1-events\"}}'\n",
+                1,
+            );
+        let r = load_texts([("r.yaml", with_dl.as_str())]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let p = plan(&r);
+        let dl = |route: &Route| route.dead_letter.as_ref().map(|d| d.topic.clone());
+        let d = p[0].dispatch("temperature-threshold");
+        // a1's dataset: the device's; a1's event: the asset's own.
+        assert_eq!(
+            dl(&d.routes[0]).as_deref(),
+            Some("sse-connector/dead-letter/dev")
+        );
+        assert_eq!(
+            dl(&d.routes[1]).as_deref(),
+            Some("sse-connector/dead-letter/a1-events")
+        );
+        assert!(p[0].has_dead_letter());
+        // a3 reads sse-1, whose device endpoint has none.
+        assert_eq!(dl(&p[2].datasets[0]), None);
+        assert!(!p[2].has_dead_letter());
+    }
+
+    #[test]
+    fn an_invalid_asset_dead_letter_rejects_the_asset_by_name() {
+        let bad = RES.replacen(
+            "metadata: { name: a3 }\nspec:\n",
+            "metadata: { name: a3 }\nspec:\n  defaultDatasetsConfiguration: '{\"deadLetter\": {\"topic\": \"plant/dead\"}}'\n",
+            1,
+        );
+        let r = load_texts([("r.yaml", bad.as_str())]);
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        assert_eq!(r.errors[0].resource, "Asset/a3");
+        assert!(
+            r.errors[0]
+                .message
+                .starts_with("defaultDatasetsConfiguration.deadLetter.topic: a dead-letter topic must be under sse-connector/dead-letter/"),
+            "{}",
+            r.errors[0].message
+        );
+        assert!(r.assets.iter().all(|a| a.name != "a3"));
     }
 
     #[test]

@@ -103,6 +103,7 @@ mod tests {
             event_type: "reading".into(),
             data: "{}".into(),
             last_event_id: id.into(),
+            truncated_from: None,
         };
         tracing::subscriber::with_default(subscriber, || {
             let _span = ReceiveSpan::new("dev", "sse-0").span("dev/sse-0|http://h/", &e, 2);

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sse_contract::dead_letter::{HEAD_BYTES, Mark, Reason};
 use sse_contract::drops;
 use sse_contract::limits::{EVENT_ID_BYTES_MAX, EVENT_TYPE_BYTES_MAX};
 use sse_runtime::telemetry::EventTrace;
@@ -161,6 +162,8 @@ impl StreamTask {
         cfg.renew_after_401 = connector.renews_after_401();
         cfg.read_timeout = self.settings.read_timeout;
         cfg.max_event_bytes = self.settings.max_event_bytes;
+        // Oversized events travel on, truncated, only where a dead letter can take them.
+        cfg.keep_oversized = self.plan.has_dead_letter();
         cfg.min_reconnect_delay = self.settings.min_reconnect_delay;
         cfg.bytes_read = self.status.bytes_read(&self.key);
         let last_event_id = self.resume.last_event_id();
@@ -317,11 +320,28 @@ impl StreamTask {
         });
     }
 
+    /// The dead-letter mark of an event whose data passed the size limit at `size` bytes.
+    fn too_large_mark(&self, size: usize) -> Mark {
+        Mark {
+            reason: Reason::TooLarge,
+            detail: format!(
+                "event of {size} data bytes or more is over --max-event-bytes ({}); the first {HEAD_BYTES} bytes are kept",
+                self.settings.max_event_bytes
+            ),
+            truncated_from: Some(u64::try_from(size).unwrap_or(u64::MAX)),
+        }
+    }
+
     /// Routes one SSE event and hands its routed events to the forwarder (waiting while the
     /// forwarder is full: backpressure). False when shut down or the forwarder is gone.
     async fn dispatch(&mut self, mut e: SseEvent, token: &CancellationToken) -> bool {
         let received_unix_nanos = event::unix_nanos_now();
-        let d = self.plan.dispatch(&e.event_type);
+        let mut d = self.plan.dispatch(&e.event_type);
+        let mark = e.truncated_from.map(|size| self.too_large_mark(size));
+        if mark.is_some() {
+            // A truncated event goes only to the dead letters of the routes that have one.
+            d.routes.retain(|r| r.dead_letter.is_some());
+        }
         self.status.update(&self.key, |s| {
             s.received += 1;
             s.unmatched += d.unmatched;
@@ -362,6 +382,7 @@ impl StreamTask {
                 traceparent: traceparent.clone(),
                 tracestate: tracestate.clone(),
                 held: Held::none(),
+                dead_letter: mark.clone(),
             };
             bytes += r.envelope_bytes();
             routed.push(r);

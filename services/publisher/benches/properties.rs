@@ -41,11 +41,13 @@ fn event(ids: ResourceIds) -> Event {
                 ttl_seconds: None,
             })),
             ids,
+            dead_letter: None,
         },
         traceparent: String::new(),
         tracestate: String::new(),
         dataschema: "aio-sr://ns/ABC:1".into(),
         subject: "my-sse-source/alerts/overheat".into(),
+        dead_letter: None,
     }
 }
 

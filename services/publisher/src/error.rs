@@ -46,6 +46,15 @@ pub enum Error {
     /// The state store did not set the key: its answer, or no answer, after bounded attempts.
     #[error("state store: {0}")]
     StateStore(String),
+    /// The event failed for good and went to its dead-letter topic instead: the ack's error,
+    /// so status still says the event missed its destination.
+    #[error("dead-lettered to {topic}: {cause}")]
+    DeadLettered {
+        /// The dead-letter topic.
+        topic: String,
+        /// Why the event failed.
+        cause: String,
+    },
     /// No broker connection (in time).
     #[error("mqtt broker unavailable")]
     Unavailable,
@@ -103,7 +112,11 @@ impl Error {
             Error::Unsupported(_) => why::UNSUPPORTED,
             Error::Rejected { .. } => why::BROKER_REFUSED,
             Error::StateStore(_) => why::STATE_STORE,
-            Error::Config(_) | Error::Unavailable | Error::ShuttingDown | Error::Serve(_) => {
+            Error::Config(_)
+            | Error::Unavailable
+            | Error::ShuttingDown
+            | Error::Serve(_)
+            | Error::DeadLettered { .. } => {
                 return None;
             }
         })
@@ -119,7 +132,8 @@ impl From<Error> for tonic::Status {
             Error::Unsupported(_)
             | Error::TooLarge(_)
             | Error::Rejected { .. }
-            | Error::StateStore(_) => tonic::Status::failed_precondition(msg),
+            | Error::StateStore(_)
+            | Error::DeadLettered { .. } => tonic::Status::failed_precondition(msg),
             Error::Unavailable | Error::ShuttingDown => tonic::Status::unavailable(msg),
             Error::Config(_) | Error::Serve(_) => tonic::Status::internal(msg),
         }
@@ -183,6 +197,8 @@ mod tests {
                 e.drop_reason().unwrap()
             })
             .collect();
+        // A failed dead letter is counted by the dead-letter path, not by an error of its own.
+        reasons.push(sse_contract::publish_drops::DEAD_LETTER_FAILED);
         reasons.sort_unstable();
         let mut all = sse_contract::publish_drops::PUBLISH_DROP_REASONS.to_vec();
         all.sort_unstable();

@@ -31,6 +31,9 @@ pub struct Event {
     /// from the route by sse-contract's rule); the CloudEvents `subject` unless the route's ADR
     /// ids name the asset otherwise ([`Route::cloud_event_subject`]).
     pub subject: String,
+    /// Set when the event already failed for good upstream: it goes to the route's dead-letter
+    /// destination instead of its destination.
+    pub dead_letter: Option<sse_contract::dead_letter::Mark>,
 }
 
 /// What an event belongs to and where it is delivered: the contract's route shape, shared with

@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, Stream, StreamExt};
+use sse_contract::dead_letter::{Mark, Reason};
 use sse_contract::metrics::attr;
 use sse_proto::v1 as pb;
 use sse_proto::v1::publisher_service_server::PublisherService;
@@ -20,6 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
+use crate::dead_letter;
 use crate::error::Error;
 use crate::event::{
     Destination, Event, MqttDestination, Qos, ResourceIds, Route, RouteKind, SingleMessage,
@@ -292,12 +294,18 @@ impl PublisherGrpc {
         let topic = properties::destination_topic(&ev).unwrap_or_default();
         let labels = routes.map(|r| r.get(&ev.route.device, &ev.route.asset, topic));
         let trace = EventTrace::start(|| send_span(&ev, topic), &ev.traceparent, &ev.tracestate);
-        match properties::event_message(&ev, &trace.traceparent, || self.stamp()) {
+        let message = match &ev.dead_letter {
+            // Failed upstream: straight to the dead-letter topic.
+            Some(mark) => dead_letter::message(&ev, mark, &trace.traceparent),
+            None => properties::event_message(&ev, &trace.traceparent, || self.stamp()),
+        };
+        match message {
             Ok(message) => {
                 let delivery = slot.send(message, labels.as_ref().and_then(|l| l.topic.clone()));
                 let span = trace.span.clone();
+                let mqtt = self.mqtt.clone();
                 waiting.push(Box::pin(
-                    outcome(ev, delivery, labels, trace).instrument(span),
+                    outcome(ev, delivery, labels, trace, mqtt).instrument(span),
                 ));
             }
             Err(e) => {
@@ -328,12 +336,14 @@ fn send_span(ev: &Event, topic: &str) -> tracing::Span {
 }
 
 /// The ack of `ev` once `delivery` resolves (None: not delivered, the caller re-sends), with
-/// its latency or drop recorded under `labels`.
+/// its latency or drop recorded under `labels`. An event that fails for good on a route with a
+/// dead-letter destination is acknowledged only once its dead letter is (through `mqtt`).
 async fn outcome(
     ev: Event,
     delivery: Delivery,
     labels: Option<Arc<RouteLabels>>,
     trace: EventTrace,
+    mqtt: Mqtt,
 ) -> Option<pb::Ack> {
     match delivery.await {
         Ok(Ok(())) => {
@@ -342,12 +352,82 @@ async fn outcome(
             }
             Some(ack(&ev, None))
         }
+        Ok(Err(e)) if e.is_permanent() && ev.dead_letter.is_some() => {
+            // The dead letter itself failed: counted and acknowledged, never dead-lettered again.
+            dead_letter_failed(&ev, &e, labels.as_deref(), &trace);
+            Some(ack(&ev, Some(&e)))
+        }
         Ok(Err(e)) if e.is_permanent() => {
             not_published(&ev, &e, labels.as_deref(), &trace);
+            match (dead_letter::reason_of(&e), &ev.route.dead_letter) {
+                (Some(reason), Some(_)) => {
+                    redirect(ev, e, reason, labels.as_deref(), &trace, mqtt).await
+                }
+                _ => Some(ack(&ev, Some(&e))),
+            }
+        }
+        Ok(Err(_)) | Err(_) => None,
+    }
+}
+
+/// Sends `ev`, which failed for good with `e`, to its route's dead-letter topic and waits for
+/// the broker: acknowledged (with an error naming both) once the dead letter is delivered or
+/// failed for good; None (re-sent whole) when the dead letter was not delivered.
+async fn redirect(
+    ev: Event,
+    e: Error,
+    reason: Reason,
+    labels: Option<&RouteLabels>,
+    trace: &EventTrace,
+    mqtt: Mqtt,
+) -> Option<pb::Ack> {
+    let mark = Mark {
+        reason,
+        detail: e.to_string(),
+        truncated_from: None,
+    };
+    let sent = match dead_letter::message(&ev, &mark, &trace.traceparent) {
+        Ok(message) => match mqtt.reserve().await {
+            Ok(slot) => slot.send(message, None).await,
+            Err(_) => return None,
+        },
+        Err(failed) => Ok(Err(failed)),
+    };
+    let topic = ev
+        .route
+        .dead_letter
+        .as_ref()
+        .map_or("", |d| d.topic.as_str());
+    match sent {
+        Ok(Ok(())) => {
+            let e = Error::DeadLettered {
+                topic: topic.to_string(),
+                cause: e.to_string(),
+            };
+            Some(ack(&ev, Some(&e)))
+        }
+        Ok(Err(failed)) if failed.is_permanent() => {
+            dead_letter_failed(&ev, &failed, labels, trace);
             Some(ack(&ev, Some(&e)))
         }
         Ok(Err(_)) | Err(_) => None,
     }
+}
+
+/// A dead letter of `ev` failed for good with `e`: counted under `dead_letter_failed` and
+/// warned about (the topic and reason, never the payload).
+fn dead_letter_failed(ev: &Event, e: &Error, labels: Option<&RouteLabels>, trace: &EventTrace) {
+    if let Some(l) = labels {
+        l.dropped(sse_contract::publish_drops::DEAD_LETTER_FAILED);
+    }
+    trace.span.record(attr::ERROR_TYPE, e.error_type());
+    let topic = ev
+        .route
+        .dead_letter
+        .as_ref()
+        .map_or("", |d| d.topic.as_str());
+    let _cx = telemetry::event_context(&trace.traceparent, &trace.tracestate);
+    tracing::warn!(topic, reason = %e, id = %ev.id, "dead letter not published; event acknowledged");
 }
 
 /// `ev` will not be published, for `e`: counts the drop, marks the span and warns, the log
@@ -423,16 +503,24 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, Box<Unpublishable>> {
         RouteKind::from_wire(route.kind).map_err(|e| fail(&ev, Error::Invalid(e.to_string())))?;
     let destination = match route.destination.and_then(|d| d.target) {
         None => None,
-        Some(pb::destination::Target::Mqtt(m)) => Some(Destination::Mqtt(MqttDestination {
-            qos: qos_from_proto(m.qos).map_err(|e| fail(&ev, e))?,
-            topic: m.topic,
-            retain: m.retain,
-            ttl_seconds: m.ttl_seconds,
-        })),
+        Some(pb::destination::Target::Mqtt(m)) => Some(Destination::Mqtt(
+            mqtt_from_proto(m).map_err(|e| fail(&ev, e))?,
+        )),
         Some(pb::destination::Target::StateStore(s)) => {
             Some(Destination::StateStore { key: s.key })
         }
     };
+    let dead_letter = route
+        .dead_letter
+        .map(mqtt_from_proto)
+        .transpose()
+        .map_err(|e| fail(&ev, e))?;
+    let mark = ev
+        .dead_letter
+        .as_ref()
+        .map(mark_from_proto)
+        .transpose()
+        .map_err(|e| fail(&ev, e))?;
     Ok(Event {
         id: ev.id,
         seq: ev.seq,
@@ -457,11 +545,34 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, Box<Unpublishable>> {
                 asset_uuid: route.asset_uuid,
                 external_asset_id: route.external_asset_id,
             },
+            dead_letter,
         },
         traceparent: ev.traceparent,
         tracestate: ev.tracestate,
         dataschema: ev.dataschema,
         subject: ev.subject,
+        dead_letter: mark,
+    })
+}
+
+/// An MQTT destination of the wire.
+fn mqtt_from_proto(m: pb::MqttDestination) -> Result<MqttDestination, Error> {
+    Ok(MqttDestination {
+        qos: qos_from_proto(m.qos)?,
+        topic: m.topic,
+        retain: m.retain,
+        ttl_seconds: m.ttl_seconds,
+    })
+}
+
+/// A dead-letter mark of the wire: an unspecified or unknown reason is refused.
+fn mark_from_proto(d: &pb::DeadLetter) -> Result<Mark, Error> {
+    let reason = Reason::from_wire(d.reason)
+        .ok_or_else(|| Error::Invalid(format!("unknown dead-letter reason {}", d.reason)))?;
+    Ok(Mark {
+        reason,
+        detail: d.detail.clone(),
+        truncated_from: d.truncated.then_some(d.original_bytes),
     })
 }
 

@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod config;
+pub mod dead_letter;
 pub mod error;
 pub mod event;
 pub mod grpc;

@@ -211,7 +211,10 @@ pub fn check_topic(topic: &str, writer: Writer) -> Result<(), Error> {
 }
 
 /// The CloudEvents and Azure IoT Operations user properties, in their fixed order.
-fn cloud_event_properties(ev: &Event, traceparent: &str) -> Result<Vec<(String, String)>, Error> {
+pub(crate) fn cloud_event_properties(
+    ev: &Event,
+    traceparent: &str,
+) -> Result<Vec<(String, String)>, Error> {
     let r = &ev.route;
     let Some(type_) = route::cloud_event_type(r.kind, &r.type_ref) else {
         return Err(Error::Invalid("a status report has no CloudEvent".into()));
@@ -279,11 +282,13 @@ mod tests {
                 type_ref: String::new(),
                 destination: Some(dest),
                 ids: ResourceIds::default(),
+                dead_letter: None,
             },
             traceparent: String::new(),
             tracestate: String::new(),
             dataschema: "aio-sr://ns/ABC:1".into(),
             subject: String::new(),
+            dead_letter: None,
         }
     }
 

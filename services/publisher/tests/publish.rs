@@ -211,6 +211,7 @@ fn mqtt_event(seq: u64, topic: &str, qos: pb::Qos, retain: bool, ttl: Option<u32
         tracestate: String::new(),
         dataschema: "aio-sr://ns/ABC:1".into(),
         subject: String::new(),
+        dead_letter: None,
     }
 }
 

@@ -130,6 +130,19 @@ impl NoSchema {
         }
     }
 
+    /// Whether the payload itself is what the schema stage cannot accept (not JSON, or over a
+    /// size, depth or property limit), as opposed to the registry or a cap: such an event goes
+    /// to its route's dead-letter destination when it has one.
+    pub fn rejects_payload(self) -> bool {
+        matches!(
+            self,
+            NoSchema::NotJson
+                | NoSchema::TooLarge
+                | NoSchema::TooDeep
+                | NoSchema::TooManyProperties
+        )
+    }
+
     /// Its place in [`NoSchema::ALL`], for per-reason tables.
     pub(crate) fn index(self) -> usize {
         self as usize

@@ -391,7 +391,8 @@ impl<R: Registry> Relay<R> {
     /// for the publisher; the time it took is recorded when metrics are on.
     async fn prepare(&self, mut ev: Event) -> Event {
         let started = self.pipeline.metrics().map(|_| Instant::now());
-        let subject = subject_of(&ev);
+        // An event already bound for its dead letter (truncated by ingest) gets no schema.
+        let subject = subject_of(&ev).filter(|_| ev.dead_letter.is_none());
         let trace = telemetry::EventTrace::start(
             || process_span(subject.as_deref()),
             &ev.traceparent,
@@ -412,6 +413,7 @@ impl<R: Registry> Relay<R> {
                 without = outcome.no_schema();
                 if let Some(reason) = without {
                     trace.span.record(attr::ERROR_TYPE, reason.label());
+                    dead_letter_if_rejected(&mut ev, reason);
                 }
                 self.notes.record(&ev, Some(&outcome));
             }
@@ -430,6 +432,21 @@ impl<R: Registry> Relay<R> {
             m.processed(t.elapsed(), without);
         }
         ev
+    }
+}
+
+/// Marks `ev` for its route's dead-letter destination when it has one and the schema stage
+/// could not accept its payload ([`NoSchema::rejects_payload`]); the publisher then sends it
+/// there with the reason. Without a dead-letter destination it goes on without a schema.
+fn dead_letter_if_rejected(ev: &mut Event, reason: crate::pipeline::NoSchema) {
+    let has_dead_letter = ev.route.as_ref().is_some_and(|r| r.dead_letter.is_some());
+    if reason.rejects_payload() && has_dead_letter && ev.dead_letter.is_none() {
+        ev.dead_letter = Some(sse_proto::v1::DeadLetter {
+            reason: sse_contract::dead_letter::Reason::SchemaRejected.to_wire(),
+            detail: format!("schema stage: payload {}", reason.as_str()),
+            truncated: false,
+            original_bytes: 0,
+        });
     }
 }
 
@@ -583,6 +600,42 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn payloads_the_schema_stage_rejects_are_marked_for_the_dead_letter_only() {
+        use crate::pipeline::NoSchema;
+        let with_dl = || {
+            let mut ev = event(RouteKind::Dataset, "a", "d", "");
+            ev.route.as_mut().unwrap().dead_letter = Some(sse_proto::v1::MqttDestination {
+                topic: "sse-connector/dead-letter/a".into(),
+                ..Default::default()
+            });
+            ev
+        };
+        for reason in NoSchema::ALL {
+            let mut ev = with_dl();
+            dead_letter_if_rejected(&mut ev, reason);
+            assert_eq!(
+                ev.dead_letter.is_some(),
+                reason.rejects_payload(),
+                "{reason:?}"
+            );
+        }
+        let mut ev = with_dl();
+        dead_letter_if_rejected(&mut ev, NoSchema::NotJson);
+        let mark = ev.dead_letter.unwrap();
+        assert_eq!(
+            mark.reason,
+            sse_contract::dead_letter::Reason::SchemaRejected.to_wire()
+        );
+        assert!(mark.detail.contains("not JSON"), "{}", mark.detail);
+        // Without a dead-letter destination the event goes on without a schema, as before.
+        let mut ev = event(RouteKind::Dataset, "a", "d", "");
+        dead_letter_if_rejected(&mut ev, NoSchema::NotJson);
+        assert!(ev.dead_letter.is_none());
+        assert!(!NoSchema::RegistryError.rejects_payload());
+        assert!(!NoSchema::Frozen.rejects_payload());
     }
 
     #[test]

@@ -127,6 +127,7 @@ mod tests {
             type_ref: String::new(),
             destination: (),
             ids,
+            dead_letter: None,
         }
     }
 

@@ -123,6 +123,19 @@ fn routes_and_admin_calls_may_use_no_owned_topic() {
 }
 
 #[test]
+fn dead_letters_may_use_the_dead_letter_topics_only_among_the_owned() {
+    let dl = Writer::DeadLetter;
+    for rule in OwnedTopic::ALL {
+        assert_eq!(
+            check_destination(rule.example(), dl).is_ok(),
+            rule == OwnedTopic::DeadLetter,
+            "{rule:?}"
+        );
+    }
+    assert_eq!(check_state_store(dl), Err(Refusal::StateStore));
+}
+
+#[test]
 fn only_routes_write_to_the_state_store() {
     assert_eq!(check_state_store(Writer::Route), Ok(()));
     assert_eq!(check_state_store(Writer::Admin), Err(Refusal::StateStore));
@@ -134,7 +147,12 @@ fn only_routes_write_to_the_state_store() {
 
 #[test]
 fn malformed_topics_are_refused_whoever_writes() {
-    for writer in [Writer::StatusReport, Writer::Route, Writer::Admin] {
+    for writer in [
+        Writer::StatusReport,
+        Writer::Route,
+        Writer::Admin,
+        Writer::DeadLetter,
+    ] {
         assert_eq!(check_destination("", writer), Err(Refusal::Empty));
         for wild in ["a/+/b", "a/#", "+", "#", "sse-connector/status/#"] {
             assert_eq!(

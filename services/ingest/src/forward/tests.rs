@@ -227,6 +227,7 @@ fn routed(key: &str, seq: u64) -> RoutedEvent {
             data_source: "/x".into(),
             type_ref: String::new(),
             ids: Default::default(),
+            dead_letter: None,
             destination: Destination::Mqtt(MqttDestination {
                 topic: "t".into(),
                 qos: Qos::AtLeastOnce,
@@ -237,6 +238,7 @@ fn routed(key: &str, seq: u64) -> RoutedEvent {
         traceparent: String::new(),
         tracestate: String::new(),
         held: crate::budget::Held::none(),
+        dead_letter: None,
     }
 }
 

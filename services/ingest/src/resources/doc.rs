@@ -109,6 +109,10 @@ pub(super) struct AssetSpec {
     pub(super) uuid: Option<String>,
     /// The asset's id outside ADR (CloudEvents `subject` where it differs from the uuid).
     pub(super) external_asset_id: Option<String>,
+    /// ADR's JSON string of dataset defaults (this connector reads `deadLetter` there).
+    pub(super) default_datasets_configuration: Option<Box<serde_yaml_ng::Value>>,
+    /// ADR's JSON string of event defaults (this connector reads `deadLetter` there).
+    pub(super) default_events_configuration: Option<Box<serde_yaml_ng::Value>>,
 }
 
 #[derive(Deserialize)]

@@ -188,6 +188,9 @@ pub struct Asset {
     pub uuid: String,
     /// The asset's `externalAssetId` (empty when none).
     pub external_asset_id: String,
+    /// Its own dead-letter destinations (`deadLetter` of its default configurations); routing
+    /// falls back to the device's.
+    pub dead_letters: super::asset_options::AssetDeadLetters,
 }
 
 /// Everything loaded from the resources directory.

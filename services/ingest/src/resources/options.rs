@@ -95,13 +95,16 @@ pub fn parse(
     Ok(options)
 }
 
-/// `deadLetter`: an MQTT destination (`topic`, `qos` Qos0|Qos1, `retain` Keep|Never, `ttl`).
+/// `deadLetter`: an MQTT destination (`topic`, `qos` Qos0|Qos1, `retain` Keep|Never, `ttl`);
+/// the topic must be under the connector's owned dead-letter prefix
+/// (`sse_contract::dead_letter::check_topic`), so no route or `PublishMessage` can forge one.
 pub fn dead_letter(v: &Value, at: &Path) -> Result<MqttDestination, String> {
     use sse_contract::route::Qos;
     let obj = object(v, at)?;
     only_keys(obj, &["topic", "qos", "retain", "ttl"], at)?;
     let topic = required_str(obj, "topic", at)?;
-    super::validate_topic(topic).map_err(|e| at.key("topic").error(&e))?;
+    sse_contract::dead_letter::check_topic(topic)
+        .map_err(|e| at.key("topic").error(&format!("{e} (topic {topic:?})")))?;
     let qos = match optional_str(obj, "qos", at)? {
         None | Some("Qos1") => Qos::AtLeastOnce,
         Some("Qos0") => Qos::AtMostOnce,
@@ -158,6 +161,11 @@ impl Path {
     /// The configuration itself.
     pub fn root() -> Self {
         Self("additionalConfiguration".to_owned())
+    }
+
+    /// Another configuration field (an asset's `defaultDatasetsConfiguration`).
+    pub fn named(root: &str) -> Self {
+        Self(root.to_owned())
     }
 
     /// A key under this path.

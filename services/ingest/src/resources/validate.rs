@@ -296,6 +296,20 @@ fn assets(
             }));
             continue;
         }
+        let dead_letters = match super::asset_options::parse(
+            spec.default_datasets_configuration.as_deref(),
+            spec.default_events_configuration.as_deref(),
+        ) {
+            Ok(d) => d,
+            Err(message) => {
+                errors.push(ResourceError {
+                    resource: format!("Asset/{name}"),
+                    file: file.clone(),
+                    message,
+                });
+                continue;
+            }
+        };
         let (datasets, rejected_datasets) = operations::datasets(&spec);
         assets.push(Asset {
             name,
@@ -307,6 +321,7 @@ fn assets(
             event_groups: operations::event_groups(&spec),
             uuid: spec.uuid.unwrap_or_default(),
             external_asset_id: spec.external_asset_id.unwrap_or_default(),
+            dead_letters,
         });
     }
     assets

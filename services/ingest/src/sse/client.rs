@@ -98,6 +98,9 @@ pub struct ClientConfig {
     pub read_timeout: Duration,
     /// Events with more data than this are discarded (default 16 MiB).
     pub max_event_bytes: usize,
+    /// Hand on events over `max_event_bytes` truncated and marked instead of discarding them
+    /// (a stream with a dead-letter destination; default off).
+    pub keep_oversized: bool,
     /// Reconnect delays after network errors, closed streams and 5xx (default `Backoff::standard()`).
     pub backoff: Backoff,
     /// No reconnect comes sooner than this after a disconnect, whatever the server's `retry:` or
@@ -120,6 +123,7 @@ impl ClientConfig {
             tls,
             read_timeout: Duration::from_secs(60),
             max_event_bytes: sse_contract::limits::EVENT_BYTES_DEFAULT,
+            keep_oversized: false,
             backoff: Backoff::standard(),
             min_reconnect_delay: DEFAULT_MIN_RECONNECT_DELAY,
             bytes_read: Arc::default(),
@@ -210,7 +214,7 @@ struct Reader<O> {
 
 impl<O: Owner> Reader<O> {
     fn new(cfg: ClientConfig, last_event_id: &str, owner: O, token: CancellationToken) -> Self {
-        let mut parser = Parser::new(cfg.max_event_bytes);
+        let mut parser = Parser::new(cfg.max_event_bytes).keep_oversized(cfg.keep_oversized);
         parser.set_last_event_id(last_event_id);
         Self {
             backoff: cfg.backoff.clone(),

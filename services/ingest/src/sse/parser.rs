@@ -32,6 +32,11 @@ pub struct SseEvent {
     pub data: String,
     /// The last event ID string at dispatch.
     pub last_event_id: String,
+    /// `Some(size)` for an event over the size limit, dispatched only by a parser that keeps
+    /// them ([`Parser::keep_oversized`]): `data` is then its first
+    /// [`HEAD_BYTES`](sse_contract::dead_letter::HEAD_BYTES) and `size` the data bytes seen when
+    /// the limit was passed.
+    pub truncated_from: Option<usize>,
 }
 
 /// What the parser reports besides events.
@@ -91,6 +96,11 @@ pub struct Parser {
     /// The current block's `event:` value was over the type limit (this many bytes seen): it
     /// will not fire, unless a later `event:` line of the block sets a valid type.
     type_too_long: Option<usize>,
+    /// Dispatch a block over the data limit as a truncated event (its first bytes kept in
+    /// `data`) instead of discarding it: for a stream with a dead-letter destination.
+    keep_oversized: bool,
+    /// The data bytes seen when the current block passed the limit (with `too_large`).
+    too_large_bytes: usize,
 }
 
 impl Parser {
@@ -120,7 +130,17 @@ impl Parser {
             last_event_id: String::new(),
             too_large: false,
             type_too_long: None,
+            keep_oversized: false,
+            too_large_bytes: 0,
         }
+    }
+
+    /// Makes the parser dispatch events over the data limit truncated to their first
+    /// [`HEAD_BYTES`](sse_contract::dead_letter::HEAD_BYTES), marked with their size, instead
+    /// of discarding them (the [`ParserNotice::EventTooLarge`] notice comes as before).
+    pub fn keep_oversized(mut self, keep: bool) -> Self {
+        self.keep_oversized = keep;
+        self
     }
 
     /// Feeds one chunk; pushes dispatched events and notices in stream order.
@@ -278,7 +298,7 @@ impl Parser {
         let value = strip_space(&prefix[colon + 1..]);
         match &prefix[..colon] {
             b"data" if !self.too_large => {
-                self.mark_too_large(self.data.len() + value.len(), notices);
+                self.mark_too_large(self.data.len() + value.len(), value, notices);
             }
             b"event" => self.mark_type_too_long(value.len()),
             b"id" => notices.push(ParserNotice::IdTooLong { bytes: value.len() }),
@@ -294,12 +314,24 @@ impl Parser {
         self.type_too_long = Some(bytes);
     }
 
-    fn mark_too_large(&mut self, bytes: usize, notices: &mut Vec<ParserNotice>) {
+    /// The block went over the data limit with `bytes` (the line value `value` did it): it will
+    /// not fire whole. Its first bytes are kept when the parser keeps oversized events.
+    fn mark_too_large(&mut self, bytes: usize, value: &[u8], notices: &mut Vec<ParserNotice>) {
         if !self.too_large {
             self.too_large = true;
+            self.too_large_bytes = bytes;
             notices.push(ParserNotice::EventTooLarge { bytes });
         }
-        self.data.clear();
+        if self.keep_oversized {
+            let head = sse_contract::dead_letter::HEAD_BYTES;
+            self.data.truncate(head);
+            let room = head.saturating_sub(self.data.len());
+            self.data.extend_from_slice(&value[..room.min(value.len())]);
+            // The final LF that dispatch drops.
+            self.data.push(b'\n');
+        } else {
+            self.data.clear();
+        }
         self.data.shrink_to(KEEP_CAPACITY);
     }
 
@@ -323,7 +355,7 @@ impl Parser {
                 }
                 let bytes = self.data.len() + value.len();
                 if bytes > self.max_event_bytes {
-                    self.mark_too_large(bytes, notices);
+                    self.mark_too_large(bytes, value, notices);
                 } else {
                     self.data.extend_from_slice(value);
                     self.data.push(b'\n');
@@ -359,7 +391,8 @@ impl Parser {
         }
         let too_large = mem::replace(&mut self.too_large, false);
         let type_too_long = self.type_too_long.take();
-        if too_large || self.data.is_empty() {
+        let truncated_from = (too_large && self.keep_oversized).then_some(self.too_large_bytes);
+        if (too_large && truncated_from.is_none()) || self.data.is_empty() {
             self.data.clear();
             self.event_type.clear();
             return;
@@ -383,6 +416,7 @@ impl Parser {
             event_type,
             data,
             last_event_id: self.last_event_id.clone(),
+            truncated_from,
         });
     }
 }
@@ -484,6 +518,7 @@ mod tests {
                     event_type: e.event_type.clone(),
                     data: e.data.clone(),
                     last_event_id: e.id.clone(),
+                    truncated_from: None,
                 })
                 .collect(),
             notices: v
@@ -711,3 +746,7 @@ mod tests {
         assert_eq!(parser.last_event_id(), "42");
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod oversized;

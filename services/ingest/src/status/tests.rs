@@ -95,6 +95,7 @@ fn route(kind: RouteKind) -> Route {
         data_source: String::new(),
         type_ref: String::new(),
         ids: Default::default(),
+        dead_letter: None,
         destination: crate::resources::Destination::Mqtt(crate::resources::MqttDestination {
             topic: "t".into(),
             qos: crate::resources::Qos::AtLeastOnce,

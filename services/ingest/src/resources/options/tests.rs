@@ -28,7 +28,7 @@ fn every_option_parses() {
         "proxy": {"url": "http://proxy:3128", "username": "u", "password": {"secretRef": "p/pw"}},
         "compression": true,
         "request": {"method": "POST", "body": {"stream": true}},
-        "deadLetter": {"topic": "dead/letters", "qos": "Qos0", "ttl": 60}
+        "deadLetter": {"topic": "sse-connector/dead-letter/plant", "qos": "Qos0", "ttl": 60}
     }"#,
     )
     .unwrap();
@@ -42,7 +42,10 @@ fn every_option_parses() {
     assert!(o.request.compression);
     assert_eq!(o.request.method, Method::Post);
     assert_eq!(o.request.body.as_deref(), Some(&b"{\"stream\":true}"[..]));
-    assert_eq!(o.dead_letter.as_ref().unwrap().topic, "dead/letters");
+    assert_eq!(
+        o.dead_letter.as_ref().unwrap().topic,
+        "sse-connector/dead-letter/plant"
+    );
     let refs: Vec<String> = o
         .secret_refs()
         .into_iter()
