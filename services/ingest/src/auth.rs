@@ -20,6 +20,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
+mod headers;
 mod secrets;
 mod trust;
 
@@ -28,6 +29,7 @@ pub use trust::*;
 
 use crate::akri::mounts::{CredentialKind, EndpointFiles};
 use crate::resources::Auth;
+use crate::resources::options::RequestOptions;
 use crate::sse::HeaderSource;
 
 /// One endpoint's way of connecting: a TLS configuration and a header source that reloads
@@ -36,6 +38,8 @@ use crate::sse::HeaderSource;
 pub struct Connector {
     live: Arc<Live>,
     tls: Arc<rustls::ClientConfig>,
+    /// The endpoint's request headers and proxy credentials ([`headers`]).
+    request: Arc<RequestOptions>,
 }
 
 /// What a connection attempt loads, and what was loaded last.
@@ -119,7 +123,14 @@ impl Connector {
         Ok(Self {
             live,
             tls: Arc::new(tls),
+            request: Arc::default(),
         })
+    }
+
+    /// The same connector, also sending the endpoint's `headers` and proxy credentials.
+    pub fn with_request(mut self, request: RequestOptions) -> Self {
+        self.request = Arc::new(request);
+        self
     }
 
     /// The TLS configuration (its trust and client certificate follow the last [`Self::prepare`]).
@@ -129,7 +140,9 @@ impl Connector {
 
     /// Whether [`Self::prepare`] reads files: trust for `https`, secrets for credentials.
     pub fn reads_files(&self) -> bool {
-        self.live.https || !matches!(self.live.auth, Auth::Anonymous)
+        self.live.https
+            || !matches!(self.live.auth, Auth::Anonymous)
+            || !self.request.secret_refs().is_empty()
     }
 
     /// The header source for the SSE client: [`Self::prepare`] at every connection attempt.
@@ -177,6 +190,7 @@ impl Connector {
                 *lock(&live.identity) = Some(Arc::new(identity));
             }
         }
+        headers::append(&mut headers, &self.request, dir)?;
         Ok(headers)
     }
 }

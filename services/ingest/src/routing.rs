@@ -43,6 +43,8 @@ pub struct StreamPlan {
     pub auth: Auth,
     /// Trust list of the endpoint.
     pub trust_list: Option<String>,
+    /// The endpoint's `additionalConfiguration` options (a change restarts the stream).
+    pub options: crate::resources::options::EndpointOptions,
     /// Datasets on this stream: each takes every event.
     pub datasets: Vec<Arc<Route>>,
     /// Event groups on this stream.
@@ -229,6 +231,7 @@ fn stream_of(
             endpoint: asset.endpoint.clone(),
             auth: ep.auth.clone(),
             trust_list: ep.trust_list.clone(),
+            options: ep.options.clone(),
             datasets: Vec::new(),
             groups: Vec::new(),
         })
