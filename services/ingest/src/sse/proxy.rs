@@ -304,10 +304,13 @@ pub async fn connect(
     let status = read_connect_answer(&mut tcp).await.map_err(fail)?;
     match status {
         200..=299 => {}
-        407 if auth.is_some() => {
-            return Err(fail("refused the proxy credentials (HTTP 407)".into()));
+        // Only the proxy answers CONNECT: a 401 (as tinyproxy sends) is about its credentials too.
+        code @ (401 | 407) if auth.is_some() => {
+            return Err(fail(format!("refused the proxy credentials (HTTP {code})")));
         }
-        407 => return Err(fail("requires authentication (HTTP 407)".into())),
+        code @ (401 | 407) => {
+            return Err(fail(format!("requires authentication (HTTP {code})")));
+        }
         other => {
             return Err(fail(format!(
                 "refused CONNECT to {authority} (HTTP {other})"
