@@ -439,13 +439,7 @@ impl<O: Owner> Reader<O> {
         let encoding = response.headers().get(header::CONTENT_ENCODING);
         let mut decoder = match Decoder::for_encoding(encoding, self.cfg.max_event_bytes) {
             Ok(decoder) => decoder,
-            Err(error) => {
-                return Attempt::Retry {
-                    error,
-                    reason: super::ended::DECODE,
-                    delay: Delay::Long,
-                };
-            }
+            Err(error) => return retry(error, super::ended::DECODE, Delay::Long),
         };
         if !self.send(ClientEvent::Connected).await {
             return Attempt::Quit;
@@ -499,19 +493,19 @@ impl<O: Owner> Reader<O> {
             if !self.dispatch(&mut events, &mut notices).await {
                 return Attempt::Quit;
             }
-            let (error, reason) = match (read, cut.take()) {
-                (_, Some(e)) => (e.to_string(), super::ended::DECODE),
-                (Err(e), None) => (
+            return match (read, cut.take()) {
+                (_, Some(e)) => retry(e.to_string(), super::ended::DECODE, Delay::AfterStream),
+                (Err(e), None) => retry(
                     format!("stream broke: {}", error_chain(&e)),
                     super::ended::READ_ERROR,
+                    Delay::AfterStream,
                 ),
                 (Ok(true), None) => continue,
-                (Ok(false), None) => ("server closed the stream".to_owned(), super::ended::EOF),
-            };
-            return Attempt::Retry {
-                error,
-                reason,
-                delay: Delay::AfterStream,
+                (Ok(false), None) => retry(
+                    "server closed the stream".to_owned(),
+                    super::ended::EOF,
+                    Delay::AfterStream,
+                ),
             };
         }
     }
@@ -547,6 +541,15 @@ impl<O: Owner> Reader<O> {
             }
         }
         true
+    }
+}
+
+/// A retry after `error`, with its reason label and delay.
+fn retry(error: String, reason: &'static str, delay: Delay) -> Attempt {
+    Attempt::Retry {
+        error,
+        reason,
+        delay,
     }
 }
 
