@@ -135,6 +135,47 @@ async fn custom_headers_inline_and_from_a_rotated_secret_reach_the_server() {
     .unwrap();
 }
 
+/// A redirect to another origin gets none of the endpoint's headers (the configured origin did).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_headers_do_not_follow_a_redirect_to_another_origin() {
+    let other = source(sse_e2e::auth::feed("moved")).await;
+    let target = format!("{}/events", other.base_url());
+    let origin = source(Arc::new(move |_req: &SeenRequest| {
+        Reply::Status(
+            302,
+            vec![("location".into(), target.clone())],
+            String::new(),
+        )
+    }))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "secrets/keys/api", "key-one");
+    let options = r#"{"allowInsecureCredentials": true,
+        "headers": {"X-Tenant": "tenant-7", "X-Api-Key": {"secretRef": "keys/api"}}}"#;
+    write(
+        d,
+        "resources/r.yaml",
+        &device("moved", &origin.base_url(), options),
+    );
+    let broker = Mosquitto::start().await.unwrap();
+    let sub = Subscriber::connect(broker.port, "req/#").await.unwrap();
+    let _p = pipeline(&broker, d, &[], None).await;
+
+    sub.wait_until("the redirected stream's event", |m| {
+        !payloads(m, "moved").is_empty()
+    })
+    .await
+    .unwrap();
+    let first = &origin.seen()[0];
+    assert_eq!(first.header("x-api-key"), Some("key-one"));
+    assert_eq!(first.header("x-tenant"), Some("tenant-7"));
+    for r in other.seen() {
+        assert_eq!(r.header("x-api-key"), None, "{r:?}");
+        assert_eq!(r.header("x-tenant"), None, "{r:?}");
+    }
+}
+
 /// Streams through tinyproxy (with Basic credentials): an `http` target in absolute form, an
 /// `https` target through CONNECT, both from the endpoint's `proxy`; one from ingest's
 /// `HTTPS_PROXY` (credentials in its URL); one with `"proxy": "none"` that goes direct; and a
