@@ -34,8 +34,9 @@ impl fmt::Debug for ProxyAddr {
 }
 
 impl ProxyAddr {
-    /// The proxy of an `http://host:port` URL (port 80 when absent, as curl assumes 1080 only
-    /// for SOCKS); user info becomes `Proxy-Authorization: Basic`.
+    /// The proxy of an `http://host:port` URL (port 80, the scheme's, when absent: the URL
+    /// parser drops `:80`, so an absent port cannot mean curl's 1080); user info becomes
+    /// `Proxy-Authorization: Basic`.
     pub fn from_url(url: &url::Url) -> Result<Self, String> {
         let shown = format!(
             "{}:{}",
