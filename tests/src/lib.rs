@@ -27,6 +27,7 @@ pub mod resources;
 pub mod schema_registry;
 pub mod source;
 pub mod stack;
+pub mod tinyproxy;
 
 use std::time::{Duration, Instant};
 

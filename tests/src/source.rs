@@ -25,13 +25,20 @@ pub type Chunks = Pin<Box<dyn Stream<Item = Bytes> + Send>>;
 /// What the source saw of one request.
 #[derive(Debug, Clone)]
 pub struct SeenRequest {
+    /// Request method (`GET`, `POST`).
+    pub method: String,
     /// Request path (with query).
     pub path: String,
     /// Header name/value pairs, lowercase names.
     pub headers: Vec<(String, String)>,
     /// The client certificate presented on the TLS connection (DER), if any.
     pub client_cert: Option<Vec<u8>>,
+    /// The request body (up to [`MAX_SEEN_BODY`] bytes).
+    pub body: Vec<u8>,
 }
+
+/// Longest request body the source keeps.
+pub const MAX_SEEN_BODY: usize = 64 * 1024;
 
 impl SeenRequest {
     /// The value of header `name`, if present.
@@ -49,6 +56,8 @@ pub enum Reply {
     Sse(Chunks),
     /// Another response: status, extra headers, and a short body.
     Status(u16, Vec<(String, String)>, String),
+    /// 200 with `text/event-stream`, these extra headers (e.g. `content-encoding`) and body.
+    SseWith(Vec<(String, String)>, Chunks),
 }
 
 impl Reply {
@@ -123,8 +132,8 @@ impl SseSource {
                     let http = hyper::server::conn::http1::Builder::new();
                     let Some(acceptor) = tls else {
                         let svc = service_fn(move |req| {
-                            let r = handle(&feed, &reqs, None, &req);
-                            async move { Ok::<_, Infallible>(r) }
+                            let (feed, reqs) = (feed.clone(), reqs.clone());
+                            async move { Ok::<_, Infallible>(handle(&feed, &reqs, None, req).await) }
                         });
                         tokio::select! {
                             _ = http.serve_connection(TokioIo::new(sock), svc) => {}
@@ -141,8 +150,13 @@ impl SseSource {
                                 .and_then(|c| c.first())
                                 .map(|c| c.to_vec());
                             let svc = service_fn(move |req| {
-                                let r = handle(&feed, &reqs, client_cert.as_deref(), &req);
-                                async move { Ok::<_, Infallible>(r) }
+                                let (feed, reqs) = (feed.clone(), reqs.clone());
+                                let cert = client_cert.clone();
+                                async move {
+                                    Ok::<_, Infallible>(
+                                        handle(&feed, &reqs, cert.as_deref(), req).await,
+                                    )
+                                }
                             });
                             tokio::select! {
                                 _ = http.serve_connection(TokioIo::new(stream), svc) => {}
@@ -204,14 +218,23 @@ impl SseSource {
     }
 }
 
-/// Records one request (with the connection's client certificate) and answers it with `feed`.
-fn handle(
+/// Records one request (with the connection's client certificate and its body) and answers it
+/// with `feed`.
+async fn handle(
     feed: &Feed,
     reqs: &Mutex<Vec<SeenRequest>>,
     client_cert: Option<&[u8]>,
-    req: &Request<hyper::body::Incoming>,
+    req: Request<hyper::body::Incoming>,
 ) -> Response<UnsyncBoxBody<Bytes, Infallible>> {
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_SEEN_BODY);
+    let body = match limited.collect().await {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(_) => Vec::new(),
+    };
+    let req = Request::from_parts(parts, ());
     let seen = SeenRequest {
+        method: req.method().as_str().to_string(),
         path: req
             .uri()
             .path_and_query()
@@ -223,6 +246,7 @@ fn handle(
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect(),
         client_cert: client_cert.map(<[u8]>::to_vec),
+        body,
     };
     let body = feed(&seen);
     if let Ok(mut r) = reqs.lock() {
@@ -233,6 +257,11 @@ fn handle(
 
 fn respond(reply: Reply) -> Response<UnsyncBoxBody<Bytes, Infallible>> {
     match reply {
+        Reply::SseWith(headers, chunks) => {
+            let mut r = respond(Reply::Sse(chunks));
+            add_headers(&mut r, headers);
+            r
+        }
         Reply::Sse(chunks) => {
             let frames = chunks.map(|b| Ok::<_, Infallible>(Frame::data(b)));
             let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(frames)));
@@ -250,15 +279,19 @@ fn respond(reply: Reply) -> Response<UnsyncBoxBody<Bytes, Infallible>> {
             let mut r = Response::new(BodyExt::boxed_unsync(Full::new(Bytes::from(body))));
             *r.status_mut() =
                 StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            for (k, v) in headers {
-                if let (Ok(k), Ok(v)) = (
-                    hyper::header::HeaderName::from_bytes(k.as_bytes()),
-                    hyper::header::HeaderValue::from_str(&v),
-                ) {
-                    r.headers_mut().append(k, v);
-                }
-            }
+            add_headers(&mut r, headers);
             r
+        }
+    }
+}
+
+fn add_headers<B>(r: &mut Response<B>, headers: Vec<(String, String)>) {
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            hyper::header::HeaderValue::from_str(&v),
+        ) {
+            r.headers_mut().append(k, v);
         }
     }
 }

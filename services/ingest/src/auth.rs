@@ -21,6 +21,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 mod bearer;
+mod headers;
 mod oauth2;
 mod secrets;
 mod trust;
@@ -35,7 +36,7 @@ pub use trust::*;
 
 use crate::akri::mounts::{CredentialKind, EndpointFiles};
 use crate::resources::Auth;
-use crate::resources::options::HttpAuth;
+use crate::resources::options::{HttpAuth, RequestOptions};
 use crate::sse::{HeaderSource, Tokens};
 
 /// One endpoint's way of connecting: a TLS configuration and a header source that reloads
@@ -48,6 +49,8 @@ pub struct Connector {
     http_auth: Option<HttpAuth>,
     /// The OAuth2 token the endpoint's streams share.
     tokens: Option<Arc<TokenCache>>,
+    /// The endpoint's request headers and proxy credentials ([`headers`]).
+    request: Arc<RequestOptions>,
 }
 
 /// What a connection attempt loads, and what was loaded last.
@@ -133,6 +136,7 @@ impl Connector {
             tls: Arc::new(tls),
             http_auth: None,
             tokens: None,
+            request: Arc::default(),
         })
     }
 
@@ -168,6 +172,12 @@ impl Connector {
         self.http_auth.is_some()
     }
 
+    /// The same connector, also sending the endpoint's `headers` and proxy credentials.
+    pub fn with_request(mut self, request: RequestOptions) -> Self {
+        self.request = Arc::new(request);
+        self
+    }
+
     /// The TLS configuration (its trust and client certificate follow the last [`Self::prepare`]).
     pub fn tls_config(&self) -> Arc<rustls::ClientConfig> {
         self.tls.clone()
@@ -175,7 +185,10 @@ impl Connector {
 
     /// Whether [`Self::prepare`] reads files: trust for `https`, secrets for credentials.
     pub fn reads_files(&self) -> bool {
-        self.live.https || !matches!(self.live.auth, Auth::Anonymous) || self.http_auth.is_some()
+        self.live.https
+            || !matches!(self.live.auth, Auth::Anonymous)
+            || self.http_auth.is_some()
+            || !self.request.secret_refs().is_empty()
     }
 
     /// The header source for the SSE client: [`Self::prepare`] at every connection attempt.
@@ -224,6 +237,7 @@ impl Connector {
             }
         }
         bearer::add(self.http_auth.as_ref(), dir, &mut headers)?;
+        headers::append(&mut headers, &self.request, dir)?;
         Ok(headers)
     }
 }

@@ -44,7 +44,7 @@ pub struct StreamPlan {
     pub auth: Auth,
     /// Trust list of the endpoint.
     pub trust_list: Option<String>,
-    /// The endpoint's `additionalConfiguration` options (extra authentication, request options).
+    /// The endpoint's `additionalConfiguration` options (a change restarts the stream).
     pub options: EndpointOptions,
     /// Datasets on this stream: each takes every event.
     pub datasets: Vec<Arc<Route>>,

@@ -19,6 +19,7 @@ use crate::auth;
 use crate::budget::{Budget, Held};
 use crate::checkpoint::{self, SharedProgress};
 use crate::event::{self, IdGen, RoutedEvent};
+use crate::resources::options::{Method, Proxy, RequestOptions};
 use crate::routing::StreamPlan;
 use crate::span::ReceiveSpan;
 use crate::sse::{self, ClientConfig, ClientEvent, Owner, ParserNotice, SseEvent};
@@ -166,6 +167,7 @@ impl StreamTask {
         cfg.keep_oversized = self.plan.has_dead_letter();
         cfg.min_reconnect_delay = self.settings.min_reconnect_delay;
         cfg.bytes_read = self.status.bytes_read(&self.key);
+        (cfg.request, cfg.proxy) = request_of(&self.plan.options.request);
         let last_event_id = self.resume.last_event_id();
         let owner = Reports {
             task: &mut self,
@@ -201,7 +203,10 @@ impl StreamTask {
             ) {
                 Ok(c) => {
                     let endpoint = format!("{}/{}", self.plan.device, self.plan.endpoint);
-                    return Some(c.with_http_auth(self.plan.options.auth.as_ref(), &endpoint));
+                    return Some(
+                        c.with_http_auth(self.plan.options.auth.as_ref(), &endpoint)
+                            .with_request(self.plan.options.request.clone()),
+                    );
                 }
                 Err(e) => {
                     let delay = backoff.next_delay();
@@ -405,6 +410,33 @@ impl StreamTask {
         self.resume.set_last_event_id(&e.last_event_id);
         true
     }
+}
+
+/// The SSE client's request and proxy settings of an endpoint's options; the environment's
+/// proxies are read now, when the stream starts.
+fn request_of(options: &RequestOptions) -> (sse::RequestSpec, sse::ProxyConfig) {
+    let spec = sse::RequestSpec {
+        method: match options.method {
+            Method::Get => http::Method::GET,
+            Method::Post => http::Method::POST,
+        },
+        body: options.body.as_deref().map(Arc::from),
+        content_type: options
+            .content_type
+            .as_deref()
+            .and_then(|ct| http::HeaderValue::from_str(ct).ok())
+            .unwrap_or_else(|| http::HeaderValue::from_static("application/json")),
+        compression: options.compression,
+    };
+    let proxy = match &options.proxy {
+        Proxy::FromEnvironment => sse::ProxyConfig::from_env(),
+        Proxy::Direct => sse::ProxyConfig::Direct,
+        Proxy::Via { url, .. } => match sse::proxy::ProxyAddr::from_url(url) {
+            Ok(p) => sse::ProxyConfig::Via(p),
+            Err(e) => sse::ProxyConfig::Unusable(e),
+        },
+    };
+    (spec, proxy)
 }
 
 #[cfg(test)]

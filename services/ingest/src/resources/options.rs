@@ -13,7 +13,7 @@ mod auth;
 mod request;
 
 pub use auth::{HttpAuth, OAuth2};
-pub use request::{Method, Proxy, RequestOptions};
+pub use request::{MAX_HEADER_VALUE_BYTES, Method, Proxy, RequestOptions};
 
 /// Longest `additionalConfiguration` accepted, in bytes: it is read from a resource file or ADR.
 pub const MAX_OPTIONS_BYTES: usize = 64 * 1024;

@@ -26,12 +26,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::http::{self as transport, Body, Conn};
+use super::decode::Decoder;
+use super::http::{self as transport, Body, Conn, Wire};
 use super::parser::{Parser, ParserNotice, SseEvent};
+use super::proxy::{self, ProxyAddr, ProxyConfig};
+use super::request::{
+    RequestSpec, after_redirect, build_request, is_redirect, redirect_target, without_credentials,
+};
 use super::tokens::Tokens;
-use tls_problem::tls_problem;
-
-mod tls_problem;
 
 /// Redirects followed for one connection attempt.
 const MAX_REDIRECTS: usize = 10;
@@ -106,9 +108,14 @@ pub struct ClientConfig {
     /// No reconnect comes sooner than this after a disconnect, whatever the server's `retry:` or
     /// `Retry-After` says (default [`DEFAULT_MIN_RECONNECT_DELAY`]).
     pub min_reconnect_delay: Duration,
-    /// Counts the body bytes read (after decoding) over every connection: shared with the
-    /// stream's status, which the metrics read (one relaxed add per read, not per event).
+    /// Counts the body bytes read (after chunked decoding, before gzip: as on the wire) over
+    /// every connection: shared with the stream's status, which the metrics read (one relaxed
+    /// add per read, not per event).
     pub bytes_read: Arc<AtomicU64>,
+    /// Method, body and compression of the request (default: a GET).
+    pub request: RequestSpec,
+    /// How connections travel (default: directly).
+    pub proxy: ProxyConfig,
 }
 
 impl ClientConfig {
@@ -127,6 +134,8 @@ impl ClientConfig {
             backoff: Backoff::standard(),
             min_reconnect_delay: DEFAULT_MIN_RECONNECT_DELAY,
             bytes_read: Arc::default(),
+            request: RequestSpec::default(),
+            proxy: ProxyConfig::Direct,
         }
     }
 }
@@ -138,6 +147,8 @@ impl std::fmt::Debug for ClientConfig {
             .field("read_timeout", &self.read_timeout)
             .field("max_event_bytes", &self.max_event_bytes)
             .field("min_reconnect_delay", &self.min_reconnect_delay)
+            .field("method", &self.request.method)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -372,12 +383,18 @@ impl<O: Owner> Reader<O> {
                 };
             }
         };
+        if let ProxyConfig::Unusable(reason) = &self.cfg.proxy {
+            return Attempt::Stop(reason.clone());
+        }
         if let Err(attempt) = self.add_token(&mut extra).await {
             return attempt;
         }
+        // The proxy's credentials go to the proxy on every hop, never to a server.
+        let proxy_auth = extra.remove(header::PROXY_AUTHORIZATION);
         let mut url = without_credentials(&self.cfg.url);
         let origin = url.origin();
         let mut same_origin = true;
+        let mut hop = self.cfg.request.first_hop();
         // Built on the first hop to another origin: the same trust, no client certificate.
         let mut foreign_tls = None;
         for redirects in 0..=MAX_REDIRECTS {
@@ -390,18 +407,24 @@ impl<O: Owner> Reader<O> {
                 &url,
                 same_origin.then_some(&extra),
                 self.parser.last_event_id(),
+                (&self.cfg.request, &hop),
             ) {
                 Ok(request) => request,
                 Err(reason) => return Attempt::Stop(reason),
             };
-            let (mut conn, response, body) = match self.open_hop(&url, tls, &request).await {
+            let route = Route {
+                proxy: self.cfg.proxy.for_url(&url),
+                auth: proxy_auth.as_ref(),
+                body: self.cfg.request.body_of(&hop),
+            };
+            let (mut conn, response, body) = match self.open_hop(&url, tls, &request, route).await {
                 Ok(opened) => opened,
                 Err(attempt) => return attempt,
             };
             if !is_redirect(response.status()) {
                 return match classify(&response) {
                     Some(outcome) => outcome,
-                    None => self.read_stream(&mut conn, body).await,
+                    None => self.read_stream(&mut conn, body, &response).await,
                 };
             }
             if redirects == MAX_REDIRECTS {
@@ -411,6 +434,7 @@ impl<O: Owner> Reader<O> {
                 Ok(next) => {
                     tracing::debug!(to = %display_url(&next), status = response.status().as_u16(), "sse redirect");
                     same_origin &= next.origin() == origin;
+                    hop = after_redirect(&hop, response.status());
                     url = next;
                 }
                 Err(error) => {
@@ -436,10 +460,11 @@ impl<O: Owner> Reader<O> {
         url: &url::Url,
         tls: &Arc<rustls::ClientConfig>,
         request: &Request<()>,
+        route: Route<'_>,
     ) -> Result<(Conn, Response<()>, Body), Attempt> {
         let opened = tokio::select! {
             () = self.token.cancelled() => return Err(Attempt::Quit),
-            r = tokio::time::timeout(self.cfg.read_timeout, open(url, tls, request)) => r,
+            r = tokio::time::timeout(self.cfg.read_timeout, open(url, tls, request, route)) => r,
         };
         match opened {
             Err(_) => Err(Attempt::Retry {
@@ -466,8 +491,19 @@ impl<O: Owner> Reader<O> {
         }
     }
 
-    /// Feeds the body to the parser and the events to the owner until the stream ends.
-    async fn read_stream(&mut self, conn: &mut Conn, mut body: Body) -> Attempt {
+    /// Feeds the body (decoded when compressed) to the parser and the events to the owner until
+    /// the stream ends.
+    async fn read_stream(
+        &mut self,
+        conn: &mut Conn,
+        mut body: Body,
+        response: &Response<()>,
+    ) -> Attempt {
+        let encoding = response.headers().get(header::CONTENT_ENCODING);
+        let mut decoder = match Decoder::for_encoding(encoding, self.cfg.max_event_bytes) {
+            Ok(decoder) => decoder,
+            Err(error) => return retry(error, super::ended::DECODE, Delay::Long),
+        };
         if !self.send(ClientEvent::Connected).await {
             return Attempt::Quit;
         }
@@ -475,6 +511,7 @@ impl<O: Owner> Reader<O> {
         self.backoff.connected();
         self.long_backoff.reset();
         let (mut events, mut notices) = (Vec::new(), Vec::new());
+        let mut cut = None;
         // One cancellation waiter and one timer for the whole connection, not one of each per
         // read: the timer is moved on only when it fires before the silence is long enough.
         let cancelled = self.token.clone().cancelled_owned();
@@ -490,7 +527,14 @@ impl<O: Owner> Reader<O> {
                 () = &mut cancelled => return Attempt::Quit,
                 r = body.read(conn, |data| {
                     bytes_read.fetch_add(data.len() as u64, Ordering::Relaxed);
-                    parser.feed(data, &mut events, &mut notices);
+                    match &mut decoder {
+                        None => parser.feed(data, &mut events, &mut notices),
+                        Some(d) => {
+                            if let Err(e) = d.feed(data, parser, &mut events, &mut notices) {
+                                cut.get_or_insert(e);
+                            }
+                        }
+                    }
                 }) => r,
                 () = &mut silence => {
                     let due = last_data + self.cfg.read_timeout;
@@ -509,27 +553,23 @@ impl<O: Owner> Reader<O> {
                 }
             };
             last_data = Instant::now();
-            match read {
-                Err(e) => {
-                    return Attempt::Retry {
-                        error: format!("stream broke: {}", error_chain(&e)),
-                        reason: super::ended::READ_ERROR,
-                        delay: Delay::AfterStream,
-                    };
-                }
-                Ok(more) => {
-                    if !self.dispatch(&mut events, &mut notices).await {
-                        return Attempt::Quit;
-                    }
-                    if !more {
-                        return Attempt::Retry {
-                            error: "server closed the stream".to_owned(),
-                            reason: super::ended::EOF,
-                            delay: Delay::AfterStream,
-                        };
-                    }
-                }
+            if !self.dispatch(&mut events, &mut notices).await {
+                return Attempt::Quit;
             }
+            return match (read, cut.take()) {
+                (_, Some(e)) => retry(e.to_string(), super::ended::DECODE, Delay::AfterStream),
+                (Err(e), None) => retry(
+                    format!("stream broke: {}", error_chain(&e)),
+                    super::ended::READ_ERROR,
+                    Delay::AfterStream,
+                ),
+                (Ok(true), None) => continue,
+                (Ok(false), None) => retry(
+                    "server closed the stream".to_owned(),
+                    super::ended::EOF,
+                    Delay::AfterStream,
+                ),
+            };
         }
     }
 
@@ -567,6 +607,15 @@ impl<O: Owner> Reader<O> {
     }
 }
 
+/// A retry after `error`, with its reason label and delay.
+fn retry(error: String, reason: &'static str, delay: Delay) -> Attempt {
+    Attempt::Retry {
+        error,
+        reason,
+        delay,
+    }
+}
+
 /// A server's `retry:` time clamped to `[floor, MAX_SERVER_RETRY]`: `retry: 0` must not make a
 /// hot reconnect loop (each attempt re-reads secrets and may do a TLS handshake), and a huge value
 /// must not park the stream for days.
@@ -574,108 +623,45 @@ fn server_retry(ms: u64, floor: Duration) -> Duration {
     Duration::from_millis(ms).clamp(floor.min(MAX_SERVER_RETRY), MAX_SERVER_RETRY)
 }
 
-/// `tls` without a client certificate, for a redirect target of another origin: a client
-/// certificate identifies the device's client to the device's own server only.
-fn without_client_cert(tls: &Arc<rustls::ClientConfig>) -> Arc<rustls::ClientConfig> {
-    let mut config = rustls::ClientConfig::clone(tls);
-    config.client_auth_cert_resolver = Arc::new(NoClientCert);
-    Arc::new(config)
+/// How one hop travels: through which proxy (with which credentials), with which body.
+#[derive(Clone, Copy)]
+struct Route<'a> {
+    proxy: Option<&'a ProxyAddr>,
+    auth: Option<&'a HeaderValue>,
+    body: Option<&'a [u8]>,
 }
 
-/// Offers no client certificate.
-#[derive(Debug)]
-struct NoClientCert;
-
-impl rustls::client::ResolvesClientCert for NoClientCert {
-    fn resolve(
-        &self,
-        _root_hint_subjects: &[&[u8]],
-        _sigschemes: &[rustls::SignatureScheme],
-    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        None
-    }
-
-    fn has_certs(&self) -> bool {
-        false
-    }
-}
-
-/// One request: connect, send, read the response head.
+/// One request: connect (through the proxy, if any), send, read the response head.
 async fn open(
     url: &url::Url,
     tls: &Arc<rustls::ClientConfig>,
     request: &Request<()>,
+    route: Route<'_>,
 ) -> Result<(Conn, Response<()>, Body), transport::HttpError> {
-    let mut conn = transport::connect(url, tls).await?;
-    transport::send(&mut conn, request).await?;
+    let (mut conn, absolute) = match route.proxy {
+        None => (transport::connect(url, tls).await?, false),
+        Some(p) => proxy::connect(p, url, tls, route.auth).await?,
+    };
+    let wire = Wire {
+        body: route.body,
+        proxy: absolute.then(|| route.proxy.and_then(|p| p.auth()).or(route.auth)),
+    };
+    transport::send(&mut conn, request, wire).await?;
     let (response, body) = transport::read_head(&mut conn).await?;
+    if let (true, Some(p)) = (absolute, route.proxy)
+        && response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED
+    {
+        let what = if wire.proxy.flatten().is_some() {
+            "refused the proxy credentials"
+        } else {
+            "requires authentication"
+        };
+        return Err(transport::HttpError::Proxy(format!(
+            "proxy {}: {what} (HTTP 407)",
+            p.name()
+        )));
+    }
     Ok((conn, response, body))
-}
-
-/// The GET for one hop: SSE headers, the caller's headers (same origin only), `Last-Event-ID`.
-fn build_request(
-    url: &url::Url,
-    extra: Option<&HeaderMap>,
-    last_event_id: &str,
-) -> Result<Request<()>, String> {
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("unsupported URL scheme {:?}", url.scheme()));
-    }
-    let uri: http::Uri = url
-        .as_str()
-        .parse()
-        .map_err(|_| "URL is not a valid request URI".to_owned())?;
-    let mut request = Request::new(());
-    *request.uri_mut() = uri;
-    let headers = request.headers_mut();
-    if let Some(extra) = extra {
-        headers.extend(extra.clone());
-    }
-    headers.insert(
-        header::ACCEPT,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    if !last_event_id.is_empty() {
-        match HeaderValue::from_bytes(last_event_id.as_bytes()) {
-            Ok(value) => {
-                headers.insert("last-event-id", value);
-            }
-            Err(_) => tracing::warn!(
-                len = last_event_id.len(),
-                "last event ID is not a valid header value; connecting without Last-Event-ID"
-            ),
-        }
-    }
-    Ok(request)
-}
-
-fn is_redirect(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
-}
-
-/// Where a redirect points, resolved against the current URL.
-fn redirect_target(current: &url::Url, response: &Response<()>) -> Result<url::Url, String> {
-    let status = status_text(response.status());
-    let location = response
-        .headers()
-        .get(header::LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| format!("redirect without a valid Location ({status})"))?;
-    let next = current
-        .join(location)
-        .map_err(|_| format!("redirect to an invalid Location ({status})"))?;
-    if !matches!(next.scheme(), "http" | "https") {
-        return Err(format!("redirect to an unsupported scheme ({status})"));
-    }
-    if current.scheme() == "https" && next.scheme() == "http" {
-        return Err(format!(
-            "redirect from https to plain http refused ({status} to {})",
-            crate::stream_key::shown_url(&next)
-        ));
-    }
-    Ok(without_credentials(&next))
 }
 
 /// What a final (non-redirect) response means; `None` = a stream to read.
@@ -750,20 +736,11 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// "HTTP 503 Service Unavailable".
-fn status_text(status: StatusCode) -> String {
+pub(super) fn status_text(status: StatusCode) -> String {
     match status.canonical_reason() {
         Some(reason) => format!("HTTP {} {reason}", status.as_u16()),
         None => format!("HTTP {}", status.as_u16()),
     }
-}
-
-/// The URL without user name and password (never sent, never logged).
-fn without_credentials(url: &url::Url) -> url::Url {
-    let mut url = url.clone();
-    // Only fails for URLs that cannot have credentials, which then have none.
-    let _ = url.set_username("");
-    let _ = url.set_password(None);
-    url
 }
 
 /// The URL for logs: scheme, host, port and path; no credentials, no query (it may hold tokens).
@@ -781,6 +758,10 @@ fn truncate(text: &str, max: usize) -> &str {
         None => text,
     }
 }
+
+mod tls;
+
+use tls::{tls_problem, without_client_cert};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -6,6 +6,10 @@
 pub const CREDENTIALS: &str = "credentials";
 /// The host name did not resolve, or no address accepted a TCP connection.
 pub const CONNECT_FAILED: &str = "connect_failed";
+/// The proxy could not be reached, or refused the tunnel or its credentials.
+pub const PROXY: &str = "proxy";
+/// A compressed body could not be decoded, or decoded past the event limit (a compression bomb).
+pub const DECODE: &str = "decode";
 /// The TLS handshake failed (certificate rejected either way, or another TLS error).
 pub const TLS: &str = "tls";
 /// No response within the read timeout, or no data for the read timeout on an open stream.
@@ -24,9 +28,11 @@ pub const EOF: &str = "eof";
 pub const READ_ERROR: &str = "read_error";
 
 /// Every reason, for the docs and the tests.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 12] = [
     CREDENTIALS,
     CONNECT_FAILED,
+    PROXY,
+    DECODE,
     TLS,
     TIMEOUT,
     AUTH,
@@ -45,5 +51,6 @@ pub(crate) fn of_open_error(e: &super::http::HttpError) -> &'static str {
         E::Tls(_) => TLS,
         E::Io(_) => READ_ERROR,
         E::Protocol(_) => PROTOCOL,
+        E::Proxy(_) => PROXY,
     }
 }

@@ -1,4 +1,5 @@
-//! HTTP/1.1 for one SSE stream: connect (TCP, then TLS with rustls for `https`), send one GET,
+//! HTTP/1.1 for one SSE stream: connect (TCP, then TLS with rustls for `https`; [`super::proxy`]
+//! for a proxy), send one request (GET, or POST with its body),
 //! read the response head (parsed by `httparse`), and decode the body (chunked, by length, or
 //! until close) straight into the caller's sink.
 //!
@@ -62,10 +63,23 @@ pub enum HttpError {
     /// The server sent something that is not HTTP/1.1, or broke its framing.
     #[error("invalid HTTP response: {0}")]
     Protocol(String),
+    /// The proxy could not be reached or refused the tunnel; names it by `host:port` only.
+    #[error("{0}")]
+    Proxy(String),
 }
 
 /// Opens a connection to the URL's host and port (TLS for `https` with `tls`).
 pub async fn connect(url: &url::Url, tls: &Arc<rustls::ClientConfig>) -> Result<Conn, HttpError> {
+    let (host, port) = host_port(url)?;
+    let tcp = tcp_connect(&host, port).await?;
+    if url.scheme() != "https" {
+        return Ok(Either::Left(tcp));
+    }
+    tls_handshake(host, tcp, tls).await
+}
+
+/// The URL's host (IPv6 without brackets) and port.
+pub fn host_port(url: &url::Url) -> Result<(String, u16), HttpError> {
     let port = url
         .port_or_known_default()
         .ok_or_else(|| HttpError::Protocol("URL has no port".into()))?;
@@ -75,10 +89,15 @@ pub async fn connect(url: &url::Url, tls: &Arc<rustls::ClientConfig>) -> Result<
         Some(url::Host::Ipv6(a)) => a.to_string(),
         None => return Err(HttpError::Protocol("URL has no host".into())),
     };
-    let addrs = tokio::net::lookup_host((host.as_str(), port))
+    Ok((host, port))
+}
+
+/// A TCP connection to the first address of `host` that accepts one, with keep-alive.
+pub async fn tcp_connect(host: &str, port: u16) -> Result<TcpStream, HttpError> {
+    let addrs = tokio::net::lookup_host((host, port))
         .await
         .map_err(|source| HttpError::Resolve {
-            host: host.clone(),
+            host: host.to_owned(),
             source,
         })?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
@@ -98,9 +117,15 @@ pub async fn connect(url: &url::Url, tls: &Arc<rustls::ClientConfig>) -> Result<
     socket2::SockRef::from(&tcp)
         .set_tcp_keepalive(&keepalive)
         .map_err(HttpError::Connect)?;
-    if url.scheme() != "https" {
-        return Ok(Either::Left(tcp));
-    }
+    Ok(tcp)
+}
+
+/// The TLS handshake with `host` over `tcp` (a direct connection or a proxy tunnel).
+pub async fn tls_handshake(
+    host: String,
+    tcp: TcpStream,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<Conn, HttpError> {
     let name = rustls::pki_types::ServerName::try_from(host)
         .map_err(|_| HttpError::Protocol("host is not a valid TLS server name".into()))?;
     let stream = tokio_rustls::TlsConnector::from(tls.clone())
@@ -110,21 +135,47 @@ pub async fn connect(url: &url::Url, tls: &Arc<rustls::ClientConfig>) -> Result<
     Ok(Either::Right(stream))
 }
 
-/// Writes `request` (a GET without body; its URI absolute) on `conn`.
-pub async fn send(conn: &mut Conn, request: &Request<()>) -> Result<(), HttpError> {
+/// How a request goes on the wire besides its head: its body, and for a plain `http` request
+/// through a proxy, the absolute form and the proxy's credentials.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wire<'a> {
+    /// The body (its `Content-Length` and `Content-Type` are among the request's headers).
+    pub body: Option<&'a [u8]>,
+    /// Through a proxy: `Some` (with its `Proxy-Authorization`, if any); the request target is
+    /// then the absolute URI.
+    pub proxy: Option<Option<&'a HeaderValue>>,
+}
+
+/// Writes `request` (its URI absolute) and its body on `conn`, in one write.
+pub async fn send(conn: &mut Conn, request: &Request<()>, wire: Wire<'_>) -> Result<(), HttpError> {
+    let head = encode(request, wire)?;
+    conn.write_all(&head).await.map_err(HttpError::Io)?;
+    conn.flush().await.map_err(HttpError::Io)
+}
+
+/// The request's bytes: request line, headers, body.
+pub(crate) fn encode(request: &Request<()>, wire: Wire<'_>) -> Result<Vec<u8>, HttpError> {
     let uri = request.uri();
     let authority = uri
         .authority()
         .ok_or_else(|| HttpError::Protocol("request URI has no host".into()))?;
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut head = Vec::with_capacity(256);
+    let body = wire.body.unwrap_or_default();
+    let mut head = Vec::with_capacity(256 + body.len());
     head.extend_from_slice(request.method().as_str().as_bytes());
     head.push(b' ');
-    head.extend_from_slice(path.as_bytes());
+    if wire.proxy.is_some() {
+        head.extend_from_slice(uri.to_string().as_bytes());
+    } else {
+        head.extend_from_slice(uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
+    }
     head.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     head.extend_from_slice(authority.as_str().as_bytes());
     head.extend_from_slice(b"\r\n");
-    for (name, value) in request.headers() {
+    let proxy_auth = wire
+        .proxy
+        .flatten()
+        .map(|v| (&header::PROXY_AUTHORIZATION, v));
+    for (name, value) in request.headers().iter().chain(proxy_auth) {
         if name == header::HOST {
             continue;
         }
@@ -134,8 +185,8 @@ pub async fn send(conn: &mut Conn, request: &Request<()>) -> Result<(), HttpErro
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    conn.write_all(&head).await.map_err(HttpError::Io)?;
-    conn.flush().await.map_err(HttpError::Io)
+    head.extend_from_slice(body);
+    Ok(head)
 }
 
 /// Reads the response head (skipping 1xx interim responses); returns it and the body decoder,

@@ -57,7 +57,7 @@ pub enum Proxy {
     Direct,
     /// `{"url": ..., "username": ..., "password": ...}`: through this HTTP proxy.
     Via {
-        /// The proxy (`http://host:port`).
+        /// The proxy (`http://host:port`; `https://` proxies are refused).
         url: url::Url,
         /// Proxy user name, inline or from a secret.
         username: Option<OptionValue>,
@@ -164,10 +164,15 @@ fn proxy(v: &Value, at: &Path) -> Result<Proxy, String> {
     only_keys(obj, &["url", "username", "password"], at)?;
     let url = url::Url::parse(required_str(obj, "url", at)?)
         .map_err(|e| at.key("url").error(&format!("not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(at
-            .key("url")
-            .error("must be http://host:port or https://host:port"));
+    if url.scheme() == "https" {
+        // TLS to the proxy would wrap the tunnel's TLS in a second TLS stream, which the SSE
+        // client's connection does not hold; CONNECT keeps an https stream encrypted anyway.
+        return Err(at.key("url").error(
+            "https:// proxies are not supported: use http://host:port (an https stream stays encrypted through the CONNECT tunnel)",
+        ));
+    }
+    if url.scheme() != "http" || url.host_str().is_none() {
+        return Err(at.key("url").error("must be http://host:port"));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(at

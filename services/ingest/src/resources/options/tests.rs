@@ -115,6 +115,10 @@ fn bad_options_are_named_never_their_values() {
             "proxy.url: must be http",
         ),
         (
+            r#"{"proxy": {"url": "https://p:3128"}}"#,
+            "proxy.url: https:// proxies are not supported",
+        ),
+        (
             r#"{"proxy": {"url": "http://u:pw@p:3128"}}"#,
             "must not hold credentials",
         ),

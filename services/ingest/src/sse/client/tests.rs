@@ -1,4 +1,11 @@
 use super::*;
+use crate::sse::request::{build_request, redirect_target};
+
+/// `build_request` of a plain GET.
+fn get(url: &url::Url, extra: Option<&HeaderMap>, id: &str) -> Result<Request<()>, String> {
+    let spec = RequestSpec::default();
+    build_request(url, extra, id, (&spec, &spec.first_hop()))
+}
 
 #[test]
 fn event_stream_content_type_essence() {
@@ -82,7 +89,7 @@ fn request_headers_and_last_event_id_policy() {
     let mut extra = HeaderMap::new();
     extra.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
     extra.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-    let request = build_request(&url, Some(&extra), "42").unwrap();
+    let request = get(&url, Some(&extra), "42").unwrap();
     let h = request.headers();
     assert_eq!(h[header::ACCEPT], "text/event-stream");
     assert_eq!(h[header::CACHE_CONTROL], "no-cache");
@@ -90,20 +97,20 @@ fn request_headers_and_last_event_id_policy() {
     assert_eq!(h["last-event-id"], "42");
     assert_eq!(request.uri(), "http://127.0.0.1:1/s?x=1");
 
-    let request = build_request(&url, None, "").unwrap();
+    let request = get(&url, None, "").unwrap();
     assert!(request.headers().get("last-event-id").is_none());
     assert!(request.headers().get(header::AUTHORIZATION).is_none());
 
-    let request = build_request(&url, None, "a\u{1}b").unwrap();
+    let request = get(&url, None, "a\u{1}b").unwrap();
     assert!(request.headers().get("last-event-id").is_none());
-    let request = build_request(&url, None, "caf\u{e9}").unwrap();
+    let request = get(&url, None, "caf\u{e9}").unwrap();
     assert_eq!(
         request.headers()["last-event-id"].as_bytes(),
         "caf\u{e9}".as_bytes()
     );
 
     let ftp: url::Url = "ftp://h/x".parse().unwrap();
-    assert!(build_request(&ftp, None, "").is_err());
+    assert!(get(&ftp, None, "").is_err());
 }
 
 #[test]

@@ -1,7 +1,34 @@
-//! TLS failures of a connection attempt as status messages, named for whoever must act: the
-//! server's certificate (expired, untrusted, wrong name) or ours (rejected by the server).
+//! TLS for the stream client: no client certificate towards another origin, and TLS failures
+//! named for the person who must act on them.
 
 use std::error::Error as StdError;
+use std::sync::Arc;
+
+/// `tls` without a client certificate, for a redirect target of another origin: a client
+/// certificate identifies the device's client to the device's own server only.
+pub(super) fn without_client_cert(tls: &Arc<rustls::ClientConfig>) -> Arc<rustls::ClientConfig> {
+    let mut config = rustls::ClientConfig::clone(tls);
+    config.client_auth_cert_resolver = Arc::new(NoClientCert);
+    Arc::new(config)
+}
+
+/// Offers no client certificate.
+#[derive(Debug)]
+struct NoClientCert;
+
+impl rustls::client::ResolvesClientCert for NoClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        None
+    }
+
+    fn has_certs(&self) -> bool {
+        false
+    }
+}
 
 /// The TLS failure in an error's source chain, named for the person who must act on it:
 /// the server's certificate (expired, untrusted, wrong name) or ours (rejected by the server).
