@@ -370,25 +370,27 @@ impl<O: Owner> Reader<O> {
         }
     }
 
+    /// This connection's headers: the files' (secrets, headers, proxy credentials) and the
+    /// fetched token; a failure is the attempt's outcome.
+    async fn connection_headers(&mut self) -> Result<HeaderMap, Attempt> {
+        // Self-describing errors (e.g. "secret c/key is missing"), never a secret value.
+        let mut extra = self
+            .headers()
+            .await
+            .map_err(|error| retry(error, super::ended::CREDENTIALS, Delay::Long))?;
+        if let ProxyConfig::Unusable(reason) = &self.cfg.proxy {
+            return Err(Attempt::Stop(reason.clone()));
+        }
+        self.add_token(&mut extra).await?;
+        Ok(extra)
+    }
+
     /// One connection: request (following redirects), then read the stream until it ends.
     async fn connect_and_read(&mut self) -> Attempt {
-        let mut extra = match self.headers().await {
-            Ok(headers) => headers,
-            Err(error) => {
-                // Self-describing (e.g. "secret c/key is missing"), never a secret value.
-                return Attempt::Retry {
-                    error,
-                    reason: super::ended::CREDENTIALS,
-                    delay: Delay::Long,
-                };
-            }
+        let mut extra = match self.connection_headers().await {
+            Ok(extra) => extra,
+            Err(attempt) => return attempt,
         };
-        if let ProxyConfig::Unusable(reason) = &self.cfg.proxy {
-            return Attempt::Stop(reason.clone());
-        }
-        if let Err(attempt) = self.add_token(&mut extra).await {
-            return attempt;
-        }
         // The proxy's credentials go to the proxy on every hop, never to a server.
         let proxy_auth = extra.remove(header::PROXY_AUTHORIZATION);
         let mut url = without_credentials(&self.cfg.url);
