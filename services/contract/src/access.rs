@@ -98,7 +98,7 @@ pub fn rule(path: &str) -> Option<Access> {
         }
     } else {
         match path.strip_prefix(INGEST)? {
-            "ListStreams" | "GetStatus" => Access::Read,
+            "ListStreams" | "GetStatus" | "ListDiscovered" => Access::Read,
             _ => return None,
         }
     };

@@ -93,6 +93,14 @@ pub struct Config {
     /// At most 4 MiB (`EVENT_BYTES_MAX`), so every decoder after ingest accepts the event.
     #[arg(long, env = "INGEST_MAX_EVENT_BYTES", default_value_t = EVENT_BYTES_DEFAULT)]
     pub max_event_bytes: usize,
+    /// Distinct SSE event types no asset routes kept per device endpoint (`ListDiscovered`);
+    /// past it, events of further types are counted together as `other`.
+    #[arg(long, env = "INGEST_DISCOVERY_MAX_TYPES", default_value_t = crate::discovery::MAX_TYPES_DEFAULT, value_parser = max_types)]
+    pub discovery_max_types: usize,
+    /// Bytes of the first payload of a discovered type kept as its sample; a longer payload is
+    /// kept cut, marked truncated, and no schema is inferred from it.
+    #[arg(long, env = "INGEST_DISCOVERY_SAMPLE_BYTES", default_value_t = crate::discovery::SAMPLE_BYTES_DEFAULT, value_parser = sample_bytes)]
+    pub discovery_sample_bytes: usize,
     /// Largest resource file read, in bytes; a larger one is refused with an error naming it
     /// (its resources are not served) and the other files load.
     #[arg(long, env = "INGEST_MAX_RESOURCE_FILE_BYTES", default_value_t = RESOURCE_FILE_BYTES_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..))]
@@ -333,6 +341,26 @@ impl Config {
     /// The schema service endpoint for the gRPC client.
     pub fn schema_endpoint(&self) -> tonic::transport::Endpoint {
         tonic::transport::Endpoint::from(self.schema.clone())
+    }
+}
+
+/// Parses `--discovery-max-types`: 1 to [`crate::discovery::MAX_TYPES_LIMIT`].
+fn max_types(s: &str) -> Result<usize, String> {
+    bounded(s, 1, crate::discovery::MAX_TYPES_LIMIT)
+}
+
+/// Parses `--discovery-sample-bytes`: 1 to [`crate::discovery::SAMPLE_BYTES_LIMIT`].
+fn sample_bytes(s: &str) -> Result<usize, String> {
+    bounded(s, 1, crate::discovery::SAMPLE_BYTES_LIMIT)
+}
+
+/// A whole number in `[min, max]`.
+fn bounded(s: &str, min: usize, max: usize) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is not in {min}..={max}"))
     }
 }
 

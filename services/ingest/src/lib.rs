@@ -12,6 +12,7 @@ pub mod auth;
 pub mod budget;
 pub mod checkpoint;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod event;
 pub mod forward;
@@ -76,7 +77,11 @@ pub async fn run_linked(
     let config = &settings.flags;
     let endpoint = schema_endpoint(config);
     let security = settings.security.clone();
-    let status = Arc::new(status::Status::default());
+    let discovery = discovery::Discovery::new(discovery::Limits {
+        max_types: config.discovery_max_types,
+        sample_bytes: config.discovery_sample_bytes,
+    });
+    let status = Arc::new(status::Status::default().with_discovery(Arc::new(discovery)));
     let access = Arc::new(access_file(config)?);
     // From ADR, the first resources arrive once the ADR client is connected (below).
     let first = match settings.adr {

@@ -17,6 +17,7 @@ use crate::akri::mounts::EndpointFiles;
 use crate::auth;
 use crate::budget::{Budget, Held};
 use crate::checkpoint::{self, SharedProgress};
+use crate::discovery::EndpointTypes;
 use crate::event::{self, IdGen, RoutedEvent};
 use crate::routing::StreamPlan;
 use crate::span::ReceiveSpan;
@@ -107,6 +108,9 @@ pub struct StreamTask {
     resume: Resume,
     /// The names of its events' receive spans.
     receive: ReceiveSpan,
+    /// Where its unrouted event types are counted (its endpoint's, shared with its other
+    /// streams), and the data source of this stream for their snippet.
+    discovered: (Arc<EndpointTypes>, Arc<str>),
 }
 
 /// The stream task as the SSE reader's owner: each report is handled in the reader's own task.
@@ -129,7 +133,10 @@ impl StreamTask {
         status: Arc<Status>,
         out: mpsc::Sender<RoutedEvent>,
     ) -> Self {
+        let types = status.discovery().endpoint(&plan.device, &plan.endpoint);
+        let source = types.source_of(&plan.url);
         Self {
+            discovered: (types, source),
             key: Arc::from(plan.key.as_str()),
             receive: ReceiveSpan::new(&plan.device, &plan.endpoint),
             plan,
@@ -317,9 +324,19 @@ impl StreamTask {
     async fn dispatch(&mut self, mut e: SseEvent, token: &CancellationToken) -> bool {
         let received_unix_nanos = event::unix_nanos_now();
         let d = self.plan.dispatch(&e.event_type);
+        // Routed nowhere: a discovered type (a lookup and a counter once the type is known).
+        let new_type = if d.routes.is_empty() {
+            let (types, source) = &self.discovered;
+            types.record(&e.event_type, e.data.as_bytes(), source)
+        } else {
+            None
+        };
         self.status.update(&self.key, |s| {
             s.received += 1;
             s.unmatched += d.unmatched;
+            if let Some(n) = new_type {
+                s.discovered_types = n;
+            }
             s.last_event_id.clone_from(&e.last_event_id);
         });
         let index = self.ids.next_index(&e.last_event_id);
