@@ -101,6 +101,10 @@ pub struct Config {
     /// kept cut, marked truncated, and no schema is inferred from it.
     #[arg(long, env = "INGEST_DISCOVERY_SAMPLE_BYTES", default_value_t = crate::discovery::SAMPLE_BYTES_DEFAULT, value_parser = sample_bytes)]
     pub discovery_sample_bytes: usize,
+    /// Publish each endpoint's discovered event types as retained JSON under this topic root
+    /// (`<root>/<device>/<endpoint>`, e.g. `sse-connector/discovery`); empty: do not publish.
+    #[arg(long, env = "INGEST_DISCOVERY_TOPIC", default_value = "")]
+    pub discovery_topic: String,
     /// Largest resource file read, in bytes; a larger one is refused with an error naming it
     /// (its resources are not served) and the other files load.
     #[arg(long, env = "INGEST_MAX_RESOURCE_FILE_BYTES", default_value_t = RESOURCE_FILE_BYTES_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..))]
@@ -285,10 +289,20 @@ impl Config {
                 &self.checkpoint_topic,
                 OwnedTopic::Checkpoint,
             ),
+            (
+                "--discovery-topic",
+                self.discovery_topic.trim_end_matches('/'),
+                OwnedTopic::Discovery,
+            ),
         ];
         for (flag, prefix, rule) in prefixes {
-            // An empty status topic turns the status reports off.
-            if flag == "--status-topic" && self.status_topic.is_empty() {
+            // An empty status or discovery topic turns its messages off.
+            let off = match flag {
+                "--status-topic" => self.status_topic.is_empty(),
+                "--discovery-topic" => self.discovery_topic.is_empty(),
+                _ => false,
+            };
+            if off {
                 continue;
             }
             check_own_prefix(prefix, rule)

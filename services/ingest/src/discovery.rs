@@ -12,11 +12,13 @@
 
 pub mod listing;
 pub mod snippet;
+pub mod topic;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -115,6 +117,8 @@ pub struct EndpointTypes {
     limits: Limits,
     address: Mutex<Option<Url>>,
     types: Mutex<Types>,
+    /// Bumped whenever the set of types changes (the discovery topic republishes then).
+    generation: AtomicU64,
 }
 
 impl EndpointTypes {
@@ -125,6 +129,7 @@ impl EndpointTypes {
             limits,
             address: Mutex::new(None),
             types: Mutex::new(Types::default()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -146,7 +151,10 @@ impl EndpointTypes {
         if t.by_type.len() >= self.limits.max_types {
             match &mut t.other {
                 Some(o) => o.bump(now),
-                None => t.other = Some(Seen::new(now)),
+                None => {
+                    t.other = Some(Seen::new(now));
+                    self.changed();
+                }
             }
             return None;
         }
@@ -162,7 +170,17 @@ impl EndpointTypes {
                 schema: None,
             },
         );
+        self.changed();
         Some(t.by_type.len() as u64)
+    }
+
+    /// How many times the set of types changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The data source, relative to the endpoint's address, that reads `url` (what an event
@@ -275,10 +293,14 @@ impl Discovery {
                 continue;
             };
             let mut t = ep.lock();
+            let before = (t.by_type.len(), t.other.is_some());
             t.by_type
                 .retain(|ty, _| plans.iter().any(|p| p.dispatch(ty).routes.is_empty()));
             if plans.iter().all(|p| !p.datasets.is_empty()) {
                 t.other = None;
+            }
+            if before != (t.by_type.len(), t.other.is_some()) {
+                ep.changed();
             }
         }
         // Endpoints not read before get their address when their first reader asks for it.

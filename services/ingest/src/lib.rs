@@ -125,6 +125,9 @@ pub async fn run_linked(
     if let Some(reporter) = reporter(&settings, &status, &events_tx) {
         shutdown.tracker.spawn(reporter.run(token.clone()));
     }
+    if let Some(topic) = discovery_topic(&settings, &status, &events_tx) {
+        shutdown.tracker.spawn(topic.run(token.clone()));
+    }
     let mut streams = supervisor::Supervisor::new(
         stream_settings,
         status.clone(),
@@ -267,6 +270,28 @@ fn reporter(
         status: status.clone(),
         prefix,
         interval: settings.flags.status_interval,
+        out: out.clone(),
+    })
+}
+
+/// The discovery topic's publisher, when `--discovery-topic` is set; with several replicas each
+/// publishes the endpoints it reads under its ordinal, as the status reports do.
+fn discovery_topic(
+    settings: &Settings,
+    status: &Arc<status::Status>,
+    out: &mpsc::Sender<event::RoutedEvent>,
+) -> Option<discovery::topic::TopicPublisher> {
+    let root = settings.flags.discovery_topic.trim_end_matches('/');
+    if root.is_empty() {
+        return None;
+    }
+    let prefix = match settings.shard.replicas() {
+        1 => root.to_string(),
+        _ => format!("{root}/{}", settings.shard.ordinal()),
+    };
+    Some(discovery::topic::TopicPublisher {
+        discovery: status.discovery().clone(),
+        prefix,
         out: out.clone(),
     })
 }

@@ -191,3 +191,54 @@ fn names_for_resources() {
     assert_eq!(snippet::name_of("--"), "event");
     assert_eq!(snippet::name_of(&"x".repeat(100)).len(), 63);
 }
+
+#[test]
+fn the_discovery_message_has_the_discovered_asset_fields() {
+    let (d, ep, src) = discovery(Limits::default(), &[DEVICE, ALERTS]);
+    ep.record("humidity", br#"{"rh":40}"#, &src);
+    let v: serde_json::Value = serde_json::from_str(&topic::message(&listed(&d))).unwrap();
+    assert_eq!(v["name"], "dev-sse-0-discovered");
+    assert_eq!(v["deviceRef"]["deviceName"], "dev");
+    assert_eq!(v["deviceRef"]["endpointName"], "sse-0");
+    let group = &v["eventGroups"][0];
+    assert_eq!(group["dataSource"], "/alerts");
+    let event = &group["events"][0];
+    assert_eq!(
+        (&event["name"], &event["dataSource"]),
+        (&"humidity".into(), &"humidity".into())
+    );
+    assert_eq!(event["schema"]["properties"]["rh"]["type"], "integer");
+    assert_eq!(v["schemasOmitted"], false);
+}
+
+#[tokio::test]
+async fn the_topic_publishes_a_change_and_clears_an_endpoint_no_longer_read() {
+    let (d, ep, src) = discovery(Limits::default(), &[DEVICE, ALERTS]);
+    let d = Arc::new(d);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let publisher = topic::TopicPublisher {
+        discovery: d.clone(),
+        prefix: "sse-connector/discovery".into(),
+        out: tx,
+    };
+    let token = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(publisher.run(token.clone()));
+    ep.record("humidity", br#"{"rh":40}"#, &src);
+    let ev = rx.recv().await.unwrap();
+    let crate::resources::Destination::Mqtt(m) = &ev.route.destination else {
+        panic!("{:?}", ev.route.destination);
+    };
+    assert_eq!(m.topic, "sse-connector/discovery/dev/sse-0");
+    assert!(m.retain);
+    assert_eq!(ev.route.kind, crate::routing::RouteKind::Status);
+    assert_eq!(&*ev.stream_key, topic::DISCOVERY_STREAM);
+    let v: serde_json::Value = serde_json::from_slice(&ev.data).unwrap();
+    assert_eq!(v["eventGroups"][0]["events"][0]["dataSource"], "humidity");
+    // Unread now: its retained message is cleared.
+    let r = resources(&[DEVICE]);
+    d.retain(&plan(&r), &r);
+    let ev = rx.recv().await.unwrap();
+    assert!(ev.data.is_empty());
+    token.cancel();
+    run.await.unwrap();
+}
