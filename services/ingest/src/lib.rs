@@ -77,11 +77,7 @@ pub async fn run_linked(
     let config = &settings.flags;
     let endpoint = schema_endpoint(config);
     let security = settings.security.clone();
-    let discovery = discovery::Discovery::new(discovery::Limits {
-        max_types: config.discovery_max_types,
-        sample_bytes: config.discovery_sample_bytes,
-    });
-    let status = Arc::new(status::Status::default().with_discovery(Arc::new(discovery)));
+    let status = Arc::new(new_status(config));
     let access = Arc::new(access_file(config)?);
     // From ADR, the first resources arrive once the ADR client is connected (below).
     let first = match settings.adr {
@@ -148,6 +144,15 @@ pub async fn run_linked(
 
     serving.run(listener, token).await?;
     Ok(())
+}
+
+/// The status every part of ingest shares, keeping discovered types within the flags' limits.
+fn new_status(config: &Config) -> status::Status {
+    let discovery = discovery::Discovery::new(discovery::Limits {
+        max_types: config.discovery_max_types,
+        sample_bytes: config.discovery_sample_bytes,
+    });
+    status::Status::default().with_discovery(Arc::new(discovery))
 }
 
 /// Makes ingest's instruments, which read the status, budget, window and checkpoints when
