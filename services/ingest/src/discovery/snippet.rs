@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
-/// The resource API version of the snippet, the one the loader reads.
-const API_VERSION: &str = "namespaces.deviceregistry.microsoft.com/v1";
+use crate::resources::API_VERSION;
+
 /// Longest generated name (a Kubernetes name label).
 const NAME_MAX: usize = 63;
 
@@ -39,6 +39,63 @@ pub fn name_of(s: &str) -> String {
     if out.is_empty() { "event".into() } else { out }
 }
 
+/// The snippet's Asset, its fields in the order a person writes them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Asset<'a> {
+    api_version: &'a str,
+    kind: &'a str,
+    metadata: Metadata,
+    spec: Spec<'a>,
+}
+
+#[derive(Serialize)]
+struct Metadata {
+    name: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Spec<'a> {
+    device_ref: DeviceRef<'a>,
+    event_groups: Vec<Group<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceRef<'a> {
+    device_name: &'a str,
+    endpoint_name: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Group<'a> {
+    name: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    data_source: &'a str,
+    events: Vec<Event<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    name: String,
+    data_source: &'a str,
+    destinations: [Destination; 1],
+}
+
+#[derive(Serialize)]
+struct Destination {
+    target: &'static str,
+    configuration: Topic,
+}
+
+#[derive(Serialize)]
+struct Topic {
+    topic: String,
+}
+
 /// The Asset YAML routing every type of `types` read on `device`'s `endpoint`.
 pub fn asset_yaml(device: &str, endpoint: &str, types: &[SnippetType<'_>]) -> String {
     let mut by_source: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -49,60 +106,62 @@ pub fn asset_yaml(device: &str, endpoint: &str, types: &[SnippetType<'_>]) -> St
             .push(t.sse_type);
     }
     let several = by_source.len() > 1;
-    let groups: Vec<Value> = by_source
+    let event_groups = by_source
         .iter()
         .enumerate()
-        .map(|(i, (source, types))| {
-            let name = if several {
+        .map(|(i, (source, types))| Group {
+            name: if several {
                 format!("discovered-{}", i + 1)
             } else {
                 "discovered".into()
-            };
-            group(device, endpoint, &name, source, types)
+            },
+            data_source: source,
+            events: events(device, endpoint, types),
         })
         .collect();
-    let asset = json!({
-        "apiVersion": API_VERSION,
-        "kind": "Asset",
-        "metadata": { "name": name_of(&format!("{device}-{endpoint}-discovered")) },
-        "spec": {
-            "deviceRef": { "deviceName": device, "endpointName": endpoint },
-            "eventGroups": groups,
+    let asset = Asset {
+        api_version: API_VERSION,
+        kind: "Asset",
+        metadata: Metadata {
+            name: name_of(&format!("{device}-{endpoint}-discovered")),
         },
-    });
+        spec: Spec {
+            device_ref: DeviceRef {
+                device_name: device,
+                endpoint_name: endpoint,
+            },
+            event_groups,
+        },
+    };
     serde_yaml_ng::to_string(&asset).unwrap_or_default()
 }
 
-/// One event group of the snippet: an event per type, named after it (made unique).
-fn group(device: &str, endpoint: &str, name: &str, source: &str, types: &[&str]) -> Value {
+/// One event per type, named after it (made unique), to a placeholder topic.
+fn events<'a>(device: &str, endpoint: &str, types: &[&'a str]) -> Vec<Event<'a>> {
     let mut used = BTreeSet::new();
-    let events: Vec<Value> = types
+    types
         .iter()
         .map(|t| {
             let base = name_of(t);
-            let mut event = base.clone();
+            let mut name = base.clone();
             let mut n = 1;
-            while !used.insert(event.clone()) {
+            while !used.insert(name.clone()) {
                 n += 1;
-                event = format!("{base}-{n}");
+                name = format!("{base}-{n}");
             }
             let topic = format!(
-                "discovered/{}/{}/{event}",
+                "discovered/{}/{}/{name}",
                 name_of(device),
                 name_of(endpoint)
             );
-            json!({
-                "name": event,
-                "dataSource": t,
-                "destinations": [ { "target": "Mqtt", "configuration": { "topic": topic } } ],
-            })
+            Event {
+                name,
+                data_source: t,
+                destinations: [Destination {
+                    target: "Mqtt",
+                    configuration: Topic { topic },
+                }],
+            }
         })
-        .collect();
-    let mut g = json!({ "name": name, "events": events });
-    if !source.is_empty()
-        && let Value::Object(m) = &mut g
-    {
-        m.insert("dataSource".into(), Value::String(source.to_string()));
-    }
-    g
+        .collect()
 }

@@ -125,6 +125,8 @@ fn the_snippet_loads_and_routes_every_discovered_type() {
         ep.record(t, b"{}", &src);
     }
     let yaml = listed(&d).asset_yaml;
+    assert!(yaml.starts_with("apiVersion: "), "{yaml}");
+    assert!(yaml.contains("\nkind: Asset\n"), "{yaml}");
     let r = resources(&[DEVICE, ALERTS, &yaml]);
     assert_eq!(r.assets.len(), 2, "{yaml}");
     let p = plan(&r);
