@@ -480,6 +480,44 @@ mod tests {
     }
 
     #[test]
+    fn discovery_flags_default_bounded_and_the_topic_checked() {
+        let dir = std::env::temp_dir();
+        let dir = dir.to_str().unwrap();
+        let c = parse(&["--resources", dir]);
+        assert_eq!(
+            (c.discovery_max_types, c.discovery_sample_bytes),
+            (64, 4096)
+        );
+        assert!(c.discovery_topic.is_empty(), "off by default");
+        for bad in [
+            ["--discovery-max-types", "0"],
+            ["--discovery-max-types", "4097"],
+            ["--discovery-sample-bytes", "65537"],
+        ] {
+            assert!(
+                Config::try_parse_from(["sse-ingest", bad[0], bad[1]]).is_err(),
+                "{bad:?}"
+            );
+        }
+        let on = parse(&[
+            "--resources",
+            dir,
+            "--discovery-topic",
+            "sse-connector/discovery",
+        ]);
+        assert!(on.settings().is_ok());
+        let e = parse(&[
+            "--resources",
+            dir,
+            "--discovery-topic",
+            "sse-connector/status/x",
+        ])
+        .settings()
+        .unwrap_err();
+        assert!(e.to_string().contains("--discovery-topic"), "{e}");
+    }
+
+    #[test]
     fn missing_resources_dir_is_a_config_error_naming_it() {
         let c = parse(&["--resources", "/no/such/resources-dir"]);
         let e = c.settings().unwrap_err();
