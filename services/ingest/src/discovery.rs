@@ -87,7 +87,7 @@ impl Seen {
 pub struct Discovered {
     /// Counts and times.
     pub seen: Seen,
-    /// The first payload, up to the sample limit.
+    /// The first payload, up to the sample limit, until its schema is inferred (then empty).
     pub sample: Arc<[u8]>,
     /// Whether the first payload was longer than the limit (then no schema is inferred).
     pub truncated: bool,

@@ -31,12 +31,18 @@ impl IngestService for IngestApi {
         &self,
         _request: tonic::Request<pb::ListStreamsRequest>,
     ) -> Result<tonic::Response<pb::ListStreamsResponse>, tonic::Status> {
+        // Each stream shows its endpoint's count now, not as of its own latest new type.
+        let discovered = self.status.discovery().counts();
         Ok(tonic::Response::new(pb::ListStreamsResponse {
             streams: self
                 .status
                 .streams()
                 .into_iter()
-                .map(stream_status)
+                .map(|mut s| {
+                    let endpoint = (s.device.clone(), s.endpoint.clone());
+                    s.discovered_types = discovered.get(&endpoint).copied().unwrap_or(0);
+                    stream_status(s)
+                })
                 .collect(),
             resource_errors: self
                 .status

@@ -126,6 +126,8 @@ fn infer_missing(ep: &EndpointTypes) {
     for (n, schema) in done {
         if let Some(d) = t.by_type.get_mut(&n) {
             d.schema = Some(schema);
+            // Only the schema is shown: the sample's memory goes back.
+            d.sample = Arc::from(&[][..]);
         }
     }
 }

@@ -244,3 +244,32 @@ async fn the_topic_publishes_a_change_and_clears_an_endpoint_no_longer_read() {
     token.cancel();
     run.await.unwrap();
 }
+
+#[test]
+fn a_schema_is_at_most_a_few_times_its_sample() {
+    // Many one- and two-letter keys: the schema's worst ratio to its sample (each key becomes
+    // `"k":{"type":"integer"}` plus its place in `required`).
+    let mut sample = String::from("{");
+    let letters: Vec<char> = ('a'..='z').chain('A'..='Z').collect();
+    let keys = letters.iter().map(|c| c.to_string()).chain(
+        letters
+            .iter()
+            .flat_map(|a| letters.iter().map(move |b| format!("{a}{b}"))),
+    );
+    for k in keys {
+        let part = format!("\"{k}\":0,");
+        if sample.len() + part.len() + 1 > SAMPLE_BYTES_DEFAULT {
+            break;
+        }
+        sample.push_str(&part);
+    }
+    sample.pop();
+    sample.push('}');
+    let schema = listing::infer(sample.as_bytes());
+    assert!(
+        schema.len() <= 5 * sample.len(),
+        "{} bytes of schema from {} bytes of sample",
+        schema.len(),
+        sample.len()
+    );
+}
