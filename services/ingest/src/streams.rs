@@ -524,6 +524,56 @@ spec:
     }
 
     #[tokio::test]
+    async fn an_unrouted_type_is_discovered_and_a_routed_one_is_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let group_only = format!(
+            r#"
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Device
+metadata: {{ name: dev }}
+spec:
+  endpoints:
+    inbound:
+      sse-0: {{ endpointType: Microsoft.SSEHttp, address: "http://{}/" }}
+---
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Asset
+metadata: {{ name: a }}
+spec:
+  deviceRef: {{ deviceName: dev, endpointName: sse-0 }}
+  eventGroups:
+    - name: g
+      events:
+        - {{ name: r, dataSource: routed, destinations: [ {{ target: Mqtt, configuration: {{ topic: t }} }} ] }}
+"#,
+            listener.local_addr().unwrap()
+        );
+        let r = load_texts([("r.yaml", group_only.as_str())]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let plan = crate::routing::plan(&r).remove(0);
+        let key = plan.key.clone();
+        let status = Arc::new(Status::default());
+        status.reconcile(std::slice::from_ref(&plan), &r);
+        let (tx, mut rx) = mpsc::channel(8);
+        let task = StreamTask::new(Arc::new(plan), settings(), status.clone(), tx);
+        let run = tokio::spawn(task.run(CancellationToken::new()));
+        let mut sock = accept_stream(&listener).await;
+        sock.write_all(b"event: humidity\ndata: {\"rh\":40}\n\nevent: routed\ndata: 1\n\n")
+            .await
+            .unwrap();
+        // The routed event comes after the unrouted one, which was recorded first.
+        assert_eq!(rx.recv().await.unwrap().sse_event, "routed");
+        assert_eq!(status.get(&key).unwrap().discovered_types, 1);
+        let ep = status.discovery().endpoint("dev", "sse-0");
+        let types = ep.lock();
+        let names: Vec<&str> = types.by_type.keys().map(|k| &**k).collect();
+        assert_eq!(names, ["humidity"]);
+        assert_eq!(&*types.by_type["humidity"].sample, br#"{"rh":40}"#);
+        drop(types);
+        run.abort();
+    }
+
+    #[tokio::test]
     async fn every_byte_held_for_a_queued_event_counts_in_the_budget() {
         let budget = Budget::new(100 * 1024);
         let settings = StreamSettings {
