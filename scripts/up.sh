@@ -65,11 +65,14 @@ admin() {
 }
 
 start sse-demo-source --listen 127.0.0.1:0; demo=$addr
+# The demo station also sends `wind-gust`, which no demo asset routes: ingest discovers it.
+discovery_topic=sse-connector/discovery
 sed "s#http://127.0.0.1:8088#http://$demo#g" deploy/local/resources/*.yaml >"$run/resources/local.yaml"
 if [ "${1:-}" = "--one" ]; then
   start sse-connector --listen 127.0.0.1:0 --schema-listen 127.0.0.1:0 --publisher-listen 127.0.0.1:0 \
     --mqtt-url "mqtt://127.0.0.1:$mqtt_port" --data-dir "$run/schemas" --resources "$run/resources" \
-    --secrets-dir "$run/secrets" --trust-dir "$run/trust" --admin-listen 127.0.0.1:0; ingest=$addr
+    --secrets-dir "$run/secrets" --trust-dir "$run/trust" --admin-listen 127.0.0.1:0 \
+    --discovery-topic "$discovery_topic"; ingest=$addr
   admin sse-connector
   publisher=$(grep -m1 -oP "^sse-connector publisher listening on \K\S+" "$run/sse-connector.out")
   schema=$(grep -m1 -oP "^sse-connector schema listening on \K\S+" "$run/sse-connector.out")
@@ -82,7 +85,7 @@ else
   start sse-ingest --listen 127.0.0.1:0 --schema "http://$schema" --resources "$run/resources" \
     --secrets-dir "$run/secrets" --trust-dir "$run/trust" \
     --checkpoint-store "${CHECKPOINT_STORE:-mqtt://127.0.0.1:$mqtt_port}" \
-    --admin-listen 127.0.0.1:0; ingest=$addr; admin sse-ingest
+    --discovery-topic "$discovery_topic" --admin-listen 127.0.0.1:0; ingest=$addr; admin sse-ingest
 fi
 
 metrics="not started (install prometheus: just setup)"
@@ -105,6 +108,9 @@ publisher  $publisher   schema $schema   ingest $ingest   (logs in $run/)
 metrics    $metrics
 try:       grpcurl -plaintext $ingest sseconnector.v1.IngestService/ListStreams
            grpcurl -plaintext $schema sseconnector.v1.SchemaService/ListSchemas
+discovered grpcurl -plaintext $ingest sseconnector.v1.IngestService/ListDiscovered
+           mosquitto_sub -h 127.0.0.1 -p $mqtt_port -V mqttv5 -v -t '$discovery_topic/#'
+           (event types the demo station sends that no asset routes, with a ready Asset YAML)
 messages on factory/# (Ctrl-C stops everything):
 INFO
 # In a terminal, the subscriber gets the terminal's foreground (job control), so Ctrl-C reaches it

@@ -336,8 +336,9 @@ pub fn block(id: Option<&str>, event: Option<&str>, data: &str) -> String {
 }
 
 /// The demo weather station: `/readings` emits a JSON reading every `interval` (`event: reading`)
-/// and `/alerts` emits `temperature-threshold` alerts and `heartbeat`s. Ids are sequence numbers
-/// and a `Last-Event-ID` resumes after it.
+/// and `/alerts` emits `temperature-threshold` alerts, `heartbeat`s and `wind-gust`s (a type the
+/// demo resources do not route: ingest lists it as discovered). Ids are sequence numbers and a
+/// `Last-Event-ID` resumes after it.
 pub fn demo_feed(interval: Duration) -> Feed {
     Arc::new(move |req: &SeenRequest| {
         let after: u64 = req
@@ -386,6 +387,13 @@ fn demo_event(kind: u8, n: u64) -> String {
             temperature.max(24.1)
         );
         block(Some(&n.to_string()), Some("temperature-threshold"), &data)
+    } else if n % 5 == 2 {
+        // No asset routes it: the discovery demo (`ListDiscovered`).
+        let gust = 9.0 + 3.0 * phase.cos();
+        let data = format!(
+            r#"{{"station":"ws-01","seq":{n},"gust":{gust:.1},"unit":"m/s","time":"{now}"}}"#
+        );
+        block(Some(&n.to_string()), Some("wind-gust"), &data)
     } else {
         let data = format!(r#"{{"station":"ws-01","seq":{n},"status":"ok"}}"#);
         block(Some(&n.to_string()), Some("heartbeat"), &data)

@@ -98,7 +98,7 @@ pub fn rule(path: &str) -> Option<Access> {
         }
     } else {
         match path.strip_prefix(INGEST)? {
-            "ListStreams" | "GetStatus" => Access::Read,
+            "ListStreams" | "GetStatus" | "ListDiscovered" => Access::Read,
             _ => return None,
         }
     };
@@ -125,6 +125,9 @@ mod tests {
         let list = rule("/sseconnector.v1.IngestService/ListStreams").unwrap_or(Access::Admin);
         assert!(list.allows(&[Role::Console]) && list.allows(&[Role::Publisher]));
         assert!(!list.allows(&[]));
+        // Discovery is read-only: whoever may list the streams may list what they discovered.
+        let discovered = rule("/sseconnector.v1.IngestService/ListDiscovered");
+        assert_eq!(discovered, Some(list));
         assert_eq!(rule("/grpc.health.v1.Health/Check"), Some(Access::Any));
         assert_eq!(rule("/sseconnector.v1.SchemaService/Nope"), None);
         assert_eq!(rule("/other.Service/Process"), None);

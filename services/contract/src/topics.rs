@@ -22,8 +22,9 @@ pub const STATUS_PREFIX: &str = "sse-connector/status";
 /// Default prefix of the retained checkpoints ingest writes and reads back at start.
 pub const CHECKPOINT_PREFIX: &str = "sse-connector/checkpoint";
 
-/// Prefix reserved for the discovery reports of a later issue (#13): discovered devices and
-/// assets, `<prefix>/device/<name>` and `<prefix>/asset/<name>`.
+/// Suggested root of ingest's discovery topic (`--discovery-topic`, off by default): the
+/// discovered event types of each endpoint as retained JSON, `<prefix>/<device>/<endpoint>`.
+/// Only ingest's own reports (route kind `STATUS`) may publish under it.
 pub const DISCOVERY_PREFIX: &str = "sse-connector/discovery";
 
 /// The dead-letter namespace: every dead-letter topic a Device or Asset configures is under it
@@ -241,8 +242,8 @@ pub fn owned(topic: &str) -> Option<OwnedTopic> {
 /// Who asks to publish: decides which owned topics, and whether the state store, it may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Writer {
-    /// Ingest's status reporter (route kind `STATUS`): the status topics, and the rest of the
-    /// connector's namespace (a `--status-topic` under [`ROOT`]), besides any topic not owned.
+    /// Ingest's status reporter and discovery topic (route kind `STATUS`): the status and
+    /// discovery topics, and the rest of the connector's namespace (a `--status-topic` under [`ROOT`]), besides any topic not owned.
     StatusReport,
     /// A dataset or event route of ingest (from the Device and Asset resources): topics not
     /// owned, and the state store.
@@ -258,7 +259,10 @@ impl Writer {
     /// Whether this writer may publish under `rule`.
     pub fn may_write(self, rule: OwnedTopic) -> bool {
         match self {
-            Writer::StatusReport => matches!(rule, OwnedTopic::Status | OwnedTopic::Connector),
+            Writer::StatusReport => matches!(
+                rule,
+                OwnedTopic::Status | OwnedTopic::Discovery | OwnedTopic::Connector
+            ),
             Writer::DeadLetter => rule == OwnedTopic::DeadLetter,
             Writer::Route | Writer::Admin => false,
         }

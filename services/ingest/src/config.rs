@@ -93,6 +93,18 @@ pub struct Config {
     /// At most 4 MiB (`EVENT_BYTES_MAX`), so every decoder after ingest accepts the event.
     #[arg(long, env = "INGEST_MAX_EVENT_BYTES", default_value_t = EVENT_BYTES_DEFAULT)]
     pub max_event_bytes: usize,
+    /// Distinct SSE event types no asset routes kept per device endpoint (`ListDiscovered`);
+    /// past it, events of further types are counted together as `other`.
+    #[arg(long, env = "INGEST_DISCOVERY_MAX_TYPES", default_value_t = crate::discovery::MAX_TYPES_DEFAULT, value_parser = max_types)]
+    pub discovery_max_types: usize,
+    /// Bytes of the first payload of a discovered type kept as its sample; a longer payload is
+    /// kept cut, marked truncated, and no schema is inferred from it.
+    #[arg(long, env = "INGEST_DISCOVERY_SAMPLE_BYTES", default_value_t = crate::discovery::SAMPLE_BYTES_DEFAULT, value_parser = sample_bytes)]
+    pub discovery_sample_bytes: usize,
+    /// Publish each endpoint's discovered event types as retained JSON under this topic root
+    /// (`<root>/<device>/<endpoint>`, e.g. `sse-connector/discovery`); empty: do not publish.
+    #[arg(long, env = "INGEST_DISCOVERY_TOPIC", default_value = "")]
+    pub discovery_topic: String,
     /// Largest resource file read, in bytes; a larger one is refused with an error naming it
     /// (its resources are not served) and the other files load.
     #[arg(long, env = "INGEST_MAX_RESOURCE_FILE_BYTES", default_value_t = RESOURCE_FILE_BYTES_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..))]
@@ -277,10 +289,20 @@ impl Config {
                 &self.checkpoint_topic,
                 OwnedTopic::Checkpoint,
             ),
+            (
+                "--discovery-topic",
+                self.discovery_topic.trim_end_matches('/'),
+                OwnedTopic::Discovery,
+            ),
         ];
         for (flag, prefix, rule) in prefixes {
-            // An empty status topic turns the status reports off.
-            if flag == "--status-topic" && self.status_topic.is_empty() {
+            // An empty status or discovery topic turns its messages off.
+            let off = match flag {
+                "--status-topic" => self.status_topic.is_empty(),
+                "--discovery-topic" => self.discovery_topic.is_empty(),
+                _ => false,
+            };
+            if off {
                 continue;
             }
             check_own_prefix(prefix, rule)
@@ -333,6 +355,26 @@ impl Config {
     /// The schema service endpoint for the gRPC client.
     pub fn schema_endpoint(&self) -> tonic::transport::Endpoint {
         tonic::transport::Endpoint::from(self.schema.clone())
+    }
+}
+
+/// Parses `--discovery-max-types`: 1 to [`crate::discovery::MAX_TYPES_LIMIT`].
+fn max_types(s: &str) -> Result<usize, String> {
+    bounded(s, 1, crate::discovery::MAX_TYPES_LIMIT)
+}
+
+/// Parses `--discovery-sample-bytes`: 1 to [`crate::discovery::SAMPLE_BYTES_LIMIT`].
+fn sample_bytes(s: &str) -> Result<usize, String> {
+    bounded(s, 1, crate::discovery::SAMPLE_BYTES_LIMIT)
+}
+
+/// A whole number in `[min, max]`.
+fn bounded(s: &str, min: usize, max: usize) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{e}"))?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is not in {min}..={max}"))
     }
 }
 
@@ -435,6 +477,44 @@ mod tests {
             .unwrap_err();
         assert!(e.is_config());
         assert!(e.to_string().contains("--max-event-bytes"), "{e}");
+    }
+
+    #[test]
+    fn discovery_flags_default_bounded_and_the_topic_checked() {
+        let dir = std::env::temp_dir();
+        let dir = dir.to_str().unwrap();
+        let c = parse(&["--resources", dir]);
+        assert_eq!(
+            (c.discovery_max_types, c.discovery_sample_bytes),
+            (64, 4096)
+        );
+        assert!(c.discovery_topic.is_empty(), "off by default");
+        for bad in [
+            ["--discovery-max-types", "0"],
+            ["--discovery-max-types", "4097"],
+            ["--discovery-sample-bytes", "65537"],
+        ] {
+            assert!(
+                Config::try_parse_from(["sse-ingest", bad[0], bad[1]]).is_err(),
+                "{bad:?}"
+            );
+        }
+        let on = parse(&[
+            "--resources",
+            dir,
+            "--discovery-topic",
+            "sse-connector/discovery",
+        ]);
+        assert!(on.settings().is_ok());
+        let e = parse(&[
+            "--resources",
+            dir,
+            "--discovery-topic",
+            "sse-connector/status/x",
+        ])
+        .settings()
+        .unwrap_err();
+        assert!(e.to_string().contains("--discovery-topic"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sse_proto::v1 as pb;
 use sse_proto::v1::ingest_service_server::IngestService;
 
+use crate::discovery::listing;
 use crate::event::RoutedEvent;
 use crate::resources::{Destination, ResourceError};
 use crate::routing::Route;
@@ -30,12 +31,18 @@ impl IngestService for IngestApi {
         &self,
         _request: tonic::Request<pb::ListStreamsRequest>,
     ) -> Result<tonic::Response<pb::ListStreamsResponse>, tonic::Status> {
+        // Each stream shows its endpoint's count now, not as of its own latest new type.
+        let discovered = self.status.discovery().counts();
         Ok(tonic::Response::new(pb::ListStreamsResponse {
             streams: self
                 .status
                 .streams()
                 .into_iter()
-                .map(stream_status)
+                .map(|mut s| {
+                    let endpoint = (s.device.clone(), s.endpoint.clone());
+                    s.discovered_types = discovered.get(&endpoint).copied().unwrap_or(0);
+                    stream_status(s)
+                })
                 .collect(),
             resource_errors: self
                 .status
@@ -51,6 +58,53 @@ impl IngestService for IngestApi {
         _request: tonic::Request<pb::GetStatusRequest>,
     ) -> Result<tonic::Response<pb::GetStatusResponse>, tonic::Status> {
         Ok(tonic::Response::new(report(self.status.report())))
+    }
+
+    async fn list_discovered(
+        &self,
+        request: tonic::Request<pb::ListDiscoveredRequest>,
+    ) -> Result<tonic::Response<pb::ListDiscoveredResponse>, tonic::Status> {
+        let device = request.into_inner().device;
+        let discovery = self.status.discovery().clone();
+        // Schemas still missing are inferred here: on the blocking pool, off the runtime threads.
+        let listings = tokio::task::spawn_blocking(move || {
+            let device = (!device.is_empty()).then_some(device.as_str());
+            listing::list(&discovery, device)
+        })
+        .await
+        .map_err(|_| tonic::Status::internal("listing the discovered types failed"))?;
+        Ok(tonic::Response::new(pb::ListDiscoveredResponse {
+            endpoints: listings.into_iter().map(discovered_endpoint).collect(),
+        }))
+    }
+}
+
+/// An endpoint's discovered types as the proto message.
+pub fn discovered_endpoint(l: listing::Listing) -> pb::DiscoveredEndpoint {
+    pb::DiscoveredEndpoint {
+        device: l.device,
+        endpoint: l.endpoint,
+        types: l
+            .types
+            .into_iter()
+            .map(|t| pb::DiscoveredType {
+                sse_type: t.sse_type,
+                count: t.seen.count,
+                first_seen: status::rfc3339(t.seen.first),
+                last_seen: status::rfc3339(t.seen.last),
+                schema: t.schema,
+                sample_truncated: t.truncated,
+                stream_data_source: t.stream_source,
+            })
+            .collect(),
+        other: l.other.map(|o| pb::DiscoveredType {
+            sse_type: crate::discovery::OTHER.to_string(),
+            count: o.count,
+            first_seen: status::rfc3339(o.first),
+            last_seen: status::rfc3339(o.last),
+            ..Default::default()
+        }),
+        asset_yaml: l.asset_yaml,
     }
 }
 
@@ -73,6 +127,7 @@ pub fn report(r: status::Report) -> pb::GetStatusResponse {
                         runtime_health: e.runtime_health.map(health),
                         events_dropped: e.events_dropped.into_iter().collect(),
                         event_notices: e.event_notices.into_iter().collect(),
+                        discovered_types: e.discovered_types,
                     })
                     .collect(),
             })
@@ -152,6 +207,7 @@ pub fn stream_status(s: StreamStatus) -> pb::StreamStatus {
         routes: s.routes,
         events_dropped: counters(&s.dropped),
         event_notices: counters(&s.notices),
+        discovered_types: s.discovered_types,
     }
 }
 

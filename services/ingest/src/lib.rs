@@ -12,6 +12,7 @@ pub mod auth;
 pub mod budget;
 pub mod checkpoint;
 pub mod config;
+pub mod discovery;
 pub mod error;
 pub mod event;
 pub mod forward;
@@ -76,7 +77,7 @@ pub async fn run_linked(
     let config = &settings.flags;
     let endpoint = schema_endpoint(config);
     let security = settings.security.clone();
-    let status = Arc::new(status::Status::default());
+    let status = Arc::new(new_status(config));
     let access = Arc::new(access_file(config)?);
     // From ADR, the first resources arrive once the ADR client is connected (below).
     let first = match settings.adr {
@@ -120,6 +121,9 @@ pub async fn run_linked(
     if let Some(reporter) = reporter(&settings, &status, &events_tx) {
         shutdown.tracker.spawn(reporter.run(token.clone()));
     }
+    if let Some(topic) = discovery_topic(&settings, &status, &events_tx) {
+        shutdown.tracker.spawn(topic.run(token.clone()));
+    }
     let mut streams = supervisor::Supervisor::new(
         stream_settings,
         status.clone(),
@@ -140,6 +144,15 @@ pub async fn run_linked(
 
     serving.run(listener, token).await?;
     Ok(())
+}
+
+/// The status every part of ingest shares, keeping discovered types within the flags' limits.
+fn new_status(config: &Config) -> status::Status {
+    let discovery = discovery::Discovery::new(discovery::Limits {
+        max_types: config.discovery_max_types,
+        sample_bytes: config.discovery_sample_bytes,
+    });
+    status::Status::default().with_discovery(Arc::new(discovery))
 }
 
 /// Makes ingest's instruments, which read the status, budget, window and checkpoints when
@@ -262,6 +275,28 @@ fn reporter(
         status: status.clone(),
         prefix,
         interval: settings.flags.status_interval,
+        out: out.clone(),
+    })
+}
+
+/// The discovery topic's publisher, when `--discovery-topic` is set; with several replicas each
+/// publishes the endpoints it reads under its ordinal, as the status reports do.
+fn discovery_topic(
+    settings: &Settings,
+    status: &Arc<status::Status>,
+    out: &mpsc::Sender<event::RoutedEvent>,
+) -> Option<discovery::topic::TopicPublisher> {
+    let root = settings.flags.discovery_topic.trim_end_matches('/');
+    if root.is_empty() {
+        return None;
+    }
+    let prefix = match settings.shard.replicas() {
+        1 => root.to_string(),
+        _ => format!("{root}/{}", settings.shard.ordinal()),
+    };
+    Some(discovery::topic::TopicPublisher {
+        discovery: status.discovery().clone(),
+        prefix,
         out: out.clone(),
     })
 }

@@ -175,8 +175,9 @@ impl Reporter {
     }
 }
 
-/// One status message as a routed event to a retained QoS 1 topic.
-fn status_event(topic: String, r: Retained, seq: u64) -> RoutedEvent {
+/// One status message as a routed event to a retained QoS 1 topic (the discovery topic's
+/// messages travel the same way, under their own stream key).
+pub(crate) fn status_event(topic: String, r: Retained, seq: u64) -> RoutedEvent {
     let received_unix_nanos = unix_nanos_now();
     RoutedEvent {
         id: format!("status-{received_unix_nanos}-{seq}"),

@@ -18,6 +18,7 @@ use crate::akri::mounts::EndpointFiles;
 use crate::auth;
 use crate::budget::{Budget, Held};
 use crate::checkpoint::{self, SharedProgress};
+use crate::discovery::EndpointTypes;
 use crate::event::{self, IdGen, RoutedEvent};
 use crate::resources::options::{Method, Proxy, RequestOptions};
 use crate::routing::StreamPlan;
@@ -109,6 +110,9 @@ pub struct StreamTask {
     resume: Resume,
     /// The names of its events' receive spans.
     receive: ReceiveSpan,
+    /// Where its unrouted event types are counted (its endpoint's, shared with its other
+    /// streams), and the data source of this stream for their snippet.
+    discovered: (Arc<EndpointTypes>, Arc<str>),
 }
 
 /// The stream task as the SSE reader's owner: each report is handled in the reader's own task.
@@ -131,7 +135,10 @@ impl StreamTask {
         status: Arc<Status>,
         out: mpsc::Sender<RoutedEvent>,
     ) -> Self {
+        let types = status.discovery().endpoint(&plan.device, &plan.endpoint);
+        let source = types.source_of(&plan.url);
         Self {
+            discovered: (types, source),
             key: Arc::from(plan.key.as_str()),
             receive: ReceiveSpan::new(&plan.device, &plan.endpoint),
             plan,
@@ -342,6 +349,13 @@ impl StreamTask {
     async fn dispatch(&mut self, mut e: SseEvent, token: &CancellationToken) -> bool {
         let received_unix_nanos = event::unix_nanos_now();
         let mut d = self.plan.dispatch(&e.event_type);
+        // Routed nowhere: a discovered type (a lookup and a counter once the type is known).
+        let new_type = if d.routes.is_empty() {
+            let (types, source) = &self.discovered;
+            types.record(&e.event_type, e.data.as_bytes(), source)
+        } else {
+            None
+        };
         let mark = e.truncated_from.map(|size| self.too_large_mark(size));
         if mark.is_some() {
             // A truncated event goes only to the dead letters of the routes that have one.
@@ -350,6 +364,9 @@ impl StreamTask {
         self.status.update(&self.key, |s| {
             s.received += 1;
             s.unmatched += d.unmatched;
+            if let Some(n) = new_type {
+                s.discovered_types = n;
+            }
             s.last_event_id.clone_from(&e.last_event_id);
         });
         let index = self.ids.next_index(&e.last_event_id);
@@ -561,6 +578,56 @@ spec:
         assert_eq!(trace_id(&first.traceparent).map(|t| t.len()), Some(32));
         let stream = status.get(&key).unwrap();
         assert_eq!((stream.received, stream.state), (2, StreamState::Connected));
+        run.abort();
+    }
+
+    #[tokio::test]
+    async fn an_unrouted_type_is_discovered_and_a_routed_one_is_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let group_only = format!(
+            r#"
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Device
+metadata: {{ name: dev }}
+spec:
+  endpoints:
+    inbound:
+      sse-0: {{ endpointType: Microsoft.SSEHttp, address: "http://{}/" }}
+---
+apiVersion: namespaces.deviceregistry.microsoft.com/v1
+kind: Asset
+metadata: {{ name: a }}
+spec:
+  deviceRef: {{ deviceName: dev, endpointName: sse-0 }}
+  eventGroups:
+    - name: g
+      events:
+        - {{ name: r, dataSource: routed, destinations: [ {{ target: Mqtt, configuration: {{ topic: t }} }} ] }}
+"#,
+            listener.local_addr().unwrap()
+        );
+        let r = load_texts([("r.yaml", group_only.as_str())]);
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        let plan = crate::routing::plan(&r).remove(0);
+        let key = plan.key.clone();
+        let status = Arc::new(Status::default());
+        status.reconcile(std::slice::from_ref(&plan), &r);
+        let (tx, mut rx) = mpsc::channel(8);
+        let task = StreamTask::new(Arc::new(plan), settings(), status.clone(), tx);
+        let run = tokio::spawn(task.run(CancellationToken::new()));
+        let mut sock = accept_stream(&listener).await;
+        sock.write_all(b"event: humidity\ndata: {\"rh\":40}\n\nevent: routed\ndata: 1\n\n")
+            .await
+            .unwrap();
+        // The routed event comes after the unrouted one, which was recorded first.
+        assert_eq!(rx.recv().await.unwrap().sse_event, "routed");
+        assert_eq!(status.get(&key).unwrap().discovered_types, 1);
+        let ep = status.discovery().endpoint("dev", "sse-0");
+        let types = ep.lock();
+        let names: Vec<&str> = types.by_type.keys().map(|k| &**k).collect();
+        assert_eq!(names, ["humidity"]);
+        assert_eq!(&*types.by_type["humidity"].sample, br#"{"rh":40}"#);
+        drop(types);
         run.abort();
     }
 

@@ -579,7 +579,9 @@ mod tests {
                 let allowed = kind == RouteKind::Status
                     && matches!(
                         rule,
-                        topics::OwnedTopic::Status | topics::OwnedTopic::Connector
+                        topics::OwnedTopic::Status
+                            | topics::OwnedTopic::Discovery
+                            | topics::OwnedTopic::Connector
                     );
                 let r = event_message(&ev, "", no_stamp);
                 assert_eq!(r.is_ok(), allowed, "{kind:?} {rule:?}");

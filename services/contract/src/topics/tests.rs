@@ -99,7 +99,10 @@ fn status_reports_may_use_the_status_topics_only_among_the_owned() {
     );
     assert_eq!(check_destination("site-a/status/asset/a", status), Ok(()));
     for rule in OwnedTopic::ALL {
-        let allowed = matches!(rule, OwnedTopic::Status | OwnedTopic::Connector);
+        let allowed = matches!(
+            rule,
+            OwnedTopic::Status | OwnedTopic::Discovery | OwnedTopic::Connector
+        );
         assert_eq!(
             check_destination(rule.example(), status).is_ok(),
             allowed,

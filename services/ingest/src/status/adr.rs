@@ -113,6 +113,15 @@ pub struct EndpointStatus {
     /// Parts of events ignored without dropping them (an over-long `id:`), by reason.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub event_notices: BTreeMap<String, u64>,
+    /// Distinct SSE event types read from the endpoint that no dataset or event routes
+    /// (`IngestService/ListDiscovered` lists them); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub discovered_types: u64,
+}
+
+/// Whether a counter is zero (left out of the JSON).
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// ADR `status.endpoints`.
@@ -259,6 +268,7 @@ fn rejected_endpoint(message: &str) -> EndpointStatus {
         runtime_health: None,
         events_dropped: BTreeMap::new(),
         event_notices: BTreeMap::new(),
+        discovered_types: 0,
     }
 }
 
@@ -444,6 +454,11 @@ impl<'a> Builder<'a> {
             runtime_health: combined(streams),
             events_dropped: summed(streams, |s| &s.dropped),
             event_notices: summed(streams, |s| &s.notices),
+            discovered_types: streams
+                .iter()
+                .map(|s| s.discovered_types)
+                .max()
+                .unwrap_or(0),
         }
     }
 

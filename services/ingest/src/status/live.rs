@@ -14,6 +14,7 @@ use sse_proto::v1 as pb;
 
 use super::bytes::BytesRead;
 use super::dirty::{Consumer, Dirty, Marks};
+use crate::discovery::Discovery;
 use crate::resources::{ResourceError, Resources};
 use crate::routing::{Route, RouteKind, StreamPlan};
 
@@ -86,6 +87,9 @@ pub struct StreamStatus {
     pub dropped: BTreeMap<&'static str, u64>,
     /// Parts of SSE events ignored without dropping the event (an over-long `id:`), by reason.
     pub notices: BTreeMap<&'static str, u64>,
+    /// Distinct unrouted event types discovered on the stream's endpoint, as of the stream's
+    /// latest new one (`ListDiscovered` lists them).
+    pub discovered_types: u64,
     /// Connections that ended and are retried, by why they ended (`sse::ended`).
     pub reconnects: BTreeMap<&'static str, u64>,
     /// Body bytes read over every connection (the reader adds to it as it reads).
@@ -113,6 +117,7 @@ impl Default for StreamStatus {
             assets: Vec::new(),
             dropped: BTreeMap::new(),
             notices: BTreeMap::new(),
+            discovered_types: 0,
             reconnects: BTreeMap::new(),
             bytes_read: BytesRead::default(),
         }
@@ -283,12 +288,16 @@ pub(super) struct Inner {
 #[derive(Debug, Default)]
 pub struct Status {
     inner: Mutex<Inner>,
+    /// The unrouted event types of every endpoint (readers record into it; reconciling drops
+    /// what the new resources route).
+    discovery: Arc<Discovery>,
 }
 
 /// What of a stream's status its report shows (no allocation while there is no error): drops
 /// and notices are rare, so their totals count as a change of the report.
 fn reported(s: &StreamStatus) -> (StreamState, SystemTime, String, u64) {
-    let counted = s.dropped.values().chain(s.notices.values()).sum();
+    // A newly discovered type changes the endpoint's report too.
+    let counted = s.dropped.values().chain(s.notices.values()).sum::<u64>() + s.discovered_types;
     (s.state, s.since, s.last_error.clone(), counted)
 }
 
@@ -315,6 +324,17 @@ impl Status {
         s
     }
 
+    /// Status whose discovered types are kept in `discovery` (its limits from the flags).
+    pub fn with_discovery(mut self, discovery: Arc<Discovery>) -> Self {
+        self.discovery = discovery;
+        self
+    }
+
+    /// The discovered event types of every endpoint.
+    pub fn discovery(&self) -> &Arc<Discovery> {
+        &self.discovery
+    }
+
     pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain counters behind: still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
@@ -327,6 +347,9 @@ impl Status {
         let subjects: std::collections::BTreeSet<String> =
             plans.iter().flat_map(|p| p.subjects()).collect();
         let (errors, resources) = (resources.problems(), resources.clone());
+        // Types the new resources route are no longer discovered; each stream shows what is left.
+        self.discovery.retain(plans, &resources);
+        let discovered = self.discovery.counts();
         let mut inner = self.lock();
         let mut changes = Changes::default();
         let mut next = BTreeMap::new();
@@ -342,6 +365,11 @@ impl Status {
                     StreamStatus::from_plan(p)
                 }
             };
+            let mut s = s;
+            s.discovered_types = discovered
+                .get(&(p.device.clone(), p.endpoint.clone()))
+                .copied()
+                .unwrap_or(0);
             next.insert(p.key.clone(), s);
         }
         changes.removed = inner.streams.keys().cloned().collect();
