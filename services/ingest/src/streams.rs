@@ -21,7 +21,7 @@ use crate::checkpoint::{self, SharedProgress};
 use crate::discovery::EndpointTypes;
 use crate::event::{self, IdGen, RoutedEvent};
 use crate::resources::options::{Method, Proxy, RequestOptions};
-use crate::routing::StreamPlan;
+use crate::routing::{Dispatch, StreamPlan};
 use crate::span::ReceiveSpan;
 use crate::sse::{self, ClientConfig, ClientEvent, Owner, ParserNotice, SseEvent};
 use crate::status::{Status, StreamState};
@@ -333,6 +333,25 @@ impl StreamTask {
     }
 
     /// The dead-letter mark of an event whose data passed the size limit at `size` bytes.
+    /// The routes of `e`; the count of discovered types when `e` is the first of a new
+    /// unrouted type; and, for an event cut at the size limit, its dead-letter mark (it then
+    /// goes only to the routes that have a dead letter).
+    fn routes_of(&self, e: &SseEvent) -> (Dispatch, Option<u64>, Option<Mark>) {
+        let mut d = self.plan.dispatch(&e.event_type);
+        // Routed nowhere: a discovered type (a lookup and a counter once the type is known).
+        let new_type = if d.routes.is_empty() {
+            let (types, source) = &self.discovered;
+            types.record(&e.event_type, e.data.as_bytes(), source)
+        } else {
+            None
+        };
+        let mark = e.truncated_from.map(|size| self.too_large_mark(size));
+        if mark.is_some() {
+            d.routes.retain(|r| r.dead_letter.is_some());
+        }
+        (d, new_type, mark)
+    }
+
     fn too_large_mark(&self, size: usize) -> Mark {
         Mark {
             reason: Reason::TooLarge,
@@ -348,19 +367,7 @@ impl StreamTask {
     /// forwarder is full: backpressure). False when shut down or the forwarder is gone.
     async fn dispatch(&mut self, mut e: SseEvent, token: &CancellationToken) -> bool {
         let received_unix_nanos = event::unix_nanos_now();
-        let mut d = self.plan.dispatch(&e.event_type);
-        // Routed nowhere: a discovered type (a lookup and a counter once the type is known).
-        let new_type = if d.routes.is_empty() {
-            let (types, source) = &self.discovered;
-            types.record(&e.event_type, e.data.as_bytes(), source)
-        } else {
-            None
-        };
-        let mark = e.truncated_from.map(|size| self.too_large_mark(size));
-        if mark.is_some() {
-            // A truncated event goes only to the dead letters of the routes that have one.
-            d.routes.retain(|r| r.dead_letter.is_some());
-        }
+        let (d, new_type, mark) = self.routes_of(&e);
         self.status.update(&self.key, |s| {
             s.received += 1;
             s.unmatched += d.unmatched;
