@@ -203,15 +203,20 @@ mod tests {
         assert_eq!(refresh_after(Some(s(10 * 24 * 3600))), s(24 * 3600 - 30));
     }
 
-    fn cache(endpoint: &str, url: &str) -> Arc<TokenCache> {
-        let config = OAuth2 {
+    /// Client credentials for `url` with client id `id` and the secret `c/s`.
+    fn config(url: &str) -> OAuth2 {
+        OAuth2 {
             token_url: url.parse().unwrap(),
             client_id: crate::resources::options::OptionValue::Literal("id".into()),
             client_secret: crate::resources::SecretRef::parse("c/s").unwrap(),
             scopes: vec![],
             audience: None,
             parameters: Default::default(),
-        };
+        }
+    }
+
+    fn cache(endpoint: &str, url: &str) -> Arc<TokenCache> {
+        let config = config(url);
         let files = Files {
             secrets_dir: None,
             trust: TrustSources::default(),
@@ -273,14 +278,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("bundle")).unwrap();
         std::fs::write(dir.join("c/s"), "secret").unwrap();
         std::fs::write(dir.join("bundle/ca.pem"), ca.cert.pem()).unwrap();
-        let config = OAuth2 {
-            token_url: url.parse().unwrap(),
-            client_id: crate::resources::options::OptionValue::Literal("id".into()),
-            client_secret: crate::resources::SecretRef::parse("c/s").unwrap(),
-            scopes: vec![],
-            audience: None,
-            parameters: Default::default(),
-        };
+        let config = config(url);
         let files = Files {
             secrets_dir: Some(dir.to_path_buf()),
             trust: TrustSources {
