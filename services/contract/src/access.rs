@@ -98,7 +98,8 @@ pub fn rule(path: &str) -> Option<Access> {
         }
     } else {
         match path.strip_prefix(INGEST)? {
-            "ListStreams" | "GetStatus" | "ListDiscovered" => Access::Read,
+            "ListStreams" | "GetStatus" | "ListDiscovered" | "GetResource" => Access::Read,
+            "PutResource" | "DeleteResource" => Access::Admin,
             _ => return None,
         }
     };
