@@ -47,7 +47,8 @@ pub enum WriteError {
     Io(String),
 }
 
-/// The violations in one message, one per line, as grpcurl prints it.
+/// The violations in one line (`field: message; ...`): grpcurl shows a status message's
+/// first line next to `Message:`, and log lines stay whole.
 fn summary(v: &[Violation]) -> String {
     let lines: Vec<String> = v
         .iter()
@@ -56,7 +57,7 @@ fn summary(v: &[Violation]) -> String {
             f => format!("{f}: {}", v.message),
         })
         .collect();
-    format!("invalid resource:\n{}", lines.join("\n"))
+    format!("invalid resource: {}", lines.join("; "))
 }
 
 /// One violation of the whole request (no field of the document).
