@@ -89,11 +89,7 @@ pub async fn run_linked(
         .map(|f| (f.resources, f.plans.unwrap_or_default()))
         .unwrap_or_default();
 
-    let api = grpc::IngestApi::new(status.clone()).with_writes(Arc::new(writes(&settings)));
-    // The largest request is a PutResource document; a larger one is refused from its frame
-    // header, before it is decoded.
-    let api =
-        IngestServiceServer::new(api).max_decoding_message_size(resource_write::REQUEST_BYTES_MAX);
+    let api = api(&settings, &status);
     let dialer = Dialer::new(security.mtls.clone(), locals);
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
         .secure(security, "sse-ingest")
@@ -149,6 +145,14 @@ pub async fn run_linked(
 
     serving.run(listener, token).await?;
     Ok(())
+}
+
+/// `IngestService`, its resource writes included.
+fn api(settings: &Settings, status: &Arc<status::Status>) -> IngestServiceServer<grpc::IngestApi> {
+    let api = grpc::IngestApi::new(status.clone()).with_writes(Arc::new(writes(settings)));
+    // The largest request is a PutResource document; a larger one is refused from its frame
+    // header, before it is decoded.
+    IngestServiceServer::new(api).max_decoding_message_size(resource_write::REQUEST_BYTES_MAX)
 }
 
 /// The resource write API over `--resources` (refusing every write in ADR mode).

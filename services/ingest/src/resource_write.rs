@@ -269,10 +269,11 @@ impl Store {
                 .extension()
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| e == "yaml" || e == "yml");
-            if yaml && path.is_file() {
-                if let Ok(t) = resources::read_limited(&path, self.file_bytes) {
-                    out.push((path, t));
-                }
+            if yaml
+                && path.is_file()
+                && let Ok(t) = resources::read_limited(&path, self.file_bytes)
+            {
+                out.push((path, t));
             }
         }
         out.sort();
