@@ -169,7 +169,10 @@ impl Store {
             .map(|(p, t)| (p.display().to_string(), t.as_str()))
             .collect();
         let res = resources::load_texts(shown.iter().map(|(f, t)| (f.as_str(), *t)));
-        let problems = fields::violations(&res, &kind, &name, &target.display().to_string());
+        let mut problems = fields::violations(&res, &kind, &name, &target.display().to_string());
+        if kind == "Device" {
+            problems.extend(fields::inline_secrets(&res, &name));
+        }
         if !problems.is_empty() {
             return Err(WriteError::Invalid(problems));
         }

@@ -74,3 +74,36 @@ fn top_level(e: &ResourceError) -> Violation {
         message: e.message.clone(),
     }
 }
+
+/// Headers whose values are credentials: through this API only as a `secretRef`.
+const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "x-api-key"];
+
+/// Secret values written inline in device `name`, which a file may hold (an operator's choice)
+/// but this API refuses: it takes and returns secrets by name only, and its documents travel
+/// through consoles and logs of clients.
+pub fn inline_secrets(res: &Resources, name: &str) -> Vec<Violation> {
+    let Some(d) = res.devices.get(name) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (ep, e) in &d.endpoints {
+        let at = format!("spec.endpoints.inbound.{ep}");
+        if e.address.password().is_some() {
+            out.push(Violation {
+                field: format!("{at}.address"),
+                message: "holds a password: use UsernamePassword authentication with secret names"
+                    .into(),
+            });
+        }
+        for (h, v) in &e.options.request.headers {
+            let literal = matches!(v, crate::resources::options::OptionValue::Literal(_));
+            if literal && CREDENTIAL_HEADERS.contains(&h.as_str()) {
+                out.push(Violation {
+                    field: format!("{at}.additionalConfiguration.headers.{h}"),
+                    message: "a credential written inline: write it as {\"secretRef\": \"<secret>/<key>\"}".into(),
+                });
+            }
+        }
+    }
+    out
+}

@@ -117,3 +117,43 @@ pub fn status(e: WriteError) -> tonic::Status {
         WriteError::Io(_) => tonic::Status::internal(message),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writes(burst: u32) -> (tempfile::TempDir, Writes) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path().to_path_buf(), 1024, false);
+        (dir, Writes::new(store, 0.0, burst))
+    }
+
+    fn delete() -> pb::DeleteResourceRequest {
+        pb::DeleteResourceRequest {
+            kind: "Device".into(),
+            name: "d".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_take_from_the_bucket_and_reads_do_not() {
+        let (_dir, w) = writes(1);
+        // The first write gets through (to a NOT_FOUND), the second is rate-limited.
+        let first = w.delete(delete()).await.unwrap_err();
+        assert_eq!(first.code(), tonic::Code::NotFound);
+        let second = w.delete(delete()).await.unwrap_err();
+        assert_eq!(second.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            second.message().contains("--resource-write-burst"),
+            "{second:?}"
+        );
+        let get = pb::GetResourceRequest {
+            kind: "Device".into(),
+            name: "d".into(),
+        };
+        assert_eq!(w.get(get).await.unwrap_err().code(), tonic::Code::NotFound);
+        let (_dir, off) = writes(0);
+        let s = off.delete(delete()).await.unwrap_err();
+        assert!(s.message().contains("are off"), "{s:?}");
+    }
+}

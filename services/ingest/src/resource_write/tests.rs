@@ -68,6 +68,30 @@ fn problems_come_back_per_field_and_nothing_is_written() {
 }
 
 #[test]
+fn secret_values_are_refused_by_name_only_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let in_url = device("d1").replace("http://127.0.0.1:9/", "http://u:hunter2@127.0.0.1:9/");
+    let f = fields(s.put(&in_url, false).unwrap_err());
+    assert_eq!(f[0].0, "spec.endpoints.inbound.sse.address", "{f:?}");
+    // The value itself is never repeated.
+    assert!(!f.iter().any(|(_, m)| m.contains("hunter2")), "{f:?}");
+    let header = |v: &str| {
+        format!(
+            "{}        additionalConfiguration: '{{\"headers\": {{\"Authorization\": {v}}}}}'\n",
+            device("d1").replace("http:", "https:")
+        )
+    };
+    let f = fields(s.put(&header("\"Bearer hunter2\""), false).unwrap_err());
+    assert_eq!(
+        f[0].0, "spec.endpoints.inbound.sse.additionalConfiguration.headers.authorization",
+        "{f:?}"
+    );
+    s.put(&header("{\"secretRef\": \"api/token\"}"), false)
+        .unwrap();
+}
+
+#[test]
 fn names_kinds_and_sizes_are_checked_first() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path());
