@@ -188,3 +188,32 @@ async fn under_mtls_only_the_console_writes_resources() {
     );
     assert!(res.join("device-plant.yaml").is_file());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_mtls_resource_writes_stay_on_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    let s = |x: &str| x.to_string();
+    let args = [
+        s("--schema"),
+        s("http://127.0.0.1:9"),
+        s("--resources"),
+        res.display().to_string(),
+        s("--checkpoint-store"),
+        s("none"),
+    ];
+    let exposed = Service::start_on("sse-ingest", "0.0.0.0:0".parse().unwrap(), &args, &[]);
+    let exposed = exposed.await.unwrap();
+    let at = format!("127.0.0.1:{}", exposed.addr.port());
+    let body = put(&device("http://127.0.0.1:9/"));
+    let o = grpcurl_as(&at, Client::Plain, Some(&body), &[PUT])
+        .await
+        .unwrap();
+    assert!(
+        !o.ok && o.stderr.contains("Code: PermissionDenied"),
+        "{o:?}"
+    );
+    assert!(o.stderr.contains("admin writes are off"), "{o:?}");
+    assert!(!res.join("device-plant.yaml").exists());
+}
