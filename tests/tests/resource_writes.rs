@@ -1,8 +1,8 @@
 //! Resources written over gRPC, end to end: grpcurl calls `PutResource` / `DeleteResource` on
 //! the real `sse-ingest`, the directory watcher applies what they wrote, and events flow to a
 //! real Mosquitto. Bad documents are refused per field with INVALID_ARGUMENT, a read-only
-//! resources directory with FAILED_PRECONDITION, and under mTLS only the console identity
-//! writes.
+//! resources directory and ADR mode with FAILED_PRECONDITION; under mTLS only the console
+//! identity writes, and without it only over loopback.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -216,4 +216,23 @@ async fn without_mtls_resource_writes_stay_on_loopback() {
     );
     assert!(o.stderr.contains("admin writes are off"), "{o:?}");
     assert!(!res.join("device-plant.yaml").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_adr_mode_resources_belong_to_azure_device_registry() {
+    let s = sse_e2e::akri::Setup::start().await;
+    let addr = s.connector.addr.to_string();
+    let r = grpcurl::call_refused(&addr, Some(&put(&device("http://127.0.0.1:9/"))), &[PUT])
+        .await
+        .unwrap();
+    assert_eq!(r.code, "FailedPrecondition", "{r:?}");
+    assert!(r.message.contains("Azure Device Registry"), "{r:?}");
+    let r = grpcurl::call_refused(
+        &addr,
+        Some(r#"{"kind":"Asset","name":"boiler"}"#),
+        &[DELETE],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.code, "FailedPrecondition", "{r:?}");
 }
