@@ -236,3 +236,40 @@ async fn in_adr_mode_resources_belong_to_azure_device_registry() {
     .unwrap();
     assert_eq!(r.code, "FailedPrecondition", "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_write_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    let s = |x: &str| x.to_string();
+    let args = [
+        s("--schema"),
+        s("http://127.0.0.1:9"),
+        s("--resources"),
+        res.display().to_string(),
+        s("--checkpoint-store"),
+        s("none"),
+    ];
+    let ingest = Service::start("sse-ingest", &args, &[]).await.unwrap();
+    let addr = ingest.addr.to_string();
+    // Over RESOURCE_WRITE_BYTES_MAX (1 MiB) and its request's 1 KiB of room.
+    let padding = "#".repeat(1024 * 1024 + 2048);
+    let body = put(&format!("{}{padding}\n", device("http://127.0.0.1:9/")));
+    let r = grpcurl::call_stdin(&addr, body.as_bytes(), &[PUT])
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(r.code, "OutOfRange", "{r:?}");
+    assert!(r.message.contains("too large"), "{r:?}");
+    // Within the request limit but over the document limit: refused on the field.
+    let padding = "#".repeat(1024 * 1024 - 100);
+    let body = put(&format!("{}{padding}\n", device("http://127.0.0.1:9/")));
+    let r = grpcurl::call_stdin(&addr, body.as_bytes(), &[PUT])
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(r.code, "InvalidArgument", "{r:?}");
+    assert!(r.message.contains("yaml: the document is"), "{r:?}");
+    assert_eq!(std::fs::read_dir(&res).unwrap().count(), 0);
+}

@@ -217,6 +217,7 @@ impl Store {
             ));
         }
         check_kind(kind)?;
+        name::check(name).map_err(|m| invalid("name", m))?;
         let target = self.dir.join(file_name(kind, name));
         let texts = self.texts()?;
         let defines = |t: &str| {
