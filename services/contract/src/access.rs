@@ -98,7 +98,8 @@ pub fn rule(path: &str) -> Option<Access> {
         }
     } else {
         match path.strip_prefix(INGEST)? {
-            "ListStreams" | "GetStatus" | "ListDiscovered" => Access::Read,
+            "ListStreams" | "GetStatus" | "ListDiscovered" | "GetResource" => Access::Read,
+            "PutResource" | "DeleteResource" => Access::Admin,
             _ => return None,
         }
     };
@@ -128,6 +129,13 @@ mod tests {
         // Discovery is read-only: whoever may list the streams may list what they discovered.
         let discovered = rule("/sseconnector.v1.IngestService/ListDiscovered");
         assert_eq!(discovered, Some(list));
+        // Resources: written by the console only, read like the status.
+        for m in ["PutResource", "DeleteResource"] {
+            let w = rule(&format!("/sseconnector.v1.IngestService/{m}"));
+            assert_eq!(w, Some(Access::Admin), "{m}");
+        }
+        let get = rule("/sseconnector.v1.IngestService/GetResource");
+        assert_eq!(get, Some(list));
         assert_eq!(rule("/grpc.health.v1.Health/Check"), Some(Access::Any));
         assert_eq!(rule("/sseconnector.v1.SchemaService/Nope"), None);
         assert_eq!(rule("/other.Service/Process"), None);

@@ -109,6 +109,12 @@ pub struct Config {
     /// (its resources are not served) and the other files load.
     #[arg(long, env = "INGEST_MAX_RESOURCE_FILE_BYTES", default_value_t = RESOURCE_FILE_BYTES_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_resource_file_bytes: u64,
+    /// `PutResource` and `DeleteResource` calls allowed per second (shared).
+    #[arg(long, env = "INGEST_RESOURCE_WRITES_PER_SECOND", default_value_t = crate::resource_write::grpc::WRITES_PER_SECOND_DEFAULT, value_parser = rate)]
+    pub resource_writes_per_second: f64,
+    /// Resource writes allowed at once before the rate applies; 0 turns resource writes off.
+    #[arg(long, env = "INGEST_RESOURCE_WRITE_BURST", default_value_t = crate::resource_write::grpc::WRITE_BURST_DEFAULT)]
+    pub resource_write_burst: u32,
     /// After a change in the resources directory, reload once it has been quiet this long.
     #[arg(long, env = "INGEST_RELOAD_DEBOUNCE", default_value = "300ms", value_parser = humantime::parse_duration)]
     pub reload_debounce: Duration,
@@ -366,6 +372,16 @@ fn max_types(s: &str) -> Result<usize, String> {
 /// Parses `--discovery-sample-bytes`: 1 to [`crate::discovery::SAMPLE_BYTES_LIMIT`].
 fn sample_bytes(s: &str) -> Result<usize, String> {
     bounded(s, 1, crate::discovery::SAMPLE_BYTES_LIMIT)
+}
+
+/// Parses a rate: a finite number of calls per second, 0 or more.
+fn rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if r.is_finite() && r >= 0.0 {
+        Ok(r)
+    } else {
+        Err(format!("{s} is not a rate of 0 or more calls per second"))
+    }
 }
 
 /// A whole number in `[min, max]`.

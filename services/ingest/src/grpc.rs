@@ -8,6 +8,7 @@ use sse_proto::v1::ingest_service_server::IngestService;
 
 use crate::discovery::listing;
 use crate::event::RoutedEvent;
+use crate::resource_write::grpc::Writes;
 use crate::resources::{Destination, ResourceError};
 use crate::routing::Route;
 use crate::status::{self, Status, StreamStatus};
@@ -16,12 +17,29 @@ use crate::status::{self, Status, StreamStatus};
 #[derive(Debug, Clone)]
 pub struct IngestApi {
     status: Arc<Status>,
+    writes: Option<Arc<Writes>>,
 }
 
 impl IngestApi {
     /// The API answering from `status`.
     pub fn new(status: Arc<Status>) -> Self {
-        Self { status }
+        Self {
+            status,
+            writes: None,
+        }
+    }
+
+    /// Also serves the resource write calls, from `writes`.
+    pub fn with_writes(mut self, writes: Arc<Writes>) -> Self {
+        self.writes = Some(writes);
+        self
+    }
+
+    /// The write API, or why there is none.
+    fn writes(&self) -> Result<&Writes, tonic::Status> {
+        self.writes.as_deref().ok_or_else(|| {
+            tonic::Status::failed_precondition("resource writes are not served here")
+        })
     }
 }
 
@@ -76,6 +94,30 @@ impl IngestService for IngestApi {
         Ok(tonic::Response::new(pb::ListDiscoveredResponse {
             endpoints: listings.into_iter().map(discovered_endpoint).collect(),
         }))
+    }
+
+    async fn put_resource(
+        &self,
+        request: tonic::Request<pb::PutResourceRequest>,
+    ) -> Result<tonic::Response<pb::PutResourceResponse>, tonic::Status> {
+        let r = self.writes()?.put(request.into_inner()).await?;
+        Ok(tonic::Response::new(r))
+    }
+
+    async fn delete_resource(
+        &self,
+        request: tonic::Request<pb::DeleteResourceRequest>,
+    ) -> Result<tonic::Response<pb::DeleteResourceResponse>, tonic::Status> {
+        let r = self.writes()?.delete(request.into_inner()).await?;
+        Ok(tonic::Response::new(r))
+    }
+
+    async fn get_resource(
+        &self,
+        request: tonic::Request<pb::GetResourceRequest>,
+    ) -> Result<tonic::Response<pb::GetResourceResponse>, tonic::Status> {
+        let r = self.writes()?.get(request.into_inner()).await?;
+        Ok(tonic::Response::new(r))
     }
 }
 

@@ -20,6 +20,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod reload;
 pub mod report;
+pub mod resource_write;
 pub mod resources;
 pub mod routing;
 pub mod secret_access;
@@ -88,7 +89,7 @@ pub async fn run_linked(
         .map(|f| (f.resources, f.plans.unwrap_or_default()))
         .unwrap_or_default();
 
-    let api = IngestServiceServer::new(grpc::IngestApi::new(status.clone()));
+    let api = api(&settings, &status);
     let dialer = Dialer::new(security.mtls.clone(), locals);
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
         .secure(security, "sse-ingest")
@@ -144,6 +145,29 @@ pub async fn run_linked(
 
     serving.run(listener, token).await?;
     Ok(())
+}
+
+/// `IngestService`, its resource writes included.
+fn api(settings: &Settings, status: &Arc<status::Status>) -> IngestServiceServer<grpc::IngestApi> {
+    let api = grpc::IngestApi::new(status.clone()).with_writes(Arc::new(writes(settings)));
+    // The largest request is a PutResource document; a larger one is refused from its frame
+    // header, before it is decoded.
+    IngestServiceServer::new(api).max_decoding_message_size(resource_write::REQUEST_BYTES_MAX)
+}
+
+/// The resource write API over `--resources` (refusing every write in ADR mode).
+fn writes(settings: &Settings) -> resource_write::grpc::Writes {
+    let config = &settings.flags;
+    let store = resource_write::Store::new(
+        config.resources.clone(),
+        usize::try_from(config.max_resource_file_bytes).unwrap_or(usize::MAX),
+        settings.adr.is_some(),
+    );
+    resource_write::grpc::Writes::new(
+        store,
+        config.resource_writes_per_second,
+        config.resource_write_burst,
+    )
 }
 
 /// The status every part of ingest shares, keeping discovered types within the flags' limits.

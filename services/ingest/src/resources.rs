@@ -7,6 +7,7 @@
 pub mod asset_options;
 mod doc;
 mod from_adr;
+mod identify;
 mod load;
 mod model;
 pub mod options;
@@ -15,6 +16,7 @@ pub(crate) mod yaml;
 
 pub use doc::API_VERSION;
 pub use from_adr::{AdrResource, adr_source_name, load_adr};
+pub use identify::{defined, identify};
 pub(crate) use load::{ReadError, read_bounded, read_limited};
 pub use load::{load_dir, load_dir_limited, load_texts};
 pub use model::{

@@ -182,7 +182,7 @@ pub(super) enum Raw {
 
 /// Splits a YAML stream into documents at `---` lines, so a broken document does not hide the
 /// documents after it. Returns each document's text and its first line number.
-fn split_documents(text: &str) -> Vec<(String, usize)> {
+pub(super) fn split_documents(text: &str) -> Vec<(String, usize)> {
     let mut docs = Vec::new();
     let mut cur = String::new();
     let mut start = 1;

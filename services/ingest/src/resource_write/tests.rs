@@ -1,0 +1,175 @@
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+const HEAD: &str = "apiVersion: namespaces.deviceregistry.microsoft.com/v1\n";
+
+fn device(name: &str) -> String {
+    format!(
+        "{HEAD}kind: Device\nmetadata: {{ name: {name} }}\nspec:\n  endpoints:\n    inbound:\n      sse:\n        endpointType: Microsoft.SSEHttp\n        address: http://127.0.0.1:9/\n"
+    )
+}
+
+fn asset(name: &str, device: &str, qos: &str) -> String {
+    format!(
+        "{HEAD}kind: Asset\nmetadata: {{ name: {name} }}\nspec:\n  deviceRef: {{ deviceName: {device}, endpointName: sse }}\n  datasets:\n    - name: temps\n      dataSource: temp\n      destinations:\n        - target: Mqtt\n          configuration: {{ topic: plant/temps, qos: {qos} }}\n"
+    )
+}
+
+fn store(dir: &Path) -> Store {
+    Store::new(dir.to_path_buf(), 16 * 1024 * 1024, false)
+}
+
+fn fields(e: WriteError) -> Vec<(String, String)> {
+    match e {
+        WriteError::Invalid(v) => v.into_iter().map(|v| (v.field, v.message)).collect(),
+        other => panic!("not invalid: {other:?}"),
+    }
+}
+
+#[test]
+fn put_writes_a_private_file_the_loader_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let w = s.put(&device("d1"), true).unwrap();
+    assert!(w.created);
+    assert_eq!(w.file, dir.path().join("device-d1.yaml"));
+    let mode = std::fs::metadata(&w.file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let a = s.put(&asset("a1", "d1", "Qos1"), false).unwrap();
+    assert_eq!(a.file, dir.path().join("asset-a1.yaml"));
+    let loaded = crate::resources::load_dir(dir.path()).unwrap();
+    assert!(loaded.problems().is_empty(), "{:?}", loaded.problems());
+    assert_eq!(loaded.assets[0].name, "a1");
+    // Replacing is not creating; only_if_absent refuses it.
+    assert!(!s.put(&device("d1"), false).unwrap().created);
+    assert!(matches!(
+        s.put(&device("d1"), true),
+        Err(WriteError::Exists(_))
+    ));
+}
+
+#[test]
+fn problems_come_back_per_field_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let f = fields(s.put(&asset("a1", "nope", "Qos1"), false).unwrap_err());
+    assert_eq!(f[0].0, "spec.deviceRef.deviceName", "{f:?}");
+    assert!(f[0].1.contains("unknown device"), "{f:?}");
+    s.put(&device("d1"), false).unwrap();
+    let f = fields(s.put(&asset("a1", "d1", "Qos7"), false).unwrap_err());
+    assert_eq!(f[0].0, "spec.datasets[temps]", "{f:?}");
+    assert!(f[0].1.contains("Qos7"), "{f:?}");
+    let bad_ep = device("d2").replace("http://127.0.0.1:9/", "ftp://h/");
+    let f = fields(s.put(&bad_ep, false).unwrap_err());
+    assert_eq!(f[0].0, "spec.endpoints.inbound.sse", "{f:?}");
+    assert!(!dir.path().join("asset-a1.yaml").exists());
+    assert!(!dir.path().join("device-d2.yaml").exists());
+}
+
+#[test]
+fn secret_values_are_refused_by_name_only_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let in_url = device("d1").replace("http://127.0.0.1:9/", "http://u:hunter2@127.0.0.1:9/");
+    let f = fields(s.put(&in_url, false).unwrap_err());
+    assert_eq!(f[0].0, "spec.endpoints.inbound.sse.address", "{f:?}");
+    // The value itself is never repeated.
+    assert!(!f.iter().any(|(_, m)| m.contains("hunter2")), "{f:?}");
+    let header = |v: &str| {
+        format!(
+            "{}        additionalConfiguration: '{{\"headers\": {{\"Authorization\": {v}}}}}'\n",
+            device("d1").replace("http:", "https:")
+        )
+    };
+    let f = fields(s.put(&header("\"Bearer hunter2\""), false).unwrap_err());
+    assert_eq!(
+        f[0].0, "spec.endpoints.inbound.sse.additionalConfiguration.headers.authorization",
+        "{f:?}"
+    );
+    s.put(&header("{\"secretRef\": \"api/token\"}"), false)
+        .unwrap();
+}
+
+#[test]
+fn names_kinds_and_sizes_are_checked_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let f = fields(s.put(&device("../etc"), false).unwrap_err());
+    assert_eq!(f[0].0, "metadata.name");
+    let f = fields(
+        s.put(&format!("{}---\n{}", device("a"), device("b")), false)
+            .unwrap_err(),
+    );
+    assert!(f[0].1.contains("more than one"), "{f:?}");
+    assert!(fields(s.delete("Secret", "x").unwrap_err())[0].0 == "kind");
+    let small = Store::new(dir.path().to_path_buf(), 10, false);
+    assert_eq!(
+        fields(small.put(&device("d"), false).unwrap_err())[0].0,
+        "yaml"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_resource_of_another_file_is_refused_not_duplicated() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("all.yaml"), device("d1")).unwrap();
+    let s = store(dir.path());
+    let e = s.put(&device("d1"), false).unwrap_err();
+    assert!(
+        matches!(&e, WriteError::NotOurs(m) if m.contains("all.yaml")),
+        "{e:?}"
+    );
+    assert!(matches!(
+        s.delete("Device", "d1"),
+        Err(WriteError::NotOurs(_))
+    ));
+    assert!(!dir.path().join("device-d1.yaml").exists());
+    let r = s.get("Device", "d1").unwrap();
+    assert_eq!(r.file, dir.path().join("all.yaml"));
+    assert!(r.read_only.unwrap().contains("device-d1.yaml"));
+}
+
+#[test]
+fn delete_removes_the_file_and_get_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    s.put(&device("d1"), false).unwrap();
+    let r = s.get("Device", "d1").unwrap();
+    assert_eq!((r.text, r.read_only), (device("d1"), None));
+    assert_eq!(
+        s.delete("Device", "d1").unwrap(),
+        dir.path().join("device-d1.yaml")
+    );
+    assert!(matches!(
+        s.delete("Device", "d1"),
+        Err(WriteError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.get("Device", "d1"),
+        Err(WriteError::NotFound(_))
+    ));
+}
+
+#[test]
+fn read_only_directories_and_adr_are_not_ours() {
+    let dir = tempfile::tempdir().unwrap();
+    let adr = Store::new(dir.path().to_path_buf(), 1024, true);
+    let e = adr.put(&device("d1"), false).unwrap_err();
+    assert!(matches!(&e, WriteError::NotOurs(m) if m.contains("Azure Device Registry")));
+    std::fs::create_dir(dir.path().join("..data")).unwrap();
+    let e = store(dir.path()).put(&device("d1"), false).unwrap_err();
+    assert!(
+        matches!(&e, WriteError::NotOurs(m) if m.contains("ConfigMap")),
+        "{e:?}"
+    );
+    let ro = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(ro.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let e = store(ro.path()).delete("Device", "d1").unwrap_err();
+    assert!(
+        matches!(&e, WriteError::NotOurs(m) if m.contains("read-only")),
+        "{e:?}"
+    );
+    std::fs::set_permissions(ro.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}

@@ -1,0 +1,80 @@
+//! What a resource document is, before validation: its kind and name. The write API needs them
+//! to choose the file (`<kind>-<name>.yaml`) and to find where else a resource is defined; it
+//! reads them with the loader's own splitting and parsing, so both agree on every document.
+
+use serde::Deserialize;
+
+use super::doc::{self, API_VERSION, Header};
+use super::yaml;
+
+/// `Device` or `Asset` and the name of each resource document of `text` (documents that are
+/// neither, or cannot be read, are left out: the loader reports them).
+pub fn defined(text: &str) -> Vec<(String, String)> {
+    doc::split_documents(text)
+        .into_iter()
+        .filter_map(|(d, _)| header(&d).ok().flatten())
+        .collect()
+}
+
+/// The kind and name of the one resource document of `text`; an error saying why when it holds
+/// no document, several, or one that is not a named Device or Asset.
+pub fn identify(text: &str) -> Result<(String, String), String> {
+    let docs: Vec<String> = doc::split_documents(text)
+        .into_iter()
+        .map(|(d, _)| d)
+        .filter(|d| !matches!(yaml::parse(d), Ok(v) if v.is_null()))
+        .collect();
+    match docs.as_slice() {
+        [one] => header(one)?.ok_or_else(|| {
+            format!("not a resource: apiVersion must be {API_VERSION:?} and kind Device or Asset")
+        }),
+        [] => Err("no resource document".into()),
+        _ => Err("more than one document: write one resource per call".into()),
+    }
+}
+
+/// A document's kind and name; `None` when it is no Device or Asset of our API version.
+fn header(text: &str) -> Result<Option<(String, String)>, String> {
+    let value = yaml::parse(text).map_err(|e| format!("unparsable YAML: {e}"))?;
+    let h = Header::deserialize(&value).map_err(|e| format!("not a resource: {e}"))?;
+    let kind = h.kind.unwrap_or_default();
+    if h.api_version.as_deref() != Some(API_VERSION) || !matches!(kind.as_str(), "Device" | "Asset")
+    {
+        return Ok(None);
+    }
+    let name = h
+        .metadata
+        .and_then(|m| m.name)
+        .filter(|n| !n.is_empty())
+        .ok_or("metadata.name is missing")?;
+    Ok(Some((kind, name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "apiVersion: namespaces.deviceregistry.microsoft.com/v1\n";
+
+    #[test]
+    fn one_named_resource_per_text() {
+        let dev = format!("{HEAD}kind: Device\nmetadata: {{name: d1}}\n");
+        assert_eq!(identify(&dev).unwrap(), ("Device".into(), "d1".into()));
+        let two = format!("{dev}---\n{HEAD}kind: Asset\nmetadata: {{name: a1}}\n");
+        assert!(identify(&two).unwrap_err().contains("more than one"));
+        assert_eq!(defined(&two).len(), 2);
+        assert!(identify("").unwrap_err().contains("no resource"));
+        let unnamed = format!("{HEAD}kind: Device\nmetadata: {{}}\n");
+        assert!(identify(&unnamed).unwrap_err().contains("metadata.name"));
+        assert!(
+            identify("kind: ConfigMap\n")
+                .unwrap_err()
+                .contains("apiVersion")
+        );
+        // JSON is YAML.
+        let json = format!(
+            "{{\"apiVersion\": \"{API_VERSION}\", \"kind\": \"Asset\", \"metadata\": {{\"name\": \"a\"}}}}"
+        );
+        assert_eq!(identify(&json).unwrap(), ("Asset".into(), "a".into()));
+    }
+}
