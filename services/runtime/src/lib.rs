@@ -8,6 +8,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod admin;
+pub mod admin_rate;
 pub mod backoff;
 pub mod client_io;
 pub mod error_chain;

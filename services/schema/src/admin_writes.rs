@@ -1,5 +1,5 @@
 //! The guard in front of the registry's admin writes, `PutSchema` and `InferSchema`: each call
-//! takes a token from the [rate limit](crate::admin_rate), and a request larger than
+//! takes a token from the [rate limit](sse_runtime::admin_rate), and a request larger than
 //! [`ADMIN_REQUEST_BYTES_MAX`] is refused from its gRPC frame header. Both run before tonic
 //! decodes the body, so a refused call costs no memory (a 42 MB `InferSchema` once took the
 //! schema pod 923 MiB). Every other method, the `Process` stream included, passes untouched.
@@ -16,7 +16,7 @@ use sse_contract::limits::{ADMIN_REQUEST_BYTES_MAX, EVENT_BYTES_MAX};
 use tonic::body::Body;
 use tonic::server::NamedService;
 
-use crate::admin_rate::TokenBucket;
+use sse_runtime::admin_rate::TokenBucket;
 
 /// The guarded methods (gRPC paths).
 pub const GUARDED_PATHS: [&str; 2] = [

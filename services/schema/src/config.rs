@@ -7,11 +7,11 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use tonic::transport::Uri;
 
-use crate::admin_rate;
 use crate::azure::AzureSettings;
 use crate::caps::{self, Caps};
 use crate::error::Error;
 use crate::pipeline::Limits;
+use sse_runtime::admin_rate;
 
 /// Which registry holds the schemas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,7 +5,6 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod acks;
-pub mod admin_rate;
 pub mod admin_writes;
 pub mod any_registry;
 pub mod azure;
@@ -138,8 +137,10 @@ pub async fn start(
     let svc = SchemaServiceServer::new(grpc::SchemaGrpc::new(pipeline, relay))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX);
-    let bucket =
-        admin_rate::TokenBucket::new(config.admin_writes_per_second, config.admin_write_burst);
+    let bucket = sse_runtime::admin_rate::TokenBucket::new(
+        config.admin_writes_per_second,
+        config.admin_write_burst,
+    );
     let svc = admin_writes::AdminWrites::new(svc, Arc::new(bucket));
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
         .secure(security, "sse-schema")

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sse_proto::v1 as pb;
-use sse_schema::admin_rate::TokenBucket;
+use sse_runtime::admin_rate::TokenBucket;
 
 use super::{Store, WriteError};
 

@@ -1,7 +1,7 @@
-//! The rate limit on the registry's admin writes, `PutSchema` and `InferSchema`: one token
-//! bucket shared by both. Each call writes a file or parses a payload of up to 4 MiB, so a
-//! caller looping on them would fill the schema volume or keep the (single-threaded) service
-//! busy, stalling the event stream. [`crate::admin_writes`] applies it to the calls.
+//! The rate limit on admin writes: one token bucket per service for its writing calls (the
+//! schema registry's `PutSchema` and `InferSchema`, ingest's resource writes). Each such call
+//! writes a file or parses a large document, so a caller looping on them would fill a volume or
+//! keep a single-threaded service busy, stalling the event stream.
 
 use std::sync::Mutex;
 use std::time::Instant;
