@@ -94,6 +94,8 @@ pub fn rule(path: &str) -> Option<Access> {
         match m {
             "Publish" => Access::Only(Role::Schema),
             "PublishMessage" => Access::Admin,
+            // Payloads, but only to identities that already carry them (docs/security.md).
+            "Tail" => Access::Read,
             _ => return None,
         }
     } else {
@@ -128,6 +130,9 @@ mod tests {
         // Discovery is read-only: whoever may list the streams may list what they discovered.
         let discovered = rule("/sseconnector.v1.IngestService/ListDiscovered");
         assert_eq!(discovered, Some(list));
+        // Tail shows payloads, but only to the identities that already carry or may read them.
+        let tail = rule("/sseconnector.v1.PublisherService/Tail");
+        assert_eq!(tail, Some(Access::Read));
         assert_eq!(rule("/grpc.health.v1.Health/Check"), Some(Access::Any));
         assert_eq!(rule("/sseconnector.v1.SchemaService/Nope"), None);
         assert_eq!(rule("/other.Service/Process"), None);
