@@ -65,13 +65,18 @@ const TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 /// The message of `ev`, then the tail's hook as `publish_one` and `outcome` run it.
 fn publish_path(ev: &Event, tail: &Tail) -> Message {
     let message = event_message(ev, TP, no_stamp).unwrap();
-    let tapped = tail.tap(&ev.route.device, &ev.route.asset, &message);
+    hook(ev, &message, tail);
+    message
+}
+
+/// The tail's hook on `message` of `ev`, as `publish_one` and `outcome` run it.
+fn hook(ev: &Event, message: &Message, tail: &Tail) {
+    let tapped = tail.tap(&ev.route.device, &ev.route.asset, message);
     let kept = tail.active().then(|| tail.clone());
     if let Some(t) = tapped {
         t.deliver();
     }
     drop(black_box(kept));
-    message
 }
 
 fn bench(c: &mut Criterion) {
@@ -83,6 +88,11 @@ fn bench(c: &mut Criterion) {
     c.bench_function("tail/nobody_tails", |b| {
         b.iter(|| publish_path(black_box(&ev), &tail))
     });
+    // The hook alone, on a message already built.
+    let message = event_message(&ev, TP, no_stamp).unwrap();
+    c.bench_function("tail/hook_alone_nobody_tails", |b| {
+        b.iter(|| hook(black_box(&ev), black_box(&message), &tail))
+    });
     let stop = CancellationToken::new();
     let other = Filter {
         asset: Some("another-asset".into()),
@@ -92,6 +102,9 @@ fn bench(c: &mut Criterion) {
     c.bench_function("tail/one_tail_filtered_out", |b| {
         b.iter(|| publish_path(black_box(&ev), &tail))
     });
+    c.bench_function("tail/hook_alone_one_tail_filtered_out", |b| {
+        b.iter(|| hook(black_box(&ev), black_box(&message), &tail))
+    });
     drop(filtered);
     let stalled = tail.open(Filter::default(), 0, stop).unwrap();
     for _ in 0..TAIL_QUEUE {
@@ -99,6 +112,9 @@ fn bench(c: &mut Criterion) {
     }
     c.bench_function("tail/stalled_reader_drops", |b| {
         b.iter(|| publish_path(black_box(&ev), &tail))
+    });
+    c.bench_function("tail/hook_alone_stalled_reader_drops", |b| {
+        b.iter(|| hook(black_box(&ev), black_box(&message), &tail))
     });
     drop(stalled);
 }

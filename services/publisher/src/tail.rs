@@ -262,6 +262,11 @@ impl Tapped {
             if !w.filter.matches(&m.device, &m.asset, &m.topic) {
                 continue;
             }
+            if w.tx.capacity() == 0 {
+                // Full: counted without the copy a stalled reader would never see.
+                w.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let mut copy = m.clone();
             if copy.payload.len() > w.max_payload {
                 copy.payload.truncate(w.max_payload);
