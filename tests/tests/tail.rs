@@ -1,10 +1,11 @@
 //! Issue #24 point 2, through the real binaries and a real Mosquitto: `PublisherService/Tail`
 //! streams the messages the publisher publishes, with their CloudEvents properties, filtered by
 //! device or asset, driven with grpcurl as an operator would; and a tail reader that never
-//! reads is told it dropped messages while the MQTT subscriber still gets every event.
+//! reads is told it dropped messages while the MQTT subscriber still gets every event, and the
+//! publisher's memory does not grow with what the reader misses (its RSS, measured).
 //!
 //! The tails are open before the events they must show: `/a` and `/b` tick for as long as the
-//! test runs, and the burst of `/burst` waits for the test's signal.
+//! test runs, and the two bursts of `/burst/1` and `/burst/2` wait for the test's signals.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -27,9 +28,10 @@ use tokio::sync::watch;
 
 /// The events of the stalled-reader test: far more than a tail queue and the HTTP/2 buffers
 /// between the publisher and a reader that never reads.
-const BURST: u64 = 400;
-/// Filler in each burst event, so that the buffers fill with fewer events.
-const FILLER: usize = 2048;
+const BURST: u64 = 2000;
+/// Filler in each burst event (under the tail's payload cut, so nothing is truncated): a tail
+/// that held every message would hold `BURST * FILLER` bytes, 16 MB.
+const FILLER: usize = 8192;
 
 fn resources(base: &str) -> String {
     let device = |name: &str| {
@@ -47,14 +49,16 @@ fn resources(base: &str) -> String {
         device("dev2"),
         asset("line", "dev1", "/a", "e2e/a"),
         asset("press", "dev2", "/b", "e2e/b"),
-        asset("burst", "dev1", "/burst", "e2e/burst"),
+        asset("burst1", "dev1", "/burst/1", "e2e/burst/1"),
+        asset("burst2", "dev1", "/burst/2", "e2e/burst/2"),
     ]
     .concat()
 }
 
-/// `/a` and `/b`: a numbered event every 50 ms, for as long as the test runs; `/burst`: [`BURST`]
-/// events at once, each with [`FILLER`] bytes, once `go` turns true.
-fn feed(go: watch::Receiver<bool>) -> sse_e2e::source::Feed {
+/// `/a` and `/b`: a numbered event every 50 ms, for as long as the test runs; `/burst/<k>`:
+/// burst k, [`BURST`] events at once numbered on from the previous burst, each with [`FILLER`]
+/// bytes, once `go` reaches k.
+fn feed(go: watch::Receiver<u64>) -> sse_e2e::source::Feed {
     Arc::new(move |req: &SeenRequest| {
         let path = req.path.split('?').next().unwrap_or_default().to_string();
         match path.as_str() {
@@ -66,9 +70,10 @@ fn feed(go: watch::Receiver<bool>) -> sse_e2e::source::Feed {
                 });
                 Reply::Sse(Box::pin(ticks))
             }
-            "/burst" => {
+            "/burst/1" | "/burst/2" => {
+                let k: u64 = if path.ends_with('1') { 1 } else { 2 };
                 let filler = "x".repeat(FILLER);
-                let blocks = (1..=BURST)
+                let blocks = ((k - 1) * BURST + 1..=k * BURST)
                     .map(|n| {
                         let data = format!(r#"{{"n":{n},"filler":"{filler}"}}"#);
                         block(Some(&n.to_string()), None, &data)
@@ -76,7 +81,7 @@ fn feed(go: watch::Receiver<bool>) -> sse_e2e::source::Feed {
                     .collect();
                 let mut go = go.clone();
                 let wait = futures::stream::once(async move {
-                    let _ = go.wait_for(|g| *g).await;
+                    let _ = go.wait_for(|g| *g >= k).await;
                     Bytes::from_static(b": go\n\n")
                 });
                 Reply::Sse(Box::pin(wait.chain(blocks_then_hold(blocks))))
@@ -84,6 +89,14 @@ fn feed(go: watch::Receiver<bool>) -> sse_e2e::source::Feed {
             _ => Reply::not_found(),
         }
     })
+}
+
+/// The distinct event numbers among `msgs`, in order.
+fn distinct(msgs: &[sse_e2e::mqtt::Received]) -> Vec<u64> {
+    let mut n: Vec<u64> = msgs.iter().filter_map(|m| number_of(&m.payload)).collect();
+    n.sort_unstable();
+    n.dedup();
+    n
 }
 
 /// A grpcurl `Tail` call whose output is read as it comes.
@@ -172,7 +185,7 @@ async fn grpcurl_tails_the_published_messages_filtered_by_device_and_asset() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (_go, go) = watch::channel(false);
+    let (_go, go) = watch::channel(0);
     let source = SseSource::start(listener, feed(go)).unwrap();
     let pipeline = start(dir.path(), &broker, &source).await;
     let addr = pipeline.publisher.addr.to_string();
@@ -232,9 +245,11 @@ async fn grpcurl_tails_the_published_messages_filtered_by_device_and_asset() {
 async fn a_reader_that_never_reads_is_told_it_dropped_and_the_pipeline_delivers_everything() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start().await.unwrap();
-    let sub = Subscriber::connect(broker.port, "e2e/burst").await.unwrap();
+    let sub = Subscriber::connect(broker.port, "e2e/burst/#")
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (go_tx, go) = watch::channel(false);
+    let (go_tx, go) = watch::channel(0);
     let source = SseSource::start(listener, feed(go)).unwrap();
     let pipeline = start(dir.path(), &broker, &source).await;
     // A client whose HTTP/2 window is tiny: once it stops reading, the publisher's stream to
@@ -248,39 +263,49 @@ async fn a_reader_that_never_reads_is_told_it_dropped_and_the_pipeline_delivers_
         .unwrap();
     let mut client = pb::publisher_service_client::PublisherServiceClient::new(channel);
     let request = pb::TailRequest {
-        topic: "e2e/burst".into(),
+        topic: "e2e/burst/#".into(),
         ..Default::default()
     };
-    // The call returns once the tail is open: the burst comes after.
+    // The call returns once the tail is open: the bursts come after.
     let mut stalled = client.tail(request).await.unwrap().into_inner();
-    go_tx.send(true).unwrap();
-
     // The subscriber gets every event while the tail reader reads nothing.
-    let msgs = sub
-        .wait_until("every burst event", |m| {
-            let mut n: Vec<u64> = m.iter().filter_map(|m| number_of(&m.payload)).collect();
-            n.sort_unstable();
-            n.dedup();
-            n.len() as u64 >= BURST
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}; ingest log:\n{}", pipeline.ingest.log_text()));
-    let mut got: Vec<u64> = msgs.iter().filter_map(|m| number_of(&m.payload)).collect();
-    got.sort_unstable();
-    got.dedup();
-    assert_eq!(got, (1..=BURST).collect::<Vec<_>>());
+    let mut rss = Vec::new();
+    for k in 1..=2 {
+        go_tx.send(k).unwrap();
+        let msgs = sub
+            .wait_until(&format!("every event of burst {k}"), |m| {
+                distinct(m).len() as u64 >= k * BURST
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}; ingest log:\n{}", pipeline.ingest.log_text()));
+        assert_eq!(distinct(&msgs), (1..=k * BURST).collect::<Vec<_>>());
+        rss.push(pipeline.publisher.rss_kib().unwrap());
+    }
+    // Memory: the first burst grows the publisher's buffers; the second, as large, must not
+    // grow it by what a tail holding the burst would (the stalled tail holds a few dozen). The
+    // allocator's own swing between two bursts measured -4 to +5 MB.
+    let grown = rss[1].saturating_sub(rss[0]);
+    eprintln!(
+        "publisher RSS after burst 1: {} KiB, after burst 2: {} KiB",
+        rss[0], rss[1]
+    );
+    let held_kib = BURST * FILLER as u64 / 1024;
+    assert!(
+        grown < held_kib,
+        "the second burst grew the publisher by {grown} KiB; holding it would take {held_kib} KiB"
+    );
 
     // Now it reads: what was queued, and the count of what it lost.
     let mut messages = 0u64;
     let mut dropped = 0u64;
-    while messages + dropped < BURST {
+    while messages + dropped < 2 * BURST {
         let next = tokio::time::timeout(Duration::from_secs(10), stalled.next()).await;
         let Ok(Some(Ok(item))) = next else {
             panic!("the tail ended early: {messages} messages, {dropped} dropped")
         };
         match item.item.unwrap() {
             pb::tail_response::Item::Message(m) => {
-                assert_eq!(m.topic, "e2e/burst");
+                assert!(m.topic.starts_with("e2e/burst/"), "{}", m.topic);
                 messages += 1;
             }
             pb::tail_response::Item::Dropped(d) => dropped += d.count,
@@ -288,5 +313,5 @@ async fn a_reader_that_never_reads_is_told_it_dropped_and_the_pipeline_delivers_
     }
     eprintln!("the stalled reader got {messages} messages and was told of {dropped} dropped");
     assert!(dropped > 0, "{messages} messages and no drop notice");
-    assert_eq!(messages + dropped, BURST);
+    assert_eq!(messages + dropped, 2 * BURST);
 }
