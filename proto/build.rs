@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("sseconnector_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .bytes(".sseconnector.v1.Event.data")
+        .bytes(".sseconnector.v1.TailMessage.payload")
         .compile_fds(fds)?;
     Ok(())
 }

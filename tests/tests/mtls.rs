@@ -308,7 +308,10 @@ async fn without_mtls_admin_writes_stay_on_loopback() {
     let o = grpcurl(&at, Client::Plain, Some(INFER), &infer)
         .await
         .unwrap();
-    denied(&o, "admin writes are off: this server listens on 0.0.0.0:");
+    denied(
+        &o,
+        "admin writes and payload reads are off: this server listens on 0.0.0.0:",
+    );
     let read = ["sseconnector.v1.SchemaService/ListSchemas"];
     let o = grpcurl(&at, Client::Plain, None, &read).await.unwrap();
     assert!(o.ok, "reads stay open: {o:?}");

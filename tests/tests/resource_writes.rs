@@ -214,7 +214,10 @@ async fn without_mtls_resource_writes_stay_on_loopback() {
         !o.ok && o.stderr.contains("Code: PermissionDenied"),
         "{o:?}"
     );
-    assert!(o.stderr.contains("admin writes are off"), "{o:?}");
+    assert!(
+        o.stderr.contains("admin writes and payload reads are off"),
+        "{o:?}"
+    );
     assert!(!res.join("device-plant.yaml").exists());
 }
 

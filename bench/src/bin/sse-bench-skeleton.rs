@@ -493,6 +493,7 @@ struct Out {
 #[tonic::async_trait]
 impl PublisherService for Out {
     type PublishStream = ReceiverStream<Result<pb::PublishResponse, Status>>;
+    type TailStream = ReceiverStream<Result<pb::TailResponse, Status>>;
 
     async fn publish(
         &self,
@@ -518,6 +519,10 @@ impl PublisherService for Out {
         &self,
         _: Request<pb::PublishMessageRequest>,
     ) -> Answer<pb::PublishMessageResponse> {
+        unimplemented()
+    }
+
+    async fn tail(&self, _: Request<pb::TailRequest>) -> Answer<Self::TailStream> {
         unimplemented()
     }
 }

@@ -41,6 +41,9 @@ pub enum Access {
     Read,
     /// An admin write (it changes what the connector publishes or stores): the console only.
     Admin,
+    /// A read of the events' payloads (`Tail`): the console only, since no peer service needs
+    /// it and payloads may be confidential.
+    Payloads,
     /// Health and reflection: any caller whose certificate the CA signed.
     Any,
 }
@@ -51,14 +54,15 @@ impl Access {
         match self {
             Access::Only(r) => roles.contains(&r),
             Access::Read => !roles.is_empty(),
-            Access::Admin => roles.contains(&Role::Console),
+            Access::Admin | Access::Payloads => roles.contains(&Role::Console),
             Access::Any => true,
         }
     }
 
-    /// Whether the method writes (refused without mTLS outside loopback).
-    pub fn is_admin_write(self) -> bool {
-        self == Access::Admin
+    /// Whether the method is refused without mTLS outside loopback: admin writes, and payload
+    /// reads, which would show every event to whoever reaches the port.
+    pub fn needs_mtls_off_loopback(self) -> bool {
+        matches!(self, Access::Admin | Access::Payloads)
     }
 }
 
@@ -68,6 +72,7 @@ impl fmt::Display for Access {
             Access::Only(r) => write!(f, "a pipeline stream: only the {} identity", r.name()),
             Access::Read => f.write_str("a read API: the peer services and the console identity"),
             Access::Admin => f.write_str("an admin write: only the console identity"),
+            Access::Payloads => f.write_str("a read of event payloads: only the console identity"),
             Access::Any => f.write_str("open to every authenticated caller"),
         }
     }
@@ -94,6 +99,8 @@ pub fn rule(path: &str) -> Option<Access> {
         match m {
             "Publish" => Access::Only(Role::Schema),
             "PublishMessage" => Access::Admin,
+            // Payloads, but only to identities that already carry them (docs/security.md).
+            "Tail" => Access::Payloads,
             _ => return None,
         }
     } else {
@@ -120,7 +127,7 @@ mod tests {
         assert!(publish.allows(&[Role::Schema]));
         assert!(!publish.allows(&[Role::Ingest, Role::Console]));
         let put = rule("/sseconnector.v1.SchemaService/PutSchema").unwrap_or(Access::Any);
-        assert!(put.is_admin_write());
+        assert!(put.needs_mtls_off_loopback());
         assert!(put.allows(&[Role::Console]));
         assert!(!put.allows(&[Role::Ingest, Role::Schema, Role::Publisher]));
         let list = rule("/sseconnector.v1.IngestService/ListStreams").unwrap_or(Access::Admin);
@@ -136,6 +143,12 @@ mod tests {
         }
         let get = rule("/sseconnector.v1.IngestService/GetResource");
         assert_eq!(get, Some(list));
+        // Tail shows payloads: the operator's tools only, never a peer service.
+        let tail = rule("/sseconnector.v1.PublisherService/Tail");
+        assert_eq!(tail, Some(Access::Payloads));
+        assert!(!Access::Payloads.allows(&[Role::Ingest, Role::Schema, Role::Publisher]));
+        assert!(Access::Payloads.allows(&[Role::Console]));
+        assert!(Access::Payloads.needs_mtls_off_loopback());
         assert_eq!(rule("/grpc.health.v1.Health/Check"), Some(Access::Any));
         assert_eq!(rule("/sseconnector.v1.SchemaService/Nope"), None);
         assert_eq!(rule("/other.Service/Process"), None);

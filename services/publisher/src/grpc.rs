@@ -29,6 +29,7 @@ use crate::event::{
 use crate::metrics::{Metrics, RouteCache, RouteLabels, SEND};
 use crate::mqtt::{Delivery, Mqtt, Slot};
 use crate::properties::{self, StoreStamp};
+use crate::tail::{Filter, Tail, TailStream, Tapped};
 
 /// How long `PublishMessage` waits for a broker connection and then for the broker's ack.
 pub const UNARY_WAIT: Duration = Duration::from_secs(5);
@@ -44,6 +45,7 @@ pub struct PublisherGrpc {
     shutdown: Shutdown,
     ack_delay: Duration,
     metrics: Option<Arc<Metrics>>,
+    tail: Tail,
 }
 
 impl PublisherGrpc {
@@ -62,6 +64,7 @@ impl PublisherGrpc {
             shutdown,
             ack_delay,
             metrics,
+            tail: Tail::default(),
         }
     }
 
@@ -85,6 +88,7 @@ fn ack(ev: &Event, error: Option<&Error>) -> pb::Ack {
 #[tonic::async_trait]
 impl PublisherService for PublisherGrpc {
     type PublishStream = ReceiverStream<Result<pb::PublishResponse, Status>>;
+    type TailStream = TailStream;
 
     async fn publish(
         &self,
@@ -106,12 +110,31 @@ impl PublisherService for PublisherGrpc {
             .await
             .map_err(|_| Error::Unavailable)??;
         let meter = self.metrics.as_ref().map(|m| m.topic(&single.topic));
+        let tapped = self.tail.tap("", "", &message);
         let delivery = slot.send(message, meter);
         match tokio::time::timeout(UNARY_WAIT, delivery).await {
-            Ok(Ok(Ok(()))) => Ok(Response::new(pb::PublishMessageResponse {})),
+            Ok(Ok(Ok(()))) => {
+                if let Some(t) = tapped {
+                    t.deliver();
+                }
+                Ok(Response::new(pb::PublishMessageResponse {}))
+            }
             Ok(Ok(Err(e))) => Err(e.into()),
             Ok(Err(_)) | Err(_) => Err(Error::Unavailable.into()),
         }
+    }
+
+    async fn tail(
+        &self,
+        request: Request<pb::TailRequest>,
+    ) -> Result<Response<Self::TailStream>, Status> {
+        let req = request.into_inner();
+        let filter = Filter::from_request(&req)?;
+        let max_payload = usize::try_from(req.max_payload_bytes).unwrap_or(usize::MAX);
+        let stream = self
+            .tail
+            .open(filter, max_payload, self.shutdown.token.clone())?;
+        Ok(Response::new(stream))
     }
 }
 
@@ -301,11 +324,15 @@ impl PublisherGrpc {
         };
         match message {
             Ok(message) => {
+                // Nothing is taken or cloned for the tails unless one is open.
+                let tapped = self.tail.tap(&ev.route.device, &ev.route.asset, &message);
+                let tail = self.tail.active().then(|| self.tail.clone());
                 let delivery = slot.send(message, labels.as_ref().and_then(|l| l.topic.clone()));
                 let span = trace.span.clone();
                 let mqtt = self.mqtt.clone();
+                let taps = Taps { tapped, tail };
                 waiting.push(Box::pin(
-                    outcome(ev, delivery, labels, trace, mqtt).instrument(span),
+                    outcome(ev, delivery, labels, trace, mqtt, taps).instrument(span),
                 ));
             }
             Err(e) => {
@@ -335,6 +362,13 @@ fn send_span(ev: &Event, topic: &str) -> tracing::Span {
     )
 }
 
+/// What the tails get of one event: its message once delivered (when a tail wanted it), and
+/// the registry for a dead letter it may turn into (when a tail was open).
+struct Taps {
+    tapped: Option<Tapped>,
+    tail: Option<Tail>,
+}
+
 /// The ack of `ev` once `delivery` resolves (None: not delivered, the caller re-sends), with
 /// its latency or drop recorded under `labels`. An event that fails for good on a route with a
 /// dead-letter destination is acknowledged only once its dead letter is (through `mqtt`).
@@ -344,11 +378,15 @@ async fn outcome(
     labels: Option<Arc<RouteLabels>>,
     trace: EventTrace,
     mqtt: Mqtt,
+    taps: Taps,
 ) -> Option<pb::Ack> {
     match delivery.await {
         Ok(Ok(())) => {
             if let Some(l) = &labels {
                 l.delivered(ev.received_unix_nanos);
+            }
+            if let Some(t) = taps.tapped {
+                t.deliver();
             }
             Some(ack(&ev, None))
         }
@@ -361,7 +399,8 @@ async fn outcome(
             not_published(&ev, &e, labels.as_deref(), &trace);
             match (dead_letter::reason_of(&e), &ev.route.dead_letter) {
                 (Some(reason), Some(_)) => {
-                    redirect(ev, e, reason, labels.as_deref(), &trace, mqtt).await
+                    let tail = taps.tail.as_ref();
+                    redirect(ev, e, reason, labels.as_deref(), &trace, mqtt, tail).await
                 }
                 _ => Some(ack(&ev, Some(&e))),
             }
@@ -372,7 +411,8 @@ async fn outcome(
 
 /// Sends `ev`, which failed for good with `e`, to its route's dead-letter topic and waits for
 /// the broker: acknowledged (with an error naming both) once the dead letter is delivered or
-/// failed for good; None (re-sent whole) when the dead letter was not delivered.
+/// failed for good; None (re-sent whole) when the dead letter was not delivered. The dead
+/// letter is tailed like any message when `tail` has a tail open.
 async fn redirect(
     ev: Event,
     e: Error,
@@ -380,19 +420,27 @@ async fn redirect(
     labels: Option<&RouteLabels>,
     trace: &EventTrace,
     mqtt: Mqtt,
+    tail: Option<&Tail>,
 ) -> Option<pb::Ack> {
     let mark = Mark {
         reason,
         detail: e.to_string(),
         truncated_from: None,
     };
+    let mut tapped = None;
     let sent = match dead_letter::message(&ev, &mark, &trace.traceparent) {
         Ok(message) => match mqtt.reserve().await {
-            Ok(slot) => slot.send(message, None).await,
+            Ok(slot) => {
+                tapped = tail.and_then(|t| t.tap(&ev.route.device, &ev.route.asset, &message));
+                slot.send(message, None).await
+            }
             Err(_) => return None,
         },
         Err(failed) => Ok(Err(failed)),
     };
+    if let (Ok(Ok(())), Some(t)) = (&sent, tapped) {
+        t.deliver();
+    }
     let topic = ev
         .route
         .dead_letter

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod mqtt;
 pub mod properties;
 pub mod state_store;
+pub mod tail;
 
 use std::time::Duration;
 

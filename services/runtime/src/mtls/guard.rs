@@ -23,7 +23,7 @@ pub enum Policy {
     Mtls(Identities),
     /// Plaintext on loopback (local development): everything is open.
     Open,
-    /// Plaintext on a reachable address: admin writes are refused, the rest stays open.
+    /// Plaintext on a reachable address: admin writes and payload reads are refused, the rest stays open.
     NoAdminWrites {
         /// The address the server listens on, for the message.
         listen: SocketAddr,
@@ -36,11 +36,13 @@ impl Policy {
         match self {
             Policy::Open => Ok(()),
             Policy::NoAdminWrites { listen } => match access::rule(path) {
-                Some(a) if a.is_admin_write() => Err(tonic::Status::permission_denied(format!(
-                    "{path} is {a}, and admin writes are off: this server listens on {listen} \
+                Some(a) if a.needs_mtls_off_loopback() => {
+                    Err(tonic::Status::permission_denied(format!(
+                        "{path} is {a}, and admin writes and payload reads are off: this server listens on {listen} \
                      without mTLS (set --grpc-tls-ca, --grpc-tls-cert and --grpc-tls-key, or \
                      listen on loopback)"
-                ))),
+                    )))
+                }
                 _ => Ok(()),
             },
             Policy::Mtls(ids) => {
@@ -163,7 +165,11 @@ mod tests {
             listen: "0.0.0.0:1".parse().unwrap(),
         };
         let e = exposed.check(put, None).unwrap_err();
-        assert!(e.message().contains("admin writes are off"), "{e}");
+        assert!(
+            e.message()
+                .contains("admin writes and payload reads are off"),
+            "{e}"
+        );
         assert!(exposed.check(process, None).is_ok());
         assert!(Policy::Open.check(put, None).is_ok());
     }

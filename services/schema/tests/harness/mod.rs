@@ -55,6 +55,7 @@ pub struct FakePublisher {
 #[tonic::async_trait]
 impl PublisherService for FakePublisher {
     type PublishStream = ReceiverStream<Result<PublishResponse, Status>>;
+    type TailStream = ReceiverStream<Result<sse_proto::v1::TailResponse, Status>>;
 
     async fn publish(
         &self,
@@ -92,6 +93,13 @@ impl PublisherService for FakePublisher {
         &self,
         _request: Request<PublishMessageRequest>,
     ) -> Result<Response<PublishMessageResponse>, Status> {
+        Err(Status::unimplemented("not in the fake"))
+    }
+
+    async fn tail(
+        &self,
+        _request: Request<sse_proto::v1::TailRequest>,
+    ) -> Result<Response<Self::TailStream>, Status> {
         Err(Status::unimplemented("not in the fake"))
     }
 }
