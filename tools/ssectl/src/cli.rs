@@ -248,6 +248,9 @@ pub struct TailArgs {
     /// Only topics matching this MQTT filter.
     #[arg(long)]
     pub topic: Option<String>,
+    /// Payload bytes printed per message at most (the publisher caps this at 16 KiB).
+    #[arg(long, default_value_t = crate::watch::TAIL_MAX_PAYLOAD_BYTES)]
+    pub max_payload_bytes: u32,
 }
 
 /// `schemas ...`

@@ -14,8 +14,9 @@ use crate::cli::{Format, TailArgs};
 use crate::clients::{links, refused};
 use crate::output::{self, Table};
 
-/// Payload bytes of one tailed message the publisher sends at most; the rest is cut.
-const TAIL_MAX_PAYLOAD_BYTES: u32 = 4096;
+/// Payload bytes of one tailed message asked of the publisher by default; the rest is cut
+/// (a terminal line, not a dump: `--max-payload-bytes` asks for more).
+pub const TAIL_MAX_PAYLOAD_BYTES: u32 = 4096;
 
 /// `streams`: every replica's streams, one row each.
 pub async fn streams(d: &Dialer, addrs: &[String], fmt: Format) -> anyhow::Result<()> {
@@ -161,7 +162,7 @@ pub async fn tail(d: &Dialer, addrs: &[String], t: TailArgs) -> anyhow::Result<(
         device: t.device.unwrap_or_default(),
         asset: t.asset.unwrap_or_default(),
         topic: t.topic.unwrap_or_default(),
-        max_payload_bytes: TAIL_MAX_PAYLOAD_BYTES,
+        max_payload_bytes: t.max_payload_bytes,
     };
     let mut stream = PublisherServiceClient::new(link)
         .tail(req)
