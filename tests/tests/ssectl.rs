@@ -13,7 +13,9 @@ use bytes::Bytes;
 use serde_json::Value;
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::Subscriber;
-use sse_e2e::procs::{Exited, bin_dir, run_to_exit};
+use sse_e2e::mtls::Identity;
+use sse_e2e::pki::Pki;
+use sse_e2e::procs::{Exited, Service, bin_dir, run_to_exit};
 use sse_e2e::source::{Reply, SeenRequest, SseSource, block};
 use sse_e2e::stack::{Pipeline, PipelineArgs};
 use tokio::io::AsyncReadExt;
@@ -166,6 +168,65 @@ async fn ssectl_creates_a_device_and_an_asset_and_watches_them() {
     ok(ssectl(&p, &["asset", "delete", "line"]).await);
     let gone = ssectl(&p, &["asset", "show", "line"]).await;
     assert_eq!(gone.code, Some(1), "{}", said(&gone));
+}
+
+/// Under mTLS, ssectl presents the identity its flags name: the console's writes, a peer
+/// service's is refused by the server (exit 1, its message printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssectl_speaks_mtls_with_the_identity_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    let pki = Pki::new().unwrap();
+    let tls = dir.path().join("tls");
+    let id = |name: &str| Identity::issue(&tls, &pki, name, &pki.ca_pem).unwrap();
+    let (me, console, schema) = (id("sse-ingest"), id("sse-console"), id("sse-schema"));
+    let mut args = me.flags();
+    let s = |x: &str| x.to_string();
+    args.extend([
+        s("--health-listen"),
+        s("127.0.0.1:0"),
+        s("--schema"),
+        s("https://127.0.0.1:9"),
+        s("--resources"),
+        res.display().to_string(),
+        s("--checkpoint-store"),
+        s("none"),
+    ]);
+    let ingest = Service::start("sse-ingest", &args, &[]).await.unwrap();
+    let addr = ingest.addr.to_string();
+    let as_ = |who: &Identity, verb: &[&str]| {
+        let (ca, cert, key) = (who.ca.clone(), who.cert.clone(), who.key.clone());
+        let verb: Vec<String> = verb.iter().map(|v| v.to_string()).collect();
+        let addr = addr.clone();
+        async move {
+            let mut a = vec![s("--ingest"), addr, s("--tls-ca"), ca.display().to_string()];
+            a.extend([s("--tls-cert"), cert.display().to_string()]);
+            a.extend([s("--tls-key"), key.display().to_string()]);
+            a.extend(verb);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            run_to_exit("ssectl", &a).await.unwrap()
+        }
+    };
+
+    let refused = as_(&schema, &["device", "create", "plant"]).await;
+    assert_eq!(refused.code, Some(1), "{}", said(&refused));
+    assert!(
+        refused.stderr.contains("PermissionDenied"),
+        "{}",
+        said(&refused)
+    );
+    assert!(!res.join("device-plant.yaml").exists());
+    ok(as_(&console, &["device", "create", "plant"]).await);
+    assert!(res.join("device-plant.yaml").is_file());
+    let shown = ok(as_(&schema, &["device", "show", "plant"]).await);
+    assert!(shown.contains("name: plant"), "{shown}");
+    // Without the client identity the handshake fails: exit 1, naming the address.
+    let plain = run_to_exit("ssectl", &["--ingest", &addr, "device", "list"])
+        .await
+        .unwrap();
+    assert_eq!(plain.code, Some(1), "{}", said(&plain));
+    assert!(plain.stderr.contains(&addr), "{}", said(&plain));
 }
 
 #[tokio::test]
