@@ -154,6 +154,23 @@ async fn ssectl_creates_a_device_and_an_asset_and_watches_them() {
     let table = ok(ssectl(&p, &["streams"]).await);
     assert!(table.starts_with("STREAM"), "{table}");
 
+    let status = ok(ssectl(&p, &["-o", "json", "status", "--asset", "line"]).await);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert!(status["assets"]["line"]["datasets"].is_array(), "{status}");
+
+    // The registry inferred the dataset's schema; it is listed and shown by subject.
+    let subject = sse_e2e::eventually("a schema in ssectl schemas list", || async {
+        let out = ssectl(&p, &["-o", "json", "schemas", "list"]).await;
+        let v: Value = serde_json::from_str(&out.stdout).ok()?;
+        let first = v.as_array()?.first()?;
+        first["subject"].as_str().map(str::to_owned)
+    })
+    .await
+    .unwrap();
+    let schema = ok(ssectl(&p, &["-o", "json", "schemas", "show", &subject]).await);
+    let schema: Value = serde_json::from_str(&schema).unwrap();
+    assert!(schema["content"].is_object(), "{schema}");
+
     // `ssectl tail` prints the asset's messages as they are published.
     let tail = Tail::start(&p, "line");
     sse_e2e::eventually("a message in ssectl tail", || async {
