@@ -1,0 +1,315 @@
+//! `ssectl` end to end: the real binary against the real services and Mosquitto. It creates a
+//! device, adds an SSE endpoint pointing at a test source, creates an asset, and sees the
+//! stream in `ssectl streams`, the events on MQTT and in `ssectl tail`; a bad destination QoS
+//! is the server's field error (exit 1), bad usage exits 64.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use sse_e2e::broker::Mosquitto;
+use sse_e2e::mqtt::Subscriber;
+use sse_e2e::mtls::Identity;
+use sse_e2e::pki::Pki;
+use sse_e2e::procs::{Exited, Service, bin_dir, run_to_exit};
+use sse_e2e::source::{Reply, SeenRequest, SseSource, block};
+use sse_e2e::stack::{Pipeline, PipelineArgs};
+use tokio::io::AsyncReadExt;
+
+/// A source whose `/` sends a numbered event every 50 ms, for as long as it is read.
+fn ticking() -> sse_e2e::source::Feed {
+    Arc::new(|req: &SeenRequest| {
+        if req.path.split('?').next() != Some("/") {
+            return Reply::not_found();
+        }
+        let ticks = futures::stream::unfold(1u64, |n| async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let b = block(Some(&n.to_string()), None, &format!(r#"{{"n":{n}}}"#));
+            Some((Bytes::from(b), n + 1))
+        });
+        Reply::Sse(Box::pin(ticks))
+    })
+}
+
+/// Runs `ssectl` with the pipeline's addresses and `args`.
+async fn ssectl(p: &Pipeline, args: &[&str]) -> Exited {
+    let ingest = p.ingest.addr.to_string();
+    let schema = p.schema.addr.to_string();
+    let publisher = p.publisher.addr.to_string();
+    let mut all = vec![
+        "--ingest",
+        &ingest,
+        "--schema",
+        &schema,
+        "--publisher",
+        &publisher,
+    ];
+    all.extend_from_slice(args);
+    run_to_exit("ssectl", &all).await.unwrap()
+}
+
+/// What a run printed, for a failed assertion's message.
+fn said(e: &Exited) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        e.code, e.stdout, e.stderr
+    )
+}
+
+fn ok(e: Exited) -> String {
+    assert_eq!(e.code, Some(0), "{}", said(&e));
+    e.stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssectl_creates_a_device_and_an_asset_and_watches_them() {
+    let broker = Mosquitto::start().await.unwrap();
+    let sub = Subscriber::connect(broker.port, "cli/#").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = SseSource::start(listener, ticking()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    let p = Pipeline::start(PipelineArgs {
+        mqtt_url: broker.url(),
+        data_dir: dir.path().join("schemas").display().to_string(),
+        resources: res.display().to_string(),
+        publisher: vec![],
+        ingest: vec![],
+        env: None,
+    })
+    .await
+    .unwrap();
+
+    ok(ssectl(&p, &["device", "create", "plant"]).await);
+    let base = source.base_url();
+    let add = [
+        "device", "endpoint", "add", "sse", "--device", "plant", "--name", "sse",
+    ];
+    ok(ssectl(&p, &[&add[..], &["--address", &base]].concat()).await);
+    let shown = ok(ssectl(&p, &["-o", "json", "device", "show", "plant"]).await);
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        shown["spec"]["endpoints"]["inbound"]["sse"]["address"],
+        base.as_str()
+    );
+
+    // A QoS the server does not know is its field error, printed as it came, exit 1.
+    let create = [
+        "asset",
+        "sse",
+        "create",
+        "line",
+        "--device",
+        "plant",
+        "--endpoint",
+        "sse",
+    ];
+    let bad = ssectl(
+        &p,
+        &[
+            &create[..],
+            &["--dataset-dest", "topic=cli/line", "qos=Qos9"],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(bad.code, Some(1), "{}", said(&bad));
+    assert!(bad.stderr.contains("qos"), "{}", said(&bad));
+    assert!(bad.stderr.contains("Qos9"), "{}", said(&bad));
+
+    let dest = [
+        "--dataset-dest",
+        "topic=cli/line",
+        "qos=Qos1",
+        "retain=Never",
+        "ttl=3600",
+    ];
+    ok(ssectl(&p, &[&create[..], &dest[..]].concat()).await);
+
+    // The stream is listed and its events reach MQTT.
+    sse_e2e::eventually("the stream in ssectl streams", || async {
+        let out = ssectl(&p, &["-o", "json", "streams"]).await;
+        let v: Value = serde_json::from_str(&out.stdout).ok()?;
+        let s = v
+            .as_array()?
+            .iter()
+            .find(|s| s["url"].as_str().is_some_and(|u| u.starts_with(&base)))?
+            .clone();
+        (s["eventsForwarded"].as_u64()? > 0).then_some(())
+    })
+    .await
+    .unwrap();
+    sub.wait_until("events on MQTT", |m| {
+        m.iter().any(|m| m.topic == "cli/line")
+    })
+    .await
+    .unwrap();
+    let listed = ok(ssectl(&p, &["asset", "list"]).await);
+    assert!(listed.contains("line"), "{listed}");
+    let table = ok(ssectl(&p, &["streams"]).await);
+    assert!(table.starts_with("STREAM"), "{table}");
+
+    let status = ok(ssectl(&p, &["-o", "json", "status", "--asset", "line"]).await);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert!(status["assets"]["line"]["datasets"].is_array(), "{status}");
+
+    // The registry inferred the dataset's schema; it is listed and shown by subject.
+    let subject = sse_e2e::eventually("a schema in ssectl schemas list", || async {
+        let out = ssectl(&p, &["-o", "json", "schemas", "list"]).await;
+        let v: Value = serde_json::from_str(&out.stdout).ok()?;
+        let first = v.as_array()?.first()?;
+        first["subject"].as_str().map(str::to_owned)
+    })
+    .await
+    .unwrap();
+    let schema = ok(ssectl(&p, &["-o", "json", "schemas", "show", &subject]).await);
+    let schema: Value = serde_json::from_str(&schema).unwrap();
+    assert!(schema["content"].is_object(), "{schema}");
+
+    // `ssectl tail` prints the asset's messages as they are published.
+    let tail = Tail::start(&p, "line");
+    sse_e2e::eventually("a message in ssectl tail", || async {
+        tail.text()
+            .lines()
+            .any(|l| l.starts_with("cli/line {\"n\":"))
+            .then_some(())
+    })
+    .await
+    .unwrap();
+
+    ok(ssectl(&p, &["asset", "delete", "line"]).await);
+    let gone = ssectl(&p, &["asset", "show", "line"]).await;
+    assert_eq!(gone.code, Some(1), "{}", said(&gone));
+}
+
+/// Under mTLS, ssectl presents the identity its flags name: the console's writes, a peer
+/// service's is refused by the server (exit 1, its message printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssectl_speaks_mtls_with_the_identity_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    let pki = Pki::new().unwrap();
+    let tls = dir.path().join("tls");
+    let id = |name: &str| Identity::issue(&tls, &pki, name, &pki.ca_pem).unwrap();
+    let (me, console, schema) = (id("sse-ingest"), id("sse-console"), id("sse-schema"));
+    let mut args = me.flags();
+    let s = |x: &str| x.to_string();
+    args.extend([
+        s("--health-listen"),
+        s("127.0.0.1:0"),
+        s("--schema"),
+        s("https://127.0.0.1:9"),
+        s("--resources"),
+        res.display().to_string(),
+        s("--checkpoint-store"),
+        s("none"),
+    ]);
+    let ingest = Service::start("sse-ingest", &args, &[]).await.unwrap();
+    let addr = ingest.addr.to_string();
+    let as_ = |who: &Identity, verb: &[&str]| {
+        let (ca, cert, key) = (who.ca.clone(), who.cert.clone(), who.key.clone());
+        let verb: Vec<String> = verb.iter().map(|v| v.to_string()).collect();
+        let addr = addr.clone();
+        async move {
+            let mut a = vec![s("--ingest"), addr, s("--tls-ca"), ca.display().to_string()];
+            a.extend([s("--tls-cert"), cert.display().to_string()]);
+            a.extend([s("--tls-key"), key.display().to_string()]);
+            a.extend(verb);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            run_to_exit("ssectl", &a).await.unwrap()
+        }
+    };
+
+    let refused = as_(&schema, &["device", "create", "plant"]).await;
+    assert_eq!(refused.code, Some(1), "{}", said(&refused));
+    assert!(
+        refused.stderr.contains("PermissionDenied"),
+        "{}",
+        said(&refused)
+    );
+    assert!(!res.join("device-plant.yaml").exists());
+    ok(as_(&console, &["device", "create", "plant"]).await);
+    assert!(res.join("device-plant.yaml").is_file());
+    let shown = ok(as_(&schema, &["device", "show", "plant"]).await);
+    assert!(shown.contains("name: plant"), "{shown}");
+    // Without the client identity the handshake fails: exit 1, naming the address.
+    let plain = run_to_exit("ssectl", &["--ingest", &addr, "device", "list"])
+        .await
+        .unwrap();
+    assert_eq!(plain.code, Some(1), "{}", said(&plain));
+    assert!(plain.stderr.contains(&addr), "{}", said(&plain));
+}
+
+#[tokio::test]
+async fn bad_usage_exits_64() {
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &[
+            "asset",
+            "sse",
+            "create",
+            "x",
+            "--device",
+            "d",
+            "--endpoint",
+            "e",
+            "--dataset-dest",
+            "topc=t",
+        ],
+    ] {
+        let e = run_to_exit("ssectl", args).await.unwrap();
+        assert_eq!(e.code, Some(64), "{args:?}: {}", said(&e));
+    }
+    let e = run_to_exit("ssectl", &["--help"]).await.unwrap();
+    assert_eq!(e.code, Some(0), "{}", said(&e));
+}
+
+/// A running `ssectl tail` whose output is read as it comes.
+struct Tail {
+    _child: tokio::process::Child,
+    out: Arc<Mutex<String>>,
+}
+
+impl Tail {
+    fn start(p: &Pipeline, asset: &str) -> Self {
+        let mut child = tokio::process::Command::new(bin_dir().join("ssectl"))
+            .args([
+                "--publisher",
+                &p.publisher.addr.to_string(),
+                "tail",
+                "--asset",
+                asset,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let out = Arc::new(Mutex::new(String::new()));
+        let sink = out.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stdout.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Self { _child: child, out }
+    }
+
+    fn text(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+}

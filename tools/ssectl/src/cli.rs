@@ -1,0 +1,269 @@
+//! The arguments of `ssectl`, shaped after the Azure CLI: a noun, a verb, then flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::dest::Dest;
+
+/// `ssectl`: manage and watch sse-connector over its gRPC APIs.
+#[derive(Debug, Parser)]
+#[command(name = "ssectl", version, about)]
+pub struct Cli {
+    /// Where the services are and how to reach them.
+    #[command(flatten)]
+    pub conn: Conn,
+    /// Output format: a readable table/YAML, or JSON for scripts.
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text, global = true)]
+    pub output: Format,
+    /// What to do.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// The services' addresses (each repeatable or a comma list: every replica is asked) and the
+/// console's mTLS identity.
+#[derive(Debug, Args)]
+pub struct Conn {
+    /// sse-ingest gRPC addresses (host:port).
+    #[arg(
+        long,
+        env = "SSECTL_INGEST",
+        value_delimiter = ',',
+        global = true,
+        default_value = "127.0.0.1:50051"
+    )]
+    pub ingest: Vec<String>,
+    /// sse-schema gRPC addresses.
+    #[arg(
+        long,
+        env = "SSECTL_SCHEMA",
+        value_delimiter = ',',
+        global = true,
+        default_value = "127.0.0.1:50052"
+    )]
+    pub schema: Vec<String>,
+    /// sse-publisher gRPC addresses.
+    #[arg(
+        long,
+        env = "SSECTL_PUBLISHER",
+        value_delimiter = ',',
+        global = true,
+        default_value = "127.0.0.1:50053"
+    )]
+    pub publisher: Vec<String>,
+    /// CA bundle (PEM) that signs the services' certificates; with --tls-cert and --tls-key
+    /// turns on mTLS.
+    #[arg(long, env = "SSECTL_TLS_CA", global = true, requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+    /// The console identity's certificate (PEM).
+    #[arg(long, env = "SSECTL_TLS_CERT", global = true, requires = "tls_ca")]
+    pub tls_cert: Option<PathBuf>,
+    /// The console identity's private key (PEM).
+    #[arg(long, env = "SSECTL_TLS_KEY", global = true, requires = "tls_ca")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table or YAML, for people.
+    Text,
+    /// JSON, for scripts.
+    Json,
+}
+
+/// The nouns.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Devices and their SSE endpoints.
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// Assets: what to read from a device and where to publish it.
+    #[command(subcommand)]
+    Asset(AssetCmd),
+    /// Devices' and assets' status, as Azure Device Registry shows it.
+    Status {
+        /// Only this asset.
+        #[arg(long)]
+        asset: Option<String>,
+    },
+    /// Every replica's streams with their counters.
+    Streams,
+    /// Messages as the publisher publishes them, until Ctrl-C.
+    Tail(TailArgs),
+    /// The schema registry.
+    #[command(subcommand)]
+    Schemas(SchemasCmd),
+}
+
+/// `device ...`
+#[derive(Debug, Subcommand)]
+pub enum DeviceCmd {
+    /// Creates an empty device.
+    Create {
+        /// The device's name.
+        name: String,
+    },
+    /// Endpoints of a device.
+    #[command(subcommand)]
+    Endpoint(EndpointCmd),
+    /// Prints a device.
+    Show {
+        /// The device's name.
+        name: String,
+    },
+    /// Lists the devices.
+    List,
+    /// Deletes a device.
+    Delete {
+        /// The device's name.
+        name: String,
+    },
+}
+
+/// `device endpoint ...`
+#[derive(Debug, Subcommand)]
+pub enum EndpointCmd {
+    /// Adds an endpoint to a device.
+    #[command(subcommand)]
+    Add(EndpointKind),
+}
+
+/// The endpoint types `device endpoint add` knows.
+#[derive(Debug, Subcommand)]
+pub enum EndpointKind {
+    /// A Server-Sent Events endpoint.
+    Sse(SseEndpoint),
+}
+
+/// `device endpoint add sse ...`
+#[derive(Debug, Args)]
+pub struct SseEndpoint {
+    /// The device to add it to.
+    #[arg(long)]
+    pub device: String,
+    /// The endpoint's name.
+    #[arg(long)]
+    pub name: String,
+    /// The SSE server's URL.
+    #[arg(long)]
+    pub address: String,
+    /// How the connector authenticates to it.
+    #[arg(long, value_enum, default_value_t = Auth::Anonymous)]
+    pub auth: Auth,
+    /// Secret reference (secret/key) of the user name (username-password).
+    #[arg(long, required_if_eq("auth", "username-password"))]
+    pub username_secret: Option<String>,
+    /// Secret reference of the password (username-password).
+    #[arg(long, required_if_eq("auth", "username-password"))]
+    pub password_secret: Option<String>,
+    /// Secret reference of the client certificate (certificate).
+    #[arg(long, required_if_eq("auth", "certificate"))]
+    pub cert_secret: Option<String>,
+    /// Secret reference of the client key (certificate).
+    #[arg(long, required_if_eq("auth", "certificate"))]
+    pub key_secret: Option<String>,
+    /// Trust list (a directory under the connector's --trust-dir) for an https address.
+    #[arg(long)]
+    pub trust_list: Option<String>,
+}
+
+/// `authentication.method` of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Auth {
+    /// No credentials.
+    Anonymous,
+    /// HTTP Basic from two secrets.
+    UsernamePassword,
+    /// Mutual TLS from two secrets.
+    Certificate,
+}
+
+/// `asset ...`
+#[derive(Debug, Subcommand)]
+pub enum AssetCmd {
+    /// Asset types `asset create` knows.
+    #[command(subcommand)]
+    Sse(AssetSseCmd),
+    /// Prints an asset.
+    Show {
+        /// The asset's name.
+        name: String,
+    },
+    /// Lists the assets.
+    List,
+    /// Deletes an asset.
+    Delete {
+        /// The asset's name.
+        name: String,
+    },
+}
+
+/// `asset sse ...`
+#[derive(Debug, Subcommand)]
+pub enum AssetSseCmd {
+    /// Creates an asset reading a device's SSE endpoint.
+    Create(AssetCreate),
+}
+
+/// `asset sse create ...`
+#[derive(Debug, Args)]
+pub struct AssetCreate {
+    /// The asset's name.
+    pub name: String,
+    /// The device it reads.
+    #[arg(long)]
+    pub device: String,
+    /// The device's endpoint.
+    #[arg(long)]
+    pub endpoint: String,
+    /// Where its messages go: topic=T [qos=Qos1] [retain=Never] [ttl=3600].
+    #[arg(long, num_args = 1.., value_parser = crate::dest::parse_pair)]
+    pub dataset_dest: Vec<(String, String)>,
+    /// An event: NAME=SSE_TYPE (repeatable; all go in one event group).
+    #[arg(long = "event", value_parser = crate::dest::parse_event)]
+    pub events: Vec<(String, String)>,
+}
+
+impl AssetCreate {
+    /// The destination its `--dataset-dest` pairs describe, if any.
+    pub fn dest(&self) -> Result<Option<Dest>, crate::dest::DestError> {
+        if self.dataset_dest.is_empty() {
+            return Ok(None);
+        }
+        Dest::from_pairs(&self.dataset_dest).map(Some)
+    }
+}
+
+/// `tail ...`
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Only this asset's messages.
+    #[arg(long)]
+    pub asset: Option<String>,
+    /// Only this device's messages.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Only topics matching this MQTT filter.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Payload bytes printed per message at most (the publisher caps this at 16 KiB).
+    #[arg(long, default_value_t = crate::watch::TAIL_MAX_PAYLOAD_BYTES)]
+    pub max_payload_bytes: u32,
+}
+
+/// `schemas ...`
+#[derive(Debug, Subcommand)]
+pub enum SchemasCmd {
+    /// Lists the registry's schemas and the subjects that use them.
+    List,
+    /// Prints a subject's (or schema name's) schema.
+    Show {
+        /// The subject or schema name.
+        subject: String,
+        /// A version other than the latest.
+        #[arg(long)]
+        version: Option<String>,
+    },
+}

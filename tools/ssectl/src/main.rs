@@ -1,0 +1,48 @@
+//! `ssectl`: the command line of sse-connector. It parses its arguments (bad usage exits 64,
+//! like the services' configuration errors), then calls the services over gRPC; a refusal by a
+//! server is printed as the server's message and exits 1.
+
+mod cli;
+mod clients;
+mod dest;
+mod output;
+mod resources;
+mod run;
+mod schemas;
+mod watch;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit code of bad usage (EX_USAGE), as the services use for configuration errors.
+const EXIT_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            // Printing help or a usage error can only fail on a closed stdout/stderr.
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! What each verb does: the device and asset verbs here, the watching verbs in `watch`, the
+//! registry's in `schemas`.
+
+use anyhow::Context as _;
+use serde_json::{Value, json};
+use sse_proto::v1::ingest_service_client::IngestServiceClient;
+use sse_proto::v1::{
+    DeleteResourceRequest, GetResourceRequest, GetStatusRequest, PutResourceRequest,
+};
+use sse_runtime::link::Link;
+use sse_runtime::peers::Dialer;
+
+use crate::cli::{AssetCmd, AssetSseCmd, Cli, Cmd, DeviceCmd, EndpointCmd, EndpointKind, Format};
+use crate::clients::{dialer, links, refused};
+use crate::output::{self, Table};
+use crate::resources;
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let d = dialer(&cli.conn)?;
+    let fmt = cli.output;
+    match cli.cmd {
+        Cmd::Device(c) => device(&d, &cli.conn.ingest, fmt, c).await,
+        Cmd::Asset(c) => asset(&d, &cli.conn.ingest, fmt, c).await,
+        Cmd::Status { asset } => crate::watch::status(&d, &cli.conn.ingest, fmt, asset).await,
+        Cmd::Streams => crate::watch::streams(&d, &cli.conn.ingest, fmt).await,
+        Cmd::Tail(t) => crate::watch::tail(&d, &cli.conn.publisher, t).await,
+        Cmd::Schemas(c) => crate::schemas::run(&d, &cli.conn.schema, fmt, c).await,
+    }
+}
+
+/// The `device` verbs.
+async fn device(d: &Dialer, addrs: &[String], fmt: Format, c: DeviceCmd) -> anyhow::Result<()> {
+    let (addr, link) = writer(d, addrs).await?;
+    match c {
+        DeviceCmd::Create { name } => {
+            put(&addr, link, &resources::empty_device(&name), true, fmt).await
+        }
+        DeviceCmd::Endpoint(EndpointCmd::Add(EndpointKind::Sse(e))) => {
+            let doc = get(&addr, link.clone(), "Device", &e.device).await?;
+            let doc = resources::add_endpoint(doc, &e)?;
+            put(&addr, link, &doc, false, fmt).await
+        }
+        DeviceCmd::Show { name } => {
+            output::document(fmt, &get(&addr, link, "Device", &name).await?)
+        }
+        DeviceCmd::List => names(d, addrs, fmt, "Device").await,
+        DeviceCmd::Delete { name } => delete(&addr, link, "Device", &name).await,
+    }
+}
+
+/// The `asset` verbs.
+async fn asset(d: &Dialer, addrs: &[String], fmt: Format, c: AssetCmd) -> anyhow::Result<()> {
+    let (addr, link) = writer(d, addrs).await?;
+    match c {
+        AssetCmd::Sse(AssetSseCmd::Create(a)) => {
+            put(&addr, link, &resources::asset(&a)?, true, fmt).await
+        }
+        AssetCmd::Show { name } => output::document(fmt, &get(&addr, link, "Asset", &name).await?),
+        AssetCmd::List => names(d, addrs, fmt, "Asset").await,
+        AssetCmd::Delete { name } => delete(&addr, link, "Asset", &name).await,
+    }
+}
+
+/// The replica resources are written through: the first address (all replicas watch one
+/// resources directory, so any of them will do).
+async fn writer(d: &Dialer, addrs: &[String]) -> anyhow::Result<(String, Link)> {
+    let first = addrs.first().context("no --ingest address")?;
+    let mut l = links(d, std::slice::from_ref(first)).await?;
+    l.pop().context("no --ingest address")
+}
+
+/// Reads a resource as a document.
+async fn get(addr: &str, link: Link, kind: &str, name: &str) -> anyhow::Result<Value> {
+    let req = GetResourceRequest {
+        kind: kind.into(),
+        name: name.into(),
+    };
+    let r = IngestServiceClient::new(link)
+        .get_resource(req)
+        .await
+        .map_err(|s| refused(addr, s))?
+        .into_inner();
+    serde_yaml_ng::from_str(&r.yaml).with_context(|| format!("{kind}/{name} is not YAML"))
+}
+
+/// Writes a resource; `only_if_absent` for the create verbs.
+async fn put(
+    addr: &str,
+    link: Link,
+    doc: &Value,
+    only_if_absent: bool,
+    fmt: Format,
+) -> anyhow::Result<()> {
+    let req = PutResourceRequest {
+        yaml: serde_yaml_ng::to_string(doc)?,
+        only_if_absent,
+    };
+    let r = IngestServiceClient::new(link)
+        .put_resource(req)
+        .await
+        .map_err(|s| refused(addr, s))?
+        .into_inner();
+    let v = json!({ "kind": r.kind, "name": r.name, "file": r.file, "created": r.created });
+    match fmt {
+        Format::Json => output::document(fmt, &v),
+        Format::Text => {
+            let verb = if r.created { "created" } else { "updated" };
+            println!("{}/{} {verb} ({})", r.kind, r.name, r.file);
+            Ok(())
+        }
+    }
+}
+
+/// Deletes a resource.
+async fn delete(addr: &str, link: Link, kind: &str, name: &str) -> anyhow::Result<()> {
+    let req = DeleteResourceRequest {
+        kind: kind.into(),
+        name: name.into(),
+    };
+    IngestServiceClient::new(link)
+        .delete_resource(req)
+        .await
+        .map_err(|s| refused(addr, s))?;
+    println!("{kind}/{name} deleted");
+    Ok(())
+}
+
+/// Lists the devices or assets every replica reports status for, with their configuration
+/// error if any.
+async fn names(d: &Dialer, addrs: &[String], fmt: Format, kind: &str) -> anyhow::Result<()> {
+    let mut rows = std::collections::BTreeMap::new();
+    for (addr, link) in links(d, addrs).await? {
+        let s = IngestServiceClient::new(link)
+            .get_status(GetStatusRequest {})
+            .await
+            .map_err(|s| refused(&addr, s))?
+            .into_inner();
+        let err = |c: &Option<sse_proto::v1::ConfigStatus>| {
+            c.as_ref()
+                .and_then(|c| c.error.as_ref())
+                .map(|e| e.message.clone())
+                .unwrap_or_default()
+        };
+        if kind == "Device" {
+            rows.extend(s.devices.iter().map(|x| (x.name.clone(), err(&x.config))));
+        } else {
+            rows.extend(s.assets.iter().map(|x| (x.name.clone(), err(&x.config))));
+        }
+    }
+    let v: Vec<Value> = rows
+        .iter()
+        .map(|(n, e)| json!({ "name": n, "error": e }))
+        .collect();
+    let table = Table {
+        headers: vec!["NAME", "ERROR"],
+        rows: rows.into_iter().map(|(n, e)| vec![n, e]).collect(),
+    };
+    output::listing(fmt, &Value::Array(v), &table)
+}

@@ -1,0 +1,104 @@
+//! The `schemas` verbs: the registry's schemas and which subject uses which, merged over every
+//! schema replica given.
+
+use serde_json::{Value, json};
+use sse_proto::v1::schema_service_client::SchemaServiceClient;
+use sse_proto::v1::{GetSchemaRequest, ListSchemasRequest, ListSubjectsRequest, Schema};
+use sse_runtime::peers::Dialer;
+
+use crate::cli::{Format, SchemasCmd};
+use crate::clients::{links, refused};
+use crate::output::{self, Table};
+
+/// Runs a `schemas` verb.
+pub async fn run(d: &Dialer, addrs: &[String], fmt: Format, c: SchemasCmd) -> anyhow::Result<()> {
+    match c {
+        SchemasCmd::List => list(d, addrs, fmt).await,
+        SchemasCmd::Show { subject, version } => show(d, addrs, fmt, &subject, version).await,
+    }
+}
+
+/// Every schema (name, version, subject), merged and sorted.
+async fn list(d: &Dialer, addrs: &[String], fmt: Format) -> anyhow::Result<()> {
+    let mut all = std::collections::BTreeMap::new();
+    for (addr, link) in links(d, addrs).await? {
+        let r = SchemaServiceClient::new(link)
+            .list_schemas(ListSchemasRequest {})
+            .await
+            .map_err(|s| refused(&addr, s))?
+            .into_inner();
+        for s in r.schemas {
+            all.insert((s.subject.clone(), s.name.clone(), s.version.clone()), s);
+        }
+    }
+    let v: Vec<Value> = all.values().map(schema_json).collect();
+    let table = Table {
+        headers: vec!["SUBJECT", "NAME", "VERSION", "FORMAT"],
+        rows: all
+            .values()
+            .map(|s| {
+                vec![
+                    s.subject.clone(),
+                    s.name.clone(),
+                    s.version.clone(),
+                    s.format.clone(),
+                ]
+            })
+            .collect(),
+    };
+    output::listing(fmt, &Value::Array(v), &table)
+}
+
+/// One schema, by subject (the schema a subject currently uses) or by schema name.
+async fn show(
+    d: &Dialer,
+    addrs: &[String],
+    fmt: Format,
+    subject: &str,
+    version: Option<String>,
+) -> anyhow::Result<()> {
+    let mut last = None;
+    for (addr, link) in links(d, addrs).await? {
+        let mut client = SchemaServiceClient::new(link);
+        let subjects = client
+            .list_subjects(ListSubjectsRequest {})
+            .await
+            .map_err(|s| refused(&addr, s))?
+            .into_inner();
+        let found = subjects.subjects.iter().find(|s| s.subject == subject);
+        let (name, v) = match found.and_then(|s| s.schema.as_ref()) {
+            Some(r) => (
+                r.name.clone(),
+                version.clone().unwrap_or_else(|| r.version.clone()),
+            ),
+            None => (subject.to_owned(), version.clone().unwrap_or_default()),
+        };
+        match client
+            .get_schema(GetSchemaRequest { name, version: v })
+            .await
+        {
+            Ok(r) => {
+                let s = r.into_inner().schema.unwrap_or_default();
+                return match fmt {
+                    Format::Json => output::document(fmt, &schema_json(&s)),
+                    Format::Text => {
+                        println!("# {} {} ({})", s.name, s.version, s.subject);
+                        println!("{}", s.content);
+                        Ok(())
+                    }
+                };
+            }
+            Err(s) => last = Some(refused(&addr, s)),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no schema for {subject}")))
+}
+
+/// A schema as JSON, its content parsed when it is JSON.
+fn schema_json(s: &Schema) -> Value {
+    let content = serde_json::from_str(&s.content).unwrap_or_else(|_| json!(s.content));
+    json!({
+        "subject": s.subject, "name": s.name, "version": s.version,
+        "namespace": s.namespace, "format": s.format, "content": content,
+    })
+}
