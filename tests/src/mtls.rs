@@ -166,3 +166,42 @@ pub async fn health_check(addr: &str, service: &str) -> anyhow::Result<Outcome> 
         .context("cannot run grpcurl: install it with `just setup`")?;
     Ok(Outcome::from(out))
 }
+
+/// A lone `sse-ingest` under mTLS serving the resources API over `resources` (no schema service:
+/// the resource calls need none), and the console and schema identities to call it with.
+pub struct LoneIngest {
+    /// The running service.
+    pub service: crate::procs::Service,
+    /// The operator's identity (`sse-console`): may write.
+    pub console: Identity,
+    /// A peer service's identity (`sse-schema`): may read, not write.
+    pub schema: Identity,
+}
+
+impl LoneIngest {
+    /// Issues the identities under `dir/tls` and starts the service.
+    pub async fn start(dir: &Path, resources: &Path) -> anyhow::Result<Self> {
+        let pki = Pki::new()?;
+        let tls = dir.join("tls");
+        let id = |name: &str| Identity::issue(&tls, &pki, name, &pki.ca_pem);
+        let (me, console, schema) = (id("sse-ingest")?, id("sse-console")?, id("sse-schema")?);
+        let mut args = me.flags();
+        let s = |x: &str| x.to_string();
+        args.extend([
+            s("--health-listen"),
+            s("127.0.0.1:0"),
+            s("--schema"),
+            s("https://127.0.0.1:9"),
+            s("--resources"),
+            resources.display().to_string(),
+            s("--checkpoint-store"),
+            s("none"),
+        ]);
+        let service = crate::procs::Service::start("sse-ingest", &args, &[]).await?;
+        Ok(Self {
+            service,
+            console,
+            schema,
+        })
+    }
+}

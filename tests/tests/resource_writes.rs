@@ -11,8 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use serde_json::{Value, json};
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::Subscriber;
-use sse_e2e::mtls::{Client, Identity, grpcurl as grpcurl_as};
-use sse_e2e::pki::Pki;
+use sse_e2e::mtls::{Client, LoneIngest, grpcurl as grpcurl_as};
 use sse_e2e::procs::Service;
 use sse_e2e::source::{SseSource, block, by_path};
 use sse_e2e::stack::{Pipeline, PipelineArgs};
@@ -139,24 +138,11 @@ async fn under_mtls_only_the_console_writes_resources() {
     let dir = tempfile::tempdir().unwrap();
     let res = dir.path().join("resources");
     std::fs::create_dir_all(&res).unwrap();
-    let pki = Pki::new().unwrap();
-    let tls = dir.path().join("tls");
-    let id = |name: &str| Identity::issue(&tls, &pki, name, &pki.ca_pem).unwrap();
-    let (me, console, schema) = (id("sse-ingest"), id("sse-console"), id("sse-schema"));
-    let mut args = me.flags();
-    let s = |x: &str| x.to_string();
-    args.extend([
-        s("--health-listen"),
-        s("127.0.0.1:0"),
-        // No schema service: the write API does not need one.
-        s("--schema"),
-        s("https://127.0.0.1:9"),
-        s("--resources"),
-        res.display().to_string(),
-        s("--checkpoint-store"),
-        s("none"),
-    ]);
-    let ingest = Service::start("sse-ingest", &args, &[]).await.unwrap();
+    let LoneIngest {
+        service: ingest,
+        console,
+        schema,
+    } = LoneIngest::start(dir.path(), &res).await.unwrap();
     let addr = ingest.addr.to_string();
     let body = put(&device("http://127.0.0.1:9/"));
 

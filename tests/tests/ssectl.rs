@@ -13,9 +13,8 @@ use bytes::Bytes;
 use serde_json::Value;
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::Subscriber;
-use sse_e2e::mtls::Identity;
-use sse_e2e::pki::Pki;
-use sse_e2e::procs::{Exited, Service, bin_dir, run_to_exit};
+use sse_e2e::mtls::{Identity, LoneIngest};
+use sse_e2e::procs::{Exited, bin_dir, run_to_exit};
 use sse_e2e::source::{Reply, SeenRequest, SseSource, block};
 use sse_e2e::stack::{Pipeline, PipelineArgs};
 use tokio::io::AsyncReadExt;
@@ -194,23 +193,12 @@ async fn ssectl_speaks_mtls_with_the_identity_it_is_given() {
     let dir = tempfile::tempdir().unwrap();
     let res = dir.path().join("resources");
     std::fs::create_dir_all(&res).unwrap();
-    let pki = Pki::new().unwrap();
-    let tls = dir.path().join("tls");
-    let id = |name: &str| Identity::issue(&tls, &pki, name, &pki.ca_pem).unwrap();
-    let (me, console, schema) = (id("sse-ingest"), id("sse-console"), id("sse-schema"));
-    let mut args = me.flags();
+    let LoneIngest {
+        service: ingest,
+        console,
+        schema,
+    } = LoneIngest::start(dir.path(), &res).await.unwrap();
     let s = |x: &str| x.to_string();
-    args.extend([
-        s("--health-listen"),
-        s("127.0.0.1:0"),
-        s("--schema"),
-        s("https://127.0.0.1:9"),
-        s("--resources"),
-        res.display().to_string(),
-        s("--checkpoint-store"),
-        s("none"),
-    ]);
-    let ingest = Service::start("sse-ingest", &args, &[]).await.unwrap();
     let addr = ingest.addr.to_string();
     let as_ = |who: &Identity, verb: &[&str]| {
         let (ca, cert, key) = (who.ca.clone(), who.cert.clone(), who.key.clone());
