@@ -7,7 +7,7 @@ use std::path::Path;
 
 use http::header::{HeaderMap, HeaderValue, PROXY_AUTHORIZATION};
 
-use super::{basic_value, read_secret_text};
+use super::{basic_value, read_option_value, read_secret_text};
 use crate::resources::options::{MAX_HEADER_VALUE_BYTES, OptionValue, Proxy, RequestOptions};
 
 /// Adds the endpoint's headers, and `Proxy-Authorization` for its proxy (the SSE client takes
@@ -43,10 +43,7 @@ pub fn append(
         ..
     } = &options.proxy
     {
-        let user = match user {
-            OptionValue::Literal(text) => text.clone(),
-            OptionValue::Secret(r) => read_secret_text(dir, r, None)?,
-        };
+        let user = read_option_value(dir, user)?;
         let password = read_secret_text(dir, password, None)?;
         let value = basic_value(&user, &password)
             .map_err(|_| "proxy credentials do not make a valid header".to_owned())?;

@@ -1,7 +1,7 @@
 //! Device credentials from secret files (HTTP Basic, client certificates), read at every
 //! connection attempt; errors name the secret reference, never its value.
 
-use crate::resources::options::{EndpointOptions, Proxy};
+use crate::resources::options::{EndpointOptions, OptionValue, Proxy};
 use std::path::Path;
 
 use http::HeaderValue;
@@ -44,6 +44,14 @@ pub fn read_secret_file(
 /// the reference and the problem, never the value.
 pub fn read_secret(dir: Option<&Path>, r: &SecretRef) -> Result<String, String> {
     read_secret_text(dir, r, None)
+}
+
+/// An option's string (`additionalConfiguration`): written inline, or read from its secret.
+pub fn read_option_value(dir: Option<&Path>, v: &OptionValue) -> Result<String, String> {
+    match v {
+        OptionValue::Literal(text) => Ok(text.clone()),
+        OptionValue::Secret(r) => read_secret(dir, r),
+    }
 }
 
 /// [`read_secret_file`] as text, trailing newline trimmed.

@@ -16,8 +16,8 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use super::Files;
-use crate::auth::{b64, build_verifier, read_secret_text};
-use crate::resources::options::{OAuth2, OptionValue};
+use crate::auth::{basic_value, build_verifier, read_option_value, read_secret_text};
+use crate::resources::options::OAuth2;
 use crate::sse::TokenError;
 
 /// Largest token endpoint answer read (tokens, even JWTs with many claims, are a few KiB).
@@ -50,10 +50,7 @@ impl Inputs {
     /// Reads the secrets and the trust (blocking file reads). Errors name files, not values.
     pub(super) fn load(config: &OAuth2, files: &Files) -> Result<Self, String> {
         let dir = files.secrets_dir.as_deref();
-        let read = |v: &OptionValue| match v {
-            OptionValue::Literal(s) => Ok(s.clone()),
-            OptionValue::Secret(r) => read_secret_text(dir, r, None),
-        };
+        let read = |v| read_option_value(dir, v);
         let client_id = read(&config.client_id)?;
         let client_secret = read_secret_text(dir, &config.client_secret, None)?;
         let parameters = config
@@ -100,11 +97,8 @@ pub(super) fn form(config: &OAuth2, parameters: &[(String, String)]) -> String {
 /// HTTP Basic of RFC 6749 section 2.3.1: id and secret form-urlencoded first, then base64.
 pub(super) fn client_basic(id: &str, secret: &str) -> Result<HeaderValue, TokenError> {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let credentials = b64(format!("{}:{}", enc(id), enc(secret)).as_bytes());
-    let mut value = HeaderValue::from_str(&format!("Basic {credentials}"))
-        .map_err(|_| TokenError::lasting("OAuth2 client credentials are not a header value"))?;
-    value.set_sensitive(true);
-    Ok(value)
+    basic_value(&enc(id), &enc(secret))
+        .map_err(|_| TokenError::lasting("OAuth2 client credentials are not a header value"))
 }
 
 /// Requests a token within [`TOKEN_REQUEST_TIMEOUT`].

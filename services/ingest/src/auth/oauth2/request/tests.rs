@@ -3,7 +3,9 @@ use std::collections::BTreeMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
+use crate::auth::b64;
 use crate::resources::SecretRef;
+use crate::resources::options::OptionValue;
 
 const SECRET: &str = "s3cr3t-never-shown";
 
