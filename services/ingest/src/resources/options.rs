@@ -99,22 +99,15 @@ pub fn parse(
 /// the topic must be under the connector's owned dead-letter prefix
 /// (`sse_contract::dead_letter::check_topic`), so no route or `PublishMessage` can forge one.
 pub fn dead_letter(v: &Value, at: &Path) -> Result<MqttDestination, String> {
-    use sse_contract::route::Qos;
     let obj = object(v, at)?;
     only_keys(obj, &["topic", "qos", "retain", "ttl"], at)?;
     let topic = required_str(obj, "topic", at)?;
     sse_contract::dead_letter::check_topic(topic)
         .map_err(|e| at.key("topic").error(&format!("{e} (topic {topic:?})")))?;
-    let qos = match optional_str(obj, "qos", at)? {
-        None | Some("Qos1") => Qos::AtLeastOnce,
-        Some("Qos0") => Qos::AtMostOnce,
-        Some(_) => return Err(at.key("qos").error("must be Qos0 or Qos1")),
-    };
-    let retain = match optional_str(obj, "retain", at)? {
-        None | Some("Never") => false,
-        Some("Keep") => true,
-        Some(_) => return Err(at.key("retain").error("must be Keep or Never")),
-    };
+    let qos = super::validate::qos_named(optional_str(obj, "qos", at)?)
+        .map_err(|e| at.key("qos").error(&e))?;
+    let retain = super::validate::retain_named(optional_str(obj, "retain", at)?)
+        .map_err(|e| at.key("retain").error(&e))?;
     let ttl_seconds = match present(obj, "ttl") {
         None => None,
         Some(v) => Some(

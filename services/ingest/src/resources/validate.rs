@@ -54,22 +54,32 @@ fn destination(list: &[DestinationDoc], op: Operation) -> Option<Result<Destinat
     Some(convert_destination(d, op))
 }
 
+/// An ADR destination's `qos` (absent: Qos1).
+pub(super) fn qos_named(name: Option<&str>) -> Result<Qos, String> {
+    match name {
+        None | Some("Qos1") => Ok(Qos::AtLeastOnce),
+        Some("Qos0") => Ok(Qos::AtMostOnce),
+        Some(other) => Err(format!("unknown qos {other:?} (Qos0 or Qos1)")),
+    }
+}
+
+/// An ADR destination's `retain` (absent: Never).
+pub(super) fn retain_named(name: Option<&str>) -> Result<bool, String> {
+    match name {
+        None | Some("Never") => Ok(false),
+        Some("Keep") => Ok(true),
+        Some(other) => Err(format!("unknown retain {other:?} (Keep or Never)")),
+    }
+}
+
 fn convert_destination(d: &DestinationDoc, op: Operation) -> Result<Destination, String> {
     let c = &d.configuration;
     match d.target.as_str() {
         "Mqtt" => {
             let topic = c.topic.clone().unwrap_or_default();
             validate_topic(&topic)?;
-            let qos = match c.qos.as_deref() {
-                None | Some("Qos1") => Qos::AtLeastOnce,
-                Some("Qos0") => Qos::AtMostOnce,
-                Some(other) => return Err(format!("unknown qos {other:?} (Qos0 or Qos1)")),
-            };
-            let retain = match c.retain.as_deref() {
-                None | Some("Never") => false,
-                Some("Keep") => true,
-                Some(other) => return Err(format!("unknown retain {other:?} (Keep or Never)")),
-            };
+            let qos = qos_named(c.qos.as_deref())?;
+            let retain = retain_named(c.retain.as_deref())?;
             Ok(Destination::Mqtt(MqttDestination {
                 topic,
                 qos,

@@ -135,6 +135,14 @@ fn bad_options_are_named_never_their_values() {
             "request.body: needs \"method\": \"POST\"",
         ),
         (r#"{"deadLetter": {"topic": "a/#"}}"#, "deadLetter.topic"),
+        (
+            r#"{"deadLetter": {"topic": "sse-connector/dead-letter/x", "qos": "Qos2"}}"#,
+            "deadLetter.qos: unknown qos \"Qos2\" (Qos0 or Qos1)",
+        ),
+        (
+            r#"{"deadLetter": {"topic": "sse-connector/dead-letter/x", "retain": "Always"}}"#,
+            "deadLetter.retain: unknown retain",
+        ),
         (r#"{not json"#, "not valid JSON"),
     ] {
         let e = parse_json(json).unwrap_err();
