@@ -1,0 +1,93 @@
+//! `sse-console`: the web console of sse-connector. It talks only to the three services' gRPC
+//! APIs (with the console identity under mTLS), fans out over every address of each, and serves
+//! server-rendered pages with vendored htmx: devices and assets with their forms, streams,
+//! schemas and their history, live events, discovered event types.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod assets;
+pub mod backend;
+pub mod headers;
+pub mod layout;
+pub mod pages;
+pub mod server;
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sse_runtime::link::Locals;
+use sse_runtime::mtls::Mtls;
+use sse_runtime::peers::{Dialer, Peers, RESOLVE_EVERY, parse_targets};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use settings::{Config, ConsoleArgs, SettingsError};
+
+use backend::{Backend, Service};
+
+/// Why the console stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is wrong (exit 64).
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// Serving failed.
+    #[error("console: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+impl sse_runtime::process::Fault for Error {
+    fn is_config(&self) -> bool {
+        matches!(self, Error::Settings(_))
+    }
+}
+
+/// Where the three services are and how to reach them.
+pub struct Services {
+    /// sse-ingest's peer URL.
+    pub ingest: String,
+    /// sse-schema's peer URL.
+    pub schema: String,
+    /// sse-publisher's peer URL.
+    pub publisher: String,
+    /// The console identity's mTLS material; `None`: plaintext.
+    pub mtls: Option<Arc<Mtls>>,
+    /// Servers of this process (the embedded console calls them in-process).
+    pub locals: Locals,
+}
+
+/// Runs the console on `listener` until `stop`. Must be called inside the Tokio runtime.
+pub async fn run(
+    listener: TcpListener,
+    args: ConsoleArgs,
+    services: Services,
+    stop: CancellationToken,
+) -> Result<(), Error> {
+    let addr = listener.local_addr()?;
+    check(&args, addr)?;
+    let dialer = Dialer::new(services.mtls, services.locals);
+    let service = |flag: &'static str, url: &str| -> Result<Service, SettingsError> {
+        let targets = parse_targets(url).map_err(|source| SettingsError::Peer { flag, source })?;
+        Ok(Service::new(
+            Peers::spawn(targets, RESOLVE_EVERY),
+            dialer.clone(),
+        ))
+    };
+    let backend = Backend {
+        ingest: service("ingest", &services.ingest)?,
+        schema: service("schema", &services.schema)?,
+        publisher: service("publisher", &services.publisher)?,
+    };
+    let state = server::AppState { backend };
+    tracing::info!(%addr, "console serving");
+    server::serve(listener, server::router(state), stop).await?;
+    Ok(())
+}
+
+/// Checks the console flags against the address it listens on.
+fn check(args: &ConsoleArgs, addr: SocketAddr) -> Result<(), SettingsError> {
+    if !addr.ip().is_loopback() && args.console_token_file.is_none() {
+        return Err(SettingsError::NoToken(addr));
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! One module per section of the console.
+
+pub mod streams;
