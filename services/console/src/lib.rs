@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod assets;
+pub mod auth;
 pub mod backend;
 pub mod headers;
 pub mod layout;
