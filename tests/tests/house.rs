@@ -13,6 +13,7 @@ const CHECKED: &[&str] = &[
     "services/schema/src",
     "services/publisher/src",
     "services/connector/src",
+    "services/console/src",
     "tools/ssectl/src",
 ];
 
