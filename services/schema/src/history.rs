@@ -64,8 +64,34 @@ pub struct Change {
 }
 
 impl Change {
+    /// The kind's name, as JSON names it: `added`, `made-optional`, `widened`, ...
+    pub fn label(&self) -> &'static str {
+        match self.kind {
+            ChangeKind::Added { .. } => "added",
+            ChangeKind::Removed => "removed",
+            ChangeKind::MadeOptional => "made-optional",
+            ChangeKind::MadeRequired => "made-required",
+            ChangeKind::Widened { .. } => "widened",
+            ChangeKind::Narrowed { .. } => "narrowed",
+            ChangeKind::Other { .. } => "other",
+        }
+    }
+
+    /// The types involved, for a table column: `number`, `integer -> number`, or empty.
+    pub fn detail(&self) -> String {
+        match &self.kind {
+            ChangeKind::Added { types } => types.clone(),
+            ChangeKind::Widened { from, to }
+            | ChangeKind::Narrowed { from, to }
+            | ChangeKind::Other { from, to } => format!("{from} -> {to}"),
+            ChangeKind::Removed | ChangeKind::MadeOptional | ChangeKind::MadeRequired => {
+                String::new()
+            }
+        }
+    }
+
     /// The path as a person reads it: the root is `(root)`.
-    fn shown_path(&self) -> &str {
+    pub fn shown_path(&self) -> &str {
         if self.path.is_empty() {
             "(root)"
         } else {
