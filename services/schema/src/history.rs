@@ -164,6 +164,11 @@ pub fn subject_versions(schemas: &[Schema], subject: &str) -> Vec<Schema> {
     out
 }
 
+/// Whether version `a` comes after `b` by [`version_key`] (any version comes after none).
+pub fn newer(a: &str, b: &str) -> bool {
+    version_key(a) > version_key(b)
+}
+
 /// The pair of versions to compare: `from` and `to` when given, else the latest two.
 pub fn pick<'a>(
     versions: &'a [Schema],
