@@ -203,6 +203,11 @@ async fn dry_run_yaml_is_applied_and_schema_diff_names_the_added_field() {
     .await);
     assert!(explicit.contains("removed"), "{explicit}");
 
+    // A dry-run delete deletes nothing.
+    let dry = ok(ssectl(&p, &["asset", "delete", "line", "--dry-run"]).await);
+    assert!(dry.contains("Asset/line"), "{dry}");
+    assert!(res.join("line.yaml").is_file());
+
     // The console's page shows the same history.
     let console = Console::start(&p).await;
     let page = sse_e2e::admin::get(console.addr, &format!("/schemas/view?subject={subject}"))

@@ -35,14 +35,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Prints the completion script of `shell`, generated from the same definition that parses.
+/// Prints the completion script of `shell`.
 fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &completion_script(shell))?;
+    Ok(())
+}
+
+/// The completion script of `shell`, generated from the same definition that parses (into
+/// memory: clap_complete panics on a write error, such as a closed pipe).
+fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
     let mut cmd = <Cli as clap::CommandFactory>::command();
-    // Generated into memory first: clap_complete panics on a write error (a closed pipe).
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, "ssectl", &mut script);
-    std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
-    Ok(())
+    script
 }
 
 /// Where writes go and what is done with them.
@@ -197,4 +202,21 @@ async fn names(d: &Dialer, addrs: &[String], fmt: Format, kind: &str) -> anyhow:
         rows: rows.into_iter().map(|(n, e)| vec![n, e]).collect(),
     };
     output::listing(fmt, &Value::Array(v), &table)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap_complete::Shell;
+
+    use super::*;
+
+    #[test]
+    fn every_shell_completes_the_verbs() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell] {
+            let script = String::from_utf8(completion_script(shell)).unwrap_or_default();
+            for word in ["schemas", "diff", "dry-run", "completions"] {
+                assert!(script.contains(word), "{shell}: no {word}");
+            }
+        }
+    }
 }
