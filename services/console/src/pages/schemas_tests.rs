@@ -46,7 +46,7 @@ fn the_list_has_a_row_per_subject_linking_to_its_page() {
         html.contains(r#"href="/schemas/view?subject=line%2Fline""#),
         "{html}"
     );
-    // The query is encoded, then escaped as an attribute.
+    // The subject is percent-encoded in the query.
     assert!(
         html.contains(r#"href="/schemas/view?subject=a+b%2Fc%26d""#),
         "{html}"
