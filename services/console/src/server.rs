@@ -24,6 +24,8 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{name}", get(assets::file))
         .route("/streams", get(pages::streams::page))
         .route("/streams/live", get(pages::streams::live))
+        .route("/schemas", get(pages::schemas::list))
+        .route("/schemas/view", get(pages::schemas::view))
         .layer(axum::middleware::from_fn(headers::secure))
         .with_state(state)
 }

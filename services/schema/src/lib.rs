@@ -13,6 +13,7 @@ pub mod caps;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod history;
 pub mod infer;
 pub mod metrics;
 pub mod pipeline;

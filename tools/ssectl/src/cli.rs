@@ -13,7 +13,7 @@ pub struct Cli {
     /// Where the services are and how to reach them.
     #[command(flatten)]
     pub conn: Conn,
-    /// Output format: a readable table/YAML, or JSON for scripts.
+    /// Output format: a readable table/YAML, or JSON or YAML for scripts.
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Text, global = true)]
     pub output: Format,
     /// What to do.
@@ -71,6 +71,17 @@ pub enum Format {
     Text,
     /// JSON, for scripts.
     Json,
+    /// YAML, for scripts and for reading: lists as YAML too, not as tables.
+    Yaml,
+}
+
+/// The flag every writing verb takes.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct Write {
+    /// Print the YAML that would be sent to PutResource (or what would be deleted) and change
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// The nouns.
@@ -95,6 +106,12 @@ pub enum Cmd {
     /// The schema registry.
     #[command(subcommand)]
     Schemas(SchemasCmd),
+    /// Prints a shell completion script (e.g. `ssectl completions bash > /etc/bash_completion.d/ssectl`).
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `device ...`
@@ -104,6 +121,9 @@ pub enum DeviceCmd {
     Create {
         /// The device's name.
         name: String,
+        /// --dry-run.
+        #[command(flatten)]
+        write: Write,
     },
     /// Endpoints of a device.
     #[command(subcommand)]
@@ -119,6 +139,9 @@ pub enum DeviceCmd {
     Delete {
         /// The device's name.
         name: String,
+        /// --dry-run.
+        #[command(flatten)]
+        write: Write,
     },
 }
 
@@ -167,6 +190,9 @@ pub struct SseEndpoint {
     /// Trust list (a directory under the connector's --trust-dir) for an https address.
     #[arg(long)]
     pub trust_list: Option<String>,
+    /// --dry-run (the device is still read, to show the whole document that would be sent).
+    #[command(flatten)]
+    pub write: Write,
 }
 
 /// `authentication.method` of an endpoint.
@@ -197,6 +223,9 @@ pub enum AssetCmd {
     Delete {
         /// The asset's name.
         name: String,
+        /// --dry-run.
+        #[command(flatten)]
+        write: Write,
     },
 }
 
@@ -224,6 +253,9 @@ pub struct AssetCreate {
     /// An event: NAME=SSE_TYPE (repeatable; all go in one event group).
     #[arg(long = "event", value_parser = crate::dest::parse_event)]
     pub events: Vec<(String, String)>,
+    /// --dry-run.
+    #[command(flatten)]
+    pub write: Write,
 }
 
 impl AssetCreate {
@@ -265,5 +297,17 @@ pub enum SchemasCmd {
         /// A version other than the latest.
         #[arg(long)]
         version: Option<String>,
+    },
+    /// What changed, field by field, between two versions of a subject (by default its latest
+    /// two).
+    Diff {
+        /// The subject (`asset/dataset` or `asset/group/event`).
+        subject: String,
+        /// The older version (default: the one before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// The newer version (default: the latest).
+        #[arg(long)]
+        to: Option<String>,
     },
 }

@@ -1,4 +1,4 @@
-//! Printing answers: a table or YAML for people, JSON for scripts.
+//! Printing answers: a table or YAML for people, JSON or YAML for scripts.
 
 use serde_json::Value;
 
@@ -16,15 +16,15 @@ pub struct Table {
 pub fn document(fmt: Format, value: &Value) -> anyhow::Result<()> {
     match fmt {
         Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        Format::Text => print!("{}", serde_yaml_ng::to_string(value)?),
+        Format::Text | Format::Yaml => print!("{}", serde_yaml_ng::to_string(value)?),
     }
     Ok(())
 }
 
-/// Prints `value` as JSON, or `table` for people.
+/// Prints `value` as JSON or YAML, or `table` for people.
 pub fn listing(fmt: Format, value: &Value, table: &Table) -> anyhow::Result<()> {
     match fmt {
-        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
+        Format::Json | Format::Yaml => document(fmt, value)?,
         Format::Text => print!("{}", render(table)),
     }
     Ok(())

@@ -122,6 +122,7 @@ mod tests {
             cert_secret: None,
             key_secret: None,
             trust_list: None,
+            write: crate::cli::Write::default(),
         };
         let d = add_endpoint(empty_device("d"), &e).unwrap();
         let ep = &d["spec"]["endpoints"]["inbound"]["sse"];

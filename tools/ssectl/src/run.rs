@@ -10,13 +10,18 @@ use sse_proto::v1::{
 use sse_runtime::link::Link;
 use sse_runtime::peers::Dialer;
 
-use crate::cli::{AssetCmd, AssetSseCmd, Cli, Cmd, DeviceCmd, EndpointCmd, EndpointKind, Format};
+use crate::cli::{
+    AssetCmd, AssetSseCmd, Cli, Cmd, DeviceCmd, EndpointCmd, EndpointKind, Format, Write,
+};
 use crate::clients::{dialer, links, refused};
 use crate::output::{self, Table};
 use crate::resources;
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Cmd::Completions { shell } = cli.cmd {
+        return completions(shell);
+    }
     let d = dialer(&cli.conn)?;
     let fmt = cli.output;
     match cli.cmd {
@@ -26,39 +31,71 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Streams => crate::watch::streams(&d, &cli.conn.ingest, fmt).await,
         Cmd::Tail(t) => crate::watch::tail(&d, &cli.conn.publisher, t).await,
         Cmd::Schemas(c) => crate::schemas::run(&d, &cli.conn.schema, fmt, c).await,
+        Cmd::Completions { .. } => Ok(()),
     }
+}
+
+/// Prints the completion script of `shell`.
+fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &completion_script(shell))?;
+    Ok(())
+}
+
+/// The completion script of `shell`, generated from the same definition that parses (into
+/// memory: clap_complete panics on a write error, such as a closed pipe).
+fn completion_script(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "ssectl", &mut script);
+    script
+}
+
+/// Where writes go and what is done with them.
+struct Writer<'a> {
+    dialer: &'a Dialer,
+    addrs: &'a [String],
+    fmt: Format,
+    write: Write,
 }
 
 /// The `device` verbs.
 async fn device(d: &Dialer, addrs: &[String], fmt: Format, c: DeviceCmd) -> anyhow::Result<()> {
-    let (addr, link) = writer(d, addrs).await?;
+    let w = |write| Writer {
+        dialer: d,
+        addrs,
+        fmt,
+        write,
+    };
     match c {
-        DeviceCmd::Create { name } => {
-            put(&addr, link, &resources::empty_device(&name), true, fmt).await
+        DeviceCmd::Create { name, write } => {
+            put(&w(write), &resources::empty_device(&name), true).await
         }
         DeviceCmd::Endpoint(EndpointCmd::Add(EndpointKind::Sse(e))) => {
-            let doc = get(&addr, link.clone(), "Device", &e.device).await?;
+            let doc = get(d, addrs, "Device", &e.device).await?;
             let doc = resources::add_endpoint(doc, &e)?;
-            put(&addr, link, &doc, false, fmt).await
+            put(&w(e.write), &doc, false).await
         }
-        DeviceCmd::Show { name } => {
-            output::document(fmt, &get(&addr, link, "Device", &name).await?)
-        }
+        DeviceCmd::Show { name } => output::document(fmt, &get(d, addrs, "Device", &name).await?),
         DeviceCmd::List => names(d, addrs, fmt, "Device").await,
-        DeviceCmd::Delete { name } => delete(&addr, link, "Device", &name).await,
+        DeviceCmd::Delete { name, write } => delete(&w(write), "Device", &name).await,
     }
 }
 
 /// The `asset` verbs.
 async fn asset(d: &Dialer, addrs: &[String], fmt: Format, c: AssetCmd) -> anyhow::Result<()> {
-    let (addr, link) = writer(d, addrs).await?;
+    let w = |write| Writer {
+        dialer: d,
+        addrs,
+        fmt,
+        write,
+    };
     match c {
         AssetCmd::Sse(AssetSseCmd::Create(a)) => {
-            put(&addr, link, &resources::asset(&a)?, true, fmt).await
+            put(&w(a.write), &resources::asset(&a)?, true).await
         }
-        AssetCmd::Show { name } => output::document(fmt, &get(&addr, link, "Asset", &name).await?),
+        AssetCmd::Show { name } => output::document(fmt, &get(d, addrs, "Asset", &name).await?),
         AssetCmd::List => names(d, addrs, fmt, "Asset").await,
-        AssetCmd::Delete { name } => delete(&addr, link, "Asset", &name).await,
+        AssetCmd::Delete { name, write } => delete(&w(write), "Asset", &name).await,
     }
 }
 
@@ -71,7 +108,8 @@ async fn writer(d: &Dialer, addrs: &[String]) -> anyhow::Result<(String, Link)> 
 }
 
 /// Reads a resource as a document.
-async fn get(addr: &str, link: Link, kind: &str, name: &str) -> anyhow::Result<Value> {
+async fn get(d: &Dialer, addrs: &[String], kind: &str, name: &str) -> anyhow::Result<Value> {
+    let (addr, link) = writer(d, addrs).await?;
     let req = GetResourceRequest {
         kind: kind.into(),
         name: name.into(),
@@ -79,31 +117,33 @@ async fn get(addr: &str, link: Link, kind: &str, name: &str) -> anyhow::Result<V
     let r = IngestServiceClient::new(link)
         .get_resource(req)
         .await
-        .map_err(|s| refused(addr, s))?
+        .map_err(|s| refused(&addr, s))?
         .into_inner();
     serde_yaml_ng::from_str(&r.yaml).with_context(|| format!("{kind}/{name} is not YAML"))
 }
 
-/// Writes a resource; `only_if_absent` for the create verbs.
-async fn put(
-    addr: &str,
-    link: Link,
-    doc: &Value,
-    only_if_absent: bool,
-    fmt: Format,
-) -> anyhow::Result<()> {
+/// Writes a resource (`only_if_absent` for the create verbs), or with --dry-run prints the YAML
+/// it would send, byte for byte, and connects to nothing.
+async fn put(w: &Writer<'_>, doc: &Value, only_if_absent: bool) -> anyhow::Result<()> {
+    let yaml = serde_yaml_ng::to_string(doc)?;
+    if w.write.dry_run {
+        print!("{yaml}");
+        return Ok(());
+    }
+    let (addr, link) = writer(w.dialer, w.addrs).await?;
     let req = PutResourceRequest {
-        yaml: serde_yaml_ng::to_string(doc)?,
+        yaml,
         only_if_absent,
     };
     let r = IngestServiceClient::new(link)
         .put_resource(req)
         .await
-        .map_err(|s| refused(addr, s))?
+        .map_err(|s| refused(&addr, s))?
         .into_inner();
+    let fmt = w.fmt;
     let v = json!({ "kind": r.kind, "name": r.name, "file": r.file, "created": r.created });
     match fmt {
-        Format::Json => output::document(fmt, &v),
+        Format::Json | Format::Yaml => output::document(fmt, &v),
         Format::Text => {
             let verb = if r.created { "created" } else { "updated" };
             println!("{}/{} {verb} ({})", r.kind, r.name, r.file);
@@ -112,8 +152,13 @@ async fn put(
     }
 }
 
-/// Deletes a resource.
-async fn delete(addr: &str, link: Link, kind: &str, name: &str) -> anyhow::Result<()> {
+/// Deletes a resource, or with --dry-run says what it would delete and connects to nothing.
+async fn delete(w: &Writer<'_>, kind: &str, name: &str) -> anyhow::Result<()> {
+    if w.write.dry_run {
+        println!("{kind}/{name} would be deleted (dry run)");
+        return Ok(());
+    }
+    let (addr, link) = writer(w.dialer, w.addrs).await?;
     let req = DeleteResourceRequest {
         kind: kind.into(),
         name: name.into(),
@@ -121,7 +166,7 @@ async fn delete(addr: &str, link: Link, kind: &str, name: &str) -> anyhow::Resul
     IngestServiceClient::new(link)
         .delete_resource(req)
         .await
-        .map_err(|s| refused(addr, s))?;
+        .map_err(|s| refused(&addr, s))?;
     println!("{kind}/{name} deleted");
     Ok(())
 }
@@ -157,4 +202,21 @@ async fn names(d: &Dialer, addrs: &[String], fmt: Format, kind: &str) -> anyhow:
         rows: rows.into_iter().map(|(n, e)| vec![n, e]).collect(),
     };
     output::listing(fmt, &Value::Array(v), &table)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap_complete::Shell;
+
+    use super::*;
+
+    #[test]
+    fn every_shell_completes_the_verbs() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell] {
+            let script = String::from_utf8(completion_script(shell)).unwrap_or_default();
+            for word in ["schemas", "diff", "dry-run", "completions"] {
+                assert!(script.contains(word), "{shell}: no {word}");
+            }
+        }
+    }
 }

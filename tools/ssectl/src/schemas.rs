@@ -1,10 +1,11 @@
-//! The `schemas` verbs: the registry's schemas and which subject uses which, merged over every
-//! schema replica given.
+//! The `schemas` verbs: the registry's schemas, which subject uses which, and what changed between
+//! a subject's versions, merged over every schema replica given.
 
 use serde_json::{Value, json};
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
 use sse_proto::v1::{GetSchemaRequest, ListSchemasRequest, ListSubjectsRequest, Schema};
 use sse_runtime::peers::Dialer;
+use sse_schema::history;
 
 use crate::cli::{Format, SchemasCmd};
 use crate::clients::{links, refused};
@@ -15,21 +16,59 @@ pub async fn run(d: &Dialer, addrs: &[String], fmt: Format, c: SchemasCmd) -> an
     match c {
         SchemasCmd::List => list(d, addrs, fmt).await,
         SchemasCmd::Show { subject, version } => show(d, addrs, fmt, &subject, version).await,
+        SchemasCmd::Diff { subject, from, to } => {
+            diff(d, addrs, fmt, &subject, from.as_deref(), to.as_deref()).await
+        }
     }
 }
 
-/// Every schema (name, version, subject), merged and sorted.
-async fn list(d: &Dialer, addrs: &[String], fmt: Format) -> anyhow::Result<()> {
-    let mut all = std::collections::BTreeMap::new();
+/// Every schema of every replica (duplicates included).
+async fn all_schemas(d: &Dialer, addrs: &[String]) -> anyhow::Result<Vec<Schema>> {
+    let mut all = Vec::new();
     for (addr, link) in links(d, addrs).await? {
         let r = SchemaServiceClient::new(link)
             .list_schemas(ListSchemasRequest {})
             .await
             .map_err(|s| refused(&addr, s))?
             .into_inner();
-        for s in r.schemas {
-            all.insert((s.subject.clone(), s.name.clone(), s.version.clone()), s);
-        }
+        all.extend(r.schemas);
+    }
+    Ok(all)
+}
+
+/// `schemas diff`: what changed between two versions of a subject, one row per field.
+async fn diff(
+    d: &Dialer,
+    addrs: &[String],
+    fmt: Format,
+    subject: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> anyhow::Result<()> {
+    let versions = history::subject_versions(&all_schemas(d, addrs).await?, subject);
+    let (a, b) = history::pick(&versions, subject, from, to)?;
+    let changes = history::diff_schemas(a, b)?;
+    let v = json!({
+        "subject": subject, "from": a.version, "to": b.version, "changes": changes,
+    });
+    let table = Table {
+        headers: vec!["FIELD", "CHANGE", "DETAIL"],
+        rows: changes
+            .iter()
+            .map(|c| vec![c.shown_path().to_owned(), c.label().to_owned(), c.detail()])
+            .collect(),
+    };
+    if fmt == Format::Text {
+        println!("# {subject}: version {} -> {}", a.version, b.version);
+    }
+    output::listing(fmt, &v, &table)
+}
+
+/// Every schema (name, version, subject), merged and sorted.
+async fn list(d: &Dialer, addrs: &[String], fmt: Format) -> anyhow::Result<()> {
+    let mut all = std::collections::BTreeMap::new();
+    for s in all_schemas(d, addrs).await? {
+        all.insert((s.subject.clone(), s.name.clone(), s.version.clone()), s);
     }
     let v: Vec<Value> = all.values().map(schema_json).collect();
     let table = Table {
@@ -80,7 +119,7 @@ async fn show(
             Ok(r) => {
                 let s = r.into_inner().schema.unwrap_or_default();
                 return match fmt {
-                    Format::Json => output::document(fmt, &schema_json(&s)),
+                    Format::Json | Format::Yaml => output::document(fmt, &schema_json(&s)),
                     Format::Text => {
                         println!("# {} {} ({})", s.name, s.version, s.subject);
                         println!("{}", s.content);

@@ -1,3 +1,4 @@
 //! One module per section of the console.
 
+pub mod schemas;
 pub mod streams;
