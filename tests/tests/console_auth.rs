@@ -170,7 +170,7 @@ async fn http(
     method: &str,
     path: &str,
     host: &str,
-    extra: &[String],
+    extra: &[&str],
     body: &str,
 ) -> Resp {
     let tcp = TcpStream::connect(c.addr).await.unwrap();
@@ -227,10 +227,10 @@ async fn on_loopback_pages_need_no_login_but_a_foreign_host_is_refused() {
         "Cookie: {}",
         pair(page.set_cookie("sse_console_pre").unwrap())
     );
-    let no_csrf = http(&c, "POST", "/logout", &host, &[cookie.clone()], "x=1").await;
+    let no_csrf = http(&c, "POST", "/logout", &host, &[cookie.as_str()], "x=1").await;
     assert_eq!(no_csrf.status, 403);
     assert!(no_csrf.body.contains("CSRF check failed"), "{no_csrf:?}");
-    let cross = ["Sec-Fetch-Site: cross-site".to_owned(), cookie];
+    let cross = ["Sec-Fetch-Site: cross-site", cookie.as_str()];
     let cross = http(&c, "POST", "/logout", &host, &cross, "x=1").await;
     assert_eq!(cross.status, 403);
     assert!(cross.body.contains("cross-site"), "{cross:?}");
@@ -278,21 +278,21 @@ async fn off_loopback_a_login_with_the_token_opens_the_pages() {
         "Cookie: {}",
         pair(page.set_cookie("sse_console_pre").unwrap())
     );
-    let form = http(&c, "GET", "/login", &host, &[pre.clone()], "").await;
+    let form = http(&c, "GET", "/login", &host, &[pre.as_str()], "").await;
     assert_eq!(form.status, 200);
     assert!(form.body.contains(r#"id="login""#) && form.body.contains(r#"name="token""#));
     let csrf = form.csrf();
 
     // The CSRF token is required, and must be this caller's.
     let right = format!("token={TOKEN}");
-    let r = http(&c, "POST", "/login", &host, &[pre.clone()], &right).await;
+    let r = http(&c, "POST", "/login", &host, &[pre.as_str()], &right).await;
     assert_eq!(r.status, 403, "{r:?}");
     let r = http(
         &c,
         "POST",
         "/login",
         &host,
-        &[pre.clone()],
+        &[pre.as_str()],
         &format!("csrf=00{}&{right}", &csrf[2..]),
     )
     .await;
@@ -303,12 +303,12 @@ async fn off_loopback_a_login_with_the_token_opens_the_pages() {
         "POST",
         "/login",
         &host,
-        &[other],
+        &[other.as_str()],
         &format!("csrf={csrf}&{right}"),
     )
     .await;
     assert_eq!(r.status, 403, "a token bound to another cookie: {r:?}");
-    let origin = [pre.clone(), "Origin: http://evil.example".to_owned()];
+    let origin = [pre.as_str(), "Origin: http://evil.example"];
     let r = http(
         &c,
         "POST",
@@ -325,7 +325,7 @@ async fn off_loopback_a_login_with_the_token_opens_the_pages() {
         "POST",
         "/login",
         &host,
-        &[pre.clone()],
+        &[pre.as_str()],
         &format!("csrf={csrf}&token=guess"),
     )
     .await;
@@ -338,7 +338,7 @@ async fn off_loopback_a_login_with_the_token_opens_the_pages() {
         "POST",
         "/login",
         &host,
-        &[pre.clone()],
+        &[pre.as_str()],
         &format!("csrf={csrf}&{right}"),
     )
     .await;
@@ -358,25 +358,25 @@ async fn off_loopback_a_login_with_the_token_opens_the_pages() {
     );
 
     let cookies = format!("Cookie: {}; {id}", &pre["Cookie: ".len()..]);
-    let page = http(&c, "GET", "/streams", &host, &[cookies.clone()], "").await;
+    let page = http(&c, "GET", "/streams", &host, &[cookies.as_str()], "").await;
     assert_eq!(page.status, 200, "{page:?}");
     assert!(page.body.contains(r#"id="streams""#));
 
     // The session's own CSRF token ends it; then the pages ask for the login again.
-    let logged_in = http(&c, "GET", "/login", &host, &[cookies.clone()], "").await;
+    let logged_in = http(&c, "GET", "/login", &host, &[cookies.as_str()], "").await;
     let csrf = logged_in.csrf();
     let out = http(
         &c,
         "POST",
         "/logout",
         &host,
-        &[cookies.clone()],
+        &[cookies.as_str()],
         &format!("csrf={csrf}"),
     )
     .await;
     assert_eq!(out.status, 303, "{out:?}");
     assert_eq!(
-        http(&c, "GET", "/streams", &host, &[cookies], "")
+        http(&c, "GET", "/streams", &host, &[cookies.as_str()], "")
             .await
             .status,
         303

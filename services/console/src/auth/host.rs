@@ -50,10 +50,10 @@ fn split(authority: &str) -> Option<(&str, Option<u16>)> {
 /// is an `Origin` whose host and port are not the request's `Host`. Clients that send neither
 /// (curl, scripts) pass here and still need the CSRF token.
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
-            return false;
-        }
+    if let Some(site) = headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
+    {
+        return false;
     }
     let Some(origin) = headers.get(ORIGIN) else {
         return true;

@@ -9,6 +9,8 @@ pub mod host;
 pub mod login;
 pub mod secret;
 pub mod session;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;
