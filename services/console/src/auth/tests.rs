@@ -11,7 +11,7 @@ use axum::routing::get;
 use maud::{Markup, html};
 use tower_service::Service;
 
-use super::{Access, Caller, csrf_input, guard};
+use super::{Access, Caller, LOGIN_ATTEMPT_BURST, csrf_input, guard, login};
 use crate::settings::AccessSettings;
 
 async fn form(caller: Caller) -> Markup {
@@ -29,6 +29,7 @@ fn app(token_file: Option<std::path::PathBuf>) -> Router {
     Router::new()
         .route("/form", get(form).post(|| async { "posted" }))
         .route("/x/live", get(|| async { "live" }))
+        .route("/login", get(login::page).post(login::submit))
         .layer(axum::middleware::from_fn_with_state(
             Access::new(&settings, 8080),
             guard::guard,
@@ -101,4 +102,52 @@ async fn with_a_login_pages_redirect_and_streams_get_401() {
         StatusCode::SEE_OTHER,
         "an unknown session is none"
     );
+}
+
+/// The pre-session cookie and CSRF token a page hands out.
+async fn pre_and_csrf(app: &mut Router, path: &str) -> (String, String) {
+    let page = send(app, "GET", path, "", "").await;
+    let set = page.headers()[SET_COOKIE].to_str().unwrap().to_owned();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let html = text(page).await;
+    let at = html.find(r#"name="csrf" value=""#).unwrap() + 19;
+    (cookie, html[at..at + 64].to_owned())
+}
+
+#[tokio::test]
+async fn the_token_file_is_read_at_each_login_and_attempts_are_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "first\n").unwrap();
+    let mut app = app(Some(file.clone()));
+    let (cookie, csrf) = pre_and_csrf(&mut app, "/login").await;
+    let mut login = async |token: &str| {
+        let body = format!("csrf={csrf}&token={token}");
+        send(&mut app, "POST", "/login", &cookie, &body).await
+    };
+    let ok = login("first").await;
+    assert_eq!(ok.status(), StatusCode::SEE_OTHER);
+    assert!(
+        ok.headers()[SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .starts_with("sse_console_session=")
+    );
+    // Rotated: the old token is wrong now, the new one works, without a restart.
+    std::fs::write(&file, "second").unwrap();
+    let old = login("first").await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    let page = text(old).await;
+    assert!(
+        page.contains("Wrong token.") && !page.contains("second"),
+        "{page}"
+    );
+    assert_eq!(login("second").await.status(), StatusCode::SEE_OTHER);
+    // Three attempts spent; the rest of the burst is refused as wrong, then rate limited.
+    for _ in 3..LOGIN_ATTEMPT_BURST {
+        assert_eq!(login("guess").await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let limited = login("second").await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(text(limited).await.contains("Too many login attempts"));
 }
