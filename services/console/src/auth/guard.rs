@@ -45,7 +45,11 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
                 "login required: open /login and give the console token",
             )
         } else {
-            with_pre(Redirect::to("/login").into_response(), &access, &who, &req)
+            let resp = Redirect::to("/login").into_response();
+            match &who.new_pre {
+                Some(pre) => add_pre(resp, pre, access.secure(req.headers())),
+                None => resp,
+            }
         };
     }
     let mut req = req;
@@ -142,14 +146,7 @@ async fn checked(req: Request, csrf: &str) -> Result<Request, Response> {
     }
 }
 
-/// A redirect for a caller without a session, setting its new pre-session cookie if minted.
-fn with_pre(resp: Response, access: &Access, who: &Identity, req: &Request) -> Response {
-    match &who.new_pre {
-        Some(pre) => add_pre(resp, pre, access.secure(req.headers())),
-        None => resp,
-    }
-}
-
+/// Sets the pre-session cookie minted for this caller.
 fn add_pre(mut resp: Response, pre: &str, secure: bool) -> Response {
     resp.headers_mut()
         .append(SET_COOKIE, cookie::set(cookie::PRE, pre, secure, None));
