@@ -8,12 +8,12 @@ pub mod assets;
 pub mod auth;
 pub mod backend;
 pub mod headers;
+pub mod https;
 pub mod layout;
 pub mod pages;
 pub mod server;
 pub mod settings;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sse_runtime::link::Locals;
@@ -65,7 +65,7 @@ pub async fn run(
     stop: CancellationToken,
 ) -> Result<(), Error> {
     let addr = listener.local_addr()?;
-    check(&args, addr)?;
+    let settings = args.access(addr)?;
     let dialer = Dialer::new(services.mtls, services.locals);
     let service = |flag: &'static str, url: &str| -> Result<Service, SettingsError> {
         let targets = parse_targets(url).map_err(|source| SettingsError::Peer { flag, source })?;
@@ -80,15 +80,19 @@ pub async fn run(
         publisher: service("publisher", &services.publisher)?,
     };
     let state = server::AppState { backend };
-    tracing::info!(%addr, "console serving");
-    server::serve(listener, server::router(state), stop).await?;
-    Ok(())
-}
-
-/// Checks the console flags against the address it listens on.
-fn check(args: &ConsoleArgs, addr: SocketAddr) -> Result<(), SettingsError> {
-    if !addr.ip().is_loopback() && args.console_token_file.is_none() {
-        return Err(SettingsError::NoToken(addr));
-    }
+    let access = auth::Access::new(&settings, addr.port());
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let login = if settings.token_file.is_some() {
+        "login required"
+    } else {
+        "no login (loopback)"
+    };
+    tracing::info!(%addr, scheme, login, "console serving");
+    let app = server::app(state, access);
+    server::serve(listener, app, settings.tls, stop).await?;
     Ok(())
 }

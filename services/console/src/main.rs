@@ -19,6 +19,8 @@ async fn main() -> anyhow::Result<()> {
             .parse()
             .expect("a valid default address")
     });
+    // Refuse a console that could not serve safely before binding its port.
+    process::settings_or_exit(SERVICE, config.console.access(listen));
     let services = Services {
         ingest: config.ingest,
         schema: config.schema,

@@ -1,14 +1,17 @@
 //! The console's HTTP server: its routes, the state every handler shares, and serving until
 //! shutdown.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::response::Redirect;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::{Access, guard, login};
 use crate::backend::Backend;
-use crate::{assets, headers, pages};
+use crate::{assets, headers, https, pages};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -30,13 +33,34 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `stop`.
+/// The console as served: [`router`], the login routes, and the auth guard in front of all of
+/// them. The security headers are applied again outermost, so the guard's refusals carry them.
+pub fn app(state: AppState, access: Arc<Access>) -> Router {
+    router(state)
+        .route("/login", get(login::page).post(login::submit))
+        .route("/logout", post(login::logout))
+        .layer(axum::middleware::from_fn_with_state(access, guard::guard))
+        .layer(axum::middleware::from_fn(headers::secure))
+}
+
+/// Serves `router` on `listener` until `stop`: over HTTPS with `tls`, else plain HTTP.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
+    match tls {
+        Some(config) => {
+            let listener = https::TlsListener::new(listener, config, stop.clone())?;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
+    }
 }

@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use sse_runtime::Observability;
 use sse_runtime::mtls::GrpcSecurityArgs;
@@ -19,8 +21,73 @@ pub struct ConsoleArgs {
     #[arg(long, env = "CONSOLE_LISTEN")]
     pub console_listen: Option<SocketAddr>,
     /// File holding the login token (one line); required off loopback, re-read at each login.
+    /// Given on loopback, it turns the login on there too.
     #[arg(long, env = "CONSOLE_TOKEN_FILE")]
     pub console_token_file: Option<PathBuf>,
+    /// How long a login lasts.
+    #[arg(long, env = "CONSOLE_SESSION_LIFETIME", default_value = crate::auth::session::LIFETIME_DEFAULT, value_parser = humantime::parse_duration)]
+    pub console_session_lifetime: Duration,
+    /// Most logged-in sessions kept at once; a login beyond it ends the oldest.
+    #[arg(long, env = "CONSOLE_MAX_SESSIONS", default_value_t = crate::auth::session::MAX_DEFAULT, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub console_max_sessions: u32,
+    /// Certificate chain (PEM) to serve the pages over HTTPS; with --console-tls-key.
+    #[arg(long, env = "CONSOLE_TLS_CERT", requires = "console_tls_key")]
+    pub console_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --console-tls-cert.
+    #[arg(long, env = "CONSOLE_TLS_KEY", requires = "console_tls_cert")]
+    pub console_tls_key: Option<PathBuf>,
+    /// Serve plain HTTP off loopback (behind an ingress that terminates TLS).
+    #[arg(long, env = "CONSOLE_ALLOW_HTTP")]
+    pub console_allow_http: bool,
+}
+
+/// The console's access settings, validated against the address it listens on.
+#[derive(Debug, Clone)]
+pub struct AccessSettings {
+    /// It listens on loopback.
+    pub loopback: bool,
+    /// `Some`: a login is required, with the token of this file.
+    pub token_file: Option<PathBuf>,
+    /// How long a login lasts.
+    pub session_lifetime: Duration,
+    /// Most sessions at once.
+    pub max_sessions: u32,
+    /// `Some`: serve HTTPS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl ConsoleArgs {
+    /// Checks the flags against `listen` (before binding when the caller can): off loopback a
+    /// readable token file and either TLS or --console-allow-http; the TLS files load.
+    pub fn access(&self, listen: SocketAddr) -> Result<AccessSettings, SettingsError> {
+        let loopback = listen.ip().is_loopback();
+        if !loopback && self.console_token_file.is_none() {
+            return Err(SettingsError::NoToken(listen));
+        }
+        if let Some(path) = &self.console_token_file {
+            crate::auth::login::read_token_file(path).map_err(|reason| {
+                SettingsError::TokenFile {
+                    path: path.clone(),
+                    reason,
+                }
+            })?;
+        }
+        let tls = match (&self.console_tls_cert, &self.console_tls_key) {
+            (Some(cert), Some(key)) => Some(crate::https::server_config(cert, key)?),
+            (None, None) => None,
+            _ => return Err(SettingsError::TlsPair),
+        };
+        if !loopback && tls.is_none() && !self.console_allow_http {
+            return Err(SettingsError::NoTls(listen));
+        }
+        Ok(AccessSettings {
+            loopback,
+            token_file: self.console_token_file.clone(),
+            session_lifetime: self.console_session_lifetime,
+            max_sessions: self.console_max_sessions,
+            tls,
+        })
+    }
 }
 
 /// The standalone `sse-console` command.
@@ -67,4 +134,23 @@ pub enum SettingsError {
         "--console-listen {0} is not a loopback address: give --console-token-file (CONSOLE_TOKEN_FILE) so the pages ask for a login"
     )]
     NoToken(SocketAddr),
+    /// The token file cannot be used (its content is never shown).
+    #[error("--console-token-file {}: {reason}", path.display())]
+    TokenFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong: missing, unreadable, empty or too large.
+        reason: String,
+    },
+    /// Off loopback without TLS and without --console-allow-http.
+    #[error(
+        "--console-listen {0} is not a loopback address: give --console-tls-cert and --console-tls-key to serve HTTPS, or --console-allow-http (CONSOLE_ALLOW_HTTP) if an ingress in front terminates TLS; the login token and cookie must not cross the network in clear"
+    )]
+    NoTls(SocketAddr),
+    /// Only one of the two TLS flags.
+    #[error("--console-tls-cert and --console-tls-key go together")]
+    TlsPair,
+    /// The TLS files do not load.
+    #[error("--console-tls-cert/--console-tls-key: {0}")]
+    Tls(#[from] sse_runtime::tls::TlsError),
 }
