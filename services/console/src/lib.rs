@@ -79,7 +79,11 @@ pub async fn run(
         schema: service("schema", &services.schema)?,
         publisher: service("publisher", &services.publisher)?,
     };
-    let state = server::AppState { backend };
+    let live = pages::events::Live::new(
+        args.console_live_views_max,
+        args.console_event_payload_bytes,
+    );
+    let state = server::AppState { backend, live };
     tracing::info!(%addr, "console serving");
     server::serve(listener, server::router(state), stop).await?;
     Ok(())

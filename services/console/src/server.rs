@@ -15,6 +15,8 @@ use crate::{assets, headers, pages};
 pub struct AppState {
     /// The three services.
     pub backend: Backend,
+    /// The live event views' bounds.
+    pub live: pages::events::Live,
 }
 
 /// Every route of the console.
@@ -24,6 +26,9 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{name}", get(assets::file))
         .route("/streams", get(pages::streams::page))
         .route("/streams/live", get(pages::streams::live))
+        .route("/events", get(pages::events::page))
+        .route("/events/live", get(pages::events::live))
+        .route("/discovered", get(pages::discovered::page))
         .layer(axum::middleware::from_fn(headers::secure))
         .with_state(state)
 }

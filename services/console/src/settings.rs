@@ -21,6 +21,14 @@ pub struct ConsoleArgs {
     /// File holding the login token (one line); required off loopback, re-read at each login.
     #[arg(long, env = "CONSOLE_TOKEN_FILE")]
     pub console_token_file: Option<PathBuf>,
+    /// Live event views open at once; each holds one tail slot on every publisher (a
+    /// publisher has 8). One more is refused with 503 until one closes.
+    #[arg(long, env = "CONSOLE_LIVE_VIEWS_MAX", default_value_t = crate::pages::events::LIVE_VIEWS_MAX, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub console_live_views_max: usize,
+    /// Payload bytes a live view shows of one message; the rest is cut, and marked so (the
+    /// publisher caps it at 16 KiB).
+    #[arg(long, env = "CONSOLE_EVENT_PAYLOAD_BYTES", default_value_t = crate::pages::events::EVENT_PAYLOAD_BYTES, value_parser = clap::value_parser!(u32).range(1..=16384))]
+    pub console_event_payload_bytes: u32,
 }
 
 /// The standalone `sse-console` command.

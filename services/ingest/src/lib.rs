@@ -75,6 +75,18 @@ pub async fn run_linked(
     shutdown: Shutdown,
     locals: Locals,
 ) -> Result<(), Error> {
+    run_exposed(listener, settings, shutdown, locals, None).await
+}
+
+/// [`run_linked`], also handing ingest's own server to `expose` once it is built (before it
+/// serves): `sse-connector` gives it to its embedded console, which then calls it in-process.
+pub async fn run_exposed(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: Shutdown,
+    locals: Locals,
+    expose: Option<tokio::sync::oneshot::Sender<sse_runtime::link::Local>>,
+) -> Result<(), Error> {
     let config = &settings.flags;
     let endpoint = schema_endpoint(config);
     let security = settings.security.clone();
@@ -96,7 +108,10 @@ pub async fn run_linked(
         .add_service(api);
     let health = serving.health.clone();
     sse_runtime::health::set(&health, SERVICE_NAME, false).await;
-
+    if let Some(tx) = expose {
+        // The console may have stopped already: then no one needs it.
+        let _ = tx.send(serving.local()?);
+    }
     let token = shutdown.token.clone();
     let Some(checkpoints) = open_checkpoints(config, &token).await? else {
         return Ok(()); // shut down while waiting for the store
