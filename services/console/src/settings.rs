@@ -38,6 +38,10 @@ pub struct Config {
     /// The console's own flags.
     #[command(flatten)]
     pub console: ConsoleArgs,
+    /// --console-listen under the name every service binary takes (hidden: one spelling in the
+    /// docs); --console-listen wins when both are given.
+    #[arg(long, hide = true)]
+    pub listen: Option<SocketAddr>,
     /// sse-ingest: `http(s)://host:port`, a comma list, or a headless Service name (every
     /// address it resolves to is asked).
     #[arg(long, env = "INGEST_URL", default_value = "http://127.0.0.1:50051")]
