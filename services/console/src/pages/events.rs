@@ -17,7 +17,7 @@ use futures::{Stream, StreamExt};
 use maud::{Markup, html};
 use serde::Deserialize;
 use sse_proto::v1::tail_response::Item;
-use sse_proto::v1::{GetStatusRequest, TailMessage, TailRequest, TailResponse};
+use sse_proto::v1::{GetStatusRequest, Qos, TailMessage, TailRequest, TailResponse};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::layout;
@@ -169,7 +169,7 @@ pub fn message(m: &TailMessage) -> Markup {
                 " " span.route { (m.device) " / " (m.asset) }
             }
             dl.properties {
-                dt { "qos" } dd { (m.qos().as_str_name()) }
+                dt { "qos" } dd { (qos(m.qos())) }
                 dt { "retain" } dd { (m.retain) }
                 @if m.ttl_seconds > 0 { dt { "expiry" } dd { (m.ttl_seconds) " s" } }
                 dt { "content type" } dd { (m.content_type) }
@@ -182,6 +182,14 @@ pub fn message(m: &TailMessage) -> Markup {
                 p.truncated { "cut: " (m.payload.len()) " of " (m.payload_bytes) " bytes shown" }
             }
         }
+    }
+}
+
+/// QoS as the resources write it (unspecified is QoS 1 on the wire).
+fn qos(q: Qos) -> &'static str {
+    match q {
+        Qos::AtMostOnce => "Qos0",
+        Qos::AtLeastOnce | Qos::Unspecified => "Qos1",
     }
 }
 
@@ -203,19 +211,19 @@ async fn asset_names(st: &AppState) -> (Vec<String>, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sse_proto::v1::{Qos, TailDropped, UserProperty};
+    use sse_proto::v1::{TailDropped, UserProperty};
 
     #[test]
     fn a_message_shows_its_route_properties_and_cut_payload_escaped() {
         let m = TailMessage {
             topic: "factory/a".into(),
-            qos: Qos::Qos1.into(),
+            qos: Qos::AtMostOnce.into(),
             user_properties: vec![UserProperty {
                 name: "type".into(),
                 value: "<reading>".into(),
             }],
             content_type: "application/json".into(),
-            payload: b"{\"t\":1<".to_vec(),
+            payload: b"{\"t\":1<".to_vec().into(),
             payload_bytes: 20,
             truncated: true,
             device: "dev".into(),
@@ -230,6 +238,7 @@ mod tests {
         );
         assert!(html.contains("{&quot;t&quot;:1&lt;</pre>"), "{html}");
         assert!(html.contains("cut: 7 of 20 bytes shown"), "{html}");
+        assert!(html.contains("<dt>qos</dt><dd>Qos0</dd>"), "{html}");
     }
 
     #[test]
