@@ -1,6 +1,7 @@
 //! Issue #24, the console's live parts through the real binaries and a real Mosquitto:
 //! `sse-console`'s `/events/live?asset=A` (read as the SSE stream a browser reads) carries an
-//! `article.event` for each of A's messages and none of another asset's; one console given two
+//! `article.event` for each of A's messages and none of another asset's; live views are bounded
+//! and a closed one gives its tails back; one console given two
 //! ingest replicas shows both replicas' streams and both discovered lists; and `sse-connector
 //! --console-listen` serves the console over its own three services.
 
@@ -161,6 +162,87 @@ async fn a_live_view_carries_its_assets_events_and_no_other_assets() {
         "{seen}"
     );
     assert!(seen.contains("event: event"), "{seen}");
+}
+
+/// Reads `body` until it carries an `article.event`; what it read.
+async fn first_article(body: &mut hyper::body::Incoming) -> String {
+    let mut seen = String::new();
+    let read = async {
+        while !seen.contains(r#"<article class="event""#) {
+            let Some(frame) = body.frame().await else {
+                break; // the view ended: the assertion below shows why
+            };
+            if let Some(data) = frame.unwrap().data_ref() {
+                seen.push_str(&String::from_utf8_lossy(data));
+            }
+        }
+    };
+    let timed_out = tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .is_err();
+    assert!(
+        !timed_out && seen.contains(r#"<article class="event""#),
+        "an event within a minute; got: {seen}"
+    );
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_views_are_bounded_and_a_closed_view_frees_its_tails() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start().await.unwrap();
+    let source = source().await;
+    let res = dir.path().join("resources");
+    sse_e2e::write_file(
+        &res,
+        "r.yaml",
+        &resources(&source.base_url(), "dev1", "line", "/a"),
+    );
+    let pipeline = Pipeline::start(PipelineArgs {
+        mqtt_url: broker.url(),
+        data_dir: dir.path().join("schemas").display().to_string(),
+        resources: res.display().to_string(),
+        publisher: vec![],
+        ingest: vec![],
+        env: None,
+    })
+    .await
+    .unwrap();
+    let args = [
+        "--ingest".to_string(),
+        pipeline.ingest.url(),
+        "--publisher".to_string(),
+        pipeline.publisher.url(),
+        "--console-live-views-max=1".to_string(),
+        "--console-event-payload-bytes=4".to_string(),
+    ];
+    let console = Service::start("sse-console", &args, &[]).await.unwrap();
+
+    let (status, mut open) = get(console.addr, "/events/live?asset=line").await;
+    assert_eq!(status, 200);
+    let seen = first_article(&mut open).await;
+    assert!(
+        seen.contains(r#"<p class="truncated">cut: 4 of "#),
+        "{seen}"
+    );
+    let (status, refused) = get(console.addr, "/events/live?asset=line").await;
+    let refused = refused.collect().await.unwrap().to_bytes();
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&refused));
+    assert!(String::from_utf8_lossy(&refused).contains("--console-live-views-max"));
+    drop(open);
+
+    // More views, one after another, than a publisher has tail slots (8): each closed view must
+    // have given its slot and its tail back, or the later ones would get no tail.
+    for round in 0..10 {
+        let mut body = eventually(&format!("view {round} admitted"), || async move {
+            let (status, body) = get(console.addr, "/events/live?asset=line").await;
+            (status == 200).then_some(body)
+        })
+        .await
+        .unwrap();
+        let seen = first_article(&mut body).await;
+        assert!(!seen.contains("problem"), "round {round}: {seen}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -89,7 +89,6 @@ pub async fn run_exposed(
 ) -> Result<(), Error> {
     let config = &settings.flags;
     let endpoint = schema_endpoint(config);
-    let security = settings.security.clone();
     let status = Arc::new(new_status(config));
     let access = Arc::new(access_file(config)?);
     // From ADR, the first resources arrive once the ADR client is connected (below).
@@ -101,17 +100,10 @@ pub async fn run_exposed(
         .map(|f| (f.resources, f.plans.unwrap_or_default()))
         .unwrap_or_default();
 
-    let api = api(&settings, &status);
-    let dialer = Dialer::new(security.mtls.clone(), locals);
-    let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
-        .secure(security, "sse-ingest")
-        .add_service(api);
+    let dialer = Dialer::new(settings.security.mtls.clone(), locals);
+    let serving = server(&settings, &status, expose)?;
     let health = serving.health.clone();
     sse_runtime::health::set(&health, SERVICE_NAME, false).await;
-    if let Some(tx) = expose {
-        // The console may have stopped already: then no one needs it.
-        let _ = tx.send(serving.local()?);
-    }
     let token = shutdown.token.clone();
     let Some(checkpoints) = open_checkpoints(config, &token).await? else {
         return Ok(()); // shut down while waiting for the store
@@ -160,6 +152,22 @@ pub async fn run_exposed(
 
     serving.run(listener, token).await?;
     Ok(())
+}
+
+/// Ingest's gRPC server, not yet serving; handed to `expose` (the embedded console) first.
+fn server(
+    settings: &Settings,
+    status: &Arc<status::Status>,
+    expose: Option<tokio::sync::oneshot::Sender<sse_runtime::link::Local>>,
+) -> Result<Serving, Error> {
+    let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
+        .secure(settings.security.clone(), "sse-ingest")
+        .add_service(api(settings, status));
+    if let Some(tx) = expose {
+        // The console may have stopped already: then no one needs it.
+        let _ = tx.send(serving.local()?);
+    }
+    Ok(serving)
 }
 
 /// `IngestService`, its resource writes included.
