@@ -354,3 +354,36 @@ async fn the_connector_serves_the_console_over_its_own_services() {
         .await
         .expect("a live event through the in-process publisher");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_console_off_loopback_without_a_token_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start().await.unwrap();
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    let (res, data) = (res.display().to_string(), dir.path().join("schemas"));
+    let data = data.display().to_string();
+    let url = broker.url();
+    let args = [
+        "--listen=127.0.0.1:0",
+        "--schema-listen=127.0.0.1:0",
+        "--publisher-listen=127.0.0.1:0",
+        "--console-listen=0.0.0.0:0",
+        "--mqtt-url",
+        &url,
+        "--resources",
+        &res,
+        "--data-dir",
+        &data,
+        "--checkpoint-store=none",
+    ];
+    let out = sse_e2e::procs::run_to_exit("sse-connector", &args)
+        .await
+        .unwrap();
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--console-token-file"),
+        "{}",
+        out.stderr
+    );
+}
