@@ -72,10 +72,11 @@ if [ "${1:-}" = "--one" ]; then
   start sse-connector --listen 127.0.0.1:0 --schema-listen 127.0.0.1:0 --publisher-listen 127.0.0.1:0 \
     --mqtt-url "mqtt://127.0.0.1:$mqtt_port" --data-dir "$run/schemas" --resources "$run/resources" \
     --secrets-dir "$run/secrets" --trust-dir "$run/trust" --admin-listen 127.0.0.1:0 \
-    --discovery-topic "$discovery_topic"; ingest=$addr
+    --discovery-topic "$discovery_topic" --console-listen 127.0.0.1:0; ingest=$addr
   admin sse-connector
   publisher=$(grep -m1 -oP "^sse-connector publisher listening on \K\S+" "$run/sse-connector.out")
   schema=$(grep -m1 -oP "^sse-connector schema listening on \K\S+" "$run/sse-connector.out")
+  console=$(grep -m1 -oP "^sse-connector console listening on \K\S+" "$run/sse-connector.out")
 else
   start sse-publisher --listen 127.0.0.1:0 --mqtt-url "mqtt://127.0.0.1:$mqtt_port" \
     --admin-listen 127.0.0.1:0; publisher=$addr; admin sse-publisher
@@ -86,6 +87,9 @@ else
     --secrets-dir "$run/secrets" --trust-dir "$run/trust" \
     --checkpoint-store "${CHECKPOINT_STORE:-mqtt://127.0.0.1:$mqtt_port}" \
     --discovery-topic "$discovery_topic" --admin-listen 127.0.0.1:0; ingest=$addr; admin sse-ingest
+  # The web console on loopback (no login there), over the three services' gRPC APIs.
+  start sse-console --listen 127.0.0.1:0 --ingest "http://$ingest" --schema "http://$schema" \
+    --publisher "http://$publisher" --admin-listen 127.0.0.1:0; console=$addr; admin sse-console
 fi
 
 metrics="not started (install prometheus: just setup)"
@@ -106,6 +110,7 @@ broker     mqtt://127.0.0.1:$mqtt_port
 source     http://$demo  (demo weather station)
 publisher  $publisher   schema $schema   ingest $ingest   (logs in $run/)
 metrics    $metrics
+console    http://$console  (the web console: devices, assets, streams, schemas, live events)
 try:       grpcurl -plaintext $ingest sseconnector.v1.IngestService/ListStreams
            grpcurl -plaintext $schema sseconnector.v1.SchemaService/ListSchemas
 discovered grpcurl -plaintext $ingest sseconnector.v1.IngestService/ListDiscovered

@@ -14,7 +14,7 @@ use std::ffi::OsString;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::parser::ValueSource;
-use clap::{Arg, ArgMatches, Command, CommandFactory};
+use clap::{Arg, ArgMatches, Args, Command, CommandFactory};
 
 /// One of the three services the connector runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +129,8 @@ pub fn command() -> Command {
             cmd = cmd.arg(arg);
         }
     }
+    // The embedded console's flags, as `sse-console` takes them.
+    let cmd = sse_console::ConsoleArgs::augment_args(cmd.next_help_heading(CONSOLE));
     cmd.mut_arg("checkpoint_store", |a| {
         a.help(
             "Where each stream's resume point is kept (see sse-ingest). Unset here: the \
@@ -137,6 +139,9 @@ pub fn command() -> Command {
         )
     })
 }
+
+/// The help heading of the embedded console's flags.
+const CONSOLE: &str = "sse-console (embedded when --console-listen is given)";
 
 /// The help heading of the flags more than one service takes.
 const SHARED: &str = "shared by the services";

@@ -10,6 +10,7 @@
 //! published and acknowledged before its consumer stops.
 
 pub mod args;
+pub mod embedded;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -31,6 +32,8 @@ pub struct Configs {
     pub schema: sse_schema::Settings,
     /// The publisher's.
     pub publisher: sse_publisher::Settings,
+    /// The embedded console's; it runs when `console_listen` is set.
+    pub console: sse_console::ConsoleArgs,
 }
 
 /// Why the connector could not start or stopped with an error; each names its service.
@@ -58,6 +61,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The embedded console failed.
+    #[error("sse-console: {0}")]
+    Console(#[from] sse_console::Error),
     /// A service's task ended without a result (it panicked).
     #[error("{0}: task failed: {1}")]
     Task(&'static str, String),
@@ -71,10 +77,14 @@ impl Error {
             Error::Ingest(e) => e.is_config(),
             Error::Schema(e) => e.is_config(),
             Error::Publisher(e) => matches!(e, sse_publisher::Error::Config(_)),
+            Error::Console(e) => matches!(e, sse_console::Error::Settings(_)),
             Error::Task(..) => false,
         }
     }
 }
+
+/// The embedded console's name in errors and logs.
+const CONSOLE: &str = "sse-console";
 
 /// A placeholder peer address while parsing; replaced by the bound one before anything connects.
 const PLACEHOLDER: &str = "127.0.0.1:1";
@@ -103,6 +113,8 @@ impl Configs {
             .with_env(|k| std::env::var(k).ok());
         let mut publisher = sse_publisher::Config::from_arg_matches(matches)
             .map_err(|e| clap_err(Part::Publisher, e))?;
+        let console = sse_console::ConsoleArgs::from_arg_matches(matches)
+            .map_err(|e| Error::Args(CONSOLE, e.to_string()))?;
         let listen = |part: Part| matches.get_one::<SocketAddr>(part.listen_id()).copied();
         schema.listen = listen(Part::Schema).unwrap_or(schema.listen);
         publisher.listen = listen(Part::Publisher).unwrap_or(publisher.listen);
@@ -137,6 +149,7 @@ impl Configs {
             ingest: ingest.settings()?,
             schema: schema.settings()?,
             publisher,
+            console,
         })
     }
 }
@@ -148,6 +161,7 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
         mut ingest,
         mut schema,
         publisher,
+        console,
     } = configs;
     let pl = bind(publisher.flags.listen, Part::Publisher).await?;
     let sl = bind(schema.flags.listen, Part::Schema).await?;
@@ -157,6 +171,9 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
     let il = bind(ingest.flags.listen, Part::Ingest).await?;
     let schema_at = peer_addr(&sl, schema.flags.listen, Part::Schema)?;
     ingest.flags.schema = peer_uri(schema_at, Part::Schema, scheme)?;
+    let ingest_at = peer_addr(&il, ingest.flags.listen, Part::Ingest)?;
+    let at = [ingest_at, schema_at, publisher_at];
+    let console = embedded::bind(console, at).await?;
 
     let parts = [Shutdown::new(), Shutdown::new(), Shutdown::new()];
     // Each service is handed the next one's server before anything serves, so every call
@@ -175,12 +192,22 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
             return Err(e);
         }
     };
+    let servers = [schema.local()?, publisher.local()?];
     let publisher_task = spawn(publisher.serve(pl), stop.clone());
     let schema_task = spawn(schema.serve(sl), stop.clone());
-    let ingest = sse_ingest::run_linked(il, ingest, parts[0].clone(), to_schema);
+    let (expose, exposed) = tokio::sync::oneshot::channel();
+    let ingest = sse_ingest::run_exposed(il, ingest, parts[0].clone(), to_schema, Some(expose));
     let ingest_task = spawn(ingest, stop.clone());
+    let console_task = console.map(|c| spawn(c.run(exposed, servers, stop.clone()), stop.clone()));
     stop.cancelled().await;
-    stop_in_order(
+    // The console goes first: it only reads, and its pages would fail once ingest stops.
+    let console = match console_task {
+        Some(task) => task
+            .await
+            .unwrap_or_else(|e| Err(Error::Task(CONSOLE, e.to_string()))),
+        None => Ok(()),
+    };
+    let services = stop_in_order(
         [
             (Part::Ingest, ingest_task, sse_ingest::SHUTDOWN_DRAIN),
             (Part::Schema, schema_task, sse_schema::SHUTDOWN_DRAIN),
@@ -192,7 +219,8 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
         ],
         &parts,
     )
-    .await
+    .await;
+    services.and(console)
 }
 
 /// Stops each service in turn (its token, then its task, then its drain), in the order of the

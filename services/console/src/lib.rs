@@ -79,7 +79,11 @@ pub async fn run(
         schema: service("schema", &services.schema)?,
         publisher: service("publisher", &services.publisher)?,
     };
-    let state = server::AppState { backend };
+    let live = pages::events::Live::new(
+        args.console_live_views_max,
+        args.console_event_payload_bytes,
+    );
+    let state = server::AppState { backend, live };
     let access = auth::Access::new(&settings, addr.port());
     let scheme = if settings.tls.is_some() {
         "https"

@@ -14,7 +14,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let config = process::parse::<Config>(SERVICE);
     let security = process::settings_or_exit(SERVICE, config.security.load());
-    let listen = config.console.console_listen.unwrap_or_else(|| {
+    let listen = config.console.console_listen.or(config.listen);
+    let listen = listen.unwrap_or_else(|| {
         settings::DEFAULT_LISTEN
             .parse()
             .expect("a valid default address")

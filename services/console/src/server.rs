@@ -18,6 +18,8 @@ use crate::{assets, headers, https, pages};
 pub struct AppState {
     /// The three services.
     pub backend: Backend,
+    /// The live event views' bounds.
+    pub live: pages::events::Live,
 }
 
 /// Every route of the console.
@@ -29,6 +31,9 @@ pub fn router(state: AppState) -> Router {
         .route("/streams/live", get(pages::streams::live))
         .route("/schemas", get(pages::schemas::list))
         .route("/schemas/view", get(pages::schemas::view))
+        .route("/events", get(pages::events::page))
+        .route("/events/live", get(pages::events::live))
+        .route("/discovered", get(pages::discovered::page))
         .layer(axum::middleware::from_fn(headers::secure))
         .with_state(state)
 }

@@ -39,6 +39,14 @@ pub struct ConsoleArgs {
     /// Serve plain HTTP off loopback (behind an ingress that terminates TLS).
     #[arg(long, env = "CONSOLE_ALLOW_HTTP")]
     pub console_allow_http: bool,
+    /// Live event views open at once; each holds one tail slot on every publisher (a
+    /// publisher has 8). One more is refused with 503 until one closes.
+    #[arg(long, env = "CONSOLE_LIVE_VIEWS_MAX", default_value_t = crate::pages::events::LIVE_VIEWS_MAX, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub console_live_views_max: usize,
+    /// Payload bytes a live view shows of one message; the rest is cut, and marked so (the
+    /// publisher caps it at 16 KiB).
+    #[arg(long, env = "CONSOLE_EVENT_PAYLOAD_BYTES", default_value_t = crate::pages::events::EVENT_PAYLOAD_BYTES, value_parser = clap::value_parser!(u32).range(1..=16384))]
+    pub console_event_payload_bytes: u32,
 }
 
 /// The console's access settings, validated against the address it listens on.
@@ -97,6 +105,10 @@ pub struct Config {
     /// The console's own flags.
     #[command(flatten)]
     pub console: ConsoleArgs,
+    /// --console-listen under the name every service binary takes (hidden: one spelling in the
+    /// docs); --console-listen wins when both are given.
+    #[arg(long, hide = true)]
+    pub listen: Option<SocketAddr>,
     /// sse-ingest: `http(s)://host:port`, a comma list, or a headless Service name (every
     /// address it resolves to is asked).
     #[arg(long, env = "INGEST_URL", default_value = "http://127.0.0.1:50051")]

@@ -75,9 +75,20 @@ pub async fn run_linked(
     shutdown: Shutdown,
     locals: Locals,
 ) -> Result<(), Error> {
+    run_exposed(listener, settings, shutdown, locals, None).await
+}
+
+/// [`run_linked`], also handing ingest's own server to `expose` once it is built (before it
+/// serves): `sse-connector` gives it to its embedded console, which then calls it in-process.
+pub async fn run_exposed(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: Shutdown,
+    locals: Locals,
+    expose: Option<tokio::sync::oneshot::Sender<sse_runtime::link::Local>>,
+) -> Result<(), Error> {
     let config = &settings.flags;
     let endpoint = schema_endpoint(config);
-    let security = settings.security.clone();
     let status = Arc::new(new_status(config));
     let access = Arc::new(access_file(config)?);
     // From ADR, the first resources arrive once the ADR client is connected (below).
@@ -89,14 +100,10 @@ pub async fn run_linked(
         .map(|f| (f.resources, f.plans.unwrap_or_default()))
         .unwrap_or_default();
 
-    let api = api(&settings, &status);
-    let dialer = Dialer::new(security.mtls.clone(), locals);
-    let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
-        .secure(security, "sse-ingest")
-        .add_service(api);
+    let dialer = Dialer::new(settings.security.mtls.clone(), locals);
+    let serving = server(&settings, &status, expose)?;
     let health = serving.health.clone();
     sse_runtime::health::set(&health, SERVICE_NAME, false).await;
-
     let token = shutdown.token.clone();
     let Some(checkpoints) = open_checkpoints(config, &token).await? else {
         return Ok(()); // shut down while waiting for the store
@@ -145,6 +152,22 @@ pub async fn run_linked(
 
     serving.run(listener, token).await?;
     Ok(())
+}
+
+/// Ingest's gRPC server, not yet serving; handed to `expose` (the embedded console) first.
+fn server(
+    settings: &Settings,
+    status: &Arc<status::Status>,
+    expose: Option<tokio::sync::oneshot::Sender<sse_runtime::link::Local>>,
+) -> Result<Serving, Error> {
+    let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
+        .secure(settings.security.clone(), "sse-ingest")
+        .add_service(api(settings, status));
+    if let Some(tx) = expose {
+        // The console may have stopped already: then no one needs it.
+        let _ = tx.send(serving.local()?);
+    }
+    Ok(serving)
 }
 
 /// `IngestService`, its resource writes included.
