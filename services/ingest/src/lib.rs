@@ -89,7 +89,7 @@ pub async fn run_linked(
         .map(|f| (f.resources, f.plans.unwrap_or_default()))
         .unwrap_or_default();
 
-    let api = api(&settings, &status);
+    let api = api(&settings, &status, &access);
     let dialer = Dialer::new(security.mtls.clone(), locals);
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
         .secure(security, "sse-ingest")
@@ -148,21 +148,33 @@ pub async fn run_linked(
 }
 
 /// `IngestService`, its resource writes included.
-fn api(settings: &Settings, status: &Arc<status::Status>) -> IngestServiceServer<grpc::IngestApi> {
-    let api = grpc::IngestApi::new(status.clone()).with_writes(Arc::new(writes(settings)));
+fn api(
+    settings: &Settings,
+    status: &Arc<status::Status>,
+    access: &Arc<secret_access::AccessFile>,
+) -> IngestServiceServer<grpc::IngestApi> {
+    let writes = writes(settings, access);
+    let api = grpc::IngestApi::new(status.clone()).with_writes(Arc::new(writes));
     // The largest request is a PutResource document; a larger one is refused from its frame
     // header, before it is decoded.
     IngestServiceServer::new(api).max_decoding_message_size(resource_write::REQUEST_BYTES_MAX)
 }
 
 /// The resource write API over `--resources` (refusing every write in ADR mode).
-fn writes(settings: &Settings) -> resource_write::grpc::Writes {
+fn writes(
+    settings: &Settings,
+    access: &Arc<secret_access::AccessFile>,
+) -> resource_write::grpc::Writes {
     let config = &settings.flags;
     let store = resource_write::Store::new(
         config.resources.clone(),
         usize::try_from(config.max_resource_file_bytes).unwrap_or(usize::MAX),
         settings.adr.is_some(),
-    );
+    )
+    .with_secrets(resource_write::secrets::Secrets {
+        dir: config.secrets_dir.clone(),
+        access: access.clone(),
+    });
     resource_write::grpc::Writes::new(
         store,
         config.resource_writes_per_second,
