@@ -95,3 +95,46 @@ mod tests {
         assert_eq!(f.get("missing"), "");
     }
 }
+
+#[cfg(test)]
+mod loader_tests {
+    use super::asset::{AssetForm, Dest};
+    use super::device::DeviceForm;
+
+    #[test]
+    fn the_loader_accepts_what_the_forms_build() {
+        let device = DeviceForm {
+            name: "gw".into(),
+            address: "https://gw.example/events".into(),
+            auth: "Certificate".into(),
+            certificate_secret: "gw/cert".into(),
+            key_secret: "gw/key".into(),
+            trust_list: "gw-ca".into(),
+            ..DeviceForm::default()
+        };
+        let asset = AssetForm {
+            name: "wx".into(),
+            device: "gw".into(),
+            endpoint: "sse".into(),
+            dataset: Dest {
+                topic: "plant/all".into(),
+                qos: "Qos1".into(),
+                retain: "Keep".into(),
+                ttl: "30".into(),
+            },
+            events: vec![("temp".into(), "temperature".into())],
+            events_dest: Dest {
+                topic: "plant/temp".into(),
+                ..Dest::default()
+            },
+        };
+        let (d, a) = (device.to_yaml(None), asset.to_yaml(None));
+        let res = sse_ingest::resources::load_texts([
+            ("device-gw.yaml", d.as_str()),
+            ("asset-wx.yaml", a.as_str()),
+        ]);
+        assert!(res.problems().is_empty(), "{:?}\n{d}\n{a}", res.problems());
+        assert_eq!(res.devices["gw"].endpoints.len(), 1);
+        assert_eq!(res.assets.len(), 1);
+    }
+}

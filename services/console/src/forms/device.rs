@@ -82,7 +82,9 @@ impl DeviceForm {
             name: yaml::text(&doc, &["metadata", "name"]),
             ..Self::default()
         };
-        let inbound = doc.pointer("/spec/endpoints/inbound").and_then(Value::as_object);
+        let inbound = doc
+            .pointer("/spec/endpoints/inbound")
+            .and_then(Value::as_object);
         let sse = inbound.and_then(|m| {
             m.iter()
                 .find(|(_, e)| e.get("endpointType").and_then(Value::as_str) == Some(ENDPOINT_TYPE))
@@ -93,7 +95,11 @@ impl DeviceForm {
             form.original_endpoint = name.clone();
             form.address = yaml::text(e, &["address"]);
             let method = auth(&["method"]);
-            form.auth = if method.is_empty() { AUTH_METHODS[0].to_owned() } else { method };
+            form.auth = if method.is_empty() {
+                AUTH_METHODS[0].to_owned()
+            } else {
+                method
+            };
             form.username_secret = auth(&["usernamePasswordCredentials", "usernameSecretName"]);
             form.password_secret = auth(&["usernamePasswordCredentials", "passwordSecretName"]);
             form.certificate_secret = auth(&["x509Credentials", "certificateSecretName"]);
@@ -117,7 +123,10 @@ impl DeviceForm {
         }
         let need = |e: &mut FormErrors, field: &str, v: &str| {
             if v.is_empty() {
-                e.field(field, format!("{} authentication needs this secret name", self.auth));
+                e.field(
+                    field,
+                    format!("{} authentication needs this secret name", self.auth),
+                );
             }
         };
         if self.auth == "UsernamePassword" {
@@ -228,7 +237,13 @@ mod tests {
         let text = f.to_yaml(None);
         assert!(text.contains("endpointType: Microsoft.SSEHttp"), "{text}");
         let back = DeviceForm::from_yaml(&text);
-        assert_eq!(back, DeviceForm { original_endpoint: "sse".into(), ..f });
+        assert_eq!(
+            back,
+            DeviceForm {
+                original_endpoint: "sse".into(),
+                ..f
+            }
+        );
     }
 
     #[test]
@@ -241,7 +256,10 @@ mod tests {
         let inbound = &doc["spec"]["endpoints"]["inbound"];
         assert_eq!(inbound["opc"]["address"], "opc.tcp://h:4840");
         assert_eq!(inbound["sse"]["address"], "http://new/");
-        assert_eq!(inbound["sse"]["additionalConfiguration"], "{\"compression\": true}");
+        assert_eq!(
+            inbound["sse"]["additionalConfiguration"],
+            "{\"compression\": true}"
+        );
         // A rename replaces the endpoint.
         f.endpoint_name = "events".into();
         let doc = yaml::parse(&f.to_yaml(Some(existing)));
@@ -251,7 +269,11 @@ mod tests {
 
     #[test]
     fn missing_secrets_and_names_are_caught_here() {
-        let f = DeviceForm { username_secret: String::new(), name: String::new(), ..form() };
+        let f = DeviceForm {
+            username_secret: String::new(),
+            name: String::new(),
+            ..form()
+        };
         let e = f.check();
         assert_eq!(e.of("name").len(), 1);
         assert_eq!(e.of("username_secret").len(), 1);
@@ -262,7 +284,9 @@ mod tests {
     fn resource_paths_map_to_inputs() {
         assert_eq!(input("spec.endpoints.inbound.sse.address"), Some("address"));
         assert_eq!(
-            input("spec.endpoints.inbound.sse.authentication.usernamePasswordCredentials.passwordSecretName"),
+            input(
+                "spec.endpoints.inbound.sse.authentication.usernamePasswordCredentials.passwordSecretName"
+            ),
             Some("password_secret")
         );
         assert_eq!(input("spec.endpoints.inbound.sse"), Some("endpoint_name"));

@@ -30,12 +30,18 @@ impl FormErrors {
 
     /// The messages of input `field`.
     pub fn of(&self, field: &str) -> &[String] {
-        self.fields.get(field).map(Vec::as_slice).unwrap_or_default()
+        self.fields
+            .get(field)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// The problems of a refused write: its field violations placed by `input` (a resource path
     /// to the input name, `None`: no input takes it), or else its message.
-    pub fn from_status(status: &tonic::Status, input: impl Fn(&str) -> Option<&'static str>) -> Self {
+    pub fn from_status(
+        status: &tonic::Status,
+        input: impl Fn(&str) -> Option<&'static str>,
+    ) -> Self {
         let mut out = Self::default();
         let violations = status
             .get_details_bad_request()
@@ -76,7 +82,8 @@ mod tests {
         assert_eq!(e.of("address"), ["not a URL"]);
         assert_eq!(e.form, ["spec.y: odd", "whole"]);
         // No details: the message.
-        let plain = FormErrors::from_status(&tonic::Status::failed_precondition("read-only"), |_| None);
+        let plain =
+            FormErrors::from_status(&tonic::Status::failed_precondition("read-only"), |_| None);
         assert_eq!(plain.form, ["read-only"]);
     }
 }

@@ -199,5 +199,8 @@ fn a_get_reports_each_secret_present_missing_or_not_allowed() {
     s.put(&(device("d2").trim_end().to_owned() + auth), false)
         .unwrap();
     let other = s.get("Device", "d2").unwrap().secrets;
-    assert!(other.iter().all(|s| !s.present && s.unchecked.is_some()), "{other:?}");
+    assert!(
+        other.iter().all(|s| !s.present && s.unchecked.is_some()),
+        "{other:?}"
+    );
 }
