@@ -168,17 +168,17 @@ async fn devices_and_assets_are_written_listed_and_guarded_through_the_forms() {
     let new_device = get(web, "/devices/new").await;
     assert_eq!(new_device.status, 200);
     assert!(new_device.text.contains(r#"id="device-form""#));
-    let device = |address: String| {
+    let device = |name: &str, address: &str, auth: &str| {
         vec![
-            ("name", "plant".to_owned()),
+            ("name", name.to_owned()),
             ("endpoint_name", "sse".to_owned()),
-            ("address", address),
-            ("auth", "UsernamePassword".to_owned()),
+            ("address", address.to_owned()),
+            ("auth", auth.to_owned()),
             ("username_secret", "gw/user".to_owned()),
             ("password_secret", "gw/password".to_owned()),
         ]
     };
-    let bad = device("not a url".into());
+    let bad = device("plant", "not a url", "Anonymous");
     let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let r = post(web, "/devices/new", "/devices", &bad).await;
     assert_eq!(r.status, 422, "{}", r.text);
@@ -191,8 +191,8 @@ async fn devices_and_assets_are_written_listed_and_guarded_through_the_forms() {
     assert!(r.text.contains(r#"value="not a url""#), "{}", r.text);
     assert!(!res.join("device-plant.yaml").exists());
 
-    // A good device: 303 to its page, which shows each secret's file, never its content.
-    let good = device(source.base_url());
+    // A good device: 303 to its page.
+    let good = device("plant", &source.base_url(), "Anonymous");
     let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let r = post(web, "/devices/new", "/devices", &good).await;
     assert_eq!(
@@ -201,7 +201,14 @@ async fn devices_and_assets_are_written_listed_and_guarded_through_the_forms() {
         "{}",
         r.text
     );
-    let page = get(web, "/devices/plant").await.text;
+
+    // A device with credentials (https: never over plain http; no asset reads it): its page
+    // shows whether each secret's file exists, never the content.
+    let gated = device("gated", "https://127.0.0.1:9/events", "UsernamePassword");
+    let gated: Vec<(&str, &str)> = gated.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = post(web, "/devices/new", "/devices", &gated).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let page = get(web, "/devices/gated").await.text;
     assert!(page.contains(r#"value="gw/password""#), "{page}");
     assert!(
         page.contains(r#"class="secret-present" data-secret="gw/user""#),
@@ -209,12 +216,11 @@ async fn devices_and_assets_are_written_listed_and_guarded_through_the_forms() {
     );
     assert!(!page.contains("s3cret-value"), "{page}");
     std::fs::remove_file(secrets.join("gw/password")).unwrap();
-    let page = get(web, "/devices/plant").await.text;
+    let page = get(web, "/devices/gated").await.text;
     assert!(
         page.contains(r#"class="secret-missing" data-secret="gw/password""#),
         "{page}"
     );
-    std::fs::write(secrets.join("gw/password"), "s3cret-value").unwrap();
 
     // An asset routing the `temperature` events: listed, and Available once its stream is read.
     let asset = [

@@ -22,6 +22,7 @@ const SECTION: &str = "/devices";
 /// `GET /devices`.
 pub async fn list(State(st): State<AppState>) -> Markup {
     let o = Overview::fetch(&st).await;
+    let endpoints = health::endpoints(&o);
     let body = html! {
         @for p in &o.problems { (layout::problem(p)) }
         @if let Some(r) = &o.read_only { (view::readonly(r)) }
@@ -32,7 +33,7 @@ pub async fn list(State(st): State<AppState>) -> Markup {
                 @for (name, s) in &o.devices {
                     tr data-device=(name) {
                         td { a href=(format!("/devices/{name}")) { (name) } }
-                        td { @for e in health::endpoints(&o).get(name).into_iter().flatten() { (e) " " } }
+                        td { @for e in endpoints.get(name).into_iter().flatten() { (e) " " } }
                         td.health { (health::device(s)) }
                     }
                 }

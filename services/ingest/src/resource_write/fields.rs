@@ -57,7 +57,7 @@ fn endpoint_field(ep: &str, m: &str) -> String {
         Some("trustSettings.trustList".to_owned())
     } else if let Some(rest) = m.strip_prefix("Certificate authentication without ") {
         Some(format!("authentication.{rest}"))
-    } else if m.starts_with("unsupported authentication") {
+    } else if m.starts_with("unsupported authentication") || m.starts_with("UsernamePassword") {
         Some("authentication.method".to_owned())
     } else if m.starts_with("additionalConfiguration") {
         m.split_whitespace().next().map(str::to_owned)
