@@ -188,16 +188,22 @@ fn a_get_reports_each_secret_present_missing_or_not_allowed() {
         access: std::sync::Arc::new(file),
     });
     let auth = "\n        authentication: { method: UsernamePassword, usernamePasswordCredentials: { usernameSecretName: gw/user, passwordSecretName: gw/password } }\n";
-    s.put(&(device("d1").trim_end().to_owned() + auth), false)
-        .unwrap();
+    // Credentials only over https.
+    let gated = |name: &str| {
+        device(name)
+            .replace("http://127.0.0.1:9/", "https://127.0.0.1:9/")
+            .trim_end()
+            .to_owned()
+            + auth
+    };
+    s.put(&gated("d1"), false).unwrap();
     let got = s.get("Device", "d1").unwrap().secrets;
     let by_ref = |r: &str| got.iter().find(|s| s.reference == r).unwrap().clone();
     assert!(by_ref("gw/user").present, "{got:?}");
     assert!(!by_ref("gw/password").present, "{got:?}");
     assert!(by_ref("gw/password").unchecked.is_none(), "{got:?}");
     // Another device may not use gw: its files are not even looked up.
-    s.put(&(device("d2").trim_end().to_owned() + auth), false)
-        .unwrap();
+    s.put(&gated("d2"), false).unwrap();
     let other = s.get("Device", "d2").unwrap().secrets;
     assert!(
         other.iter().all(|s| !s.present && s.unchecked.is_some()),
