@@ -274,4 +274,33 @@ async fn devices_and_assets_are_written_listed_and_guarded_through_the_forms() {
         "{}",
         refused.text
     );
+
+    // "Add as event" prefills the form from the query; deleting posts with the CSRF field.
+    let prefill = get(
+        web,
+        "/assets/new?device=plant&endpoint=sse&event_name=gust&event_type=wind-gust",
+    )
+    .await
+    .text;
+    assert!(
+        prefill.contains(r#"<option value="plant" selected>"#),
+        "{prefill}"
+    );
+    assert!(prefill.contains(r#"value="wind-gust""#), "{prefill}");
+    let r = post(web, "/assets/line", "/assets/line/delete", &[]).await;
+    assert_eq!(
+        (r.status, r.location.as_str()),
+        (303, "/assets"),
+        "{}",
+        r.text
+    );
+    assert!(!res.join("asset-line.yaml").exists());
+    let r = post(web, "/devices/plant", "/devices/plant/delete", &[]).await;
+    assert_eq!(
+        (r.status, r.location.as_str()),
+        (303, "/devices"),
+        "{}",
+        r.text
+    );
+    assert!(!res.join("device-plant.yaml").exists());
 }

@@ -94,6 +94,18 @@ mod tests {
         assert_eq!(f.get("x"), "y");
         assert_eq!(f.get("missing"), "");
     }
+
+    #[tokio::test]
+    async fn a_wrong_csrf_field_or_an_oversized_body_is_refused() {
+        let caller = Caller { csrf: "tok".into() };
+        let ok = read(&caller, Body::from("csrf=tok&name=a")).await.unwrap();
+        assert_eq!(ok.get("name"), "a");
+        let forged = read(&caller, Body::from("csrf=forged&name=a")).await;
+        assert!(matches!(forged, Err(FormError::Csrf)));
+        let big = format!("csrf=tok&x={}", "a".repeat(FORM_BYTES_MAX));
+        let refused = read(&caller, Body::from(big)).await;
+        assert_eq!(refused.unwrap_err().status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
 }
 
 #[cfg(test)]
