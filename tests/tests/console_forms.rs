@@ -21,14 +21,24 @@ use sse_e2e::stack::{Pipeline, PipelineArgs};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// A page: its status, its `Location` (redirects) and its text.
+/// A page: its status, its `Location` (redirects), the cookies it sets and its text.
 struct Page {
     status: u16,
     location: String,
+    cookies: Vec<String>,
     text: String,
 }
 
-async fn request(addr: SocketAddr, method: &str, path: &str, form: Option<String>) -> Page {
+/// One request as a browser on the console's own page sends it: `cookie` (the `name=value`
+/// pairs the form page set, e.g. a pre-session one the CSRF token is bound to) and, on a POST,
+/// a same-origin `Origin`.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    form: Option<String>,
+    cookie: &[String],
+) -> Page {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let io = hyper_util::rt::TokioIo::new(stream);
     let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
@@ -37,11 +47,16 @@ async fn request(addr: SocketAddr, method: &str, path: &str, form: Option<String
         .method(method)
         .uri(path)
         .header(hyper::header::HOST, addr.to_string());
+    if !cookie.is_empty() {
+        req = req.header(hyper::header::COOKIE, cookie.join("; "));
+    }
     if form.is_some() {
-        req = req.header(
-            hyper::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        );
+        req = req
+            .header(
+                hyper::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(hyper::header::ORIGIN, format!("http://{addr}"));
     }
     let req = req
         .body(Full::new(Bytes::from(form.unwrap_or_default())))
@@ -54,16 +69,23 @@ async fn request(addr: SocketAddr, method: &str, path: &str, form: Option<String
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let cookies = resp
+        .headers()
+        .get_all(hyper::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     Page {
         status,
         location,
+        cookies,
         text: String::from_utf8_lossy(&body).into_owned(),
     }
 }
 
 async fn get(addr: SocketAddr, path: &str) -> Page {
-    request(addr, "GET", path, None).await
+    request(addr, "GET", path, None, &[]).await
 }
 
 /// The CSRF token of the first form of `page`.
@@ -91,10 +113,11 @@ fn encode_value(v: &str) -> String {
 
 /// Posts `pairs` to `path` with the CSRF field of the form at `form_page`.
 async fn post(addr: SocketAddr, form_page: &str, path: &str, pairs: &[(&str, &str)]) -> Page {
-    let token = csrf(&get(addr, form_page).await.text);
+    let page = get(addr, form_page).await;
+    let token = csrf(&page.text);
     let mut all = vec![("csrf", token.as_str())];
     all.extend_from_slice(pairs);
-    request(addr, "POST", path, Some(encode(&all))).await
+    request(addr, "POST", path, Some(encode(&all)), &page.cookies).await
 }
 
 /// The text of the `td.health` of the row `attr="name"` of `page`.
