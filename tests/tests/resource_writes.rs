@@ -21,6 +21,7 @@ const PUT: &str = "sseconnector.v1.IngestService/PutResource";
 const DELETE: &str = "sseconnector.v1.IngestService/DeleteResource";
 const GET: &str = "sseconnector.v1.IngestService/GetResource";
 const STREAMS: &str = "sseconnector.v1.IngestService/ListStreams";
+const STATUS: &str = "sseconnector.v1.IngestService/GetStatus";
 const HEAD: &str = "apiVersion: namespaces.deviceregistry.microsoft.com/v1";
 
 fn device(base: &str) -> String {
@@ -124,13 +125,24 @@ async fn resources_written_over_grpc_start_and_stop_streams() {
     assert!(!res.join("asset-line.yaml").exists());
 
     // A read-only directory (a ConfigMap mount) is not ours to write.
+    let writable = grpcurl::call_json(&addr, None, &[STATUS]).await.unwrap();
+    assert!(
+        writable.get("resourcesReadOnlyReason").is_none(),
+        "{writable}"
+    );
     std::fs::set_permissions(&res, std::fs::Permissions::from_mode(0o555)).unwrap();
     let r = grpcurl::call_refused(&addr, Some(&put(&asset("plant", "Qos1"))), &[PUT])
         .await
         .unwrap();
+    // GetStatus tells the same, so a console shows read-only lists without trying a write.
+    let status = grpcurl::call_json(&addr, None, &[STATUS]).await.unwrap();
     std::fs::set_permissions(&res, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(r.code, "FailedPrecondition", "{r:?}");
     assert!(r.message.contains("read-only"), "{r:?}");
+    let reason = status["resourcesReadOnlyReason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("read-only"), "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

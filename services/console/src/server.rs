@@ -27,6 +27,20 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/streams") }))
         .route("/static/{name}", get(assets::file))
+        .route(
+            "/devices",
+            get(pages::devices::list).post(pages::devices::save),
+        )
+        .route("/devices/new", get(pages::devices::new))
+        .route("/devices/{name}", get(pages::devices::edit))
+        .route("/devices/{name}/delete", post(pages::devices::delete))
+        .route(
+            "/assets",
+            get(pages::assets::list).post(pages::assets::save),
+        )
+        .route("/assets/new", get(pages::assets::new))
+        .route("/assets/{name}", get(pages::assets::edit))
+        .route("/assets/{name}/delete", post(pages::assets::delete))
         .route("/streams", get(pages::streams::page))
         .route("/streams/live", get(pages::streams::live))
         .route("/schemas", get(pages::schemas::list))

@@ -75,7 +75,12 @@ impl IngestService for IngestApi {
         &self,
         _request: tonic::Request<pb::GetStatusRequest>,
     ) -> Result<tonic::Response<pb::GetStatusResponse>, tonic::Status> {
-        Ok(tonic::Response::new(report(self.status.report())))
+        let mut r = report(self.status.report());
+        r.resources_read_only_reason = match &self.writes {
+            Some(w) => w.read_only_reason().await.unwrap_or_default(),
+            None => "resource writes are not served here".to_owned(),
+        };
+        Ok(tonic::Response::new(r))
     }
 
     async fn list_discovered(
@@ -191,6 +196,8 @@ pub fn report(r: status::Report) -> pb::GetStatusResponse {
                     .collect(),
             })
             .collect(),
+        // Filled by the API, which knows the write store.
+        resources_read_only_reason: String::new(),
     }
 }
 

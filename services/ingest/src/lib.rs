@@ -101,7 +101,7 @@ pub async fn run_exposed(
         .unwrap_or_default();
 
     let dialer = Dialer::new(settings.security.mtls.clone(), locals);
-    let serving = server(&settings, &status, expose)?;
+    let serving = server(&settings, &status, &access, expose)?;
     let health = serving.health.clone();
     sse_runtime::health::set(&health, SERVICE_NAME, false).await;
     let token = shutdown.token.clone();
@@ -158,11 +158,12 @@ pub async fn run_exposed(
 fn server(
     settings: &Settings,
     status: &Arc<status::Status>,
+    access: &Arc<secret_access::AccessFile>,
     expose: Option<tokio::sync::oneshot::Sender<sse_runtime::link::Local>>,
 ) -> Result<Serving, Error> {
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
         .secure(settings.security.clone(), "sse-ingest")
-        .add_service(api(settings, status));
+        .add_service(api(settings, status, access));
     if let Some(tx) = expose {
         // The console may have stopped already: then no one needs it.
         let _ = tx.send(serving.local()?);
@@ -171,21 +172,33 @@ fn server(
 }
 
 /// `IngestService`, its resource writes included.
-fn api(settings: &Settings, status: &Arc<status::Status>) -> IngestServiceServer<grpc::IngestApi> {
-    let api = grpc::IngestApi::new(status.clone()).with_writes(Arc::new(writes(settings)));
+fn api(
+    settings: &Settings,
+    status: &Arc<status::Status>,
+    access: &Arc<secret_access::AccessFile>,
+) -> IngestServiceServer<grpc::IngestApi> {
+    let writes = writes(settings, access);
+    let api = grpc::IngestApi::new(status.clone()).with_writes(Arc::new(writes));
     // The largest request is a PutResource document; a larger one is refused from its frame
     // header, before it is decoded.
     IngestServiceServer::new(api).max_decoding_message_size(resource_write::REQUEST_BYTES_MAX)
 }
 
 /// The resource write API over `--resources` (refusing every write in ADR mode).
-fn writes(settings: &Settings) -> resource_write::grpc::Writes {
+fn writes(
+    settings: &Settings,
+    access: &Arc<secret_access::AccessFile>,
+) -> resource_write::grpc::Writes {
     let config = &settings.flags;
     let store = resource_write::Store::new(
         config.resources.clone(),
         usize::try_from(config.max_resource_file_bytes).unwrap_or(usize::MAX),
         settings.adr.is_some(),
-    );
+    )
+    .with_secrets(resource_write::secrets::Secrets {
+        dir: config.secrets_dir.clone(),
+        access: access.clone(),
+    });
     resource_write::grpc::Writes::new(
         store,
         config.resource_writes_per_second,

@@ -11,6 +11,7 @@
 pub mod fields;
 pub mod grpc;
 pub mod name;
+pub mod secrets;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,8 @@ pub struct Read {
     pub file: PathBuf,
     /// Why puts and deletes refuse it; `None` when they may write it.
     pub read_only: Option<String>,
+    /// The secrets it references, with their files' presence.
+    pub secrets: Vec<secrets::SecretStatus>,
 }
 
 /// The resources directory as the write API sees it.
@@ -101,6 +104,8 @@ pub struct Store {
     /// Largest document taken.
     max_bytes: usize,
     adr: bool,
+    /// Where the secrets it reports on live; `None`: none reported.
+    secrets: Option<secrets::Secrets>,
     /// One write at a time: each validates against the directory the previous one left.
     lock: Mutex<()>,
 }
@@ -115,8 +120,15 @@ impl Store {
             file_bytes,
             max_bytes: file_bytes.min(RESOURCE_WRITE_BYTES_MAX),
             adr,
+            secrets: None,
             lock: Mutex::new(()),
         }
+    }
+
+    /// Also reports, on a get, which secrets a device references and whether their files exist.
+    pub fn with_secrets(mut self, secrets: secrets::Secrets) -> Self {
+        self.secrets = Some(secrets);
+        self
     }
 
     /// Why resources here are not ours to write; `None` when they are.
@@ -233,10 +245,17 @@ impl Store {
         let read_only = self
             .read_only_reason()
             .or_else(|| (*file != target).then(|| elsewhere_message(kind, name, file, &target)));
+        let secrets = self
+            .secrets
+            .as_ref()
+            .filter(|_| kind == "Device")
+            .map(|s| s.statuses(text))
+            .unwrap_or_default();
         Ok(Read {
             text: text.clone(),
             file: file.clone(),
             read_only,
+            secrets,
         })
     }
 

@@ -127,7 +127,7 @@ pub(crate) fn plain_name(s: &str) -> bool {
 }
 
 /// Every secret an endpoint's authentication reads, with the field naming it.
-fn secret_refs(auth: &Auth) -> Vec<(&'static str, &SecretRef)> {
+pub(crate) fn secret_refs(auth: &Auth) -> Vec<(&'static str, &SecretRef)> {
     match auth {
         Auth::Anonymous => Vec::new(),
         Auth::UsernamePassword { username, password } => vec![

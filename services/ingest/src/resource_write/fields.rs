@@ -24,7 +24,7 @@ pub fn violations(res: &Resources, kind: &str, name: &str, file: &str) -> Vec<Vi
         .collect();
     if let Some(d) = res.devices.get(name).filter(|_| kind == "Device") {
         out.extend(d.rejected_endpoints.iter().map(|(ep, m)| Violation {
-            field: format!("spec.endpoints.inbound.{ep}"),
+            field: endpoint_field(ep, m),
             message: m.clone(),
         }));
     }
@@ -45,6 +45,29 @@ pub fn violations(res: &Resources, kind: &str, name: &str, file: &str) -> Vec<Vi
         }
     }
     out
+}
+
+/// The field of endpoint `ep` its loader message `m` is about: the message names it first
+/// (`address is not a URL`, `trust list ...`), else the endpoint as a whole.
+fn endpoint_field(ep: &str, m: &str) -> String {
+    let at = format!("spec.endpoints.inbound.{ep}");
+    let sub = if m.starts_with("address") {
+        Some("address".to_owned())
+    } else if m.starts_with("trust list") {
+        Some("trustSettings.trustList".to_owned())
+    } else if let Some(rest) = m.strip_prefix("Certificate authentication without ") {
+        Some(format!("authentication.{rest}"))
+    } else if m.starts_with("unsupported authentication") || m.starts_with("UsernamePassword") {
+        Some("authentication.method".to_owned())
+    } else if m.starts_with("additionalConfiguration") {
+        m.split_whitespace().next().map(str::to_owned)
+    } else {
+        None
+    };
+    match sub {
+        Some(s) => format!("{at}.{s}"),
+        None => at,
+    }
 }
 
 /// A problem of the resource as a whole, with the field it names where the message tells.

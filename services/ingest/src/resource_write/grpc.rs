@@ -74,7 +74,25 @@ impl Writes {
             yaml: read.text,
             file: read.file.display().to_string(),
             read_only_reason: read.read_only.unwrap_or_default(),
+            secrets: read
+                .secrets
+                .into_iter()
+                .map(|s| pb::SecretStatus {
+                    reference: s.reference,
+                    field: s.field,
+                    present: s.present,
+                    unchecked_reason: s.unchecked.unwrap_or_default(),
+                })
+                .collect(),
         })
+    }
+
+    /// Why every write is refused here (`GetStatus` tells the console); `None`: writable.
+    pub async fn read_only_reason(&self) -> Option<String> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.read_only_reason())
+            .await
+            .unwrap_or_else(|_| Some("the resource write task failed".to_owned()))
     }
 
     /// Takes a token of the write rate limit, or the refusal naming its flags.
@@ -110,12 +128,24 @@ impl Writes {
 pub fn status(e: WriteError) -> tonic::Status {
     let message = e.to_string();
     match e {
-        WriteError::Invalid(_) => tonic::Status::invalid_argument(message),
+        WriteError::Invalid(v) => bad_request(message, &v),
         WriteError::NotOurs(_) => tonic::Status::failed_precondition(message),
         WriteError::NotFound(_) => tonic::Status::not_found(message),
         WriteError::Exists(_) => tonic::Status::already_exists(message),
         WriteError::Io(_) => tonic::Status::internal(message),
     }
+}
+
+/// INVALID_ARGUMENT with a `google.rpc.BadRequest` detail of one field violation per problem,
+/// so a form can put each next to its input; the message stays the one-line summary.
+fn bad_request(message: String, violations: &[super::Violation]) -> tonic::Status {
+    use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+    let violations: Vec<FieldViolation> = violations
+        .iter()
+        .map(|v| FieldViolation::new(v.field.clone(), v.message.clone()))
+        .collect();
+    let details = ErrorDetails::with_bad_request(violations);
+    <tonic::Status as StatusExt>::with_error_details(tonic::Code::InvalidArgument, message, details)
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ fn problems_come_back_per_field_and_nothing_is_written() {
     assert!(f[0].1.contains("Qos7"), "{f:?}");
     let bad_ep = device("d2").replace("http://127.0.0.1:9/", "ftp://h/");
     let f = fields(s.put(&bad_ep, false).unwrap_err());
-    assert_eq!(f[0].0, "spec.endpoints.inbound.sse", "{f:?}");
+    assert_eq!(f[0].0, "spec.endpoints.inbound.sse.address", "{f:?}");
     assert!(!dir.path().join("asset-a1.yaml").exists());
     assert!(!dir.path().join("device-d2.yaml").exists());
 }
@@ -172,4 +172,41 @@ fn read_only_directories_and_adr_are_not_ours() {
         "{e:?}"
     );
     std::fs::set_permissions(ro.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_get_reports_each_secret_present_missing_or_not_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    std::fs::create_dir(secrets.path().join("gw")).unwrap();
+    std::fs::write(secrets.path().join("gw/user"), "u").unwrap();
+    let access = secrets.path().join("access.yaml");
+    std::fs::write(&access, "gw: [d1]\n").unwrap();
+    let file = crate::secret_access::AccessFile::open(Some(access), 1024, None).unwrap();
+    let s = store(dir.path()).with_secrets(secrets::Secrets {
+        dir: Some(secrets.path().to_path_buf()),
+        access: std::sync::Arc::new(file),
+    });
+    let auth = "\n        authentication: { method: UsernamePassword, usernamePasswordCredentials: { usernameSecretName: gw/user, passwordSecretName: gw/password } }\n";
+    // Credentials only over https.
+    let gated = |name: &str| {
+        device(name)
+            .replace("http://127.0.0.1:9/", "https://127.0.0.1:9/")
+            .trim_end()
+            .to_owned()
+            + auth
+    };
+    s.put(&gated("d1"), false).unwrap();
+    let got = s.get("Device", "d1").unwrap().secrets;
+    let by_ref = |r: &str| got.iter().find(|s| s.reference == r).unwrap().clone();
+    assert!(by_ref("gw/user").present, "{got:?}");
+    assert!(!by_ref("gw/password").present, "{got:?}");
+    assert!(by_ref("gw/password").unchecked.is_none(), "{got:?}");
+    // Another device may not use gw: its files are not even looked up.
+    s.put(&gated("d2"), false).unwrap();
+    let other = s.get("Device", "d2").unwrap().secrets;
+    assert!(
+        other.iter().all(|s| !s.present && s.unchecked.is_some()),
+        "{other:?}"
+    );
 }

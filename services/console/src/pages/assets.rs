@@ -1,0 +1,287 @@
+//! Assets: the list with each asset's health, and the asset form (new, edit, and "add as
+//! event" from a discovered type) that writes the asset with `PutResource`.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use sse_proto::v1::{DeleteResourceRequest, GetResourceRequest, PutResourceRequest};
+
+use super::form_view::{self as view, field_errors, input, select};
+use super::health::{self, Overview};
+use crate::auth::{Caller, csrf_input};
+use crate::forms::asset::{self, AssetForm, Dest, QOS, RETAIN};
+use crate::forms::errors::FormErrors;
+use crate::layout;
+use crate::server::AppState;
+
+const KIND: &str = "Asset";
+const SECTION: &str = "/assets";
+/// Blank event rows a form offers after the filled ones.
+const BLANK_EVENT_ROWS: usize = 2;
+
+/// `GET /assets`.
+pub async fn list(State(st): State<AppState>) -> Markup {
+    let o = Overview::fetch(&st).await;
+    let body = html! {
+        @for p in &o.problems { (layout::problem(p)) }
+        @if let Some(r) = &o.read_only { (view::readonly(r)) }
+        @else { p { a id="new-asset" class="button" href="/assets/new" { "New asset" } } }
+        table id="assets" {
+            thead { tr { th { "Asset" } th { "Health" } } }
+            tbody {
+                @for (name, s) in &o.assets {
+                    tr data-asset=(name) {
+                        td { a href=(format!("/assets/{name}")) { (name) } }
+                        td.health { (health::asset(s)) }
+                    }
+                }
+            }
+        }
+    };
+    layout::page("Assets", SECTION, body)
+}
+
+/// The "add as event" prefill of `GET /assets/new`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Prefill {
+    device: Option<String>,
+    endpoint: Option<String>,
+    event_name: Option<String>,
+    event_type: Option<String>,
+}
+
+/// `GET /assets/new`.
+pub async fn new(State(st): State<AppState>, caller: Caller, Query(q): Query<Prefill>) -> Markup {
+    let o = Overview::fetch(&st).await;
+    let mut form = AssetForm {
+        device: q.device.unwrap_or_default(),
+        endpoint: q.endpoint.unwrap_or_default(),
+        ..AssetForm::default()
+    };
+    if let Some(t) = q.event_type.filter(|t| !t.is_empty()) {
+        form.events
+            .push((q.event_name.unwrap_or_else(|| t.clone()), t));
+    }
+    let ctx = Ctx {
+        caller: &caller,
+        devices: health::endpoints(&o),
+        read_only: o.read_only,
+        editing: None,
+    };
+    render(&ctx, &form, &FormErrors::default())
+}
+
+/// `GET /assets/{name}`.
+pub async fn edit(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Response {
+    let Some((_, mut c)) = st.backend.ingest_writer() else {
+        return unavailable();
+    };
+    let got = c
+        .get_resource(GetResourceRequest {
+            kind: KIND.into(),
+            name: name.clone(),
+        })
+        .await;
+    let r = match got {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            let body = layout::problem(s.message());
+            return (
+                view::refused_status(&s),
+                layout::page("Asset", SECTION, body),
+            )
+                .into_response();
+        }
+    };
+    let o = Overview::fetch(&st).await;
+    let read_only = o
+        .read_only
+        .clone()
+        .or((!r.read_only_reason.is_empty()).then_some(r.read_only_reason));
+    let ctx = Ctx {
+        caller: &caller,
+        devices: health::endpoints(&o),
+        read_only,
+        editing: Some(name),
+    };
+    render(&ctx, &AssetForm::from_yaml(&r.yaml), &FormErrors::default()).into_response()
+}
+
+/// `POST /assets`: creates or replaces the asset; 303 to it, or the form again with why.
+pub async fn save(State(st): State<AppState>, caller: Caller, body: Body) -> Response {
+    let fields = match crate::forms::read(&caller, body).await {
+        Ok(f) => f,
+        Err(e) => return view::unreadable(&e, "Asset", SECTION),
+    };
+    let form = AssetForm::from_fields(&fields);
+    let editing = Some(fields.get("editing")).filter(|e| !e.is_empty());
+    let o = Overview::fetch(&st).await;
+    let mut ctx = Ctx {
+        caller: &caller,
+        devices: health::endpoints(&o),
+        read_only: None,
+        editing,
+    };
+    let problems = form.check();
+    if !problems.is_empty() {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            render(&ctx, &form, &problems),
+        )
+            .into_response();
+    }
+    let Some((_, mut c)) = st.backend.ingest_writer() else {
+        return unavailable();
+    };
+    let existing = c
+        .get_resource(GetResourceRequest {
+            kind: KIND.into(),
+            name: form.name.clone(),
+        })
+        .await
+        .ok()
+        .map(|r| r.into_inner().yaml);
+    let yaml = form.to_yaml(existing.as_deref());
+    match c
+        .put_resource(PutResourceRequest {
+            yaml,
+            only_if_absent: false,
+        })
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/assets/{}", form.name)).into_response(),
+        Err(s) => {
+            let errors = FormErrors::from_status(&s, asset::input);
+            ctx.read_only =
+                (s.code() == tonic::Code::FailedPrecondition).then(|| s.message().to_owned());
+            (view::refused_status(&s), render(&ctx, &form, &errors)).into_response()
+        }
+    }
+}
+
+/// `POST /assets/{name}/delete`.
+pub async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Body,
+) -> Response {
+    if let Err(e) = crate::forms::read(&caller, body).await {
+        return view::unreadable(&e, "Asset", SECTION);
+    }
+    let Some((_, mut c)) = st.backend.ingest_writer() else {
+        return unavailable();
+    };
+    match c
+        .delete_resource(DeleteResourceRequest {
+            kind: KIND.into(),
+            name,
+        })
+        .await
+    {
+        Ok(_) => Redirect::to(SECTION).into_response(),
+        Err(s) => {
+            let body = html! { div.form-error role="alert" { (s.message()) } };
+            (
+                view::refused_status(&s),
+                layout::page("Asset", SECTION, body),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// No ingest address is known: nothing can be read or written.
+fn unavailable() -> Response {
+    let body = layout::problem("no ingest address is known yet: try again shortly");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        layout::page("Asset", SECTION, body),
+    )
+        .into_response()
+}
+
+/// What the form is rendered within.
+struct Ctx<'a> {
+    caller: &'a Caller,
+    /// Endpoint names by device, for the selects.
+    devices: BTreeMap<String, Vec<String>>,
+    read_only: Option<String>,
+    /// The asset's name when it exists.
+    editing: Option<String>,
+}
+
+/// The asset form.
+fn render(ctx: &Ctx<'_>, f: &AssetForm, errors: &FormErrors) -> Markup {
+    let device_names: Vec<String> = ctx.devices.keys().cloned().collect();
+    let mut endpoints: Vec<String> = ctx.devices.values().flatten().cloned().collect();
+    endpoints.sort();
+    endpoints.dedup();
+    let blank = std::iter::repeat_n((String::new(), String::new()), BLANK_EVENT_ROWS);
+    let rows: Vec<(String, String)> = f.events.iter().cloned().chain(blank).collect();
+    let body = html! {
+        @if let Some(r) = &ctx.read_only { (view::readonly(r)) }
+        (view::form_errors(errors))
+        form id="asset-form" class="resource" method="post" action="/assets" {
+            (csrf_input(ctx.caller))
+            @if let Some(n) = &ctx.editing { input type="hidden" name="editing" value=(n); }
+            label for="name" { "Name" }
+            input type="text" id="name" name="name" value=(f.name) readonly[ctx.editing.is_some()];
+            (field_errors(errors, "name"))
+            (select("Device", "device", &device_names, &f.device, true, errors))
+            (select("Endpoint", "endpoint", &endpoints, &f.endpoint, true, errors))
+            fieldset {
+                legend { "Dataset (the whole stream)" }
+                (dest("dataset", &f.dataset, errors))
+            }
+            fieldset {
+                legend { "Events (SSE event types)" }
+                table.events {
+                    thead { tr { th { "Name" } th { "SSE type" } } }
+                    tbody {
+                        @for (n, t) in &rows {
+                            tr {
+                                td { input type="text" name="event_name" value=(n) aria-label="Event name"; }
+                                td { input type="text" name="event_type" value=(t) aria-label="SSE event type"; }
+                            }
+                        }
+                    }
+                }
+                (field_errors(errors, "event_name"))
+                (dest("events", &f.events_dest, errors))
+            }
+            @if ctx.read_only.is_none() { button id="save" type="submit" { "Save" } }
+        }
+        @if let (Some(n), None) = (&ctx.editing, &ctx.read_only) {
+            form.delete method="post" action=(format!("/assets/{n}/delete")) {
+                (csrf_input(ctx.caller))
+                button id="delete" type="submit" { "Delete asset" }
+            }
+        }
+    };
+    let title = ctx
+        .editing
+        .as_ref()
+        .map_or_else(|| "New asset".to_owned(), |n| format!("Asset {n}"));
+    layout::page(&title, SECTION, body)
+}
+
+/// The inputs of one destination, named `<prefix>_topic` etc.
+fn dest(prefix: &str, d: &Dest, errors: &FormErrors) -> Markup {
+    let qos: Vec<String> = QOS.iter().map(|q| (*q).to_owned()).collect();
+    let retain: Vec<String> = RETAIN.iter().map(|r| (*r).to_owned()).collect();
+    html! {
+        (input("Topic", &format!("{prefix}_topic"), &d.topic, errors))
+        (select("QoS", &format!("{prefix}_qos"), &qos, &d.qos, true, errors))
+        (select("Retain", &format!("{prefix}_retain"), &retain, &d.retain, true, errors))
+        (input("TTL (seconds)", &format!("{prefix}_ttl"), &d.ttl, errors))
+    }
+}

@@ -1,0 +1,82 @@
+//! The pieces the device and asset forms share: labelled inputs and selects with their
+//! `span.field-error`s, the form-level errors, the read-only banner, and turning a refused
+//! write into a response.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use maud::{Markup, html};
+
+use crate::forms::FormError;
+use crate::forms::errors::FormErrors;
+use crate::layout;
+
+/// The errors of input `name`, next to it.
+pub fn field_errors(errors: &FormErrors, name: &str) -> Markup {
+    html! {
+        @for m in errors.of(name) { span.field-error data-field=(name) { (m) } }
+    }
+}
+
+/// A labelled text input with its errors.
+pub fn input(label: &str, name: &str, value: &str, errors: &FormErrors) -> Markup {
+    html! {
+        label for=(name) { (label) }
+        input type="text" id=(name) name=(name) value=(value);
+        (field_errors(errors, name))
+    }
+}
+
+/// A labelled select of `options` (with `value` added when not among them) and its errors;
+/// `blank`: an empty first choice.
+pub fn select(
+    label: &str,
+    name: &str,
+    options: &[String],
+    value: &str,
+    blank: bool,
+    errors: &FormErrors,
+) -> Markup {
+    let missing = !value.is_empty() && !options.iter().any(|o| o == value);
+    html! {
+        label for=(name) { (label) }
+        select id=(name) name=(name) {
+            @if blank { option value="" selected[value.is_empty()] { "—" } }
+            @if missing { option value=(value) selected { (value) } }
+            @for o in options { option value=(o) selected[o == value] { (o) } }
+        }
+        (field_errors(errors, name))
+    }
+}
+
+/// The errors no input takes.
+pub fn form_errors(errors: &FormErrors) -> Markup {
+    html! {
+        @if !errors.form.is_empty() {
+            div.form-error role="alert" { @for m in &errors.form { p { (m) } } }
+        }
+    }
+}
+
+/// The banner of a read-only list or form.
+pub fn readonly(reason: &str) -> Markup {
+    html! { div.readonly role="note" { "Read-only: " (reason) } }
+}
+
+/// The status a refused write answers with: 422 for what the user can fix in the form, 409
+/// when resources are not writable here, 502 when ingest failed otherwise.
+pub fn refused_status(s: &tonic::Status) -> StatusCode {
+    match s.code() {
+        tonic::Code::InvalidArgument | tonic::Code::AlreadyExists => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        tonic::Code::FailedPrecondition => StatusCode::CONFLICT,
+        tonic::Code::NotFound => StatusCode::NOT_FOUND,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// A page saying why a posted form was not read.
+pub fn unreadable(e: &FormError, title: &str, active: &str) -> Response {
+    let body = layout::problem(&e.to_string());
+    (e.status(), layout::page(title, active, body)).into_response()
+}
