@@ -76,7 +76,9 @@ pub async fn read(caller: &Caller, body: Body) -> Result<Fields, FormError> {
         .await
         .map_err(|_| FormError::TooLarge)?;
     let fields = Fields::parse(&bytes);
-    if fields.get(CSRF_FIELD) != caller.csrf {
+    // The guard checked it already; checked again here so no form handler depends on the
+    // guard's order, with the same constant-time comparison.
+    if !crate::auth::secret::same(fields.get(CSRF_FIELD).as_bytes(), caller.csrf.as_bytes()) {
         return Err(FormError::Csrf);
     }
     Ok(fields)
