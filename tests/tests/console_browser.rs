@@ -122,7 +122,8 @@ async fn device_is_created(w: &Web<'_>, address: &str) -> anyhow::Result<()> {
     let kept = w.value(form, "address").await?;
     anyhow::ensure!(kept == address, "the saved device shows address {kept:?}");
     w.open("/devices").await?;
-    w.b.wait_for(&format!(r#"tr[data-device="{DEVICE}"] td.health"#))
+    // The list shows what ingest has applied: the file is written, then picked up.
+    w.b.reload_until(&format!(r#"tr[data-device="{DEVICE}"] td.health"#))
         .await?;
     Ok(())
 }
@@ -143,7 +144,8 @@ async fn asset_is_created(w: &Web<'_>) -> anyhow::Result<()> {
     w.save(form).await?;
     w.b.wait_for_path(&format!("/assets/{ASSET}")).await?;
     w.open("/assets").await?;
-    w.b.wait_for(&format!(r#"tr[data-asset="{ASSET}"] td.health"#))
+    // The list shows what ingest has applied: the file is written, then picked up.
+    w.b.reload_until(&format!(r#"tr[data-asset="{ASSET}"] td.health"#))
         .await?;
     Ok(())
 }
@@ -206,6 +208,11 @@ async fn schema_diff_names_the_new_field(w: &Web<'_>, grown: &AtomicBool) -> any
         "the diff of {subject} does not name {ADDED}: added {said:?}; section: {}",
         diff.text().await?
     );
+    // Scrolled to the bottom, so the picture shows the diff under the schema.
+    w.b.client
+        .execute("window.scrollTo(0, document.body.scrollHeight)", vec![])
+        .await
+        .context("scroll to the diff")?;
     w.b.screenshot("schema-diff").await?;
     Ok(())
 }
