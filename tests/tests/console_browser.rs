@@ -217,14 +217,17 @@ async fn schema_diff_names_the_new_field(w: &Web<'_>, grown: &AtomicBool) -> any
     Ok(())
 }
 
-/// Runs one step; a failure leaves `failed-<step>.png` and the console's log in the panic.
+/// Runs one step and prints how long it took; a failure leaves `failed-<step>.png` and the console's log in the panic.
 async fn step<F: std::future::Future<Output = anyhow::Result<()>>>(
     name: &str,
     w: &Web<'_>,
     console: &Service,
     f: F,
 ) {
-    if let Err(e) = f.await {
+    let started = std::time::Instant::now();
+    let result = f.await;
+    eprintln!("step {name}: {:?}", started.elapsed());
+    if let Err(e) = result {
         let shot = w.b.screenshot(&format!("failed-{name}")).await;
         let at = w.b.client.current_url().await.map(|u| u.to_string());
         panic!(
