@@ -4,6 +4,7 @@
 //! process group of its own, so dropping the [`Browser`] kills it and every Chromium process it
 //! started. fantoccini talks plain HTTP to the local driver: no TLS stack of its own.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -44,7 +45,9 @@ impl Browser {
                 !in_ci(),
                 "chromedriver is not installed (`just setup` installs Debian's chromium-driver)"
             );
-            eprintln!(
+            // Straight to stderr: the test harness would swallow eprintln! of a passing test.
+            let _ = writeln!(
+                std::io::stderr(),
                 "skipping the browser test: chromedriver is not installed \
                  (`just setup` installs Debian's chromium and chromium-driver)"
             );
