@@ -92,14 +92,16 @@ deploy-check: setup
     scripts/deploy-check.sh
 
 # The console's browser test (headless Chromium, the real services) saves its screenshots in
-# target/console-screenshots/; this runs it and copies the schema diff to docs/img/console.png.
+# target/console-screenshots/; this runs it and copies the live events page to docs/img/console.png
+# (the README's) and the schema diff to docs/img/console-schemas.png (docs/console.md's).
 screenshots: setup build
     rm -rf target/console-screenshots
     cargo test -p sse-e2e --test console_browser
-    test -f target/console-screenshots/schema-diff.png || { echo "screenshots: the browser test took none" >&2; exit 1; }
+    test -f target/console-screenshots/events.png || { echo "screenshots: the browser test took none" >&2; exit 1; }
     mkdir -p docs/img
-    cp target/console-screenshots/schema-diff.png docs/img/console.png
-    @echo "screenshots: target/console-screenshots/ ($(ls target/console-screenshots | tr '\n' ' ')); docs/img/console.png updated"
+    cp target/console-screenshots/events.png docs/img/console.png
+    cp target/console-screenshots/schema-diff.png docs/img/console-schemas.png
+    @echo "screenshots: target/console-screenshots/ ($(ls target/console-screenshots | tr '\n' ' ')); docs/img/ updated"
 
 # Formatting, clippy (warnings are errors) and buf lint.
 lint: setup
