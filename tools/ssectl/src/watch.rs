@@ -1,6 +1,7 @@
 //! The watching verbs: `status` and `streams` merge every ingest replica's answer (each lists
 //! only its own streams), `tail` prints the publisher's messages until Ctrl-C.
 
+use futures::StreamExt as _;
 use serde_json::{Value, json};
 use sse_proto::v1::ingest_service_client::IngestServiceClient;
 use sse_proto::v1::publisher_service_client::PublisherServiceClient;
@@ -149,32 +150,35 @@ fn health(h: &Option<RuntimeHealth>) -> Value {
     )
 }
 
-/// `tail`: one line per published message, and a line when the publisher dropped some for
-/// this reader, until Ctrl-C or the publisher ends the stream. With several publishers, the
-/// first is tailed (each publishes every message it is handed; see docs/cli.md).
+/// `tail`: one line per published message, and a line when a publisher dropped some for this
+/// reader, until Ctrl-C or every publisher ends its stream. Each publisher pod tails only what
+/// it publishes, so every address is tailed and the lines are merged as they come.
 pub async fn tail(d: &Dialer, addrs: &[String], t: TailArgs) -> anyhow::Result<()> {
-    let (addr, link) = links(d, addrs)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("no --publisher address"))?;
     let req = TailRequest {
         device: t.device.unwrap_or_default(),
         asset: t.asset.unwrap_or_default(),
         topic: t.topic.unwrap_or_default(),
         max_payload_bytes: t.max_payload_bytes,
     };
-    let mut stream = PublisherServiceClient::new(link)
-        .tail(req)
-        .await
-        .map_err(|s| refused(&addr, s))?
-        .into_inner();
+    let mut tails = Vec::new();
+    for (addr, link) in links(d, addrs).await? {
+        let stream = PublisherServiceClient::new(link)
+            .tail(req.clone())
+            .await
+            .map_err(|s| refused(&addr, s))?
+            .into_inner();
+        tails.push(stream.map(move |m| (addr.clone(), m)).boxed());
+    }
+    let mut stream = futures::stream::select_all(tails);
     loop {
         let item = tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
-            m = stream.message() => m.map_err(|s| refused(&addr, s))?,
+            m = stream.next() => m,
         };
-        let Some(item) = item else { return Ok(()) };
+        let Some((addr, item)) = item else {
+            return Ok(());
+        };
+        let item = item.map_err(|s| refused(&addr, s))?;
         match item.item {
             Some(tail_response::Item::Message(m)) => {
                 let cut = if m.truncated {
