@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use sse_proto::v1::{DeleteResourceRequest, GetResourceRequest, PutResourceRequest};
+use sse_proto::v1::{GetResourceRequest, PutResourceRequest};
 
 use super::form_view::{self as view, field_errors, input, select};
 use super::health::{self, Overview};
@@ -82,7 +82,7 @@ pub async fn edit(
     Path(name): Path<String>,
 ) -> Response {
     let Some((_, mut c)) = st.backend.ingest_writer() else {
-        return unavailable();
+        return view::unavailable("Asset", SECTION);
     };
     let got = c
         .get_resource(GetResourceRequest {
@@ -139,7 +139,7 @@ pub async fn save(State(st): State<AppState>, caller: Caller, body: Body) -> Res
             .into_response();
     }
     let Some((_, mut c)) = st.backend.ingest_writer() else {
-        return unavailable();
+        return view::unavailable("Asset", SECTION);
     };
     let existing = c
         .get_resource(GetResourceRequest {
@@ -174,39 +174,7 @@ pub async fn delete(
     Path(name): Path<String>,
     body: Body,
 ) -> Response {
-    if let Err(e) = crate::forms::read(&caller, body).await {
-        return view::unreadable(&e, "Asset", SECTION);
-    }
-    let Some((_, mut c)) = st.backend.ingest_writer() else {
-        return unavailable();
-    };
-    match c
-        .delete_resource(DeleteResourceRequest {
-            kind: KIND.into(),
-            name,
-        })
-        .await
-    {
-        Ok(_) => Redirect::to(SECTION).into_response(),
-        Err(s) => {
-            let body = html! { div.form-error role="alert" { (s.message()) } };
-            (
-                view::refused_status(&s),
-                layout::page("Asset", SECTION, body),
-            )
-                .into_response()
-        }
-    }
-}
-
-/// No ingest address is known: nothing can be read or written.
-fn unavailable() -> Response {
-    let body = layout::problem("no ingest address is known yet: try again shortly");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        layout::page("Asset", SECTION, body),
-    )
-        .into_response()
+    view::delete(&st, &caller, body, (KIND, "Asset", SECTION), name).await
 }
 
 /// What the form is rendered within.

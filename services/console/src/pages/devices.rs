@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use sse_proto::v1::{DeleteResourceRequest, GetResourceRequest, PutResourceRequest, SecretStatus};
+use sse_proto::v1::{GetResourceRequest, PutResourceRequest, SecretStatus};
 
 use super::form_view::{self as view, field_errors, input, select};
 use super::health::{self, Overview};
@@ -63,7 +63,7 @@ pub async fn edit(
     Path(name): Path<String>,
 ) -> Response {
     let Some((_, mut c)) = st.backend.ingest_writer() else {
-        return unavailable();
+        return view::unavailable("Device", SECTION);
     };
     let got = c
         .get_resource(GetResourceRequest {
@@ -111,7 +111,7 @@ pub async fn save(State(st): State<AppState>, caller: Caller, body: Body) -> Res
         return (StatusCode::UNPROCESSABLE_ENTITY, page).into_response();
     }
     let Some((_, mut c)) = st.backend.ingest_writer() else {
-        return unavailable();
+        return view::unavailable("Device", SECTION);
     };
     // The device as it is, so the endpoints and settings the form does not show are kept.
     let existing = c
@@ -155,39 +155,7 @@ pub async fn delete(
     Path(name): Path<String>,
     body: Body,
 ) -> Response {
-    if let Err(e) = crate::forms::read(&caller, body).await {
-        return view::unreadable(&e, "Device", SECTION);
-    }
-    let Some((_, mut c)) = st.backend.ingest_writer() else {
-        return unavailable();
-    };
-    match c
-        .delete_resource(DeleteResourceRequest {
-            kind: KIND.into(),
-            name,
-        })
-        .await
-    {
-        Ok(_) => Redirect::to(SECTION).into_response(),
-        Err(s) => {
-            let body = html! { div.form-error role="alert" { (s.message()) } };
-            (
-                view::refused_status(&s),
-                layout::page("Device", SECTION, body),
-            )
-                .into_response()
-        }
-    }
-}
-
-/// No ingest address is known: nothing can be read or written.
-fn unavailable() -> Response {
-    let body = layout::problem("no ingest address is known yet: try again shortly");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        layout::page("Device", SECTION, body),
-    )
-        .into_response()
+    view::delete(&st, &caller, body, (KIND, "Device", SECTION), name).await
 }
 
 /// The device form; `editing`: the device's name when it exists.

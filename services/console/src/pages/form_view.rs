@@ -80,3 +80,41 @@ pub fn unreadable(e: &FormError, title: &str, active: &str) -> Response {
     let body = layout::problem(&e.to_string());
     (e.status(), layout::page(title, active, body)).into_response()
 }
+
+/// No ingest address is known: nothing can be read or written.
+pub fn unavailable(title: &str, active: &str) -> Response {
+    let body = layout::problem("no ingest address is known yet: try again shortly");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        layout::page(title, active, body),
+    )
+        .into_response()
+}
+
+/// `POST /{devices,assets}/{name}/delete`: deletes resource `kind` `name` through the writing
+/// ingest replica, then back to the list at `active`; a refusal is shown as it came.
+pub async fn delete(
+    st: &crate::server::AppState,
+    caller: &crate::auth::Caller,
+    body: axum::body::Body,
+    (kind, title, active): (&str, &str, &str),
+    name: String,
+) -> Response {
+    if let Err(e) = crate::forms::read(caller, body).await {
+        return unreadable(&e, title, active);
+    }
+    let Some((_, mut c)) = st.backend.ingest_writer() else {
+        return unavailable(title, active);
+    };
+    let req = sse_proto::v1::DeleteResourceRequest {
+        kind: kind.into(),
+        name,
+    };
+    match c.delete_resource(req).await {
+        Ok(_) => axum::response::Redirect::to(active).into_response(),
+        Err(s) => {
+            let body = html! { div.form-error role="alert" { (s.message()) } };
+            (refused_status(&s), layout::page(title, active, body)).into_response()
+        }
+    }
+}
