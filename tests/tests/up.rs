@@ -1,7 +1,7 @@
 //! `just up`, as a new user runs it in a terminal: it shows events, and Ctrl-C (typed into a
 //! pseudo-terminal, so the terminal's line discipline signals its foreground process group)
 //! stops everything with a clean message and exit code 0; the Prometheus it starts scrapes the
-//! three services.
+//! three services and the console, and the console URL it prints shows the demo's stream.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -52,13 +52,37 @@ async fn ctrl_c_on_just_up_stops_cleanly_with_exit_0() {
         .unwrap_or_else(|| panic!("just up prints no Prometheus URL: {out}"))
         .parse()
         .unwrap();
-    sse_e2e::eventually("Prometheus scraping the three services", || async {
-        let (status, body) = sse_e2e::prometheus::get(prometheus, "/api/v1/query?query=sum(up)")
-            .await
-            .ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-        (status == 200 && v["data"]["result"][0]["value"][1] == "3").then_some(())
+    // The console it started lists the demo station's stream.
+    let console: std::net::SocketAddr = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("console")?
+                .trim()
+                .strip_prefix("http://")?
+                .split_whitespace()
+                .next()
+        })
+        .unwrap_or_else(|| panic!("just up prints no console URL: {out}"))
+        .parse()
+        .unwrap();
+    sse_e2e::eventually("the console listing the demo's stream", || async {
+        let (status, body) = sse_e2e::prometheus::get(console, "/streams").await.ok()?;
+        let page = String::from_utf8_lossy(&body);
+        (status == 200 && page.contains("data-stream=")).then_some(())
     })
+    .await
+    .unwrap();
+    sse_e2e::eventually(
+        "Prometheus scraping the three services and the console",
+        || async {
+            let (status, body) =
+                sse_e2e::prometheus::get(prometheus, "/api/v1/query?query=sum(up)")
+                    .await
+                    .ok()?;
+            let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            (status == 200 && v["data"]["result"][0]["value"][1] == "4").then_some(())
+        },
+    )
     .await
     .unwrap();
     let mut keys = up.stdin.take().unwrap();
