@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
+use clap::builder::RangedU64ValueParser;
 use rand::Rng;
 use serde::Deserialize;
 use sse_contract::limits::MQTT_CONTROL_PACKET_BYTES_MAX;
 use sse_runtime::mqtt::{Broker, BrokerAddress, ClientSettings, TlsFiles};
 
 use crate::error::Error;
+use crate::tail::{self, TailLimits};
 
 /// Keep-alive when neither a flag nor the Azure configuration sets one.
 const DEFAULT_KEEP_ALIVE_SECS: u64 = 30;
@@ -88,6 +90,17 @@ pub struct Config {
     /// Attempts of a state store SET before the event is acknowledged with an error.
     #[arg(long, env = "STATE_STORE_ATTEMPTS", default_value_t = 3)]
     pub state_store_attempts: u32,
+    /// Most `PublisherService/Tail` streams open at once (1 to 256); one more is refused with
+    /// RESOURCE_EXHAUSTED. Each console live view holds one: raise this with
+    /// `--console-live-views-max`.
+    #[arg(long, env = "TAIL_READERS_MAX", default_value_t = tail::TAILS_MAX,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=tail::TAILS_CEILING as u64))]
+    pub tail_readers_max: usize,
+    /// Messages queued towards one tail reader (1 to 4096); a reader this far behind loses
+    /// further messages and is told how many. Each holds up to 16 KiB of payload.
+    #[arg(long, env = "TAIL_QUEUE", default_value_t = tail::TAIL_QUEUE,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=tail::TAIL_QUEUE_CEILING as u64))]
+    pub tail_queue: usize,
     /// Azure IoT Operations broker connection configuration: a JSON file path, or the JSON text
     /// itself (host, keepAliveSeconds, maxInflightMessages, sessionExpirySeconds, tls,
     /// authentication). Flags win over it.
@@ -123,6 +136,8 @@ pub struct Settings {
     pub mqtt: MqttSettings,
     /// mTLS and the access table, loaded.
     pub security: sse_runtime::mtls::Security,
+    /// What `PublisherService/Tail` allows: `--tail-readers-max` and `--tail-queue`.
+    pub tail: TailLimits,
 }
 
 /// Validated MQTT connection settings.
@@ -240,11 +255,21 @@ impl Config {
     pub fn settings(self) -> Result<Settings, Error> {
         let mqtt = self.mqtt_settings()?;
         let security = self.grpc.load().map_err(|e| Error::Config(e.to_string()))?;
+        let tail = self.tail_limits();
         Ok(Settings {
             flags: self,
             mqtt,
             security,
+            tail,
         })
+    }
+
+    /// The tail limits of the flags (clap has checked their ranges).
+    pub fn tail_limits(&self) -> TailLimits {
+        TailLimits {
+            readers_max: self.tail_readers_max,
+            queue: self.tail_queue,
+        }
     }
 
     /// The Azure connection configuration: the flag (path or JSON), else the file in the
@@ -494,6 +519,43 @@ mod tests {
         assert_eq!(s.client.client_id, "pub-2");
         assert!(s.client.clean_start);
         assert_eq!(s.client.session_expiry, Some(0));
+    }
+
+    #[test]
+    fn tail_limits_default_and_are_carried_in_the_settings() {
+        let c = config(&["--mqtt-url", "mqtt://h"]);
+        assert_eq!(c.tail_limits(), TailLimits::default());
+        assert_eq!(
+            (c.tail_readers_max, c.tail_queue),
+            (tail::TAILS_MAX, tail::TAIL_QUEUE)
+        );
+        let c = config(&["--tail-readers-max", "256", "--tail-queue", "4096"]);
+        assert_eq!(
+            c.tail_limits(),
+            TailLimits {
+                readers_max: 256,
+                queue: 4096
+            }
+        );
+    }
+
+    #[test]
+    fn out_of_range_tail_limits_are_refused_by_clap() {
+        for (flag, value) in [
+            ("--tail-readers-max", "0"),
+            ("--tail-readers-max", "257"),
+            ("--tail-queue", "0"),
+            ("--tail-queue", "4097"),
+            ("--tail-queue", "many"),
+        ] {
+            let e = Config::try_parse_from(["sse-publisher", flag, value]).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{flag} {value}"
+            );
+            assert!(e.to_string().contains(flag), "{e}");
+        }
     }
 
     const AIO: &str = r#"{"host":"aio-broker:18883","keepAliveSeconds":60,"maxInflightMessages":7,

@@ -29,7 +29,7 @@ use crate::event::{
 use crate::metrics::{Metrics, RouteCache, RouteLabels, SEND};
 use crate::mqtt::{Delivery, Mqtt, Slot};
 use crate::properties::{self, StoreStamp};
-use crate::tail::{Filter, Tail, TailStream, Tapped};
+use crate::tail::{Filter, Tail, TailLimits, TailStream, Tapped};
 
 /// How long `PublishMessage` waits for a broker connection and then for the broker's ack.
 pub const UNARY_WAIT: Duration = Duration::from_secs(5);
@@ -52,19 +52,20 @@ impl PublisherGrpc {
     /// A service publishing through `mqtt`; stream handlers stop on `shutdown`. Acks are held up
     /// to `ack_delay` (or [`ACK_BATCH`] of them) to go together: at a steady trickle of events
     /// this spares the callers a wake-up per event (see docs/performance.md). Deliveries and
-    /// drops are recorded with `metrics` when they are on.
+    /// drops are recorded with `metrics` when they are on. `Tail` enforces `tail_limits`.
     pub fn new(
         mqtt: Mqtt,
         shutdown: Shutdown,
         ack_delay: Duration,
         metrics: Option<Arc<Metrics>>,
+        tail_limits: TailLimits,
     ) -> Self {
         Self {
             mqtt,
             shutdown,
             ack_delay,
             metrics,
-            tail: Tail::default(),
+            tail: Tail::new(tail_limits),
         }
     }
 

@@ -54,10 +54,17 @@ pub async fn start(settings: Settings, shutdown: &Shutdown) -> Result<Started, E
         flags,
         mqtt,
         security,
+        tail,
     } = settings;
     let metrics = metrics::Metrics::from_global();
     let mqtt = mqtt::Mqtt::start(mqtt, shutdown, metrics.clone());
-    let grpc = grpc::PublisherGrpc::new(mqtt.clone(), shutdown.clone(), flags.ack_delay, metrics);
+    let grpc = grpc::PublisherGrpc::new(
+        mqtt.clone(),
+        shutdown.clone(),
+        flags.ack_delay,
+        metrics,
+        tail,
+    );
     let in_process = grpc.clone();
     let serving = Serving::new(sse_proto::FILE_DESCRIPTOR_SET)
         .secure(security, "sse-publisher")

@@ -24,17 +24,45 @@ use crate::state_store;
 /// Most payload bytes a tailed message carries (a request may ask for fewer): enough to read an
 /// event, small enough that a full queue stays small.
 pub const TAIL_PAYLOAD_BYTES_MAX: usize = 16 * 1024;
-/// Messages queued towards one tail reader before further ones are dropped and counted.
+/// Default of `--tail-queue`: messages queued towards one tail reader before further ones are
+/// dropped and counted.
 pub const TAIL_QUEUE: usize = 64;
-/// Tails open at once on one publisher; one more is refused with `RESOURCE_EXHAUSTED`.
+/// Largest `--tail-queue`: a stalled reader holds up to this many payloads of
+/// [`TAIL_PAYLOAD_BYTES_MAX`] (64 MiB at 4096).
+pub const TAIL_QUEUE_CEILING: usize = 4096;
+/// Default of `--tail-readers-max`: tails open at once on one publisher; one more is refused
+/// with `RESOURCE_EXHAUSTED`.
 pub const TAILS_MAX: usize = 8;
+/// Largest `--tail-readers-max`: every open tail is visited on each publish that some tail wants.
+pub const TAILS_CEILING: usize = 256;
+
+/// The operator's tail limits (`--tail-readers-max`, `--tail-queue`), validated by the flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TailLimits {
+    /// Tails open at once; one more is refused.
+    pub readers_max: usize,
+    /// Messages queued towards one reader before further ones are dropped (at least 1).
+    pub queue: usize,
+}
+
+impl Default for TailLimits {
+    fn default() -> Self {
+        Self {
+            readers_max: TAILS_MAX,
+            queue: TAIL_QUEUE,
+        }
+    }
+}
 
 /// Why a tail is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum TailError {
-    /// Every tail slot is taken.
-    #[error("{TAILS_MAX} tails are already open on this publisher; close one and try again")]
-    TooMany,
+    /// Every tail slot is taken; carries the limit, so the message names the flag and its value.
+    #[error(
+        "all {0} tail slots of this publisher are taken (--tail-readers-max={0}); close a tail \
+         or raise the flag"
+    )]
+    TooMany(usize),
     /// The topic filter is not an MQTT topic filter.
     #[error("invalid topic filter {0:?}: `+` and `#` must fill a level, and `#` comes last")]
     BadFilter(String),
@@ -43,7 +71,7 @@ pub enum TailError {
 impl From<TailError> for tonic::Status {
     fn from(e: TailError) -> Self {
         match e {
-            TailError::TooMany => tonic::Status::resource_exhausted(e.to_string()),
+            TailError::TooMany(_) => tonic::Status::resource_exhausted(e.to_string()),
             TailError::BadFilter(_) => tonic::Status::invalid_argument(e.to_string()),
         }
     }
@@ -123,18 +151,26 @@ struct Watcher {
     dropped: Arc<AtomicU64>,
 }
 
-#[derive(Default)]
 struct Inner {
     /// `watchers.len()`, read without the lock on every publish.
     open: AtomicUsize,
     watchers: Mutex<Vec<Watcher>>,
     next_id: AtomicU64,
+    /// Read only when a tail opens: the publish path never looks at them.
+    limits: TailLimits,
 }
 
 /// The registry of open tails, shared by the publish path and the `Tail` handler.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Tail {
     inner: Arc<Inner>,
+}
+
+impl Default for Tail {
+    /// A registry with the default limits ([`TAILS_MAX`] tails of [`TAIL_QUEUE`] messages).
+    fn default() -> Self {
+        Self::new(TailLimits::default())
+    }
 }
 
 impl std::fmt::Debug for Tail {
@@ -154,6 +190,26 @@ pub struct Tapped {
 }
 
 impl Tail {
+    /// An empty registry enforcing `limits` (a queue of 0 is taken as 1: a channel needs room).
+    pub fn new(limits: TailLimits) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                open: AtomicUsize::new(0),
+                watchers: Mutex::new(Vec::new()),
+                next_id: AtomicU64::new(0),
+                limits: TailLimits {
+                    readers_max: limits.readers_max,
+                    queue: limits.queue.max(1),
+                },
+            }),
+        }
+    }
+
+    /// The limits this registry enforces.
+    pub fn limits(&self) -> TailLimits {
+        self.inner.limits
+    }
+
     /// Whether any tail is open (one atomic load: the whole cost of tailing when nobody does).
     pub fn active(&self) -> bool {
         self.inner.open.load(Ordering::Relaxed) > 0
@@ -179,12 +235,14 @@ impl Tail {
             0 => TAIL_PAYLOAD_BYTES_MAX,
             n => n.min(TAIL_PAYLOAD_BYTES_MAX),
         };
-        let (tx, rx) = mpsc::channel(TAIL_QUEUE);
+        let limits = self.inner.limits;
+        // Allocated before the lock, which the publish path takes too.
+        let (tx, rx) = mpsc::channel(limits.queue);
         let dropped = Arc::new(AtomicU64::new(0));
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let mut watchers = self.watchers();
-        if watchers.len() >= TAILS_MAX {
-            return Err(TailError::TooMany);
+        if watchers.len() >= limits.readers_max {
+            return Err(TailError::TooMany(limits.readers_max));
         }
         watchers.push(Watcher {
             id,

@@ -145,12 +145,72 @@ async fn tails_are_capped_and_a_closed_one_frees_its_slot() {
         .collect();
     assert!(matches!(
         tail.open(Filter::default(), 0, stop.clone()),
-        Err(TailError::TooMany)
+        Err(TailError::TooMany(TAILS_MAX))
     ));
     open.pop();
     assert!(tail.open(Filter::default(), 0, stop.clone()).is_ok());
     drop(open);
     assert!(!tail.active());
+}
+
+#[tokio::test]
+async fn a_limit_of_one_refuses_the_second_tail_naming_the_flag() {
+    let tail = Tail::new(TailLimits {
+        readers_max: 1,
+        queue: TAIL_QUEUE,
+    });
+    let stop = CancellationToken::new();
+    let first = tail.open(Filter::default(), 0, stop.clone()).unwrap();
+    let Err(e) = tail.open(Filter::default(), 0, stop.clone()) else {
+        panic!("a second tail was opened past --tail-readers-max=1")
+    };
+    let status = tonic::Status::from(e);
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert!(
+        status.message().contains("--tail-readers-max=1"),
+        "{}",
+        status.message()
+    );
+    drop(first);
+    assert!(tail.open(Filter::default(), 0, stop).is_ok());
+}
+
+#[tokio::test]
+async fn a_queue_of_n_drops_past_n_for_a_stalled_reader() {
+    let queue = 3;
+    let tail = Tail::new(TailLimits {
+        readers_max: TAILS_MAX,
+        queue,
+    });
+    let mut s = tail
+        .open(Filter::default(), 0, CancellationToken::new())
+        .unwrap();
+    // The reader stalls (reads nothing) while 2 × N messages are delivered.
+    for i in 0..2 * queue {
+        tail.tap("d", "a", &message(&format!("t/{i}"), b"p"))
+            .unwrap()
+            .deliver();
+    }
+    assert_eq!(
+        next(&mut s).await,
+        pb::tail_response::Item::Dropped(pb::TailDropped {
+            count: queue as u64
+        })
+    );
+    for i in 0..queue {
+        let pb::tail_response::Item::Message(m) = next(&mut s).await else {
+            panic!("message {i} was expected")
+        };
+        assert_eq!(m.topic, format!("t/{i}"));
+    }
+    // Nothing more was kept: the next message delivered is the next one read.
+    tail.tap("d", "a", &message("t/last", b"p"))
+        .unwrap()
+        .deliver();
+    let pb::tail_response::Item::Message(m) = next(&mut s).await else {
+        panic!("the last message was expected")
+    };
+    assert_eq!(m.topic, "t/last");
 }
 
 #[test]
