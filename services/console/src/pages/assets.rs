@@ -81,25 +81,9 @@ pub async fn edit(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Response {
-    let Some((_, mut c)) = st.backend.ingest_writer() else {
-        return view::unavailable("Asset", SECTION);
-    };
-    let got = c
-        .get_resource(GetResourceRequest {
-            kind: KIND.into(),
-            name: name.clone(),
-        })
-        .await;
-    let r = match got {
-        Ok(r) => r.into_inner(),
-        Err(s) => {
-            let body = layout::problem(s.message());
-            return (
-                view::refused_status(&s),
-                layout::page("Asset", SECTION, body),
-            )
-                .into_response();
-        }
+    let r = match view::get_resource(&st, (KIND, "Asset", SECTION), &name).await {
+        Ok(r) => r,
+        Err(page) => return page,
     };
     let o = Overview::fetch(&st).await;
     let read_only = o

@@ -62,25 +62,9 @@ pub async fn edit(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Response {
-    let Some((_, mut c)) = st.backend.ingest_writer() else {
-        return view::unavailable("Device", SECTION);
-    };
-    let got = c
-        .get_resource(GetResourceRequest {
-            kind: KIND.into(),
-            name: name.clone(),
-        })
-        .await;
-    let r = match got {
-        Ok(r) => r.into_inner(),
-        Err(s) => {
-            let body = layout::problem(s.message());
-            return (
-                view::refused_status(&s),
-                layout::page("Device", SECTION, body),
-            )
-                .into_response();
-        }
+    let r = match view::get_resource(&st, (KIND, "Device", SECTION), &name).await {
+        Ok(r) => r,
+        Err(page) => return page,
     };
     let overall = Overview::fetch(&st).await.read_only;
     let read_only = overall.or((!r.read_only_reason.is_empty()).then_some(r.read_only_reason));

@@ -118,3 +118,26 @@ pub async fn delete(
         }
     }
 }
+
+/// Reads resource `kind` `name` through the writing ingest replica for an edit page; a refusal
+/// (not found, unreachable) is the page to answer with.
+pub async fn get_resource(
+    st: &crate::server::AppState,
+    (kind, title, active): (&str, &str, &str),
+    name: &str,
+) -> Result<sse_proto::v1::GetResourceResponse, Response> {
+    let Some((_, mut c)) = st.backend.ingest_writer() else {
+        return Err(unavailable(title, active));
+    };
+    let req = sse_proto::v1::GetResourceRequest {
+        kind: kind.into(),
+        name: name.into(),
+    };
+    match c.get_resource(req).await {
+        Ok(r) => Ok(r.into_inner()),
+        Err(s) => {
+            let body = layout::problem(s.message());
+            Err((refused_status(&s), layout::page(title, active, body)).into_response())
+        }
+    }
+}
