@@ -157,6 +157,9 @@ async fn prometheus_scrapes_the_known_values_of_a_known_run() {
             "sum(sse_connector_broker_connected_ratio)".to_string(),
             1.0,
         ),
+        // Nobody tails in this run: both exported at 0 (a series an alert can watch).
+        ("sum(sse_connector_tail_readers)".to_string(), 0.0),
+        ("sum(sse_connector_tail_dropped_total)".to_string(), 0.0),
     ];
     for (q, want) in &exact {
         p.wait_for(q, |v| v == *want)

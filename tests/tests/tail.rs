@@ -2,13 +2,15 @@
 //! streams the messages the publisher publishes, with their CloudEvents properties, filtered by
 //! device or asset, driven with grpcurl as an operator would; and a tail reader that never
 //! reads is told it dropped messages while the MQTT subscriber still gets every event, and the
-//! publisher's memory does not grow with what the reader misses (its RSS, measured).
+//! publisher's memory does not grow with what the reader misses (its RSS, measured), and the
+//! publisher's `/metrics` shows the open tail and counts every message the reader lost.
 //!
 //! The tails are open before the events they must show: `/a` and `/b` tick for as long as the
 //! test runs, and the two bursts of `/burst/1` and `/burst/2` wait for the test's signals.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -165,16 +167,37 @@ fn user(m: &Value, name: &str) -> Option<String> {
         .and_then(|p| p["value"].as_str().map(str::to_string))
 }
 
+/// `sse_connector_tail_readers` and `sse_connector_tail_dropped_total` as the publisher's
+/// admin port at `admin` serves them now (each a single series, no labels).
+async fn tail_metrics(admin: SocketAddr) -> (u64, u64) {
+    let reply = sse_e2e::admin::get(admin, "/metrics").await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let value = |name: &str| -> u64 {
+        let line = reply
+            .body
+            .lines()
+            .find(|l| l.split([' ', '{']).next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} is not exported:\n{}", reply.body));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    (
+        value("sse_connector_tail_readers"),
+        value("sse_connector_tail_dropped_total"),
+    )
+}
+
 async fn start(dir: &std::path::Path, broker: &Mosquitto, source: &SseSource) -> Pipeline {
     let res = dir.join("resources");
     sse_e2e::write_file(&res, "r.yaml", &resources(&source.base_url()));
+    // Port 0: the publisher prints the admin address it bound.
+    let env = |_: &str| vec![("ADMIN_LISTEN".to_string(), "127.0.0.1:0".to_string())];
     Pipeline::start(PipelineArgs {
         mqtt_url: broker.url(),
         data_dir: dir.join("schemas").display().to_string(),
         resources: res.display().to_string(),
         publisher: vec![],
         ingest: vec![],
-        env: None,
+        env: Some(&env),
     })
     .await
     .unwrap()
@@ -252,6 +275,13 @@ async fn a_reader_that_never_reads_is_told_it_dropped_and_the_pipeline_delivers_
     let (go_tx, go) = watch::channel(0);
     let source = SseSource::start(listener, feed(go)).unwrap();
     let pipeline = start(dir.path(), &broker, &source).await;
+    let admin = pipeline
+        .publisher
+        .printed_addr("sse-publisher admin listening on ")
+        .await
+        .unwrap();
+    // Exported at 0 before any tail opens.
+    assert_eq!(tail_metrics(admin).await, (0, 0));
     // A client whose HTTP/2 window is tiny: once it stops reading, the publisher's stream to
     // it stalls after a few messages.
     let channel = tonic::transport::Endpoint::from_shared(pipeline.publisher.url())
@@ -314,4 +344,14 @@ async fn a_reader_that_never_reads_is_told_it_dropped_and_the_pipeline_delivers_
     eprintln!("the stalled reader got {messages} messages and was told of {dropped} dropped");
     assert!(dropped > 0, "{messages} messages and no drop notice");
     assert_eq!(messages + dropped, 2 * BURST);
+    // The operator sees the open tail and exactly the drops its reader was told of.
+    assert_eq!(tail_metrics(admin).await, (1, dropped));
+    drop(stalled);
+    drop(client);
+    // The tail closes once the publisher sees the call go (the counter keeps its total).
+    sse_e2e::eventually("the closed tail leaves tail.readers", || async move {
+        (tail_metrics(admin).await == (0, dropped)).then_some(())
+    })
+    .await
+    .unwrap();
 }

@@ -237,6 +237,22 @@ instrument!(
     "MQTT reconnections of the publisher."
 );
 instrument!(
+    TAIL_READERS,
+    "sse_connector.tail.readers",
+    "{tail}",
+    Gauge,
+    "sse_connector_tail_readers",
+    "Tails (PublisherService/Tail, the console's live views) open on a publisher now."
+);
+instrument!(
+    TAIL_DROPPED,
+    "sse_connector.tail.dropped",
+    "{message}",
+    Counter,
+    "sse_connector_tail_dropped_total",
+    "Messages a tail reader lost because its queue (--tail-queue) was full; the broker still got them."
+);
+instrument!(
     LABELS_FOLDED,
     "sse_connector.labels.folded",
     "{value}",
@@ -246,7 +262,7 @@ instrument!(
 );
 
 /// Every instrument, for the docs and the tests that check dashboards and scrapes.
-pub const ALL: [Instrument; 23] = [
+pub const ALL: [Instrument; 25] = [
     SENT_MESSAGES,
     OPERATION_DURATION,
     PROCESS_DURATION,
@@ -269,6 +285,8 @@ pub const ALL: [Instrument; 23] = [
     GRPC_RESENDS,
     BROKER_CONNECTED,
     BROKER_RECONNECTS,
+    TAIL_READERS,
+    TAIL_DROPPED,
     LABELS_FOLDED,
 ];
 

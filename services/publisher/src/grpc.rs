@@ -52,7 +52,8 @@ impl PublisherGrpc {
     /// A service publishing through `mqtt`; stream handlers stop on `shutdown`. Acks are held up
     /// to `ack_delay` (or [`ACK_BATCH`] of them) to go together: at a steady trickle of events
     /// this spares the callers a wake-up per event (see docs/performance.md). Deliveries and
-    /// drops are recorded with `metrics` when they are on. `Tail` enforces `tail_limits`.
+    /// drops are recorded with `metrics` when they are on. `Tail` enforces `tail_limits`; its open
+    /// tails and drops are reported with `metrics` too.
     pub fn new(
         mqtt: Mqtt,
         shutdown: Shutdown,
@@ -60,12 +61,16 @@ impl PublisherGrpc {
         metrics: Option<Arc<Metrics>>,
         tail_limits: TailLimits,
     ) -> Self {
+        let tail = Tail::new(tail_limits);
+        if let Some(m) = &metrics {
+            m.follow_tail(&tail);
+        }
         Self {
             mqtt,
             shutdown,
             ack_delay,
             metrics,
-            tail: Tail::new(tail_limits),
+            tail,
         }
     }
 

@@ -12,7 +12,11 @@
 //!   (the publisher's clock behind ingest's) is recorded as 0;
 //! - `sse_connector.events.dropped`: events acknowledged with an error, by `sse.reason`
 //!   (`sse_contract::publish_drops`), device and asset;
-//! - `sse_connector.broker.connected` (read at collection) and `sse_connector.broker.reconnects`.
+//! - `sse_connector.broker.connected` (read at collection) and `sse_connector.broker.reconnects`;
+//! - `sse_connector.tail.readers` and `sse_connector.tail.dropped`: the open tails and the
+//!   messages their slow readers lost, both read from the [`Tail`] registry's atomics at
+//!   collection, so the publish path does no metric work for them (a drop, which happens only
+//!   while a tail is open, costs one more atomic increment).
 //!
 //! Cost: the attribute sets are made once per route (device, asset, topic) of a stream and
 //! kept ([`RouteCache`]), so an event costs a comparison with the previous event's route (a
@@ -32,6 +36,8 @@ use rumqttc::v5::mqttbytes::v5::PubAckReason;
 use sse_contract::metrics::{self as catalogue, attr};
 use sse_runtime::metrics::{capped, counter_in, histogram_in};
 use tokio::sync::watch;
+
+use crate::tail::Tail;
 
 /// `messaging.system` of what the publisher sends.
 const SYSTEM: &str = "mqtt";
@@ -80,6 +86,8 @@ pub struct Metrics {
     reconnects: Counter<u64>,
     /// Kept so its callback lives as long as the publisher.
     connected: OnceLock<ObservableGauge<u64>>,
+    /// Kept so their callbacks live as long as the publisher.
+    tail: OnceLock<(ObservableGauge<u64>, ObservableCounter<u64>)>,
 }
 
 impl Metrics {
@@ -101,6 +109,7 @@ impl Metrics {
             dropped: counter_in(meter, catalogue::EVENTS_DROPPED),
             reconnects: counter_in(meter, catalogue::BROKER_RECONNECTS),
             connected: OnceLock::new(),
+            tail: OnceLock::new(),
         }
     }
 
@@ -116,6 +125,33 @@ impl Metrics {
             .with_callback(move |o| o.observe(u64::from(*state.borrow()), &[]))
             .build();
         let _ = self.connected.set(gauge);
+    }
+
+    /// Reports `tail`'s open tails and dropped messages, read when metrics are collected (so
+    /// both are exported at 0 before any tail opens). The first registry followed is the one
+    /// reported.
+    pub fn follow_tail(&self, tail: &Tail) {
+        if self.tail.get().is_some() {
+            return;
+        }
+        let (r, d) = (catalogue::TAIL_READERS, catalogue::TAIL_DROPPED);
+        let readers = tail.clone();
+        let gauge = self
+            .meter
+            .u64_observable_gauge(r.name)
+            .with_unit(r.unit)
+            .with_description(r.description)
+            .with_callback(move |o| o.observe(readers.readers() as u64, &[]))
+            .build();
+        let dropped = tail.clone();
+        let counter = self
+            .meter
+            .u64_observable_counter(d.name)
+            .with_unit(d.unit)
+            .with_description(d.description)
+            .with_callback(move |o| o.observe(dropped.dropped_total(), &[]))
+            .build();
+        let _ = self.tail.set((gauge, counter));
     }
 
     /// The broker connection came back after it was lost.

@@ -156,6 +156,9 @@ struct Inner {
     open: AtomicUsize,
     watchers: Mutex<Vec<Watcher>>,
     next_id: AtomicU64,
+    /// Messages dropped for slow readers since the start, over every tail: read by
+    /// `sse_connector.tail.dropped` when metrics are collected, touched only on a drop.
+    dropped: AtomicU64,
     /// Read only when a tail opens: the publish path never looks at them.
     limits: TailLimits,
 }
@@ -197,6 +200,7 @@ impl Tail {
                 open: AtomicUsize::new(0),
                 watchers: Mutex::new(Vec::new()),
                 next_id: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
                 limits: TailLimits {
                     readers_max: limits.readers_max,
                     queue: limits.queue.max(1),
@@ -213,6 +217,17 @@ impl Tail {
     /// Whether any tail is open (one atomic load: the whole cost of tailing when nobody does).
     pub fn active(&self) -> bool {
         self.inner.open.load(Ordering::Relaxed) > 0
+    }
+
+    /// Tails open now, for `sse_connector.tail.readers`.
+    pub fn readers(&self) -> usize {
+        self.inner.open.load(Ordering::Relaxed)
+    }
+
+    /// Messages dropped for slow readers since the registry was made, over every tail, for
+    /// `sse_connector.tail.dropped` (the per-tail counts are reset by each notice).
+    pub fn dropped_total(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
     }
 
     fn watchers(&self) -> MutexGuard<'_, Vec<Watcher>> {
@@ -304,6 +319,12 @@ impl Tail {
         })
     }
 
+    /// `w` lost a message: its reader is told, and the registry's total counts it.
+    fn lost(&self, w: &Watcher) {
+        w.dropped.fetch_add(1, Ordering::Relaxed);
+        self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn close(&self, id: u64) {
         let mut watchers = self.watchers();
         watchers.retain(|w| w.id != id);
@@ -322,7 +343,7 @@ impl Tapped {
             }
             if w.tx.capacity() == 0 {
                 // Full: counted without the copy a stalled reader would never see.
-                w.dropped.fetch_add(1, Ordering::Relaxed);
+                self.tail.lost(w);
                 continue;
             }
             let mut copy = m.clone();
@@ -331,7 +352,7 @@ impl Tapped {
                 copy.truncated = true;
             }
             if let Err(mpsc::error::TrySendError::Full(_)) = w.tx.try_send(copy) {
-                w.dropped.fetch_add(1, Ordering::Relaxed);
+                self.tail.lost(w);
             }
         }
     }
