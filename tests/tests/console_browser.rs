@@ -154,7 +154,9 @@ async fn asset_is_created(w: &Web<'_>) -> anyhow::Result<()> {
 async fn events_arrive_live(w: &Web<'_>) -> anyhow::Result<()> {
     w.open(&format!("/events?asset={ASSET}")).await?;
     w.b.wait_for("div#events").await?;
-    let css = format!(r#"div#events article.event[data-asset="{ASSET}"]"#);
+    // The asset's own status reports are published for it too (and show in the view): wait for
+    // its events, on their topic.
+    let css = format!(r#"div#events article.event[data-asset="{ASSET}"][data-topic="{TOPIC}"]"#);
     let first = w.b.wait_for(&css).await?;
     let text = first.text().await?;
     anyhow::ensure!(

@@ -163,7 +163,7 @@ fn fragment(item: TailResponse) -> Markup {
 pub fn message(m: &TailMessage) -> Markup {
     let payload = String::from_utf8_lossy(&m.payload);
     html! {
-        article.event data-asset=(m.asset) data-device=(m.device) {
+        article.event data-asset=(m.asset) data-device=(m.device) data-topic=(m.topic) {
             header {
                 code.topic { (m.topic) }
                 " " span.route { (m.device) " / " (m.asset) }
