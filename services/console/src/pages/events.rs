@@ -231,7 +231,12 @@ mod tests {
             ..TailMessage::default()
         };
         let html = message(&m).into_string();
-        assert!(html.contains(r#"<article class="event" data-asset="asset-a" data-device="dev">"#));
+        assert!(
+            html.contains(
+                r#"<article class="event" data-asset="asset-a" data-device="dev" data-topic="factory/a">"#
+            ),
+            "{html}"
+        );
         assert!(
             html.contains("<dt>type</dt><dd>&lt;reading&gt;</dd>"),
             "{html}"
