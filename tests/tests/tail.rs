@@ -150,6 +150,13 @@ impl GrpcurlTail {
                 .responses()
                 .into_iter()
                 .filter_map(|r| r.get("message").cloned())
+                // A device's and an asset's status reports are published for them too (when
+                // their status changes), so a tail by device or asset sees them between events.
+                .filter(|m| {
+                    !m["topic"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with(sse_contract::topics::STATUS_PREFIX))
+                })
                 .collect();
             async move { (got.len() >= n).then_some(got) }
         })
