@@ -8,9 +8,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use sse_proto::v1::{GetResourceRequest, PutResourceRequest};
 
-use super::form_view::{self as view, field_errors, input, select};
+use super::form_view::{self as view, NotSaved, field_errors, input, select};
 use super::health::{self, Overview};
 use crate::auth::{Caller, csrf_input};
 use crate::forms::asset::{self, AssetForm, Dest, QOS, RETAIN};
@@ -122,30 +121,15 @@ pub async fn save(State(st): State<AppState>, caller: Caller, body: Body) -> Res
         )
             .into_response();
     }
-    let Some((_, mut c)) = st.backend.ingest_writer() else {
-        return view::unavailable("Asset", SECTION);
-    };
-    let existing = c
-        .get_resource(GetResourceRequest {
-            kind: KIND.into(),
-            name: form.name.clone(),
-        })
-        .await
-        .ok()
-        .map(|r| r.into_inner().yaml);
-    let yaml = form.to_yaml(existing.as_deref());
-    match c
-        .put_resource(PutResourceRequest {
-            yaml,
-            only_if_absent: false,
-        })
-        .await
-    {
-        Ok(_) => Redirect::to(&format!("/assets/{}", form.name)).into_response(),
-        Err(s) => {
+    let saved = view::put_resource(&st, (KIND, "Asset", SECTION), &form.name, |existing| {
+        form.to_yaml(existing)
+    });
+    match saved.await {
+        Ok(()) => Redirect::to(&format!("/assets/{}", form.name)).into_response(),
+        Err(NotSaved::Unavailable(page)) => page,
+        Err(NotSaved::Refused(s)) => {
             let errors = FormErrors::from_status(&s, asset::input);
-            ctx.read_only =
-                (s.code() == tonic::Code::FailedPrecondition).then(|| s.message().to_owned());
+            ctx.read_only = view::read_only_reason(&s);
             (view::refused_status(&s), render(&ctx, &form, &errors)).into_response()
         }
     }

@@ -6,9 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
-use sse_proto::v1::{GetResourceRequest, PutResourceRequest, SecretStatus};
+use sse_proto::v1::SecretStatus;
 
-use super::form_view::{self as view, field_errors, input, select};
+use super::form_view::{self as view, NotSaved, field_errors, input, select};
 use super::health::{self, Overview};
 use crate::auth::{Caller, csrf_input};
 use crate::forms::device::{self, AUTH_METHODS, DeviceForm};
@@ -94,31 +94,16 @@ pub async fn save(State(st): State<AppState>, caller: Caller, body: Body) -> Res
         let page = render(&caller, &form, &problems, None, editing.as_deref(), &[]);
         return (StatusCode::UNPROCESSABLE_ENTITY, page).into_response();
     }
-    let Some((_, mut c)) = st.backend.ingest_writer() else {
-        return view::unavailable("Device", SECTION);
-    };
     // The device as it is, so the endpoints and settings the form does not show are kept.
-    let existing = c
-        .get_resource(GetResourceRequest {
-            kind: KIND.into(),
-            name: form.name.clone(),
-        })
-        .await
-        .ok()
-        .map(|r| r.into_inner().yaml);
-    let yaml = form.to_yaml(existing.as_deref());
-    match c
-        .put_resource(PutResourceRequest {
-            yaml,
-            only_if_absent: false,
-        })
-        .await
-    {
-        Ok(_) => Redirect::to(&format!("/devices/{}", form.name)).into_response(),
-        Err(s) => {
+    let saved = view::put_resource(&st, (KIND, "Device", SECTION), &form.name, |existing| {
+        form.to_yaml(existing)
+    });
+    match saved.await {
+        Ok(()) => Redirect::to(&format!("/devices/{}", form.name)).into_response(),
+        Err(NotSaved::Unavailable(page)) => page,
+        Err(NotSaved::Refused(s)) => {
             let errors = FormErrors::from_status(&s, device::input);
-            let read_only =
-                (s.code() == tonic::Code::FailedPrecondition).then(|| s.message().to_owned());
+            let read_only = view::read_only_reason(&s);
             let page = render(
                 &caller,
                 &form,

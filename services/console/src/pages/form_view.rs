@@ -141,3 +141,43 @@ pub async fn get_resource(
         }
     }
 }
+
+/// Why a form's document was not written.
+pub enum NotSaved {
+    /// No ingest address is known: the page to answer with.
+    Unavailable(Response),
+    /// Ingest refused it: field errors, or resources that are not ours to write.
+    Refused(tonic::Status),
+}
+
+/// Writes a form's resource `kind` `name` through the writing ingest replica. `to_yaml` gets
+/// the resource as stored, if any, so what the form does not show is kept.
+pub async fn put_resource(
+    st: &crate::server::AppState,
+    (kind, title, active): (&str, &str, &str),
+    name: &str,
+    to_yaml: impl FnOnce(Option<&str>) -> String,
+) -> Result<(), NotSaved> {
+    let Some((_, mut c)) = st.backend.ingest_writer() else {
+        return Err(NotSaved::Unavailable(unavailable(title, active)));
+    };
+    let get = sse_proto::v1::GetResourceRequest {
+        kind: kind.into(),
+        name: name.into(),
+    };
+    let existing = c.get_resource(get).await.ok().map(|r| r.into_inner().yaml);
+    let put = sse_proto::v1::PutResourceRequest {
+        yaml: to_yaml(existing.as_deref()),
+        only_if_absent: false,
+    };
+    c.put_resource(put)
+        .await
+        .map(|_| ())
+        .map_err(NotSaved::Refused)
+}
+
+/// The read-only reason a refusal carries: `FAILED_PRECONDITION` means the resources are not
+/// ours to write.
+pub fn read_only_reason(s: &tonic::Status) -> Option<String> {
+    (s.code() == tonic::Code::FailedPrecondition).then(|| s.message().to_owned())
+}
