@@ -349,3 +349,41 @@ pub async fn run_to_exit_with(
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
 }
+
+/// The command line of a test's `sse-connector`, and the ports it was given, so a test can dial
+/// the in-process schema service and publisher by port before the process prints anything.
+pub struct ConnectorArgs {
+    /// The arguments, for [`Service::start`].
+    pub args: Vec<String>,
+    /// `--schema-listen`'s port.
+    pub schema_port: u16,
+    /// `--publisher-listen`'s port.
+    pub publisher_port: u16,
+}
+
+/// `sse-connector`'s usual test arguments: the schema service and the publisher on free loopback
+/// ports, the broker at `mqtt_url`, resources read from `resources`, schemas kept in `data`.
+pub fn connector_args(
+    mqtt_url: &str,
+    resources: &std::path::Path,
+    data: &std::path::Path,
+) -> anyhow::Result<ConnectorArgs> {
+    let (schema_port, publisher_port) = (crate::broker::free_port()?, crate::broker::free_port()?);
+    let args = [
+        "--schema-listen".to_string(),
+        format!("127.0.0.1:{schema_port}"),
+        "--publisher-listen".to_string(),
+        format!("127.0.0.1:{publisher_port}"),
+        "--mqtt-url".to_string(),
+        mqtt_url.to_string(),
+        "--resources".to_string(),
+        resources.display().to_string(),
+        "--data-dir".to_string(),
+        data.display().to_string(),
+    ];
+    Ok(ConnectorArgs {
+        args: args.to_vec(),
+        schema_port,
+        publisher_port,
+    })
+}

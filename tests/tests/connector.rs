@@ -10,11 +10,11 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
 
-use sse_e2e::broker::{Mosquitto, free_port};
+use sse_e2e::broker::Mosquitto;
 use sse_e2e::grpcurl;
 use sse_e2e::numbered::{NumberedSource, Numbering, number_of};
 use sse_e2e::otlp::OtlpReceiver;
-use sse_e2e::procs::{Service, bin_dir};
+use sse_e2e::procs::{ConnectorArgs, Service, bin_dir, connector_args};
 
 const TOPIC: &str = "e2e/connector";
 
@@ -43,23 +43,12 @@ impl Setup {
     /// With the connector's own checkpoint default (no `--checkpoint-store`).
     fn defaults(source: &NumberedSource, broker: &Mosquitto, extra: &[&str]) -> Self {
         let dir = sse_e2e::numbered::resources_dir(&source.base_url(), TOPIC).unwrap();
-        let res = dir.path().join("resources");
-        let (schema_port, publisher_port) = (free_port().unwrap(), free_port().unwrap());
-        let path = |p: &str| dir.path().join(p).display().to_string();
-        let mut args: Vec<String> = [
-            "--schema-listen",
-            &format!("127.0.0.1:{schema_port}"),
-            "--publisher-listen",
-            &format!("127.0.0.1:{publisher_port}"),
-            "--mqtt-url",
-            &broker.url(),
-            "--resources",
-            &res.display().to_string(),
-            "--data-dir",
-            &path("schemas"),
-        ]
-        .map(String::from)
-        .to_vec();
+        let (res, data) = (dir.path().join("resources"), dir.path().join("schemas"));
+        let ConnectorArgs {
+            mut args,
+            schema_port,
+            publisher_port,
+        } = connector_args(&broker.url(), &res, &data).unwrap();
         args.extend(extra.iter().map(|a| a.to_string()));
         Self {
             args,

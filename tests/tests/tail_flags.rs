@@ -5,8 +5,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use sse_e2e::broker::{Mosquitto, free_port};
-use sse_e2e::procs::{Service, run_to_exit, run_to_exit_with};
+use sse_e2e::broker::Mosquitto;
+use sse_e2e::procs::{Service, connector_args, run_to_exit, run_to_exit_with};
 use sse_proto::v1 as pb;
 
 const BINARIES: [&str; 2] = ["sse-publisher", "sse-connector"];
@@ -104,23 +104,11 @@ async fn a_publisher_with_one_tail_slot_refuses_the_second_naming_the_flag() {
 async fn the_connector_hands_the_tail_limit_to_its_publisher() {
     let broker = Mosquitto::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (schema_port, publisher_port) = (free_port().unwrap(), free_port().unwrap());
-    let path = |p: &str| dir.path().join(p).display().to_string();
-    std::fs::create_dir_all(path("resources")).unwrap();
-    let args = [
-        "--schema-listen",
-        &format!("127.0.0.1:{schema_port}"),
-        "--publisher-listen",
-        &format!("127.0.0.1:{publisher_port}"),
-        "--mqtt-url",
-        &broker.url(),
-        "--resources",
-        &path("resources"),
-        "--data-dir",
-        &path("schemas"),
-        "--tail-readers-max=1",
-    ]
-    .map(String::from);
+    let (res, data) = (dir.path().join("resources"), dir.path().join("schemas"));
+    std::fs::create_dir_all(&res).unwrap();
+    let mut c = connector_args(&broker.url(), &res, &data).unwrap();
+    c.args.push("--tail-readers-max=1".into());
+    let (args, publisher_port) = (c.args, c.publisher_port);
     let _connector = Service::start("sse-connector", &args, &[]).await.unwrap();
     one_slot(&format!("http://127.0.0.1:{publisher_port}")).await;
 }

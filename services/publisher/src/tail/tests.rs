@@ -34,6 +34,32 @@ async fn next(s: &mut TailStream) -> pb::tail_response::Item {
     item.unwrap().unwrap().unwrap().item.unwrap()
 }
 
+/// Delivers `n` messages, `t/0` to `t/{n - 1}`, through the tap of device `d`, asset `a`.
+fn deliver(tail: &Tail, n: usize) {
+    for i in 0..n {
+        tail.tap("d", "a", &message(&format!("t/{i}"), b"p"))
+            .unwrap()
+            .deliver();
+    }
+}
+
+/// What a reader that stalled is told: `dropped` messages lost, then the `kept` it still has,
+/// `t/0` to `t/{kept - 1}`, oldest first.
+async fn expect_dropped_then_kept(s: &mut TailStream, dropped: usize, kept: usize) {
+    assert_eq!(
+        next(s).await,
+        pb::tail_response::Item::Dropped(pb::TailDropped {
+            count: dropped as u64
+        })
+    );
+    for i in 0..kept {
+        let pb::tail_response::Item::Message(m) = next(s).await else {
+            panic!("message {i} was expected")
+        };
+        assert_eq!(m.topic, format!("t/{i}"));
+    }
+}
+
 #[test]
 fn topic_filters_match_as_mqtt_does() {
     assert!(topic_matches("a/b", "a/b"));
@@ -117,23 +143,8 @@ async fn a_full_queue_drops_and_the_reader_is_told_how_many() {
         .open(Filter::default(), 0, CancellationToken::new())
         .unwrap();
     let extra = 5;
-    for i in 0..TAIL_QUEUE + extra {
-        let m = message(&format!("t/{i}"), b"p");
-        tail.tap("d", "a", &m).unwrap().deliver();
-    }
-    assert_eq!(
-        next(&mut s).await,
-        pb::tail_response::Item::Dropped(pb::TailDropped {
-            count: extra as u64
-        })
-    );
-    // Then the queued ones, oldest first.
-    for i in 0..TAIL_QUEUE {
-        let pb::tail_response::Item::Message(m) = next(&mut s).await else {
-            panic!("message {i} was expected")
-        };
-        assert_eq!(m.topic, format!("t/{i}"));
-    }
+    deliver(&tail, TAIL_QUEUE + extra);
+    expect_dropped_then_kept(&mut s, extra, TAIL_QUEUE).await;
 }
 
 #[tokio::test]
@@ -186,23 +197,8 @@ async fn a_queue_of_n_drops_past_n_for_a_stalled_reader() {
         .open(Filter::default(), 0, CancellationToken::new())
         .unwrap();
     // The reader stalls (reads nothing) while 2 × N messages are delivered.
-    for i in 0..2 * queue {
-        tail.tap("d", "a", &message(&format!("t/{i}"), b"p"))
-            .unwrap()
-            .deliver();
-    }
-    assert_eq!(
-        next(&mut s).await,
-        pb::tail_response::Item::Dropped(pb::TailDropped {
-            count: queue as u64
-        })
-    );
-    for i in 0..queue {
-        let pb::tail_response::Item::Message(m) = next(&mut s).await else {
-            panic!("message {i} was expected")
-        };
-        assert_eq!(m.topic, format!("t/{i}"));
-    }
+    deliver(&tail, 2 * queue);
+    expect_dropped_then_kept(&mut s, queue, queue).await;
     // Nothing more was kept: the next message delivered is the next one read.
     tail.tap("d", "a", &message("t/last", b"p"))
         .unwrap()
