@@ -135,7 +135,7 @@ async fn a_subject_at_a_cap_stops_evolving_and_its_events_flow_on() {
         .unwrap();
     let data = stack.dir.path().join("schemas");
     let (schema, ingest) = (stack.schema.addr.to_string(), stack.ingest.addr.to_string());
-    check(&sub, &data, &schema, &ingest).await;
+    check(&sub, &data, &schema, &ingest, &|| stack.ingest.log_text()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,14 +170,20 @@ async fn in_one_process_a_subject_at_a_cap_stops_evolving_too() {
     }
     let mut connector = Service::start("sse-connector", &args, &[]).await.unwrap();
     let ingest = connector.addr.to_string();
-    check(&sub, &data, &schema, &ingest).await;
+    check(&sub, &data, &schema, &ingest, &|| connector.log_text()).await;
     let status = connector.terminate(Duration::from_secs(30)).await.unwrap();
     assert!(status.success(), "{status:?}\n{}", connector.log_text());
 }
 
 /// Waits for every event at the broker, then checks their versions, the data dir, and what the
-/// schema service (at `schema`) and ingest (at `ingest`) say.
-async fn check(sub: &Subscriber, data: &Path, schema: &str, ingest: &str) {
+/// schema service (at `schema`) and ingest (at `ingest`, whose log `log` gives) say.
+async fn check(
+    sub: &Subscriber,
+    data: &Path,
+    schema: &str,
+    ingest: &str,
+    log: &dyn Fn() -> String,
+) {
     let msgs = sub
         .wait_until("every event of both datasets", |m| {
             versions(m, "e2e/growth").len() == GROWTH_EVENTS
@@ -253,12 +259,14 @@ async fn check(sub: &Subscriber, data: &Path, schema: &str, ingest: &str) {
     );
 
     // So does ingest's status, from the acks of the events it forwarded.
+    let last = std::sync::Mutex::new(serde_json::Value::Null);
     let datasets = eventually("both datasets frozen in ingest's status", || {
-        let ingest = ingest.to_string();
+        let (ingest, last) = (ingest.to_string(), &last);
         async move {
             let s = grpcurl::call_json(&ingest, None, &["sseconnector.v1.IngestService/GetStatus"])
                 .await
                 .ok()?;
+            *last.lock().unwrap() = s.clone();
             let asset = s["assets"]
                 .as_array()?
                 .iter()
@@ -271,7 +279,15 @@ async fn check(sub: &Subscriber, data: &Path, schema: &str, ingest: &str) {
         }
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| {
+        let log = log();
+        let tail: Vec<&str> = log.lines().rev().take(80).collect();
+        panic!(
+            "{e:#}; ingest's last status: {}\ningest's last log lines (newest first):\n{}",
+            last.lock().unwrap(),
+            tail.join("\n")
+        )
+    });
     for d in &datasets {
         let message = d["error"]["message"].as_str().unwrap();
         let cap = if d["name"] == "growth" {
