@@ -1,7 +1,7 @@
 //! Issue #24, the console's live parts through the real binaries and a real Mosquitto:
 //! `sse-console`'s `/events/live?asset=A` (read as the SSE stream a browser reads) carries an
-//! `article.event` for each of A's messages and none of another asset's; live views are bounded
-//! and a closed one gives its tails back; one console given two
+//! `article.event` for each of A's messages and none of another asset's; live views, and pages
+//! following the streams table, are bounded and a closed one gives its place back; one console given two
 //! ingest replicas shows both replicas' streams and both discovered lists; and `sse-connector
 //! --console-listen` serves the console over its own three services.
 
@@ -166,9 +166,14 @@ async fn a_live_view_carries_its_assets_events_and_no_other_assets() {
 
 /// Reads `body` until it carries an `article.event`; what it read.
 async fn first_article(body: &mut hyper::body::Incoming) -> String {
+    first_with(body, r#"<article class="event""#).await
+}
+
+/// Reads `body` until it carries `needle`, for at most a minute; what it read.
+async fn first_with(body: &mut hyper::body::Incoming, needle: &str) -> String {
     let mut seen = String::new();
     let read = async {
-        while !seen.contains(r#"<article class="event""#) {
+        while !seen.contains(needle) {
             let Some(frame) = body.frame().await else {
                 break; // the view ended: the assertion below shows why
             };
@@ -181,8 +186,8 @@ async fn first_article(body: &mut hyper::body::Incoming) -> String {
         .await
         .is_err();
     assert!(
-        !timed_out && seen.contains(r#"<article class="event""#),
-        "an event within a minute; got: {seen}"
+        !timed_out && seen.contains(needle),
+        "{needle} within a minute; got: {seen}"
     );
     seen
 }
@@ -243,6 +248,59 @@ async fn live_views_are_bounded_and_a_closed_view_frees_its_tails() {
         let seen = first_article(&mut body).await;
         assert!(!seen.contains("problem"), "round {round}: {seen}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_following_the_streams_table_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start().await.unwrap();
+    let source = source().await;
+    let res = dir.path().join("resources");
+    sse_e2e::write_file(
+        &res,
+        "r.yaml",
+        &resources(&source.base_url(), "dev1", "line", "/a"),
+    );
+    let pipeline = Pipeline::start(PipelineArgs {
+        mqtt_url: broker.url(),
+        data_dir: dir.path().join("schemas").display().to_string(),
+        resources: res.display().to_string(),
+        publisher: vec![],
+        ingest: vec![],
+        env: None,
+    })
+    .await
+    .unwrap();
+    let args = [
+        "--ingest".to_string(),
+        pipeline.ingest.url(),
+        "--console-stream-views-max=2".to_string(),
+    ];
+    let console = Service::start("sse-console", &args, &[]).await.unwrap();
+    // Each open page gets the table (its stream's row) every second.
+    let row = r#"<tr data-stream="dev1/"#;
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let (status, mut body) = get(console.addr, "/streams/live").await;
+        assert_eq!(status, 200);
+        let seen = first_with(&mut body, row).await;
+        assert!(seen.contains("event: streams"), "{seen}");
+        open.push(body);
+    }
+    let (status, refused) = get(console.addr, "/streams/live").await;
+    let refused = refused.collect().await.unwrap().to_bytes();
+    let refused = String::from_utf8_lossy(&refused);
+    assert_eq!(status, 503, "{refused}");
+    assert!(refused.contains("--console-stream-views-max"), "{refused}");
+    // A page that goes away frees its place.
+    drop(open.pop());
+    let mut body = eventually("a page admitted after one closed", || async move {
+        let (status, body) = get(console.addr, "/streams/live").await;
+        (status == 200).then_some(body)
+    })
+    .await
+    .unwrap();
+    first_with(&mut body, row).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,7 +84,14 @@ pub async fn run(
         args.console_live_views_max,
         args.console_event_payload_bytes,
     );
-    let state = server::AppState { backend, live };
+    let streams = Arc::new(pages::streams::LiveTable::new(
+        args.console_stream_views_max,
+    ));
+    let state = server::AppState {
+        backend,
+        live,
+        streams,
+    };
     let access = auth::Access::new(&settings, addr.port());
     let scheme = if settings.tls.is_some() {
         "https"

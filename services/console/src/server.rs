@@ -20,6 +20,8 @@ pub struct AppState {
     pub backend: Backend,
     /// The live event views' bounds.
     pub live: pages::events::Live,
+    /// The live streams table, shared by the pages that follow it.
+    pub streams: Arc<pages::streams::LiveTable>,
 }
 
 /// Every route of the console.

@@ -43,6 +43,10 @@ pub struct ConsoleArgs {
     /// publisher has 8). One more is refused with 503 until one closes.
     #[arg(long, env = "CONSOLE_LIVE_VIEWS_MAX", default_value_t = crate::pages::events::LIVE_VIEWS_MAX, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub console_live_views_max: usize,
+    /// Pages following the live streams table at once (it is built once a second for all of
+    /// them). One more is refused with 503 until one closes.
+    #[arg(long, env = "CONSOLE_STREAM_VIEWS_MAX", default_value_t = crate::pages::streams::STREAM_VIEWS_MAX, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub console_stream_views_max: usize,
     /// Payload bytes a live view shows of one message; the rest is cut, and marked so (the
     /// publisher caps it at 16 KiB).
     #[arg(long, env = "CONSOLE_EVENT_PAYLOAD_BYTES", default_value_t = crate::pages::events::EVENT_PAYLOAD_BYTES, value_parser = clap::value_parser!(u32).range(1..=16384))]
