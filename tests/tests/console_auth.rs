@@ -3,7 +3,8 @@
 //! `Host` is refused; off loopback pages redirect to `/login`, a wrong token is refused, the
 //! right one sets an HttpOnly, SameSite cookie and the pages work; POSTs without the CSRF token
 //! or from another site get 403; every response has the CSP; bad flags exit 64; HTTPS works
-//! with a generated certificate and its cookie is `Secure`.
+//! with a generated certificate and its cookie is `Secure`, and a rotated certificate is served
+//! without a restart.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -477,6 +478,10 @@ async fn https_with_a_generated_certificate_sets_a_secure_cookie() {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    // Without resumption every handshake shows the certificate served now.
+    let mut fresh = config.clone();
+    fresh.resumption = rustls::client::Resumption::disabled();
+    let fresh = tokio_rustls::TlsConnector::from(Arc::new(fresh));
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let host = format!("localhost:{}", c.addr.port());
     let https = async |method: &str, path: &str, extra: &str, body: &str| {
@@ -523,4 +528,28 @@ async fn https_with_a_generated_certificate_sets_a_secure_cookie() {
     let mut raw = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut raw)).await;
     assert!(!String::from_utf8_lossy(&raw).contains("200 OK"));
+
+    // A rotated certificate (new files renamed over the old ones, as cert-manager and kubelet
+    // do) is served from the next handshake, without a restart.
+    let served = async || {
+        let tcp = TcpStream::connect(c.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = fresh.connect(name, tcp).await.unwrap();
+        tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    };
+    assert_eq!(served().await, leaf.cert_der());
+    let next = pki.server(&["localhost"]).unwrap();
+    let rotated_cert = write(
+        "tls.crt.new",
+        &format!("{}{}", next.cert_pem, next.chain_pem),
+    );
+    let rotated_key = write("tls.key.new", &next.key_pem);
+    std::fs::rename(&rotated_key, &key).unwrap();
+    std::fs::rename(&rotated_cert, &cert).unwrap();
+    assert_eq!(served().await, next.cert_der(), "the rotated certificate");
+    let page = https("GET", "/streams", &cookie, "").await;
+    assert_eq!(
+        page.status, 200,
+        "the session outlives the rotation: {page:?}"
+    );
 }

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
@@ -34,9 +33,8 @@ struct Built {
     client: Arc<ClientConfig>,
 }
 
-/// What identifies one version of the three files: kubelet swaps a Secret's files by renaming
-/// a symlink, so the inode changes even where the size and time would not.
-type Stamp = [Option<(SystemTime, u64, u64)>; 3];
+/// What identifies one version of the three files ([`tls::file_stamp`]).
+type Stamp = [tls::FileStamp; 3];
 
 /// The mTLS configurations of a service, current with its files.
 pub struct Mtls {
@@ -101,11 +99,7 @@ impl Mtls {
 }
 
 fn stamp(files: &MtlsFiles) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
-    [&files.ca, &files.cert, &files.key].map(|p| {
-        let m = std::fs::metadata(p).ok()?;
-        Some((m.modified().ok()?, m.len(), m.ino()))
-    })
+    [&files.ca, &files.cert, &files.key].map(|p| tls::file_stamp(p))
 }
 
 fn build(files: &MtlsFiles, stamp: Stamp) -> Result<Built, TlsError> {
