@@ -2,9 +2,9 @@
 //! (so the test controls every header): on loopback the pages work without login but a foreign
 //! `Host` is refused; off loopback pages redirect to `/login`, a wrong token is refused, the
 //! right one sets an HttpOnly, SameSite cookie and the pages work; POSTs without the CSRF token
-//! or from another site get 403; every response has the CSP; bad flags exit 64; HTTPS works
-//! with a generated certificate and its cookie is `Secure`, and a rotated certificate is served
-//! without a restart.
+//! or from another site get 403; login attempts are limited per client; every response has the
+//! CSP; bad flags exit 64; HTTPS works with a generated certificate and its cookie is `Secure`,
+//! and a rotated certificate is served without a restart.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -389,6 +389,67 @@ async fn off_loopback_a_login_with_the_token_opens_the_pages() {
         "{logs}"
     );
     assert!(!logs.contains(TOKEN) && !logs.contains("guess"), "{logs}");
+}
+
+/// A login form fetched and posted from the loopback address `from` (Linux accepts any of
+/// 127/8 as a source): the POST's response.
+async fn login_from(c: &Console, from: [u8; 4], token: &str) -> Resp {
+    let host = c.addr.to_string();
+    let send = async |method: &str, extra: &[&str], body: &str| {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((from, 0))).unwrap();
+        let tcp = socket.connect(c.addr).await.unwrap();
+        let mut head = format!("{method} /login HTTP/1.1\r\nHost: {host}");
+        for h in extra {
+            head.push_str("\r\n");
+            head.push_str(h);
+        }
+        head.push_str("\r\nContent-Type: application/x-www-form-urlencoded");
+        exchange(tcp, &head, body).await
+    };
+    let form = send("GET", &[], "").await;
+    let pre = format!(
+        "Cookie: {}",
+        pair(form.set_cookie("sse_console_pre").unwrap())
+    );
+    let body = format!("csrf={}&token={token}", form.csrf());
+    send("POST", &[pre.as_str()], &body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guesser_spends_its_own_login_attempts_not_everyones() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let tf = token_file.display().to_string();
+    let c = Console::start(
+        "127.0.0.1:0".parse().unwrap(),
+        &["--console-token-file", &tf],
+    )
+    .await;
+    // The guesser's burst is spent, then it is refused as itself.
+    let guesser = [127, 0, 0, 2];
+    let mut refused = None;
+    for _ in 0..20 {
+        let r = login_from(&c, guesser, "guess").await;
+        if r.status != 401 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("the guesser is limited within 20 attempts");
+    assert_eq!(refused.status, 429, "{refused:?}");
+    assert!(
+        refused.body.contains("Too many login attempts from here"),
+        "{refused:?}"
+    );
+    // Someone else, from another address, still logs in.
+    let other = login_from(&c, [127, 0, 0, 3], TOKEN).await;
+    assert_eq!(other.status, 303, "{other:?}");
+    assert!(
+        other.set_cookie("sse_console_session").is_some(),
+        "{other:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

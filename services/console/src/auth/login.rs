@@ -1,6 +1,6 @@
 //! `GET /login`, `POST /login` and `POST /logout`. The token is compared in constant time with
 //! the token file, re-read at each attempt (rotation needs no restart); attempts are rate
-//! limited; the token never reaches a log or a page (the field is a password input, never
+//! limited per client and over all ([`super::attempts`]); the token never reaches a log or a page (the field is a password input, never
 //! filled back).
 
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::attempts::{Client, Refused};
 use super::{Access, Caller, cookie, csrf_input, secret};
 use crate::layout;
 
@@ -50,14 +51,19 @@ pub async fn page(
 pub async fn submit(
     Extension(access): Extension<Arc<Access>>,
     caller: Caller,
+    Client(client): Client,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let Some(login) = &access.login else {
         return Redirect::to("/").into_response();
     };
-    if !login.attempts.try_take() {
-        let msg = "Too many login attempts: wait a minute and try again.";
+    if let Err(refused) = login.attempts.try_take(client) {
+        let msg = match refused {
+            Refused::Client => "Too many login attempts from here: wait a minute and try again.",
+            Refused::All => "Too many login attempts: wait a minute and try again.",
+        };
+        tracing::warn!(?refused, "console login attempt refused by the rate limit");
         return login_page(StatusCode::TOO_MANY_REQUESTS, &caller, Some(msg));
     }
     let expected = match read_token_file(&login.token_file) {

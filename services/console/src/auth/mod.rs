@@ -3,6 +3,7 @@
 //! SameSite cookie. Every form carries a CSRF token that is checked on every POST. See
 //! docs/console.md, "Access".
 
+pub mod attempts;
 pub mod cookie;
 pub mod guard;
 pub mod host;
@@ -19,17 +20,12 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use maud::{Markup, html};
-use sse_runtime::admin_rate::TokenBucket;
 
 use crate::settings::AccessSettings;
 use session::Sessions;
 
 /// The name of the form field that carries the CSRF token.
 pub const CSRF_FIELD: &str = "csrf";
-/// Login attempts allowed per second once the burst is spent: guessing stays hopeless.
-pub const LOGIN_ATTEMPTS_PER_SECOND: f64 = 0.2;
-/// Login attempts allowed at once (a person mistyping a few times).
-pub const LOGIN_ATTEMPT_BURST: u32 = 10;
 
 /// The caller of a request, as the auth middleware found it.
 #[derive(Debug, Clone)]
@@ -64,8 +60,8 @@ pub struct Login {
     pub token_file: PathBuf,
     /// The logged-in sessions.
     pub sessions: Sessions,
-    /// Login attempts, rate limited.
-    pub attempts: TokenBucket,
+    /// Login attempts, rate limited per client and over all.
+    pub attempts: attempts::Attempts,
 }
 
 /// How the console decides who may call it; shared by the guard and the login pages.
@@ -89,7 +85,7 @@ impl Access {
         let login = settings.token_file.clone().map(|token_file| Login {
             token_file,
             sessions: Sessions::new(settings.session_lifetime, settings.max_sessions as usize),
-            attempts: TokenBucket::new(LOGIN_ATTEMPTS_PER_SECOND, LOGIN_ATTEMPT_BURST),
+            attempts: attempts::Attempts::default(),
         });
         Arc::new(Self {
             port,

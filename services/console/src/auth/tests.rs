@@ -11,7 +11,8 @@ use axum::routing::get;
 use maud::{Markup, html};
 use tower_service::Service;
 
-use super::{Access, Caller, LOGIN_ATTEMPT_BURST, csrf_input, guard, login};
+use super::attempts::{ClientAddr, PER_CLIENT_BURST};
+use super::{Access, Caller, csrf_input, guard, login};
 use crate::settings::AccessSettings;
 
 async fn form(caller: Caller) -> Markup {
@@ -45,6 +46,11 @@ async fn send(app: &mut Router, method: &str, path: &str, cookie: &str, body: &s
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from(body.to_owned()))
         .unwrap();
+    let mut req = req;
+    // As `axum::serve` with connect info sets it: the client's address.
+    let client = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(ClientAddr(client)));
     app.call(req).await.unwrap()
 }
 
@@ -144,7 +150,7 @@ async fn the_token_file_is_read_at_each_login_and_attempts_are_limited() {
     );
     assert_eq!(login("second").await.status(), StatusCode::SEE_OTHER);
     // Three attempts spent; the rest of the burst is refused as wrong, then rate limited.
-    for _ in 3..LOGIN_ATTEMPT_BURST {
+    for _ in 3..PER_CLIENT_BURST {
         assert_eq!(login("guess").await.status(), StatusCode::UNAUTHORIZED);
     }
     let limited = login("second").await;
