@@ -19,7 +19,7 @@ use sse_e2e::broker::Mosquitto;
 use sse_e2e::browser::Browser;
 use sse_e2e::mqtt::Subscriber;
 use sse_e2e::procs::Service;
-use sse_e2e::source::{SseSource, growing_feed};
+use sse_e2e::source::{GROWING_EVERY, SseSource, growing_feed};
 use sse_e2e::stack::{Pipeline, PipelineArgs};
 
 const DEVICE: &str = "weather-gw";
@@ -28,6 +28,8 @@ const TOPIC: &str = "console/weather";
 /// The field the source adds: the diff must name it.
 const ADDED: &str = "humidity";
 const BAD_URL: &str = "not a url";
+/// What the live events page keeps (`--console-live-list-max`).
+const LIST_MAX: usize = 5;
 
 /// The browser on the console's pages.
 struct Web<'a> {
@@ -171,6 +173,31 @@ async fn events_arrive_live(w: &Web<'_>) -> anyhow::Result<()> {
     // A few more, so the screenshot shows a live list (one arrives every GROWING_EVERY).
     w.b.wait_for_count(&css, 3).await?;
     w.b.screenshot("events").await?;
+    // The page keeps the newest LIST_MAX items however many arrive (`--console-live-list-max`).
+    let newest = async || -> anyhow::Result<u64> {
+        let text = w.b.wait_for(&css).await?.text().await?;
+        let at = text.find(r#""seq":"#).context("no seq in the payload")? + 6;
+        let digits: String = text[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        Ok(digits.parse()?)
+    };
+    let first = newest().await?;
+    let start = std::time::Instant::now();
+    while newest().await? < first + LIST_MAX as u64 + 3 {
+        anyhow::ensure!(
+            start.elapsed() < sse_e2e::DEADLINE,
+            "no new events in the live view"
+        );
+        tokio::time::sleep(GROWING_EVERY).await;
+    }
+    let items = w.b.client.find_all(Locator::Css("div#events > *")).await?;
+    anyhow::ensure!(
+        items.len() == LIST_MAX,
+        "{} items kept, not {LIST_MAX}",
+        items.len()
+    );
     Ok(())
 }
 
@@ -262,7 +289,9 @@ async fn the_console_creates_a_device_and_an_asset_and_shows_events_and_schema_h
     })
     .await
     .unwrap();
-    let console = sse_e2e::console::start(&p, &[]).await.unwrap();
+    let console = sse_e2e::console::start(&p, &[format!("--console-live-list-max={LIST_MAX}")])
+        .await
+        .unwrap();
     let w = Web {
         b: &browser,
         base: console.url(),

@@ -83,6 +83,7 @@ pub async fn run(
     let live = pages::events::Live::new(
         args.console_live_views_max,
         args.console_event_payload_bytes,
+        args.console_live_list_max,
     );
     let streams = Arc::new(pages::streams::LiveTable::new(
         args.console_stream_views_max,

@@ -43,6 +43,10 @@ pub struct ConsoleArgs {
     /// publisher has 8). One more is refused with 503 until one closes.
     #[arg(long, env = "CONSOLE_LIVE_VIEWS_MAX", default_value_t = crate::pages::events::LIVE_VIEWS_MAX, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     pub console_live_views_max: usize,
+    /// Items one live events page keeps (the newest); older ones are removed as new ones
+    /// arrive, so a page left open stays small.
+    #[arg(long, env = "CONSOLE_LIVE_LIST_MAX", default_value_t = crate::pages::events::LIVE_LIST_MAX, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub console_live_list_max: usize,
     /// Pages following the live streams table at once (it is built once a second for all of
     /// them). One more is refused with 503 until one closes.
     #[arg(long, env = "CONSOLE_STREAM_VIEWS_MAX", default_value_t = crate::pages::streams::STREAM_VIEWS_MAX, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]

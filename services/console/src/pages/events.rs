@@ -30,6 +30,9 @@ pub const LIVE_VIEWS_MAX: usize = 4;
 /// Default of `--console-event-payload-bytes`: what a page shows of one payload (the
 /// publisher caps any request at 16 KiB).
 pub const EVENT_PAYLOAD_BYTES: u32 = 4096;
+/// Default of `--console-live-list-max`: what one open page keeps of the list, so a view left
+/// open on a wall for months holds a bounded page.
+pub const LIVE_LIST_MAX: usize = 200;
 /// The SSE event name the page swaps in.
 const SSE_EVENT: &str = "event";
 
@@ -39,15 +42,18 @@ pub struct Live {
     views: Arc<Semaphore>,
     max_views: usize,
     payload_bytes: u32,
+    list_max: usize,
 }
 
 impl Live {
-    /// At most `max_views` live views at once, payloads cut at `payload_bytes`.
-    pub fn new(max_views: usize, payload_bytes: u32) -> Self {
+    /// At most `max_views` live views at once, payloads cut at `payload_bytes`, each page
+    /// keeping its newest `list_max` items.
+    pub fn new(max_views: usize, payload_bytes: u32, list_max: usize) -> Self {
         Self {
             views: Arc::new(Semaphore::new(max_views)),
             max_views,
             payload_bytes,
+            list_max,
         }
     }
 }
@@ -99,7 +105,8 @@ pub async fn live(State(st): State<AppState>, Query(f): Query<Filter>) -> Respon
         return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
     };
     let tails = open_tails(&st, &f.asset).await;
-    Sse::new(with_permit(stream::select_all(tails), permit))
+    let trimmed = trimmed(stream::select_all(tails), st.live.list_max);
+    Sse::new(with_permit(trimmed, permit))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
@@ -131,6 +138,23 @@ async fn open_tails(st: &AppState, asset: &str) -> Vec<BoxStream<'static, Markup
         }
     });
     futures::future::join_all(opens).await
+}
+
+/// The items with, once the page holds `list_max`, an out-of-band swap that deletes its items
+/// beyond the newest `list_max - 1` before the new one goes on top: the page never holds more
+/// than `list_max` (what it kept from an earlier connection goes too). The page needs no script
+/// of its own (the CSP allows none inline).
+fn trimmed(
+    items: impl Stream<Item = Markup> + Send + 'static,
+    list_max: usize,
+) -> impl Stream<Item = Markup> + Send + 'static {
+    let trim = format!("delete:#events > :nth-child(n+{})", list_max.max(1));
+    items.enumerate().map(move |(n, item)| {
+        html! {
+            (item)
+            @if n >= list_max { div hx-swap-oob=(trim) {} }
+        }
+    })
 }
 
 /// The merged tails as SSE events, holding the view's slot until the browser goes away (the
@@ -212,6 +236,17 @@ async fn asset_names(st: &AppState) -> (Vec<String>, Vec<String>) {
 mod tests {
     use super::*;
     use sse_proto::v1::{TailDropped, UserProperty};
+
+    #[tokio::test]
+    async fn a_page_is_trimmed_once_it_holds_list_max_items() {
+        let items = stream::iter((0..5).map(|n| html! { p { (n) } }));
+        let sent: Vec<String> = trimmed(items, 3).map(|m| m.into_string()).collect().await;
+        let trim = r#"<div hx-swap-oob="delete:#events &gt; :nth-child(n+3)"></div>"#;
+        assert_eq!(sent[0], "<p>0</p>");
+        assert_eq!(sent[2], "<p>2</p>");
+        assert_eq!(sent[3], format!("<p>3</p>{trim}"));
+        assert_eq!(sent[4], format!("<p>4</p>{trim}"));
+    }
 
     #[test]
     fn a_message_shows_its_route_properties_and_cut_payload_escaped() {
