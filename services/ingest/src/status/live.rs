@@ -203,9 +203,33 @@ pub struct RouteStatus {
     pub last_error: String,
     /// Code of `last_error` (`DeliveryFailed`, `NoSchema`).
     pub error_code: &'static str,
+    /// The stream and `seq` of the latest event whose ack was applied: a late ack of an
+    /// earlier event of that stream is told apart from a newer one by it.
+    latest: (String, u64),
 }
 
 impl RouteStatus {
+    /// Whether `ack` is of an earlier event of the stream whose later events' acks are already
+    /// applied, with an older schema version than they showed: it says nothing new. (A lower
+    /// version alone does not tell: a registry started afresh numbers from 1 again; and each
+    /// version of a subject may have its own schema name.)
+    fn is_late(&self, ack: &pb::Ack) -> bool {
+        let earlier = self.latest.0 == ack.stream_key && ack.seq < self.latest.1;
+        earlier
+            && matches!((&ack.schema, &self.schema), (Some(s), Some(c)) if older(&s.version, &c.schema_version))
+    }
+
+    /// Notes `ack` as applied.
+    fn applied(&mut self, ack: &pb::Ack) {
+        if self.latest.0 != ack.stream_key {
+            self.latest.0.clear();
+            self.latest.0.push_str(&ack.stream_key);
+            self.latest.1 = ack.seq;
+        } else if ack.seq > self.latest.1 {
+            self.latest.1 = ack.seq;
+        }
+    }
+
     /// Notes the device whose stream feeds it (its metrics label), once.
     fn fed_by(&mut self, device: &str) {
         if self.device.is_empty() {
@@ -468,14 +492,12 @@ impl Status {
             return true;
         }
         let mut changed = false;
-        // Acks of one stream can arrive after later ones (a re-send, a batch held back): one
-        // for an older schema version than the route shows says nothing new.
-        if let (Some(s), Some(c)) = (&ack.schema, &r.schema)
-            && s.name == c.schema_name
-            && older(&s.version, &c.schema_version)
-        {
+        // Acks of one stream can arrive after later ones (a re-send, a batch held back, a
+        // publisher's acks in the order the broker answered).
+        if r.is_late(ack) {
             return false;
         }
+        r.applied(ack);
         if let Some(s) = &ack.schema {
             let same = r.schema.as_ref().is_some_and(|c| {
                 c.schema_name == s.name

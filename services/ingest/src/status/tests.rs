@@ -46,8 +46,10 @@ fn what_the_report_shows_changes_it_counters_do_not() {
         group: "z".into(),
         ..route(RouteKind::Dataset)
     };
-    let ack = |version: &str| pb::Ack {
+    // Acks of events 1, 2, ... of the stream.
+    let ack = |seq: u64, version: &str| pb::Ack {
         stream_key: key.into(),
+        seq,
         schema: Some(pb::SchemaReference {
             name: "N".into(),
             namespace: "ns".into(),
@@ -55,16 +57,16 @@ fn what_the_report_shows_changes_it_counters_do_not() {
         }),
         ..Default::default()
     };
-    s.apply_ack(&z, &ack("1"));
+    s.apply_ack(&z, &ack(1, "1"));
     assert!(changed(&s), "a first schema reference");
-    s.apply_ack(&z, &ack("1"));
+    s.apply_ack(&z, &ack(2, "1"));
     assert!(!changed(&s), "the same reference again");
-    s.apply_ack(&z, &ack("2"));
+    s.apply_ack(&z, &ack(3, "2"));
     assert!(changed(&s), "a new schema version");
 
     // A freeze is kept by an ack the schema service could not annotate (a duplicate of a
     // re-sent event), and cleared only by one with a schema and no problem.
-    let mut frozen = ack("2");
+    let mut frozen = ack(5, "2");
     frozen.set_schema_frozen_reason(pb::SchemaFrozenReason::MaxVersions);
     s.apply_ack(&z, &frozen);
     assert!(changed(&s), "frozen");
@@ -75,12 +77,59 @@ fn what_the_report_shows_changes_it_counters_do_not() {
     s.apply_ack(&z, &bare);
     assert!(!changed(&s), "an ack that says nothing changes nothing");
     // A late ack of an earlier event, of the frozen version or an older one, keeps the freeze.
-    s.apply_ack(&z, &ack("2"));
-    s.apply_ack(&z, &ack("1"));
+    s.apply_ack(&z, &ack(4, "2"));
+    s.apply_ack(&z, &ack(1, "1"));
     assert!(!changed(&s), "late acks change nothing");
     // A newer version (the cap was raised) clears it.
-    s.apply_ack(&z, &ack("3"));
+    s.apply_ack(&z, &ack(6, "3"));
     assert!(changed(&s), "a newer version clears the freeze");
+}
+
+#[test]
+fn late_acks_of_versions_with_their_own_names_keep_the_latest_and_its_freeze() {
+    // The schema service names each version by its content, so every version of a subject has
+    // its own name. The publisher acks in the order the broker answers: here event 1, 2, then
+    // 20 down to 3; events 6 on are past the property cap and keep version 5. The route must end
+    // on version 5, frozen (it once ended on version 3 with no problem shown).
+    let r = load_texts([("r.yaml", RES)]);
+    let s = Status::default();
+    s.reconcile(&plan(&r), &r);
+    let key = "d/e|http://h/x/z";
+    let z = Route {
+        group: "z".into(),
+        ..route(RouteKind::Dataset)
+    };
+    let ack = |seq: u64| {
+        let version = seq.min(5);
+        let mut a = pb::Ack {
+            stream_key: key.into(),
+            seq,
+            schema: Some(pb::SchemaReference {
+                name: format!("HASH-OF-VERSION-{version}"),
+                namespace: "ns".into(),
+                version: version.to_string(),
+            }),
+            ..Default::default()
+        };
+        if seq > 5 {
+            a.set_schema_frozen_reason(pb::SchemaFrozenReason::MaxSchemaProperties);
+        }
+        a
+    };
+    for seq in [1, 2].into_iter().chain((3..=20).rev()) {
+        s.apply_ack(&z, &ack(seq));
+    }
+    let report = s.report();
+    let dataset = report.assets["a"]
+        .datasets
+        .iter()
+        .find(|d| d.name == "z")
+        .unwrap();
+    let reference = dataset.message_schema_reference.as_ref().unwrap();
+    assert_eq!(reference.schema_version, "5", "{dataset:?}");
+    assert_eq!(reference.schema_name, "HASH-OF-VERSION-5", "{dataset:?}");
+    let error = dataset.error.as_ref().expect("the freeze is shown");
+    assert_eq!(error.code, "SchemaFrozen", "{dataset:?}");
 }
 
 /// A route of `kind` of asset `a`, group `g`, event `e`.
