@@ -350,40 +350,33 @@ pub async fn run_to_exit_with(
     })
 }
 
-/// The command line of a test's `sse-connector`, and the ports it was given, so a test can dial
-/// the in-process schema service and publisher by port before the process prints anything.
-pub struct ConnectorArgs {
-    /// The arguments, for [`Service::start`].
-    pub args: Vec<String>,
-    /// `--schema-listen`'s port.
-    pub schema_port: u16,
-    /// `--publisher-listen`'s port.
-    pub publisher_port: u16,
-}
+/// What `sse-connector` prints before the addresses its schema service and publisher bound
+/// (read them with [`Service::printed_addr`]).
+pub const CONNECTOR_SCHEMA_PRINTS: &str = "sse-connector schema listening on ";
+/// See [`CONNECTOR_SCHEMA_PRINTS`].
+pub const CONNECTOR_PUBLISHER_PRINTS: &str = "sse-connector publisher listening on ";
 
-/// `sse-connector`'s usual test arguments: the schema service and the publisher on free loopback
-/// ports, the broker at `mqtt_url`, resources read from `resources`, schemas kept in `data`.
+/// `sse-connector`'s usual test arguments: the schema service and the publisher on any free
+/// loopback port (bound by the process itself, so no other test can take them in between; they
+/// print their addresses), the broker at `mqtt_url`, resources read from `resources`, schemas
+/// kept in `data`.
 pub fn connector_args(
     mqtt_url: &str,
     resources: &std::path::Path,
     data: &std::path::Path,
-) -> anyhow::Result<ConnectorArgs> {
-    let (schema_port, publisher_port) = (crate::broker::free_port()?, crate::broker::free_port()?);
-    let args = [
-        "--schema-listen".to_string(),
-        format!("127.0.0.1:{schema_port}"),
-        "--publisher-listen".to_string(),
-        format!("127.0.0.1:{publisher_port}"),
-        "--mqtt-url".to_string(),
-        mqtt_url.to_string(),
-        "--resources".to_string(),
-        resources.display().to_string(),
-        "--data-dir".to_string(),
-        data.display().to_string(),
-    ];
-    Ok(ConnectorArgs {
-        args: args.to_vec(),
-        schema_port,
-        publisher_port,
-    })
+) -> Vec<String> {
+    [
+        "--schema-listen",
+        "127.0.0.1:0",
+        "--publisher-listen",
+        "127.0.0.1:0",
+        "--mqtt-url",
+        mqtt_url,
+        "--resources",
+        &resources.display().to_string(),
+        "--data-dir",
+        &data.display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
 }

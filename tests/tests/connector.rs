@@ -14,16 +14,16 @@ use sse_e2e::broker::Mosquitto;
 use sse_e2e::grpcurl;
 use sse_e2e::numbered::{NumberedSource, Numbering, number_of};
 use sse_e2e::otlp::OtlpReceiver;
-use sse_e2e::procs::{ConnectorArgs, Service, bin_dir, connector_args};
+use sse_e2e::procs::{
+    CONNECTOR_PUBLISHER_PRINTS, CONNECTOR_SCHEMA_PRINTS, Service, bin_dir, connector_args,
+};
 
 const TOPIC: &str = "e2e/connector";
 
 /// What a test's connector runs on: resources for the numbered source, a directory for schemas
-/// and checkpoints, and free ports for the schema service and the publisher.
+/// and checkpoints.
 struct Setup {
     args: Vec<String>,
-    schema_port: u16,
-    publisher_port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -44,18 +44,9 @@ impl Setup {
     fn defaults(source: &NumberedSource, broker: &Mosquitto, extra: &[&str]) -> Self {
         let dir = sse_e2e::numbered::resources_dir(&source.base_url(), TOPIC).unwrap();
         let (res, data) = (dir.path().join("resources"), dir.path().join("schemas"));
-        let ConnectorArgs {
-            mut args,
-            schema_port,
-            publisher_port,
-        } = connector_args(&broker.url(), &res, &data).unwrap();
+        let mut args = connector_args(&broker.url(), &res, &data);
         args.extend(extra.iter().map(|a| a.to_string()));
-        Self {
-            args,
-            schema_port,
-            publisher_port,
-            _dir: dir,
-        }
+        Self { args, _dir: dir }
     }
 }
 
@@ -74,8 +65,7 @@ async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
         .await
         .unwrap();
     let setup = Setup::new(&source, &broker, &[]);
-    let (schema_port, publisher_port, args) =
-        (setup.schema_port, setup.publisher_port, &setup.args);
+    let args = &setup.args;
     let otlp = OtlpReceiver::start().await.unwrap();
     let env = [("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.endpoint())];
     let mut connector = Service::start("sse-connector", args, &env).await.unwrap();
@@ -178,8 +168,15 @@ async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
 
     // Each service on its own port, as grpcurl sees it.
     let front = connector.addr.to_string();
-    let schema = format!("127.0.0.1:{schema_port}");
-    let publisher = format!("127.0.0.1:{publisher_port}");
+    let schema = connector
+        .printed_addr(CONNECTOR_SCHEMA_PRINTS)
+        .await
+        .unwrap();
+    let publisher = connector
+        .printed_addr(CONNECTOR_PUBLISHER_PRINTS)
+        .await
+        .unwrap();
+    let (schema, publisher) = (schema.to_string(), publisher.to_string());
     for (addr, own) in [
         (&front, "sseconnector.v1.IngestService"),
         (&schema, "sseconnector.v1.SchemaService"),

@@ -19,10 +19,10 @@ use futures::StreamExt;
 use serde_json::Value;
 use sse_contract::drops;
 use sse_contract::limits::{EVENT_BYTES_MAX, EVENT_ID_BYTES_MAX, EVENT_TYPE_BYTES_MAX};
-use sse_e2e::broker::{Mosquitto, free_port};
+use sse_e2e::broker::Mosquitto;
 use sse_e2e::grpcurl;
 use sse_e2e::mqtt::{Received, Subscriber};
-use sse_e2e::procs::{Service, bin_dir};
+use sse_e2e::procs::{Service, bin_dir, connector_args};
 use sse_e2e::resources::{asset, device};
 use sse_e2e::source::{Feed, Reply, SeenRequest, SseSource, block, blocks_then_hold, by_path};
 use sse_e2e::stack::{Pipeline, PipelineArgs};
@@ -198,21 +198,12 @@ async fn one_process_drops_an_event_over_the_limit_and_delivers_one_at_it() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let source = SseSource::start(listener, sizes_feed()).unwrap();
     let dir = sizes_dir(&source.base_url());
-    let path = |p: &str| dir.path().join(p).display().to_string();
-    let args: Vec<String> = vec![
-        "--schema-listen".into(),
-        format!("127.0.0.1:{}", free_port().unwrap()),
-        "--publisher-listen".into(),
-        format!("127.0.0.1:{}", free_port().unwrap()),
-        "--mqtt-url".into(),
-        broker.url(),
-        "--resources".into(),
-        path("resources"),
-        "--data-dir".into(),
-        path("schemas"),
-        "--max-event-bytes".into(),
-        EVENT_BYTES_MAX.to_string(),
-    ];
+    let mut args = connector_args(
+        &broker.url(),
+        &dir.path().join("resources"),
+        &dir.path().join("schemas"),
+    );
+    args.extend(["--max-event-bytes".into(), EVENT_BYTES_MAX.to_string()]);
     let connector = Service::start("sse-connector", &args, &[]).await.unwrap();
     sizes_hold(&connector.addr.to_string(), &sub, &status).await;
 }

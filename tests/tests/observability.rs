@@ -13,7 +13,7 @@ use sse_contract::metrics as catalogue;
 use sse_e2e::broker::{Mosquitto, free_port};
 use sse_e2e::otlp::OtlpReceiver;
 use sse_e2e::pki::Pki;
-use sse_e2e::procs::{Service, run_to_exit_with};
+use sse_e2e::procs::{Service, connector_args, run_to_exit_with};
 use sse_e2e::{DEADLINE, admin, eventually};
 use sse_proto::v1 as pb;
 use sse_proto::v1::publisher_service_client::PublisherServiceClient;
@@ -118,23 +118,13 @@ async fn the_connector_has_one_admin_port_ready_when_all_three_are() {
 
     let data = tempfile::tempdir().unwrap();
     let resources = tempfile::tempdir().unwrap();
-    let free = || format!("127.0.0.1:{}", free_port().unwrap());
-    let args = [
-        "--schema-listen".to_string(),
-        free(),
-        "--publisher-listen".into(),
-        free(),
-        "--mqtt-url".into(),
-        broker.url(),
-        "--data-dir".into(),
-        data.path().display().to_string(),
-        "--resources".into(),
-        resources.path().display().to_string(),
+    let mut args = connector_args(&broker.url(), resources.path(), data.path());
+    args.extend([
         "--checkpoint-store".into(),
         "none".into(),
         "--admin-listen".into(),
         ADMIN.into(),
-    ];
+    ]);
     let connector = Service::start("sse-connector", &args, &[]).await.unwrap();
     let addr = admin_addr(&connector).await;
     until_readyz(addr, 200).await;

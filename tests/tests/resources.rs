@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use sse_e2e::broker::{Mosquitto, free_port};
+use sse_e2e::broker::Mosquitto;
 use sse_e2e::fswatch::OpenWatch;
 use sse_e2e::mqtt::Subscriber;
 use sse_e2e::procs::Service;
@@ -209,13 +209,12 @@ async fn a_reload_of_20000_assets_does_not_freeze_ingest() {
 async fn a_reload_of_20000_assets_does_not_freeze_the_connector() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start().await.unwrap();
-    let (schema, publisher) = (free_port().unwrap(), free_port().unwrap());
     let data = dir.path().join("schemas").display().to_string();
     let extra = [
         "--schema-listen",
-        &format!("127.0.0.1:{schema}"),
+        "127.0.0.1:0",
         "--publisher-listen",
-        &format!("127.0.0.1:{publisher}"),
+        "127.0.0.1:0",
         "--mqtt-url",
         &broker.url(),
         "--data-dir",

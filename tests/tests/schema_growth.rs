@@ -17,9 +17,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sse_e2e::broker::{Mosquitto, free_port};
+use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::{Received, Subscriber};
-use sse_e2e::procs::Service;
+use sse_e2e::procs::{CONNECTOR_SCHEMA_PRINTS, Service, connector_args};
 use sse_e2e::source::{Feed, Reply, SseSource, block, blocks_then_hold};
 use sse_e2e::stack::Stack;
 use sse_e2e::{eventually, grpcurl};
@@ -149,27 +149,17 @@ async fn in_one_process_a_subject_at_a_cap_stops_evolving_too() {
     std::fs::create_dir_all(&res).unwrap();
     std::fs::write(res.join("resources.yaml"), resources(&source.base_url())).unwrap();
     let data = dir.path().join("schemas");
-    let schema = format!("127.0.0.1:{}", free_port().unwrap());
-    let publisher = format!("127.0.0.1:{}", free_port().unwrap());
-    let mut args: Vec<String> = [
-        "--schema-listen",
-        &schema,
-        "--publisher-listen",
-        &publisher,
-        "--mqtt-url",
-        &broker.url(),
-        "--resources",
-        &res.display().to_string(),
-        "--data-dir",
-        &data.display().to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args = connector_args(&broker.url(), &res, &data);
     for (flag, _, value) in caps() {
         args.extend([flag.to_string(), value]);
     }
     let mut connector = Service::start("sse-connector", &args, &[]).await.unwrap();
     let ingest = connector.addr.to_string();
+    let schema = connector
+        .printed_addr(CONNECTOR_SCHEMA_PRINTS)
+        .await
+        .unwrap();
+    let schema = schema.to_string();
     check(&sub, &data, &schema, &ingest, &|| connector.log_text()).await;
     let status = connector.terminate(Duration::from_secs(30)).await.unwrap();
     assert!(status.success(), "{status:?}\n{}", connector.log_text());

@@ -6,7 +6,9 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use sse_e2e::broker::Mosquitto;
-use sse_e2e::procs::{Service, connector_args, run_to_exit, run_to_exit_with};
+use sse_e2e::procs::{
+    CONNECTOR_PUBLISHER_PRINTS, Service, connector_args, run_to_exit, run_to_exit_with,
+};
 use sse_proto::v1 as pb;
 
 const BINARIES: [&str; 2] = ["sse-publisher", "sse-connector"];
@@ -106,9 +108,12 @@ async fn the_connector_hands_the_tail_limit_to_its_publisher() {
     let dir = tempfile::tempdir().unwrap();
     let (res, data) = (dir.path().join("resources"), dir.path().join("schemas"));
     std::fs::create_dir_all(&res).unwrap();
-    let mut c = connector_args(&broker.url(), &res, &data).unwrap();
-    c.args.push("--tail-readers-max=1".into());
-    let (args, publisher_port) = (c.args, c.publisher_port);
-    let _connector = Service::start("sse-connector", &args, &[]).await.unwrap();
-    one_slot(&format!("http://127.0.0.1:{publisher_port}")).await;
+    let mut args = connector_args(&broker.url(), &res, &data);
+    args.push("--tail-readers-max=1".into());
+    let connector = Service::start("sse-connector", &args, &[]).await.unwrap();
+    let publisher = connector
+        .printed_addr(CONNECTOR_PUBLISHER_PRINTS)
+        .await
+        .unwrap();
+    one_slot(&format!("http://{publisher}")).await;
 }
