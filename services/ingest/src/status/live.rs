@@ -209,25 +209,23 @@ pub struct RouteStatus {
 }
 
 impl RouteStatus {
-    /// Whether `ack` is of an earlier event of the stream whose later events' acks are already
-    /// applied, with an older schema version than they showed: it says nothing new. (A lower
-    /// version alone does not tell: a registry started afresh numbers from 1 again; and each
-    /// version of a subject may have its own schema name.)
-    fn is_late(&self, ack: &pb::Ack) -> bool {
-        let earlier = self.latest.0 == ack.stream_key && ack.seq < self.latest.1;
-        earlier
-            && matches!((&ack.schema, &self.schema), (Some(s), Some(c)) if older(&s.version, &c.schema_version))
-    }
-
-    /// Notes `ack` as applied.
-    fn applied(&mut self, ack: &pb::Ack) {
+    /// Notes `ack` as applied, unless it is of an earlier event of the stream whose later
+    /// events' acks are already applied and carries an older schema version than they showed:
+    /// then it says nothing new, and this returns true. (A lower version alone does not tell: a
+    /// registry started afresh numbers from 1 again; and each version of a subject may have its
+    /// own schema name.)
+    fn is_late(&mut self, ack: &pb::Ack) -> bool {
         if self.latest.0 != ack.stream_key {
             self.latest.0.clear();
             self.latest.0.push_str(&ack.stream_key);
             self.latest.1 = ack.seq;
-        } else if ack.seq > self.latest.1 {
-            self.latest.1 = ack.seq;
+            return false;
         }
+        if ack.seq >= self.latest.1 {
+            self.latest.1 = ack.seq;
+            return false;
+        }
+        matches!((&ack.schema, &self.schema), (Some(s), Some(c)) if older(&s.version, &c.schema_version))
     }
 
     /// Notes the device whose stream feeds it (its metrics label), once.
@@ -497,7 +495,6 @@ impl Status {
         if r.is_late(ack) {
             return false;
         }
-        r.applied(ack);
         if let Some(s) = &ack.schema {
             let same = r.schema.as_ref().is_some_and(|c| {
                 c.schema_name == s.name
