@@ -192,8 +192,9 @@ async fn first_with(body: &mut hyper::body::Incoming, needle: &str) -> String {
     seen
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_views_are_bounded_and_a_closed_view_frees_its_tails() {
+/// The three services reading one device `dev1` whose asset `line` routes `/a`'s readings:
+/// with what they use, kept alive by the caller.
+async fn one_asset_pipeline() -> (tempfile::TempDir, Mosquitto, SseSource, Pipeline) {
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start().await.unwrap();
     let source = source().await;
@@ -213,6 +214,12 @@ async fn live_views_are_bounded_and_a_closed_view_frees_its_tails() {
     })
     .await
     .unwrap();
+    (dir, broker, source, pipeline)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_views_are_bounded_and_a_closed_view_frees_its_tails() {
+    let (_dir, _broker, _source, pipeline) = one_asset_pipeline().await;
     let args = [
         "--ingest".to_string(),
         pipeline.ingest.url(),
@@ -252,25 +259,7 @@ async fn live_views_are_bounded_and_a_closed_view_frees_its_tails() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_following_the_streams_table_are_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Mosquitto::start().await.unwrap();
-    let source = source().await;
-    let res = dir.path().join("resources");
-    sse_e2e::write_file(
-        &res,
-        "r.yaml",
-        &resources(&source.base_url(), "dev1", "line", "/a"),
-    );
-    let pipeline = Pipeline::start(PipelineArgs {
-        mqtt_url: broker.url(),
-        data_dir: dir.path().join("schemas").display().to_string(),
-        resources: res.display().to_string(),
-        publisher: vec![],
-        ingest: vec![],
-        env: None,
-    })
-    .await
-    .unwrap();
+    let (_dir, _broker, _source, pipeline) = one_asset_pipeline().await;
     let args = [
         "--ingest".to_string(),
         pipeline.ingest.url(),
