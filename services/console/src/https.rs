@@ -4,13 +4,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rustls::ServerConfig;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use sse_runtime::mtls::accept::{HANDSHAKE_TIMEOUT, HANDSHAKES_MAX};
-use sse_runtime::tls::{self, FileStamp, TlsError};
+use sse_runtime::reload::Reloaded;
+use sse_runtime::tls::{self, TlsError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
@@ -21,17 +22,18 @@ use tokio_util::sync::CancellationToken;
 /// the files are read again when they change, so a rotated certificate (cert-manager's) is
 /// served from the next handshake without a restart.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let resolver = Reloading::load(cert, key)?;
+    let files = [cert.to_path_buf(), key.to_path_buf()];
+    let certificate = Reloaded::load(files, "console TLS certificate", certified)?;
     let mut config = ServerConfig::builder_with_provider(tls::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        .with_cert_resolver(Arc::new(Current(certificate)));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
-/// The certificate and key of two files, checked to belong together.
-fn certified(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+/// The certificate and key of the files `[cert, key]`, checked to belong together.
+fn certified([cert, key]: &[PathBuf; 2]) -> Result<Arc<CertifiedKey>, TlsError> {
     let chain = tls::load_certs(cert)?;
     let key_what = key.display().to_string();
     let pem = std::fs::read(key).map_err(|e| TlsError::Pem {
@@ -39,75 +41,17 @@ fn certified(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
         reason: e.kind().to_string(),
     })?;
     let private = tls::parse_private_key(&pem, &key_what)?;
-    tls::certified_key(chain, private, &cert.display().to_string(), &key_what)
+    let certified = tls::certified_key(chain, private, &cert.display().to_string(), &key_what)?;
+    Ok(Arc::new(certified))
 }
 
 /// The certificate of the files as they are at each handshake.
-struct Reloading {
-    cert: PathBuf,
-    key: PathBuf,
-    state: Mutex<Current>,
-}
+#[derive(Debug)]
+struct Current(Reloaded<Arc<CertifiedKey>, 2>);
 
-/// The certificate served, the files' stamps it was read at, and the last stamps tried.
-struct Current {
-    served: Arc<CertifiedKey>,
-    stamp: [FileStamp; 2],
-    tried: [FileStamp; 2],
-}
-
-impl Reloading {
-    /// Reads the files now: an error here is a configuration error (exit 64).
-    fn load(cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        let stamp = [tls::file_stamp(cert), tls::file_stamp(key)];
-        let served = Arc::new(certified(cert, key)?);
-        Ok(Self {
-            cert: cert.to_path_buf(),
-            key: key.to_path_buf(),
-            state: Mutex::new(Current {
-                served,
-                stamp,
-                tried: stamp,
-            }),
-        })
-    }
-
-    /// The certificate of the files now. A version that does not load (a rotation caught
-    /// between the two files, a key that does not match) keeps the last good one, with one
-    /// warning per version.
-    fn current(&self) -> Arc<CertifiedKey> {
-        let now = [tls::file_stamp(&self.cert), tls::file_stamp(&self.key)];
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if now == s.stamp || now == s.tried {
-            return s.served.clone();
-        }
-        s.tried = now;
-        match certified(&self.cert, &self.key) {
-            Ok(c) => {
-                tracing::info!(cert = %self.cert.display(), "console TLS certificate reloaded");
-                s.served = Arc::new(c);
-                s.stamp = now;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "console TLS files changed but do not load; keeping the previous certificate");
-            }
-        }
-        s.served.clone()
-    }
-}
-
-impl std::fmt::Debug for Reloading {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reloading")
-            .field("cert", &self.cert)
-            .field("key", &self.key)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ResolvesServerCert for Reloading {
+impl ResolvesServerCert for Current {
     fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current())
+        Some(self.0.current(certified))
     }
 }
 

@@ -1,7 +1,7 @@
 //! What every sse-connector service needs, and nothing service-specific: telemetry set-up
 //! (traces, metrics, logs over OTLP) and trace-context helpers, the admin HTTP port and the
 //! readiness it reports, gRPC serving with health and reflection, the shutdown signal, backoff,
-//! TLS client configuration, the one MQTT client stack (URLs, options, TLS, credentials, packet
+//! TLS client configuration and certificate files that reload, the one MQTT client stack (URLs, options, TLS, credentials, packet
 //! limits, the supervised connection loop), private state files, the seq-ordered queue of the ack
 //! bookkeeping, and the exit code for bad configuration and the life
 //! of a service process (parse, bind, run, drain), and the health helper.
@@ -22,6 +22,7 @@ pub mod peers;
 pub mod private_file;
 pub mod process;
 pub mod readiness;
+pub mod reload;
 pub mod rendezvous;
 pub mod seq;
 pub mod serve;

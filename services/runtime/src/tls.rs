@@ -65,17 +65,6 @@ pub enum TlsError {
     },
 }
 
-/// What identifies one version of a file: kubelet swaps a Secret's files by renaming a
-/// symlink, so the inode changes even where the size and time would not.
-pub type FileStamp = Option<(std::time::SystemTime, u64, u64)>;
-
-/// The stamp of `path` now (`None` when it cannot be read), to notice a rotated certificate.
-pub fn file_stamp(path: &Path) -> FileStamp {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len(), m.ino()))
-}
-
 /// The ring crypto provider, the only one this project uses.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

@@ -3,12 +3,13 @@
 //! takes effect at the next handshake without a restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::PrivateKeyDer;
 
+use crate::reload::Reloaded;
 use crate::tls::{self, TlsError};
 
 /// ALPN of gRPC: HTTP/2 only.
@@ -28,18 +29,14 @@ pub struct MtlsFiles {
 /// The configurations built from one version of the files.
 #[derive(Clone)]
 struct Built {
-    stamp: Stamp,
     server: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
 }
 
-/// What identifies one version of the three files ([`tls::file_stamp`]).
-type Stamp = [tls::FileStamp; 3];
-
 /// The mTLS configurations of a service, current with its files.
 pub struct Mtls {
     files: MtlsFiles,
-    state: Mutex<(Built, Stamp)>,
+    built: Reloaded<Built, 3>,
 }
 
 impl std::fmt::Debug for Mtls {
@@ -51,12 +48,9 @@ impl std::fmt::Debug for Mtls {
 impl Mtls {
     /// Loads the files now: an error here is a configuration error (exit 64).
     pub fn load(files: MtlsFiles) -> Result<Self, TlsError> {
-        let stamp = stamp(&files);
-        let built = build(&files, stamp)?;
-        Ok(Self {
-            files,
-            state: Mutex::new((built, stamp)),
-        })
+        let paths = [files.ca.clone(), files.cert.clone(), files.key.clone()];
+        let built = Reloaded::load(paths, "gRPC TLS certificates", |_| build(&files))?;
+        Ok(Self { files, built })
     }
 
     /// The files this service's identity comes from.
@@ -74,35 +68,13 @@ impl Mtls {
         self.current().client
     }
 
-    /// The configurations of the files as they are now. A version that does not load (a
-    /// rotation caught half-written, a key that does not match) keeps the last good one, with
-    /// one warning per version.
+    /// The configurations of the files as they are now ([`Reloaded::current`]).
     fn current(&self) -> Built {
-        let now = stamp(&self.files);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (built, tried) = &mut *state;
-        if now == built.stamp || now == *tried {
-            return built.clone();
-        }
-        *tried = now;
-        match build(&self.files, now) {
-            Ok(b) => {
-                tracing::info!(cert = %self.files.cert.display(), "gRPC TLS certificates reloaded");
-                *built = b;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "gRPC TLS files changed but do not load; keeping the previous ones");
-            }
-        }
-        built.clone()
+        self.built.current(|_| build(&self.files))
     }
 }
 
-fn stamp(files: &MtlsFiles) -> Stamp {
-    [&files.ca, &files.cert, &files.key].map(|p| tls::file_stamp(p))
-}
-
-fn build(files: &MtlsFiles, stamp: Stamp) -> Result<Built, TlsError> {
+fn build(files: &MtlsFiles) -> Result<Built, TlsError> {
     let mut roots = RootCertStore::empty();
     for c in tls::load_certs(&files.ca)? {
         roots.add(c)?;
@@ -130,7 +102,6 @@ fn build(files: &MtlsFiles, stamp: Stamp) -> Result<Built, TlsError> {
         .with_client_auth_cert(chain, key)?;
     client.alpn_protocols = vec![H2.to_vec()];
     Ok(Built {
-        stamp,
         server: Arc::new(server),
         client: Arc::new(client),
     })
