@@ -1,10 +1,10 @@
 //! What every sse-connector service needs, and nothing service-specific: telemetry set-up
 //! (traces, metrics, logs over OTLP) and trace-context helpers, the admin HTTP port and the
 //! readiness it reports, gRPC serving with health and reflection, the shutdown signal, backoff,
-//! TLS client configuration and certificate files that reload, the one MQTT client stack (URLs, options, TLS, credentials, packet
-//! limits, the supervised connection loop), private state files, the seq-ordered queue of the ack
-//! bookkeeping, and the exit code for bad configuration and the life
-//! of a service process (parse, bind, run, drain), and the health helper.
+//! TLS client configuration and certificate files that reload, the one MQTT client stack (URLs,
+//! options, TLS, credentials, packet limits, the supervised connection loop), private state
+//! files, the seq-ordered queue of the ack bookkeeping, and the exit code for bad configuration
+//! and the life of a service process (parse, bind, run, drain), and the health helper.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod admin;

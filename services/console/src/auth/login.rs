@@ -1,7 +1,7 @@
 //! `GET /login`, `POST /login` and `POST /logout`. The token is compared in constant time with
 //! the token file, re-read at each attempt (rotation needs no restart); attempts are rate
-//! limited per client and over all ([`super::attempts`]); the token never reaches a log or a page (the field is a password input, never
-//! filled back).
+//! limited per client and over all ([`super::attempts`]); the token never reaches a log or a
+//! page (the field is a password input, never filled back).
 
 use std::sync::Arc;
 

@@ -38,19 +38,17 @@ fn app(token_file: Option<std::path::PathBuf>) -> Router {
 }
 
 async fn send(app: &mut Router, method: &str, path: &str, cookie: &str, body: &str) -> Response {
+    // The client's address, as `axum::serve` with connect info records it.
+    let client = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
     let req = Request::builder()
         .method(method)
         .uri(path)
         .header(HOST, "127.0.0.1:8080")
         .header(COOKIE, cookie)
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .extension(axum::extract::ConnectInfo(ClientAddr(client)))
         .body(Body::from(body.to_owned()))
         .unwrap();
-    let mut req = req;
-    // As `axum::serve` with connect info sets it: the client's address.
-    let client = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
-    req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(ClientAddr(client)));
     app.call(req).await.unwrap()
 }
 
