@@ -142,10 +142,11 @@ impl Service {
         }
         let mut child = cmd.spawn().with_context(|| format!("spawn {name}"))?;
         let logs = Arc::new(Mutex::new(Vec::new()));
+        let mut stderr_read = None;
         if let Some(err) = child.stderr.take() {
             let logs = logs.clone();
             let tag = name.to_string();
-            tokio::spawn(async move {
+            stderr_read = Some(tokio::spawn(async move {
                 let mut lines = BufReader::new(err).lines();
                 while let Ok(Some(l)) = lines.next_line().await {
                     if std::env::var_os("SSE_TEST_LOGS").is_some() {
@@ -155,7 +156,7 @@ impl Service {
                         v.push(l);
                     }
                 }
-            });
+            }));
         }
         let out = child.stdout.take().context("no stdout")?;
         let mut lines = BufReader::new(out).lines();
@@ -172,7 +173,14 @@ impl Service {
             anyhow::bail!("{name} exited before printing its address")
         })
         .await
-        .with_context(|| format!("{name} did not print its address"))??;
+        .with_context(|| format!("{name} did not print its address"));
+        let addr = match addr {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(e)) | Err(e) => {
+                let why = exit_story(&mut child, stderr_read, &logs).await;
+                return Err(e.context(why));
+            }
+        };
         // Keep draining stdout so the child never blocks on a full pipe.
         let stdout = Arc::new(Mutex::new(before));
         let printed = stdout.clone();
@@ -379,4 +387,24 @@ pub fn connector_args(
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// Why a child never printed its address: its exit status and its last log lines, so a failure
+/// in CI says what the service said rather than only that it stopped.
+async fn exit_story(
+    child: &mut Child,
+    stderr_read: Option<tokio::task::JoinHandle<()>>,
+    logs: &Mutex<Vec<String>>,
+) -> String {
+    let status = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+        Ok(Ok(s)) => s.to_string(),
+        _ => "still running".to_string(),
+    };
+    if let Some(read) = stderr_read {
+        // Its stderr closes when it exits; the reader then holds every line.
+        let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    }
+    let lines = logs.lock().map(|v| v.clone()).unwrap_or_default();
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    format!("it {status}; its last log lines:\n{tail}")
 }

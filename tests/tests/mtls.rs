@@ -14,7 +14,7 @@ use sse_e2e::mqtt::Subscriber;
 use sse_e2e::mtls::{Client, Identity, Outcome, grpcurl, health_check, service_leaf};
 use sse_e2e::numbered::{self, NumberedSource, Numbering};
 use sse_e2e::pki::Pki;
-use sse_e2e::procs::Service;
+use sse_e2e::procs::{Service, connector_args};
 
 const TOTAL: u64 = 300;
 const INFER: &str = r#"{"payload":"{\"a\":1}"}"#;
@@ -382,24 +382,20 @@ async fn the_one_process_form_takes_the_same_flags_and_joins_itself_in_process()
     let tls = dir.path().join("tls");
     let id = |name: &str| Identity::issue(&tls, &pki, name, &pki.ca_pem).unwrap();
     let (me, console, schema_id) = (id("sse-ingest"), id("sse-console"), id("sse-schema"));
-    let mut args = me.flags();
-    let s = |x: &str| x.to_string();
-    args.extend([
-        s("--health-listen"),
-        s("127.0.0.1:0"),
-        s("--mqtt-url"),
-        broker.url(),
-    ]);
-    let res = dir.path().join("resources").display().to_string();
-    let data = dir.path().join("schemas").display().to_string();
-    args.extend([
-        s("--resources"),
-        res,
-        s("--data-dir"),
-        data,
-        s("--checkpoint-store"),
-        s("none"),
-    ]);
+    // Every port is picked by the kernel: the defaults (50052, 50053) lie in the ephemeral range,
+    // where a parallel test's listener can hold them.
+    let (res, data) = (dir.path().join("resources"), dir.path().join("schemas"));
+    let mut args = connector_args(&broker.url(), &res, &data);
+    args.extend(me.flags());
+    args.extend(
+        [
+            "--health-listen",
+            "127.0.0.1:0",
+            "--checkpoint-store",
+            "none",
+        ]
+        .map(String::from),
+    );
     let connector = Service::start("sse-connector", &args, &[]).await.unwrap();
     sub.wait_until("every event through the one process", |_| {
         (1..=TOTAL).all(|n| numbers(&sub).contains(&n))
