@@ -79,8 +79,20 @@ async fn versions(p: &Pipeline, subject: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dry_run_yaml_is_applied_and_schema_diff_names_the_added_field() {
+/// A pipeline reading the [`growing`] source, with the files the resources directory holds.
+struct Plant {
+    p: Pipeline,
+    grown: Arc<AtomicBool>,
+    res: std::path::PathBuf,
+    _source: SseSource,
+    _broker: Mosquitto,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the pipeline and writes, from `ssectl --dry-run` output, device `plant` (endpoint
+/// `sse` on the growing source) and one asset per name in `assets`, each with its dataset to
+/// `hist/<name>`.
+async fn plant(assets: &[&str]) -> Plant {
     let broker = Mosquitto::start().await.unwrap();
     let grown = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -126,48 +138,53 @@ async fn dry_run_yaml_is_applied_and_schema_diff_names_the_added_field() {
     let device = ok(ssectl(&p, &add).await);
     assert!(device.contains(&base), "{device}");
     std::fs::write(res.join("plant.yaml"), &device).unwrap();
-    let create = [
-        "asset",
-        "sse",
-        "create",
-        "line",
-        "--device",
-        "plant",
-        "--endpoint",
-        "sse",
-        "--dataset-dest",
-        "topic=hist/line",
-        "--dry-run",
-    ];
-    let asset = ok(ssectl(&p, &create).await);
-    std::fs::write(res.join("line.yaml"), &asset).unwrap();
-    // Nothing the dry runs printed was written by the server: only our two files are there.
-    assert_eq!(std::fs::read_dir(&res).unwrap().count(), 2);
+    for name in assets {
+        let dest = format!("topic=hist/{name}");
+        let create = [
+            "asset",
+            "sse",
+            "create",
+            name,
+            "--device",
+            "plant",
+            "--endpoint",
+            "sse",
+            "--dataset-dest",
+            &dest,
+            "--dry-run",
+        ];
+        let asset = ok(ssectl(&p, &create).await);
+        std::fs::write(res.join(format!("{name}.yaml")), &asset).unwrap();
+    }
+    Plant {
+        p,
+        grown,
+        res,
+        _source: source,
+        _broker: broker,
+        _dir: dir,
+    }
+}
 
-    // The loader accepted both: the stream runs and the schema gets its first version.
-    let subject = sse_e2e::eventually("a schema for the dry-run asset", || async {
-        let out = ssectl(&p, &["-o", "json", "schemas", "list"]).await;
+/// The subject of `asset`'s dataset, once `ssectl schemas list` shows a schema for it.
+async fn subject_of(p: &Pipeline, asset: &str) -> String {
+    let prefix = format!("{asset}/");
+    sse_e2e::eventually(&format!("a schema for asset {asset}"), || async {
+        let out = ssectl(p, &["-o", "json", "schemas", "list"]).await;
         let v: Value = serde_json::from_str(&out.stdout).ok()?;
         v.as_array()?
             .iter()
-            .find_map(|s| s["subject"].as_str().filter(|s| s.starts_with("line/")))
+            .find_map(|s| s["subject"].as_str().filter(|s| s.starts_with(&prefix)))
             .map(str::to_owned)
     })
     .await
-    .unwrap();
-    let listed = ok(ssectl(&p, &["-o", "json", "asset", "list"]).await);
-    let listed: Value = serde_json::from_str(&listed).unwrap();
-    assert_eq!(listed[0]["name"], "line", "{listed}");
-    assert_eq!(listed[0]["error"], "", "{listed}");
+    .unwrap()
+}
 
-    // With one version there is nothing to compare: the server is not at fault, exit 1 says so.
-    let one = ssectl(&p, &["schemas", "diff", &subject]).await;
-    assert_eq!(one.code, Some(1), "{}", one.stdout);
-    assert!(one.stderr.contains("nothing to compare"), "{}", one.stderr);
-
-    grown.store(true, Ordering::SeqCst);
-    sse_e2e::eventually("version 2 of the subject", || async {
-        versions(&p, &subject)
+/// Waits until `subject` has version 2 in `ssectl schemas list`.
+async fn version_2(p: &Pipeline, subject: &str) {
+    sse_e2e::eventually(&format!("version 2 of {subject}"), || async {
+        versions(p, subject)
             .await
             .iter()
             .any(|v| v == "2")
@@ -175,15 +192,38 @@ async fn dry_run_yaml_is_applied_and_schema_diff_names_the_added_field() {
     })
     .await
     .unwrap();
+}
 
-    let table = ok(ssectl(&p, &["schemas", "diff", &subject]).await);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_yaml_is_applied_and_schema_diff_names_the_added_field() {
+    let plant = plant(&["line"]).await;
+    let (p, grown, res) = (&plant.p, &plant.grown, &plant.res);
+    // Nothing the dry runs printed was written by the server: only our two files are there.
+    assert_eq!(std::fs::read_dir(res).unwrap().count(), 2);
+
+    // The loader accepted both: the stream runs and the schema gets its first version.
+    let subject = subject_of(p, "line").await;
+    let listed = ok(ssectl(p, &["-o", "json", "asset", "list"]).await);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["name"], "line", "{listed}");
+    assert_eq!(listed[0]["error"], "", "{listed}");
+
+    // With one version there is nothing to compare: the server is not at fault, exit 1 says so.
+    let one = ssectl(p, &["schemas", "diff", &subject]).await;
+    assert_eq!(one.code, Some(1), "{}", one.stdout);
+    assert!(one.stderr.contains("nothing to compare"), "{}", one.stderr);
+
+    grown.store(true, Ordering::SeqCst);
+    version_2(p, &subject).await;
+
+    let table = ok(ssectl(p, &["schemas", "diff", &subject]).await);
     assert!(table.contains("version 1 -> 2"), "{table}");
     let row = table
         .lines()
         .find(|l| l.starts_with("humidity"))
         .unwrap_or("");
     assert!(row.contains("added") && row.contains("number"), "{table}");
-    let json = ok(ssectl(&p, &["-o", "json", "schemas", "diff", &subject]).await);
+    let json = ok(ssectl(p, &["-o", "json", "schemas", "diff", &subject]).await);
     let json: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
         (json["from"].as_str(), json["to"].as_str()),
@@ -197,19 +237,19 @@ async fn dry_run_yaml_is_applied_and_schema_diff_names_the_added_field() {
         "{json}"
     );
     let explicit = ok(ssectl(
-        &p,
+        p,
         &["schemas", "diff", &subject, "--from", "2", "--to", "1"],
     )
     .await);
     assert!(explicit.contains("removed"), "{explicit}");
 
     // A dry-run delete deletes nothing.
-    let dry = ok(ssectl(&p, &["asset", "delete", "line", "--dry-run"]).await);
+    let dry = ok(ssectl(p, &["asset", "delete", "line", "--dry-run"]).await);
     assert!(dry.contains("Asset/line"), "{dry}");
     assert!(res.join("line.yaml").is_file());
 
     // The console's page shows the same history.
-    let console = Console::start(&p).await;
+    let console = Console::start(p).await;
     let page = sse_e2e::admin::get(console.addr, &format!("/schemas/view?subject={subject}"))
         .await
         .unwrap();
@@ -233,6 +273,43 @@ async fn dry_run_yaml_is_applied_and_schema_diff_names_the_added_field() {
         "{}",
         list.body
     );
+}
+
+/// Identical devices send events of one shape: the registry stores each version once, for
+/// every subject that uses it, and each subject's history (listed, diffed, on the console) has
+/// it, not only the subject that registered it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_version_two_subjects_share_is_in_both_histories() {
+    let plant = plant(&["line", "belt"]).await;
+    let (p, grown) = (&plant.p, &plant.grown);
+    let subjects = [subject_of(p, "line").await, subject_of(p, "belt").await];
+    grown.store(true, Ordering::SeqCst);
+    let console = Console::start(p).await;
+    for subject in &subjects {
+        version_2(p, subject).await;
+        assert_eq!(versions(p, subject).await, ["1", "2"], "{subject}");
+        let table = ok(ssectl(p, &["schemas", "diff", subject]).await);
+        assert!(table.contains("version 1 -> 2"), "{subject}: {table}");
+        let path = format!("/schemas/view?subject={subject}");
+        let page = sse_e2e::admin::get(console.addr, &path).await.unwrap();
+        assert_eq!(page.status, 200, "{subject}: {}", page.body);
+        assert!(
+            page.body.contains(r#"<li data-version="2">"#),
+            "{subject}: {}",
+            page.body
+        );
+    }
+    // One stored version per shape, listing both subjects.
+    let out = ok(ssectl(p, &["-o", "json", "schemas", "show", &subjects[1]]).await);
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    let mut listed: Vec<&str> = shown["subjects"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    listed.sort_unstable();
+    let mut want: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(listed, want, "{shown}");
 }
 
 /// A running `sse-console` on a free loopback port, killed when dropped.

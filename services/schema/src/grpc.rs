@@ -44,6 +44,12 @@ fn within_event_limit(what: &'static str, bytes: usize) -> Result<(), Error> {
 }
 
 fn to_proto(r: SchemaRecord) -> Schema {
+    let mut subjects: Vec<String> = Vec::new();
+    for s in crate::registry::record_subjects(&r) {
+        if !subjects.iter().any(|k| k == s) {
+            subjects.push(s.to_owned());
+        }
+    }
     Schema {
         name: r.name,
         version: r.version,
@@ -51,6 +57,7 @@ fn to_proto(r: SchemaRecord) -> Schema {
         format: r.format,
         content: r.content,
         subject: r.subject,
+        subjects,
     }
 }
 

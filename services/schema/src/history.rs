@@ -151,12 +151,23 @@ pub fn diff(old: &Value, new: &Value) -> Vec<Change> {
     out
 }
 
+/// Every subject that uses schema `s`: its `subjects`, or its one `subject` from an older
+/// server; none for a manual put.
+pub fn subjects_of(s: &Schema) -> impl Iterator<Item = &str> {
+    let older = s.subjects.is_empty().then_some(s.subject.as_str());
+    s.subjects
+        .iter()
+        .map(String::as_str)
+        .chain(older)
+        .filter(|k| !k.is_empty())
+}
+
 /// The versions of `subject` among `schemas` (the answers of every replica, duplicates
 /// allowed), one per version, oldest first by [`version_key`].
 pub fn subject_versions(schemas: &[Schema], subject: &str) -> Vec<Schema> {
     let mut out: Vec<Schema> = schemas
         .iter()
-        .filter(|s| s.subject == subject)
+        .filter(|s| subjects_of(s).any(|k| k == subject))
         .cloned()
         .collect();
     out.sort_by(|a, b| version_key(&a.version).cmp(&version_key(&b.version)));

@@ -430,7 +430,8 @@ impl Registry for FileRegistry {
     }
 }
 
-fn record_subjects(r: &SchemaRecord) -> impl Iterator<Item = &str> {
+/// Every subject of `r`, its first one first (older files list it only in `subject`).
+pub fn record_subjects(r: &SchemaRecord) -> impl Iterator<Item = &str> {
     std::iter::once(r.subject.as_str())
         .chain(r.subjects.iter().map(String::as_str))
         .filter(|s| !s.is_empty())

@@ -64,11 +64,23 @@ async fn diff(
     output::listing(fmt, &v, &table)
 }
 
-/// Every schema (name, version, subject), merged and sorted.
+/// Every schema (name, version, subject), merged and sorted: a version several subjects use
+/// is listed under each of them.
 async fn list(d: &Dialer, addrs: &[String], fmt: Format) -> anyhow::Result<()> {
     let mut all = std::collections::BTreeMap::new();
     for s in all_schemas(d, addrs).await? {
-        all.insert((s.subject.clone(), s.name.clone(), s.version.clone()), s);
+        let subjects: Vec<String> = history::subjects_of(&s).map(str::to_owned).collect();
+        if subjects.is_empty() {
+            all.insert((String::new(), s.name.clone(), s.version.clone()), s);
+            continue;
+        }
+        for subject in subjects {
+            let row = Schema {
+                subject: subject.clone(),
+                ..s.clone()
+            };
+            all.insert((subject, s.name.clone(), s.version.clone()), row);
+        }
     }
     let v: Vec<Value> = all.values().map(schema_json).collect();
     let table = Table {
@@ -121,7 +133,8 @@ async fn show(
                 return match fmt {
                     Format::Json | Format::Yaml => output::document(fmt, &schema_json(&s)),
                     Format::Text => {
-                        println!("# {} {} ({})", s.name, s.version, s.subject);
+                        let subjects: Vec<&str> = history::subjects_of(&s).collect();
+                        println!("# {} {} ({})", s.name, s.version, subjects.join(", "));
                         println!("{}", s.content);
                         Ok(())
                     }
@@ -136,8 +149,9 @@ async fn show(
 /// A schema as JSON, its content parsed when it is JSON.
 fn schema_json(s: &Schema) -> Value {
     let content = serde_json::from_str(&s.content).unwrap_or_else(|_| json!(s.content));
+    let subjects: Vec<&str> = history::subjects_of(s).collect();
     json!({
-        "subject": s.subject, "name": s.name, "version": s.version,
+        "subject": s.subject, "subjects": subjects, "name": s.name, "version": s.version,
         "namespace": s.namespace, "format": s.format, "content": content,
     })
 }

@@ -77,8 +77,10 @@ async fn fetch(st: &AppState) -> Registry {
 /// The list of subjects: each with its number of versions and its current one.
 pub fn list_body(reg: &Registry) -> Markup {
     let mut subjects: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for s in reg.schemas.iter().filter(|s| !s.subject.is_empty()) {
-        subjects.entry(&s.subject).or_default().insert(&s.version);
+    for s in &reg.schemas {
+        for subject in history::subjects_of(s) {
+            subjects.entry(subject).or_default().insert(&s.version);
+        }
     }
     for k in reg.current.keys() {
         subjects.entry(k).or_default();

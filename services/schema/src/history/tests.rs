@@ -146,6 +146,28 @@ fn a_subjects_versions_are_ordered_by_version_key_without_duplicates() {
 }
 
 #[test]
+fn a_version_shared_by_subjects_is_in_each_history_and_an_older_server_still_counts() {
+    let shared = Schema {
+        subjects: vec!["a/d".into(), "b/d".into()],
+        ..schema("a/d", "1", json!({}))
+    };
+    // From a server without `subjects`: its one subject.
+    let older = schema("b/d", "2", json!({}));
+    let manual = schema("", "3", json!({}));
+    let all = vec![shared, older, manual];
+    let versions = |subject| -> Vec<String> {
+        subject_versions(&all, subject)
+            .into_iter()
+            .map(|s| s.version)
+            .collect()
+    };
+    assert_eq!(versions("a/d"), ["1"]);
+    assert_eq!(versions("b/d"), ["1", "2"]);
+    assert!(versions("").is_empty());
+    assert_eq!(subjects_of(&all[2]).count(), 0);
+}
+
+#[test]
 fn pick_defaults_to_the_latest_two() {
     let v = vec![
         schema("s", "1", json!({})),
