@@ -2,7 +2,7 @@
 //! services, Mosquitto, an SSE source whose readings gain a field on demand, and the real
 //! `sse-console` on loopback. Following the console's page contract it creates a device through
 //! `form#device-form` (a bad URL first: the field error appears next to `address`), an asset
-//! through `form#asset-form` with a dataset topic, sees the asset's events arrive live in
+//! through `form#asset-form` (its endpoint picked when the device is) with a dataset topic, sees the asset's events arrive live in
 //! `/events`, and, once the source adds `humidity`, sees the subject's version 2 and a diff naming
 //! the field. Screenshots go to `target/console-screenshots/` (`just screenshots` copies one to
 //! the README). Each step is a function of its own, so a failure names its step (and leaves a
@@ -139,7 +139,13 @@ async fn asset_is_created(w: &Web<'_>) -> anyhow::Result<()> {
     w.b.wait_for(form).await?;
     w.set(form, "name", ASSET).await?;
     w.set(form, "device", DEVICE).await?;
-    w.set(form, "endpoint", "sse").await?;
+    // Picking the device swaps in the select of its endpoints, its only one picked.
+    w.b.wait_for(&format!(
+        r#"{form} select#endpoint[data-device="{DEVICE}"]"#
+    ))
+    .await?;
+    let endpoint = w.value(form, "endpoint").await?;
+    anyhow::ensure!(endpoint == "sse", "the device's endpoint is {endpoint:?}");
     w.set(form, "dataset_topic", TOPIC).await?;
     w.set(form, "dataset_qos", "Qos1").await?;
     w.set(form, "dataset_retain", "Never").await?;

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
             get(pages::assets::list).post(pages::assets::save),
         )
         .route("/assets/new", get(pages::assets::new))
+        .route(pages::assets::ENDPOINTS_PATH, get(pages::assets::endpoints))
         .route("/assets/{name}", get(pages::assets::edit))
         .route("/assets/{name}/delete", post(pages::assets::delete))
         .route("/streams", get(pages::streams::page))

@@ -74,6 +74,50 @@ pub async fn new(State(st): State<AppState>, caller: Caller, Query(q): Query<Pre
     render(&ctx, &form, &FormErrors::default())
 }
 
+/// Where the asset form gets the endpoint select of a device (under `/assets/new`, so no asset
+/// name can shadow it).
+pub const ENDPOINTS_PATH: &str = "/assets/new/endpoints";
+
+/// The device of `GET /assets/new/endpoints`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct DeviceQuery {
+    device: Option<String>,
+}
+
+/// `GET /assets/new/endpoints?device=D`: the endpoint select of device `D`, which the form
+/// swaps in when its device changes.
+pub async fn endpoints(State(st): State<AppState>, Query(q): Query<DeviceQuery>) -> Markup {
+    let o = Overview::fetch(&st).await;
+    endpoint_select(&health::endpoints(&o), &q.device.unwrap_or_default(), "")
+}
+
+/// The endpoint select: the endpoints of `device` (its only one picked when nothing is), or,
+/// before a device is picked, every device's in a group of its own, so an asset is not pointed
+/// at another device's endpoint by mistake. `value` is kept either way.
+fn endpoint_select(devices: &BTreeMap<String, Vec<String>>, device: &str, value: &str) -> Markup {
+    let Some(eps) = devices.get(device) else {
+        return html! {
+            select id="endpoint" name="endpoint" data-device=(device) {
+                option value="" selected[value.is_empty()] { "—" }
+                // The asset's own value is kept even when its device is not known (now).
+                @if !value.is_empty() { option value=(value) selected { (value) } }
+                @for (d, eps) in devices {
+                    optgroup label=(d) { (view::choices(eps, "", false)) }
+                }
+            }
+        };
+    };
+    let value = match eps.as_slice() {
+        [only] if value.is_empty() => only.as_str(),
+        _ => value,
+    };
+    html! {
+        select id="endpoint" name="endpoint" data-device=(device) {
+            (view::choices(eps, value, true))
+        }
+    }
+}
+
 /// `GET /assets/{name}`.
 pub async fn edit(
     State(st): State<AppState>,
@@ -158,9 +202,6 @@ struct Ctx<'a> {
 /// The asset form.
 fn render(ctx: &Ctx<'_>, f: &AssetForm, errors: &FormErrors) -> Markup {
     let device_names: Vec<String> = ctx.devices.keys().cloned().collect();
-    let mut endpoints: Vec<String> = ctx.devices.values().flatten().cloned().collect();
-    endpoints.sort();
-    endpoints.dedup();
     let blank = std::iter::repeat_n((String::new(), String::new()), BLANK_EVENT_ROWS);
     let rows: Vec<(String, String)> = f.events.iter().cloned().chain(blank).collect();
     let body = html! {
@@ -172,8 +213,15 @@ fn render(ctx: &Ctx<'_>, f: &AssetForm, errors: &FormErrors) -> Markup {
             label for="name" { "Name" }
             input type="text" id="name" name="name" value=(f.name) readonly[ctx.editing.is_some()];
             (field_errors(errors, "name"))
-            (select("Device", "device", &device_names, &f.device, true, errors))
-            (select("Endpoint", "endpoint", &endpoints, &f.endpoint, true, errors))
+            label for="device" { "Device" }
+            // Picking a device swaps in the select of its endpoints (htmx, no script of ours).
+            select id="device" name="device" hx-get=(ENDPOINTS_PATH) hx-target="#endpoint" hx-swap="outerHTML" {
+                (view::choices(&device_names, &f.device, true))
+            }
+            (field_errors(errors, "device"))
+            label for="endpoint" { "Endpoint" }
+            (endpoint_select(&ctx.devices, &f.device, &f.endpoint))
+            (field_errors(errors, "endpoint"))
             fieldset {
                 legend { "Dataset (the whole stream)" }
                 (dest("dataset", &f.dataset, errors))
@@ -219,5 +267,46 @@ fn dest(prefix: &str, d: &Dest, errors: &FormErrors) -> Markup {
         (select("QoS", &format!("{prefix}_qos"), &qos, &d.qos, true, errors))
         (select("Retain", &format!("{prefix}_retain"), &retain, &d.retain, true, errors))
         (input("TTL (seconds)", &format!("{prefix}_ttl"), &d.ttl, errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn devices() -> BTreeMap<String, Vec<String>> {
+        BTreeMap::from([
+            ("press".to_owned(), vec!["sse".to_owned()]),
+            (
+                "oven".to_owned(),
+                vec!["east".to_owned(), "west".to_owned()],
+            ),
+        ])
+    }
+
+    #[test]
+    fn a_devices_endpoint_select_offers_only_its_endpoints_and_picks_an_only_one() {
+        let press = endpoint_select(&devices(), "press", "").into_string();
+        assert!(
+            press.contains(r#"<option value="sse" selected>"#),
+            "{press}"
+        );
+        assert!(!press.contains("east"), "{press}");
+        let oven = endpoint_select(&devices(), "oven", "west").into_string();
+        assert!(oven.contains(r#"<option value="west" selected>"#), "{oven}");
+        assert!(oven.contains(r#"<option value="east">"#), "{oven}");
+        assert!(!oven.contains("sse"), "{oven}");
+        assert!(oven.contains(r#"data-device="oven""#), "{oven}");
+    }
+
+    #[test]
+    fn without_a_known_device_endpoints_are_grouped_and_the_value_is_kept() {
+        let none = endpoint_select(&devices(), "", "").into_string();
+        assert!(none.contains(r#"<optgroup label="oven">"#), "{none}");
+        assert!(none.contains(r#"<optgroup label="press">"#), "{none}");
+        assert!(!none.contains("selected>east"), "{none}");
+        // Ingest unreachable: no devices known, the edited asset's endpoint stays.
+        let down = endpoint_select(&BTreeMap::new(), "gone", "sse").into_string();
+        assert!(down.contains(r#"<option value="sse" selected>"#), "{down}");
     }
 }

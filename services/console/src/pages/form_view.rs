@@ -36,15 +36,21 @@ pub fn select(
     blank: bool,
     errors: &FormErrors,
 ) -> Markup {
-    let missing = !value.is_empty() && !options.iter().any(|o| o == value);
     html! {
         label for=(name) { (label) }
-        select id=(name) name=(name) {
-            @if blank { option value="" selected[value.is_empty()] { "—" } }
-            @if missing { option value=(value) selected { (value) } }
-            @for o in options { option value=(o) selected[o == value] { (o) } }
-        }
+        select id=(name) name=(name) { (choices(options, value, blank)) }
         (field_errors(errors, name))
+    }
+}
+
+/// The options of a select: `options`, `value` picked (and added when not among them: a
+/// resource may name what no longer exists); `blank`: an empty first choice.
+pub fn choices(options: &[String], value: &str, blank: bool) -> Markup {
+    let missing = !value.is_empty() && !options.iter().any(|o| o == value);
+    html! {
+        @if blank { option value="" selected[value.is_empty()] { "—" } }
+        @if missing { option value=(value) selected { (value) } }
+        @for o in options { option value=(o) selected[o == value] { (o) } }
     }
 }
 
