@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::process::{Child, Command};
 
+use crate::listener;
+
 /// A running `mosquitto` process.
 pub struct Mosquitto {
     /// The port it listens on (127.0.0.1).
@@ -16,6 +18,17 @@ pub struct Mosquitto {
     child: Option<Child>,
     conf: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+/// How many free ports a start tries before giving up.
+const PORT_ATTEMPTS: usize = 5;
+
+/// What a started process found on its port.
+enum Started {
+    /// It listens there.
+    Ours,
+    /// Another process listens there.
+    PortTaken,
 }
 
 /// Settings of the default configuration; a line of the extra configuration that starts with
@@ -37,23 +50,36 @@ impl Mosquitto {
     /// (e.g. `acl_file /path`, `password_file /path`, `require_certificate true`). `{dir}` in a
     /// line is replaced by the broker's own directory (for `persistence_location {dir}/`).
     pub async fn start_with(extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_trying(None, extra).await
+    }
+
+    /// Starts Mosquitto on `first` (when given), else on a free port; a port another process
+    /// took meanwhile (it was only free a moment ago) is given up for another one.
+    async fn start_trying(mut first: Option<u16>, extra: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let port = free_port()?;
-        let conf: PathBuf = dir.path().join("mosquitto.conf");
-        std::fs::write(&conf, config(port, dir.path(), extra))?;
         // Started as root, mosquitto drops to its own user: let it write its database here.
         std::fs::set_permissions(
             dir.path(),
             std::os::unix::fs::PermissionsExt::from_mode(0o777),
         )?;
         let mut m = Self {
-            port,
+            port: 0,
             child: None,
-            conf,
+            conf: dir.path().join("mosquitto.conf"),
             _dir: dir,
         };
-        m.spawn().await?;
-        Ok(m)
+        for _ in 0..PORT_ATTEMPTS {
+            m.port = match first.take() {
+                Some(p) => p,
+                None => free_port()?,
+            };
+            std::fs::write(&m.conf, config(m.port, m.dir(), extra))?;
+            match m.spawn().await? {
+                Started::Ours => return Ok(m),
+                Started::PortTaken => m.kill().await,
+            }
+        }
+        anyhow::bail!("mosquitto found every one of {PORT_ATTEMPTS} free ports taken")
     }
 
     /// Starts Mosquitto that keeps sessions and queued messages on disk, so a stop with
@@ -62,7 +88,9 @@ impl Mosquitto {
         Self::start_with(&["persistence true", "persistence_location {dir}/"]).await
     }
 
-    async fn spawn(&mut self) -> anyhow::Result<()> {
+    /// Starts the process and waits until the port accepts connections; whose listener that
+    /// is decides between [`Started::Ours`] and [`Started::PortTaken`].
+    async fn spawn(&mut self) -> anyhow::Result<Started> {
         let child = Command::new(mosquitto_path())
             .arg("-c")
             .arg(&self.conf)
@@ -71,22 +99,31 @@ impl Mosquitto {
             .kill_on_drop(true)
             .spawn()
             .context("cannot start mosquitto: install it with `just setup` (apt mosquitto)")?;
+        let pid = child.id();
         self.child = Some(child);
         let start = Instant::now();
         loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return Ok(());
-            }
             if let Some(c) = self.child.as_mut()
                 && let Ok(Some(status)) = c.try_wait()
             {
+                if listener::listening(self.port) {
+                    return Ok(Started::PortTaken); // it could not bind: someone listens there
+                }
                 anyhow::bail!(
                     "mosquitto exited at start ({status}); config:\n{}",
                     self.config_text()
                 );
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                let theirs = pid.and_then(|p| listener::held_by(p, self.port)) == Some(false);
+                return Ok(if theirs {
+                    Started::PortTaken
+                } else {
+                    Started::Ours
+                });
             }
             anyhow::ensure!(
                 start.elapsed() < Duration::from_secs(20),
@@ -146,7 +183,13 @@ impl Mosquitto {
     /// persistent, the state it saved).
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.child.is_none(), "mosquitto is still running");
-        self.spawn().await
+        match self.spawn().await? {
+            Started::Ours => Ok(()),
+            Started::PortTaken => {
+                self.kill().await;
+                anyhow::bail!("port {} was taken while mosquitto was down", self.port)
+            }
+        }
     }
 }
 
@@ -186,6 +229,16 @@ pub fn free_port() -> std::io::Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_port_another_process_listens_on_is_given_up_for_a_free_one() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        let m = Mosquitto::start_trying(Some(port), &[]).await.unwrap();
+        assert_ne!(m.port, port, "the broker took the port a listener holds");
+        let pid = m.child.as_ref().and_then(Child::id).unwrap();
+        assert_ne!(listener::held_by(pid, m.port), Some(false));
+    }
 
     #[test]
     fn extra_lines_replace_defaults() {

@@ -15,6 +15,7 @@ pub mod console;
 pub mod fswatch;
 pub mod grpcurl;
 pub mod house;
+pub mod listener;
 pub mod meters;
 pub mod mqtt;
 pub mod mtls;

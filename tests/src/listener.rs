@@ -1,0 +1,63 @@
+//! Whose socket listens on a loopback port, from `/proc`: a helper started on a port that was
+//! free a moment ago (`free_port`) can find another test's process there instead, and the test
+//! must not talk to that one.
+
+/// Whether process `pid` holds the socket listening on 127.0.0.1:`port`: `Some(false)` when
+/// another process does, `None` when this cannot be told (no listener yet, or `/proc` of the
+/// process is not readable, e.g. it runs as another user and we are not root).
+pub fn held_by(pid: u32, port: u16) -> Option<bool> {
+    let inode = listening_inode(port)?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let want = format!("socket:[{inode}]");
+    let mut readable = false;
+    for fd in fds.flatten() {
+        if let Ok(target) = std::fs::read_link(fd.path()) {
+            readable = true;
+            if target.to_string_lossy() == want {
+                return Some(true);
+            }
+        }
+    }
+    readable.then_some(false)
+}
+
+/// Whether some process listens on 127.0.0.1:`port`.
+pub fn listening(port: u16) -> bool {
+    listening_inode(port).is_some()
+}
+
+/// The inode of the socket listening on 127.0.0.1:`port` (or the IPv4 wildcard), from
+/// `/proc/net/tcp`.
+fn listening_inode(port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let ends = [
+        format!("0100007F:{port:04X}"),
+        format!("00000000:{port:04X}"),
+    ];
+    table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        // sl, local_address, rem_address, st (0A: LISTEN), ..., inode at 9.
+        let (local, state, inode) = (cols.get(1)?, cols.get(3)?, cols.get(9)?);
+        (ends.iter().any(|e| e == local) && *state == "0A")
+            .then(|| inode.parse().ok())
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listener_of_this_process_is_ours_and_a_free_port_is_unknown() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(listening(port));
+        assert_eq!(held_by(std::process::id(), port), Some(true));
+        // PID 1 is not this test: its descriptors (when readable) do not hold our socket.
+        assert_ne!(held_by(1, port), Some(true));
+        drop(l);
+        assert!(!listening(port));
+        assert_eq!(held_by(std::process::id(), port), None);
+    }
+}
