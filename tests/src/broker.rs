@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::process::{Child, Command};
 
-use crate::listener;
+use crate::listener::{self, Started};
 
 /// A running `mosquitto` process.
 pub struct Mosquitto {
@@ -22,14 +22,6 @@ pub struct Mosquitto {
 
 /// How many free ports a start tries before giving up.
 const PORT_ATTEMPTS: usize = 5;
-
-/// What a started process found on its port.
-enum Started {
-    /// It listens there.
-    Ours,
-    /// Another process listens there.
-    PortTaken,
-}
 
 /// Settings of the default configuration; a line of the extra configuration that starts with
 /// one of these keys replaces the default line.
@@ -99,39 +91,10 @@ impl Mosquitto {
             .kill_on_drop(true)
             .spawn()
             .context("cannot start mosquitto: install it with `just setup` (apt mosquitto)")?;
-        let pid = child.id();
-        self.child = Some(child);
-        let start = Instant::now();
-        loop {
-            if let Some(c) = self.child.as_mut()
-                && let Ok(Some(status)) = c.try_wait()
-            {
-                if listener::listening(self.port) {
-                    return Ok(Started::PortTaken); // it could not bind: someone listens there
-                }
-                anyhow::bail!(
-                    "mosquitto exited at start ({status}); config:\n{}",
-                    self.config_text()
-                );
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                let theirs = pid.and_then(|p| listener::held_by(p, self.port)) == Some(false);
-                return Ok(if theirs {
-                    Started::PortTaken
-                } else {
-                    Started::Ours
-                });
-            }
-            anyhow::ensure!(
-                start.elapsed() < Duration::from_secs(20),
-                "mosquitto did not accept connections on port {}",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let child = self.child.insert(child);
+        listener::wait_accepting(child, self.port, "mosquitto")
+            .await
+            .with_context(|| format!("config:\n{}", self.config_text()))
     }
 
     /// The configuration file's text (for failure messages).

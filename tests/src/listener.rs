@@ -1,6 +1,53 @@
-//! Whose socket listens on a loopback port, from `/proc`: a helper started on a port that was
-//! free a moment ago (`free_port`) can find another test's process there instead, and the test
-//! must not talk to that one.
+//! Waiting for a helper process (Mosquitto, tinyproxy) to listen on its loopback port, and
+//! whose socket answered, from `/proc`: a helper started on a port that was free a moment ago
+//! (`free_port`) can find another test's process there instead, and the test must not talk to
+//! that one.
+
+use std::time::{Duration, Instant};
+
+use tokio::process::Child;
+
+/// What a helper process started on a port found there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Started {
+    /// It listens there.
+    Ours,
+    /// Another process listens there: start it again on another port.
+    PortTaken,
+}
+
+/// Waits (at most 20 s) until `child`, told to listen on 127.0.0.1:`port`, accepts
+/// connections there, and says whose listener answered. A child that exits while another
+/// process listens on the port could not bind it ([`Started::PortTaken`]); one that exits
+/// otherwise is an error naming `what` and its exit status.
+pub async fn wait_accepting(child: &mut Child, port: u16, what: &str) -> anyhow::Result<Started> {
+    let pid = child.id();
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            if listening(port) {
+                return Ok(Started::PortTaken);
+            }
+            anyhow::bail!("{what} exited at start ({status})");
+        }
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            let theirs = pid.and_then(|p| held_by(p, port)) == Some(false);
+            return Ok(if theirs {
+                Started::PortTaken
+            } else {
+                Started::Ours
+            });
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "{what} did not accept connections on port {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// Whether process `pid` holds the socket listening on 127.0.0.1:`port`: `Some(false)` when
 /// another process does, `None` when this cannot be told (no listener yet, or `/proc` of the

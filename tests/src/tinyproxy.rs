@@ -3,14 +3,13 @@
 //! tunnels for `https`). Its log records every request, so a test can check the stream went
 //! through it.
 
+use anyhow::Context;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
-
-use anyhow::Context;
 use tokio::process::{Child, Command};
 
 use crate::broker::free_port;
+use crate::listener::{self, Started};
 
 /// A running `tinyproxy`.
 pub struct Tinyproxy {
@@ -26,55 +25,31 @@ impl Tinyproxy {
     /// `basic_auth` (user, password) when given; returns once it accepts connections.
     pub async fn start(basic_auth: Option<(&str, &str)>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let port = free_port()?;
-        let log = dir.path().join("tinyproxy.log");
-        let conf = dir.path().join("tinyproxy.conf");
-        // No `ConnectPort` line: CONNECT to any port (the test servers use free ports).
-        let mut text = format!(
-            "Port {port}\nListen 127.0.0.1\nTimeout 600\nLogFile \"{}\"\nLogLevel Info\nMaxClients 100\nAllow 127.0.0.1\n",
-            log.display()
-        );
-        if let Some((user, password)) = basic_auth {
-            text.push_str(&format!("BasicAuth {user} {password}\n"));
-        }
-        std::fs::write(&conf, text)?;
         // Started as root, tinyproxy drops to nobody: let it write its log here.
         std::fs::set_permissions(
             dir.path(),
             std::os::unix::fs::PermissionsExt::from_mode(0o777),
         )?;
-        let mut child = Command::new("tinyproxy")
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start tinyproxy: install it with `just setup` (apt tinyproxy)")?;
-        let start = Instant::now();
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
+        let log = dir.path().join("tinyproxy.log");
+        // The port was free a moment ago; another process may listen there by now.
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port()?;
+            let mut child = spawn(dir.path(), port, &log, basic_auth)?;
+            match listener::wait_accepting(&mut child, port, "tinyproxy").await? {
+                Started::Ours => {
+                    return Ok(Self {
+                        port,
+                        log,
+                        _child: child,
+                        _dir: dir,
+                    });
+                }
+                Started::PortTaken => {
+                    let _ = child.kill().await;
+                }
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                anyhow::bail!("tinyproxy exited at start ({status})");
-            }
-            anyhow::ensure!(
-                start.elapsed() < Duration::from_secs(20),
-                "tinyproxy did not accept connections on port {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(Self {
-            port,
-            log,
-            _child: child,
-            _dir: dir,
-        })
+        anyhow::bail!("tinyproxy found every one of {PORT_ATTEMPTS} free ports taken")
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -86,4 +61,35 @@ impl Tinyproxy {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// How many free ports a start tries before giving up.
+const PORT_ATTEMPTS: usize = 5;
+
+/// Writes the configuration for `port` into `dir` and starts tinyproxy in the foreground.
+fn spawn(
+    dir: &std::path::Path,
+    port: u16,
+    log: &std::path::Path,
+    basic_auth: Option<(&str, &str)>,
+) -> anyhow::Result<Child> {
+    let conf = dir.join("tinyproxy.conf");
+    // No `ConnectPort` line: CONNECT to any port (the test servers use free ports).
+    let mut text = format!(
+        "Port {port}\nListen 127.0.0.1\nTimeout 600\nLogFile \"{}\"\nLogLevel Info\nMaxClients 100\nAllow 127.0.0.1\n",
+        log.display()
+    );
+    if let Some((user, password)) = basic_auth {
+        text.push_str(&format!("BasicAuth {user} {password}\n"));
+    }
+    std::fs::write(&conf, text)?;
+    Command::new("tinyproxy")
+        .arg("-d")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start tinyproxy: install it with `just setup` (apt tinyproxy)")
 }
