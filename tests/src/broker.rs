@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::process::{Child, Command};
 
-use crate::listener::{self, Started};
+use crate::listener::{self, PORT_ATTEMPTS, Started};
 
 /// A running `mosquitto` process.
 pub struct Mosquitto {
@@ -19,9 +19,6 @@ pub struct Mosquitto {
     conf: PathBuf,
     _dir: tempfile::TempDir,
 }
-
-/// How many free ports a start tries before giving up.
-const PORT_ATTEMPTS: usize = 5;
 
 /// Settings of the default configuration; a line of the extra configuration that starts with
 /// one of these keys replaces the default line.

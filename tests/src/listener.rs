@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use tokio::process::Child;
 
+/// How many free ports a helper's start tries before giving up.
+pub const PORT_ATTEMPTS: usize = 5;
+
 /// What a helper process started on a port found there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Started {

@@ -3,13 +3,14 @@
 //! tunnels for `https`). Its log records every request, so a test can check the stream went
 //! through it.
 
-use anyhow::Context;
 use std::path::PathBuf;
 use std::process::Stdio;
+
+use anyhow::Context;
 use tokio::process::{Child, Command};
 
 use crate::broker::free_port;
-use crate::listener::{self, Started};
+use crate::listener::{self, PORT_ATTEMPTS, Started};
 
 /// A running `tinyproxy`.
 pub struct Tinyproxy {
@@ -62,9 +63,6 @@ impl Tinyproxy {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
-
-/// How many free ports a start tries before giving up.
-const PORT_ATTEMPTS: usize = 5;
 
 /// Writes the configuration for `port` into `dir` and starts tinyproxy in the foreground.
 fn spawn(
