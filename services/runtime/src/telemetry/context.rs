@@ -92,8 +92,16 @@ impl EventTrace {
 
 /// A W3C context one step below the given one (same trace, new span id), or a new sampled trace.
 fn child_context(traceparent: &str, tracestate: &str) -> (String, String) {
-    let propagator = TraceContextPropagator::new();
     let ids = RandomIdGenerator::default();
+    if tracestate.is_empty() {
+        if traceparent.is_empty() {
+            return (new_traceparent(&ids), String::new());
+        }
+        if let Some(child) = canonical_child(traceparent, &ids) {
+            return (child, String::new());
+        }
+    }
+    let propagator = TraceContextPropagator::new();
     let parent = propagator.extract(&Carried {
         traceparent,
         tracestate,
@@ -134,6 +142,51 @@ fn write_traceparent(cx: &SpanContext) -> String {
     let _ = hex::encode_to_slice(flags, &mut out[53..55]);
     // Hex digits and dashes only: always UTF-8, one allocation of exactly 55 bytes.
     String::from_utf8(out.to_vec()).unwrap_or_default()
+}
+
+/// A new sampled trace's `traceparent`, as the propagator path makes it for an event that came
+/// without one.
+fn new_traceparent(ids: &RandomIdGenerator) -> String {
+    let cx = SpanContext::new(
+        ids.new_trace_id(),
+        ids.new_span_id(),
+        TraceFlags::SAMPLED,
+        false,
+        Default::default(),
+    );
+    write_traceparent(&cx)
+}
+
+/// The child of a `traceparent` in the canonical form every service writes (version 00,
+/// lowercase hex, non-zero ids): the same bytes with a new span id and only the sampled flag
+/// kept, which is what the propagator makes of it. `None` sends anything else through the
+/// propagator. Extracting through the SDK's `Context` was about 3 % of each service's CPU per
+/// event at 1,000 events/s (docs/performance.md).
+fn canonical_child(traceparent: &str, ids: &RandomIdGenerator) -> Option<String> {
+    let b = traceparent.as_bytes();
+    let hex = |r: std::ops::Range<usize>| {
+        b[r].iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    };
+    let zero = |r: std::ops::Range<usize>| b[r].iter().all(|c| *c == b'0');
+    let canonical = b.len() == 55
+        && b.starts_with(b"00-")
+        && b[35] == b'-'
+        && b[52] == b'-'
+        && hex(3..35)
+        && hex(36..52)
+        && hex(53..55)
+        && !zero(3..35)
+        && !zero(36..52);
+    if !canonical {
+        return None;
+    }
+    let mut out = b.to_vec();
+    let _ = hex::encode_to_slice(ids.new_span_id().to_bytes(), &mut out[36..52]);
+    // The low bit of the last hex digit is the sampled flag; the other flags are dropped.
+    let sampled = (b[54] as char).to_digit(16).is_some_and(|d| d & 1 == 1);
+    out[53..55].copy_from_slice(if sampled { b"01" } else { b"00" });
+    String::from_utf8(out).ok()
 }
 
 /// W3C headers carried by an event or a request, read by the propagator.
@@ -236,6 +289,69 @@ mod tests {
                 );
                 assert_eq!(write_traceparent(&cx), sdk.traceparent);
             }
+        }
+    }
+
+    /// The child the propagator path makes of `parent` (no tracestate).
+    fn through_propagator(parent: &str) -> String {
+        let propagator = TraceContextPropagator::new();
+        let cx = propagator.extract(&Carried {
+            traceparent: parent,
+            tracestate: "",
+        });
+        let sc = cx.span().span_context().clone();
+        assert!(sc.is_valid(), "{parent}");
+        let child = SpanContext::new(
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags(),
+            false,
+            Default::default(),
+        );
+        write_traceparent(&child)
+    }
+
+    #[test]
+    fn a_canonical_parent_gets_the_child_the_propagator_would_make() {
+        let ids = RandomIdGenerator::default();
+        let mut parents = vec![
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00".to_owned(),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-ff".to_owned(),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0e".to_owned(),
+            "00-0000000000000000000000000000000a-000000000000000b-09".to_owned(),
+        ];
+        parents.extend(
+            (0..200).map(|i| format!("00-{}-{}-{i:02x}", ids.new_trace_id(), ids.new_span_id())),
+        );
+        for parent in parents {
+            let fast = canonical_child(&parent, &ids).expect(&parent);
+            let sdk = through_propagator(&parent);
+            // Same trace and flags; the span id is new in both, so compare around it.
+            assert_eq!(
+                (&fast[..36], &fast[52..]),
+                (&sdk[..36], &sdk[52..]),
+                "{parent}"
+            );
+            assert_ne!(&fast[36..52], &parent[36..52], "a span of its own");
+            assert_ne!(&fast[36..52], "0".repeat(16));
+        }
+    }
+
+    #[test]
+    fn anything_but_the_canonical_form_goes_through_the_propagator() {
+        let ids = RandomIdGenerator::default();
+        for odd in [
+            "",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            " 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0g",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333é-1",
+        ] {
+            assert_eq!(canonical_child(odd, &ids), None, "{odd}");
         }
     }
 
