@@ -164,7 +164,7 @@ fn new_traceparent(ids: &RandomIdGenerator) -> String {
 /// event at 1,000 events/s (docs/performance.md).
 fn canonical_child(traceparent: &str, ids: &RandomIdGenerator) -> Option<String> {
     let b = traceparent.as_bytes();
-    let hex = |r: std::ops::Range<usize>| {
+    let lower_hex = |r: std::ops::Range<usize>| {
         b[r].iter()
             .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
     };
@@ -173,9 +173,9 @@ fn canonical_child(traceparent: &str, ids: &RandomIdGenerator) -> Option<String>
         && b.starts_with(b"00-")
         && b[35] == b'-'
         && b[52] == b'-'
-        && hex(3..35)
-        && hex(36..52)
-        && hex(53..55)
+        && lower_hex(3..35)
+        && lower_hex(36..52)
+        && lower_hex(53..55)
         && !zero(3..35)
         && !zero(36..52);
     if !canonical {
