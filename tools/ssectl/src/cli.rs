@@ -14,7 +14,14 @@ pub struct Cli {
     #[command(flatten)]
     pub conn: Conn,
     /// Output format: a readable table/YAML, or JSON or YAML for scripts.
-    #[arg(short = 'o', long, value_enum, default_value_t = Format::Text, global = true)]
+    #[arg(
+        short = 'o',
+        long,
+        value_enum,
+        default_value_t = Format::Text,
+        global = true,
+        help_heading = "Output"
+    )]
     pub output: Format,
     /// What to do.
     #[command(subcommand)]
@@ -22,8 +29,10 @@ pub struct Cli {
 }
 
 /// The services' addresses (each repeatable or a comma list: every replica is asked) and the
-/// console's mTLS identity.
+/// console's mTLS identity. Under a heading of their own: every verb's help lists them, and
+/// mixed in with the verb's own flags they buried those.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Connection")]
 pub struct Conn {
     /// sse-ingest gRPC addresses (host:port).
     #[arg(
@@ -310,4 +319,57 @@ pub enum SchemasCmd {
         #[arg(long)]
         to: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// The help of `ssectl asset sse create`, as `-h` prints it.
+    fn create_help() -> String {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let create = cmd
+            .find_subcommand_mut("asset")
+            .and_then(|a| a.find_subcommand_mut("sse"))
+            .and_then(|s| s.find_subcommand_mut("create"))
+            .expect("asset sse create");
+        create.render_help().to_string()
+    }
+
+    #[test]
+    fn a_verbs_help_lists_its_own_flags_before_the_connection_flags() {
+        let help = create_help();
+        let at = |needle: &str| {
+            help.find(needle)
+                .unwrap_or_else(|| panic!("{needle} missing from:\n{help}"))
+        };
+        let connection = at("\nConnection:\n");
+        let output = at("\nOutput:\n");
+        for own in [
+            "--device",
+            "--endpoint",
+            "--dataset-dest",
+            "--event",
+            "--dry-run",
+        ] {
+            assert!(at(own) < connection, "{own} under Connection:\n{help}");
+        }
+        for conn in [
+            "--ingest",
+            "--schema",
+            "--publisher",
+            "--tls-ca",
+            "--tls-cert",
+            "--tls-key",
+        ] {
+            assert!(
+                (connection..output).contains(&at(conn)),
+                "{conn} outside Connection:\n{help}"
+            );
+        }
+        assert!(at("--output") > output, "--output outside Output:\n{help}");
+    }
 }
