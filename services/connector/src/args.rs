@@ -129,8 +129,11 @@ pub fn command() -> Command {
             cmd = cmd.arg(arg);
         }
     }
-    // The embedded console's flags, as `sse-console` takes them.
-    let cmd = sse_console::ConsoleArgs::augment_args(cmd.next_help_heading(CONSOLE));
+    // The embedded console's flags, as `sse-console` takes them. Augmenting also sets the
+    // command's description from `ConsoleArgs`' doc comment, so the connector's goes back on.
+    let cmd = sse_console::ConsoleArgs::augment_args(cmd.next_help_heading(CONSOLE))
+        .about(ABOUT)
+        .long_about(None);
     cmd.mut_arg("checkpoint_store", |a| {
         a.help(
             "Where each stream's resume point is kept (see sse-ingest). Unset here: the \
@@ -264,6 +267,19 @@ mod tests {
             }
         }
         command().debug_assert();
+    }
+
+    #[test]
+    fn the_help_says_what_the_connector_is() {
+        for flag in ["-h", "--help"] {
+            let Ok(Parsed::Print(text)) = parse(["sse-connector", flag].map(OsString::from)) else {
+                panic!("{flag} prints no text");
+            };
+            assert!(
+                text.starts_with("Ingest, schema and publisher in one process"),
+                "{flag}:\n{text}"
+            );
+        }
     }
 
     #[test]
