@@ -259,6 +259,51 @@ async fn bad_usage_exits_64() {
     assert_eq!(e.code, Some(0), "{}", said(&e));
 }
 
+/// `ssectl ... | head`: the reader of its output goes away before `ssectl` is done writing.
+/// That ends it quietly and successfully, as it ends Unix tools, not with a panic or an error.
+#[test]
+fn a_closed_stdout_ends_ssectl_quietly() {
+    for args in [
+        &["device", "create", "plant", "--dry-run"][..],
+        &["asset", "delete", "line", "--dry-run"],
+        &["completions", "bash"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(bin_dir().join("ssectl"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+/// Transport errors often repeat their cause in their own text; the message names it once.
+#[tokio::test]
+async fn an_unreachable_service_is_named_once_with_its_cause() {
+    // Nothing listens on port 1 (tcpmux) here: the connection is refused.
+    let e = run_to_exit("ssectl", &["--ingest", "127.0.0.1:1", "streams"])
+        .await
+        .unwrap();
+    assert_eq!(e.code, Some(1), "{}", said(&e));
+    assert!(
+        e.stderr.contains("127.0.0.1:1: cannot connect"),
+        "{}",
+        said(&e)
+    );
+    assert_eq!(
+        e.stderr.matches("Connection refused").count(),
+        1,
+        "{}",
+        said(&e)
+    );
+}
+
 /// A running `ssectl tail` whose output is read as it comes.
 struct Tail {
     _child: tokio::process::Child,

@@ -79,7 +79,10 @@ pub async fn links(dialer: &Dialer, addrs: &[String]) -> anyhow::Result<Vec<(Str
         // Some replica of the name answered: the others are reported, except the other loopback
         // family of `localhost` (a service listening on 127.0.0.1 only is not down on ::1).
         for (sock, e) in failed.into_iter().filter(|(s, _)| !s.ip().is_loopback()) {
-            eprintln!("warning: {e:#} (skipped {sock})");
+            eprintln!(
+                "warning: {} (skipped {sock})",
+                sse_runtime::error_chain(e.as_ref())
+            );
         }
     }
     anyhow::ensure!(!out.is_empty(), "no address given");

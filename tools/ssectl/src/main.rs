@@ -40,8 +40,10 @@ fn main() -> ExitCode {
     };
     match rt.block_on(run::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `ssectl tail | head`: the reader has all it wanted.
+        Err(e) if e.chain().any(|c| c.is::<output::StdoutClosed>()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", sse_runtime::error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

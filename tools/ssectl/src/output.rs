@@ -12,20 +12,37 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
 }
 
+/// Standard output went away while printing: the reader of a pipe stopped (`ssectl tail |
+/// head`). `main` ends quietly on it, as Unix tools do, rather than reporting an error.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output is closed")]
+pub struct StdoutClosed;
+
+/// Prints `text` to standard output, flushed (a tail's lines show as they come). `print!`
+/// panics on a closed pipe; this returns [`StdoutClosed`] instead.
+pub fn say(text: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_fmt(text).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to standard output")),
+    }
+}
+
 /// Prints `value` as JSON, or as YAML for people.
 pub fn document(fmt: Format, value: &Value) -> anyhow::Result<()> {
     match fmt {
-        Format::Json => println!("{}", serde_json::to_string_pretty(value)?),
-        Format::Text | Format::Yaml => print!("{}", serde_yaml_ng::to_string(value)?),
+        Format::Json => say(format_args!("{}\n", serde_json::to_string_pretty(value)?)),
+        Format::Text | Format::Yaml => say(format_args!("{}", serde_yaml_ng::to_string(value)?)),
     }
-    Ok(())
 }
 
 /// Prints `value` as JSON or YAML, or `table` for people.
 pub fn listing(fmt: Format, value: &Value, table: &Table) -> anyhow::Result<()> {
     match fmt {
         Format::Json | Format::Yaml => document(fmt, value)?,
-        Format::Text => print!("{}", render(table)),
+        Format::Text => say(format_args!("{}", render(table)))?,
     }
     Ok(())
 }

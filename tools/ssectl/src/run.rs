@@ -37,8 +37,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Prints the completion script of `shell`.
 fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
-    std::io::Write::write_all(&mut std::io::stdout().lock(), &completion_script(shell))?;
-    Ok(())
+    output::say(format_args!(
+        "{}",
+        String::from_utf8_lossy(&completion_script(shell))
+    ))
 }
 
 /// The completion script of `shell`, generated from the same definition that parses (into
@@ -127,8 +129,7 @@ async fn get(d: &Dialer, addrs: &[String], kind: &str, name: &str) -> anyhow::Re
 async fn put(w: &Writer<'_>, doc: &Value, only_if_absent: bool) -> anyhow::Result<()> {
     let yaml = serde_yaml_ng::to_string(doc)?;
     if w.write.dry_run {
-        print!("{yaml}");
-        return Ok(());
+        return output::say(format_args!("{yaml}"));
     }
     let (addr, link) = writer(w.dialer, w.addrs).await?;
     let req = PutResourceRequest {
@@ -146,8 +147,7 @@ async fn put(w: &Writer<'_>, doc: &Value, only_if_absent: bool) -> anyhow::Resul
         Format::Json | Format::Yaml => output::document(fmt, &v),
         Format::Text => {
             let verb = if r.created { "created" } else { "updated" };
-            println!("{}/{} {verb} ({})", r.kind, r.name, r.file);
-            Ok(())
+            output::say(format_args!("{}/{} {verb} ({})\n", r.kind, r.name, r.file))
         }
     }
 }
@@ -155,8 +155,7 @@ async fn put(w: &Writer<'_>, doc: &Value, only_if_absent: bool) -> anyhow::Resul
 /// Deletes a resource, or with --dry-run says what it would delete and connects to nothing.
 async fn delete(w: &Writer<'_>, kind: &str, name: &str) -> anyhow::Result<()> {
     if w.write.dry_run {
-        println!("{kind}/{name} would be deleted (dry run)");
-        return Ok(());
+        return output::say(format_args!("{kind}/{name} would be deleted (dry run)\n"));
     }
     let (addr, link) = writer(w.dialer, w.addrs).await?;
     let req = DeleteResourceRequest {
@@ -167,8 +166,7 @@ async fn delete(w: &Writer<'_>, kind: &str, name: &str) -> anyhow::Result<()> {
         .delete_resource(req)
         .await
         .map_err(|s| refused(&addr, s))?;
-    println!("{kind}/{name} deleted");
-    Ok(())
+    output::say(format_args!("{kind}/{name} deleted\n"))
 }
 
 /// Lists the devices or assets every replica reports status for, with their configuration

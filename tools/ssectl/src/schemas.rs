@@ -59,7 +59,10 @@ async fn diff(
             .collect(),
     };
     if fmt == Format::Text {
-        println!("# {subject}: version {} -> {}", a.version, b.version);
+        output::say(format_args!(
+            "# {subject}: version {} -> {}\n",
+            a.version, b.version
+        ))?;
     }
     output::listing(fmt, &v, &table)
 }
@@ -134,9 +137,13 @@ async fn show(
                     Format::Json | Format::Yaml => output::document(fmt, &schema_json(&s)),
                     Format::Text => {
                         let subjects: Vec<&str> = history::subjects_of(&s).collect();
-                        println!("# {} {} ({})", s.name, s.version, subjects.join(", "));
-                        println!("{}", s.content);
-                        Ok(())
+                        output::say(format_args!(
+                            "# {} {} ({})\n{}\n",
+                            s.name,
+                            s.version,
+                            subjects.join(", "),
+                            s.content
+                        ))
                     }
                 };
             }

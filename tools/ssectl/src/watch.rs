@@ -186,10 +186,14 @@ pub async fn tail(d: &Dialer, addrs: &[String], t: TailArgs) -> anyhow::Result<(
                 } else {
                     String::new()
                 };
-                println!("{} {}{cut}", m.topic, String::from_utf8_lossy(&m.payload));
+                let payload = String::from_utf8_lossy(&m.payload);
+                output::say(format_args!("{} {payload}{cut}\n", m.topic))?;
             }
             Some(tail_response::Item::Dropped(x)) => {
-                println!("-- {} messages dropped (this reader was too slow)", x.count);
+                output::say(format_args!(
+                    "-- {} messages dropped (this reader was too slow)\n",
+                    x.count
+                ))?;
             }
             None => {}
         }
