@@ -333,6 +333,26 @@ pub async fn run_to_exit(name: &str, args: &[&str]) -> anyhow::Result<Exited> {
     run_to_exit_with(name, args, &[]).await
 }
 
+/// Runs `name` (from [`bin_dir`]) with its standard output a pipe whose reader is already gone,
+/// as `name ... | head` leaves it once `head` has its lines, and waits for it to exit.
+pub fn run_into_closed_pipe(name: &str, args: &[&str]) -> anyhow::Result<Exited> {
+    let (reader, writer) = std::io::pipe().context("pipe")?;
+    drop(reader);
+    let out = std::process::Command::new(bin_dir().join(name))
+        .args(args)
+        .env_remove("RESOURCES_DIR")
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .with_context(|| format!("spawn {name}"))?;
+    Ok(Exited {
+        code: out.status.code(),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
 /// [`run_to_exit`] with these variables added to the environment.
 pub async fn run_to_exit_with(
     name: &str,

@@ -16,6 +16,7 @@ use sse_e2e::numbered::{NumberedSource, Numbering, number_of};
 use sse_e2e::otlp::OtlpReceiver;
 use sse_e2e::procs::{
     CONNECTOR_PUBLISHER_PRINTS, CONNECTOR_SCHEMA_PRINTS, Service, bin_dir, connector_args,
+    run_into_closed_pipe, run_to_exit,
 };
 
 const TOPIC: &str = "e2e/connector";
@@ -331,6 +332,43 @@ async fn a_bad_command_line_exits_64_naming_the_problem() {
         "--data-dir",
     ] {
         assert!(help.contains(flag), "help names {flag}: {help}");
+    }
+}
+
+/// The demo source `just up` runs is held to the services' rule: a bad flag exits 64 naming it.
+#[tokio::test]
+async fn the_demo_source_exits_64_on_a_bad_flag() {
+    let e = run_to_exit("sse-demo-source", &["--interval", "soon"])
+        .await
+        .unwrap();
+    assert_eq!(e.code, Some(64), "{}", e.stderr);
+    assert!(e.stderr.contains("--interval"), "{}", e.stderr);
+    // The services' format: the problem once, after "configuration error".
+    assert!(
+        e.stderr
+            .starts_with("sse-demo-source: configuration error: invalid value 'soon'"),
+        "{}",
+        e.stderr
+    );
+}
+
+/// `sse-connector --help | head`: the help printed into a pipe whose reader has gone ends
+/// quietly with 0, as it does for every service, not with a panic.
+#[test]
+fn help_and_version_into_a_closed_pipe_exit_quietly() {
+    for bin in [
+        "sse-connector",
+        "sse-ingest",
+        "sse-schema",
+        "sse-publisher",
+        "sse-console",
+        "sse-demo-source",
+    ] {
+        for flag in ["--help", "-h", "--version"] {
+            let e = run_into_closed_pipe(bin, &[flag]).unwrap();
+            assert_eq!(e.code, Some(0), "{bin} {flag}: {}", e.stderr);
+            assert!(e.stderr.is_empty(), "{bin} {flag}: {}", e.stderr);
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::Subscriber;
 use sse_e2e::mtls::{Identity, LoneIngest};
-use sse_e2e::procs::{Exited, bin_dir, run_to_exit};
+use sse_e2e::procs::{Exited, bin_dir, run_into_closed_pipe, run_to_exit};
 use sse_e2e::source::{Reply, SeenRequest, SseSource, block};
 use sse_e2e::stack::{Pipeline, PipelineArgs};
 use tokio::io::AsyncReadExt;
@@ -268,18 +268,9 @@ fn a_closed_stdout_ends_ssectl_quietly() {
         &["asset", "delete", "line", "--dry-run"],
         &["completions", "bash"],
     ] {
-        let (reader, writer) = std::io::pipe().unwrap();
-        drop(reader);
-        let out = std::process::Command::new(bin_dir().join("ssectl"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(writer)
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
-        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+        let e = run_into_closed_pipe("ssectl", args).unwrap();
+        assert_eq!(e.code, Some(0), "{args:?}: {}", e.stderr);
+        assert!(e.stderr.is_empty(), "{args:?}: {}", e.stderr);
     }
 }
 

@@ -19,7 +19,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let configs = match args::parse(std::env::args_os()) {
         Ok(Parsed::Print(text)) => {
-            print!("{text}");
+            // Not `print!`, which panics when stdout is a closed pipe (`--help | head`); a
+            // reader that stopped early has what it wanted, as clap's own printing assumes.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
             return Ok(());
         }
         Ok(Parsed::Run(matches)) => Configs::parse(&matches),

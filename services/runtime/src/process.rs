@@ -41,8 +41,15 @@ where
     match P::try_parse_from(args) {
         Ok(p) => p,
         Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => exit_config_error(service, &e),
+        Err(e) => exit_config_error(service, &clap_message(&e)),
     }
+}
+
+/// Clap's message without its own `error: ` prefix: the line already says "configuration error".
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    text.trim_end().to_owned()
 }
 
 /// Exits [`EXIT_CONFIG`] naming the problem when validating the flags into settings failed.
@@ -121,5 +128,27 @@ where
     match result {
         Err(e) if e.is_config() => exit_config_error(name, &e),
         r => Ok(r?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Flags {
+        #[arg(long)]
+        size: u32,
+    }
+
+    #[test]
+    fn a_clap_error_is_named_once_as_an_error() {
+        use clap::Parser;
+        for args in [&["x", "--bogus"][..], &["x", "--size", "big"]] {
+            let e = Flags::try_parse_from(args).unwrap_err();
+            let m = clap_message(&e);
+            assert!(!m.starts_with("error"), "{m}");
+            assert!(m.contains(args[1]) || m.contains("big"), "{m}");
+        }
     }
 }

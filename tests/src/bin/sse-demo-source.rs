@@ -5,11 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
-
 /// Command line of the demo source.
-#[derive(Parser)]
-#[command(about = "Demo SSE source: a weather station")]
+#[derive(clap::Parser)]
+#[command(version, about = "Demo SSE source: a weather station")]
 struct Args {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, env = "DEMO_LISTEN", default_value = "127.0.0.1:8088")]
@@ -21,7 +19,8 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    // A bad flag exits 64, as every binary of the project does.
+    let args: Args = sse_runtime::process::parse("sse-demo-source");
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("sse-demo-source listening on {}", listener.local_addr()?);
     let _source =
