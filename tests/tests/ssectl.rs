@@ -171,7 +171,7 @@ async fn ssectl_creates_a_device_and_an_asset_and_watches_them() {
     assert!(schema["content"].is_object(), "{schema}");
 
     // `ssectl tail` prints the asset's messages as they are published.
-    let tail = Tail::start(&p, "line");
+    let tail = Tail::start(&p, "line", &[]);
     sse_e2e::eventually("a message in ssectl tail", || async {
         tail.text()
             .lines()
@@ -180,6 +180,28 @@ async fn ssectl_creates_a_device_and_an_asset_and_watches_them() {
     })
     .await
     .unwrap();
+    // For scripts, `-o json` prints one JSON object per message (JSON Lines).
+    let tail = Tail::start(&p, "line", &["-o", "json"]);
+    let line = sse_e2e::eventually("a JSON line in ssectl tail -o json", || async {
+        // A whole line only: the reader may have seen part of one.
+        tail.text().split_once('\n').map(|(l, _)| l.to_owned())
+    })
+    .await
+    .unwrap();
+    let m: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(m["topic"], "cli/line", "{line}");
+    assert_eq!(m["asset"], "line", "{line}");
+    assert!(
+        m["payload"].as_str().unwrap().starts_with("{\"n\":"),
+        "{line}"
+    );
+    let props = m["userProperties"].as_array().unwrap();
+    assert!(
+        props
+            .iter()
+            .any(|p| p["name"] == "specversion" && p["value"] == "1.0"),
+        "{line}"
+    );
 
     ok(ssectl(&p, &["asset", "delete", "line"]).await);
     let gone = ssectl(&p, &["asset", "show", "line"]).await;
@@ -302,7 +324,7 @@ struct Tail {
 }
 
 impl Tail {
-    fn start(p: &Pipeline, asset: &str) -> Self {
+    fn start(p: &Pipeline, asset: &str, extra: &[&str]) -> Self {
         let mut child = tokio::process::Command::new(bin_dir().join("ssectl"))
             .args([
                 "--publisher",
@@ -311,6 +333,7 @@ impl Tail {
                 "--asset",
                 asset,
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)

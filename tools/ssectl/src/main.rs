@@ -9,6 +9,7 @@ mod output;
 mod resources;
 mod run;
 mod schemas;
+mod tail;
 mod watch;
 
 use std::process::ExitCode;

@@ -1,17 +1,14 @@
-//! The watching verbs: `status` and `streams` merge every ingest replica's answer (each lists
-//! only its own streams), `tail` prints the publisher's messages until Ctrl-C.
+//! The watching verbs `status` and `streams`: they merge every ingest replica's answer, since
+//! each lists only its own streams.
 
-use futures::StreamExt as _;
 use serde_json::{Value, json};
 use sse_proto::v1::ingest_service_client::IngestServiceClient;
-use sse_proto::v1::publisher_service_client::PublisherServiceClient;
 use sse_proto::v1::{
-    GetStatusRequest, ListStreamsRequest, OperationStatus, RuntimeHealth, StatusError, TailRequest,
-    tail_response,
+    GetStatusRequest, ListStreamsRequest, OperationStatus, RuntimeHealth, StatusError,
 };
 use sse_runtime::peers::Dialer;
 
-use crate::cli::{Format, TailArgs};
+use crate::cli::Format;
 use crate::clients::{links, refused};
 use crate::output::{self, Table};
 
@@ -148,54 +145,4 @@ fn health(h: &Option<RuntimeHealth>) -> Value {
         Value::Null,
         |h| json!({ "status": h.status, "reasonCode": h.reason_code, "message": h.message }),
     )
-}
-
-/// `tail`: one line per published message, and a line when a publisher dropped some for this
-/// reader, until Ctrl-C or every publisher ends its stream. Each publisher pod tails only what
-/// it publishes, so every address is tailed and the lines are merged as they come.
-pub async fn tail(d: &Dialer, addrs: &[String], t: TailArgs) -> anyhow::Result<()> {
-    let req = TailRequest {
-        device: t.device.unwrap_or_default(),
-        asset: t.asset.unwrap_or_default(),
-        topic: t.topic.unwrap_or_default(),
-        max_payload_bytes: t.max_payload_bytes,
-    };
-    let mut tails = Vec::new();
-    for (addr, link) in links(d, addrs).await? {
-        let stream = PublisherServiceClient::new(link)
-            .tail(req.clone())
-            .await
-            .map_err(|s| refused(&addr, s))?
-            .into_inner();
-        tails.push(stream.map(move |m| (addr.clone(), m)).boxed());
-    }
-    let mut stream = futures::stream::select_all(tails);
-    loop {
-        let item = tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            m = stream.next() => m,
-        };
-        let Some((addr, item)) = item else {
-            return Ok(());
-        };
-        let item = item.map_err(|s| refused(&addr, s))?;
-        match item.item {
-            Some(tail_response::Item::Message(m)) => {
-                let cut = if m.truncated {
-                    format!(" (cut, {} bytes)", m.payload_bytes)
-                } else {
-                    String::new()
-                };
-                let payload = String::from_utf8_lossy(&m.payload);
-                output::say(format_args!("{} {payload}{cut}\n", m.topic))?;
-            }
-            Some(tail_response::Item::Dropped(x)) => {
-                output::say(format_args!(
-                    "-- {} messages dropped (this reader was too slow)\n",
-                    x.count
-                ))?;
-            }
-            None => {}
-        }
-    }
 }
