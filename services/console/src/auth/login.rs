@@ -102,11 +102,13 @@ pub async fn logout(Extension(access): Extension<Arc<Access>>, headers: HeaderMa
 /// empty or unreadable file is an error (an empty token opens nothing); errors name the problem,
 /// never the content. A blocking read, as the file is a line on a local disk.
 pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.kind().to_string())?;
+    // An I/O error's text is the system's ("No such file or directory (os error 2)") or a
+    // fixed one ("stream did not contain valid UTF-8"): never the file's content.
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
     if meta.len() > TOKEN_FILE_BYTES_MAX {
         return Err(format!("larger than {TOKEN_FILE_BYTES_MAX} bytes"));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| e.kind().to_string())?;
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let token = text.trim();
     if token.is_empty() {
         return Err("empty".to_owned());
@@ -134,5 +136,29 @@ pub fn logout_form(caller: &Caller) -> Markup {
             (csrf_input(caller))
             button id="logout" type="submit" { "Log out" }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_file_error_names_the_problem_and_never_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        assert_eq!(
+            read_token_file(&at("missing")).unwrap_err(),
+            "No such file or directory (os error 2)"
+        );
+        std::fs::write(at("empty"), " \n").unwrap();
+        assert_eq!(read_token_file(&at("empty")).unwrap_err(), "empty");
+        std::fs::write(at("binary"), b"s3cret-token\xff").unwrap();
+        let e = read_token_file(&at("binary")).unwrap_err();
+        assert!(e.contains("UTF-8") && !e.contains("s3cret"), "{e}");
+        assert!(read_token_file(dir.path()).is_err(), "a directory");
+        std::fs::write(at("token"), "s3cret-token\n").unwrap();
+        assert_eq!(read_token_file(&at("token")).unwrap(), "s3cret-token");
     }
 }

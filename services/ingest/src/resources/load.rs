@@ -63,13 +63,20 @@ pub(crate) fn read_limited(path: &Path, max: usize) -> Result<String, String> {
 
 /// [`load_dir`] with files of more than `max_file_bytes` refused (each reported as an error).
 pub fn load_dir_limited(dir: &Path, max_file_bytes: usize) -> Result<Resources, Error> {
-    if !dir.is_dir() {
-        return Err(Error::ResourcesDirMissing(dir.to_path_buf()));
-    }
     let dir_err = |e: std::io::Error| Error::ResourcesDir {
         path: dir.to_path_buf(),
         reason: e.to_string(),
     };
+    // "Does not exist" only when it does not: a file in its place, or a parent the service may
+    // not search, is named as what it is.
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::ResourcesDirMissing(dir.to_path_buf()));
+        }
+        Err(e) => return Err(dir_err(e)),
+        Ok(m) if !m.is_dir() => return Err(dir_err(std::io::Error::other("not a directory"))),
+        Ok(_) => {}
+    }
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(dir_err)? {
         let path = entry.map_err(dir_err)?.path();

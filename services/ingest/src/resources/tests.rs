@@ -552,6 +552,17 @@ fn load_dir_reads_yaml_and_yml_only_and_reports_a_missing_dir() {
     let missing = dir.path().join("nope");
     let e = load_dir(&missing).unwrap_err();
     assert!(e.to_string().contains("nope"));
+    assert!(e.to_string().ends_with("does not exist"), "{e}");
+    // A file given as the directory is named as such, not as missing.
+    let e = load_dir(&dir.path().join("a.yaml")).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "cannot read resources dir {}: not a directory",
+            dir.path().join("a.yaml").display()
+        )
+    );
+    assert!(e.is_config(), "exits 64 like a missing one");
 }
 
 #[test]
