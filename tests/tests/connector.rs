@@ -16,7 +16,7 @@ use sse_e2e::numbered::{NumberedSource, Numbering, number_of};
 use sse_e2e::otlp::OtlpReceiver;
 use sse_e2e::procs::{
     CONNECTOR_PUBLISHER_PRINTS, CONNECTOR_SCHEMA_PRINTS, Service, bin_dir, connector_args,
-    run_into_closed_pipe, run_to_exit,
+    run_into_closed_pipe,
 };
 
 const TOPIC: &str = "e2e/connector";
@@ -333,23 +333,6 @@ async fn a_bad_command_line_exits_64_naming_the_problem() {
     ] {
         assert!(help.contains(flag), "help names {flag}: {help}");
     }
-}
-
-/// The demo source `just up` runs is held to the services' rule: a bad flag exits 64 naming it.
-#[tokio::test]
-async fn the_demo_source_exits_64_on_a_bad_flag() {
-    let e = run_to_exit("sse-demo-source", &["--interval", "soon"])
-        .await
-        .unwrap();
-    assert_eq!(e.code, Some(64), "{}", e.stderr);
-    assert!(e.stderr.contains("--interval"), "{}", e.stderr);
-    // The services' format: the problem once, after "configuration error".
-    assert!(
-        e.stderr
-            .starts_with("sse-demo-source: configuration error: invalid value 'soon'"),
-        "{}",
-        e.stderr
-    );
 }
 
 /// `sse-connector --help | head`: the help printed into a pipe whose reader has gone ends

@@ -21,6 +21,36 @@ async fn an_unknown_flag_exits_64_naming_it() {
     }
 }
 
+/// "configuration error", then the problem once: not clap's own "error: " again, nor the
+/// publisher's "configuration: ".
+#[tokio::test]
+async fn a_configuration_error_says_so_once() {
+    let runs: [(&str, &[&str], &str); 4] = [
+        ("sse-ingest", &["--bogus"], "unexpected argument '--bogus'"),
+        ("sse-publisher", &["--mqtt-url", "ftp://x"], "broker URL"),
+        (
+            "sse-publisher",
+            &["--max-inflight", "many"],
+            "invalid value 'many'",
+        ),
+        (
+            "sse-demo-source",
+            &["--interval", "soon"],
+            "invalid value 'soon'",
+        ),
+    ];
+    for (bin, args, problem) in runs {
+        let out = run_to_exit(bin, args).await.unwrap();
+        assert_eq!(out.code, Some(64), "{bin} {args:?}: {}", out.stderr);
+        let expected = format!("{bin}: configuration error: {problem}");
+        assert!(
+            out.stderr.starts_with(&expected),
+            "{bin} {args:?}: expected {expected:?} in {}",
+            out.stderr
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_listen_address_in_use_exits_64_naming_it() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

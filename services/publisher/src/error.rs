@@ -6,7 +6,7 @@ use sse_contract::topics::Refusal;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// Bad configuration (exit code 64 at start).
-    #[error("configuration: {0}")]
+    #[error("{0}")]
     Config(String),
     /// An event or request that cannot be published as it is.
     #[error("invalid message: {0}")]
