@@ -107,23 +107,16 @@ fn child_context(traceparent: &str, tracestate: &str) -> (String, String) {
         tracestate,
     });
     let parent = parent.span().span_context().clone();
-    let context = if parent.is_valid() {
-        SpanContext::new(
-            parent.trace_id(),
-            ids.new_span_id(),
-            parent.trace_flags(),
-            false,
-            parent.trace_state().clone(),
-        )
-    } else {
-        SpanContext::new(
-            ids.new_trace_id(),
-            ids.new_span_id(),
-            TraceFlags::SAMPLED,
-            false,
-            Default::default(),
-        )
-    };
+    if !parent.is_valid() {
+        return (new_traceparent(&ids), String::new());
+    }
+    let context = SpanContext::new(
+        parent.trace_id(),
+        ids.new_span_id(),
+        parent.trace_flags(),
+        false,
+        parent.trace_state().clone(),
+    );
     (write_traceparent(&context), context.trace_state().header())
 }
 
@@ -144,8 +137,7 @@ fn write_traceparent(cx: &SpanContext) -> String {
     String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
-/// A new sampled trace's `traceparent`, as the propagator path makes it for an event that came
-/// without one.
+/// A new sampled trace's `traceparent`, for an event that came without a valid one.
 fn new_traceparent(ids: &RandomIdGenerator) -> String {
     let cx = SpanContext::new(
         ids.new_trace_id(),
