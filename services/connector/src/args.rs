@@ -199,9 +199,8 @@ fn clap_error(e: &clap::Error) -> ArgsError {
             ArgsError::MissingValue(arg)
         }
         _ => {
-            let text = e.render().to_string();
+            let text = sse_runtime::process::clap_message(e);
             let first = text.lines().next().unwrap_or_default();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
             match owner(&arg) {
                 Some(part) => ArgsError::Invalid(format!("{}: {first}", part.name())),
                 None => ArgsError::Invalid(first.to_string()),

@@ -46,7 +46,7 @@ where
 }
 
 /// Clap's message without its own `error: ` prefix: the line already says "configuration error".
-fn clap_message(e: &clap::Error) -> String {
+pub fn clap_message(e: &clap::Error) -> String {
     let text = e.render().to_string();
     let text = text.strip_prefix("error: ").unwrap_or(&text);
     text.trim_end().to_owned()
