@@ -333,44 +333,50 @@ pub async fn run_to_exit(name: &str, args: &[&str]) -> anyhow::Result<Exited> {
     run_to_exit_with(name, args, &[]).await
 }
 
-/// Runs `name` (from [`bin_dir`]) with its standard output a pipe whose reader is already gone,
-/// as `name ... | head` leaves it once `head` has its lines, and waits for it to exit.
-pub fn run_into_closed_pipe(name: &str, args: &[&str]) -> anyhow::Result<Exited> {
-    let (reader, writer) = std::io::pipe().context("pipe")?;
-    drop(reader);
-    let out = std::process::Command::new(bin_dir().join(name))
-        .args(args)
-        .env_remove("RESOURCES_DIR")
-        .stdin(Stdio::null())
-        .stdout(writer)
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("spawn {name}"))?;
-    Ok(Exited {
-        code: out.status.code(),
-        stdout: String::new(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    })
-}
-
 /// [`run_to_exit`] with these variables added to the environment.
 pub async fn run_to_exit_with(
     name: &str,
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> anyhow::Result<Exited> {
-    let out = Command::new(bin_dir().join(name))
-        .args(args)
-        .envs(envs.iter().copied())
+    let mut cmd = to_exit(name, args);
+    cmd.envs(envs.iter().copied());
+    finish(name, args, &mut cmd).await
+}
+
+/// Runs `name` (from [`bin_dir`]) with its standard output a pipe whose reader is already gone,
+/// as `name ... | head` leaves it once `head` has its lines, and waits for it to exit.
+pub async fn run_into_closed_pipe(name: &str, args: &[&str]) -> anyhow::Result<Exited> {
+    let (reader, writer) = std::io::pipe().context("pipe")?;
+    drop(reader);
+    let mut cmd = to_exit(name, args);
+    cmd.stdout(writer);
+    finish(name, args, &mut cmd).await
+}
+
+/// `name` with `args`, as the tests run a binary to its exit: no standard input, its output
+/// captured, and none of the variables a developer's shell may hold that would change what it
+/// does.
+fn to_exit(name: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin_dir().join(name));
+    cmd.args(args)
         .env_remove("RESOURCES_DIR")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(crate::DEADLINE, out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Waits (within [`crate::DEADLINE`]) for `cmd` to exit, with what it printed. Spawned, not
+/// `output()`: that would capture stdout even where a caller set it to something else.
+async fn finish(name: &str, args: &[&str], cmd: &mut Command) -> anyhow::Result<Exited> {
+    let child = cmd.spawn().with_context(|| format!("spawn {name}"))?;
+    let out = tokio::time::timeout(crate::DEADLINE, child.wait_with_output())
         .await
         .with_context(|| format!("{name} {args:?} did not exit"))?
-        .with_context(|| format!("spawn {name}"))?;
+        .with_context(|| format!("wait for {name}"))?;
     Ok(Exited {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

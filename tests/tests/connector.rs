@@ -337,8 +337,8 @@ async fn a_bad_command_line_exits_64_naming_the_problem() {
 
 /// `sse-connector --help | head`: the help printed into a pipe whose reader has gone ends
 /// quietly with 0, as it does for every service, not with a panic.
-#[test]
-fn help_and_version_into_a_closed_pipe_exit_quietly() {
+#[tokio::test]
+async fn help_and_version_into_a_closed_pipe_exit_quietly() {
     for bin in [
         "sse-connector",
         "sse-ingest",
@@ -348,7 +348,7 @@ fn help_and_version_into_a_closed_pipe_exit_quietly() {
         "sse-demo-source",
     ] {
         for flag in ["--help", "-h", "--version"] {
-            let e = run_into_closed_pipe(bin, &[flag]).unwrap();
+            let e = run_into_closed_pipe(bin, &[flag]).await.unwrap();
             assert_eq!(e.code, Some(0), "{bin} {flag}: {}", e.stderr);
             assert!(e.stderr.is_empty(), "{bin} {flag}: {}", e.stderr);
         }

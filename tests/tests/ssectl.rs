@@ -283,14 +283,14 @@ async fn bad_usage_exits_64() {
 
 /// `ssectl ... | head`: the reader of its output goes away before `ssectl` is done writing.
 /// That ends it quietly and successfully, as it ends Unix tools, not with a panic or an error.
-#[test]
-fn a_closed_stdout_ends_ssectl_quietly() {
+#[tokio::test]
+async fn a_closed_stdout_ends_ssectl_quietly() {
     for args in [
         &["device", "create", "plant", "--dry-run"][..],
         &["asset", "delete", "line", "--dry-run"],
         &["completions", "bash"],
     ] {
-        let e = run_into_closed_pipe("ssectl", args).unwrap();
+        let e = run_into_closed_pipe("ssectl", args).await.unwrap();
         assert_eq!(e.code, Some(0), "{args:?}: {}", e.stderr);
         assert!(e.stderr.is_empty(), "{args:?}: {}", e.stderr);
     }
