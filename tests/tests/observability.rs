@@ -171,7 +171,12 @@ async fn publish(publisher: &Service, events: Vec<pb::Event>) -> Vec<pb::Ack> {
         .unwrap();
     let want = events.len();
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    tx.send(pb::PublishRequest { events }).await.unwrap();
+    tx.send(pb::PublishRequest {
+        events,
+        ack_now: false,
+    })
+    .await
+    .unwrap();
     let mut acks_stream = client
         .publish(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await

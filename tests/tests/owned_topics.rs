@@ -209,7 +209,12 @@ async fn events_on_owned_topics_are_refused_and_the_stream_keeps_flowing() {
         .await
         .unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    tx.send(pb::PublishRequest { events }).await.unwrap();
+    tx.send(pb::PublishRequest {
+        events,
+        ack_now: false,
+    })
+    .await
+    .unwrap();
     let mut acks_stream = client
         .publish(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await
@@ -237,6 +242,7 @@ async fn events_on_owned_topics_are_refused_and_the_stream_keeps_flowing() {
     // The stream is still open: one more event goes through.
     tx.send(pb::PublishRequest {
         events: vec![event(9, Dataset, mqtt("e2e/after"))],
+        ack_now: false,
     })
     .await
     .unwrap();

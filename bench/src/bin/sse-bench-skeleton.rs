@@ -389,6 +389,7 @@ impl Events {
         };
         pb::ProcessRequest {
             events: vec![event],
+            ack_now: false,
         }
     }
 }
@@ -446,7 +447,10 @@ impl SchemaService for Mid {
         tokio::spawn(async move { while let Ok(Some(_)) = acks.message().await {} });
         Ok(until_done(async move {
             while let Some(r) = incoming.message().await? {
-                let publish = pb::PublishRequest { events: r.events };
+                let publish = pb::PublishRequest {
+                    events: r.events,
+                    ack_now: false,
+                };
                 tx.send(publish)
                     .await
                     .context("the Publish stream is gone")?;

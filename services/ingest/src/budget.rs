@@ -2,10 +2,12 @@
 //! takes its share for an SSE event before handing the event's routed copies on, and the share
 //! comes back when the last copy is acknowledged (dropped). So every byte ingest holds for an
 //! event counts, wherever it waits: in the queue to the forwarder or unacknowledged in flight.
+//! A reader that has to wait says so ([`Budget::starved`]): the forwarder then asks for the
+//! acknowledgements held downstream, which would otherwise wait out the publisher's ack delay.
 
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, futures::Notified};
 
 /// Bytes allowed for each routed copy besides the strings it owns: its route (shared, but
 /// copied into every message sent), trace context and framing.
@@ -16,6 +18,8 @@ pub const ROUTED_COPY_BYTES: usize = 512;
 pub struct Budget {
     permits: Arc<Semaphore>,
     max: u32,
+    /// Told whenever a taker has to wait (one pending signal is kept until it is read).
+    starved: Arc<Notify>,
 }
 
 impl Budget {
@@ -25,6 +29,7 @@ impl Budget {
         Self {
             permits: Arc::new(Semaphore::new(max as usize)),
             max,
+            starved: Arc::new(Notify::new()),
         }
     }
 
@@ -32,13 +37,27 @@ impl Budget {
     /// whole budget takes all of it (it goes alone, never waits forever).
     pub async fn take(&self, bytes: usize) -> Held {
         let n = u32::try_from(bytes).unwrap_or(u32::MAX).clamp(1, self.max);
-        match self.permits.clone().acquire_many_owned(n).await {
+        let mut acquire = std::pin::pin!(self.permits.clone().acquire_many_owned(n));
+        let acquired = match futures::poll!(acquire.as_mut()) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => {
+                self.starved.notify_one();
+                acquire.await
+            }
+        };
+        match acquired {
             Ok(p) => Held {
                 _permit: Some(Arc::new(p)),
             },
             // The semaphore is never closed; were it, nothing would be held back.
             Err(_) => Held::none(),
         }
+    }
+
+    /// Completes once a taker has had to wait since the last time it completed: what it waits
+    /// for is held by events in flight.
+    pub fn starved(&self) -> Notified<'_> {
+        self.starved.notified()
     }
 
     /// Bytes of the budget free now.
@@ -111,5 +130,33 @@ mod tests {
         assert_eq!(b.available(), 0);
         drop(huge);
         assert_eq!(b.available(), 100);
+    }
+
+    #[tokio::test]
+    async fn a_taker_that_has_to_wait_says_so_once_and_one_that_does_not_is_silent() {
+        let b = Budget::new(100);
+        let first = b.take(80).await;
+        let starved = b.starved();
+        tokio::pin!(starved);
+        assert!(
+            futures::poll!(&mut starved).is_pending(),
+            "nobody waited yet"
+        );
+        let waiting = b.take(30);
+        tokio::pin!(waiting);
+        assert!(futures::poll!(&mut waiting).is_pending());
+        assert!(
+            futures::poll!(&mut starved).is_ready(),
+            "the waiting taker said so"
+        );
+        drop(first);
+        drop(waiting.await);
+        let starved = b.starved();
+        tokio::pin!(starved);
+        let _ = b.take(10).await;
+        assert!(
+            futures::poll!(&mut starved).is_pending(),
+            "a taker served at once is silent"
+        );
     }
 }

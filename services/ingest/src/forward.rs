@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::budget::Budget;
 use crate::checkpoint::Checkpoints;
 use crate::event::RoutedEvent;
 use crate::grpc;
@@ -59,6 +60,9 @@ pub struct Forwarder {
     pub max_in_flight: usize,
     /// Unacknowledged data at most, in bytes.
     pub max_in_flight_bytes: usize,
+    /// The readers' byte budget: when a reader has to wait for it, the acks held downstream are
+    /// asked for.
+    pub budget: Budget,
     /// How long shutdown waits for outstanding acks.
     pub drain_timeout: Duration,
     /// Stream counters.
@@ -86,6 +90,9 @@ struct State {
     openings: FuturesUnordered<Opening>,
     responses: SelectAll<Responses>,
     sessions: u64,
+    /// Whether the open Process streams were asked for their held acks (`ack_now`) since the
+    /// window was last full, or a stream last opened.
+    asked: bool,
 }
 
 impl State {
@@ -102,6 +109,7 @@ impl State {
             openings: FuturesUnordered::new(),
             responses: SelectAll::new(),
             sessions: 0,
+            asked: false,
         }
     }
 
@@ -177,6 +185,7 @@ impl Forwarder {
                     Err(_) => set_live = false,
                 },
                 ev = st.rx.recv(), if take => self.on_event(&mut st, ev),
+                () = self.budget.starved(), if !st.inflight.is_empty() => session::ask_for_acks(&mut st),
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(never)), if retry_at.is_some() => {
                     self.start_due(&mut st);
                 }
@@ -185,6 +194,13 @@ impl Forwarder {
                     tracing::warn!(unacknowledged = st.inflight.len(), "drain timeout: closing the Process streams with events unacknowledged");
                     break;
                 }
+            }
+            // A full window takes nothing more until acks come: ask for them instead of waiting
+            // out the ack delay downstream.
+            if st.inflight.has_room() {
+                st.asked = false;
+            } else if !st.asked {
+                session::ask_for_acks(&mut st);
             }
             self.meters.set_inflight(st.inflight.len());
             let up = st.any_open();

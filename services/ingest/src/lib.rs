@@ -88,7 +88,6 @@ pub async fn run_exposed(
     expose: Option<tokio::sync::oneshot::Sender<sse_runtime::link::Local>>,
 ) -> Result<(), Error> {
     let config = &settings.flags;
-    let endpoint = schema_endpoint(config);
     let status = Arc::new(new_status(config));
     let access = Arc::new(access_file(config)?);
     // From ADR, the first resources arrive once the ADR client is connected (below).
@@ -116,8 +115,15 @@ pub async fn run_exposed(
     );
     let (open_tx, open_rx) = tokio::sync::watch::channel(false);
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
-    let forwarder = forwarder(config, endpoint, dialer, &status, &checkpoints, open_tx);
     let mut stream_settings = stream_settings(config);
+    let forwarder = forwarder(
+        config,
+        dialer,
+        &stream_settings,
+        &status,
+        &checkpoints,
+        open_tx,
+    );
     register_metrics(config, &status, &stream_settings, &forwarder, &checkpoints);
     let forwarder_token = token.clone();
     shutdown.tracker.spawn(async move {
@@ -265,17 +271,18 @@ fn follow(
 /// The forwarder to the schema service, within the configured in-flight limits.
 fn forwarder(
     config: &Config,
-    endpoint: tonic::transport::Endpoint,
     dialer: Dialer,
+    streams: &streams::StreamSettings,
     status: &Arc<status::Status>,
     checkpoints: &Arc<checkpoint::Checkpoints>,
     open: tokio::sync::watch::Sender<bool>,
 ) -> forward::Forwarder {
     forward::Forwarder {
-        endpoint,
+        endpoint: schema_endpoint(config),
         dialer,
         max_in_flight: usize::try_from(config.max_in_flight).unwrap_or(usize::MAX),
         max_in_flight_bytes: usize::try_from(config.max_in_flight_bytes).unwrap_or(usize::MAX),
+        budget: streams.budget.clone(),
         drain_timeout: DRAIN_TIMEOUT,
         status: status.clone(),
         checkpoints: checkpoints.clone(),

@@ -175,6 +175,9 @@ impl PublisherGrpc {
         let mut routes = self.metrics.clone().map(RouteCache::new);
         // Acks not sent yet, and when they go at the latest.
         let mut acks: Vec<pb::Ack> = Vec::new();
+        // Set by a request with `ack_now` (the caller can send nothing more until acks come
+        // back): acks go as they come, until the next request with events.
+        let mut hurry = false;
         let flush = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(flush);
         loop {
@@ -196,7 +199,7 @@ impl PublisherGrpc {
                     }
                 }
                 Some(first) = waiting.next() => {
-                    if self.take_acks(first, &mut waiting, &mut acks, &tx, flush.as_mut()).await.is_err() {
+                    if self.take_acks(first, &mut waiting, &mut acks, hurry, &tx, flush.as_mut()).await.is_err() {
                         return;
                     }
                 }
@@ -210,7 +213,10 @@ impl PublisherGrpc {
                     self.publish_ready(&mut backlog, &mut waiting, routes.as_mut());
                 }
                 msg = inbound.next(), if reading && backlog.is_empty() => {
-                    reading = self.take_request(msg, &mut backlog, &mut waiting, routes.as_mut());
+                    reading = self.take_request(msg, &mut backlog, &mut waiting, routes.as_mut(), &mut hurry);
+                    if hurry && send_acks(&tx, &mut acks).await.is_err() {
+                        return;
+                    }
                 }
                 else => return,
             }
@@ -220,13 +226,15 @@ impl PublisherGrpc {
 
 impl PublisherGrpc {
     /// Takes the delivered acks (`first` and any others ready): sends them at once when a batch
-    /// is full, there is no ack delay or an event was not delivered, else holds them until
-    /// `flush`. Err: the stream is over (the caller is gone, or it was told to re-send).
+    /// is full, there is no ack delay, the caller is waiting for them (`hurry`) or an event was
+    /// not delivered, else holds them until `flush`. Err: the stream is over (the caller is
+    /// gone, or it was told to re-send).
     async fn take_acks(
         &self,
         first: Option<pb::Ack>,
         waiting: &mut FuturesUnordered<Pending>,
         acks: &mut Vec<pb::Ack>,
+        hurry: bool,
         tx: &mpsc::Sender<Result<pb::PublishResponse, Status>>,
         flush: Pin<&mut tokio::time::Sleep>,
     ) -> Result<(), ()> {
@@ -240,7 +248,7 @@ impl PublisherGrpc {
         while let Some(Some(a)) = waiting.next().now_or_never() {
             take(a);
         }
-        if undelivered || acks.len() >= ACK_BATCH || self.ack_delay.is_zero() {
+        if undelivered || hurry || acks.len() >= ACK_BATCH || self.ack_delay.is_zero() {
             send_acks(tx, acks).await?; // Err: the caller is gone
         } else if was_empty && !acks.is_empty() {
             flush.reset(tokio::time::Instant::now() + self.ack_delay);
@@ -257,14 +265,16 @@ impl PublisherGrpc {
     }
 
     /// Takes one request of the stream: its events join `backlog` (an unconvertible one gets
-    /// its error ack at once) and what the broker connection takes now goes now. Returns
-    /// whether to keep reading.
+    /// its error ack at once) and what the broker connection takes now goes now; `hurry`
+    /// follows its `ack_now` (set by it, cleared by events without it). Returns whether to keep
+    /// reading.
     fn take_request(
         &self,
         msg: Option<Result<pb::PublishRequest, Status>>,
         backlog: &mut VecDeque<Event>,
         waiting: &mut FuturesUnordered<Pending>,
         mut routes: Option<&mut RouteCache>,
+        hurry: &mut bool,
     ) -> bool {
         let req = match msg {
             Some(Ok(req)) => req,
@@ -274,6 +284,9 @@ impl PublisherGrpc {
                 return false;
             }
         };
+        if req.ack_now || !req.events.is_empty() {
+            *hurry = req.ack_now;
+        }
         for ev in req.events {
             match event_from_proto(ev) {
                 Ok(ev) => backlog.push_back(ev),

@@ -68,7 +68,11 @@ async fn publish(p: &Service, events: Vec<pb::Event>) -> Result<HashMap<u64, Str
     let mut client = PublisherServiceClient::connect(p.url()).await?;
     let n = events.len();
     let (tx, rx) = mpsc::channel(4);
-    tx.send(pb::PublishRequest { events }).await?;
+    tx.send(pb::PublishRequest {
+        events,
+        ack_now: false,
+    })
+    .await?;
     let mut acks = client.publish(ReceiverStream::new(rx)).await?.into_inner();
     let mut out = HashMap::new();
     while out.len() < n {

@@ -275,11 +275,13 @@ async fn publishes_events_and_acks_them() -> Result<()> {
     req_tx
         .send(pb::PublishRequest {
             events: vec![ev1, ev2],
+            ack_now: false,
         })
         .await?;
     req_tx
         .send(pb::PublishRequest {
             events: vec![ev3, ev4],
+            ack_now: false,
         })
         .await?;
     let mut acks_stream = client
@@ -411,11 +413,7 @@ async fn acks_are_held_and_sent_together() -> Result<()> {
     let mut sub = subscriber(broker.port, &["held/#"]).await?;
     let publ = publisher_with(broker.port, &["--ack-delay", "1h"]).await?;
     let (req_tx, mut acks) = open_publish(publ.addr).await?;
-    let events = |from: u64, to: u64| pb::PublishRequest {
-        events: (from..to)
-            .map(|i| mqtt_event(i, "held/t", pb::Qos::AtLeastOnce, false, None))
-            .collect(),
-    };
+    let events = |from: u64, to: u64| held_events(from, to, false);
     // 600 events with the stream open: the first response comes once 512 acks wait.
     req_tx.send(events(0, 600)).await?;
     let first = timeout(WAIT, acks.message())
@@ -437,6 +435,59 @@ async fn acks_are_held_and_sent_together() -> Result<()> {
     }
     seen.sort_unstable();
     assert_eq!(seen, (0..603).collect::<Vec<_>>());
+    publ.shutdown.token.cancel();
+    let _ = timeout(WAIT, publ.task).await;
+    Ok(())
+}
+
+/// Events `from..to` on `held/t` at QoS 1, with `ack_now` as given.
+fn held_events(from: u64, to: u64, ack_now: bool) -> pb::PublishRequest {
+    pb::PublishRequest {
+        events: (from..to)
+            .map(|i| mqtt_event(i, "held/t", pb::Qos::AtLeastOnce, false, None))
+            .collect(),
+        ack_now,
+    }
+}
+
+/// Reads acks until every seq of `want` has come; the seqs seen.
+async fn acks_of(
+    acks: &mut tonic::Streaming<pb::PublishResponse>,
+    want: std::ops::Range<u64>,
+) -> Result<Vec<u64>> {
+    let mut seen = Vec::new();
+    while !want.clone().all(|s| seen.contains(&s)) {
+        let resp = timeout(WAIT, acks.message())
+            .await
+            .context("acks held: ack_now was not honoured")??
+            .context("ack stream ended")?;
+        seen.extend(resp.acks.iter().map(|a| a.seq));
+    }
+    Ok(seen)
+}
+
+/// Ingest's window is full and it waits for acks: a request with `ack_now` gets the held ones
+/// at once, and those of events still at the broker as their PUBACKs come, however long the
+/// ack delay. (Before, a window smaller than 512 events waited out the delay every time.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_now_sends_the_held_acks_at_once() -> Result<()> {
+    let broker = mosquitto().await?;
+    let mut sub = subscriber(broker.port, &["held/#"]).await?;
+    let publ = publisher_with(broker.port, &["--ack-delay", "1h"]).await?;
+    let (req_tx, mut acks) = open_publish(publ.addr).await?;
+    req_tx.send(held_events(0, 10, false)).await?;
+    for _ in 0..10 {
+        timeout(WAIT, sub.recv())
+            .await?
+            .context("subscriber ended")?;
+    }
+    // The broker has all ten; their acks are held (for an hour) until asked for.
+    req_tx.send(held_events(0, 0, true)).await?;
+    let seen = acks_of(&mut acks, 0..10).await?;
+    assert_eq!(seen, (0..10).collect::<Vec<_>>());
+    // Asked for with the events: each ack goes as its PUBACK comes.
+    req_tx.send(held_events(10, 20, true)).await?;
+    acks_of(&mut acks, 10..20).await?;
     publ.shutdown.token.cancel();
     let _ = timeout(WAIT, publ.task).await;
     Ok(())
@@ -519,6 +570,7 @@ async fn resumes_after_the_broker_restarts() -> Result<()> {
                 false,
                 None,
             )],
+            ack_now: false,
         })
         .await?;
     let first = timeout(WAIT, acks.message()).await??.context("ack 1")?;
@@ -530,6 +582,7 @@ async fn resumes_after_the_broker_restarts() -> Result<()> {
     req_tx
         .send(pb::PublishRequest {
             events: vec![mqtt_event(2, "restart/b", pb::Qos::AtLeastOnce, true, None)],
+            ack_now: false,
         })
         .await?;
     assert!(

@@ -339,9 +339,12 @@ impl<R: Registry> Relay<R> {
             let Some(Ok(req)) = first else {
                 return Ok(Forwarded::Done);
             };
-            let (events, ended) = gather(ingest, req.events);
+            let (events, ack_now, ended) = gather(ingest, req);
             self.send_batches(events, peers, &lanes, &mut lane_of, token)
                 .await?;
+            if ack_now {
+                ask_for_acks(&lanes, token).await?;
+            }
             if ended || token.is_cancelled() {
                 return Ok(Forwarded::Done);
             }
@@ -376,12 +379,12 @@ impl<R: Registry> Relay<R> {
             };
             let size = ev.encoded_len();
             if let Some(full) = batches[lane].push(ev, size) {
-                send(&lanes[lane], full, token).await?;
+                send(&lanes[lane], events_only(full), token).await?;
             }
         }
         for (lane, mut batch) in batches.into_iter().enumerate() {
             if !batch.is_empty() {
-                send(&lanes[lane], batch.take(), token).await?;
+                send(&lanes[lane], events_only(batch.take()), token).await?;
             }
         }
         Ok(())
@@ -466,30 +469,59 @@ fn process_span(subject: Option<&str>) -> tracing::Span {
     )
 }
 
-/// Sends one batch to the publisher; an error means the publisher stream is gone.
-/// `events` plus whatever else ingest has already sent, without waiting for more (up to a
-/// batch); `true` when ingest ended meanwhile.
-fn gather<S>(ingest: &mut S, mut events: Vec<Event>) -> (Vec<Event>, bool)
+/// The events of `first` plus whatever else ingest has already sent, without waiting for more
+/// (up to a batch); whether ingest asked for acks at once after the last of them (`ack_now`);
+/// `true` when ingest ended meanwhile.
+fn gather<S>(ingest: &mut S, first: ProcessRequest) -> (Vec<Event>, bool, bool)
 where
     S: Stream<Item = Result<ProcessRequest, Status>> + Unpin,
 {
+    let (mut events, mut ack_now) = (first.events, first.ack_now);
     while events.len() < BATCH_MAX_EVENTS {
         match ingest.next().now_or_never() {
-            Some(Some(Ok(more))) => events.extend(more.events),
-            Some(_) => return (events, true),
+            Some(Some(Ok(more))) => {
+                // Events sent after an `ack_now` mean ingest has room again.
+                ack_now = more.ack_now || (ack_now && more.events.is_empty());
+                events.extend(more.events);
+            }
+            Some(_) => return (events, ack_now, true),
             None => break,
         }
     }
-    (events, false)
+    (events, ack_now, false)
 }
 
+/// Ingest waits for acks: every publisher stream is asked for the ones it holds.
+async fn ask_for_acks(
+    lanes: &[mpsc::Sender<PublishRequest>],
+    token: &CancellationToken,
+) -> Result<(), End> {
+    for lane in lanes {
+        let ask = PublishRequest {
+            events: vec![],
+            ack_now: true,
+        };
+        send(lane, ask, token).await?;
+    }
+    Ok(())
+}
+
+/// A request carrying `events` only.
+fn events_only(events: Vec<Event>) -> PublishRequest {
+    PublishRequest {
+        events,
+        ack_now: false,
+    }
+}
+
+/// Sends one request to the publisher; an error means the publisher stream is gone.
 async fn send(
     pub_tx: &mpsc::Sender<PublishRequest>,
-    events: Vec<Event>,
+    request: PublishRequest,
     token: &CancellationToken,
 ) -> Result<(), End> {
     tokio::select! {
-        r = pub_tx.send(PublishRequest { events }) => r.map_err(|_| End::PublisherBroke(Status::unavailable("request stream closed"))),
+        r = pub_tx.send(request) => r.map_err(|_| End::PublisherBroke(Status::unavailable("request stream closed"))),
         // Shutdown while the publisher holds us back: leave the rest unacked (ingest re-sends).
         _ = token.cancelled() => Ok(()),
     }
@@ -636,6 +668,34 @@ mod tests {
         assert!(ev.dead_letter.is_none());
         assert!(!NoSchema::RegistryError.rejects_payload());
         assert!(!NoSchema::Frozen.rejects_payload());
+    }
+
+    #[test]
+    fn gathered_requests_ask_for_acks_when_the_last_word_was_ack_now() {
+        let req = |events: usize, ack_now: bool| ProcessRequest {
+            events: vec![Event::default(); events],
+            ack_now,
+        };
+        let run = |reqs: Vec<ProcessRequest>| {
+            let mut rest = futures::stream::iter(reqs[1..].iter().cloned().map(Ok))
+                .chain(futures::stream::pending());
+            let (events, ack_now, ended) = gather(&mut rest, reqs[0].clone());
+            assert!(!ended);
+            (events.len(), ack_now)
+        };
+        assert_eq!(run(vec![req(2, false), req(0, true)]), (2, true));
+        assert_eq!(run(vec![req(2, true)]), (2, true));
+        assert_eq!(
+            run(vec![req(0, true), req(0, false)]),
+            (0, true),
+            "nothing sent since"
+        );
+        assert_eq!(
+            run(vec![req(0, true), req(3, false)]),
+            (3, false),
+            "room again"
+        );
+        assert_eq!(run(vec![req(1, false), req(1, false)]), (2, false));
     }
 
     #[test]

@@ -108,6 +108,8 @@ impl Forwarder {
                     self.meters.resent(resend.len());
                 }
                 send(&s.tx, resend);
+                // A new stream has not been asked for acks yet.
+                st.asked = false;
             }
             Err(reason) => {
                 let delay = lane.backoff.next_delay();
@@ -161,12 +163,16 @@ pub(super) fn batches(events: impl IntoIterator<Item = pb::Event>) -> VecDeque<p
     for e in events {
         let len = e.encoded_len();
         if let Some(events) = batcher.push(e, len) {
-            out.push_back(pb::ProcessRequest { events });
+            out.push_back(pb::ProcessRequest {
+                events,
+                ack_now: false,
+            });
         }
     }
     if !batcher.is_empty() {
         out.push_back(pb::ProcessRequest {
             events: batcher.take(),
+            ack_now: false,
         });
     }
     out
@@ -179,6 +185,19 @@ pub(super) fn send(tx: &mpsc::UnboundedSender<pb::ProcessRequest>, events: Vec<p
         if tx.send(batch).is_err() {
             return;
         }
+    }
+}
+
+/// Asks every open Process stream for the acks held downstream (`ack_now`): ingest can send
+/// nothing more until they come, and the publisher would otherwise hold them for its ack delay.
+pub(super) fn ask_for_acks(st: &mut State) {
+    st.asked = true;
+    for tx in st.lanes.values().filter_map(|l| l.tx.as_ref()) {
+        let ask = pb::ProcessRequest {
+            events: vec![],
+            ack_now: true,
+        };
+        let _ = tx.send(ask);
     }
 }
 

@@ -249,6 +249,7 @@ fn forwarder(locals: Locals) -> (Forwarder, watch::Receiver<bool>) {
         endpoint: tonic::transport::Endpoint::from_static("http://schema:50052"),
         max_in_flight: 1000,
         max_in_flight_bytes: usize::MAX,
+        budget: crate::budget::Budget::new(usize::MAX),
         drain_timeout: Duration::from_secs(30),
         status: Arc::new(Status::default()),
         checkpoints: Arc::new(Checkpoints::in_memory()),

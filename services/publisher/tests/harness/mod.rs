@@ -103,7 +103,11 @@ pub async fn publish(url: &str, events: Vec<pb::Event>) -> Result<HashMap<u64, S
     let mut client = PublisherServiceClient::connect(url.to_string()).await?;
     let n = events.len();
     let (tx, rx) = mpsc::channel(4);
-    tx.send(pb::PublishRequest { events }).await?;
+    tx.send(pb::PublishRequest {
+        events,
+        ack_now: false,
+    })
+    .await?;
     let mut acks = client.publish(ReceiverStream::new(rx)).await?.into_inner();
     let mut out = HashMap::new();
     while out.len() < n {

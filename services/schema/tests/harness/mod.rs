@@ -277,7 +277,13 @@ impl Stream {
     }
 
     pub async fn send(&self, events: Vec<Event>) {
-        self.tx.send(ProcessRequest { events }).await.unwrap();
+        self.tx
+            .send(ProcessRequest {
+                events,
+                ack_now: false,
+            })
+            .await
+            .unwrap();
     }
 
     /// Receives acks until `n` have arrived.

@@ -1,0 +1,205 @@
+//! A device that floods cannot starve another (the brief's "a bad device can never hurt it"),
+//! against the real binaries, a real Mosquitto and an SSE source over HTTP: one stream sends
+//! events as fast as its socket takes them, for the whole test, while another stream's events,
+//! sent one at a time, each reach the broker. In the three processes and in `sse-connector`.
+//!
+//! Ingest's in-flight limits are small here, so the flood holds them full all along, and the
+//! publisher holds acks for an hour unless asked (`--ack-delay 1h`): whenever ingest can send
+//! nothing more it must ask for the held acks (`ack_now`), or both streams stop. Before it did,
+//! a window under the publisher's 512-ack batch waited out the whole ack delay at every turn
+//! (with the default 200 ms and a window of 100: 500 events/s, every stream's event delayed by
+//! seconds behind the flood).
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use serde_json::Value;
+use sse_e2e::broker::Mosquitto;
+use sse_e2e::grpcurl;
+use sse_e2e::mqtt::Subscriber;
+use sse_e2e::procs::{Service, connector_args};
+use sse_e2e::resources::{asset, device};
+use sse_e2e::source::{Chunks, Feed, Reply, SeenRequest, SseSource, block};
+use sse_e2e::stack::{Pipeline, PipelineArgs};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+/// Events the calm stream sends, one after the other's arrival.
+const CALM_EVENTS: u64 = 20;
+/// Ingest's in-flight window when it is what holds the flood back (`--max-in-flight`).
+const WINDOW: u64 = 100;
+/// Ingest's byte budget when it is what holds the flood back (`--max-in-flight-bytes`): about
+/// a hundred of the flood's events, with what ingest counts for each besides its data.
+const BUDGET_BYTES: u64 = 64 * 1024;
+/// The publisher holds acks this long unless asked for them.
+const ACKS_HELD: [&str; 2] = ["--ack-delay", "1h"];
+/// Events in each chunk the flood writes.
+const FLOOD_CHUNK: u64 = 100;
+
+/// The flood: numbered events, written as fast as the connection takes them, forever.
+fn flood() -> Chunks {
+    Box::pin(futures::stream::unfold(0u64, |next| async move {
+        let text: String = (next..next + FLOOD_CHUNK)
+            .map(|n| block(Some(&n.to_string()), None, &format!(r#"{{"n":{n}}}"#)))
+            .collect();
+        Some((Bytes::from(text), next + FLOOD_CHUNK))
+    }))
+}
+
+/// The source: `/flood` floods; `/calm` sends what the test writes to the returned sender (on
+/// its first connection; a later one gets an empty stream that stays open).
+fn feed() -> (Feed, mpsc::UnboundedSender<Bytes>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let calm = Mutex::new(Some(rx));
+    let feed: Feed = Arc::new(move |req: &SeenRequest| match req.path.as_str() {
+        "/flood" => Reply::Sse(flood()),
+        "/calm" => match calm.lock().unwrap().take() {
+            Some(rx) => Reply::Sse(Box::pin(UnboundedReceiverStream::new(rx))),
+            None => Reply::Sse(Box::pin(futures::stream::pending())),
+        },
+        _ => Reply::not_found(),
+    });
+    (feed, tx)
+}
+
+/// Ingest's flag that makes the window, or the byte budget, what holds the flood back.
+fn limit(by_bytes: bool) -> Vec<String> {
+    match by_bytes {
+        false => vec!["--max-in-flight".into(), WINDOW.to_string()],
+        true => vec!["--max-in-flight-bytes".into(), BUDGET_BYTES.to_string()],
+    }
+}
+
+/// Resources: device `dev` at `base`, asset `flooded` reading `/flood` to `e2e/flood` and
+/// asset `calm` reading `/calm` to `e2e/calm`.
+fn resources(base: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    let yaml = device(base)
+        + &asset("flooded", &[("all", "/flood", "e2e/flood")])
+        + &asset("calm", &[("all", "/calm", "e2e/calm")]);
+    std::fs::write(res.join("dev.yaml"), yaml).unwrap();
+    dir
+}
+
+/// Events the flood's stream has had acknowledged, from ingest's `ListStreams` at `ingest`.
+async fn flood_acknowledged(ingest: &str) -> u64 {
+    let l = grpcurl::call_json(ingest, None, &["sseconnector.v1.IngestService/ListStreams"])
+        .await
+        .unwrap();
+    l["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["url"].as_str().unwrap().ends_with("/flood"))
+        .and_then(|s| s["eventsAcknowledged"].as_str()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sends the calm stream's events one at a time, each once the one before reached the broker,
+/// while the flood keeps ingest's in-flight window full, and checks that the flood went on
+/// all along: the pipeline serves both, not one.
+async fn calm_flows_through_the_flood(
+    ingest: &str,
+    calm: &mpsc::UnboundedSender<Bytes>,
+    sub: &Subscriber,
+) {
+    // Many windows' worth of the flood have gone through: it is flowing, and it fills the
+    // window whenever the pipeline lets it.
+    sse_e2e::eventually("the flood to be flowing", || async {
+        (flood_acknowledged(ingest).await > 50 * WINDOW).then_some(())
+    })
+    .await
+    .unwrap();
+    let flood_before = flood_acknowledged(ingest).await;
+    for n in 1..=CALM_EVENTS {
+        let text = block(Some(&n.to_string()), None, &format!(r#"{{"calm":{n}}}"#));
+        calm.send(Bytes::from(text)).unwrap();
+        sub.wait_until(&format!("calm event {n} during the flood"), |msgs| {
+            msgs.iter()
+                .any(|m| serde_json::from_slice::<Value>(&m.payload).is_ok_and(|v| v["calm"] == n))
+        })
+        .await
+        .unwrap();
+    }
+    let flood_during = flood_acknowledged(ingest).await - flood_before;
+    assert!(
+        flood_during >= WINDOW,
+        "the flood stalled while the calm events went through: {flood_during} events"
+    );
+    let numbers: Vec<u64> = sub
+        .all()
+        .iter()
+        .filter_map(|m| serde_json::from_slice::<Value>(&m.payload).ok())
+        .filter_map(|v| v["calm"].as_u64())
+        .collect();
+    assert_eq!(
+        numbers,
+        (1..=CALM_EVENTS).collect::<Vec<_>>(),
+        "once each, in order"
+    );
+}
+
+/// The three processes, ingest limited as [`limit`] says.
+async fn three_processes(by_bytes: bool) {
+    let broker = Mosquitto::start().await.unwrap();
+    let sub = Subscriber::connect(broker.port, "e2e/calm").await.unwrap();
+    let (feed, calm) = feed();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = SseSource::start(listener, feed).unwrap();
+    let dir = resources(&source.base_url());
+    let path = |p: &str| dir.path().join(p).display().to_string();
+    let pipeline = Pipeline::start(PipelineArgs {
+        mqtt_url: broker.url(),
+        data_dir: path("schemas"),
+        resources: path("resources"),
+        publisher: ACKS_HELD.map(String::from).to_vec(),
+        ingest: limit(by_bytes),
+        env: None,
+    })
+    .await
+    .unwrap();
+    calm_flows_through_the_flood(&pipeline.ingest.addr.to_string(), &calm, &sub).await;
+}
+
+/// `sse-connector`, limited as [`limit`] says.
+async fn one_process(by_bytes: bool) {
+    let broker = Mosquitto::start().await.unwrap();
+    let sub = Subscriber::connect(broker.port, "e2e/calm").await.unwrap();
+    let (feed, calm) = feed();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = SseSource::start(listener, feed).unwrap();
+    let dir = resources(&source.base_url());
+    let mut args = connector_args(
+        &broker.url(),
+        &dir.path().join("resources"),
+        &dir.path().join("schemas"),
+    );
+    args.extend(limit(by_bytes));
+    args.extend(ACKS_HELD.map(String::from));
+    let connector = Service::start("sse-connector", &args, &[]).await.unwrap();
+    calm_flows_through_the_flood(&connector.addr.to_string(), &calm, &sub).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_keep_a_calm_stream_flowing_beside_a_flood_that_fills_the_window() {
+    three_processes(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_keep_a_calm_stream_flowing_beside_a_flood_that_spends_the_budget() {
+    three_processes(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_keeps_a_calm_stream_flowing_beside_a_flood_that_fills_the_window() {
+    one_process(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_keeps_a_calm_stream_flowing_beside_a_flood_that_spends_the_budget() {
+    one_process(true).await;
+}
