@@ -5,9 +5,13 @@
 //! A reader that has to wait says so ([`Budget::starved`]): the forwarder then asks for the
 //! acknowledgements held downstream, which would otherwise wait out the publisher's ack delay.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, futures::Notified};
+use futures::task::AtomicWaker;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Bytes allowed for each routed copy besides the strings it owns: its route (shared, but
 /// copied into every message sent), trace context and framing.
@@ -18,8 +22,16 @@ pub const ROUTED_COPY_BYTES: usize = 512;
 pub struct Budget {
     permits: Arc<Semaphore>,
     max: u32,
-    /// Told whenever a taker has to wait (one pending signal is kept until it is read).
-    starved: Arc<Notify>,
+    /// Raised whenever a taker has to wait, until [`Budget::starved`] sees it.
+    starved: Arc<Starved>,
+}
+
+/// A taker had to wait: a flag and the one waiter (the forwarder). Not a `Notify`: the
+/// forwarder polls it at every turn of its loop, and an atomic waker costs no lock there.
+#[derive(Debug, Default)]
+struct Starved {
+    raised: AtomicBool,
+    waiter: AtomicWaker,
 }
 
 impl Budget {
@@ -29,7 +41,7 @@ impl Budget {
         Self {
             permits: Arc::new(Semaphore::new(max as usize)),
             max,
-            starved: Arc::new(Notify::new()),
+            starved: Arc::default(),
         }
     }
 
@@ -39,9 +51,10 @@ impl Budget {
         let n = u32::try_from(bytes).unwrap_or(u32::MAX).clamp(1, self.max);
         let mut acquire = std::pin::pin!(self.permits.clone().acquire_many_owned(n));
         let acquired = match futures::poll!(acquire.as_mut()) {
-            std::task::Poll::Ready(r) => r,
-            std::task::Poll::Pending => {
-                self.starved.notify_one();
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                self.starved.raised.store(true, Ordering::Release);
+                self.starved.waiter.wake();
                 acquire.await
             }
         };
@@ -55,9 +68,17 @@ impl Budget {
     }
 
     /// Completes once a taker has had to wait since the last time it completed: what it waits
-    /// for is held by events in flight.
-    pub fn starved(&self) -> Notified<'_> {
-        self.starved.notified()
+    /// for is held by events in flight. One task waits on it at a time.
+    pub fn starved(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            let s = &self.starved;
+            s.waiter.register(cx.waker());
+            if s.raised.load(Ordering::Acquire) && s.raised.swap(false, Ordering::AcqRel) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 
     /// Bytes of the budget free now.

@@ -450,12 +450,12 @@ fn held_events(from: u64, to: u64, ack_now: bool) -> pb::PublishRequest {
     }
 }
 
-/// Reads acks until every seq of `want` has come; the seqs seen.
+/// Reads acks until every seq of `want` has come (counting `seen` already); the seqs seen.
 async fn acks_of(
     acks: &mut tonic::Streaming<pb::PublishResponse>,
     want: std::ops::Range<u64>,
+    mut seen: Vec<u64>,
 ) -> Result<Vec<u64>> {
-    let mut seen = Vec::new();
     while !want.clone().all(|s| seen.contains(&s)) {
         let resp = timeout(WAIT, acks.message())
             .await
@@ -468,7 +468,8 @@ async fn acks_of(
 
 /// Ingest's window is full and it waits for acks: a request with `ack_now` gets the held ones
 /// at once, and those of events still at the broker as their PUBACKs come, however long the
-/// ack delay. (Before, a window smaller than 512 events waited out the delay every time.)
+/// ack delay, unless a full batch of 512 is on its way. (Before, a window smaller than 512
+/// events waited out the delay every time.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_now_sends_the_held_acks_at_once() -> Result<()> {
     let broker = mosquitto().await?;
@@ -483,11 +484,20 @@ async fn ack_now_sends_the_held_acks_at_once() -> Result<()> {
     }
     // The broker has all ten; their acks are held (for an hour) until asked for.
     req_tx.send(held_events(0, 0, true)).await?;
-    let seen = acks_of(&mut acks, 0..10).await?;
+    let seen = acks_of(&mut acks, 0..10, vec![]).await?;
     assert_eq!(seen, (0..10).collect::<Vec<_>>());
     // Asked for with the events: each ack goes as its PUBACK comes.
     req_tx.send(held_events(10, 20, true)).await?;
-    acks_of(&mut acks, 10..20).await?;
+    acks_of(&mut acks, 10..20, vec![]).await?;
+    // Asked for with enough events for a full batch: that batch comes first, whole (smaller
+    // ones sooner would only cost the callers wake-ups), then the rest as they come.
+    req_tx.send(held_events(20, 620, true)).await?;
+    let first = timeout(WAIT, acks.message())
+        .await??
+        .context("ack stream ended")?;
+    assert!(first.acks.len() >= 512, "{} acks", first.acks.len());
+    let seen = first.acks.iter().map(|a| a.seq).collect();
+    acks_of(&mut acks, 20..620, seen).await?;
     publ.shutdown.token.cancel();
     let _ = timeout(WAIT, publ.task).await;
     Ok(())
