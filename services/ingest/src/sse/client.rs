@@ -98,7 +98,8 @@ pub struct ClientConfig {
     pub tls: Arc<rustls::ClientConfig>,
     /// Silence longer than this = dead connection (default 60 s); also bounds connect + response headers.
     pub read_timeout: Duration,
-    /// Events with more data than this are discarded (default 16 MiB).
+    /// Events with more data than this are discarded (default
+    /// [`sse_contract::limits::EVENT_BYTES_DEFAULT`], 1 MiB).
     pub max_event_bytes: usize,
     /// Hand on events over `max_event_bytes` truncated and marked instead of discarding them
     /// (a stream with a dead-letter destination; default off).
@@ -119,7 +120,7 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// A config with the defaults: 60 s read timeout, 16 MiB events, standard backoff.
+    /// A config with the defaults: 60 s read timeout, 1 MiB events, standard backoff.
     pub fn new(url: url::Url, headers: HeaderSource, tls: Arc<rustls::ClientConfig>) -> Self {
         Self {
             url,

@@ -189,22 +189,25 @@ pub(crate) fn encode(request: &Request<()>, wire: Wire<'_>) -> Result<Vec<u8>, H
     Ok(head)
 }
 
-/// Reads the response head (skipping 1xx interim responses); returns it and the body decoder,
-/// which holds the body bytes read with the head.
+/// Reads the response head (skipping 1xx interim responses, which count towards the head's
+/// size: a server sending them forever is cut off like one with an endless head); returns it
+/// and the body decoder, which holds the body bytes read with the head.
 pub async fn read_head(conn: &mut Conn) -> Result<(Response<()>, Body), HttpError> {
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut interim = 0;
     loop {
         if let Some((response, used)) = parse_head(&buf)? {
             buf.drain(..used);
             if response.status().is_informational()
                 && response.status() != StatusCode::SWITCHING_PROTOCOLS
             {
+                interim += used;
                 continue;
             }
             let body = Body::new(&response, buf)?;
             return Ok((response, body));
         }
-        if buf.len() >= MAX_HEAD_BYTES {
+        if interim + buf.len() >= MAX_HEAD_BYTES {
             return Err(HttpError::Protocol(format!(
                 "response head larger than {MAX_HEAD_BYTES} bytes"
             )));
@@ -225,6 +228,11 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Response<()>, usize)>, HttpError> {
     let used = match parsed.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HttpError::Protocol(format!(
+                "response head with more than {MAX_HEADERS} headers"
+            )));
+        }
         Err(e) => return Err(HttpError::Protocol(e.to_string())),
     };
     let status = parsed
@@ -565,6 +573,47 @@ mod tests {
         assert!(matches!(b.framing, Framing::Chunked(_)));
         assert!(body(&[("content-length", "4"), ("content-length", "5")]).is_err());
         assert!(body(&[("content-length", "x")]).is_err());
+    }
+
+    /// What `read_head` makes of `wire`, sent by a server that then keeps the connection open.
+    async fn head_from(wire: Vec<u8>) -> Result<StatusCode, HttpError> {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let _ = s.write_all(&wire).await;
+            // Held open: only the limits can end the read.
+            std::future::pending::<()>().await;
+        });
+        let mut conn: Conn = Either::Left(TcpStream::connect(addr).await.unwrap());
+        let read = tokio::time::timeout(Duration::from_secs(20), read_head(&mut conn));
+        let out = read
+            .await
+            .expect("read_head never ended")
+            .map(|(r, _)| r.status());
+        server.abort();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_head_that_never_ends_or_has_too_many_headers_is_refused() {
+        let ok = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n".to_vec();
+        assert_eq!(head_from(ok).await.unwrap(), StatusCode::OK);
+        let mut endless = b"HTTP/1.1 200 OK\r\nX-Pad: ".to_vec();
+        endless.extend(b"a".repeat(2 * MAX_HEAD_BYTES));
+        let e = head_from(endless).await.unwrap_err().to_string();
+        assert!(e.contains("response head larger than 65536 bytes"), "{e}");
+        let many = format!(
+            "HTTP/1.1 200 OK\r\n{}\r\n",
+            "X-A: 1\r\n".repeat(MAX_HEADERS + 1)
+        );
+        let e = head_from(many.into_bytes()).await.unwrap_err().to_string();
+        assert!(e.contains("more than 128 headers"), "{e}");
+        // Interim responses forever: cut off at the same size, not read for the read timeout.
+        let interim = b"HTTP/1.1 102 Processing\r\n\r\n".repeat(4 * MAX_HEAD_BYTES / 28);
+        let e = head_from(interim).await.unwrap_err().to_string();
+        assert!(e.contains("response head larger than 65536 bytes"), "{e}");
     }
 
     #[test]
