@@ -85,8 +85,9 @@ fn resources(base: &str) -> tempfile::TempDir {
     dir
 }
 
-/// Events the flood's stream has had acknowledged, from ingest's `ListStreams` at `ingest`.
-async fn flood_acknowledged(ingest: &str) -> u64 {
+/// A counter (`eventsForwarded`, `eventsAcknowledged`) of the stream reading `path`, from
+/// ingest's `ListStreams` at `ingest`.
+async fn count(ingest: &str, path: &str, counter: &str) -> u64 {
     let l = grpcurl::call_json(ingest, None, &["sseconnector.v1.IngestService/ListStreams"])
         .await
         .unwrap();
@@ -94,9 +95,14 @@ async fn flood_acknowledged(ingest: &str) -> u64 {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["url"].as_str().unwrap().ends_with("/flood"))
-        .and_then(|s| s["eventsAcknowledged"].as_str()?.parse().ok())
+        .find(|s| s["url"].as_str().unwrap().ends_with(path))
+        .and_then(|s| s[counter].as_str()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// Events the flood's stream has had acknowledged.
+async fn flood_acknowledged(ingest: &str) -> u64 {
+    count(ingest, "/flood", "eventsAcknowledged").await
 }
 
 /// Sends the calm stream's events one at a time, each once the one before reached the broker,
@@ -202,4 +208,101 @@ async fn one_process_keeps_a_calm_stream_flowing_beside_a_flood_that_fills_the_w
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_process_keeps_a_calm_stream_flowing_beside_a_flood_that_spends_the_budget() {
     one_process(true).await;
+}
+
+/// With the broker away nothing is acknowledged, and the flood holds all it may: its share of
+/// the window (`--max-in-flight-per-stream`), not the window. The calm stream's event still goes
+/// on to the schema service, and reaches the broker once it is back. (Before shares, the flood
+/// took the whole window, and the calm event waited in ingest's queue behind the flood's for as
+/// long as the broker was away.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_holds_only_its_share_of_the_window_while_nothing_is_acknowledged() {
+    const SHARE: u64 = 50;
+    let mut broker = Mosquitto::start().await.unwrap();
+    let (feed, calm) = feed();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = SseSource::start(listener, feed).unwrap();
+    let dir = resources(&source.base_url());
+    let path = |p: &str| dir.path().join(p).display().to_string();
+    let mut ingest = limit(false);
+    ingest.extend(["--max-in-flight-per-stream".into(), SHARE.to_string()]);
+    let pipeline = Pipeline::start(PipelineArgs {
+        mqtt_url: broker.url(),
+        data_dir: path("schemas"),
+        resources: path("resources"),
+        publisher: vec![],
+        ingest,
+        env: None,
+    })
+    .await
+    .unwrap();
+    let at = pipeline.ingest.addr.to_string();
+    let at = at.as_str();
+    sse_e2e::eventually("the flood to be flowing", || async {
+        (flood_acknowledged(at).await > 10 * WINDOW).then_some(())
+    })
+    .await
+    .unwrap();
+    broker.kill().await;
+    // Nothing is acknowledged now: the flood fills its share and stops there.
+    sse_e2e::eventually("the flood to hold its whole share", || async {
+        let sent = count(at, "/flood", "eventsForwarded").await;
+        let acked = flood_acknowledged(at).await;
+        (sent - acked == SHARE).then_some(())
+    })
+    .await
+    .unwrap();
+    calm.send(Bytes::from(block(Some("1"), None, r#"{"calm":1}"#)))
+        .unwrap();
+    sse_e2e::eventually(
+        "the calm event to be forwarded beside the flood",
+        || async { (count(at, "/calm", "eventsForwarded").await == 1).then_some(()) },
+    )
+    .await
+    .unwrap();
+    broker.restart().await.unwrap();
+    sse_e2e::eventually("the calm event to be delivered", || async {
+        (count(at, "/calm", "eventsAcknowledged").await == 1).then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+/// The schema service restarts while the flood holds the byte budget and the publisher holds
+/// acks for an hour: the reader was already waiting when the Process stream came back, so it
+/// raises no new signal, and ingest must still ask the new stream for acks (it asks whenever
+/// a reader waits and it has not asked since acks last came or a stream opened). Before, a
+/// signal taken while no stream was open was lost, and the flood stopped for the hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_goes_on_after_the_schema_service_restarts() {
+    let broker = Mosquitto::start().await.unwrap();
+    let (feed, _calm) = feed();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let source = SseSource::start(listener, feed).unwrap();
+    let dir = resources(&source.base_url());
+    let path = |p: &str| dir.path().join(p).display().to_string();
+    let mut pipeline = Pipeline::start(PipelineArgs {
+        mqtt_url: broker.url(),
+        data_dir: path("schemas"),
+        resources: path("resources"),
+        publisher: ACKS_HELD.map(String::from).to_vec(),
+        ingest: limit(true),
+        env: None,
+    })
+    .await
+    .unwrap();
+    let at = pipeline.ingest.addr.to_string();
+    let at = at.as_str();
+    let flowing = |past: u64| async move {
+        sse_e2e::eventually(&format!("the flood past {past} events"), || async {
+            (flood_acknowledged(at).await > past).then_some(())
+        })
+        .await
+        .unwrap();
+    };
+    flowing(10 * WINDOW).await;
+    pipeline.schema.kill().await.unwrap();
+    pipeline.schema.restart().await.unwrap();
+    let after = flood_acknowledged(at).await;
+    flowing(after + 10 * WINDOW).await;
 }

@@ -2,16 +2,19 @@
 //! takes its share for an SSE event before handing the event's routed copies on, and the share
 //! comes back when the last copy is acknowledged (dropped). So every byte ingest holds for an
 //! event counts, wherever it waits: in the queue to the forwarder or unacknowledged in flight.
-//! A reader that has to wait says so ([`Budget::starved`]): the forwarder then asks for the
-//! acknowledgements held downstream, which would otherwise wait out the publisher's ack delay.
+//! Each stream also holds at most its [`Share`] of events (`--max-in-flight-per-stream`), so a
+//! stream that floods cannot take the whole window and queue every other stream's events behind
+//! its own. A reader that has to wait, for either, says so ([`Budget::starved`]): the forwarder
+//! then asks for the acknowledgements held downstream, which would otherwise wait out the
+//! publisher's ack delay.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Poll;
 
 use futures::task::AtomicWaker;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 
 /// Bytes allowed for each routed copy besides the strings it owns: its route (shared, but
 /// copied into every message sent), trace context and framing.
@@ -26,12 +29,31 @@ pub struct Budget {
     starved: Arc<Starved>,
 }
 
-/// A taker had to wait: a flag and the one waiter (the forwarder). Not a `Notify`: the
-/// forwarder polls it at every turn of its loop, and an atomic waker costs no lock there.
+/// A taker had to wait: a flag and the one waiter (the forwarder), and how many takers wait
+/// now. Not a `Notify`: the forwarder polls it at every turn of its loop, and an atomic waker
+/// costs no lock there.
 #[derive(Debug, Default)]
 struct Starved {
     raised: AtomicBool,
     waiter: AtomicWaker,
+    waiting: AtomicUsize,
+}
+
+/// Counts one taker in [`Starved::waiting`] for as long as it lives (a taker may be dropped
+/// while it waits, when its stream stops).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Budget {
@@ -45,25 +67,33 @@ impl Budget {
         }
     }
 
-    /// Waits until `bytes` of the budget are free and takes them; an event larger than the
-    /// whole budget takes all of it (it goes alone, never waits forever).
-    pub async fn take(&self, bytes: usize) -> Held {
+    /// Waits until the stream's `share` has room for one more event and `bytes` of the budget
+    /// are free, and takes both; an event larger than the whole budget takes all of it (it goes
+    /// alone, never waits forever).
+    pub async fn take(&self, share: &Share, bytes: usize) -> Held {
+        let slot = self.wait(share.0.clone().acquire_owned()).await;
         let n = u32::try_from(bytes).unwrap_or(u32::MAX).clamp(1, self.max);
-        let mut acquire = std::pin::pin!(self.permits.clone().acquire_many_owned(n));
-        let acquired = match futures::poll!(acquire.as_mut()) {
-            Poll::Ready(r) => r,
+        let bytes = self.wait(self.permits.clone().acquire_many_owned(n)).await;
+        Held {
+            // The semaphores are never closed; were they, nothing would be held back.
+            _permit: Some(Arc::new((slot, bytes))),
+        }
+    }
+
+    /// Acquires through `acquire`, raising the starvation signal first if it has to wait.
+    async fn wait(
+        &self,
+        acquire: impl Future<Output = Result<OwnedSemaphorePermit, AcquireError>>,
+    ) -> Option<OwnedSemaphorePermit> {
+        let mut acquire = std::pin::pin!(acquire);
+        match futures::poll!(acquire.as_mut()) {
+            Poll::Ready(r) => r.ok(),
             Poll::Pending => {
+                let _waiting = Waiting::new(&self.starved.waiting);
                 self.starved.raised.store(true, Ordering::Release);
                 self.starved.waiter.wake();
-                acquire.await
+                acquire.await.ok()
             }
-        };
-        match acquired {
-            Ok(p) => Held {
-                _permit: Some(Arc::new(p)),
-            },
-            // The semaphore is never closed; were it, nothing would be held back.
-            Err(_) => Held::none(),
         }
     }
 
@@ -79,6 +109,11 @@ impl Budget {
                 Poll::Pending
             }
         })
+    }
+
+    /// Whether a taker waits now, for the budget or for its stream's share.
+    pub fn has_waiters(&self) -> bool {
+        self.starved.waiting.load(Ordering::Acquire) > 0
     }
 
     /// Bytes of the budget free now.
@@ -97,11 +132,26 @@ impl Budget {
     }
 }
 
-/// A share of the budget, returned when the last routed copy holding it is dropped.
+/// How many of its SSE events one stream may hold at once (`--max-in-flight-per-stream`), read
+/// and not yet acknowledged; one per stream reader, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Share(Arc<Semaphore>);
+
+impl Share {
+    /// A share of `events` (at least one).
+    pub fn new(events: usize) -> Self {
+        Self(Arc::new(Semaphore::new(
+            events.clamp(1, Semaphore::MAX_PERMITS),
+        )))
+    }
+}
+
+/// An event's slot in its stream's share and its bytes of the budget, returned when the last
+/// routed copy holding them is dropped.
 #[derive(Debug, Clone, Default)]
 pub struct Held {
-    /// Returns the share when the last clone is dropped (never read: held for its drop).
-    _permit: Option<Arc<OwnedSemaphorePermit>>,
+    /// Returns both when the last clone is dropped (never read: held for its drop).
+    _permit: Option<Arc<(Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>)>>,
 }
 
 impl Held {
@@ -124,10 +174,15 @@ impl Eq for Held {}
 mod tests {
     use super::*;
 
+    /// A share that never holds a taker back.
+    fn any() -> Share {
+        Share::new(usize::MAX)
+    }
+
     #[tokio::test]
     async fn shares_return_when_the_last_copy_is_dropped() {
         let b = Budget::new(100);
-        let a = b.take(60).await;
+        let a = b.take(&any(), 60).await;
         let copy = a.clone();
         assert_eq!(b.available(), 40);
         drop(a);
@@ -139,15 +194,16 @@ mod tests {
     #[tokio::test]
     async fn a_taker_waits_while_the_budget_is_spent_and_a_huge_one_takes_all() {
         let b = Budget::new(100);
-        let first = b.take(80).await;
-        let waiting = b.take(30);
+        let first = b.take(&any(), 80).await;
+        let share = any();
+        let waiting = b.take(&share, 30);
         tokio::pin!(waiting);
         assert!(futures::poll!(&mut waiting).is_pending());
         drop(first);
         let second = waiting.await;
         assert_eq!(b.available(), 70);
         drop(second);
-        let huge = b.take(10_000).await;
+        let huge = b.take(&any(), 10_000).await;
         assert_eq!(b.available(), 0);
         drop(huge);
         assert_eq!(b.available(), 100);
@@ -156,14 +212,15 @@ mod tests {
     #[tokio::test]
     async fn a_taker_that_has_to_wait_says_so_once_and_one_that_does_not_is_silent() {
         let b = Budget::new(100);
-        let first = b.take(80).await;
+        let first = b.take(&any(), 80).await;
         let starved = b.starved();
         tokio::pin!(starved);
         assert!(
             futures::poll!(&mut starved).is_pending(),
             "nobody waited yet"
         );
-        let waiting = b.take(30);
+        let share = any();
+        let waiting = b.take(&share, 30);
         tokio::pin!(waiting);
         assert!(futures::poll!(&mut waiting).is_pending());
         assert!(
@@ -174,10 +231,39 @@ mod tests {
         drop(waiting.await);
         let starved = b.starved();
         tokio::pin!(starved);
-        let _ = b.take(10).await;
+        let _ = b.take(&any(), 10).await;
         assert!(
             futures::poll!(&mut starved).is_pending(),
             "a taker served at once is silent"
         );
+    }
+
+    #[tokio::test]
+    async fn a_stream_holds_at_most_its_share_and_says_when_it_waits_for_it() {
+        let b = Budget::new(1000);
+        let (flood, calm) = (Share::new(2), Share::new(2));
+        let one = b.take(&flood, 10).await;
+        let _two = b.take(&flood, 10).await;
+        let starved = b.starved();
+        tokio::pin!(starved);
+        let third = b.take(&flood, 10);
+        tokio::pin!(third);
+        assert!(
+            futures::poll!(&mut third).is_pending(),
+            "the flood's share is full"
+        );
+        assert!(futures::poll!(&mut starved).is_ready());
+        assert!(b.has_waiters());
+        assert_eq!(
+            b.available(),
+            980,
+            "a taker waiting for its share holds no bytes"
+        );
+        // Another stream is not held back by the flood's share.
+        let _calm = b.take(&calm, 10).await;
+        drop(one);
+        let _third = third.await;
+        assert!(!b.has_waiters());
+        assert_eq!(b.available(), 970);
     }
 }

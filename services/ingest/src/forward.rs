@@ -90,8 +90,9 @@ struct State {
     openings: FuturesUnordered<Opening>,
     responses: SelectAll<Responses>,
     sessions: u64,
-    /// Whether the open Process streams were asked for their held acks (`ack_now`) since the
-    /// window was last full, or a stream last opened.
+    /// Whether the open Process streams were asked for their held acks (`ack_now`) after the
+    /// last events sent on them (events clear a publisher's `ack_now`) and since a stream last
+    /// opened. While ingest is stuck, it keeps this true.
     asked: bool,
 }
 
@@ -185,7 +186,8 @@ impl Forwarder {
                     Err(_) => set_live = false,
                 },
                 ev = st.rx.recv(), if take => self.on_event(&mut st, ev),
-                () = self.budget.starved(), if !st.inflight.is_empty() => session::ask_for_acks(&mut st),
+                // A reader waits for the budget or its share: the check below asks for acks.
+                () = self.budget.starved(), if !st.inflight.is_empty() => {}
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(never)), if retry_at.is_some() => {
                     self.start_due(&mut st);
                 }
@@ -195,11 +197,10 @@ impl Forwarder {
                     break;
                 }
             }
-            // A full window takes nothing more until acks come: ask for them instead of waiting
-            // out the ack delay downstream.
-            if st.inflight.has_room() {
-                st.asked = false;
-            } else if !st.asked {
+            // A full window, or a reader waiting for the budget or its share, takes nothing more
+            // until acks come: ask for them instead of waiting out the ack delay downstream.
+            let stuck = !st.inflight.has_room() || self.budget.has_waiters();
+            if stuck && !st.asked && !st.inflight.is_empty() {
                 session::ask_for_acks(&mut st);
             }
             self.meters.set_inflight(st.inflight.len());

@@ -321,6 +321,7 @@ fn stream_settings(config: &Config) -> streams::StreamSettings {
         budget: budget::Budget::new(
             usize::try_from(config.max_in_flight_bytes).unwrap_or(usize::MAX),
         ),
+        per_stream: usize::try_from(config.max_in_flight_per_stream).unwrap_or(usize::MAX),
         trust_bundle: config.trust_bundle.clone(),
         system_roots: !config.no_system_roots,
         akri_layouts: false,

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::akri::mounts::EndpointFiles;
 use crate::auth;
-use crate::budget::{Budget, Held};
+use crate::budget::{Budget, Held, Share};
 use crate::checkpoint::{self, SharedProgress};
 use crate::discovery::EndpointTypes;
 use crate::event::{self, IdGen, RoutedEvent};
@@ -41,6 +41,9 @@ pub struct StreamSettings {
     pub min_reconnect_delay: Duration,
     /// The in-flight byte budget every reader of this ingest shares.
     pub budget: Budget,
+    /// SSE events one stream may hold read and not yet acknowledged (each reader its own
+    /// [`Share`] of this many).
+    pub per_stream: usize,
     /// Directory of CA certificates trusted for every endpoint.
     pub trust_bundle: Option<PathBuf>,
     /// Whether the system's root CAs are trusted.
@@ -113,6 +116,8 @@ pub struct StreamTask {
     /// Where its unrouted event types are counted (its endpoint's, shared with its other
     /// streams), and the data source of this stream for their snippet.
     discovered: (Arc<EndpointTypes>, Arc<str>),
+    /// How many of its events it may hold unacknowledged.
+    share: Share,
 }
 
 /// The stream task as the SSE reader's owner: each report is handled in the reader's own task.
@@ -139,6 +144,7 @@ impl StreamTask {
         let source = types.source_of(&plan.url);
         Self {
             discovered: (types, source),
+            share: Share::new(settings.per_stream),
             key: Arc::from(plan.key.as_str()),
             receive: ReceiveSpan::new(&plan.device, &plan.endpoint),
             plan,
@@ -419,7 +425,7 @@ impl StreamTask {
         // Waits while the in-flight budget is spent (backpressure, like a full queue).
         let held = tokio::select! {
             biased;
-            h = self.settings.budget.take(bytes) => h,
+            h = self.settings.budget.take(&self.share, bytes) => h,
             _ = token.cancelled() => return false,
         };
         for mut routed in routed {
@@ -504,6 +510,7 @@ spec:
             max_event_bytes: 1 << 20,
             min_reconnect_delay: Duration::from_millis(10),
             budget: Budget::new(1 << 20),
+            per_stream: usize::MAX,
             trust_bundle: None,
             system_roots: false,
             akri_layouts: false,

@@ -139,6 +139,7 @@ impl Forwarder {
             if let Some(tx) = st.lanes.get(&addr).and_then(|l| l.tx.as_ref()) {
                 resent += events.len();
                 send(tx, events);
+                st.asked = false;
             }
         }
         self.meters.resent(resent);
@@ -176,6 +177,8 @@ pub(super) fn dispatch(st: &mut State, events: Vec<pb::Event>) {
     for (addr, events) in by_lane {
         if let Some(tx) = st.lanes.get(&addr).and_then(|l| l.tx.as_ref()) {
             send(tx, events);
+            // Events clear a publisher's `ack_now`: ask again if ingest is stuck again.
+            st.asked = false;
         }
     }
 }

@@ -272,7 +272,7 @@ async fn inflight_gauges_read_the_budget_the_window_and_their_limits() {
     let budget = Budget::new(1000);
     let forward = ForwardMeters::new(&meter);
     register(&meter, &sources(&status, budget.clone(), forward.clone()));
-    let held = budget.take(300).await;
+    let held = budget.take(&crate::budget::Share::new(1), 300).await;
     forward.set_inflight(4);
 
     let p = Points::collect(&reader);
