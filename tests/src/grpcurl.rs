@@ -112,3 +112,16 @@ pub async fn call_refused(
     );
     refusal(&stderr).with_context(|| format!("grpcurl {args:?} failed without a status: {stderr}"))
 }
+
+/// The `IngestService/ListStreams` entry of ingest at `ingest` whose stream URL ends with
+/// `path`; fails naming the path when there is none.
+pub async fn stream_status(ingest: &str, path: &str) -> anyhow::Result<serde_json::Value> {
+    let l = call_json(ingest, None, &["sseconnector.v1.IngestService/ListStreams"]).await?;
+    l["streams"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["url"].as_str().is_some_and(|u| u.ends_with(path)))
+        .cloned()
+        .with_context(|| format!("no stream {path} in {l}"))
+}

@@ -88,15 +88,10 @@ fn resources(base: &str) -> tempfile::TempDir {
 /// A counter (`eventsForwarded`, `eventsAcknowledged`) of the stream reading `path`, from
 /// ingest's `ListStreams` at `ingest`.
 async fn count(ingest: &str, path: &str, counter: &str) -> u64 {
-    let l = grpcurl::call_json(ingest, None, &["sseconnector.v1.IngestService/ListStreams"])
-        .await
-        .unwrap();
-    l["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["url"].as_str().unwrap().ends_with(path))
-        .and_then(|s| s[counter].as_str()?.parse().ok())
+    let s = grpcurl::stream_status(ingest, path).await.unwrap();
+    s[counter]
+        .as_str()
+        .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
 
@@ -115,11 +110,7 @@ async fn calm_flows_through_the_flood(
 ) {
     // Many windows' worth of the flood have gone through: it is flowing, and it fills the
     // window whenever the pipeline lets it.
-    sse_e2e::eventually("the flood to be flowing", || async {
-        (flood_acknowledged(ingest).await > 50 * WINDOW).then_some(())
-    })
-    .await
-    .unwrap();
+    flood_past(ingest, 50 * WINDOW).await;
     let flood_before = flood_acknowledged(ingest).await;
     for n in 1..=CALM_EVENTS {
         let text = block(Some(&n.to_string()), None, &format!(r#"{{"calm":{n}}}"#));
@@ -149,26 +140,64 @@ async fn calm_flows_through_the_flood(
     );
 }
 
-/// The three processes, ingest limited as [`limit`] says.
-async fn three_processes(by_bytes: bool) {
-    let broker = Mosquitto::start().await.unwrap();
-    let sub = Subscriber::connect(broker.port, "e2e/calm").await.unwrap();
-    let (feed, calm) = feed();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let source = SseSource::start(listener, feed).unwrap();
-    let dir = resources(&source.base_url());
-    let path = |p: &str| dir.path().join(p).display().to_string();
-    let pipeline = Pipeline::start(PipelineArgs {
-        mqtt_url: broker.url(),
-        data_dir: path("schemas"),
-        resources: path("resources"),
-        publisher: ACKS_HELD.map(String::from).to_vec(),
-        ingest: limit(by_bytes),
-        env: None,
+/// The three processes reading the flood and the calm stream, with these extra flags.
+struct Three {
+    broker: Mosquitto,
+    calm: mpsc::UnboundedSender<Bytes>,
+    pipeline: Pipeline,
+    _source: SseSource,
+    _dir: tempfile::TempDir,
+}
+
+impl Three {
+    async fn start(publisher: Vec<String>, ingest: Vec<String>) -> Self {
+        let broker = Mosquitto::start().await.unwrap();
+        let (feed, calm) = feed();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let source = SseSource::start(listener, feed).unwrap();
+        let dir = resources(&source.base_url());
+        let path = |p: &str| dir.path().join(p).display().to_string();
+        let pipeline = Pipeline::start(PipelineArgs {
+            mqtt_url: broker.url(),
+            data_dir: path("schemas"),
+            resources: path("resources"),
+            publisher,
+            ingest,
+            env: None,
+        })
+        .await
+        .unwrap();
+        Self {
+            broker,
+            calm,
+            pipeline,
+            _source: source,
+            _dir: dir,
+        }
+    }
+
+    /// Ingest's gRPC address.
+    fn ingest(&self) -> String {
+        self.pipeline.ingest.addr.to_string()
+    }
+}
+
+/// Waits until the flood's stream has had more than `past` events acknowledged.
+async fn flood_past(ingest: &str, past: u64) {
+    sse_e2e::eventually(&format!("the flood past {past} events"), || async {
+        (flood_acknowledged(ingest).await > past).then_some(())
     })
     .await
     .unwrap();
-    calm_flows_through_the_flood(&pipeline.ingest.addr.to_string(), &calm, &sub).await;
+}
+
+/// The three processes, ingest limited as [`limit`] says.
+async fn three_processes(by_bytes: bool) {
+    let rig = Three::start(ACKS_HELD.map(String::from).to_vec(), limit(by_bytes)).await;
+    let sub = Subscriber::connect(rig.broker.port, "e2e/calm")
+        .await
+        .unwrap();
+    calm_flows_through_the_flood(&rig.ingest(), &rig.calm, &sub).await;
 }
 
 /// `sse-connector`, limited as [`limit`] says.
@@ -218,32 +247,13 @@ async fn one_process_keeps_a_calm_stream_flowing_beside_a_flood_that_spends_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_holds_only_its_share_of_the_window_while_nothing_is_acknowledged() {
     const SHARE: u64 = 50;
-    let mut broker = Mosquitto::start().await.unwrap();
-    let (feed, calm) = feed();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let source = SseSource::start(listener, feed).unwrap();
-    let dir = resources(&source.base_url());
-    let path = |p: &str| dir.path().join(p).display().to_string();
     let mut ingest = limit(false);
     ingest.extend(["--max-in-flight-per-stream".into(), SHARE.to_string()]);
-    let pipeline = Pipeline::start(PipelineArgs {
-        mqtt_url: broker.url(),
-        data_dir: path("schemas"),
-        resources: path("resources"),
-        publisher: vec![],
-        ingest,
-        env: None,
-    })
-    .await
-    .unwrap();
-    let at = pipeline.ingest.addr.to_string();
+    let mut rig = Three::start(vec![], ingest).await;
+    let at = rig.ingest();
     let at = at.as_str();
-    sse_e2e::eventually("the flood to be flowing", || async {
-        (flood_acknowledged(at).await > 10 * WINDOW).then_some(())
-    })
-    .await
-    .unwrap();
-    broker.kill().await;
+    flood_past(at, 10 * WINDOW).await;
+    rig.broker.kill().await;
     // Nothing is acknowledged now: the flood fills its share and stops there.
     sse_e2e::eventually("the flood to hold its whole share", || async {
         let sent = count(at, "/flood", "eventsForwarded").await;
@@ -252,17 +262,19 @@ async fn a_flood_holds_only_its_share_of_the_window_while_nothing_is_acknowledge
     })
     .await
     .unwrap();
-    calm.send(Bytes::from(block(Some("1"), None, r#"{"calm":1}"#)))
-        .unwrap();
-    sse_e2e::eventually(
-        "the calm event to be forwarded beside the flood",
-        || async { (count(at, "/calm", "eventsForwarded").await == 1).then_some(()) },
-    )
+    let text = block(Some("1"), None, r#"{"calm":1}"#);
+    rig.calm.send(Bytes::from(text)).unwrap();
+    let calm_counts = |counter: &'static str| async move {
+        (count(at, "/calm", counter).await == 1).then_some(())
+    };
+    sse_e2e::eventually("the calm event to be forwarded beside the flood", || {
+        calm_counts("eventsForwarded")
+    })
     .await
     .unwrap();
-    broker.restart().await.unwrap();
-    sse_e2e::eventually("the calm event to be delivered", || async {
-        (count(at, "/calm", "eventsAcknowledged").await == 1).then_some(())
+    rig.broker.restart().await.unwrap();
+    sse_e2e::eventually("the calm event to be delivered", || {
+        calm_counts("eventsAcknowledged")
     })
     .await
     .unwrap();
@@ -270,39 +282,16 @@ async fn a_flood_holds_only_its_share_of_the_window_while_nothing_is_acknowledge
 
 /// The schema service restarts while the flood holds the byte budget and the publisher holds
 /// acks for an hour: the reader was already waiting when the Process stream came back, so it
-/// raises no new signal, and ingest must still ask the new stream for acks (it asks whenever
-/// a reader waits and it has not asked since acks last came or a stream opened). Before, a
-/// signal taken while no stream was open was lost, and the flood stopped for the hour.
+/// raises no new signal, and ingest must still ask the new stream for acks (it asks whenever a
+/// reader waits and it has not asked since it last sent events or a stream opened). With a
+/// first version, which asked on the signal's edge, the flood stopped for the hour.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_goes_on_after_the_schema_service_restarts() {
-    let broker = Mosquitto::start().await.unwrap();
-    let (feed, _calm) = feed();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let source = SseSource::start(listener, feed).unwrap();
-    let dir = resources(&source.base_url());
-    let path = |p: &str| dir.path().join(p).display().to_string();
-    let mut pipeline = Pipeline::start(PipelineArgs {
-        mqtt_url: broker.url(),
-        data_dir: path("schemas"),
-        resources: path("resources"),
-        publisher: ACKS_HELD.map(String::from).to_vec(),
-        ingest: limit(true),
-        env: None,
-    })
-    .await
-    .unwrap();
-    let at = pipeline.ingest.addr.to_string();
-    let at = at.as_str();
-    let flowing = |past: u64| async move {
-        sse_e2e::eventually(&format!("the flood past {past} events"), || async {
-            (flood_acknowledged(at).await > past).then_some(())
-        })
-        .await
-        .unwrap();
-    };
-    flowing(10 * WINDOW).await;
-    pipeline.schema.kill().await.unwrap();
-    pipeline.schema.restart().await.unwrap();
-    let after = flood_acknowledged(at).await;
-    flowing(after + 10 * WINDOW).await;
+    let mut rig = Three::start(ACKS_HELD.map(String::from).to_vec(), limit(true)).await;
+    let at = rig.ingest();
+    flood_past(&at, 10 * WINDOW).await;
+    rig.pipeline.schema.kill().await.unwrap();
+    rig.pipeline.schema.restart().await.unwrap();
+    let after = flood_acknowledged(&at).await;
+    flood_past(&at, after + 10 * WINDOW).await;
 }

@@ -87,16 +87,7 @@ fn sizes_dir(base: &str) -> tempfile::TempDir {
 
 /// The ListStreams entry of the stream whose URL ends with `path`.
 async fn stream_status(ingest: &str, path: &str) -> Value {
-    let l = grpcurl::call_json(ingest, None, &["sseconnector.v1.IngestService/ListStreams"])
-        .await
-        .unwrap();
-    l["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["url"].as_str().unwrap().ends_with(path))
-        .cloned()
-        .unwrap_or_else(|| panic!("no stream {path} in {l}"))
+    grpcurl::stream_status(ingest, path).await.unwrap()
 }
 
 /// What both forms must show once the sizes feed ran: the broker got every event within the
