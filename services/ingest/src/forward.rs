@@ -60,8 +60,8 @@ pub struct Forwarder {
     pub max_in_flight: usize,
     /// Unacknowledged data at most, in bytes.
     pub max_in_flight_bytes: usize,
-    /// The readers' byte budget: when a reader has to wait for it, the acks held downstream are
-    /// asked for.
+    /// The readers' byte budget, which also knows when a reader waits for it or for its
+    /// stream's share: the acks held downstream are then asked for.
     pub budget: Budget,
     /// How long shutdown waits for outstanding acks.
     pub drain_timeout: Duration,

@@ -511,7 +511,6 @@ fn not_published(ev: &Event, e: &Error, labels: Option<&RouteLabels>, trace: &Ev
     tracing::warn!(topic, reason = %e, id = %ev.id, "event not published");
 }
 
-/// Sends the held acks, if any; an error when the caller is gone.
 /// Whether held acks go now: the caller asked for them (`ack_now`: it can send nothing more
 /// until they come) and this stream holds too few events for [`ACK_BATCH`] acks to gather. With
 /// more, a full batch is on its way, and sending smaller ones sooner would only cost the callers
@@ -525,6 +524,7 @@ fn hurry(
     asked && acks.len() + waiting.len() + backlog.len() < ACK_BATCH
 }
 
+/// Sends the held acks, if any; an error when the caller is gone.
 async fn send_acks(
     tx: &mpsc::Sender<Result<pb::PublishResponse, Status>>,
     acks: &mut Vec<pb::Ack>,
