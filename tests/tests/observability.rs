@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 
 use sse_contract::metrics as catalogue;
-use sse_e2e::broker::{Mosquitto, free_port};
+use sse_e2e::broker::Mosquitto;
 use sse_e2e::otlp::OtlpReceiver;
 use sse_e2e::pki::Pki;
 use sse_e2e::procs::{Service, connector_args, run_to_exit_with};
@@ -46,8 +46,11 @@ async fn until_readyz(addr: SocketAddr, want: u16) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_port_serves_metrics_health_and_readiness() {
     let broker = Mosquitto::start().await.unwrap();
-    // The schema service is ready while a publisher answers: none yet at this address.
-    let publisher_at = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
+    // The schema service is ready while a publisher answers: none yet at this address. The
+    // port stays held (connections wait unanswered in its backlog) until the publisher starts
+    // on it, so no other test's process can take it meanwhile.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let publisher_at = holder.local_addr().unwrap();
     let data = tempfile::tempdir().unwrap();
     let args = [
         "--publisher".to_string(),
@@ -66,6 +69,7 @@ async fn admin_port_serves_metrics_health_and_readiness() {
     assert_eq!(ready.status, 503, "no publisher yet: {ready:?}");
 
     let args = ["--mqtt-url".to_string(), broker.url()];
+    drop(holder);
     let _publisher = Service::start_on("sse-publisher", publisher_at, &args, &[])
         .await
         .unwrap();
