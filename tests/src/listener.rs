@@ -10,6 +10,9 @@ use tokio::process::Child;
 /// How many free ports a helper's start tries before giving up.
 pub const PORT_ATTEMPTS: usize = 5;
 
+/// How many times (20 ms apart) a listener's owner is looked up while `/proc` cannot tell.
+const UNKNOWN_LOOKS: u32 = 25;
+
 /// What a helper process started on a port found there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Started {
@@ -26,6 +29,9 @@ pub enum Started {
 pub async fn wait_accepting(child: &mut Child, port: u16, what: &str) -> anyhow::Result<Started> {
     let pid = child.id();
     let start = Instant::now();
+    // Looks at whose listener answered that many times while `/proc` cannot tell: a child that
+    // failed to bind is exiting, and has closed its descriptors before it is a zombie.
+    let mut unknown = 0;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             if listening(port) {
@@ -37,12 +43,13 @@ pub async fn wait_accepting(child: &mut Child, port: u16, what: &str) -> anyhow:
             .await
             .is_ok()
         {
-            let theirs = pid.and_then(|p| held_by(p, port)) == Some(false);
-            return Ok(if theirs {
-                Started::PortTaken
-            } else {
-                Started::Ours
-            });
+            match pid.and_then(|p| held_by(p, port)) {
+                Some(true) => return Ok(Started::Ours),
+                Some(false) => return Ok(Started::PortTaken),
+                None if unknown < UNKNOWN_LOOKS => unknown += 1,
+                // Its `/proc` stays unreadable (another user's process, and we are not root).
+                None => return Ok(Started::Ours),
+            }
         }
         anyhow::ensure!(
             start.elapsed() < Duration::from_secs(20),
