@@ -138,8 +138,7 @@ impl Forwarder {
         for (addr, events) in moved {
             if let Some(tx) = st.lanes.get(&addr).and_then(|l| l.tx.as_ref()) {
                 resent += events.len();
-                send(tx, events);
-                st.asked = false;
+                send(tx, events, &mut st.asked);
             }
         }
         self.meters.resent(resent);
@@ -176,9 +175,7 @@ pub(super) fn dispatch(st: &mut State, events: Vec<pb::Event>) {
     }
     for (addr, events) in by_lane {
         if let Some(tx) = st.lanes.get(&addr).and_then(|l| l.tx.as_ref()) {
-            send(tx, events);
-            // Events clear a publisher's `ack_now`: ask again if ingest is stuck again.
-            st.asked = false;
+            send(tx, events, &mut st.asked);
         }
     }
 }

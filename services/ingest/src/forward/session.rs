@@ -107,9 +107,7 @@ impl Forwarder {
                 if again {
                     self.meters.resent(resend.len());
                 }
-                send(&s.tx, resend);
-                // A new stream has not been asked for acks yet.
-                st.asked = false;
+                send(&s.tx, resend, &mut st.asked);
             }
             Err(reason) => {
                 let delay = lane.backoff.next_delay();
@@ -179,8 +177,15 @@ pub(super) fn batches(events: impl IntoIterator<Item = pb::Event>) -> VecDeque<p
 }
 
 /// Queues events on a Process stream in batches. The queue is bounded by the in-flight window
-/// (every queued event is in flight); a closed stream is noticed on its response side.
-pub(super) fn send(tx: &mpsc::UnboundedSender<pb::ProcessRequest>, events: Vec<pb::Event>) {
+/// (every queued event is in flight); a closed stream is noticed on its response side. Clears
+/// `asked`: events clear a publisher's `ack_now`, and a stream just opened was never asked, so
+/// ingest asks again if it is stuck.
+pub(super) fn send(
+    tx: &mpsc::UnboundedSender<pb::ProcessRequest>,
+    events: Vec<pb::Event>,
+    asked: &mut bool,
+) {
+    *asked = false;
     for batch in batches(events) {
         if tx.send(batch).is_err() {
             return;
