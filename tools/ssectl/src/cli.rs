@@ -218,7 +218,7 @@ pub enum Auth {
 /// `asset ...`
 #[derive(Debug, Subcommand)]
 pub enum AssetCmd {
-    /// Asset types `asset create` knows.
+    /// SSE assets (`asset sse create`).
     #[command(subcommand)]
     Sse(AssetSseCmd),
     /// Prints an asset.
@@ -371,5 +371,49 @@ mod tests {
             );
         }
         assert!(at("--output") > output, "--output outside Output:\n{help}");
+    }
+
+    /// Every help text of `cmd` and its subcommands (about, long about, arguments' help), with
+    /// the command path it belongs to.
+    fn help_texts(cmd: &clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        let texts = [cmd.get_about(), cmd.get_long_about()]
+            .into_iter()
+            .flatten()
+            .chain(cmd.get_arguments().filter_map(|a| a.get_help()));
+        out.extend(texts.map(|t| (path.to_owned(), t.to_string())));
+        for sub in cmd.get_subcommands() {
+            help_texts(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_command_a_help_text_names_exists() {
+        let cmd = Cli::command();
+        let tops: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().into()).collect();
+        let mut texts = Vec::new();
+        help_texts(&cmd, "ssectl", &mut texts);
+        let mut named = 0;
+        for (path, text) in &texts {
+            // Backticked phrases that start with one of ssectl's nouns: `asset sse create`.
+            for quoted in text.split('`').skip(1).step_by(2) {
+                let words: Vec<&str> = quoted.split_whitespace().collect();
+                if !words.first().is_some_and(|w| tops.iter().any(|t| t == w)) {
+                    continue;
+                }
+                named += 1;
+                let verbs = words.iter().take_while(|w| !w.starts_with('-'));
+                let args = ["ssectl"]
+                    .into_iter()
+                    .chain(verbs.copied())
+                    .chain(["--help"]);
+                let e = Cli::command().try_get_matches_from(args).unwrap_err();
+                assert_eq!(
+                    e.kind(),
+                    clap::error::ErrorKind::DisplayHelp,
+                    "the help of `{path}` names `{quoted}`, which is not a command: {e}"
+                );
+            }
+        }
+        assert!(named > 0, "no help text names a command");
     }
 }

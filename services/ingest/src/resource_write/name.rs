@@ -5,11 +5,12 @@
 pub const NAME_BYTES_MAX: usize = 253;
 
 /// Checks `name` is a Kubernetes object name: labels of `[a-z0-9]([-a-z0-9]*[a-z0-9])?` joined
-/// by dots, at most [`NAME_BYTES_MAX`] bytes.
+/// by dots, at most [`NAME_BYTES_MAX`] bytes. The message names the value, not the field: the
+/// caller knows which field it checked (`metadata.name` of a document, `name` of a request).
 pub fn check(name: &str) -> Result<(), String> {
     if name.len() > NAME_BYTES_MAX {
         return Err(format!(
-            "metadata.name is {} bytes, more than the {NAME_BYTES_MAX} of a Kubernetes name",
+            "{} bytes, more than the {NAME_BYTES_MAX} of a Kubernetes name",
             name.len()
         ));
     }
@@ -19,7 +20,7 @@ pub fn check(name: &str) -> Result<(), String> {
     };
     if name.is_empty() || !name.split('.').all(label_ok) {
         return Err(format!(
-            "metadata.name {name:?} is not a Kubernetes name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)"
+            "{name:?} is not a Kubernetes name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)"
         ));
     }
     Ok(())

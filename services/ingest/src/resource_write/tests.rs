@@ -95,8 +95,15 @@ fn secret_values_are_refused_by_name_only_accepted() {
 fn names_kinds_and_sizes_are_checked_first() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(dir.path());
-    let f = fields(s.put(&device("../etc"), false).unwrap_err());
-    assert_eq!(f[0].0, "metadata.name");
+    let e = s.put(&device("../etc"), false).unwrap_err();
+    // The field once, as the prefix of its message ("metadata.name: metadata.name ..." before).
+    assert_eq!(
+        e.to_string(),
+        "invalid resource: metadata.name: \"../etc\" is not a Kubernetes name (lowercase \
+         letters, digits, '-' and '.', starting and ending with a letter or digit)"
+    );
+    let e = s.delete("Device", "A").unwrap_err().to_string();
+    assert!(e.starts_with("invalid resource: name: \"A\" is not"), "{e}");
     let f = fields(
         s.put(&format!("{}---\n{}", device("a"), device("b")), false)
             .unwrap_err(),
