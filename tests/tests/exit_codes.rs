@@ -105,3 +105,127 @@ async fn the_adr_source_without_the_akri_contract_exits_64_naming_the_flag() {
         assert!(out.stderr.contains("CONNECTOR_ID"), "{bin}: {}", out.stderr);
     }
 }
+
+/// A duration flag outside its bounds: a zero that made a service write its checkpoints a
+/// thousand times a second or drop every SSE connection at once, and a span long enough to
+/// overflow a deadline, were accepted before; each now exits 64 naming the flag and its bound.
+#[tokio::test]
+async fn a_duration_that_would_spin_fail_or_overflow_exits_64_naming_its_bound() {
+    let huge = "18446744073709551615s";
+    let runs: [(&str, &str, &str, &str); 12] = [
+        (
+            "sse-ingest",
+            "--checkpoint-interval",
+            "0s",
+            "minimum of 100ms",
+        ),
+        ("sse-ingest", "--read-timeout", "0s", "minimum of 1s"),
+        (
+            "sse-ingest",
+            "--min-reconnect-delay",
+            "0s",
+            "minimum of 100ms",
+        ),
+        ("sse-ingest", "--status-interval", "0s", "minimum of 1s"),
+        ("sse-ingest", "--rescan-interval", "1ms", "(or 0 for off)"),
+        ("sse-ingest", "--read-timeout", huge, "maximum of 1h"),
+        ("sse-publisher", "--ack-delay", huge, "maximum of 1h"),
+        (
+            "sse-publisher",
+            "--state-store-timeout",
+            "0s",
+            "minimum of 100ms",
+        ),
+        ("sse-schema", "--registry-timeout", huge, "maximum of 1h"),
+        (
+            "sse-console",
+            "--console-session-lifetime",
+            "0s",
+            "minimum of 1m",
+        ),
+        (
+            "sse-connector",
+            "--checkpoint-interval",
+            "0s",
+            "minimum of 100ms",
+        ),
+        ("sse-connector", "--ack-delay", huge, "maximum of 1h"),
+    ];
+    for (bin, flag, value, bound) in runs {
+        let out = run_to_exit(bin, &[flag, value]).await.unwrap();
+        assert_eq!(out.code, Some(64), "{bin} {flag} {value}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(flag) && out.stderr.contains(bound),
+            "{bin} {flag} {value}: expected {bound:?} in {}",
+            out.stderr
+        );
+    }
+}
+
+/// An address flag holding a password is refused without printing it: the peer and checkpoint
+/// store errors used to quote the whole URL, and `ssectl` labelled its errors with it.
+#[tokio::test]
+async fn an_address_with_a_password_is_refused_without_printing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().display().to_string();
+    let runs: [(&str, Vec<&str>, &str); 6] = [
+        (
+            "sse-ingest",
+            vec!["--resources", &dir, "--schema", "ftp://u:hunter2@x"],
+            "--schema",
+        ),
+        (
+            "sse-ingest",
+            vec![
+                "--resources",
+                &dir,
+                "--checkpoint-store",
+                "http://u:hunter2@x",
+            ],
+            "checkpoint store",
+        ),
+        (
+            "sse-ingest",
+            vec![
+                "--resources",
+                &dir,
+                "--checkpoint-store",
+                "mqtt://u:hunter2@x:99999",
+            ],
+            "checkpoint store: broker URL",
+        ),
+        (
+            "sse-console",
+            vec![
+                "--listen",
+                "127.0.0.1:0",
+                "--ingest",
+                "http://u:hunter2@x:1",
+            ],
+            "--ingest",
+        ),
+        (
+            "sse-schema",
+            vec!["--data-dir", &dir, "--publisher", "ftp://u:hunter2@x"],
+            "--publisher",
+        ),
+        (
+            "ssectl",
+            vec!["--ingest", "http://u:hunter2@127.0.0.1:1", "streams"],
+            "127.0.0.1:1",
+        ),
+    ];
+    for (bin, args, named) in runs {
+        let out = run_to_exit(bin, &args).await.unwrap();
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert_ne!(out.code, Some(0), "{bin} {args:?}: {all}");
+        assert!(
+            all.contains(named),
+            "{bin} {args:?}: {named:?} not in {all}"
+        );
+        assert!(
+            !all.contains("hunter2"),
+            "{bin} {args:?} printed the password: {all}"
+        );
+    }
+}

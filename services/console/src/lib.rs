@@ -58,6 +58,20 @@ pub struct Services {
     pub locals: Locals,
 }
 
+impl Services {
+    /// Checks the three addresses, so that a bad one stops the start before the port is bound.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        for (flag, url) in [
+            ("ingest", &self.ingest),
+            ("schema", &self.schema),
+            ("publisher", &self.publisher),
+        ] {
+            parse_targets(url).map_err(|source| SettingsError::Peer { flag, source })?;
+        }
+        Ok(())
+    }
+}
+
 /// Runs the console on `listener` until `stop`. Must be called inside the Tokio runtime.
 pub async fn run(
     listener: TcpListener,

@@ -25,7 +25,7 @@ pub struct ConsoleArgs {
     #[arg(long, env = "CONSOLE_TOKEN_FILE")]
     pub console_token_file: Option<PathBuf>,
     /// How long a login lasts.
-    #[arg(long, env = "CONSOLE_SESSION_LIFETIME", default_value = crate::auth::session::LIFETIME_DEFAULT, value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CONSOLE_SESSION_LIFETIME", default_value = crate::auth::session::LIFETIME_DEFAULT, value_parser = crate::auth::session::LIFETIME.parser())]
     pub console_session_lifetime: Duration,
     /// Most logged-in sessions kept at once; a login beyond it ends the oldest.
     #[arg(long, env = "CONSOLE_MAX_SESSIONS", default_value_t = crate::auth::session::MAX_DEFAULT, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]

@@ -17,16 +17,20 @@ use std::time::{Duration, Instant};
 
 use sse_contract::limits::MQTT_CONTROL_PACKET_BYTES_MAX;
 use sse_runtime::mqtt::{Broker, BrokerAddress, ClientSettings};
+use sse_runtime::shown_url::shown;
 use tokio_util::sync::CancellationToken;
 
 /// Why checkpoints cannot be loaded or saved.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// The store setting is not understood.
+    /// The store setting is not understood (held as `shown_url` shows it: without credentials).
     #[error(
         "checkpoint store {0:?}: expected none, file:///<path>, mqtt://host:port or mqtts://host:port"
     )]
     BadStore(String),
+    /// The store is a broker URL that cannot be used.
+    #[error("checkpoint store: {0}")]
+    BadBroker(String),
     /// File I/O failed.
     #[error("checkpoint file {path}: {source}")]
     Io {
@@ -149,12 +153,19 @@ impl StoreConfig {
         if s.is_empty() || s == "none" {
             return Ok(Self::None);
         }
-        if let Some(path) = s.strip_prefix("file://") {
-            return Ok(Self::File(PathBuf::from(path)));
+        let bad = || CheckpointError::BadStore(shown(s));
+        if s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("file:")) {
+            // `file:///p`, `file://localhost/p` and `file:/p`; a host or a relative path is
+            // refused, where `file://var/x.json` used to become the relative `var/x.json`.
+            if !s[5..].starts_with('/') {
+                return Err(bad()); // `file:x.json` would be read as `/x.json`
+            }
+            let url = url::Url::parse(s).map_err(|_| bad())?;
+            return url.to_file_path().map(Self::File).map_err(|()| bad());
         }
         if BrokerAddress::is_broker_url(s) {
             let address =
-                BrokerAddress::parse(s).map_err(|e| CheckpointError::BadStore(e.to_string()))?;
+                BrokerAddress::parse(s).map_err(|e| CheckpointError::BadBroker(e.to_string()))?;
             return Ok(Self::Mqtt {
                 broker: Broker::new(address),
                 prefix: DEFAULT_PREFIX.to_string(),
@@ -162,7 +173,7 @@ impl StoreConfig {
             });
         }
         if s.contains("://") {
-            return Err(CheckpointError::BadStore(s.to_string()));
+            return Err(bad());
         }
         Ok(Self::File(PathBuf::from(s)))
     }
@@ -495,6 +506,38 @@ mod tests {
         ));
         assert_eq!(StoreConfig::parse("none").unwrap(), StoreConfig::None);
         assert!(StoreConfig::parse("http://x").is_err());
+        // Every form of a local file URL is that file; one naming a host is refused.
+        for local in [
+            "file:/var/lib/x.json",
+            "file://localhost/var/lib/x.json",
+            "FILE:///var/lib/x.json",
+        ] {
+            assert_eq!(
+                StoreConfig::parse(local).unwrap(),
+                StoreConfig::File("/var/lib/x.json".into()),
+                "{local}"
+            );
+        }
+        assert_eq!(
+            StoreConfig::parse("file:///var/lib/a%20b.json").unwrap(),
+            StoreConfig::File("/var/lib/a b.json".into())
+        );
+        for bad in ["file://var/lib/x.json", "file:x.json"] {
+            assert!(StoreConfig::parse(bad).is_err(), "{bad}");
+        }
+        // Neither an unknown scheme nor a bad broker URL shows the password, and the broker's
+        // own reason is not dressed up as the setting.
+        let e = StoreConfig::parse("http://u:hunter2@x")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = StoreConfig::parse("mqtt://u:hunter2@x:99999")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !e.contains("hunter2") && e.starts_with("checkpoint store: broker URL"),
+            "{e}"
+        );
         assert!(
             StoreConfig::parse("mqtt://u:hunter2@b")
                 .is_err_and(|e| !e.to_string().contains("hunter2"))

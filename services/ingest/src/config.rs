@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sse_contract::limits::{EVENT_BYTES_DEFAULT, EVENT_BYTES_MAX};
 use sse_contract::resources::RESOURCE_FILE_BYTES_DEFAULT;
+use sse_runtime::duration_flag::{Bounds, ms, secs};
 
 use crate::akri::contract::ClientIdStyle;
 use crate::error::Error;
@@ -19,6 +20,22 @@ pub const SECRETS_DIR_ALIAS: &str = "DEVICE_ENDPOINT_CREDENTIALS_MOUNT_PATH";
 /// Azure IoT Operations name of the trust bundle directory variable, read when neither the flag
 /// nor `TRUST_DIR` is set.
 pub const TRUST_DIR_ALIAS: &str = "DEVICE_ENDPOINT_TLS_TRUST_BUNDLE_CA_CERT_MOUNT_PATH";
+
+/// `--read-timeout`: shorter than a second, no connection could be opened.
+pub const READ_TIMEOUT: Bounds = Bounds::within(secs(1), secs(3600));
+/// `--min-reconnect-delay`: the floor that keeps a server's `retry: 0` from looping hot.
+pub const MIN_RECONNECT_DELAY: Bounds = Bounds::within(ms(100), secs(3600));
+/// `--reload-debounce`: 0 reloads at the first change.
+pub const RELOAD_DEBOUNCE: Bounds = Bounds::within(Duration::ZERO, secs(60));
+/// `--rescan-interval`: 0 is never; more often than every second re-reads the whole directory
+/// for nothing.
+pub const RESCAN_INTERVAL: Bounds = Bounds::off_or(secs(1), secs(24 * 3600));
+/// `--status-interval`: unchanged status re-published; each is a retained message per resource.
+pub const STATUS_INTERVAL: Bounds = Bounds::within(secs(1), secs(24 * 3600));
+/// `--checkpoint-interval`: each save may write a file or a retained message per stream.
+pub const CHECKPOINT_INTERVAL: Bounds = Bounds::within(ms(100), secs(3600));
+/// `--adr-health-interval`: its minimum (the SDK's 60 s) is checked with the health cache.
+pub const ADR_HEALTH_INTERVAL: Bounds = Bounds::within(Duration::ZERO, secs(24 * 3600));
 
 /// Ingest's configuration, validated once at start, with what is derived from the flags
 /// computed once, so no later step re-derives (or silently re-fails on) it.
@@ -83,11 +100,11 @@ pub struct Config {
     #[arg(long = "trust-dir", env = "TRUST_DIR")]
     pub trust_dir: Option<PathBuf>,
     /// Silence on an SSE connection longer than this means the connection is dead.
-    #[arg(long, env = "INGEST_READ_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "INGEST_READ_TIMEOUT", default_value = "60s", value_parser = READ_TIMEOUT.parser())]
     pub read_timeout: Duration,
     /// No SSE reconnect comes sooner than this after a disconnect; a server's `retry:` is clamped
     /// to [this, 1 h] (the default is the backoff floor, so `retry: 0` cannot loop hot).
-    #[arg(long, env = "INGEST_MIN_RECONNECT_DELAY", default_value = "500ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "INGEST_MIN_RECONNECT_DELAY", default_value = "500ms", value_parser = MIN_RECONNECT_DELAY.parser())]
     pub min_reconnect_delay: Duration,
     /// Events with more data than this many bytes are dropped and counted (`event_too_large`).
     /// At most 4 MiB (`EVENT_BYTES_MAX`), so every decoder after ingest accepts the event.
@@ -116,10 +133,10 @@ pub struct Config {
     #[arg(long, env = "INGEST_RESOURCE_WRITE_BURST", default_value_t = crate::resource_write::grpc::WRITE_BURST_DEFAULT)]
     pub resource_write_burst: u32,
     /// After a change in the resources directory, reload once it has been quiet this long.
-    #[arg(long, env = "INGEST_RELOAD_DEBOUNCE", default_value = "300ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "INGEST_RELOAD_DEBOUNCE", default_value = "300ms", value_parser = RELOAD_DEBOUNCE.parser())]
     pub reload_debounce: Duration,
     /// Re-read the resources directory this often even without a change notification (0: never).
-    #[arg(long, env = "INGEST_RESCAN_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "INGEST_RESCAN_INTERVAL", default_value = "60s", value_parser = RESCAN_INTERVAL.parser())]
     pub rescan_interval: Duration,
     /// Publish each device's and asset's status as retained JSON under this topic prefix
     /// (`<prefix>/device/<name>`, `<prefix>/asset/<name>`); empty: do not publish.
@@ -130,7 +147,7 @@ pub struct Config {
     )]
     pub status_topic: String,
     /// Re-publish unchanged status this often (changes are published within a second).
-    #[arg(long, env = "INGEST_STATUS_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "INGEST_STATUS_INTERVAL", default_value = "60s", value_parser = STATUS_INTERVAL.parser())]
     pub status_interval: Duration,
     /// Where each stream's acknowledged resume point (last event ID) is kept: `file:///path`
     /// (or a plain path) for a JSON file, `mqtt://host:port` / `mqtts://host:port` for retained
@@ -151,7 +168,7 @@ pub struct Config {
     )]
     pub checkpoint_topic: String,
     /// How often changed checkpoints are written.
-    #[arg(long, env = "CHECKPOINT_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CHECKPOINT_INTERVAL", default_value = "1s", value_parser = CHECKPOINT_INTERVAL.parser())]
     pub checkpoint_interval: Duration,
     /// Credentials and CA files of an `mqtt://` / `mqtts://` checkpoint store's broker.
     #[command(flatten)]
@@ -191,7 +208,7 @@ pub struct Config {
     pub observability: sse_runtime::Observability,
     /// With the ADR resource source, runtime health that did not change is sent to ADR again
     /// this often (at least 60 s, the SDK's minimum); a change is sent at once.
-    #[arg(long, env = "ADR_HEALTH_INTERVAL", default_value = "600s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ADR_HEALTH_INTERVAL", default_value = "600s", value_parser = ADR_HEALTH_INTERVAL.parser())]
     pub adr_health_interval: Duration,
     /// Most ADR calls in flight at once (reads of definitions, notification preferences) when
     /// the ADR resource source catches up with a change; at most 64.

@@ -11,9 +11,17 @@ use clap::builder::RangedU64ValueParser;
 use rand::Rng;
 use serde::Deserialize;
 use sse_contract::limits::MQTT_CONTROL_PACKET_BYTES_MAX;
+use sse_runtime::duration_flag::{Bounds, ms, secs};
 use sse_runtime::mqtt::{Broker, BrokerAddress, ClientSettings, TlsFiles};
 
 use crate::error::Error;
+
+/// `--puback-timeout`: under a second, a loaded broker's PUBACKs would recycle the connection.
+const PUBACK_TIMEOUT: Bounds = Bounds::within(secs(1), secs(3600));
+/// `--ack-delay`: 0 sends each ack at once.
+const ACK_DELAY: Bounds = Bounds::within(Duration::ZERO, secs(3600));
+/// `--state-store-timeout`: each attempt waits this long for the state store's answer.
+const STATE_STORE_TIMEOUT: Bounds = Bounds::within(ms(100), secs(3600));
 use crate::tail::{self, TailLimits};
 
 /// Keep-alive when neither a flag nor the Azure configuration sets one.
@@ -77,15 +85,15 @@ pub struct Config {
     #[arg(long, env = "MQTT_MAX_INFLIGHT")]
     pub max_inflight: Option<u16>,
     /// A QoS 1 publish without PUBACK for this long recycles the connection (and is re-sent).
-    #[arg(long, env = "MQTT_PUBACK_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "MQTT_PUBACK_TIMEOUT", default_value = "30s", value_parser = PUBACK_TIMEOUT.parser())]
     pub puback_timeout: Duration,
     /// How long acks are held to go upstream together (at most 512 at once); 0 sends each at
     /// once. Holding them spares the schema service and ingest a wake-up per event at low rates;
     /// only their in-flight windows and checkpoints see the delay, never the broker.
-    #[arg(long, env = "ACK_DELAY", default_value = "200ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "ACK_DELAY", default_value = "200ms", value_parser = ACK_DELAY.parser())]
     pub ack_delay: Duration,
     /// How long to wait for the state store's response to a SET before trying again.
-    #[arg(long, env = "STATE_STORE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "STATE_STORE_TIMEOUT", default_value = "10s", value_parser = STATE_STORE_TIMEOUT.parser())]
     pub state_store_timeout: Duration,
     /// Attempts of a state store SET before the event is acknowledged with an error.
     #[arg(long, env = "STATE_STORE_ATTEMPTS", default_value_t = 3)]
@@ -319,9 +327,6 @@ impl Config {
         if max_inflight == 0 {
             return Err(Error::Config("--max-inflight must be at least 1".into()));
         }
-        if self.puback_timeout < Duration::from_secs(1) {
-            return Err(Error::Config("--puback-timeout must be at least 1s".into()));
-        }
         if self.state_store_attempts == 0 {
             return Err(Error::Config(
                 "--state-store-attempts must be at least 1".into(),
@@ -350,7 +355,7 @@ impl Config {
             client,
             max_inflight,
             puback_timeout: self.puback_timeout,
-            store_timeout: self.state_store_timeout.max(Duration::from_millis(100)),
+            store_timeout: self.state_store_timeout,
             store_attempts: self.state_store_attempts,
         })
     }

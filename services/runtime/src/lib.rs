@@ -3,7 +3,7 @@
 //! readiness it reports, gRPC serving with health and reflection, the shutdown signal, backoff,
 //! TLS client configuration and certificate files that reload, the one MQTT client stack (URLs,
 //! options, TLS, credentials, packet limits, the supervised connection loop), private state
-//! files, the seq-ordered queue of the ack bookkeeping, and the exit code for bad configuration
+//! files, bounded duration flags, the seq-ordered queue of the ack bookkeeping, and the exit code for bad configuration
 //! and the life of a service process (parse, bind, run, drain), and the health helper.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -11,6 +11,7 @@ pub mod admin;
 pub mod admin_rate;
 pub mod backoff;
 pub mod client_io;
+pub mod duration_flag;
 pub mod error_chain;
 pub mod health;
 pub mod link;
@@ -26,6 +27,7 @@ pub mod reload;
 pub mod rendezvous;
 pub mod seq;
 pub mod serve;
+pub mod shown_url;
 pub mod shutdown;
 pub mod spki;
 pub mod telemetry;

@@ -24,6 +24,7 @@ use crate::link::{Link, Locals};
 use crate::mtls::Mtls;
 use crate::mtls::connect::PeerIo;
 use crate::rendezvous;
+use crate::shown_url::shown;
 
 /// How often the addresses are resolved again when nothing asks for it sooner.
 pub const RESOLVE_EVERY: Duration = Duration::from_secs(10);
@@ -36,7 +37,7 @@ pub enum PeersError {
     /// Nothing given.
     #[error("no peer address given")]
     Empty,
-    /// One entry is not `http(s)://host:port`.
+    /// One entry is not `http(s)://host:port` (held as [`crate::shown_url::shown`] shows it).
     #[error("peer {0:?}: expected http://host:port or https://host:port")]
     Invalid(String),
 }
@@ -75,22 +76,22 @@ pub fn parse_targets(s: &str) -> Result<Vec<Target>, PeersError> {
         // One URL whose host may be a list: `http://a,b:port/`.
         let (scheme, rest) = s
             .split_once("://")
-            .ok_or_else(|| PeersError::Invalid(s.into()))?;
+            .ok_or_else(|| PeersError::Invalid(shown(s)))?;
         let authority = rest.split('/').next().unwrap_or_default();
         let (hosts, port) =
-            split_port(authority, scheme).ok_or_else(|| PeersError::Invalid(s.into()))?;
+            split_port(authority, scheme).ok_or_else(|| PeersError::Invalid(shown(s)))?;
         for h in hosts.split(',').map(str::trim) {
-            out.push(target(scheme, h, port).ok_or_else(|| PeersError::Invalid(s.into()))?);
+            out.push(target(scheme, h, port).ok_or_else(|| PeersError::Invalid(shown(s)))?);
         }
     } else {
         for p in parts.iter().filter(|p| !p.is_empty()) {
             let (scheme, rest) = p
                 .split_once("://")
-                .ok_or_else(|| PeersError::Invalid((*p).into()))?;
+                .ok_or_else(|| PeersError::Invalid(shown(p)))?;
             let authority = rest.split('/').next().unwrap_or_default();
             let (host, port) =
-                split_port(authority, scheme).ok_or_else(|| PeersError::Invalid((*p).into()))?;
-            out.push(target(scheme, host, port).ok_or_else(|| PeersError::Invalid((*p).into()))?);
+                split_port(authority, scheme).ok_or_else(|| PeersError::Invalid(shown(p)))?;
+            out.push(target(scheme, host, port).ok_or_else(|| PeersError::Invalid(shown(p)))?);
         }
     }
     if out.is_empty() {

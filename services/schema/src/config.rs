@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use sse_runtime::duration_flag::{Bounds, ms, secs};
 use tonic::transport::Uri;
 
 use crate::azure::AzureSettings;
@@ -12,6 +13,9 @@ use crate::caps::{self, Caps};
 use crate::error::Error;
 use crate::pipeline::Limits;
 use sse_runtime::admin_rate;
+
+/// `--registry-timeout`: one registry call's wait for its answer.
+const REGISTRY_TIMEOUT: Bounds = Bounds::within(ms(100), secs(3600));
 
 /// Which registry holds the schemas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,7 +108,7 @@ pub struct Config {
     #[arg(long, env = "SCHEMA_REGISTRY_MQTT_SAT_FILE")]
     pub registry_mqtt_sat_file: Option<PathBuf>,
     /// How long one registry call waits for its answer.
-    #[arg(long, env = "SCHEMA_REGISTRY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SCHEMA_REGISTRY_TIMEOUT", default_value = "10s", value_parser = REGISTRY_TIMEOUT.parser())]
     pub registry_timeout: Duration,
     /// Attempts per registry call (network errors and 500 are retried with backoff).
     #[arg(long, env = "SCHEMA_REGISTRY_ATTEMPTS", default_value_t = 5)]
@@ -278,10 +282,10 @@ impl Config {
                 reason: "expected 1 to 128 characters without '/', '+' or '#'".into(),
             });
         }
-        if self.registry_attempts == 0 || self.registry_timeout.is_zero() {
+        if self.registry_attempts == 0 {
             return Err(Error::Config {
-                field: "--registry-attempts / --registry-timeout",
-                reason: "must be at least 1 and longer than zero".into(),
+                field: "--registry-attempts (SCHEMA_REGISTRY_ATTEMPTS)",
+                reason: "must be at least 1".into(),
             });
         }
         Ok(AzureSettings {

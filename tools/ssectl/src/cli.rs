@@ -406,7 +406,9 @@ mod tests {
                     .into_iter()
                     .chain(verbs.copied())
                     .chain(["--help"]);
-                let e = Cli::command().try_get_matches_from(args).unwrap_err();
+                let e = Cli::command()
+                    .try_get_matches_from(args)
+                    .expect_err("--help ends parsing");
                 assert_eq!(
                     e.kind(),
                     clap::error::ErrorKind::DisplayHelp,

@@ -38,8 +38,10 @@ pub fn dialer(conn: &Conn) -> anyhow::Result<Dialer> {
 /// first that fails ends the command.
 pub async fn links(dialer: &Dialer, addrs: &[String]) -> anyhow::Result<Vec<(String, Link)>> {
     let mut out = Vec::with_capacity(addrs.len());
-    for a in addrs.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
-        let hostport = a
+    for raw in addrs.iter().map(|a| a.trim()).filter(|a| !a.is_empty()) {
+        // What errors and labels show: an address given with a password does not print it.
+        let a = &sse_runtime::shown_url::shown(raw);
+        let hostport = raw
             .trim_start_matches("http://")
             .trim_start_matches("https://")
             .trim_end_matches('/');

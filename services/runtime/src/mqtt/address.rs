@@ -28,7 +28,7 @@ impl BrokerAddress {
     pub fn parse(raw: &str) -> Result<Self, MqttError> {
         let parsed = url::Url::parse(raw);
         let bad = |why: &str| MqttError::Url {
-            url: shown(raw, parsed.as_ref().ok()),
+            url: crate::shown_url::shown(raw),
             why: why.to_string(),
         };
         let url = parsed.as_ref().map_err(|e| bad(&e.to_string()))?;
@@ -87,22 +87,6 @@ fn scheme(name: &str) -> Option<(bool, u16)> {
         .iter()
         .find(|(s, ..)| s.eq_ignore_ascii_case(name))
         .map(|&(_, tls, port)| (tls, port))
-}
-
-/// The URL as an error may show it: without user info or query (they may hold secrets); an
-/// unparsable URL only when it has no `@` or `?`.
-fn shown(raw: &str, url: Option<&url::Url>) -> String {
-    match url {
-        Some(u) => {
-            let mut u = u.clone();
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.set_query(None);
-            u.to_string()
-        }
-        None if raw.contains(['@', '?']) => "(not shown: it may hold credentials)".to_string(),
-        None => raw.to_string(),
-    }
 }
 
 #[cfg(test)]
