@@ -115,3 +115,33 @@ fn every_recipe_is_listed_with_a_whole_sentence() {
         "only {recipes} recipes found in the Justfile"
     );
 }
+
+/// The README's and docs' example calls name the demo's own asset, so that a reader who pastes
+/// one while `just up` runs sees messages ("my-sse-source" matched nothing).
+#[test]
+fn example_calls_name_the_demos_asset() {
+    let root = repo_root();
+    let demo =
+        std::fs::read_to_string(root.join("deploy/local/resources/weather-station.yaml")).unwrap();
+    let mut docs = vec![root.join("README.md")];
+    docs.extend(
+        std::fs::read_dir(root.join("docs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "md")),
+    );
+    let mut named = 0;
+    for doc in docs {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        for asset in text.split("{\"asset\":\"").skip(1) {
+            let asset = asset.split('"').next().unwrap();
+            named += 1;
+            assert!(
+                demo.contains(&format!("kind: Asset\nmetadata:\n  name: {asset}\n")),
+                "{}: example asset {asset:?} is not the demo's",
+                doc.display()
+            );
+        }
+    }
+    assert!(named >= 2, "only {named} example calls found");
+}
