@@ -12,6 +12,7 @@ pub mod auth;
 pub mod broker;
 pub mod browser;
 pub mod console;
+pub mod flood;
 pub mod fswatch;
 pub mod grpcurl;
 pub mod house;

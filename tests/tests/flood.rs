@@ -12,19 +12,16 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::sync::{Arc, Mutex};
-
 use bytes::Bytes;
 use serde_json::Value;
 use sse_e2e::broker::Mosquitto;
+use sse_e2e::flood::{calm_event, feed, resources};
 use sse_e2e::grpcurl;
 use sse_e2e::mqtt::Subscriber;
 use sse_e2e::procs::{Service, connector_args};
-use sse_e2e::resources::{asset, device};
-use sse_e2e::source::{Chunks, Feed, Reply, SeenRequest, SseSource, block};
+use sse_e2e::source::SseSource;
 use sse_e2e::stack::{Pipeline, PipelineArgs};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::UnboundedReceiverStream;
 
 /// Events the calm stream sends, one after the other's arrival.
 const CALM_EVENTS: u64 = 20;
@@ -35,54 +32,12 @@ const WINDOW: u64 = 100;
 const BUDGET_BYTES: u64 = 64 * 1024;
 /// The publisher holds acks this long unless asked for them.
 const ACKS_HELD: [&str; 2] = ["--ack-delay", "1h"];
-/// Events in each chunk the flood writes.
-const FLOOD_CHUNK: u64 = 100;
-
-/// The flood: numbered events, written as fast as the connection takes them, forever.
-fn flood() -> Chunks {
-    Box::pin(futures::stream::unfold(0u64, |next| async move {
-        let text: String = (next..next + FLOOD_CHUNK)
-            .map(|n| block(Some(&n.to_string()), None, &format!(r#"{{"n":{n}}}"#)))
-            .collect();
-        Some((Bytes::from(text), next + FLOOD_CHUNK))
-    }))
-}
-
-/// The source: `/flood` floods; `/calm` sends what the test writes to the returned sender (on
-/// its first connection; a later one gets an empty stream that stays open).
-fn feed() -> (Feed, mpsc::UnboundedSender<Bytes>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let calm = Mutex::new(Some(rx));
-    let feed: Feed = Arc::new(move |req: &SeenRequest| match req.path.as_str() {
-        "/flood" => Reply::Sse(flood()),
-        "/calm" => match calm.lock().unwrap().take() {
-            Some(rx) => Reply::Sse(Box::pin(UnboundedReceiverStream::new(rx))),
-            None => Reply::Sse(Box::pin(futures::stream::pending())),
-        },
-        _ => Reply::not_found(),
-    });
-    (feed, tx)
-}
-
 /// Ingest's flag that makes the window, or the byte budget, what holds the flood back.
 fn limit(by_bytes: bool) -> Vec<String> {
     match by_bytes {
         false => vec!["--max-in-flight".into(), WINDOW.to_string()],
         true => vec!["--max-in-flight-bytes".into(), BUDGET_BYTES.to_string()],
     }
-}
-
-/// Resources: device `dev` at `base`, asset `flooded` reading `/flood` to `e2e/flood` and
-/// asset `calm` reading `/calm` to `e2e/calm`.
-fn resources(base: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let res = dir.path().join("resources");
-    std::fs::create_dir_all(&res).unwrap();
-    let yaml = device(base)
-        + &asset("flooded", &[("all", "/flood", "e2e/flood")])
-        + &asset("calm", &[("all", "/calm", "e2e/calm")]);
-    std::fs::write(res.join("dev.yaml"), yaml).unwrap();
-    dir
 }
 
 /// A counter (`eventsForwarded`, `eventsAcknowledged`) of the stream reading `path`, from
@@ -113,8 +68,7 @@ async fn calm_flows_through_the_flood(
     flood_past(ingest, 50 * WINDOW).await;
     let flood_before = flood_acknowledged(ingest).await;
     for n in 1..=CALM_EVENTS {
-        let text = block(Some(&n.to_string()), None, &format!(r#"{{"calm":{n}}}"#));
-        calm.send(Bytes::from(text)).unwrap();
+        calm.send(calm_event(n)).unwrap();
         sub.wait_until(&format!("calm event {n} during the flood"), |msgs| {
             msgs.iter()
                 .any(|m| serde_json::from_slice::<Value>(&m.payload).is_ok_and(|v| v["calm"] == n))
@@ -155,7 +109,7 @@ impl Three {
         let (feed, calm) = feed();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let source = SseSource::start(listener, feed).unwrap();
-        let dir = resources(&source.base_url());
+        let dir = resources(&source.base_url()).unwrap();
         let path = |p: &str| dir.path().join(p).display().to_string();
         let pipeline = Pipeline::start(PipelineArgs {
             mqtt_url: broker.url(),
@@ -207,7 +161,7 @@ async fn one_process(by_bytes: bool) {
     let (feed, calm) = feed();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let source = SseSource::start(listener, feed).unwrap();
-    let dir = resources(&source.base_url());
+    let dir = resources(&source.base_url()).unwrap();
     let mut args = connector_args(
         &broker.url(),
         &dir.path().join("resources"),
@@ -262,8 +216,7 @@ async fn a_flood_holds_only_its_share_of_the_window_while_nothing_is_acknowledge
     })
     .await
     .unwrap();
-    let text = block(Some("1"), None, r#"{"calm":1}"#);
-    rig.calm.send(Bytes::from(text)).unwrap();
+    rig.calm.send(calm_event(1)).unwrap();
     let calm_counts = |counter: &'static str| async move {
         (count(at, "/calm", counter).await == 1).then_some(())
     };

@@ -182,8 +182,9 @@ pub struct Config {
     pub max_in_flight_bytes: u64,
     /// SSE events of one stream read and not yet acknowledged (queued or sent to the schema
     /// service); that stream's reading pauses at this many, so one stream cannot take the
-    /// whole window and hold every other stream's events behind its own.
-    #[arg(long, env = "INGEST_MAX_IN_FLIGHT_PER_STREAM", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// whole window and hold every other stream's events behind its own. Another stream's event
+    /// waits behind about this many of a flood's, almost all of them already downstream.
+    #[arg(long, env = "INGEST_MAX_IN_FLIGHT_PER_STREAM", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight_per_stream: u64,
     /// Ingest replicas splitting the SSE streams by rendezvous hashing of the stream key (1: read every stream).
     #[arg(long, env = "INGEST_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -462,7 +463,7 @@ mod tests {
         assert_eq!(c.read_timeout, Duration::from_secs(60));
         assert_eq!(c.max_event_bytes, EVENT_BYTES_DEFAULT);
         assert_eq!(c.max_in_flight, 10_000);
-        assert_eq!(c.max_in_flight_per_stream, 1_000);
+        assert_eq!(c.max_in_flight_per_stream, 250);
         assert_eq!(
             c.min_reconnect_delay,
             crate::sse::client::DEFAULT_MIN_RECONNECT_DELAY
