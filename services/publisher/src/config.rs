@@ -15,6 +15,7 @@ use sse_runtime::duration_flag::{Bounds, ms, secs};
 use sse_runtime::mqtt::{Broker, BrokerAddress, ClientSettings, TlsFiles};
 
 use crate::error::Error;
+use crate::tail::{self, TailLimits};
 
 /// `--puback-timeout`: under a second, a loaded broker's PUBACKs would recycle the connection.
 const PUBACK_TIMEOUT: Bounds = Bounds::within(secs(1), secs(3600));
@@ -22,7 +23,6 @@ const PUBACK_TIMEOUT: Bounds = Bounds::within(secs(1), secs(3600));
 const ACK_DELAY: Bounds = Bounds::within(Duration::ZERO, secs(3600));
 /// `--state-store-timeout`: each attempt waits this long for the state store's answer.
 const STATE_STORE_TIMEOUT: Bounds = Bounds::within(ms(100), secs(3600));
-use crate::tail::{self, TailLimits};
 
 /// Keep-alive when neither a flag nor the Azure configuration sets one.
 const DEFAULT_KEEP_ALIVE_SECS: u64 = 30;
