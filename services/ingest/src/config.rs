@@ -174,7 +174,7 @@ pub struct Config {
     #[command(flatten)]
     pub broker: sse_runtime::mqtt::BrokerAuthFlags,
     /// Events sent to the schema service and not yet acknowledged; reading pauses at this many.
-    #[arg(long, env = "INGEST_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "INGEST_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_in_flight: u64,
     /// Bytes held for events read and not yet acknowledged (data, ids, stream key, route, trace
     /// context; queued or sent to the schema service); reading pauses beyond it.
@@ -184,7 +184,7 @@ pub struct Config {
     /// service); that stream's reading pauses at this many, so one stream cannot take the
     /// whole window and hold every other stream's events behind its own. Another stream's event
     /// waits behind about this many of a flood's, almost all of them already downstream.
-    #[arg(long, env = "INGEST_MAX_IN_FLIGHT_PER_STREAM", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "INGEST_MAX_IN_FLIGHT_PER_STREAM", default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_in_flight_per_stream: u64,
     /// Ingest replicas splitting the SSE streams by rendezvous hashing of the stream key (1: read every stream).
     #[arg(long, env = "INGEST_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -484,7 +484,13 @@ mod tests {
         assert_eq!(c.read_timeout, Duration::from_secs(90));
         assert_eq!(c.secrets_dir, Some(PathBuf::from("/s")));
         assert_eq!(c.max_in_flight, 5);
-        assert!(Config::try_parse_from(["sse-ingest", "--max-in-flight", "0"]).is_err());
+        // The windows name a range one can read, not clap's 1..18446744073709551615.
+        for flag in ["--max-in-flight", "--max-in-flight-per-stream"] {
+            for bad in ["0", "1000001"] {
+                let e = Config::try_parse_from(["sse-ingest", flag, bad]).unwrap_err();
+                assert!(e.to_string().contains("1..=1000000"), "{flag} {bad}: {e}");
+            }
+        }
     }
 
     #[test]
