@@ -12,7 +12,7 @@ use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 use crate::adr::AdrService;
-use crate::broker::{Mosquitto, free_port};
+use crate::broker::Mosquitto;
 use crate::mqtt::Subscriber;
 use crate::procs::Service;
 use crate::schema_registry::Responder;
@@ -132,10 +132,12 @@ impl Setup {
         let sub = Subscriber::connect(broker.port, "e2e/adr/#").await.unwrap();
         let (alloc, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let args: Vec<String> = [
+            // Port 0: bound by the process itself, so no other test can take the port between
+            // a pick and the bind (a picked port was taken once, and the connector exited 64).
             "--schema-listen",
-            &format!("127.0.0.1:{}", free_port().unwrap()),
+            "127.0.0.1:0",
             "--publisher-listen",
-            &format!("127.0.0.1:{}", free_port().unwrap()),
+            "127.0.0.1:0",
             "--mqtt-url",
             &broker.url(),
             "--data-dir",
