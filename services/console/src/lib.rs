@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use sse_runtime::link::Locals;
 use sse_runtime::mtls::Mtls;
-use sse_runtime::peers::{Dialer, Peers, RESOLVE_EVERY, parse_targets};
+use sse_runtime::peers::{Dialer, Peers, RESOLVE_EVERY, Target, parse_targets};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -59,16 +59,17 @@ pub struct Services {
 }
 
 impl Services {
-    /// Checks the three addresses, so that a bad one stops the start before the port is bound.
-    pub fn check(&self) -> Result<(), SettingsError> {
-        for (flag, url) in [
-            ("ingest", &self.ingest),
-            ("schema", &self.schema),
-            ("publisher", &self.publisher),
-        ] {
-            parse_targets(url).map_err(|source| SettingsError::Peer { flag, source })?;
-        }
-        Ok(())
+    /// The addresses of ingest, schema and publisher, parsed: `sse-console` checks them before
+    /// it binds its port, and [`run`] (which `sse-connector` calls directly) before it serves.
+    pub fn targets(&self) -> Result<[Vec<Target>; 3], SettingsError> {
+        let parse = |flag: &'static str, url: &str| {
+            parse_targets(url).map_err(|source| SettingsError::Peer { flag, source })
+        };
+        Ok([
+            parse("ingest", &self.ingest)?,
+            parse("schema", &self.schema)?,
+            parse("publisher", &self.publisher)?,
+        ])
     }
 }
 
@@ -81,18 +82,13 @@ pub async fn run(
 ) -> Result<(), Error> {
     let addr = listener.local_addr()?;
     let settings = args.access(addr)?;
+    let [ingest, schema, publisher] = services.targets()?;
     let dialer = Dialer::new(services.mtls, services.locals);
-    let service = |flag: &'static str, url: &str| -> Result<Service, SettingsError> {
-        let targets = parse_targets(url).map_err(|source| SettingsError::Peer { flag, source })?;
-        Ok(Service::new(
-            Peers::spawn(targets, RESOLVE_EVERY),
-            dialer.clone(),
-        ))
-    };
+    let service = |targets| Service::new(Peers::spawn(targets, RESOLVE_EVERY), dialer.clone());
     let backend = Backend {
-        ingest: service("ingest", &services.ingest)?,
-        schema: service("schema", &services.schema)?,
-        publisher: service("publisher", &services.publisher)?,
+        ingest: service(ingest),
+        schema: service(schema),
+        publisher: service(publisher),
     };
     let live = pages::events::Live::new(
         args.console_live_views_max,

@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
         mtls: security.mtls,
         locals: Default::default(),
     };
-    process::settings_or_exit(SERVICE, services.check());
+    process::settings_or_exit(SERVICE, services.targets());
     let args = config.console;
     process::run(
         SERVICE,
