@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sse_contract::limits::{EVENT_BYTES_DEFAULT, EVENT_BYTES_MAX};
 use sse_contract::resources::RESOURCE_FILE_BYTES_DEFAULT;
-use sse_runtime::duration_flag::{Bounds, ms, secs};
+use sse_runtime::duration_flag::Bounds;
 
 use crate::akri::contract::ClientIdStyle;
 use crate::error::Error;
@@ -22,20 +22,25 @@ pub const SECRETS_DIR_ALIAS: &str = "DEVICE_ENDPOINT_CREDENTIALS_MOUNT_PATH";
 pub const TRUST_DIR_ALIAS: &str = "DEVICE_ENDPOINT_TLS_TRUST_BUNDLE_CA_CERT_MOUNT_PATH";
 
 /// `--read-timeout`: shorter than a second, no connection could be opened.
-pub const READ_TIMEOUT: Bounds = Bounds::within(secs(1), secs(3600));
+pub const READ_TIMEOUT: Bounds = Bounds::within(Duration::from_secs(1), Duration::from_secs(3600));
 /// `--min-reconnect-delay`: the floor that keeps a server's `retry: 0` from looping hot.
-pub const MIN_RECONNECT_DELAY: Bounds = Bounds::within(ms(100), secs(3600));
+pub const MIN_RECONNECT_DELAY: Bounds =
+    Bounds::within(Duration::from_millis(100), Duration::from_secs(3600));
 /// `--reload-debounce`: 0 reloads at the first change.
-pub const RELOAD_DEBOUNCE: Bounds = Bounds::within(Duration::ZERO, secs(60));
+pub const RELOAD_DEBOUNCE: Bounds = Bounds::within(Duration::ZERO, Duration::from_secs(60));
 /// `--rescan-interval`: 0 is never; more often than every second re-reads the whole directory
 /// for nothing.
-pub const RESCAN_INTERVAL: Bounds = Bounds::off_or(secs(1), secs(24 * 3600));
+pub const RESCAN_INTERVAL: Bounds =
+    Bounds::off_or(Duration::from_secs(1), Duration::from_secs(24 * 3600));
 /// `--status-interval`: unchanged status re-published; each is a retained message per resource.
-pub const STATUS_INTERVAL: Bounds = Bounds::within(secs(1), secs(24 * 3600));
+pub const STATUS_INTERVAL: Bounds =
+    Bounds::within(Duration::from_secs(1), Duration::from_secs(24 * 3600));
 /// `--checkpoint-interval`: each save may write a file or a retained message per stream.
-pub const CHECKPOINT_INTERVAL: Bounds = Bounds::within(ms(100), secs(3600));
+pub const CHECKPOINT_INTERVAL: Bounds =
+    Bounds::within(Duration::from_millis(100), Duration::from_secs(3600));
 /// `--adr-health-interval`: its minimum (the SDK's 60 s) is checked with the health cache.
-pub const ADR_HEALTH_INTERVAL: Bounds = Bounds::within(Duration::ZERO, secs(24 * 3600));
+pub const ADR_HEALTH_INTERVAL: Bounds =
+    Bounds::within(Duration::ZERO, Duration::from_secs(24 * 3600));
 
 /// Ingest's configuration, validated once at start, with what is derived from the flags
 /// computed once, so no later step re-derives (or silently re-fails on) it.

@@ -11,18 +11,19 @@ use clap::builder::RangedU64ValueParser;
 use rand::Rng;
 use serde::Deserialize;
 use sse_contract::limits::MQTT_CONTROL_PACKET_BYTES_MAX;
-use sse_runtime::duration_flag::{Bounds, ms, secs};
+use sse_runtime::duration_flag::Bounds;
 use sse_runtime::mqtt::{Broker, BrokerAddress, ClientSettings, TlsFiles};
 
 use crate::error::Error;
 use crate::tail::{self, TailLimits};
 
 /// `--puback-timeout`: under a second, a loaded broker's PUBACKs would recycle the connection.
-const PUBACK_TIMEOUT: Bounds = Bounds::within(secs(1), secs(3600));
+const PUBACK_TIMEOUT: Bounds = Bounds::within(Duration::from_secs(1), Duration::from_secs(3600));
 /// `--ack-delay`: 0 sends each ack at once.
-const ACK_DELAY: Bounds = Bounds::within(Duration::ZERO, secs(3600));
+const ACK_DELAY: Bounds = Bounds::within(Duration::ZERO, Duration::from_secs(3600));
 /// `--state-store-timeout`: each attempt waits this long for the state store's answer.
-const STATE_STORE_TIMEOUT: Bounds = Bounds::within(ms(100), secs(3600));
+const STATE_STORE_TIMEOUT: Bounds =
+    Bounds::within(Duration::from_millis(100), Duration::from_secs(3600));
 
 /// Keep-alive when neither a flag nor the Azure configuration sets one.
 const DEFAULT_KEEP_ALIVE_SECS: u64 = 30;

@@ -60,25 +60,15 @@ impl Bounds {
     }
 }
 
-/// `n` milliseconds, for bounds written as constants.
-pub const fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-/// `n` seconds, for bounds written as constants.
-pub const fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn values_outside_the_bounds_are_refused_with_the_bound() {
-        let p = Bounds::within(ms(100), secs(3600)).parser();
-        assert_eq!(p("100ms"), Ok(ms(100)));
-        assert_eq!(p("1h"), Ok(secs(3600)));
+        let p = Bounds::within(Duration::from_millis(100), Duration::from_secs(3600)).parser();
+        assert_eq!(p("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(p("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(p("0s").unwrap_err(), "0s is below the minimum of 100ms");
         assert_eq!(p("2h").unwrap_err(), "2h is above the maximum of 1h");
         assert!(
@@ -91,14 +81,14 @@ mod tests {
 
     #[test]
     fn zero_passes_only_where_it_means_off() {
-        let p = Bounds::off_or(secs(1), secs(60)).parser();
+        let p = Bounds::off_or(Duration::from_secs(1), Duration::from_secs(60)).parser();
         assert_eq!(p("0s"), Ok(Duration::ZERO));
         assert_eq!(
             p("10ms").unwrap_err(),
             "10ms is below the minimum of 1s (or 0 for off)"
         );
         assert!(
-            Bounds::within(secs(1), secs(60))
+            Bounds::within(Duration::from_secs(1), Duration::from_secs(60))
                 .check(Duration::ZERO)
                 .is_err()
         );

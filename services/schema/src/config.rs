@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use sse_runtime::duration_flag::{Bounds, ms, secs};
+use sse_runtime::duration_flag::Bounds;
 use tonic::transport::Uri;
 
 use crate::azure::AzureSettings;
@@ -15,7 +15,8 @@ use crate::pipeline::Limits;
 use sse_runtime::admin_rate;
 
 /// `--registry-timeout`: one registry call's wait for its answer.
-const REGISTRY_TIMEOUT: Bounds = Bounds::within(ms(100), secs(3600));
+const REGISTRY_TIMEOUT: Bounds =
+    Bounds::within(Duration::from_millis(100), Duration::from_secs(3600));
 
 /// Which registry holds the schemas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sse_runtime::duration_flag::{Bounds, secs};
+use sse_runtime::duration_flag::Bounds;
 
 use super::secret;
 
@@ -14,7 +14,8 @@ use super::secret;
 pub const LIFETIME_DEFAULT: &str = "12h";
 /// `--console-session-lifetime`: under a minute no one could use a login; over 30 days a
 /// stolen cookie stays good for too long.
-pub const LIFETIME: Bounds = Bounds::within(secs(60), secs(30 * 24 * 3600));
+pub const LIFETIME: Bounds =
+    Bounds::within(Duration::from_secs(60), Duration::from_secs(30 * 24 * 3600));
 /// Default of `--console-max-sessions`: far more browsers than a console has operators.
 pub const MAX_DEFAULT: u32 = 1000;
 
