@@ -106,9 +106,9 @@ async fn the_adr_source_without_the_akri_contract_exits_64_naming_the_flag() {
     }
 }
 
-/// A duration flag outside its bounds: a zero that made a service write its checkpoints a
-/// thousand times a second or drop every SSE connection at once, and a span long enough to
-/// overflow a deadline, were accepted before; each now exits 64 naming the flag and its bound.
+/// A duration flag outside its bounds: a zero that made a service save its checkpoints at every
+/// timer tick or drop every SSE connection at once, and a span long enough to overflow a
+/// deadline, were accepted before; each now exits 64 naming the flag and its bound.
 #[tokio::test]
 async fn a_duration_that_would_spin_fail_or_overflow_exits_64_naming_its_bound() {
     let huge = "18446744073709551615s";

@@ -1,5 +1,5 @@
-//! Duration flags with bounds: a zero that would loop hot (a checkpoint written a thousand times
-//! a second), a timeout no connection can meet, or a span so long that a deadline overflows and
+//! Duration flags with bounds: a zero that would loop hot (a checkpoint save at every timer
+//! tick), a timeout no connection can meet, or a span so long that a deadline overflows and
 //! panics is refused when the flag is parsed, naming the bound, so the service exits 64 instead.
 
 use std::time::Duration;
