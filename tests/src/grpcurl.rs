@@ -39,6 +39,9 @@ pub struct Refusal {
     pub code: String,
     /// The status message.
     pub message: String,
+    /// The status details as grpcurl decoded them (one JSON object per line, e.g. a
+    /// `google.rpc.BadRequest`), empty when there are none.
+    pub details: String,
 }
 
 /// The status grpcurl printed on stderr (`Code: ...` and `Message: ...`), if any.
@@ -49,9 +52,17 @@ fn refusal(stderr: &str) -> Option<Refusal> {
             .find_map(|l| l.trim().strip_prefix(name))
             .map(|v| v.trim().to_string())
     };
+    let details = stderr
+        .lines()
+        .skip_while(|l| l.trim() != "Details:")
+        .skip(1)
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n");
     Some(Refusal {
         code: field("Code:")?,
         message: field("Message:").unwrap_or_default(),
+        details,
     })
 }
 

@@ -76,6 +76,11 @@ async fn resources_written_over_grpc_start_and_stop_streams() {
         .unwrap();
     assert_eq!(r.code, "InvalidArgument", "{r:?}");
     assert!(r.message.contains("spec.deviceRef.deviceName"), "{r:?}");
+    // Reflection describes google.rpc's details, so grpcurl shows the field violation itself.
+    assert!(
+        r.details.contains(r#""field":"spec.deviceRef.deviceName""#),
+        "{r:?}"
+    );
 
     let d = grpcurl::call_json(&addr, Some(&put(&device(&source.base_url()))), &[PUT])
         .await

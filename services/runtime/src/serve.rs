@@ -71,7 +71,13 @@ impl Serving {
             health,
             routes,
             streams: Default::default(),
-            descriptors: vec![descriptor, tonic_health::pb::FILE_DESCRIPTOR_SET],
+            // google.rpc's error details too, so a client reading reflection (grpcurl) can
+            // show a refusal's field violations instead of an undecodable `Any`.
+            descriptors: vec![
+                descriptor,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+                tonic_types::pb::FILE_DESCRIPTOR_SET,
+            ],
             security: Security::plaintext(),
             service: "grpc",
         }
