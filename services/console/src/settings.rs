@@ -53,7 +53,7 @@ pub struct ConsoleArgs {
     pub console_stream_views_max: usize,
     /// Payload bytes a live view shows of one message; the rest is cut, and marked so (the
     /// publisher caps it at 16 KiB).
-    #[arg(long, env = "CONSOLE_EVENT_PAYLOAD_BYTES", default_value_t = crate::pages::events::EVENT_PAYLOAD_BYTES, value_parser = clap::value_parser!(u32).range(1..=16384))]
+    #[arg(long, env = "CONSOLE_EVENT_PAYLOAD_BYTES", default_value_t = crate::pages::events::EVENT_PAYLOAD_BYTES, value_parser = clap::value_parser!(u32).range(1..=sse_contract::limits::TAIL_PAYLOAD_BYTES_MAX as i64))]
     pub console_event_payload_bytes: u32,
 }
 

@@ -68,6 +68,11 @@ pub const MQTT_ADR_PACKET_BYTES_MAX: usize = 2 * MIB;
 /// frame header, before it is decoded.
 pub const ADMIN_REQUEST_BYTES_MAX: usize = EVENT_BYTES_MAX + KIB;
 
+/// Most payload bytes a tailed message carries (`PublisherService.Tail`; a request, `ssectl tail`
+/// or the console's live view may ask for fewer): enough to read an event, small enough that a
+/// full tail queue stays small.
+pub const TAIL_PAYLOAD_BYTES_MAX: usize = 16 * KIB;
+
 /// Largest checkpoint record (one stream's resume point) read back from a store; a larger one is
 /// skipped with a warning and its stream starts without it.
 pub const CHECKPOINT_RECORD_BYTES_MAX: usize = 8 * KIB;

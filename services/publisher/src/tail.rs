@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::{Future, Stream};
+use sse_contract::limits::TAIL_PAYLOAD_BYTES_MAX;
 use sse_proto::v1 as pb;
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -21,9 +22,6 @@ use crate::event::Qos;
 use crate::properties::Message;
 use crate::state_store;
 
-/// Most payload bytes a tailed message carries (a request may ask for fewer): enough to read an
-/// event, small enough that a full queue stays small.
-pub const TAIL_PAYLOAD_BYTES_MAX: usize = 16 * 1024;
 /// Default of `--tail-queue`: messages queued towards one tail reader before further ones are
 /// dropped and counted.
 pub const TAIL_QUEUE: usize = 64;

@@ -289,8 +289,8 @@ pub struct TailArgs {
     /// Only topics matching this MQTT filter.
     #[arg(long)]
     pub topic: Option<String>,
-    /// Payload bytes printed per message at most (the publisher caps this at 16 KiB).
-    #[arg(long, default_value_t = crate::watch::TAIL_MAX_PAYLOAD_BYTES)]
+    /// Payload bytes printed per message at most, 1 to 16384 (the publisher's cap).
+    #[arg(long, default_value_t = crate::watch::TAIL_MAX_PAYLOAD_BYTES, value_parser = clap::value_parser!(u32).range(1..=sse_contract::limits::TAIL_PAYLOAD_BYTES_MAX as i64))]
     pub max_payload_bytes: u32,
 }
 
@@ -417,5 +417,19 @@ mod tests {
             }
         }
         assert!(named > 0, "no help text names a command");
+    }
+
+    /// `--max-payload-bytes 0` once asked the publisher for "its limit" (proto3's zero), so it
+    /// printed up to 16 KiB per message where the default prints 4 KiB.
+    #[test]
+    fn tail_payload_bytes_are_one_to_the_publishers_cap() {
+        use clap::Parser;
+        let parse = |n: &str| Cli::try_parse_from(["ssectl", "tail", "--max-payload-bytes", n]);
+        for bad in ["0", "16385"] {
+            let e = parse(bad).expect_err(bad);
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{e}");
+            assert!(e.to_string().contains("1..=16384"), "{e}");
+        }
+        assert!(parse("1").is_ok() && parse("16384").is_ok());
     }
 }
