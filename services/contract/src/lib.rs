@@ -10,6 +10,7 @@ pub mod dead_letter;
 pub mod drops;
 pub mod limits;
 pub mod metrics;
+pub mod mqtt_text;
 pub mod publish_drops;
 pub mod resources;
 pub mod route;

@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+use crate::mqtt_text::Unfit;
+
 pub mod adr;
 
 /// The connector's own namespace: everything under it is reserved for the connector.
@@ -52,7 +54,7 @@ pub const SCHEMA_REGISTRY_GET: &str = "adr/dtmi:ms:adr:SchemaRegistry;2/get";
 pub const RPC_RESPONSE_ROOT: &str = "clients";
 
 /// The largest MQTT topic name, in bytes (a two-byte length prefix).
-pub const TOPIC_BYTES_MAX: usize = 65_535;
+pub const TOPIC_BYTES_MAX: usize = crate::mqtt_text::STRING_BYTES_MAX;
 
 /// The response topic a client `client_id` names in a request on `request_topic`
 /// (`clients/<client id>/<request topic>`).
@@ -278,9 +280,10 @@ pub enum Refusal {
     /// The topic has an MQTT wildcard: a topic name to publish to cannot.
     #[error("MQTT topic contains a wildcard (+ or #)")]
     Wildcard,
-    /// The topic has a NUL character, which MQTT forbids.
-    #[error("MQTT topic contains a NUL character")]
-    Nul,
+    /// The topic holds a character MQTT forbids or lets a broker refuse (NUL, a control
+    /// character, a Unicode non-character): a broker closes the connection on it.
+    #[error("MQTT topic holds U+{:04X}, a character MQTT brokers refuse (NUL, control characters, Unicode non-characters)", u32::from(*.0))]
+    Forbidden(char),
     /// The topic is longer than [`TOPIC_BYTES_MAX`] bytes.
     #[error("MQTT topic is {0} bytes, more than {TOPIC_BYTES_MAX}")]
     TooLong(usize),
@@ -300,8 +303,8 @@ impl Refusal {
     }
 }
 
-/// Checks that `topic` is an MQTT topic name to publish to (non-empty, no wildcard, no NUL, at
-/// most [`TOPIC_BYTES_MAX`] bytes), whoever publishes.
+/// Checks that `topic` is an MQTT topic name to publish to (non-empty, no wildcard, no character
+/// brokers refuse, at most [`TOPIC_BYTES_MAX`] bytes), whoever publishes.
 pub fn check_name(topic: &str) -> Result<(), Refusal> {
     if topic.is_empty() {
         return Err(Refusal::Empty);
@@ -309,19 +312,18 @@ pub fn check_name(topic: &str) -> Result<(), Refusal> {
     if topic.contains(['+', '#']) {
         return Err(Refusal::Wildcard);
     }
-    if topic.contains('\0') {
-        return Err(Refusal::Nul);
-    }
-    if topic.len() > TOPIC_BYTES_MAX {
-        return Err(Refusal::TooLong(topic.len()));
-    }
-    Ok(())
+    crate::mqtt_text::check(topic).map_err(|u| match u {
+        Unfit::TooLong(n) => Refusal::TooLong(n),
+        Unfit::Forbidden(c) => Refusal::Forbidden(c),
+    })
 }
 
 /// Whether `name` can be one level of a topic name (a resource name in a status topic): non-empty,
-/// with no wildcard, no level separator and no NUL.
+/// with no wildcard, no level separator and no character brokers refuse.
 pub fn is_level(name: &str) -> bool {
-    !name.is_empty() && !name.contains(['+', '#', '/', '\0'])
+    !name.is_empty()
+        && !name.contains(['+', '#', '/'])
+        && !name.contains(crate::mqtt_text::is_forbidden)
 }
 
 /// Checks that `writer` may publish to `topic`: a valid topic name, and not owned unless the

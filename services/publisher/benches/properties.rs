@@ -70,6 +70,11 @@ fn bench(c: &mut Criterion) {
     c.bench_function("event_message/adr_ids", |b| {
         b.iter(|| event_message(black_box(&adr), tp, no_stamp).unwrap())
     });
+    // What the book checks of every message before it is written: the strings brokers refuse.
+    let message = event_message(&adr, tp, no_stamp).unwrap();
+    c.bench_function("event_message/check_text", |b| {
+        b.iter(|| black_box(&message).check_text().unwrap())
+    });
 }
 
 criterion_group!(benches, bench);

@@ -5,8 +5,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::{Publish, PublishProperties};
-use sse_contract::route;
 use sse_contract::topics::{self, Writer};
+use sse_contract::{mqtt_text, route};
 
 use crate::error::Error;
 use crate::event::{Destination, Event, Qos, RouteKind, SingleMessage};
@@ -43,6 +43,36 @@ impl Message {
         );
         p.retain = self.retain;
         p
+    }
+
+    /// Checks every string the packet carries against what brokers accept (sse-contract's
+    /// `mqtt_text`): a broker closes the connection on one it refuses, and the re-sent message
+    /// would close every reconnect after it. Names the property and what is wrong with it.
+    pub fn check_text(&self) -> Result<(), Error> {
+        let p = &self.properties;
+        let unfit = |what: String, u: mqtt_text::Unfit| Error::Invalid(format!("{what} {u}"));
+        mqtt_text::check(&self.topic).map_err(|u| unfit("the topic".into(), u))?;
+        for (name, s) in [
+            ("content type", &p.content_type),
+            ("response topic", &p.response_topic),
+        ] {
+            if let Some(s) = s {
+                mqtt_text::check(s).map_err(|u| unfit(format!("the {name}"), u))?;
+            }
+        }
+        if let Some(c) = &p.correlation_data
+            && c.len() > mqtt_text::STRING_BYTES_MAX
+        {
+            return Err(unfit(
+                "the correlation data".into(),
+                mqtt_text::Unfit::TooLong(c.len()),
+            ));
+        }
+        for (k, v) in &p.user_properties {
+            mqtt_text::check(k).map_err(|u| unfit(format!("a user property name {k:?}"), u))?;
+            mqtt_text::check(v).map_err(|u| unfit(format!("user property {k:?}"), u))?;
+        }
+        Ok(())
     }
 
     /// The PUBLISH packet's size on the wire, with the packet id it gets at QoS 1.

@@ -164,7 +164,9 @@ fn malformed_topics_are_refused_whoever_writes() {
                 "{wild}"
             );
         }
-        assert_eq!(check_destination("a\0b", writer), Err(Refusal::Nul));
+        for (bad, c) in [("a\0b", '\0'), ("a\tb", '\t'), ("a\u{85}", '\u{85}')] {
+            assert_eq!(check_destination(bad, writer), Err(Refusal::Forbidden(c)));
+        }
         let long = "a".repeat(TOPIC_BYTES_MAX + 1);
         assert_eq!(
             check_destination(&long, writer),
@@ -191,7 +193,7 @@ fn refusals_name_the_rule_and_choose_the_code() {
     for r in [
         Refusal::Empty,
         Refusal::Wildcard,
-        Refusal::Nul,
+        Refusal::Forbidden('\0'),
         Refusal::TooLong(70_000),
     ] {
         assert!(!r.is_permission(), "{r}");
@@ -260,9 +262,9 @@ fn own_prefixes_stay_clear_of_the_other_rules() {
 }
 
 #[test]
-fn levels_take_no_separator_wildcard_or_nul() {
+fn levels_take_no_separator_wildcard_or_refused_character() {
     assert!(is_level("boiler-1"));
-    for bad in ["", "a/b", "a+", "#", "a\0b"] {
+    for bad in ["", "a/b", "a+", "#", "a\0b", "a\tb", "\u{9f}"] {
         assert!(!is_level(bad), "{bad:?}");
     }
 }

@@ -226,8 +226,9 @@ impl Book {
         self.expect.push_back(order);
     }
 
-    /// What the connected broker said it cannot take.
+    /// What the connected broker said it cannot take, or would close the connection on.
     fn check(&self, m: &Message) -> Result<(), Error> {
+        m.check_text()?;
         if m.retain && !self.retain_available {
             return Err(Error::Unsupported(
                 "the broker does not support retain".into(),

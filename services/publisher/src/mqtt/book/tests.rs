@@ -341,3 +341,36 @@ fn connack_limits() {
     assert!(b.check(&sized(12)).is_ok());
     assert!(matches!(b.check(&sized(14)), Err(Error::TooLarge(_))));
 }
+
+/// A tab in a content type (or a control character in an SSE event's type) made Mosquitto close
+/// the connection as malformed; the message, re-sent after every reconnect, closed each one, and
+/// every stream stopped. Such a message is now refused before it is written.
+#[test]
+fn a_string_brokers_refuse_is_refused_before_it_is_written() {
+    let b = connected();
+    let with = |content_type: Option<&str>, property: (&str, &str)| Message {
+        properties: PublishProperties {
+            content_type: content_type.map(Into::into),
+            user_properties: vec![(property.0.into(), property.1.into())],
+            ..Default::default()
+        },
+        ..message(Qos::AtLeastOnce)
+    };
+    let refusal = |m: &Message| match b.check(m) {
+        Err(e @ Error::Invalid(_)) => e.to_string(),
+        other => panic!("{other:?}"),
+    };
+    let e = refusal(&with(Some("a\tb"), ("sseevent", "ok")));
+    assert!(e.contains("the content type holds U+0009"), "{e}");
+    let e = refusal(&with(None, ("sseevent", "x\u{1}")));
+    assert!(
+        e.contains(r#"user property "sseevent" holds U+0001"#),
+        "{e}"
+    );
+    let e = refusal(&with(Some(&"c".repeat(70_000)), ("k", "v")));
+    assert!(e.contains("the content type is 70000 bytes"), "{e}");
+    assert!(
+        b.check(&with(Some("application/json"), ("sseevent", "温度 ok")))
+            .is_ok()
+    );
+}
