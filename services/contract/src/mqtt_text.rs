@@ -35,7 +35,9 @@ pub fn check(s: &str) -> Result<(), Unfit> {
     }
     // Nearly every string is printable ASCII: one pass over the bytes decides those. It does not
     // stop early, so the compiler can vectorise it (half the time on an event's properties).
-    if s.bytes().fold(true, |ok, b| ok & (b.wrapping_sub(0x20) < 0x5f)) {
+    if s.bytes()
+        .fold(true, |ok, b| ok & (b.wrapping_sub(0x20) < 0x5f))
+    {
         return Ok(());
     }
     match s.chars().find(|&c| is_forbidden(c)) {

@@ -6,7 +6,9 @@ use std::fmt;
 
 mod ids;
 
-pub use ids::{RESOURCE_ID_BYTES_MAX, ResourceIds, check_resource_id, ref_id, shown_id};
+pub use ids::{
+    RESOURCE_ID_BYTES_MAX, ResourceIds, check_resource_id, check_route_text, ref_id, shown_id,
+};
 
 /// The kind of data operation an event is routed to. The wire's "unspecified" value is no kind:
 /// [`RouteKind::from_wire`] refuses it, so no service guesses one.

@@ -34,10 +34,22 @@ pub fn check_resource_id(field: &str, id: &str) -> Result<(), String> {
             id.len()
         ));
     }
-    if id.chars().any(char::is_control) {
-        return Err(format!("{field} {id:?} contains a control character"));
+    if let Err(u) = crate::mqtt_text::check(id) {
+        return Err(format!("{field} {id:?} {u}"));
     }
     Ok(())
+}
+
+/// Checks a name or path of a resource that the events carry in their CloudEvents properties
+/// (an endpoint, dataset, event group or event name, a data source, a type reference): `field`
+/// names it in the error. Non-empty when `required`, and a string brokers accept (sse-contract's
+/// `mqtt_text`): otherwise every event of it would be refused by the publisher one by one.
+pub fn check_route_text(field: &str, value: &str, required: bool) -> Result<(), String> {
+    if required && value.is_empty() {
+        return Err(format!("{field} is empty"));
+    }
+    let shown: String = value.chars().take(64).collect();
+    crate::mqtt_text::check(value).map_err(|u| format!("{field} {shown:?} {u}"))
 }
 
 /// The id Azure names a resource by in `source` and `subject`: its external id where one is set

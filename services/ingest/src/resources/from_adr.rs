@@ -191,8 +191,10 @@ spec:
             "{problems:?}"
         );
         assert!(
-            problems.iter().any(|p| p.starts_with("Asset/line-1")
-                && p.contains("uuid \"9b1e\\u{7}\" contains a control")),
+            problems
+                .iter()
+                .any(|p| p.starts_with("Asset/line-1")
+                    && p.contains("uuid \"9b1e\\u{7}\" holds U+0007")),
             "{problems:?}"
         );
     }

@@ -365,6 +365,62 @@ fn an_event_on_an_owned_topic_is_rejected_alone() {
     );
 }
 
+/// Names and paths the events carry into their MQTT properties: a character brokers refuse
+/// used to reach the publisher in every event (each refused there, or, before it checked, its
+/// broker connection closed); now it is a configuration error of the dataset, event or endpoint.
+#[test]
+fn a_name_brokers_would_refuse_is_a_configuration_error() {
+    let dest = "destinations: [ { target: Mqtt, configuration: { topic: t } } ]";
+    for (dataset, want) in [
+        (
+            format!("{{ name: \"d\\t\", {dest} }}"),
+            r#"name "d\t" holds U+0009"#,
+        ),
+        (format!("{{ name: \"\", {dest} }}"), "name is empty"),
+        (
+            format!("{{ name: d, dataSource: \"/a\\u0085\", {dest} }}"),
+            "dataSource \"/a\\u{85}\" holds U+0085",
+        ),
+        (
+            format!("{{ name: d, typeRef: \"\\uFFFF\", {dest} }}"),
+            "typeRef",
+        ),
+        (
+            with_dest("{ target: Mqtt, configuration: { topic: \"a\\tb\" } }"),
+            "U+0009",
+        ),
+    ] {
+        let r = dataset_rejection(&dataset);
+        assert!(r.message.contains(want), "{want}: {}", r.message);
+    }
+    let r = load(&[
+        DEVICE.into(),
+        asset(
+            "a",
+            &format!(
+                "  deviceRef: {{ deviceName: dev, endpointName: sse-0 }}\n  eventGroups:\n    - name: \"g\\u0001\"\n      events: [ {{ name: e, {dest} }} ]\n    - name: h\n      events: [ {{ name: \"\", {dest} }}, {{ name: ok, {dest} }} ]\n"
+            ),
+        ),
+    ]);
+    let groups = &r.assets[0].event_groups;
+    assert!(
+        groups[0].rejected[0].message.contains("event group name"),
+        "{:?}",
+        groups[0]
+    );
+    assert!(
+        groups[1].rejected[0].message.contains("name is empty"),
+        "{:?}",
+        groups[1]
+    );
+    assert_eq!(groups[1].events[0].name, "ok");
+    let device = DEVICE.replace("      sse-2:", "      \"sse\\t2\":");
+    let r = load(&[device]);
+    let e = &r.devices["dev"].rejected_endpoints["sse\t2"];
+    assert!(e.contains(r#"endpoint name "sse\t2" holds U+0009"#), "{e}");
+    assert!(r.devices["dev"].endpoints.contains_key("sse-0"));
+}
+
 #[test]
 fn a_bad_event_is_rejected_alone_with_the_problem() {
     let r = load(&[

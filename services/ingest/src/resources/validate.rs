@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use sse_contract::route::check_resource_id;
+use sse_contract::route::{check_resource_id, check_route_text};
 use sse_contract::topics::{self, Writer};
 use url::Url;
 
@@ -255,7 +255,8 @@ fn device(name: String, file: String, doc: &DeviceDoc, broken: &mut Broken) -> D
             device.foreign_endpoints.push(ep_name.clone());
             continue;
         }
-        match ids.clone().and_then(|()| convert_endpoint(ep)) {
+        let name = check_route_text("endpoint name", ep_name, true);
+        match ids.clone().and(name).and_then(|()| convert_endpoint(ep)) {
             Ok(e) => {
                 device.endpoints.insert(ep_name.clone(), e);
             }

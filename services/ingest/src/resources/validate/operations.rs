@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
+use sse_contract::route::check_route_text;
 
 use super::{Operation, destination};
 use crate::resources::doc::{AssetSpec, DatasetDoc, EventDoc, EventGroupDoc};
@@ -37,6 +38,15 @@ fn unique(seen: &mut HashSet<String>, name: &str, what: &str) -> Result<(), Reje
     }
 }
 
+/// Checks the fields every event of a data operation carries into its CloudEvents properties
+/// (`(field, value, required)`), so a bad one is a configuration error now rather than a refusal
+/// of each event at the publisher.
+fn carried(fields: &[(&str, &str, bool)]) -> Result<(), String> {
+    fields
+        .iter()
+        .try_for_each(|(field, value, required)| check_route_text(field, value, *required))
+}
+
 /// The asset's datasets that can be served, and those that cannot.
 pub(super) fn datasets(spec: &AssetSpec) -> (Vec<Dataset>, Vec<Rejected>) {
     let mut ok = Vec::new();
@@ -63,6 +73,12 @@ fn dataset(
         name: ds.name.clone(),
         message,
     };
+    carried(&[
+        ("name", &ds.name, true),
+        ("dataSource", &ds.data_source, false),
+        ("typeRef", ds.type_ref.as_deref().unwrap_or_default(), false),
+    ])
+    .map_err(reject)?;
     let dest = destination(&ds.destinations, Operation::Dataset)
         .or_else(|| destination(&spec.default_datasets_destinations, Operation::Dataset));
     let destination = match dest {
@@ -121,6 +137,19 @@ fn event(
         name: ev.name.clone(),
         message,
     };
+    carried(&[
+        ("event group name", &g.name, true),
+        ("event group dataSource", &g.data_source, false),
+        (
+            "event group typeRef",
+            g.type_ref.as_deref().unwrap_or_default(),
+            false,
+        ),
+        ("name", &ev.name, true),
+        ("dataSource", &ev.data_source, false),
+        ("typeRef", ev.type_ref.as_deref().unwrap_or_default(), false),
+    ])
+    .map_err(reject)?;
     let destination = match dest {
         None => {
             return Err(reject(
