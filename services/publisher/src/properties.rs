@@ -271,9 +271,14 @@ pub(crate) fn cloud_event_properties(
     } else {
         ev.sse_event.as_str()
     };
-    props.push(("sseevent".into(), sse_event.to_string()));
+    // The device chose these two: a character brokers refuse is escaped, not a reason to refuse
+    // the event.
+    props.push((
+        "sseevent".into(),
+        mqtt_text::escaped(sse_event).into_owned(),
+    ));
     if !ev.sse_id.is_empty() {
-        props.push(("sseid".into(), ev.sse_id.clone()));
+        props.push(("sseid".into(), mqtt_text::escaped(&ev.sse_id).into_owned()));
     }
     if !traceparent.is_empty() {
         props.push(("traceparent".into(), traceparent.to_string()));
@@ -375,6 +380,20 @@ mod tests {
         assert!(p.retain);
         assert_eq!(p.pkid, 0);
         assert_eq!(&p.topic[..], b"factory/weather/alerts");
+    }
+
+    /// A dataset takes every type its path sends, so a device's `event:` and `id:` text reaches
+    /// the properties as it came; a control character there is escaped, and the event delivered.
+    #[test]
+    fn a_devices_type_and_id_are_escaped_where_brokers_would_refuse_them() {
+        let mut ev = event(RouteKind::Dataset, mqtt(Qos::AtLeastOnce, false, None));
+        ev.sse_event = "read\u{1}ing".into();
+        ev.sse_id = "7\t8".into();
+        let m = event_message(&ev, "", no_stamp).unwrap();
+        let p = props(&m);
+        assert!(p.contains(&("sseevent", r"read\u{1}ing")), "{p:?}");
+        assert!(p.contains(&("sseid", r"7\u{9}8")), "{p:?}");
+        assert_eq!(m.check_text(), Ok(()));
     }
 
     #[test]
