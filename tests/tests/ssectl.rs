@@ -180,6 +180,19 @@ async fn ssectl_creates_a_device_and_an_asset_and_watches_them() {
     })
     .await
     .unwrap();
+    // A filter naming an asset ingest does not know gets a note (it waited in silence before).
+    let typo = Tail::start(&p, "lien", &[]);
+    let note = sse_e2e::eventually("a note on the unknown asset", || async {
+        let e = typo.errors();
+        (!e.is_empty()).then_some(e)
+    })
+    .await
+    .unwrap();
+    assert!(
+        note.contains(r#"no Asset named "lien"; tailing anyway"#),
+        "{note}"
+    );
+    assert_eq!(tail.errors(), "", "the known asset gets no note");
     // For scripts, `-o json` prints one JSON object per message (JSON Lines).
     let tail = Tail::start(&p, "line", &["-o", "json"]);
     let line = sse_e2e::eventually("a JSON line in ssectl tail -o json", || async {
@@ -321,6 +334,25 @@ async fn an_unreachable_service_is_named_once_with_its_cause() {
 struct Tail {
     _child: tokio::process::Child,
     out: Arc<Mutex<String>>,
+    err: Arc<Mutex<String>>,
+}
+
+/// Appends what `from` writes to `to` until it closes.
+fn collect(mut from: impl AsyncReadExt + Unpin + Send + 'static) -> Arc<Mutex<String>> {
+    let to = Arc::new(Mutex::new(String::new()));
+    let sink = to.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = from.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    to
 }
 
 impl Tail {
@@ -329,34 +361,32 @@ impl Tail {
             .args([
                 "--publisher",
                 &p.publisher.addr.to_string(),
+                "--ingest",
+                &p.ingest.addr.to_string(),
                 "tail",
                 "--asset",
                 asset,
             ])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let out = Arc::new(Mutex::new(String::new()));
-        let sink = out.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = stdout.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Self { _child: child, out }
+        let out = collect(child.stdout.take().unwrap());
+        let err = collect(child.stderr.take().unwrap());
+        Self {
+            _child: child,
+            out,
+            err,
+        }
     }
 
     fn text(&self) -> String {
         self.out.lock().unwrap().clone()
+    }
+
+    fn errors(&self) -> String {
+        self.err.lock().unwrap().clone()
     }
 }

@@ -29,7 +29,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Asset(c) => asset(&d, &cli.conn.ingest, fmt, c).await,
         Cmd::Status { asset } => crate::watch::status(&d, &cli.conn.ingest, fmt, asset).await,
         Cmd::Streams => crate::watch::streams(&d, &cli.conn.ingest, fmt).await,
-        Cmd::Tail(t) => crate::tail::run(&d, &cli.conn.publisher, fmt, t).await,
+        Cmd::Tail(t) => crate::tail::run(&d, &cli.conn.publisher, &cli.conn.ingest, fmt, t).await,
         Cmd::Schemas(c) => crate::schemas::run(&d, &cli.conn.schema, fmt, c).await,
         Cmd::Completions { .. } => Ok(()),
     }

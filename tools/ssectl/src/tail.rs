@@ -5,8 +5,9 @@
 use base64::Engine as _;
 use futures::StreamExt as _;
 use serde_json::{Value, json};
+use sse_proto::v1::ingest_service_client::IngestServiceClient;
 use sse_proto::v1::publisher_service_client::PublisherServiceClient;
-use sse_proto::v1::{Qos, TailMessage, TailRequest, tail_response};
+use sse_proto::v1::{GetResourceRequest, Qos, TailMessage, TailRequest, tail_response};
 use sse_runtime::peers::Dialer;
 
 use crate::cli::{Format, TailArgs};
@@ -14,8 +15,27 @@ use crate::clients::{links, refused};
 use crate::output;
 
 /// Tails every publisher address with `t`'s filters and prints each item in `fmt`, until
-/// Ctrl-C or every publisher ends its stream.
-pub async fn run(d: &Dialer, addrs: &[String], fmt: Format, t: TailArgs) -> anyhow::Result<()> {
+/// Ctrl-C or every publisher ends its stream. A device or asset filter that names nothing ingest
+/// (the first of `ingest`) knows gets a note on stderr, so a typo does not look like silence.
+pub async fn run(
+    d: &Dialer,
+    addrs: &[String],
+    ingest: &[String],
+    fmt: Format,
+    t: TailArgs,
+) -> anyhow::Result<()> {
+    let named = [("Device", &t.device), ("Asset", &t.asset)]
+        .into_iter()
+        .filter_map(|(kind, name)| Some((kind, name.clone()?)));
+    for (kind, name) in named {
+        // Beside the tail, not before it: an ingest that is slow or away delays nothing.
+        tokio::spawn(note_if_unknown(
+            d.clone(),
+            ingest.first().cloned(),
+            kind,
+            name,
+        ));
+    }
     let req = TailRequest {
         device: t.device.unwrap_or_default(),
         asset: t.asset.unwrap_or_default(),
@@ -46,6 +66,32 @@ pub async fn run(d: &Dialer, addrs: &[String], fmt: Format, t: TailArgs) -> anyh
         }
     }
 }
+
+/// Prints a note when ingest at `addr` answers that `kind`/`name` does not exist. Any other
+/// outcome (ingest unreachable, slow, not allowed to read resources) says nothing: the filter
+/// may be right, and the tail goes on either way.
+async fn note_if_unknown(d: Dialer, addr: Option<String>, kind: &'static str, name: String) {
+    let Some(addr) = addr else { return };
+    let ask = async {
+        let (shown, link) = links(&d, std::slice::from_ref(&addr)).await.ok()?.pop()?;
+        let req = GetResourceRequest {
+            kind: kind.into(),
+            name: name.clone(),
+        };
+        let r = IngestServiceClient::new(link).get_resource(req).await;
+        Some((shown, r))
+    };
+    if let Ok(Some((shown, Err(s)))) = tokio::time::timeout(NOTE_WAIT, ask).await
+        && s.code() == tonic::Code::NotFound
+    {
+        eprintln!(
+            "note: {shown}: no {kind} named {name:?}; tailing anyway (its messages appear if it is created)"
+        );
+    }
+}
+
+/// How long the existence check of a tail filter may take before it gives up silently.
+const NOTE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// One item as printed: `TOPIC PAYLOAD` (or the drop notice) for people; a one-line JSON object
 /// (JSON Lines) or a YAML document for scripts.
