@@ -22,6 +22,21 @@ pub async fn call(addr: &str, data: Option<&str>, args: &[&str]) -> anyhow::Resu
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// [`call`] until it succeeds (a publisher answers `PublishMessage` only once its broker
+/// connection is up), returning its output; fails naming `what` after the tests' deadline.
+pub async fn call_until_ok(
+    what: &str,
+    addr: &str,
+    data: &str,
+    args: &[&str],
+) -> anyhow::Result<String> {
+    crate::eventually(
+        what,
+        || async move { call(addr, Some(data), args).await.ok() },
+    )
+    .await
+}
+
 /// Runs grpcurl and parses its JSON output.
 pub async fn call_json(
     addr: &str,

@@ -126,6 +126,14 @@ pub fn number_of(payload: &[u8]) -> Option<u64> {
         .as_u64()
 }
 
+/// The event numbers of the messages on `topic` (payloads `{"n":N,...}`), in arrival order.
+pub fn numbers_on(msgs: &[crate::mqtt::Received], topic: &str) -> Vec<u64> {
+    msgs.iter()
+        .filter(|m| m.topic == topic)
+        .filter_map(|m| number_of(&m.payload))
+        .collect()
+}
+
 fn numbered_stream(
     numbering: Numbering,
     after: u64,

@@ -434,3 +434,24 @@ async fn exit_story(
     let tail = lines[lines.len().saturating_sub(20)..].join("\n");
     format!("it {status}; its last log lines:\n{tail}")
 }
+
+/// A child's output as it comes, readable while the child runs: what `pipe` (its stdout or
+/// stderr) writes is appended to a shared string until it closes. Several pipes may share one.
+pub fn read_into(
+    mut pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    to: &Arc<Mutex<String>>,
+) {
+    use tokio::io::AsyncReadExt as _;
+    let sink = to.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .expect("the output lock")
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+}

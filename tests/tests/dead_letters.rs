@@ -17,7 +17,7 @@
 use sse_contract::dead_letter::{self as dl, HEAD_BYTES};
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::{Received, Subscriber};
-use sse_e2e::numbered::number_of;
+use sse_e2e::numbered::{number_of, numbers_on};
 use sse_e2e::source::{SseSource, block, by_path};
 use sse_e2e::stack::{Pipeline, PipelineArgs};
 
@@ -98,14 +98,6 @@ spec:
     )
 }
 
-/// The numbers of the events on `topic`.
-fn numbers(msgs: &[Received], topic: &str) -> Vec<u64> {
-    msgs.iter()
-        .filter(|m| m.topic == topic)
-        .filter_map(|m| number_of(&m.payload))
-        .collect()
-}
-
 /// The dead letters on `topic` whose original destination was `destination`.
 fn dead_letters<'a>(msgs: &'a [Received], topic: &str, destination: &str) -> Vec<&'a Received> {
     msgs.iter()
@@ -172,8 +164,8 @@ async fn events_that_fail_for_good_land_on_their_dead_letter_topic() {
 
     let msgs = sub
         .wait_until("the events and dead letters", |m| {
-            numbers(m, "e2e/ok").len() >= 3
-                && numbers(m, "e2e/big").len() >= 4
+            numbers_on(m, "e2e/ok").len() >= 3
+                && numbers_on(m, "e2e/big").len() >= 4
                 && dead_letters(m, DEVICE_DL, "e2e/denied").len() >= 3
                 && !dead_letters(m, DEVICE_DL, "e2e/big").is_empty()
                 && !dead_letters(m, DEVICE_DL, "e2e/text").is_empty()
@@ -182,9 +174,9 @@ async fn events_that_fail_for_good_land_on_their_dead_letter_topic() {
         .unwrap_or_else(|e| panic!("{e}; publisher log:\n{}", pipeline.publisher.log_text()));
 
     // The other events keep flowing, also those after the big one on its stream.
-    assert_eq!(numbers(&msgs, "e2e/ok"), [1, 2, 3]);
-    assert_eq!(numbers(&msgs, "e2e/big"), [1, 2, 4, 5]);
-    assert!(numbers(&msgs, "e2e/text").is_empty());
+    assert_eq!(numbers_on(&msgs, "e2e/ok"), [1, 2, 3]);
+    assert_eq!(numbers_on(&msgs, "e2e/big"), [1, 2, 4, 5]);
+    assert!(numbers_on(&msgs, "e2e/text").is_empty());
 
     // Refused by the broker's ACL: the payload and CloudEvents properties kept, and why.
     let denied = dead_letters(&msgs, DEVICE_DL, "e2e/denied");

@@ -21,7 +21,8 @@ use sse_contract::drops;
 use sse_contract::limits::{EVENT_BYTES_MAX, EVENT_ID_BYTES_MAX, EVENT_TYPE_BYTES_MAX};
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::grpcurl;
-use sse_e2e::mqtt::{Received, Subscriber};
+use sse_e2e::mqtt::Subscriber;
+use sse_e2e::numbered::numbers_on;
 use sse_e2e::procs::{Service, bin_dir, connector_args};
 use sse_e2e::resources::{asset, device};
 use sse_e2e::source::{Feed, Reply, SeenRequest, SseSource, block, blocks_then_hold, by_path};
@@ -40,15 +41,6 @@ fn event_of(n: u64, len: usize) -> String {
 
 fn small(n: u64) -> String {
     event_of(n, 0)
-}
-
-/// The `n` of each message on `topic`, in arrival order.
-fn numbers(msgs: &[Received], topic: &str) -> Vec<u64> {
-    msgs.iter()
-        .filter(|m| m.topic == topic)
-        .filter_map(|m| serde_json::from_slice::<Value>(&m.payload).ok())
-        .filter_map(|v| v["n"].as_u64())
-        .collect()
 }
 
 /// `/big`: a small event, one over the limit (5 MiB: over the publisher's old 4 MiB decode
@@ -96,16 +88,16 @@ async fn stream_status(ingest: &str, path: &str) -> Value {
 async fn sizes_hold(ingest: &str, sub: &Subscriber, status: &Subscriber) {
     let msgs = sub
         .wait_until("the events after the dropped one, on both streams", |m| {
-            numbers(m, "e2e/big").contains(&4) && numbers(m, "e2e/small").contains(&3)
+            numbers_on(m, "e2e/big").contains(&4) && numbers_on(m, "e2e/small").contains(&3)
         })
         .await
         .unwrap();
     assert_eq!(
-        numbers(&msgs, "e2e/big"),
+        numbers_on(&msgs, "e2e/big"),
         [1, 3, 4],
         "the 5 MiB event is dropped"
     );
-    assert_eq!(numbers(&msgs, "e2e/small"), [1, 2, 3]);
+    assert_eq!(numbers_on(&msgs, "e2e/small"), [1, 2, 3]);
     let max = msgs
         .iter()
         .find(|m| m.topic == "e2e/big" && m.user("sseid") == Some("3"))
@@ -281,7 +273,7 @@ async fn long_ids_are_ignored_long_types_dropped_and_ingest_memory_stays_flat() 
     })
     .await
     .unwrap();
-    sub.wait_until("the first event", |m| numbers(m, "e2e/ids") == [1])
+    sub.wait_until("the first event", |m| numbers_on(m, "e2e/ids") == [1])
         .await
         .unwrap();
     let before = pipeline.ingest.rss_kib().unwrap();
@@ -289,7 +281,9 @@ async fn long_ids_are_ignored_long_types_dropped_and_ingest_memory_stays_flat() 
     open.send_replace(true);
     let last = LONG_IDS + 2 + LONG_TYPES;
     let msgs = sub
-        .wait_until("the last event", |m| numbers(m, "e2e/ids").contains(&last))
+        .wait_until("the last event", |m| {
+            numbers_on(m, "e2e/ids").contains(&last)
+        })
         .await;
     let after = pipeline.ingest.rss_kib().unwrap();
     let sent_kib = LONG_IDS as usize * LONG_ID_BYTES / 1024;
@@ -297,7 +291,7 @@ async fn long_ids_are_ignored_long_types_dropped_and_ingest_memory_stays_flat() 
     eprintln!("ingest RSS {before} KiB -> {after} KiB (+{grown} KiB) for {sent_kib} KiB of ids");
     let msgs = msgs.unwrap();
 
-    let delivered = numbers(&msgs, "e2e/ids");
+    let delivered = numbers_on(&msgs, "e2e/ids");
     let want: Vec<u64> = (1..LONG_IDS + 2).chain([last]).collect();
     assert_eq!(delivered, want, "long ids delivered, long types dropped");
     let sse_ids: BTreeSet<Option<&str>> = msgs.iter().map(|m| m.user("sseid")).collect();

@@ -9,13 +9,13 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use serde_json::Value;
 use sse_e2e::broker::Mosquitto;
-use sse_e2e::mqtt::{Received, Subscriber};
+use sse_e2e::grpcurl;
+use sse_e2e::mqtt::Subscriber;
+use sse_e2e::numbered::numbers_on;
 use sse_e2e::procs::{Service, connector_args};
 use sse_e2e::resources::{asset, device};
 use sse_e2e::source::{SseSource, block, by_path};
-use sse_e2e::{eventually, grpcurl};
 
 const PUBLISH_MESSAGE: &str = "sseconnector.v1.PublisherService/PublishMessage";
 
@@ -31,14 +31,12 @@ async fn publish_message_with_a_string_brokers_refuse_is_refused_and_publishing_
     let publisher = Service::start("sse-publisher", &args, &[]).await.unwrap();
     let addr = publisher.addr.to_string();
     let before = publish_message("e2e/before", "text/plain");
-    eventually("PublishMessage once the broker is connected", || {
-        let (addr, before) = (addr.clone(), before.clone());
-        async move {
-            grpcurl::call(&addr, Some(&before), &[PUBLISH_MESSAGE])
-                .await
-                .ok()
-        }
-    })
+    grpcurl::call_until_ok(
+        "PublishMessage once the broker is connected",
+        &addr,
+        &before,
+        &[PUBLISH_MESSAGE],
+    )
     .await
     .unwrap();
 
@@ -68,15 +66,6 @@ async fn publish_message_with_a_string_brokers_refuse_is_refused_and_publishing_
         .await
         .unwrap();
     assert!(got.iter().all(|m| m.topic != "e2e/bad"));
-}
-
-/// `n` of each message on `topic`, in arrival order.
-fn numbers(msgs: &[Received], topic: &str) -> Vec<u64> {
-    msgs.iter()
-        .filter(|m| m.topic == topic)
-        .filter_map(|m| serde_json::from_slice::<Value>(&m.payload).ok())
-        .filter_map(|v| v["n"].as_u64())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,12 +107,16 @@ async fn a_device_type_or_id_brokers_refuse_is_escaped_and_every_stream_flows() 
 
     let msgs = sub
         .wait_until("every event, on both streams", |m| {
-            numbers(m, "e2e/hostile").contains(&3) && numbers(m, "e2e/calm").contains(&3)
+            numbers_on(m, "e2e/hostile").contains(&3) && numbers_on(m, "e2e/calm").contains(&3)
         })
         .await
         .unwrap();
-    assert_eq!(numbers(&msgs, "e2e/hostile"), [1, 2, 3], "nothing is lost");
-    assert_eq!(numbers(&msgs, "e2e/calm"), [1, 2, 3]);
+    assert_eq!(
+        numbers_on(&msgs, "e2e/hostile"),
+        [1, 2, 3],
+        "nothing is lost"
+    );
+    assert_eq!(numbers_on(&msgs, "e2e/calm"), [1, 2, 3]);
     let hostile: Vec<(Option<&str>, Option<&str>)> = msgs
         .iter()
         .filter(|m| m.topic == "e2e/hostile")

@@ -68,14 +68,12 @@ async fn publish_message_to_each_owned_topic_is_refused() {
 
     // A normal topic works, once the publisher has its broker connection.
     let before = publish_message("e2e/before", "ok");
-    eventually("PublishMessage to a normal topic", || {
-        let (addr, before) = (addr.clone(), before.clone());
-        async move {
-            grpcurl::call(&addr, Some(&before), &[PUBLISH_MESSAGE])
-                .await
-                .ok()
-        }
-    })
+    grpcurl::call_until_ok(
+        "PublishMessage to a normal topic",
+        &addr,
+        &before,
+        &[PUBLISH_MESSAGE],
+    )
     .await
     .unwrap();
 

@@ -14,10 +14,9 @@ use serde_json::Value;
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::Subscriber;
 use sse_e2e::mtls::{Identity, LoneIngest};
-use sse_e2e::procs::{Exited, bin_dir, run_into_closed_pipe, run_to_exit};
+use sse_e2e::procs::{Exited, bin_dir, read_into, run_into_closed_pipe, run_to_exit};
 use sse_e2e::source::{Reply, SeenRequest, SseSource, block};
 use sse_e2e::stack::{Pipeline, PipelineArgs};
-use tokio::io::AsyncReadExt;
 
 /// A source whose `/` sends a numbered event every 50 ms, for as long as it is read.
 fn ticking() -> sse_e2e::source::Feed {
@@ -337,24 +336,6 @@ struct Tail {
     err: Arc<Mutex<String>>,
 }
 
-/// Appends what `from` writes to `to` until it closes.
-fn collect(mut from: impl AsyncReadExt + Unpin + Send + 'static) -> Arc<Mutex<String>> {
-    let to = Arc::new(Mutex::new(String::new()));
-    let sink = to.clone();
-    tokio::spawn(async move {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = from.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    to
-}
-
 impl Tail {
     fn start(p: &Pipeline, asset: &str, extra: &[&str]) -> Self {
         let mut child = tokio::process::Command::new(bin_dir().join("ssectl"))
@@ -373,8 +354,9 @@ impl Tail {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let out = collect(child.stdout.take().unwrap());
-        let err = collect(child.stderr.take().unwrap());
+        let (out, err) = Default::default();
+        read_into(child.stdout.take().unwrap(), &out);
+        read_into(child.stderr.take().unwrap(), &err);
         Self {
             _child: child,
             out,

@@ -6,12 +6,11 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use sse_e2e::broker::Mosquitto;
-use sse_e2e::procs::{Service, bin_dir};
+use sse_e2e::procs::{Service, bin_dir, read_into};
 use sse_e2e::{eventually, grpcurl};
-use tokio::io::AsyncReadExt;
 
 const PUBLISH_MESSAGE: &str = "sseconnector.v1.PublisherService/PublishMessage";
 
@@ -52,24 +51,9 @@ async fn tail_merges_every_publisher_pod() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let out = Arc::new(Mutex::new(String::new()));
-    for mut pipe in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let sink = out.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = pipe.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-    }
+    let out = Arc::default();
+    read_into(child.stdout.take().unwrap(), &out);
+    read_into(child.stderr.take().unwrap(), &out);
 
     // The tails register asynchronously: put on both pods until both lines are seen.
     let seen = eventually("both pods' messages in one ssectl tail", || {

@@ -22,10 +22,10 @@ use serde_json::Value;
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::Subscriber;
 use sse_e2e::numbered::number_of;
+use sse_e2e::procs::read_into;
 use sse_e2e::source::{Reply, SeenRequest, SseSource, block, blocks_then_hold};
 use sse_e2e::stack::{Pipeline, PipelineArgs};
 use sse_proto::v1 as pb;
-use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 /// The events of the stalled-reader test: far more than a tail queue and the HTTP/2 buffers
@@ -117,20 +117,8 @@ impl GrpcurlTail {
             .kill_on_drop(true)
             .spawn()
             .expect("grpcurl runs (install it with `just setup`)");
-        let mut stdout = child.stdout.take().unwrap();
-        let out = Arc::new(Mutex::new(String::new()));
-        let sink = out.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = stdout.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let out = Arc::default();
+        read_into(child.stdout.take().unwrap(), &out);
         Self { child, out }
     }
 
