@@ -162,6 +162,23 @@ async fn a_duration_that_would_spin_fail_or_overflow_exits_64_naming_its_bound()
     }
 }
 
+/// A broker user name holding a character brokers refuse made every CONNECT a protocol error,
+/// retried forever as "Connection closed by peer abruptly"; now it is bad usage, named.
+#[tokio::test]
+async fn a_broker_user_name_brokers_refuse_exits_64_naming_the_character() {
+    for bin in ["sse-publisher", "sse-ingest", "sse-connector"] {
+        let out = run_to_exit(bin, &["--mqtt-username", "us\ter"])
+            .await
+            .unwrap();
+        assert_eq!(out.code, Some(64), "{bin}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("--mqtt-username") && out.stderr.contains("holds U+0009"),
+            "{bin}: {}",
+            out.stderr
+        );
+    }
+}
+
 /// An address flag holding a password is refused without printing it: the peer and checkpoint
 /// store errors used to quote the whole URL, and `ssectl` labelled its errors with it.
 #[tokio::test]

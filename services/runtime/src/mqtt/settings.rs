@@ -38,7 +38,7 @@ impl Broker {
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct BrokerAuthFlags {
     /// MQTT user name.
-    #[arg(long = "mqtt-username", env = "MQTT_USERNAME")]
+    #[arg(long = "mqtt-username", env = "MQTT_USERNAME", value_parser = mqtt_string)]
     pub mqtt_username: Option<String>,
     /// File holding the MQTT password, read at each connect (so rotation needs no restart).
     #[arg(long = "mqtt-password-file", env = "MQTT_PASSWORD_FILE")]
@@ -50,6 +50,14 @@ pub struct BrokerAuthFlags {
     /// Extra CA certificates (PEM) trusted for `mqtts://`, on top of the system roots.
     #[arg(long = "mqtt-ca-file", env = "MQTT_CA_FILE")]
     pub mqtt_ca_file: Option<PathBuf>,
+}
+
+/// A flag value that goes into CONNECT as an MQTT string: one a broker refuses (a control
+/// character, say) would close every connection as a protocol error, retried forever.
+fn mqtt_string(s: &str) -> Result<String, String> {
+    sse_contract::mqtt_text::check(s)
+        .map(|()| s.to_string())
+        .map_err(|u| format!("the value {u}"))
 }
 
 impl BrokerAuthFlags {
@@ -137,7 +145,7 @@ mod tests {
     use super::*;
 
     /// A service's parser with the group flattened, as the publisher's and ingest's are.
-    #[derive(clap::Parser)]
+    #[derive(Debug, clap::Parser)]
     struct Flags {
         #[command(flatten)]
         broker: BrokerAuthFlags,
@@ -152,6 +160,9 @@ mod tests {
         let c = f.credentials(Some(PathBuf::from("/sat")));
         assert_eq!(c.username.as_deref(), Some("u"));
         assert_eq!(c.sat_file, Some(PathBuf::from("/sat")));
+        // A user name a broker refuses is bad usage, not a connection retried forever.
+        let tab = Flags::try_parse_from(["x", "--mqtt-username", "us\ter"]).unwrap_err();
+        assert!(tab.to_string().contains("holds U+0009"), "{tab}");
         // An empty user name (an unset variable in a manifest) is no user name.
         let empty = Flags::try_parse_from(["x", "--mqtt-username", ""]).unwrap();
         assert_eq!(empty.broker.credentials(None).username, None);
