@@ -212,6 +212,14 @@ async fn dry_run_yaml_is_applied_and_schema_diff_names_the_added_field() {
     let one = ssectl(p, &["schemas", "diff", &subject]).await;
     assert_eq!(one.code, Some(1), "{}", one.stdout);
     assert!(one.stderr.contains("nothing to compare"), "{}", one.stderr);
+    // A subject nothing has is named as such (it said "has 0 version(s)").
+    let typo = ssectl(p, &["schemas", "diff", "lien/temps"]).await;
+    assert_eq!(typo.code, Some(1), "{}", typo.stdout);
+    assert!(
+        typo.stderr.contains(r#"no schema has subject "lien/temps""#),
+        "{}",
+        typo.stderr
+    );
 
     grown.store(true, Ordering::SeqCst);
     version_2(p, &subject).await;

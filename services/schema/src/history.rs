@@ -118,7 +118,13 @@ impl fmt::Display for Change {
 /// Why two versions of a subject cannot be compared.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HistoryError {
-    /// The subject has fewer than two versions.
+    /// No registered schema has the subject (a typo, or nothing of it seen yet).
+    #[error("no schema has subject {subject:?}")]
+    UnknownSubject {
+        /// The subject asked for.
+        subject: String,
+    },
+    /// The subject has one version.
     #[error("{subject} has {count} version(s): nothing to compare")]
     TooFewVersions {
         /// The subject asked for.
@@ -201,7 +207,11 @@ pub fn pick<'a>(
         subject: subject.to_owned(),
         count: n,
     };
-    let latest = versions.last().ok_or_else(too_few)?;
+    let latest = versions
+        .last()
+        .ok_or_else(|| HistoryError::UnknownSubject {
+            subject: subject.to_owned(),
+        })?;
     let to = match to {
         Some(v) => find(v)?,
         None => latest,
