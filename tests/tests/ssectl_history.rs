@@ -216,7 +216,8 @@ async fn dry_run_yaml_is_applied_and_schema_diff_names_the_added_field() {
     let typo = ssectl(p, &["schemas", "diff", "lien/temps"]).await;
     assert_eq!(typo.code, Some(1), "{}", typo.stdout);
     assert!(
-        typo.stderr.contains(r#"no schema has subject "lien/temps""#),
+        typo.stderr
+            .contains(r#"no schema has subject "lien/temps""#),
         "{}",
         typo.stderr
     );
