@@ -280,13 +280,10 @@ pub enum Refusal {
     /// The topic has an MQTT wildcard: a topic name to publish to cannot.
     #[error("MQTT topic contains a wildcard (+ or #)")]
     Wildcard,
-    /// The topic holds a character MQTT forbids or lets a broker refuse (NUL, a control
-    /// character, a Unicode non-character): a broker closes the connection on it.
-    #[error("MQTT topic holds U+{:04X}, a character MQTT brokers refuse (NUL, control characters, Unicode non-characters)", u32::from(*.0))]
-    Forbidden(char),
-    /// The topic is longer than [`TOPIC_BYTES_MAX`] bytes.
-    #[error("MQTT topic is {0} bytes, more than {TOPIC_BYTES_MAX}")]
-    TooLong(usize),
+    /// The topic is longer than [`TOPIC_BYTES_MAX`] bytes, or holds a character MQTT forbids or
+    /// lets a broker refuse (a broker closes the connection on it): sse-contract's `mqtt_text`.
+    #[error("MQTT topic {0}")]
+    Unfit(Unfit),
     /// The topic is owned by the connector (or the broker) and this writer may not use it.
     #[error("topic owned by the connector: {0}")]
     Owned(OwnedTopic),
@@ -312,10 +309,7 @@ pub fn check_name(topic: &str) -> Result<(), Refusal> {
     if topic.contains(['+', '#']) {
         return Err(Refusal::Wildcard);
     }
-    crate::mqtt_text::check(topic).map_err(|u| match u {
-        Unfit::TooLong(n) => Refusal::TooLong(n),
-        Unfit::Forbidden(c) => Refusal::Forbidden(c),
-    })
+    crate::mqtt_text::check(topic).map_err(Refusal::Unfit)
 }
 
 /// Whether `name` can be one level of a topic name (a resource name in a status topic): non-empty,

@@ -165,12 +165,15 @@ fn malformed_topics_are_refused_whoever_writes() {
             );
         }
         for (bad, c) in [("a\0b", '\0'), ("a\tb", '\t'), ("a\u{85}", '\u{85}')] {
-            assert_eq!(check_destination(bad, writer), Err(Refusal::Forbidden(c)));
+            assert_eq!(
+                check_destination(bad, writer),
+                Err(Refusal::Unfit(Unfit::Forbidden(c)))
+            );
         }
         let long = "a".repeat(TOPIC_BYTES_MAX + 1);
         assert_eq!(
             check_destination(&long, writer),
-            Err(Refusal::TooLong(TOPIC_BYTES_MAX + 1))
+            Err(Refusal::Unfit(Unfit::TooLong(TOPIC_BYTES_MAX + 1)))
         );
         assert_eq!(
             check_destination(&"a".repeat(TOPIC_BYTES_MAX), writer),
@@ -193,13 +196,17 @@ fn refusals_name_the_rule_and_choose_the_code() {
     for r in [
         Refusal::Empty,
         Refusal::Wildcard,
-        Refusal::Forbidden('\0'),
-        Refusal::TooLong(70_000),
+        Refusal::Unfit(Unfit::Forbidden('\0')),
+        Refusal::Unfit(Unfit::TooLong(70_000)),
     ] {
         assert!(!r.is_permission(), "{r}");
     }
     assert!(Refusal::Wildcard.to_string().contains("wildcard"));
-    assert!(Refusal::TooLong(70_000).to_string().contains("65535"));
+    assert!(
+        Refusal::Unfit(Unfit::TooLong(70_000))
+            .to_string()
+            .contains("MQTT topic is 70000 bytes, more than 65535")
+    );
 }
 
 #[test]

@@ -29,14 +29,15 @@ pub fn is_sse_endpoint_type(t: &str) -> bool {
 }
 
 /// Checks an Asset destination topic: a valid MQTT topic name for publishing (non-empty, no
-/// wildcards, no NUL, at most 65535 bytes) that the connector does not own (its status and
+/// wildcards, no character brokers refuse, at most 65535 bytes) that the connector does not own (its status and
 /// checkpoint topics, the state store's and registry's, `$`-topics: sse-contract's list),
 /// because resource files are untrusted.
 pub fn validate_topic(topic: &str) -> Result<(), String> {
+    use sse_contract::mqtt_text::Unfit;
     use topics::Refusal;
     topics::check_destination(topic, Writer::Route).map_err(|r| match r {
         // The topic itself is no help when empty, and too long to repeat.
-        Refusal::Empty | Refusal::TooLong(_) => r.to_string(),
+        Refusal::Empty | Refusal::Unfit(Unfit::TooLong(_)) => r.to_string(),
         _ => format!("{r} (topic {topic:?})"),
     })
 }
