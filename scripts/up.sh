@@ -111,6 +111,8 @@ source     http://$demo  (demo weather station)
 publisher  $publisher   schema $schema   ingest $ingest   (logs in $run/)
 metrics    $metrics
 console    http://$console  (the web console: devices, assets, streams, schemas, live events)
+ssectl     export SSECTL_INGEST=$ingest SSECTL_SCHEMA=$schema SSECTL_PUBLISHER=$publisher
+           $bin/ssectl streams   (then status, asset list, tail --asset weather-sensors: docs/cli.md)
 try:       grpcurl -plaintext $ingest sseconnector.v1.IngestService/ListStreams
            grpcurl -plaintext $schema sseconnector.v1.SchemaService/ListSchemas
 discovered grpcurl -plaintext $ingest sseconnector.v1.IngestService/ListDiscovered

@@ -1,7 +1,8 @@
 //! `just up`, as a new user runs it in a terminal: it shows events, and Ctrl-C (typed into a
 //! pseudo-terminal, so the terminal's line discipline signals its foreground process group)
 //! stops everything with a clean message and exit code 0; the Prometheus it starts scrapes the
-//! three services and the console, and the console URL it prints shows the demo's stream.
+//! three services and the console, the console URL it prints shows the demo's stream, and so
+//! does `ssectl` with the addresses it prints.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -85,6 +86,25 @@ async fn ctrl_c_on_just_up_stops_cleanly_with_exit_0() {
     )
     .await
     .unwrap();
+    // The ssectl line it prints, pasted as a user would, lists the demo's streams (ssectl's
+    // default addresses are not the demo's: before this line a new user's `ssectl streams`
+    // could not connect).
+    let exports = out
+        .lines()
+        .find_map(|l| l.strip_prefix("ssectl")?.trim().strip_prefix("export "))
+        .unwrap_or_else(|| panic!("just up prints no ssectl line: {out}"));
+    let streams = tokio::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!("export {exports}; target/debug/ssectl streams"),
+        ])
+        .current_dir(&root)
+        .output()
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&streams.stdout);
+    assert!(streams.status.success(), "{listed}{:?}", streams.stderr);
+    assert!(listed.contains("weather-station/sse-0|"), "{listed}");
     let mut keys = up.stdin.take().unwrap();
     keys.write_all(b"\x03").await.unwrap();
     keys.flush().await.unwrap();
