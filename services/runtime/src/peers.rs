@@ -71,33 +71,31 @@ pub fn parse_targets(s: &str) -> Result<Vec<Target>, PeersError> {
         return Err(PeersError::Empty);
     }
     let parts: Vec<&str> = s.split(',').map(str::trim).collect();
-    let mut out = Vec::new();
-    if parts.iter().skip(1).all(|p| !p.contains("://")) {
-        // One URL whose host may be a list: `http://a,b:port/`.
-        let (scheme, rest) = s
-            .split_once("://")
-            .ok_or_else(|| PeersError::Invalid(shown(s)))?;
-        let authority = rest.split('/').next().unwrap_or_default();
-        let (hosts, port) =
-            split_port(authority, scheme).ok_or_else(|| PeersError::Invalid(shown(s)))?;
-        for h in hosts.split(',').map(str::trim) {
-            out.push(target(scheme, h, port).ok_or_else(|| PeersError::Invalid(shown(s)))?);
-        }
+    // One URL whose host may be a list (`http://a,b:port/`), or a list of URLs.
+    let entries = if parts.iter().skip(1).all(|p| !p.contains("://")) {
+        vec![s]
     } else {
-        for p in parts.iter().filter(|p| !p.is_empty()) {
-            let (scheme, rest) = p
-                .split_once("://")
-                .ok_or_else(|| PeersError::Invalid(shown(p)))?;
-            let authority = rest.split('/').next().unwrap_or_default();
-            let (host, port) =
-                split_port(authority, scheme).ok_or_else(|| PeersError::Invalid(shown(p)))?;
-            out.push(target(scheme, host, port).ok_or_else(|| PeersError::Invalid(shown(p)))?);
-        }
+        parts.into_iter().filter(|p| !p.is_empty()).collect()
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        out.extend(entry_targets(e).ok_or_else(|| PeersError::Invalid(shown(e)))?);
     }
     if out.is_empty() {
         return Err(PeersError::Empty);
     }
     Ok(out)
+}
+
+/// The targets of one entry, `scheme://host[,host...]:port[/...]`; `None` when it is malformed.
+fn entry_targets(entry: &str) -> Option<Vec<Target>> {
+    let (scheme, rest) = entry.split_once("://")?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (hosts, port) = split_port(authority, scheme)?;
+    hosts
+        .split(',')
+        .map(|h| target(scheme, h.trim(), port))
+        .collect()
 }
 
 /// Splits `host:port` (an IPv6 host in brackets); without a port, the scheme's default.
