@@ -45,13 +45,14 @@ impl Message {
         p
     }
 
-    /// Checks every string the packet carries against what brokers accept (sse-contract's
-    /// `mqtt_text`): a broker closes the connection on one it refuses, and the re-sent message
-    /// would close every reconnect after it. Names the property and what is wrong with it.
+    /// Checks every property string the packet carries against what brokers accept
+    /// (sse-contract's `mqtt_text`): a broker closes the connection on one it refuses, and the
+    /// re-sent message would close every reconnect after it. Names the property and what is
+    /// wrong with it. The topic is not checked again: every message is built either with a
+    /// constant topic or after [`check_topic`], which applies the same rule.
     pub fn check_text(&self) -> Result<(), Error> {
         let p = &self.properties;
         let unfit = |what: String, u: mqtt_text::Unfit| Error::Invalid(format!("{what} {u}"));
-        mqtt_text::check(&self.topic).map_err(|u| unfit("the topic".into(), u))?;
         for (name, s) in [
             ("content type", &p.content_type),
             ("response topic", &p.response_topic),
