@@ -21,6 +21,20 @@ async fn an_unknown_flag_exits_64_naming_it() {
     }
 }
 
+/// `<bin> --version` names the binary the user ran, not the crate it was built from.
+#[tokio::test]
+async fn every_binary_names_itself_in_its_version() {
+    let all = BINARIES
+        .iter()
+        .chain(&["sse-console", "ssectl", "sse-demo-source"]);
+    for bin in all {
+        let out = run_to_exit(bin, &["--version"]).await.unwrap();
+        assert_eq!(out.code, Some(0), "{bin}: {}", out.stderr);
+        let version = format!("{bin} {}\n", env!("CARGO_PKG_VERSION"));
+        assert_eq!(out.stdout, version, "{bin} --version");
+    }
+}
+
 /// "configuration error", then the problem once: not clap's own "error: " again, nor the
 /// publisher's "configuration: ".
 #[tokio::test]

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 /// Command line of the demo source.
 #[derive(clap::Parser)]
-#[command(version, about = "Demo SSE source: a weather station")]
+#[command(
+    name = "sse-demo-source",
+    version,
+    about = "Demo SSE source: a weather station"
+)]
 struct Args {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, env = "DEMO_LISTEN", default_value = "127.0.0.1:8088")]
