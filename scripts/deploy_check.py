@@ -325,6 +325,15 @@ def check_peer_host(m, w, var, host, port):
     return []
 
 
+def issued_by_ca(m, cert):
+    """Whether `cert` is signed by a CA Issuer of the manifest (the gRPC CA), not self-signed."""
+    ref = cert.get("spec", {}).get("issuerRef") or {}
+    return any(
+        i["metadata"]["name"] == ref.get("name") and "ca" in (i.get("spec") or {})
+        for i in m.of("Issuer")
+    )
+
+
 def check_certificates(m):
     """Each Certificate names its Secret, issuer, SANs and usages; DNS names carry its namespace."""
     errors = []
@@ -349,7 +358,9 @@ def check_certificates(m):
             continue
         if not sans(cert):
             errors.append(f"{name}: no dnsNames or uris (the identity is the SAN)")
-        if "client auth" not in (spec.get("usages") or []):
+        # A certificate of the gRPC CA is an identity, and every service is also a client; a
+        # self-signed one (the console's pages) is no identity anywhere.
+        if issued_by_ca(m, cert) and "client auth" not in (spec.get("usages") or []):
             errors.append(f"{name}: usages lack 'client auth' (every service is also a client)")
         errors += check_dns_namespace(name, ns(cert), spec.get("dnsNames") or [])
     return errors

@@ -107,6 +107,19 @@ impl Service {
         Self::launch(&bin_dir().join(name), listen, &[], envs, true, "--listen").await
     }
 
+    /// Starts `name` as a pod would run it: `envs` as its whole environment (and `RUST_LOG`),
+    /// `args`, and `listen` given by `listen_flag` (a manifest's address with port 0).
+    pub async fn start_as_pod(
+        name: &str,
+        listen_flag: &'static str,
+        listen: SocketAddr,
+        args: &[String],
+        envs: &[(String, String)],
+    ) -> anyhow::Result<Self> {
+        let path = bin_dir().join(name);
+        Self::launch(&path, listen, args, envs, true, listen_flag).await
+    }
+
     async fn launch(
         path: &std::path::Path,
         listen: SocketAddr,
