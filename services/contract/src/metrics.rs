@@ -326,6 +326,10 @@ pub mod attr {
 /// The value a capped label folds into.
 pub const OTHER: &str = "other";
 
+/// Longest label value recorded, in bytes: a longer one (a 64 KiB topic, a long dataset name)
+/// is cut to this and ends with `…`, so one value cannot swell every series and scrape.
+pub const LABEL_VALUE_BYTES_MAX: usize = 256;
+
 /// Default of `--metrics-label-values`: distinct values kept per capped label and process.
 pub const LABEL_VALUES_DEFAULT: usize = 200;
 

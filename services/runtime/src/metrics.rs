@@ -5,6 +5,7 @@
 //! Instruments come from the global meter provider that `telemetry::init` installs; made before
 //! it (or in unit tests) they are no-ops. Make them when a service starts, not in statics.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -104,6 +105,7 @@ pub fn announce() {
 /// of them), else [`catalogue::OTHER`], counted in `sse_connector.labels.folded`. Takes a lock:
 /// call it when a stream or route is set up and keep the result, not per event.
 pub fn capped(label: &'static str, value: &str) -> StringValue {
+    let value = &*label_value(value);
     let limit = LIMIT.load(Ordering::Relaxed);
     let mut kept = kept().lock().unwrap_or_else(|e| e.into_inner());
     let set = kept.values.entry(label).or_default();
@@ -118,6 +120,21 @@ pub fn capped(label: &'static str, value: &str) -> StringValue {
     drop(kept);
     folded().add(1, &[KeyValue::new(attr::LABEL, label)]);
     StringValue::from(catalogue::OTHER)
+}
+
+/// `value` as a label records it: whole up to [`catalogue::LABEL_VALUE_BYTES_MAX`] bytes, else
+/// cut there at a character boundary and ended with `…` (values that differ only past the cut
+/// share a series).
+pub fn label_value(value: &str) -> Cow<'_, str> {
+    let max = catalogue::LABEL_VALUE_BYTES_MAX;
+    if value.len() <= max {
+        return Cow::Borrowed(value);
+    }
+    let keep = (0..=max - '…'.len_utf8())
+        .rev()
+        .find(|&i| value.is_char_boundary(i))
+        .unwrap_or(0);
+    Cow::Owned(format!("{}…", &value[..keep]))
 }
 
 #[cfg(test)]
@@ -137,5 +154,21 @@ mod tests {
             "each label its own cap"
         );
         set_label_limit(catalogue::LABEL_VALUES_DEFAULT);
+    }
+
+    #[test]
+    fn a_long_value_is_cut_to_the_label_limit() {
+        let max = catalogue::LABEL_VALUE_BYTES_MAX;
+        let topic = format!("f/1{}", "a".repeat(65_500));
+        let v = capped("test-long", &topic);
+        assert!(v.as_str().len() <= max, "{} bytes", v.as_str().len());
+        assert!(v.as_str().starts_with("f/1aaa") && v.as_str().ends_with('…'));
+        // A multi-byte character straddling the cut is not split.
+        let wide = "é".repeat(max);
+        let cut = label_value(&wide);
+        assert!(cut.len() <= max && cut.ends_with('…'), "{cut}");
+        assert_eq!(label_value("short"), "short");
+        let exact = "x".repeat(max);
+        assert_eq!(label_value(&exact), exact.as_str());
     }
 }

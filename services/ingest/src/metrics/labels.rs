@@ -112,7 +112,7 @@ impl RoutePass<'_> {
             let route = if asset.as_str() == OTHER {
                 StringValue::from(OTHER)
             } else {
-                StringValue::from(route.to_string())
+                StringValue::from(sse_runtime::metrics::label_value(route).into_owned())
             };
             RouteLabels {
                 device: capped(DEVICE, device),
