@@ -333,11 +333,12 @@ impl<R: Registry> Pipeline<R> {
             NoSchema::TooManyProperties => {
                 over(r.as_str(), "--max-properties", self.limits.max_properties)
             }
+            // The reason of the parse `check` made: one that only skips values would accept
+            // a number out of range (`1e400`) or a lone surrogate and give no reason.
             _ => Error::NotJson(
-                serde_json::from_slice::<serde::de::IgnoredAny>(payload)
+                serde_json::from_slice::<Value>(payload)
                     .err()
-                    .map(|e| e.to_string())
-                    .unwrap_or_default(),
+                    .map_or_else(|| "not a JSON value".to_string(), |e| e.to_string()),
             ),
         })?;
         let content = to_canonical(&Shape::of(&value).to_schema());

@@ -303,6 +303,19 @@ async fn infer_checked_names_the_limit() {
         "{err}"
     );
     assert!(matches!(p.infer_checked(b"nope"), Err(Error::NotJson(_))));
+    // Valid grammar that serde_json cannot hold still says why.
+    for (payload, why) in [
+        (&b"1e400"[..], "number out of range"),
+        (b"[1e999]", "number out of range"),
+        (br#""\udc00""#, "surrogate"),
+    ] {
+        let err = p.infer_checked(payload).unwrap_err().to_string();
+        assert!(
+            err.contains(why),
+            "{}: {err}",
+            String::from_utf8_lossy(payload)
+        );
+    }
     assert_eq!(
         p.infer_checked(br#"{"a":1}"#).unwrap(),
         infer_payload(br#"{"a":1}"#).unwrap()
