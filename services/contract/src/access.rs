@@ -113,9 +113,68 @@ pub fn rule(path: &str) -> Option<Access> {
     Some(access)
 }
 
+/// The methods a server of `service` (`sse-ingest`, `sse-schema`, `sse-publisher`) refuses when
+/// it listens off loopback without mTLS ([`Access::needs_mtls_off_loopback`]), so its warning
+/// names its own and no other service's.
+pub fn refused_without_mtls(service: &str) -> &'static [&'static str] {
+    match service {
+        "sse-ingest" => &["PutResource", "DeleteResource"],
+        "sse-schema" => &["PutSchema", "InferSchema"],
+        "sse-publisher" => &["PublishMessage", "Tail"],
+        _ => &[],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lists agree with the table: each method named needs mTLS off loopback, and every
+    /// method of the table that does is named.
+    #[test]
+    fn the_refused_lists_follow_the_table() {
+        let all = [
+            (
+                "sse-ingest",
+                INGEST,
+                &[
+                    "ListStreams",
+                    "GetStatus",
+                    "ListDiscovered",
+                    "GetResource",
+                    "PutResource",
+                    "DeleteResource",
+                ][..],
+            ),
+            (
+                "sse-schema",
+                SCHEMA,
+                &[
+                    "Process",
+                    "GetSchema",
+                    "ListSchemas",
+                    "ListSubjects",
+                    "PutSchema",
+                    "InferSchema",
+                ],
+            ),
+            (
+                "sse-publisher",
+                PUBLISHER,
+                &["Publish", "PublishMessage", "Tail"],
+            ),
+        ];
+        for (service, prefix, methods) in all {
+            let needs: Vec<&str> = methods
+                .iter()
+                .copied()
+                .filter(|m| {
+                    rule(&format!("{prefix}{m}")).is_some_and(Access::needs_mtls_off_loopback)
+                })
+                .collect();
+            assert_eq!(refused_without_mtls(service), needs.as_slice(), "{service}");
+        }
+    }
 
     #[test]
     fn the_table_of_the_security_model() {

@@ -163,11 +163,12 @@ impl Security {
         if listen.ip().is_loopback() {
             return Policy::Open;
         }
+        let off = sse_contract::access::refused_without_mtls(service).join(", ");
         tracing::warn!(
             %listen,
             "{service} listens on a non-loopback address WITHOUT mTLS: any client that reaches \
-             it can call it; admin writes (PutSchema, InferSchema, PublishMessage) are OFF. Set \
-             --grpc-tls-ca, --grpc-tls-cert and --grpc-tls-key (docs/security.md)"
+             it can call it; {off} are OFF. Set --grpc-tls-ca, --grpc-tls-cert and \
+             --grpc-tls-key (docs/security.md)"
         );
         Policy::NoAdminWrites { listen }
     }
