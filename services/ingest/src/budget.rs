@@ -56,8 +56,12 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// The largest budget, in bytes (4 GiB - 1): permits are taken in `u32`s, so
+/// `--max-in-flight-bytes` refuses more rather than quietly using less.
+pub const MAX_BYTES: u64 = u32::MAX as u64;
+
 impl Budget {
-    /// A budget of `max_bytes` (at most `u32::MAX`: permits are taken in `u32`s).
+    /// A budget of `max_bytes` (at most [`MAX_BYTES`]).
     pub fn new(max_bytes: usize) -> Self {
         let max = u32::try_from(max_bytes.max(1)).unwrap_or(u32::MAX);
         Self {

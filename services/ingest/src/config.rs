@@ -183,7 +183,7 @@ pub struct Config {
     pub max_in_flight: u64,
     /// Bytes held for events read and not yet acknowledged (data, ids, stream key, route, trace
     /// context; queued or sent to the schema service); reading pauses beyond it.
-    #[arg(long, env = "INGEST_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "INGEST_MAX_IN_FLIGHT_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..=crate::budget::MAX_BYTES))]
     pub max_in_flight_bytes: u64,
     /// SSE events of one stream read and not yet acknowledged (queued or sent to the schema
     /// service); that stream's reading pauses at this many, so one stream cannot take the
@@ -496,6 +496,14 @@ mod tests {
                 assert!(e.to_string().contains("1..=1000000"), "{flag} {bad}: {e}");
             }
         }
+        // The byte budget takes at most 4 GiB - 1: more was used as that without a word.
+        for bad in ["0", "4294967296", "10000000000"] {
+            let e = Config::try_parse_from(["sse-ingest", "--max-in-flight-bytes", bad]);
+            let e = e.unwrap_err().to_string();
+            assert!(e.contains("1..=4294967295"), "{bad}: {e}");
+        }
+        let c = parse(&["--max-in-flight-bytes", "4294967295"]);
+        assert_eq!(c.max_in_flight_bytes, crate::budget::MAX_BYTES);
     }
 
     #[test]
