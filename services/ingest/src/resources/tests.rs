@@ -466,6 +466,62 @@ fn a_bad_event_is_rejected_alone_with_the_problem() {
     assert_eq!(plans[0].subjects(), ["a/g/ok"]);
 }
 
+/// A dataset `g/e`, event `e` of group `g`, and a second group `g` all map to the subject
+/// `coll/g/e`: the first keeps it, every later one is rejected naming the subject and its owner.
+#[test]
+fn events_whose_subject_is_taken_are_rejected_naming_the_owner() {
+    let to = "destinations: [ { target: Mqtt, configuration: { topic: t } } ]";
+    let r = load(&[
+        DEVICE.into(),
+        asset(
+            "coll",
+            &format!(
+                r#"  deviceRef: {{ deviceName: dev, endpointName: sse-0 }}
+  datasets: [ {{ name: g/e, dataSource: /readings, {to} }} ]
+  eventGroups:
+    - {{ name: g, events: [ {{ name: e, dataSource: heartbeat, {to} }}, {{ name: f, {to} }} ] }}
+    - {{ name: g, events: [ {{ name: f, {to} }} ] }}
+    - {{ name: a/b, events: [ {{ name: c, {to} }} ] }}
+    - {{ name: a, events: [ {{ name: b/c, {to} }} ] }}
+"#
+            ),
+        ),
+    ]);
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let a = &r.assets[0];
+    assert_eq!(a.datasets.len(), 1);
+    let kept: Vec<Vec<&str>> = (a.event_groups.iter())
+        .map(|g| g.events.iter().map(|e| e.name.as_str()).collect())
+        .collect();
+    assert_eq!(kept, [vec!["f"], vec![], vec!["c"], vec![]]);
+    let why = |g: usize| a.event_groups[g].rejected[0].message.clone();
+    assert!(
+        why(0).contains(r#""coll/g/e" is already that of dataset "g/e""#),
+        "{}",
+        why(0)
+    );
+    assert!(
+        why(1).contains(r#"event "f" of event group "g""#),
+        "{}",
+        why(1)
+    );
+    assert!(
+        why(3).contains(r#"event "c" of event group "a/b""#),
+        "{}",
+        why(3)
+    );
+    let plans = crate::routing::plan(&r);
+    let mut subjects: Vec<String> = plans.iter().flat_map(|p| p.subjects()).collect();
+    let all = subjects.len();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(
+        subjects.len(),
+        all,
+        "every subject served once: {subjects:?}"
+    );
+}
+
 #[test]
 fn many_assets_load_with_duplicates_reported_once_each() {
     let mut docs = vec![DEVICE.to_string()];

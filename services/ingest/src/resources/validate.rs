@@ -323,6 +323,8 @@ fn assets(
             }
         };
         let (datasets, rejected_datasets) = operations::datasets(&spec);
+        let mut event_groups = operations::event_groups(&spec);
+        operations::distinct_subjects(&name, &datasets, &mut event_groups);
         assets.push(Asset {
             name,
             file,
@@ -330,7 +332,7 @@ fn assets(
             endpoint: spec.device_ref.endpoint_name.clone(),
             datasets,
             rejected_datasets,
-            event_groups: operations::event_groups(&spec),
+            event_groups,
             uuid: spec.uuid.unwrap_or_default(),
             external_asset_id: spec.external_asset_id.unwrap_or_default(),
             dead_letters,

@@ -2,7 +2,7 @@
 //! or event that cannot be served is rejected with the reason and its siblings run, as Azure's
 //! connectors report such errors on the data operation, not on the asset.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
@@ -169,4 +169,36 @@ fn event(
             .unwrap_or_default(),
         destination,
     })
+}
+
+/// Rejects each event whose schema subject (`<asset>/<group>/<event>`) is already a dataset's
+/// (`<asset>/<dataset>`, a dataset named `g/e`) or an earlier event's (two groups of one name,
+/// or `a/b` + `c` and `a` + `b/c`): its events would be tagged with the other's schema and
+/// counted under its status. Datasets keep theirs (their names are unique); events are taken
+/// in order.
+pub(super) fn distinct_subjects(asset: &str, datasets: &[Dataset], groups: &mut [EventGroup]) {
+    let mut owners: HashMap<String, String> = datasets
+        .iter()
+        .map(|d| (d.name.clone(), format!("dataset {:?}", d.name)))
+        .collect();
+    for g in groups.iter_mut() {
+        let events = std::mem::take(&mut g.events);
+        for e in events {
+            let key = format!("{}/{}", g.name, e.name);
+            match owners.get(&key) {
+                Some(owner) => g.rejected.push(Rejected {
+                    name: e.name.clone(),
+                    message: format!(
+                        "its schema subject {:?} is already that of {owner}: rename one",
+                        format!("{asset}/{key}")
+                    ),
+                }),
+                None => {
+                    let owner = format!("event {:?} of event group {:?}", e.name, g.name);
+                    owners.insert(key, owner);
+                    g.events.push(e);
+                }
+            }
+        }
+    }
 }
