@@ -65,6 +65,41 @@ async fn a_configuration_error_says_so_once() {
     }
 }
 
+/// The embedded console's options are checked with the rest, before any port is bound: a
+/// console off loopback without a token file or HTTPS stops sse-connector before it listens.
+#[tokio::test]
+async fn a_console_that_could_not_serve_safely_stops_the_connector_before_it_binds() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().display().to_string();
+    let any = "127.0.0.1:0";
+    let args = [
+        "--resources",
+        &dir,
+        "--mqtt-url",
+        "mqtt://127.0.0.1:1",
+        "--listen",
+        any,
+        "--schema-listen",
+        any,
+        "--publisher-listen",
+        any,
+        "--console-listen",
+        "0.0.0.0:0",
+    ];
+    let out = run_to_exit("sse-connector", &args).await.unwrap();
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--console-listen 0.0.0.0:0"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stdout.contains("listening on"),
+        "bound first: {}",
+        out.stdout
+    );
+}
+
 #[tokio::test]
 async fn a_listen_address_in_use_exits_64_naming_it() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

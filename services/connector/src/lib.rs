@@ -115,6 +115,10 @@ impl Configs {
             .map_err(|e| clap_err(Part::Publisher, e))?;
         let console = sse_console::ConsoleArgs::from_arg_matches(matches)
             .map_err(|e| Error::Args(CONSOLE, e.to_string()))?;
+        // A console that could not serve safely stops the process before anything binds.
+        if let Some(at) = console.console_listen {
+            console.access(at).map_err(sse_console::Error::from)?;
+        }
         let listen = |part: Part| matches.get_one::<SocketAddr>(part.listen_id()).copied();
         schema.listen = listen(Part::Schema).unwrap_or(schema.listen);
         publisher.listen = listen(Part::Publisher).unwrap_or(publisher.listen);
