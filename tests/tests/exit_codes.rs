@@ -100,6 +100,68 @@ async fn a_console_that_could_not_serve_safely_stops_the_connector_before_it_bin
     );
 }
 
+/// A broker password or token file that cannot be read at start is a configuration error
+/// (it used to start and retry the broker forever, logging the file at each attempt).
+#[tokio::test]
+async fn an_unreadable_broker_password_or_token_file_exits_64_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().display().to_string();
+    let missing = dir.path().join("missing").display().to_string();
+    let broker = "mqtt://127.0.0.1:1";
+    let any = "127.0.0.1:0";
+    let runs: [(&str, Vec<&str>, &str); 4] = [
+        (
+            "sse-publisher",
+            vec!["--mqtt-url", broker, "--mqtt-password-file", &missing],
+            "password file",
+        ),
+        (
+            "sse-publisher",
+            vec!["--mqtt-url", broker, "--mqtt-sat-file", &res],
+            "service account token file",
+        ),
+        (
+            "sse-ingest",
+            vec![
+                "--resources",
+                &res,
+                "--checkpoint-store",
+                broker,
+                "--mqtt-password-file",
+                &missing,
+            ],
+            "password file",
+        ),
+        (
+            "sse-connector",
+            vec![
+                "--resources",
+                &res,
+                "--mqtt-url",
+                broker,
+                "--mqtt-password-file",
+                &missing,
+                "--listen",
+                any,
+                "--schema-listen",
+                any,
+                "--publisher-listen",
+                any,
+            ],
+            "password file",
+        ),
+    ];
+    for (bin, args, what) in runs {
+        let out = run_to_exit(bin, &args).await.unwrap();
+        assert_eq!(out.code, Some(64), "{bin} {args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!("cannot read {what} ")),
+            "{bin}: {}",
+            out.stderr
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_listen_address_in_use_exits_64_naming_it() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

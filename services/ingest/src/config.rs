@@ -346,12 +346,17 @@ impl Config {
     }
 
     /// Gives a broker ingest reaches on its own (the checkpoint store's, `--adr-broker`) the
-    /// broker credential and CA flags.
-    pub(crate) fn own_broker_flags(&self, broker: &mut sse_runtime::mqtt::Broker) {
+    /// broker credential and CA flags, whose files are read once now: one that cannot be read
+    /// is a configuration error, not a connect retried forever.
+    pub(crate) fn own_broker_flags(
+        &self,
+        broker: &mut sse_runtime::mqtt::Broker,
+    ) -> Result<(), Error> {
         broker.credentials = self.broker.credentials(self.broker.mqtt_sat_file.clone());
         if let Some(tls) = &mut broker.tls {
             tls.ca_files = self.broker.mqtt_ca_file.iter().cloned().collect();
         }
+        broker.credentials.check().map_err(Error::Config)
     }
 
     /// The checkpoint store as configured.
@@ -371,7 +376,7 @@ impl Config {
         } = &mut store
         {
             prefix.clone_from(&self.checkpoint_topic);
-            self.own_broker_flags(broker);
+            self.own_broker_flags(broker)?;
             client_id.clone_from(&akri_id);
         }
         if let (StoreConfig::None, Some(broker)) = (&store, &self.publisher_broker)

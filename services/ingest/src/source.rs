@@ -83,7 +83,7 @@ fn adr_broker(config: &Config) -> Result<Broker, Error> {
     let address = BrokerAddress::parse(url)
         .map_err(|e| Error::Config(format!("--adr-broker (ADR_BROKER) {url:?}: {e}")))?;
     let mut broker = Broker::new(address);
-    config.own_broker_flags(&mut broker);
+    config.own_broker_flags(&mut broker)?;
     Ok(broker)
 }
 

@@ -338,6 +338,9 @@ impl Config {
             tls,
             credentials: self.broker.credentials(sat_file),
         };
+        // Read once now: a missing or unreadable file is a configuration error, not a connect
+        // retried forever (they are read again at every connect, for rotation).
+        broker.credentials.check().map_err(Error::Config)?;
         let client_id = client_id(
             self.client_id.as_deref(),
             self.connector_id.as_deref(),

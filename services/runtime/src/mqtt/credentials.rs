@@ -2,7 +2,8 @@
 //! publisher, ingest's checkpoint store, the schema registry client): a rotated password or
 //! service account token is used on the next connection without a restart.
 
-use std::path::PathBuf;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use rumqttc::v5::MqttOptions;
@@ -23,45 +24,91 @@ pub struct BrokerCredentials {
     pub sat_file: Option<PathBuf>,
 }
 
+/// Longest password or token file read, in bytes: CONNECT carries a password of at most
+/// 65,535 bytes, so a larger file (or `/dev/zero`) is refused, not read whole.
+pub const FILE_BYTES_MAX: u64 = 65_535;
+
+/// What the files hold at one moment, read together.
+struct Held {
+    password: Option<String>,
+    token: Option<Vec<u8>>,
+}
+
 impl BrokerCredentials {
-    /// Reads the files and puts the credentials into `o` for the next connect. Errors name the
-    /// file, never its content.
+    /// Reads the files once, as a connect would: a missing, unreadable, oversized or empty one is
+    /// a configuration error at start rather than a connect retried forever. Names the file,
+    /// never its content.
+    pub fn check(&self) -> Result<(), String> {
+        self.read().map(drop)
+    }
+
+    /// Reads the files (off the runtime thread) and puts the credentials into `o` for the next
+    /// connect. Errors name the file, never its content.
     pub async fn apply(&self, o: &mut MqttOptions) -> Result<(), String> {
+        let me = self.clone();
+        let read = tokio::task::spawn_blocking(move || me.read())
+            .await
+            .map_err(|e| format!("reading the broker credentials failed: {e}"))??;
         let user = self.username.clone();
-        match &self.password_file {
+        match read.password {
+            Some(pw) => {
+                o.set_credentials(user.unwrap_or_default(), pw);
+            }
             None => {
                 if let Some(u) = user {
                     o.set_credentials(u, String::new());
                 }
             }
-            Some(path) => {
-                let pw = tokio::fs::read_to_string(path).await.map_err(|e| {
-                    format!("cannot read password file {}: {}", path.display(), e.kind())
-                })?;
-                let pw = pw.trim_end_matches(['\r', '\n']).to_string();
-                o.set_credentials(user.unwrap_or_default(), pw);
-            }
-        }
-        if let Some(path) = &self.sat_file {
-            let token = tokio::fs::read(path).await.map_err(|e| {
-                format!(
-                    "cannot read service account token file {}: {}",
-                    path.display(),
-                    e.kind()
-                )
-            })?;
-            let token = token.trim_ascii().to_vec();
-            if token.is_empty() {
-                return Err(format!(
-                    "service account token file {} is empty",
-                    path.display()
-                ));
-            }
+        };
+        if let Some(token) = read.token {
             o.set_authentication_method(Some(SAT_METHOD.to_string()));
             o.set_authentication_data(Some(Bytes::from(token)));
         }
         Ok(())
     }
+
+    fn read(&self) -> Result<Held, String> {
+        let password = match &self.password_file {
+            None => None,
+            Some(path) => {
+                let pw = String::from_utf8(bounded(path, "password file")?)
+                    .map_err(|_| format!("password file {} is not UTF-8", path.display()))?;
+                Some(pw.trim_end_matches(['\r', '\n']).to_string())
+            }
+        };
+        let token = match &self.sat_file {
+            None => None,
+            Some(path) => {
+                let token = bounded(path, "service account token file")?;
+                let token = token.trim_ascii().to_vec();
+                if token.is_empty() {
+                    return Err(format!(
+                        "service account token file {} is empty",
+                        path.display()
+                    ));
+                }
+                Some(token)
+            }
+        };
+        Ok(Held { password, token })
+    }
+}
+
+/// The bytes of the file `what` at `path`, at most [`FILE_BYTES_MAX`].
+fn bounded(path: &Path, what: &str) -> Result<Vec<u8>, String> {
+    let cannot = |e: std::io::Error| format!("cannot read {what} {}: {}", path.display(), e.kind());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(FILE_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > FILE_BYTES_MAX {
+        return Err(format!(
+            "{what} {} is over {FILE_BYTES_MAX} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -95,5 +142,41 @@ mod tests {
         std::fs::remove_file(&pw).unwrap();
         let e = c.apply(&mut o).await.unwrap_err();
         assert!(e.contains("password file") && !e.contains("one"), "{e}");
+    }
+
+    /// What start-up refuses: each names the file and the problem, never the content.
+    #[test]
+    fn check_refuses_a_missing_directory_oversized_or_empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, bytes: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        };
+        let pw = |p: PathBuf| BrokerCredentials {
+            password_file: Some(p),
+            ..Default::default()
+        };
+        let sat = |p: PathBuf| BrokerCredentials {
+            sat_file: Some(p),
+            ..Default::default()
+        };
+        let big = vec![b'x'; FILE_BYTES_MAX as usize + 1];
+        let cases = [
+            (pw(dir.path().join("missing")), "cannot read password file"),
+            (pw(dir.path().to_path_buf()), "cannot read password file"),
+            (pw(file("big", &big)), "is over 65535 bytes"),
+            (pw(file("latin", b"caf\xe9")), "is not UTF-8"),
+            (
+                sat(dir.path().join("none")),
+                "cannot read service account token file",
+            ),
+            (sat(file("blank", b" \n")), "is empty"),
+        ];
+        for (c, want) in cases {
+            let e = c.check().unwrap_err();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+        assert!(pw(file("ok", b"secret\n")).check().is_ok());
     }
 }
