@@ -326,7 +326,10 @@ fn check_kind(kind: &str) -> Result<(), WriteError> {
         "Device" | "Asset" => Ok(()),
         other => Err(invalid(
             "kind",
-            format!("kind {other:?} is not Device or Asset"),
+            format!(
+                "kind {} is not Device or Asset",
+                sse_runtime::echo::quoted(other)
+            ),
         )),
     }
 }

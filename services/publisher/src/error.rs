@@ -12,7 +12,7 @@ pub enum Error {
     #[error("invalid message: {0}")]
     Invalid(String),
     /// The topic is not a valid MQTT topic name.
-    #[error("invalid topic {topic:?}: {reason}")]
+    #[error("invalid topic {}: {reason}", sse_runtime::echo::quoted(.topic))]
     InvalidTopic {
         /// The topic.
         topic: String,
@@ -21,7 +21,7 @@ pub enum Error {
     },
     /// The destination is well-formed, but this caller may not write to it: a topic the
     /// connector owns, or the state store outside ingest's routes.
-    #[error("permission denied: {reason} (topic {topic:?})")]
+    #[error("permission denied: {reason} (topic {})", sse_runtime::echo::quoted(.topic))]
     NotAllowed {
         /// The topic.
         topic: String,
@@ -150,6 +150,19 @@ impl sse_runtime::process::Fault for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A megabyte topic makes a short error, not a megabyte one.
+    #[test]
+    fn a_long_topic_is_quoted_cut_with_its_size() {
+        let topic = format!("f/{}", "a".repeat(3_000_000));
+        let e = Error::topic(&topic, Refusal::Wildcard).to_string();
+        assert!(e.len() < 300, "{} bytes", e.len());
+        assert!(e.contains("(3000002 bytes)"), "{e}");
+        let rule = sse_contract::topics::OwnedTopic::Checkpoint;
+        let owned = format!("sse-connector/checkpoint/{}", "x".repeat(100_000));
+        let e = Error::topic(&owned, Refusal::Owned(rule)).to_string();
+        assert!(e.len() < 400 && e.contains("bytes)"), "{e}");
+    }
 
     #[test]
     fn maps_to_grpc_codes() {

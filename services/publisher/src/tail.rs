@@ -62,7 +62,7 @@ pub enum TailError {
     )]
     TooMany(usize),
     /// The topic filter is not an MQTT topic filter.
-    #[error("invalid topic filter {0:?}: `+` and `#` must fill a level, and `#` comes last")]
+    #[error("invalid topic filter {}: `+` and `#` must fill a level, and `#` comes last", sse_runtime::echo::quoted(.0))]
     BadFilter(String),
 }
 

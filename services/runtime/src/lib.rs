@@ -12,6 +12,7 @@ pub mod admin_rate;
 pub mod backoff;
 pub mod client_io;
 pub mod duration_flag;
+pub mod echo;
 pub mod error_chain;
 pub mod health;
 pub mod link;

@@ -110,6 +110,12 @@ fn names_kinds_and_sizes_are_checked_first() {
     );
     assert!(f[0].1.contains("more than one"), "{f:?}");
     assert!(fields(s.delete("Secret", "x").unwrap_err())[0].0 == "kind");
+    // A megabyte kind is quoted cut, with its size.
+    let e = s
+        .delete(&"X".repeat(1_000_000), "a")
+        .unwrap_err()
+        .to_string();
+    assert!(e.len() < 300 && e.contains("(1000000 bytes)"), "{e}");
     let small = Store::new(dir.path().to_path_buf(), 10, false);
     assert_eq!(
         fields(small.put(&device("d"), false).unwrap_err())[0].0,
