@@ -162,6 +162,39 @@ async fn an_unreadable_broker_password_or_token_file_exits_64_naming_it() {
     }
 }
 
+/// sse-console checks its peers' scheme against its gRPC TLS flags, as the services do: mTLS
+/// with `http://` peers (or `https://` without it) would fail every call, not the start.
+#[tokio::test]
+async fn a_console_peer_scheme_that_does_not_match_its_tls_flags_exits_64() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = sse_e2e::pki::Pki::new().unwrap();
+    let id = sse_e2e::mtls::Identity::issue(dir.path(), &pki, "sse-console", &pki.ca_pem).unwrap();
+    let mut args = id.flags();
+    args.extend(["--console-listen".into(), "127.0.0.1:0".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_to_exit("sse-console", &args).await.unwrap();
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("--ingest http://127.0.0.1:50051"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("must be https://"), "{}", out.stderr);
+    let plain = [
+        "--ingest",
+        "https://127.0.0.1:1",
+        "--console-listen",
+        "127.0.0.1:0",
+    ];
+    let out = run_to_exit("sse-console", &plain).await.unwrap();
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("https:// needs --grpc-tls-ca"),
+        "{}",
+        out.stderr
+    );
+}
+
 #[tokio::test]
 async fn a_listen_address_in_use_exits_64_naming_it() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

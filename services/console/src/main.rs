@@ -29,7 +29,17 @@ async fn main() -> anyhow::Result<()> {
         mtls: security.mtls,
         locals: Default::default(),
     };
-    process::settings_or_exit(SERVICE, services.targets());
+    let targets = process::settings_or_exit(SERVICE, services.targets());
+    // As every service: https:// exactly when the gRPC TLS flags are given.
+    for (flag, list) in ["--ingest", "--schema", "--publisher"].iter().zip(&targets) {
+        for t in list {
+            let scheme = config.security.check_peer(&t.uri);
+            process::settings_or_exit(
+                SERVICE,
+                scheme.map_err(|e| format!("{flag} {}: {e}", t.uri)),
+            );
+        }
+    }
     let args = config.console;
     process::run(
         SERVICE,
