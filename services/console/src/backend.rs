@@ -92,7 +92,13 @@ impl Backend {
     pub fn schemas(&self) -> Vec<(SocketAddr, SchemaServiceClient<Link>)> {
         let l = self.schema.links();
         l.into_iter()
-            .map(|(a, l)| (a, SchemaServiceClient::new(l)))
+            .map(|(a, l)| {
+                // A page holding one large schema is up to the services' limit, above tonic's
+                // default of 4 MiB.
+                let c = SchemaServiceClient::new(l)
+                    .max_decoding_message_size(sse_contract::limits::GRPC_MESSAGE_BYTES_MAX);
+                (a, c)
+            })
             .collect()
     }
 

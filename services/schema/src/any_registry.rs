@@ -4,7 +4,7 @@
 
 use crate::azure::AzureRegistry;
 use crate::error::Error;
-use crate::registry::{FileRegistry, NewSchema, Registry, SchemaRecord};
+use crate::registry::{FileRegistry, NewSchema, Registry, SchemaRecord, VersionId};
 
 /// The registry chosen by configuration: the embedded one (default) or an external one.
 #[derive(Debug)]
@@ -30,10 +30,14 @@ impl Registry for AnyRegistry {
         }
     }
 
-    async fn list(&self) -> Result<Vec<SchemaRecord>, Error> {
+    async fn list_from(
+        &self,
+        after: Option<&VersionId>,
+        take: impl FnMut(&SchemaRecord) -> bool + Send,
+    ) -> Result<(), Error> {
         match self {
-            AnyRegistry::File(r) => r.list().await,
-            AnyRegistry::Azure(r) => r.list().await,
+            AnyRegistry::File(r) => r.list_from(after, take).await,
+            AnyRegistry::Azure(r) => r.list_from(after, take).await,
         }
     }
 

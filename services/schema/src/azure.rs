@@ -31,7 +31,7 @@ use sse_runtime::mqtt::rpc::{Invoker, Response, Retry, RpcError};
 use sse_runtime::mqtt::{Broker, ClientSettings};
 
 use crate::error::Error;
-use crate::registry::{FORMAT, FileRegistry, NewSchema, Registry, SchemaRecord};
+use crate::registry::{FORMAT, FileRegistry, NewSchema, Registry, SchemaRecord, VersionId};
 
 /// The registry's PUT and GET command topics: owned by the connector (sse-contract's topic
 /// list), so no route or admin call publishes there or on their responses.
@@ -276,8 +276,12 @@ impl Registry for AzureRegistry {
         self.record(remote, None)
     }
 
-    async fn list(&self) -> Result<Vec<SchemaRecord>, Error> {
-        self.mirror.list().await
+    async fn list_from(
+        &self,
+        after: Option<&VersionId>,
+        take: impl FnMut(&SchemaRecord) -> bool + Send,
+    ) -> Result<(), Error> {
+        self.mirror.list_from(after, take).await
     }
 
     async fn current(&self, subject: &str) -> Result<Option<SchemaRecord>, Error> {

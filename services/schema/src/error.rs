@@ -68,6 +68,15 @@ pub enum Error {
     /// A version string is not acceptable.
     #[error("invalid version {0:?}: use 1 to 64 letters, digits, '.', '_' or '-'")]
     InvalidVersion(String),
+    /// A list request's paging field is unusable (a negative `page_size`, a `page_token` the
+    /// call did not make).
+    #[error("invalid {field}: {reason}")]
+    InvalidPage {
+        /// The request field at fault.
+        field: &'static str,
+        /// Why it is unusable.
+        reason: String,
+    },
     /// No schema has that name (and version).
     #[error("schema {0} not found")]
     NotFound(String),
@@ -110,7 +119,8 @@ impl From<Error> for tonic::Status {
             | Error::InvalidSchema(_)
             | Error::InvalidVersion(_)
             | Error::TooLarge { .. }
-            | Error::OverLimit { .. } => tonic::Status::invalid_argument(msg),
+            | Error::OverLimit { .. }
+            | Error::InvalidPage { .. } => tonic::Status::invalid_argument(msg),
             Error::RegistryFull { .. } => tonic::Status::resource_exhausted(msg),
             Error::NotFound(_) | Error::Registry { code: 404, .. } => tonic::Status::not_found(msg),
             Error::Registry { code: 400, .. } => tonic::Status::invalid_argument(msg),

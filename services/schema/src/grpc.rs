@@ -16,8 +16,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::acks::{reason_to_proto, reference_to_proto};
 use crate::error::Error;
-use crate::pipeline::Pipeline;
-use crate::registry::{NewSchema, Registry, SchemaRecord};
+use crate::paging::{self, Page};
+use crate::pipeline::{self as pl, Pipeline};
+use crate::registry::{NewSchema, Registry, SchemaRecord, VersionId};
 use crate::relay::Relay;
 
 /// The gRPC service: the registry API and the event stream.
@@ -43,6 +44,8 @@ fn within_event_limit(what: &'static str, bytes: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// A stored version as the API returns it, cut to fit in one message
+/// ([`paging::fit_schema`]).
 fn to_proto(r: SchemaRecord) -> Schema {
     let mut subjects: Vec<String> = Vec::new();
     for s in crate::registry::record_subjects(&r) {
@@ -50,7 +53,7 @@ fn to_proto(r: SchemaRecord) -> Schema {
             subjects.push(s.to_owned());
         }
     }
-    Schema {
+    let mut schema = Schema {
         name: r.name,
         version: r.version,
         namespace: r.namespace,
@@ -58,7 +61,36 @@ fn to_proto(r: SchemaRecord) -> Schema {
         content: r.content,
         subject: r.subject,
         subjects,
+        truncated: false,
+    };
+    paging::fit_schema(&mut schema);
+    schema
+}
+
+/// A subject's status as `ListSubjects` returns it.
+fn subject_to_proto(s: pl::SubjectStatus) -> SubjectStatus {
+    let mut out = SubjectStatus {
+        subject: s.subject,
+        schema: s.schema.as_ref().map(reference_to_proto),
+        events_with_schema: s.with_schema,
+        events_without_schema: s
+            .without_schema
+            .into_iter()
+            .map(|(r, n)| NoSchemaCount {
+                reason: reason_to_proto(r) as i32,
+                count: n,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    if let Some(r) = s.last_reason {
+        out.set_last_no_schema_reason(reason_to_proto(r));
     }
+    if let Some((cap, message)) = s.frozen {
+        out.set_schema_frozen_reason(cap.to_proto());
+        out.schema_frozen_message = message;
+    }
+    out
 }
 
 #[tonic::async_trait]
@@ -88,11 +120,11 @@ impl<R: Registry> SchemaService for SchemaGrpc<R> {
         } else {
             req.version
         };
-        let record = self
-            .pipeline
-            .registry()
-            .put(NewSchema::new(&content, version, ""))
-            .await?;
+        let schema = NewSchema::new(&content, version, "");
+        // Canonical JSON may be longer than the text sent (`1e1` is `10.0`): the limit holds
+        // for what is stored, so every schema put here is returned whole.
+        within_event_limit("canonical content", schema.content.len())?;
+        let record = self.pipeline.registry().put(schema).await?;
         Ok(Response::new(PutSchemaResponse {
             schema: Some(to_proto(record)),
         }))
@@ -115,11 +147,23 @@ impl<R: Registry> SchemaService for SchemaGrpc<R> {
 
     async fn list_schemas(
         &self,
-        _request: Request<ListSchemasRequest>,
+        request: Request<ListSchemasRequest>,
     ) -> Result<Response<ListSchemasResponse>, Status> {
-        let schemas = self.pipeline.registry().list().await?;
+        let req = request.into_inner();
+        let mut page = Page::new(paging::page_size(req.page_size)?);
+        let after = paging::schemas_after(&req.page_token)?;
+        self.pipeline
+            .registry()
+            .list_from(after.as_ref(), |r| page.offer(to_proto(r.clone())))
+            .await?;
+        let (schemas, more) = page.finish();
+        let next_page_token = match schemas.last() {
+            Some(s) if more => paging::schemas_token(&VersionId::new(&*s.name, &*s.version)),
+            _ => String::new(),
+        };
         Ok(Response::new(ListSchemasResponse {
-            schemas: schemas.into_iter().map(to_proto).collect(),
+            schemas,
+            next_page_token,
         }))
     }
 
@@ -138,38 +182,30 @@ impl<R: Registry> SchemaService for SchemaGrpc<R> {
 
     async fn list_subjects(
         &self,
-        _request: Request<ListSubjectsRequest>,
+        request: Request<ListSubjectsRequest>,
     ) -> Result<Response<ListSubjectsResponse>, Status> {
-        let subjects = self
+        let req = request.into_inner();
+        let size = paging::page_size(req.page_size)?;
+        let after = paging::subjects_after(&req.page_token)?;
+        // One more than the page holds, to know whether another page follows.
+        let statuses = self
             .pipeline
-            .subjects()
-            .await
-            .into_iter()
-            .map(|s| {
-                let mut out = SubjectStatus {
-                    subject: s.subject,
-                    schema: s.schema.as_ref().map(reference_to_proto),
-                    events_with_schema: s.with_schema,
-                    events_without_schema: s
-                        .without_schema
-                        .into_iter()
-                        .map(|(r, n)| NoSchemaCount {
-                            reason: reason_to_proto(r) as i32,
-                            count: n,
-                        })
-                        .collect(),
-                    ..Default::default()
-                };
-                if let Some(r) = s.last_reason {
-                    out.set_last_no_schema_reason(reason_to_proto(r));
-                }
-                if let Some((cap, message)) = s.frozen {
-                    out.set_schema_frozen_reason(cap.to_proto());
-                    out.schema_frozen_message = message;
-                }
-                out
-            })
-            .collect();
-        Ok(Response::new(ListSubjectsResponse { subjects }))
+            .subjects_after(after.as_deref(), size + 1)
+            .await;
+        let mut page = Page::new(size);
+        for s in statuses {
+            if !page.offer(subject_to_proto(s)) {
+                break;
+            }
+        }
+        let (subjects, more) = page.finish();
+        let next_page_token = match subjects.last() {
+            Some(s) if more => paging::subjects_token(&s.subject),
+            _ => String::new(),
+        };
+        Ok(Response::new(ListSubjectsResponse {
+            subjects,
+            next_page_token,
+        }))
     }
 }

@@ -16,6 +16,7 @@ pub mod grpc;
 pub mod history;
 pub mod infer;
 pub mod metrics;
+pub mod paging;
 pub mod pipeline;
 pub mod publisher;
 pub mod registry;

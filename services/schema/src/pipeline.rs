@@ -19,7 +19,8 @@
 //! (new shape, over a limit, not JSON) takes the slow path: parse into a `Value`, check the
 //! limits, merge, register.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -29,6 +30,7 @@ use crate::caps::{Cap, Caps};
 use crate::error::Error;
 use crate::infer::Shape;
 use crate::metrics::Metrics;
+use crate::paging::SUBJECT_BYTES_MAX;
 use crate::registry::{NewSchema, Registry, SchemaRecord};
 
 /// The inferred schema of one payload, as `InferSchema` returns it.
@@ -256,6 +258,14 @@ impl SubjectState {
     }
 }
 
+/// Every subject seen since start: its state by name, and its name in order, for the pages of
+/// `ListSubjects` (looking a subject up stays a hash lookup on the event path).
+#[derive(Debug, Default)]
+struct Subjects {
+    by_name: HashMap<String, Arc<tokio::sync::Mutex<SubjectState>>>,
+    ordered: BTreeSet<String>,
+}
+
 /// Schema inference for every subject, backed by a registry.
 #[derive(Debug)]
 pub struct Pipeline<R> {
@@ -263,7 +273,7 @@ pub struct Pipeline<R> {
     namespace: String,
     limits: Limits,
     caps: Caps,
-    subjects: Mutex<HashMap<String, Arc<tokio::sync::Mutex<SubjectState>>>>,
+    subjects: Mutex<Subjects>,
     /// Where versions and failures are counted (`None`: metrics are off).
     metrics: Option<Arc<Metrics>>,
 }
@@ -277,7 +287,7 @@ impl<R: Registry> Pipeline<R> {
             namespace: namespace.to_string(),
             limits,
             caps: Caps::default(),
-            subjects: Mutex::new(HashMap::new()),
+            subjects: Mutex::new(Subjects::default()),
             metrics: None,
         }
     }
@@ -403,39 +413,59 @@ impl<R: Registry> Pipeline<R> {
 
     /// The status of every subject seen since start, ordered by subject.
     pub async fn subjects(&self) -> Vec<SubjectStatus> {
+        self.subjects_after(None, usize::MAX).await
+    }
+
+    /// The status of at most `limit` subjects after `after` (from the first when `None`),
+    /// ordered by subject (by UTF-8 bytes). A subject longer than [`SUBJECT_BYTES_MAX`] is
+    /// left out: no page token could name it.
+    pub async fn subjects_after(&self, after: Option<&str>, limit: usize) -> Vec<SubjectStatus> {
         let entries: Vec<(String, Arc<tokio::sync::Mutex<SubjectState>>)> = {
             let subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
+            let start = after.map_or(Bound::Unbounded, Bound::Excluded);
             subjects
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .ordered
+                .range::<str, _>((start, Bound::Unbounded))
+                .filter(|s| s.len() <= SUBJECT_BYTES_MAX)
+                .take(limit)
+                .filter_map(|s| Some((s.clone(), subjects.by_name.get(s)?.clone())))
                 .collect()
         };
         let mut out = Vec::with_capacity(entries.len());
         for (subject, entry) in entries {
             let state = entry.lock().await;
-            out.push(SubjectStatus {
-                subject,
-                schema: state.current.as_deref().cloned(),
-                with_schema: state.with_schema,
-                without_schema: NoSchema::ALL
-                    .iter()
-                    .map(|r| (*r, state.without[r.index()]))
-                    .filter(|(_, n)| *n > 0)
-                    .collect(),
-                last_reason: state.last_reason,
-                frozen: state.frozen.map(|cap| (cap, cap.message(&self.caps))),
-            });
+            out.push(self.status_of(subject, &state));
         }
-        out.sort_by(|a, b| a.subject.cmp(&b.subject));
         out
+    }
+
+    /// What the status of `subject` shows from its state.
+    fn status_of(&self, subject: String, state: &SubjectState) -> SubjectStatus {
+        SubjectStatus {
+            subject,
+            schema: state.current.as_deref().cloned(),
+            with_schema: state.with_schema,
+            without_schema: NoSchema::ALL
+                .iter()
+                .map(|r| (*r, state.without[r.index()]))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            last_reason: state.last_reason,
+            frozen: state.frozen.map(|cap| (cap, cap.message(&self.caps))),
+        }
     }
 
     fn entry(&self, subject: &str) -> Arc<tokio::sync::Mutex<SubjectState>> {
         let mut subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = subjects.get(subject) {
+        if let Some(e) = subjects.by_name.get(subject) {
             return e.clone();
         }
-        subjects.entry(subject.to_string()).or_default().clone()
+        subjects.ordered.insert(subject.to_string());
+        subjects
+            .by_name
+            .entry(subject.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Parses `data` and checks it against the limits.

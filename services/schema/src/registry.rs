@@ -15,9 +15,11 @@
 //! The same shape seen by two subjects gets the same name; when it also gets the same version,
 //! the one file lists both subjects (`subjects`), so each subject resumes its numbering.
 
+use std::cmp::Ordering as KeyOrdering;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io::Write;
+use std::ops::Bound;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -78,6 +80,44 @@ impl NewSchema {
     }
 }
 
+/// A schema version's identity, ordered as the registry lists versions: by name, then by
+/// version ([`version_key`]: numeric versions by value, above any other).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VersionId {
+    /// Schema name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+}
+
+impl VersionId {
+    /// The identity of `name` at `version`.
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            version: version.into(),
+        }
+    }
+
+    /// The identity of a stored version.
+    pub fn of(r: &SchemaRecord) -> Self {
+        Self::new(r.name.as_str(), r.version.as_str())
+    }
+}
+
+impl Ord for VersionId {
+    fn cmp(&self, other: &Self) -> KeyOrdering {
+        (self.name.as_str(), version_key(&self.version))
+            .cmp(&(other.name.as_str(), version_key(&other.version)))
+    }
+}
+
+impl PartialOrd for VersionId {
+    fn partial_cmp(&self, other: &Self) -> Option<KeyOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// Where schemas are stored: the embedded [`FileRegistry`], or an external registry
 /// (the Azure IoT Operations one); [`crate::any_registry::AnyRegistry`] picks one at run time.
 pub trait Registry: Send + Sync + 'static {
@@ -89,8 +129,28 @@ pub trait Registry: Send + Sync + 'static {
         name: &str,
         version: Option<&str>,
     ) -> impl Future<Output = Result<SchemaRecord, Error>> + Send;
-    /// Every registered version, ordered by name then version.
-    fn list(&self) -> impl Future<Output = Result<Vec<SchemaRecord>, Error>> + Send;
+    /// Hands `take` the registered versions after `after` (from the first when `None`) in the
+    /// order of [`VersionId`], until it returns `false` or none is left: a page of the list
+    /// costs what the page holds, not the whole registry. `take` runs under the registry's lock
+    /// and must not call it.
+    fn list_from(
+        &self,
+        after: Option<&VersionId>,
+        take: impl FnMut(&SchemaRecord) -> bool + Send,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Every registered version, ordered by name then version (all of them: for tests and
+    /// small registries; the gRPC list pages through [`Registry::list_from`]).
+    fn list(&self) -> impl Future<Output = Result<Vec<SchemaRecord>, Error>> + Send {
+        async move {
+            let mut all = Vec::new();
+            self.list_from(None, |r| {
+                all.push(r.clone());
+                true
+            })
+            .await?;
+            Ok(all)
+        }
+    }
     /// The highest version registered for `subject`, to resume inference after a restart.
     fn current(
         &self,
@@ -119,20 +179,21 @@ pub fn validate_version(v: &str) -> Result<(), Error> {
 
 #[derive(Debug, Default)]
 struct Index {
-    by_key: BTreeMap<(String, String), SchemaRecord>,
+    /// Every version, in list order.
+    by_key: BTreeMap<VersionId, SchemaRecord>,
     /// Size of each record's file.
-    sizes: HashMap<(String, String), u64>,
+    sizes: HashMap<VersionId, u64>,
     /// Sum of `sizes`, plus the writes under way.
     bytes: u64,
 }
 
 impl Index {
     fn insert(&mut self, r: SchemaRecord) {
-        self.by_key.insert((r.name.clone(), r.version.clone()), r);
+        self.by_key.insert(VersionId::of(&r), r);
     }
 
     /// Sets the size of `key`'s file to `size` if the total stays within `max`; the old size.
-    fn reserve(&mut self, key: &(String, String), size: u64, max: u64) -> Result<u64, Error> {
+    fn reserve(&mut self, key: &VersionId, size: u64, max: u64) -> Result<u64, Error> {
         let old = self.sizes.get(key).copied().unwrap_or(0);
         let total = self.bytes - old + size;
         if total > max {
@@ -158,7 +219,7 @@ pub struct FileRegistry {
     namespace: String,
     index: Mutex<Index>,
     /// Latest version per subject, kept beside the index for O(1) lookups.
-    subjects: Mutex<HashMap<String, (String, String)>>,
+    subjects: Mutex<HashMap<String, VersionId>>,
     /// Most bytes the files may take (`--max-registry-bytes`).
     max_bytes: u64,
 }
@@ -209,9 +270,7 @@ impl FileRegistry {
                 Ok((r, size)) => {
                     make_private(&path, 0o600);
                     index.bytes += size;
-                    index
-                        .sizes
-                        .insert((r.name.clone(), r.version.clone()), size);
+                    index.sizes.insert(VersionId::of(&r), size);
                     index.insert(r);
                 }
                 Err(reason) => {
@@ -219,15 +278,15 @@ impl FileRegistry {
                 }
             }
         }
-        let mut subjects: HashMap<String, (String, String)> = HashMap::new();
+        let mut subjects: HashMap<String, VersionId> = HashMap::new();
         for r in index.by_key.values() {
             for s in record_subjects(r) {
                 let newer = match subjects.get(s) {
-                    Some((_, v)) => version_key(&r.version) > version_key(v),
+                    Some(id) => version_key(&r.version) > version_key(&id.version),
                     None => true,
                 };
                 if newer {
-                    subjects.insert(s.to_string(), (r.name.clone(), r.version.clone()));
+                    subjects.insert(s.to_string(), VersionId::of(r));
                 }
             }
         }
@@ -257,7 +316,7 @@ impl FileRegistry {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_subjects(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {
+    fn lock_subjects(&self) -> std::sync::MutexGuard<'_, HashMap<String, VersionId>> {
         self.subjects.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -267,7 +326,7 @@ impl FileRegistry {
             version: record.version.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })?;
-        let key = (record.name.clone(), record.version.clone());
+        let key = VersionId::of(&record);
         let size = bytes.len() as u64;
         let old = self.lock_index().reserve(&key, size, self.max_bytes)?;
         let dir = self.dir.clone();
@@ -291,11 +350,11 @@ impl FileRegistry {
             let mut subjects = self.lock_subjects();
             for s in record_subjects(&record) {
                 let newer = match subjects.get(s) {
-                    Some((_, v)) => version_key(&record.version) > version_key(v),
+                    Some(id) => version_key(&record.version) > version_key(&id.version),
                     None => true,
                 };
                 if newer {
-                    subjects.insert(s.to_string(), (record.name.clone(), record.version.clone()));
+                    subjects.insert(s.to_string(), VersionId::of(&record));
                 }
             }
         }
@@ -320,7 +379,7 @@ impl FileRegistry {
         let existing = self
             .lock_index()
             .by_key
-            .get(&(record.name.clone(), record.version.clone()))
+            .get(&VersionId::of(&record))
             .cloned();
         match with_subject(existing, subject) {
             Merge::Unchanged(r) => Ok(r),
@@ -367,8 +426,9 @@ fn with_subject(existing: Option<SchemaRecord>, subject: &str) -> Merge {
     }
 }
 
-/// Whether an external registry's schema name can be a file name here.
-fn is_safe_name(name: &str) -> bool {
+/// Whether an external registry's schema name can be a file name here (every name the
+/// registry holds is one: content names are 64 hex digits).
+pub fn is_safe_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
@@ -380,11 +440,8 @@ fn is_safe_name(name: &str) -> bool {
 impl Registry for FileRegistry {
     async fn put(&self, schema: NewSchema) -> Result<SchemaRecord, Error> {
         validate_version(&schema.version)?;
-        let existing = self
-            .lock_index()
-            .by_key
-            .get(&(schema.name.clone(), schema.version.clone()))
-            .cloned();
+        let id = VersionId::new(schema.name.as_str(), schema.version.as_str());
+        let existing = self.lock_index().by_key.get(&id).cloned();
         let record = match with_subject(existing, &schema.subject) {
             Merge::Unchanged(r) => return Ok(r),
             Merge::Updated(r) => r,
@@ -404,7 +461,7 @@ impl Registry for FileRegistry {
     async fn get(&self, name: &str, version: Option<&str>) -> Result<SchemaRecord, Error> {
         let index = self.lock_index();
         let found = match version {
-            Some(v) => index.by_key.get(&(name.to_string(), v.to_string())),
+            Some(v) => index.by_key.get(&VersionId::new(name, v)),
             None => index.highest(|r| r.name == name),
         };
         found.cloned().ok_or_else(|| {
@@ -415,13 +472,23 @@ impl Registry for FileRegistry {
         })
     }
 
-    async fn list(&self) -> Result<Vec<SchemaRecord>, Error> {
-        let mut all: Vec<SchemaRecord> = self.lock_index().by_key.values().cloned().collect();
-        all.sort_by(|a, b| {
-            (a.name.as_str(), version_key(&a.version))
-                .cmp(&(b.name.as_str(), version_key(&b.version)))
-        });
-        Ok(all)
+    async fn list_from(
+        &self,
+        after: Option<&VersionId>,
+        mut take: impl FnMut(&SchemaRecord) -> bool + Send,
+    ) -> Result<(), Error> {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let index = self.lock_index();
+        for r in index
+            .by_key
+            .range((start, Bound::Unbounded))
+            .map(|(_, r)| r)
+        {
+            if !take(r) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     async fn current(&self, subject: &str) -> Result<Option<SchemaRecord>, Error> {
@@ -507,237 +574,4 @@ fn write_private(dir: &Path, tmp: &str, final_name: &str, bytes: &[u8]) -> std::
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn schema(n: u64) -> Value {
-        json!({"type": "object", "properties": {format!("p{n}"): {"type": "integer"}}})
-    }
-
-    #[tokio::test]
-    async fn put_get_list() {
-        let dir = tempfile::tempdir().unwrap();
-        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
-        let a = reg.put(NewSchema::new(&schema(1), "1", "")).await.unwrap();
-        assert_eq!(a.namespace, "ns");
-        assert_eq!(a.format, FORMAT);
-        assert!(is_name(&a.name));
-        let a2 = reg.put(NewSchema::new(&schema(1), "2", "")).await.unwrap();
-        assert_eq!(reg.get(&a.name, None).await.unwrap(), a2);
-        assert_eq!(reg.get(&a.name, Some("1")).await.unwrap(), a);
-        assert!(matches!(
-            reg.get(&a.name, Some("3")).await,
-            Err(Error::NotFound(_))
-        ));
-        assert!(matches!(
-            reg.get("nope", None).await,
-            Err(Error::NotFound(_))
-        ));
-        // Idempotent.
-        assert_eq!(
-            reg.put(NewSchema::new(&schema(1), "1", "")).await.unwrap(),
-            a
-        );
-        assert_eq!(reg.list().await.unwrap(), vec![a, a2]);
-    }
-
-    #[tokio::test]
-    async fn rejects_unsafe_versions() {
-        let dir = tempfile::tempdir().unwrap();
-        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
-        for v in ["", "../x", ".hidden", "a/b", &"9".repeat(65)] {
-            assert!(
-                matches!(
-                    reg.put(NewSchema::new(&schema(1), v, "")).await,
-                    Err(Error::InvalidVersion(_))
-                ),
-                "{v}"
-            );
-        }
-        assert!(
-            reg.put(NewSchema::new(&schema(1), "1.0-beta_2", ""))
-                .await
-                .is_ok()
-        );
-    }
-
-    #[tokio::test]
-    async fn durable_across_reopen_with_subject_numbering() {
-        let dir = tempfile::tempdir().unwrap();
-        let (v1, v2, other) = {
-            let reg = FileRegistry::open(dir.path(), "ns").unwrap();
-            let v1 = reg
-                .put(NewSchema::new(&schema(1), "1", "a/d"))
-                .await
-                .unwrap();
-            let v2 = reg
-                .put(NewSchema::new(&schema(2), "2", "a/d"))
-                .await
-                .unwrap();
-            // Another subject reaching the same shape at the same version shares the file.
-            let other = reg
-                .put(NewSchema::new(&schema(1), "1", "b/d"))
-                .await
-                .unwrap();
-            assert_eq!(reg.current("a/d").await.unwrap(), Some(v2.clone()));
-            (v1, v2, other)
-        };
-        assert_eq!(other.name, v1.name);
-        assert_eq!(other.subjects, vec!["a/d".to_string(), "b/d".to_string()]);
-        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
-        assert_eq!(reg.current("a/d").await.unwrap(), Some(v2.clone()));
-        assert_eq!(reg.current("b/d").await.unwrap(), Some(other.clone()));
-        assert_eq!(reg.current("c/d").await.unwrap(), None);
-        assert_eq!(reg.get(&v1.name, Some("1")).await.unwrap(), other);
-        assert_eq!(reg.list().await.unwrap().len(), 2);
-    }
-
-    #[tokio::test]
-    async fn leftover_temp_and_corrupt_files_are_ignored() {
-        let dir = tempfile::tempdir().unwrap();
-        let kept = {
-            let reg = FileRegistry::open(dir.path(), "ns").unwrap();
-            reg.put(NewSchema::new(&schema(1), "1", "a/d"))
-                .await
-                .unwrap()
-        };
-        // A crash mid-write leaves a temp file with a torn prefix of a record.
-        let tmp = dir.path().join(format!(".{}@2.json.1.0.tmp", kept.name));
-        std::fs::write(&tmp, b"{\"name\":\"AB").unwrap();
-        std::fs::write(dir.path().join("garbage.json"), b"{not json").unwrap();
-        let mut tampered = kept.clone();
-        tampered.version = "9".into();
-        tampered.content = "{}".into();
-        std::fs::write(
-            dir.path().join("tampered.json"),
-            serde_json::to_vec(&tampered).unwrap(),
-        )
-        .unwrap();
-        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
-        assert_eq!(reg.list().await.unwrap(), vec![kept.clone()]);
-        assert_eq!(reg.current("a/d").await.unwrap(), Some(kept));
-        assert!(!tmp.exists());
-    }
-
-    fn mode(path: &Path) -> u32 {
-        std::fs::symlink_metadata(path)
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777
-    }
-
-    fn disk_bytes(dir: &Path) -> u64 {
-        std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().metadata().unwrap().len())
-            .sum()
-    }
-
-    #[tokio::test]
-    async fn files_over_the_byte_cap_are_refused_before_anything_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let one = {
-            let reg = FileRegistry::open(dir.path(), "ns").unwrap();
-            reg.put(NewSchema::new(&schema(1), "1", "a/d"))
-                .await
-                .unwrap();
-            reg.bytes()
-        };
-        assert_eq!(one, disk_bytes(dir.path()));
-        // Reopened, the files already there count.
-        let reg = FileRegistry::open(dir.path(), "ns")
-            .unwrap()
-            .with_max_bytes(2 * one + 1);
-        assert_eq!(reg.bytes(), one);
-        reg.put(NewSchema::new(&schema(2), "1", "b/d"))
-            .await
-            .unwrap();
-        let err = reg
-            .put(NewSchema::new(&schema(3), "1", "c/d"))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::RegistryFull { max_bytes } if max_bytes == 2 * one + 1));
-        // Adding a subject to a file grows it, and is refused too.
-        assert!(matches!(
-            reg.put(NewSchema::new(&schema(1), "1", "z/d")).await,
-            Err(Error::RegistryFull { .. })
-        ));
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
-        assert_eq!(reg.bytes(), disk_bytes(dir.path()));
-        assert_eq!(reg.list().await.unwrap().len(), 2);
-        // What is already stored is still answered.
-        assert!(
-            reg.put(NewSchema::new(&schema(2), "1", "b/d"))
-                .await
-                .is_ok()
-        );
-    }
-
-    #[tokio::test]
-    async fn files_are_private_and_loose_modes_are_tightened() {
-        let base = tempfile::tempdir().unwrap();
-        let dir = base.path().join("a/b");
-        let reg = FileRegistry::open(&dir, "ns").unwrap();
-        let r = reg.put(NewSchema::new(&schema(1), "1", "")).await.unwrap();
-        let file = dir.join(file_name(&r));
-        assert_eq!(mode(&dir), 0o700);
-        assert_eq!(mode(&base.path().join("a")), 0o700);
-        assert_eq!(mode(&file), 0o600);
-        // A data dir and a file from before (or made by hand) with loose modes.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let reg = FileRegistry::open(&dir, "ns").unwrap();
-        assert_eq!(mode(&dir), 0o700);
-        assert_eq!(mode(&file), 0o600);
-        assert_eq!(reg.list().await.unwrap(), vec![r]);
-    }
-
-    #[test]
-    fn a_symlink_at_the_temp_path_is_not_followed() {
-        let dir = tempfile::tempdir().unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        let target = outside.path().join("victim");
-        std::fs::write(&target, b"precious").unwrap();
-        std::os::unix::fs::symlink(&target, dir.path().join(".x.tmp")).unwrap();
-        // A dangling one too: creating through it would make a file outside.
-        let dangling = outside.path().join("created");
-        std::os::unix::fs::symlink(&dangling, dir.path().join(".y.tmp")).unwrap();
-        for tmp in [".x.tmp", ".y.tmp"] {
-            let err = write_private(dir.path(), tmp, "X@1.json", b"{}").unwrap_err();
-            assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists, "{tmp}");
-        }
-        assert_eq!(std::fs::read(&target).unwrap(), b"precious");
-        assert!(!dangling.exists());
-        assert!(!dir.path().join("X@1.json").exists());
-        write_private(dir.path(), ".z.tmp", "X@1.json", b"{}").unwrap();
-        assert_eq!(mode(&dir.path().join("X@1.json")), 0o600);
-        assert!(!dir.path().join(".z.tmp").exists());
-    }
-
-    #[tokio::test]
-    async fn symlinked_schema_files_are_not_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let elsewhere = tempfile::tempdir().unwrap();
-        let r = {
-            let reg = FileRegistry::open(elsewhere.path(), "ns").unwrap();
-            reg.put(NewSchema::new(&schema(1), "1", "")).await.unwrap()
-        };
-        std::os::unix::fs::symlink(
-            elsewhere.path().join(file_name(&r)),
-            dir.path().join(file_name(&r)),
-        )
-        .unwrap();
-        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
-        assert!(reg.list().await.unwrap().is_empty());
-        assert_eq!(reg.bytes(), 0);
-    }
-
-    #[test]
-    fn versions_order_numerically() {
-        let mut v = vec!["10", "9", "2", "x"];
-        v.sort_by_key(|s| version_key(s));
-        assert_eq!(v, vec!["x", "2", "9", "10"]);
-    }
-}
+mod tests;

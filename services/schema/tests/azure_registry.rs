@@ -287,7 +287,7 @@ async fn service_with_azure_registry_serves_put_get_list() {
         .unwrap();
     assert_eq!(got, put);
     let list = client
-        .list_schemas(ListSchemasRequest {})
+        .list_schemas(ListSchemasRequest::default())
         .await
         .unwrap()
         .into_inner()

@@ -95,7 +95,7 @@ async fn put_and_infer_take_the_event_limits_and_the_registry_cap() {
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(err.message().contains("--max-registry-bytes"), "{err:?}");
     let listed = c
-        .list_schemas(ListSchemasRequest {})
+        .list_schemas(ListSchemasRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -206,7 +206,7 @@ async fn registry_api() {
     }
 
     let list = c
-        .list_schemas(ListSchemasRequest {})
+        .list_schemas(ListSchemasRequest::default())
         .await
         .unwrap()
         .into_inner();
@@ -281,7 +281,7 @@ async fn process_tags_relays_and_resumes_after_restart() {
 
     let mut c = schema.client().await;
     let list = c
-        .list_schemas(ListSchemasRequest {})
+        .list_schemas(ListSchemasRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -367,7 +367,7 @@ async fn an_unspecified_route_kind_gets_no_schema() {
     assert_ne!(events[1].dataschema, "");
     let mut c = schema.client().await;
     let list = c
-        .list_schemas(ListSchemasRequest {})
+        .list_schemas(ListSchemasRequest::default())
         .await
         .unwrap()
         .into_inner()

@@ -1,6 +1,7 @@
 //! `ssectl`: the command line of sse-connector. It parses its arguments (bad usage exits 64,
 //! like the services' configuration errors), then calls the services over gRPC; a refusal by a
-//! server is printed as the server's message and exits 1.
+//! server is printed as the server's message and exits 1, as does a read that some address did
+//! not answer (after printing what the others answered).
 
 mod cli;
 mod clients;
@@ -44,8 +45,21 @@ fn main() -> ExitCode {
         // `ssectl tail | head`: the reader has all it wanted.
         Err(e) if e.chain().any(|c| c.is::<output::StdoutClosed>()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", sse_runtime::error_chain(e.as_ref()));
+            report(&e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints the command's error on stderr: one `error:` line, or one per address a read could not
+/// get an answer from.
+fn report(e: &anyhow::Error) {
+    match e.downcast_ref::<clients::Unanswered>() {
+        Some(clients::Unanswered(each)) => {
+            for e in each {
+                eprintln!("error: {}", sse_runtime::error_chain(e.as_ref()));
+            }
+        }
+        None => eprintln!("error: {}", sse_runtime::error_chain(e.as_ref())),
     }
 }

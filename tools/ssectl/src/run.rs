@@ -4,16 +4,14 @@
 use anyhow::Context as _;
 use serde_json::{Value, json};
 use sse_proto::v1::ingest_service_client::IngestServiceClient;
-use sse_proto::v1::{
-    DeleteResourceRequest, GetResourceRequest, GetStatusRequest, PutResourceRequest,
-};
+use sse_proto::v1::{DeleteResourceRequest, GetResourceRequest, PutResourceRequest};
 use sse_runtime::link::Link;
 use sse_runtime::peers::Dialer;
 
 use crate::cli::{
     AssetCmd, AssetSseCmd, Cli, Cmd, DeviceCmd, EndpointCmd, EndpointKind, Format, Write,
 };
-use crate::clients::{dialer, links, refused};
+use crate::clients::{Answers, ask, dialer, finish, links, refused};
 use crate::output::{self, Table};
 use crate::resources;
 
@@ -169,16 +167,12 @@ async fn delete(w: &Writer<'_>, kind: &str, name: &str) -> anyhow::Result<()> {
     output::say(format_args!("{kind}/{name} deleted\n"))
 }
 
-/// Lists the devices or assets every replica reports status for, with their configuration
-/// error if any.
+/// Lists the devices or assets every replica that answers reports status for, with their
+/// configuration error if any.
 async fn names(d: &Dialer, addrs: &[String], fmt: Format, kind: &str) -> anyhow::Result<()> {
+    let Answers { got, failed } = ask(d, addrs, crate::watch::get_status).await?;
     let mut rows = std::collections::BTreeMap::new();
-    for (addr, link) in links(d, addrs).await? {
-        let s = IngestServiceClient::new(link)
-            .get_status(GetStatusRequest {})
-            .await
-            .map_err(|s| refused(&addr, s))?
-            .into_inner();
+    for (_, s) in got {
         let err = |c: &Option<sse_proto::v1::ConfigStatus>| {
             c.as_ref()
                 .and_then(|c| c.error.as_ref())
@@ -199,7 +193,7 @@ async fn names(d: &Dialer, addrs: &[String], fmt: Format, kind: &str) -> anyhow:
         headers: vec!["NAME", "ERROR"],
         rows: rows.into_iter().map(|(n, e)| vec![n, e]).collect(),
     };
-    output::listing(fmt, &Value::Array(v), &table)
+    finish(failed, output::listing(fmt, &Value::Array(v), &table))
 }
 
 #[cfg(test)]

@@ -1,14 +1,19 @@
 //! The `schemas` verbs: the registry's schemas, which subject uses which, and what changed between
-//! a subject's versions, merged over every schema replica given.
+//! a subject's versions, merged over every schema replica given that answers (the others are
+//! reported after).
 
 use serde_json::{Value, json};
+use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
-use sse_proto::v1::{GetSchemaRequest, ListSchemasRequest, ListSubjectsRequest, Schema};
+use sse_proto::v1::{
+    GetSchemaRequest, ListSchemasRequest, ListSubjectsRequest, Schema, SchemaReference,
+};
+use sse_runtime::link::Link;
 use sse_runtime::peers::Dialer;
 use sse_schema::history;
 
 use crate::cli::{Format, SchemasCmd};
-use crate::clients::{links, refused};
+use crate::clients::{Answers, ask, finish, refused};
 use crate::output::{self, Table};
 
 /// Runs a `schemas` verb.
@@ -22,19 +27,68 @@ pub async fn run(d: &Dialer, addrs: &[String], fmt: Format, c: SchemasCmd) -> an
     }
 }
 
-/// Every schema of every replica (duplicates included).
-async fn all_schemas(d: &Dialer, addrs: &[String]) -> anyhow::Result<Vec<Schema>> {
-    let mut all = Vec::new();
-    for (addr, link) in links(d, addrs).await? {
-        let r = SchemaServiceClient::new(link)
-            .list_schemas(ListSchemasRequest {})
-            .await
-            .map_err(|s| refused(&addr, s))?
-            .into_inner();
-        all.extend(r.schemas);
-    }
-    Ok(all)
+/// Every schema of every replica that answers (duplicates included), and the replicas that
+/// did not.
+async fn all_schemas(d: &Dialer, addrs: &[String]) -> anyhow::Result<(Vec<Schema>, Failed)> {
+    let Answers { got, failed } = ask(d, addrs, every_schema).await?;
+    let all = got.into_iter().flat_map(|(_, r)| r).collect();
+    Ok((all, failed))
 }
+
+/// Most entries asked for per page of `ListSchemas` and `ListSubjects`: the server's maximum.
+const PAGE_SIZE: i32 = sse_schema::paging::PAGE_SIZE_MAX as i32;
+
+/// A client of one replica that reads what the services may send: a page holding one schema
+/// over tonic's default 4 MiB decode limit still arrives.
+fn client(link: Link) -> SchemaServiceClient<Link> {
+    SchemaServiceClient::new(link).max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+}
+
+/// Every schema version one replica has, page after page.
+async fn every_schema(link: Link) -> Result<Vec<Schema>, tonic::Status> {
+    let mut client = client(link);
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let req = ListSchemasRequest {
+            page_size: PAGE_SIZE,
+            page_token: page_token.clone(),
+        };
+        let r = client.list_schemas(req).await?.into_inner();
+        all.extend(r.schemas);
+        // A token that does not move on would loop for ever: the last page, then.
+        if r.next_page_token.is_empty() || r.next_page_token == page_token {
+            return Ok(all);
+        }
+        page_token = r.next_page_token;
+    }
+}
+
+/// The schema `subject` uses now at one replica, looked for page after page; `None` when the
+/// replica has no such subject, or it has no schema yet.
+async fn used_by(
+    client: &mut SchemaServiceClient<Link>,
+    subject: &str,
+) -> Result<Option<SchemaReference>, tonic::Status> {
+    let mut page_token = String::new();
+    loop {
+        let req = ListSubjectsRequest {
+            page_size: PAGE_SIZE,
+            page_token: page_token.clone(),
+        };
+        let r = client.list_subjects(req).await?.into_inner();
+        if let Some(s) = r.subjects.into_iter().find(|s| s.subject == subject) {
+            return Ok(s.schema);
+        }
+        if r.next_page_token.is_empty() || r.next_page_token == page_token {
+            return Ok(None);
+        }
+        page_token = r.next_page_token;
+    }
+}
+
+/// The addresses that did not answer, each as its error.
+type Failed = Vec<anyhow::Error>;
 
 /// `schemas diff`: what changed between two versions of a subject, one row per field.
 async fn diff(
@@ -45,7 +99,19 @@ async fn diff(
     from: Option<&str>,
     to: Option<&str>,
 ) -> anyhow::Result<()> {
-    let versions = history::subject_versions(&all_schemas(d, addrs).await?, subject);
+    let (all, failed) = all_schemas(d, addrs).await?;
+    finish(failed, print_diff(&all, fmt, subject, from, to))
+}
+
+/// Prints the diff of `subject` between two of its versions among `all`.
+fn print_diff(
+    all: &[Schema],
+    fmt: Format,
+    subject: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> anyhow::Result<()> {
+    let versions = history::subject_versions(all, subject);
     let (a, b) = history::pick(&versions, subject, from, to)?;
     let changes = history::diff_schemas(a, b)?;
     let v = json!({
@@ -70,8 +136,9 @@ async fn diff(
 /// Every schema (name, version, subject), merged and sorted: a version several subjects use
 /// is listed under each of them.
 async fn list(d: &Dialer, addrs: &[String], fmt: Format) -> anyhow::Result<()> {
+    let (schemas, failed) = all_schemas(d, addrs).await?;
     let mut all = std::collections::BTreeMap::new();
-    for s in all_schemas(d, addrs).await? {
+    for s in schemas {
         let subjects: Vec<String> = history::subjects_of(&s).map(str::to_owned).collect();
         if subjects.is_empty() {
             all.insert((String::new(), s.name.clone(), s.version.clone()), s);
@@ -100,10 +167,11 @@ async fn list(d: &Dialer, addrs: &[String], fmt: Format) -> anyhow::Result<()> {
             })
             .collect(),
     };
-    output::listing(fmt, &Value::Array(v), &table)
+    finish(failed, output::listing(fmt, &Value::Array(v), &table))
 }
 
-/// One schema, by subject (the schema a subject currently uses) or by schema name.
+/// One schema, by subject (the schema a subject currently uses) or by schema name: the first
+/// replica that has it answers.
 async fn show(
     d: &Dialer,
     addrs: &[String],
@@ -111,46 +179,59 @@ async fn show(
     subject: &str,
     version: Option<String>,
 ) -> anyhow::Result<()> {
+    let Answers { got, failed } = ask(d, addrs, |link| {
+        lookup(link, subject.to_owned(), version.clone())
+    })
+    .await?;
     let mut last = None;
-    for (addr, link) in links(d, addrs).await? {
-        let mut client = SchemaServiceClient::new(link);
-        let subjects = client
-            .list_subjects(ListSubjectsRequest {})
-            .await
-            .map_err(|s| refused(&addr, s))?
-            .into_inner();
-        let found = subjects.subjects.iter().find(|s| s.subject == subject);
-        let (name, v) = match found.and_then(|s| s.schema.as_ref()) {
-            Some(r) => (
-                r.name.clone(),
-                version.clone().unwrap_or_else(|| r.version.clone()),
-            ),
-            None => (subject.to_owned(), version.clone().unwrap_or_default()),
-        };
-        match client
-            .get_schema(GetSchemaRequest { name, version: v })
-            .await
-        {
-            Ok(r) => {
-                let s = r.into_inner().schema.unwrap_or_default();
-                return match fmt {
-                    Format::Json | Format::Yaml => output::document(fmt, &schema_json(&s)),
-                    Format::Text => {
-                        let subjects: Vec<&str> = history::subjects_of(&s).collect();
-                        output::say(format_args!(
-                            "# {} {} ({})\n{}\n",
-                            s.name,
-                            s.version,
-                            subjects.join(", "),
-                            s.content
-                        ))
-                    }
-                };
-            }
+    for (addr, found) in got {
+        match found {
+            Ok(s) => return finish(failed, print_schema(fmt, &s)),
             Err(s) => last = Some(refused(&addr, s)),
         }
     }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("no schema for {subject}")))
+    let none = last.unwrap_or_else(|| anyhow::anyhow!("no schema for {subject}"));
+    finish(failed, Err(none))
+}
+
+/// One replica's schema of `subject` (a subject, or else a schema name) at `version` (default:
+/// the one the subject uses now, or the latest): `Ok(Err(..))` when the replica answers that it
+/// has none, `Err` when it does not answer.
+async fn lookup(
+    link: Link,
+    subject: String,
+    version: Option<String>,
+) -> Result<Result<Schema, tonic::Status>, tonic::Status> {
+    let mut client = client(link);
+    let (name, v) = match used_by(&mut client, &subject).await? {
+        Some(r) => (r.name, version.unwrap_or(r.version)),
+        None => (subject, version.unwrap_or_default()),
+    };
+    match client
+        .get_schema(GetSchemaRequest { name, version: v })
+        .await
+    {
+        Ok(r) => Ok(Ok(r.into_inner().schema.unwrap_or_default())),
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(Err(s)),
+        Err(s) => Err(s),
+    }
+}
+
+/// Prints one schema: as a document for scripts, its content under a heading for people.
+fn print_schema(fmt: Format, s: &Schema) -> anyhow::Result<()> {
+    match fmt {
+        Format::Json | Format::Yaml => output::document(fmt, &schema_json(s)),
+        Format::Text => {
+            let subjects: Vec<&str> = history::subjects_of(s).collect();
+            output::say(format_args!(
+                "# {} {} ({})\n{}\n",
+                s.name,
+                s.version,
+                subjects.join(", "),
+                s.content
+            ))
+        }
+    }
 }
 
 /// A schema as JSON, its content parsed when it is JSON.

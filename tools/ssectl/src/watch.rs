@@ -1,15 +1,17 @@
 //! The watching verbs `status` and `streams`: they merge every ingest replica's answer, since
-//! each lists only its own streams.
+//! each lists only its own streams; a replica that does not answer is reported after the others'.
 
 use serde_json::{Value, json};
 use sse_proto::v1::ingest_service_client::IngestServiceClient;
 use sse_proto::v1::{
-    GetStatusRequest, ListStreamsRequest, OperationStatus, RuntimeHealth, StatusError,
+    GetStatusRequest, GetStatusResponse, ListStreamsRequest, OperationStatus, RuntimeHealth,
+    StatusError,
 };
+use sse_runtime::link::Link;
 use sse_runtime::peers::Dialer;
 
 use crate::cli::Format;
-use crate::clients::{links, refused};
+use crate::clients::{Answers, ask, finish};
 use crate::output::{self, Table};
 
 /// Payload bytes of one tailed message asked of the publisher by default; the rest is cut
@@ -18,14 +20,16 @@ pub const TAIL_MAX_PAYLOAD_BYTES: u32 = 4096;
 
 /// `streams`: every replica's streams, one row each.
 pub async fn streams(d: &Dialer, addrs: &[String], fmt: Format) -> anyhow::Result<()> {
-    let mut all = Vec::new();
-    let mut errors = Vec::new();
-    for (addr, link) in links(d, addrs).await? {
+    let Answers { got, failed } = ask(d, addrs, |link| async move {
         let r = IngestServiceClient::new(link)
             .list_streams(ListStreamsRequest {})
-            .await
-            .map_err(|s| refused(&addr, s))?
-            .into_inner();
+            .await?;
+        Ok(r.into_inner())
+    })
+    .await?;
+    let mut all = Vec::new();
+    let mut errors = Vec::new();
+    for (_, r) in got {
         all.extend(r.streams);
         errors.extend(
             r.resource_errors
@@ -61,11 +65,12 @@ pub async fn streams(d: &Dialer, addrs: &[String], fmt: Format) -> anyhow::Resul
         headers: vec!["STREAM", "STATE", "RECEIVED", "FORWARDED", "LAST ERROR"],
         rows,
     };
-    output::listing(fmt, &Value::Array(v), &table)?;
-    for (res, msg) in errors {
-        eprintln!("{res}: {msg}");
-    }
-    Ok(())
+    let done = output::listing(fmt, &Value::Array(v), &table).map(|()| {
+        for (res, msg) in errors {
+            eprintln!("{res}: {msg}");
+        }
+    });
+    finish(failed, done)
 }
 
 /// `status`: devices' and assets' status, merged over the replicas, as YAML or JSON.
@@ -75,14 +80,10 @@ pub async fn status(
     fmt: Format,
     only: Option<String>,
 ) -> anyhow::Result<()> {
+    let Answers { got, failed } = ask(d, addrs, get_status).await?;
     let mut devices = serde_json::Map::new();
     let mut assets = serde_json::Map::new();
-    for (addr, link) in links(d, addrs).await? {
-        let r = IngestServiceClient::new(link)
-            .get_status(GetStatusRequest {})
-            .await
-            .map_err(|s| refused(&addr, s))?
-            .into_inner();
+    for (_, r) in got {
         for dev in r.devices.iter().filter(|_| only.is_none()) {
             let eps: serde_json::Map<String, Value> = dev
                 .inbound_endpoints
@@ -118,10 +119,19 @@ pub async fn status(
             );
         }
     }
-    if let Some(o) = &only {
-        anyhow::ensure!(assets.contains_key(o), "no status for asset {o}");
-    }
-    output::document(fmt, &json!({ "devices": devices, "assets": assets }))
+    let done = match &only {
+        Some(o) if !assets.contains_key(o) => Err(anyhow::anyhow!("no status for asset {o}")),
+        _ => output::document(fmt, &json!({ "devices": devices, "assets": assets })),
+    };
+    finish(failed, done)
+}
+
+/// One replica's `GetStatus` answer (`status`, `device list` and `asset list` merge them).
+pub async fn get_status(link: Link) -> Result<GetStatusResponse, tonic::Status> {
+    let r = IngestServiceClient::new(link)
+        .get_status(GetStatusRequest {})
+        .await?;
+    Ok(r.into_inner())
 }
 
 /// Datasets' or events' status.

@@ -1,7 +1,8 @@
 //! Schemas: every subject with its versions, and one subject's history — its versions, the
 //! JSON Schema it uses now, and what changed between two versions, field by field (the diff of
 //! `sse_schema::history`, the same `ssectl schemas diff` prints). Every schema replica is asked
-//! and the answers merged.
+//! and the answers merged, following the pages of `ListSchemas` and `ListSubjects` up to
+//! [`PAGES_MAX`] per list and replica (the page says when it stopped there).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,9 +12,19 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use sse_proto::v1::{ListSchemasRequest, ListSubjectsRequest, Schema};
 use sse_schema::history::{self, Change, ChangeKind};
+use sse_schema::paging::{PAGE_BYTES_MAX, PAGE_SIZE_MAX};
 
 use crate::layout;
 use crate::server::AppState;
+
+/// Most pages of one list (`ListSchemas`, `ListSubjects`) the console reads from one schema
+/// replica for one view: up to 16,000 schema versions or subjects, and with pages of at most
+/// 1 MiB ([`PAGE_BYTES_MAX`]) 16 MiB per list, so one view holds a bounded amount however
+/// large the registry (64 MiB by default). A larger registry shows its first pages and a note.
+pub const PAGES_MAX: usize = 16;
+
+// Bytes the console may hold of one replica's list for one view.
+const _: () = assert!(PAGES_MAX * PAGE_BYTES_MAX <= 16 * 1024 * 1024);
 
 /// What the schema replicas answered.
 #[derive(Debug, Default)]
@@ -24,6 +35,8 @@ pub struct Registry {
     pub current: BTreeMap<String, String>,
     /// Replicas that did not answer, for the page to say so.
     pub problems: Vec<String>,
+    /// Lists read only in part (cut at [`PAGES_MAX`] pages), for the page to say so.
+    pub notes: Vec<String>,
 }
 
 /// The query of `GET /schemas/view`.
@@ -50,17 +63,51 @@ pub async fn view(State(st): State<AppState>, Query(q): Query<ViewQuery>) -> (St
     (status, layout::page(&q.subject, "/schemas", body))
 }
 
-/// Asks every schema replica for its schemas and its subjects' current versions.
+/// Asks every schema replica for its schemas and its subjects' current versions, page by page.
 async fn fetch(st: &AppState) -> Registry {
     let mut reg = Registry::default();
-    for (addr, mut c) in st.backend.schemas() {
-        match c.list_schemas(ListSchemasRequest {}).await {
-            Ok(r) => reg.schemas.extend(r.into_inner().schemas),
+    let page_size = i32::try_from(PAGE_SIZE_MAX).unwrap_or(i32::MAX);
+    for (addr, c) in st.backend.schemas() {
+        let schemas = read_pages(|page_token| {
+            let mut c = c.clone();
+            async move {
+                let request = ListSchemasRequest {
+                    page_size,
+                    page_token,
+                };
+                let r = c.list_schemas(request).await?.into_inner();
+                Ok((r.schemas, r.next_page_token))
+            }
+        })
+        .await;
+        match schemas {
+            Ok((schemas, whole)) => {
+                if !whole {
+                    reg.notes
+                        .push(cut_note(&addr, schemas.len(), "schema versions"));
+                }
+                reg.schemas.extend(schemas);
+            }
             Err(e) => reg.problems.push(format!("{addr}: {}", e.message())),
         }
-        match c.list_subjects(ListSubjectsRequest {}).await {
-            Ok(r) => {
-                for s in r.into_inner().subjects {
+        let subjects = read_pages(|page_token| {
+            let mut c = c.clone();
+            async move {
+                let request = ListSubjectsRequest {
+                    page_size,
+                    page_token,
+                };
+                let r = c.list_subjects(request).await?.into_inner();
+                Ok((r.subjects, r.next_page_token))
+            }
+        })
+        .await;
+        match subjects {
+            Ok((subjects, whole)) => {
+                if !whole {
+                    reg.notes.push(cut_note(&addr, subjects.len(), "subjects"));
+                }
+                for s in subjects {
                     let v = s.schema.map(|r| r.version).unwrap_or_default();
                     let slot = reg.current.entry(s.subject).or_default();
                     if history::newer(&v, slot) {
@@ -72,6 +119,39 @@ async fn fetch(st: &AppState) -> Registry {
         }
     }
     reg
+}
+
+/// Reads a list call's pages from the first, following `next_page_token`, at most
+/// [`PAGES_MAX`] of them: the items, and whether that was the whole list. `call` takes a page
+/// token and answers a page's items and the next token.
+pub async fn read_pages<T, F, Fut>(mut call: F) -> Result<(Vec<T>, bool), tonic::Status>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    let mut items = Vec::new();
+    let mut token = String::new();
+    for _ in 0..PAGES_MAX {
+        let (page, next) = call(token).await?;
+        items.extend(page);
+        if next.is_empty() {
+            return Ok((items, true));
+        }
+        token = next;
+    }
+    Ok((items, false))
+}
+
+/// The note of a list of `addr` cut at [`PAGES_MAX`] pages, after `n` items.
+fn cut_note(addr: &impl std::fmt::Display, n: usize, what: &str) -> String {
+    format!(
+        "{addr}: only the first {n} {what} are shown: the console reads at most {PAGES_MAX} pages of a list; ssectl or grpcurl list them all."
+    )
+}
+
+/// The notes of lists read in part.
+fn notes(reg: &Registry) -> Markup {
+    html! { @for n in &reg.notes { p.note role="status" { (n) } } }
 }
 
 /// The list of subjects: each with its number of versions and its current one.
@@ -87,6 +167,7 @@ pub fn list_body(reg: &Registry) -> Markup {
     }
     html! {
         @for p in &reg.problems { (layout::problem(p)) }
+        (notes(reg))
         table id="schemas" {
             thead { tr { th { "Subject" } th { "Versions" } th { "Current" } } }
             tbody {
@@ -109,6 +190,7 @@ pub fn view_body(reg: &Registry, q: &ViewQuery) -> (StatusCode, Markup) {
     let Some(latest) = versions.last() else {
         let body = html! {
             @for p in &reg.problems { (layout::problem(p)) }
+            (notes(reg))
             (layout::problem("No schema is registered for this subject."))
         };
         return (StatusCode::NOT_FOUND, body);
@@ -120,6 +202,7 @@ pub fn view_body(reg: &Registry, q: &ViewQuery) -> (StatusCode, Markup) {
         .unwrap_or(latest);
     let body = html! {
         @for p in &reg.problems { (layout::problem(p)) }
+        (notes(reg))
         h2 { "Versions" }
         ul id="versions" {
             @for s in &versions {

@@ -26,6 +26,7 @@ fn registry() -> Registry {
         ],
         current: BTreeMap::from([("line/line".to_string(), "2".to_string())]),
         problems: vec![],
+        notes: vec![],
     }
 }
 
@@ -95,4 +96,54 @@ fn one_version_has_no_diff_and_an_unknown_subject_is_404() {
     assert!(!html.into_string().contains(r#"id="diff""#));
     let (status, _) = view_body(&registry(), &q("nope", None, None));
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn pages_are_followed_to_the_last() {
+    let mut calls = Vec::new();
+    let (items, whole) = read_pages(|token: String| {
+        calls.push(token.clone());
+        let n: usize = token.parse().unwrap_or(0);
+        let next = if n < 2 {
+            (n + 1).to_string()
+        } else {
+            String::new()
+        };
+        std::future::ready(Ok((vec![n], next)))
+    })
+    .await
+    .unwrap();
+    assert_eq!(items, vec![0, 1, 2]);
+    assert!(whole);
+    assert_eq!(calls, ["", "1", "2"]);
+}
+
+#[tokio::test]
+async fn a_list_of_more_pages_than_the_cap_stops_there_and_says_so() {
+    let mut calls = 0;
+    let (items, whole) = read_pages(|_token: String| {
+        calls += 1;
+        std::future::ready(Ok((vec![calls], "more".to_string())))
+    })
+    .await
+    .unwrap();
+    assert_eq!(items.len(), PAGES_MAX);
+    assert!(!whole);
+    assert_eq!(calls, PAGES_MAX);
+    let mut reg = registry();
+    reg.notes
+        .push(cut_note(&"127.0.0.1:1", 16_000, "schema versions"));
+    let html = list_body(&reg).into_string();
+    assert!(
+        html.contains("127.0.0.1:1: only the first 16000 schema versions are shown"),
+        "{html}"
+    );
+    // A failed page fails the list.
+    let failed = read_pages(|_token: String| {
+        std::future::ready(Err::<(Vec<u8>, String), _>(tonic::Status::unavailable(
+            "down",
+        )))
+    })
+    .await;
+    assert_eq!(failed.unwrap_err().code(), tonic::Code::Unavailable);
 }

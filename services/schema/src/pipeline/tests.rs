@@ -347,3 +347,26 @@ fn infer_payload_names_canonical_content() {
     );
     assert!(matches!(infer_payload(b"nope"), Err(Error::NotJson(_))));
 }
+
+#[tokio::test]
+async fn subjects_page_after_a_subject_in_byte_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path());
+    for s in ["b/d", "a/d", "a/g/e", "é/d", "a/d"] {
+        p.tag(s, br#"{"t":1}"#).await;
+    }
+    let names = |v: Vec<SubjectStatus>| v.into_iter().map(|s| s.subject).collect::<Vec<_>>();
+    assert_eq!(names(p.subjects().await), ["a/d", "a/g/e", "b/d", "é/d"]);
+    assert_eq!(names(p.subjects_after(None, 2).await), ["a/d", "a/g/e"]);
+    assert_eq!(
+        names(p.subjects_after(Some("a/g/e"), 2).await),
+        ["b/d", "é/d"]
+    );
+    // After one that is not there: from the next.
+    assert_eq!(names(p.subjects_after(Some("a/e"), 1).await), ["a/g/e"]);
+    assert!(p.subjects_after(Some("é/d"), 10).await.is_empty());
+    // A subject too long for a page token is left out.
+    let long = format!("a/{}", "x".repeat(crate::paging::SUBJECT_BYTES_MAX));
+    p.tag(&long, br#"{"t":1}"#).await;
+    assert_eq!(p.subjects().await.len(), 4);
+}

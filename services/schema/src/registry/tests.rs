@@ -1,0 +1,300 @@
+use super::*;
+use serde_json::json;
+
+fn schema(n: u64) -> Value {
+    json!({"type": "object", "properties": {format!("p{n}"): {"type": "integer"}}})
+}
+
+#[tokio::test]
+async fn put_get_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+    let a = reg.put(NewSchema::new(&schema(1), "1", "")).await.unwrap();
+    assert_eq!(a.namespace, "ns");
+    assert_eq!(a.format, FORMAT);
+    assert!(is_name(&a.name));
+    let a2 = reg.put(NewSchema::new(&schema(1), "2", "")).await.unwrap();
+    assert_eq!(reg.get(&a.name, None).await.unwrap(), a2);
+    assert_eq!(reg.get(&a.name, Some("1")).await.unwrap(), a);
+    assert!(matches!(
+        reg.get(&a.name, Some("3")).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        reg.get("nope", None).await,
+        Err(Error::NotFound(_))
+    ));
+    // Idempotent.
+    assert_eq!(
+        reg.put(NewSchema::new(&schema(1), "1", "")).await.unwrap(),
+        a
+    );
+    assert_eq!(reg.list().await.unwrap(), vec![a, a2]);
+}
+
+#[tokio::test]
+async fn rejects_unsafe_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+    for v in ["", "../x", ".hidden", "a/b", &"9".repeat(65)] {
+        assert!(
+            matches!(
+                reg.put(NewSchema::new(&schema(1), v, "")).await,
+                Err(Error::InvalidVersion(_))
+            ),
+            "{v}"
+        );
+    }
+    assert!(
+        reg.put(NewSchema::new(&schema(1), "1.0-beta_2", ""))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn durable_across_reopen_with_subject_numbering() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v1, v2, other) = {
+        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+        let v1 = reg
+            .put(NewSchema::new(&schema(1), "1", "a/d"))
+            .await
+            .unwrap();
+        let v2 = reg
+            .put(NewSchema::new(&schema(2), "2", "a/d"))
+            .await
+            .unwrap();
+        // Another subject reaching the same shape at the same version shares the file.
+        let other = reg
+            .put(NewSchema::new(&schema(1), "1", "b/d"))
+            .await
+            .unwrap();
+        assert_eq!(reg.current("a/d").await.unwrap(), Some(v2.clone()));
+        (v1, v2, other)
+    };
+    assert_eq!(other.name, v1.name);
+    assert_eq!(other.subjects, vec!["a/d".to_string(), "b/d".to_string()]);
+    let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+    assert_eq!(reg.current("a/d").await.unwrap(), Some(v2.clone()));
+    assert_eq!(reg.current("b/d").await.unwrap(), Some(other.clone()));
+    assert_eq!(reg.current("c/d").await.unwrap(), None);
+    assert_eq!(reg.get(&v1.name, Some("1")).await.unwrap(), other);
+    assert_eq!(reg.list().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn leftover_temp_and_corrupt_files_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = {
+        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+        reg.put(NewSchema::new(&schema(1), "1", "a/d"))
+            .await
+            .unwrap()
+    };
+    // A crash mid-write leaves a temp file with a torn prefix of a record.
+    let tmp = dir.path().join(format!(".{}@2.json.1.0.tmp", kept.name));
+    std::fs::write(&tmp, b"{\"name\":\"AB").unwrap();
+    std::fs::write(dir.path().join("garbage.json"), b"{not json").unwrap();
+    let mut tampered = kept.clone();
+    tampered.version = "9".into();
+    tampered.content = "{}".into();
+    std::fs::write(
+        dir.path().join("tampered.json"),
+        serde_json::to_vec(&tampered).unwrap(),
+    )
+    .unwrap();
+    let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+    assert_eq!(reg.list().await.unwrap(), vec![kept.clone()]);
+    assert_eq!(reg.current("a/d").await.unwrap(), Some(kept));
+    assert!(!tmp.exists());
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn disk_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+#[tokio::test]
+async fn files_over_the_byte_cap_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = {
+        let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+        reg.put(NewSchema::new(&schema(1), "1", "a/d"))
+            .await
+            .unwrap();
+        reg.bytes()
+    };
+    assert_eq!(one, disk_bytes(dir.path()));
+    // Reopened, the files already there count.
+    let reg = FileRegistry::open(dir.path(), "ns")
+        .unwrap()
+        .with_max_bytes(2 * one + 1);
+    assert_eq!(reg.bytes(), one);
+    reg.put(NewSchema::new(&schema(2), "1", "b/d"))
+        .await
+        .unwrap();
+    let err = reg
+        .put(NewSchema::new(&schema(3), "1", "c/d"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::RegistryFull { max_bytes } if max_bytes == 2 * one + 1));
+    // Adding a subject to a file grows it, and is refused too.
+    assert!(matches!(
+        reg.put(NewSchema::new(&schema(1), "1", "z/d")).await,
+        Err(Error::RegistryFull { .. })
+    ));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    assert_eq!(reg.bytes(), disk_bytes(dir.path()));
+    assert_eq!(reg.list().await.unwrap().len(), 2);
+    // What is already stored is still answered.
+    assert!(
+        reg.put(NewSchema::new(&schema(2), "1", "b/d"))
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn files_are_private_and_loose_modes_are_tightened() {
+    let base = tempfile::tempdir().unwrap();
+    let dir = base.path().join("a/b");
+    let reg = FileRegistry::open(&dir, "ns").unwrap();
+    let r = reg.put(NewSchema::new(&schema(1), "1", "")).await.unwrap();
+    let file = dir.join(file_name(&r));
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&base.path().join("a")), 0o700);
+    assert_eq!(mode(&file), 0o600);
+    // A data dir and a file from before (or made by hand) with loose modes.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let reg = FileRegistry::open(&dir, "ns").unwrap();
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&file), 0o600);
+    assert_eq!(reg.list().await.unwrap(), vec![r]);
+}
+
+#[test]
+fn a_symlink_at_the_temp_path_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("victim");
+    std::fs::write(&target, b"precious").unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join(".x.tmp")).unwrap();
+    // A dangling one too: creating through it would make a file outside.
+    let dangling = outside.path().join("created");
+    std::os::unix::fs::symlink(&dangling, dir.path().join(".y.tmp")).unwrap();
+    for tmp in [".x.tmp", ".y.tmp"] {
+        let err = write_private(dir.path(), tmp, "X@1.json", b"{}").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists, "{tmp}");
+    }
+    assert_eq!(std::fs::read(&target).unwrap(), b"precious");
+    assert!(!dangling.exists());
+    assert!(!dir.path().join("X@1.json").exists());
+    write_private(dir.path(), ".z.tmp", "X@1.json", b"{}").unwrap();
+    assert_eq!(mode(&dir.path().join("X@1.json")), 0o600);
+    assert!(!dir.path().join(".z.tmp").exists());
+}
+
+#[tokio::test]
+async fn symlinked_schema_files_are_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let r = {
+        let reg = FileRegistry::open(elsewhere.path(), "ns").unwrap();
+        reg.put(NewSchema::new(&schema(1), "1", "")).await.unwrap()
+    };
+    std::os::unix::fs::symlink(
+        elsewhere.path().join(file_name(&r)),
+        dir.path().join(file_name(&r)),
+    )
+    .unwrap();
+    let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+    assert!(reg.list().await.unwrap().is_empty());
+    assert_eq!(reg.bytes(), 0);
+}
+
+/// The versions `list_from` hands over after `after`, until `take` has `n`.
+async fn listed_from(reg: &FileRegistry, after: Option<&VersionId>, n: usize) -> Vec<VersionId> {
+    let mut out = Vec::new();
+    reg.list_from(after, |r| {
+        if out.len() == n {
+            return false;
+        }
+        out.push(VersionId::of(r));
+        true
+    })
+    .await
+    .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn list_from_goes_on_after_a_version_in_name_then_numeric_version_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+    for (n, v) in [(1, "10"), (1, "9"), (2, "1"), (1, "x"), (1, "2")] {
+        reg.put(NewSchema::new(&schema(n), v, "")).await.unwrap();
+    }
+    let all = listed_from(&reg, None, usize::MAX).await;
+    assert_eq!(all.len(), 5);
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
+    assert_eq!(reg.list().await.unwrap().len(), 5);
+    let first = all[0].name.clone();
+    let versions: Vec<&str> = all
+        .iter()
+        .filter(|id| id.name == first)
+        .map(|id| id.version.as_str())
+        .collect();
+    // The name with four versions sorts first or second; its versions numerically.
+    if versions.len() == 4 {
+        assert_eq!(versions, ["x", "2", "9", "10"]);
+    }
+    // Page by page, two at a time: each version once, in order.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = listed_from(&reg, after.as_ref(), 2).await;
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        paged.extend(page);
+        after = Some(last);
+    }
+    assert_eq!(paged, all);
+    // After a version that is not (or no longer) there: from the next one.
+    let between = VersionId::new(all[1].name.as_str(), "9a");
+    let rest = listed_from(&reg, Some(&between), usize::MAX).await;
+    assert!(rest.iter().all(|id| *id > between));
+    assert_eq!(
+        rest.len() + all.iter().filter(|id| **id < between).count(),
+        5
+    );
+}
+
+#[test]
+fn version_ids_order_as_versions_do() {
+    let id = |n: &str, v: &str| VersionId::new(n, v);
+    assert!(id("A", "9") < id("A", "10"));
+    assert!(id("A", "x") < id("A", "1"));
+    assert!(id("A", "10") < id("B", "1"));
+    assert!(id("A", "01") != id("A", "1"));
+    assert_ne!(id("A", "01").cmp(&id("A", "1")), KeyOrdering::Equal);
+}
+
+#[test]
+fn versions_order_numerically() {
+    let mut v = vec!["10", "9", "2", "x"];
+    v.sort_by_key(|s| version_key(s));
+    assert_eq!(v, vec!["x", "2", "9", "10"]);
+}
