@@ -573,11 +573,15 @@ mod tests {
 
     #[test]
     fn azure_connection_configuration_as_json_text() {
+        // The token file is read at start, so it must exist, as the kubelet mounts it.
+        let dir = tempfile::tempdir().unwrap();
+        let sat = dir.path().join("broker-sat");
+        std::fs::write(&sat, "token").unwrap();
         let s = config(&[
             "--mqtt-connection-configuration",
             AIO,
             "--broker-sat-file",
-            "/var/run/secrets/tokens/broker-sat",
+            &sat.display().to_string(),
         ])
         .mqtt_settings()
         .unwrap();
@@ -594,7 +598,7 @@ mod tests {
         assert_eq!(s.client.session_expiry, Some(600));
         assert_eq!(
             s.client.broker.credentials.sat_file.as_deref(),
-            Some(Path::new("/var/run/secrets/tokens/broker-sat"))
+            Some(sat.as_path())
         );
     }
 
@@ -603,6 +607,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(AIO_CONNECTION_FILE);
         std::fs::write(&file, AIO).unwrap();
+        let sat = dir.path().join("sat");
+        std::fs::write(&sat, "token").unwrap();
+        let sat = sat.display().to_string();
         let s = config(&[
             "--connector-configuration-dir",
             &dir.path().display().to_string(),
@@ -613,7 +620,7 @@ mod tests {
             "--max-inflight",
             "3",
             "--mqtt-sat-file",
-            "/tmp/sat",
+            &sat,
         ])
         .mqtt_settings()
         .unwrap();
@@ -630,14 +637,14 @@ mod tests {
         assert_eq!(s.client.session_expiry, Some(600));
         assert_eq!(
             s.client.broker.credentials.sat_file.as_deref(),
-            Some(Path::new("/tmp/sat"))
+            Some(Path::new(&sat))
         );
         // the same file named by path
         let s = config(&[
             "--mqtt-connection-configuration",
             &file.display().to_string(),
             "--mqtt-sat-file",
-            "/tmp/sat",
+            &sat,
         ])
         .mqtt_settings()
         .unwrap();
