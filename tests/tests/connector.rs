@@ -185,6 +185,11 @@ async fn one_process_delivers_every_event_serves_every_api_and_stops_cleanly() {
     ] {
         let list = grpcurl::call(addr, None, &["list"]).await.unwrap();
         assert!(list.contains(own), "{addr} lists {list}");
+        // Only what this port serves: a call to another service here is Unimplemented.
+        let ours = |l: &&str| l.starts_with("sseconnector.");
+        let listed: Vec<&str> = list.lines().map(str::trim).filter(ours).collect();
+        assert_eq!(listed, [own], "{addr} lists {list}");
+        assert!(list.contains("grpc.health.v1.Health"), "{list}");
         let health = grpcurl::call_json(addr, None, &["grpc.health.v1.Health/Check"])
             .await
             .unwrap();

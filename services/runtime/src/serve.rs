@@ -57,6 +57,9 @@ pub struct Serving {
     routes: RoutesBuilder,
     streams: crate::link::Streams,
     descriptors: Vec<&'static [u8]>,
+    /// The services reflection lists: those added, health and reflection itself, and not the
+    /// other services the descriptors describe (a call to one would be Unimplemented).
+    names: Vec<&'static str>,
     security: Security,
     service: &'static str,
 }
@@ -77,6 +80,11 @@ impl Serving {
                 descriptor,
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
                 tonic_types::pb::FILE_DESCRIPTOR_SET,
+            ],
+            names: vec![
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
             ],
             security: Security::plaintext(),
             service: "grpc",
@@ -106,6 +114,7 @@ impl Serving {
             + 'static,
         S::Future: Send + 'static,
     {
+        self.names.push(S::NAME);
         self.routes.add_service(svc);
         self
     }
@@ -133,8 +142,8 @@ impl Serving {
         Ok(Local::new(self.routes()?, self.streams.clone()))
     }
 
-    /// The service's routes with both reflection versions, which describe every service, each
-    /// other included, so a v1alpha client (grpcurl 1.8) and a v1 client list the same thing.
+    /// The service's routes with both reflection versions, which list the services this server
+    /// serves, so a v1alpha client (grpcurl 1.8) and a v1 client list the same thing.
     fn routes(&self) -> Result<Routes, ServeError> {
         let mut v1 =
             tonic_reflection::server::Builder::configure().include_reflection_service(false);
@@ -147,6 +156,10 @@ impl Serving {
         for d in self.descriptors.iter().chain(reflection.iter()) {
             v1 = v1.register_encoded_file_descriptor_set(d);
             v1alpha = v1alpha.register_encoded_file_descriptor_set(d);
+        }
+        for name in &self.names {
+            v1 = v1.with_service_name(*name);
+            v1alpha = v1alpha.with_service_name(*name);
         }
         let mut routes = self.routes.clone();
         routes.add_service(v1.build_v1()?);
