@@ -173,7 +173,14 @@ impl Config {
         self.check()?;
         let azure = match self.registry_kind() {
             RegistryKind::Azure => Some(self.azure()?),
-            RegistryKind::Embedded | RegistryKind::Auto => None,
+            RegistryKind::Embedded | RegistryKind::Auto => {
+                // Unused with the embedded registry, but a bad value (a password in the URL, a
+                // missing password file) is still a mistake to say at start.
+                if self.registry_mqtt_url.is_some() {
+                    self.registry_broker()?;
+                }
+                None
+            }
         };
         Ok(Settings {
             flags: self,
@@ -314,20 +321,31 @@ impl Config {
                 })
             });
         };
+        if url.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(bad(
+                "a broker URL carries no credentials (use --registry-mqtt-username and \
+                 --registry-mqtt-password-file)",
+            ));
+        }
         let address = sse_runtime::mqtt::BrokerAddress::parse(&url.to_string())
             .map_err(|e| bad(&e.to_string()))?;
         let tls = address.tls.then(|| sse_runtime::mqtt::TlsFiles {
             ca_files: self.registry_mqtt_ca_file.iter().cloned().collect(),
             client: None,
         });
+        let credentials = sse_runtime::mqtt::BrokerCredentials {
+            username: self.registry_mqtt_username.clone(),
+            password_file: self.registry_mqtt_password_file.clone(),
+            sat_file: self.registry_mqtt_sat_file.clone(),
+        };
+        credentials.check().map_err(|reason| Error::Config {
+            field: "--registry-mqtt-password-file / --registry-mqtt-sat-file",
+            reason,
+        })?;
         Ok(sse_runtime::mqtt::Broker {
             address,
             tls,
-            credentials: sse_runtime::mqtt::BrokerCredentials {
-                username: self.registry_mqtt_username.clone(),
-                password_file: self.registry_mqtt_password_file.clone(),
-                sat_file: self.registry_mqtt_sat_file.clone(),
-            },
+            credentials,
         })
     }
 }
@@ -515,5 +533,26 @@ mod tests {
             let c = parse(args).unwrap();
             assert!(c.settings().unwrap_err().is_config(), "{args:?}");
         }
+    }
+
+    /// The registry's broker flags are checked whenever they are given, the embedded registry
+    /// too: a password in the URL is refused naming the registry's own flags, never printed.
+    #[test]
+    fn a_registry_url_with_a_password_or_a_missing_password_file_is_refused_whatever_the_registry()
+    {
+        let url = "mqtt://user:s3cret@127.0.0.1:1";
+        for registry in ["embedded", "azure"] {
+            let c = parse(&["--registry", registry, "--registry-mqtt-url", url]).unwrap();
+            let e = c.settings().unwrap_err().to_string();
+            assert!(e.contains("--registry-mqtt-username"), "{registry}: {e}");
+            assert!(!e.contains("s3cret"), "{registry}: {e}");
+        }
+        let missing = "--registry-mqtt-password-file=/nonexistent/pw";
+        let c = parse(&["--registry-mqtt-url", "mqtt://127.0.0.1:1", missing]).unwrap();
+        let e = c.settings().unwrap_err().to_string();
+        assert!(
+            e.contains("cannot read password file /nonexistent/pw"),
+            "{e}"
+        );
     }
 }
