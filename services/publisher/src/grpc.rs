@@ -123,6 +123,9 @@ impl PublisherService for PublisherGrpc {
                 if let Some(t) = tapped {
                     t.deliver();
                 }
+                // An admin write, logged as resource and schema writes are; never the payload.
+                let topic = sse_runtime::echo::quoted(&single.topic);
+                tracing::info!(%topic, bytes = single.payload.len(), "message published");
                 Ok(Response::new(pb::PublishMessageResponse {}))
             }
             Ok(Ok(Err(e))) => Err(e.into()),

@@ -125,6 +125,8 @@ impl<R: Registry> SchemaService for SchemaGrpc<R> {
         // for what is stored, so every schema put here is returned whole.
         within_event_limit("canonical content", schema.content.len())?;
         let record = self.pipeline.registry().put(schema).await?;
+        // An admin write, logged as resource writes are: who changed what, when.
+        tracing::info!(name = %record.name, version = %record.version, bytes = record.content.len(), "schema put");
         Ok(Response::new(PutSchemaResponse {
             schema: Some(to_proto(record)),
         }))
