@@ -339,6 +339,16 @@ pub struct Exited {
     pub stderr: String,
 }
 
+impl Exited {
+    /// How it ended and what it printed, for a failed assertion's message.
+    pub fn told(&self) -> String {
+        format!(
+            "exit {:?}\nstdout: {}\nstderr: {}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
 /// Runs the binary `name` with `args` until it exits (at most [`crate::DEADLINE`]: one that
 /// serves instead fails the test rather than hanging it), with no `RESOURCES_DIR` from the
 /// environment.

@@ -319,6 +319,23 @@ pub fn by_path(streams: impl Fn(&str) -> Option<Vec<String>> + Send + Sync + 'st
     })
 }
 
+/// A source whose `/` sends a numbered event (`{"n":<n>}`, id `<n>`) every 50 ms, for as long
+/// as it is read: a stream that is always live, for the tests of what reads it.
+pub fn ticking_root() -> Feed {
+    Arc::new(|req: &SeenRequest| {
+        if req.path.split('?').next() != Some("/") {
+            return Reply::not_found();
+        }
+        let ticks = futures::stream::unfold(1u64, |n| async move {
+            // the source's pace, not a synchronisation
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let b = block(Some(&n.to_string()), None, &format!(r#"{{"n":{n}}}"#));
+            Some((Bytes::from(b), n + 1))
+        });
+        Reply::Sse(Box::pin(ticks))
+    })
+}
+
 /// One SSE block: `id:` (when given), `event:` (when given) and `data:` lines for each data line.
 pub fn block(id: Option<&str>, event: Option<&str>, data: &str) -> String {
     let mut s = String::new();

@@ -137,6 +137,21 @@ pub struct PipelineArgs<'a> {
     pub env: Option<&'a EnvOf<'a>>,
 }
 
+impl PipelineArgs<'_> {
+    /// A pipeline with no extra flags: `broker` for the publisher, the schema service's data in
+    /// `<dir>/schemas`, ingest reading `resources`.
+    pub fn plain(broker: String, dir: &std::path::Path, resources: &std::path::Path) -> Self {
+        Self {
+            mqtt_url: broker,
+            data_dir: dir.join("schemas").display().to_string(),
+            resources: resources.display().to_string(),
+            publisher: vec![],
+            ingest: vec![],
+            env: None,
+        }
+    }
+}
+
 /// The three real binaries wired together: publisher, then schema pointing at it, then ingest
 /// pointing at schema.
 pub struct Pipeline {

@@ -109,16 +109,9 @@ async fn a_live_view_carries_its_assets_events_and_no_other_assets() {
     let base = source.base_url();
     let both = resources(&base, "dev1", "line", "/a") + &resources(&base, "dev2", "press", "/b");
     sse_e2e::write_file(&res, "r.yaml", &both);
-    let pipeline = Pipeline::start(PipelineArgs {
-        mqtt_url: broker.url(),
-        data_dir: dir.path().join("schemas").display().to_string(),
-        resources: res.display().to_string(),
-        publisher: vec![],
-        ingest: vec![],
-        env: None,
-    })
-    .await
-    .unwrap();
+    let pipeline = Pipeline::start(PipelineArgs::plain(broker.url(), dir.path(), &res))
+        .await
+        .unwrap();
     let console = console(
         &pipeline.ingest.url(),
         &pipeline.schema,
@@ -204,16 +197,9 @@ async fn one_asset_pipeline() -> (tempfile::TempDir, Mosquitto, SseSource, Pipel
         "r.yaml",
         &resources(&source.base_url(), "dev1", "line", "/a"),
     );
-    let pipeline = Pipeline::start(PipelineArgs {
-        mqtt_url: broker.url(),
-        data_dir: dir.path().join("schemas").display().to_string(),
-        resources: res.display().to_string(),
-        publisher: vec![],
-        ingest: vec![],
-        env: None,
-    })
-    .await
-    .unwrap();
+    let pipeline = Pipeline::start(PipelineArgs::plain(broker.url(), dir.path(), &res))
+        .await
+        .unwrap();
     (dir, broker, source, pipeline)
 }
 

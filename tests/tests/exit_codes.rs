@@ -65,27 +65,30 @@ async fn a_configuration_error_says_so_once() {
     }
 }
 
-/// The embedded console's options are checked with the rest, before any port is bound: a
-/// console off loopback without a token file or HTTPS stops sse-connector before it listens.
-#[tokio::test]
-async fn a_console_that_could_not_serve_safely_stops_the_connector_before_it_binds() {
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path().display().to_string();
+/// `sse-connector`'s flags for a run that ends before it needs a broker: resources in `dir`,
+/// a broker nothing listens on, every port free, then `extra`.
+fn connector_args<'a>(dir: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let any = "127.0.0.1:0";
-    let args = [
-        "--resources",
-        &dir,
-        "--mqtt-url",
-        "mqtt://127.0.0.1:1",
+    let mut args = vec!["--resources", dir, "--mqtt-url", "mqtt://127.0.0.1:1"];
+    args.extend([
         "--listen",
         any,
         "--schema-listen",
         any,
         "--publisher-listen",
         any,
-        "--console-listen",
-        "0.0.0.0:0",
-    ];
+    ]);
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The embedded console's options are checked with the rest, before any port is bound: a
+/// console off loopback without a token file or HTTPS stops sse-connector before it listens.
+#[tokio::test]
+async fn a_console_that_could_not_serve_safely_stops_the_connector_before_it_binds() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().display().to_string();
+    let args = connector_args(&dir, &["--console-listen", "0.0.0.0:0"]);
     let out = run_to_exit("sse-connector", &args).await.unwrap();
     assert_eq!(out.code, Some(64), "{}", out.stderr);
     assert!(
@@ -108,7 +111,6 @@ async fn an_unreadable_broker_password_or_token_file_exits_64_naming_it() {
     let res = dir.path().display().to_string();
     let missing = dir.path().join("missing").display().to_string();
     let broker = "mqtt://127.0.0.1:1";
-    let any = "127.0.0.1:0";
     let runs: [(&str, Vec<&str>, &str); 4] = [
         (
             "sse-publisher",
@@ -134,20 +136,7 @@ async fn an_unreadable_broker_password_or_token_file_exits_64_naming_it() {
         ),
         (
             "sse-connector",
-            vec![
-                "--resources",
-                &res,
-                "--mqtt-url",
-                broker,
-                "--mqtt-password-file",
-                &missing,
-                "--listen",
-                any,
-                "--schema-listen",
-                any,
-                "--publisher-listen",
-                any,
-            ],
+            connector_args(&res, &["--mqtt-password-file", &missing]),
             "password file",
         ),
     ];

@@ -263,16 +263,9 @@ async fn long_ids_are_ignored_long_types_dropped_and_ingest_memory_stays_flat() 
     std::fs::create_dir_all(&res).unwrap();
     let yaml = device(&source.base_url()) + &asset("ids", &[("all", "/ids", "e2e/ids")]);
     std::fs::write(res.join("ids.yaml"), yaml).unwrap();
-    let pipeline = Pipeline::start(PipelineArgs {
-        mqtt_url: broker.url(),
-        data_dir: dir.path().join("schemas").display().to_string(),
-        resources: res.display().to_string(),
-        publisher: vec![],
-        ingest: vec![],
-        env: None,
-    })
-    .await
-    .unwrap();
+    let pipeline = Pipeline::start(PipelineArgs::plain(broker.url(), dir.path(), &res))
+        .await
+        .unwrap();
     sub.wait_until("the first event", |m| numbers_on(m, "e2e/ids") == [1])
         .await
         .unwrap();

@@ -58,16 +58,9 @@ async fn resources_written_over_grpc_start_and_stop_streams() {
     let dir = tempfile::tempdir().unwrap();
     let res = dir.path().join("resources");
     std::fs::create_dir_all(&res).unwrap();
-    let pipeline = Pipeline::start(PipelineArgs {
-        mqtt_url: broker.url(),
-        data_dir: dir.path().join("schemas").display().to_string(),
-        resources: res.display().to_string(),
-        publisher: vec![],
-        ingest: vec![],
-        env: None,
-    })
-    .await
-    .unwrap();
+    let pipeline = Pipeline::start(PipelineArgs::plain(broker.url(), dir.path(), &res))
+        .await
+        .unwrap();
     let addr = pipeline.ingest.addr.to_string();
 
     // An asset naming a device that does not exist is refused, naming the field.

@@ -7,31 +7,14 @@
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use bytes::Bytes;
 use serde_json::Value;
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::mqtt::Subscriber;
 use sse_e2e::mtls::{Identity, LoneIngest};
 use sse_e2e::procs::{Exited, bin_dir, read_into, run_into_closed_pipe, run_to_exit};
-use sse_e2e::source::{Reply, SeenRequest, SseSource, block};
+use sse_e2e::source::SseSource;
 use sse_e2e::stack::{Pipeline, PipelineArgs};
-
-/// A source whose `/` sends a numbered event every 50 ms, for as long as it is read.
-fn ticking() -> sse_e2e::source::Feed {
-    Arc::new(|req: &SeenRequest| {
-        if req.path.split('?').next() != Some("/") {
-            return Reply::not_found();
-        }
-        let ticks = futures::stream::unfold(1u64, |n| async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let b = block(Some(&n.to_string()), None, &format!(r#"{{"n":{n}}}"#));
-            Some((Bytes::from(b), n + 1))
-        });
-        Reply::Sse(Box::pin(ticks))
-    })
-}
 
 /// Runs `ssectl` with the pipeline's addresses and `args`.
 async fn ssectl(p: &Pipeline, args: &[&str]) -> Exited {
@@ -50,16 +33,8 @@ async fn ssectl(p: &Pipeline, args: &[&str]) -> Exited {
     run_to_exit("ssectl", &all).await.unwrap()
 }
 
-/// What a run printed, for a failed assertion's message.
-fn said(e: &Exited) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        e.code, e.stdout, e.stderr
-    )
-}
-
 fn ok(e: Exited) -> String {
-    assert_eq!(e.code, Some(0), "{}", said(&e));
+    assert_eq!(e.code, Some(0), "{}", e.told());
     e.stdout
 }
 
@@ -68,20 +43,13 @@ async fn ssectl_creates_a_device_and_an_asset_and_watches_them() {
     let broker = Mosquitto::start().await.unwrap();
     let sub = Subscriber::connect(broker.port, "cli/#").await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let source = SseSource::start(listener, ticking()).unwrap();
+    let source = SseSource::start(listener, sse_e2e::source::ticking_root()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let res = dir.path().join("resources");
     std::fs::create_dir_all(&res).unwrap();
-    let p = Pipeline::start(PipelineArgs {
-        mqtt_url: broker.url(),
-        data_dir: dir.path().join("schemas").display().to_string(),
-        resources: res.display().to_string(),
-        publisher: vec![],
-        ingest: vec![],
-        env: None,
-    })
-    .await
-    .unwrap();
+    let p = Pipeline::start(PipelineArgs::plain(broker.url(), dir.path(), &res))
+        .await
+        .unwrap();
 
     ok(ssectl(&p, &["device", "create", "plant"]).await);
     let base = source.base_url();
@@ -116,9 +84,9 @@ async fn ssectl_creates_a_device_and_an_asset_and_watches_them() {
         .concat(),
     )
     .await;
-    assert_eq!(bad.code, Some(1), "{}", said(&bad));
-    assert!(bad.stderr.contains("qos"), "{}", said(&bad));
-    assert!(bad.stderr.contains("Qos9"), "{}", said(&bad));
+    assert_eq!(bad.code, Some(1), "{}", bad.told());
+    assert!(bad.stderr.contains("qos"), "{}", bad.told());
+    assert!(bad.stderr.contains("Qos9"), "{}", bad.told());
 
     let dest = [
         "--dataset-dest",
@@ -217,7 +185,7 @@ async fn ssectl_creates_a_device_and_an_asset_and_watches_them() {
 
     ok(ssectl(&p, &["asset", "delete", "line"]).await);
     let gone = ssectl(&p, &["asset", "show", "line"]).await;
-    assert_eq!(gone.code, Some(1), "{}", said(&gone));
+    assert_eq!(gone.code, Some(1), "{}", gone.told());
 }
 
 /// Under mTLS, ssectl presents the identity its flags name: the console's writes, a peer
@@ -249,11 +217,11 @@ async fn ssectl_speaks_mtls_with_the_identity_it_is_given() {
     };
 
     let refused = as_(&schema, &["device", "create", "plant"]).await;
-    assert_eq!(refused.code, Some(1), "{}", said(&refused));
+    assert_eq!(refused.code, Some(1), "{}", refused.told());
     assert!(
         refused.stderr.contains("PermissionDenied"),
         "{}",
-        said(&refused)
+        refused.told()
     );
     assert!(!res.join("device-plant.yaml").exists());
     ok(as_(&console, &["device", "create", "plant"]).await);
@@ -264,8 +232,8 @@ async fn ssectl_speaks_mtls_with_the_identity_it_is_given() {
     let plain = run_to_exit("ssectl", &["--ingest", &addr, "device", "list"])
         .await
         .unwrap();
-    assert_eq!(plain.code, Some(1), "{}", said(&plain));
-    assert!(plain.stderr.contains(&addr), "{}", said(&plain));
+    assert_eq!(plain.code, Some(1), "{}", plain.told());
+    assert!(plain.stderr.contains(&addr), "{}", plain.told());
 }
 
 #[tokio::test]
@@ -287,10 +255,10 @@ async fn bad_usage_exits_64() {
         ],
     ] {
         let e = run_to_exit("ssectl", args).await.unwrap();
-        assert_eq!(e.code, Some(64), "{args:?}: {}", said(&e));
+        assert_eq!(e.code, Some(64), "{args:?}: {}", e.told());
     }
     let e = run_to_exit("ssectl", &["--help"]).await.unwrap();
-    assert_eq!(e.code, Some(0), "{}", said(&e));
+    assert_eq!(e.code, Some(0), "{}", e.told());
 }
 
 /// `ssectl ... | head`: the reader of its output goes away before `ssectl` is done writing.
@@ -315,17 +283,17 @@ async fn an_unreachable_service_is_named_once_with_its_cause() {
     let e = run_to_exit("ssectl", &["--ingest", "127.0.0.1:1", "streams"])
         .await
         .unwrap();
-    assert_eq!(e.code, Some(1), "{}", said(&e));
+    assert_eq!(e.code, Some(1), "{}", e.told());
     assert!(
         e.stderr.contains("127.0.0.1:1: cannot connect"),
         "{}",
-        said(&e)
+        e.told()
     );
     assert_eq!(
         e.stderr.matches("Connection refused").count(),
         1,
         "{}",
-        said(&e)
+        e.told()
     );
 }
 

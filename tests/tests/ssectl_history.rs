@@ -100,16 +100,9 @@ async fn plant(assets: &[&str]) -> Plant {
     let dir = tempfile::tempdir().unwrap();
     let res = dir.path().join("resources");
     std::fs::create_dir_all(&res).unwrap();
-    let p = Pipeline::start(PipelineArgs {
-        mqtt_url: broker.url(),
-        data_dir: dir.path().join("schemas").display().to_string(),
-        resources: res.display().to_string(),
-        publisher: vec![],
-        ingest: vec![],
-        env: None,
-    })
-    .await
-    .unwrap();
+    let p = Pipeline::start(PipelineArgs::plain(broker.url(), dir.path(), &res))
+        .await
+        .unwrap();
 
     // A dry run writes nothing; its output, written as a file, is the device.
     let device = ok(ssectl(&p, &["device", "create", "plant", "--dry-run"]).await);

@@ -5,33 +5,14 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use bytes::Bytes;
 use serde_json::Value;
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::procs::{Exited, run_to_exit};
-use sse_e2e::source::{Reply, SeenRequest, SseSource, block};
+use sse_e2e::source::SseSource;
 use sse_e2e::stack::{Pipeline, PipelineArgs};
 
 /// Nothing listens there: connecting is refused.
 const DEAD: &str = "127.0.0.1:1";
-
-/// A source whose `/` sends a numbered event every 50 ms, for as long as it is read.
-fn ticking() -> sse_e2e::source::Feed {
-    Arc::new(|req: &SeenRequest| {
-        if req.path.split('?').next() != Some("/") {
-            return Reply::not_found();
-        }
-        let ticks = futures::stream::unfold(1u64, |n| async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let b = block(Some(&n.to_string()), None, &format!(r#"{{"n":{n}}}"#));
-            Some((Bytes::from(b), n + 1))
-        });
-        Reply::Sse(Box::pin(ticks))
-    })
-}
 
 /// A pipeline reading one ticking source into asset `line`, and what keeps it running.
 struct Running {
@@ -45,7 +26,7 @@ struct Running {
 async fn running() -> Running {
     let broker = Mosquitto::start().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let source = SseSource::start(listener, ticking()).unwrap();
+    let source = SseSource::start(listener, sse_e2e::source::ticking_root()).unwrap();
     let base = source.base_url();
     let dir = tempfile::tempdir().unwrap();
     let res = dir.path().join("resources");
@@ -53,16 +34,9 @@ async fn running() -> Running {
     let yaml = sse_e2e::resources::device(&base)
         + &sse_e2e::resources::asset("line", &[("line", "/", "partial/line")]);
     std::fs::write(res.join("resources.yaml"), yaml).unwrap();
-    let p = Pipeline::start(PipelineArgs {
-        mqtt_url: broker.url(),
-        data_dir: dir.path().join("schemas").display().to_string(),
-        resources: res.display().to_string(),
-        publisher: vec![],
-        ingest: vec![],
-        env: None,
-    })
-    .await
-    .unwrap();
+    let p = Pipeline::start(PipelineArgs::plain(broker.url(), dir.path(), &res))
+        .await
+        .unwrap();
     Running {
         p,
         base,
@@ -79,25 +53,17 @@ async fn ssectl(flag: &str, addrs: &str, args: &[&str]) -> Exited {
     run_to_exit("ssectl", &all).await.unwrap()
 }
 
-/// What a run printed, for a failed assertion's message.
-fn said(e: &Exited) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        e.code, e.stdout, e.stderr
-    )
-}
-
 /// Asserts a run that printed what the live address answered and named the dead one, exit 1.
 fn partial(e: &Exited, printed: &str) {
-    assert_eq!(e.code, Some(1), "{}", said(e));
-    assert!(e.stdout.contains(printed), "no {printed}: {}", said(e));
+    assert_eq!(e.code, Some(1), "{}", e.told());
+    assert!(e.stdout.contains(printed), "no {printed}: {}", e.told());
     let named = format!("error: {DEAD}: cannot connect");
-    assert_eq!(e.stderr.matches(&named).count(), 1, "{}", said(e));
+    assert_eq!(e.stderr.matches(&named).count(), 1, "{}", e.told());
 }
 
 /// The JSON list a run printed.
 fn listed(e: &Exited) -> Vec<Value> {
-    let v: Value = serde_json::from_str(&e.stdout).unwrap_or_else(|x| panic!("{x}: {}", said(e)));
+    let v: Value = serde_json::from_str(&e.stdout).unwrap_or_else(|x| panic!("{x}: {}", e.told()));
     v.as_array().cloned().unwrap_or_default()
 }
 
@@ -116,16 +82,16 @@ async fn a_dead_ingest_address_hides_no_live_answer() {
     for addrs in [format!("{live},{DEAD}"), format!("{DEAD},{live}")] {
         let table = ssectl("--ingest", &addrs, &["streams"]).await;
         partial(&table, "STREAM");
-        assert_eq!(table.stdout.lines().count(), 2, "{}", said(&table));
+        assert_eq!(table.stdout.lines().count(), 2, "{}", table.told());
 
         let json = ssectl("--ingest", &addrs, &["-o", "json", "streams"]).await;
         partial(&json, &r.base);
         let rows = listed(&json);
-        assert_eq!(rows.len(), 1, "{}", said(&json));
+        assert_eq!(rows.len(), 1, "{}", json.told());
         assert!(
             rows[0]["url"].as_str().unwrap().starts_with(&r.base),
             "{}",
-            said(&json)
+            json.told()
         );
 
         let devices = ssectl("--ingest", &addrs, &["device", "list"]).await;
@@ -153,7 +119,7 @@ async fn a_dead_schema_address_hides_no_live_schema() {
     for addrs in [format!("{live},{DEAD}"), format!("{DEAD},{live}")] {
         let table = ssectl("--schema", &addrs, &["schemas", "list"]).await;
         partial(&table, &subject);
-        assert!(table.stdout.starts_with("SUBJECT"), "{}", said(&table));
+        assert!(table.stdout.starts_with("SUBJECT"), "{}", table.told());
 
         let json = ssectl("--schema", &addrs, &["-o", "json", "schemas", "list"]).await;
         partial(&json, &subject);
@@ -162,7 +128,7 @@ async fn a_dead_schema_address_hides_no_live_schema() {
                 .iter()
                 .any(|s| s["subject"] == subject.as_str()),
             "{}",
-            said(&json)
+            json.told()
         );
 
         let shown = ssectl(
@@ -190,13 +156,13 @@ async fn every_address_dead_exits_1_naming_each() {
         ("--schema", &["schemas", "list"]),
     ] {
         let e = ssectl(flag, &addrs, verb).await;
-        assert_eq!(e.code, Some(1), "{verb:?}: {}", said(&e));
-        assert_eq!(e.stdout, "", "{verb:?}: {}", said(&e));
+        assert_eq!(e.code, Some(1), "{verb:?}: {}", e.told());
+        assert_eq!(e.stdout, "", "{verb:?}: {}", e.told());
         for named in [DEAD, &other, "http://***@127.0.0.1:1/"] {
             let line = format!("error: {named}: ");
-            assert!(e.stderr.contains(&line), "{verb:?}: {line}: {}", said(&e));
+            assert!(e.stderr.contains(&line), "{verb:?}: {line}: {}", e.told());
         }
-        assert!(!e.stderr.contains("hunter2"), "{verb:?}: {}", said(&e));
-        assert_eq!(e.stderr.lines().count(), 3, "{verb:?}: {}", said(&e));
+        assert!(!e.stderr.contains("hunter2"), "{verb:?}: {}", e.told());
+        assert_eq!(e.stderr.lines().count(), 3, "{verb:?}: {}", e.told());
     }
 }
