@@ -16,8 +16,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The console's own flags (shared with `sse-connector`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConsoleArgs {
-    /// Address of the console's web pages. On loopback the pages work without login; on any
-    /// other address --console-token-file is required.
+    /// Address of the console's web pages (sse-console: 127.0.0.1:8080 when not given;
+    /// sse-connector: no console unless given). On loopback the pages work without login; on any
+    /// other address --console-token-file is required, and HTTPS (--console-tls-cert and
+    /// --console-tls-key, or --console-allow-http behind an ingress that terminates TLS).
     #[arg(long, env = "CONSOLE_LISTEN")]
     pub console_listen: Option<SocketAddr>,
     /// File holding the login token (one line); required off loopback, re-read at each login.
