@@ -143,7 +143,7 @@ pub fn schemas_token(last: &VersionId) -> String {
     raw.extend_from_slice(last.name.as_bytes());
     raw.push(b'\n');
     raw.extend_from_slice(last.version.as_bytes());
-    to_hex(&raw)
+    hex::encode(&raw)
 }
 
 /// The version a `ListSchemas` `page_token` continues after; `None` for the first page.
@@ -162,7 +162,7 @@ pub fn schemas_after(token: &str) -> Result<Option<VersionId>, Error> {
 pub fn subjects_token(last: &str) -> String {
     let mut raw = SUBJECTS_TAG.to_vec();
     raw.extend_from_slice(last.as_bytes());
-    to_hex(&raw)
+    hex::encode(&raw)
 }
 
 /// The subject a `ListSubjects` `page_token` continues after; `None` for the first page.
@@ -187,7 +187,7 @@ fn untag(token: &str, tag: &[u8; TAG_BYTES]) -> Result<Option<String>, Error> {
             ),
         });
     }
-    let raw = from_hex(token).ok_or_else(not_ours)?;
+    let raw = hex::decode(token).map_err(|_| not_ours())?;
     let key = raw.strip_prefix(tag.as_slice()).ok_or_else(not_ours)?;
     String::from_utf8(key.to_vec())
         .map(Some)
@@ -200,34 +200,6 @@ fn not_ours() -> Error {
         field: "page_token",
         reason: "not a next_page_token of this call (start again with an empty one)".into(),
     }
-}
-
-/// `raw` as lowercase hex.
-fn to_hex(raw: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(raw.len() * 2);
-    for b in raw {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
-
-/// The bytes of lowercase hex text; `None` when it is not that.
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
-        return None;
-    }
-    bytes
-        .chunks_exact(2)
-        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
-        .collect()
 }
 
 #[cfg(test)]

@@ -62,11 +62,11 @@ fn bad_tokens_are_invalid_argument_naming_the_field() {
         "not hex".to_string(),
         "abc".into(),                         // odd length
         "ABCD".into(),                        // not lowercase hex
-        to_hex(b"S2\nAAAA\n1"),               // unknown format
-        to_hex(b"S1\nAAAA"),                  // no version
-        to_hex(b"S1\n../etc\n1"),             // not a name
-        to_hex(b"S1\nAAAA\n../1"),            // not a version
-        to_hex(b"S1\n\xff\xfe\n1"),           // not UTF-8
+        hex::encode(b"S2\nAAAA\n1"),          // unknown format
+        hex::encode(b"S1\nAAAA"),             // no version
+        hex::encode(b"S1\n../etc\n1"),        // not a name
+        hex::encode(b"S1\nAAAA\n../1"),       // not a version
+        hex::encode(b"S1\n\xff\xfe\n1"),      // not UTF-8
         subjects_token("a/b"),                // the other call's
         "0".repeat(PAGE_TOKEN_BYTES_MAX + 2), // too long to decode
         format!("{good_schemas}00"),          // tampered
@@ -81,8 +81,8 @@ fn bad_tokens_are_invalid_argument_naming_the_field() {
     }
     for t in [
         good_schemas.clone(),
-        to_hex(b"J1\n"),
-        to_hex(b"J1\n\xff"),
+        hex::encode(b"J1\n"),
+        hex::encode(b"J1\n\xff"),
         "0".repeat(PAGE_TOKEN_BYTES_MAX + 2),
     ] {
         let (code, message) = refusal(subjects_after(&t).unwrap_err());
