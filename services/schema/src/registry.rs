@@ -158,9 +158,18 @@ pub trait Registry: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<SchemaRecord>, Error>> + Send;
 }
 
-/// Orders versions: numeric ones by value (above any non-numeric), others by text.
-pub fn version_key(v: &str) -> (Option<u64>, &str) {
-    (v.parse().ok(), v)
+/// Orders versions: numeric ones (all digits) by value, however many digits, above any
+/// non-numeric; others by text. Equal values (`01`, `1`) are ordered by text.
+pub fn version_key(v: &str) -> (bool, usize, &str, &str) {
+    let numeric = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+    // Without leading zeros, a longer number is a larger one; of one length, text order is
+    // value order.
+    let value = if numeric {
+        v.trim_start_matches('0')
+    } else {
+        ""
+    };
+    (numeric, value.len(), value, v)
 }
 
 /// Checks a version string: 1 to 64 of `[A-Za-z0-9._-]`, not starting with `.`.

@@ -297,4 +297,13 @@ fn versions_order_numerically() {
     let mut v = vec!["10", "9", "2", "x"];
     v.sort_by_key(|s| version_key(s));
     assert_eq!(v, vec!["x", "2", "9", "10"]);
+    // Past u64 a number is still a number: it was taken for text and sorted below 2, so
+    // GetSchema without a version ("the highest") answered 2.
+    let huge = "999999999999999999999999";
+    let mut v = vec![huge, "2", "18446744073709551616", "0", "01", "1", "a"];
+    v.sort_by_key(|s| version_key(s));
+    assert_eq!(
+        v,
+        vec!["a", "0", "01", "1", "2", "18446744073709551616", huge]
+    );
 }
