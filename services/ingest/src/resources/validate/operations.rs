@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
-use sse_contract::route::check_route_text;
+use sse_contract::route::{self, RouteKind, check_route_text};
 
 use super::{Operation, destination};
 use crate::resources::doc::{AssetSpec, DatasetDoc, EventDoc, EventGroupDoc};
@@ -175,27 +175,29 @@ fn event(
 /// (`<asset>/<dataset>`, a dataset named `g/e`) or an earlier event's (two groups of one name,
 /// or `a/b` + `c` and `a` + `b/c`): its events would be tagged with the other's schema and
 /// counted under its status. Datasets keep theirs (their names are unique); events are taken
-/// in order.
+/// in order. Subjects are the contract's ([`route::subject`]).
 pub(super) fn distinct_subjects(asset: &str, datasets: &[Dataset], groups: &mut [EventGroup]) {
     let mut owners: HashMap<String, String> = datasets
         .iter()
-        .map(|d| (d.name.clone(), format!("dataset {:?}", d.name)))
+        .map(|d| {
+            let subject = route::subject(RouteKind::Dataset, asset, &d.name, "");
+            (subject, format!("dataset {:?}", d.name))
+        })
         .collect();
     for g in groups.iter_mut() {
         let events = std::mem::take(&mut g.events);
         for e in events {
-            let key = format!("{}/{}", g.name, e.name);
-            match owners.get(&key) {
+            let subject = route::subject(RouteKind::Event, asset, &g.name, &e.name);
+            match owners.get(&subject) {
                 Some(owner) => g.rejected.push(Rejected {
                     name: e.name.clone(),
                     message: format!(
-                        "its schema subject {:?} is already that of {owner}: rename one",
-                        format!("{asset}/{key}")
+                        "its schema subject {subject:?} is already that of {owner}: rename one"
                     ),
                 }),
                 None => {
                     let owner = format!("event {:?} of event group {:?}", e.name, g.name);
-                    owners.insert(key, owner);
+                    owners.insert(subject, owner);
                     g.events.push(e);
                 }
             }
