@@ -11,12 +11,17 @@ pub fn quoted(value: &str) -> String {
     if value.len() <= QUOTED_BYTES_MAX {
         return format!("{value:?}");
     }
-    let cut = (0..=QUOTED_BYTES_MAX)
+    let shown = format!("{:?}", prefix(value, QUOTED_BYTES_MAX));
+    format!("{}…\" ({} bytes)", &shown[..shown.len() - 1], value.len())
+}
+
+/// The longest start of `value` of at most `max` bytes that ends on a character boundary.
+pub fn prefix(value: &str, max: usize) -> &str {
+    let end = (0..=max.min(value.len()))
         .rev()
         .find(|&i| value.is_char_boundary(i))
         .unwrap_or(0);
-    let shown = format!("{:?}", &value[..cut]);
-    format!("{}…\" ({} bytes)", &shown[..shown.len() - 1], value.len())
+    &value[..end]
 }
 
 #[cfg(test)]

@@ -130,11 +130,8 @@ pub fn label_value(value: &str) -> Cow<'_, str> {
     if value.len() <= max {
         return Cow::Borrowed(value);
     }
-    let keep = (0..=max - '…'.len_utf8())
-        .rev()
-        .find(|&i| value.is_char_boundary(i))
-        .unwrap_or(0);
-    Cow::Owned(format!("{}…", &value[..keep]))
+    let keep = crate::echo::prefix(value, max - '…'.len_utf8());
+    Cow::Owned(format!("{keep}…"))
 }
 
 #[cfg(test)]
