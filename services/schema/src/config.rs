@@ -321,14 +321,9 @@ impl Config {
                 })
             });
         };
-        if url.authority().is_some_and(|a| a.as_str().contains('@')) {
-            return Err(bad(
-                "a broker URL carries no credentials (use --registry-mqtt-username and \
-                 --registry-mqtt-password-file)",
-            ));
-        }
-        let address = sse_runtime::mqtt::BrokerAddress::parse(&url.to_string())
-            .map_err(|e| bad(&e.to_string()))?;
+        let address =
+            sse_runtime::mqtt::BrokerAddress::parse_for(&url.to_string(), "--registry-mqtt")
+                .map_err(|e| bad(&e.to_string()))?;
         let tls = address.tls.then(|| sse_runtime::mqtt::TlsFiles {
             ca_files: self.registry_mqtt_ca_file.iter().cloned().collect(),
             client: None,

@@ -26,6 +26,13 @@ impl BrokerAddress {
     /// Parses a broker URL. User info is refused (credentials have their own flags, read from
     /// files) and never shown in the error.
     pub fn parse(raw: &str) -> Result<Self, MqttError> {
+        Self::parse_for(raw, "--mqtt")
+    }
+
+    /// [`BrokerAddress::parse`] for a client whose credential flags start with `flags`
+    /// (`--registry-mqtt`): a URL with user info is refused naming `<flags>-username` and
+    /// `<flags>-password-file`.
+    pub fn parse_for(raw: &str, flags: &str) -> Result<Self, MqttError> {
         let parsed = url::Url::parse(raw);
         let bad = |why: &str| MqttError::Url {
             url: crate::shown_url::shown(raw),
@@ -39,9 +46,10 @@ impl BrokerAddress {
             )));
         };
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(bad(
-                "a broker URL carries no credentials (use --mqtt-username and --mqtt-password-file)",
-            ));
+            return Err(bad(&format!(
+                "a broker URL carries no credentials (use {flags}-username and \
+                 {flags}-password-file)"
+            )));
         }
         let host = match url.host() {
             Some(url::Host::Domain(d)) if !d.is_empty() => d.to_string(),
