@@ -124,6 +124,28 @@ impl<T: Message> Page<T> {
     }
 }
 
+/// Reads a list call's pages from the first, following `next_page_token`, at most
+/// `max_pages` of them: the items, and whether that was the whole list. `call` takes a page
+/// token and answers a page's items and the next token. A token that comes back unchanged ends
+/// the list, so a server that does not move on cannot keep a reader looping.
+pub async fn read_pages<T, E, F, Fut>(max_pages: usize, mut call: F) -> Result<(Vec<T>, bool), E>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, String), E>>,
+{
+    let mut items = Vec::new();
+    let mut token = String::new();
+    for _ in 0..max_pages {
+        let (page, next) = call(token.clone()).await?;
+        items.extend(page);
+        if next.is_empty() || next == token {
+            return Ok((items, true));
+        }
+        token = next;
+    }
+    Ok((items, false))
+}
+
 /// Cuts `s` to [`SCHEMA_BYTES_MAX`] encoded, setting `truncated`: first `subjects` down to the
 /// first subject, then, if that is not enough, the content.
 pub fn fit_schema(s: &mut Schema) {

@@ -46,22 +46,19 @@ fn client(link: Link) -> SchemaServiceClient<Link> {
 
 /// Every schema version one replica has, page after page.
 async fn every_schema(link: Link) -> Result<Vec<Schema>, tonic::Status> {
-    let mut client = client(link);
-    let mut all = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let req = ListSchemasRequest {
-            page_size: PAGE_SIZE,
-            page_token: page_token.clone(),
-        };
-        let r = client.list_schemas(req).await?.into_inner();
-        all.extend(r.schemas);
-        // A token that does not move on would loop for ever: the last page, then.
-        if r.next_page_token.is_empty() || r.next_page_token == page_token {
-            return Ok(all);
+    let client = client(link);
+    let pages = sse_schema::paging::read_pages(usize::MAX, |page_token| {
+        let mut client = client.clone();
+        async move {
+            let req = ListSchemasRequest {
+                page_size: PAGE_SIZE,
+                page_token,
+            };
+            let r = client.list_schemas(req).await?.into_inner();
+            Ok::<_, tonic::Status>((r.schemas, r.next_page_token))
         }
-        page_token = r.next_page_token;
-    }
+    });
+    Ok(pages.await?.0)
 }
 
 /// The schema `subject` uses now at one replica, looked for page after page; `None` when the

@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use sse_proto::v1::{ListSchemasRequest, ListSubjectsRequest, Schema};
 use sse_schema::history::{self, Change, ChangeKind};
-use sse_schema::paging::{PAGE_BYTES_MAX, PAGE_SIZE_MAX};
+use sse_schema::paging::{PAGE_BYTES_MAX, PAGE_SIZE_MAX, read_pages};
 
 use crate::layout;
 use crate::server::AppState;
@@ -68,7 +68,7 @@ async fn fetch(st: &AppState) -> Registry {
     let mut reg = Registry::default();
     let page_size = i32::try_from(PAGE_SIZE_MAX).unwrap_or(i32::MAX);
     for (addr, c) in st.backend.schemas() {
-        let schemas = read_pages(|page_token| {
+        let schemas = read_pages(PAGES_MAX, |page_token| {
             let mut c = c.clone();
             async move {
                 let request = ListSchemasRequest {
@@ -76,7 +76,7 @@ async fn fetch(st: &AppState) -> Registry {
                     page_token,
                 };
                 let r = c.list_schemas(request).await?.into_inner();
-                Ok((r.schemas, r.next_page_token))
+                Ok::<_, tonic::Status>((r.schemas, r.next_page_token))
             }
         })
         .await;
@@ -90,7 +90,7 @@ async fn fetch(st: &AppState) -> Registry {
             }
             Err(e) => reg.problems.push(format!("{addr}: {}", e.message())),
         }
-        let subjects = read_pages(|page_token| {
+        let subjects = read_pages(PAGES_MAX, |page_token| {
             let mut c = c.clone();
             async move {
                 let request = ListSubjectsRequest {
@@ -98,7 +98,7 @@ async fn fetch(st: &AppState) -> Registry {
                     page_token,
                 };
                 let r = c.list_subjects(request).await?.into_inner();
-                Ok((r.subjects, r.next_page_token))
+                Ok::<_, tonic::Status>((r.subjects, r.next_page_token))
             }
         })
         .await;
@@ -119,27 +119,6 @@ async fn fetch(st: &AppState) -> Registry {
         }
     }
     reg
-}
-
-/// Reads a list call's pages from the first, following `next_page_token`, at most
-/// [`PAGES_MAX`] of them: the items, and whether that was the whole list. `call` takes a page
-/// token and answers a page's items and the next token.
-pub async fn read_pages<T, F, Fut>(mut call: F) -> Result<(Vec<T>, bool), tonic::Status>
-where
-    F: FnMut(String) -> Fut,
-    Fut: Future<Output = Result<(Vec<T>, String), tonic::Status>>,
-{
-    let mut items = Vec::new();
-    let mut token = String::new();
-    for _ in 0..PAGES_MAX {
-        let (page, next) = call(token).await?;
-        items.extend(page);
-        if next.is_empty() {
-            return Ok((items, true));
-        }
-        token = next;
-    }
-    Ok((items, false))
 }
 
 /// The note of a list of `addr` cut at [`PAGES_MAX`] pages, after `n` items.

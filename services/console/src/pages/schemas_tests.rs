@@ -101,7 +101,7 @@ fn one_version_has_no_diff_and_an_unknown_subject_is_404() {
 #[tokio::test]
 async fn pages_are_followed_to_the_last() {
     let mut calls = Vec::new();
-    let (items, whole) = read_pages(|token: String| {
+    let (items, whole) = read_pages(PAGES_MAX, |token: String| {
         calls.push(token.clone());
         let n: usize = token.parse().unwrap_or(0);
         let next = if n < 2 {
@@ -109,7 +109,7 @@ async fn pages_are_followed_to_the_last() {
         } else {
             String::new()
         };
-        std::future::ready(Ok((vec![n], next)))
+        std::future::ready(Ok::<_, tonic::Status>((vec![n], next)))
     })
     .await
     .unwrap();
@@ -121,9 +121,13 @@ async fn pages_are_followed_to_the_last() {
 #[tokio::test]
 async fn a_list_of_more_pages_than_the_cap_stops_there_and_says_so() {
     let mut calls = 0;
-    let (items, whole) = read_pages(|_token: String| {
+    let (items, whole) = read_pages(PAGES_MAX, |_token: String| {
         calls += 1;
-        std::future::ready(Ok((vec![calls], "more".to_string())))
+        // A token that moves on every time: a list longer than the cap.
+        std::future::ready(Ok::<_, tonic::Status>((
+            vec![calls],
+            format!("more-{calls}"),
+        )))
     })
     .await
     .unwrap();
@@ -139,7 +143,7 @@ async fn a_list_of_more_pages_than_the_cap_stops_there_and_says_so() {
         "{html}"
     );
     // A failed page fails the list.
-    let failed = read_pages(|_token: String| {
+    let failed = read_pages(PAGES_MAX, |_token: String| {
         std::future::ready(Err::<(Vec<u8>, String), _>(tonic::Status::unavailable(
             "down",
         )))

@@ -171,3 +171,16 @@ fn a_schema_too_large_for_a_message_is_cut_to_fit() {
     assert_eq!(s.subject, "a/d");
     assert!(s.encoded_len() <= SCHEMA_BYTES_MAX);
 }
+
+/// A server that answers the same token again would keep a reader looping: it ends the list.
+#[tokio::test]
+async fn a_token_that_comes_back_unchanged_ends_the_reading() {
+    let mut calls = 0;
+    let (items, whole) = read_pages(usize::MAX, |_token: String| {
+        calls += 1;
+        std::future::ready(Ok::<_, ()>((vec![calls], "same".to_string())))
+    })
+    .await
+    .unwrap();
+    assert_eq!((items, whole, calls), (vec![1, 2], true, 2));
+}
