@@ -211,11 +211,7 @@ async fn paging_fields_are_checked_and_an_old_request_gets_the_first_page() {
             })
             .await
             .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-        assert!(
-            err.message().starts_with(&format!("invalid {field}")),
-            "{err:?}"
-        );
+        refused(&err, field);
         let err = c
             .list_subjects(ListSubjectsRequest {
                 page_size: size,
@@ -223,11 +219,7 @@ async fn paging_fields_are_checked_and_an_old_request_gets_the_first_page() {
             })
             .await
             .unwrap_err();
-        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
-        assert!(
-            err.message().starts_with(&format!("invalid {field}")),
-            "{err:?}"
-        );
+        refused(&err, field);
     }
     // A token of one list is refused by the other.
     let err = c
@@ -240,6 +232,15 @@ async fn paging_fields_are_checked_and_an_old_request_gets_the_first_page() {
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     schema.stop().await;
     publisher.stop().await;
+}
+
+/// `err` is INVALID_ARGUMENT naming `field` first, as paging's refusals do.
+fn refused(err: &tonic::Status, field: &str) {
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().starts_with(&format!("invalid {field}")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
