@@ -12,6 +12,7 @@ use crate::azure::AzureSettings;
 use crate::caps::{self, Caps};
 use crate::error::Error;
 use crate::pipeline::Limits;
+use crate::subjects;
 use sse_runtime::admin_rate;
 
 /// `--registry-timeout`: one registry call's wait for its answer.
@@ -76,6 +77,10 @@ pub struct Config {
     /// not stored (its subject stops evolving; PutSchema answers RESOURCE_EXHAUSTED).
     #[arg(long, env = "SCHEMA_MAX_REGISTRY_BYTES", default_value_t = caps::REGISTRY_BYTES_DEFAULT)]
     pub max_registry_bytes: u64,
+    /// Most subjects whose state (schema, counters) is held in memory; past it the least
+    /// recently seen tenth is forgotten (schemas stay in the registry; counters start over).
+    #[arg(long, env = "SCHEMA_MAX_SUBJECTS", default_value_t = subjects::HELD_MAX_DEFAULT)]
+    pub max_subjects: usize,
     /// Admin writes (`PutSchema` and `InferSchema` together) allowed per second, refilling the
     /// burst; over it a call is refused with RESOURCE_EXHAUSTED. 0: only the burst, once.
     #[arg(long, env = "SCHEMA_ADMIN_WRITES_PER_SECOND", default_value_t = admin_rate::WRITES_PER_SECOND_DEFAULT)]
@@ -239,6 +244,12 @@ impl Config {
         {
             return Err(Error::Config {
                 field: "--max-schema-properties / --max-versions / --max-registry-bytes (SCHEMA_MAX_SCHEMA_PROPERTIES / SCHEMA_MAX_VERSIONS / SCHEMA_MAX_REGISTRY_BYTES)",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.max_subjects == 0 {
+            return Err(Error::Config {
+                field: "--max-subjects (SCHEMA_MAX_SUBJECTS)",
                 reason: "must be at least 1".into(),
             });
         }
@@ -511,6 +522,7 @@ mod tests {
             &["--max-schema-properties", "0"],
             &["--max-versions", "0"],
             &["--max-registry-bytes", "0"],
+            &["--max-subjects", "0"],
             &["--admin-writes-per-second=-1"],
             &["--admin-writes-per-second", "NaN"],
             &["--admin-writes-per-second", "inf"],

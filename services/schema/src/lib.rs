@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod publisher;
 pub mod registry;
 pub mod relay;
+pub mod subjects;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,6 +125,7 @@ pub async fn start(
             config.limits(),
         )
         .with_caps(config.caps())
+        .with_max_subjects(config.max_subjects)
         .with_metrics(metrics::Metrics::from_global()),
     );
     let dialer = Dialer::new(security.mtls.clone(), locals);

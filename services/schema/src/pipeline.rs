@@ -19,8 +19,6 @@
 //! (new shape, over a limit, not JSON) takes the slow path: parse into a `Value`, check the
 //! limits, merge, register.
 
-use std::collections::{BTreeSet, HashMap};
-use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -32,6 +30,7 @@ use crate::infer::Shape;
 use crate::metrics::Metrics;
 use crate::paging::SUBJECT_BYTES_MAX;
 use crate::registry::{NewSchema, Registry, SchemaRecord};
+use crate::subjects::{self, Subjects};
 
 /// The inferred schema of one payload, as `InferSchema` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,14 +257,6 @@ impl SubjectState {
     }
 }
 
-/// Every subject seen since start: its state by name, and its name in order, for the pages of
-/// `ListSubjects` (looking a subject up stays a hash lookup on the event path).
-#[derive(Debug, Default)]
-struct Subjects {
-    by_name: HashMap<String, Arc<tokio::sync::Mutex<SubjectState>>>,
-    ordered: BTreeSet<String>,
-}
-
 /// Schema inference for every subject, backed by a registry.
 #[derive(Debug)]
 pub struct Pipeline<R> {
@@ -273,7 +264,7 @@ pub struct Pipeline<R> {
     namespace: String,
     limits: Limits,
     caps: Caps,
-    subjects: Mutex<Subjects>,
+    subjects: Mutex<Subjects<tokio::sync::Mutex<SubjectState>>>,
     /// Where versions and failures are counted (`None`: metrics are off).
     metrics: Option<Arc<Metrics>>,
 }
@@ -287,9 +278,15 @@ impl<R: Registry> Pipeline<R> {
             namespace: namespace.to_string(),
             limits,
             caps: Caps::default(),
-            subjects: Mutex::new(Subjects::default()),
+            subjects: Mutex::new(Subjects::new(subjects::HELD_MAX_DEFAULT)),
             metrics: None,
         }
+    }
+
+    /// The pipeline holding the state of at most `max` subjects (`--max-subjects`).
+    pub fn with_max_subjects(self, max: usize) -> Self {
+        *self.subjects.lock().unwrap_or_else(|p| p.into_inner()) = Subjects::new(max);
+        self
     }
 
     /// The pipeline counting schema versions and inference failures with `metrics`.
@@ -411,7 +408,8 @@ impl<R: Registry> Pipeline<R> {
         outcome
     }
 
-    /// The status of every subject seen since start, ordered by subject.
+    /// The status of every subject held (seen since start, at most `--max-subjects` of the
+    /// most recently seen), ordered by subject.
     pub async fn subjects(&self) -> Vec<SubjectStatus> {
         self.subjects_after(None, usize::MAX).await
     }
@@ -420,16 +418,9 @@ impl<R: Registry> Pipeline<R> {
     /// ordered by subject (by UTF-8 bytes). A subject longer than [`SUBJECT_BYTES_MAX`] is
     /// left out: no page token could name it.
     pub async fn subjects_after(&self, after: Option<&str>, limit: usize) -> Vec<SubjectStatus> {
-        let entries: Vec<(String, Arc<tokio::sync::Mutex<SubjectState>>)> = {
+        let entries = {
             let subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
-            let start = after.map_or(Bound::Unbounded, Bound::Excluded);
-            subjects
-                .ordered
-                .range::<str, _>((start, Bound::Unbounded))
-                .filter(|s| s.len() <= SUBJECT_BYTES_MAX)
-                .take(limit)
-                .filter_map(|s| Some((s.clone(), subjects.by_name.get(s)?.clone())))
-                .collect()
+            subjects.after(after, limit, SUBJECT_BYTES_MAX)
         };
         let mut out = Vec::with_capacity(entries.len());
         for (subject, entry) in entries {
@@ -456,16 +447,19 @@ impl<R: Registry> Pipeline<R> {
     }
 
     fn entry(&self, subject: &str) -> Arc<tokio::sync::Mutex<SubjectState>> {
-        let mut subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = subjects.by_name.get(subject) {
-            return e.clone();
+        let (entry, forgotten, held) = {
+            let mut subjects = self.subjects.lock().unwrap_or_else(|p| p.into_inner());
+            let (entry, forgotten) = subjects.entry(subject);
+            (entry, forgotten, subjects.len())
+        };
+        if forgotten > 0 {
+            tracing::info!(
+                forgotten,
+                held,
+                "more subjects than --max-subjects: forgot the least recently seen (their schemas stay in the registry)"
+            );
         }
-        subjects.ordered.insert(subject.to_string());
-        subjects
-            .by_name
-            .entry(subject.to_string())
-            .or_default()
-            .clone()
+        entry
     }
 
     /// Parses `data` and checks it against the limits.

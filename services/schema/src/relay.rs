@@ -54,6 +54,9 @@ use crate::registry::Registry;
 const BATCH_MAX_EVENTS: usize = 256;
 /// Capacity of the channels between ingest, this service and the publisher (in messages).
 const CHANNEL_CAPACITY: usize = 16;
+/// Most stream keys whose lane one Process stream remembers (each lane is recomputed when
+/// asked again).
+const LANES_CACHED_MAX: usize = 65_536;
 
 /// The sender of responses to ingest.
 type Out = mpsc::Sender<Result<ProcessResponse, Status>>;
@@ -373,6 +376,11 @@ impl<R: Registry> Relay<R> {
                     let lane = peers::owner(&ev.stream_key, peers)
                         .and_then(|o| peers.iter().position(|p| p == o))
                         .unwrap_or(0);
+                    // A cache of the owner rule: emptied rather than grown by resource churn
+                    // over the months a Process stream lasts.
+                    if lane_of.len() >= LANES_CACHED_MAX {
+                        lane_of.clear();
+                    }
                     lane_of.insert(ev.stream_key.clone(), lane);
                     lane
                 }
