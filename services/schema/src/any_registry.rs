@@ -23,6 +23,15 @@ impl Registry for AnyRegistry {
         }
     }
 
+    async fn flush(&self) {
+        match self {
+            AnyRegistry::File(r) => {
+                r.flush().await;
+            }
+            AnyRegistry::Azure(r) => r.flush().await,
+        }
+    }
+
     async fn get(&self, name: &str, version: Option<&str>) -> Result<SchemaRecord, Error> {
         match self {
             AnyRegistry::File(r) => r.get(name, version).await,

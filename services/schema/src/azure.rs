@@ -284,6 +284,10 @@ impl Registry for AzureRegistry {
         self.mirror.list_from(after, take).await
     }
 
+    async fn flush(&self) {
+        self.mirror.flush().await;
+    }
+
     async fn current(&self, subject: &str) -> Result<Option<SchemaRecord>, Error> {
         self.mirror.current(subject).await
     }

@@ -47,12 +47,14 @@ fn within_event_limit(what: &'static str, bytes: usize) -> Result<(), Error> {
 /// A stored version as the API returns it, cut to fit in one message
 /// ([`paging::fit_schema`]).
 fn to_proto(r: SchemaRecord) -> Schema {
-    let mut subjects: Vec<String> = Vec::new();
-    for s in crate::registry::record_subjects(&r) {
-        if !subjects.iter().any(|k| k == s) {
-            subjects.push(s.to_owned());
-        }
-    }
+    // The first subject first, then the others (a version may list thousands: no quadratic
+    // de-duplication).
+    let first = (!r.subject.is_empty()).then(|| r.subject.clone());
+    let subjects: Vec<String> = first
+        .iter()
+        .cloned()
+        .chain(r.subjects.into_iter().filter(|s| Some(s) != first.as_ref()))
+        .collect();
     let mut schema = Schema {
         name: r.name,
         version: r.version,

@@ -22,6 +22,7 @@ pub mod publisher;
 pub mod registry;
 pub mod relay;
 pub mod subjects;
+pub mod write_behind;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,6 +138,7 @@ pub async fn start(
         STREAM_DRAIN,
     );
     let in_process = relay.clone();
+    let written_behind = pipeline.registry().clone();
     // The contract's limit, which ingest's encoder and the publisher's decoder use too.
     let svc = SchemaServiceServer::new(grpc::SchemaGrpc::new(pipeline, relay))
         .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
@@ -163,6 +165,9 @@ pub async fn start(
     shutdown
         .tracker
         .spawn(publisher::follow_reachable(channel, ready, token.clone()));
+    shutdown
+        .tracker
+        .spawn(write_behind::run(written_behind, token.clone()));
     shutdown.tracker.spawn(sse_runtime::health::follow(
         health,
         SERVICE_NAME,

@@ -13,10 +13,15 @@
 //! write that would pass it is refused with [`Error::RegistryFull`], before anything is written.
 //!
 //! The same shape seen by two subjects gets the same name; when it also gets the same version,
-//! the one file lists both subjects (`subjects`), so each subject resumes its numbering.
+//! the one file lists both subjects (`subjects`), so each subject resumes its numbering. A
+//! subject added to a version already stored is added in memory at once and written behind
+//! ([`FileRegistry::flush`], every second): thousands of new subjects of one shape used to
+//! rewrite and fsync that one growing file once each, holding every stream's events behind them.
+//! A crash before the write loses only the association, which the subject's next event makes
+//! again: the version it names is durable.
 
 use std::cmp::Ordering as KeyOrdering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::io::Write;
 use std::ops::Bound;
@@ -151,7 +156,13 @@ pub trait Registry: Send + Sync + 'static {
             Ok(all)
         }
     }
-    /// The highest version registered for `subject`, to resume inference after a restart.
+    /// Writes what was registered in memory only (subjects added to stored versions); the
+    /// service calls it every second and at shutdown.
+    fn flush(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+    /// The highest version registered for `subject`, to resume inference after a restart
+    /// (without its list of subjects).
     fn current(
         &self,
         subject: &str,
@@ -194,6 +205,8 @@ struct Index {
     sizes: HashMap<VersionId, u64>,
     /// Sum of `sizes`, plus the writes under way.
     bytes: u64,
+    /// Versions whose subjects changed in memory since their file was written.
+    dirty: BTreeSet<VersionId>,
 }
 
 impl Index {
@@ -276,7 +289,10 @@ impl FileRegistry {
                 continue;
             }
             match load_file(&path, verify_names) {
-                Ok((r, size)) => {
+                Ok((mut r, size)) => {
+                    // Kept sorted, so a subject is found by binary search.
+                    r.subjects.sort();
+                    r.subjects.dedup();
                     make_private(&path, 0o600);
                     index.bytes += size;
                     index.sizes.insert(VersionId::of(&r), size);
@@ -330,11 +346,7 @@ impl FileRegistry {
     }
 
     async fn store(&self, record: SchemaRecord) -> Result<SchemaRecord, Error> {
-        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| Error::Write {
-            name: record.name.clone(),
-            version: record.version.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        })?;
+        let bytes = serialize(&record)?;
         let key = VersionId::of(&record);
         let size = bytes.len() as u64;
         let old = self.lock_index().reserve(&key, size, self.max_bytes)?;
@@ -355,19 +367,21 @@ impl FileRegistry {
             }
             return Err(e);
         }
-        {
-            let mut subjects = self.lock_subjects();
+        self.note_subjects(record_subjects(&record), &key);
+        let mut index = self.lock_index();
+        if let Some(stored) = index.by_key.get_mut(&key) {
+            // Another put stored this version meanwhile, and this file replaced its: keep both
+            // lists of subjects, for the next flush to write.
             for s in record_subjects(&record) {
-                let newer = match subjects.get(s) {
-                    Some(id) => version_key(&record.version) > version_key(&id.version),
-                    None => true,
-                };
-                if newer {
-                    subjects.insert(s.to_string(), VersionId::of(&record));
+                if subject_growth(stored, s) > 0 {
+                    insert_subject(stored, s);
                 }
             }
+            let out = head(stored);
+            index.dirty.insert(key);
+            return Ok(out);
         }
-        self.lock_index().insert(record.clone());
+        index.insert(record.clone());
         Ok(record)
     }
 
@@ -385,54 +399,162 @@ impl FileRegistry {
                 record.name.chars().take(80).collect::<String>()
             )));
         }
-        let existing = self
-            .lock_index()
-            .by_key
-            .get(&VersionId::of(&record))
-            .cloned();
-        match with_subject(existing, subject) {
-            Merge::Unchanged(r) => Ok(r),
-            Merge::Updated(r) => self.store(r).await,
-            Merge::New => {
-                let mut record = record;
-                record.subject = subject.to_string();
-                record.subjects.clear();
-                self.store(record).await
+        if let Some(r) = self.add_subject(&VersionId::of(&record), subject)? {
+            return Ok(r);
+        }
+        let mut record = record;
+        record.subject = subject.to_string();
+        record.subjects.clear();
+        self.store(record).await
+    }
+
+    /// Adds `subject` to the stored version `id`, in memory, the file to be written by the next
+    /// [`FileRegistry::flush`]: the version returned (with the whole subject list only for a
+    /// put without a subject, [`head`] otherwise, so that adding the n-th subject costs O(log n),
+    /// not a copy of the n before it). `None` when `id` is not stored.
+    fn add_subject(&self, id: &VersionId, subject: &str) -> Result<Option<SchemaRecord>, Error> {
+        let mut index = self.lock_index();
+        let Some(r) = index.by_key.get(id) else {
+            return Ok(None);
+        };
+        let grows = subject_growth(r, subject);
+        if grows > 0 {
+            let size = index.sizes.get(id).copied().unwrap_or(0) + grows;
+            index.reserve(id, size, self.max_bytes)?;
+            index.dirty.insert(id.clone());
+        }
+        let Some(r) = index.by_key.get_mut(id) else {
+            return Ok(None);
+        };
+        if grows > 0 {
+            insert_subject(r, subject);
+        }
+        let out = if subject.is_empty() {
+            r.clone()
+        } else {
+            head(r)
+        };
+        drop(index);
+        if grows > 0 {
+            self.note_subjects(std::iter::once(subject), id);
+        }
+        Ok(Some(out))
+    }
+
+    /// Records `id` as the version of each of `subjects` that has no higher one.
+    fn note_subjects<'a>(&self, subjects: impl Iterator<Item = &'a str>, id: &VersionId) {
+        let mut known = self.lock_subjects();
+        for s in subjects {
+            let newer = match known.get(s) {
+                Some(k) => version_key(&id.version) > version_key(&k.version),
+                None => true,
+            };
+            if newer {
+                known.insert(s.to_string(), id.clone());
             }
         }
     }
-}
 
-/// What adding a subject to the record of a (name, version) means.
-enum Merge {
-    /// The record already lists the subject: nothing to write.
-    Unchanged(SchemaRecord),
-    /// The record with the subject added, to write.
-    Updated(SchemaRecord),
-    /// No record yet.
-    New,
-}
-
-/// `existing` with `subject` added.
-fn with_subject(existing: Option<SchemaRecord>, subject: &str) -> Merge {
-    match existing {
-        Some(r) if subject.is_empty() || record_subjects(&r).any(|s| s == subject) => {
-            Merge::Unchanged(r)
+    /// Writes the files of the versions whose subjects changed since they were written; one that
+    /// fails stays due for the next call (and is logged). Returns how many were written.
+    pub async fn flush(&self) -> usize {
+        if self.lock_index().dirty.is_empty() {
+            return 0;
         }
-        Some(mut r) => {
-            if r.subjects.is_empty() && !r.subject.is_empty() {
-                r.subjects.push(r.subject.clone());
+        let due: Vec<SchemaRecord> = {
+            let mut index = self.lock_index();
+            let ids = std::mem::take(&mut index.dirty);
+            ids.iter()
+                .filter_map(|id| index.by_key.get(id).cloned())
+                .collect()
+        };
+        let mut written = 0;
+        for record in due {
+            let id = VersionId::of(&record);
+            match self.write_now(record).await {
+                Ok(size) => {
+                    written += 1;
+                    let mut index = self.lock_index();
+                    // The exact size replaces the estimate, unless it grew again meanwhile.
+                    if !index.dirty.contains(&id) {
+                        let _ = index.reserve(&id, size, u64::MAX);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(name = %id.name, version = %id.version, error = %e, "cannot write a schema version's subjects; retrying");
+                    self.lock_index().dirty.insert(id);
+                }
             }
-            if r.subject.is_empty() {
-                r.subject = subject.to_string();
-            }
-            r.subjects.push(subject.to_string());
-            r.subjects.sort();
-            r.subjects.dedup();
-            Merge::Updated(r)
         }
-        None => Merge::New,
+        written
     }
+
+    /// Serializes and writes `record`'s file, with no reservation; its size.
+    async fn write_now(&self, record: SchemaRecord) -> Result<u64, Error> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let bytes = serialize(&record)?;
+            write_record(&dir, &record, &bytes).map(|()| bytes.len() as u64)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+    }
+}
+
+/// `r` without its list of subjects (`subject` is kept): what callers that need a version's
+/// name, number and content get, at a cost that does not grow with its subjects.
+fn head(r: &SchemaRecord) -> SchemaRecord {
+    SchemaRecord {
+        name: r.name.clone(),
+        version: r.version.clone(),
+        namespace: r.namespace.clone(),
+        format: r.format.clone(),
+        content: r.content.clone(),
+        subject: r.subject.clone(),
+        subjects: Vec::new(),
+    }
+}
+
+/// Bytes that adding `subject` adds to `r`'s file at most (0: `r` has it, or no subject): the
+/// JSON string, its indent, comma and newline, and the `subjects` key when it starts.
+fn subject_growth(r: &SchemaRecord, subject: &str) -> u64 {
+    if subject.is_empty()
+        || r.subject == subject
+        || r.subjects
+            .binary_search_by(|s| s.as_str().cmp(subject))
+            .is_ok()
+    {
+        return 0;
+    }
+    let json = |s: &str| serde_json::to_string(s).map_or(s.len() * 6 + 2, |j| j.len()) as u64;
+    let mut grows = json(subject) + 8;
+    if r.subjects.is_empty() && !r.subject.is_empty() {
+        grows += json(&r.subject) + 8 + 32;
+    }
+    grows
+}
+
+/// Adds `subject` to `r` (which does not have it), keeping `subjects` sorted and listing the
+/// first subject there too.
+fn insert_subject(r: &mut SchemaRecord, subject: &str) {
+    if r.subjects.is_empty() && !r.subject.is_empty() {
+        r.subjects.push(r.subject.clone());
+    }
+    if r.subject.is_empty() {
+        r.subject = subject.to_string();
+    }
+    if let Err(at) = r.subjects.binary_search_by(|s| s.as_str().cmp(subject)) {
+        r.subjects.insert(at, subject.to_string());
+    }
+}
+
+/// A record as its file holds it.
+fn serialize(record: &SchemaRecord) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec_pretty(record).map_err(|e| Error::Write {
+        name: record.name.clone(),
+        version: record.version.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })
 }
 
 /// Whether an external registry's schema name can be a file name here (every name the
@@ -450,21 +572,19 @@ impl Registry for FileRegistry {
     async fn put(&self, schema: NewSchema) -> Result<SchemaRecord, Error> {
         validate_version(&schema.version)?;
         let id = VersionId::new(schema.name.as_str(), schema.version.as_str());
-        let existing = self.lock_index().by_key.get(&id).cloned();
-        let record = match with_subject(existing, &schema.subject) {
-            Merge::Unchanged(r) => return Ok(r),
-            Merge::Updated(r) => r,
-            Merge::New => SchemaRecord {
-                name: schema.name,
-                version: schema.version,
-                namespace: self.namespace.clone(),
-                format: FORMAT.to_string(),
-                content: schema.content,
-                subject: schema.subject,
-                subjects: Vec::new(),
-            },
-        };
-        self.store(record).await
+        if let Some(r) = self.add_subject(&id, &schema.subject)? {
+            return Ok(r);
+        }
+        self.store(SchemaRecord {
+            name: schema.name,
+            version: schema.version,
+            namespace: self.namespace.clone(),
+            format: FORMAT.to_string(),
+            content: schema.content,
+            subject: schema.subject,
+            subjects: Vec::new(),
+        })
+        .await
     }
 
     async fn get(&self, name: &str, version: Option<&str>) -> Result<SchemaRecord, Error> {
@@ -500,9 +620,13 @@ impl Registry for FileRegistry {
         Ok(())
     }
 
+    async fn flush(&self) {
+        FileRegistry::flush(self).await;
+    }
+
     async fn current(&self, subject: &str) -> Result<Option<SchemaRecord>, Error> {
         let key = self.lock_subjects().get(subject).cloned();
-        Ok(key.and_then(|k| self.lock_index().by_key.get(&k).cloned()))
+        Ok(key.and_then(|k| self.lock_index().by_key.get(&k).map(head)))
     }
 }
 

@@ -71,16 +71,102 @@ async fn durable_across_reopen_with_subject_numbering() {
             .await
             .unwrap();
         assert_eq!(reg.current("a/d").await.unwrap(), Some(v2.clone()));
+        assert_eq!(
+            reg.flush().await,
+            1,
+            "the shared version's file, written behind"
+        );
         (v1, v2, other)
     };
     assert_eq!(other.name, v1.name);
-    assert_eq!(other.subjects, vec!["a/d".to_string(), "b/d".to_string()]);
+    // A put with a subject returns the version without its list: the list is `get`'s.
+    assert!(other.subjects.is_empty());
     let reg = FileRegistry::open(dir.path(), "ns").unwrap();
     assert_eq!(reg.current("a/d").await.unwrap(), Some(v2.clone()));
     assert_eq!(reg.current("b/d").await.unwrap(), Some(other.clone()));
     assert_eq!(reg.current("c/d").await.unwrap(), None);
-    assert_eq!(reg.get(&v1.name, Some("1")).await.unwrap(), other);
+    let shared = reg.get(&v1.name, Some("1")).await.unwrap();
+    assert_eq!(shared.subjects, ["a/d", "b/d"]);
     assert_eq!(reg.list().await.unwrap().len(), 2);
+}
+
+/// The stored file of `r`'s version, parsed.
+fn on_disk(dir: &std::path::Path, r: &SchemaRecord) -> SchemaRecord {
+    let path = dir.join(format!("{}@{}.json", r.name, r.version));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn new_subjects_of_a_stored_version_are_written_behind_in_one_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+    let first = reg
+        .put(NewSchema::new(&schema(1), "1", "a/d"))
+        .await
+        .unwrap();
+    let bytes = reg.bytes();
+    // Many subjects of one shape (a large asset added): none rewrites the file on its own.
+    let n = 2000;
+    for i in 0..n {
+        let r = reg
+            .put(NewSchema::new(&schema(1), "1", format!("s{i:05}/d")))
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.version.as_str()),
+            (first.name.as_str(), "1")
+        );
+        assert!(r.subjects.is_empty(), "no copy of the list per put");
+    }
+    assert_eq!(on_disk(dir.path(), &first).subjects, Vec::<String>::new());
+    assert_eq!(
+        reg.current("s01999/d").await.unwrap().map(|r| r.version),
+        Some("1".to_string()),
+        "known at once"
+    );
+    assert!(
+        reg.bytes() > bytes,
+        "the growth is reserved against the cap before it is written"
+    );
+    assert_eq!(reg.flush().await, 1);
+    assert_eq!(reg.flush().await, 0, "nothing left to write");
+    let stored = on_disk(dir.path(), &first);
+    assert_eq!(stored.subjects.len(), n + 1);
+    assert!(stored.subjects.windows(2).all(|w| w[0] < w[1]));
+    let size = std::fs::metadata(dir.path().join(format!("{}@1.json", first.name)))
+        .unwrap()
+        .len();
+    assert_eq!(reg.bytes(), size, "the exact size replaces the estimate");
+    // Reopened (as after a crash once written), every subject resumes at its version.
+    let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+    assert_eq!(
+        reg.current("s00000/d").await.unwrap().map(|r| r.version),
+        Some("1".to_string())
+    );
+}
+
+#[tokio::test]
+async fn subjects_not_yet_written_are_refused_at_the_cap_like_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+    reg.put(NewSchema::new(&schema(1), "1", "a/d"))
+        .await
+        .unwrap();
+    let cap = reg.bytes() + 100;
+    let reg = reg.with_max_bytes(cap);
+    let mut refused = None;
+    for i in 0..100 {
+        if let Err(e) = reg
+            .put(NewSchema::new(&schema(1), "1", format!("s{i:05}/d")))
+            .await
+        {
+            refused = Some((i, e));
+            break;
+        }
+    }
+    let (i, e) = refused.expect("the cap holds for subjects added in memory");
+    assert!(matches!(e, Error::RegistryFull { .. }), "{e:?}");
+    assert!(i > 0 && i < 10, "refused after {i}");
 }
 
 #[tokio::test]
