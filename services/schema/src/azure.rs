@@ -245,6 +245,13 @@ impl AzureRegistry {
 impl Registry for AzureRegistry {
     async fn put(&self, schema: NewSchema) -> Result<SchemaRecord, Error> {
         crate::registry::validate_version(&schema.version)?;
+        // A version the mirror holds under our content name was put already: a new subject of
+        // it needs no call (thousands of datasets of one shape would otherwise wait on one call
+        // each, in turn).
+        let known = VersionId::new(schema.name.as_str(), schema.version.as_str());
+        if let Some(r) = self.mirror.add_subject_if_stored(&known, &schema.subject)? {
+            return Ok(r);
+        }
         let request = PutRequest {
             format: FORMAT.into(),
             schema_type: SCHEMA_TYPE.into(),

@@ -399,7 +399,7 @@ impl FileRegistry {
                 record.name.chars().take(80).collect::<String>()
             )));
         }
-        if let Some(r) = self.add_subject(&VersionId::of(&record), subject)? {
+        if let Some(r) = self.add_subject_if_stored(&VersionId::of(&record), subject)? {
             return Ok(r);
         }
         let mut record = record;
@@ -412,7 +412,11 @@ impl FileRegistry {
     /// [`FileRegistry::flush`]: the version returned (with the whole subject list only for a
     /// put without a subject, [`head`] otherwise, so that adding the n-th subject costs O(log n),
     /// not a copy of the n before it). `None` when `id` is not stored.
-    fn add_subject(&self, id: &VersionId, subject: &str) -> Result<Option<SchemaRecord>, Error> {
+    pub fn add_subject_if_stored(
+        &self,
+        id: &VersionId,
+        subject: &str,
+    ) -> Result<Option<SchemaRecord>, Error> {
         let mut index = self.lock_index();
         let Some(r) = index.by_key.get(id) else {
             return Ok(None);
@@ -572,7 +576,7 @@ impl Registry for FileRegistry {
     async fn put(&self, schema: NewSchema) -> Result<SchemaRecord, Error> {
         validate_version(&schema.version)?;
         let id = VersionId::new(schema.name.as_str(), schema.version.as_str());
-        if let Some(r) = self.add_subject(&id, &schema.subject)? {
+        if let Some(r) = self.add_subject_if_stored(&id, &schema.subject)? {
             return Ok(r);
         }
         self.store(SchemaRecord {
