@@ -318,7 +318,10 @@ async fn without_mtls_admin_writes_stay_on_loopback() {
     let log = exposed.log_text();
     assert!(log.contains("WITHOUT mTLS"), "{log}");
     // It names its own admin writes, not another service's.
-    assert!(log.contains("PutSchema, InferSchema are OFF"), "{log}");
+    assert!(
+        log.contains("PutSchema, DeleteSchema, InferSchema are OFF"),
+        "{log}"
+    );
     assert!(!log.contains("PublishMessage"), "{log}");
 
     let local = Service::start("sse-schema", &args, &[]).await.unwrap();

@@ -467,6 +467,13 @@ impl SchemaService for Mid {
         unimplemented()
     }
 
+    async fn delete_schema(
+        &self,
+        _: Request<pb::DeleteSchemaRequest>,
+    ) -> Answer<pb::DeleteSchemaResponse> {
+        unimplemented()
+    }
+
     async fn list_schemas(
         &self,
         _: Request<pb::ListSchemasRequest>,

@@ -86,6 +86,7 @@ const METHODS: &[(&str, &str, &str, Access)] = &[
     ("sse-schema", SCHEMA, "ListSchemas", Access::Read),
     ("sse-schema", SCHEMA, "ListSubjects", Access::Read),
     ("sse-schema", SCHEMA, "PutSchema", Access::Admin),
+    ("sse-schema", SCHEMA, "DeleteSchema", Access::Admin),
     ("sse-schema", SCHEMA, "InferSchema", Access::Admin),
     (
         "sse-publisher",
@@ -143,7 +144,7 @@ mod tests {
         );
         assert_eq!(
             refused_without_mtls("sse-schema"),
-            ["PutSchema", "InferSchema"]
+            ["PutSchema", "DeleteSchema", "InferSchema"]
         );
         assert_eq!(
             refused_without_mtls("sse-publisher"),

@@ -158,6 +158,13 @@ impl SchemaService for Recorder {
         Err(tonic::Status::unimplemented("fake"))
     }
 
+    async fn delete_schema(
+        &self,
+        _: tonic::Request<pb::DeleteSchemaRequest>,
+    ) -> Result<tonic::Response<pb::DeleteSchemaResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("fake"))
+    }
+
     async fn list_schemas(
         &self,
         _: tonic::Request<pb::ListSchemasRequest>,

@@ -65,10 +65,11 @@ impl TokenBucket {
     /// The status a refused call gets: RESOURCE_EXHAUSTED naming the rule and its flags.
     pub fn refusal(&self) -> tonic::Status {
         let message = if self.burst == 0 {
-            "admin writes (PutSchema, InferSchema) are off: --admin-write-burst is 0".to_owned()
+            "admin writes (PutSchema, DeleteSchema, InferSchema) are off: --admin-write-burst is 0"
+                .to_owned()
         } else {
             format!(
-                "admin write rate limit: PutSchema and InferSchema share {} calls per second with bursts of {} (--admin-writes-per-second, --admin-write-burst); retry later",
+                "admin write rate limit: PutSchema, DeleteSchema and InferSchema share {} calls per second with bursts of {} (--admin-writes-per-second, --admin-write-burst); retry later",
                 self.per_second, self.burst
             )
         };

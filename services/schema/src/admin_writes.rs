@@ -1,8 +1,9 @@
-//! The guard in front of the registry's admin writes, `PutSchema` and `InferSchema`: each call
-//! takes a token from the [rate limit](sse_runtime::admin_rate), and a request larger than
-//! [`ADMIN_REQUEST_BYTES_MAX`] is refused from its gRPC frame header. Both run before tonic
-//! decodes the body, so a refused call costs no memory (a 42 MB `InferSchema` once took the
-//! schema pod 923 MiB). Every other method, the `Process` stream included, passes untouched.
+//! The guard in front of the registry's admin writes, `PutSchema`, `DeleteSchema` and
+//! `InferSchema`: each call takes a token from the [rate limit](sse_runtime::admin_rate), and a
+//! request larger than [`ADMIN_REQUEST_BYTES_MAX`] is refused from its gRPC frame header. Both
+//! run before tonic decodes the body, so a refused call costs no memory (a 42 MB `InferSchema`
+//! once took the schema pod 923 MiB). Every other method, the `Process` stream included, passes
+//! untouched.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,9 +20,10 @@ use tonic::server::NamedService;
 use sse_runtime::admin_rate::TokenBucket;
 
 /// The guarded methods (gRPC paths).
-pub const GUARDED_PATHS: [&str; 2] = [
+pub const GUARDED_PATHS: [&str; 3] = [
     "/sseconnector.v1.SchemaService/PutSchema",
     "/sseconnector.v1.SchemaService/InferSchema",
+    "/sseconnector.v1.SchemaService/DeleteSchema",
 ];
 
 /// The gRPC message prefix: a compression flag and the message's length (4 bytes, big endian).
@@ -138,6 +140,7 @@ mod tests {
         let name = sse_proto::v1::schema_service_server::SERVICE_NAME;
         assert_eq!(GUARDED_PATHS[0], format!("/{name}/PutSchema"));
         assert_eq!(GUARDED_PATHS[1], format!("/{name}/InferSchema"));
+        assert_eq!(GUARDED_PATHS[2], format!("/{name}/DeleteSchema"));
     }
 
     /// A body of `chunks` (each non-empty), one data frame each, as the transport delivers it.

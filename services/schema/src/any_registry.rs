@@ -32,6 +32,13 @@ impl Registry for AnyRegistry {
         }
     }
 
+    async fn delete(&self, name: &str, version: &str) -> Result<SchemaRecord, Error> {
+        match self {
+            AnyRegistry::File(r) => r.delete(name, version).await,
+            AnyRegistry::Azure(r) => r.delete(name, version).await,
+        }
+    }
+
     async fn get(&self, name: &str, version: Option<&str>) -> Result<SchemaRecord, Error> {
         match self {
             AnyRegistry::File(r) => r.get(name, version).await,

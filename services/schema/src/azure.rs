@@ -295,6 +295,15 @@ impl Registry for AzureRegistry {
         self.mirror.flush().await;
     }
 
+    async fn delete(&self, name: &str, version: &str) -> Result<SchemaRecord, Error> {
+        Err(Error::NotDeletable {
+            name: name.to_string(),
+            version: version.to_string(),
+            reason: "the Azure IoT Operations schema registry has no delete call: delete it there"
+                .into(),
+        })
+    }
+
     async fn current(&self, subject: &str) -> Result<Option<SchemaRecord>, Error> {
         self.mirror.current(subject).await
     }

@@ -80,6 +80,16 @@ pub enum Error {
     /// No schema has that name (and version).
     #[error("schema {0} not found")]
     NotFound(String),
+    /// A version cannot be deleted: subjects use it, or the registry has no delete.
+    #[error("cannot delete schema {name}:{version}: {reason}")]
+    NotDeletable {
+        /// Schema name.
+        name: String,
+        /// Version.
+        version: String,
+        /// Why.
+        reason: String,
+    },
     /// A blocking task of the registry failed.
     #[error("registry task failed: {0}")]
     Task(String),
@@ -127,7 +137,9 @@ impl From<Error> for tonic::Status {
             Error::Registry { .. } | Error::RegistryUnavailable(_) => {
                 tonic::Status::unavailable(msg)
             }
-            Error::Config { .. } => tonic::Status::failed_precondition(msg),
+            Error::Config { .. } | Error::NotDeletable { .. } => {
+                tonic::Status::failed_precondition(msg)
+            }
             Error::DataDir { .. } | Error::Write { .. } | Error::Task(_) | Error::Serve(_) => {
                 tonic::Status::internal(msg)
             }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use serde_json::Value;
 use sse_proto::v1::schema_service_server::SchemaService;
 use sse_proto::v1::{
-    GetSchemaRequest, GetSchemaResponse, InferSchemaRequest, InferSchemaResponse,
-    ListSchemasRequest, ListSchemasResponse, ListSubjectsRequest, ListSubjectsResponse,
-    NoSchemaCount, ProcessRequest, ProcessResponse, PutSchemaRequest, PutSchemaResponse, Schema,
-    SubjectStatus,
+    DeleteSchemaRequest, DeleteSchemaResponse, GetSchemaRequest, GetSchemaResponse,
+    InferSchemaRequest, InferSchemaResponse, ListSchemasRequest, ListSchemasResponse,
+    ListSubjectsRequest, ListSubjectsResponse, NoSchemaCount, ProcessRequest, ProcessResponse,
+    PutSchemaRequest, PutSchemaResponse, Schema, SubjectStatus,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -18,7 +18,7 @@ use crate::acks::{reason_to_proto, reference_to_proto};
 use crate::error::Error;
 use crate::paging::{self, Page};
 use crate::pipeline::{self as pl, Pipeline};
-use crate::registry::{NewSchema, Registry, SchemaRecord, VersionId};
+use crate::registry::{NewSchema, Registry, SchemaRecord, VersionId, is_safe_name};
 use crate::relay::Relay;
 
 /// The gRPC service: the registry API and the event stream.
@@ -40,6 +40,20 @@ fn within_event_limit(what: &'static str, bytes: usize) -> Result<(), Error> {
     let max = sse_contract::limits::EVENT_BYTES_MAX;
     if bytes > max {
         return Err(Error::TooLarge { what, bytes, max });
+    }
+    Ok(())
+}
+
+/// Refuses a schema name no registry here can hold (and would echo whole in a not-found).
+fn checked_name(name: &str) -> Result<(), Status> {
+    if name.is_empty() {
+        return Err(Status::invalid_argument("name is required"));
+    }
+    if !is_safe_name(name) {
+        return Err(Status::invalid_argument(format!(
+            "invalid name {}: schema names are 1 to 128 letters, digits, '.', '_' or '-'",
+            sse_runtime::echo::quoted(name)
+        )));
     }
     Ok(())
 }
@@ -139,12 +153,29 @@ impl<R: Registry> SchemaService for SchemaGrpc<R> {
         request: Request<GetSchemaRequest>,
     ) -> Result<Response<GetSchemaResponse>, Status> {
         let req = request.into_inner();
-        if req.name.is_empty() {
-            return Err(Status::invalid_argument("name is required"));
-        }
+        checked_name(&req.name)?;
         let version = (!req.version.is_empty()).then_some(req.version.as_str());
         let record = self.pipeline.registry().get(&req.name, version).await?;
         Ok(Response::new(GetSchemaResponse {
+            schema: Some(to_proto(record)),
+        }))
+    }
+
+    async fn delete_schema(
+        &self,
+        request: Request<DeleteSchemaRequest>,
+    ) -> Result<Response<DeleteSchemaResponse>, Status> {
+        let req = request.into_inner();
+        checked_name(&req.name)?;
+        crate::registry::validate_version(&req.version)?;
+        let record = self
+            .pipeline
+            .registry()
+            .delete(&req.name, &req.version)
+            .await?;
+        // An admin write, logged as resource writes are: who changed what, when.
+        tracing::info!(name = %record.name, version = %record.version, bytes = record.content.len(), "schema deleted");
+        Ok(Response::new(DeleteSchemaResponse {
             schema: Some(to_proto(record)),
         }))
     }

@@ -156,6 +156,12 @@ pub trait Registry: Send + Sync + 'static {
             Ok(all)
         }
     }
+    /// Deletes one version that no subject uses (one put by hand); the version as it was.
+    fn delete(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<SchemaRecord, Error>> + Send;
     /// Writes what was registered in memory only (subjects added to stored versions); the
     /// service calls it every second and at shutdown.
     fn flush(&self) -> impl Future<Output = ()> + Send {
@@ -244,6 +250,9 @@ pub struct FileRegistry {
     subjects: Mutex<HashMap<String, VersionId>>,
     /// Most bytes the files may take (`--max-registry-bytes`).
     max_bytes: u64,
+    /// Held while a file is written or removed and the index follows, so a delete and a write
+    /// of one version cannot leave the index and the directory disagreeing.
+    files: tokio::sync::Mutex<()>,
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -322,6 +331,7 @@ impl FileRegistry {
             index: Mutex::new(index),
             subjects: Mutex::new(subjects),
             max_bytes: u64::MAX,
+            files: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -347,6 +357,7 @@ impl FileRegistry {
 
     async fn store(&self, record: SchemaRecord) -> Result<SchemaRecord, Error> {
         let bytes = serialize(&record)?;
+        let _files = self.files.lock().await;
         let key = VersionId::of(&record);
         let size = bytes.len() as u64;
         let old = self.lock_index().reserve(&key, size, self.max_bytes)?;
@@ -493,8 +504,17 @@ impl FileRegistry {
         written
     }
 
-    /// Serializes and writes `record`'s file, with no reservation; its size.
+    /// Serializes and writes `record`'s file, with no reservation; its size. Not after a delete
+    /// took the version out of the index.
     async fn write_now(&self, record: SchemaRecord) -> Result<u64, Error> {
+        let _files = self.files.lock().await;
+        if !self
+            .lock_index()
+            .by_key
+            .contains_key(&VersionId::of(&record))
+        {
+            return Ok(0);
+        }
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || {
             let bytes = serialize(&record)?;
@@ -626,6 +646,52 @@ impl Registry for FileRegistry {
 
     async fn flush(&self) {
         FileRegistry::flush(self).await;
+    }
+
+    async fn delete(&self, name: &str, version: &str) -> Result<SchemaRecord, Error> {
+        let id = VersionId::new(name, version);
+        let _files = self.files.lock().await;
+        let record = {
+            let mut index = self.lock_index();
+            let Some(r) = index.by_key.get(&id) else {
+                return Err(Error::NotFound(format!("{name}:{version}")));
+            };
+            if let Some(first) = record_subjects(r).next() {
+                let n = record_subjects(r).count();
+                return Err(Error::NotDeletable {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                    reason: format!(
+                        "{n} dataset(s) or event(s) use it, {first:?} first; only a version put by hand, which none uses, can be deleted"
+                    ),
+                });
+            }
+            match index.by_key.remove(&id) {
+                Some(r) => r,
+                None => return Err(Error::NotFound(format!("{name}:{version}"))),
+            }
+        };
+        let path = self.dir.join(file_name(&record));
+        let dir = self.dir.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            std::fs::remove_file(&path)?;
+            std::fs::File::open(dir)?.sync_all()
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?;
+        let mut index = self.lock_index();
+        if let Err(source) = removed {
+            index.insert(record.clone());
+            return Err(Error::Write {
+                name: record.name,
+                version: record.version,
+                source,
+            });
+        }
+        let size = index.sizes.remove(&id).unwrap_or(0);
+        index.bytes -= size;
+        index.dirty.remove(&id);
+        Ok(record)
     }
 
     async fn current(&self, subject: &str) -> Result<Option<SchemaRecord>, Error> {
