@@ -26,7 +26,7 @@ const TOKEN: &str = "console-token-5b1e0c7a-never-shown";
 struct Console {
     addr: SocketAddr,
     logs: Arc<Mutex<Vec<String>>>,
-    _child: Child,
+    child: Child,
 }
 
 impl Console {
@@ -72,15 +72,31 @@ impl Console {
         .await
         .expect("sse-console prints its address");
         tokio::spawn(async move { while let Ok(Some(_)) = out.next_line().await {} });
-        Console {
-            addr,
-            logs,
-            _child: child,
-        }
+        Console { addr, logs, child }
     }
 
     fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")
+    }
+
+    /// The descriptors the process holds open.
+    fn fds(&self) -> usize {
+        let pid = self.child.id().expect("running");
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    }
+
+    /// Waits until a log line contains `text`.
+    async fn logged(&self, text: &str) {
+        let waited = tokio::time::timeout(sse_e2e::DEADLINE, async {
+            while !self.log_text().contains(text) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        waited
+            .await
+            .unwrap_or_else(|_| panic!("no {text:?} in {}", self.log_text()));
     }
 }
 
@@ -450,6 +466,57 @@ async fn a_guesser_spends_its_own_login_attempts_not_everyones() {
         other.set_cookie("sse_console_session").is_some(),
         "{other:?}"
     );
+}
+
+/// Reads `s` until the server closes it; what it sent (a response, or nothing).
+async fn until_closed(mut s: TcpStream) -> String {
+    let mut raw = Vec::new();
+    let read = tokio::time::timeout(sse_e2e::DEADLINE, s.read_to_end(&mut raw));
+    read.await.expect("the server closes the connection").ok();
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_are_closed_and_connections_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let tf = token_file.display().to_string();
+    let c = Console::start(
+        "127.0.0.1:0".parse().unwrap(),
+        &["--console-token-file", &tf],
+    )
+    .await;
+    let host = c.addr.to_string();
+    // Half a request's headers, then silence: closed (it was held for good).
+    let mut slow = TcpStream::connect(c.addr).await.unwrap();
+    let head = format!("GET /login HTTP/1.1\r\nHost: {host}\r\nX-a: ");
+    slow.write_all(head.as_bytes()).await.unwrap();
+    until_closed(slow).await;
+
+    // An unauthenticated body is read up to 4 KiB only, and only while it keeps coming.
+    let big = "t".repeat(1 << 20);
+    let r = http(&c, "POST", "/login", &host, &[], &big).await;
+    assert_eq!(r.status, 413, "{r:?}");
+    assert!(r.body.contains("4 KiB"), "{r:?}");
+    let mut stalled = TcpStream::connect(c.addr).await.unwrap();
+    let head = format!(
+        "POST /login HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\ncsrf="
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let answer = until_closed(stalled).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+
+    // Connections past the cap are closed as they come: the descriptors stay bounded.
+    let before = c.fds();
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(TcpStream::connect(c.addr).await.unwrap());
+    }
+    c.logged("too many connections").await;
+    let held = c.fds() - before;
+    assert!(held <= 256, "{held} descriptors for 300 idle connections");
+    drop(idle);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 pub mod assets;
 pub mod auth;
 pub mod backend;
+pub mod connections;
 pub mod forms;
 pub mod headers;
 pub mod https;

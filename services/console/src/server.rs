@@ -9,10 +9,9 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::attempts::ClientAddr;
 use crate::auth::{Access, guard, login};
 use crate::backend::Backend;
-use crate::{assets, headers, https, pages};
+use crate::{assets, connections, headers, https, pages};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -73,19 +72,12 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    // Each request knows its client's address: the login limit is per client.
-    let app = router.into_make_service_with_connect_info::<ClientAddr>();
     match tls {
         Some(config) => {
             let listener = https::TlsListener::new(listener, config, stop.clone())?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
+            connections::serve(listener, router, stop).await;
         }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-        }
+        None => connections::serve(listener, router, stop).await,
     }
+    Ok(())
 }

@@ -1,20 +1,18 @@
 //! The login attempt limit, per client: one guesser spends its own attempts, not everyone's.
 //! A client is an IP address, an IPv6 one by its /64 (one host easily holds a whole /64). A
-//! ceiling over all clients bounds what many addresses together can try. Behind a proxy every
-//! client has the proxy's address, so there the per-client limit is the proxy's.
+//! ceiling over all clients bounds what many addresses together can try; a client that logged
+//! in before (the last [`TRUSTED_MAX`]) is held to its own limit only, so guessers spread over
+//! many addresses cannot lock the operator out. Behind a proxy every client has the proxy's
+//! address, so there the per-client limit is the proxy's.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
 use axum::extract::FromRequestParts;
-use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::connect_info::ConnectInfo;
 use axum::http::request::Parts;
-use axum::serve::IncomingStream;
 use sse_runtime::admin_rate::TokenBucket;
-use tokio::net::TcpListener;
-
-use crate::https::TlsListener;
 
 /// Login attempts a client may make per second once its burst is spent: guessing stays
 /// hopeless.
@@ -28,22 +26,12 @@ pub const ALL_BURST: u32 = 50;
 /// Clients whose attempts are remembered; beyond it the oldest is forgotten (and starts again
 /// with a full burst, still under the ceiling).
 pub const CLIENTS_MAX: usize = 1024;
+/// Clients that logged in, remembered so the ceiling does not refuse them (the latest ones).
+pub const TRUSTED_MAX: usize = 64;
 
 /// The address a connection came from, as the server learnt it when it accepted it.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, TcpListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
 
 /// The client of a request: its IP address, `None` where the server did not record it.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +60,8 @@ pub enum Refused {
 pub struct Attempts {
     all: TokenBucket,
     clients: Mutex<Clients>,
+    /// Clients that gave the right token, latest last.
+    trusted: Mutex<std::collections::VecDeque<IpAddr>>,
 }
 
 /// Per-client buckets, with the order they were first seen in (to forget the oldest).
@@ -86,6 +76,7 @@ impl Default for Attempts {
         Self {
             all: TokenBucket::new(ALL_PER_SECOND, ALL_BURST),
             clients: Mutex::default(),
+            trusted: Mutex::default(),
         }
     }
 }
@@ -112,11 +103,29 @@ impl Attempts {
                 return Err(Refused::Client);
             }
         }
-        if self.all.try_take() {
+        if self.all.try_take() || client.is_some_and(|ip| self.is_trusted(ip)) {
             Ok(())
         } else {
             Err(Refused::All)
         }
+    }
+
+    /// Remembers that `client` gave the right token.
+    pub fn succeeded(&self, client: Option<IpAddr>) {
+        let Some(ip) = client.map(key) else {
+            return;
+        };
+        let mut t = self.trusted.lock().unwrap_or_else(|e| e.into_inner());
+        t.retain(|k| *k != ip);
+        if t.len() >= TRUSTED_MAX {
+            t.pop_front();
+        }
+        t.push_back(ip);
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        let t = self.trusted.lock().unwrap_or_else(|e| e.into_inner());
+        t.contains(&key(ip))
     }
 
     /// How many clients are remembered.
@@ -185,5 +194,26 @@ mod tests {
         assert_eq!(a.clients(), CLIENTS_MAX);
         // An address the server did not learn counts under the ceiling only.
         assert_eq!(a.try_take(None), Err(Refused::All));
+    }
+
+    #[test]
+    fn a_client_that_logged_in_before_passes_the_spent_ceiling() {
+        let a = Attempts::default();
+        a.succeeded(ip("192.0.2.1"));
+        // Guessers spread over many addresses spend the ceiling.
+        for i in 0..(ALL_BURST + 20) {
+            let _ = a.try_take(Some(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i))));
+        }
+        assert_eq!(a.try_take(ip("192.0.2.9")), Err(Refused::All));
+        assert_eq!(
+            a.try_take(ip("192.0.2.1")),
+            Ok(()),
+            "the operator still logs in"
+        );
+        // Still held to its own limit.
+        for _ in 1..PER_CLIENT_BURST {
+            let _ = a.try_take(ip("192.0.2.1"));
+        }
+        assert_eq!(a.try_take(ip("192.0.2.1")), Err(Refused::Client));
     }
 }

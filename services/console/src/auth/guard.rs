@@ -16,6 +16,11 @@ use super::{Access, CSRF_FIELD, Caller, cookie, host, secret};
 
 /// Largest POST body the guard reads to find the CSRF field: far above any console form.
 pub const FORM_BYTES_MAX: usize = 1 << 20;
+/// Largest body of a POST to a path open without a login (the login form: a token and the CSRF
+/// field): anyone may send it, so it must cost next to nothing.
+pub const OPEN_FORM_BYTES_MAX: usize = 4096;
+/// How long a client may take to send a POST body.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Who the request comes from, as far as the guard can tell.
 struct Identity {
@@ -57,7 +62,12 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
         if !host::same_origin(req.headers()) {
             return refuse(StatusCode::FORBIDDEN, "cross-site request refused");
         }
-        req = match checked(req, &who.csrf).await {
+        let max = if who.logged_in {
+            FORM_BYTES_MAX
+        } else {
+            OPEN_FORM_BYTES_MAX
+        };
+        req = match checked(req, &who.csrf, max).await {
             Ok(r) => r,
             Err(refusal) => return refusal,
         };
@@ -112,22 +122,37 @@ fn is_live(req: &Request) -> bool {
             .is_some_and(|a| a.contains("text/event-stream"))
 }
 
-/// The request again, after its form's CSRF field matched `csrf`; else the refusal.
-async fn checked(req: Request, csrf: &str) -> Result<Request, Response> {
+/// The request again, after its form's CSRF field matched `csrf`; else the refusal (also for a
+/// body over `max` bytes, or not sent within [`BODY_READ_TIMEOUT`]).
+async fn checked(req: Request, csrf: &str, max: usize) -> Result<Request, Response> {
     let (parts, body) = req.into_parts();
     let is_form = parts
         .headers
         .get(CONTENT_TYPE)
         .and_then(|c| c.to_str().ok())
         .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    let bytes = axum::body::to_bytes(body, FORM_BYTES_MAX)
-        .await
-        .map_err(|_| {
-            refuse(
+    let read = tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, max));
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) if max == FORM_BYTES_MAX => {
+            return Err(refuse(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "form larger than 1 MiB refused",
-            )
-        })?;
+            ));
+        }
+        Ok(Err(_)) => {
+            return Err(refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "form larger than 4 KiB refused before login",
+            ));
+        }
+        Err(_) => {
+            return Err(refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "form not received within 10 s",
+            ));
+        }
+    };
     let sent = is_form
         .then(|| {
             url::form_urlencoded::parse(&bytes)
