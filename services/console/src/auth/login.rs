@@ -19,6 +19,9 @@ use crate::layout;
 
 /// Largest token file read: a token is a line, not a document.
 pub const TOKEN_FILE_BYTES_MAX: u64 = 4096;
+/// Shortest token accepted: 16 random bytes in hex are 32 characters; a short or dictionary
+/// word would fall to the guesses the rate limits still allow.
+pub const TOKEN_CHARS_MIN: usize = 16;
 
 /// The login form's fields (the CSRF field is checked by the guard).
 #[derive(Debug, Deserialize)]
@@ -58,12 +61,15 @@ pub async fn submit(
     let Some(login) = &access.login else {
         return Redirect::to("/").into_response();
     };
+    let from = client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     if let Err(refused) = login.attempts.try_take(client) {
         let msg = match refused {
             Refused::Client => "Too many login attempts from here: wait a minute and try again.",
             Refused::All => "Too many login attempts: wait a minute and try again.",
         };
-        tracing::warn!(?refused, "console login attempt refused by the rate limit");
+        // Debug: a flood of refusals must not flood the log (the wrong tokens that were
+        // checked are logged, within the rate limit).
+        tracing::debug!(?refused, client = %from, "console login attempt refused by the rate limit");
         return login_page(StatusCode::TOO_MANY_REQUESTS, &caller, Some(msg));
     }
     let expected = match read_token_file(&login.token_file) {
@@ -75,11 +81,12 @@ pub async fn submit(
         }
     };
     if !secret::same(form.token.trim().as_bytes(), expected.as_bytes()) {
-        tracing::warn!("console login refused: wrong token");
+        tracing::warn!(client = %from, "console login refused: wrong token");
         return login_page(StatusCode::UNAUTHORIZED, &caller, Some("Wrong token."));
     }
+    login.attempts.succeeded(client);
     let (id, _) = login.sessions.create();
-    tracing::info!(sessions = login.sessions.len(), "console login");
+    tracing::info!(client = %from, sessions = login.sessions.len(), "console login");
     let lifetime = Some(login.sessions.lifetime());
     let set = cookie::set(cookie::SESSION, &id, access.secure(&headers), lifetime);
     let mut resp = Redirect::to("/").into_response();
@@ -112,6 +119,11 @@ pub fn read_token_file(path: &std::path::Path) -> Result<String, String> {
     let token = text.trim();
     if token.is_empty() {
         return Err("empty".to_owned());
+    }
+    if token.chars().count() < TOKEN_CHARS_MIN {
+        return Err(format!(
+            "shorter than {TOKEN_CHARS_MIN} characters: use a random one (`openssl rand -hex 16`)"
+        ));
     }
     Ok(token.to_owned())
 }
@@ -154,11 +166,20 @@ mod tests {
         );
         std::fs::write(at("empty"), " \n").unwrap();
         assert_eq!(read_token_file(&at("empty")).unwrap_err(), "empty");
-        std::fs::write(at("binary"), b"s3cret-token\xff").unwrap();
+        std::fs::write(at("short"), "s3cret\n").unwrap();
+        let e = read_token_file(&at("short")).unwrap_err();
+        assert!(
+            e.starts_with("shorter than 16") && !e.contains("s3cret"),
+            "{e}"
+        );
+        std::fs::write(at("binary"), b"s3cret-token-long-enough\xff").unwrap();
         let e = read_token_file(&at("binary")).unwrap_err();
         assert!(e.contains("UTF-8") && !e.contains("s3cret"), "{e}");
         assert!(read_token_file(dir.path()).is_err(), "a directory");
-        std::fs::write(at("token"), "s3cret-token\n").unwrap();
-        assert_eq!(read_token_file(&at("token")).unwrap(), "s3cret-token");
+        std::fs::write(at("token"), "s3cret-token-long-enough\n").unwrap();
+        assert_eq!(
+            read_token_file(&at("token")).unwrap(),
+            "s3cret-token-long-enough"
+        );
     }
 }

@@ -122,14 +122,14 @@ async fn pre_and_csrf(app: &mut Router, path: &str) -> (String, String) {
 async fn the_token_file_is_read_at_each_login_and_attempts_are_limited() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
-    std::fs::write(&file, "first\n").unwrap();
+    std::fs::write(&file, "first-token-0123456789\n").unwrap();
     let mut app = app(Some(file.clone()));
     let (cookie, csrf) = pre_and_csrf(&mut app, "/login").await;
     let mut login = async |token: &str| {
         let body = format!("csrf={csrf}&token={token}");
         send(&mut app, "POST", "/login", &cookie, &body).await
     };
-    let ok = login("first").await;
+    let ok = login("first-token-0123456789").await;
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
     assert!(
         ok.headers()[SET_COOKIE]
@@ -138,20 +138,23 @@ async fn the_token_file_is_read_at_each_login_and_attempts_are_limited() {
             .starts_with("sse_console_session=")
     );
     // Rotated: the old token is wrong now, the new one works, without a restart.
-    std::fs::write(&file, "second").unwrap();
-    let old = login("first").await;
+    std::fs::write(&file, "second-token-0123456789").unwrap();
+    let old = login("first-token-0123456789").await;
     assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
     let page = text(old).await;
     assert!(
-        page.contains("Wrong token.") && !page.contains("second"),
+        page.contains("Wrong token.") && !page.contains("second-token"),
         "{page}"
     );
-    assert_eq!(login("second").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        login("second-token-0123456789").await.status(),
+        StatusCode::SEE_OTHER
+    );
     // Three attempts spent; the rest of the burst is refused as wrong, then rate limited.
     for _ in 3..PER_CLIENT_BURST {
         assert_eq!(login("guess").await.status(), StatusCode::UNAUTHORIZED);
     }
-    let limited = login("second").await;
+    let limited = login("second-token-0123456789").await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(text(limited).await.contains("Too many login attempts"));
 }

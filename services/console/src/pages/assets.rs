@@ -34,7 +34,7 @@ pub async fn list(State(st): State<AppState>) -> Markup {
             tbody {
                 @for (name, s) in &o.assets {
                     tr data-asset=(name) {
-                        td { a href=(format!("/assets/{name}")) { (name) } }
+                        td { a href=(format!("/assets/{}", super::query::segment(name))) { (name) } }
                         td.health { (health::asset(s)) }
                     }
                 }
@@ -169,7 +169,9 @@ pub async fn save(State(st): State<AppState>, caller: Caller, body: Body) -> Res
         form.to_yaml(existing)
     });
     match saved.await {
-        Ok(()) => Redirect::to(&format!("/assets/{}", form.name)).into_response(),
+        Ok(()) => {
+            Redirect::to(&format!("/assets/{}", super::query::segment(&form.name))).into_response()
+        }
         Err(NotSaved::Unavailable(page)) => page,
         Err(NotSaved::Refused(s)) => {
             let errors = FormErrors::from_status(&s, asset::input);
@@ -245,7 +247,7 @@ fn render(ctx: &Ctx<'_>, f: &AssetForm, errors: &FormErrors) -> Markup {
             @if ctx.read_only.is_none() { button id="save" type="submit" { "Save" } }
         }
         @if let (Some(n), None) = (&ctx.editing, &ctx.read_only) {
-            form.delete method="post" action=(format!("/assets/{n}/delete")) {
+            form.delete method="post" action=(format!("/assets/{}/delete", super::query::segment(n))) {
                 (csrf_input(ctx.caller))
                 button id="delete" type="submit" { "Delete asset" }
             }

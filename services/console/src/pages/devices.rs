@@ -32,7 +32,7 @@ pub async fn list(State(st): State<AppState>) -> Markup {
             tbody {
                 @for (name, s) in &o.devices {
                     tr data-device=(name) {
-                        td { a href=(format!("/devices/{name}")) { (name) } }
+                        td { a href=(format!("/devices/{}", super::query::segment(name))) { (name) } }
                         td { @for e in endpoints.get(name).into_iter().flatten() { (e) " " } }
                         td.health { (health::device(s)) }
                     }
@@ -99,7 +99,9 @@ pub async fn save(State(st): State<AppState>, caller: Caller, body: Body) -> Res
         form.to_yaml(existing)
     });
     match saved.await {
-        Ok(()) => Redirect::to(&format!("/devices/{}", form.name)).into_response(),
+        Ok(()) => {
+            Redirect::to(&format!("/devices/{}", super::query::segment(&form.name))).into_response()
+        }
         Err(NotSaved::Unavailable(page)) => page,
         Err(NotSaved::Refused(s)) => {
             let errors = FormErrors::from_status(&s, device::input);
@@ -162,7 +164,7 @@ fn render(
         }
         (secret_list(secrets))
         @if let (Some(n), None) = (editing, read_only) {
-            form.delete method="post" action=(format!("/devices/{n}/delete")) {
+            form.delete method="post" action=(format!("/devices/{}/delete", super::query::segment(n))) {
                 (csrf_input(caller))
                 button id="delete" type="submit" { "Delete device" }
             }

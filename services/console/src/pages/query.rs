@@ -22,9 +22,30 @@ pub fn encode(s: &str) -> String {
         .collect()
 }
 
+/// `s` as one path segment: [`encode`]d, and `.` or `..` (which a browser would resolve against
+/// the path) as `%2E`s, so a name from a resource file cannot lead the link elsewhere.
+pub fn segment(s: &str) -> String {
+    match s {
+        "." => "%2E".to_owned(),
+        ".." => "%2E%2E".to_owned(),
+        _ => encode(s),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_stays_one_segment() {
+        assert_eq!(
+            segment("../devices/x?y=1#z"),
+            "..%2Fdevices%2Fx%3Fy%3D1%23z"
+        );
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("."), "%2E");
+        assert_eq!(segment("weather-sensors"), "weather-sensors");
+    }
 
     #[test]
     fn values_cannot_escape_their_parameter() {
