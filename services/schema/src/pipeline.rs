@@ -32,6 +32,8 @@ use crate::paging::SUBJECT_BYTES_MAX;
 use crate::registry::{NewSchema, Registry, SchemaRecord};
 use crate::subjects::{self, Subjects};
 
+mod retry;
+
 /// The inferred schema of one payload, as `InferSchema` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inferred {
@@ -242,6 +244,8 @@ struct SubjectState {
     last_reason: Option<NoSchema>,
     /// Set once a cap stopped the schema's evolution.
     frozen: Option<Cap>,
+    /// When the registry may be called again after failing.
+    retry: retry::RegistryRetry,
 }
 
 impl SubjectState {
@@ -481,11 +485,20 @@ impl<R: Registry> Pipeline<R> {
     }
 
     async fn infer(&self, subject: &str, state: &mut SubjectState, value: &Value) -> Outcome {
-        if !state.loaded
-            && let Err(e) = self.load(subject, state).await
-        {
-            tracing::warn!(subject, error = %e, "cannot read the subject's schema from the registry; forwarding without a schema");
-            return Outcome::NoSchema(NoSchema::RegistryError);
+        if !state.loaded {
+            if !state.retry.due() {
+                return Outcome::NoSchema(NoSchema::RegistryError);
+            }
+            if let Err(e) = self.load(subject, state).await {
+                let (wait, first) = state.retry.failed();
+                let wait_s = wait.as_secs();
+                if first {
+                    tracing::warn!(subject, error = %e, retry_in_s = wait_s, "cannot read the subject's schema from the registry; its events go without a schema until it is tried again (later failures at debug level)");
+                } else {
+                    tracing::debug!(subject, error = %e, retry_in_s = wait_s, "cannot read the subject's schema from the registry");
+                }
+                return Outcome::NoSchema(NoSchema::RegistryError);
+            }
         }
         if let Some(current) = &state.current
             && (state.frozen.is_some() || state.shape.covers(value))
@@ -502,6 +515,9 @@ impl<R: Registry> Pipeline<R> {
         if merged.property_count() > self.caps.max_schema_properties {
             return self.freeze(subject, state, Cap::SchemaProperties);
         }
+        if !state.retry.due() {
+            return Outcome::NoSchema(NoSchema::RegistryError);
+        }
         let version = state.version + 1;
         let put = self
             .registry
@@ -517,10 +533,17 @@ impl<R: Registry> Pipeline<R> {
                 return self.freeze(subject, state, Cap::RegistryBytes);
             }
             Err(e) => {
-                tracing::warn!(subject, error = %e, "schema not registered; forwarding without it");
+                let (wait, first) = state.retry.failed();
+                let wait_s = wait.as_secs();
+                if first {
+                    tracing::warn!(subject, error = %e, retry_in_s = wait_s, "schema not registered; the subject's events go without a schema until the registry is tried again (later failures at debug level)");
+                } else {
+                    tracing::debug!(subject, error = %e, retry_in_s = wait_s, "schema not registered");
+                }
                 return Outcome::NoSchema(NoSchema::RegistryError);
             }
         };
+        state.retry.succeeded();
         tracing::info!(subject, name = %record.name, version = %record.version, "registered schema version");
         if let Some(m) = &self.metrics {
             m.version_created();

@@ -370,3 +370,58 @@ async fn subjects_page_after_a_subject_in_byte_order() {
     p.tag(&long, br#"{"t":1}"#).await;
     assert_eq!(p.subjects().await.len(), 4);
 }
+
+/// A registry whose writes fail (a full or read-only disk), counting the calls.
+#[derive(Debug, Default)]
+struct Failing {
+    puts: std::sync::atomic::AtomicUsize,
+}
+
+impl Registry for Failing {
+    async fn put(&self, schema: NewSchema) -> Result<SchemaRecord, Error> {
+        self.puts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Err(Error::Write {
+            name: schema.name,
+            version: schema.version,
+            source: std::io::Error::other("No space left on device"),
+        })
+    }
+    async fn get(&self, name: &str, _: Option<&str>) -> Result<SchemaRecord, Error> {
+        Err(Error::NotFound(name.to_string()))
+    }
+    async fn list_from(
+        &self,
+        _: Option<&crate::registry::VersionId>,
+        _: impl FnMut(&SchemaRecord) -> bool + Send,
+    ) -> Result<(), Error> {
+        Ok(())
+    }
+    async fn delete(&self, name: &str, _: &str) -> Result<SchemaRecord, Error> {
+        Err(Error::NotFound(name.to_string()))
+    }
+    async fn current(&self, _: &str) -> Result<Option<SchemaRecord>, Error> {
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn a_failing_registry_is_not_called_on_every_event() {
+    let registry = Arc::new(Failing::default());
+    let p = Pipeline::new(registry.clone(), "ns", Limits::default());
+    for i in 0..100 {
+        let outcome = p.tag("a/d", format!(r#"{{"t":{i}}}"#).as_bytes()).await;
+        assert_eq!(outcome, Outcome::NoSchema(NoSchema::RegistryError));
+    }
+    let puts = registry.puts.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        puts,
+        1,
+        "one write, then a wait of {:?}",
+        retry::RETRY_FIRST
+    );
+    // Another subject has its own wait.
+    p.tag("b/d", br#"{"t":1}"#).await;
+    assert_eq!(registry.puts.load(std::sync::atomic::Ordering::Relaxed), 2);
+    let status = p.subjects().await;
+    assert_eq!(status[0].without_schema, [(NoSchema::RegistryError, 100)]);
+}
