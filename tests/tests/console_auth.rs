@@ -514,8 +514,9 @@ async fn slow_and_idle_clients_are_closed_and_connections_are_capped() {
         idle.push(TcpStream::connect(c.addr).await.unwrap());
     }
     c.logged("too many connections").await;
-    let held = c.fds() - before;
-    assert!(held <= 256, "{held} descriptors for 300 idle connections");
+    // The cap (256), and a few the process may open meanwhile (its backends' dials).
+    let held = c.fds().saturating_sub(before);
+    assert!(held <= 256 + 8, "{held} descriptors for 300 idle connections");
     drop(idle);
 }
 
