@@ -516,7 +516,10 @@ async fn slow_and_idle_clients_are_closed_and_connections_are_capped() {
     c.logged("too many connections").await;
     // The cap (256), and a few the process may open meanwhile (its backends' dials).
     let held = c.fds().saturating_sub(before);
-    assert!(held <= 256 + 8, "{held} descriptors for 300 idle connections");
+    assert!(
+        held <= 256 + 8,
+        "{held} descriptors for 300 idle connections"
+    );
     drop(idle);
 }
 
