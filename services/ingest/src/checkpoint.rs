@@ -7,7 +7,7 @@
 //! under another stream's topic is skipped with a warning, and its stream starts without it.
 
 mod broker;
-mod file;
+pub mod file;
 pub mod record;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -42,6 +42,47 @@ pub enum CheckpointError {
     /// The broker could not be used.
     #[error("checkpoint broker: {0}")]
     Mqtt(String),
+    /// Something other than a regular file is at the file store's path.
+    #[error("checkpoint file {path} is {what}, not a regular file")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What is there ("a directory").
+        what: &'static str,
+    },
+    /// A save would write a file larger than the next start reads.
+    #[error(
+        "checkpoint file {path}: {bytes} bytes to write, over the limit of {} (too many streams with long keys or ids)",
+        file::FILE_BYTES_MAX
+    )]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// What the save would have written.
+        bytes: u64,
+    },
+}
+
+impl CheckpointError {
+    /// Whether the error is the operator's to fix and waiting cannot: a file store whose path
+    /// is not a regular file, lies under one, or may not be read or written (permissions, a
+    /// read-only file system). Ingest then exits 64 at start instead of retrying for ever; an
+    /// unreachable broker, or a file system error that may pass, is retried.
+    pub fn is_config(&self) -> bool {
+        use std::io::ErrorKind as K;
+        match self {
+            Self::NotAFile { .. } => true,
+            Self::Io { source, .. } => matches!(
+                source.kind(),
+                K::PermissionDenied
+                    | K::NotADirectory
+                    | K::IsADirectory
+                    | K::ReadOnlyFilesystem
+                    | K::InvalidFilename
+            ),
+            _ => false,
+        }
+    }
 }
 
 /// Acknowledgement progress of one stream: which routed events are still out, and the last event
@@ -242,7 +283,7 @@ impl Checkpoints {
     ) -> Result<Self, CheckpointError> {
         let (backend, loaded) = match cfg {
             StoreConfig::None => (Backend::None, BTreeMap::new()),
-            StoreConfig::File(path) => (Backend::File(path.clone()), file::load(path)?),
+            StoreConfig::File(path) => (Backend::File(path.clone()), file::open(path)?),
             StoreConfig::Mqtt {
                 broker,
                 prefix,
@@ -613,7 +654,8 @@ mod tests {
         )
         .await
         .unwrap();
-        // A file where the store's directory should be: every write fails.
+        // A file where the store's directory (made at open) should be: every write fails.
+        std::fs::remove_dir(&blocker).unwrap();
         std::fs::write(&blocker, b"not a directory").unwrap();
         assert_eq!(c.age(), Duration::ZERO, "nothing to write yet");
         let (p, _) = c.resume("s1");

@@ -371,7 +371,8 @@ fn discovery_topic(
 
 /// Opens the checkpoint store, waiting with backoff while it is unreachable (a broker not up
 /// yet); `None` when shut down meanwhile. Reading starts only after the checkpoints are loaded,
-/// so no stream restarts from its live end by mistake.
+/// so no stream restarts from its live end by mistake. A file store whose path cannot work (a
+/// directory, under a file, not writable) is a configuration error: waiting would not fix it.
 async fn open_checkpoints(
     config: &Config,
     token: &tokio_util::sync::CancellationToken,
@@ -381,6 +382,11 @@ async fn open_checkpoints(
     loop {
         match checkpoint::Checkpoints::open(&store, token.clone()).await {
             Ok(c) => return Ok(Some(c)),
+            Err(e) if e.is_config() => {
+                return Err(Error::Config(format!(
+                    "--checkpoint-store (CHECKPOINT_STORE): {e}"
+                )));
+            }
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in = ?delay, "cannot load the checkpoints; retrying");
