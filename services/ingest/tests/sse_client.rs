@@ -11,7 +11,9 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use sse_ingest::sse::{ClientConfig, ClientEvent, HeaderSource, ParserNotice, SseEvent};
+use sse_ingest::sse::{
+    ClientConfig, ClientEvent, HeaderSource, ParserNotice, ProxyConfig, SseEvent,
+};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
@@ -327,32 +329,63 @@ async fn reconnects_with_last_event_id_and_drops_partial_block() {
     reader.stop().await;
 }
 
+/// A retried disconnect waiting the long backoff (60 s doubling to 5 min: the first wait is
+/// 30 to 60 s with jitter), with its error.
+async fn expect_long_wait(reader: &mut Reader) -> String {
+    let (error, retry_in) = reader.expect_disconnected().await;
+    let retry_in = retry_in.unwrap();
+    assert!(
+        retry_in >= Duration::from_secs(30) && retry_in <= Duration::from_secs(60),
+        "{error}: {retry_in:?}"
+    );
+    assert!(error.contains("retried with the long backoff"), "{error}");
+    error
+}
+
+/// 204 would stop a browser's EventSource for good; an unattended connector retries it with
+/// the long backoff, and the error says why.
 #[tokio::test]
-async fn status_204_stops_for_good() {
+async fn status_204_is_retried_with_the_long_backoff() {
     let mut server = Server::start().await;
     let mut reader = Reader::start(config(&server.url, no_headers()), "");
     reader.expect_connecting().await;
     server.next().await.reply.send(status(204)).unwrap();
-    let reason = reader.expect_stopped().await;
-    assert!(reason.contains("204"), "{reason}");
-    server.assert_no_request(Duration::from_millis(200)).await;
+    let error = expect_long_wait(&mut reader).await;
+    assert!(error.contains("204"), "{error}");
+    reader.stop().await;
 }
 
 #[tokio::test]
-async fn wrong_content_type_and_other_2xx_stop() {
+async fn wrong_content_type_and_other_2xx_are_retried_with_the_long_backoff() {
     let mut server = Server::start().await;
     let mut reader = Reader::start(config(&server.url, no_headers()), "");
     reader.expect_connecting().await;
-    let r = with_header(status(200), "content-type", "application/json");
+    let r = with_header(status(200), "content-type", "text/html");
     server.next().await.reply.send(r).unwrap();
-    let reason = reader.expect_stopped().await;
-    assert!(reason.contains("application/json"), "{reason}");
+    let error = expect_long_wait(&mut reader).await;
+    assert!(error.contains("text/html"), "{error}");
+    reader.stop().await;
 
     let mut reader = Reader::start(config(&server.url, no_headers()), "");
     reader.expect_connecting().await;
     server.next().await.reply.send(status(205)).unwrap();
+    let error = expect_long_wait(&mut reader).await;
+    assert!(error.contains("205"), "{error}");
+    reader.stop().await;
+}
+
+/// What remains permanent, a configuration that cannot work until it is changed, still stops
+/// the reader without a request.
+#[tokio::test]
+async fn an_unusable_proxy_still_stops_for_good() {
+    let mut server = Server::start().await;
+    let mut cfg = config(&server.url, no_headers());
+    cfg.proxy = ProxyConfig::Unusable("HTTPS_PROXY: unsupported proxy scheme".to_owned());
+    let mut reader = Reader::start(cfg, "");
+    reader.expect_connecting().await;
     let reason = reader.expect_stopped().await;
-    assert!(reason.contains("205"), "{reason}");
+    assert!(reason.contains("HTTPS_PROXY"), "{reason}");
+    server.assert_no_request(Duration::from_millis(200)).await;
 }
 
 #[tokio::test]
@@ -369,14 +402,43 @@ async fn service_unavailable_then_recovers() {
     server.next().await.reply.send(r).unwrap();
     let (error, retry_in) = reader.expect_disconnected().await;
     assert_eq!(error, "HTTP 429 Too Many Requests");
-    // `Retry-After: 0` waits the reconnect floor, never zero.
-    assert_eq!(retry_in, Some(Duration::from_millis(10)));
+    // `Retry-After: 0` waits the backoff (here its second step, 10 to 20 ms), never zero.
+    let retry_in = retry_in.unwrap();
+    assert!(
+        retry_in >= Duration::from_millis(10) && retry_in <= Duration::from_millis(20),
+        "{retry_in:?}"
+    );
     reader.expect_connecting().await;
     let (response, body) = stream();
     server.next().await.reply.send(response).unwrap();
     reader.expect_connected().await;
     write(&body, "data: ok\n\n").await;
     assert_eq!(reader.expect_event().await.data, "ok");
+    reader.stop().await;
+}
+
+/// An overloaded device answering `503` with `Retry-After: 0` every time is not asked again at
+/// every reconnect floor: the wait is the larger of its word and the backoff, which grows.
+#[tokio::test]
+async fn retry_after_zero_waits_the_growing_backoff() {
+    let mut server = Server::start().await;
+    let mut cfg = config(&server.url, no_headers());
+    cfg.backoff = sse_runtime::Backoff::new(Duration::from_millis(40), Duration::from_secs(10));
+    let mut reader = Reader::start(cfg, "");
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        reader.expect_connecting().await;
+        let r = with_header(status(503), "retry-after", "0");
+        server.next().await.reply.send(r).unwrap();
+        waits.push(reader.expect_disconnected().await.1.unwrap());
+    }
+    // The backoff's steps are 40, 80, 160 and 320 ms, each at least half of that with jitter.
+    for (wait, step) in waits.iter().zip([40u64, 80, 160, 320]) {
+        assert!(
+            *wait >= Duration::from_millis(step / 2) && *wait <= Duration::from_millis(step),
+            "{waits:?}"
+        );
+    }
     reader.stop().await;
 }
 

@@ -1,13 +1,16 @@
 //! Reads one SSE stream over HTTP(S), reconnecting with backoff and `Last-Event-ID`.
 //!
 //! Policy (the WHATWG processing model, with the retries production SDKs add):
-//! 200 + `text/event-stream` streams; 204, other 2xx and a wrong content type stop for good;
-//! 5xx and 429 retry with backoff (honouring `Retry-After`); a 401 with renewable credentials (a
-//! bearer token file, an OAuth2 token: [`ClientConfig::renew_after_401`]) retries once after the
-//! minimum reconnect delay with a fresh token; a second 401 in a row, 403, other 4xx, credential
-//! errors (the header source) and TLS verification failures (expired, untrusted or misnamed server
-//! certificate, client certificate rejected) retry with a long backoff (60 s doubling to 5 min),
-//! each with its own message; network errors, a closed body and
+//! 200 + `text/event-stream` streams; 204, other 2xx and a wrong content type, which a browser
+//! would not retry, retry with the long backoff below (an unattended connector must come back
+//! once the device does: a restarting device may answer with its web page for a while);
+//! 5xx and 429 retry with backoff, no sooner than `Retry-After`; a 401 with renewable
+//! credentials (a bearer token file, an OAuth2 token: [`ClientConfig::renew_after_401`]) retries
+//! once after the minimum reconnect delay with a fresh token; a second 401 in a row, 403, other
+//! 4xx, credential errors (the header source) and TLS verification failures (expired, untrusted
+//! or misnamed server certificate, client certificate rejected) retry with a long backoff (60 s
+//! doubling to 5 min), each with its own message; only a configuration that cannot work (an
+//! unusable proxy, an unsupported URL scheme) stops for good; network errors, a closed body and
 //! silence past `read_timeout` reconnect after the server's `retry:` time or the backoff.
 //! Redirects (up to 10) are followed, but every reconnect starts again at the configured URL;
 //! the per-connection headers and the client certificate go to the configured origin only, and a
@@ -66,7 +69,8 @@ pub enum ClientEvent {
         /// How long the reader waits before the next attempt.
         retry_in: Option<Duration>,
     },
-    /// The server said stop (204) or the problem is permanent: no reconnection until the resource changes.
+    /// The configuration cannot work (an unusable proxy, an unsupported URL scheme): no
+    /// reconnection until the resource changes.
     Stopped {
         /// Why the reader stopped.
         reason: String,
@@ -192,8 +196,8 @@ enum Delay {
     Long,
     /// HTTP 401: once after the floor with fresh credentials when they renew, else long.
     Unauthorized,
-    /// The server said when (`Retry-After`).
-    Exactly(Duration),
+    /// The server said when (`Retry-After`): no sooner, nor sooner than the backoff.
+    AtLeast(Duration),
 }
 
 /// How one connection attempt ended.
@@ -257,8 +261,9 @@ impl<O: Owner> Reader<O> {
             let outcome = self.connect_and_read().instrument(span).await;
             let (error, reason, delay) = match outcome {
                 Attempt::Quit => return,
+                // The owner logs the stream's connects, disconnects and stops, once each.
                 Attempt::Stop(reason) => {
-                    tracing::warn!(url = %display_url(&self.cfg.url), %reason, "sse stream stopped");
+                    tracing::debug!(url = %display_url(&self.cfg.url), %reason, "sse stream stopped");
                     self.send(ClientEvent::Stopped { reason }).await;
                     return;
                 }
@@ -270,7 +275,7 @@ impl<O: Owner> Reader<O> {
             };
             let wait = self.delay(delay);
             self.after_401 = delay == Delay::Unauthorized;
-            tracing::info!(
+            tracing::debug!(
                 url = %display_url(&self.cfg.url),
                 %error,
                 retry_in_ms = wait.as_millis() as u64,
@@ -314,10 +319,9 @@ impl<O: Owner> Reader<O> {
                 Duration::ZERO
             }
             Delay::Unauthorized => self.long_backoff.next_delay(),
-            Delay::Exactly(d) => {
-                self.backoff.next_delay(); // keep the sequence growing while the server is unwell
-                d
-            }
+            // The backoff keeps growing while the server is unwell: `Retry-After: 0` on every
+            // answer must not make a request at every floor, hammering an overloaded device.
+            Delay::AtLeast(d) => d.max(self.backoff.next_delay()),
         };
         wait.max(self.cfg.min_reconnect_delay)
     }
@@ -510,7 +514,7 @@ impl<O: Owner> Reader<O> {
         if !self.send(ClientEvent::Connected).await {
             return Attempt::Quit;
         }
-        tracing::info!(url = %display_url(&self.cfg.url), "sse stream connected");
+        tracing::debug!(url = %display_url(&self.cfg.url), "sse stream connected");
         self.backoff.connected();
         self.long_backoff.reset();
         let (mut events, mut notices) = (Vec::new(), Vec::new());
@@ -679,17 +683,15 @@ fn classify(response: &Response<()>) -> Option<Attempt> {
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
             match content_type {
                 Some(ct) if is_event_stream(&ct) => return None,
-                Some(ct) => Attempt::Stop(format!(
+                Some(ct) => not_sse(format!(
                     "wrong content type {:?}, expected text/event-stream (HTTP 200)",
                     truncate(&ct, 100)
                 )),
-                None => Attempt::Stop(
-                    "no content type, expected text/event-stream (HTTP 200)".to_owned(),
-                ),
+                None => not_sse("no content type, expected text/event-stream (HTTP 200)"),
             }
         }
-        204 => Attempt::Stop("server asked to stop (HTTP 204 No Content)".to_owned()),
-        _ if status.is_success() => Attempt::Stop(format!(
+        204 => not_sse("HTTP 204 No Content"),
+        _ if status.is_success() => not_sse(format!(
             "unexpected {}, expected HTTP 200",
             status_text(status)
         )),
@@ -706,7 +708,7 @@ fn classify(response: &Response<()>) -> Option<Attempt> {
         429 | 500..=599 => Attempt::Retry {
             error: status_text(status),
             reason: super::ended::HTTP_STATUS,
-            delay: retry_after(response.headers()).map_or(Delay::Backoff, Delay::Exactly),
+            delay: retry_after(response.headers()).map_or(Delay::Backoff, Delay::AtLeast),
         },
         _ => Attempt::Retry {
             error: status_text(status),
@@ -715,6 +717,20 @@ fn classify(response: &Response<()>) -> Option<Attempt> {
         },
     };
     Some(outcome)
+}
+
+/// A success answer that is not an event stream: a browser's EventSource would give up, but a
+/// connector nobody watches must come back when the device does, so it waits the long backoff
+/// (as for 403) and its status says why.
+fn not_sse(what: impl Into<String>) -> Attempt {
+    Attempt::Retry {
+        error: format!(
+            "{}; not an event stream, retried with the long backoff (60 s doubling to 5 min)",
+            what.into()
+        ),
+        reason: super::ended::NOT_SSE,
+        delay: Delay::Long,
+    }
 }
 
 /// Whether a Content-Type's MIME essence is `text/event-stream` (case-insensitive, parameters ignored).

@@ -18,6 +18,9 @@ pub const TIMEOUT: &str = "timeout";
 pub const AUTH: &str = "auth";
 /// The server answered another status that is retried (429, 5xx, other 4xx).
 pub const HTTP_STATUS: &str = "http_status";
+/// The server answered a success that is not an event stream (204, another 2xx, or 200 with
+/// another content type): retried with the long backoff.
+pub const NOT_SSE: &str = "not_sse";
 /// A redirect could not be followed (no or bad Location, https to http, too many).
 pub const REDIRECT: &str = "redirect";
 /// The server broke HTTP/1.1 framing or sent something else.
@@ -28,7 +31,7 @@ pub const EOF: &str = "eof";
 pub const READ_ERROR: &str = "read_error";
 
 /// Every reason, for the docs and the tests.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     CREDENTIALS,
     CONNECT_FAILED,
     PROXY,
@@ -37,6 +40,7 @@ pub const ALL: [&str; 12] = [
     TIMEOUT,
     AUTH,
     HTTP_STATUS,
+    NOT_SSE,
     REDIRECT,
     PROTOCOL,
     EOF,

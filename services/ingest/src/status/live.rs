@@ -30,8 +30,9 @@ pub enum StreamState {
     Connected,
     /// The connection ended or failed; a reconnect is scheduled.
     Disconnected,
-    /// The server told us to stop (204, wrong content type): no reconnection until the resource
-    /// changes.
+    /// The stream's configuration cannot work (an unusable proxy, an unsupported URL scheme):
+    /// no reconnection until the resource changes. A server's 204 or wrong content type is
+    /// retried instead (`Disconnected`, with the long backoff).
     Stopped,
 }
 
