@@ -26,6 +26,10 @@ use crate::span::ReceiveSpan;
 use crate::sse::{self, ClientConfig, ClientEvent, Owner, ParserNotice, SseEvent};
 use crate::status::{Status, StreamState};
 
+mod flaps;
+
+use flaps::{Line, ReconnectLog};
+
 /// What every stream reader is configured with.
 #[derive(Debug, Clone)]
 pub struct StreamSettings {
@@ -118,6 +122,9 @@ pub struct StreamTask {
     discovered: (Arc<EndpointTypes>, Arc<str>),
     /// How many of its events it may hold unacknowledged.
     share: Share,
+    /// How loudly its connects and disconnects are logged (a flapping stream must not flood
+    /// the log).
+    flaps: ReconnectLog,
 }
 
 /// The stream task as the SSE reader's owner: each report is handled in the reader's own task.
@@ -154,6 +161,7 @@ impl StreamTask {
             ids: IdGen::new(),
             subject: String::new(),
             resume: Resume::default(),
+            flaps: ReconnectLog::default(),
         }
     }
 
@@ -163,8 +171,8 @@ impl StreamTask {
         self
     }
 
-    /// Reads the stream until `token` is cancelled, the server stops it for good, or the
-    /// forwarder is gone.
+    /// Reads the stream until `token` is cancelled, its configuration turns out unusable (it
+    /// is then `Stopped`), or the forwarder is gone.
     pub async fn run(mut self, token: CancellationToken) {
         let Some(connector) = self.tls(&token).await else {
             return;
@@ -259,7 +267,10 @@ impl StreamTask {
                 });
             }
             ClientEvent::Connected => {
-                tracing::info!(stream = %key, "SSE stream connected");
+                match self.flaps.connected(std::time::Instant::now()) {
+                    Line::Debug => tracing::debug!(stream = %key, "SSE stream connected"),
+                    _ => tracing::info!(stream = %key, "SSE stream connected"),
+                }
                 self.ids.connected();
                 self.status.update(&key, |s| {
                     s.set_state(StreamState::Connected);
@@ -271,7 +282,7 @@ impl StreamTask {
                 reason,
                 retry_in,
             } => {
-                tracing::warn!(stream = %key, %error, ?retry_in, "SSE stream disconnected");
+                self.log_disconnect(&error, retry_in);
                 self.status.update(&key, |s| {
                     s.set_state(StreamState::Disconnected);
                     *s.reconnects.entry(reason).or_default() += 1;
@@ -296,6 +307,33 @@ impl StreamTask {
             ClientEvent::Event(e) => return self.dispatch(e, token).await,
         }
         true
+    }
+
+    /// Logs a disconnect as loudly as [`ReconnectLog`] says: the first of a healthy stream at
+    /// warn, repeats at debug, with a summary at most once a minute.
+    fn log_disconnect(&mut self, error: &str, retry_in: Option<Duration>) {
+        let key = &self.key;
+        match self.flaps.disconnected(std::time::Instant::now()) {
+            Line::Debug => {
+                tracing::debug!(stream = %key, %error, ?retry_in, "SSE stream disconnected")
+            }
+            Line::Info | Line::Warn => {
+                tracing::warn!(stream = %key, %error, ?retry_in, "SSE stream disconnected");
+            }
+            Line::Summary {
+                reconnects,
+                over,
+                down,
+            } => {
+                let over = humantime::format_duration(Duration::from_secs(over.as_secs()));
+                let message = "SSE stream keeps reconnecting; the attempts between these lines are logged at debug";
+                if down {
+                    tracing::warn!(stream = %key, reconnects, over = %over, last_error = %error, ?retry_in, "{message}");
+                } else {
+                    tracing::info!(stream = %key, reconnects, over = %over, last_error = %error, ?retry_in, "{message}");
+                }
+            }
+        }
     }
 
     /// Counts a dropped event or an ignored `id:` in the stream's status, naming it in
