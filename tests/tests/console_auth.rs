@@ -75,6 +75,18 @@ impl Console {
         Console { addr, logs, child }
     }
 
+    /// Starts the console on loopback with [`TOKEN`] in a token file in `dir` (the login on).
+    async fn with_token(dir: &std::path::Path) -> Console {
+        let token_file = dir.join("token");
+        std::fs::write(&token_file, TOKEN).unwrap();
+        let tf = token_file.display().to_string();
+        Console::start(
+            "127.0.0.1:0".parse().unwrap(),
+            &["--console-token-file", &tf],
+        )
+        .await
+    }
+
     fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
@@ -435,14 +447,7 @@ async fn login_from(c: &Console, from: [u8; 4], token: &str) -> Resp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guesser_spends_its_own_login_attempts_not_everyones() {
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let tf = token_file.display().to_string();
-    let c = Console::start(
-        "127.0.0.1:0".parse().unwrap(),
-        &["--console-token-file", &tf],
-    )
-    .await;
+    let c = Console::with_token(dir.path()).await;
     // The guesser's burst is spent, then it is refused as itself.
     let guesser = [127, 0, 0, 2];
     let mut refused = None;
@@ -479,14 +484,7 @@ async fn until_closed(mut s: TcpStream) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_and_idle_clients_are_closed_and_connections_are_capped() {
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let tf = token_file.display().to_string();
-    let c = Console::start(
-        "127.0.0.1:0".parse().unwrap(),
-        &["--console-token-file", &tf],
-    )
-    .await;
+    let c = Console::with_token(dir.path()).await;
     let host = c.addr.to_string();
     // Half a request's headers, then silence: closed (it was held for good).
     let mut slow = TcpStream::connect(c.addr).await.unwrap();

@@ -490,14 +490,7 @@ impl<R: Registry> Pipeline<R> {
                 return Outcome::NoSchema(NoSchema::RegistryError);
             }
             if let Err(e) = self.load(subject, state).await {
-                let (wait, first) = state.retry.failed();
-                let wait_s = wait.as_secs();
-                if first {
-                    tracing::warn!(subject, error = %e, retry_in_s = wait_s, "cannot read the subject's schema from the registry; its events go without a schema until it is tried again (later failures at debug level)");
-                } else {
-                    tracing::debug!(subject, error = %e, retry_in_s = wait_s, "cannot read the subject's schema from the registry");
-                }
-                return Outcome::NoSchema(NoSchema::RegistryError);
+                return registry_failed(subject, state, &e, "cannot read the subject's schema");
             }
         }
         if let Some(current) = &state.current
@@ -532,16 +525,7 @@ impl<R: Registry> Pipeline<R> {
             Err(Error::RegistryFull { .. }) => {
                 return self.freeze(subject, state, Cap::RegistryBytes);
             }
-            Err(e) => {
-                let (wait, first) = state.retry.failed();
-                let wait_s = wait.as_secs();
-                if first {
-                    tracing::warn!(subject, error = %e, retry_in_s = wait_s, "schema not registered; the subject's events go without a schema until the registry is tried again (later failures at debug level)");
-                } else {
-                    tracing::debug!(subject, error = %e, retry_in_s = wait_s, "schema not registered");
-                }
-                return Outcome::NoSchema(NoSchema::RegistryError);
-            }
+            Err(e) => return registry_failed(subject, state, &e, "schema not registered"),
         };
         state.retry.succeeded();
         tracing::info!(subject, name = %record.name, version = %record.version, "registered schema version");
@@ -599,6 +583,19 @@ impl<R: Registry> Pipeline<R> {
         state.loaded = true;
         Ok(())
     }
+}
+
+/// Records a registry failure of `subject` (`what` failed): the subject waits before the next
+/// call; the first failure of a run is a warning, the rest debug lines.
+fn registry_failed(subject: &str, state: &mut SubjectState, e: &Error, what: &str) -> Outcome {
+    let (wait, first) = state.retry.failed();
+    let retry_in_s = wait.as_secs();
+    if first {
+        tracing::warn!(subject, error = %e, retry_in_s, "{what}; the subject's events go without a schema until the registry is tried again (later failures at debug level)");
+    } else {
+        tracing::debug!(subject, error = %e, retry_in_s, "{what}");
+    }
+    Outcome::NoSchema(NoSchema::RegistryError)
 }
 
 /// Checks depth and member count of `v` (at nesting `depth`) against `limits`, without allocating.
