@@ -32,17 +32,19 @@ pub const FILE_BYTES_MAX: u64 = CHECKPOINT_RECORD_BYTES_MAX as u64 * FILE_STREAM
 /// left, and loads the file's checkpoints. A missing file is empty; a damaged or over-large one
 /// is kept aside and costs duplicates (a warning and no checkpoints), never the service.
 pub fn open(path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
-    let found = std::fs::symlink_metadata(path);
-    match &found {
-        Ok(meta) => check_kind(path, meta.file_type())?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(path, clone_io(e))),
-    }
+    let found = match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            check_kind(path, meta.file_type())?;
+            Some(meta)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(path, e)),
+    };
     private_file::check_writable(path).map_err(|e| io(path, e))?;
     tidy(path);
     match found {
-        Ok(meta) => load(path, &meta),
-        Err(_) => Ok(BTreeMap::new()),
+        Some(meta) => load(path, &meta),
+        None => Ok(BTreeMap::new()),
     }
 }
 
@@ -77,11 +79,6 @@ fn io(path: &Path, source: std::io::Error) -> CheckpointError {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// An `io::Error` again (it is not `Clone`), keeping its kind and words.
-fn clone_io(e: &std::io::Error) -> std::io::Error {
-    std::io::Error::new(e.kind(), e.to_string())
 }
 
 /// Refuses anything but a regular file at the path: a save renames a new file over it, so a
