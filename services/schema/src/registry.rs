@@ -23,9 +23,8 @@
 use std::cmp::Ordering as KeyOrdering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::io::Write;
 use std::ops::Bound;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +34,7 @@ use serde_json::Value;
 
 use crate::canonical::{is_name, name_of, to_canonical};
 use crate::error::Error;
+use sse_runtime::private_file;
 use subject_lists::{head, insert_subject, subject_growth};
 
 /// The format of every schema this registry holds.
@@ -275,11 +275,7 @@ impl FileRegistry {
             path: dir.to_path_buf(),
             source,
         };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(dir_err)?;
+        private_file::create_dir(dir).map_err(dir_err)?;
         make_private(dir, 0o700);
         let mut index = Index::default();
         for entry in std::fs::read_dir(dir).map_err(dir_err)? {
@@ -524,7 +520,7 @@ impl Registry for FileRegistry {
         let dir = self.dir.clone();
         let removed = tokio::task::spawn_blocking(move || {
             std::fs::remove_file(&path)?;
-            std::fs::File::open(dir)?.sync_all()
+            private_file::sync_dir(&dir)
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?;
@@ -595,34 +591,15 @@ fn write_record(dir: &Path, r: &SchemaRecord, bytes: &[u8]) -> Result<(), Error>
     let final_name = file_name(r);
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let tmp = format!(".{final_name}.{}.{n}.tmp", std::process::id());
-    write_private(dir, &tmp, &final_name, bytes).map_err(|source| Error::Write {
-        name: r.name.clone(),
-        version: r.version.clone(),
-        source,
+    // Created `0600` and exclusively, so whatever is at `tmp` already (a planted symlink above
+    // all) fails the write rather than being followed; fsynced, renamed, the directory fsynced.
+    private_file::write_via(&dir.join(tmp), &dir.join(final_name), bytes).map_err(|source| {
+        Error::Write {
+            name: r.name.clone(),
+            version: r.version.clone(),
+            source,
+        }
     })
-}
-
-/// Writes `bytes` to `dir/final_name` through `dir/tmp`: created `0600` and exclusively, so
-/// whatever is at `tmp` already (a planted symlink above all) fails the write rather than being
-/// followed or overwritten; fsynced, renamed over `final_name`, and the directory fsynced.
-fn write_private(dir: &Path, tmp: &str, final_name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    let result = (|| {
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, dir.join(final_name))?;
-        // Make the rename itself durable.
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 mod subject_lists;

@@ -270,6 +270,11 @@ async fn files_are_private_and_loose_modes_are_tightened() {
     assert_eq!(reg.list().await.unwrap(), vec![r]);
 }
 
+/// Writes `X@1.json` in `dir` through the temp file `tmp`, as the registry writes a record.
+fn write_private(dir: &std::path::Path, tmp: &str, bytes: &[u8]) -> std::io::Result<()> {
+    private_file::write_via(&dir.join(tmp), &dir.join("X@1.json"), bytes)
+}
+
 #[test]
 fn a_symlink_at_the_temp_path_is_not_followed() {
     let dir = tempfile::tempdir().unwrap();
@@ -281,13 +286,13 @@ fn a_symlink_at_the_temp_path_is_not_followed() {
     let dangling = outside.path().join("created");
     std::os::unix::fs::symlink(&dangling, dir.path().join(".y.tmp")).unwrap();
     for tmp in [".x.tmp", ".y.tmp"] {
-        let err = write_private(dir.path(), tmp, "X@1.json", b"{}").unwrap_err();
+        let err = write_private(dir.path(), tmp, b"{}").unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists, "{tmp}");
     }
     assert_eq!(std::fs::read(&target).unwrap(), b"precious");
     assert!(!dangling.exists());
     assert!(!dir.path().join("X@1.json").exists());
-    write_private(dir.path(), ".z.tmp", "X@1.json", b"{}").unwrap();
+    write_private(dir.path(), ".z.tmp", b"{}").unwrap();
     assert_eq!(mode(&dir.path().join("X@1.json")), 0o600);
     assert!(!dir.path().join(".z.tmp").exists());
 }
