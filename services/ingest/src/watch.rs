@@ -204,19 +204,18 @@ mod tests {
     #[tokio::test]
     async fn a_written_file_asks_for_a_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = DirWatch::new(
-            dir.path(),
-            WatchSettings {
-                debounce: Duration::from_millis(50),
-                rescan: Duration::ZERO,
-            },
-        );
+        let mut w = watching(dir.path(), Duration::from_millis(50), Duration::ZERO);
         let token = CancellationToken::new();
         std::fs::write(dir.path().join("a.yaml"), "x").unwrap();
         // No rescan is configured: only the notification can end this wait.
         assert_eq!(w.next(&token).await, Some(()));
         token.cancel();
         assert_eq!(w.next(&token).await, None);
+    }
+
+    /// A recursive watch of `dir` with these settings (`Duration::ZERO`: no rescan).
+    fn watching(dir: &Path, debounce: Duration, rescan: Duration) -> DirWatch {
+        DirWatch::new(dir, WatchSettings { debounce, rescan })
     }
 
     /// Rewrites `name` in `dir` every 20 ms until the token is cancelled, as a sync tool's state
@@ -280,13 +279,7 @@ mod tests {
     #[tokio::test]
     async fn a_busy_hidden_file_does_not_block_a_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = DirWatch::new(
-            dir.path(),
-            WatchSettings {
-                debounce: Duration::from_millis(300),
-                rescan: Duration::ZERO,
-            },
-        );
+        let mut w = watching(dir.path(), Duration::from_millis(300), Duration::ZERO);
         let stop = churn(dir.path(), ".sync-state.tmp");
         std::fs::write(dir.path().join("a.yaml"), "x").unwrap();
         assert_eq!(within_guard(&mut w).await, Some(()));
@@ -297,13 +290,7 @@ mod tests {
     #[tokio::test]
     async fn changes_that_never_stop_still_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = DirWatch::new(
-            dir.path(),
-            WatchSettings {
-                debounce: Duration::from_millis(300),
-                rescan: Duration::ZERO,
-            },
-        );
+        let mut w = watching(dir.path(), Duration::from_millis(300), Duration::ZERO);
         let stop = churn(dir.path(), "a.yaml");
         assert_eq!(within_guard(&mut w).await, Some(()));
         assert_eq!(within_guard(&mut w).await, Some(()));
@@ -314,12 +301,10 @@ mod tests {
     #[tokio::test]
     async fn the_rescan_fires_while_changes_keep_coming() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = DirWatch::new(
+        let mut w = watching(
             dir.path(),
-            WatchSettings {
-                debounce: Duration::from_secs(60),
-                rescan: Duration::from_millis(200),
-            },
+            Duration::from_secs(60),
+            Duration::from_millis(200),
         );
         let stop = churn(dir.path(), "a.yaml");
         assert_eq!(within_guard(&mut w).await, Some(()));
@@ -329,12 +314,10 @@ mod tests {
     #[tokio::test]
     async fn the_rescan_fires_without_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = DirWatch::new(
+        let mut w = watching(
             dir.path(),
-            WatchSettings {
-                debounce: Duration::from_millis(50),
-                rescan: Duration::from_millis(10),
-            },
+            Duration::from_millis(50),
+            Duration::from_millis(10),
         );
         assert_eq!(w.next(&CancellationToken::new()).await, Some(()));
     }
