@@ -40,6 +40,12 @@ impl Browser {
     /// Starts `chromedriver` and a headless Chromium session. `Ok(None)`, with the reason printed,
     /// when `chromedriver` is not installed and `CI` is unset; under CI that is an error.
     pub async fn start() -> anyhow::Result<Option<Self>> {
+        Self::start_with(&[]).await
+    }
+
+    /// As [`Browser::start`], with Chromium's command line extended by `args` (e.g. the one
+    /// certificate a test's HTTPS server may use).
+    pub async fn start_with(args: &[String]) -> anyhow::Result<Option<Self>> {
         let Some(driver_path) = find_driver() else {
             anyhow::ensure!(
                 !in_ci(),
@@ -58,7 +64,7 @@ impl Browser {
         let profile = tempfile::tempdir()?;
         // Until the browser is built, a failure kills the driver's group with it.
         let mut guard = GroupGuard(group);
-        let client = session(port, profile.path()).await?;
+        let client = session(port, profile.path(), args).await?;
         guard.0 = None;
         let shots = screenshots_dir();
         std::fs::create_dir_all(&shots).with_context(|| format!("create {}", shots.display()))?;
@@ -258,10 +264,11 @@ async fn wait_ready(port: u16, child: &mut Child) -> anyhow::Result<()> {
     }
 }
 
-/// Opens a headless Chromium session with a throwaway profile in `profile`.
-async fn session(port: u16, profile: &Path) -> anyhow::Result<Client> {
+/// Opens a headless Chromium session with a throwaway profile in `profile`, and `extra` on its
+/// command line.
+async fn session(port: u16, profile: &Path, extra: &[String]) -> anyhow::Result<Client> {
     let (w, h) = WINDOW;
-    let args = [
+    let mut args = vec![
         "--headless=new".to_string(),
         "--no-sandbox".to_string(),
         "--disable-dev-shm-usage".to_string(),
@@ -269,6 +276,7 @@ async fn session(port: u16, profile: &Path) -> anyhow::Result<Client> {
         format!("--window-size={w},{h}"),
         format!("--user-data-dir={}", profile.display()),
     ];
+    args.extend_from_slice(extra);
     let caps = serde_json::json!({
         "browserName": "chrome",
         "goog:chromeOptions": { "args": args },

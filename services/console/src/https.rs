@@ -1,5 +1,6 @@
 //! HTTPS for the console's pages (`--console-tls-cert`, `--console-tls-key`): rustls with the
-//! ring provider, as everywhere in the project. Each handshake runs in its own task, bounded in
+//! ring provider, as everywhere in the project. ALPN offers `h2`, then `http/1.1`: a client that
+//! asks for neither gets HTTP/1.1. Each handshake runs in its own task, bounded in
 //! number and time like the gRPC servers', so a silent client never holds up the others.
 
 use std::net::SocketAddr;
@@ -28,8 +29,19 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(Current(certificate)));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/2 first: a browser's live pages then share one connection instead of waiting for
+    // one of its six HTTP/1.1 connections to the host (connections.rs).
+    config.alpn_protocols = vec![H2.to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The ALPN name of HTTP/2.
+const H2: &[u8] = b"h2";
+
+impl crate::connections::Negotiated for TlsStream<TcpStream> {
+    fn is_h2(&self) -> bool {
+        self.get_ref().1.alpn_protocol() == Some(H2)
+    }
 }
 
 /// The certificate and key of the files `[cert, key]`, checked to belong together.
@@ -55,7 +67,7 @@ impl ResolvesServerCert for Current {
     }
 }
 
-/// The connections whose handshake completed, for `axum::serve`.
+/// The connections whose handshake completed, for [`crate::connections::serve`].
 pub struct TlsListener {
     rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: SocketAddr,

@@ -16,6 +16,7 @@ pub mod pages;
 pub mod server;
 pub mod settings;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use sse_runtime::link::Locals;
@@ -24,7 +25,7 @@ use sse_runtime::peers::{Dialer, Peers, RESOLVE_EVERY, Target, parse_targets};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use settings::{Config, ConsoleArgs, SettingsError};
+pub use settings::{AccessSettings, Config, ConsoleArgs, SettingsError};
 
 use backend::{Backend, Service};
 
@@ -60,8 +61,7 @@ pub struct Services {
 }
 
 impl Services {
-    /// The addresses of ingest, schema and publisher, parsed: `sse-console` checks them before
-    /// it binds its port, and [`run`] (which `sse-connector` calls directly) before it serves.
+    /// The addresses of ingest, schema and publisher, parsed (by [`Checked::new`]).
     pub fn targets(&self) -> Result<[Vec<Target>; 3], SettingsError> {
         let parse = |flag: &'static str, url: &str| {
             parse_targets(url).map_err(|source| SettingsError::Peer { flag, source })
@@ -74,16 +74,61 @@ impl Services {
     }
 }
 
-/// Runs the console on `listener` until `stop`. Must be called inside the Tokio runtime.
+/// The console's flags and the services' addresses, checked: `sse-console` makes it before
+/// binding its port and [`serve`]s with it, so nothing is checked (nor TLS files loaded) twice.
+pub struct Checked {
+    /// The console's own flags.
+    pub args: ConsoleArgs,
+    /// Its access rules and TLS configuration.
+    pub access: AccessSettings,
+    /// The addresses of ingest, schema and publisher.
+    pub targets: [Vec<Target>; 3],
+}
+
+impl Checked {
+    /// Checks `args` against the address the console listens on (`listen`; port 0 is fine) and
+    /// parses the services' addresses: the one check of the console's configuration.
+    pub fn new(
+        args: ConsoleArgs,
+        listen: SocketAddr,
+        services: &Services,
+    ) -> Result<Self, SettingsError> {
+        let access = args.access(listen)?;
+        let targets = services.targets()?;
+        Ok(Self {
+            args,
+            access,
+            targets,
+        })
+    }
+}
+
+/// Checks the configuration ([`Checked::new`]), then runs the console on `listener` until
+/// `stop`: for callers that have not checked it before. Must be called inside the Tokio runtime.
 pub async fn run(
     listener: TcpListener,
     args: ConsoleArgs,
     services: Services,
     stop: CancellationToken,
 ) -> Result<(), Error> {
+    let checked = Checked::new(args, listener.local_addr()?, &services)?;
+    serve(listener, checked, services, stop).await
+}
+
+/// Runs the console with a configuration already checked on `listener` until `stop`. Must be
+/// called inside the Tokio runtime.
+pub async fn serve(
+    listener: TcpListener,
+    checked: Checked,
+    services: Services,
+    stop: CancellationToken,
+) -> Result<(), Error> {
     let addr = listener.local_addr()?;
-    let settings = args.access(addr)?;
-    let [ingest, schema, publisher] = services.targets()?;
+    let Checked {
+        args,
+        access: settings,
+        targets: [ingest, schema, publisher],
+    } = checked;
     let dialer = Dialer::new(services.mtls, services.locals);
     let service = |targets| Service::new(Peers::spawn(targets, RESOLVE_EVERY), dialer.clone());
     let backend = Backend {
@@ -103,6 +148,7 @@ pub async fn run(
         backend,
         live,
         streams,
+        stop: stop.clone(),
     };
     let access = auth::Access::new(&settings, addr.port());
     let scheme = if settings.tls.is_some() {

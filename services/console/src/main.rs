@@ -1,7 +1,7 @@
 //! `sse-console`: parses its flags (bad configuration exits 64), starts telemetry, serves the
 //! console until SIGTERM.
 
-use sse_console::{Config, Services, settings};
+use sse_console::{Checked, Config, Services, settings};
 use sse_runtime::process;
 
 const SERVICE: &str = "sse-console";
@@ -20,8 +20,6 @@ async fn main() -> anyhow::Result<()> {
             .parse()
             .expect("a valid default address")
     });
-    // Refuse a console that could not serve safely before binding its port.
-    process::settings_or_exit(SERVICE, config.console.access(listen));
     let services = Services {
         ingest: config.ingest,
         schema: config.schema,
@@ -29,9 +27,15 @@ async fn main() -> anyhow::Result<()> {
         mtls: security.mtls,
         locals: Default::default(),
     };
-    let targets = process::settings_or_exit(SERVICE, services.targets());
+    // Checked once, before the port is bound: a console that could not serve safely never
+    // listens.
+    let checked = Checked::new(config.console, listen, &services);
+    let checked = process::settings_or_exit(SERVICE, checked);
     // As every service: https:// exactly when the gRPC TLS flags are given.
-    for (flag, list) in ["--ingest", "--schema", "--publisher"].iter().zip(&targets) {
+    for (flag, list) in ["--ingest", "--schema", "--publisher"]
+        .iter()
+        .zip(&checked.targets)
+    {
         for t in list {
             let scheme = config.security.check_peer(&t.uri);
             process::settings_or_exit(
@@ -40,13 +44,14 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
-    let args = config.console;
     process::run(
         SERVICE,
         listen,
         &config.observability,
         std::time::Duration::from_secs(5),
-        |listener, shutdown| sse_console::run(listener, args, services, shutdown.token.clone()),
+        |listener, shutdown| {
+            sse_console::serve(listener, checked, services, shutdown.token.clone())
+        },
     )
     .await
 }

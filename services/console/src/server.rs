@@ -22,6 +22,9 @@ pub struct AppState {
     pub live: pages::events::Live,
     /// The live streams table, shared by the pages that follow it.
     pub streams: Arc<pages::streams::LiveTable>,
+    /// Cancelled when the console stops: live views end then, so their connections can close
+    /// gracefully instead of holding the shutdown.
+    pub stop: CancellationToken,
 }
 
 /// Every route of the console.

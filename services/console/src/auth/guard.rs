@@ -59,7 +59,7 @@ pub async fn guard(State(access): State<Arc<Access>>, req: Request, next: Next) 
     }
     let mut req = req;
     if unsafe_method {
-        if !host::same_origin(req.headers()) {
+        if !host::same_origin(req.uri(), req.headers()) {
             return refuse(StatusCode::FORBIDDEN, "cross-site request refused");
         }
         let max = if who.logged_in {

@@ -1,4 +1,7 @@
-//! Where a request says it goes (`Host`) and where it comes from (`Origin`, `Sec-Fetch-Site`).
+//! Where a request says it goes (its authority: HTTP/2's `:authority`, which hyper puts in the
+//! request's URI, else the `Host` header of HTTP/1.1) and where it comes from (`Origin`,
+//! `Sec-Fetch-Site`). Both checks read the authority the same way: over HTTP/2 a browser sends
+//! no `Host`, and a check reading only `Host` refused every POST.
 //! On loopback the `Host` must name loopback and the console's port: DNS rebinding lets a page
 //! of `evil.example` resolve its own name to 127.0.0.1, but the browser still sends
 //! `Host: evil.example`. Unsafe requests from another site are refused on any address.
@@ -8,7 +11,8 @@ use std::net::IpAddr;
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::{HeaderMap, Uri};
 
-/// The authority a request names: the URI's (absolute form) or its `Host` header.
+/// The authority a request names: the URI's (HTTP/2's `:authority`, or HTTP/1.1's absolute
+/// form) or its `Host` header.
 pub fn authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<&'a str> {
     uri.authority()
         .map(|a| a.as_str())
@@ -47,9 +51,9 @@ fn split(authority: &str) -> Option<(&str, Option<u16>)> {
 
 /// Whether an unsafe request (a POST) may come from where it says it comes from: a
 /// `Sec-Fetch-Site` other than `same-origin` or `none` (typed by the user) is refused, and so
-/// is an `Origin` whose host and port are not the request's `Host`. Clients that send neither
-/// (curl, scripts) pass here and still need the CSRF token.
-pub fn same_origin(headers: &HeaderMap) -> bool {
+/// is an `Origin` whose host and port are not the request's [`authority`]. Clients that send
+/// neither (curl, scripts) pass here and still need the CSRF token.
+pub fn same_origin(uri: &Uri, headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site")
         && !matches!(site.as_bytes(), b"same-origin" | b"none")
     {
@@ -63,8 +67,7 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
         .ok()
         .and_then(|o| o.split_once("://"))
         .map(|(_, host)| host);
-    let host = headers.get(HOST).and_then(|h| h.to_str().ok());
-    match (origin_host, host) {
+    match (origin_host, authority(uri, headers)) {
         (Some(o), Some(h)) => o.eq_ignore_ascii_case(h),
         _ => false,
     }
@@ -117,26 +120,36 @@ mod tests {
         h
     }
 
+    /// Whether a request with HTTP/1.1's origin-form URI and `h` is same-origin.
+    fn same(h: &[(&'static str, &'static str)]) -> bool {
+        same_origin(&Uri::from_static("/login"), &headers(h))
+    }
+
     #[test]
     fn cross_site_posts_are_refused() {
-        assert!(same_origin(&headers(&[])));
-        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")])));
-        assert!(same_origin(&headers(&[("sec-fetch-site", "none")])));
-        assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
-        assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")])));
+        assert!(same(&[]));
+        assert!(same(&[("sec-fetch-site", "same-origin")]));
+        assert!(same(&[("sec-fetch-site", "none")]));
+        assert!(!same(&[("sec-fetch-site", "cross-site")]));
+        assert!(!same(&[("sec-fetch-site", "same-site")]));
         let host = ("host", "console.example:8443");
-        assert!(same_origin(&headers(&[
-            host,
-            ("origin", "https://console.example:8443")
-        ])));
-        assert!(!same_origin(&headers(&[
-            host,
-            ("origin", "https://evil.example")
-        ])));
-        assert!(!same_origin(&headers(&[host, ("origin", "null")])));
-        assert!(!same_origin(&headers(&[(
-            "origin",
-            "https://console.example:8443"
-        )])));
+        assert!(same(&[host, ("origin", "https://console.example:8443")]));
+        assert!(!same(&[host, ("origin", "https://evil.example")]));
+        assert!(!same(&[host, ("origin", "null")]));
+        assert!(!same(&[("origin", "https://console.example:8443")]));
+    }
+
+    #[test]
+    fn over_http2_the_origin_is_checked_against_the_authority() {
+        // HTTP/2: the authority is in the URI and a browser sends no `Host`.
+        let uri = Uri::from_static("https://console.example:8443/login");
+        let post = |h: &[(&'static str, &'static str)]| same_origin(&uri, &headers(h));
+        let site = ("sec-fetch-site", "same-origin");
+        assert!(post(&[site, ("origin", "https://console.example:8443")]));
+        assert!(!post(&[("origin", "https://evil.example")]));
+        assert!(!post(&[("sec-fetch-site", "cross-site")]));
+        // A `Host` naming another site does not make another origin pass.
+        let forged = ("host", "evil.example");
+        assert!(!post(&[forged, ("origin", "https://evil.example")]));
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::header::{CONTENT_TYPE, COOKIE, HOST, LOCATION, SET_COOKIE};
+use axum::http::header::{CONTENT_TYPE, COOKIE, HOST, LOCATION, ORIGIN, SET_COOKIE};
 use axum::http::{Request, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
@@ -157,4 +157,33 @@ async fn the_token_file_is_read_at_each_login_and_attempts_are_limited() {
     let limited = login("second-token-0123456789").await;
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(text(limited).await.contains("Too many login attempts"));
+}
+
+/// A POST as hyper hands over an HTTP/2 request: the authority in the URI, no `Host`.
+async fn post_h2(app: &mut Router, cookie: &str, origin: &str, body: &str) -> Response {
+    let client = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
+    let req = Request::builder()
+        .method("POST")
+        .uri("http://127.0.0.1:8080/form")
+        .version(axum::http::Version::HTTP_2)
+        .header(COOKIE, cookie)
+        .header(ORIGIN, origin)
+        .header("sec-fetch-site", "same-origin")
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .extension(axum::extract::ConnectInfo(ClientAddr(client)))
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    app.call(req).await.unwrap()
+}
+
+#[tokio::test]
+async fn over_http2_a_same_origin_post_passes_and_another_origin_is_refused() {
+    let mut app = app(None);
+    let (cookie, csrf) = pre_and_csrf(&mut app, "/form").await;
+    let body = format!("csrf={csrf}");
+    let ok = post_h2(&mut app, &cookie, "http://127.0.0.1:8080", &body).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(text(ok).await, "posted");
+    let other = post_h2(&mut app, &cookie, "http://evil.example:8080", &body).await;
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
 }

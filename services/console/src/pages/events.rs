@@ -95,7 +95,7 @@ pub async fn page(State(st): State<AppState>, Query(f): Query<Filter>) -> Markup
 }
 
 /// `GET /events/live?asset=A`: every publisher's tail of A, merged, one SSE `event` per
-/// message; 503 while every live view is taken.
+/// message, until the console stops; 503 while every live view is taken.
 pub async fn live(State(st): State<AppState>, Query(f): Query<Filter>) -> Response {
     let Ok(permit) = st.live.views.clone().try_acquire_owned() else {
         let msg = format!(
@@ -106,7 +106,8 @@ pub async fn live(State(st): State<AppState>, Query(f): Query<Filter>) -> Respon
     };
     let tails = open_tails(&st, &f.asset).await;
     let trimmed = trimmed(stream::select_all(tails), st.live.list_max);
-    Sse::new(with_permit(trimmed, permit))
+    let live = with_permit(trimmed, permit).take_until(st.stop.clone().cancelled_owned());
+    Sse::new(live)
         .keep_alive(KeepAlive::default())
         .into_response()
 }

@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
 use maud::{Markup, html};
 use sse_proto::v1::{ListStreamsRequest, StreamStatus};
 use tokio::sync::{Mutex, Semaphore};
@@ -73,8 +74,8 @@ pub async fn page(State(st): State<AppState>) -> Markup {
     layout::page("Streams", "/streams", body)
 }
 
-/// `GET /streams/live`: the table as an SSE `streams` event every second; 503 while
-/// `--console-stream-views-max` pages follow it.
+/// `GET /streams/live`: the table as an SSE `streams` event every second, until the console
+/// stops; 503 while `--console-stream-views-max` pages follow it.
 pub async fn live(State(st): State<AppState>) -> Response {
     let Ok(permit) = st.streams.views.clone().try_acquire_owned() else {
         let msg = format!(
@@ -84,6 +85,7 @@ pub async fn live(State(st): State<AppState>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, msg).into_response();
     };
     // The permit lives as long as the stream: a page that goes away frees its slot.
+    let stop = st.stop.clone().cancelled_owned();
     let stream = futures::stream::unfold((st, permit), |(st, permit)| async move {
         tokio::time::sleep(REFRESH).await;
         let html = st
@@ -93,7 +95,7 @@ pub async fn live(State(st): State<AppState>) -> Response {
         let event = Event::default().event("streams").data(&*html);
         Some((Ok::<_, Infallible>(event), (st, permit)))
     });
-    Sse::new(stream)
+    Sse::new(stream.take_until(stop))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
