@@ -338,3 +338,79 @@ async fn a_legacy_record_with_a_secret_moves_to_todays_key_and_leaves_the_broker
             .collect::<Vec<_>>()
     );
 }
+
+/// Device churn used to leave one retained record per renamed or deleted stream on the broker
+/// for ever. A record whose stream is in no plan is cleared (an empty retained message) once
+/// gone for `CHECKPOINT_RETENTION`, counted from the time the record carries; a younger one
+/// stays. (The environment, not the flag: a build without it still starts, and fails here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_records_of_streams_gone_for_the_retention_are_cleared() {
+    let broker = Mosquitto::start().await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let record = |key: &str, seen: u64| {
+        serde_json::json!({ "stream": key, "lastEventId": "1", "seen": seen })
+            .to_string()
+            .into_bytes()
+    };
+    let (old, young) = ("gone-2h/sse-0|http://h/x", "gone-10m/sse-0|http://h/x");
+    plant(
+        broker.port,
+        vec![
+            (topic_of(old), record(old, now - 7200)),
+            (topic_of(young), record(young, now - 600)),
+        ],
+    )
+    .await;
+    let watch = Subscriber::connect(broker.port, &format!("{PREFIX}/#"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--schema",
+        "http://127.0.0.1:9",
+        "--resources",
+        &dir.path().display().to_string(),
+        "--checkpoint-store",
+        &broker.url(),
+        "--checkpoint-interval",
+        "100ms",
+        "--status-topic",
+        "",
+    ]
+    .map(String::from);
+    let env = [("CHECKPOINT_RETENTION".to_string(), "1h".to_string())];
+    let ingest = Service::start("sse-ingest", &args, &env).await.unwrap();
+    let cleared =
+        |m: &[Received], topic: &str| m.iter().any(|r| r.topic == topic && r.payload.is_empty());
+    watch
+        .wait_until("the old record cleared", |m| cleared(m, &topic_of(old)))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", ingest.log_text()));
+    assert!(!cleared(&watch.all(), &topic_of(young)));
+    // A new subscriber finds the young record only: everything retained comes before a marker
+    // published after the subscription.
+    let fresh = Subscriber::connect_filters(broker.port, &[&format!("{PREFIX}/#"), "e2e-marker/#"])
+        .await
+        .unwrap();
+    fresh
+        .client()
+        .publish("e2e-marker/x", QoS::AtLeastOnce, false, "done")
+        .await
+        .unwrap();
+    let got = fresh
+        .wait_until("the marker", |m| {
+            m.iter().any(|r| r.topic == "e2e-marker/x")
+        })
+        .await
+        .unwrap();
+    let retained: Vec<String> = got
+        .iter()
+        .filter(|r| r.retain && r.topic.starts_with(PREFIX))
+        .map(|r| r.text())
+        .collect();
+    assert_eq!(retained.len(), 1, "{retained:?}");
+    assert!(retained[0].contains(young), "{retained:?}");
+}

@@ -245,7 +245,7 @@ async fn the_adr_source_without_the_akri_contract_exits_64_naming_the_flag() {
 #[tokio::test]
 async fn a_duration_that_would_spin_fail_or_overflow_exits_64_naming_its_bound() {
     let huge = "18446744073709551615s";
-    let runs: [(&str, &str, &str, &str); 12] = [
+    let runs: [(&str, &str, &str, &str); 13] = [
         (
             "sse-ingest",
             "--checkpoint-interval",
@@ -262,6 +262,12 @@ async fn a_duration_that_would_spin_fail_or_overflow_exits_64_naming_its_bound()
         ("sse-ingest", "--status-interval", "0s", "minimum of 1s"),
         ("sse-ingest", "--rescan-interval", "1ms", "(or 0 for off)"),
         ("sse-ingest", "--read-timeout", huge, "maximum of 1h"),
+        (
+            "sse-ingest",
+            "--checkpoint-retention",
+            "11years",
+            "maximum of 10years",
+        ),
         ("sse-publisher", "--ack-delay", huge, "maximum of 1h"),
         (
             "sse-publisher",

@@ -1,7 +1,7 @@
 //! Resources written over gRPC, end to end: grpcurl calls `PutResource` / `DeleteResource` on
 //! the real `sse-ingest`, the directory watcher applies what they wrote, and events flow to a
 //! real Mosquitto. Bad documents are refused per field with INVALID_ARGUMENT, a read-only
-//! resources directory and ADR mode with FAILED_PRECONDITION; under mTLS only the console
+//! resources directory, ADR mode and a device its assets still use with FAILED_PRECONDITION; under mTLS only the console
 //! identity writes, and without it only over loopback.
 
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -109,6 +109,19 @@ async fn resources_written_over_grpc_start_and_stop_streams() {
     assert_eq!(read["yaml"].as_str(), Some(asset("plant", "Qos1").as_str()));
     assert!(read.get("readOnlyReason").is_none(), "{read}");
 
+    // The device its asset still uses is not deleted: the asset would point at nothing.
+    let plant = r#"{"kind":"Device","name":"plant"}"#;
+    let r = grpcurl::call_refused(&addr, Some(plant), &[DELETE])
+        .await
+        .unwrap();
+    assert_eq!(r.code, "FailedPrecondition", "{r:?}");
+    assert!(
+        r.message
+            .contains("Device/plant is still used by 1 asset (line)"),
+        "{r:?}"
+    );
+    assert!(res.join("device-plant.yaml").is_file());
+
     // Deleting the asset stops its stream.
     assert!(!streams(&addr).await.is_empty());
     grpcurl::call_json(&addr, Some(r#"{"kind":"Asset","name":"line"}"#), &[DELETE])
@@ -121,6 +134,11 @@ async fn resources_written_over_grpc_start_and_stop_streams() {
     .await
     .unwrap();
     assert!(!res.join("asset-line.yaml").exists());
+    // Then its device goes.
+    grpcurl::call_json(&addr, Some(plant), &[DELETE])
+        .await
+        .unwrap();
+    assert!(!res.join("device-plant.yaml").exists());
 
     // A read-only directory (a ConfigMap mount) is not ours to write.
     let writable = grpcurl::call_json(&addr, None, &[STATUS]).await.unwrap();

@@ -183,9 +183,21 @@ async fn ssectl_creates_a_device_and_an_asset_and_watches_them() {
         "{line}"
     );
 
+    // The device the asset still uses is not deleted: the server's reason, printed, exit 1.
+    let refused = ssectl(&p, &["device", "delete", "plant"]).await;
+    assert_eq!(refused.code, Some(1), "{}", refused.told());
+    assert!(
+        refused.stderr.contains("FailedPrecondition")
+            && refused
+                .stderr
+                .contains("Device/plant is still used by 1 asset (line)"),
+        "{}",
+        refused.told()
+    );
     ok(ssectl(&p, &["asset", "delete", "line"]).await);
     let gone = ssectl(&p, &["asset", "show", "line"]).await;
     assert_eq!(gone.code, Some(1), "{}", gone.told());
+    ok(ssectl(&p, &["device", "delete", "plant"]).await);
 }
 
 /// Under mTLS, ssectl presents the identity its flags name: the console's writes, a peer

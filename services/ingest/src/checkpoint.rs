@@ -9,8 +9,10 @@
 mod broker;
 pub mod file;
 pub mod record;
+pub mod retention;
+mod save;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -19,6 +21,9 @@ use sse_contract::limits::MQTT_CONTROL_PACKET_BYTES_MAX;
 use sse_runtime::mqtt::{Broker, BrokerAddress, ClientSettings};
 use sse_runtime::shown_url::shown;
 use tokio_util::sync::CancellationToken;
+
+use retention::Entry;
+pub use retention::Policy;
 
 /// Why checkpoints cannot be loaded or saved.
 #[derive(Debug, thiserror::Error)]
@@ -229,10 +234,17 @@ enum Backend {
 /// Every stream's progress and the store behind them.
 pub struct Checkpoints {
     streams: Mutex<HashMap<String, SharedProgress>>,
-    loaded: BTreeMap<String, String>,
     backend: Backend,
-    /// What was last written, per stream (the file store writes the union).
-    saved: Mutex<BTreeMap<String, String>>,
+    /// Every stored record as last loaded or written (the file store writes them all), with
+    /// when its stream was last planned.
+    saved: Mutex<BTreeMap<String, Entry>>,
+    /// The keys of every planned stream, this replica's and the others'.
+    planned: Mutex<save::Planned>,
+    /// How long, and how many, records of streams no plan has are kept.
+    policy: Policy,
+    /// Other pods, with plans of their own, may keep records in this store: only records of
+    /// streams this process read are dropped.
+    shared: bool,
     /// How the last saves went (the checkpoint age).
     health: Mutex<SaveHealth>,
 }
@@ -257,22 +269,46 @@ impl SaveHealth {
 
 impl std::fmt::Debug for Checkpoints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let saved = self.saved.lock().unwrap_or_else(|e| e.into_inner()).len();
         f.debug_struct("Checkpoints")
-            .field("loaded", &self.loaded.len())
+            .field("saved", &saved)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
+}
+
+/// Now as unix seconds (0 before 1970: a clock that wrong keeps every record).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Checkpoints {
     /// Checkpoints kept nowhere (tests, or a deliberate choice).
     pub fn in_memory() -> Self {
+        Self::with_backend(Backend::None, BTreeMap::new())
+    }
+
+    fn with_backend(backend: Backend, saved: BTreeMap<String, Entry>) -> Self {
         Self {
             streams: Mutex::default(),
-            loaded: BTreeMap::new(),
-            backend: Backend::None,
-            saved: Mutex::default(),
+            backend,
+            saved: Mutex::new(saved),
+            planned: Mutex::default(),
+            policy: Policy::default(),
+            shared: false,
             health: Mutex::new(SaveHealth::new()),
         }
+    }
+
+    /// Keeps records of streams no plan has for `policy`; `shared`: other pods with plans of
+    /// their own (the ADR source's allocations) may keep records in the same broker store, so
+    /// only records of streams this process read are dropped there.
+    pub fn with_retention(mut self, policy: Policy, shared: bool) -> Self {
+        self.policy = policy;
+        self.shared = shared && matches!(self.backend, Backend::Mqtt(_));
+        self
     }
 
     /// Opens the store and loads what it holds. The MQTT store keeps a client connected (its
@@ -304,18 +340,25 @@ impl Checkpoints {
             .filter(|k| crate::stream_key::migrate(k) != **k)
             .cloned()
             .collect();
-        let loaded = crate::stream_key::migrate_all(loaded);
+        let now = unix_now();
+        let loaded: BTreeMap<String, Entry> = crate::stream_key::migrate_all(loaded)
+            .into_iter()
+            .map(|(k, r)| (k, Entry::loaded(r.last_event_id, r.seen, now)))
+            .collect();
         if let (Backend::Mqtt(store), false) = (&backend, legacy.is_empty()) {
             rewrite_legacy(store, &legacy, &loaded).await?;
         }
         tracing::info!(streams = loaded.len(), "checkpoints loaded");
-        Ok(Self {
-            streams: Mutex::default(),
-            saved: Mutex::new(loaded.clone()),
-            loaded,
-            backend,
-            health: Mutex::new(SaveHealth::new()),
-        })
+        Ok(Self::with_backend(backend, loaded))
+    }
+
+    /// Takes the keys of every planned stream (every replica's: a stream another replica reads
+    /// keeps its record); records of the others are dropped once absent for the retention.
+    /// Called before the streams of a plan start, so none starts with a record being dropped.
+    pub fn planned(&self, keys: HashSet<String>) {
+        let mut planned = self.planned.lock().unwrap_or_else(|e| e.into_inner());
+        planned.keys = Some(keys);
+        planned.fresh = true;
     }
 
     /// The progress of stream `key` (created on first use) and the last event ID to resume it
@@ -326,7 +369,10 @@ impl Checkpoints {
         let from = lock(&p)
             .committed()
             .map(str::to_string)
-            .or_else(|| self.loaded.get(key).cloned())
+            .or_else(|| {
+                let saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+                saved.get(key).map(|e| e.id.clone())
+            })
             .unwrap_or_default();
         (p, from)
     }
@@ -362,73 +408,22 @@ impl Checkpoints {
         streams.values().any(|p| lock(p).dirty)
     }
 
-    /// Writes every checkpoint that changed since the last save; after a failure they are
-    /// written again by the next one.
+    /// Writes every checkpoint that changed since the last save, and drops the records of
+    /// streams gone for the retention; after a failure the changes are written again by the
+    /// next one.
     pub async fn save(&self) -> Result<usize, CheckpointError> {
-        let result = self.write_changed().await;
+        self.save_at(unix_now()).await
+    }
+
+    /// [`Checkpoints::save`] at `now` (unix seconds).
+    async fn save_at(&self, now: u64) -> Result<usize, CheckpointError> {
+        let result = self.write_changed(now).await;
         let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
         health.failing = result.is_err();
         if !health.failing {
             health.last_ok = Instant::now();
         }
         result
-    }
-
-    /// Marks streams `keys` as changed again (their write failed).
-    fn redirty(&self, keys: &[(String, String)]) {
-        let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        for (k, _) in keys {
-            if let Some(p) = streams.get(k) {
-                lock(p).dirty = true;
-            }
-        }
-    }
-
-    /// Writes every checkpoint that changed since the last save.
-    async fn write_changed(&self) -> Result<usize, CheckpointError> {
-        let changed: Vec<(String, String)> = {
-            let streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-            streams
-                .iter()
-                .filter_map(|(k, p)| {
-                    let mut p = lock(p);
-                    if !p.dirty {
-                        return None;
-                    }
-                    p.dirty = false;
-                    p.committed().map(|id| (k.clone(), id.to_string()))
-                })
-                .collect()
-        };
-        if changed.is_empty() {
-            return Ok(0);
-        }
-        let written = match &self.backend {
-            Backend::None => Ok(()),
-            Backend::File(path) => {
-                let all = {
-                    let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
-                    saved.extend(changed.iter().cloned());
-                    saved.clone()
-                };
-                file::write(path, &all).await
-            }
-            Backend::Mqtt(store) => {
-                let mut r = Ok(());
-                for (stream, id) in &changed {
-                    r = store.save(stream, id).await;
-                    if r.is_err() {
-                        break;
-                    }
-                }
-                r
-            }
-        };
-        if let Err(e) = written {
-            self.redirty(&changed);
-            return Err(e);
-        }
-        Ok(changed.len())
     }
 
     /// Saves every `every` until `token` is cancelled, then once more.
@@ -454,12 +449,12 @@ impl Checkpoints {
 async fn rewrite_legacy(
     store: &broker::BrokerStore,
     legacy: &[String],
-    migrated: &BTreeMap<String, String>,
+    migrated: &BTreeMap<String, Entry>,
 ) -> Result<(), CheckpointError> {
     for old in legacy {
         let now = crate::stream_key::migrate(old);
-        if let Some(id) = migrated.get(&now) {
-            store.save(&now, id).await?;
+        if let Some(e) = migrated.get(&now) {
+            store.save(&now, &e.id, e.seen).await?;
         }
         store.clear(old).await?;
     }
@@ -471,203 +466,4 @@ async fn rewrite_legacy(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commits_only_when_every_earlier_routed_event_is_acknowledged() {
-        let mut p = Progress::default();
-        p.sent(&[1, 2], "a"); // one SSE event, two routes
-        p.sent(&[3], "b");
-        p.sent(&[], "c"); // matched nothing
-        p.sent(&[4], "d");
-        assert_eq!(p.committed(), None);
-        p.acked(3);
-        assert_eq!(p.committed(), None, "b waits for a");
-        p.acked(1);
-        assert_eq!(p.committed(), None, "a has a route still out");
-        p.acked(2);
-        assert_eq!(p.committed(), Some("c"), "a, b and the unrouted c are done");
-        p.acked(4);
-        assert_eq!(p.committed(), Some("d"));
-        p.acked(4);
-        assert_eq!(p.committed(), Some("d"));
-    }
-
-    #[test]
-    fn unrouted_events_queue_no_copies_while_an_event_waits() {
-        let mut p = Progress::default();
-        p.sent(&[1], "a");
-        for i in 0..1000 {
-            p.sent(&[], &format!("u{i}"));
-        }
-        assert_eq!(p.events.len(), 1, "one entry, not one per unrouted event");
-        assert_eq!(p.committed(), None);
-        p.sent(&[2], "b");
-        p.sent(&[], "c");
-        assert_eq!(p.events.len(), 2);
-        p.acked(1);
-        assert_eq!(p.committed(), Some("u999"));
-        p.acked(2);
-        assert_eq!(p.committed(), Some("c"));
-        assert!(p.events.is_empty());
-    }
-
-    #[test]
-    fn an_unrouted_first_event_commits_at_once() {
-        let mut p = Progress::default();
-        p.sent(&[], "x");
-        assert_eq!(p.committed(), Some("x"));
-        assert!(p.dirty);
-    }
-
-    #[test]
-    fn store_settings_parse() {
-        assert_eq!(StoreConfig::parse("").unwrap(), StoreConfig::None);
-        assert_eq!(
-            StoreConfig::parse("file:///var/lib/x.json").unwrap(),
-            StoreConfig::File("/var/lib/x.json".into())
-        );
-        assert_eq!(
-            StoreConfig::parse("data/c.json").unwrap(),
-            StoreConfig::File("data/c.json".into())
-        );
-        assert!(matches!(
-            StoreConfig::parse("mqtts://broker:8883").unwrap(),
-            StoreConfig::Mqtt { .. }
-        ));
-        // The scheme set is the shared MQTT stack's, in any case as URLs allow.
-        assert!(matches!(
-            StoreConfig::parse("MQTTS://broker:8883").unwrap(),
-            StoreConfig::Mqtt { broker, .. } if broker.tls.is_some()
-        ));
-        assert!(matches!(
-            StoreConfig::parse("ssl://broker").unwrap(),
-            StoreConfig::Mqtt { broker, .. } if broker.tls.is_some() && broker.address.port == 8883
-        ));
-        assert_eq!(StoreConfig::parse("none").unwrap(), StoreConfig::None);
-        assert!(StoreConfig::parse("http://x").is_err());
-        // Every form of a local file URL is that file; one naming a host is refused.
-        for local in [
-            "file:/var/lib/x.json",
-            "file://localhost/var/lib/x.json",
-            "FILE:///var/lib/x.json",
-        ] {
-            assert_eq!(
-                StoreConfig::parse(local).unwrap(),
-                StoreConfig::File("/var/lib/x.json".into()),
-                "{local}"
-            );
-        }
-        assert_eq!(
-            StoreConfig::parse("file:///var/lib/a%20b.json").unwrap(),
-            StoreConfig::File("/var/lib/a b.json".into())
-        );
-        for bad in ["file://var/lib/x.json", "file:x.json"] {
-            assert!(StoreConfig::parse(bad).is_err(), "{bad}");
-        }
-        // Neither an unknown scheme nor a bad broker URL shows the password, and the broker's
-        // own reason is not dressed up as the setting.
-        let e = StoreConfig::parse("http://u:hunter2@x")
-            .unwrap_err()
-            .to_string();
-        assert!(!e.contains("hunter2"), "{e}");
-        let e = StoreConfig::parse("mqtt://u:hunter2@x:99999")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            !e.contains("hunter2") && e.starts_with("checkpoint store: broker URL"),
-            "{e}"
-        );
-        assert!(
-            StoreConfig::parse("mqtt://u:hunter2@b")
-                .is_err_and(|e| !e.to_string().contains("hunter2"))
-        );
-    }
-
-    #[tokio::test]
-    async fn the_file_store_survives_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/checkpoints.json");
-        let cfg = StoreConfig::File(path.clone());
-        let c = Checkpoints::open(&cfg, CancellationToken::new())
-            .await
-            .unwrap();
-        let (p, from) = c.resume("s1");
-        assert_eq!(from, "");
-        lock(&p).sent(&[1], "41");
-        c.acked("s1", 1);
-        assert_eq!(c.save().await.unwrap(), 1);
-        assert_eq!(c.save().await.unwrap(), 0, "nothing changed since");
-        let again = Checkpoints::open(&cfg, CancellationToken::new())
-            .await
-            .unwrap();
-        assert_eq!(again.resume("s1").1, "41");
-        assert_eq!(again.resume("other").1, "");
-        // A damaged file is not fatal.
-        std::fs::write(&path, b"{oops").unwrap();
-        let damaged = Checkpoints::open(&cfg, CancellationToken::new())
-            .await
-            .unwrap();
-        assert_eq!(damaged.resume("s1").1, "");
-    }
-
-    /// #19 point 6: the file is `0600` in a `0700` directory, and a symlink planted where the
-    /// old code put its temp file (`<name>.tmp`) is not followed.
-    #[tokio::test]
-    async fn the_file_store_is_private_and_follows_no_planted_symlink() {
-        use std::os::unix::fs::PermissionsExt;
-        let root = tempfile::tempdir().unwrap();
-        let victim = root.path().join("victim");
-        std::fs::write(&victim, b"keep").unwrap();
-        let dir = root.path().join("state");
-        let path = dir.join("checkpoints.json");
-        let c = Checkpoints::open(&StoreConfig::File(path.clone()), CancellationToken::new())
-            .await
-            .unwrap();
-        let (p, _) = c.resume("s1");
-        lock(&p).sent(&[], "7");
-        c.save().await.unwrap();
-        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&path), 0o600);
-        assert_eq!(mode(&dir), 0o700);
-        std::os::unix::fs::symlink(&victim, path.with_extension("tmp")).unwrap();
-        lock(&p).sent(&[], "8");
-        c.save().await.unwrap();
-        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
-        assert_eq!(mode(&path), 0o600);
-        let again = Checkpoints::open(&StoreConfig::File(path), CancellationToken::new())
-            .await
-            .unwrap();
-        assert_eq!(again.resume("s1").1, "8");
-    }
-
-    /// The checkpoint age grows while a change cannot be written, the change is written by the
-    /// next save that can, and the age is zero once everything is written.
-    #[tokio::test]
-    async fn a_failing_store_ages_and_keeps_its_changes_for_the_next_save() {
-        let root = tempfile::tempdir().unwrap();
-        let blocker = root.path().join("state");
-        let c = Checkpoints::open(
-            &StoreConfig::File(blocker.join("checkpoints.json")),
-            CancellationToken::new(),
-        )
-        .await
-        .unwrap();
-        // A file where the store's directory (made at open) should be: every write fails.
-        std::fs::remove_dir(&blocker).unwrap();
-        std::fs::write(&blocker, b"not a directory").unwrap();
-        assert_eq!(c.age(), Duration::ZERO, "nothing to write yet");
-        let (p, _) = c.resume("s1");
-        lock(&p).sent(&[], "41");
-        assert!(c.age() > Duration::ZERO, "a change not written yet");
-        assert!(c.save().await.is_err());
-        let failed = c.age();
-        assert!(failed > Duration::ZERO, "a change waits");
-        assert!(c.save().await.is_err());
-        assert!(c.age() >= failed, "it keeps waiting");
-        std::fs::remove_file(&blocker).unwrap();
-        assert_eq!(c.save().await.unwrap(), 1, "the change was kept");
-        assert_eq!(c.age(), Duration::ZERO);
-    }
-}
+mod tests;

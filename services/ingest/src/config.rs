@@ -38,6 +38,10 @@ pub const STATUS_INTERVAL: Bounds =
 /// `--checkpoint-interval`: each save may write a file or a retained message per stream.
 pub const CHECKPOINT_INTERVAL: Bounds =
     Bounds::within(Duration::from_millis(100), Duration::from_secs(3600));
+/// `--checkpoint-retention`: 0 drops a removed stream's checkpoint at the next save; ten years
+/// (as humantime counts them, 365.25 days each) is for ever in practice.
+pub const CHECKPOINT_RETENTION: Bounds =
+    Bounds::within(Duration::ZERO, Duration::from_secs(10 * 31_557_600));
 /// `--adr-health-interval`: its minimum (the SDK's 60 s) is checked with the health cache.
 pub const ADR_HEALTH_INTERVAL: Bounds =
     Bounds::within(Duration::ZERO, Duration::from_secs(24 * 3600));
@@ -175,6 +179,15 @@ pub struct Config {
     /// How often changed checkpoints are written.
     #[arg(long, env = "CHECKPOINT_INTERVAL", default_value = "1s", value_parser = CHECKPOINT_INTERVAL.parser())]
     pub checkpoint_interval: Duration,
+    /// How long the checkpoint of a stream no longer in the resources is kept (a resource
+    /// removed and restored by an edit within it resumes from its checkpoint); then it is
+    /// dropped from the store. 0: dropped at the next save after the removal.
+    #[arg(long, env = "CHECKPOINT_RETENTION", default_value = "7d", value_parser = CHECKPOINT_RETENTION.parser())]
+    pub checkpoint_retention: Duration,
+    /// Most checkpoints kept of streams no longer in the resources, however recent: past it the
+    /// ones gone longest are dropped first, so a storm of renames cannot grow the store.
+    #[arg(long, env = "CHECKPOINT_ABSENT_MAX", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub checkpoint_absent_max: u64,
     /// Credentials and CA files of an `mqtt://` / `mqtts://` checkpoint store's broker.
     #[command(flatten)]
     pub broker: sse_runtime::mqtt::BrokerAuthFlags,

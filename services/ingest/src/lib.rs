@@ -95,9 +95,8 @@ pub async fn run_exposed(
         None => Some(reload::load(&settings, &status, &access, None).await?),
         Some(_) => None,
     };
-    let (res, plans) = first
-        .map(|f| (f.resources, f.plans.unwrap_or_default()))
-        .unwrap_or_default();
+    // No plan yet from ADR: the checkpoints drop no record before the first one.
+    let (res, plans) = first.map(|f| (f.resources, f.plans)).unwrap_or_default();
 
     let dialer = Dialer::new(settings.security.mtls.clone(), locals);
     let serving = server(&settings, &status, &access, expose)?;
@@ -107,7 +106,12 @@ pub async fn run_exposed(
     let Some(checkpoints) = open_checkpoints(config, &token).await? else {
         return Ok(()); // shut down while waiting for the store
     };
-    let checkpoints = Arc::new(checkpoints);
+    let retention = checkpoint::Policy {
+        retention: config.checkpoint_retention,
+        absent_max: usize::try_from(config.checkpoint_absent_max).unwrap_or(usize::MAX),
+    };
+    // ADR allocates other pods other assets: their streams are in no plan of this one.
+    let checkpoints = Arc::new(checkpoints.with_retention(retention, settings.adr.is_some()));
     shutdown.tracker.spawn(
         checkpoints
             .clone()
@@ -146,7 +150,9 @@ pub async fn run_exposed(
         token.clone(),
         checkpoints,
     );
-    streams.apply(plans).await;
+    if let Some(plans) = plans {
+        streams.apply(plans).await;
+    }
     follow(settings, streams, status, access, res, &shutdown)?;
     // Health follows the Process stream to schema (resources are loaded before it starts).
     shutdown.tracker.spawn(sse_runtime::health::follow(

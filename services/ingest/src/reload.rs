@@ -11,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 use crate::error::Error;
 use crate::resources::{self, Resources};
-use crate::routing::StreamPlan;
 use crate::secret_access::{self, AccessFile};
 use crate::status::Status;
 use crate::{routing, supervisor, watch};
@@ -21,7 +20,7 @@ pub struct Loaded {
     /// The resources.
     pub resources: Arc<Resources>,
     /// The streams to read; `None` when the resources did not change (nothing to apply).
-    pub plans: Option<Vec<StreamPlan>>,
+    pub plans: Option<supervisor::Plans>,
 }
 
 /// Loads the resources (and the secret allow-list, which refuses endpoints) and plans their
@@ -92,16 +91,17 @@ fn prepare_blocking(
     }
 }
 
-/// The streams this replica reads for `res`, with the status following them; logs the problems
-/// that are new since `before`.
+/// The streams this replica reads for `res` (and the keys of every replica's), with the status
+/// following them; logs the problems that are new since `before`.
 fn plan_streams(
     settings: &Settings,
     res: &Resources,
     status: &Status,
     before: Option<&Resources>,
-) -> Vec<StreamPlan> {
+) -> supervisor::Plans {
     log_new_problems(res, before);
     let plans = routing::plan(res);
+    let keys = plans.iter().map(|p| p.key.clone()).collect();
     let plans = settings.shard.select(plans);
     tracing::info!(
         dir = %settings.flags.resources.display(),
@@ -112,7 +112,7 @@ fn plan_streams(
         "resources loaded"
     );
     status.reconcile(&plans, res);
-    plans
+    supervisor::Plans { owned: plans, keys }
 }
 
 /// Logs each resource, endpoint, dataset and event problem once (a set: a reload of thousands

@@ -24,6 +24,10 @@ use crate::resources;
 /// Largest resource document `PutResource` takes (and, with room for the other fields, its
 /// gRPC request): a device or asset of hundreds of events is tens of KiB.
 pub const RESOURCE_WRITE_BYTES_MAX: usize = 1024 * 1024;
+/// Most asset names a refused device delete lists (then "and N more"): the message stays short
+/// whatever the directory holds.
+pub const IN_USE_NAMES_MAX: usize = 3;
+
 /// Largest request to `IngestService`: a [`RESOURCE_WRITE_BYTES_MAX`] document and its other
 /// fields. A larger one is refused from its gRPC frame header, before it is decoded.
 pub const REQUEST_BYTES_MAX: usize = RESOURCE_WRITE_BYTES_MAX + 1024;
@@ -43,6 +47,9 @@ pub enum WriteError {
     /// `only_if_absent` and the resource exists.
     #[error("{0} already exists")]
     Exists(String),
+    /// A Device that assets still name: deleting it would leave them pointing at nothing.
+    #[error("{0}")]
+    InUse(String),
     /// Writing or reading the directory failed.
     #[error("{0}")]
     Io(String),
@@ -209,6 +216,9 @@ impl Store {
         let target = self.dir.join(file_name(kind, name));
         let texts = self.texts()?;
         self.refuse_elsewhere(&texts, kind, name, &target)?;
+        if kind == "Device" && target.exists() {
+            refuse_in_use(&texts, name)?;
+        }
         match std::fs::remove_file(&target) {
             Ok(()) => {
                 tracing::info!(resource = %format!("{kind}/{name}"), file = %target.display(), "resource deleted");
@@ -314,6 +324,42 @@ impl Store {
             _ => WriteError::Io(format!("the resources directory {dir}: {e}")),
         }
     }
+}
+
+/// Refuses deleting device `name` while assets of the directory name it (they would point at
+/// nothing, and their streams stop with a status error): names at most [`IN_USE_NAMES_MAX`] of
+/// them. A name that is not a Kubernetes name (a hand-written file may hold anything) is quoted
+/// escaped and cut, so no control character or megabyte name reaches the caller's terminal.
+fn refuse_in_use(texts: &[(PathBuf, String)], name: &str) -> Result<(), WriteError> {
+    let mut users: Vec<String> = texts
+        .iter()
+        .flat_map(|(_, t)| resources::assets_using(t, name))
+        .collect();
+    users.sort();
+    users.dedup();
+    if users.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<String> = users
+        .iter()
+        .take(IN_USE_NAMES_MAX)
+        .map(|n| match name::check(n) {
+            Ok(()) => n.clone(),
+            Err(_) => sse_runtime::echo::quoted(n),
+        })
+        .collect();
+    let more = match users.len().saturating_sub(IN_USE_NAMES_MAX) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    let (count, them) = match users.len() {
+        1 => ("1 asset".to_owned(), "it"),
+        n => (format!("{n} assets"), "them"),
+    };
+    Err(WriteError::InUse(format!(
+        "Device/{name} is still used by {count} ({}{more}): delete {them} or point {them} at another device first",
+        shown.join(", ")
+    )))
 }
 
 /// The file this API keeps `kind`/`name` in: `device-<name>.yaml` or `asset-<name>.yaml`.

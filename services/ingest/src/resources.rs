@@ -16,7 +16,7 @@ pub(crate) mod yaml;
 
 pub use doc::API_VERSION;
 pub use from_adr::{AdrResource, adr_source_name, load_adr};
-pub use identify::{defined, identify};
+pub use identify::{assets_using, defined, identify};
 pub(crate) use load::{ReadError, read_bounded, read_limited};
 pub use load::{load_dir, load_dir_limited, load_texts};
 pub use model::{

@@ -67,7 +67,7 @@ fn is_shown(url: &Url) -> bool {
 
 /// Stored checkpoints with every key in today's form. A key already in today's form wins over a
 /// legacy one naming the same stream.
-pub fn migrate_all(stored: BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub fn migrate_all<V>(stored: BTreeMap<String, V>) -> BTreeMap<String, V> {
     let mut out = BTreeMap::new();
     let mut legacy = Vec::new();
     for (key, id) in stored {

@@ -2,7 +2,7 @@
 //! streams reconnect (resuming from their last event ID), removed ones close, new ones start, and
 //! untouched ones are not disturbed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -34,6 +34,16 @@ impl Applied {
     pub fn is_empty(&self) -> bool {
         self.started.is_empty() && self.restarted.is_empty() && self.stopped.is_empty()
     }
+}
+
+/// The streams of one plan: the ones this replica reads, and the keys of every stream planned
+/// (every replica's), whose checkpoints are kept.
+#[derive(Debug, Default)]
+pub struct Plans {
+    /// The streams this replica reads.
+    pub owned: Vec<StreamPlan>,
+    /// The keys of every planned stream.
+    pub keys: HashSet<String>,
 }
 
 struct Running {
@@ -82,11 +92,16 @@ impl Supervisor {
         k
     }
 
-    /// Makes the running readers match `plans`.
-    pub async fn apply(&mut self, plans: Vec<StreamPlan>) -> Applied {
+    /// Makes the running readers match `plans`; the checkpoints learn every planned key first,
+    /// so no stream starts while its record is being dropped.
+    pub async fn apply(&mut self, plans: Plans) -> Applied {
+        self.checkpoints.planned(plans.keys);
         let mut applied = Applied::default();
-        let mut wanted: HashMap<String, StreamPlan> =
-            plans.into_iter().map(|p| (p.key.clone(), p)).collect();
+        let mut wanted: HashMap<String, StreamPlan> = plans
+            .owned
+            .into_iter()
+            .map(|p| (p.key.clone(), p))
+            .collect();
         let mut gone: Vec<String> = self
             .running
             .keys()

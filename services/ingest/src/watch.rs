@@ -10,6 +10,8 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher as _};
@@ -45,13 +47,20 @@ enum Relevant {
 }
 
 impl Relevant {
-    /// Whether a change of `path` (under `root`, the watched directory) can matter. The root
-    /// itself and a ConfigMap's `..data` swap always do.
+    /// Whether a change of `path` can matter, `root` being the watched directory. The root
+    /// itself and a ConfigMap's `..data` swap always do; nothing outside the root does (the
+    /// parent's watch also reports the directory's siblings).
     fn matters(&self, root: &Path, path: &Path) -> bool {
         let Some(name) = path.file_name() else {
             return true;
         };
-        if path == root || name == K8S_DATA {
+        if path == root {
+            return true;
+        }
+        if !path.starts_with(root) {
+            return false;
+        }
+        if name == K8S_DATA {
             return true;
         }
         match self {
@@ -75,11 +84,30 @@ impl Relevant {
 
 /// Keeps the OS watch alive; dropping it stops notifications.
 pub struct DirWatch {
-    _watcher: Option<notify::RecommendedWatcher>,
+    /// The OS watch; dropping it stops notifications.
+    watcher: Option<notify::RecommendedWatcher>,
+    target: Target,
+    /// The directory's (device, inode) when it was watched; `None`: nothing was there.
+    identity: Option<(u64, u64)>,
+    /// Set by an event that created, removed or renamed the directory itself: the OS watch may
+    /// follow a directory that is no longer the one at the path.
+    replaced: Arc<AtomicBool>,
+    /// Where the OS watch's callback asks for a reload (cloned into a watch set up again).
+    tx: mpsc::Sender<()>,
     changes: mpsc::Receiver<()>,
     settings: WatchSettings,
     /// When the periodic rescan is due (`None`: never).
     rescan_at: Option<Instant>,
+}
+
+/// What a watch follows: a directory, how deep, and which names in it matter.
+#[derive(Debug, Clone)]
+struct Target {
+    /// The directory as given, made absolute but not resolved: a symlink at the path swapped
+    /// for another is a replacement too.
+    dir: PathBuf,
+    mode: RecursiveMode,
+    relevant: Relevant,
 }
 
 impl DirWatch {
@@ -123,34 +151,39 @@ impl DirWatch {
         settings: WatchSettings,
     ) -> Self {
         let (tx, changes) = mpsc::channel(1);
-        // Events name absolute paths when the watch was given one; compare like with like.
-        let root: PathBuf = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-        let given = dir.to_path_buf();
-        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            let wanted = match res {
-                Ok(ev) => relevant.wants(&root, &ev) || relevant.wants(&given, &ev),
-                // An error from the OS watch: reloading is the safe answer.
-                Err(_) => true,
-            };
-            if wanted {
-                // A full channel already holds a pending reload request: nothing is lost.
-                let _ = tx.try_send(());
-            }
-        })
-        .and_then(|mut w| w.watch(dir, mode).map(|()| w));
-        let watcher = match watcher {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, rescan = ?settings.rescan, "cannot watch the directory; relying on the periodic rescan");
-                None
-            }
+        let target = Target {
+            dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            mode,
+            relevant,
         };
+        let replaced = Arc::new(AtomicBool::new(false));
+        let watcher = arm(&target, &tx, &replaced, settings.rescan);
         Self {
-            _watcher: watcher,
+            watcher,
+            identity: identity(&target.dir),
+            target,
+            replaced,
+            tx,
             changes,
             rescan_at: next_rescan(settings.rescan),
             settings,
         }
+    }
+
+    /// Sets the OS watch up again when the directory at the path is not the one watched: an
+    /// operator or a sync tool replaced it as a whole (`mv res res.old && mv new res`, or
+    /// removed and made it again), and an inotify watch follows the old directory, not the path.
+    fn rearm_if_replaced(&mut self) {
+        let flagged = self.replaced.swap(false, Ordering::Relaxed);
+        let now = identity(&self.target.dir);
+        if !flagged && now == self.identity {
+            return;
+        }
+        tracing::info!(dir = %self.target.dir.display(), present = now.is_some(), "the watched directory was replaced: watching the one now at its path");
+        // The old watch goes first: one inotify instance at a time per watch.
+        self.watcher = None;
+        self.watcher = arm(&self.target, &self.tx, &self.replaced, self.settings.rescan);
+        self.identity = now;
     }
 
     /// Waits for the next reload: a change followed by the debounce quiet time (at most
@@ -158,6 +191,8 @@ impl DirWatch {
     /// once `token` is cancelled.
     pub async fn next(&mut self, token: &CancellationToken) -> Option<()> {
         let reload = self.wait(token).await;
+        // Before the reload reads it, so no change of a new directory goes unnoticed.
+        self.rearm_if_replaced();
         // Measured from this reload: a reload just done needs no rescan soon after.
         self.rescan_at = next_rescan(self.settings.rescan);
         reload
@@ -182,6 +217,81 @@ impl DirWatch {
             }
         }
     }
+}
+
+/// Sets up the OS watch of `target`: the directory itself, and its parent for the directory's own
+/// name, so a directory removed or renamed away and another put at the path is noticed (the
+/// parent's watch sees the new one appear; the directory's own watch only follows the old one).
+/// Events naming the directory itself set `replaced`. `None` when nothing could be watched: the
+/// periodic rescan (`rescan`) is then all there is, and the log says so.
+fn arm(
+    target: &Target,
+    tx: &mpsc::Sender<()>,
+    replaced: &Arc<AtomicBool>,
+    rescan: Duration,
+) -> Option<notify::RecommendedWatcher> {
+    let dir = target.dir.clone();
+    // Events name the paths the watch was given; a symlinked directory's also its real path.
+    let root: PathBuf = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+    let (relevant, tx, flag) = (target.relevant.clone(), tx.clone(), replaced.clone());
+    let given = dir.clone();
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let wanted = match res {
+            Ok(ev) => {
+                if replaces(&ev, &[&root, &given]) {
+                    flag.store(true, Ordering::Relaxed);
+                }
+                relevant.wants(&root, &ev) || relevant.wants(&given, &ev)
+            }
+            // An error from the OS watch: reloading is the safe answer.
+            Err(_) => true,
+        };
+        if wanted {
+            // A full channel already holds a pending reload request: nothing is lost.
+            let _ = tx.try_send(());
+        }
+    });
+    let mut watcher = match watcher {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, ?rescan, "cannot watch the directory; relying on the periodic rescan");
+            return None;
+        }
+    };
+    let parent = dir
+        .parent()
+        .map(|p| watcher.watch(p, RecursiveMode::NonRecursive));
+    match (watcher.watch(&dir, target.mode), parent) {
+        (Ok(()), Some(Ok(()))) => {}
+        (Ok(()), _) => {
+            tracing::debug!(dir = %dir.display(), "cannot watch the directory's parent; a replaced directory is noticed at the rescan");
+        }
+        (Err(e), Some(Ok(()))) => {
+            tracing::warn!(dir = %dir.display(), error = %e, ?rescan, "cannot watch the directory; watching for it to appear again, and rescanning");
+        }
+        (Err(e), _) => {
+            tracing::warn!(dir = %dir.display(), error = %e, ?rescan, "cannot watch the directory; relying on the periodic rescan");
+            return None;
+        }
+    }
+    Some(watcher)
+}
+
+/// Whether `event` made, removed or renamed the directory itself (named by one of `dir`'s
+/// paths): its own watch may then follow a directory that is gone from the path.
+fn replaces(event: &notify::Event, dir: &[&Path]) -> bool {
+    use notify::EventKind as K;
+    let kind = matches!(
+        event.kind,
+        K::Create(_) | K::Remove(_) | K::Modify(notify::event::ModifyKind::Name(_))
+    );
+    kind && event.paths.iter().any(|p| dir.contains(&p.as_path()))
+}
+
+/// The (device, inode) of the directory at `dir` (through a symlink), if any.
+fn identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// When the next rescan is due, `every` from now (zero: never).
@@ -309,6 +419,92 @@ mod tests {
         let stop = churn(dir.path(), "a.yaml");
         assert_eq!(within_guard(&mut w).await, Some(()));
         stop.cancel();
+    }
+
+    /// A directory replaced as a whole used to keep the watch on the old one: edits of the new
+    /// one waited for the rescan (60 s by default). No rescan here: only the watch can answer.
+    #[tokio::test]
+    async fn a_directory_moved_over_is_watched_again() {
+        let root = tempfile::tempdir().unwrap();
+        let res = root.path().join("res");
+        std::fs::create_dir(&res).unwrap();
+        let mut w = watching(&res, Duration::from_millis(100), Duration::ZERO);
+        // `mv res res.old && mv new res`, as git-sync or a config tool does.
+        let new = root.path().join("new");
+        std::fs::create_dir(&new).unwrap();
+        std::fs::write(new.join("a.yaml"), "x").unwrap();
+        std::fs::rename(&res, root.path().join("res.old")).unwrap();
+        std::fs::rename(&new, &res).unwrap();
+        assert_eq!(within_guard(&mut w).await, Some(()), "the swap itself");
+        assert_eq!(w.identity, identity(&res), "the new directory is watched");
+        std::fs::write(res.join("b.yaml"), "x").unwrap();
+        assert_eq!(
+            within_guard(&mut w).await,
+            Some(()),
+            "an edit of the new one"
+        );
+    }
+
+    /// `rm -r res; mkdir res; cp ...`, slow enough that the reload finds no directory: the
+    /// parent's watch sees it come back, and the new one is watched from then on.
+    #[tokio::test]
+    async fn a_directory_removed_and_made_again_is_watched_again() {
+        let root = tempfile::tempdir().unwrap();
+        let res = root.path().join("res");
+        std::fs::create_dir(&res).unwrap();
+        std::fs::write(res.join("a.yaml"), "x").unwrap();
+        let mut w = watching(&res, Duration::from_millis(100), Duration::ZERO);
+        std::fs::remove_dir_all(&res).unwrap();
+        assert_eq!(within_guard(&mut w).await, Some(()), "the removal");
+        assert_eq!(w.identity, None);
+        std::fs::create_dir(&res).unwrap();
+        assert_eq!(
+            within_guard(&mut w).await,
+            Some(()),
+            "the directory made again"
+        );
+        assert_eq!(w.identity, identity(&res));
+        std::fs::write(res.join("b.yaml"), "x").unwrap();
+        assert_eq!(
+            within_guard(&mut w).await,
+            Some(()),
+            "an edit of the new one"
+        );
+    }
+
+    /// A Kubernetes ConfigMap mount swaps its `..data` symlink inside the directory: the
+    /// directory stays, and the swap is one change.
+    #[tokio::test]
+    async fn a_configmap_data_swap_still_asks_for_a_reload() {
+        use std::os::unix::fs::symlink;
+        let res = tempfile::tempdir().unwrap();
+        let dir = res.path();
+        std::fs::create_dir(dir.join("..2026_01")).unwrap();
+        std::fs::write(dir.join("..2026_01/a.yaml"), "x").unwrap();
+        symlink("..2026_01", dir.join("..data")).unwrap();
+        symlink("..data/a.yaml", dir.join("a.yaml")).unwrap();
+        let mut w = watching(dir, Duration::from_millis(100), Duration::ZERO);
+        std::fs::create_dir(dir.join("..2026_02")).unwrap();
+        std::fs::write(dir.join("..2026_02/a.yaml"), "y").unwrap();
+        symlink("..2026_02", dir.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+        assert_eq!(within_guard(&mut w).await, Some(()));
+        assert_eq!(
+            w.identity,
+            identity(dir),
+            "the same directory, not set up again"
+        );
+    }
+
+    /// The parent's watch reports the directory's siblings: they do not matter.
+    #[test]
+    fn names_beside_the_directory_do_not_matter() {
+        let root = Path::new("/etc/res");
+        for r in [Relevant::Yaml, Relevant::Visible] {
+            assert!(!r.matters(root, Path::new("/etc/other.yaml")));
+            assert!(!r.matters(root, Path::new("/etc/resources.yaml")));
+            assert!(r.matters(root, Path::new("/etc/res")));
+        }
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use sse_runtime::mqtt::{ClientSettings, Handler, Supervisor, describe};
 use tokio_util::sync::CancellationToken;
 
 use super::CheckpointError;
-use super::record::{self, Record};
+use super::record::{self, Record, Stored};
 
 /// How long loading the retained checkpoints may take before the attempt is given up.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,7 +33,7 @@ impl BrokerStore {
         settings: ClientSettings,
         prefix: &str,
         token: CancellationToken,
-    ) -> Result<(Self, BTreeMap<String, String>), CheckpointError> {
+    ) -> Result<(Self, BTreeMap<String, Stored>), CheckpointError> {
         let sentinel = format!("{prefix}/sync/{}", settings.client_id);
         let mut supervisor = Supervisor::new(settings, "the checkpoint store's broker");
         let (client, mut events) = supervisor.client(64);
@@ -68,11 +68,17 @@ impl BrokerStore {
         Ok((store, loaded))
     }
 
-    /// Publishes stream `key`'s checkpoint (retained, QoS 1).
-    pub async fn save(&self, key: &str, last_event_id: &str) -> Result<(), CheckpointError> {
+    /// Publishes stream `key`'s checkpoint (retained, QoS 1), with when it was last planned.
+    pub async fn save(
+        &self,
+        key: &str,
+        last_event_id: &str,
+        seen: u64,
+    ) -> Result<(), CheckpointError> {
         let payload = Record {
             stream: key.to_string(),
             last_event_id: last_event_id.to_string(),
+            seen: Some(seen),
         }
         .encode();
         self.client
@@ -87,7 +93,7 @@ impl BrokerStore {
     }
 
     /// Removes stream `key`'s retained record (an empty retained message), for a record stored
-    /// under a key that is no longer used.
+    /// under a key that is no longer used, or one whose stream is gone for the retention.
     pub async fn clear(&self, key: &str) -> Result<(), CheckpointError> {
         self.client
             .publish(
@@ -109,7 +115,7 @@ async fn load(
     events: &mut EventLoop,
     supervisor: &mut Supervisor,
     sentinel: &str,
-) -> Result<BTreeMap<String, String>, CheckpointError> {
+) -> Result<BTreeMap<String, Stored>, CheckpointError> {
     let mut loaded = BTreeMap::new();
     let mut subscribed = false;
     loop {
@@ -129,7 +135,8 @@ async fn load(
                 }
                 match record::decode(&topic, &p.payload) {
                     Ok(r) => {
-                        loaded.insert(r.stream, r.last_event_id);
+                        let (key, stored) = r.into_stored();
+                        loaded.insert(key, stored);
                     }
                     Err(e) => tracing::warn!(
                         %topic, error = %e,

@@ -17,7 +17,8 @@ use sse_contract::limits::CHECKPOINT_RECORD_BYTES_MAX;
 use sse_runtime::private_file::{self, Access};
 
 use super::CheckpointError;
-use super::record::Record;
+use super::record::{Record, Stored};
+use super::retention::Entry;
 
 /// Streams whose largest records ([`CHECKPOINT_RECORD_BYTES_MAX`], 8 KiB) fit in
 /// [`FILE_BYTES_MAX`].
@@ -31,7 +32,7 @@ pub const FILE_BYTES_MAX: u64 = CHECKPOINT_RECORD_BYTES_MAX as u64 * FILE_STREAM
 /// Checks the path and its directory (created `0700` if missing), tidies what an earlier run
 /// left, and loads the file's checkpoints. A missing file is empty; a damaged or over-large one
 /// is kept aside and costs duplicates (a warning and no checkpoints), never the service.
-pub fn open(path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
+pub fn open(path: &Path) -> Result<BTreeMap<String, Stored>, CheckpointError> {
     let found = match std::fs::symlink_metadata(path) {
         Ok(meta) => {
             check_kind(path, meta.file_type())?;
@@ -50,12 +51,13 @@ pub fn open(path: &Path) -> Result<BTreeMap<String, String>, CheckpointError> {
 
 /// Replaces the file with `all`; refused when it would be larger than [`FILE_BYTES_MAX`] (the
 /// next start would not read it).
-pub async fn write(path: &Path, all: &BTreeMap<String, String>) -> Result<(), CheckpointError> {
+pub async fn write(path: &Path, all: &BTreeMap<String, Entry>) -> Result<(), CheckpointError> {
     let records: Vec<Record> = all
         .iter()
-        .map(|(k, v)| Record {
+        .map(|(k, e)| Record {
             stream: k.clone(),
-            last_event_id: v.clone(),
+            last_event_id: e.id.clone(),
+            seen: Some(e.seen),
         })
         .collect();
     let path = path.to_path_buf();
@@ -149,7 +151,7 @@ fn log_access(path: &Path, access: std::io::Result<Access>, what: &str) {
 fn load(
     path: &Path,
     meta: &std::fs::Metadata,
-) -> Result<BTreeMap<String, String>, CheckpointError> {
+) -> Result<BTreeMap<String, Stored>, CheckpointError> {
     let bytes = match read(path, meta)? {
         Ok(bytes) => bytes,
         Err(size) => {
@@ -169,7 +171,8 @@ fn load(
     for r in records {
         match r.check_size() {
             Ok(()) => {
-                loaded.insert(r.stream, r.last_event_id);
+                let (key, stored) = r.into_stored();
+                loaded.insert(key, stored);
             }
             Err(e) => {
                 tracing::warn!(file = %path.display(), error = %e, "checkpoint skipped; its stream starts without it")

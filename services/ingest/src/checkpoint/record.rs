@@ -1,5 +1,7 @@
-//! One stream's checkpoint as stored: `{"stream": <key>, "lastEventId": <id>}`, on the broker as
-//! a retained message on `<prefix>/<first 16 bytes of SHA-256(key), hex>`.
+//! One stream's checkpoint as stored: `{"stream": <key>, "lastEventId": <id>, "seen": <unix
+//! seconds>}`, on the broker as a retained message on `<prefix>/<first 16 bytes of SHA-256(key),
+//! hex>`. `seen` (when the stream was last known planned: see [`super::retention`]) is absent
+//! from records of older versions, which still load, and older versions ignore it.
 //!
 //! Anyone who can publish there (a broker client, an SSE `id:` that grew a record) can put
 //! anything there, so [`decode`] is pure and total: a record that is too large, malformed, or
@@ -18,6 +20,31 @@ pub struct Record {
     pub stream: String,
     /// The last event ID up to which every routed event was acknowledged.
     pub last_event_id: String,
+    /// When the stream was last known planned (unix seconds), so a record of a removed stream
+    /// is dropped a retention after its removal even across restarts; `None` in records of
+    /// older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<u64>,
+}
+
+/// A record as loaded, under its stream key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The last event ID.
+    pub last_event_id: String,
+    /// When its stream was last known planned (unix seconds), if the record says.
+    pub seen: Option<u64>,
+}
+
+impl Record {
+    /// The record as loaded, without its key.
+    pub fn into_stored(self) -> (String, Stored) {
+        let stored = Stored {
+            last_event_id: self.last_event_id,
+            seen: self.seen,
+        };
+        (self.stream, stored)
+    }
 }
 
 /// Why a stored record is skipped.
@@ -37,7 +64,7 @@ pub enum RecordError {
 impl Record {
     /// The record's JSON.
     pub fn encode(&self) -> Vec<u8> {
-        // A struct of two strings always serializes.
+        // A struct of two strings and a number always serializes.
         serde_json::to_vec(self).unwrap_or_default()
     }
 
@@ -86,6 +113,7 @@ mod tests {
         Record {
             stream: stream.into(),
             last_event_id: id.into(),
+            seen: Some(1_700_000_000),
         }
     }
 
@@ -94,6 +122,25 @@ mod tests {
         let r = record("dev/sse-0 http://h/x", "41");
         let t = topic("sse-connector/checkpoint", &r.stream);
         assert_eq!(decode(&t, &r.encode()), Ok(r));
+    }
+
+    #[test]
+    fn a_record_of_an_older_version_has_no_time_and_an_old_reader_ignores_it() {
+        let t = topic("p", "a");
+        let old = decode(&t, br#"{"stream":"a","lastEventId":"5"}"#).unwrap();
+        assert_eq!(old.seen, None);
+        assert!(!String::from_utf8(old.encode()).unwrap().contains("seen"));
+        // What an older version decoded: the two strings, other fields ignored.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Old {
+            last_event_id: String,
+        }
+        let new = record("a", "6").encode();
+        assert_eq!(
+            serde_json::from_slice::<Old>(&new).unwrap().last_event_id,
+            "6"
+        );
     }
 
     #[test]

@@ -129,7 +129,9 @@ pub fn status(e: WriteError) -> tonic::Status {
     let message = e.to_string();
     match e {
         WriteError::Invalid(v) => bad_request(message, &v),
-        WriteError::NotOurs(_) => tonic::Status::failed_precondition(message),
+        WriteError::NotOurs(_) | WriteError::InUse(_) => {
+            tonic::Status::failed_precondition(message)
+        }
         WriteError::NotFound(_) => tonic::Status::not_found(message),
         WriteError::Exists(_) => tonic::Status::already_exists(message),
         WriteError::Io(_) => tonic::Status::internal(message),

@@ -223,3 +223,58 @@ fn a_get_reports_each_secret_present_missing_or_not_allowed() {
         "{other:?}"
     );
 }
+
+/// Deleting a device its assets still named used to be accepted: the assets then pointed at
+/// nothing and their streams stopped with a status error. It is refused, naming a few of them.
+#[test]
+fn a_device_its_assets_still_use_is_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    s.put(&device("d1"), false).unwrap();
+    s.put(&device("d2"), false).unwrap();
+    for a in ["a1", "a2", "a3", "a4", "a5"] {
+        s.put(&asset(a, "d1", "Qos1"), false).unwrap();
+    }
+    let e = s.delete("Device", "d1").unwrap_err();
+    assert!(matches!(e, WriteError::InUse(_)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "Device/d1 is still used by 5 assets (a1, a2, a3 and 2 more): delete them or point them at another device first"
+    );
+    assert_eq!(grpc::status(e).code(), tonic::Code::FailedPrecondition);
+    assert!(dir.path().join("device-d1.yaml").exists());
+    // A device no asset uses goes; an asset goes; the last asset gone, so does its device.
+    s.delete("Device", "d2").unwrap();
+    for a in ["a1", "a2", "a3", "a4"] {
+        s.delete("Asset", a).unwrap();
+    }
+    let e = s.delete("Device", "d1").unwrap_err().to_string();
+    assert!(e.contains("by 1 asset (a5): delete it or point it"), "{e}");
+    s.delete("Asset", "a5").unwrap();
+    s.delete("Device", "d1").unwrap();
+    assert!(matches!(
+        s.delete("Device", "d1"),
+        Err(WriteError::NotFound(_))
+    ));
+}
+
+/// Asset names come from files, where anything may stand: a hand-written asset's name that is
+/// no Kubernetes name is shown escaped and cut, and the message stays short.
+#[test]
+fn names_of_hand_written_assets_are_shown_escaped_and_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    s.put(&device("d1"), false).unwrap();
+    let long = "x".repeat(100_000);
+    let hand = [
+        asset("\"evil\\u001b[31m\\u202e\"", "d1", "Qos1"),
+        asset(&long, "d1", "Qos1"),
+    ]
+    .join("---\n");
+    std::fs::write(dir.path().join("plant.yaml"), hand).unwrap();
+    let e = s.delete("Device", "d1").unwrap_err().to_string();
+    assert!(e.len() < 400, "{} bytes: {e}", e.len());
+    assert!(!e.contains('\u{1b}') && !e.contains('\u{202e}'), "{e:?}");
+    assert!(e.contains(r#""evil\u{1b}[31m\u{202e}""#), "{e}");
+    assert!(e.contains("(100000 bytes)"), "{e}");
+}

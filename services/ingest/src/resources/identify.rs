@@ -1,6 +1,7 @@
-//! What a resource document is, before validation: its kind and name. The write API needs them
-//! to choose the file (`<kind>-<name>.yaml`) and to find where else a resource is defined; it
-//! reads them with the loader's own splitting and parsing, so both agree on every document.
+//! What a resource document is, before validation: its kind and name, and which device an asset
+//! names. The write API needs them to choose the file (`<kind>-<name>.yaml`), to find where else
+//! a resource is defined and which assets still use a device; it reads them with the loader's own
+//! splitting and parsing, so both agree on every document.
 
 use serde::Deserialize;
 
@@ -13,6 +14,38 @@ pub fn defined(text: &str) -> Vec<(String, String)> {
     doc::split_documents(text)
         .into_iter()
         .filter_map(|(d, _)| header(&d).ok().flatten())
+        .collect()
+}
+
+/// The names of the Asset documents of `text` whose `spec.deviceRef.deviceName` is `device`,
+/// valid or not: each one the loader reads points at the device, and loses it with the device.
+pub fn assets_using(text: &str, device: &str) -> Vec<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Ref {
+        device_name: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Spec {
+        device_ref: Option<Ref>,
+    }
+    #[derive(Deserialize)]
+    struct AssetRef {
+        spec: Option<Spec>,
+    }
+    let uses = |d: &str| {
+        let value = yaml::parse(d).ok()?;
+        let asset = AssetRef::deserialize(&value).ok()?;
+        let named = asset.spec?.device_ref?.device_name?;
+        Some(named == device)
+    };
+    doc::split_documents(text)
+        .into_iter()
+        .filter_map(|(d, _)| match header(&d) {
+            Ok(Some((kind, name))) if kind == "Asset" && uses(&d) == Some(true) => Some(name),
+            _ => None,
+        })
         .collect()
 }
 
@@ -76,5 +109,26 @@ mod tests {
             "{{\"apiVersion\": \"{API_VERSION}\", \"kind\": \"Asset\", \"metadata\": {{\"name\": \"a\"}}}}"
         );
         assert_eq!(identify(&json).unwrap(), ("Asset".into(), "a".into()));
+    }
+
+    #[test]
+    fn assets_naming_a_device_are_found_valid_or_not() {
+        let asset = |name: &str, device: &str| {
+            format!(
+                "{HEAD}kind: Asset\nmetadata: {{name: {name}}}\nspec:\n  deviceRef: {{deviceName: {device}, endpointName: sse}}\n"
+            )
+        };
+        let text = [
+            asset("a1", "d1"),
+            asset("a2", "d2"),
+            // No datasets, an endpoint that may not exist: still the device's.
+            format!("{HEAD}kind: Asset\nmetadata: {{name: a3}}\nspec: {{deviceRef: {{deviceName: d1}}}}\n"),
+            format!("{HEAD}kind: Device\nmetadata: {{name: a4}}\nspec: {{deviceRef: {{deviceName: d1}}}}\n"),
+            "{oops: [".to_owned(),
+        ]
+        .join("---\n");
+        assert_eq!(assets_using(&text, "d1"), ["a1", "a3"]);
+        assert_eq!(assets_using(&text, "d2"), ["a2"]);
+        assert!(assets_using(&text, "d3").is_empty());
     }
 }
