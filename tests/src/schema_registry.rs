@@ -66,6 +66,8 @@ struct State {
 /// the request's Correlation Data, QoS 1, content type `application/json`.
 pub struct Responder {
     state: Arc<Mutex<State>>,
+    /// `true` while PUT answers are held back ([`Responder::hold_puts`]).
+    puts_held: Arc<tokio::sync::watch::Sender<bool>>,
     task: JoinHandle<()>,
 }
 
@@ -91,6 +93,8 @@ impl Responder {
         o.set_keep_alive(Duration::from_secs(30));
         let (client, eventloop) = AsyncClient::new(o, 100);
         let st = state.clone();
+        let puts_held = Arc::new(tokio::sync::watch::Sender::new(false));
+        let held = puts_held.clone();
         let answers = client.clone();
         let filters = ["put", "get"]
             .map(|c| {
@@ -130,7 +134,12 @@ impl Responder {
                     ..Default::default()
                 };
                 let client = answers.clone();
+                // A held PUT is answered once released: a registry slow to answer.
+                let mut open = (topic == PUT_TOPIC).then(|| held.subscribe());
                 tokio::spawn(async move {
+                    if let Some(open) = open.as_mut() {
+                        let _ = open.wait_for(|held| !held).await;
+                    }
                     let _ = client
                         .publish_with_properties(
                             response_topic,
@@ -145,7 +154,11 @@ impl Responder {
         )
         .await
         .expect("the responder subscribes");
-        Self { state, task }
+        Self {
+            state,
+            puts_held,
+            task,
+        }
     }
 
     fn handle(
@@ -242,6 +255,19 @@ impl Responder {
     /// A copy of the requests so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
+    }
+
+    /// Holds the answers of PUT requests from now on (they are still received, served and
+    /// counted in [`Responder::seen`]) until `false` releases them: a registry slow to answer,
+    /// without a timer.
+    pub fn hold_puts(&self, held: bool) {
+        self.puts_held.send_replace(held);
+    }
+
+    /// How many PUT requests were received so far.
+    pub fn puts(&self) -> usize {
+        let st = self.state.lock().unwrap();
+        st.seen.iter().filter(|s| s.topic == PUT_TOPIC).count()
     }
 
     /// Answers the next requests with these statuses instead of serving them.

@@ -18,7 +18,15 @@
 //! registry and then into the mirror, `get` tries the mirror then the registry. A replica with
 //! an empty mirror restarts a subject's numbering at 1 (and re-puts: the registry deduplicates
 //! by content and version), which is why the mirror lives in the durable data dir.
+//!
+//! One new version is often first seen by many subjects at once (an asset of 1,000 datasets of
+//! one shape): the puts of a version are coalesced into one `PUT` call, which every subject
+//! waiting on it shares, success or failure ([`AzureRegistry::put`]); a subject arriving once
+//! the mirror holds the version makes no call. At most [`CALLS_MAX`] calls are under way at
+//! once, whatever the number of versions being registered.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[cfg(test)]
@@ -42,6 +50,9 @@ pub use sse_contract::topics::{
 pub use sse_runtime::mqtt::rpc::PROTOCOL_VERSION;
 /// `schemaType` of every schema this service registers.
 pub const SCHEMA_TYPE: &str = "MessageSchema";
+/// Most registry calls under way at once: a burst of new shapes waits its turn rather than
+/// sending the registry one request each at the same moment.
+pub const CALLS_MAX: usize = 8;
 
 /// How to reach the registry's MQTT broker and how patient to be.
 #[derive(Debug, Clone)]
@@ -173,12 +184,27 @@ fn read_response(r: Response) -> Result<SchemaResponse, RpcError> {
     serde_json::from_slice::<SchemaResponse>(&r.payload).map_err(RpcError::unreadable)
 }
 
+/// The outcome of one `PUT` call, shared by every put of its version that waited on it.
+type SharedPut = Arc<tokio::sync::OnceCell<Result<SchemaRecord, Error>>>;
+
 /// The Azure IoT Operations Schema Registry backend, with its local subject mirror.
 #[derive(Debug)]
 pub struct AzureRegistry {
     rpc: Invoker,
     mirror: FileRegistry,
     retry: Retry,
+    /// The calls under way (boxed: the embedded registry is the other choice of
+    /// [`crate::any_registry::AnyRegistry`], and half this size).
+    calls: Box<Calls>,
+}
+
+/// The registry calls under way.
+#[derive(Debug)]
+struct Calls {
+    /// The `PUT` calls, by the version (our content name) they register.
+    puts: Mutex<HashMap<VersionId, SharedPut>>,
+    /// [`CALLS_MAX`] permits, one per call.
+    permits: tokio::sync::Semaphore,
 }
 
 impl AzureRegistry {
@@ -202,11 +228,17 @@ impl AzureRegistry {
             rpc,
             mirror,
             retry: Retry::bounded(settings.attempts, settings.retry_initial),
+            calls: Box::new(Calls {
+                puts: Mutex::default(),
+                permits: tokio::sync::Semaphore::new(CALLS_MAX),
+            }),
         }
     }
 
     /// Calls `topic` with `request`, retrying network errors and 500 with backoff.
     async fn call<T: Serialize>(&self, topic: &str, request: &T) -> Result<RemoteSchema, Error> {
+        // Never closed, so the permit is always had (after waiting its turn).
+        let _turn = self.calls.permits.acquire().await;
         let payload = serde_json::to_vec(request)
             .map_err(|e| Error::InvalidSchema(format!("cannot encode request: {e}")))?;
         let answer = self
@@ -242,9 +274,66 @@ impl AzureRegistry {
     }
 }
 
+impl AzureRegistry {
+    /// Registers `schema`'s version with one `PUT` call shared by every put of that version
+    /// made while it is under way: the version as the mirror then holds it (with the subject of
+    /// the put that made the call), or the call's error, for each of them.
+    async fn put_shared(&self, id: &VersionId, schema: &NewSchema) -> Result<SchemaRecord, Error> {
+        let shared = self.lock_puts().entry(id.clone()).or_default().clone();
+        let out = shared
+            .get_or_init(|| async {
+                let request = PutRequest {
+                    format: FORMAT.into(),
+                    schema_type: SCHEMA_TYPE.into(),
+                    schema_content: schema.content.clone(),
+                    version: schema.version.clone(),
+                };
+                let remote = self.call(PUT_TOPIC, &request).await?;
+                // Keep our canonical content: the registry may reformat what it stores.
+                let record = self.record(remote, Some(&schema.content))?;
+                // In the mirror before the call is taken out below: a put that finds no call
+                // under way finds the version there.
+                self.mirror.remember(record, &schema.subject).await
+            })
+            .await;
+        {
+            let mut puts = self.lock_puts();
+            if puts.get(id).is_some_and(|p| Arc::ptr_eq(p, &shared)) {
+                // Done: a later put finds the version in the mirror, or (after a failure)
+                // calls again.
+                puts.remove(id);
+            }
+        }
+        match out {
+            Ok(r) => Ok(r.clone()),
+            Err(e) => Err(shared_error(e)),
+        }
+    }
+
+    fn lock_puts(&self) -> std::sync::MutexGuard<'_, HashMap<VersionId, SharedPut>> {
+        self.calls.puts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Each waiter's copy of a shared call's error (the errors a call and the mirror's write give).
+fn shared_error(e: &Error) -> Error {
+    match e {
+        Error::Registry { code, message } => Error::Registry {
+            code: *code,
+            message: message.clone(),
+        },
+        Error::RegistryUnavailable(m) => Error::RegistryUnavailable(m.clone()),
+        Error::InvalidSchema(m) => Error::InvalidSchema(m.clone()),
+        Error::RegistryFull { max_bytes } => Error::RegistryFull {
+            max_bytes: *max_bytes,
+        },
+        other => Error::RegistryUnavailable(other.to_string()),
+    }
+}
+
 impl Registry for AzureRegistry {
     async fn put(&self, schema: NewSchema) -> Result<SchemaRecord, Error> {
-        crate::registry::validate_version(&schema.version)?;
+        crate::registry::validate_new_version(&schema.version)?;
         // A version the mirror holds under our content name was put already: a new subject of
         // it needs no call (thousands of datasets of one shape would otherwise wait on one call
         // each, in turn).
@@ -252,15 +341,8 @@ impl Registry for AzureRegistry {
         if let Some(r) = self.mirror.add_subject_if_stored(&known, &schema.subject)? {
             return Ok(r);
         }
-        let request = PutRequest {
-            format: FORMAT.into(),
-            schema_type: SCHEMA_TYPE.into(),
-            schema_content: schema.content.clone(),
-            version: schema.version.clone(),
-        };
-        let remote = self.call(PUT_TOPIC, &request).await?;
-        // Keep our canonical content: the registry may reformat what it stores.
-        let record = self.record(remote, Some(&schema.content))?;
+        let record = self.put_shared(&known, &schema).await?;
+        // The subject of each put that shared the call (the caller's own is there already).
         self.mirror.remember(record, &schema.subject).await
     }
 

@@ -68,6 +68,17 @@ pub enum Error {
     /// A version string is not acceptable.
     #[error("invalid version {0:?}: use 1 to 64 letters, digits, '.', '_' or '-'")]
     InvalidVersion(String),
+    /// A new version's numbers are written with leading zeros (`01`, `1.02`): each version
+    /// takes one spelling, so two cannot read the same.
+    #[error(
+        "invalid version {version:?}: a number in a version has no leading zeros, so each version has one spelling; use {canonical:?}"
+    )]
+    VersionSpelling {
+        /// The version as sent (already a safe version string, at most 64 bytes).
+        version: String,
+        /// The same version without the leading zeros.
+        canonical: String,
+    },
     /// A list request's paging field is unusable (a negative `page_size`, a `page_token` the
     /// call did not make).
     #[error("invalid {field}: {reason}")]
@@ -128,6 +139,7 @@ impl From<Error> for tonic::Status {
             Error::NotJson(_)
             | Error::InvalidSchema(_)
             | Error::InvalidVersion(_)
+            | Error::VersionSpelling { .. }
             | Error::TooLarge { .. }
             | Error::OverLimit { .. }
             | Error::InvalidPage { .. } => tonic::Status::invalid_argument(msg),

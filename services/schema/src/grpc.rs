@@ -15,10 +15,13 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::acks::{reason_to_proto, reference_to_proto};
+use crate::draft07::check_document;
 use crate::error::Error;
 use crate::paging::{self, Page};
 use crate::pipeline::{self as pl, Pipeline};
-use crate::registry::{NewSchema, Registry, SchemaRecord, VersionId, is_safe_name};
+use crate::registry::{
+    NewSchema, Registry, SchemaRecord, VersionId, is_safe_name, validate_new_version,
+};
 use crate::relay::Relay;
 
 /// The gRPC service: the registry API and the event stream.
@@ -126,16 +129,15 @@ impl<R: Registry> SchemaService for SchemaGrpc<R> {
     ) -> Result<Response<PutSchemaResponse>, Status> {
         let req = request.into_inner();
         within_event_limit("content", req.content.len())?;
-        let content: Value = serde_json::from_str(&req.content)
-            .map_err(|e| Error::InvalidSchema(format!("content is not JSON: {e}")))?;
-        if !content.is_object() {
-            return Err(Error::InvalidSchema("content must be a JSON object".into()).into());
-        }
         let version = if req.version.is_empty() {
             "1".to_string()
         } else {
             req.version
         };
+        validate_new_version(&version)?;
+        let content: Value = serde_json::from_str(&req.content)
+            .map_err(|e| Error::InvalidSchema(format!("content is not JSON: {e}")))?;
+        check_document(&content)?;
         let schema = NewSchema::new(&content, version, "");
         // Canonical JSON may be longer than the text sent (`1e1` is `10.0`): the limit holds
         // for what is stored, so every schema put here is returned whole.

@@ -11,6 +11,7 @@ pub mod azure;
 pub mod canonical;
 pub mod caps;
 pub mod config;
+pub mod draft07;
 pub mod error;
 pub mod grpc;
 pub mod history;

@@ -33,9 +33,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::canonical::{is_name, name_of, to_canonical};
+use crate::draft07::check_version_spelling;
 use crate::error::Error;
 use sse_runtime::private_file;
-use subject_lists::{head, insert_subject, subject_growth};
+use subject_lists::head;
 
 /// The format of every schema this registry holds.
 pub const FORMAT: &str = "JsonSchema/draft-07";
@@ -204,6 +205,14 @@ pub fn validate_version(v: &str) -> Result<(), Error> {
     }
 }
 
+/// Checks the version of a schema being stored ([`Registry::put`]): [`validate_version`], and
+/// one spelling per version ([`check_version_spelling`]). Versions already stored, read back
+/// from files or named by an external registry, are checked with [`validate_version`] only.
+pub fn validate_new_version(v: &str) -> Result<(), Error> {
+    validate_version(v)?;
+    check_version_spelling(v)
+}
+
 #[derive(Debug, Default)]
 struct Index {
     /// Every version, in list order.
@@ -353,9 +362,14 @@ impl FileRegistry {
     }
 
     async fn store(&self, record: SchemaRecord) -> Result<SchemaRecord, Error> {
-        let bytes = serialize(&record)?;
-        let _files = self.files.lock().await;
         let key = VersionId::of(&record);
+        let _files = self.files.lock().await;
+        // Stored while this put waited for the lock (the subjects of a new version, put at once,
+        // wait here behind the first): only the subject is new, and the file is written behind.
+        if let Some(r) = self.add_subject_if_stored(&key, &record.subject)? {
+            return Ok(r);
+        }
+        let bytes = serialize(&record)?;
         let size = bytes.len() as u64;
         let old = self.lock_index().reserve(&key, size, self.max_bytes)?;
         let dir = self.dir.clone();
@@ -376,20 +390,8 @@ impl FileRegistry {
             return Err(e);
         }
         self.note_subjects(record_subjects(&record), &key);
-        let mut index = self.lock_index();
-        if let Some(stored) = index.by_key.get_mut(&key) {
-            // Another put stored this version meanwhile, and this file replaced its: keep both
-            // lists of subjects, for the next flush to write.
-            for s in record_subjects(&record) {
-                if subject_growth(stored, s) > 0 {
-                    insert_subject(stored, s);
-                }
-            }
-            let out = head(stored);
-            index.dirty.insert(key);
-            return Ok(out);
-        }
-        index.insert(record.clone());
+        // Not stored meanwhile: versions enter the index only here, under `files`.
+        self.lock_index().insert(record.clone());
         Ok(record)
     }
 
@@ -439,7 +441,7 @@ pub fn is_safe_name(name: &str) -> bool {
 
 impl Registry for FileRegistry {
     async fn put(&self, schema: NewSchema) -> Result<SchemaRecord, Error> {
-        validate_version(&schema.version)?;
+        validate_new_version(&schema.version)?;
         let id = VersionId::new(schema.name.as_str(), schema.version.as_str());
         if let Some(r) = self.add_subject_if_stored(&id, &schema.subject)? {
             return Ok(r);

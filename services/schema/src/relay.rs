@@ -7,17 +7,21 @@
 //! `Publish` stream per publisher address and runs two halves together: *forward* (ingest ->
 //! publishers; each event goes to the address its ingest stream key is assigned to by rendezvous
 //! hashing, so one SSE stream stays in order on one publisher) and *relay* (publisher acks ->
-//! ingest). All channels are bounded, so a slow publisher slows ingest down. How the stream ends:
-//! - ingest ends its stream: the publisher streams are closed once everything was forwarded, the
-//!   remaining acks are relayed, and the ingest stream ends OK;
+//! ingest). All channels are bounded, so a slow publisher slows ingest down. An event whose schema
+//! waits on the registry is [parked](parked) with the events of its SSE stream behind it, and the
+//! other SSE streams go on (within [`parked::PARKED_EVENTS_MAX`] held events). How the stream ends:
+//! - ingest ends its stream: the publisher streams are closed once everything was forwarded
+//!   (parked events too), the remaining acks are relayed, and the ingest stream ends OK;
 //! - a publisher stream breaks or ends early: the ingest stream ends with UNAVAILABLE (ingest
 //!   re-sends what was not acked);
-//! - the publisher address set changes: forwarding pauses between batches, the publisher streams
-//!   are closed and their acks relayed, and forwarding resumes over streams to the new set (so no
-//!   SSE stream is ever on two publishers at once); a removed publisher that is gone breaks its
-//!   stream, and ingest re-sends (at least once, same ids);
-//! - shutdown: no new events are read, the publisher streams are closed, acks are relayed for at
-//!   most the drain period, and the ingest stream ends with UNAVAILABLE.
+//! - the publisher address set changes: forwarding pauses between batches, parked events are
+//!   forwarded when ready, the publisher streams are closed and their acks relayed, and
+//!   forwarding resumes over streams to the new set (so no SSE stream is ever on two publishers
+//!   at once); a removed publisher that is gone breaks its stream, and ingest re-sends (at least
+//!   once, same ids);
+//! - shutdown: no new events are read (parked ones are dropped, unacked), the publisher streams
+//!   are closed, acks are relayed for at most the drain period, and the ingest stream ends with
+//!   UNAVAILABLE.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,18 +29,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use futures::stream::SelectAll;
 use futures::{FutureExt, Stream, StreamExt};
-use prost::Message;
-use sse_contract::batch::Batcher;
-use sse_contract::limits::{GRPC_BATCH_BYTES, GRPC_MESSAGE_BYTES_MAX};
+use sse_contract::limits::GRPC_MESSAGE_BYTES_MAX;
 use sse_contract::metrics::attr;
 use sse_contract::route::{self, RouteKind};
 use sse_proto::paths;
 use sse_proto::v1::publisher_service_client::PublisherServiceClient;
 use sse_proto::v1::{Event, ProcessRequest, ProcessResponse, PublishRequest, PublishResponse};
 use sse_runtime::link::Messages;
-use sse_runtime::peers::{self, Peer};
+use sse_runtime::peers::Peer;
 use sse_runtime::{Shutdown, telemetry};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -49,14 +52,16 @@ use crate::metrics::PROCESS;
 use crate::pipeline::Pipeline;
 use crate::publisher;
 use crate::registry::Registry;
+use outgoing::Outgoing;
+use parked::Parked;
+
+mod outgoing;
+mod parked;
 
 /// Most events forwarded in one `PublishRequest`.
 const BATCH_MAX_EVENTS: usize = 256;
 /// Capacity of the channels between ingest, this service and the publisher (in messages).
 const CHANNEL_CAPACITY: usize = 16;
-/// Most stream keys whose lane one Process stream remembers (each lane is recomputed when
-/// asked again).
-const LANES_CACHED_MAX: usize = 65_536;
 
 /// The sender of responses to ingest.
 type Out = mpsc::Sender<Result<ProcessResponse, Status>>;
@@ -301,6 +306,9 @@ impl<R: Registry> Relay<R> {
     /// Reads ingest, prepares each event and forwards batches, each event on the publisher
     /// stream of its ingest stream key's address; closes the publisher streams (by dropping
     /// `lanes`) when ingest ends, on shutdown, or, between batches, when the address set changes.
+    /// An event whose preparation waits (on the registry) is [parked](parked): the other SSE
+    /// streams go on; it and the events of its stream behind it are forwarded when it is ready,
+    /// and before the streams close.
     async fn forward<S>(
         &self,
         ingest: &mut S,
@@ -313,8 +321,12 @@ impl<R: Registry> Relay<R> {
         S: Stream<Item = Result<ProcessRequest, Status>> + Unpin,
     {
         let mut set_live = true;
-        let mut lane_of: std::collections::HashMap<String, usize> =
-            std::collections::HashMap::new();
+        let mut out = Outgoing::new(peers, &lanes);
+        // Outside tokio's cooperative budget: an event ready at once is not parked only because
+        // the task had used its budget (the subject's lock answers `Pending` then, after about
+        // 128 events of a batch). The loop still yields on ingest and on the publisher lanes.
+        let prepare = |ev: Event| tokio::task::unconstrained(self.prepare(ev)).boxed();
+        let mut parked = Parked::default();
         let far = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
         loop {
             let next_probe = self.publisher.next_probe();
@@ -326,76 +338,40 @@ impl<R: Registry> Relay<R> {
                     }
                     set.borrow_and_update();
                     if self.publisher.live().await.as_slice() != peers {
-                        return Ok(Forwarded::Switch);
+                        return settle(&mut parked, &prepare, &mut out, token, Forwarded::Switch).await;
                     }
                     continue;
                 }
                 // An address left out is due for a probe: take it back if it answers.
                 _ = tokio::time::sleep_until(next_probe.unwrap_or(far)), if next_probe.is_some() => {
                     if self.publisher.live().await.as_slice() != peers {
-                        return Ok(Forwarded::Switch);
+                        return settle(&mut parked, &prepare, &mut out, token, Forwarded::Switch).await;
                     }
                     continue;
                 }
-                r = ingest.next() => r,
+                Some(ready) = parked.next(&prepare), if !parked.is_empty() => {
+                    out.send_ready(ready, !parked.is_empty(), token).await?;
+                    continue;
+                }
+                r = ingest.next(), if parked.has_room() => r,
             };
             let Some(Ok(req)) = first else {
-                return Ok(Forwarded::Done);
+                return settle(&mut parked, &prepare, &mut out, token, Forwarded::Done).await;
             };
             let (events, ack_now, ended) = gather(ingest, req);
-            self.send_batches(events, peers, &lanes, &mut lane_of, token)
-                .await?;
+            for ev in events {
+                if let Some(ev) = parked.offer(ev, &prepare) {
+                    out.push(ev, token).await?;
+                }
+            }
+            out.flush(token).await?;
             if ack_now {
-                ask_for_acks(&lanes, token).await?;
+                out.ask_for_acks(!parked.is_empty(), token).await?;
             }
             if ended || token.is_cancelled() {
-                return Ok(Forwarded::Done);
+                return settle(&mut parked, &prepare, &mut out, token, Forwarded::Done).await;
             }
         }
-    }
-
-    /// Prepares `events` and sends them in batches, each on the lane of its stream key's
-    /// publisher address. Cut by encoded size (the schema reference and trace context added
-    /// here count), so no PublishRequest exceeds the publisher's decode limit.
-    async fn send_batches(
-        &self,
-        events: Vec<Event>,
-        peers: &[Peer],
-        lanes: &[mpsc::Sender<PublishRequest>],
-        lane_of: &mut std::collections::HashMap<String, usize>,
-        token: &CancellationToken,
-    ) -> Result<(), End> {
-        let mut batches: Vec<Batcher<Event>> = (0..lanes.len())
-            .map(|_| Batcher::new(GRPC_BATCH_BYTES, BATCH_MAX_EVENTS))
-            .collect();
-        for ev in events {
-            let ev = self.prepare(ev).await;
-            let lane = match lane_of.get(ev.stream_key.as_str()) {
-                Some(lane) => *lane,
-                None => {
-                    let lane = peers::owner(&ev.stream_key, peers)
-                        .and_then(|o| peers.iter().position(|p| p == o))
-                        .unwrap_or(0);
-                    // A cache of the owner rule: emptied rather than grown by resource churn
-                    // over the months a Process stream lasts.
-                    if lane_of.len() >= LANES_CACHED_MAX {
-                        lane_of.clear();
-                    }
-                    lane_of.insert(ev.stream_key.clone(), lane);
-                    lane
-                }
-            };
-            let size = ev.encoded_len();
-            if let Some(full) = batches[lane].push(ev, size) {
-                send(&lanes[lane], events_only(full), token).await?;
-            }
-        }
-        for (lane, mut batch) in batches.into_iter().enumerate() {
-            if !batch.is_empty() {
-                send(&lanes[lane], events_only(batch.take()), token).await?;
-            }
-        }
-        Ok(())
     }
 
     /// Infers the event's schema under its own span, and makes that span the event's parent
@@ -477,6 +453,27 @@ fn process_span(subject: Option<&str>) -> tracing::Span {
     )
 }
 
+/// Forwards every parked event as it gets ready, then says `how` forwarding stopped; on
+/// shutdown, at once (what is parked stays unacked: ingest sends it again).
+async fn settle<'a>(
+    parked: &mut Parked<'a>,
+    prepare: &impl Fn(Event) -> BoxFuture<'a, Event>,
+    out: &mut Outgoing<'_>,
+    token: &CancellationToken,
+    how: Forwarded,
+) -> Result<Forwarded, End> {
+    while !parked.is_empty() {
+        let ready = tokio::select! {
+            _ = token.cancelled() => return Ok(Forwarded::Done),
+            r = parked.next(prepare) => r,
+        };
+        if let Some(ready) = ready {
+            out.send_ready(ready, !parked.is_empty(), token).await?;
+        }
+    }
+    Ok(how)
+}
+
 /// The events of `first` plus whatever else ingest has already sent, without waiting for more
 /// (up to a batch); whether ingest asked for acks at once after the last of them (`ack_now`);
 /// `true` when ingest ended meanwhile.
@@ -497,21 +494,6 @@ where
         }
     }
     (events, ack_now, false)
-}
-
-/// Ingest waits for acks: every publisher stream is asked for the ones it holds.
-async fn ask_for_acks(
-    lanes: &[mpsc::Sender<PublishRequest>],
-    token: &CancellationToken,
-) -> Result<(), End> {
-    for lane in lanes {
-        let ask = PublishRequest {
-            events: vec![],
-            ack_now: true,
-        };
-        send(lane, ask, token).await?;
-    }
-    Ok(())
 }
 
 /// A request carrying `events` only.

@@ -1,7 +1,8 @@
 //! The Azure IoT Operations Schema Registry backend against a real Mosquitto and an in-test
 //! responder that follows the registry's published MQTT RPC contract: put/get round trips, the
 //! per-subject numbering kept across a restart, retries on 500 and on no answer, no retry on 400,
-//! and `sse-schema --registry azure` serving its gRPC API from it.
+//! `sse-schema --registry azure` serving its gRPC API from it, and a registry slow to answer
+//! holding only the events that wait on it (one call for the many subjects of one new version).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -14,7 +15,9 @@ use serde_json::{Value, json};
 use sse_e2e::broker::Mosquitto;
 use sse_e2e::schema_registry::{NAMESPACE, Responder, Seen};
 use sse_proto::v1::schema_service_client::SchemaServiceClient;
-use sse_proto::v1::{GetSchemaRequest, ListSchemasRequest, PutSchemaRequest};
+use sse_proto::v1::{
+    Event, GetSchemaRequest, ListSchemasRequest, PutSchemaRequest, Route, RouteKind,
+};
 use sse_runtime::Shutdown;
 use sse_runtime::mqtt::{Broker, BrokerAddress};
 use sse_schema::Error;
@@ -22,6 +25,10 @@ use sse_schema::azure::{AzureRegistry, AzureSettings, GET_TOPIC, PUT_TOPIC, clie
 use sse_schema::canonical::name_of;
 use sse_schema::pipeline::{Limits, Outcome, Pipeline};
 use sse_schema::registry::{FileRegistry, NewSchema, Registry};
+
+mod harness;
+
+use harness::{Publisher, Schema, Stream};
 
 fn settings(port: u16, client_id: &str) -> AzureSettings {
     let address = BrokerAddress::parse(&format!("mqtt://127.0.0.1:{port}")).unwrap();
@@ -301,4 +308,218 @@ async fn service_with_azure_registry_serves_put_get_list() {
     assert_eq!(list, vec![put]);
     shutdown.token.cancel();
     task.await.unwrap().unwrap();
+}
+
+/// The first event (`seq` 1) of dataset `dataset` of asset `plant`, on its own SSE stream.
+fn dataset_event(dataset: &str, seq: u64, data: &str) -> Event {
+    Event {
+        id: format!("{dataset}-{seq}"),
+        seq,
+        stream_key: format!("stream {dataset}"),
+        data: data.as_bytes().to_vec().into(),
+        route: Some(Route {
+            asset: "plant".into(),
+            kind: RouteKind::Dataset as i32,
+            group: dataset.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// An asset of 1,000 datasets of one shape whose first events arrive together, in Azure mode,
+/// while the registry holds its answer: another stream's events keep flowing meanwhile (they
+/// used to wait behind the call, every stream of the Process stream did), the 1,000 subjects of
+/// the one new version make one PUT call between them, and once it is answered all 1,000 events
+/// go on tagged with that version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_registry_holds_only_the_events_that_wait_on_it() {
+    const DATASETS: usize = 1000;
+    let broker = Mosquitto::start().await.unwrap();
+    let responder = Responder::start(broker.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (publisher, paddr) = Publisher::on_free_port().await;
+    let url = format!("--registry-mqtt-url=mqtt://127.0.0.1:{}", broker.port);
+    // A timeout longer than the test: the held call is one call, not retried.
+    let flags = [
+        "--registry=azure",
+        url.as_str(),
+        "--registry-mqtt-client-id=schema-slow",
+        "--registry-timeout=600s",
+    ];
+    let schema = Schema::start_with(dir.path(), paddr, &flags).await;
+    schema.wait_serving().await;
+    let mut stream = Stream::open(&schema).await;
+    stream
+        .send(vec![dataset_event("warm", 1, r#"{"t":1}"#)])
+        .await;
+    stream.acks(1).await;
+    assert_eq!(responder.puts(), 1);
+
+    responder.hold_puts(true);
+    let burst = (0..DATASETS)
+        .map(|i| dataset_event(&format!("d{i}"), 1, r#"{"v":1.5,"ok":true}"#))
+        .collect();
+    stream.send(burst).await;
+    // The first of them reached the registry, and is held there.
+    harness::eventually("the burst's PUT", || async {
+        (responder.puts() >= 2).then_some(())
+    })
+    .await;
+    for seq in 2..=4 {
+        stream
+            .send(vec![dataset_event("warm", seq, r#"{"t":2}"#)])
+            .await;
+        let acks = stream.acks(1).await;
+        assert_eq!(
+            (acks.len(), acks[0].stream_key.as_str(), acks[0].seq),
+            (1, "stream warm", seq),
+            "the warm stream flows while the registry holds its answer"
+        );
+    }
+    assert_eq!(
+        responder.puts(),
+        2,
+        "one call for the new version's subjects"
+    );
+
+    responder.hold_puts(false);
+    let acks = stream.acks(DATASETS).await;
+    assert_eq!(acks.len(), DATASETS);
+    assert!(acks.iter().all(|a| a.error.is_empty()), "{:?}", acks[0]);
+    assert_eq!(
+        responder.puts(),
+        2,
+        "one call for the new version's subjects"
+    );
+    let events = publisher.events();
+    let tagged: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e.stream_key != "stream warm")
+        .map(|e| e.dataschema.as_str())
+        .collect();
+    assert_eq!(tagged.len(), 1, "{tagged:?}");
+    let dataschema = tagged.into_iter().next().unwrap();
+    assert!(dataschema.ends_with(":1"), "{dataschema}");
+    // Every subject is listed under the one version (in the mirror).
+    let listed = schema
+        .client()
+        .await
+        .list_schemas(ListSchemasRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .schemas;
+    let version = listed
+        .iter()
+        .find(|s| dataschema.contains(&s.name))
+        .unwrap();
+    assert_eq!(
+        version.subjects.len(),
+        DATASETS,
+        "{:?}",
+        version.subjects.first()
+    );
+    schema.stop().await;
+    publisher.stop().await;
+}
+
+/// The registry fails (500 on every attempt) while 100 new datasets of one shape start: their
+/// puts share one call and its retries, and fail together, their events going on without a
+/// schema at once. Each subject used to make its own call with its own retries, in turn, on
+/// the event path (5.6 s each with the default attempts: 1,000 datasets held every stream for
+/// an hour and a half).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_registry_is_called_once_for_the_subjects_of_a_new_version() {
+    const DATASETS: usize = 100;
+    let broker = Mosquitto::start().await.unwrap();
+    let responder = Responder::start(broker.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (publisher, paddr) = Publisher::on_free_port().await;
+    let url = format!("--registry-mqtt-url=mqtt://127.0.0.1:{}", broker.port);
+    let flags = [
+        "--registry=azure",
+        url.as_str(),
+        "--registry-mqtt-client-id=schema-failing",
+        "--registry-attempts=2",
+    ];
+    let schema = Schema::start_with(dir.path(), paddr, &flags).await;
+    schema.wait_serving().await;
+    let mut stream = Stream::open(&schema).await;
+    responder.fail_next(&[500; 10 * DATASETS]);
+    let burst = (0..DATASETS)
+        .map(|i| dataset_event(&format!("d{i}"), 1, r#"{"v":1.5}"#))
+        .collect();
+    stream.send(burst).await;
+    let acks = stream.acks(DATASETS).await;
+    assert_eq!(acks.len(), DATASETS);
+    assert_eq!(
+        responder.puts(),
+        2,
+        "one call, tried twice, for the 100 subjects"
+    );
+    let events = publisher.events();
+    assert_eq!(events.len(), DATASETS);
+    assert!(
+        events.iter().all(|e| e.dataschema.is_empty()),
+        "{:?}",
+        events[0]
+    );
+    schema.stop().await;
+    publisher.stop().await;
+}
+
+/// Ingest asks for acks (`ack_now`, its window full) while one of its events waits on the
+/// registry: once that event is sent, the publisher is asked again, so its ack comes without the
+/// publisher's ack delay (here: never, unless asked). Without the second ask ingest waited the
+/// whole delay, its window full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_asked_for_while_an_event_waits_come_once_it_is_sent() {
+    let broker = Mosquitto::start().await.unwrap();
+    let responder = Responder::start(broker.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (publisher, paddr) = Publisher::on_free_port().await;
+    publisher
+        .fake
+        .hold_acks
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let url = format!("--registry-mqtt-url=mqtt://127.0.0.1:{}", broker.port);
+    let flags = [
+        "--registry=azure",
+        url.as_str(),
+        "--registry-mqtt-client-id=schema-asked",
+        "--registry-timeout=600s",
+    ];
+    let schema = Schema::start_with(dir.path(), paddr, &flags).await;
+    schema.wait_serving().await;
+    let mut stream = Stream::open(&schema).await;
+    stream
+        .send_asking(vec![dataset_event("warm", 1, r#"{"t":1}"#)])
+        .await;
+    assert_eq!(stream.acks(1).await[0].seq, 1);
+
+    responder.hold_puts(true);
+    stream
+        .send_asking(vec![
+            dataset_event("new", 1, r#"{"n":1}"#),
+            dataset_event("warm", 2, r#"{"t":2}"#),
+        ])
+        .await;
+    let acks = stream.acks(1).await;
+    assert_eq!(
+        (acks[0].stream_key.as_str(), acks[0].seq),
+        ("stream warm", 2)
+    );
+    harness::eventually("the new subject's PUT", || async {
+        (responder.puts() >= 2).then_some(())
+    })
+    .await;
+    responder.hold_puts(false);
+    let acks = stream.acks(1).await;
+    assert_eq!(
+        (acks[0].stream_key.as_str(), acks[0].seq),
+        ("stream new", 1)
+    );
+    schema.stop().await;
+    publisher.stop().await;
 }

@@ -216,6 +216,87 @@ async fn registry_api() {
     publisher.stop().await;
 }
 
+/// `PutSchema` takes JSON Schema draft-07 documents only (checked against the draft-07
+/// meta-schema; a document naming no draft-07 keyword is a payload put in its place) and each
+/// version in one spelling: `01` and `1.02` are refused, `INVALID_ARGUMENT` naming the fault in a
+/// bounded message that does not echo the content.
+#[tokio::test]
+async fn put_takes_draft07_documents_and_versions_in_one_spelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let (publisher, paddr) = Publisher::on_free_port().await;
+    let schema = Schema::start(dir.path(), paddr).await;
+    let mut c = schema.client().await;
+    let put = |content: &str, version: &str| PutSchemaRequest {
+        content: content.into(),
+        version: version.into(),
+    };
+    let secret = "x".repeat(10_000);
+    let refused = [
+        (r#"{"type": 5}"#.to_string(), "/type"),
+        (r#"{"foo": 1}"#.to_string(), "no draft-07 keyword"),
+        (
+            r#"{"temperature": 21.5, "station": "ws"}"#.to_string(),
+            "no draft-07 keyword",
+        ),
+        (
+            format!(r#"{{"properties": {{"a": {{"type": "{secret}\u0007"}}}}}}"#),
+            "/properties/a/type",
+        ),
+        (r#"{"required": "a"}"#.to_string(), "/required"),
+        (r#"{"minLength": -1}"#.to_string(), "/minLength"),
+        (
+            r#"{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"}"#
+                .to_string(),
+            "$schema",
+        ),
+    ];
+    for (content, names) in &refused {
+        let err = c.put_schema(put(content, "1")).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{content:.80}: {err:?}");
+        assert!(
+            err.message().contains("draft-07") && err.message().contains(names),
+            "{content:.80}: {err:?}"
+        );
+        assert!(err.message().len() < 400, "bounded: {err:?}");
+        assert!(!err.message().contains(&secret[..200]), "not echoed");
+        assert!(!err.message().contains('\u{7}'), "no control characters");
+    }
+    for version in ["01", "1.02", "007", "1.0.00"] {
+        let err = c
+            .put_schema(put(r#"{"type": "object"}"#, version))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{version}: {err:?}");
+        assert!(err.message().contains("leading zero"), "{version}: {err:?}");
+    }
+    // What a person writes: annotations and unknown keywords beside draft-07 ones (Azure's own
+    // example names its schema with `name`), the empty schema, `0`, `1.0`, words.
+    for (content, version) in [
+        (
+            r#"{"$schema": "http://json-schema.org/draft-07/schema#", "name": "n", "type": "object", "required": ["a"]}"#,
+            "1",
+        ),
+        ("{}", "0"),
+        (r#"{"type": ["integer", "null"], "minimum": 0}"#, "1.0"),
+        (
+            r#"{"$schema": "http://json-schema.org/draft-07/schema"}"#,
+            "10.2-beta_01",
+        ),
+    ] {
+        c.put_schema(put(content, version))
+            .await
+            .unwrap_or_else(|e| panic!("{content} {version}: {e:?}"));
+    }
+    let listed = c
+        .list_schemas(ListSchemasRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.schemas.len(), 4, "only what was accepted is stored");
+    schema.stop().await;
+    publisher.stop().await;
+}
+
 #[tokio::test]
 async fn process_tags_relays_and_resumes_after_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -145,6 +145,31 @@ async fn new_subjects_of_a_stored_version_are_written_behind_in_one_write() {
     );
 }
 
+/// Subjects of a new version put at once (the relay prepares the first events of many streams
+/// together): the first writes the version's file, the others wait for it and are only added,
+/// written behind in one write.
+#[tokio::test]
+async fn subjects_of_a_new_version_put_at_once_write_its_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+    let puts = (0..200).map(|i| reg.put(NewSchema::new(&schema(1), "1", format!("s{i:03}/d"))));
+    let stored = futures::future::join_all(puts).await;
+    let first = stored[0].as_ref().unwrap().clone();
+    assert!(
+        stored
+            .iter()
+            .all(|r| r.as_ref().unwrap().name == first.name)
+    );
+    let on_file = on_disk(dir.path(), &first);
+    assert_eq!(
+        (on_file.subject.as_str(), on_file.subjects.len()),
+        ("s000/d", 0),
+        "written once, by the first"
+    );
+    assert_eq!(reg.flush().await, 1);
+    assert_eq!(on_disk(dir.path(), &first).subjects.len(), 200);
+}
+
 #[tokio::test]
 async fn subjects_not_yet_written_are_refused_at_the_cap_like_a_write() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,6 +219,65 @@ async fn leftover_temp_and_corrupt_files_are_ignored() {
     assert_eq!(reg.list().await.unwrap(), vec![kept.clone()]);
     assert_eq!(reg.current("a/d").await.unwrap(), Some(kept));
     assert!(!tmp.exists());
+}
+
+/// A registry directory an older build wrote, before versions took one spelling and `PutSchema`
+/// checked documents: `01` beside `1`, a document with no draft-07 keyword, a subject on `01`.
+/// It loads whole: listed, read, resumed and deleted as before; only a new put of `01` is refused.
+#[tokio::test]
+async fn versions_an_older_build_stored_keep_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let content = to_canonical(&json!({"foo": 1}));
+    let record = |version: &str, subject: &str| SchemaRecord {
+        name: name_of(&content),
+        version: version.into(),
+        namespace: "ns".into(),
+        format: FORMAT.into(),
+        content: content.clone(),
+        subject: subject.into(),
+        subjects: Vec::new(),
+    };
+    let old = [record("1", ""), record("01", ""), record("002", "a/d")];
+    for r in &old {
+        let path = dir.path().join(format!("{}@{}.json", r.name, r.version));
+        std::fs::write(path, serde_json::to_vec_pretty(r).unwrap()).unwrap();
+    }
+    let reg = FileRegistry::open(dir.path(), "ns").unwrap();
+    let listed: Vec<String> = reg
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(listed, ["01", "1", "002"]);
+    let name = old[0].name.as_str();
+    assert_eq!(reg.get(name, Some("01")).await.unwrap(), old[1]);
+    assert_eq!(reg.get(name, None).await.unwrap(), old[2]);
+    assert_eq!(reg.current("a/d").await.unwrap(), Some(old[2].clone()));
+    // A subject resumes on `002`; the pipeline numbers its next version 3.
+    let p = crate::pipeline::Pipeline::new(
+        std::sync::Arc::new(reg),
+        "ns",
+        crate::pipeline::Limits::default(),
+    );
+    let next = p.tag("a/d", br#"{"t": 1}"#).await;
+    assert_eq!(
+        next.dataschema().map(|d| d.rsplit(':').next()),
+        Some(Some("3"))
+    );
+    let reg = p.registry();
+    assert!(matches!(
+        reg.put(NewSchema::new(&json!({"type": "object"}), "01", ""))
+            .await,
+        Err(Error::VersionSpelling { .. })
+    ));
+    assert_eq!(reg.delete(name, "01").await.unwrap(), old[1]);
+    assert!(matches!(
+        reg.get(name, Some("01")).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(reg.get(name, Some("1")).await.unwrap(), old[0]);
 }
 
 fn mode(path: &Path) -> u32 {

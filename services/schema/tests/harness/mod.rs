@@ -46,10 +46,12 @@ where
 }
 
 /// A publisher that acks every event and records it; an event whose data is `BREAK` makes it
-/// fail the stream instead.
+/// fail the stream instead. With `hold_acks` set it holds the acks until a request asks for
+/// them (`ack_now`), as the real one does for its ack delay.
 #[derive(Clone, Default)]
 pub struct FakePublisher {
     pub events: Arc<Mutex<Vec<Event>>>,
+    pub hold_acks: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[tonic::async_trait]
@@ -64,23 +66,26 @@ impl PublisherService for FakePublisher {
         let mut input = request.into_inner();
         let (tx, rx) = mpsc::channel(4);
         let events = self.events.clone();
+        let hold = self.hold_acks.clone();
         tokio::spawn(async move {
+            let mut held: Vec<Ack> = Vec::new();
             while let Ok(Some(batch)) = input.message().await {
                 if batch.events.iter().any(|e| e.data.as_ref() == b"BREAK") {
                     let _ = tx.send(Err(Status::internal("boom"))).await;
                     return;
                 }
-                let acks = batch
-                    .events
-                    .iter()
-                    .map(|e| Ack {
-                        stream_key: e.stream_key.clone(),
-                        seq: e.seq,
-                        error: String::new(),
-                        ..Default::default()
-                    })
-                    .collect();
+                held.extend(batch.events.iter().map(|e| Ack {
+                    stream_key: e.stream_key.clone(),
+                    seq: e.seq,
+                    error: String::new(),
+                    ..Default::default()
+                }));
                 events.lock().unwrap().extend(batch.events);
+                let holding = hold.load(std::sync::atomic::Ordering::SeqCst);
+                if held.is_empty() || (holding && !batch.ack_now) {
+                    continue;
+                }
+                let acks = std::mem::take(&mut held);
                 if tx.send(Ok(PublishResponse { acks })).await.is_err() {
                     return;
                 }
@@ -281,6 +286,18 @@ impl Stream {
             .send(ProcessRequest {
                 events,
                 ack_now: false,
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Sends `events` and asks for the acks held downstream at once (`ack_now`), as ingest
+    /// does when its window is full.
+    pub async fn send_asking(&self, events: Vec<Event>) {
+        self.tx
+            .send(ProcessRequest {
+                events,
+                ack_now: true,
             })
             .await
             .unwrap();
