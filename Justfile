@@ -132,3 +132,11 @@ bench: setup
     cargo bench --no-run --quiet -p sse-ingest --bench parser
     if [ -f services/schema/benches/infer.rs ]; then cargo bench --no-run --quiet -p sse-schema --bench infer; fi
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; SSE_BIN_DIR="$PWD/target/release" target/release/sse-bench
+
+# Instructions per event of each service and of the bare skeleton's roles, counted by valgrind's
+# callgrind at 50 events/s: unlike CPU time, the count does not move with the machine's load, so
+# one run of each build compares them (docs/performance.md, "Instructions per event").
+[doc('Instructions per event, pipeline against the skeleton (needs valgrind; about 2 minutes).')]
+instructions: setup
+    cargo build --release --workspace --bins
+    scripts/instructions.sh target/release
