@@ -12,7 +12,7 @@ pub mod record;
 pub mod retention;
 mod save;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -233,7 +233,7 @@ enum Backend {
 
 /// Every stream's progress and the store behind them.
 pub struct Checkpoints {
-    streams: Mutex<HashMap<String, SharedProgress>>,
+    streams: Mutex<foldhash::HashMap<String, SharedProgress>>,
     backend: Backend,
     /// Every stored record as last loaded or written (the file store writes them all), with
     /// when its stream was last planned.

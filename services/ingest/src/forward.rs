@@ -10,7 +10,7 @@
 //! This file holds the [`Forwarder`] and its run loop; [`window`] the in-flight window,
 //! [`router`] the per-address lanes and the rendezvous routing, [`session`] one Process stream.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +94,17 @@ struct State {
     /// last events sent on them (events clear a publisher's `ack_now`) and since a stream last
     /// opened. While ingest is stuck, it keeps this true.
     asked: bool,
+    /// What a batch forwards, counted per stream and route; kept, so a batch of one event (at a
+    /// steady rate, every batch) makes no maps.
+    tally: Tally,
+}
+
+/// Events of one batch per stream key and per route (by address: the routes of a batch are a
+/// few shared `Arc`s), emptied after each batch.
+#[derive(Default)]
+struct Tally {
+    streams: foldhash::HashMap<Arc<str>, u64>,
+    routes: foldhash::HashMap<usize, (Arc<Route>, u64)>,
 }
 
 impl State {
@@ -111,6 +122,7 @@ impl State {
             responses: SelectAll::new(),
             sessions: 0,
             asked: false,
+            tally: Tally::default(),
         }
     }
 
@@ -167,6 +179,10 @@ impl Forwarder {
         let mut st = State::new(rx, window);
         let first = set.borrow_and_update().clone();
         self.on_peers(&mut st, first);
+        // Made once: a new `cancelled()` at every turn registered and removed a waiter (two
+        // locks) for every event. Once it fires, `done` starts the drain and the branch is off.
+        let cancelled = token.cancelled();
+        tokio::pin!(cancelled);
         while !self.done(&mut st, &token) {
             let take = st.rx_open && st.inflight.has_room();
             let retry_at = st.next_retry().filter(|_| st.deadline.is_none());
@@ -191,7 +207,7 @@ impl Forwarder {
                 _ = tokio::time::sleep_until(retry_at.unwrap_or_else(never)), if retry_at.is_some() => {
                     self.start_due(&mut st);
                 }
-                _ = token.cancelled(), if st.deadline.is_none() => {}
+                () = &mut cancelled, if st.deadline.is_none() => {}
                 _ = tokio::time::sleep_until(st.deadline.unwrap_or_else(never)), if st.deadline.is_some() => {
                     tracing::warn!(unacknowledged = st.inflight.len(), "drain timeout: closing the Process streams with events unacknowledged");
                     break;
@@ -250,9 +266,10 @@ impl Forwarder {
         let mut out = Vec::new();
         let mut bytes = 0;
         let mut next = Some(first);
-        let mut counts: HashMap<Arc<str>, u64> = HashMap::new();
-        // Per route, by address: the routes of a batch are a few shared `Arc`s.
-        let mut routes: HashMap<*const Route, (Arc<Route>, u64)> = HashMap::new();
+        let Tally {
+            streams: counts,
+            routes,
+        } = &mut st.tally;
         while let Some(ev) = next.take() {
             let p = grpc::event(&ev);
             // Everything held for the event counts: data, ids, key, route, trace context.
@@ -264,7 +281,7 @@ impl Forwarder {
             }
             *counts.entry(ev.stream_key.clone()).or_default() += 1;
             routes
-                .entry(Arc::as_ptr(&ev.route))
+                .entry(Arc::as_ptr(&ev.route) as usize)
                 .or_insert_with(|| (ev.route.clone(), 0))
                 .1 += 1;
             bytes += size;
@@ -278,6 +295,8 @@ impl Forwarder {
             counts.iter().map(|(k, n)| (&**k, *n)),
             routes.values().map(|(r, n)| (&**r, *n)),
         );
+        counts.clear();
+        routes.clear();
         out
     }
 

@@ -183,6 +183,10 @@ impl PublisherGrpc {
         let mut asked = false;
         let flush = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(flush);
+        // Made once: a new `cancelled()` at every turn registered and removed a waiter (two
+        // locks) for every event.
+        let cancelled = token.cancelled();
+        tokio::pin!(cancelled);
         loop {
             if !reading && backlog.is_empty() && waiting.is_empty() {
                 // Nothing more can come: the held acks go now.
@@ -191,7 +195,7 @@ impl PublisherGrpc {
             }
             tokio::select! {
                 biased;
-                _ = token.cancelled(), if reading => {
+                () = &mut cancelled, if reading => {
                     // Stop accepting; what is queued at the broker still gets its acks.
                     reading = false;
                     backlog.clear();
@@ -563,9 +567,10 @@ impl Unpublishable {
 }
 
 /// Converts a proto event; on failure, the error ack to send.
-fn event_from_proto(ev: pb::Event) -> Result<Event, Box<Unpublishable>> {
-    let fail = |ev: &pb::Event, e: Error| {
-        let route = ev.route.as_ref();
+fn event_from_proto(mut ev: pb::Event) -> Result<Event, Box<Unpublishable>> {
+    // Taken, not cloned: a route is a dozen strings, and this runs for every event.
+    let mut route = ev.route.take().unwrap_or_default();
+    let fail = |ev: &pb::Event, route: &pb::Route, e: Error| {
         Box::new(Unpublishable {
             ack: pb::Ack {
                 stream_key: ev.stream_key.clone(),
@@ -574,21 +579,20 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, Box<Unpublishable>> {
                 ..Default::default()
             },
             error: e,
-            device: route.map(|r| r.device.clone()).unwrap_or_default(),
-            asset: route.map(|r| r.asset.clone()).unwrap_or_default(),
+            device: route.device.clone(),
+            asset: route.asset.clone(),
             id: ev.id.clone(),
             traceparent: ev.traceparent.clone(),
             tracestate: ev.tracestate.clone(),
         })
     };
-    let route = ev.route.clone().unwrap_or_default();
     // The contract refuses an unspecified or unknown kind: the error ack names it.
-    let kind =
-        RouteKind::from_wire(route.kind).map_err(|e| fail(&ev, Error::Invalid(e.to_string())))?;
-    let destination = match route.destination.and_then(|d| d.target) {
+    let kind = RouteKind::from_wire(route.kind)
+        .map_err(|e| fail(&ev, &route, Error::Invalid(e.to_string())))?;
+    let destination = match route.destination.take().and_then(|d| d.target) {
         None => None,
         Some(pb::destination::Target::Mqtt(m)) => Some(Destination::Mqtt(
-            mqtt_from_proto(m).map_err(|e| fail(&ev, e))?,
+            mqtt_from_proto(m).map_err(|e| fail(&ev, &route, e))?,
         )),
         Some(pb::destination::Target::StateStore(s)) => {
             Some(Destination::StateStore { key: s.key })
@@ -596,15 +600,16 @@ fn event_from_proto(ev: pb::Event) -> Result<Event, Box<Unpublishable>> {
     };
     let dead_letter = route
         .dead_letter
+        .take()
         .map(mqtt_from_proto)
         .transpose()
-        .map_err(|e| fail(&ev, e))?;
+        .map_err(|e| fail(&ev, &route, e))?;
     let mark = ev
         .dead_letter
         .as_ref()
         .map(mark_from_proto)
         .transpose()
-        .map_err(|e| fail(&ev, e))?;
+        .map_err(|e| fail(&ev, &route, e))?;
     Ok(Event {
         id: ev.id,
         seq: ev.seq,

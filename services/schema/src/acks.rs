@@ -5,9 +5,9 @@
 //! `seq` order and taken out when its ack passes. Its size is bounded by ingest's in-flight window,
 //! and it is dropped with the stream.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use foldhash::HashMap;
 use sse_proto::v1::{Ack, Event, NoSchemaReason, SchemaFrozenReason, SchemaReference};
 use sse_runtime::seq::SeqQueue;
 

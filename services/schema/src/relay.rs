@@ -328,10 +328,14 @@ impl<R: Registry> Relay<R> {
         let prepare = |ev: Event| tokio::task::unconstrained(self.prepare(ev)).boxed();
         let mut parked = Parked::default();
         let far = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        // Made once: a new `cancelled()` at every turn registered and removed a waiter (two
+        // locks) for every event.
+        let cancelled = token.cancelled();
+        tokio::pin!(cancelled);
         loop {
             let next_probe = self.publisher.next_probe();
             let first = tokio::select! {
-                _ = token.cancelled() => return Ok(Forwarded::Done),
+                () = &mut cancelled => return Ok(Forwarded::Done),
                 changed = set.changed(), if set_live => {
                     if changed.is_err() {
                         set_live = false;
@@ -510,7 +514,9 @@ async fn send(
     request: PublishRequest,
     token: &CancellationToken,
 ) -> Result<(), End> {
+    // The send goes first: with room in the queue no cancellation waiter is registered.
     tokio::select! {
+        biased;
         r = pub_tx.send(request) => r.map_err(|_| End::PublisherBroke(Status::unavailable("request stream closed"))),
         // Shutdown while the publisher holds us back: leave the rest unacked (ingest re-sends).
         _ = token.cancelled() => Ok(()),

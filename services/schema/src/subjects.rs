@@ -5,9 +5,11 @@
 //! schemas stay in the registry, a forgotten subject's next event loads its state again (as after
 //! a restart), and only its counters start over.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 /// Default of `--max-subjects`: above the routes one ingest carries in practice (each subject
 /// holds its merged schema, a few KiB), so only resource churn ever reaches it.
@@ -37,7 +39,7 @@ impl<S: Default> Subjects<S> {
     /// An empty table holding at most `max` subjects (at least one).
     pub fn new(max: usize) -> Self {
         Self {
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
             ordered: BTreeSet::new(),
             tick: 0,
             max: max.max(1),

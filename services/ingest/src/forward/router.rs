@@ -3,7 +3,7 @@
 //! SSE stream travels, in order, on one Process stream; when the address set or a lane's health
 //! changes, the SSE streams that moved re-send their unacknowledged events on their new lane.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use sse_proto::v1 as pb;
@@ -20,7 +20,7 @@ use crate::grpc;
 #[derive(Debug, Default)]
 pub struct Router {
     peers: Vec<Peer>,
-    cache: HashMap<String, Option<SocketAddr>>,
+    cache: foldhash::HashMap<String, Option<SocketAddr>>,
 }
 
 impl Router {
@@ -28,7 +28,7 @@ impl Router {
     pub fn new(peers: Vec<Peer>) -> Self {
         Self {
             peers,
-            cache: HashMap::new(),
+            cache: foldhash::HashMap::default(),
         }
     }
 

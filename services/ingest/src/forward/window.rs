@@ -3,7 +3,7 @@
 //! send order so a new Process stream re-sends them in order, and looked up by (stream key, seq)
 //! when an ack arrives.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use sse_runtime::seq::SeqQueue;
 
@@ -18,7 +18,7 @@ pub struct InFlight<T> {
     /// Boxed: a B-tree node shifts its values on insert and remove, and an event is large.
     order: BTreeMap<u64, Box<(T, usize)>>,
     /// Per stream key (looked up by `&str`, allocating nothing), seq to position in `order`.
-    index: HashMap<String, SeqQueue<u64>>,
+    index: foldhash::HashMap<String, SeqQueue<u64>>,
 }
 
 impl<T> InFlight<T> {
@@ -30,7 +30,7 @@ impl<T> InFlight<T> {
             bytes: 0,
             next: 0,
             order: BTreeMap::new(),
-            index: HashMap::new(),
+            index: foldhash::HashMap::default(),
         }
     }
 

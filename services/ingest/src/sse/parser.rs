@@ -365,14 +365,14 @@ impl Parser {
             b"event" => {
                 self.type_too_long = None;
                 self.event_type.clear();
-                self.event_type.push_str(&String::from_utf8_lossy(value));
+                self.event_type.push_str(&lossy(value));
             }
             b"id" if value.len() > self.max_id_bytes => {
                 notices.push(ParserNotice::IdTooLong { bytes: value.len() });
             }
             b"id" if memchr::memchr(0, value).is_none() => {
                 self.id_buffer.clear();
-                self.id_buffer.push_str(&String::from_utf8_lossy(value));
+                self.id_buffer.push_str(&lossy(value));
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 let ms = value.iter().fold(0u64, |acc, d| {
@@ -404,7 +404,7 @@ impl Parser {
             return;
         }
         let len = self.data.len() - 1; // drop the final LF
-        let data = String::from_utf8_lossy(&self.data[..len]).into_owned();
+        let data = lossy(&self.data[..len]).into_owned();
         self.data.clear();
         self.data.shrink_to(KEEP_CAPACITY);
         let event_type = if self.event_type.is_empty() {
@@ -422,6 +422,16 @@ impl Parser {
 }
 
 /// Removes one leading U+0020 from a field value.
+/// `bytes` as UTF-8 with U+FFFD for what is not, as the SSE standard decodes a stream. Nearly
+/// every event is valid: `str::from_utf8` checks that a word at a time, where
+/// `String::from_utf8_lossy` walks it a byte at a time (3% of ingest's instructions per event).
+fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.into(),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 fn strip_space(value: &[u8]) -> &[u8] {
     value.strip_prefix(b" ").unwrap_or(value)
 }

@@ -349,7 +349,10 @@ impl<'a> Builder<'a> {
         let (devices, assets) = (names(scope.devices), names(scope.assets));
         let mut by_endpoint: BTreeMap<(&str, &str), Vec<&StreamStatus>> = BTreeMap::new();
         let mut by_subject: HashMap<&str, &StreamStatus> = HashMap::new();
-        for s in inner.streams.values() {
+        // In key order, as the reports have always listed them (the map is hashed).
+        let mut streams: Vec<&StreamStatus> = inner.streams.values().collect();
+        streams.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        for s in streams {
             if devices
                 .as_ref()
                 .is_none_or(|d| d.contains(s.device.as_str()))

@@ -9,6 +9,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
+use foldhash::HashMap;
 use serde::Serialize;
 use sse_proto::v1 as pb;
 
@@ -289,10 +290,12 @@ fn schema_frozen_message(reason: pb::SchemaFrozenReason) -> Option<&'static str>
 /// Everything the status holds, behind one lock.
 #[derive(Debug, Default)]
 pub(super) struct Inner {
-    pub(super) streams: BTreeMap<String, StreamStatus>,
+    /// Hashed, not ordered: looked up three times per event (a B-tree compared long keys that
+    /// share their prefix); listings sort.
+    pub(super) streams: HashMap<String, StreamStatus>,
     /// The resources whose reports changed since each consumer last took them.
     dirty: Marks,
-    pub(super) routes: BTreeMap<String, RouteStatus>,
+    pub(super) routes: HashMap<String, RouteStatus>,
     /// The subject of the ack being applied: a buffer kept, since `format!` once per ack was
     /// about 3 % of ingest's CPU at full speed.
     subject: String,
@@ -375,7 +378,7 @@ impl Status {
         let discovered = self.discovery.counts();
         let mut inner = self.lock();
         let mut changes = Changes::default();
-        let mut next = BTreeMap::new();
+        let mut next = HashMap::default();
         for p in plans {
             let s = match inner.streams.remove(&p.key) {
                 Some(mut s) => {
@@ -396,6 +399,7 @@ impl Status {
             next.insert(p.key.clone(), s);
         }
         changes.removed = inner.streams.keys().cloned().collect();
+        changes.removed.sort_unstable();
         inner.streams = next;
         inner.routes.retain(|k, _| subjects.contains(k));
         inner.resource_errors = errors;
@@ -594,7 +598,9 @@ impl Status {
 
     /// Every stream, sorted by key.
     pub fn streams(&self) -> Vec<StreamStatus> {
-        self.lock().streams.values().cloned().collect()
+        let mut all: Vec<StreamStatus> = self.lock().streams.values().cloned().collect();
+        all.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        all
     }
 
     /// Resources, endpoints, datasets and events that cannot be served.

@@ -93,7 +93,7 @@ pub(super) struct Book {
     next_order: u64,
     /// Messages handed to rumqttc whose `Outgoing` event has not been seen, in order.
     expect: VecDeque<u64>,
-    by_pkid: HashMap<u16, u64>,
+    by_pkid: foldhash::HashMap<u16, u64>,
     collided: Option<u64>,
     connected: bool,
     /// How many messages may be outstanding: `min(max_inflight, broker receive maximum)`.
@@ -127,7 +127,7 @@ impl Book {
             items: BTreeMap::new(),
             next_order: 0,
             expect: VecDeque::new(),
-            by_pkid: HashMap::new(),
+            by_pkid: foldhash::HashMap::default(),
             collided: None,
             connected: false,
             limit: usize::from(settings.max_inflight),

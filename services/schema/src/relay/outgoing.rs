@@ -9,8 +9,7 @@
 //! the acks of the events parked at the ask stay held by the publisher for its ack delay, and
 //! ingest, its window full of them, waits that long.
 
-use std::collections::HashMap;
-
+use foldhash::HashMap;
 use prost::Message;
 use sse_contract::batch::Batcher;
 use sse_contract::limits::GRPC_BATCH_BYTES;
@@ -42,7 +41,7 @@ impl<'l> Outgoing<'l> {
         Self {
             peers,
             lanes,
-            lane_of: HashMap::new(),
+            lane_of: HashMap::default(),
             batches: (0..lanes.len())
                 .map(|_| Batcher::new(GRPC_BATCH_BYTES, BATCH_MAX_EVENTS))
                 .collect(),
