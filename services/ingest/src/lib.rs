@@ -106,17 +106,7 @@ pub async fn run_exposed(
     let Some(checkpoints) = open_checkpoints(config, &token).await? else {
         return Ok(()); // shut down while waiting for the store
     };
-    let retention = checkpoint::Policy {
-        retention: config.checkpoint_retention,
-        absent_max: usize::try_from(config.checkpoint_absent_max).unwrap_or(usize::MAX),
-    };
-    // ADR allocates other pods other assets: their streams are in no plan of this one.
-    let checkpoints = Arc::new(checkpoints.with_retention(retention, settings.adr.is_some()));
-    shutdown.tracker.spawn(
-        checkpoints
-            .clone()
-            .run(config.checkpoint_interval, token.clone()),
-    );
+    let checkpoints = save_checkpoints(config, checkpoints, settings.adr.is_some(), &shutdown);
     let (open_tx, open_rx) = tokio::sync::watch::channel(false);
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
     let mut stream_settings = stream_settings(config);
@@ -379,6 +369,26 @@ fn discovery_topic(
 /// yet); `None` when shut down meanwhile. Reading starts only after the checkpoints are loaded,
 /// so no stream restarts from its live end by mistake. A file store whose path cannot work (a
 /// directory, under a file, not writable) is a configuration error: waiting would not fix it.
+/// The checkpoints with their retention, saved every `--checkpoint-interval` until shutdown.
+fn save_checkpoints(
+    config: &Config,
+    checkpoints: checkpoint::Checkpoints,
+    adr: bool,
+    shutdown: &Shutdown,
+) -> Arc<checkpoint::Checkpoints> {
+    let retention = checkpoint::Policy {
+        retention: config.checkpoint_retention,
+        absent_max: usize::try_from(config.checkpoint_absent_max).unwrap_or(usize::MAX),
+    };
+    // ADR allocates other pods other assets: their streams are in no plan of this one.
+    let checkpoints = Arc::new(checkpoints.with_retention(retention, adr));
+    let token = shutdown.token.clone();
+    shutdown
+        .tracker
+        .spawn(checkpoints.clone().run(config.checkpoint_interval, token));
+    checkpoints
+}
+
 async fn open_checkpoints(
     config: &Config,
     token: &tokio_util::sync::CancellationToken,
