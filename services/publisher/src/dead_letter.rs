@@ -71,7 +71,7 @@ pub fn message(ev: &Event, mark: &Mark, traceparent: &str) -> Result<Message, Er
         payload: ev.data.clone(),
         properties: PublishProperties {
             message_expiry_interval: dl.ttl_seconds,
-            content_type: Some(properties::content_type(&ev.data).to_string()),
+            content_type: Some(properties::event_content_type(ev).to_string()),
             user_properties,
             ..Default::default()
         },
@@ -137,6 +137,20 @@ mod tests {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// `Message::check_text` leaves user property names alone: a dead letter's are constants.
+    #[test]
+    fn every_dead_letter_property_name_is_mqtt_text() {
+        let mark = Mark {
+            reason: Reason::TooLarge,
+            detail: "over".into(),
+            truncated_from: Some(5000),
+        };
+        let m = message(&event("sse-connector/dead-letter/plant"), &mark, "00-tp").unwrap();
+        for (name, _) in &m.properties.user_properties {
+            assert_eq!(sse_contract::mqtt_text::check(name), Ok(()), "{name:?}");
+        }
     }
 
     #[test]

@@ -49,7 +49,8 @@ impl Message {
     /// (sse-contract's `mqtt_text`): a broker closes the connection on one it refuses, and the
     /// re-sent message would close every reconnect after it. Names the property and what is
     /// wrong with it. The topic is not checked again: every message is built either with a
-    /// constant topic or after [`check_topic`], which applies the same rule.
+    /// constant topic or after [`check_topic`], which applies the same rule; nor are user
+    /// property names, which are this crate's constants (a test checks each one).
     pub fn check_text(&self) -> Result<(), Error> {
         let p = &self.properties;
         let unfit = |what: String, u: mqtt_text::Unfit| Error::Invalid(format!("{what} {u}"));
@@ -70,7 +71,7 @@ impl Message {
             ));
         }
         for (k, v) in &p.user_properties {
-            mqtt_text::check(k).map_err(|u| unfit(format!("a user property name {k:?}"), u))?;
+            debug_assert!(mqtt_text::check(k).is_ok(), "{k:?}");
             mqtt_text::check(v).map_err(|u| unfit(format!("user property {k:?}"), u))?;
         }
         Ok(())
@@ -167,7 +168,7 @@ pub fn event_message(
                 payload: ev.data.clone(),
                 properties: PublishProperties {
                     message_expiry_interval: m.ttl_seconds,
-                    content_type: Some(content_type(&ev.data).to_string()),
+                    content_type: Some(event_content_type(ev).to_string()),
                     user_properties: cloud_event_properties(ev, traceparent)?,
                     ..Default::default()
                 },
@@ -214,6 +215,17 @@ pub fn single_message(m: &SingleMessage) -> Result<Message, Error> {
             ..Default::default()
         },
     })
+}
+
+/// The content type of an event's data: JSON when the schema service tagged it with a
+/// `dataschema` (it parsed the data as JSON to infer that schema, so parsing it again here would
+/// repeat the work for every event), else what [`content_type`] finds.
+pub fn event_content_type(ev: &Event) -> &'static str {
+    if ev.dataschema.is_empty() {
+        content_type(&ev.data)
+    } else {
+        JSON
+    }
 }
 
 /// `application/json` when `data` parses as JSON, else text.
@@ -535,6 +547,46 @@ mod tests {
         // Fixed header 2, topic 3, property length 1, payload 1; the packet id 2 more at QoS 1.
         assert_eq!(m(Qos::AtMostOnce).packet_size(), 7);
         assert_eq!(m(Qos::AtLeastOnce).packet_size(), 9);
+    }
+
+    /// `check_text` leaves user property names alone because each one is a constant here: every
+    /// kind of message this module builds, with every optional property, is checked in full.
+    #[test]
+    fn every_user_property_name_is_mqtt_text() {
+        let stamp = || StoreStamp {
+            client_id: "pub-1".into(),
+            ts: "ts".into(),
+            correlation: Bytes::from_static(&[7; 16]),
+        };
+        let kinds = [
+            (RouteKind::Dataset, mqtt(Qos::AtLeastOnce, false, None)),
+            (RouteKind::Event, mqtt(Qos::AtLeastOnce, false, None)),
+            (RouteKind::Status, mqtt(Qos::AtLeastOnce, true, None)),
+            (
+                RouteKind::Dataset,
+                Destination::StateStore { key: "k".into() },
+            ),
+        ];
+        for (kind, dest) in kinds {
+            let m = event_message(&event(kind, dest), "00-tp", stamp).unwrap();
+            assert!(!m.properties.user_properties.is_empty(), "{kind:?}");
+            for (name, _) in &m.properties.user_properties {
+                assert_eq!(mqtt_text::check(name), Ok(()), "{kind:?} {name:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_content_type_of_an_event_with_a_schema_is_json_unparsed() {
+        let mut ev = event(RouteKind::Dataset, mqtt(Qos::AtLeastOnce, false, None));
+        ev.data = Bytes::from_static(b"not json");
+        assert_eq!(
+            event_content_type(&ev),
+            JSON,
+            "tagged by the schema service"
+        );
+        ev.dataschema.clear();
+        assert_eq!(event_content_type(&ev), TEXT);
     }
 
     #[test]

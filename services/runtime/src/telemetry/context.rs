@@ -156,29 +156,30 @@ fn new_traceparent(ids: &RandomIdGenerator) -> String {
 /// event at 1,000 events/s (docs/performance.md).
 fn canonical_child(traceparent: &str, ids: &RandomIdGenerator) -> Option<String> {
     let b = traceparent.as_bytes();
-    let lower_hex = |r: std::ops::Range<usize>| {
-        b[r].iter()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
-    };
-    let zero = |r: std::ops::Range<usize>| b[r].iter().all(|c| *c == b'0');
-    let canonical = b.len() == 55
-        && b.starts_with(b"00-")
-        && b[35] == b'-'
-        && b[52] == b'-'
-        && lower_hex(3..35)
-        && lower_hex(36..52)
-        && lower_hex(53..55)
-        && !zero(3..35)
-        && !zero(36..52);
-    if !canonical {
+    if b.len() != 55 || !b.starts_with(b"00-") || b[35] != b'-' || b[52] != b'-' {
         return None;
     }
-    let mut out = b.to_vec();
-    let _ = hex::encode_to_slice(ids.new_span_id().to_bytes(), &mut out[36..52]);
+    // One pass over the 52 hex digits without an early exit (so it compiles to a few branchless
+    // instructions per digit), then the all-zero ids, each one comparison.
+    let lower_hex = b[3..35]
+        .iter()
+        .chain(&b[36..52])
+        .chain(&b[53..55])
+        .fold(true, |ok, &c| {
+            ok & (c.is_ascii_digit() | (c.wrapping_sub(b'a') < 6))
+        });
+    if !lower_hex || b[3..35] == [b'0'; 32] || b[36..52] == [b'0'; 16] {
+        return None;
+    }
+    let mut span = [0u8; 16];
+    let _ = hex::encode_to_slice(ids.new_span_id().to_bytes(), &mut span);
     // The low bit of the last hex digit is the sampled flag; the other flags are dropped.
     let sampled = (b[54] as char).to_digit(16).is_some_and(|d| d & 1 == 1);
-    out[53..55].copy_from_slice(if sampled { b"01" } else { b"00" });
-    String::from_utf8(out).ok()
+    let mut out = String::with_capacity(55);
+    out.push_str(&traceparent[..36]);
+    out.push_str(std::str::from_utf8(&span).ok()?);
+    out.push_str(if sampled { "-01" } else { "-00" });
+    Some(out)
 }
 
 /// W3C headers carried by an event or a request, read by the propagator.
