@@ -374,15 +374,7 @@ impl<R: Registry> Pipeline<R> {
     pub async fn tag(&self, subject: &str, data: &[u8]) -> Outcome {
         let entry = self.entry(subject);
         let mut state = entry.lock().await;
-        // Fast path: a known shape, checked while parsing, with no `Value` built.
-        if data.len() <= self.limits.max_bytes
-            && let Some(current) = &state.current
-            && state
-                .shape
-                .covers_json(data, self.limits.max_depth, self.limits.max_properties)
-        {
-            let outcome = state.known(current.clone());
-            state.with_schema += 1;
+        if let Some(outcome) = self.tag_known(&mut state, data) {
             return outcome;
         }
         let parsed = self.check(data);
@@ -410,6 +402,30 @@ impl<R: Registry> Pipeline<R> {
             }
         }
         outcome
+    }
+
+    /// [`Pipeline::tag`] without waiting: the outcome when the subject's current schema covers
+    /// `data` and no other event of the subject holds it, else `None` (then `tag` decides). Most
+    /// events end here, so the relay prepares them without a future of their own.
+    pub fn try_tag(&self, subject: &str, data: &[u8]) -> Option<Outcome> {
+        let entry = self.entry(subject);
+        let mut state = entry.try_lock().ok()?;
+        self.tag_known(&mut state, data)
+    }
+
+    /// The fast path of both: a known shape, checked while parsing, with no `Value` built.
+    fn tag_known(&self, state: &mut SubjectState, data: &[u8]) -> Option<Outcome> {
+        if data.len() <= self.limits.max_bytes
+            && let Some(current) = &state.current
+            && state
+                .shape
+                .covers_json(data, self.limits.max_depth, self.limits.max_properties)
+        {
+            let outcome = state.known(current.clone());
+            state.with_schema += 1;
+            return Some(outcome);
+        }
+        None
     }
 
     /// The status of every subject held (seen since start, at most `--max-subjects` of the

@@ -49,11 +49,11 @@ use tracing::Instrument;
 
 use crate::acks::AckNotes;
 use crate::metrics::PROCESS;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Outcome, Pipeline};
 use crate::publisher;
 use crate::registry::Registry;
 use outgoing::Outgoing;
-use parked::Parked;
+use parked::{Now, Parked};
 
 mod outgoing;
 mod parked;
@@ -364,7 +364,7 @@ impl<R: Registry> Relay<R> {
             };
             let (events, ack_now, ended) = gather(ingest, req);
             for ev in events {
-                if let Some(ev) = parked.offer(ev, &prepare) {
+                if let Some(ev) = parked.offer(ev, |ev| self.prepare_now(ev), &prepare) {
                     out.push(ev, token).await?;
                 }
             }
@@ -380,7 +380,7 @@ impl<R: Registry> Relay<R> {
 
     /// Infers the event's schema under its own span, and makes that span the event's parent
     /// for the publisher; the time it took is recorded when metrics are on.
-    async fn prepare(&self, mut ev: Event) -> Event {
+    async fn prepare(&self, ev: Event) -> Event {
         let started = self.pipeline.metrics().map(|_| Instant::now());
         // An event already bound for its dead letter (truncated by ingest) gets no schema.
         let subject = subject_of(&ev).filter(|_| ev.dead_letter.is_none());
@@ -389,14 +389,51 @@ impl<R: Registry> Relay<R> {
             &ev.traceparent,
             &ev.tracestate,
         );
-        let mut without = None;
-        match subject {
-            Some(subject) => {
-                let outcome = self
-                    .pipeline
-                    .tag(&subject, &ev.data)
+        let outcome = match &subject {
+            Some(subject) => Some(
+                self.pipeline
+                    .tag(subject, &ev.data)
                     .instrument(trace.span.clone())
-                    .await;
+                    .await,
+            ),
+            None => None,
+        };
+        self.finish(ev, trace, outcome, started)
+    }
+
+    /// [`Relay::prepare`] when it needs no wait (the subject's schema covers the event, or it
+    /// has no subject), without a future to box and poll; else the event back for `prepare`.
+    /// Both paths make the same event.
+    fn prepare_now(&self, ev: Event) -> Now {
+        let started = self.pipeline.metrics().map(|_| Instant::now());
+        let subject = subject_of(&ev).filter(|_| ev.dead_letter.is_none());
+        let outcome = match &subject {
+            Some(subject) => match self.pipeline.try_tag(subject, &ev.data) {
+                Some(outcome) => Some(outcome),
+                None => return Now::Wait(ev),
+            },
+            None => None,
+        };
+        let trace = telemetry::EventTrace::start(
+            || process_span(subject.as_deref()),
+            &ev.traceparent,
+            &ev.tracestate,
+        );
+        Now::Ready(self.finish(ev, trace, outcome, started))
+    }
+
+    /// Tags `ev` with what inference made of it (`None`: it has no subject), notes that for its
+    /// ack, and carries its trace on.
+    fn finish(
+        &self,
+        mut ev: Event,
+        trace: telemetry::EventTrace,
+        outcome: Option<Outcome>,
+        started: Option<Instant>,
+    ) -> Event {
+        let mut without = None;
+        match outcome {
+            Some(outcome) => {
                 match outcome.dataschema() {
                     Some(d) => ev.dataschema = d.to_string(),
                     None => ev.dataschema.clear(),

@@ -21,6 +21,15 @@ use sse_proto::v1::Event;
 /// window (`--max-in-flight`), so a window of new datasets fits.
 pub const PARKED_EVENTS_MAX: usize = 10_000;
 
+/// What preparing an event at once made of it: the event prepared, or handed back because its
+/// preparation has to wait (an enum rather than a `Result`: neither is a failure).
+pub enum Now {
+    /// Prepared.
+    Ready(Event),
+    /// Not prepared: its preparation waits.
+    Wait(Event),
+}
+
 /// The events of one Process stream whose preparation waits, and the events behind them.
 pub struct Parked<'a> {
     /// Preparations under way, at most one per stream key; each yields its prepared event.
@@ -52,12 +61,14 @@ impl<'a> Parked<'a> {
         self.held == 0
     }
 
-    /// Takes `ev`, prepared by `prepare`: the prepared event when its stream has none waiting
-    /// and it is ready at once; otherwise it is held (behind its stream's waiting event, or
-    /// waiting itself) and `None` is returned.
+    /// Takes `ev`, prepared by `now` when that needs no wait, else by
+    /// `prepare`: the prepared event when its stream has none waiting and it is ready at once;
+    /// otherwise it is held (behind its stream's waiting event, or waiting itself) and `None` is
+    /// returned.
     pub fn offer(
         &mut self,
         ev: Event,
+        now: impl FnOnce(Event) -> Now,
         prepare: &impl Fn(Event) -> BoxFuture<'a, Event>,
     ) -> Option<Event> {
         if let Some(queue) = self.behind.get_mut(&ev.stream_key) {
@@ -65,6 +76,10 @@ impl<'a> Parked<'a> {
             self.held += 1;
             return None;
         }
+        let ev = match now(ev) {
+            Now::Ready(ready) => return Some(ready),
+            Now::Wait(ev) => ev,
+        };
         let key = ev.stream_key.clone();
         let ready = self.start(ev, prepare);
         if ready.is_none() {
