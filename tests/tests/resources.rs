@@ -1,7 +1,8 @@
 //! Resources end to end: a dataset or event that cannot be served fails alone (its siblings
 //! deliver to the broker, the error is on it in GetStatus and in the retained status, not on its
-//! asset; an endpoint's error is likewise not its device's), and reloading 20,000 assets does
-//! not freeze ingest (it answers gRPC meanwhile).
+//! asset; an endpoint's error is likewise not its device's), reloading 20,000 assets does
+//! not freeze ingest (it answers gRPC meanwhile), and a file caught half-written closes none of
+//! its streams.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -284,4 +285,70 @@ async fn reload_answers_meanwhile(dir: &tempfile::TempDir, svc: &Service) {
     })
     .await
     .unwrap();
+}
+
+/// Asset `name` of device `dev` with one dataset on `path` (its own stream).
+fn asset_on(name: &str, path: &str) -> String {
+    format!(
+        "{API}\nkind: Asset\nmetadata: {{ name: {name} }}\nspec:\n  deviceRef: {{ deviceName: dev, endpointName: sse-0 }}\n  datasets:\n    - {{ name: d, dataSource: {path}, destinations: {} }}\n",
+        mqtt(&format!("e2e/{name}"))
+    )
+}
+
+/// Waits until ListStreams has a stream whose key ends with `path`, and returns every key.
+async fn keys_once_listed(addr: &str, path: &str) -> Vec<String> {
+    eventually(&format!("a stream of {path}"), || async move {
+        let keys = stream_keys(addr).await.ok()?;
+        keys.iter().any(|k| k.ends_with(path)).then_some(keys)
+    })
+    .await
+    .unwrap()
+}
+
+/// A file caught mid-write (cut inside its last document) is served as its last clean version:
+/// the streams of its documents past the cut stay open. The old binaries closed them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_written_file_keeps_its_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("resources");
+    std::fs::create_dir_all(&res).unwrap();
+    let whole = [
+        device("http://127.0.0.1:9"),
+        asset_on("first", "/first"),
+        asset_on("last", "/last"),
+    ]
+    .join("---\n");
+    std::fs::write(res.join("plant.yaml"), &whole).unwrap();
+    let args = [
+        "--resources",
+        &res.display().to_string(),
+        "--status-topic=",
+        "--reload-debounce=10ms",
+        "--rescan-interval=0s",
+        "--schema",
+        "http://127.0.0.1:9",
+    ];
+    let args = args.map(String::from);
+    let ingest = Service::start("sse-ingest", &args, &[]).await.unwrap();
+    let addr = ingest.addr.to_string();
+    assert_eq!(keys_once_listed(&addr, "/last").await.len(), 2);
+
+    // Cut in the middle of the last asset's dataset line, as a slow copy leaves it.
+    let cut = whole.len() - 40;
+    std::fs::write(res.join("plant.yaml"), &whole[..cut]).unwrap();
+    // A second file's stream shows that a reload read the directory after the cut.
+    std::fs::write(res.join("marker.yaml"), asset_on("marker", "/marker")).unwrap();
+    let keys = keys_once_listed(&addr, "/marker").await;
+    assert!(
+        keys.iter().any(|k| k.ends_with("/last")),
+        "the half-written file's last stream closed: {keys:?}"
+    );
+    let listed = grpcurl::call_json(&addr, None, &["sseconnector.v1.IngestService/ListStreams"])
+        .await
+        .unwrap();
+    let errors = listed["resourceErrors"].to_string();
+    assert!(
+        errors.contains("plant.yaml") && errors.contains("last version that parsed"),
+        "the file's error says what is served: {errors}"
+    );
 }

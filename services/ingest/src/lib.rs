@@ -90,9 +90,10 @@ pub async fn run_exposed(
     let config = &settings.flags;
     let status = Arc::new(new_status(config));
     let access = Arc::new(access_file(config)?);
+    let last_good = Arc::new(resources::LastGood::default());
     // From ADR, the first resources arrive once the ADR client is connected (below).
     let first = match settings.adr {
-        None => Some(reload::load(&settings, &status, &access, None).await?),
+        None => Some(reload::load(&settings, &status, &access, &last_good, None).await?),
         Some(_) => None,
     };
     // No plan yet from ADR: the checkpoints drop no record before the first one.
@@ -143,7 +144,8 @@ pub async fn run_exposed(
     if let Some(plans) = plans {
         streams.apply(plans).await;
     }
-    follow(settings, streams, status, access, res, &shutdown)?;
+    let watched = reload::Watched { res, last_good };
+    follow(settings, streams, status, access, watched, &shutdown)?;
     // Health follows the Process stream to schema (resources are loaded before it starts).
     shutdown.tracker.spawn(sse_runtime::health::follow(
         health,
@@ -239,13 +241,13 @@ fn register_metrics(
 }
 
 /// Keeps the streams following their resources: the ADR source when configured, else the
-/// resources directory (`res`: what was loaded from it at start).
+/// resources directory (`watched`: what was loaded from it at start).
 fn follow(
     settings: Settings,
     streams: supervisor::Supervisor,
     status: Arc<status::Status>,
     access: Arc<secret_access::AccessFile>,
-    res: Arc<resources::Resources>,
+    watched: reload::Watched,
     shutdown: &Shutdown,
 ) -> Result<(), Error> {
     if let Some(source) = settings.adr.clone() {
@@ -259,7 +261,7 @@ fn follow(
         return follower.start(shutdown);
     }
     let token = shutdown.token.clone();
-    let follow = reload::follow_resources(settings, streams, status, access, res, token);
+    let follow = reload::follow_resources(settings, streams, status, access, watched, token);
     shutdown.tracker.spawn(follow);
     Ok(())
 }

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::error::Error;
-use crate::resources::{self, Resources};
+use crate::resources::{self, LastGood, Resources};
 use crate::secret_access::{self, AccessFile};
 use crate::status::Status;
 use crate::{routing, supervisor, watch};
@@ -23,33 +23,46 @@ pub struct Loaded {
     pub plans: Option<supervisor::Plans>,
 }
 
+/// What the resources directory gave at start, and its files' last clean versions.
+pub struct Watched {
+    /// The resources loaded at start.
+    pub res: Arc<Resources>,
+    /// The last version of each file that parsed, served while the file is damaged.
+    pub last_good: Arc<LastGood>,
+}
+
 /// Loads the resources (and the secret allow-list, which refuses endpoints) and plans their
 /// streams off the service's thread; the status follows them. Equal to `before`, they are not
-/// planned again.
+/// planned again. A damaged file is served as its version in `last_good`.
 pub async fn load(
     settings: &Settings,
     status: &Arc<Status>,
     access: &Arc<AccessFile>,
+    last_good: &Arc<LastGood>,
     before: Option<Arc<Resources>>,
 ) -> Result<Loaded, Error> {
     let path = settings.flags.resources.clone();
     let (settings, status, access) = (settings.clone(), status.clone(), access.clone());
-    tokio::task::spawn_blocking(move || load_blocking(&settings, &status, &access, before))
-        .await
-        .map_err(|e| Error::ResourcesDir {
-            path,
-            reason: format!("loading stopped: {e}"),
-        })?
+    let last_good = last_good.clone();
+    tokio::task::spawn_blocking(move || {
+        load_blocking(&settings, &status, &access, &last_good, before)
+    })
+    .await
+    .map_err(|e| Error::ResourcesDir {
+        path,
+        reason: format!("loading stopped: {e}"),
+    })?
 }
 
 fn load_blocking(
     settings: &Settings,
     status: &Status,
     access: &AccessFile,
+    last_good: &LastGood,
     before: Option<Arc<Resources>>,
 ) -> Result<Loaded, Error> {
     let max = usize::try_from(settings.flags.max_resource_file_bytes).unwrap_or(usize::MAX);
-    let res = resources::load_dir_limited(&settings.flags.resources, max)?;
+    let res = resources::load_dir_limited(&settings.flags.resources, max, last_good)?;
     Ok(prepare_blocking(settings, status, access, before, res))
 }
 
@@ -136,9 +149,13 @@ pub async fn follow_resources(
     mut streams: supervisor::Supervisor,
     status: Arc<Status>,
     access: Arc<AccessFile>,
-    mut current: Arc<Resources>,
+    watched: Watched,
     token: CancellationToken,
 ) {
+    let Watched {
+        res: mut current,
+        last_good,
+    } = watched;
     let watching = watch::WatchSettings {
         debounce: settings.flags.reload_debounce,
         rescan: settings.flags.rescan_interval,
@@ -164,7 +181,7 @@ pub async fn follow_resources(
         }
         // Shutdown need not wait for a long load (its result is of no use any more).
         let loaded = tokio::select! {
-            r = load(&settings, &status, &access, Some(current.clone())) => r,
+            r = load(&settings, &status, &access, &last_good, Some(current.clone())) => r,
             _ = token.cancelled() => return,
         };
         apply(&mut streams, loaded, &mut current).await;

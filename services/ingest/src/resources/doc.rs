@@ -206,6 +206,13 @@ pub(super) fn split_documents(text: &str) -> Vec<(String, usize)> {
     docs
 }
 
+/// The documents of one file read into the model, and its problems (see [`parse_file`]).
+pub(super) fn parse_one(text: &str, file: &str) -> (Vec<(String, Raw)>, Vec<ResourceError>) {
+    let (mut raws, mut errors) = (Vec::new(), Vec::new());
+    parse_file(text, file, &mut raws, &mut errors);
+    (raws, errors)
+}
+
 /// Parses every document of one file: devices and assets go to `raws`, problems to `errors`.
 pub(super) fn parse_file(
     text: &str,

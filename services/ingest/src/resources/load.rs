@@ -5,6 +5,7 @@ use std::path::Path;
 
 use sse_contract::resources::RESOURCE_FILE_BYTES_DEFAULT;
 
+use super::last_good::{LastGood, SERVING_LAST_GOOD};
 use super::{ResourceError, Resources, doc, validate};
 use crate::error::Error;
 
@@ -21,7 +22,7 @@ pub fn load_texts<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Re
 /// Loads every `*.yaml` / `*.yml` file of `dir` (sorted by name, so results are stable), each
 /// of at most [`RESOURCE_FILE_BYTES_DEFAULT`] bytes.
 pub fn load_dir(dir: &Path) -> Result<Resources, Error> {
-    load_dir_limited(dir, RESOURCE_FILE_BYTES_DEFAULT)
+    load_dir_limited(dir, RESOURCE_FILE_BYTES_DEFAULT, &LastGood::default())
 }
 
 /// Why a bounded read of a file failed.
@@ -61,8 +62,63 @@ pub(crate) fn read_limited(path: &Path, max: usize) -> Result<String, String> {
     })
 }
 
-/// [`load_dir`] with files of more than `max_file_bytes` refused (each reported as an error).
-pub fn load_dir_limited(dir: &Path, max_file_bytes: usize) -> Result<Resources, Error> {
+/// [`load_dir`] with files of more than `max_file_bytes` refused (each reported as an error),
+/// and a file that cannot be read or parsed served as its version in `last_good`, if any.
+pub fn load_dir_limited(
+    dir: &Path,
+    max_file_bytes: usize,
+    last_good: &LastGood,
+) -> Result<Resources, Error> {
+    let files = yaml_files(dir)?;
+    let mut raws = Vec::new();
+    // Problems of whole files come first, then those of documents and resources.
+    let mut file_errors = Vec::new();
+    let mut errors = Vec::new();
+    for file in &files {
+        let (mut file_raws, mut problems, unreadable) =
+            match read_limited(Path::new(file), max_file_bytes) {
+                Ok(text) => {
+                    let (r, e) = doc::parse_one(&text, file);
+                    if e.is_empty() {
+                        last_good.keep(file, &text);
+                    }
+                    (r, e, false)
+                }
+                Err(message) => (Vec::new(), vec![file_error(file, message)], true),
+            };
+        if !problems.is_empty()
+            && let Some(text) = last_good.get(file)
+        {
+            file_raws = doc::parse_one(&text, file).0;
+            for e in &mut problems {
+                e.message = format!("{}; {SERVING_LAST_GOOD}", e.message);
+            }
+        }
+        raws.append(&mut file_raws);
+        if unreadable {
+            file_errors.append(&mut problems);
+        } else {
+            errors.append(&mut problems);
+        }
+    }
+    last_good.retain(&files);
+    let mut res = validate::validate(raws, errors);
+    file_errors.append(&mut res.errors);
+    res.errors = file_errors;
+    Ok(res)
+}
+
+/// A problem with a whole file (unreadable, too large).
+fn file_error(file: &str, message: String) -> ResourceError {
+    ResourceError {
+        resource: "file".into(),
+        file: file.to_string(),
+        message,
+    }
+}
+
+/// The `*.yaml` / `*.yml` files of `dir`, sorted by name.
+fn yaml_files(dir: &Path) -> Result<Vec<String>, Error> {
     let dir_err = |e: std::io::Error| Error::ResourcesDir {
         path: dir.to_path_buf(),
         reason: e.to_string(),
@@ -89,21 +145,5 @@ pub fn load_dir_limited(dir: &Path, max_file_bytes: usize) -> Result<Resources, 
         }
     }
     paths.sort();
-    let mut texts = Vec::new();
-    let mut read_errors = Vec::new();
-    for path in paths {
-        let file = path.display().to_string();
-        match read_limited(&path, max_file_bytes) {
-            Ok(t) => texts.push((file, t)),
-            Err(message) => read_errors.push(ResourceError {
-                resource: "file".into(),
-                file,
-                message,
-            }),
-        }
-    }
-    let mut res = load_texts(texts.iter().map(|(f, t)| (f.as_str(), t.as_str())));
-    read_errors.append(&mut res.errors);
-    res.errors = read_errors;
-    Ok(res)
+    Ok(paths.iter().map(|p| p.display().to_string()).collect())
 }

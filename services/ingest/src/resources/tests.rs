@@ -683,9 +683,52 @@ fn a_file_over_the_limit_is_refused_alone_and_named() {
     std::fs::write(dir.path().join("a.yaml"), DEVICE).unwrap();
     let big = format!("# {}\n{DEVICE}", "x".repeat(DEVICE.len()));
     std::fs::write(dir.path().join("big.yaml"), big).unwrap();
-    let r = load_dir_limited(dir.path(), DEVICE.len() + 1).unwrap();
+    let r = load_dir_limited(dir.path(), DEVICE.len() + 1, &LastGood::default()).unwrap();
     assert_eq!(r.devices.len(), 1);
     let e = only_error(&r);
     assert!(e.file.ends_with("big.yaml"), "{e}");
     assert!(e.message.contains("larger than"), "{e}");
+}
+
+/// A file caught half-written (or broken by an edit) keeps serving its last clean version, not
+/// the documents before the damage alone: the streams of the rest would close until it is whole.
+#[test]
+fn a_damaged_file_is_served_as_its_last_version_that_parsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plant.yaml");
+    let spec = "  deviceRef: { deviceName: dev, endpointName: sse-0 }\n  datasets: [ { name: d, destinations: [ { target: Mqtt, configuration: { topic: t } } ] } ]\n";
+    let whole = [DEVICE.to_string(), asset("a1", spec), asset("a2", spec)].join("\n---\n");
+    let last_good = LastGood::default();
+    let load = || load_dir_limited(dir.path(), 1 << 20, &last_good).unwrap();
+    let names = |r: &Resources| r.assets.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+    std::fs::write(&path, &whole).unwrap();
+    assert_eq!(names(&load()), ["a1", "a2"]);
+
+    // Cut in the middle of the last document, and cut inside a UTF-8 character.
+    let cut = whole.len() - spec.len() / 2;
+    let mut bytes = format!("{whole}\n# é").into_bytes();
+    bytes.pop();
+    for damaged in [&whole.as_bytes()[..cut], &bytes] {
+        std::fs::write(&path, damaged).unwrap();
+        let r = load();
+        assert_eq!(names(&r), ["a1", "a2"], "{:#?}", r.errors);
+        let e = only_error(&r);
+        assert!(e.file.ends_with("plant.yaml"), "{e}");
+        assert!(e.message.ends_with(SERVING_LAST_GOOD), "{e}");
+    }
+
+    // A new clean version replaces it; a file deleted and made again starts afresh.
+    std::fs::write(
+        &path,
+        [DEVICE.to_string(), asset("a1", spec)].join("\n---\n"),
+    )
+    .unwrap();
+    let r = load();
+    assert_eq!((names(&r), r.errors.len()), (vec!["a1".to_string()], 0));
+    std::fs::remove_file(&path).unwrap();
+    assert!(load().devices.is_empty());
+    std::fs::write(&path, &whole[..cut]).unwrap();
+    let r = load();
+    assert_eq!(names(&r), ["a1"]);
+    assert!(!only_error(&r).message.contains(SERVING_LAST_GOOD));
 }
