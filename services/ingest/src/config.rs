@@ -492,6 +492,13 @@ mod tests {
             crate::sse::client::DEFAULT_MIN_RECONNECT_DELAY
         );
         assert_eq!(c.max_resource_file_bytes, 16 * 1024 * 1024);
+        // What checkpoints keep before the flags are applied is what the flags default to.
+        let policy = crate::checkpoint::Policy::default();
+        assert_eq!(c.checkpoint_retention, policy.retention);
+        assert_eq!(
+            usize::try_from(c.checkpoint_absent_max),
+            Ok(policy.absent_max)
+        );
     }
 
     #[test]

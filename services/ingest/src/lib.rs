@@ -32,6 +32,7 @@ pub mod status;
 pub mod stream_key;
 pub mod streams;
 pub mod supervisor;
+mod text;
 pub mod watch;
 
 use std::sync::Arc;

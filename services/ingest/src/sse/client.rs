@@ -685,7 +685,7 @@ fn classify(response: &Response<()>) -> Option<Attempt> {
                 Some(ct) if is_event_stream(&ct) => return None,
                 Some(ct) => not_sse(format!(
                     "wrong content type {:?}, expected text/event-stream (HTTP 200)",
-                    truncate(&ct, 100)
+                    crate::text::first_chars(&ct, 100)
                 )),
                 None => not_sse("no content type, expected text/event-stream (HTTP 200)"),
             }
@@ -768,13 +768,6 @@ fn display_url(url: &url::Url) -> String {
     match url.port() {
         Some(port) => format!("{}://{host}:{port}{}", url.scheme(), url.path()),
         None => format!("{}://{host}{}", url.scheme(), url.path()),
-    }
-}
-
-fn truncate(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => &text[..i],
-        None => text,
     }
 }
 

@@ -217,7 +217,7 @@ pub(super) fn answer(
         Some(t) => {
             return Err(bad(&format!(
                 "token_type {:?}, only Bearer is supported",
-                truncate(t, 40)
+                crate::text::first_chars(t, 40)
             )));
         }
         None => return Err(bad("no token_type")),
@@ -257,7 +257,7 @@ fn refusal(body: &[u8], client_secret: &str) -> String {
             text.replace(client_secret, "***")
         };
         let text = text.trim();
-        (!text.is_empty()).then(|| truncate(text, MAX_ERROR_CHARS).to_owned())
+        (!text.is_empty()).then(|| crate::text::first_chars(text, MAX_ERROR_CHARS).to_owned())
     };
     match (clean(&json["error"]), clean(&json["error_description"])) {
         (Some(e), Some(d)) => format!(": {e}: {d}"),
@@ -272,13 +272,6 @@ fn status_text(status: http::StatusCode) -> String {
     match status.canonical_reason() {
         Some(reason) => format!("HTTP {} {reason}", status.as_u16()),
         None => format!("HTTP {}", status.as_u16()),
-    }
-}
-
-fn truncate(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => &text[..i],
-        None => text,
     }
 }
 
