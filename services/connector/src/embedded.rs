@@ -15,17 +15,19 @@ use crate::Error;
 pub struct Console {
     listener: TcpListener,
     args: sse_console::ConsoleArgs,
+    access: sse_console::AccessSettings,
     /// Where ingest, schema and publisher listen, in that order.
     at: [SocketAddr; 3],
 }
 
-/// Binds the console when `--console-listen` is given (`None` otherwise), printing
-/// `sse-connector console listening on <addr>`.
+/// Binds the console when `--console-listen` is given and its flags were checked (`access`;
+/// `None` otherwise), printing `sse-connector console listening on <addr>`.
 pub async fn bind(
     args: sse_console::ConsoleArgs,
+    access: Option<sse_console::AccessSettings>,
     at: [SocketAddr; 3],
 ) -> Result<Option<Console>, Error> {
-    let Some(addr) = args.console_listen else {
+    let (Some(addr), Some(access)) = (args.console_listen, access) else {
         return Ok(None);
     };
     let listener = sse_runtime::bind(addr, "sse-connector console")
@@ -35,7 +37,12 @@ pub async fn bind(
             addr,
             source,
         })?;
-    Ok(Some(Console { listener, args, at }))
+    Ok(Some(Console {
+        listener,
+        args,
+        access,
+        at,
+    }))
 }
 
 impl Console {
@@ -65,7 +72,12 @@ impl Console {
             mtls: None,
             locals,
         };
-        sse_console::run(self.listener, self.args, services, stop).await?;
+        let checked = sse_console::Checked {
+            args: self.args,
+            access: self.access,
+            targets: services.targets().map_err(sse_console::Error::from)?,
+        };
+        sse_console::serve(self.listener, checked, services, stop).await?;
         Ok(())
     }
 }

@@ -34,6 +34,8 @@ pub struct Configs {
     pub publisher: sse_publisher::Settings,
     /// The embedded console's; it runs when `console_listen` is set.
     pub console: sse_console::ConsoleArgs,
+    /// The embedded console's access settings, checked once at parse time (`None`: no console).
+    pub console_access: Option<sse_console::AccessSettings>,
 }
 
 /// Why the connector could not start or stopped with an error; each names its service.
@@ -115,10 +117,13 @@ impl Configs {
             .map_err(|e| clap_err(Part::Publisher, e))?;
         let console = sse_console::ConsoleArgs::from_arg_matches(matches)
             .map_err(|e| Error::Args(CONSOLE, e.to_string()))?;
-        // A console that could not serve safely stops the process before anything binds.
-        if let Some(at) = console.console_listen {
-            console.access(at).map_err(sse_console::Error::from)?;
-        }
+        // A console that could not serve safely stops the process before anything binds; what
+        // the check makes is what it serves with.
+        let console_access = console
+            .console_listen
+            .map(|at| console.access(at))
+            .transpose()
+            .map_err(sse_console::Error::from)?;
         let listen = |part: Part| matches.get_one::<SocketAddr>(part.listen_id()).copied();
         schema.listen = listen(Part::Schema).unwrap_or(schema.listen);
         publisher.listen = listen(Part::Publisher).unwrap_or(publisher.listen);
@@ -154,6 +159,7 @@ impl Configs {
             schema: schema.settings()?,
             publisher,
             console,
+            console_access,
         })
     }
 }
@@ -166,6 +172,7 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
         mut schema,
         publisher,
         console,
+        console_access,
     } = configs;
     let pl = bind(publisher.flags.listen, Part::Publisher).await?;
     let sl = bind(schema.flags.listen, Part::Schema).await?;
@@ -177,7 +184,7 @@ pub async fn run(configs: Configs, stop: CancellationToken) -> Result<(), Error>
     ingest.flags.schema = peer_uri(schema_at, Part::Schema, scheme)?;
     let ingest_at = peer_addr(&il, ingest.flags.listen, Part::Ingest)?;
     let at = [ingest_at, schema_at, publisher_at];
-    let console = embedded::bind(console, at).await?;
+    let console = embedded::bind(console, console_access, at).await?;
 
     let parts = [Shutdown::new(), Shutdown::new(), Shutdown::new()];
     // Each service is handed the next one's server before anything serves, so every call

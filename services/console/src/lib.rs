@@ -103,18 +103,6 @@ impl Checked {
     }
 }
 
-/// Checks the configuration ([`Checked::new`]), then runs the console on `listener` until
-/// `stop`: for callers that have not checked it before. Must be called inside the Tokio runtime.
-pub async fn run(
-    listener: TcpListener,
-    args: ConsoleArgs,
-    services: Services,
-    stop: CancellationToken,
-) -> Result<(), Error> {
-    let checked = Checked::new(args, listener.local_addr()?, &services)?;
-    serve(listener, checked, services, stop).await
-}
-
 /// Runs the console with a configuration already checked on `listener` until `stop`. Must be
 /// called inside the Tokio runtime.
 pub async fn serve(
