@@ -34,18 +34,17 @@ pub fn assets_using(text: &str, device: &str) -> Vec<String> {
     struct AssetRef {
         spec: Option<Spec>,
     }
-    let uses = |d: &str| {
+    // Each document parsed once, for its header and its device.
+    let using = |d: &str| {
         let value = yaml::parse(d).ok()?;
+        let (kind, name) = header_of(&value).ok()??;
         let asset = AssetRef::deserialize(&value).ok()?;
         let named = asset.spec?.device_ref?.device_name?;
-        Some(named == device)
+        (kind == "Asset" && named == device).then_some(name)
     };
     doc::split_documents(text)
         .into_iter()
-        .filter_map(|(d, _)| match header(&d) {
-            Ok(Some((kind, name))) if kind == "Asset" && uses(&d) == Some(true) => Some(name),
-            _ => None,
-        })
+        .filter_map(|(d, _)| using(&d))
         .collect()
 }
 
@@ -69,7 +68,12 @@ pub fn identify(text: &str) -> Result<(String, String), String> {
 /// A document's kind and name; `None` when it is no Device or Asset of our API version.
 fn header(text: &str) -> Result<Option<(String, String)>, String> {
     let value = yaml::parse(text).map_err(|e| format!("unparsable YAML: {e}"))?;
-    let h = Header::deserialize(&value).map_err(|e| format!("not a resource: {e}"))?;
+    header_of(&value)
+}
+
+/// [`header`] of a document already parsed.
+fn header_of(value: &serde_yaml_ng::Value) -> Result<Option<(String, String)>, String> {
+    let h = Header::deserialize(value).map_err(|e| format!("not a resource: {e}"))?;
     let kind = h.kind.unwrap_or_default();
     if h.api_version.as_deref() != Some(API_VERSION) || !matches!(kind.as_str(), "Device" | "Asset")
     {
