@@ -40,10 +40,21 @@ pub const CONNECTIONS_MAX: usize = 256;
 /// idle keep-alive HTTP/1.1 connection.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// HTTP/2: requests open at once on one connection (`SETTINGS_MAX_CONCURRENT_STREAMS`; a
-/// browser queues the next). Above every live view one browser can hold by default (16 pages
-/// following the streams table and 4 live event views) plus a page's loads, and well below
-/// hyper's 200, so 256 connections cannot become 50,000 requests.
+/// browser queues the next), with the default live view caps. Above every live view one browser
+/// can hold then (16 pages following the streams table and 4 live event views) plus a page's
+/// loads, and well below hyper's 200, so 256 connections cannot become 50,000 requests.
 pub const H2_STREAMS_MAX: u32 = 32;
+/// HTTP/2: requests on one connection besides its live views (a page's loads, a form).
+pub const H2_PAGE_LOADS: u32 = 12;
+
+/// The HTTP/2 stream limit for `live_views` live pages at once (both caps together): every one
+/// of them fits on one browser's connection with room for page loads, never less than
+/// [`H2_STREAMS_MAX`]. With raised caps a fixed 32 queued the 33rd live tab until another
+/// closed; live views beyond the caps are refused at once, so they hold no stream for long.
+pub fn h2_streams_max(live_views: usize) -> u32 {
+    let views = u32::try_from(live_views).unwrap_or(u32::MAX);
+    views.saturating_add(H2_PAGE_LOADS).max(H2_STREAMS_MAX)
+}
 /// HTTP/2: largest header list of a request (decoded, as HTTP/2 counts it); a larger one gets
 /// 431. Far above a browser's headers with the console's two cookies.
 pub const H2_HEADER_LIST_BYTES_MAX: u32 = 16 * 1024;
@@ -83,7 +94,7 @@ impl Negotiated for tokio::net::TcpStream {
 
 /// Serves `router` on every connection `listener` accepts until `stop`, then lets the open ones
 /// finish their current requests (at most [`CLOSE_GRACE`]) and waits for them.
-pub async fn serve<L>(mut listener: L, router: Router, stop: CancellationToken)
+pub async fn serve<L>(mut listener: L, router: Router, h2_streams: u32, stop: CancellationToken)
 where
     L: Listener<Addr = std::net::SocketAddr>,
     L::Io: Negotiated,
@@ -107,18 +118,19 @@ where
         let h2 = io.is_h2();
         tracker.spawn(async move {
             let _slot = slot;
-            connection(io, h2, remote, router, stop).await;
+            connection(io, (h2, h2_streams), remote, router, stop).await;
         });
     }
     tracker.close();
     tracker.wait().await;
 }
 
-/// Serves one connection, HTTP/2 if `h2` else HTTP/1.1, until it ends, or until `stop` or (for
-/// HTTP/2) [`H2_IDLE_TIMEOUT`] without a request ask it to end after its open requests.
+/// Serves one connection, HTTP/2 with at most `h2.1` requests at once if `h2.0` else HTTP/1.1,
+/// until it ends, or until `stop` or (for HTTP/2) [`H2_IDLE_TIMEOUT`] without a request ask it
+/// to end after its open requests.
 pub(crate) async fn connection<Io>(
     io: Io,
-    h2: bool,
+    (h2, h2_streams): (bool, u32),
     remote: std::net::SocketAddr,
     router: Router,
     stop: CancellationToken,
@@ -140,7 +152,7 @@ pub(crate) async fn connection<Io>(
             }))
         }
     });
-    let builder = builder(h2);
+    let builder = builder(h2, h2_streams);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let idle = async {
@@ -170,14 +182,14 @@ pub(crate) async fn connection<Io>(
 
 /// The protocol's builder with the console's bounds: the other protocol is never tried, so a
 /// plain connection cannot start HTTP/2 by sending its preface.
-fn builder(h2: bool) -> auto::Builder<TokioExecutor> {
+fn builder(h2: bool, h2_streams: u32) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     b.http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(H2_STREAMS_MAX)
+        .max_concurrent_streams(h2_streams)
         .max_header_list_size(H2_HEADER_LIST_BYTES_MAX)
         .keep_alive_interval(H2_PING_EVERY)
         .keep_alive_timeout(H2_PING_TIMEOUT)

@@ -53,7 +53,7 @@ fn served(h2: bool) -> Served {
     let remote = SocketAddr::from(([127, 0, 0, 1], 40000));
     let task = tokio::spawn(connection(
         server,
-        h2,
+        (h2, H2_STREAMS_MAX),
         remote,
         router(held.clone()),
         stop.clone(),
@@ -291,4 +291,17 @@ async fn a_connection_without_h2_by_alpn_never_speaks_http2() {
         .unwrap();
     assert!(answered.is_err(), "answered over HTTP/2: {answered:?}");
     ends_within(s.task).await;
+}
+
+#[test]
+fn the_stream_limit_follows_the_live_view_caps() {
+    let defaults = crate::pages::events::LIVE_VIEWS_MAX + crate::pages::streams::STREAM_VIEWS_MAX;
+    assert_eq!(
+        h2_streams_max(defaults),
+        H2_STREAMS_MAX,
+        "the default caps fit in 32"
+    );
+    assert_eq!(h2_streams_max(0), H2_STREAMS_MAX);
+    // Both caps at their flags' maximum: every live page of one browser still gets a stream.
+    assert_eq!(h2_streams_max(64 + 256), 64 + 256 + H2_PAGE_LOADS);
 }

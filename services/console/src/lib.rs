@@ -151,6 +151,8 @@ pub async fn serve(
     };
     tracing::info!(%addr, scheme, login, "console serving");
     let app = server::app(state, access);
-    server::serve(listener, app, settings.tls, stop).await?;
+    let h2_streams =
+        connections::h2_streams_max(args.console_live_views_max + args.console_stream_views_max);
+    server::serve(listener, app, settings.tls, h2_streams, stop).await?;
     Ok(())
 }

@@ -68,19 +68,21 @@ pub fn app(state: AppState, access: Arc<Access>) -> Router {
         .layer(axum::middleware::from_fn(headers::secure))
 }
 
-/// Serves `router` on `listener` until `stop`: over HTTPS with `tls`, else plain HTTP.
+/// Serves `router` on `listener` until `stop`: over HTTPS with `tls`, else plain HTTP; an HTTP/2
+/// connection takes `h2_streams` requests at once.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
+    h2_streams: u32,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     match tls {
         Some(config) => {
             let listener = https::TlsListener::new(listener, config, stop.clone())?;
-            connections::serve(listener, router, stop).await;
+            connections::serve(listener, router, h2_streams, stop).await;
         }
-        None => connections::serve(listener, router, stop).await,
+        None => connections::serve(listener, router, h2_streams, stop).await,
     }
     Ok(())
 }
