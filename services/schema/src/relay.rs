@@ -403,8 +403,12 @@ impl<R: Registry> Relay<R> {
 
     /// [`Relay::prepare`] when it needs no wait (the subject's schema covers the event, or it
     /// has no subject), without a future to box and poll; else the event back for `prepare`.
-    /// Both paths make the same event.
+    /// Both paths make the same event. When spans are exported, always `prepare`: its span
+    /// covers the schema check, and none is made for an event that then waits.
     fn prepare_now(&self, ev: Event) -> Now {
+        if telemetry::exporting() {
+            return Now::Wait(ev);
+        }
         let started = self.pipeline.metrics().map(|_| Instant::now());
         let subject = subject_of(&ev).filter(|_| ev.dead_letter.is_none());
         let outcome = match &subject {

@@ -13,6 +13,12 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// Whether spans are exported (set by `telemetry::init`): per-event spans are made only then.
 pub(super) static EXPORTING: AtomicBool = AtomicBool::new(false);
 
+/// Whether spans are exported: a service that makes an event's span only around work it may
+/// skip asks first, so the exported span still covers that work.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
 /// W3C trace context of a span, as carried in an event: (`traceparent`, `tracestate`).
 pub fn trace_context(span: &tracing::Span) -> (String, String) {
     let cx = span.context();

@@ -28,7 +28,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, fmt};
 
 pub use collector::CollectorError;
-pub use context::{EventTrace, event_context, set_parent, trace_context};
+pub use context::{EventTrace, event_context, exporting, set_parent, trace_context};
 pub use otlp_env::{OtlpEnvError, Signal};
 
 /// Why telemetry could not start as configured: always the operator's configuration (exit 64).
