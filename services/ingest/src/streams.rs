@@ -412,14 +412,8 @@ impl StreamTask {
     async fn dispatch(&mut self, mut e: SseEvent, token: &CancellationToken) -> bool {
         let received_unix_nanos = event::unix_nanos_now();
         let (d, new_type, mark) = self.routes_of(&e);
-        self.status.update(&self.key, |s| {
-            s.received += 1;
-            s.unmatched += d.unmatched;
-            if let Some(n) = new_type {
-                s.discovered_types = n;
-            }
-            s.last_event_id.clone_from(&e.last_event_id);
-        });
+        self.status
+            .count_received(&self.key, d.unmatched, new_type, &e.last_event_id);
         let index = self.ids.next_index(&e.last_event_id);
         // The span (when traces are exported) lasts until the event is handed on, as before.
         let EventTrace {

@@ -421,6 +421,35 @@ impl Status {
         inner.dirty.mark_all();
     }
 
+    /// Counts one SSE event of stream `key` as read (the reader's update per event): `unmatched`
+    /// routed nowhere, `new_type` the endpoint's count of discovered types when this event's
+    /// type is new, `last_event_id` the stream's id after it. Of these only a new type changes
+    /// what is reported, so no report is compared before and after (`update` copies the last
+    /// error twice to do so).
+    pub fn count_received(
+        &self,
+        key: &str,
+        unmatched: u64,
+        new_type: Option<u64>,
+        last_event_id: &str,
+    ) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let Some(s) = inner.streams.get_mut(key) else {
+            return;
+        };
+        s.received += 1;
+        s.unmatched += unmatched;
+        s.last_event_id.clear();
+        s.last_event_id.push_str(last_event_id);
+        if let Some(n) = new_type.filter(|n| *n != s.discovered_types) {
+            s.discovered_types = n;
+            inner
+                .dirty
+                .mark(&s.device, s.assets.iter().map(String::as_str));
+        }
+    }
+
     /// Applies `f` to the status of stream `key` (unknown keys are ignored).
     pub fn update(&self, key: &str, f: impl FnOnce(&mut StreamStatus)) {
         let mut guard = self.lock();

@@ -402,6 +402,35 @@ fn a_change_marks_only_the_resources_that_show_it() {
 }
 
 #[test]
+fn an_event_read_is_counted_and_only_a_new_type_is_shown() {
+    let r = load_texts([("r.yaml", RES)]);
+    let s = Status::default();
+    s.reconcile(&plan(&r), &r);
+    assert!(s.take_dirty().all);
+    let key = "d/e|http://h/x/z";
+    s.update(key, |st| st.last_error = "an earlier error".into());
+    let _ = s.take_dirty();
+    s.count_received(key, 1, None, "41");
+    s.count_received(key, 0, None, "42");
+    assert!(s.take_dirty().is_empty(), "counters and ids are not shown");
+    s.count_received(key, 0, Some(3), "43");
+    assert_eq!(
+        s.take_dirty().devices,
+        ["d".to_string()].into(),
+        "a new type is"
+    );
+    s.count_received(key, 0, Some(3), "44");
+    assert!(s.take_dirty().is_empty(), "the same count again is not");
+    let st = s.streams().into_iter().find(|st| st.key == key).unwrap();
+    assert_eq!(
+        (st.received, st.unmatched, st.last_event_id.as_str()),
+        (4, 1, "44")
+    );
+    assert_eq!(st.discovered_types, 3);
+    assert_eq!(st.last_error, "an earlier error");
+}
+
+#[test]
 fn a_scoped_report_is_that_part_of_the_full_one() {
     let r = load_texts([("r.yaml", RES)]);
     let s = Status::default();
