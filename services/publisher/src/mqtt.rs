@@ -11,6 +11,7 @@
 mod book;
 mod connection;
 mod describe;
+mod packed;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -50,6 +50,7 @@ use sse_runtime::mqtt::Handler;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::packed::PackedPairs;
 use super::{Job, Stamper, describe};
 use crate::config::MqttSettings;
 use crate::error::Error;
@@ -61,7 +62,11 @@ use crate::state_store;
 /// A message handed to rumqttc and not yet resolved.
 #[derive(Debug)]
 struct Item {
+    /// The message; its user properties are in `packed` when they are not here.
     message: Message,
+    /// The user properties rumqttc took (every message but a state store request, whose
+    /// properties a retry changes).
+    packed: Option<PackedPairs>,
     reply: Option<oneshot::Sender<Result<(), Error>>>,
     /// Packet id the broker knows it by (QoS 1, once sent).
     pkid: Option<u16>,
@@ -187,34 +192,45 @@ impl Book {
     }
 
     /// Hands a message to rumqttc, or resolves it at once when the broker cannot take it.
-    pub(super) fn admit(&mut self, job: Job, client: &AsyncClient) {
+    pub(super) fn admit(&mut self, mut job: Job, client: &AsyncClient) {
         if let Err(e) = self.check(&job.message) {
             let _ = job.reply.send(Err(e));
             return;
         }
+        // rumqttc gets the user properties themselves; the item keeps them packed.
+        let (properties, packed) = if is_store_request(&job.message) {
+            (job.message.properties.clone(), None)
+        } else {
+            let user = std::mem::take(&mut job.message.properties.user_properties);
+            let packed = PackedPairs::of(&user);
+            let mut properties = job.message.properties.clone();
+            properties.user_properties = user;
+            (properties, Some(packed))
+        };
         let m = &job.message;
         let sent = client.try_publish_with_properties(
             m.topic.clone(),
             crate::event::mqtt_qos(m.qos),
             m.retain,
             m.payload.clone(),
-            m.properties.clone(),
+            properties,
         );
         if sent.is_err() {
             // Cannot happen (the channel holds more than `limit`); the caller sees "not acked".
             tracing::error!("mqtt request channel refused a publish");
             return;
         }
-        self.track(job);
+        self.track(job, packed);
     }
 
-    fn track(&mut self, job: Job) {
+    fn track(&mut self, job: Job, packed: Option<PackedPairs>) {
         let order = self.next_order;
         self.next_order += 1;
         self.items.insert(
             order,
             Box::new(Item {
                 message: job.message,
+                packed,
                 reply: Some(job.reply),
                 pkid: None,
                 sent_at: None,
@@ -340,6 +356,9 @@ impl Book {
         let mut replay = Vec::with_capacity(self.items.len());
         for (order, item) in self.items.iter_mut() {
             let mut p = item.message.to_publish();
+            if let (Some(packed), Some(props)) = (&item.packed, p.properties.as_mut()) {
+                props.user_properties = packed.unpack();
+            }
             match item.pkid {
                 Some(pkid) if connack.session_present => {
                     p.pkid = pkid;

@@ -21,12 +21,15 @@ fn message(qos: Qos) -> Message {
 
 fn job(book: &mut Book, qos: Qos) -> Delivery {
     let (reply, rx) = oneshot::channel();
-    book.track(Job {
-        message: message(qos),
-        reply,
-        attempts: 0,
-        meter: None,
-    });
+    book.track(
+        Job {
+            message: message(qos),
+            reply,
+            attempts: 0,
+            meter: None,
+        },
+        None,
+    );
     rx
 }
 
@@ -182,12 +185,15 @@ fn store_message(correlation: &'static [u8]) -> Message {
 
 fn store_job(book: &mut Book, correlation: &'static [u8]) -> Delivery {
     let (reply, rx) = oneshot::channel();
-    book.track(Job {
-        message: store_message(correlation),
-        reply,
-        attempts: 0,
-        meter: None,
-    });
+    book.track(
+        Job {
+            message: store_message(correlation),
+            reply,
+            attempts: 0,
+            meter: None,
+        },
+        None,
+    );
     rx
 }
 
@@ -209,7 +215,7 @@ fn response(correlation: &'static [u8], payload: &'static [u8]) -> Event {
 fn readmit(b: &mut Book) -> usize {
     let mut n = 0;
     while let Some(job) = b.retry.pop_front() {
-        b.track(job);
+        b.track(job, None);
         n += 1;
     }
     n
@@ -373,4 +379,31 @@ fn a_string_brokers_refuse_is_refused_before_it_is_written() {
         b.check(&with(Some("application/json"), ("sseevent", "温度 ok")))
             .is_ok()
     );
+}
+
+/// rumqttc gets a message's user properties and the book keeps them packed: a reconnect sends
+/// them again as they were.
+#[tokio::test]
+async fn a_message_sent_again_after_a_reconnect_keeps_its_user_properties() {
+    let mut b = connected();
+    let options = rumqttc::v5::MqttOptions::new("c1", "127.0.0.1", 1);
+    let (client, _eventloop) = AsyncClient::new(options, 10);
+    let mut m = message(Qos::AtLeastOnce);
+    m.properties.user_properties = [("specversion", "1.0"), ("id", "ev-1"), ("sseid", "")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    m.properties.content_type = Some("application/json".into());
+    let (reply, _rx) = oneshot::channel();
+    let job = Job {
+        message: m.clone(),
+        reply,
+        attempts: 0,
+        meter: None,
+    };
+    b.admit(job, &client);
+    b.on_disconnect();
+    let replay = b.on_connack(&connack(false), 10);
+    assert_eq!(replay.len(), 1);
+    assert_eq!(replay[0].properties.as_ref(), Some(&m.properties));
 }
