@@ -118,19 +118,19 @@ where
         let h2 = io.is_h2();
         tracker.spawn(async move {
             let _slot = slot;
-            connection(io, (h2, h2_streams), remote, router, stop).await;
+            connection(io, h2.then_some(h2_streams), remote, router, stop).await;
         });
     }
     tracker.close();
     tracker.wait().await;
 }
 
-/// Serves one connection, HTTP/2 with at most `h2.1` requests at once if `h2.0` else HTTP/1.1,
-/// until it ends, or until `stop` or (for HTTP/2) [`H2_IDLE_TIMEOUT`] without a request ask it
-/// to end after its open requests.
+/// Serves one connection, HTTP/2 with at most `h2_streams` requests at once when given, else
+/// HTTP/1.1, until it ends, or until `stop` or (for HTTP/2) [`H2_IDLE_TIMEOUT`] without a
+/// request ask it to end after its open requests.
 pub(crate) async fn connection<Io>(
     io: Io,
-    (h2, h2_streams): (bool, u32),
+    h2_streams: Option<u32>,
     remote: std::net::SocketAddr,
     router: Router,
     stop: CancellationToken,
@@ -152,11 +152,11 @@ pub(crate) async fn connection<Io>(
             }))
         }
     });
-    let builder = builder(h2, h2_streams);
+    let builder = builder(h2_streams);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let idle = async {
-        if h2 {
+        if h2_streams.is_some() {
             requests.idle_for(H2_IDLE_TIMEOUT).await;
         } else {
             std::future::pending::<()>().await;
@@ -182,20 +182,23 @@ pub(crate) async fn connection<Io>(
 
 /// The protocol's builder with the console's bounds: the other protocol is never tried, so a
 /// plain connection cannot start HTTP/2 by sending its preface.
-fn builder(h2: bool, h2_streams: u32) -> auto::Builder<TokioExecutor> {
+fn builder(h2_streams: Option<u32>) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let Some(streams) = h2_streams else {
+        b.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        return b.http1_only();
+    };
     b.http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(h2_streams)
+        .max_concurrent_streams(streams)
         .max_header_list_size(H2_HEADER_LIST_BYTES_MAX)
         .keep_alive_interval(H2_PING_EVERY)
         .keep_alive_timeout(H2_PING_TIMEOUT)
         .max_pending_accept_reset_streams(H2_PENDING_RESETS_MAX)
         .max_local_error_reset_streams(H2_LOCAL_RESETS_MAX);
-    if h2 { b.http2_only() } else { b.http1_only() }
+    b.http2_only()
 }
 
 /// The requests open on one connection: each holds an [`Open`] from its arrival until its

@@ -53,7 +53,7 @@ fn served(h2: bool) -> Served {
     let remote = SocketAddr::from(([127, 0, 0, 1], 40000));
     let task = tokio::spawn(connection(
         server,
-        (h2, H2_STREAMS_MAX),
+        h2.then_some(H2_STREAMS_MAX),
         remote,
         router(held.clone()),
         stop.clone(),
