@@ -40,8 +40,6 @@ use super::tokens::Tokens;
 
 /// Redirects followed for one connection attempt.
 const MAX_REDIRECTS: usize = 10;
-/// Longest `Retry-After` honoured.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Longest server `retry:` time honoured: a larger value would park the stream for days.
 pub const MAX_SERVER_RETRY: Duration = Duration::from_secs(3600);
 /// Default of [`ClientConfig::min_reconnect_delay`]: the backoff floor (`Backoff::standard()`'s
@@ -671,97 +669,6 @@ async fn open(
     Ok((conn, response, body))
 }
 
-/// What a final (non-redirect) response means; `None` = a stream to read.
-fn classify(response: &Response<()>) -> Option<Attempt> {
-    let status = response.status();
-    let code = status.as_u16();
-    let outcome = match code {
-        200 => {
-            let content_type = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-            match content_type {
-                Some(ct) if is_event_stream(&ct) => return None,
-                Some(ct) => not_sse(format!(
-                    "wrong content type {:?}, expected text/event-stream (HTTP 200)",
-                    crate::text::first_chars(&ct, 100)
-                )),
-                None => not_sse("no content type, expected text/event-stream (HTTP 200)"),
-            }
-        }
-        204 => not_sse("HTTP 204 No Content"),
-        _ if status.is_success() => not_sse(format!(
-            "unexpected {}, expected HTTP 200",
-            status_text(status)
-        )),
-        401 => Attempt::Retry {
-            error: "unauthorized (HTTP 401)".to_owned(),
-            reason: super::ended::AUTH,
-            delay: Delay::Unauthorized,
-        },
-        403 => Attempt::Retry {
-            error: "forbidden (HTTP 403)".to_owned(),
-            reason: super::ended::AUTH,
-            delay: Delay::Long,
-        },
-        429 | 500..=599 => Attempt::Retry {
-            error: status_text(status),
-            reason: super::ended::HTTP_STATUS,
-            delay: retry_after(response.headers()).map_or(Delay::Backoff, Delay::AtLeast),
-        },
-        _ => Attempt::Retry {
-            error: status_text(status),
-            reason: super::ended::HTTP_STATUS,
-            delay: Delay::Long,
-        },
-    };
-    Some(outcome)
-}
-
-/// A success answer that is not an event stream: a browser's EventSource would give up, but a
-/// connector nobody watches must come back when the device does, so it waits the long backoff
-/// (as for 403) and its status says why.
-fn not_sse(what: impl Into<String>) -> Attempt {
-    Attempt::Retry {
-        error: format!(
-            "{}; not an event stream, retried with the long backoff (60 s doubling to 5 min)",
-            what.into()
-        ),
-        reason: super::ended::NOT_SSE,
-        delay: Delay::Long,
-    }
-}
-
-/// Whether a Content-Type's MIME essence is `text/event-stream` (case-insensitive, parameters ignored).
-fn is_event_stream(content_type: &str) -> bool {
-    content_type
-        .split(';')
-        .next()
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("text/event-stream"))
-}
-
-/// `Retry-After` as seconds or an HTTP date, capped at an hour.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    let delay = match value.parse::<u64>() {
-        Ok(seconds) => Duration::from_secs(seconds),
-        Err(_) => httpdate::parse_http_date(value)
-            .ok()?
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    };
-    Some(delay.min(MAX_RETRY_AFTER))
-}
-
-/// "HTTP 503 Service Unavailable".
-pub(super) fn status_text(status: StatusCode) -> String {
-    match status.canonical_reason() {
-        Some(reason) => format!("HTTP {} {reason}", status.as_u16()),
-        None => format!("HTTP {}", status.as_u16()),
-    }
-}
-
 /// The URL for logs: scheme, host, port and path; no credentials, no query (it may hold tokens).
 fn display_url(url: &url::Url) -> String {
     let host = url.host_str().unwrap_or("");
@@ -771,8 +678,10 @@ fn display_url(url: &url::Url) -> String {
     }
 }
 
+mod response;
 mod tls;
 
+use response::classify;
 use tls::{tls_problem, without_client_cert};
 
 #[cfg(test)]

@@ -133,7 +133,7 @@ pub fn is_redirect(status: StatusCode) -> bool {
 
 /// Where a redirect points, resolved against the current URL.
 pub fn redirect_target(current: &url::Url, response: &Response<()>) -> Result<url::Url, String> {
-    let status = super::client::status_text(response.status());
+    let status = crate::text::status_text(response.status());
     let location = response
         .headers()
         .get(header::LOCATION)

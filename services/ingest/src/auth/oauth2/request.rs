@@ -19,6 +19,7 @@ use super::Files;
 use crate::auth::{basic_value, build_verifier, read_option_value, read_secret_text};
 use crate::resources::options::OAuth2;
 use crate::sse::TokenError;
+use crate::text::status_text;
 
 /// Largest token endpoint answer read (tokens, even JWTs with many claims, are a few KiB).
 pub const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
@@ -264,14 +265,6 @@ fn refusal(body: &[u8], client_secret: &str) -> String {
         (Some(e), None) => format!(": {e}"),
         (None, Some(d)) => format!(": {d}"),
         (None, None) => String::new(),
-    }
-}
-
-/// "HTTP 401 Unauthorized".
-fn status_text(status: http::StatusCode) -> String {
-    match status.canonical_reason() {
-        Some(reason) => format!("HTTP {} {reason}", status.as_u16()),
-        None => format!("HTTP {}", status.as_u16()),
     }
 }
 

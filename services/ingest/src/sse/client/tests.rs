@@ -8,40 +8,6 @@ fn get(url: &url::Url, extra: Option<&HeaderMap>, id: &str) -> Result<Request<()
 }
 
 #[test]
-fn event_stream_content_type_essence() {
-    assert!(is_event_stream("text/event-stream"));
-    assert!(is_event_stream("Text/Event-Stream; charset=utf-8"));
-    assert!(is_event_stream(" text/event-stream ;foo=bar"));
-    assert!(!is_event_stream("text/plain"));
-    assert!(!is_event_stream("text/event-streams"));
-    assert!(!is_event_stream(""));
-}
-
-#[test]
-fn retry_after_seconds_and_date() {
-    let mut headers = HeaderMap::new();
-    assert_eq!(retry_after(&headers), None);
-    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
-    assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
-    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("999999"));
-    assert_eq!(retry_after(&headers), Some(MAX_RETRY_AFTER));
-    headers.insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-    );
-    assert_eq!(retry_after(&headers), Some(Duration::ZERO));
-    let later = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
-    headers.insert(header::RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
-    let d = retry_after(&headers).unwrap();
-    assert!(
-        d > Duration::from_secs(100) && d <= Duration::from_secs(120),
-        "{d:?}"
-    );
-    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
-    assert_eq!(retry_after(&headers), None);
-}
-
-#[test]
 fn server_retry_is_clamped_to_the_floor_and_an_hour() {
     let floor = Duration::from_millis(500);
     assert_eq!(server_retry(0, floor), floor);
@@ -72,15 +38,6 @@ fn redirects_from_https_to_http_are_refused() {
     assert!(to("https://other/p", "https://h/s").is_ok());
     assert!(to("https://h/p", "http://h/s").is_ok());
     assert!(to("/p", "https://h/s").is_ok());
-}
-
-#[test]
-fn status_texts() {
-    assert_eq!(
-        status_text(StatusCode::SERVICE_UNAVAILABLE),
-        "HTTP 503 Service Unavailable"
-    );
-    assert_eq!(status_text(StatusCode::from_u16(599).unwrap()), "HTTP 599");
 }
 
 #[test]
