@@ -6,7 +6,8 @@ use std::time::Duration;
 use http::Response;
 use http::header::{self, HeaderMap};
 
-use crate::text::status_text;
+use crate::sse::ended;
+use crate::text::{first_chars, status_text};
 
 use super::{Attempt, Delay};
 
@@ -27,7 +28,7 @@ pub(super) fn classify(response: &Response<()>) -> Option<Attempt> {
                 Some(ct) if is_event_stream(&ct) => return None,
                 Some(ct) => not_sse(format!(
                     "wrong content type {:?}, expected text/event-stream (HTTP 200)",
-                    crate::text::first_chars(&ct, 100)
+                    first_chars(&ct, 100)
                 )),
                 None => not_sse("no content type, expected text/event-stream (HTTP 200)"),
             }
@@ -39,22 +40,22 @@ pub(super) fn classify(response: &Response<()>) -> Option<Attempt> {
         )),
         401 => Attempt::Retry {
             error: "unauthorized (HTTP 401)".to_owned(),
-            reason: crate::sse::ended::AUTH,
+            reason: ended::AUTH,
             delay: Delay::Unauthorized,
         },
         403 => Attempt::Retry {
             error: "forbidden (HTTP 403)".to_owned(),
-            reason: crate::sse::ended::AUTH,
+            reason: ended::AUTH,
             delay: Delay::Long,
         },
         429 | 500..=599 => Attempt::Retry {
             error: status_text(status),
-            reason: crate::sse::ended::HTTP_STATUS,
+            reason: ended::HTTP_STATUS,
             delay: retry_after(response.headers()).map_or(Delay::Backoff, Delay::AtLeast),
         },
         _ => Attempt::Retry {
             error: status_text(status),
-            reason: crate::sse::ended::HTTP_STATUS,
+            reason: ended::HTTP_STATUS,
             delay: Delay::Long,
         },
     };
@@ -70,7 +71,7 @@ fn not_sse(what: impl Into<String>) -> Attempt {
             "{}; not an event stream, retried with the long backoff (60 s doubling to 5 min)",
             what.into()
         ),
-        reason: crate::sse::ended::NOT_SSE,
+        reason: ended::NOT_SSE,
         delay: Delay::Long,
     }
 }
