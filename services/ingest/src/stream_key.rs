@@ -32,10 +32,7 @@ pub fn stream_key(device: &str, endpoint: &str, url: &Url) -> String {
 
 /// The first 8 bytes of the query's SHA-256, as hex.
 fn query_hash(query: &str) -> String {
-    Sha256::digest(query.as_bytes())[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&Sha256::digest(query.as_bytes())[..8])
 }
 
 /// The key a stored key has today: keys written before the key lost its user info and query

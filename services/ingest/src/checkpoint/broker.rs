@@ -81,6 +81,20 @@ impl BrokerStore {
             seen: Some(seen),
         }
         .encode();
+        self.publish(key, payload).await
+    }
+
+    /// Removes stream `key`'s retained record (an empty retained message), for a record stored
+    /// under a key that is no longer used, or one whose stream is gone for the retention.
+    pub async fn clear(&self, key: &str) -> Result<(), CheckpointError> {
+        self.publish(key, Vec::new()).await
+    }
+
+    /// Hands stream `key`'s retained record to the client, then lets the runtime's other tasks
+    /// run: a save writes every changed stream's record (thousands, every second, on a busy
+    /// ingest), and without a turn between records it held the streams' thread for as many
+    /// as rumqttc's request queue takes (64) at a time.
+    async fn publish(&self, key: &str, payload: Vec<u8>) -> Result<(), CheckpointError> {
         self.client
             .publish(
                 record::topic(&self.prefix, key),
@@ -89,21 +103,9 @@ impl BrokerStore {
                 payload,
             )
             .await
-            .map_err(|e| CheckpointError::Mqtt(e.to_string()))
-    }
-
-    /// Removes stream `key`'s retained record (an empty retained message), for a record stored
-    /// under a key that is no longer used, or one whose stream is gone for the retention.
-    pub async fn clear(&self, key: &str) -> Result<(), CheckpointError> {
-        self.client
-            .publish(
-                record::topic(&self.prefix, key),
-                QoS::AtLeastOnce,
-                true,
-                Vec::new(),
-            )
-            .await
-            .map_err(|e| CheckpointError::Mqtt(e.to_string()))
+            .map_err(|e| CheckpointError::Mqtt(e.to_string()))?;
+        tokio::task::yield_now().await;
+        Ok(())
     }
 }
 
