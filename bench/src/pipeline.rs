@@ -115,6 +115,12 @@ impl Pipeline {
         schema_args.extend(tls(schema_bin)?);
         let schema = start(schema_bin, schema_args).await?;
         let mut ingest_args = vec![s("--schema"), url(&schema)];
+        // Checkpoints on the broker, as the Kubernetes manifests deploy ingest (and as
+        // `sse-connector` does by default), so their saves are in what is measured; a
+        // `CHECKPOINT_STORE` in the bench's environment, which every service inherits, wins.
+        if std::env::var_os("CHECKPOINT_STORE").is_none() {
+            ingest_args.extend([s("--checkpoint-store"), broker.url()]);
+        }
         ingest_args.extend(ingest_dir_args(&dir));
         ingest_args.extend(tls(ingest_bin)?);
         let ingest = start(ingest_bin, ingest_args).await?;

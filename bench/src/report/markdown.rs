@@ -54,7 +54,8 @@ impl Report {
             "How it is measured: a load source in the harness serves K SSE streams (`/s/<i>`, \
              ~200-byte JSON events carrying a send timestamp in ns and a sequence number; it honours \
              `Last-Event-ID`). The pipeline is the three release binaries (sse-ingest → sse-schema → \
-             sse-publisher) with one dataset per stream publishing at QoS 1; `raw` is one rumqttc \
+             sse-publisher) with one dataset per stream publishing at QoS 1 and ingest's checkpoints \
+             kept on the same broker, as the Kubernetes manifests deploy it; `raw` is one rumqttc \
              client publishing the same payloads straight to Mosquitto ({} in flight); `python` is \
              bench/python/bridge.py (httpx-sse + paho-mqtt v5, QoS 1, one reader thread per stream, \
              at most {} un-acknowledged publishes). One MQTT 5 QoS 1 subscriber per contender counts \
@@ -64,7 +65,8 @@ impl Report {
              all from copies of the binaries made at start. `connector` is the same three services \
              in one process (`sse-connector`: each keeps its own gRPC server and port, and they \
              call each other's gRPC routes in-process, without HTTP/2 or sockets between them, the \
-             two event streams with their messages unencoded); its CPU is that one process's. Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.{}\n",
+             two event streams with their messages unencoded; checkpoints on the broker, its \
+             default); its CPU is that one process's. Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.{}\n",
             crate::raw::IN_FLIGHT,
             crate::python::IN_FLIGHT,
             if self.has(Kind::Skeleton) || self.has(Kind::SkeletonMtls) {
