@@ -22,7 +22,6 @@ use sse_runtime::mqtt::{Broker, BrokerAddress, ClientSettings};
 use sse_runtime::shown_url::shown;
 use tokio_util::sync::CancellationToken;
 
-pub use broker::RECORDS_PER_TURN;
 use retention::Entry;
 pub use retention::Policy;
 

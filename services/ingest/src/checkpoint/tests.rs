@@ -328,3 +328,35 @@ async fn zero_retention_legacy_records_and_no_plan_yet() {
     c.save_at(now).await.unwrap();
     assert!(file_records(&path).is_empty());
 }
+
+/// A broker save shares ingest's one runtime thread with the streams' readers: another task
+/// gets a turn at least every [`broker::RECORDS_PER_TURN`] records (before, 4 turns while 300
+/// records were saved: the save held the thread for rumqttc's whole request queue at a time).
+#[tokio::test(flavor = "current_thread")]
+async fn a_broker_save_of_many_records_lets_the_other_tasks_run_between_them() {
+    const STREAMS: usize = 300;
+    let mosquitto = sse_e2e::broker::Mosquitto::start().await.unwrap();
+    let token = CancellationToken::new();
+    let store = StoreConfig::Mqtt {
+        broker: Broker::new(BrokerAddress::parse(&mosquitto.url()).unwrap()),
+        prefix: "test/checkpoints".into(),
+        client_id: None,
+    };
+    let c = Checkpoints::open(&store, token.clone()).await.unwrap();
+    for i in 0..STREAMS {
+        let key = format!("device/sse|http://source/s/{i}");
+        let (p, _) = c.resume(&key);
+        lock(&p).sent(&[1], &format!("id-{i}"));
+        c.acked(&key, 1);
+    }
+    let (saved, turns) = crate::report::yields_during(c.save()).await;
+    assert_eq!(saved.unwrap(), STREAMS);
+    let chunks = STREAMS / broker::RECORDS_PER_TURN;
+    assert!(
+        turns >= chunks,
+        "the other task ran {turns} times while {STREAMS} records were saved, {} at a time: the save held the thread",
+        broker::RECORDS_PER_TURN
+    );
+    assert_eq!(c.save().await.unwrap(), 0, "nothing is saved twice");
+    token.cancel();
+}
