@@ -29,6 +29,7 @@ pub mod procs;
 pub mod prometheus;
 pub mod resources;
 pub mod schema_registry;
+pub mod sockets;
 pub mod source;
 pub mod stack;
 pub mod tinyproxy;

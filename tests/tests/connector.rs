@@ -2,7 +2,8 @@
 //! connection now and then reaches the broker once, in order, with its CloudEvents properties;
 //! acks come back (ingest counts every event acknowledged); each service answers grpcurl on its
 //! own port; each event is one trace across the three; SIGTERM stops it cleanly; a broker outage
-//! and a kill -9 with a restart lose nothing; a bad command line exits 64 naming the problem.
+//! and a kill -9 with a restart lose nothing; a bad command line exits 64 naming the problem;
+//! every MQTT connection it opens sends each packet at once (`TCP_NODELAY`).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -480,5 +481,46 @@ async fn without_a_checkpoint_store_a_killed_connector_resumes_from_the_broker()
     assert!(
         resumed >= 1 && resumed <= before,
         "resumed after {resumed}, but the broker had only up to {before}"
+    );
+}
+
+/// #25: rumqttc leaves Nagle's algorithm on, and the services never turned it off, so a publish
+/// written before the broker acknowledged the previous small segment waited in the kernel for
+/// that ACK (up to the broker's delayed-ACK timer when it had nothing to send back). Every MQTT
+/// connection the connector opens, its messages' and its checkpoints', sets `TCP_NODELAY`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mqtt_connection_sends_its_packets_at_once() {
+    let broker = Mosquitto::start().await.unwrap();
+    let sub = sse_e2e::mqtt::Subscriber::connect(broker.port, TOPIC)
+        .await
+        .unwrap();
+    let source = NumberedSource::start(Numbering {
+        total: 50,
+        interval: Duration::from_millis(2),
+        drop_every: None,
+    })
+    .await
+    .unwrap();
+    let setup = Setup::defaults(&source, &broker, &["--checkpoint-interval=100ms"]);
+    let connector = Service::start("sse-connector", &setup.args, &[])
+        .await
+        .unwrap();
+    sub.wait_until("every event", |m| m.len() >= 50)
+        .await
+        .unwrap();
+    let pid = connector.pid().unwrap();
+    // The messages' client and the checkpoints' client (which connects on its first save).
+    let conns = sse_e2e::eventually("two connections to the broker", || async move {
+        let c = sse_e2e::sockets::connections_to(pid, broker.port).unwrap();
+        (c.len() >= 2).then_some(c)
+    })
+    .await
+    .unwrap();
+    let nagle: Vec<_> = conns.iter().filter(|c| !c.nodelay).collect();
+    assert!(
+        nagle.is_empty(),
+        "Nagle's algorithm on for {} of {} connections to the broker: {nagle:?}",
+        nagle.len(),
+        conns.len()
     );
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rumqttc::v5::MqttOptions;
-use rumqttc::{TlsConfiguration, Transport};
+use rumqttc::{NetworkOptions, TlsConfiguration, Transport};
 
 use super::{BrokerAddress, BrokerCredentials, TlsFiles};
 
@@ -125,6 +125,12 @@ impl ClientSettings {
         if let Some(n) = self.max_inflight {
             o.set_outgoing_inflight_upper_limit(n);
         }
+        // rumqttc leaves Nagle's algorithm on: a publish written while the broker has not yet
+        // acknowledged the last small segment waits in the kernel for that ACK, which a broker
+        // that has nothing to send back delays by up to its delayed-ACK timer (40 ms on Linux).
+        let mut net = NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        o.set_network_options(net);
         o
     }
 
