@@ -46,7 +46,7 @@ start() {
 }
 
 mqtt_port=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$mqtt_port" >"$run/mosquitto.conf"
+printf 'listener %s 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n' "$mqtt_port" >"$run/mosquitto.conf"
 mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 "$mosquitto_bin" -c "$run/mosquitto.conf" >"$run/mosquitto.log" 2>&1 &
 pids+=($!)
