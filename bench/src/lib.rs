@@ -75,6 +75,11 @@ pub struct Settings {
     /// 1000; other rates show how the cost per event depends on the gap between events).
     #[arg(long, env = "BENCH_LATENCY_RATE", default_value_t = ISSUE_LATENCY_RATE, value_parser = positive_rate)]
     pub latency_rate: f64,
+    /// QoS of the services' datasets (0 or 1). The issue's load is QoS 1; at QoS 0 the broker
+    /// sends nothing back, which shows what the publisher's TCP settings do on their own. The
+    /// bench's raw publisher and skeleton stay at QoS 1.
+    #[arg(long, env = "BENCH_QOS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub qos: u8,
     /// Directory of another build of the three services (e.g. main's `target/release`, copied):
     /// runs it as the contender `baseline` next to the pipeline in the throughput and latency
     /// scenarios, interleaved, so a change is judged within one run on this noisy machine (as the
@@ -341,6 +346,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     if settings.on("latency") {
         let t = Instant::now();
         let (streams, rate) = (100u32, settings.latency_rate);
+        if settings.qos == 0 {
+            report.notes.push(
+                "The services' datasets published at QoS 0 (BENCH_QOS); raw and the skeleton \
+                 at QoS 1."
+                    .to_string(),
+            );
+        }
         if rate != ISSUE_LATENCY_RATE {
             report.notes.push(format!(
                 "Latency and cost ran at {rate} events/s (BENCH_LATENCY_RATE), not the issue's \
