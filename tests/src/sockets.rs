@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use rustix::net::sockopt;
+use rustix::io::Errno;
+use rustix::net::{SocketAddrAny, sockopt};
 use rustix::process::{Pid, PidfdFlags, PidfdGetfdFlags, pidfd_getfd, pidfd_open};
 
 /// One TCP connection of a process, as its socket options stand.
@@ -27,23 +28,23 @@ pub fn connections_to(pid: u32, port: u16) -> anyhow::Result<Vec<Connection>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))? {
         let entry = entry?;
-        let is_socket = std::fs::read_link(entry.path())
-            .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"));
         let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
             continue;
         };
+        let is_socket = std::fs::read_link(entry.path())
+            .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"));
         if !is_socket {
             continue;
         }
-        // The descriptor may have closed since the listing.
-        let Ok(dup) = pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()) else {
-            continue;
+        let dup = match pidfd_getfd(&pidfd, fd, PidfdGetfdFlags::empty()) {
+            Ok(dup) => dup,
+            // Closed since the listing.
+            Err(Errno::BADF) => continue,
+            Err(e) => return Err(e).context("pidfd_getfd (may the caller trace the process?)"),
         };
-        let addr = |a: Option<rustix::net::SocketAddrAny>| a.and_then(|a| a.try_into().ok());
-        let peer: Option<SocketAddr> = rustix::net::getpeername(&dup).ok().and_then(addr);
-        let local: Option<SocketAddr> = rustix::net::getsockname(&dup)
-            .ok()
-            .and_then(|a| addr(Some(a)));
+        let inet = |a: SocketAddrAny| SocketAddr::try_from(a).ok();
+        let peer = rustix::net::getpeername(&dup).ok().flatten().and_then(inet);
+        let local = rustix::net::getsockname(&dup).ok().and_then(inet);
         let (Some(peer), Some(local)) = (peer, local) else {
             continue;
         };
