@@ -90,6 +90,9 @@ pub struct RunResult {
     pub cpu_us_per_event: Option<f64>,
     /// The same per process (`name`, µs per event).
     pub cpu_split: Vec<(String, f64)>,
+    /// The broker's CPU time per event over the window, µs: what carrying this contender's
+    /// messages in and out costs it (how a client writes its packets moves it).
+    pub broker_cpu_us_per_event: Option<f64>,
     /// Latency over time: 100 ms buckets of arrival since the window started.
     pub series: Series,
 }
@@ -114,6 +117,8 @@ pub struct Contender {
     sub: Subscriber,
     feed: Feed,
     sent: u64,
+    /// The broker's process, for its CPU time.
+    broker_pid: Option<u32>,
 }
 
 impl Contender {
@@ -163,6 +168,7 @@ impl Contender {
             sub,
             feed,
             sent: 0,
+            broker_pid: broker.pid(),
         };
         let warm = c.window(1, None, Duration::from_secs(60)).await?;
         if warm.lost > 0 {
@@ -207,6 +213,11 @@ impl Contender {
         }
     }
 
+    /// CPU time of the broker so far (none when it cannot be read).
+    fn broker_cpu(&self) -> Option<Duration> {
+        procstat::cpu_time(self.broker_pid?).ok()
+    }
+
     /// Sends `per_stream` more events on every stream (at `rate` events/s over all streams, or
     /// as fast as possible) and measures their delivery. `stall`: how long without progress
     /// counts the missing events as lost.
@@ -219,6 +230,7 @@ impl Contender {
         let (lo, hi) = (self.sent, self.sent + per_stream);
         self.sub.expect(lo, hi);
         let cpu0 = self.cpu();
+        let broker0 = self.broker_cpu();
         let go = Instant::now();
         let sending = match &self.feed {
             Feed::Sse(source, _) => {
@@ -235,6 +247,7 @@ impl Contender {
         let out = self.sub.wait(stall).await;
         let end = out.complete_at.unwrap_or_else(Instant::now);
         let cpu1 = self.cpu();
+        let broker1 = self.broker_cpu();
         if let Some(task) = sending {
             task.abort();
         }
@@ -268,6 +281,9 @@ impl Contender {
             cpu_us_per_event: (!cpu_split.is_empty())
                 .then(|| cpu_split.iter().map(|(_, v)| v).sum()),
             cpu_split,
+            broker_cpu_us_per_event: broker0
+                .zip(broker1)
+                .map(|(a, b)| b.saturating_sub(a).as_secs_f64() * 1e6 / events),
             series: out.series,
         })
     }

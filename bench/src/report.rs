@@ -31,6 +31,8 @@ pub struct Summary {
     pub cpu_us_per_event: Option<f64>,
     /// The same per process.
     pub cpu_split: Vec<(String, f64)>,
+    /// Median CPU time of the broker per event, µs.
+    pub broker_cpu_us_per_event: Option<f64>,
     /// Lost events over all runs.
     pub lost: u64,
     /// Duplicates over all runs.
@@ -84,6 +86,7 @@ impl Summary {
             max_us: med(&|r| r.max_us),
             cpu_us_per_event: med(&|r| r.cpu_us_per_event),
             cpu_split,
+            broker_cpu_us_per_event: med(&|r| r.broker_cpu_us_per_event),
             lost: runs.iter().map(|r| r.lost).sum(),
             duplicates: runs.iter().map(|r| r.duplicates).sum(),
             out_of_order: runs.iter().map(|r| r.out_of_order).sum(),

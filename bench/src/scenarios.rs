@@ -171,7 +171,7 @@ async fn measure(title: &str, run: usize, rate: Option<f64>, contender: &mut Rea
             r.run = run;
             let us = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_default();
             eprintln!(
-                "bench: {title}: run {run} {:<8} {:>9.0} events/s  p50 {:>8} µs  p99 {:>8} µs  p99.9 {:>8} µs  max {:>8} µs  cpu {:>6} µs/event  lost {} dup {} ooo {}",
+                "bench: {title}: run {run} {:<8} {:>9.0} events/s  p50 {:>8} µs  p99 {:>8} µs  p99.9 {:>8} µs  max {:>8} µs  cpu {:>6} µs/event  broker {:>5} µs/event  lost {} dup {} ooo {}",
                 c.kind.name(),
                 r.events_per_s,
                 us(r.p50_us),
@@ -179,6 +179,9 @@ async fn measure(title: &str, run: usize, rate: Option<f64>, contender: &mut Rea
                 us(r.p999_us),
                 us(r.max_us),
                 r.cpu_us_per_event
+                    .map(|v| format!("{v:.1}"))
+                    .unwrap_or_default(),
+                r.broker_cpu_us_per_event
                     .map(|v| format!("{v:.1}"))
                     .unwrap_or_default(),
                 r.lost,

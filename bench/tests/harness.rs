@@ -1,12 +1,13 @@
 //! The harness's own parts against real sockets and a real Mosquitto: the load source resumes
 //! after `Last-Event-ID` and keeps its schedule, and the subscriber counts what the raw publisher
 //! sends without loss, and the skeleton contender's three processes (plaintext and over mTLS)
-//! and the connector contender carry every SSE event to it.
+//! and the connector contender carry every SSE event to it; a window reads the broker's CPU.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::time::Duration;
 
+use sse_bench::contender::{Contender, Kind};
 use sse_bench::payload;
 use sse_bench::pipeline::Connector;
 use sse_bench::raw::RawPublisher;
@@ -239,5 +240,25 @@ async fn connector_contender_carries_every_sse_event_and_counts_its_cpu() {
     );
     assert_eq!(out.out_of_order, 0);
     assert!(connector.cpu() > before, "the connector's CPU time is read");
+    broker.stop().await;
+}
+
+/// A window reads the broker's CPU time beside the contender's, so the cost a client's way of
+/// writing moves into the broker is seen too; raw bridges nothing and has no CPU of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_reads_the_brokers_cpu_too() {
+    let broker = Mosquitto::start().await.unwrap();
+    let mut raw = Contender::start(Kind::Raw, &broker, 2).await.unwrap();
+    let r = raw
+        .window(100, Some(1000.0), Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!((r.events, r.lost), (200, 0));
+    assert_eq!(r.cpu_us_per_event, None);
+    let broker_cpu = r
+        .broker_cpu_us_per_event
+        .expect("the broker's CPU time is read");
+    assert!(broker_cpu >= 0.0 && broker_cpu.is_finite(), "{broker_cpu}");
+    drop(raw);
     broker.stop().await;
 }

@@ -34,6 +34,11 @@ const DEFAULTS: &[(&str, &str)] = &[
 ];
 
 impl Mosquitto {
+    /// The broker's process id while it runs, to read what it costs (`/proc/<pid>/stat`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// Starts Mosquitto with anonymous access on a free port and waits until it accepts connections.
     pub async fn start() -> anyhow::Result<Self> {
         Self::start_with(&[]).await

@@ -66,7 +66,8 @@ impl Report {
              in one process (`sse-connector`: each keeps its own gRPC server and port, and they \
              call each other's gRPC routes in-process, without HTTP/2 or sockets between them, the \
              two event streams with their messages unencoded; checkpoints on the broker, its \
-             default); its CPU is that one process's. Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.{}\n",
+             default); its CPU is that one process's. The broker's CPU per event is Mosquitto's \
+             over the same window (it also delivers to the subscriber). Re-run with `just bench`; `BENCH_SCALE=0.1 just bench` is a quick run.{}\n",
             crate::raw::IN_FLIGHT,
             crate::python::IN_FLIGHT,
             if self.has(Kind::Skeleton) || self.has(Kind::SkeletonMtls) {
@@ -233,13 +234,13 @@ pub(super) fn scenario_md(s: &mut String, sc: &Scenario) {
     }
     let _ = writeln!(
         s,
-        "| contender | events per run | events/s | p50 | p99 | p99.9 | max | CPU per event | CPU split (µs/event) | lost | dup | out of order |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| contender | events per run | events/s | p50 | p99 | p99.9 | max | CPU per event | CPU split (µs/event) | broker CPU per event | lost | dup | out of order |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for c in &sc.contenders {
         if let Some(e) = &c.error {
             let _ = writeln!(
                 s,
-                "| {} | skipped: {e} | | | | | | | | | | |",
+                "| {} | skipped: {e} | | | | | | | | | | | |",
                 c.kind.name()
             );
             continue;
@@ -252,7 +253,7 @@ pub(super) fn scenario_md(s: &mut String, sc: &Scenario) {
             .join(", ");
         let _ = writeln!(
             s,
-            "| {} | {} | **{}** | {} µs | {} µs | {} µs | {} µs | {} | {} | {} | {} | {} |",
+            "| {} | {} | **{}** | {} µs | {} µs | {} µs | {} µs | {} | {} | {} | {} | {} | {} |",
             c.kind.name(),
             thousands((c.events_per_stream * u64::from(sc.streams)) as f64),
             c.events_per_s.map(thousands).unwrap_or_else(|| "–".into()),
@@ -268,6 +269,9 @@ pub(super) fn scenario_md(s: &mut String, sc: &Scenario) {
             } else {
                 split
             },
+            c.broker_cpu_us_per_event
+                .map(|v| format!("{v:.1} µs"))
+                .unwrap_or_else(|| "–".into()),
             c.lost,
             c.duplicates,
             c.out_of_order

@@ -29,6 +29,7 @@ fn run(kind: Kind, run: usize, p: [f64; 4]) -> RunResult {
         max_us: Some(p[3]),
         cpu_us_per_event: None,
         cpu_split: vec![],
+        broker_cpu_us_per_event: None,
         series: series::Series::bucket(0, series::BUCKET, &samples),
     }
 }
@@ -75,6 +76,33 @@ fn every_contender_gets_p999_and_max_medians_over_its_runs() {
     assert_eq!(v["contenders"][0]["runs"][1]["max_us"], 90_000.0);
     assert_eq!(v["contenders"][0]["runs"][0]["series"]["count"][1], 0);
     assert_eq!(v["noise"]["core"], 1);
+}
+
+#[test]
+fn the_brokers_cpu_is_its_own_column_and_not_in_the_bridges() {
+    let mut runs = vec![
+        run(Kind::Connector, 0, [300.0, 900.0, 5_000.0, 9_000.0]),
+        run(Kind::Connector, 1, [310.0, 950.0, 7_000.0, 9_000.0]),
+    ];
+    for (r, broker) in runs.iter_mut().zip([20.0, 30.0]) {
+        r.cpu_us_per_event = Some(70.0);
+        r.broker_cpu_us_per_event = Some(broker);
+    }
+    let mut sc = latency_scenario();
+    sc.contenders = vec![Summary::new(Kind::Connector, 3, runs, None)];
+    assert_eq!(sc.contenders[0].broker_cpu_us_per_event, Some(25.0));
+    let mut md = String::new();
+    scenario_md(&mut md, &sc);
+    assert!(
+        md.contains("| CPU split (µs/event) | broker CPU per event |"),
+        "{md}"
+    );
+    assert!(md.contains("| 70.0 µs | – | 25.0 µs |"), "{md}");
+    let v = serde_json::to_value(&sc).unwrap();
+    assert_eq!(
+        v["contenders"][0]["runs"][1]["broker_cpu_us_per_event"],
+        30.0
+    );
 }
 
 #[test]
