@@ -75,9 +75,9 @@ pub struct Settings {
     /// 1000; other rates show how the cost per event depends on the gap between events).
     #[arg(long, env = "BENCH_LATENCY_RATE", default_value_t = ISSUE_LATENCY_RATE, value_parser = positive_rate)]
     pub latency_rate: f64,
-    /// QoS of the services' datasets (0 or 1). The issue's load is QoS 1; at QoS 0 the broker
-    /// sends nothing back, which shows what the publisher's TCP settings do on their own. The
-    /// bench's raw publisher and skeleton stay at QoS 1.
+    /// QoS of the services' datasets in every scenario (0 or 1). The issue's load is QoS 1; at
+    /// QoS 0 the broker sends nothing back, which shows what the publisher's TCP settings do on
+    /// their own. The bench's raw publisher and skeleton stay at QoS 1.
     #[arg(long, env = "BENCH_QOS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
     pub qos: u8,
     /// Directory of another build of the three services (e.g. main's `target/release`, copied):
@@ -147,6 +147,7 @@ impl Settings {
 
 static PIPELINE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 static BASELINE: std::sync::OnceLock<(PathBuf, Kind)> = std::sync::OnceLock::new();
+static DATASET_QOS: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
 
 /// Where the pipeline's binaries (and the skeleton's, when selected) run from: the copy [`run`]
 /// made, else the build's directory.
@@ -161,6 +162,12 @@ pub fn pipeline_dir() -> PathBuf {
 /// in (the pipeline's three processes or the connector).
 pub fn baseline() -> Option<(PathBuf, Kind)> {
     BASELINE.get().cloned()
+}
+
+/// The QoS of the services' datasets in this run ([`Settings::qos`]; 1, the issue's load, until
+/// [`run`] sets it).
+pub fn dataset_qos() -> u8 {
+    DATASET_QOS.get().copied().unwrap_or(1)
 }
 
 /// The baseline runs as the pipeline when the pipeline is a contender, else as the connector
@@ -210,6 +217,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         &installed_binaries(&settings.contenders),
     )?;
     let _ = PIPELINE.set(pipeline_copy);
+    let _ = DATASET_QOS.set(settings.qos);
     let baseline_form = baseline_form(&settings.contenders);
     if let Some(dir) = &settings.baseline {
         let baseline_copy = installed.path().join("baseline");
@@ -246,6 +254,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
         timings: vec![],
         seconds: 0.0,
     };
+    if settings.qos == 0 {
+        report.notes.push(
+            "The services' datasets published at QoS 0 (BENCH_QOS) in every scenario; raw and \
+             the skeleton at QoS 1."
+                .into(),
+        );
+    }
     if settings.noise && noise.is_none() {
         report.notes.push(
             "BENCH_NOISE=1 had no effect: the noise runs only during the latency scenario, which \
@@ -346,13 +361,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<Report> {
     if settings.on("latency") {
         let t = Instant::now();
         let (streams, rate) = (100u32, settings.latency_rate);
-        if settings.qos == 0 {
-            report.notes.push(
-                "The services' datasets published at QoS 0 (BENCH_QOS); raw and the skeleton \
-                 at QoS 1."
-                    .to_string(),
-            );
-        }
         if rate != ISSUE_LATENCY_RATE {
             report.notes.push(format!(
                 "Latency and cost ran at {rate} events/s (BENCH_LATENCY_RATE), not the issue's \
@@ -600,6 +608,15 @@ mod tests {
         assert!(one.noise, "BENCH_NOISE=1 parses like --noise=1");
         assert!(Settings::try_parse_from(["sse-bench", "--noise=maybe"]).is_err());
         assert!(Settings::try_parse_from(["sse-bench", "--noise-core", "-1"]).is_err());
+    }
+
+    #[test]
+    fn the_datasets_qos_is_0_or_1() {
+        use clap::Parser;
+        let q = |args: &[&str]| Settings::try_parse_from([&["sse-bench"], args].concat());
+        assert_eq!(q(&[]).unwrap().qos, 1);
+        assert_eq!(q(&["--qos", "0"]).unwrap().qos, 0);
+        assert!(q(&["--qos", "2"]).is_err());
     }
 
     #[test]

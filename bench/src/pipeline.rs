@@ -21,8 +21,8 @@ pub const BINARIES: [&str; 3] = ["sse-publisher", "sse-schema", "sse-ingest"];
 const DATASETS_PER_ASSET: u32 = 100;
 
 /// Resources for `streams` streams of the source at `base`: one device, assets of up to 100
-/// datasets, dataset `i` reading `/s/<i>` and publishing to `<prefix>/s<i>` at `qos` (`Qos1`).
-pub fn resources_yaml(base: &str, streams: u32, prefix: &str, qos: &str) -> String {
+/// datasets, dataset `i` reading `/s/<i>` and publishing to `<prefix>/s<i>` at QoS `qos`.
+pub fn resources_yaml(base: &str, streams: u32, prefix: &str, qos: u8) -> String {
     let mut y = format!(
         "apiVersion: namespaces.deviceregistry.microsoft.com/v1
 kind: Device
@@ -52,7 +52,7 @@ spec:
         for i in first..streams.min(first + DATASETS_PER_ASSET) {
             let _ = writeln!(
                 y,
-                "    - {{ name: s{i}, dataSource: {path}, destinations: [ {{ target: Mqtt, configuration: {{ topic: {prefix}/s{i}, qos: {qos}, retain: Never }} }} ] }}",
+                "    - {{ name: s{i}, dataSource: {path}, destinations: [ {{ target: Mqtt, configuration: {{ topic: {prefix}/s{i}, qos: Qos{qos}, retain: Never }} }} ] }}",
                 path = LoadSource::path(i)
             );
         }
@@ -169,17 +169,9 @@ fn resources_dir(
     }
     std::fs::write(
         dir.path().join("resources/bench.yaml"),
-        resources_yaml(&source.base_url(), streams, prefix, dataset_qos()),
+        resources_yaml(&source.base_url(), streams, prefix, crate::dataset_qos()),
     )?;
     Ok(dir)
-}
-
-/// The datasets' QoS: `BENCH_QOS`, which the bench's settings validated (0 or 1), or QoS 1.
-fn dataset_qos() -> &'static str {
-    match std::env::var("BENCH_QOS").as_deref().map(str::trim) {
-        Ok("0") => "Qos0",
-        _ => "Qos1",
-    }
 }
 
 fn ingest_dir_args(dir: &tempfile::TempDir) -> Vec<String> {
@@ -274,11 +266,13 @@ mod tests {
 
     #[test]
     fn resources_split_streams_into_assets_of_100() {
-        let y = resources_yaml("http://127.0.0.1:9", 250, "bench/p", "Qos1");
+        let y = resources_yaml("http://127.0.0.1:9", 250, "bench/p", 1);
         assert_eq!(y.matches("kind: Asset").count(), 3);
         assert_eq!(y.matches("dataSource: /s/").count(), 250);
         assert!(y.contains("{ name: s249, dataSource: /s/249,"));
         assert!(y.contains("topic: bench/p/s249, qos: Qos1"));
+        let qos0 = resources_yaml("http://127.0.0.1:9", 2, "bench/p", 0);
+        assert!(qos0.contains("topic: bench/p/s1, qos: Qos0"), "{qos0}");
         for doc in y.split("---\n") {
             let v: serde_json::Value = serde_yaml_ng::from_str(doc).expect("yaml");
             assert_eq!(
