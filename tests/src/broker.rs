@@ -205,7 +205,7 @@ mod tests {
         let port = held.local_addr().unwrap().port();
         let m = Mosquitto::start_trying(Some(port), &[]).await.unwrap();
         assert_ne!(m.port, port, "the broker took the port a listener holds");
-        let pid = m.child.as_ref().and_then(Child::id).unwrap();
+        let pid = m.pid().unwrap();
         assert_ne!(listener::held_by(pid, m.port), Some(false));
     }
 
